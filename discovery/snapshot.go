@@ -1,0 +1,111 @@
+package discovery
+
+import (
+	"context"
+	"fmt"
+)
+
+// Backend is one upstream instance as a source saw it. Values are immutable once published.
+type Backend struct {
+	// ID identifies the backend across snapshots, so per-backend state (connection counts,
+	// health, sticky pins) survives table rebuilds. Unique within a pool.
+	ID string
+	// Address is host:port.
+	Address string
+	// Weight is the relative share of traffic, >= 1.
+	Weight int
+	// Region is where the backend runs; empty means the node's own region.
+	Region string
+	// HealthPath is the HTTP path of the active health check; empty means the pool's.
+	HealthPath string
+}
+
+// Pool is a named set of interchangeable backends and how to balance over them.
+type Pool struct {
+	Name string
+	// Algorithm names a balancing policy: round_robin, weighted, least_conn, ip_hash, random.
+	Algorithm string
+	// Sticky pins each client session to one backend with a signed cookie.
+	Sticky   bool
+	Backends []Backend
+}
+
+// Route sends requests whose host and path match to a pool.
+type Route struct {
+	// Host is an exact host ("example.com"), a host with port ("example.com:8443"), a
+	// wildcard ("*.example.com", one or more labels) or empty for the default route.
+	Host string
+	// PathPrefix is matched on whole bytes of the URL path; empty means "/".
+	PathPrefix string
+	// StripPrefix removes PathPrefix from the path sent upstream.
+	StripPrefix bool
+	Pool        string
+}
+
+// Snapshot is a complete, immutable view of pools and routes from one source.
+type Snapshot struct {
+	// Source names where the snapshot came from ("static", "consul"), for logs and conflicts.
+	Source string
+	Pools  []Pool
+	Routes []Route
+}
+
+// Pool returns the pool with the given name.
+func (s *Snapshot) Pool(name string) (*Pool, bool) {
+	for i := range s.Pools {
+		if s.Pools[i].Name == name {
+			return &s.Pools[i], true
+		}
+	}
+	return nil, false
+}
+
+// Source publishes snapshots until ctx ends. publish must not block for long; a source
+// calls it again whenever its view changes, and never with a nil snapshot.
+type Source interface {
+	Run(ctx context.Context, publish func(*Snapshot)) error
+}
+
+// Conflict reports a pool defined by more than one source; the first source wins.
+type Conflict struct {
+	Pool    string
+	Winner  string
+	Ignored string
+}
+
+func (c Conflict) String() string {
+	return fmt.Sprintf("pool %q from %s ignored: %s defines it", c.Pool, c.Ignored, c.Winner)
+}
+
+// Merge combines snapshots in priority order: a pool defined by an earlier snapshot hides the
+// same-named pool of later ones (reported as a Conflict). Routes are concatenated in order.
+func Merge(snaps ...*Snapshot) (*Snapshot, []Conflict) {
+	out := &Snapshot{Source: "merged"}
+	owner := make(map[string]string)
+	var conflicts []Conflict
+	for _, s := range snaps {
+		if s == nil {
+			continue
+		}
+		for _, p := range s.Pools {
+			if w, ok := owner[p.Name]; ok {
+				conflicts = append(conflicts, Conflict{Pool: p.Name, Winner: w, Ignored: s.Source})
+				continue
+			}
+			owner[p.Name] = s.Source
+			out.Pools = append(out.Pools, p)
+		}
+		out.Routes = append(out.Routes, s.Routes...)
+	}
+	return out, conflicts
+}
+
+// Static is a Source that publishes one fixed snapshot and then waits for ctx to end.
+type Static struct{ Snapshot *Snapshot }
+
+// Run publishes the snapshot once.
+func (s Static) Run(ctx context.Context, publish func(*Snapshot)) error {
+	publish(s.Snapshot)
+	<-ctx.Done()
+	return nil
+}
