@@ -1,0 +1,50 @@
+package health
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config tunes the active checks. It can be changed while running with Checker.SetConfig.
+type Config struct {
+	// Interval is the time between the end of one probe of a target and the start of its
+	// next one. Default 10s. Config key: global.health_check.interval.
+	Interval time.Duration
+	// Timeout bounds one probe: dial, request, response headers and the drained body.
+	// Default 5s. Config key: global.health_check.timeout.
+	Timeout time.Duration
+	// Fall is how many consecutive failed probes take a healthy target down. Default 3.
+	// Config key: global.health_check.retries.
+	Fall int
+	// Rise is how many consecutive successful probes bring a down target back. Default 2.
+	Rise int
+}
+
+// DefaultConfig returns the settings used when the config file says nothing.
+func DefaultConfig() Config {
+	return Config{
+		Interval: 10 * time.Second, // 3 misses take ~30s to notice a dead backend, cheap at 1000s of targets
+		Timeout:  5 * time.Second,  // far above a healthy backend's latency: slower than this is broken for clients too
+		Fall:     3,                // one dropped packet or GC pause must not take a backend out
+		Rise:     2,                // a flapping backend has to prove itself twice before it gets traffic back
+	}
+}
+
+// Validate returns every problem with c at once, each prefixed with its config key.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Interval <= 0 {
+		errs = append(errs, fmt.Errorf("global.health_check.interval: must be positive, got %s", c.Interval))
+	}
+	if c.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("global.health_check.timeout: must be positive, got %s", c.Timeout))
+	}
+	if c.Fall < 1 {
+		errs = append(errs, fmt.Errorf("global.health_check.retries: must be at least 1, got %d", c.Fall))
+	}
+	if c.Rise < 1 {
+		errs = append(errs, fmt.Errorf("rise: must be at least 1, got %d", c.Rise))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,58 @@
+package health
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+const (
+	resultSuccess = "success"
+	resultFailure = "failure"
+)
+
+// metrics are the checker's own series. veloflux_backend_health is deliberately not here: the
+// proxy exports it, because the proxy is what decides whether a backend gets traffic.
+type metrics struct {
+	checks   *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "veloflux_health_checks_total",
+			Help: "Active health check probes by pool, backend and result (success or failure).",
+		}, []string{"pool", "backend", "result"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "veloflux_health_check_duration_seconds",
+			Help: "Duration of active health check probes, including failed ones, by pool.",
+			// From sub-millisecond LAN probes up to the 5s default timeout.
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"pool"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.checks, m.duration} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("health: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) observe(pool, backend, result string, took time.Duration) {
+	m.checks.WithLabelValues(pool, backend, result).Inc()
+	m.duration.WithLabelValues(pool).Observe(took.Seconds())
+}
+
+// forgetBackend deletes every series of one backend so removed backends stop being exported.
+func (m *metrics) forgetBackend(pool, backend string) {
+	m.checks.DeletePartialMatch(prometheus.Labels{"pool": pool, "backend": backend})
+}
+
+func (m *metrics) forgetPool(pool string) {
+	m.duration.DeleteLabelValues(pool)
+}

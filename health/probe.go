@@ -1,0 +1,127 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+)
+
+const (
+	// maxDrain bounds how much of a probe's response body is read: enough to let a small
+	// keep-alive-friendly body complete, never enough for a misbehaving backend that streams
+	// forever to hold the probe until its timeout.
+	maxDrain = 4 << 10
+	// maxReason keeps LastError and log lines short whatever the transport says.
+	maxReason = 128
+)
+
+// newDefaultClient is the client used when NewChecker gets nil.
+func newDefaultClient() *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{
+			// Probes go straight to the backend; an HTTP_PROXY from the environment would
+			// make every backend's health the proxy's health.
+			Proxy:       nil,
+			DialContext: (&net.Dialer{KeepAlive: -1}).DialContext,
+			// Every probe dials afresh: it then also proves the backend still accepts new
+			// connections, and thousands of targets don't pin thousands of idle sockets.
+			DisableKeepAlives:      true,
+			DisableCompression:     true,
+			MaxResponseHeaderBytes: 64 << 10,
+		},
+		// 3xx already counts as success; following it would probe some other URL, maybe
+		// another host, and report its health as this backend's.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// probeURL is the URL probed for t. A path without a leading slash is taken as relative to
+// the root so "healthz" and "/healthz" mean the same.
+func probeURL(t Target) string {
+	path := t.Path
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	return "http://" + t.Address + path
+}
+
+// probe sends one GET for t and returns "" on success (2xx or 3xx) or a short reason.
+// ctx carries the probe's deadline.
+func probe(ctx context.Context, client *http.Client, t Target) string {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, probeURL(t), nil)
+	if err != nil {
+		return truncate(fmt.Sprintf("invalid target: %v", unwrapURLError(err)))
+	}
+	if t.Host != "" {
+		req.Host = t.Host
+	}
+	req.Header.Set("User-Agent", "VeloFlux-HealthCheck/1")
+	resp, err := client.Do(req)
+	if err != nil {
+		return failureReason(err)
+	}
+	// Drain (bounded) before closing so a backend that answers with a body is not reset
+	// mid-write; the status has already decided the result, so drain errors don't matter.
+	_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
+	_ = resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 399 {
+		return fmt.Sprintf("status %d", resp.StatusCode)
+	}
+	return ""
+}
+
+// failureReason turns a transport error into the short reason shown in logs and the admin
+// API, e.g. "timeout" or "dial tcp: connection refused", dropping the URL and addresses that
+// the caller already knows.
+func failureReason(err error) string {
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		return "timeout"
+	}
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return truncate(op.Op + " " + op.Net + ": " + innerReason(op.Err))
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return "connection closed before response"
+	}
+	return truncate(unwrapURLError(err).Error())
+}
+
+func innerReason(err error) string {
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return "lookup " + dns.Name + ": " + dns.Err
+	}
+	var sys *os.SyscallError
+	if errors.As(err, &sys) {
+		return sys.Err.Error()
+	}
+	if err == nil {
+		return "unknown error"
+	}
+	return err.Error()
+}
+
+// unwrapURLError drops the `Get "http://...":` prefix the client puts on every error.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.Err != nil {
+		return ue.Err
+	}
+	return err
+}
+
+func truncate(s string) string {
+	if len(s) <= maxReason {
+		return s
+	}
+	// Cutting may split a multi-byte rune; drop the fragment rather than log invalid UTF-8.
+	return strings.ToValidUTF8(s[:maxReason-3], "") + "..."
+}

@@ -1,0 +1,180 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// closedAddr returns a 127.0.0.1 address nothing listens on any more.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatalf("close listener: %v", err)
+	}
+	return addr
+}
+
+func TestProbe(t *testing.T) {
+	mux := http.NewServeMux()
+	for _, code := range []int{200, 204, 404, 500, 503} {
+		mux.HandleFunc(fmt.Sprintf("/status/%d", code), func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(code)
+		})
+	}
+	mux.HandleFunc("/redirect-to-broken", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/status/500", http.StatusFound)
+	})
+	mux.HandleFunc("/hang", func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+	})
+	// A body that never ends: a probe that read it all would hit its timeout.
+	mux.HandleFunc("/endless", func(w http.ResponseWriter, r *http.Request) {
+		chunk := make([]byte, 1024)
+		for {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
+	mux.HandleFunc("/host", func(w http.ResponseWriter, r *http.Request) {
+		if r.Host != r.URL.Query().Get("want") {
+			w.WriteHeader(http.StatusBadRequest)
+		}
+	})
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	addr := srv.Listener.Addr().String()
+
+	tests := []struct {
+		name    string
+		target  Target
+		timeout time.Duration
+		maxTook time.Duration // 0: no limit
+		want    string
+	}{
+		{name: "200 is success", target: Target{Address: addr, Path: "/status/200"}},
+		{name: "204 is success", target: Target{Address: addr, Path: "/status/204"}},
+		{name: "3xx is success and not followed", target: Target{Address: addr, Path: "/redirect-to-broken"}},
+		{name: "404 fails", target: Target{Address: addr, Path: "/status/404"}, want: "status 404"},
+		{name: "500 fails", target: Target{Address: addr, Path: "/status/500"}, want: "status 500"},
+		{name: "503 fails", target: Target{Address: addr, Path: "/status/503"}, want: "status 503"},
+		{name: "slow backend times out", target: Target{Address: addr, Path: "/hang"}, timeout: 50 * time.Millisecond, want: "timeout"},
+		// Reading the whole body would only end at the timeout.
+		{name: "endless body is drained only in part", target: Target{Address: addr, Path: "/endless"}, timeout: 5 * time.Second, maxTook: 2 * time.Second},
+		{name: "closed listener fails to dial", target: Target{Address: closedAddr(t), Path: "/"}, want: "dial tcp: connection refused"},
+		{name: "host header defaults to address", target: Target{Address: addr, Path: "/host?want=" + addr}},
+		{name: "host header override", target: Target{Address: addr, Path: "/host?want=svc.internal", Host: "svc.internal"}},
+		{name: "path without leading slash", target: Target{Address: addr, Path: "healthz"}},
+		{name: "invalid address", target: Target{Address: "bad host:80", Path: "/"}, want: "invalid target: "},
+	}
+	client := newDefaultClient()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			timeout := tt.timeout
+			if timeout == 0 {
+				timeout = 5 * time.Second
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), timeout)
+			defer cancel()
+			start := time.Now()
+			got := probe(ctx, client, tt.target)
+			took := time.Since(start)
+			if tt.want == "" && got != "" || tt.want != "" && !strings.HasPrefix(got, tt.want) {
+				t.Fatalf("probe(%+v) = %q, want %q", tt.target, got, tt.want)
+			}
+			if tt.maxTook > 0 && took > tt.maxTook {
+				t.Fatalf("probe took %s, want under %s", took, tt.maxTook)
+			}
+		})
+	}
+}
+
+// TestProbeGivenClient checks that a caller's client is used as is, here one that follows
+// redirects and so judges the redirect target.
+func TestProbeGivenClient(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/broken", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusBadGateway) })
+	mux.HandleFunc("/redirect", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/broken", http.StatusFound)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	transport := &http.Transport{}
+	defer transport.CloseIdleConnections()
+	client := &http.Client{Transport: transport}
+
+	got := probe(t.Context(), client, Target{Address: srv.Listener.Addr().String(), Path: "/redirect"})
+	if got != "status 502" {
+		t.Fatalf("probe with redirect-following client = %q, want %q", got, "status 502")
+	}
+}
+
+func TestFailureReason(t *testing.T) {
+	long := errors.New(strings.Repeat("x", 500))
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{
+			name: "connection refused",
+			err: &url.Error{Op: "Get", URL: "http://127.0.0.1:1/", Err: &net.OpError{
+				Op: "dial", Net: "tcp", Err: &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED},
+			}},
+			want: "dial tcp: connection refused",
+		},
+		{
+			name: "unknown host",
+			err: &url.Error{Op: "Get", URL: "http://nope.invalid/", Err: &net.OpError{
+				Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "no such host", Name: "nope.invalid", IsNotFound: true},
+			}},
+			want: "dial tcp: lookup nope.invalid: no such host",
+		},
+		{
+			name: "reset while reading",
+			err: &url.Error{Op: "Get", URL: "http://127.0.0.1:1/", Err: &net.OpError{
+				Op: "read", Net: "tcp", Err: &os.SyscallError{Syscall: "read", Err: syscall.ECONNRESET},
+			}},
+			want: "read tcp: connection reset by peer",
+		},
+		{
+			name: "deadline",
+			err:  &url.Error{Op: "Get", URL: "http://127.0.0.1:1/", Err: context.DeadlineExceeded},
+			want: "timeout",
+		},
+		{
+			name: "closed without response",
+			err:  &url.Error{Op: "Get", URL: "http://127.0.0.1:1/", Err: io.EOF},
+			want: "connection closed before response",
+		},
+		{
+			name: "long error is cut",
+			err:  &url.Error{Op: "Get", URL: "http://127.0.0.1:1/", Err: long},
+			want: strings.Repeat("x", maxReason-3) + "...",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := failureReason(tt.err); got != tt.want {
+				t.Fatalf("failureReason() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
