@@ -1,0 +1,107 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/veloflux/veloflux/proxy/ratelimit"
+)
+
+// Config is the part of the proxy's settings that can change while it runs (Reconfigure).
+type Config struct {
+	// TrustedProxies are the networks whose X-Forwarded-For, X-Forwarded-Proto,
+	// X-Forwarded-Host and X-Request-ID are believed. Default none.
+	TrustedProxies []netip.Prefix
+	// Retry bounds how failed requests are tried again on another backend.
+	Retry RetryConfig
+	// Sticky shapes sticky-session cookies for pools that use them.
+	Sticky StickyConfig
+	// RateLimit limits requests per client IP. Zero RequestsPerSecond and no rules: off.
+	RateLimit ratelimit.Config
+	// AccessLog logs one line per request at info level. Default true.
+	AccessLog bool
+}
+
+// RetryConfig bounds retries.
+type RetryConfig struct {
+	// Attempts is the number of tries per request, the first included. Default 2.
+	Attempts int
+	// Timeout is the time after the first try during which another may start. Default 10s.
+	Timeout time.Duration
+}
+
+// maxAttempts caps Attempts so the per-request record of tried backends stays fixed-size.
+const maxAttempts = 10
+
+// TransportConfig tunes the one shared connection pool to backends. Fixed at New.
+type TransportConfig struct {
+	// DialTimeout bounds TCP connects to a backend. Default 5s.
+	DialTimeout time.Duration
+	// ResponseHeaderTimeout bounds the wait for a backend's response headers once the request
+	// is written; past it the client gets 504. Default 30s.
+	ResponseHeaderTimeout time.Duration
+	// IdleConnTimeout closes pooled backend connections idle this long. Default 90s.
+	IdleConnTimeout time.Duration
+	// MaxIdleConnsPerHost keeps this many idle connections per backend. Default 64.
+	MaxIdleConnsPerHost int
+	// MaxConnsPerHost caps connections per backend; 0 means no cap. Default 0.
+	MaxConnsPerHost int
+}
+
+// DefaultConfig returns the defaults documented on each field.
+func DefaultConfig() Config {
+	return Config{
+		Retry: RetryConfig{Attempts: 2, Timeout: 10 * time.Second},
+		Sticky: StickyConfig{
+			CookieName: "vf_session",
+			TTL:        time.Hour,
+			HTTPOnly:   true,
+			SameSite:   http.SameSiteLaxMode,
+		},
+		AccessLog: true,
+	}
+}
+
+// DefaultTransportConfig returns the defaults documented on each field.
+func DefaultTransportConfig() TransportConfig {
+	return TransportConfig{
+		DialTimeout:           5 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConnsPerHost:   64,
+	}
+}
+
+// validate checks what the proxy cannot work without. The config package reports the
+// same problems with key paths; this guards programmatic use.
+func (c Config) validate() error {
+	var errs []error
+	if c.Retry.Attempts < 1 || c.Retry.Attempts > maxAttempts {
+		errs = append(errs, fmt.Errorf("retry attempts %d: want 1..%d", c.Retry.Attempts, maxAttempts))
+	}
+	if c.Retry.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("retry timeout %v: want > 0", c.Retry.Timeout))
+	}
+	if c.Sticky.CookieName == "" {
+		errs = append(errs, errors.New("sticky cookie name is empty"))
+	}
+	if c.Sticky.TTL <= 0 {
+		errs = append(errs, fmt.Errorf("sticky ttl %v: want > 0", c.Sticky.TTL))
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) rateLimited() bool {
+	if c.RateLimit.RequestsPerSecond > 0 {
+		return true
+	}
+	for _, r := range c.RateLimit.Rules {
+		if !r.Exempt && r.RequestsPerSecond > 0 {
+			return true
+		}
+	}
+	return false
+}

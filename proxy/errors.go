@@ -1,0 +1,183 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Errors the proxy answers itself. Each maps to one status and one short public message;
+// the Go error of a backend failure never reaches the client.
+var (
+	errDraining    = errors.New("this node is draining; retry on another")
+	errRateLimited = errors.New("too many requests from your address")
+	errBadUpgrade  = errors.New("only the websocket upgrade is supported")
+	errNoRoute     = errors.New("no route for this host and path")
+	errNoBackend   = errors.New("no healthy backend for this route")
+	errBackend     = errors.New("the backend failed to answer")
+	errTimeout     = errors.New("the backend did not answer in time")
+)
+
+// statusClientClosed records requests whose client went away before the answer (nginx's 499).
+const statusClientClosed = 499
+
+// handleError is the reverse proxy's ErrorHandler: it maps a transport failure to 502
+// (backend failed), 504 (backend too slow) or, when the client is gone, records 499.
+func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
+	st := stateFrom(r.Context())
+	st.err = err
+	switch {
+	case r.Context().Err() != nil && errors.Is(err, context.Canceled):
+		st.rw.code = statusClientClosed
+	case isTimeout(err):
+		p.writeError(w, st, http.StatusGatewayTimeout, errTimeout)
+	default:
+		p.writeError(w, st, http.StatusBadGateway, errBackend)
+	}
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// writeError answers with status and a one-line body naming the request ID, which is also in
+// the access log, so an operator can find what happened.
+func (p *Proxy) writeError(w http.ResponseWriter, st *reqState, status int, msg error) {
+	if st.err == nil {
+		st.err = msg
+	}
+	h := w.Header()
+	h.Del("Set-Cookie")
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Request-Id", st.reqID)
+	if status == http.StatusServiceUnavailable && errors.Is(msg, errDraining) {
+		h.Set("Connection", "close")
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(strconv.Itoa(status) + " " + http.StatusText(status) + ": " + msg.Error() +
+		" (request id " + st.reqID + ")\n"))
+}
+
+// finish records metrics and the access log line of a request.
+func (p *Proxy) finish(st *reqState, r *http.Request) {
+	code := st.rw.code
+	if code == 0 {
+		code = http.StatusOK // the handler wrote nothing: net/http sends 200
+	}
+	poolName := ""
+	if st.pool != nil {
+		poolName = st.pool.name
+	}
+	elapsed := time.Since(st.start)
+	p.metrics.observe(r.Method, code, poolName, elapsed)
+	if st.set == nil || !st.set.cfg.AccessLog || !p.access.Enabled(r.Context(), slog.LevelInfo) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("method", r.Method),
+		slog.String("url", r.RequestURI),
+		slog.String("host", r.Host),
+		slog.String("client_ip", st.client.String()),
+		slog.Int("status_code", code),
+		slog.Float64("duration", elapsed.Seconds()),
+		slog.String("request_id", st.reqID),
+		slog.String("pool", poolName),
+		slog.Int64("bytes", st.rw.bytes),
+	}
+	if st.backend != nil {
+		attrs = append(attrs, slog.String("backend", st.backend.address))
+	}
+	if st.err != nil {
+		attrs = append(attrs, slog.String("error", st.err.Error()))
+	}
+	p.access.LogAttrs(r.Context(), slog.LevelInfo, "access", attrs...)
+}
+
+// statusWriter remembers the status and size of a response. Unwrap lets
+// http.ResponseController reach Flush and Hijack on the real writer.
+type statusWriter struct {
+	http.ResponseWriter
+	code  int
+	bytes int64
+}
+
+func (w *statusWriter) reset(rw http.ResponseWriter) { *w = statusWriter{ResponseWriter: rw} }
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// newRequestID returns 32 hex digits. IDs need to be unique, not secret, so the fast
+// per-thread ChaCha8 generator of math/rand/v2 is enough.
+func newRequestID() string {
+	const hexdigits = "0123456789abcdef"
+	var b [32]byte
+	for half := 0; half < 2; half++ {
+		v := rand.Uint64()
+		for i := 0; i < 16; i++ {
+			b[half*16+i] = hexdigits[v&0xf]
+			v >>= 4
+		}
+	}
+	return string(b[:])
+}
+
+// validRequestID keeps a request ID from a trusted peer when it is short printable ASCII,
+// so it cannot inject into logs or headers.
+func validRequestID(id string) string {
+	if len(id) == 0 || len(id) > 128 {
+		return ""
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c <= ' ' || c > '~' {
+			return ""
+		}
+	}
+	return id
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// bufferPool hands the reverse proxy 32 KiB copy buffers. It stores array pointers, so
+// neither Get nor Put allocates.
+type bufferPool struct{ p sync.Pool }
+
+const copyBufferSize = 32 << 10
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{p: sync.Pool{New: func() any { return new([copyBufferSize]byte) }}}
+}
+
+func (b *bufferPool) Get() []byte { return b.p.Get().(*[copyBufferSize]byte)[:] }
+
+func (b *bufferPool) Put(x []byte) {
+	if len(x) == copyBufferSize {
+		b.p.Put((*[copyBufferSize]byte)(x))
+	}
+}

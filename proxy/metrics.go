@@ -1,0 +1,129 @@
+package proxy
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the proxy's Prometheus series. Per-backend gauges are produced at scrape time
+// from the current table (backendCollector), so a removed backend's series disappear with it.
+type metrics struct {
+	requests    *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	retries     *prometheus.CounterVec
+	rateLimited prometheus.Counter
+}
+
+func newMetrics(p *Proxy, reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "veloflux_requests_total",
+			Help: "Requests answered, by method, status code and pool (pool is empty when no route matched).",
+		}, []string{"method", "code", "pool"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "veloflux_request_duration_seconds",
+			Help:    "Time from receiving a request to the end of its response, by pool.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"pool"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "veloflux_retries_total",
+			Help: "Requests tried again on another backend, by pool.",
+		}, []string{"pool"}),
+		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "veloflux_rate_limited_total",
+			Help: "Requests refused with 429 by the per-client rate limit.",
+		}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{
+		m.requests, m.duration, m.retries, m.rateLimited, backendCollector{p},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "veloflux_draining",
+			Help: "1 while this node is draining, else 0.",
+		}, func() float64 { return boolFloat(p.Draining()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "veloflux_inflight_requests",
+			Help: "Requests being served now, upgraded connections included.",
+		}, func() float64 { return float64(p.InFlight()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "veloflux_routing_table_version",
+			Help: "Version of the routing table in use; it grows by one with every accepted change.",
+		}, func() float64 { return float64(p.table.Load().version) }),
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) observe(method string, code int, pool string, d time.Duration) {
+	m.requests.WithLabelValues(methodLabel(method), codeLabel(code), pool).Inc()
+	m.duration.WithLabelValues(pool).Observe(d.Seconds())
+}
+
+var (
+	activeDesc = prometheus.NewDesc("veloflux_active_connections",
+		"Requests in flight to a backend, upgraded connections included.", []string{"pool", "backend"}, nil)
+	healthDesc = prometheus.NewDesc("veloflux_backend_health",
+		"1 when the backend may receive traffic, 0 when the health view calls it down.", []string{"pool", "backend"}, nil)
+	weightDesc = prometheus.NewDesc("veloflux_backend_weight",
+		"Configured balancing weight of a backend.", []string{"pool", "backend"}, nil)
+)
+
+// backendCollector reports per-backend gauges from the table in use at scrape time.
+type backendCollector struct{ p *Proxy }
+
+func (c backendCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- activeDesc
+	ch <- healthDesc
+	ch <- weightDesc
+}
+
+func (c backendCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, pl := range c.p.table.Load().pools {
+		for _, u := range pl.backends {
+			ch <- prometheus.MustNewConstMetric(activeDesc, prometheus.GaugeValue, float64(u.lb.Active()), pl.name, u.address)
+			ch <- prometheus.MustNewConstMetric(healthDesc, prometheus.GaugeValue, boolFloat(c.p.health.Healthy(u.id)), pl.name, u.address)
+			ch <- prometheus.MustNewConstMetric(weightDesc, prometheus.GaugeValue, float64(u.lb.Weight()), pl.name, u.address)
+		}
+	}
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// methodLabel bounds the method label to the standard methods.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return m
+	}
+	return "OTHER"
+}
+
+// codeLabels holds the label strings of all valid status codes, so a request does not
+// format one.
+var codeLabels = func() (l [600]string) {
+	for i := 100; i < len(l); i++ {
+		l[i] = strconv.Itoa(i)
+	}
+	return l
+}()
+
+func codeLabel(code int) string {
+	if code >= 100 && code < len(codeLabels) {
+		return codeLabels[code]
+	}
+	return strconv.Itoa(code)
+}

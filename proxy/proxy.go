@@ -1,0 +1,593 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/veloflux/veloflux/discovery"
+	"github.com/veloflux/veloflux/proxy/balance"
+	"github.com/veloflux/veloflux/proxy/ratelimit"
+)
+
+// Options are the proxy's collaborators. Each nil field has the default its comment names.
+type Options struct {
+	// Health says which backends are up. Nil: every backend is up.
+	Health HealthView
+	// Sessions holds sticky pins. Nil: a LocalSessions of 100000 pins.
+	Sessions SessionStore
+	// Logger receives operational logs. Nil: discarded.
+	Logger *slog.Logger
+	// AccessLogger receives one "access" line per request when Config.AccessLog is on.
+	// Nil: Logger.
+	AccessLogger *slog.Logger
+	// Registerer gets the proxy's metrics. Nil: metrics are kept but not exported.
+	Registerer prometheus.Registerer
+	// Transport tunes backend connections. Zero value: DefaultTransportConfig.
+	Transport TransportConfig
+}
+
+// Proxy is the data plane's http.Handler. Create it with New, feed it routing tables with
+// Apply and settings with Reconfigure; both may be called while it serves.
+type Proxy struct {
+	log       *slog.Logger
+	access    *slog.Logger
+	health    HealthView
+	sessions  SessionStore
+	transport *http.Transport
+	rp        *httputil.ReverseProxy
+	metrics   *metrics
+
+	table    atomic.Pointer[table]
+	settings atomic.Pointer[settings]
+
+	mu        sync.Mutex // serialises Apply and Reconfigure
+	upstreams map[string]*upstream
+	cfg       Config
+
+	draining atomic.Bool
+	inflight atomic.Int64
+	upgrades atomic.Pointer[upgradeEpoch]
+	states   sync.Pool
+}
+
+// settings is the compiled form of Config, swapped atomically on Reconfigure.
+type settings struct {
+	cfg     Config
+	trusted trustedSet
+	limiter *ratelimit.Limiter
+	signer  *cookieSigner
+}
+
+// upgradeEpoch lets a drain cut long-lived upgraded connections (WebSockets) at its deadline.
+type upgradeEpoch struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// New returns a proxy with an empty routing table (every request gets 404 until Apply).
+func New(cfg Config, opts Options) (*Proxy, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.AccessLogger == nil {
+		opts.AccessLogger = opts.Logger
+	}
+	if opts.Health == nil {
+		opts.Health = allHealthy{}
+	}
+	if opts.Sessions == nil {
+		opts.Sessions = NewLocalSessions(0)
+	}
+	if opts.Transport == (TransportConfig{}) {
+		opts.Transport = DefaultTransportConfig()
+	}
+	p := &Proxy{
+		log:       opts.Logger,
+		access:    opts.AccessLogger,
+		health:    opts.Health,
+		sessions:  opts.Sessions,
+		transport: newTransport(opts.Transport),
+		upstreams: make(map[string]*upstream),
+	}
+	p.states.New = func() any { return new(reqState) }
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		Transport:      retryTransport{p},
+		FlushInterval:  -1, // stream as the backend writes: SSE and gRPC-web must not buffer
+		BufferPool:     newBufferPool(),
+		ErrorLog:       slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
+		ErrorHandler:   p.handleError,
+		ModifyResponse: p.modifyResponse,
+	}
+	p.newUpgradeEpoch()
+	p.table.Store(&table{router: newRouter(nil)})
+	if err := p.Reconfigure(cfg); err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(p, opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	p.metrics = m
+	return p, nil
+}
+
+func newTransport(c TransportConfig) *http.Transport {
+	dialer := &net.Dialer{Timeout: c.DialTimeout, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                 nil, // never send backend traffic through an environment proxy
+		DialContext:           dialer.DialContext,
+		MaxIdleConns:          0, // bounded per host instead
+		MaxIdleConnsPerHost:   c.MaxIdleConnsPerHost,
+		MaxConnsPerHost:       c.MaxConnsPerHost,
+		IdleConnTimeout:       c.IdleConnTimeout,
+		ResponseHeaderTimeout: c.ResponseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+		ForceAttemptHTTP2:     false, // backends speak HTTP/1.1 unless a pool says otherwise
+		DisableCompression:    true,  // pass bodies through untouched
+	}
+}
+
+// Apply swaps in a routing table built from snap. An invalid snapshot (unknown pool in a
+// route, unknown algorithm, duplicate backend) is rejected whole, and the current table keeps
+// serving.
+func (p *Proxy) Apply(snap *discovery.Snapshot) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := p.table.Load()
+	policies := make(map[string]*pool, len(old.pools))
+	for _, pl := range old.pools {
+		policies[pl.name] = pl
+	}
+	t, ups, err := buildTable(snap, p.upstreams, policies)
+	if err != nil {
+		return err
+	}
+	t.version = old.version + 1
+	p.upstreams = ups
+	p.table.Store(t)
+	return nil
+}
+
+// Reconfigure swaps in new runtime settings. Rate-limit buckets survive when the rate-limit
+// settings are unchanged.
+func (p *Proxy) Reconfigure(cfg Config) error {
+	if err := cfg.validate(); err != nil {
+		return fmt.Errorf("proxy config: %w", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := &settings{cfg: cfg, trusted: trustedSet(append([]netip.Prefix(nil), cfg.TrustedProxies...))}
+	old := p.settings.Load()
+	switch {
+	case !cfg.rateLimited():
+	case old != nil && old.limiter != nil && sameRateLimit(old.cfg.RateLimit, cfg.RateLimit):
+		s.limiter = old.limiter
+	default:
+		l, err := ratelimit.New(cfg.RateLimit)
+		if err != nil {
+			return fmt.Errorf("proxy config: rate limit: %w", err)
+		}
+		s.limiter = l
+	}
+	if len(cfg.Sticky.Secret) > 0 {
+		if old != nil && old.signer != nil && string(old.cfg.Sticky.Secret) == string(cfg.Sticky.Secret) {
+			s.signer = old.signer
+		} else {
+			s.signer = newCookieSigner(cfg.Sticky.Secret)
+		}
+	}
+	p.cfg = cfg
+	p.settings.Store(s)
+	return nil
+}
+
+func sameRateLimit(a, b ratelimit.Config) bool {
+	if a.RequestsPerSecond != b.RequestsPerSecond || a.Burst != b.Burst || a.MaxClients != b.MaxClients ||
+		a.IPv6Prefix != b.IPv6Prefix || len(a.Rules) != len(b.Rules) {
+		return false
+	}
+	for i := range a.Rules {
+		if a.Rules[i] != b.Rules[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Drain makes the proxy refuse new requests with 503 and ask clients to close kept-alive
+// connections; requests already in flight continue.
+func (p *Proxy) Drain() { p.draining.Store(true) }
+
+// Undrain accepts new requests again.
+func (p *Proxy) Undrain() {
+	p.draining.Store(false)
+	if p.upgrades.Load().ctx.Err() != nil {
+		p.newUpgradeEpoch()
+	}
+}
+
+// Draining reports whether the proxy is draining.
+func (p *Proxy) Draining() bool { return p.draining.Load() }
+
+// InFlight returns the number of requests being served, upgraded connections included.
+func (p *Proxy) InFlight() int64 { return p.inflight.Load() }
+
+// CloseUpgrades ends every upgraded connection (WebSocket) in flight; a drain calls it when
+// its deadline passes.
+func (p *Proxy) CloseUpgrades() {
+	old := p.upgrades.Load()
+	p.newUpgradeEpoch()
+	old.cancel()
+}
+
+func (p *Proxy) newUpgradeEpoch() {
+	ctx, cancel := context.WithCancel(context.Background())
+	p.upgrades.Store(&upgradeEpoch{ctx: ctx, cancel: cancel})
+}
+
+// reqState is what one request carries through the reverse proxy, in its context. Pooled.
+type reqState struct {
+	start   time.Time
+	set     *settings
+	peer    netip.Addr
+	client  netip.Addr
+	trusted bool
+	reqID   string
+	key     uint64 // client affinity hash for ip_hash
+	route   *route
+	pool    *pool
+	backend *upstream
+	tried   [maxAttempts]*upstream
+	ntried  int
+	cands   []*balance.Backend
+	ups     []*upstream
+	body    *retryBody
+	err     error
+	rw      statusWriter
+}
+
+type stateKey struct{}
+
+func stateFrom(ctx context.Context) *reqState {
+	st, _ := ctx.Value(stateKey{}).(*reqState)
+	return st
+}
+
+func (st *reqState) markTried(u *upstream) {
+	if st.ntried < len(st.tried) {
+		st.tried[st.ntried] = u
+		st.ntried++
+	}
+}
+
+func (st *reqState) wasTried(u *upstream) bool {
+	for _, t := range st.tried[:st.ntried] {
+		if t == u {
+			return true
+		}
+	}
+	return false
+}
+
+// candidates fills st.cands/st.ups with the pool's healthy backends not tried yet.
+func (st *reqState) candidates(h HealthView) {
+	st.cands, st.ups = st.cands[:0], st.ups[:0]
+	for _, u := range st.pool.backends {
+		if st.wasTried(u) || !h.Healthy(u.id) {
+			continue
+		}
+		st.cands = append(st.cands, &u.lb)
+		st.ups = append(st.ups, u)
+	}
+}
+
+func (p *Proxy) getState() *reqState { return p.states.Get().(*reqState) }
+
+func (p *Proxy) putState(st *reqState) {
+	cands, ups := st.cands[:0], st.ups[:0]
+	clear(st.cands[:cap(st.cands)])
+	clear(st.ups[:cap(st.ups)])
+	*st = reqState{cands: cands, ups: ups}
+	p.states.Put(st)
+}
+
+// ServeHTTP proxies one request.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.inflight.Add(1)
+	st := p.getState()
+	st.start = time.Now()
+	st.rw.reset(w)
+	defer func() {
+		p.finish(st, r)
+		p.putState(st)
+		p.inflight.Add(-1)
+	}()
+
+	set := p.settings.Load()
+	st.set = set
+	st.peer = peerAddr(r.RemoteAddr)
+	st.client, st.trusted = set.trusted.clientIP(st.peer, r.Header["X-Forwarded-For"])
+	if st.trusted {
+		st.reqID = validRequestID(r.Header.Get("X-Request-Id"))
+	}
+	if st.reqID == "" {
+		st.reqID = newRequestID()
+	}
+	w = &st.rw
+
+	if p.draining.Load() {
+		p.writeError(w, st, http.StatusServiceUnavailable, errDraining)
+		return
+	}
+	if set.limiter != nil {
+		if ok, wait := set.limiter.Allow(st.client, st.start); !ok {
+			p.metrics.rateLimited.Inc()
+			w.Header().Set("Retry-After", retryAfterSeconds(wait))
+			p.writeError(w, st, http.StatusTooManyRequests, errRateLimited)
+			return
+		}
+	}
+	upgrade := isUpgrade(r)
+	if upgrade && !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		p.writeError(w, st, http.StatusBadRequest, errBadUpgrade)
+		return
+	}
+	st.route = p.table.Load().router.match(r.Host, r.URL.Path)
+	if st.route == nil {
+		p.writeError(w, st, http.StatusNotFound, errNoRoute)
+		return
+	}
+	st.pool = st.route.pool
+	st.key = clientKey(st.client)
+	st.backend = p.pick(st, w, r)
+	if st.backend == nil {
+		p.writeError(w, st, http.StatusServiceUnavailable, errNoBackend)
+		return
+	}
+	st.markTried(st.backend)
+	st.backend.lb.Acquire()
+	// A deferred release keeps counts exact when the reverse proxy aborts the handler with a
+	// panic (backend died mid-body) or a retry moved the request to another backend.
+	defer func() { st.backend.lb.Release() }()
+
+	ctx := context.WithValue(r.Context(), stateKey{}, st)
+	if upgrade {
+		// Upgraded connections outlive any read deadline, and a drain must be able to end them.
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Time{})
+		_ = rc.SetWriteDeadline(time.Time{})
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		stop := context.AfterFunc(p.upgrades.Load().ctx, cancel)
+		defer stop()
+		defer cancel()
+	}
+	p.rp.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// pick chooses the backend for a request: its sticky pin when the pool is sticky and the pin
+// is healthy, otherwise the pool's policy.
+func (p *Proxy) pick(st *reqState, w http.ResponseWriter, r *http.Request) *upstream {
+	st.candidates(p.health)
+	if len(st.cands) == 0 {
+		return nil
+	}
+	if st.pool.sticky && st.set.signer != nil {
+		return p.pickSticky(st, w, r)
+	}
+	return st.ups[st.pool.policy.Pick(st.cands, st.key)]
+}
+
+func (p *Proxy) pickSticky(st *reqState, w http.ResponseWriter, r *http.Request) *upstream {
+	sc := &st.set.cfg.Sticky
+	now := st.start
+	if c, err := r.Cookie(sc.CookieName); err == nil {
+		if session, ok := st.set.signer.verify(c.Value); ok {
+			key := st.pool.name + "|" + session
+			if id, exp, ok := p.sessions.Get(key); ok {
+				for i, u := range st.ups {
+					if u.id == id {
+						if exp.Sub(now) < sc.TTL/2 {
+							p.sessions.Put(key, id, now.Add(sc.TTL))
+							setStickyCookie(w, sc, c.Value)
+						}
+						return st.ups[i]
+					}
+				}
+			}
+			// The pin is missing, its backend is down or gone: every node re-pins the session
+			// to the same backend by hashing its ID over the healthy set.
+			u := st.ups[balance.Rendezvous(st.cands, balance.HashString(session))]
+			p.sessions.Put(key, u.id, now.Add(sc.TTL))
+			setStickyCookie(w, sc, c.Value)
+			return u
+		}
+	}
+	session, value := st.set.signer.newSession()
+	u := st.ups[st.pool.policy.Pick(st.cands, st.key)]
+	p.sessions.Put(st.pool.name+"|"+session, u.id, now.Add(sc.TTL))
+	setStickyCookie(w, sc, value)
+	return u
+}
+
+func setStickyCookie(w http.ResponseWriter, sc *StickyConfig, value string) {
+	http.SetCookie(w, &http.Cookie{
+		Name:     sc.CookieName,
+		Value:    value,
+		Path:     "/",
+		MaxAge:   int(sc.TTL / time.Second),
+		Secure:   sc.Secure,
+		HttpOnly: sc.HTTPOnly,
+		SameSite: sc.SameSite,
+	})
+}
+
+// rewrite shapes the outbound request. It runs after the reverse proxy removed hop-by-hop
+// headers (including any named in Connection), so nothing a client lists in Connection can
+// remove the headers set here.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	st := stateFrom(pr.In.Context())
+	in, out := pr.In, pr.Out
+	out.URL.Scheme = "http"
+	out.URL.Host = st.backend.address
+	if st.route.spec.StripPrefix {
+		out.URL.Path = st.route.upstreamPath(in.URL.Path)
+		out.URL.RawPath = ""
+		if in.URL.RawPath != "" {
+			out.URL.RawPath = st.route.upstreamPath(in.URL.RawPath)
+		}
+	}
+	out.Host = in.Host
+
+	h := out.Header
+	peer := st.peer.String()
+	if prior := in.Header["X-Forwarded-For"]; st.trusted && len(prior) > 0 {
+		h.Set("X-Forwarded-For", strings.Join(prior, ", ")+", "+peer)
+	} else {
+		h.Set("X-Forwarded-For", peer)
+	}
+	proto := "http"
+	if in.TLS != nil {
+		proto = "https"
+	}
+	fwdHost := in.Host
+	if st.trusted {
+		if v := in.Header.Get("X-Forwarded-Proto"); v == "http" || v == "https" {
+			proto = v
+		}
+		if v := in.Header.Get("X-Forwarded-Host"); v != "" {
+			fwdHost = v
+		}
+	}
+	h.Set("X-Forwarded-Proto", proto)
+	h.Set("X-Forwarded-Host", fwdHost)
+	h.Set("X-Real-Ip", st.client.String())
+	h.Set("X-Request-Id", st.reqID)
+
+	if out.Body != nil && out.Body != http.NoBody {
+		st.body = &retryBody{rc: out.Body}
+		out.Body = st.body
+	}
+}
+
+func (p *Proxy) modifyResponse(resp *http.Response) error {
+	st := stateFrom(resp.Request.Context())
+	resp.Header.Set("X-Request-Id", st.reqID)
+	if p.draining.Load() && resp.StatusCode != http.StatusSwitchingProtocols {
+		resp.Header.Set("Connection", "close")
+	}
+	return nil
+}
+
+// retryTransport sends a request over the shared transport and, when it is safe, tries
+// another backend of the same pool after a failure.
+type retryTransport struct{ p *Proxy }
+
+func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	p := t.p
+	st := stateFrom(req.Context())
+	attempts := 1
+	for {
+		resp, err := p.transport.RoundTrip(req)
+		if err == nil || !st.retryable(req, err, attempts) {
+			return resp, err
+		}
+		st.candidates(p.health)
+		if len(st.cands) == 0 {
+			return nil, err
+		}
+		next := st.ups[st.pool.policy.Pick(st.cands, st.key)]
+		p.log.Debug("retrying on another backend", "request_id", st.reqID, "pool", st.pool.name,
+			"failed", st.backend.address, "next", next.address, "error", err)
+		st.markTried(next)
+		st.backend.lb.Release()
+		next.lb.Acquire()
+		st.backend = next
+		req.URL.Host = next.address
+		attempts++
+		p.metrics.retries.WithLabelValues(st.pool.name).Inc()
+	}
+}
+
+// retryable says whether a failed try may be repeated on another backend: never once a
+// request body byte went upstream, never past the attempt or time budget, and apart from
+// dial failures (nothing was sent) only for idempotent methods whose connection broke before
+// any response byte — a timeout may mean the backend is still working on it.
+func (st *reqState) retryable(req *http.Request, err error, attempts int) bool {
+	rc := &st.set.cfg.Retry
+	if attempts >= rc.Attempts || time.Since(st.start) > rc.Timeout || req.Context().Err() != nil {
+		return false
+	}
+	if st.body != nil && st.body.read.Load() > 0 {
+		return false
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	if st.body != nil || !idempotent(req.Method) {
+		return false
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false
+	}
+	return true
+}
+
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// retryBody counts the request body bytes the transport has read, and ignores Close so a
+// body untouched by a failed dial can be offered to the next backend. The server closes the
+// real body when the handler returns.
+type retryBody struct {
+	rc   io.ReadCloser
+	read atomic.Int64
+}
+
+func (b *retryBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.read.Add(int64(n))
+	return n, err
+}
+
+func (b *retryBody) Close() error { return nil }
+
+func isUpgrade(r *http.Request) bool {
+	return r.Header.Get("Upgrade") != "" && httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade")
+}
+
+// clientKey hashes a client address for affinity policies.
+func clientKey(a netip.Addr) uint64 {
+	b := a.As16()
+	return balance.HashBytes(b[:])
+}
+
+func retryAfterSeconds(d time.Duration) string {
+	s := int64((d + time.Second - 1) / time.Second)
+	if s < 1 {
+		s = 1
+	}
+	return itoa(s)
+}

@@ -1,0 +1,109 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/veloflux/veloflux/discovery"
+	"github.com/veloflux/veloflux/proxy/balance"
+)
+
+// upstream is the long-lived state of one backend of one pool. It is keyed by pool and
+// backend ID and survives table rebuilds, so connection counts and balancing state are not
+// reset by a reload or a discovery change.
+type upstream struct {
+	lb      balance.Backend // must not be copied
+	key     string          // pool + "/" + id
+	id      string
+	pool    string
+	address string
+	region  string
+}
+
+// pool is a compiled discovery.Pool. Immutable once in a table.
+type pool struct {
+	name      string
+	algorithm string
+	policy    balance.Policy
+	sticky    bool
+	backends  []*upstream
+}
+
+// table is the routing table the request path reads through an atomic pointer.
+type table struct {
+	version uint64
+	router  router
+	pools   []*pool
+	routes  []discovery.Route
+}
+
+// ErrInvalidSnapshot wraps every problem Apply finds in a snapshot.
+var ErrInvalidSnapshot = errors.New("invalid snapshot")
+
+// buildTable compiles snap, reusing upstream state from prev (keyed by pool/backend ID) and
+// policies by pool name when the algorithm is unchanged. It does not modify prev or
+// policies; the caller commits the returned maps only when it swaps the table in.
+func buildTable(snap *discovery.Snapshot, prev map[string]*upstream, policies map[string]*pool) (*table, map[string]*upstream, error) {
+	var problems []error
+	t := &table{routes: append([]discovery.Route(nil), snap.Routes...)}
+	ups := make(map[string]*upstream, len(prev))
+	byName := make(map[string]*pool, len(snap.Pools))
+	for _, sp := range snap.Pools {
+		if _, dup := byName[sp.Name]; dup {
+			problems = append(problems, fmt.Errorf("pool %q defined twice", sp.Name))
+			continue
+		}
+		algo := sp.Algorithm
+		if algo == "" {
+			algo = "round_robin"
+		}
+		pl := &pool{name: sp.Name, algorithm: algo, sticky: sp.Sticky}
+		if old, ok := policies[sp.Name]; ok && old.algorithm == algo {
+			pl.policy = old.policy
+		} else {
+			pol, err := balance.New(algo)
+			if err != nil {
+				problems = append(problems, fmt.Errorf("pool %q: %w", sp.Name, err))
+				continue
+			}
+			pl.policy = pol
+		}
+		for _, b := range sp.Backends {
+			key := sp.Name + "/" + b.ID
+			if _, dup := ups[key]; dup {
+				problems = append(problems, fmt.Errorf("pool %q: backend %q listed twice", sp.Name, b.ID))
+				continue
+			}
+			u, ok := prev[key]
+			if !ok || u.address != b.Address {
+				u = &upstream{key: key, id: b.ID, pool: sp.Name, address: b.Address}
+				u.lb.Init(b.ID, b.Weight)
+			}
+			u.region = b.Region
+			ups[key] = u
+			pl.backends = append(pl.backends, u)
+		}
+		byName[sp.Name] = pl
+		t.pools = append(t.pools, pl)
+	}
+	compiled := make([]*route, 0, len(snap.Routes))
+	for i, sr := range snap.Routes {
+		pl, ok := byName[sr.Pool]
+		if !ok {
+			problems = append(problems, fmt.Errorf("route %d (%s%s): unknown pool %q", i, sr.Host, sr.PathPrefix, sr.Pool))
+			continue
+		}
+		compiled = append(compiled, &route{spec: sr, prefix: normalizePrefix(sr.PathPrefix), pool: pl})
+	}
+	if len(problems) > 0 {
+		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidSnapshot, errors.Join(problems...))
+	}
+	// Weights change in place only once the table is known to be good.
+	for _, sp := range snap.Pools {
+		for _, b := range sp.Backends {
+			ups[sp.Name+"/"+b.ID].lb.SetWeight(b.Weight)
+		}
+	}
+	t.router = newRouter(compiled)
+	return t, ups, nil
+}
