@@ -1,0 +1,45 @@
+# VeloFlux. `make demo` starts a local demo, `make test` runs every test.
+GO        ?= go
+BIN       ?= veloflux
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+export CGO_ENABLED ?= 0
+
+.PHONY: all build test unit integration vet fmt-check fuzz bench bench-go demo clean
+
+all: build
+
+build: ## static binary ./veloflux
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/velofluxlb
+
+test: fmt-check vet unit integration ## everything CI runs
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+	$(GO) vet -tags integration ./integration/...
+
+unit: ## go test -race ./... (the race detector needs cgo)
+	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+
+integration: ## builds the binary and drives real processes with real signals
+	CGO_ENABLED=1 $(GO) test -race -count=1 -tags integration -timeout 10m ./integration/...
+
+FUZZTIME ?= 15s
+fuzz: ## short run of every fuzz target
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./config/
+	$(GO) test -run '^$$' -fuzz '^FuzzClientIP$$' -fuzztime $(FUZZTIME) ./proxy/
+
+bench-go: ## micro benchmarks of the request path
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 200ms ./proxy/...
+
+bench: build ## VeloFlux vs nginx vs HAProxy on loopback (installs them with apt when missing)
+	bench/run.sh
+
+demo: build ## two demo backends and VeloFlux on loopback
+	examples/demo.sh
+
+clean:
+	rm -f $(BIN)

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+
+	"github.com/veloflux/veloflux/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(runCLI(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
+}
+
+// runCLI dispatches a command line and returns the process exit code.
+func runCLI(args, environ []string, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		path, ok := parseConfigFlag("run", args, environ, stderr)
+		if !ok {
+			return 2
+		}
+		if err := serve(path, environ, stderr); err != nil {
+			fmt.Fprintln(stderr, "veloflux:", err)
+			return 1
+		}
+		return 0
+	case "validate":
+		path, ok := parseConfigFlag("validate", args, environ, stderr)
+		if !ok {
+			return 2
+		}
+		return validate(path, environ, stdout, stderr)
+	case "version":
+		fmt.Fprintf(stdout, "veloflux %s (%s)\n", version, runtime.Version())
+		return 0
+	case "help", "-h", "--help":
+		usage(stdout)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "veloflux: unknown command %q\n", cmd)
+		usage(stderr)
+		return 2
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage:
+  veloflux [run] [-config FILE]     serve (default command)
+  veloflux validate [-config FILE]  check a configuration file and print every problem
+  veloflux version                  print the version
+FILE defaults to $VFX_CONFIG, then `+config.DefaultPath+`.
+`)
+}
+
+func parseConfigFlag(name string, args, environ []string, stderr io.Writer) (string, bool) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", config.PathFromEnv(environ), "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return "", false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "veloflux %s: unexpected argument %q\n", name, fs.Arg(0))
+		return "", false
+	}
+	return *path, true
+}
+
+// validate prints every problem of the configuration with its key path and exits 1, or
+// confirms it and exits 0.
+func validate(path string, environ []string, stdout, stderr io.Writer) int {
+	cfg, err := config.Load(path, environ)
+	if err != nil {
+		var fe config.Errors
+		if errors.As(err, &fe) {
+			for _, e := range fe {
+				fmt.Fprintln(stderr, e.Error())
+			}
+			fmt.Fprintf(stderr, "%s: %d problem(s)\n", path, len(fe))
+		} else {
+			fmt.Fprintf(stderr, "%s: %v\n", path, err)
+		}
+		return 1
+	}
+	if err := checkRunnable(cfg); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", path, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: OK (%d pools, %d routes)\n", path, len(cfg.Pools), len(cfg.Routes))
+	return 0
+}

@@ -1,0 +1,375 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/veloflux/veloflux/admin"
+	"github.com/veloflux/veloflux/config"
+	"github.com/veloflux/veloflux/health"
+	"github.com/veloflux/veloflux/proxy"
+	"github.com/veloflux/veloflux/telemetry"
+)
+
+// app is one running VeloFlux node: the concrete parts and the config they were built from.
+type app struct {
+	path    string
+	environ []string
+	log     *slog.Logger
+	level   *slog.LevelVar
+	reg     *prometheus.Registry
+	started time.Time
+
+	proxy   *proxy.Proxy
+	server  *proxy.Server
+	checker *health.Checker
+	admin   *admin.Server
+	metrics *http.Server
+	// metricsAddr is where the metrics listener is bound, once run has started it.
+	metricsAddr string
+
+	reloads      *prometheus.CounterVec
+	reloadOKTime prometheus.Gauge
+
+	mu         sync.Mutex // guards cfg, secret and lastReload; serialises reloads
+	cfg        *config.Config
+	secret     []byte
+	lastReload reloadResult
+}
+
+type reloadResult struct {
+	At    time.Time `json:"at"`
+	OK    bool      `json:"ok"`
+	Error string    `json:"error,omitempty"`
+}
+
+// serve runs a node until SIGTERM or SIGINT, then drains and returns nil.
+func serve(path string, environ []string, stderr io.Writer) error {
+	cfg, err := config.Load(path, environ)
+	if err != nil {
+		return fmt.Errorf("config %s:\n%w", path, err)
+	}
+	if err := checkRunnable(cfg); err != nil {
+		return err
+	}
+	log, level, err := telemetry.NewLogger(stderr, cfg.Global.LogLevel)
+	if err != nil {
+		return err
+	}
+	a, err := newApp(path, environ, cfg, log, level)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	return a.run(ctx, hup)
+}
+
+func newApp(path string, environ []string, cfg *config.Config, log *slog.Logger, level *slog.LevelVar) (*app, error) {
+	a := &app{
+		path: path, environ: environ, log: log, level: level, cfg: cfg,
+		reg:     telemetry.NewRegistry(version),
+		started: time.Now(),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "veloflux_config_reloads_total",
+			Help: "Configuration reloads by result (success, failure).",
+		}, []string{"result"}),
+		reloadOKTime: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "veloflux_config_last_reload_success_timestamp_seconds",
+			Help: "Unix time of the last configuration that was applied, start-up included.",
+		}),
+	}
+	a.reg.MustRegister(a.reloads, a.reloadOKTime)
+	a.secret = stickySecret(cfg, nil, log)
+
+	var err error
+	a.checker, err = health.NewChecker(healthConfig(cfg), nil, log.With("component", "health"), a.reg)
+	if err != nil {
+		return nil, err
+	}
+	a.checker.SetTargets(healthTargets(cfg))
+	a.proxy, err = proxy.New(proxyConfig(cfg, a.secret), proxy.Options{
+		Health:       a.checker,
+		Sessions:     proxy.NewLocalSessions(0),
+		Logger:       log.With("component", "proxy"),
+		AccessLogger: log.With("component", "access"),
+		Registerer:   a.reg,
+		Transport:    transportConfig(cfg),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := a.proxy.Apply(staticSnapshot(cfg)); err != nil {
+		return nil, err
+	}
+	sc, err := serverConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.server, err = proxy.NewServer(sc, a.proxy, log.With("component", "server"))
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Global.AdminAddress != "" {
+		ac := admin.DefaultConfig()
+		ac.Address = cfg.Global.AdminAddress
+		ac.User, ac.Password = getenv(environ, "VF_ADMIN_USER"), getenv(environ, "VF_ADMIN_PASS")
+		a.admin, err = admin.New(ac, controller{a}, log.With("component", "admin"))
+		if err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Global.MetricsAddress != "" {
+		a.metrics = &http.Server{
+			Addr:              cfg.Global.MetricsAddress,
+			Handler:           telemetry.MetricsMux(a.reg, a.ready),
+			ReadHeaderTimeout: 5 * time.Second,
+		}
+	}
+	a.reloadOKTime.SetToCurrentTime()
+	a.lastReload = reloadResult{At: time.Now(), OK: true}
+	return a, nil
+}
+
+// stickySecret returns the configured HMAC key, else the one already in use, else a random
+// one (with a warning: cookies then die with the process and differ between nodes).
+func stickySecret(cfg *config.Config, current []byte, log *slog.Logger) []byte {
+	if cfg.Sticky.Secret != "" {
+		return []byte(cfg.Sticky.Secret)
+	}
+	if current != nil {
+		return current
+	}
+	key := make([]byte, 32)
+	rand.Read(key)
+	for _, p := range cfg.Pools {
+		if p.StickySessions {
+			log.Warn("sticky.secret is not set: using a random key; sticky cookies will not survive a restart or work across nodes (set VFX_STICKY_SECRET)")
+			break
+		}
+	}
+	return key
+}
+
+func (a *app) ready() (bool, string) {
+	if a.proxy.Draining() {
+		return false, "draining"
+	}
+	return true, ""
+}
+
+// run serves until ctx ends, reloading on hup, then drains the proxy while the metrics and
+// admin listeners keep answering (so /readyz shows 503), and stops them last.
+func (a *app) run(ctx context.Context, hup <-chan os.Signal) error {
+	if err := a.server.Listen(); err != nil {
+		return err
+	}
+	auxCtx, stopAux := context.WithCancel(context.Background())
+	defer stopAux()
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	spawn := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(auxCtx); err != nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	spawn("health", a.checker.Run)
+	if a.admin != nil {
+		if err := a.admin.Listen(); err != nil {
+			return fmt.Errorf("admin: %w", err)
+		}
+		spawn("admin", a.admin.Serve)
+	}
+	if a.metrics != nil {
+		ln, err := listen(a.metrics.Addr)
+		if err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		a.metricsAddr = ln.Addr().String()
+		spawn("metrics", func(ctx context.Context) error { return serveUntil(ctx, a.metrics, ln) })
+	}
+	spawn("config watch", func(ctx context.Context) error { return a.watch(ctx, hup) })
+
+	attrs := []any{"config", a.path, "version", version}
+	for i, addr := range a.server.Addrs() {
+		attrs = append(attrs, fmt.Sprintf("listener%d", i), addr.String())
+	}
+	if a.admin != nil {
+		attrs = append(attrs, "admin", a.admin.Addr().String())
+	}
+	if a.metrics != nil {
+		attrs = append(attrs, "metrics", a.metricsAddr)
+	}
+	a.log.Info("veloflux started", attrs...)
+
+	serveCtx, stopServe := context.WithCancel(ctx)
+	defer stopServe()
+	go func() {
+		select {
+		case err := <-errc:
+			a.log.Error("component failed, shutting down", "error", err)
+			stopServe()
+		case <-serveCtx.Done():
+		}
+	}()
+	err := a.server.Serve(serveCtx)
+	stopAux()
+	wg.Wait()
+	a.log.Info("veloflux stopped")
+	return err
+}
+
+// reload applies the configuration file again. A file that does not load, validate or build
+// is rejected whole and the running configuration stays.
+func (a *app) reload(reason string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	err := a.applyLocked()
+	a.lastReload = reloadResult{At: time.Now(), OK: err == nil}
+	if err != nil {
+		a.lastReload.Error = err.Error()
+		a.reloads.WithLabelValues("failure").Inc()
+		a.log.Error("configuration rejected; the previous one keeps serving", "reason", reason, "config", a.path, "error", err.Error())
+		return
+	}
+	a.reloads.WithLabelValues("success").Inc()
+	a.reloadOKTime.SetToCurrentTime()
+	a.log.Info("configuration reloaded", "reason", reason, "config", a.path, "pools", len(a.cfg.Pools), "routes", len(a.cfg.Routes))
+}
+
+func (a *app) applyLocked() error {
+	cfg, err := config.Load(a.path, a.environ)
+	if err != nil {
+		return err
+	}
+	if err := checkRunnable(cfg); err != nil {
+		return err
+	}
+	level, err := telemetry.ParseLevel(cfg.Global.LogLevel)
+	if err != nil {
+		return err
+	}
+	secret := stickySecret(cfg, a.secret, a.log)
+	if cfg.Sticky.Secret == "" && a.cfg.Sticky.Secret != "" {
+		secret = stickySecret(cfg, nil, a.log) // the configured key was removed: do not keep honouring it
+	}
+	pc := proxyConfig(cfg, secret)
+	if err := a.proxy.Apply(staticSnapshot(cfg)); err != nil {
+		return err
+	}
+	if err := a.proxy.Reconfigure(pc); err != nil {
+		return err
+	}
+	a.checker.SetConfig(healthConfig(cfg))
+	a.checker.SetTargets(healthTargets(cfg))
+	a.level.Set(level)
+	if changed := restartOnly(a.cfg, cfg); len(changed) > 0 {
+		a.log.Warn("some changed settings need a restart to take effect", "settings", changed)
+	}
+	a.cfg, a.secret = cfg, secret
+	return nil
+}
+
+func getenv(environ []string, key string) string {
+	v := ""
+	for _, kv := range environ {
+		if len(kv) > len(key) && kv[:len(key)] == key && kv[len(key)] == '=' {
+			v = kv[len(key)+1:]
+		}
+	}
+	return v
+}
+
+// controller adapts the node to the admin API.
+type controller struct{ a *app }
+
+func (c controller) Status() any {
+	a := c.a
+	a.mu.Lock()
+	last := a.lastReload
+	a.mu.Unlock()
+	return map[string]any{
+		"version":          version,
+		"started":          a.started.UTC(),
+		"uptime_seconds":   int64(time.Since(a.started).Seconds()),
+		"draining":         a.proxy.Draining(),
+		"inflight":         a.proxy.InFlight(),
+		"table_version":    a.proxy.TableVersion(),
+		"config_file":      a.path,
+		"last_reload":      last,
+		"health_targets":   len(a.checker.Status()),
+		"listen_addresses": addrStrings(a.server),
+	}
+}
+
+func addrStrings(s *proxy.Server) []string {
+	var out []string
+	for _, a := range s.Addrs() {
+		out = append(out, a.String())
+	}
+	return out
+}
+
+// poolView is a pool as the admin API shows it: the proxy's view plus the health checker's
+// reason for each backend.
+type poolView struct {
+	proxy.PoolStatus
+	Backends []backendView `json:"backends"`
+}
+
+type backendView struct {
+	proxy.BackendStatus
+	HealthPath string    `json:"health_path,omitempty"`
+	LastCheck  time.Time `json:"last_check,omitzero"`
+	LastError  string    `json:"last_error,omitempty"`
+}
+
+func (c controller) Pools() any {
+	checks := make(map[string]health.TargetStatus)
+	for _, s := range c.a.checker.Status() {
+		checks[s.ID] = s
+	}
+	pools := c.a.proxy.Pools()
+	out := make([]poolView, 0, len(pools))
+	for _, p := range pools {
+		v := poolView{PoolStatus: p, Backends: make([]backendView, 0, len(p.Backends))}
+		for _, b := range p.Backends {
+			bv := backendView{BackendStatus: b}
+			if s, ok := checks[b.ID]; ok {
+				bv.HealthPath, bv.LastCheck, bv.LastError = s.Path, s.LastCheck, s.LastError
+			}
+			v.Backends = append(v.Backends, bv)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func (c controller) Routes() any { return c.a.proxy.Routes() }
+
+func (c controller) Config() any {
+	c.a.mu.Lock()
+	defer c.a.mu.Unlock()
+	return c.a.cfg.Redacted()
+}
+
+func (c controller) Drain()   { c.a.server.Drain() }
+func (c controller) Undrain() { c.a.server.Undrain() }

@@ -1,0 +1,214 @@
+//go:build integration
+
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "veloflux-it")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "veloflux")
+	build := exec.Command("go", "build", "-o", binary, "../cmd/velofluxlb")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building veloflux:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// node is one veloflux process.
+type node struct {
+	t       *testing.T
+	cmd     *exec.Cmd
+	cfgPath string
+	logs    *logBuffer
+	done    chan struct{}
+	exit    error
+
+	proxy, metrics, admin string // bound addresses, from the start-up log line
+}
+
+// logBuffer collects the JSON log lines of a process.
+type logBuffer struct {
+	mu    sync.Mutex
+	lines []map[string]any
+	raw   bytes.Buffer
+}
+
+func (l *logBuffer) add(line []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.raw.Write(line)
+	l.raw.WriteByte('\n')
+	var m map[string]any
+	if json.Unmarshal(line, &m) == nil {
+		l.lines = append(l.lines, m)
+	}
+}
+
+// find returns the log records whose msg is msg.
+func (l *logBuffer) find(msg string) []map[string]any {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for _, m := range l.lines {
+		if m["msg"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.raw.String()
+}
+
+// startNode writes cfg to a file and starts veloflux on it with env added to the
+// environment. It waits for the start-up log line and stops the process at test end.
+func startNode(t *testing.T, cfg string, env ...string) *node {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n := &node{t: t, cfgPath: path, logs: &logBuffer{}, done: make(chan struct{})}
+	n.cmd = exec.Command(binary, "-config", path)
+	n.cmd.Env = append(cleanEnv(), env...)
+	stderr, err := n.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			n.logs.add(sc.Bytes())
+		}
+		n.exit = n.cmd.Wait()
+		close(n.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-n.done:
+		default:
+			_ = n.cmd.Process.Kill()
+			<-n.done
+		}
+		if t.Failed() {
+			t.Logf("veloflux log:\n%s", n.logs.String())
+		}
+	})
+	waitFor(t, 10*time.Second, "start-up log line", func() bool {
+		select {
+		case <-n.done:
+			t.Fatalf("veloflux exited at start: %v\n%s", n.exit, n.logs.String())
+		default:
+		}
+		return len(n.logs.find("veloflux started")) > 0
+	})
+	started := n.logs.find("veloflux started")[0]
+	n.proxy, _ = started["listener0"].(string)
+	n.metrics, _ = started["metrics"].(string)
+	n.admin, _ = started["admin"].(string)
+	return n
+}
+
+// cleanEnv is the test's environment without VeloFlux settings that would leak into nodes.
+func cleanEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "VFX_") && !strings.HasPrefix(kv, "VF_") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func (n *node) signal(sig syscall.Signal) {
+	n.t.Helper()
+	if err := n.cmd.Process.Signal(sig); err != nil {
+		n.t.Fatalf("signal %v: %v", sig, err)
+	}
+}
+
+// wait returns the process's exit error once it ended, failing the test after timeout.
+func (n *node) wait(timeout time.Duration) error {
+	n.t.Helper()
+	select {
+	case <-n.done:
+		return n.exit
+	case <-time.After(timeout):
+		n.t.Fatalf("veloflux still running after %v", timeout)
+		return nil
+	}
+}
+
+func (n *node) url(path string) string { return "http://" + n.proxy + path }
+
+// waitFor polls cond every 20ms until it holds or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// get fetches url with a fresh connection and returns status, body and headers.
+func get(t *testing.T, url string, hdr ...string) (int, string, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		if strings.EqualFold(hdr[i], "Host") {
+			req.Host = hdr[i+1]
+			continue
+		}
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.Close {
+		// Go's client consumes "Connection: close" into resp.Close; put it back for asserts.
+		resp.Header.Set("Connection", "close")
+	}
+	return resp.StatusCode, string(b), resp.Header
+}
