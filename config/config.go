@@ -1,0 +1,340 @@
+package config
+
+import (
+	"math"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// DefaultPath is where the config file is read from when VFX_CONFIG is not set.
+const DefaultPath = "/etc/veloflux/config.yaml"
+
+// Balancing algorithms accepted in pools[].algorithm. They must match the names the balancer
+// package registers; config does not import it so that validating a file needs no proxy code.
+const (
+	AlgorithmRoundRobin = "round_robin"
+	AlgorithmWeighted   = "weighted"
+	AlgorithmLeastConn  = "least_conn"
+	AlgorithmIPHash     = "ip_hash"
+	AlgorithmRandom     = "random"
+)
+
+// Config is the whole VeloFlux configuration. Values are plain data: Load and Parse return a
+// validated Config, and a Config is never mutated after that, so a reload builds a new one.
+type Config struct {
+	Global    Global    `koanf:"global"`
+	Retry     Retry     `koanf:"retry"`
+	Sticky    Sticky    `koanf:"sticky"`
+	RateLimit RateLimit `koanf:"rate_limit"`
+	// Pools may be empty: service discovery can provide them later.
+	Pools []Pool `koanf:"pools"`
+	// Routes may be empty: a proxy without routes answers 404.
+	Routes []Route `koanf:"routes"`
+}
+
+// Global holds node-wide settings. Listener addresses, TLS, timeouts and limits need a restart
+// to change; the rest is applied on reload.
+type Global struct {
+	// BindAddress is the plain HTTP listener, host:port. Default "0.0.0.0:80". Required.
+	BindAddress string `koanf:"bind_address"`
+	// TLSBindAddress is the HTTPS listener. Default "" (no HTTPS listener).
+	TLSBindAddress string `koanf:"tls_bind_address"`
+	// MetricsAddress serves /metrics, /healthz and /readyz. Default "0.0.0.0:8080"; "" disables.
+	MetricsAddress string `koanf:"metrics_address"`
+	// AdminAddress serves the admin API. Default "127.0.0.1:9000" so it is not exposed by
+	// accident; "" disables.
+	AdminAddress string `koanf:"admin_address"`
+	// LogLevel is debug, info, warn or error. Default "info". Case-insensitive, stored lower-case.
+	LogLevel string `koanf:"log_level"`
+	// AccessLog logs one line per request at info level. Default true.
+	AccessLog bool `koanf:"access_log"`
+	// DrainTimeout is how long shutdown waits for in-flight requests. Default 30s, > 0.
+	DrainTimeout time.Duration `koanf:"drain_timeout"`
+	// TrustedProxies are the peers whose X-Forwarded-For is believed. Default none. A bare IP
+	// in the file is stored as a single-address prefix (/32 or /128).
+	TrustedProxies []netip.Prefix `koanf:"trusted_proxies"`
+	TLS            TLS            `koanf:"tls"`
+	// HealthCheck is the default for every pool; pools override it field by field.
+	HealthCheck HealthCheck `koanf:"health_check"`
+	Timeouts    Timeouts    `koanf:"timeouts"`
+	Limits      Limits      `koanf:"limits"`
+}
+
+// TLS configures certificates for the HTTPS listener.
+type TLS struct {
+	// AutoCert obtains certificates with ACME into CertDir. Default false.
+	AutoCert bool `koanf:"auto_cert"`
+	// ACMEEmail is the ACME account contact. Default "" (no contact).
+	ACMEEmail string `koanf:"acme_email"`
+	// CertDir caches ACME certificates. Default "/etc/veloflux/certs".
+	CertDir string `koanf:"cert_dir"`
+	// CertFile is a PEM certificate with its chain. Default "". Set together with KeyFile.
+	CertFile string `koanf:"cert_file"`
+	// KeyFile is the PEM private key for CertFile. Default "". It is a path, not a secret.
+	KeyFile string `koanf:"key_file"`
+}
+
+// HealthCheck is how backends are actively probed.
+type HealthCheck struct {
+	// Interval between probes of one backend. Default 10s, > 0.
+	Interval time.Duration `koanf:"interval"`
+	// Timeout of one probe. Default 5s, > 0 and <= Interval so probes never overlap.
+	Timeout time.Duration `koanf:"timeout"`
+	// Retries is the number of consecutive failures before a backend is marked down.
+	// Default 3, >= 1.
+	Retries int `koanf:"retries"`
+}
+
+// Timeouts bound client and backend connections.
+type Timeouts struct {
+	// ReadHeader is how long a client has to send request headers. Default 10s, > 0;
+	// it is what stops slowloris clients.
+	ReadHeader time.Duration `koanf:"read_header"`
+	// Read bounds reading the whole request including the body. Default 60s; 0 = no limit.
+	Read time.Duration `koanf:"read"`
+	// Idle is how long a keep-alive client connection may wait for its next request.
+	// Default 120s, > 0.
+	Idle time.Duration `koanf:"idle"`
+	// BackendDial bounds connecting to a backend. Default 5s, > 0.
+	BackendDial time.Duration `koanf:"backend_dial"`
+	// BackendResponseHeader bounds the wait for a backend's response headers after the request
+	// was sent. Default 30s, > 0.
+	BackendResponseHeader time.Duration `koanf:"backend_response_header"`
+	// BackendIdle is how long an idle pooled backend connection is kept. Default 90s, > 0.
+	BackendIdle time.Duration `koanf:"backend_idle"`
+}
+
+// Limits bound memory and connection use.
+type Limits struct {
+	// MaxHeaderBytes is the largest request header block accepted, in bytes. Default 1 MiB, > 0.
+	MaxHeaderBytes int `koanf:"max_header_bytes"`
+	// MaxIdleConnsPerBackend is the idle connection pool size per backend. Default 64, > 0.
+	MaxIdleConnsPerBackend int `koanf:"max_idle_conns_per_backend"`
+	// MaxConnsPerBackend caps connections to one backend. Default 0 = unlimited, >= 0.
+	MaxConnsPerBackend int `koanf:"max_conns_per_backend"`
+}
+
+// Retry controls retrying a failed request on another backend.
+type Retry struct {
+	// Attempts is the total number of tries including the first. Default 2, 1..10.
+	Attempts int `koanf:"attempts"`
+	// Timeout: no new attempt starts once this much time has passed since the first began.
+	// Default 10s, > 0.
+	Timeout time.Duration `koanf:"timeout"`
+}
+
+// Sticky configures the session cookie of pools with sticky_sessions.
+type Sticky struct {
+	// CookieName is the cookie's name, an RFC 6265 token. Default "vf_session".
+	CookieName string `koanf:"cookie_name"`
+	// TTL is the cookie lifetime. Default 1h, > 0.
+	TTL time.Duration `koanf:"ttl"`
+	// Secure sends the cookie over HTTPS only. Default false.
+	Secure bool `koanf:"secure"`
+	// HTTPOnly hides the cookie from scripts. Default true.
+	HTTPOnly bool `koanf:"http_only"`
+	// SameSite is lax, strict or none. Default "lax"; none requires Secure because browsers
+	// drop SameSite=None cookies that are not Secure. Case-insensitive, stored lower-case.
+	SameSite string `koanf:"same_site"`
+	// Secret is the HMAC key that signs the cookie, at least 32 bytes when any pool is sticky.
+	// Default "". Empty is left empty by Load: cmd generates a random key and warns, because
+	// then cookies do not survive restarts or work across nodes.
+	Secret string `koanf:"secret" redact:"true"`
+}
+
+// SameSiteMode returns SameSite as the net/http cookie setting; it assumes a validated Config.
+func (s Sticky) SameSiteMode() http.SameSite {
+	switch s.SameSite {
+	case "strict":
+		return http.SameSiteStrictMode
+	case "none":
+		return http.SameSiteNoneMode
+	default:
+		return http.SameSiteLaxMode
+	}
+}
+
+// RateLimit limits requests per client IP.
+type RateLimit struct {
+	// RequestsPerSecond is the sustained rate per client. Default 0 = off for clients that no
+	// rule matches; >= 0.
+	RequestsPerSecond float64 `koanf:"requests_per_second"`
+	// Burst is the bucket size. Default 0 = one second's worth, see EffectiveBurst; >= 0.
+	Burst int `koanf:"burst"`
+	// MaxClients bounds how many client buckets are tracked, which bounds memory. Default
+	// 100000, > 0.
+	MaxClients int `koanf:"max_clients"`
+	// IPv6Prefix groups IPv6 clients per /N, since one host usually owns a whole /64.
+	// Default 64, 1..128.
+	IPv6Prefix int `koanf:"ipv6_prefix"`
+	// Rules override the rate for client ranges; the first rule whose CIDR contains the
+	// client wins.
+	Rules []RateLimitRule `koanf:"rules"`
+}
+
+// EffectiveBurst is Burst, or when 0 one second's worth of requests: ceil(RequestsPerSecond),
+// at least 1.
+func (r RateLimit) EffectiveBurst() int { return effectiveBurst(r.Burst, r.RequestsPerSecond) }
+
+// RateLimitRule sets the rate for clients inside CIDR.
+type RateLimitRule struct {
+	// CIDR is the client range. A bare IP in the file is a single-address prefix. Required.
+	CIDR netip.Prefix `koanf:"cidr"`
+	// RequestsPerSecond is the rate for each client in CIDR. > 0 unless Exempt.
+	RequestsPerSecond float64 `koanf:"requests_per_second"`
+	// Burst is the bucket size; 0 = one second's worth, see EffectiveBurst; >= 0.
+	Burst int `koanf:"burst"`
+	// Exempt clients are never limited. Default false.
+	Exempt bool `koanf:"exempt"`
+}
+
+// EffectiveBurst is Burst, or when 0 ceil(RequestsPerSecond), at least 1.
+func (r RateLimitRule) EffectiveBurst() int { return effectiveBurst(r.Burst, r.RequestsPerSecond) }
+
+// maxBurst keeps ceil(rps) representable: a burst beyond it is unlimited in practice.
+const maxBurst = math.MaxInt32
+
+func effectiveBurst(burst int, rps float64) int {
+	if burst > 0 {
+		return burst
+	}
+	b := math.Ceil(rps)
+	switch {
+	case !(b >= 1): // also catches NaN
+		return 1
+	case b > maxBurst:
+		return maxBurst
+	default:
+		return int(b)
+	}
+}
+
+// Pool is a named set of interchangeable backends.
+type Pool struct {
+	// Name identifies the pool for routes; unique, [A-Za-z0-9._-]+. Required.
+	Name string `koanf:"name"`
+	// Algorithm is round_robin, weighted, least_conn, ip_hash or random. Default round_robin.
+	Algorithm string `koanf:"algorithm"`
+	// StickySessions pins a client to one backend with the signed sticky cookie. Default false.
+	StickySessions bool `koanf:"sticky_sessions"`
+	// HealthCheck is global.health_check with this pool's overrides already applied by Load,
+	// so consumers never resolve inheritance themselves.
+	HealthCheck PoolHealthCheck `koanf:"health_check"`
+	// Backends may be empty: discovery can fill the pool later.
+	Backends []Backend `koanf:"backends"`
+}
+
+// PoolHealthCheck is a pool's effective health check.
+type PoolHealthCheck struct {
+	// Interval, Timeout and Retries default to global.health_check and follow its rules.
+	Interval time.Duration `koanf:"interval"`
+	Timeout  time.Duration `koanf:"timeout"`
+	Retries  int           `koanf:"retries"`
+	// Path is probed with HTTP GET. Default "" = no active HTTP check unless a backend sets
+	// its own path. Starts with "/".
+	Path string `koanf:"path"`
+}
+
+// Backend is one upstream instance.
+type Backend struct {
+	// Address is host:port; host is a DNS name, an IPv4 address or a bracketed IPv6 address;
+	// port 1..65535. Required, unique within the pool.
+	Address string `koanf:"address"`
+	// Weight is the relative share of traffic. Default 1, 1..10000.
+	Weight      int                `koanf:"weight"`
+	HealthCheck BackendHealthCheck `koanf:"health_check"`
+}
+
+// BackendHealthCheck overrides the pool's health check for one backend.
+type BackendHealthCheck struct {
+	// Path overrides the pool's path. Default "" = the pool's. Starts with "/".
+	Path string `koanf:"path"`
+}
+
+// Route sends requests whose host and path match to a pool.
+type Route struct {
+	// Host is "" (default route), "example.com", "example.com:8443" or "*.example.com".
+	// Stored lower-case because host matching is case-insensitive.
+	Host string `koanf:"host"`
+	// PathPrefix is "" (everything) or starts with "/".
+	PathPrefix string `koanf:"path_prefix"`
+	// StripPrefix removes PathPrefix from the path sent upstream. Default false.
+	StripPrefix bool `koanf:"strip_prefix"`
+	// Pool names an existing pool. Required.
+	Pool string `koanf:"pool"`
+}
+
+// Default returns a Config with every default and no pools or routes. It is valid.
+func Default() *Config {
+	return &Config{
+		Global: Global{
+			BindAddress:    "0.0.0.0:80",
+			TLSBindAddress: "",
+			MetricsAddress: "0.0.0.0:8080",
+			AdminAddress:   "127.0.0.1:9000",
+			LogLevel:       "info",
+			AccessLog:      true,
+			DrainTimeout:   30 * time.Second,
+			TLS: TLS{
+				CertDir: "/etc/veloflux/certs",
+			},
+			HealthCheck: HealthCheck{
+				Interval: 10 * time.Second,
+				Timeout:  5 * time.Second,
+				Retries:  3,
+			},
+			Timeouts: Timeouts{
+				ReadHeader:            10 * time.Second,
+				Read:                  60 * time.Second,
+				Idle:                  120 * time.Second,
+				BackendDial:           5 * time.Second,
+				BackendResponseHeader: 30 * time.Second,
+				BackendIdle:           90 * time.Second,
+			},
+			Limits: Limits{
+				MaxHeaderBytes:         1 << 20,
+				MaxIdleConnsPerBackend: 64,
+				MaxConnsPerBackend:     0,
+			},
+		},
+		Retry: Retry{
+			Attempts: 2,
+			Timeout:  10 * time.Second,
+		},
+		Sticky: Sticky{
+			CookieName: "vf_session",
+			TTL:        time.Hour,
+			HTTPOnly:   true,
+			SameSite:   "lax",
+		},
+		RateLimit: RateLimit{
+			MaxClients: 100000,
+			IPv6Prefix: 64,
+		},
+	}
+}
+
+// defaultPool is what a pools[] entry starts from before its keys are applied. Its health
+// check fields are filled from global.health_check after all layers are read, because an
+// environment override of the global values must reach pools too.
+func defaultPool() Pool { return Pool{Algorithm: AlgorithmRoundRobin} }
+
+// defaultBackend is what a backends[] entry starts from; Weight stays 1 unless written.
+func defaultBackend() Backend { return Backend{Weight: 1} }
+
+// PathFromEnv returns the config file path: VFX_CONFIG when set and non-empty, else DefaultPath.
+// environ is in os.Environ form; when a variable repeats, the last one wins.
+func PathFromEnv(environ []string) string {
+	path := ""
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, envConfigVar+"="); ok {
+			path = v
+		}
+	}
+	if path == "" {
+		return DefaultPath
+	}
+	return path
+}

@@ -1,0 +1,270 @@
+package config
+
+import (
+	"math"
+	"net/http"
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefault(t *testing.T) {
+	c := Default()
+	tests := []struct {
+		key       string
+		got, want any
+	}{
+		{"global.bind_address", c.Global.BindAddress, "0.0.0.0:80"},
+		{"global.tls_bind_address", c.Global.TLSBindAddress, ""},
+		{"global.metrics_address", c.Global.MetricsAddress, "0.0.0.0:8080"},
+		{"global.admin_address", c.Global.AdminAddress, "127.0.0.1:9000"},
+		{"global.log_level", c.Global.LogLevel, "info"},
+		{"global.access_log", c.Global.AccessLog, true},
+		{"global.drain_timeout", c.Global.DrainTimeout, 30 * time.Second},
+		{"global.trusted_proxies", len(c.Global.TrustedProxies), 0},
+		{"global.tls.auto_cert", c.Global.TLS.AutoCert, false},
+		{"global.tls.acme_email", c.Global.TLS.ACMEEmail, ""},
+		{"global.tls.cert_dir", c.Global.TLS.CertDir, "/etc/veloflux/certs"},
+		{"global.tls.cert_file", c.Global.TLS.CertFile, ""},
+		{"global.tls.key_file", c.Global.TLS.KeyFile, ""},
+		{"global.health_check.interval", c.Global.HealthCheck.Interval, 10 * time.Second},
+		{"global.health_check.timeout", c.Global.HealthCheck.Timeout, 5 * time.Second},
+		{"global.health_check.retries", c.Global.HealthCheck.Retries, 3},
+		{"global.timeouts.read_header", c.Global.Timeouts.ReadHeader, 10 * time.Second},
+		{"global.timeouts.read", c.Global.Timeouts.Read, 60 * time.Second},
+		{"global.timeouts.idle", c.Global.Timeouts.Idle, 120 * time.Second},
+		{"global.timeouts.backend_dial", c.Global.Timeouts.BackendDial, 5 * time.Second},
+		{"global.timeouts.backend_response_header", c.Global.Timeouts.BackendResponseHeader, 30 * time.Second},
+		{"global.timeouts.backend_idle", c.Global.Timeouts.BackendIdle, 90 * time.Second},
+		{"global.limits.max_header_bytes", c.Global.Limits.MaxHeaderBytes, 1048576},
+		{"global.limits.max_idle_conns_per_backend", c.Global.Limits.MaxIdleConnsPerBackend, 64},
+		{"global.limits.max_conns_per_backend", c.Global.Limits.MaxConnsPerBackend, 0},
+		{"retry.attempts", c.Retry.Attempts, 2},
+		{"retry.timeout", c.Retry.Timeout, 10 * time.Second},
+		{"sticky.cookie_name", c.Sticky.CookieName, "vf_session"},
+		{"sticky.ttl", c.Sticky.TTL, time.Hour},
+		{"sticky.secure", c.Sticky.Secure, false},
+		{"sticky.http_only", c.Sticky.HTTPOnly, true},
+		{"sticky.same_site", c.Sticky.SameSite, "lax"},
+		{"sticky.secret", c.Sticky.Secret, ""},
+		{"rate_limit.requests_per_second", c.RateLimit.RequestsPerSecond, 0.0},
+		{"rate_limit.burst", c.RateLimit.Burst, 0},
+		{"rate_limit.max_clients", c.RateLimit.MaxClients, 100000},
+		{"rate_limit.ipv6_prefix", c.RateLimit.IPv6Prefix, 64},
+		{"rate_limit.rules", len(c.RateLimit.Rules), 0},
+		{"pools", len(c.Pools), 0},
+		{"routes", len(c.Routes), 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.key, func(t *testing.T) {
+			if !reflect.DeepEqual(tt.got, tt.want) {
+				t.Errorf("default %s = %#v, want %#v", tt.key, tt.got, tt.want)
+			}
+		})
+	}
+	t.Run("valid", func(t *testing.T) {
+		if err := c.Validate(); err != nil {
+			t.Errorf("Default().Validate() = %v", err)
+		}
+	})
+	t.Run("fresh each call", func(t *testing.T) {
+		Default().Global.BindAddress = "changed"
+		if Default().Global.BindAddress != "0.0.0.0:80" {
+			t.Error("Default returns shared state")
+		}
+	})
+}
+
+func TestListItemDefaults(t *testing.T) {
+	c := mustParse(t, "pools:\n  - name: p\n    backends:\n      - address: a:1\n")
+	if c.Pools[0].Algorithm != AlgorithmRoundRobin || c.Pools[0].Backends[0].Weight != 1 {
+		t.Errorf("pool algorithm %q, backend weight %d; want round_robin and 1", c.Pools[0].Algorithm, c.Pools[0].Backends[0].Weight)
+	}
+}
+
+func TestPathFromEnv(t *testing.T) {
+	tests := []struct {
+		name    string
+		environ []string
+		want    string
+	}{
+		{"unset", []string{"PATH=/bin"}, DefaultPath},
+		{"nil environ", nil, DefaultPath},
+		{"set", []string{"VFX_CONFIG=/srv/vf.yaml"}, "/srv/vf.yaml"},
+		{"empty", []string{"VFX_CONFIG="}, DefaultPath},
+		{"last wins", []string{"VFX_CONFIG=/a.yaml", "VFX_CONFIG=/b.yaml"}, "/b.yaml"},
+		{"similar name", []string{"VFX_CONFIGS=/a.yaml", "XVFX_CONFIG=/b.yaml"}, DefaultPath},
+		{"value with equals sign", []string{"VFX_CONFIG=/etc/a=b.yaml"}, "/etc/a=b.yaml"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := PathFromEnv(tt.environ); got != tt.want {
+				t.Errorf("PathFromEnv = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestEffectiveBurst(t *testing.T) {
+	tests := []struct {
+		name  string
+		rps   float64
+		burst int
+		want  int
+	}{
+		{"explicit burst", 100, 7, 7},
+		{"one second of whole rate", 50, 0, 50},
+		{"fraction rounds up", 2.5, 0, 3},
+		{"small rate gives one", 0.1, 0, 1},
+		{"zero rate gives one", 0, 0, 1},
+		{"huge rate is capped", 1e300, 0, math.MaxInt32},
+		{"NaN gives one", math.NaN(), 0, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := (RateLimit{RequestsPerSecond: tt.rps, Burst: tt.burst}).EffectiveBurst(); got != tt.want {
+				t.Errorf("RateLimit.EffectiveBurst = %d, want %d", got, tt.want)
+			}
+			if got := (RateLimitRule{RequestsPerSecond: tt.rps, Burst: tt.burst}).EffectiveBurst(); got != tt.want {
+				t.Errorf("RateLimitRule.EffectiveBurst = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSameSiteMode(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want http.SameSite
+	}{{"lax", http.SameSiteLaxMode}, {"strict", http.SameSiteStrictMode}, {"none", http.SameSiteNoneMode}} {
+		t.Run(tt.in, func(t *testing.T) {
+			if got := (Sticky{SameSite: tt.in}).SameSiteMode(); got != tt.want {
+				t.Errorf("SameSiteMode() = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRedacted(t *testing.T) {
+	orig := validBase()
+	orig.Sticky.Secret = strings.Repeat("s", 32)
+	orig.Global.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	orig.RateLimit.Rules = []RateLimitRule{{CIDR: netip.MustParsePrefix("10.0.0.0/8"), Exempt: true}}
+	keep := validBase()
+	keep.Sticky.Secret = orig.Sticky.Secret
+	keep.Global.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	keep.RateLimit.Rules = []RateLimitRule{{CIDR: netip.MustParsePrefix("10.0.0.0/8"), Exempt: true}}
+
+	r := orig.Redacted()
+	t.Run("secret replaced", func(t *testing.T) {
+		if r.Sticky.Secret != "REDACTED" {
+			t.Errorf("Sticky.Secret = %q", r.Sticky.Secret)
+		}
+	})
+	t.Run("everything else equal", func(t *testing.T) {
+		cp := *r
+		cp.Sticky.Secret = orig.Sticky.Secret
+		if !reflect.DeepEqual(&cp, orig) {
+			t.Errorf("redacted copy differs beyond the secret:\n%+v\n%+v", cp, *orig)
+		}
+	})
+	t.Run("deep copy", func(t *testing.T) {
+		r.Pools[0].Backends[0].Address = "changed:1"
+		r.Pools[0].Name = "changed"
+		r.Routes[0].Pool = "changed"
+		r.Global.TrustedProxies[0] = netip.MustParsePrefix("1.1.1.1/32")
+		r.RateLimit.Rules[0].Exempt = false
+		if !reflect.DeepEqual(orig, keep) {
+			t.Errorf("changing the redacted copy changed the original:\n%+v", *orig)
+		}
+	})
+	t.Run("empty secret stays empty", func(t *testing.T) {
+		if got := Default().Redacted().Sticky.Secret; got != "" {
+			t.Errorf("Sticky.Secret = %q, want empty", got)
+		}
+	})
+	t.Run("nil", func(t *testing.T) {
+		var c *Config
+		if c.Redacted() != nil {
+			t.Error("nil.Redacted() != nil")
+		}
+	})
+}
+
+// TestSchemaKinds pins what the decoder, Redacted's deep copy and the docs test can handle:
+// a new field of another kind (a map, a pointer) must extend them first.
+func TestSchemaKinds(t *testing.T) {
+	var walk func(t *testing.T, path string, typ reflect.Type)
+	walk = func(t *testing.T, path string, typ reflect.Type) {
+		seen := make(map[string]bool)
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			key := f.Tag.Get("koanf")
+			p := keyPath(path, key)
+			switch {
+			case key == "" || keyPath("", key) != key:
+				t.Errorf("%s.%s: koanf tag %q is not a plain key", typ, f.Name, key)
+			case seen[key]:
+				t.Errorf("%s: duplicate koanf tag %q", typ, key)
+			}
+			seen[key] = true
+			if f.Tag.Get("redact") != "" && f.Type.Kind() != reflect.String {
+				t.Errorf("%s: only strings can be redacted", p)
+			}
+			ft := f.Type
+			if ft.Kind() == reflect.Slice {
+				ft = ft.Elem()
+			}
+			switch {
+			case ft == reflect.TypeFor[time.Duration](), ft == reflect.TypeFor[netip.Prefix]():
+			case ft.Kind() == reflect.Struct:
+				walk(t, p, ft)
+			case ft.Kind() == reflect.String, ft.Kind() == reflect.Bool, ft.Kind() == reflect.Int, ft.Kind() == reflect.Float64:
+			default:
+				t.Errorf("%s: unsupported type %s", p, f.Type)
+			}
+		}
+	}
+	walk(t, "", reflect.TypeFor[Config]())
+}
+
+func TestRestartNeeded(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(c *Config)
+		want   []string
+	}{
+		{"nothing changed", func(c *Config) {}, nil},
+		{"bind_address", func(c *Config) { c.Global.BindAddress = ":81" }, []string{"global.bind_address"}},
+		{"tls_bind_address", func(c *Config) { c.Global.TLSBindAddress = ":443" }, []string{"global.tls_bind_address"}},
+		{"metrics_address", func(c *Config) { c.Global.MetricsAddress = "" }, []string{"global.metrics_address"}},
+		{"admin_address", func(c *Config) { c.Global.AdminAddress = "" }, []string{"global.admin_address"}},
+		{"drain_timeout", func(c *Config) { c.Global.DrainTimeout = time.Second }, []string{"global.drain_timeout"}},
+		{"tls", func(c *Config) { c.Global.TLS.CertFile, c.Global.TLS.AutoCert = "x", true },
+			[]string{"global.tls.auto_cert", "global.tls.cert_file"}},
+		{"timeouts", func(c *Config) { c.Global.Timeouts.Idle = time.Second }, []string{"global.timeouts.idle"}},
+		{"limits", func(c *Config) { c.Global.Limits.MaxConnsPerBackend = 9 }, []string{"global.limits.max_conns_per_backend"}},
+		{"live keys only", func(c *Config) {
+			c.Global.LogLevel = "debug"
+			c.Global.AccessLog = false
+			c.Global.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+			c.Global.HealthCheck.Interval = time.Minute
+			c.Retry.Attempts = 5
+			c.Sticky.TTL = time.Minute
+			c.RateLimit.RequestsPerSecond = 9
+			c.Pools = nil
+			c.Routes = nil
+		}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			old, next := validBase(), validBase()
+			tt.mutate(next)
+			if got := old.RestartNeeded(next); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("RestartNeeded = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

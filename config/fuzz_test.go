@@ -1,0 +1,51 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"testing"
+)
+
+// FuzzParse feeds arbitrary files and one arbitrary environment entry to Parse. It must never
+// panic; a config it returns must be valid; a failure must be a YAML error or a non-empty
+// Errors whose entries all say something.
+func FuzzParse(f *testing.F) {
+	seed, err := os.ReadFile("testdata/seed.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed, "VFX_LOG_LEVEL=debug")
+	f.Add([]byte(minimal), "VFX_GLOBAL__TRUSTED_PROXIES=10.0.0.0/8,::1")
+	f.Add([]byte("global:\n  drain_timeout: 0\n  health_check: {interval: 1s}\n"), "VFX_GLOBAL__HEALTH_CHECK__TIMEOUT=2s")
+	f.Add([]byte("pools: [{name: a, backends: [{address: \"[::1]:1\", weight: 3}]}]\nroutes: [{host: \"*.A.b:9\", pool: a}]\n"), "VFX_POOLS=x")
+	f.Add([]byte("rate_limit: {requests_per_second: .nan, rules: [{cidr: \"::ffff:1.2.3.4/120\"}]}\n"), "VFX_=")
+	f.Add([]byte("a: &x [*x]\n"), "VFX_STICKY_SECRET=0123456789abcdef0123456789abcdef")
+	f.Add([]byte("global: {1: 2, \"a.b\": [], null: ~}\n---\n"), "VFX_GLOBAL__TLS=1")
+	f.Fuzz(func(t *testing.T, data []byte, envEntry string) {
+		c, err := Parse(data, []string{envEntry})
+		if err == nil {
+			if c == nil {
+				t.Fatal("Parse returned neither a config nor an error")
+			}
+			if verr := c.Validate(); verr != nil {
+				t.Fatalf("Parse accepted a config that Validate rejects: %v", verr)
+			}
+			return
+		}
+		if c != nil {
+			t.Fatal("Parse returned a config along with an error")
+		}
+		var errs Errors
+		if !errors.As(err, &errs) {
+			return // a YAML error
+		}
+		if len(errs) == 0 {
+			t.Fatal("Parse returned empty Errors")
+		}
+		for _, e := range errs {
+			if e.Msg == "" {
+				t.Fatalf("problem at %q has no message", e.Path)
+			}
+		}
+	})
+}

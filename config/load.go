@@ -1,0 +1,216 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/netip"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+
+	env "github.com/knadh/koanf/providers/env/v2"
+	"go.yaml.in/yaml/v3"
+)
+
+const (
+	envPrefix    = "VFX_"
+	envConfigVar = "VFX_CONFIG"
+	// envNestSep separates nesting levels in variable names; a single "_" is part of key
+	// names such as rate_limit, so it cannot be the separator.
+	envNestSep = "__"
+)
+
+// envAlias maps the short variables kept for convenience to their keys. They are applied after
+// the generic VFX_SECTION__KEY variables, so they win when both are set.
+func envAlias(name string) (string, bool) {
+	switch name {
+	case "VFX_LOG_LEVEL":
+		return "global.log_level", true
+	case "VFX_STICKY_SECRET":
+		return "sticky.secret", true
+	}
+	return "", false
+}
+
+// Load reads the YAML file at path, applies the VFX_* variables in environ (os.Environ form)
+// and validates the result. Invalid content yields an error wrapping Errors; use errors.As to
+// list every problem.
+func Load(path string, environ []string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("config file %s does not exist (set VFX_CONFIG to use another path): %w", path, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read config file: %w", err)
+	}
+	cfg, err := Parse(b, environ)
+	var errs Errors
+	if errors.As(err, &errs) {
+		return nil, fmt.Errorf("config file %s has %d problem(s):\n%w", path, len(errs), err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse is Load without the file: yamlBytes is the file's content (empty means all defaults).
+// Unknown keys, wrong types and invalid values are returned together as Errors; a YAML syntax
+// error is returned alone because nothing after it can be trusted.
+func Parse(yamlBytes []byte, environ []string) (*Config, error) {
+	doc, err := parseYAML(yamlBytes)
+	if err != nil {
+		return nil, err
+	}
+	cfg := Default()
+	root := reflect.ValueOf(cfg).Elem()
+	d := newDecoder()
+	if doc != nil {
+		if _, ok := asMap(doc); ok {
+			d.decode("", doc, root)
+		} else {
+			d.fail("", nil, "the file must be a mapping of sections such as global: and pools:, got %s", describe(doc))
+		}
+	}
+	if err := d.applyEnv(root, environ); err != nil {
+		return nil, err
+	}
+	inheritHealthCheck(cfg, d.explicit)
+	normalize(cfg)
+
+	errs := d.errs
+	if verr := cfg.Validate(); verr != nil {
+		for _, fe := range verr.(Errors) {
+			// A value that failed to decode kept its default; its validation errors would
+			// only repeat the decode error in a more confusing way.
+			if !slices.ContainsFunc(d.errs, func(de FieldError) bool { return under(fe.Path, de.Path) }) {
+				errs = append(errs, fe)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		sortErrors(errs)
+		return nil, errs
+	}
+	return cfg, nil
+}
+
+// parseYAML decodes the single document in b; nil means an empty file. A second document is
+// an error instead of being ignored, since a config silently missing half its pools is worse
+// than one that does not load.
+func parseYAML(b []byte) (any, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	var doc any
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("parse YAML: %w", err)
+	}
+	for {
+		var extra any
+		err := dec.Decode(&extra)
+		if errors.Is(err, io.EOF) {
+			return doc, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("parse YAML: %w", err)
+		}
+		if extra != nil {
+			return nil, errors.New("parse YAML: the file has more than one YAML document (a second one starts at a \"---\" line); put everything in one")
+		}
+	}
+}
+
+// applyEnv applies the VFX_* variables: generic ones in name order, then the aliases.
+func (d *decoder) applyEnv(root reflect.Value, environ []string) error {
+	vars, err := env.Provider("", env.Opt{
+		Prefix:      envPrefix,
+		EnvironFunc: func() []string { return environ },
+	}).Read()
+	if err != nil {
+		return fmt.Errorf("read environment: %w", err)
+	}
+	names := make([]string, 0, len(vars))
+	for name := range vars {
+		if name != envConfigVar {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	for _, aliases := range []bool{false, true} {
+		for _, name := range names {
+			key, isAlias := envAlias(name)
+			if isAlias != aliases {
+				continue
+			}
+			if !isAlias {
+				key = strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, envPrefix), envNestSep, "."))
+			}
+			value, _ := vars[name].(string)
+			d.applyEnvVar(root, name, key, value)
+		}
+	}
+	return nil
+}
+
+// applyEnvVar sets the key named by one variable. Only scalar keys and trusted_proxies can be
+// set: pools, routes and rules are lists of sections with no stable way to address an entry.
+func (d *decoder) applyEnvVar(root reflect.Value, name, key, value string) {
+	v, path := root, ""
+	for seg := range strings.SplitSeq(key, ".") {
+		if v.Kind() != reflect.Struct || v.Type() == reflect.TypeFor[netip.Prefix]() {
+			d.fail(name, nil, "unknown key %q", key)
+			return
+		}
+		i, ok := fieldIndex(v.Type(), seg)
+		if !ok {
+			d.fail(name, nil, "unknown key %q", key)
+			return
+		}
+		v, path = v.Field(i), keyPath(path, seg)
+		if v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Struct && v.Type().Elem() != reflect.TypeFor[netip.Prefix]() {
+			d.fail(name, nil, "%s is a list of sections, which cannot be set from the environment", path)
+			return
+		}
+	}
+	if v.Kind() == reflect.Struct && v.Type() != reflect.TypeFor[netip.Prefix]() {
+		d.fail(name, nil, "%s is a section, not a key; set one of its keys, e.g. %s%s<KEY>", path, name, envNestSep)
+		return
+	}
+	d.decode(path, envValue{Var: name, Value: value}, v)
+}
+
+// inheritHealthCheck fills each pool's health check fields that the pool did not set from
+// global.health_check. It runs after every layer so an environment override of the global
+// value reaches the pools too.
+func inheritHealthCheck(cfg *Config, explicit map[string]bool) {
+	g := cfg.Global.HealthCheck
+	for i := range cfg.Pools {
+		hc := &cfg.Pools[i].HealthCheck
+		p := fmt.Sprintf("pools[%d].health_check", i)
+		if !explicit[p+".interval"] {
+			hc.Interval = g.Interval
+		}
+		if !explicit[p+".timeout"] {
+			hc.Timeout = g.Timeout
+		}
+		if !explicit[p+".retries"] {
+			hc.Retries = g.Retries
+		}
+	}
+}
+
+// normalize lower-cases values that are matched case-insensitively, so consumers compare
+// with ==.
+func normalize(cfg *Config) {
+	cfg.Global.LogLevel = strings.ToLower(cfg.Global.LogLevel)
+	cfg.Sticky.SameSite = strings.ToLower(cfg.Sticky.SameSite)
+	for i := range cfg.Routes {
+		cfg.Routes[i].Host = strings.ToLower(cfg.Routes[i].Host)
+	}
+}

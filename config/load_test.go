@@ -1,0 +1,550 @@
+package config
+
+import (
+	"errors"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// minimal is the smallest useful file; cases append to it.
+const minimal = `
+pools:
+  - name: web
+    backends:
+      - address: "10.0.0.1:8080"
+routes:
+  - pool: web
+`
+
+func mustParse(t *testing.T, yaml string, environ ...string) *Config {
+	t.Helper()
+	c, err := Parse([]byte(yaml), environ)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	return c
+}
+
+func TestParseEmptyIsDefault(t *testing.T) {
+	for _, doc := range []string{"", "# only a comment\n", "---\n", "~\n", "global:\n", "global: {}\nretry: ~\n"} {
+		t.Run(doc, func(t *testing.T) {
+			if got := mustParse(t, doc); !reflect.DeepEqual(got, Default()) {
+				t.Errorf("Parse(%q) = %+v, want Default()", doc, got)
+			}
+		})
+	}
+}
+
+func TestParseNullKeepsDefault(t *testing.T) {
+	c := mustParse(t, "global:\n  bind_address:\n  drain_timeout: ~\n  timeouts:\n")
+	if c.Global.BindAddress != "0.0.0.0:80" || c.Global.DrainTimeout != 30*time.Second {
+		t.Errorf("null values changed defaults: bind_address %q, drain_timeout %s", c.Global.BindAddress, c.Global.DrainTimeout)
+	}
+}
+
+func TestParseValues(t *testing.T) {
+	c := mustParse(t, `
+global:
+  bind_address: "127.0.0.1:8000"
+  metrics_address: ""
+  log_level: WARN
+  access_log: false
+  drain_timeout: 1m30s
+  trusted_proxies: [10.0.0.0/8, 192.168.0.1, "2001:db8::1", "::ffff:172.16.0.0/108", 10.1.2.3/8]
+  timeouts:
+    read: 0
+  limits:
+    max_conns_per_backend: 3.0
+sticky:
+  same_site: Strict
+rate_limit:
+  requests_per_second: 2.5
+  rules:
+    - cidr: 10.0.0.7
+      exempt: true
+pools:
+  - name: web
+    backends:
+      - address: "10.0.0.1:8080"
+      - address: "10.0.0.2:8080"
+        weight: 7
+routes:
+  - host: "*.EXAMPLE.com"
+    path_prefix: /api
+    strip_prefix: true
+    pool: web
+`)
+	tests := []struct {
+		name      string
+		got, want any
+	}{
+		{"string", c.Global.BindAddress, "127.0.0.1:8000"},
+		{"empty string disables", c.Global.MetricsAddress, ""},
+		{"log_level lower-cased", c.Global.LogLevel, "warn"},
+		{"bool", c.Global.AccessLog, false},
+		{"duration", c.Global.DrainTimeout, 90 * time.Second},
+		{"bare zero duration", c.Global.Timeouts.Read, time.Duration(0)},
+		{"integral float as int", c.Global.Limits.MaxConnsPerBackend, 3},
+		{"trusted proxies: cidr, bare v4, bare v6, mapped v4, host bits cleared", c.Global.TrustedProxies, []netip.Prefix{
+			netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.0.1/32"),
+			netip.MustParsePrefix("2001:db8::1/128"), netip.MustParsePrefix("172.16.0.0/12"),
+			netip.MustParsePrefix("10.0.0.0/8"),
+		}},
+		{"same_site lower-cased", c.Sticky.SameSite, "strict"},
+		{"float", c.RateLimit.RequestsPerSecond, 2.5},
+		{"rule bare ip", c.RateLimit.Rules[0].CIDR, netip.MustParsePrefix("10.0.0.7/32")},
+		{"rule exempt", c.RateLimit.Rules[0].Exempt, true},
+		{"pool algorithm default", c.Pools[0].Algorithm, AlgorithmRoundRobin},
+		{"backend weight default", c.Pools[0].Backends[0].Weight, 1},
+		{"backend weight written", c.Pools[0].Backends[1].Weight, 7},
+		{"route host lower-cased", c.Routes[0].Host, "*.example.com"},
+		{"route path_prefix", c.Routes[0].PathPrefix, "/api"},
+		{"route strip_prefix", c.Routes[0].StripPrefix, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !reflect.DeepEqual(tt.got, tt.want) {
+				t.Errorf("got %#v, want %#v", tt.got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseHealthCheckInheritance(t *testing.T) {
+	doc := `
+global:
+  health_check: {interval: 20s, timeout: 4s, retries: 5}
+pools:
+  - name: inherits
+  - name: overrides-some
+    health_check: {interval: 8s, path: /ready}
+  - name: overrides-all
+    health_check: {interval: 3s, timeout: 1s, retries: 1}
+`
+	tests := []struct {
+		name    string
+		environ []string
+		want    []PoolHealthCheck
+	}{
+		{"from file", nil, []PoolHealthCheck{
+			{Interval: 20 * time.Second, Timeout: 4 * time.Second, Retries: 5},
+			{Interval: 8 * time.Second, Timeout: 4 * time.Second, Retries: 5, Path: "/ready"},
+			{Interval: 3 * time.Second, Timeout: time.Second, Retries: 1},
+		}},
+		{"environment overrides global before pools inherit", []string{
+			"VFX_GLOBAL__HEALTH_CHECK__RETRIES=9", "VFX_GLOBAL__HEALTH_CHECK__TIMEOUT=2s",
+		}, []PoolHealthCheck{
+			{Interval: 20 * time.Second, Timeout: 2 * time.Second, Retries: 9},
+			{Interval: 8 * time.Second, Timeout: 2 * time.Second, Retries: 9, Path: "/ready"},
+			{Interval: 3 * time.Second, Timeout: time.Second, Retries: 1},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := mustParse(t, doc, tt.environ...)
+			var got []PoolHealthCheck
+			for _, p := range c.Pools {
+				got = append(got, p.HealthCheck)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("pool health checks:\n  got  %+v\n  want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseInheritedTimeoutAboveOverriddenInterval(t *testing.T) {
+	_, err := Parse([]byte("pools:\n  - name: p\n    health_check: {interval: 2s}\n"), nil)
+	assertLines(t, err, []string{"pools[0].health_check.timeout: must not exceed interval (2s), got 5s"})
+}
+
+func TestParseListsReplaceDefaults(t *testing.T) {
+	c := mustParse(t, "global:\n  trusted_proxies: [10.0.0.1]\n")
+	c2 := mustParse(t, "global:\n  trusted_proxies: []\n")
+	if len(c.Global.TrustedProxies) != 1 || len(c2.Global.TrustedProxies) != 0 {
+		t.Errorf("trusted_proxies = %v and %v, want one entry and none", c.Global.TrustedProxies, c2.Global.TrustedProxies)
+	}
+}
+
+func TestParseUnknownKeys(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{"misspelled global key", "global:\n  bind_adress: x\n",
+			[]string{"global.bind_adress: unknown key"}},
+		{"unknown section", "globals:\n  bind_address: x\n",
+			[]string{"globals: unknown key"}},
+		{"key inside list item", "pools:\n  - name: web\n    backend: []\n",
+			[]string{"pools[0].backend: unknown key"}},
+		{"deep key", "pools:\n  - name: web\n    backends:\n      - address: a:1\n      - address: b:1\n        health_check: {paht: /x}\n",
+			[]string{"pools[0].backends[1].health_check.paht: unknown key"}},
+		{"several, in schema order", "sticky: {cookie: x}\nglobal: {tls: {cert: x}, zz: 1, aa: 2}\nroutes: [{hots: a}]\n",
+			[]string{
+				"global.tls.cert: unknown key", "global.aa: unknown key", "global.zz: unknown key",
+				"sticky.cookie: unknown key", "routes[0].pool: required", "routes[0].hots: unknown key",
+			}},
+		{"unknown key reported with validation errors", "rate_limit:\n  rules:\n    - cdir: 10.0.0.0/8\n      exempt: true\n",
+			[]string{"rate_limit.rules[0].cidr: required", "rate_limit.rules[0].cdir: unknown key"}},
+		{"dotted key is not a shortcut", "global.bind_address: \":1\"\n",
+			[]string{`["global.bind_address"]: unknown key`}},
+		{"non-string key", "global:\n  1: x\n",
+			[]string{"global.1: unknown key"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse([]byte(tt.yaml), nil)
+			if c != nil {
+				t.Errorf("Parse returned a config along with errors")
+			}
+			assertLines(t, err, tt.want)
+		})
+	}
+}
+
+func TestParseTypeErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{"duration text", "global:\n  drain_timeout: abc\n",
+			[]string{`global.drain_timeout: invalid duration "abc"`}},
+		{"duration without unit", "global:\n  drain_timeout: 30\n",
+			[]string{`global.drain_timeout: invalid duration 30: missing unit, e.g. "30s"`}},
+		{"duration list", "retry:\n  timeout: [1]\n",
+			[]string{`retry.timeout: invalid duration: expected text such as "10s", got a list`}},
+		{"bool as yes", "global:\n  access_log: yes\n",
+			[]string{`global.access_log: expected true or false, got text "yes"`}},
+		{"int as text", "retry:\n  attempts: \"3\"\n",
+			[]string{`retry.attempts: expected an integer, got text "3"`}},
+		{"int as fraction", "retry:\n  attempts: 2.5\n",
+			[]string{`retry.attempts: expected an integer, got number 2.5`}},
+		{"int overflow", "global:\n  limits:\n    max_header_bytes: 18446744073709551615\n",
+			[]string{`global.limits.max_header_bytes: integer 18446744073709551615 out of range`}},
+		{"float as text", "rate_limit:\n  requests_per_second: fast\n",
+			[]string{`rate_limit.requests_per_second: expected a number, got text "fast"`}},
+		{"string as int", "global:\n  bind_address: 8080\n",
+			[]string{`global.bind_address: expected a string, got integer 8080 (quote the value to make it text)`}},
+		{"string as timestamp", "sticky:\n  secret: 2001-12-14\n",
+			[]string{`sticky.secret: expected a string, got timestamp 2001-12-14T00:00:00Z (quote the value to make it text)`}},
+		{"list as text", "global:\n  trusted_proxies: 10.0.0.0/8\n",
+			[]string{`global.trusted_proxies: expected a list, got text "10.0.0.0/8"`}},
+		{"bad cidr", "global:\n  trusted_proxies: [10.0.0.0/33, nope, \"fe80::1%eth0\"]\n",
+			[]string{
+				`global.trusted_proxies[0]: invalid CIDR or IP address "10.0.0.0/33"`,
+				`global.trusted_proxies[1]: invalid CIDR or IP address "nope"`,
+				`global.trusted_proxies[2]: invalid CIDR or IP address "fe80::1%eth0"`,
+			}},
+		{"cidr as number", "rate_limit:\n  rules: [{cidr: 10, exempt: true}]\n",
+			[]string{`rate_limit.rules[0].cidr: expected a CIDR or IP address, got integer 10`}},
+		{"section as scalar", "global: 5\n",
+			[]string{"global: expected a mapping, got integer 5"}},
+		{"list as mapping", "pools:\n  name: web\n",
+			[]string{"pools: expected a list, got a mapping"}},
+		{"empty list item", "pools:\n  -\n",
+			[]string{"pools[0]: empty list item"}},
+		{"list item as scalar", "routes: [web]\n",
+			[]string{`routes[0]: expected a mapping, got text "web"`}},
+		{"document not a mapping", "- global\n",
+			[]string{"the file must be a mapping of sections such as global: and pools:, got a list"}},
+		{"long value is shortened", "sticky:\n  ttl: " + strings.Repeat("x", 100) + "\n",
+			[]string{`sticky.ttl: invalid duration "` + strings.Repeat("x", 64) + `"...`}},
+		// A value that failed to decode keeps its default; the rule it would then break must
+		// not be reported on top of the real problem.
+		{"no validation error under a decode error", "pools:\n  - name: web\n    backends:\n      - address: 8080\n",
+			[]string{"pools[0].backends[0].address: expected a string, got integer 8080 (quote the value to make it text)"}},
+		{"no validation errors under a bad list item", "pools:\n  - name: web\n    backends:\n      - 10.0.0.1:80\n",
+			[]string{`pools[0].backends[0]: expected a mapping, got text "10.0.0.1:80"`}},
+		{"route pool type error alone", "routes:\n  - pool: 5\n",
+			[]string{`routes[0].pool: expected a string, got integer 5 (quote the value to make it text)`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), nil)
+			assertLines(t, err, tt.want)
+		})
+	}
+}
+
+func TestParseYAMLErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want string
+	}{
+		{"syntax", "global:\n  bind_address: [\n", "parse YAML: yaml: line"},
+		{"duplicate key", "retry:\n  attempts: 1\n  attempts: 2\n", `mapping key "attempts" already defined`},
+		{"second document", "retry:\n  attempts: 1\n---\nretry:\n  attempts: 2\n", "more than one YAML document"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse([]byte(tt.yaml), nil)
+			if err == nil || c != nil {
+				t.Fatalf("Parse = %v, %v; want an error", c, err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not contain %q", err, tt.want)
+			}
+		})
+	}
+	t.Run("empty trailing document is fine", func(t *testing.T) {
+		mustParse(t, "retry:\n  attempts: 1\n---\n")
+	})
+}
+
+func TestParseEnv(t *testing.T) {
+	tests := []struct {
+		name    string
+		yaml    string
+		environ []string
+		check   func(c *Config) (got, want any)
+	}{
+		{"VFX_LOG_LEVEL", "", []string{"VFX_LOG_LEVEL=DEBUG"},
+			func(c *Config) (any, any) { return c.Global.LogLevel, "debug" }},
+		{"VFX_STICKY_SECRET", "", []string{"VFX_STICKY_SECRET=" + strings.Repeat("k", 40)},
+			func(c *Config) (any, any) { return c.Sticky.Secret, strings.Repeat("k", 40) }},
+		{"generic string overrides file", "global:\n  bind_address: \":81\"\n", []string{"VFX_GLOBAL__BIND_ADDRESS=:82"},
+			func(c *Config) (any, any) { return c.Global.BindAddress, ":82" }},
+		{"empty value disables", "", []string{"VFX_GLOBAL__ADMIN_ADDRESS="},
+			func(c *Config) (any, any) { return c.Global.AdminAddress, "" }},
+		{"nested duration", "", []string{"VFX_GLOBAL__TIMEOUTS__IDLE=30s"},
+			func(c *Config) (any, any) { return c.Global.Timeouts.Idle, 30 * time.Second }},
+		{"float", "", []string{"VFX_RATE_LIMIT__REQUESTS_PER_SECOND=50"},
+			func(c *Config) (any, any) { return c.RateLimit.RequestsPerSecond, 50.0 }},
+		{"int", "", []string{"VFX_RETRY__ATTEMPTS= 4 "},
+			func(c *Config) (any, any) { return c.Retry.Attempts, 4 }},
+		{"bool", "", []string{"VFX_GLOBAL__ACCESS_LOG=false"},
+			func(c *Config) (any, any) { return c.Global.AccessLog, false }},
+		{"trusted proxies comma-separated", "", []string{"VFX_GLOBAL__TRUSTED_PROXIES=10.0.0.0/8, 192.168.0.1,"},
+			func(c *Config) (any, any) {
+				return c.Global.TrustedProxies, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.0.1/32")}
+			}},
+		{"trusted proxies emptied", "global:\n  trusted_proxies: [10.0.0.1]\n", []string{"VFX_GLOBAL__TRUSTED_PROXIES="},
+			func(c *Config) (any, any) { return len(c.Global.TrustedProxies), 0 }},
+		{"lower-case variable name", "", []string{"VFX_global__drain_timeout=5s"},
+			func(c *Config) (any, any) { return c.Global.DrainTimeout, 5 * time.Second }},
+		{"alias wins when listed first", "", []string{"VFX_LOG_LEVEL=warn", "VFX_GLOBAL__LOG_LEVEL=debug"},
+			func(c *Config) (any, any) { return c.Global.LogLevel, "warn" }},
+		{"alias wins when listed last", "", []string{"VFX_GLOBAL__LOG_LEVEL=debug", "VFX_LOG_LEVEL=warn"},
+			func(c *Config) (any, any) { return c.Global.LogLevel, "warn" }},
+		{"last duplicate wins", "", []string{"VFX_RETRY__ATTEMPTS=3", "VFX_RETRY__ATTEMPTS=5"},
+			func(c *Config) (any, any) { return c.Retry.Attempts, 5 }},
+		{"VFX_CONFIG and other variables are not keys", "", []string{
+			"VFX_CONFIG=/tmp/x.yaml", "PATH=/bin", "VF_ADMIN_USER=admin", "VF_ADMIN_PASS=pw", "VFXNOPE=1", "NOEQUALS",
+		}, func(c *Config) (any, any) { return c, Default() }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, want := tt.check(mustParse(t, tt.yaml, tt.environ...))
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got %#v, want %#v", got, want)
+			}
+		})
+	}
+}
+
+func TestParseEnvErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		environ []string
+		want    []string
+	}{
+		{"unknown key", []string{"VFX_GLOBAL__BIND_ADRESS=:80"},
+			[]string{`VFX_GLOBAL__BIND_ADRESS: unknown key "global.bind_adress"`}},
+		{"single underscore is not nesting", []string{"VFX_GLOBAL_BIND_ADDRESS=:80"},
+			[]string{`VFX_GLOBAL_BIND_ADDRESS: unknown key "global_bind_address"`}},
+		{"below a leaf", []string{"VFX_GLOBAL__BIND_ADDRESS__PORT=80"},
+			[]string{`VFX_GLOBAL__BIND_ADDRESS__PORT: unknown key "global.bind_address.port"`}},
+		{"prefix alone", []string{"VFX_=1"},
+			[]string{`VFX_: unknown key ""`}},
+		{"section", []string{"VFX_GLOBAL__TLS=on"},
+			[]string{"VFX_GLOBAL__TLS: global.tls is a section, not a key; set one of its keys, e.g. VFX_GLOBAL__TLS__<KEY>"}},
+		{"pools list", []string{"VFX_POOLS=web"},
+			[]string{"VFX_POOLS: pools is a list of sections, which cannot be set from the environment"}},
+		{"pool entry", []string{"VFX_POOLS__0__NAME=web"},
+			[]string{"VFX_POOLS__0__NAME: pools is a list of sections, which cannot be set from the environment"}},
+		{"rate limit rules", []string{"VFX_RATE_LIMIT__RULES=10.0.0.0/8"},
+			[]string{"VFX_RATE_LIMIT__RULES: rate_limit.rules is a list of sections, which cannot be set from the environment"}},
+		{"bad duration names the variable", []string{"VFX_GLOBAL__DRAIN_TIMEOUT=abc"},
+			[]string{`global.drain_timeout: invalid duration "abc" (from VFX_GLOBAL__DRAIN_TIMEOUT)`}},
+		{"bad bool", []string{"VFX_STICKY__SECURE=maybe"},
+			[]string{`sticky.secure: expected true or false, got "maybe" (from VFX_STICKY__SECURE)`}},
+		{"bad int", []string{"VFX_RETRY__ATTEMPTS=2.0"},
+			[]string{`retry.attempts: expected an integer, got "2.0" (from VFX_RETRY__ATTEMPTS)`}},
+		{"bad float", []string{"VFX_RATE_LIMIT__BURST=1", "VFX_RATE_LIMIT__REQUESTS_PER_SECOND=lots"},
+			[]string{`rate_limit.requests_per_second: expected a number, got "lots" (from VFX_RATE_LIMIT__REQUESTS_PER_SECOND)`}},
+		{"bad trusted proxy", []string{"VFX_GLOBAL__TRUSTED_PROXIES=10.0.0.0/8,bogus"},
+			[]string{`global.trusted_proxies[1]: invalid CIDR or IP address "bogus" (from VFX_GLOBAL__TRUSTED_PROXIES)`}},
+		{"value breaking a rule", []string{"VFX_RETRY__ATTEMPTS=0"},
+			[]string{"retry.attempts: must be between 1 and 10, got 0"}},
+		{"short secret with sticky pool", []string{"VFX_STICKY_SECRET=short"},
+			[]string{"sticky.secret: must be at least 32 bytes when a pool has sticky_sessions, got 5"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte("pools: [{name: web, sticky_sessions: true}]\n"), tt.environ)
+			assertLines(t, err, tt.want)
+		})
+	}
+}
+
+// TestParseAllErrorsAtOnce is what `veloflux validate` relies on: one call reports unknown
+// keys, type errors, rule violations and bad environment variables together, in schema order.
+func TestParseAllErrorsAtOnce(t *testing.T) {
+	doc := `
+routes:
+  - host: "*"
+    pool: nope
+  - host: example.com
+    pool: web
+  - host: EXAMPLE.COM
+    pool: web
+pools:
+  - name: web
+    algoritm: weighted
+    backends:
+      - address: "10.0.0.1"
+      - address: "10.0.0.2:80"
+        weight: 0
+  - name: web
+rate_limit:
+  requests_per_second: -1
+sticky:
+  same_site: none
+retry:
+  attempts: many
+global:
+  bind_adress: ":80"
+  drain_timeout: abc
+  health_check:
+    timeout: 30s
+`
+	_, err := Parse([]byte(doc), []string{"VFX_GLOBAL__NOPE=1", "VFX_GLOBAL__ACCESS_LOG=sometimes"})
+	assertLines(t, err, []string{
+		"global.access_log: expected true or false, got \"sometimes\" (from VFX_GLOBAL__ACCESS_LOG)",
+		`global.drain_timeout: invalid duration "abc"`,
+		"global.health_check.timeout: must not exceed interval (10s), got 30s",
+		"global.bind_adress: unknown key",
+		`retry.attempts: expected an integer, got text "many"`,
+		`sticky.same_site: "none" requires sticky.secure: true (browsers drop SameSite=None cookies that are not Secure)`,
+		"rate_limit.requests_per_second: must be >= 0, got -1",
+		"pools[0].health_check.timeout: must not exceed interval (10s), got 30s",
+		"pools[0].backends[0].address: missing port",
+		"pools[0].backends[1].weight: must be between 1 and 10000, got 0",
+		"pools[0].algoritm: unknown key",
+		`pools[1].name: duplicate pool name "web", also used by pools[0]`,
+		"pools[1].health_check.timeout: must not exceed interval (10s), got 30s",
+		`routes[0].host: "*" is not a host; use "" for the default route`,
+		`routes[0].pool: unknown pool "nope"`,
+		"routes[2]: same host and path_prefix as routes[1]; the second route could never match",
+		`VFX_GLOBAL__NOPE: unknown key "global.nope"`,
+	})
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+
+	t.Run("valid file with environment", func(t *testing.T) {
+		c, err := Load(write("ok.yaml", minimal), []string{"VFX_RETRY__ATTEMPTS=3"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Pools[0].Name != "web" || c.Retry.Attempts != 3 {
+			t.Errorf("got pools %+v, attempts %d", c.Pools, c.Retry.Attempts)
+		}
+	})
+	t.Run("missing file", func(t *testing.T) {
+		p := filepath.Join(dir, "absent.yaml")
+		_, err := Load(p, nil)
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("error %v does not wrap fs.ErrNotExist", err)
+		}
+		if !strings.Contains(err.Error(), "config file "+p+" does not exist") {
+			t.Errorf("error %q does not say which file is missing", err)
+		}
+	})
+	t.Run("directory", func(t *testing.T) {
+		if _, err := Load(dir, nil); err == nil || !strings.Contains(err.Error(), "read config file") {
+			t.Errorf("Load(dir) error = %v", err)
+		}
+	})
+	t.Run("invalid file lists every problem", func(t *testing.T) {
+		p := write("bad.yaml", "global:\n  drain_timeout: abc\nretry:\n  attempts: 0\n")
+		_, err := Load(p, nil)
+		want := "config file " + p + " has 2 problem(s):\n" +
+			"global.drain_timeout: invalid duration \"abc\"\n" +
+			"retry.attempts: must be between 1 and 10, got 0"
+		if err == nil || err.Error() != want {
+			t.Fatalf("error:\n%v\nwant:\n%s", err, want)
+		}
+		assertLines(t, err, []string{`global.drain_timeout: invalid duration "abc"`, "retry.attempts: must be between 1 and 10, got 0"})
+	})
+	t.Run("syntax error names the file", func(t *testing.T) {
+		p := write("syntax.yaml", "global: [\n")
+		if _, err := Load(p, nil); err == nil || !strings.HasPrefix(err.Error(), "config file "+p+": parse YAML") {
+			t.Errorf("error = %v", err)
+		}
+	})
+}
+
+func TestSeedLoads(t *testing.T) {
+	c, err := Load("testdata/seed.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		got, want any
+	}{
+		{"pool count", len(c.Pools), 3},
+		{"route count", len(c.Routes), 5},
+		{"ipv6 backend", c.Pools[0].Backends[2].Address, "[2001:db8::10]:8080"},
+		{"default weight", c.Pools[0].Backends[2].Weight, 1},
+		{"written weight", c.Pools[0].Backends[0].Weight, 100},
+		{"backend health path", c.Pools[0].Backends[0].HealthCheck.Path, "/health"},
+		{"pool health check merged with global", c.Pools[1].HealthCheck,
+			PoolHealthCheck{Interval: 5 * time.Second, Timeout: 2 * time.Second, Retries: 3, Path: "/ready"}},
+		{"sticky pool with empty secret", c.Pools[1].StickySessions && c.Sticky.Secret == "", true},
+		{"empty pool", len(c.Pools[2].Backends), 0},
+		{"host lower-cased", c.Routes[0].Host, "example.com"},
+		{"trusted bare ip", c.Global.TrustedProxies[1], netip.MustParsePrefix("192.168.1.10/32")},
+		{"exempt rule", c.RateLimit.Rules[1].Exempt, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !reflect.DeepEqual(tt.got, tt.want) {
+				t.Errorf("got %#v, want %#v", tt.got, tt.want)
+			}
+		})
+	}
+}
+
+func BenchmarkParseSeed(b *testing.B) {
+	data, err := os.ReadFile("testdata/seed.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	environ := []string{"VFX_LOG_LEVEL=debug", "VFX_GLOBAL__TIMEOUTS__IDLE=30s", "PATH=/bin"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(data, environ); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

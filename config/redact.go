@@ -1,0 +1,52 @@
+package config
+
+import "reflect"
+
+// redactedText replaces secret values in Redacted copies.
+const redactedText = "REDACTED"
+
+// Redacted returns a deep copy of c that is safe to log or serve from the admin API: every
+// non-empty field tagged redact:"true" (sticky.secret) reads "REDACTED". Tagging is what marks
+// a field secret, so a secret added later is covered by adding the tag.
+func (c *Config) Redacted() *Config {
+	if c == nil {
+		return nil
+	}
+	out := *c
+	redact(reflect.ValueOf(&out).Elem())
+	return &out
+}
+
+// redact gives v its own copy of every slice below it (the shallow struct copy in Redacted
+// shares their arrays with the original) and blanks secret fields.
+func redact(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Struct:
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				// Value types from other packages (netip.Prefix): the struct copy copied them.
+				continue
+			}
+			fv := v.Field(i)
+			if f.Tag.Get("redact") == "true" {
+				if fv.Kind() == reflect.String && fv.String() != "" {
+					fv.SetString(redactedText)
+				}
+				continue
+			}
+			redact(fv)
+		}
+	case reflect.Slice:
+		if v.IsNil() {
+			return
+		}
+		cp := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+		reflect.Copy(cp, v)
+		v.Set(cp)
+		for i := range v.Len() {
+			redact(v.Index(i))
+		}
+	}
+}

@@ -1,0 +1,34 @@
+package config
+
+import "reflect"
+
+// RestartNeeded lists the keys ("global.timeouts.idle") whose value differs in next and that
+// only take effect after a restart. A reload applies next anyway and cmd logs these as a
+// warning, so a changed listener never blocks a route change. Both configs must be non-nil.
+func (c *Config) RestartNeeded(next *Config) []string {
+	var out []string
+	old, nw := reflect.ValueOf(c.Global), reflect.ValueOf(next.Global)
+	// Read only at startup: listeners are bound, and the http.Server and transport that
+	// timeouts, limits and TLS configure are built, once.
+	for _, key := range []string{
+		"bind_address", "tls_bind_address", "metrics_address", "admin_address",
+		"drain_timeout", "tls", "timeouts", "limits",
+	} {
+		i, _ := fieldIndex(old.Type(), key)
+		diffPaths(keyPath("global", key), old.Field(i), nw.Field(i), &out)
+	}
+	return out
+}
+
+// diffPaths appends the leaf key paths under path whose values differ.
+func diffPaths(path string, a, b reflect.Value, out *[]string) {
+	if a.Kind() == reflect.Struct && a.Type().NumField() > 0 && a.Type().Field(0).Tag.Get("koanf") != "" {
+		for i := range a.NumField() {
+			diffPaths(keyPath(path, a.Type().Field(i).Tag.Get("koanf")), a.Field(i), b.Field(i), out)
+		}
+		return
+	}
+	if !reflect.DeepEqual(a.Interface(), b.Interface()) {
+		*out = append(*out, path)
+	}
+}

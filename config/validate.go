@@ -1,0 +1,466 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/mail"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Validate checks every rule of docs/configuration.md and returns all violations as Errors,
+// or nil. It only looks at values: it does not open certificate files or resolve names, so
+// `veloflux validate` gives the same answer on any machine.
+func (c *Config) Validate() error {
+	v := &validator{}
+	c.validateGlobal(v)
+	c.validateRetry(v)
+	c.validateSticky(v)
+	c.validateRateLimit(v)
+	c.validatePools(v)
+	c.validateRoutes(v)
+	if len(v.errs) == 0 {
+		return nil
+	}
+	sortErrors(v.errs)
+	return v.errs
+}
+
+type validator struct{ errs Errors }
+
+func (v *validator) add(path, format string, args ...any) {
+	v.errs = append(v.errs, FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) positive(path string, d time.Duration) {
+	if d <= 0 {
+		v.add(path, "must be > 0, got %s", d)
+	}
+}
+
+func (v *validator) between(path string, n, lo, hi int) {
+	if n < lo || n > hi {
+		v.add(path, "must be between %d and %d, got %d", lo, hi, n)
+	}
+}
+
+func (v *validator) atLeast(path string, n, lo int) {
+	if n < lo {
+		v.add(path, "must be >= %d, got %d", lo, n)
+	}
+}
+
+// rate checks a requests-per-second value; NaN and infinities can come from YAML (.nan, .inf).
+func (v *validator) rate(path string, r float64) {
+	switch {
+	case math.IsNaN(r) || math.IsInf(r, 0):
+		v.add(path, "must be a finite number, got %g", r)
+	case r < 0:
+		v.add(path, "must be >= 0, got %g", r)
+	}
+}
+
+func (v *validator) oneOf(path, got string, valid ...string) {
+	for _, s := range valid {
+		if got == s {
+			return
+		}
+	}
+	v.add(path, "must be one of %s; got %s", strings.Join(valid, ", "), quote(got))
+}
+
+// urlPath checks a health check path; it goes into a request line, so whitespace and control
+// characters would break the request.
+func (v *validator) urlPath(path, p string) {
+	switch {
+	case p == "":
+	case !strings.HasPrefix(p, "/"):
+		v.add(path, "must start with \"/\", got %s", quote(p))
+	case strings.IndexFunc(p, isSpaceOrControl) >= 0:
+		v.add(path, "must not contain spaces or control characters, got %s", quote(p))
+	}
+}
+
+func (v *validator) healthCheck(path string, interval, timeout time.Duration, retries int) {
+	v.positive(path+".interval", interval)
+	v.positive(path+".timeout", timeout)
+	if timeout > 0 && interval > 0 && timeout > interval {
+		v.add(path+".timeout", "must not exceed interval (%s), got %s", interval, timeout)
+	}
+	v.atLeast(path+".retries", retries, 1)
+}
+
+func (c *Config) validateGlobal(v *validator) {
+	g := &c.Global
+	listeners := []struct{ path, addr string }{
+		{"global.bind_address", g.BindAddress},
+		{"global.tls_bind_address", g.TLSBindAddress},
+		{"global.metrics_address", g.MetricsAddress},
+		{"global.admin_address", g.AdminAddress},
+	}
+	if g.BindAddress == "" {
+		v.add("global.bind_address", "required")
+	}
+	for i, l := range listeners {
+		if l.addr == "" {
+			continue
+		}
+		if msg := checkHostPort(l.addr, 0, false); msg != "" {
+			v.add(l.path, "%s", msg)
+			continue
+		}
+		// Port 0 picks a free port per listener, so only fixed ports can collide.
+		if _, port, _ := net.SplitHostPort(l.addr); port == "0" {
+			continue
+		}
+		for _, prev := range listeners[:i] {
+			if prev.addr == l.addr {
+				v.add(l.path, "same address as %s (%s)", prev.path, l.addr)
+				break
+			}
+		}
+	}
+	v.oneOf("global.log_level", g.LogLevel, "debug", "info", "warn", "error")
+	v.positive("global.drain_timeout", g.DrainTimeout)
+	for i, p := range g.TrustedProxies {
+		if !p.IsValid() {
+			v.add(fmt.Sprintf("global.trusted_proxies[%d]", i), "invalid prefix")
+		}
+	}
+	c.validateTLS(v)
+	v.healthCheck("global.health_check", g.HealthCheck.Interval, g.HealthCheck.Timeout, g.HealthCheck.Retries)
+
+	t := &g.Timeouts
+	v.positive("global.timeouts.read_header", t.ReadHeader)
+	if t.Read < 0 {
+		v.add("global.timeouts.read", "must be >= 0 (0 = no limit), got %s", t.Read)
+	}
+	v.positive("global.timeouts.idle", t.Idle)
+	v.positive("global.timeouts.backend_dial", t.BackendDial)
+	v.positive("global.timeouts.backend_response_header", t.BackendResponseHeader)
+	v.positive("global.timeouts.backend_idle", t.BackendIdle)
+
+	l := &g.Limits
+	v.atLeast("global.limits.max_header_bytes", l.MaxHeaderBytes, 1)
+	v.atLeast("global.limits.max_idle_conns_per_backend", l.MaxIdleConnsPerBackend, 1)
+	v.atLeast("global.limits.max_conns_per_backend", l.MaxConnsPerBackend, 0)
+}
+
+func (c *Config) validateTLS(v *validator) {
+	g := &c.Global
+	t := &g.TLS
+	files := t.CertFile != "" || t.KeyFile != ""
+	if t.CertFile != "" && t.KeyFile == "" {
+		v.add("global.tls.key_file", "required when cert_file is set")
+	}
+	if t.KeyFile != "" && t.CertFile == "" {
+		v.add("global.tls.cert_file", "required when key_file is set")
+	}
+	if t.AutoCert && files {
+		v.add("global.tls.auto_cert", "cannot be combined with cert_file and key_file; use one source of certificates")
+	}
+	if t.AutoCert && t.CertDir == "" {
+		v.add("global.tls.cert_dir", "required when auto_cert is true")
+	}
+	if t.ACMEEmail != "" {
+		if a, err := mail.ParseAddress(t.ACMEEmail); err != nil || a.Address != t.ACMEEmail {
+			v.add("global.tls.acme_email", "invalid email address %s", quote(t.ACMEEmail))
+		}
+	}
+	switch {
+	case g.TLSBindAddress != "" && !files && !t.AutoCert:
+		v.add("global.tls_bind_address", "needs certificates: set global.tls.cert_file and key_file, or global.tls.auto_cert")
+	case g.TLSBindAddress == "" && (files || t.AutoCert):
+		// Certificates without a listener would silently leave the site on plain HTTP only.
+		v.add("global.tls_bind_address", "required when TLS certificates are configured")
+	}
+}
+
+func (c *Config) validateRetry(v *validator) {
+	v.between("retry.attempts", c.Retry.Attempts, 1, 10)
+	v.positive("retry.timeout", c.Retry.Timeout)
+}
+
+func (c *Config) validateSticky(v *validator) {
+	s := &c.Sticky
+	switch {
+	case s.CookieName == "":
+		v.add("sticky.cookie_name", "required")
+	case strings.IndexFunc(s.CookieName, func(r rune) bool { return !isTokenChar(r) }) >= 0:
+		v.add("sticky.cookie_name", "invalid cookie name %s: use letters, digits and !#$%%&'*+-.^_`|~ only", quote(s.CookieName))
+	}
+	v.positive("sticky.ttl", s.TTL)
+	v.oneOf("sticky.same_site", s.SameSite, "lax", "strict", "none")
+	if s.SameSite == "none" && !s.Secure {
+		v.add("sticky.same_site", "\"none\" requires sticky.secure: true (browsers drop SameSite=None cookies that are not Secure)")
+	}
+	sticky := false
+	for _, p := range c.Pools {
+		sticky = sticky || p.StickySessions
+	}
+	// An empty secret is allowed: cmd generates one. A short one is refused because it
+	// would make the session cookie forgeable.
+	if sticky && s.Secret != "" && len(s.Secret) < 32 {
+		v.add("sticky.secret", "must be at least 32 bytes when a pool has sticky_sessions, got %d", len(s.Secret))
+	}
+}
+
+func (c *Config) validateRateLimit(v *validator) {
+	r := &c.RateLimit
+	v.rate("rate_limit.requests_per_second", r.RequestsPerSecond)
+	v.atLeast("rate_limit.burst", r.Burst, 0)
+	v.atLeast("rate_limit.max_clients", r.MaxClients, 1)
+	v.between("rate_limit.ipv6_prefix", r.IPv6Prefix, 1, 128)
+	for i, rule := range r.Rules {
+		path := fmt.Sprintf("rate_limit.rules[%d]", i)
+		if !rule.CIDR.IsValid() {
+			v.add(path+".cidr", "required")
+		} else {
+			// First match wins, so a rule inside an earlier rule's range can never apply.
+			for j, prev := range r.Rules[:i] {
+				if prev.CIDR.IsValid() && prev.CIDR.Bits() <= rule.CIDR.Bits() && prev.CIDR.Contains(rule.CIDR.Addr()) {
+					v.add(path+".cidr", "never matches: rules[%d] (%s) comes first and covers %s", j, prev.CIDR, rule.CIDR)
+					break
+				}
+			}
+		}
+		v.rate(path+".requests_per_second", rule.RequestsPerSecond)
+		if !rule.Exempt && rule.RequestsPerSecond == 0 {
+			v.add(path+".requests_per_second", "must be > 0 unless exempt is true")
+		}
+		v.atLeast(path+".burst", rule.Burst, 0)
+	}
+}
+
+func (c *Config) validatePools(v *validator) {
+	byName := make(map[string]int, len(c.Pools))
+	for i := range c.Pools {
+		p := &c.Pools[i]
+		path := fmt.Sprintf("pools[%d]", i)
+		switch {
+		case p.Name == "":
+			v.add(path+".name", "required")
+		case strings.IndexFunc(p.Name, func(r rune) bool { return !isPoolNameChar(r) }) >= 0:
+			v.add(path+".name", "invalid name %s: use letters, digits, \".\", \"_\" and \"-\" only", quote(p.Name))
+		}
+		if j, dup := byName[p.Name]; dup && p.Name != "" {
+			v.add(path+".name", "duplicate pool name %s, also used by pools[%d]", quote(p.Name), j)
+		} else {
+			byName[p.Name] = i
+		}
+		v.oneOf(path+".algorithm", p.Algorithm,
+			AlgorithmRoundRobin, AlgorithmWeighted, AlgorithmLeastConn, AlgorithmIPHash, AlgorithmRandom)
+		hc := &p.HealthCheck
+		v.healthCheck(path+".health_check", hc.Interval, hc.Timeout, hc.Retries)
+		v.urlPath(path+".health_check.path", hc.Path)
+
+		byAddr := make(map[string]int, len(p.Backends))
+		for j := range p.Backends {
+			b := &p.Backends[j]
+			bpath := fmt.Sprintf("%s.backends[%d]", path, j)
+			if b.Address == "" {
+				v.add(bpath+".address", "required")
+			} else if msg := checkHostPort(b.Address, 1, true); msg != "" {
+				v.add(bpath+".address", "%s", msg)
+			} else if k, dup := byAddr[strings.ToLower(b.Address)]; dup {
+				v.add(bpath+".address", "duplicate address %s, also used by backends[%d]", quote(b.Address), k)
+			} else {
+				byAddr[strings.ToLower(b.Address)] = j
+			}
+			v.between(bpath+".weight", b.Weight, 1, 10000)
+			v.urlPath(bpath+".health_check.path", b.HealthCheck.Path)
+		}
+	}
+}
+
+func (c *Config) validateRoutes(v *validator) {
+	pools := make(map[string]bool, len(c.Pools))
+	for _, p := range c.Pools {
+		pools[p.Name] = true
+	}
+	type routeKey struct{ host, prefix string }
+	seen := make(map[routeKey]int, len(c.Routes))
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		path := fmt.Sprintf("routes[%d]", i)
+		hostOK := true
+		if msg := checkRouteHost(r.Host); msg != "" {
+			v.add(path+".host", "%s", msg)
+			hostOK = false
+		}
+		switch {
+		case r.PathPrefix == "":
+		case !strings.HasPrefix(r.PathPrefix, "/"):
+			v.add(path+".path_prefix", "must be empty or start with \"/\", got %s", quote(r.PathPrefix))
+		case strings.ContainsAny(r.PathPrefix, "?#"):
+			v.add(path+".path_prefix", "must be a path without query or fragment, got %s", quote(r.PathPrefix))
+		case strings.IndexFunc(r.PathPrefix, isSpaceOrControl) >= 0:
+			v.add(path+".path_prefix", "must not contain spaces or control characters, got %s", quote(r.PathPrefix))
+		}
+		switch {
+		case r.Pool == "":
+			v.add(path+".pool", "required")
+		case !pools[r.Pool]:
+			v.add(path+".pool", "unknown pool %s", quote(r.Pool))
+		}
+		if !hostOK {
+			continue
+		}
+		// "" and "/" match the same requests, so they count as the same prefix.
+		k := routeKey{r.Host, r.PathPrefix}
+		if k.prefix == "" {
+			k.prefix = "/"
+		}
+		if j, dup := seen[k]; dup {
+			v.add(path, "same host and path_prefix as routes[%d]; the second route could never match", j)
+		} else {
+			seen[k] = i
+		}
+	}
+}
+
+// checkHostPort returns why addr is not a usable host:port, or "". Listeners pass minPort 0
+// (port 0 picks a free port, which tests rely on) and allow an empty host (all interfaces).
+func checkHostPort(addr string, minPort int, hostRequired bool) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			switch ae.Err {
+			case "missing port in address":
+				return "missing port"
+			case "too many colons in address":
+				return "IPv6 addresses must be in brackets, e.g. \"[::1]:8080\""
+			}
+			return ae.Err
+		}
+		return err.Error()
+	}
+	if msg := checkPort(port, minPort); msg != "" {
+		return msg
+	}
+	switch {
+	case host == "":
+		if hostRequired {
+			return "missing host"
+		}
+	case strings.HasPrefix(addr, "["):
+		if a, err := netip.ParseAddr(host); err != nil || !a.Is6() {
+			return fmt.Sprintf("%s in brackets is not an IPv6 address", quote(host))
+		}
+	default:
+		if a, err := netip.ParseAddr(host); err == nil && a.Is4() {
+			return ""
+		}
+		if msg := checkHostname(host); msg != "" {
+			return fmt.Sprintf("invalid host %s: %s", quote(host), msg)
+		}
+	}
+	return ""
+}
+
+func checkPort(port string, minPort int) string {
+	if port == "" || len(port) > 5 || strings.IndexFunc(port, func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
+		return fmt.Sprintf("invalid port %s", quote(port))
+	}
+	n, _ := strconv.Atoi(port)
+	if n < minPort || n > 65535 {
+		return fmt.Sprintf("port %d out of range %d-65535", n, minPort)
+	}
+	return ""
+}
+
+// checkHostname checks DNS name syntax. Underscores are allowed because container and Consul
+// service names use them.
+func checkHostname(h string) string {
+	if len(h) > 253 {
+		return "longer than 253 characters"
+	}
+	for label := range strings.SplitSeq(h, ".") {
+		switch {
+		case label == "":
+			return "empty label"
+		case len(label) > 63:
+			return "label longer than 63 characters"
+		case label[0] == '-' || label[len(label)-1] == '-':
+			return "a label must not start or end with \"-\""
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return fmt.Sprintf("invalid character %q (internationalized names must be written in punycode)", r)
+			}
+		}
+	}
+	return ""
+}
+
+// checkRouteHost returns why h cannot be a route host, or "".
+func checkRouteHost(h string) string {
+	if h == "" {
+		return ""
+	}
+	if h == "*" {
+		return "\"*\" is not a host; use \"\" for the default route"
+	}
+	if strings.ToLower(h) != h {
+		return fmt.Sprintf("must be lower-case, got %s", quote(h))
+	}
+	host := h
+	if strings.HasPrefix(h, "[") {
+		end := strings.IndexByte(h, ']')
+		if end < 0 {
+			return fmt.Sprintf("invalid host %s: missing \"]\"", quote(h))
+		}
+		host = h[1:end]
+		if rest := h[end+1:]; rest != "" {
+			if !strings.HasPrefix(rest, ":") {
+				return fmt.Sprintf("invalid host %s: unexpected text after \"]\"", quote(h))
+			}
+			if msg := checkPort(rest[1:], 1); msg != "" {
+				return msg
+			}
+		}
+		if a, err := netip.ParseAddr(host); err != nil || !a.Is6() || a.Zone() != "" {
+			return fmt.Sprintf("%s in brackets is not an IPv6 address", quote(host))
+		}
+		return ""
+	}
+	if i := strings.LastIndexByte(h, ':'); i >= 0 {
+		if msg := checkPort(h[i+1:], 1); msg != "" {
+			return msg
+		}
+		host = h[:i]
+	}
+	name, wildcard := strings.CutPrefix(host, "*.")
+	if strings.Contains(name, "*") {
+		return fmt.Sprintf("invalid host %s: a wildcard must be the whole leftmost label, e.g. \"*.example.com\"", quote(h))
+	}
+	if a, err := netip.ParseAddr(name); err == nil && a.Is4() {
+		if wildcard {
+			return fmt.Sprintf("invalid host %s: an IP address cannot have a wildcard", quote(h))
+		}
+		return ""
+	}
+	if msg := checkHostname(name); msg != "" {
+		return fmt.Sprintf("invalid host %s: %s", quote(h), msg)
+	}
+	return ""
+}
+
+func isPoolNameChar(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
+}
+
+// isTokenChar reports whether r may appear in an RFC 6265 cookie name (an RFC 2616 token).
+func isTokenChar(r rune) bool {
+	return r > ' ' && r < 0x7f && !strings.ContainsRune(`()<>@,;:\"/[]?={}`, r)
+}
+
+func isSpaceOrControl(r rune) bool {
+	return unicode.IsSpace(r) || unicode.IsControl(r)
+}

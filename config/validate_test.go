@@ -1,0 +1,510 @@
+package config
+
+import (
+	"errors"
+	"math"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// validBase is a small valid config that each validation case breaks in exactly one way.
+func validBase() *Config {
+	c := Default()
+	c.Pools = []Pool{{
+		Name:      "web",
+		Algorithm: AlgorithmRoundRobin,
+		HealthCheck: PoolHealthCheck{
+			Interval: 10 * time.Second, Timeout: 5 * time.Second, Retries: 3, Path: "/health",
+		},
+		Backends: []Backend{
+			{Address: "10.0.0.1:8080", Weight: 1},
+			{Address: "10.0.0.2:8080", Weight: 1},
+		},
+	}}
+	c.Routes = []Route{{Host: "example.com", Pool: "web"}}
+	return c
+}
+
+// errLines returns err's problems as "path: message" lines, failing if err is not Errors.
+func errLines(t *testing.T, err error) []string {
+	t.Helper()
+	if err == nil {
+		return nil
+	}
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("error is %T, want config.Errors: %v", err, err)
+	}
+	lines := make([]string, len(errs))
+	for i, e := range errs {
+		lines[i] = e.Error()
+	}
+	return lines
+}
+
+func assertLines(t *testing.T, err error, want []string) {
+	t.Helper()
+	got := errLines(t, err)
+	if !slices.Equal(got, want) {
+		t.Errorf("errors:\n  got  %q\n  want %q", got, want)
+	}
+}
+
+func TestValidateRejects(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(c *Config)
+		want   []string
+	}{
+		// global listeners
+		{"bind_address empty", func(c *Config) { c.Global.BindAddress = "" },
+			[]string{"global.bind_address: required"}},
+		{"bind_address missing port", func(c *Config) { c.Global.BindAddress = "0.0.0.0" },
+			[]string{"global.bind_address: missing port"}},
+		{"bind_address named port", func(c *Config) { c.Global.BindAddress = ":http" },
+			[]string{`global.bind_address: invalid port "http"`}},
+		{"bind_address signed port", func(c *Config) { c.Global.BindAddress = ":+80" },
+			[]string{`global.bind_address: invalid port "+80"`}},
+		{"bind_address port too big", func(c *Config) { c.Global.BindAddress = ":70000" },
+			[]string{"global.bind_address: port 70000 out of range 0-65535"}},
+		{"bind_address unbracketed ipv6", func(c *Config) { c.Global.BindAddress = "::1:80" },
+			[]string{`global.bind_address: IPv6 addresses must be in brackets, e.g. "[::1]:8080"`}},
+		{"tls_bind_address bad host", func(c *Config) {
+			c.Global.TLSBindAddress = "bad host:443"
+			c.Global.TLS.CertFile, c.Global.TLS.KeyFile = "c.pem", "k.pem"
+		}, []string{`global.tls_bind_address: invalid host "bad host": invalid character ' ' (internationalized names must be written in punycode)`}},
+		{"metrics_address same as bind_address", func(c *Config) { c.Global.MetricsAddress = "0.0.0.0:80" },
+			[]string{"global.metrics_address: same address as global.bind_address (0.0.0.0:80)"}},
+		{"admin_address same as metrics_address", func(c *Config) { c.Global.AdminAddress = "0.0.0.0:8080" },
+			[]string{"global.admin_address: same address as global.metrics_address (0.0.0.0:8080)"}},
+		{"admin_address bracketed non-ipv6", func(c *Config) { c.Global.AdminAddress = "[127.0.0.1]:9000" },
+			[]string{`global.admin_address: "127.0.0.1" in brackets is not an IPv6 address`}},
+
+		// global scalars
+		{"log_level unknown", func(c *Config) { c.Global.LogLevel = "verbose" },
+			[]string{`global.log_level: must be one of debug, info, warn, error; got "verbose"`}},
+		{"drain_timeout zero", func(c *Config) { c.Global.DrainTimeout = 0 },
+			[]string{"global.drain_timeout: must be > 0, got 0s"}},
+		{"trusted_proxies zero prefix", func(c *Config) {
+			c.Global.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), {}}
+		}, []string{"global.trusted_proxies[1]: invalid prefix"}},
+
+		// tls
+		{"cert_file without key_file", func(c *Config) {
+			c.Global.TLSBindAddress = ":443"
+			c.Global.TLS.CertFile = "c.pem"
+		}, []string{"global.tls.key_file: required when cert_file is set"}},
+		{"key_file without cert_file", func(c *Config) {
+			c.Global.TLSBindAddress = ":443"
+			c.Global.TLS.KeyFile = "k.pem"
+		}, []string{"global.tls.cert_file: required when key_file is set"}},
+		{"auto_cert with files", func(c *Config) {
+			c.Global.TLSBindAddress = ":443"
+			c.Global.TLS.AutoCert = true
+			c.Global.TLS.CertFile, c.Global.TLS.KeyFile = "c.pem", "k.pem"
+		}, []string{"global.tls.auto_cert: cannot be combined with cert_file and key_file; use one source of certificates"}},
+		{"auto_cert without cert_dir", func(c *Config) {
+			c.Global.TLSBindAddress = ":443"
+			c.Global.TLS.AutoCert = true
+			c.Global.TLS.CertDir = ""
+		}, []string{"global.tls.cert_dir: required when auto_cert is true"}},
+		{"acme_email invalid", func(c *Config) {
+			c.Global.TLSBindAddress = ":443"
+			c.Global.TLS.AutoCert = true
+			c.Global.TLS.ACMEEmail = "ops at example.com"
+		}, []string{`global.tls.acme_email: invalid email address "ops at example.com"`}},
+		{"acme_email with display name", func(c *Config) {
+			c.Global.TLSBindAddress = ":443"
+			c.Global.TLS.AutoCert = true
+			c.Global.TLS.ACMEEmail = "Ops <ops@example.com>"
+		}, []string{`global.tls.acme_email: invalid email address "Ops <ops@example.com>"`}},
+		{"tls listener without certificates", func(c *Config) { c.Global.TLSBindAddress = ":443" },
+			[]string{"global.tls_bind_address: needs certificates: set global.tls.cert_file and key_file, or global.tls.auto_cert"}},
+		{"certificates without tls listener", func(c *Config) {
+			c.Global.TLS.CertFile, c.Global.TLS.KeyFile = "c.pem", "k.pem"
+		}, []string{"global.tls_bind_address: required when TLS certificates are configured"}},
+
+		// global health check
+		{"health interval zero", func(c *Config) { c.Global.HealthCheck.Interval = 0 },
+			[]string{"global.health_check.interval: must be > 0, got 0s"}},
+		{"health timeout zero", func(c *Config) { c.Global.HealthCheck.Timeout = 0 },
+			[]string{"global.health_check.timeout: must be > 0, got 0s"}},
+		{"health timeout above interval", func(c *Config) { c.Global.HealthCheck.Timeout = 11 * time.Second },
+			[]string{"global.health_check.timeout: must not exceed interval (10s), got 11s"}},
+		{"health retries zero", func(c *Config) { c.Global.HealthCheck.Retries = 0 },
+			[]string{"global.health_check.retries: must be >= 1, got 0"}},
+
+		// timeouts and limits
+		{"read_header zero", func(c *Config) { c.Global.Timeouts.ReadHeader = 0 },
+			[]string{"global.timeouts.read_header: must be > 0, got 0s"}},
+		{"read negative", func(c *Config) { c.Global.Timeouts.Read = -time.Second },
+			[]string{"global.timeouts.read: must be >= 0 (0 = no limit), got -1s"}},
+		{"idle zero", func(c *Config) { c.Global.Timeouts.Idle = 0 },
+			[]string{"global.timeouts.idle: must be > 0, got 0s"}},
+		{"backend_dial zero", func(c *Config) { c.Global.Timeouts.BackendDial = 0 },
+			[]string{"global.timeouts.backend_dial: must be > 0, got 0s"}},
+		{"backend_response_header negative", func(c *Config) { c.Global.Timeouts.BackendResponseHeader = -time.Millisecond },
+			[]string{"global.timeouts.backend_response_header: must be > 0, got -1ms"}},
+		{"backend_idle zero", func(c *Config) { c.Global.Timeouts.BackendIdle = 0 },
+			[]string{"global.timeouts.backend_idle: must be > 0, got 0s"}},
+		{"max_header_bytes zero", func(c *Config) { c.Global.Limits.MaxHeaderBytes = 0 },
+			[]string{"global.limits.max_header_bytes: must be >= 1, got 0"}},
+		{"max_idle_conns_per_backend zero", func(c *Config) { c.Global.Limits.MaxIdleConnsPerBackend = 0 },
+			[]string{"global.limits.max_idle_conns_per_backend: must be >= 1, got 0"}},
+		{"max_conns_per_backend negative", func(c *Config) { c.Global.Limits.MaxConnsPerBackend = -1 },
+			[]string{"global.limits.max_conns_per_backend: must be >= 0, got -1"}},
+
+		// retry
+		{"retry attempts zero", func(c *Config) { c.Retry.Attempts = 0 },
+			[]string{"retry.attempts: must be between 1 and 10, got 0"}},
+		{"retry attempts eleven", func(c *Config) { c.Retry.Attempts = 11 },
+			[]string{"retry.attempts: must be between 1 and 10, got 11"}},
+		{"retry timeout zero", func(c *Config) { c.Retry.Timeout = 0 },
+			[]string{"retry.timeout: must be > 0, got 0s"}},
+
+		// sticky
+		{"cookie_name empty", func(c *Config) { c.Sticky.CookieName = "" },
+			[]string{"sticky.cookie_name: required"}},
+		{"cookie_name with space", func(c *Config) { c.Sticky.CookieName = "vf session" },
+			[]string{"sticky.cookie_name: invalid cookie name \"vf session\": use letters, digits and !#$%&'*+-.^_`|~ only"}},
+		{"cookie_name with separator", func(c *Config) { c.Sticky.CookieName = "vf=1" },
+			[]string{"sticky.cookie_name: invalid cookie name \"vf=1\": use letters, digits and !#$%&'*+-.^_`|~ only"}},
+		{"ttl zero", func(c *Config) { c.Sticky.TTL = 0 },
+			[]string{"sticky.ttl: must be > 0, got 0s"}},
+		{"same_site unknown", func(c *Config) { c.Sticky.SameSite = "relaxed" },
+			[]string{`sticky.same_site: must be one of lax, strict, none; got "relaxed"`}},
+		{"same_site none without secure", func(c *Config) { c.Sticky.SameSite = "none" },
+			[]string{`sticky.same_site: "none" requires sticky.secure: true (browsers drop SameSite=None cookies that are not Secure)`}},
+		{"secret short with sticky pool", func(c *Config) {
+			c.Pools[0].StickySessions = true
+			c.Sticky.Secret = strings.Repeat("s", 31)
+		}, []string{"sticky.secret: must be at least 32 bytes when a pool has sticky_sessions, got 31"}},
+
+		// rate_limit
+		{"requests_per_second negative", func(c *Config) { c.RateLimit.RequestsPerSecond = -1 },
+			[]string{"rate_limit.requests_per_second: must be >= 0, got -1"}},
+		{"requests_per_second NaN", func(c *Config) { c.RateLimit.RequestsPerSecond = math.NaN() },
+			[]string{"rate_limit.requests_per_second: must be a finite number, got NaN"}},
+		{"requests_per_second infinite", func(c *Config) { c.RateLimit.RequestsPerSecond = math.Inf(1) },
+			[]string{"rate_limit.requests_per_second: must be a finite number, got +Inf"}},
+		{"burst negative", func(c *Config) { c.RateLimit.Burst = -1 },
+			[]string{"rate_limit.burst: must be >= 0, got -1"}},
+		{"max_clients zero", func(c *Config) { c.RateLimit.MaxClients = 0 },
+			[]string{"rate_limit.max_clients: must be >= 1, got 0"}},
+		{"ipv6_prefix zero", func(c *Config) { c.RateLimit.IPv6Prefix = 0 },
+			[]string{"rate_limit.ipv6_prefix: must be between 1 and 128, got 0"}},
+		{"ipv6_prefix too long", func(c *Config) { c.RateLimit.IPv6Prefix = 129 },
+			[]string{"rate_limit.ipv6_prefix: must be between 1 and 128, got 129"}},
+		{"rule without cidr", func(c *Config) {
+			c.RateLimit.Rules = []RateLimitRule{{RequestsPerSecond: 5}}
+		}, []string{"rate_limit.rules[0].cidr: required"}},
+		{"rule shadowed by earlier wider rule", func(c *Config) {
+			c.RateLimit.Rules = []RateLimitRule{
+				{CIDR: netip.MustParsePrefix("10.0.0.0/8"), Exempt: true},
+				{CIDR: netip.MustParsePrefix("10.1.0.0/16"), RequestsPerSecond: 5},
+			}
+		}, []string{"rate_limit.rules[1].cidr: never matches: rules[0] (10.0.0.0/8) comes first and covers 10.1.0.0/16"}},
+		{"rule duplicated", func(c *Config) {
+			c.RateLimit.Rules = []RateLimitRule{
+				{CIDR: netip.MustParsePrefix("2001:db8::/32"), RequestsPerSecond: 1},
+				{CIDR: netip.MustParsePrefix("2001:db8::/32"), RequestsPerSecond: 2},
+			}
+		}, []string{"rate_limit.rules[1].cidr: never matches: rules[0] (2001:db8::/32) comes first and covers 2001:db8::/32"}},
+		{"rule without rate and not exempt", func(c *Config) {
+			c.RateLimit.Rules = []RateLimitRule{{CIDR: netip.MustParsePrefix("10.0.0.0/8")}}
+		}, []string{"rate_limit.rules[0].requests_per_second: must be > 0 unless exempt is true"}},
+		{"rule negative rate", func(c *Config) {
+			c.RateLimit.Rules = []RateLimitRule{{CIDR: netip.MustParsePrefix("10.0.0.0/8"), RequestsPerSecond: -2, Burst: -1}}
+		}, []string{
+			"rate_limit.rules[0].requests_per_second: must be >= 0, got -2",
+			"rate_limit.rules[0].burst: must be >= 0, got -1",
+		}},
+
+		// pools
+		{"pool name empty", func(c *Config) { c.Pools[0].Name = ""; c.Routes = nil },
+			[]string{"pools[0].name: required"}},
+		{"pool name with space", func(c *Config) { c.Pools[0].Name = "web servers"; c.Routes[0].Pool = "web servers" },
+			[]string{`pools[0].name: invalid name "web servers": use letters, digits, ".", "_" and "-" only`}},
+		{"pool name duplicate", func(c *Config) {
+			c.Pools = append(c.Pools, Pool{Name: "web", Algorithm: "random", HealthCheck: c.Pools[0].HealthCheck})
+		}, []string{`pools[1].name: duplicate pool name "web", also used by pools[0]`}},
+		{"pool algorithm unknown", func(c *Config) { c.Pools[0].Algorithm = "fastest" },
+			[]string{`pools[0].algorithm: must be one of round_robin, weighted, least_conn, ip_hash, random; got "fastest"`}},
+		{"pool algorithm empty", func(c *Config) { c.Pools[0].Algorithm = "" },
+			[]string{`pools[0].algorithm: must be one of round_robin, weighted, least_conn, ip_hash, random; got ""`}},
+		{"pool health interval zero", func(c *Config) { c.Pools[0].HealthCheck.Interval = 0 },
+			[]string{"pools[0].health_check.interval: must be > 0, got 0s"}},
+		{"pool health timeout above interval", func(c *Config) { c.Pools[0].HealthCheck.Interval = 2 * time.Second },
+			[]string{"pools[0].health_check.timeout: must not exceed interval (2s), got 5s"}},
+		{"pool health retries zero", func(c *Config) { c.Pools[0].HealthCheck.Retries = 0 },
+			[]string{"pools[0].health_check.retries: must be >= 1, got 0"}},
+		{"pool health path relative", func(c *Config) { c.Pools[0].HealthCheck.Path = "health" },
+			[]string{`pools[0].health_check.path: must start with "/", got "health"`}},
+		{"pool health path with space", func(c *Config) { c.Pools[0].HealthCheck.Path = "/he alth" },
+			[]string{`pools[0].health_check.path: must not contain spaces or control characters, got "/he alth"`}},
+		{"backend address empty", func(c *Config) { c.Pools[0].Backends[1].Address = "" },
+			[]string{"pools[0].backends[1].address: required"}},
+		{"backend address missing port", func(c *Config) { c.Pools[0].Backends[0].Address = "10.0.0.9" },
+			[]string{"pools[0].backends[0].address: missing port"}},
+		{"backend address missing host", func(c *Config) { c.Pools[0].Backends[0].Address = ":8080" },
+			[]string{"pools[0].backends[0].address: missing host"}},
+		{"backend address port zero", func(c *Config) { c.Pools[0].Backends[0].Address = "10.0.0.9:0" },
+			[]string{"pools[0].backends[0].address: port 0 out of range 1-65535"}},
+		{"backend address unbracketed ipv6", func(c *Config) { c.Pools[0].Backends[0].Address = "2001:db8::1:80" },
+			[]string{`pools[0].backends[0].address: IPv6 addresses must be in brackets, e.g. "[::1]:8080"`}},
+		{"backend address bracketed name", func(c *Config) { c.Pools[0].Backends[0].Address = "[api]:80" },
+			[]string{`pools[0].backends[0].address: "api" in brackets is not an IPv6 address`}},
+		{"backend address bad name", func(c *Config) { c.Pools[0].Backends[0].Address = "-api.internal:80" },
+			[]string{`pools[0].backends[0].address: invalid host "-api.internal": a label must not start or end with "-"`}},
+		{"backend address duplicate", func(c *Config) { c.Pools[0].Backends[1].Address = "10.0.0.1:8080" },
+			[]string{`pools[0].backends[1].address: duplicate address "10.0.0.1:8080", also used by backends[0]`}},
+		{"backend address duplicate ignoring case", func(c *Config) {
+			c.Pools[0].Backends[0].Address = "api.internal:80"
+			c.Pools[0].Backends[1].Address = "API.internal:80"
+		}, []string{`pools[0].backends[1].address: duplicate address "API.internal:80", also used by backends[0]`}},
+		{"backend weight zero", func(c *Config) { c.Pools[0].Backends[0].Weight = 0 },
+			[]string{"pools[0].backends[0].weight: must be between 1 and 10000, got 0"}},
+		{"backend weight too big", func(c *Config) { c.Pools[0].Backends[1].Weight = 10001 },
+			[]string{"pools[0].backends[1].weight: must be between 1 and 10000, got 10001"}},
+		{"backend health path relative", func(c *Config) { c.Pools[0].Backends[0].HealthCheck.Path = "ping" },
+			[]string{`pools[0].backends[0].health_check.path: must start with "/", got "ping"`}},
+
+		// routes
+		{"route host star", func(c *Config) { c.Routes[0].Host = "*" },
+			[]string{`routes[0].host: "*" is not a host; use "" for the default route`}},
+		{"route host upper-case", func(c *Config) { c.Routes[0].Host = "Example.com" },
+			[]string{`routes[0].host: must be lower-case, got "Example.com"`}},
+		{"route host inner wildcard", func(c *Config) { c.Routes[0].Host = "api.*.example.com" },
+			[]string{`routes[0].host: invalid host "api.*.example.com": a wildcard must be the whole leftmost label, e.g. "*.example.com"`}},
+		{"route host partial wildcard", func(c *Config) { c.Routes[0].Host = "*api.example.com" },
+			[]string{`routes[0].host: invalid host "*api.example.com": a wildcard must be the whole leftmost label, e.g. "*.example.com"`}},
+		{"route host wildcard ip", func(c *Config) { c.Routes[0].Host = "*.10.0.0.1" },
+			[]string{`routes[0].host: invalid host "*.10.0.0.1": an IP address cannot have a wildcard`}},
+		{"route host port zero", func(c *Config) { c.Routes[0].Host = "example.com:0" },
+			[]string{"routes[0].host: port 0 out of range 1-65535"}},
+		{"route host port not numeric", func(c *Config) { c.Routes[0].Host = "example.com:https" },
+			[]string{`routes[0].host: invalid port "https"`}},
+		{"route host empty label", func(c *Config) { c.Routes[0].Host = "example..com" },
+			[]string{`routes[0].host: invalid host "example..com": empty label`}},
+		{"route host trailing dot", func(c *Config) { c.Routes[0].Host = "example.com." },
+			[]string{`routes[0].host: invalid host "example.com.": empty label`}},
+		{"route host long label", func(c *Config) { c.Routes[0].Host = strings.Repeat("a", 64) + ".com" },
+			[]string{`routes[0].host: invalid host "` + strings.Repeat("a", 64) + `"...: label longer than 63 characters`}},
+		{"route host bad ipv6", func(c *Config) { c.Routes[0].Host = "[zz::1]:8443" },
+			[]string{`routes[0].host: "zz::1" in brackets is not an IPv6 address`}},
+		{"route host unclosed bracket", func(c *Config) { c.Routes[0].Host = "[::1" },
+			[]string{`routes[0].host: invalid host "[::1": missing "]"`}},
+		{"route host unicode", func(c *Config) { c.Routes[0].Host = "bücher.example" },
+			[]string{`routes[0].host: invalid host "bücher.example": invalid character 'ü' (internationalized names must be written in punycode)`}},
+		{"route path_prefix relative", func(c *Config) { c.Routes[0].PathPrefix = "api" },
+			[]string{`routes[0].path_prefix: must be empty or start with "/", got "api"`}},
+		{"route path_prefix with query", func(c *Config) { c.Routes[0].PathPrefix = "/api?v=1" },
+			[]string{`routes[0].path_prefix: must be a path without query or fragment, got "/api?v=1"`}},
+		{"route path_prefix with control", func(c *Config) { c.Routes[0].PathPrefix = "/api\n" },
+			[]string{`routes[0].path_prefix: must not contain spaces or control characters, got "/api\n"`}},
+		{"route pool empty", func(c *Config) { c.Routes[0].Pool = "" },
+			[]string{"routes[0].pool: required"}},
+		{"route pool unknown", func(c *Config) { c.Routes[0].Pool = "api" },
+			[]string{`routes[0].pool: unknown pool "api"`}},
+		{"route duplicate", func(c *Config) {
+			c.Routes = append(c.Routes, Route{Host: "example.com", PathPrefix: "", Pool: "web", StripPrefix: true})
+		}, []string{"routes[1]: same host and path_prefix as routes[0]; the second route could never match"}},
+		{"route duplicate empty and slash prefix", func(c *Config) {
+			c.Routes = append(c.Routes, Route{Host: "example.com", PathPrefix: "/", Pool: "web"})
+		}, []string{"routes[1]: same host and path_prefix as routes[0]; the second route could never match"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := validBase()
+			if err := c.Validate(); err != nil {
+				t.Fatalf("base config invalid: %v", err)
+			}
+			tt.mutate(c)
+			assertLines(t, c.Validate(), tt.want)
+		})
+	}
+}
+
+func TestValidateAccepts(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(c *Config)
+	}{
+		{"defaults without pools or routes", func(c *Config) { c.Pools, c.Routes = nil, nil }},
+		{"pools without routes", func(c *Config) { c.Routes = nil }},
+		{"empty pool", func(c *Config) { c.Pools[0].Backends = nil }},
+		{"listeners on port 0 share the port number", func(c *Config) {
+			c.Global.BindAddress, c.Global.MetricsAddress, c.Global.AdminAddress = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+		}},
+		{"listener on all interfaces", func(c *Config) { c.Global.BindAddress = ":80" }},
+		{"listener on ipv6", func(c *Config) { c.Global.BindAddress = "[::]:80" }},
+		{"listener on a name", func(c *Config) { c.Global.AdminAddress = "localhost:9000" }},
+		{"metrics and admin disabled", func(c *Config) { c.Global.MetricsAddress, c.Global.AdminAddress = "", "" }},
+		{"tls with files", func(c *Config) {
+			c.Global.TLSBindAddress = ":443"
+			c.Global.TLS.CertFile, c.Global.TLS.KeyFile = "/c.pem", "/k.pem"
+		}},
+		{"tls with auto_cert", func(c *Config) {
+			c.Global.TLSBindAddress = ":443"
+			c.Global.TLS.AutoCert = true
+			c.Global.TLS.ACMEEmail = "ops@example.com"
+		}},
+		{"read timeout zero means none", func(c *Config) { c.Global.Timeouts.Read = 0 }},
+		{"health timeout equal to interval", func(c *Config) { c.Global.HealthCheck.Timeout = c.Global.HealthCheck.Interval }},
+		{"every algorithm", func(c *Config) {
+			for _, a := range []string{AlgorithmRoundRobin, AlgorithmWeighted, AlgorithmLeastConn, AlgorithmIPHash, AlgorithmRandom} {
+				c.Pools = append(c.Pools, Pool{Name: "p-" + a, Algorithm: a, HealthCheck: c.Pools[0].HealthCheck})
+			}
+		}},
+		{"sticky pool with empty secret (cmd generates one)", func(c *Config) { c.Pools[0].StickySessions = true }},
+		{"sticky pool with 32 byte secret", func(c *Config) {
+			c.Pools[0].StickySessions = true
+			c.Sticky.Secret = strings.Repeat("s", 32)
+		}},
+		{"short secret without sticky pools", func(c *Config) { c.Sticky.Secret = "short" }},
+		{"same_site none with secure", func(c *Config) { c.Sticky.SameSite, c.Sticky.Secure = "none", true }},
+		{"same_site strict", func(c *Config) { c.Sticky.SameSite = "strict" }},
+		{"rate limit rules narrow before wide", func(c *Config) {
+			c.RateLimit.RequestsPerSecond = 0.5
+			c.RateLimit.Rules = []RateLimitRule{
+				{CIDR: netip.MustParsePrefix("10.1.0.0/16"), RequestsPerSecond: 5},
+				{CIDR: netip.MustParsePrefix("10.0.0.0/8"), Exempt: true},
+				{CIDR: netip.MustParsePrefix("2001:db8::/32"), RequestsPerSecond: 1, Burst: 10},
+				{CIDR: netip.MustParsePrefix("0.0.0.0/0"), RequestsPerSecond: 100},
+			}
+		}},
+		{"backend address forms", func(c *Config) {
+			c.Pools[0].Backends = []Backend{
+				{Address: "[2001:db8::1]:8080", Weight: 1},
+				{Address: "[fe80::1%eth0]:8080", Weight: 1},
+				{Address: "localhost:80", Weight: 10000},
+				{Address: "web_1.service.consul:8080", Weight: 1},
+				{Address: "10.0.0.1:65535", Weight: 1},
+			}
+		}},
+		{"route host forms", func(c *Config) {
+			c.Routes = nil
+			for _, h := range []string{"", "example.com", "example.com:8443", "*.example.com", "*.example.com:8443", "10.0.0.1", "10.0.0.1:8080", "[::1]", "[2001:db8::1]:8443", "xn--bcher-kva.example"} {
+				c.Routes = append(c.Routes, Route{Host: h, Pool: "web"})
+			}
+		}},
+		{"same host different prefixes", func(c *Config) {
+			c.Routes = append(c.Routes, Route{Host: "example.com", PathPrefix: "/api", Pool: "web"},
+				Route{Host: "example.com", PathPrefix: "/api/", Pool: "web"}, Route{Host: "", PathPrefix: "/api", Pool: "web"})
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := validBase()
+			tt.mutate(c)
+			if err := c.Validate(); err != nil {
+				t.Errorf("Validate: %v", err)
+			}
+		})
+	}
+}
+
+// TestValidateReportsAllInSchemaOrder breaks rules in many sections at once, listed here out of
+// order, and expects every problem back in the order of the schema.
+func TestValidateReportsAllInSchemaOrder(t *testing.T) {
+	c := validBase()
+	c.Routes[0].Pool = "missing"
+	c.Pools[0].Backends[1].Weight = 0
+	c.Pools[0].Backends[0].Address = "nohost"
+	c.Pools = append(c.Pools, Pool{Name: "", Algorithm: "x", HealthCheck: c.Pools[0].HealthCheck})
+	c.RateLimit.MaxClients = 0
+	c.Sticky.TTL = 0
+	c.Retry.Attempts = 0
+	c.Global.Limits.MaxHeaderBytes = 0
+	c.Global.LogLevel = "loud"
+	c.Global.BindAddress = ""
+	c.Global.HealthCheck.Retries = 0
+	assertLines(t, c.Validate(), []string{
+		"global.bind_address: required",
+		`global.log_level: must be one of debug, info, warn, error; got "loud"`,
+		"global.health_check.retries: must be >= 1, got 0",
+		"global.limits.max_header_bytes: must be >= 1, got 0",
+		"retry.attempts: must be between 1 and 10, got 0",
+		"sticky.ttl: must be > 0, got 0s",
+		"rate_limit.max_clients: must be >= 1, got 0",
+		"pools[0].backends[0].address: missing port",
+		"pools[0].backends[1].weight: must be between 1 and 10000, got 0",
+		"pools[1].name: required",
+		`pools[1].algorithm: must be one of round_robin, weighted, least_conn, ip_hash, random; got "x"`,
+		`routes[0].pool: unknown pool "missing"`,
+	})
+}
+
+func TestErrorsFormat(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"field error", FieldError{Path: "pools[1].backends[0].address", Msg: "missing port"},
+			"pools[1].backends[0].address: missing port"},
+		{"document error has no path", FieldError{Msg: "not a mapping"}, "not a mapping"},
+		{"errors join with newlines", Errors{{Path: "a", Msg: "x"}, {Path: "b.c", Msg: "y"}}, "a: x\nb.c: y"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.err.Error(); got != tt.want {
+				t.Errorf("Error() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSortErrorsOrder(t *testing.T) {
+	in := Errors{
+		{Path: "VFX_A", Msg: "env"},
+		{Path: "routes[0].pool", Msg: "r"},
+		{Path: "zzz", Msg: "unknown top"},
+		{Path: "pools[10].name", Msg: "p10"},
+		{Path: "pools[2].backends[1].weight", Msg: "w"},
+		{Path: "pools[2].name", Msg: "p2"},
+		{Path: `global["a.b"]`, Msg: "quoted"},
+		{Path: "global.bind_adress", Msg: "unknown"},
+		{Path: "global.drain_timeout", Msg: "drain 1"},
+		{Path: "global.bind_address", Msg: "b"},
+		{Path: "global.drain_timeout", Msg: "drain 2"},
+		{Path: "", Msg: "document"},
+	}
+	sortErrors(in)
+	var got []string
+	for _, e := range in {
+		got = append(got, e.Msg)
+	}
+	want := []string{"document", "b", "drain 1", "drain 2", "quoted", "unknown", "p2", "w", "p10", "r", "unknown top", "env"}
+	if !slices.Equal(got, want) {
+		t.Errorf("order:\n  got  %q\n  want %q", got, want)
+	}
+}
+
+// TestSortErrorsStable: several messages for one key keep the order they were found in, which
+// an unstable sort breaks once there are more than a handful.
+func TestSortErrorsStable(t *testing.T) {
+	var in Errors
+	for i := range 40 {
+		path := []string{"routes[0].host", "global.bind_address"}[i%2]
+		in = append(in, FieldError{Path: path, Msg: strconv.Itoa(i)})
+	}
+	sortErrors(in)
+	var got []string
+	for _, e := range in {
+		got = append(got, e.Msg)
+	}
+	var want []string
+	for _, start := range []int{1, 0} {
+		for i := start; i < 40; i += 2 {
+			want = append(want, strconv.Itoa(i))
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("order:\n  got  %q\n  want %q", got, want)
+	}
+}
