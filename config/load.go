@@ -12,7 +12,10 @@ import (
 	"slices"
 	"strings"
 
+	kyaml "github.com/knadh/koanf/parsers/yaml"
 	env "github.com/knadh/koanf/providers/env/v2"
+	"github.com/knadh/koanf/providers/rawbytes"
+	"github.com/knadh/koanf/v2"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -115,7 +118,7 @@ func parseYAML(b []byte) (any, error) {
 		var extra any
 		err := dec.Decode(&extra)
 		if errors.Is(err, io.EOF) {
-			return doc, nil
+			return loadMapping(b, doc)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("parse YAML: %w", err)
@@ -124,6 +127,24 @@ func parseYAML(b []byte) (any, error) {
 			return nil, errors.New("parse YAML: the file has more than one YAML document (a second one starts at a \"---\" line); put everything in one")
 		}
 	}
+}
+
+// koanfDelim is a key delimiter that cannot occur in YAML keys we accept, so koanf never
+// splits or re-nests a key: the decoder sees the file's structure exactly as written and can
+// name every problem by its real key path.
+const koanfDelim = "\x00"
+
+// loadMapping loads a file whose single document is a mapping through koanf and returns its
+// tree; any other document is returned as it is, for the decoder to reject with its path.
+func loadMapping(b []byte, doc any) (any, error) {
+	if _, ok := doc.(map[string]any); !ok {
+		return doc, nil
+	}
+	k := koanf.New(koanfDelim)
+	if err := k.Load(rawbytes.Provider(b), kyaml.Parser()); err != nil {
+		return nil, fmt.Errorf("parse YAML: %w", err)
+	}
+	return k.Raw(), nil
 }
 
 // applyEnv applies the VFX_* variables: generic ones in name order, then the aliases.
