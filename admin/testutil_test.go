@@ -1,0 +1,218 @@
+package admin
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// fakeController records Drain/Undrain calls; Status reflects them so replies can be checked.
+type fakeController struct {
+	mu       sync.Mutex
+	drained  bool
+	drains   int
+	undrains int
+}
+
+func (f *fakeController) Status() any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return map[string]any{"node": "n1", "draining": f.drained}
+}
+func (f *fakeController) Pools() any {
+	return []map[string]any{{"name": "web", "backends": []map[string]any{{"address": "10.0.0.1:80", "healthy": true, "active": 3, "weight": 2}}}}
+}
+func (f *fakeController) Routes() any {
+	return []map[string]any{{"host": "example.com", "pool": "web"}}
+}
+func (f *fakeController) Config() any {
+	return map[string]any{"admin": map[string]any{"password": "<redacted>"}}
+}
+func (f *fakeController) Drain() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.drained = true
+	f.drains++
+}
+func (f *fakeController) Undrain() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.drained = false
+	f.undrains++
+}
+func (f *fakeController) calls() (drains, undrains int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.drains, f.undrains
+}
+
+// fakeClock is the lockout clock tests step by hand.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// syncBuffer lets the test read logs written from server goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// lines decodes the JSON log lines written so far.
+func (b *syncBuffer) lines(t *testing.T) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(b.String()), "\n") {
+		if l == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+type testEnv struct {
+	srv   *Server
+	http  *httptest.Server
+	ctrl  *fakeController
+	clock *fakeClock
+	logs  *syncBuffer
+}
+
+// newEnv serves a Server built from cfg on a real 127.0.0.1 listener.
+func newEnv(t *testing.T, cfg Config) *testEnv {
+	t.Helper()
+	env := &testEnv{ctrl: &fakeController{}, clock: newFakeClock(), logs: &syncBuffer{}}
+	logger := slog.New(slog.NewJSONHandler(env.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv, err := New(cfg, env.ctrl, logger)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	srv.now = env.clock.Now
+	env.srv = srv
+	env.http = newHTTPTestServer(t, srv)
+	return env
+}
+
+func credsConfig() Config {
+	cfg := DefaultConfig()
+	cfg.User, cfg.Password = "admin", "s3cret-pass"
+	return cfg
+}
+
+type reply struct {
+	status int
+	header http.Header
+	body   string
+}
+
+// errorMessage decodes an {"error": "..."} body, failing the test if the body is not one.
+func (r reply) errorMessage(t *testing.T) string {
+	t.Helper()
+	var e map[string]any
+	if err := json.Unmarshal([]byte(r.body), &e); err != nil {
+		t.Fatalf("body %q is not JSON: %v", r.body, err)
+	}
+	msg, ok := e["error"].(string)
+	if !ok || msg == "" || len(e) != 1 {
+		t.Fatalf("body %q is not {\"error\": \"...\"}", r.body)
+	}
+	return msg
+}
+
+type reqOpt func(*http.Request)
+
+func withAuth(user, pass string) reqOpt {
+	return func(r *http.Request) { r.SetBasicAuth(user, pass) }
+}
+
+func withHeader(k, v string) reqOpt {
+	return func(r *http.Request) { r.Header.Set(k, v) }
+}
+
+func withHost(h string) reqOpt {
+	return func(r *http.Request) { r.Host = h }
+}
+
+func do(t *testing.T, c *http.Client, method, url string, opts ...reqOpt) reply {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatalf("new request: %v", err)
+	}
+	for _, o := range opts {
+		o(req)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read body: %v", err)
+	}
+	return reply{status: resp.StatusCode, header: resp.Header, body: string(body)}
+}
+
+// clientFrom returns a client whose connections come from the given loopback source IP, so
+// one test can be several clients as far as the server's lockout table is concerned.
+func clientFrom(t *testing.T, ip string) *http.Client {
+	t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	tr := &http.Transport{DialContext: d.DialContext}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
+}
+
+// newHTTPTestServer serves srv's handler on a real 127.0.0.1 listener.
+func newHTTPTestServer(t *testing.T, srv *Server) *httptest.Server {
+	t.Helper()
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	return hs
+}
