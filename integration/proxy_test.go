@@ -40,6 +40,9 @@ func newBackend(t *testing.T, name string, slow time.Duration) *backend {
 
 func (b *backend) addr() string { return strings.TrimPrefix(b.URL, "http://") }
 
+// client never waits forever: a hung proxy fails the test instead of stalling the run.
+var client = &http.Client{Timeout: 10 * time.Second}
+
 func configFor(pools string, extra string) string {
 	return `global:
   bind_address: "127.0.0.1:0"
@@ -163,7 +166,7 @@ func TestSIGTERMLetsInFlightRequestFinish(t *testing.T) {
 	}
 	res := make(chan result, 1)
 	go func() {
-		resp, err := http.Get(n.url("/slow"))
+		resp, err := client.Get(n.url("/slow"))
 		if err != nil {
 			res <- result{err: err}
 			return
@@ -176,14 +179,15 @@ func TestSIGTERMLetsInFlightRequestFinish(t *testing.T) {
 
 	n.signal(syscall.SIGTERM)
 	waitFor(t, 2*time.Second, "readyz to report draining", func() bool {
-		resp, err := http.Get("http://" + n.metrics + "/readyz")
+		resp, err := client.Get("http://" + n.metrics + "/readyz")
 		if err != nil {
 			return false
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusServiceUnavailable
 	})
-	if _, err := http.Get(n.url("/")); err == nil {
+	if resp, err := client.Get(n.url("/")); err == nil {
+		resp.Body.Close()
 		t.Errorf("a new connection was accepted during drain")
 	}
 	r := <-res
@@ -204,7 +208,7 @@ func TestAdminDrainAndUndrain(t *testing.T) {
 		if user != "" {
 			req.SetBasicAuth(user, pass)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

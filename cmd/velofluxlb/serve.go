@@ -281,7 +281,7 @@ func (a *app) applyLocked() error {
 	a.checker.SetConfig(healthConfig(cfg))
 	a.checker.SetTargets(healthTargets(cfg))
 	a.level.Set(level)
-	if changed := restartOnly(a.cfg, cfg); len(changed) > 0 {
+	if changed := a.cfg.RestartNeeded(cfg); len(changed) > 0 {
 		a.log.Warn("some changed settings need a restart to take effect", "settings", changed)
 	}
 	a.cfg, a.secret = cfg, secret

@@ -139,26 +139,3 @@ func serverConfig(c *config.Config) (proxy.ServerConfig, error) {
 	}
 	return sc, nil
 }
-
-// restartOnly lists settings that differ between a and b but only take effect on restart.
-func restartOnly(a, b *config.Config) []string {
-	var out []string
-	ga, gb := a.Global, b.Global
-	if ga.BindAddress != gb.BindAddress || ga.TLSBindAddress != gb.TLSBindAddress ||
-		ga.MetricsAddress != gb.MetricsAddress || ga.AdminAddress != gb.AdminAddress {
-		out = append(out, "listener addresses")
-	}
-	if ga.TLS != gb.TLS {
-		out = append(out, "global.tls")
-	}
-	if ga.Timeouts != gb.Timeouts {
-		out = append(out, "global.timeouts")
-	}
-	if ga.Limits != gb.Limits {
-		out = append(out, "global.limits")
-	}
-	if ga.DrainTimeout != gb.DrainTimeout {
-		out = append(out, "global.drain_timeout")
-	}
-	return out
-}

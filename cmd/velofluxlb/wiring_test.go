@@ -1,0 +1,79 @@
+package main
+
+import (
+	"net/http"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/veloflux/veloflux/config"
+	"github.com/veloflux/veloflux/proxy/balance"
+)
+
+// The config package checks algorithm names without importing the balancer; this keeps the
+// two lists from drifting apart.
+func TestConfigAlgorithmsMatchBalancer(t *testing.T) {
+	cfgNames := []string{config.AlgorithmIPHash, config.AlgorithmLeastConn, config.AlgorithmRandom,
+		config.AlgorithmRoundRobin, config.AlgorithmWeighted}
+	slices.Sort(cfgNames)
+	if got := balance.Algorithms(); !slices.Equal(got, cfgNames) {
+		t.Fatalf("balance.Algorithms() = %v, config accepts %v", got, cfgNames)
+	}
+}
+
+func TestWiringFromSeedConfig(t *testing.T) {
+	cfg, err := config.Load("../../config/testdata/seed.yaml", []string{"VFX_STICKY_SECRET=0123456789abcdef0123456789abcdef"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := staticSnapshot(cfg)
+	if len(snap.Pools) != len(cfg.Pools) || len(snap.Routes) != len(cfg.Routes) {
+		t.Fatalf("snapshot has %d pools %d routes, config %d %d", len(snap.Pools), len(snap.Routes), len(cfg.Pools), len(cfg.Routes))
+	}
+	for i, p := range cfg.Pools {
+		sp := snap.Pools[i]
+		if sp.Name != p.Name || sp.Algorithm != p.Algorithm || sp.Sticky != p.StickySessions || len(sp.Backends) != len(p.Backends) {
+			t.Errorf("pool %d: snapshot %+v from config %+v", i, sp, p)
+		}
+		for j, b := range p.Backends {
+			want := b.HealthCheck.Path
+			if want == "" {
+				want = p.HealthCheck.Path
+			}
+			if got := sp.Backends[j]; got.ID != b.Address || got.Address != b.Address || got.Weight != b.Weight || got.HealthPath != want {
+				t.Errorf("pool %d backend %d: %+v, want address/ID %s weight %d path %q", i, j, got, b.Address, b.Weight, want)
+			}
+		}
+	}
+	pc := proxyConfig(cfg, []byte(cfg.Sticky.Secret))
+	if string(pc.Sticky.Secret) != "0123456789abcdef0123456789abcdef" || pc.Sticky.CookieName != cfg.Sticky.CookieName {
+		t.Errorf("sticky settings not carried over: %+v", pc.Sticky)
+	}
+	if pc.Retry.Attempts != cfg.Retry.Attempts || pc.Retry.Timeout != cfg.Retry.Timeout {
+		t.Errorf("retry settings not carried over: %+v", pc.Retry)
+	}
+}
+
+func TestProxyConfigRateLimit(t *testing.T) {
+	cfg := config.Default()
+	cfg.RateLimit.RequestsPerSecond = 2.5
+	cfg.RateLimit.Rules = []config.RateLimitRule{
+		{CIDR: netip.MustParsePrefix("10.0.0.0/8"), RequestsPerSecond: 100},
+		{CIDR: netip.MustParsePrefix("127.0.0.0/8"), Exempt: true},
+	}
+	cfg.Sticky.SameSite = "strict"
+	pc := proxyConfig(cfg, nil)
+	if pc.RateLimit.Burst != 3 {
+		t.Errorf("burst %d, want ceil(2.5) = 3", pc.RateLimit.Burst)
+	}
+	if r := pc.RateLimit.Rules; len(r) != 2 || r[0].Burst != 100 || !r[1].Exempt || r[1].Burst != 0 {
+		t.Errorf("rules %+v", r)
+	}
+	if pc.Sticky.SameSite != http.SameSiteStrictMode {
+		t.Errorf("same_site strict became %v", pc.Sticky.SameSite)
+	}
+	if pc.Retry.Timeout != 10*time.Second {
+		t.Errorf("default retry timeout %v", pc.Retry.Timeout)
+	}
+}
