@@ -26,13 +26,44 @@ const maxConcurrentProbes = 32
 // ErrRunning is returned by Run when the Checker is already running.
 var ErrRunning = errors.New("health: checker already running")
 
-// Target is one backend to check.
+// Target is one backend to check. Interval, Timeout and Fall override the Checker's Config
+// for this target alone, which is how a pool's own health_check settings are honoured; 0
+// means the Checker's value, which then follows SetConfig. SetTargets logs a negative
+// override and uses the Checker's value instead.
 type Target struct {
 	ID      string // backend ID, the unique key across all pools
 	Pool    string // pool name, used as a metrics label
 	Address string // host:port
 	Path    string // HTTP path probed; "" means not actively checked and always healthy
 	Host    string // Host header sent; "" means Address
+
+	Interval time.Duration // 0 = Checker's Config.Interval
+	Timeout  time.Duration // 0 = Checker's Config.Timeout
+	Fall     int           // 0 = Checker's Config.Fall
+}
+
+// identity is t without its overrides: what is probed, as opposed to how it is judged and
+// scheduled. A change of identity under the same ID is a new backend; a change of overrides
+// is not.
+func (t Target) identity() Target {
+	t.Interval, t.Timeout, t.Fall = 0, 0, 0
+	return t
+}
+
+// withValidOverrides returns t with negative overrides zeroed, so the Checker's value applies
+// to them, and whether any had to be.
+func (t Target) withValidOverrides() (Target, bool) {
+	ok := true
+	if t.Interval < 0 {
+		t.Interval, ok = 0, false
+	}
+	if t.Timeout < 0 {
+		t.Timeout, ok = 0, false
+	}
+	if t.Fall < 0 {
+		t.Fall, ok = 0, false
+	}
+	return t, ok
 }
 
 // TargetStatus is the state of one target as shown by the admin API.
@@ -51,9 +82,10 @@ type TargetStatus struct {
 	ConsecutiveSuccesses int
 }
 
-// target is a Target plus its schedule and state. The embedded Target never changes; a
-// changed spec under the same ID replaces the whole target. Everything else is guarded by
-// Checker.mu.
+// target is a Target plus its schedule and state. The embedded Target's identity never
+// changes: a changed identity under the same ID replaces the whole target. Its overrides are
+// updated in place by SetTargets, so the embedded Target is guarded by Checker.mu like
+// everything else, and a probe works on a copy taken under the lock.
 type target struct {
 	Target
 	state
@@ -126,8 +158,11 @@ func (c *Checker) Healthy(id string) bool {
 	return h || !ok
 }
 
-// SetTargets replaces the set of checked targets. A target whose ID and spec (pool, address,
-// path, host) are unchanged keeps its state and schedule. New targets, and targets whose spec
+// SetTargets replaces the set of checked targets. A target whose ID and identity (pool,
+// address, path, host) are unchanged keeps its state and schedule, even if its Interval,
+// Timeout or Fall changed: those are new rules for judging the same backend, and forgetting
+// a down verdict on a reload that only retunes the pool would send it traffic again. New
+// rules apply as SetConfig's do (see retuneLocked). New targets, and targets whose identity
 // changed, start healthy so a fresh backend serves at once, and get their first probe at a
 // random point within one interval so targets added together don't fire together. Removed
 // targets stop being probed, an in-flight probe of theirs is cancelled and their metric
@@ -136,19 +171,24 @@ func (c *Checker) SetTargets(targets []Target) {
 	now := time.Now()
 	c.mu.Lock()
 	next := make(map[string]*target, len(targets))
-	var dups []string
+	var dups, invalid []string
 	for _, spec := range targets {
 		if _, dup := next[spec.ID]; dup {
 			dups = append(dups, spec.ID)
 			continue
 		}
-		if old, ok := c.targets[spec.ID]; ok && old.Target == spec {
+		spec, valid := spec.withValidOverrides()
+		if !valid {
+			invalid = append(invalid, spec.ID)
+		}
+		if old, ok := c.targets[spec.ID]; ok && old.identity() == spec.identity() {
+			c.retuneLocked(old, spec, now)
 			next[spec.ID] = old
 			continue
 		}
 		t := &target{Target: spec, state: state{healthy: true}, index: -1}
 		if spec.Path != "" {
-			t.next = now.Add(spread(c.cfg.Interval))
+			t.next = now.Add(spread(c.cfg.forTarget(spec).Interval))
 			heap.Push(&c.queue, t)
 		}
 		next[spec.ID] = t
@@ -183,13 +223,33 @@ func (c *Checker) SetTargets(targets []Target) {
 	if len(dups) > 0 {
 		c.logger.Error("duplicate health check target IDs, keeping the first of each", "ids", strings.Join(dups, ","))
 	}
+	if len(invalid) > 0 {
+		c.logger.Error("negative health check overrides, using the checker's values instead", "ids", strings.Join(invalid, ","))
+	}
 }
 
-// SetConfig changes interval, timeout, fall and rise while running. A shorter interval pulls
-// probes that were due later than one new interval from now forward (spread again over that
-// interval); timeout applies to the next probe started, fall and rise to the next result.
-// An invalid cfg is logged and ignored: the last good config stays, so validate it first
-// (Config.Validate) when the reload can still be refused.
+// retuneLocked gives a kept target its new overrides, keeping its state. They apply as a
+// SetConfig does: a new timeout to the next probe started, a new fall from the next result
+// on (so a healthy target that already has as many consecutive failures as the new fall goes
+// down at its next failure, not at once), and a shorter interval pulls a probe due later than
+// one new interval from now forward, spread over that interval; a longer interval applies
+// after the probe already scheduled. c.mu must be held.
+func (c *Checker) retuneLocked(t *target, spec Target, now time.Time) {
+	before := c.cfg.forTarget(t.Target).Interval
+	t.Target = spec
+	after := c.cfg.forTarget(spec).Interval
+	if after < before && t.index >= 0 && t.next.After(now.Add(after)) {
+		t.next = now.Add(spread(after))
+		heap.Fix(&c.queue, t.index)
+	}
+}
+
+// SetConfig changes interval, timeout, fall and rise while running, for every target that
+// does not override them. A shorter interval pulls probes that were due later than one new
+// interval from now forward (spread again over that interval); timeout applies to the next
+// probe started, fall and rise to the next result. An invalid cfg is logged and ignored: the
+// last good config stays, so validate it first (Config.Validate) when the reload can still be
+// refused.
 func (c *Checker) SetConfig(cfg Config) {
 	if err := cfg.Validate(); err != nil {
 		c.logger.Error("ignoring invalid health check config, keeping the previous one", "error", err)
@@ -202,7 +262,7 @@ func (c *Checker) SetConfig(cfg Config) {
 	if shorter {
 		limit := now.Add(cfg.Interval)
 		for _, t := range c.queue {
-			if t.next.After(limit) {
+			if t.Interval == 0 && t.next.After(limit) {
 				t.next = now.Add(spread(cfg.Interval))
 			}
 		}
@@ -260,7 +320,7 @@ func (c *Checker) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		t, timeout, wait := c.nextDue(time.Now())
+		t, wait := c.nextDue(time.Now())
 		if t == nil {
 			timer.Reset(wait)
 			select {
@@ -281,39 +341,41 @@ func (c *Checker) Run(ctx context.Context) error {
 		}
 		wg.Go(func() {
 			defer func() { <-c.sem }()
-			c.check(ctx, t, timeout)
+			c.check(ctx, t)
 		})
 	}
 }
 
-// nextDue pops the target whose probe is due at now, with the timeout to use; if none is
-// due it returns how long to sleep instead.
-func (c *Checker) nextDue(now time.Time) (t *target, timeout, wait time.Duration) {
+// nextDue pops the target whose probe is due at now; if none is due it returns how long to
+// sleep instead.
+func (c *Checker) nextDue(now time.Time) (t *target, wait time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.queue) == 0 {
-		return nil, 0, time.Hour // SetTargets wakes Run when there is something to do
+		return nil, time.Hour // SetTargets wakes Run when there is something to do
 	}
 	if d := c.queue[0].next.Sub(now); d > 0 {
-		return nil, 0, d
+		return nil, d
 	}
-	return heap.Pop(&c.queue).(*target), c.cfg.Timeout, 0
+	return heap.Pop(&c.queue).(*target), 0
 }
 
 // check runs one probe of t and records its result.
-func (c *Checker) check(ctx context.Context, t *target, timeout time.Duration) {
-	pctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+func (c *Checker) check(ctx context.Context, t *target) {
 	c.mu.Lock()
 	if t.removed {
 		c.mu.Unlock()
 		return
 	}
+	// A copy, because SetTargets may retune t while the probe runs.
+	spec := t.Target
+	pctx, cancel := context.WithTimeout(ctx, c.cfg.forTarget(spec).Timeout)
+	defer cancel()
 	t.cancel = cancel
 	c.mu.Unlock()
 
 	start := time.Now()
-	reason := probe(pctx, c.client, t.Target)
+	reason := probe(pctx, c.client, spec)
 	end := time.Now()
 
 	c.mu.Lock()
@@ -322,9 +384,10 @@ func (c *Checker) check(ctx context.Context, t *target, timeout time.Duration) {
 		c.mu.Unlock()
 		return
 	}
+	cfg := c.cfg.forTarget(t.Target)
 	if ctx.Err() != nil {
 		// Cancelled by shutdown, not failed: keep it scheduled for a later Run.
-		t.next = end.Add(spread(c.cfg.Interval))
+		t.next = end.Add(spread(cfg.Interval))
 		heap.Push(&c.queue, t)
 		c.mu.Unlock()
 		return
@@ -336,7 +399,7 @@ func (c *Checker) check(ctx context.Context, t *target, timeout time.Duration) {
 	c.metrics.observe(t.Pool, t.ID, result, end.Sub(start))
 	t.lastCheck = end
 	t.lastError = reason
-	if t.observe(reason == "", c.cfg.Fall, c.cfg.Rise) {
+	if t.observe(reason == "", cfg.Fall, cfg.Rise) {
 		// Logged under the lock (changes are rare enough to afford it) and before publishing,
 		// so one backend's ups and downs are logged in the order they happened and the line
 		// is written before Healthy or Status can show the new state.
@@ -347,7 +410,7 @@ func (c *Checker) check(ctx context.Context, t *target, timeout time.Duration) {
 		}
 		c.publishLocked()
 	}
-	t.next = end.Add(period(c.cfg.Interval))
+	t.next = end.Add(period(cfg.Interval))
 	heap.Push(&c.queue, t)
 	c.mu.Unlock()
 	c.poke()
@@ -358,7 +421,7 @@ func (c *Checker) requeue(t *target) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !t.removed && t.index < 0 {
-		t.next = time.Now().Add(spread(c.cfg.Interval))
+		t.next = time.Now().Add(spread(c.cfg.forTarget(t.Target).Interval))
 		heap.Push(&c.queue, t)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -655,7 +656,12 @@ func TestCheckerConcurrentUse(t *testing.T) {
 	}
 	wg.Go(func() {
 		for i := 0; ctx.Err() == nil; i++ {
-			c.SetTargets(all[:1+i%len(all)])
+			// Retuning "good" in place while it is being probed.
+			ts := slices.Clone(all[:1+i%len(all)])
+			ts[0].Interval = time.Duration(1+i%3) * time.Millisecond
+			ts[0].Timeout = time.Duration(1+i%2) * time.Second
+			ts[0].Fall = 1 + i%2
+			c.SetTargets(ts)
 		}
 	})
 	wg.Go(func() {

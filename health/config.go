@@ -9,13 +9,16 @@ import (
 // Config tunes the active checks. It can be changed while running with Checker.SetConfig.
 type Config struct {
 	// Interval is the time between the end of one probe of a target and the start of its
-	// next one. Default 10s. Config key: global.health_check.interval.
+	// next one. Default 10s. Config key: global.health_check.interval; Target.Interval
+	// overrides it (pools[].health_check.interval).
 	Interval time.Duration
 	// Timeout bounds one probe: dial, request, response headers and the drained body.
-	// Default 5s. Config key: global.health_check.timeout.
+	// Default 5s. Config key: global.health_check.timeout; Target.Timeout overrides it
+	// (pools[].health_check.timeout).
 	Timeout time.Duration
 	// Fall is how many consecutive failed probes take a healthy target down. Default 3.
-	// Config key: global.health_check.retries.
+	// Config key: global.health_check.retries; Target.Fall overrides it
+	// (pools[].health_check.retries).
 	Fall int
 	// Rise is how many consecutive successful probes bring a down target back. Default 2.
 	Rise int
@@ -47,4 +50,18 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("rise: must be at least 1, got %d", c.Rise))
 	}
 	return errors.Join(errs...)
+}
+
+// forTarget is c with t's overrides applied: the settings that schedule and judge t.
+func (c Config) forTarget(t Target) Config {
+	if t.Interval > 0 {
+		c.Interval = t.Interval
+	}
+	if t.Timeout > 0 {
+		c.Timeout = t.Timeout
+	}
+	if t.Fall > 0 {
+		c.Fall = t.Fall
+	}
+	return c
 }

@@ -71,3 +71,29 @@ func TestDefaultConfig(t *testing.T) {
 		t.Fatalf("DefaultConfig() = %+v, want %+v", got, want)
 	}
 }
+
+func TestConfigForTarget(t *testing.T) {
+	cfg := Config{Interval: 10 * time.Second, Timeout: 5 * time.Second, Fall: 3, Rise: 2}
+	tests := []struct {
+		name   string
+		target Target
+		want   Config
+	}{
+		{name: "no overrides", target: Target{}, want: cfg},
+		{name: "interval", target: Target{Interval: time.Second}, want: Config{Interval: time.Second, Timeout: 5 * time.Second, Fall: 3, Rise: 2}},
+		{name: "timeout", target: Target{Timeout: time.Second}, want: Config{Interval: 10 * time.Second, Timeout: time.Second, Fall: 3, Rise: 2}},
+		{name: "fall", target: Target{Fall: 7}, want: Config{Interval: 10 * time.Second, Timeout: 5 * time.Second, Fall: 7, Rise: 2}},
+		{
+			name:   "all",
+			target: Target{Interval: 3 * time.Second, Timeout: 2 * time.Second, Fall: 1},
+			want:   Config{Interval: 3 * time.Second, Timeout: 2 * time.Second, Fall: 1, Rise: 2},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := cfg.forTarget(tt.target); got != tt.want {
+				t.Fatalf("forTarget(%+v) = %+v, want %+v", tt.target, got, tt.want)
+			}
+		})
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -127,7 +128,10 @@ func newApp(path string, environ []string, cfg *config.Config, log *slog.Logger,
 	if cfg.Global.AdminAddress != "" {
 		ac := admin.DefaultConfig()
 		ac.Address = cfg.Global.AdminAddress
-		ac.User, ac.Password = getenv(environ, "VF_ADMIN_USER"), getenv(environ, "VF_ADMIN_PASS")
+		ac.User = getenv(environ, "VF_ADMIN_USER")
+		if ac.Password, err = adminPassword(environ); err != nil {
+			return nil, err
+		}
 		a.admin, err = admin.New(ac, controller{a}, log.With("component", "admin"))
 		if err != nil {
 			return nil, err
@@ -286,6 +290,23 @@ func (a *app) applyLocked() error {
 	}
 	a.cfg, a.secret = cfg, secret
 	return nil
+}
+
+// adminPassword reads VF_ADMIN_PASS, or the file VF_ADMIN_PASS_FILE names (Docker and Nomad
+// secrets), without its trailing newline.
+func adminPassword(environ []string) (string, error) {
+	if p := getenv(environ, "VF_ADMIN_PASS"); p != "" {
+		return p, nil
+	}
+	path := getenv(environ, "VF_ADMIN_PASS_FILE")
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("VF_ADMIN_PASS_FILE: %w", err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
 func getenv(environ []string, key string) string {

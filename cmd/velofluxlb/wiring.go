@@ -60,7 +60,10 @@ func healthTargets(c *config.Config) []health.Target {
 			if path == "" {
 				path = p.HealthCheck.Path
 			}
-			out = append(out, health.Target{ID: b.Address, Pool: p.Name, Address: b.Address, Path: path})
+			out = append(out, health.Target{
+				ID: b.Address, Pool: p.Name, Address: b.Address, Path: path,
+				Interval: p.HealthCheck.Interval, Timeout: p.HealthCheck.Timeout, Fall: p.HealthCheck.Retries,
+			})
 		}
 	}
 	return out

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"os"
 	"net/netip"
 	"slices"
 	"testing"
@@ -75,5 +76,32 @@ func TestProxyConfigRateLimit(t *testing.T) {
 	}
 	if pc.Retry.Timeout != 10*time.Second {
 		t.Errorf("default retry timeout %v", pc.Retry.Timeout)
+	}
+}
+
+func TestAdminPassword(t *testing.T) {
+	file := t.TempDir() + "/pass"
+	if err := os.WriteFile(file, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		environ []string
+		want    string
+		wantErr bool
+	}{
+		{"unset", nil, "", false},
+		{"env", []string{"VF_ADMIN_PASS=direct"}, "direct", false},
+		{"env wins over file", []string{"VF_ADMIN_PASS=direct", "VF_ADMIN_PASS_FILE=" + file}, "direct", false},
+		{"file without newline", []string{"VF_ADMIN_PASS_FILE=" + file}, "from-file", false},
+		{"missing file is an error", []string{"VF_ADMIN_PASS_FILE=" + file + ".nope"}, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := adminPassword(tt.environ)
+			if got != tt.want || (err != nil) != tt.wantErr {
+				t.Fatalf("adminPassword = %q, %v; want %q, error %v", got, err, tt.want, tt.wantErr)
+			}
+		})
 	}
 }
