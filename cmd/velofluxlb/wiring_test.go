@@ -2,8 +2,8 @@ package main
 
 import (
 	"net/http"
-	"os"
 	"net/netip"
+	"os"
 	"slices"
 	"testing"
 	"time"
