@@ -264,13 +264,18 @@ func TestAdminRefusesPublicAddressWithoutCredentials(t *testing.T) {
 
 func TestMetricsEndpoint(t *testing.T) {
 	a := newBackend(t, "A", 0)
-	n := startNode(t, configFor(poolWith(a.addr()), ""))
+	pool := "  - name: web\n    health_check:\n      path: /\n    backends:\n      - address: \"" + a.addr() + "\"\n"
+	n := startNode(t, configFor(pool, "  health_check: {interval: 100ms, timeout: 50ms}\n"))
 	for i := 0; i < 3; i++ {
 		if code, _, _ := get(t, n.url("/")); code != 200 {
 			t.Fatalf("request %d: %d", i, code)
 		}
 	}
-	_, m, _ := get(t, "http://"+n.metrics+"/metrics")
+	var m string
+	waitFor(t, 5*time.Second, "a health probe in the metrics", func() bool {
+		_, m, _ = get(t, "http://"+n.metrics+"/metrics")
+		return strings.Contains(m, `veloflux_health_checks_total{backend="`+a.addr()+`",pool="web",result="success"}`)
+	})
 	for _, want := range []string{
 		`veloflux_requests_total{code="200",method="GET",pool="web"} 3`,
 		`veloflux_backend_health{backend="` + a.addr() + `",pool="web"} 1`,
@@ -286,6 +291,17 @@ func TestMetricsEndpoint(t *testing.T) {
 	if t.Failed() {
 		t.Logf("veloflux metrics:\n%s", grep(m, "veloflux_"))
 	}
+	// Every exported veloflux_ metric must be in the metrics reference.
+	doc, err := os.ReadFile("../docs/metrics.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`(?m)^# HELP (veloflux_\w+) `).FindAllStringSubmatch(m, -1) {
+		if !strings.Contains(string(doc), "`"+m[1]+"`") {
+			t.Errorf("metric %s is not documented in docs/metrics.md", m[1])
+		}
+	}
+
 	access := n.logs.find("access")
 	if len(access) != 3 {
 		t.Fatalf("%d access log lines, want 3", len(access))
