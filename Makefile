@@ -28,9 +28,12 @@ integration: ## builds the binary and drives real processes with real signals
 	CGO_ENABLED=1 $(GO) test -race -count=1 -tags integration -timeout 10m ./integration/...
 
 FUZZTIME ?= 15s
-fuzz: ## short run of every fuzz target
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./config/
-	$(GO) test -run '^$$' -fuzz '^FuzzClientIP$$' -fuzztime $(FUZZTIME) ./proxy/
+fuzz: ## a short run of every fuzz target in the module
+	@grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' . | sort -u | while IFS=: read -r file fn; do \
+	  name=$${fn#func }; dir=$$(dirname "$$file"); \
+	  echo "== $$dir $$name"; \
+	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$dir" || exit 1; \
+	done
 
 bench-go: ## micro benchmarks of the request path
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 200ms ./proxy/...

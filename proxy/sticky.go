@@ -24,6 +24,9 @@ const (
 	cookieLen    = sessionLen + 1 + 22
 )
 
+// cookieEncoding is strict so that each session has exactly one valid cookie value.
+var cookieEncoding = base64.RawURLEncoding.Strict()
+
 // StickyConfig says how sticky-session cookies look.
 type StickyConfig struct {
 	// CookieName is the cookie's name. Default "vf_session".
@@ -65,10 +68,10 @@ func (s *cookieSigner) verify(value string) (session string, ok bool) {
 	}
 	var raw [sessionBytes]byte
 	var gotMAC [macBytes]byte
-	if n, err := base64.RawURLEncoding.Decode(raw[:], []byte(value[:sessionLen])); err != nil || n != sessionBytes {
+	if n, err := cookieEncoding.Decode(raw[:], []byte(value[:sessionLen])); err != nil || n != sessionBytes {
 		return "", false
 	}
-	if n, err := base64.RawURLEncoding.Decode(gotMAC[:], []byte(value[sessionLen+1:])); err != nil || n != macBytes {
+	if n, err := cookieEncoding.Decode(gotMAC[:], []byte(value[sessionLen+1:])); err != nil || n != macBytes {
 		return "", false
 	}
 	var want [sha256.Size]byte
@@ -83,14 +86,19 @@ func (s *cookieSigner) verify(value string) (session string, ok bool) {
 func (s *cookieSigner) newSession() (session, value string) {
 	var raw [sessionBytes]byte
 	rand.Read(raw[:]) // never fails: crypto/rand crashes the process rather than return an error
+	v := s.sign(raw)
+	return v[:sessionLen], v
+}
+
+// sign returns the cookie value of a session.
+func (s *cookieSigner) sign(raw [sessionBytes]byte) string {
 	var sum [sha256.Size]byte
 	s.mac(raw[:], &sum)
 	buf := make([]byte, cookieLen)
-	base64.RawURLEncoding.Encode(buf, raw[:])
+	cookieEncoding.Encode(buf, raw[:])
 	buf[sessionLen] = '.'
-	base64.RawURLEncoding.Encode(buf[sessionLen+1:], sum[:macBytes])
-	v := string(buf)
-	return v[:sessionLen], v
+	cookieEncoding.Encode(buf[sessionLen+1:], sum[:macBytes])
+	return string(buf)
 }
 
 // LocalSessions is an in-process SessionStore with a bounded number of pins: when full,
