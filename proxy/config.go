@@ -65,6 +65,24 @@ func DefaultConfig() Config {
 	}
 }
 
+// withDefaults fills zero fields with their defaults; MaxConnsPerHost 0 stays "no cap".
+func (c TransportConfig) withDefaults() TransportConfig {
+	d := DefaultTransportConfig()
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = d.DialTimeout
+	}
+	if c.ResponseHeaderTimeout <= 0 {
+		c.ResponseHeaderTimeout = d.ResponseHeaderTimeout
+	}
+	if c.IdleConnTimeout <= 0 {
+		c.IdleConnTimeout = d.IdleConnTimeout
+	}
+	if c.MaxIdleConnsPerHost <= 0 {
+		c.MaxIdleConnsPerHost = d.MaxIdleConnsPerHost
+	}
+	return c
+}
+
 // DefaultTransportConfig returns the defaults documented on each field.
 func DefaultTransportConfig() TransportConfig {
 	return TransportConfig{

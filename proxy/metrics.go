@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -40,6 +41,7 @@ func newMetrics(p *Proxy, reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
+	var registered []prometheus.Collector
 	for _, c := range []prometheus.Collector{
 		m.requests, m.duration, m.retries, m.rateLimited, backendCollector{p},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -56,8 +58,12 @@ func newMetrics(p *Proxy, reg prometheus.Registerer) (*metrics, error) {
 		}, func() float64 { return float64(p.table.Load().version) }),
 	} {
 		if err := reg.Register(c); err != nil {
-			return nil, err
+			for _, r := range registered {
+				reg.Unregister(r)
+			}
+			return nil, fmt.Errorf("register proxy metrics: %w", err)
 		}
+		registered = append(registered, c)
 	}
 	return m, nil
 }

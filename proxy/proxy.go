@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,7 +38,7 @@ type Options struct {
 	AccessLogger *slog.Logger
 	// Registerer gets the proxy's metrics. Nil: metrics are kept but not exported.
 	Registerer prometheus.Registerer
-	// Transport tunes backend connections. Zero value: DefaultTransportConfig.
+	// Transport tunes backend connections. Zero fields: DefaultTransportConfig's values.
 	Transport TransportConfig
 }
 
@@ -57,6 +59,7 @@ type Proxy struct {
 	mu        sync.Mutex // serialises Apply and Reconfigure
 	upstreams map[string]*upstream
 	cfg       Config
+	applied   *discovery.Snapshot // the snapshot of the table in use, to skip no-op updates
 
 	draining atomic.Bool
 	inflight atomic.Int64
@@ -92,9 +95,7 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	if opts.Sessions == nil {
 		opts.Sessions = NewLocalSessions(0)
 	}
-	if opts.Transport == (TransportConfig{}) {
-		opts.Transport = DefaultTransportConfig()
-	}
+	opts.Transport = opts.Transport.withDefaults()
 	p := &Proxy{
 		log:       opts.Logger,
 		access:    opts.AccessLogger,
@@ -144,10 +145,13 @@ func newTransport(c TransportConfig) *http.Transport {
 
 // Apply swaps in a routing table built from snap. An invalid snapshot (unknown pool in a
 // route, unknown algorithm, duplicate backend) is rejected whole, and the current table keeps
-// serving.
+// serving. A snapshot equal to the one in use changes nothing.
 func (p *Proxy) Apply(snap *discovery.Snapshot) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.applied != nil && reflect.DeepEqual(p.applied.Pools, snap.Pools) && reflect.DeepEqual(p.applied.Routes, snap.Routes) {
+		return nil
+	}
 	old := p.table.Load()
 	policies := make(map[string]*pool, len(old.pools))
 	for _, pl := range old.pools {
@@ -159,9 +163,14 @@ func (p *Proxy) Apply(snap *discovery.Snapshot) error {
 	}
 	t.version = old.version + 1
 	p.upstreams = ups
+	p.applied = snap
 	p.table.Store(t)
 	return nil
 }
+
+// Close releases the idle backend connections. Call it once the proxy serves no more
+// requests; connections in use close when their requests end.
+func (p *Proxy) Close() { p.transport.CloseIdleConnections() }
 
 // Reconfigure swaps in new runtime settings. Rate-limit buckets survive when the rate-limit
 // settings are unchanged.
@@ -184,12 +193,19 @@ func (p *Proxy) Reconfigure(cfg Config) error {
 		}
 		s.limiter = l
 	}
-	if len(cfg.Sticky.Secret) > 0 {
-		if old != nil && old.signer != nil && string(old.cfg.Sticky.Secret) == string(cfg.Sticky.Secret) {
-			s.signer = old.signer
-		} else {
-			s.signer = newCookieSigner(cfg.Sticky.Secret)
-		}
+	switch {
+	case len(cfg.Sticky.Secret) == 0 && old != nil && len(old.cfg.Sticky.Secret) == 0:
+		s.signer = old.signer // keep the generated key: cookies stay valid across reloads
+	case len(cfg.Sticky.Secret) == 0:
+		// No key given: sticky pools still work on this node, with cookies that die with the
+		// process. cmd warns about this; a cluster needs a shared Sticky.Secret.
+		key := make([]byte, 32)
+		rand.Read(key)
+		s.signer = newCookieSigner(key)
+	case old != nil && string(old.cfg.Sticky.Secret) == string(cfg.Sticky.Secret):
+		s.signer = old.signer
+	default:
+		s.signer = newCookieSigner(cfg.Sticky.Secret)
 	}
 	p.cfg = cfg
 	p.settings.Store(s)
@@ -387,7 +403,7 @@ func (p *Proxy) pick(st *reqState, w http.ResponseWriter, r *http.Request) *upst
 	if len(st.cands) == 0 {
 		return nil
 	}
-	if st.pool.sticky && st.set.signer != nil {
+	if st.pool.sticky {
 		return p.pickSticky(st, w, r)
 	}
 	return st.ups[st.pool.policy.Pick(st.cands, st.key)]

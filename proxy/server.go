@@ -174,13 +174,16 @@ func (s *Server) shutdown() {
 			_ = srv.Shutdown(dctx) // closes listeners and idle connections, waits for active ones
 		}()
 	}
-	s.waitIdle(dctx) // upgraded connections are invisible to Shutdown but counted in flight
+	// Shutdown returns once every non-upgraded connection has finished its response (or the
+	// deadline passed); upgraded connections are invisible to it but counted in flight.
+	wg.Wait()
+	s.waitIdle(dctx)
 	left := s.proxy.InFlight()
 	s.proxy.CloseUpgrades()
 	for _, srv := range s.servers {
 		_ = srv.Close()
 	}
-	wg.Wait()
+	s.proxy.Close()
 	s.log.Info("drained", "cut", left)
 }
 

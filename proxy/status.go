@@ -33,7 +33,7 @@ func (p *Proxy) Pools() []PoolStatus {
 				ps.Healthy++
 			}
 			ps.Backends = append(ps.Backends, BackendStatus{
-				ID: u.id, Address: u.address, Region: u.region, Weight: u.lb.Weight(), Healthy: up, Active: u.lb.Active(),
+				ID: u.id, Address: u.address, Region: u.Region(), Weight: u.lb.Weight(), Healthy: up, Active: u.lb.Active(),
 			})
 		}
 		out = append(out, ps)

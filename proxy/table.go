@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/veloflux/veloflux/discovery"
 	"github.com/veloflux/veloflux/proxy/balance"
@@ -17,7 +18,15 @@ type upstream struct {
 	id      string
 	pool    string
 	address string
-	region  string
+	region  atomic.Pointer[string] // may change with discovery; read by status and (later) geo routing
+}
+
+// Region returns the backend's region, "" when unknown.
+func (u *upstream) Region() string {
+	if r := u.region.Load(); r != nil {
+		return *r
+	}
+	return ""
 }
 
 // pool is a compiled discovery.Pool. Immutable once in a table.
@@ -79,7 +88,6 @@ func buildTable(snap *discovery.Snapshot, prev map[string]*upstream, policies ma
 				u = &upstream{key: key, id: b.ID, pool: sp.Name, address: b.Address}
 				u.lb.Init(b.ID, b.Weight)
 			}
-			u.region = b.Region
 			ups[key] = u
 			pl.backends = append(pl.backends, u)
 		}
@@ -98,10 +106,15 @@ func buildTable(snap *discovery.Snapshot, prev map[string]*upstream, policies ma
 	if len(problems) > 0 {
 		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidSnapshot, errors.Join(problems...))
 	}
-	// Weights change in place only once the table is known to be good.
+	// Shared per-backend values change in place only once the table is known to be good.
 	for _, sp := range snap.Pools {
 		for _, b := range sp.Backends {
-			ups[sp.Name+"/"+b.ID].lb.SetWeight(b.Weight)
+			u := ups[sp.Name+"/"+b.ID]
+			u.lb.SetWeight(b.Weight)
+			if u.Region() != b.Region {
+				region := b.Region
+				u.region.Store(&region)
+			}
 		}
 	}
 	t.router = newRouter(compiled)

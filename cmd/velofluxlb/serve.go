@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
@@ -43,9 +42,8 @@ type app struct {
 	reloads      *prometheus.CounterVec
 	reloadOKTime prometheus.Gauge
 
-	mu         sync.Mutex // guards cfg, secret and lastReload; serialises reloads
+	mu         sync.Mutex // guards cfg and lastReload; serialises reloads
 	cfg        *config.Config
-	secret     []byte
 	lastReload reloadResult
 }
 
@@ -95,7 +93,7 @@ func newApp(path string, environ []string, cfg *config.Config, log *slog.Logger,
 		}),
 	}
 	a.reg.MustRegister(a.reloads, a.reloadOKTime)
-	a.secret = stickySecret(cfg, nil, log)
+	warnWithoutStickySecret(cfg, log)
 
 	var err error
 	a.checker, err = health.NewChecker(healthConfig(cfg), nil, log.With("component", "health"), a.reg)
@@ -103,7 +101,7 @@ func newApp(path string, environ []string, cfg *config.Config, log *slog.Logger,
 		return nil, err
 	}
 	a.checker.SetTargets(healthTargets(cfg))
-	a.proxy, err = proxy.New(proxyConfig(cfg, a.secret), proxy.Options{
+	a.proxy, err = proxy.New(proxyConfig(cfg), proxy.Options{
 		Health:       a.checker,
 		Sessions:     proxy.NewLocalSessions(0),
 		Logger:       log.With("component", "proxy"),
@@ -149,24 +147,18 @@ func newApp(path string, environ []string, cfg *config.Config, log *slog.Logger,
 	return a, nil
 }
 
-// stickySecret returns the configured HMAC key, else the one already in use, else a random
-// one (with a warning: cookies then die with the process and differ between nodes).
-func stickySecret(cfg *config.Config, current []byte, log *slog.Logger) []byte {
+// warnWithoutStickySecret warns when sticky pools run on the proxy's random per-process key:
+// their cookies then die with the process and differ between nodes.
+func warnWithoutStickySecret(cfg *config.Config, log *slog.Logger) {
 	if cfg.Sticky.Secret != "" {
-		return []byte(cfg.Sticky.Secret)
+		return
 	}
-	if current != nil {
-		return current
-	}
-	key := make([]byte, 32)
-	rand.Read(key)
 	for _, p := range cfg.Pools {
 		if p.StickySessions {
 			log.Warn("sticky.secret is not set: using a random key; sticky cookies will not survive a restart or work across nodes (set VFX_STICKY_SECRET)")
-			break
+			return
 		}
 	}
-	return key
 }
 
 func (a *app) ready() (bool, string) {
@@ -271,11 +263,7 @@ func (a *app) applyLocked() error {
 	if err != nil {
 		return err
 	}
-	secret := stickySecret(cfg, a.secret, a.log)
-	if cfg.Sticky.Secret == "" && a.cfg.Sticky.Secret != "" {
-		secret = stickySecret(cfg, nil, a.log) // the configured key was removed: do not keep honouring it
-	}
-	pc := proxyConfig(cfg, secret)
+	pc := proxyConfig(cfg)
 	if err := a.proxy.Apply(staticSnapshot(cfg)); err != nil {
 		return err
 	}
@@ -285,10 +273,11 @@ func (a *app) applyLocked() error {
 	a.checker.SetConfig(healthConfig(cfg))
 	a.checker.SetTargets(healthTargets(cfg))
 	a.level.Set(level)
+	warnWithoutStickySecret(cfg, a.log)
 	if changed := a.cfg.RestartNeeded(cfg); len(changed) > 0 {
 		a.log.Warn("some changed settings need a restart to take effect", "settings", changed)
 	}
-	a.cfg, a.secret = cfg, secret
+	a.cfg = cfg
 	return nil
 }
 

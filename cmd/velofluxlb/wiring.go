@@ -77,9 +77,8 @@ func healthConfig(c *config.Config) health.Config {
 	return hc
 }
 
-// proxyConfig is the reloadable part of the proxy's settings. secret is the sticky HMAC key
-// in use (configured, or generated at start).
-func proxyConfig(c *config.Config, secret []byte) proxy.Config {
+// proxyConfig is the reloadable part of the proxy's settings.
+func proxyConfig(c *config.Config) proxy.Config {
 	pc := proxy.DefaultConfig()
 	pc.TrustedProxies = c.Global.TrustedProxies
 	pc.AccessLog = c.Global.AccessLog
@@ -90,7 +89,7 @@ func proxyConfig(c *config.Config, secret []byte) proxy.Config {
 		Secure:     c.Sticky.Secure,
 		HTTPOnly:   c.Sticky.HTTPOnly,
 		SameSite:   c.Sticky.SameSiteMode(),
-		Secret:     secret,
+		Secret:     []byte(c.Sticky.Secret),
 	}
 	rl := c.RateLimit
 	pc.RateLimit = ratelimit.Config{

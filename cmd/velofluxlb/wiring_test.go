@@ -47,7 +47,7 @@ func TestWiringFromSeedConfig(t *testing.T) {
 			}
 		}
 	}
-	pc := proxyConfig(cfg, []byte(cfg.Sticky.Secret))
+	pc := proxyConfig(cfg)
 	if string(pc.Sticky.Secret) != "0123456789abcdef0123456789abcdef" || pc.Sticky.CookieName != cfg.Sticky.CookieName {
 		t.Errorf("sticky settings not carried over: %+v", pc.Sticky)
 	}
@@ -64,7 +64,7 @@ func TestProxyConfigRateLimit(t *testing.T) {
 		{CIDR: netip.MustParsePrefix("127.0.0.0/8"), Exempt: true},
 	}
 	cfg.Sticky.SameSite = "strict"
-	pc := proxyConfig(cfg, nil)
+	pc := proxyConfig(cfg)
 	if pc.RateLimit.Burst != 3 {
 		t.Errorf("burst %d, want ceil(2.5) = 3", pc.RateLimit.Burst)
 	}
