@@ -106,9 +106,12 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	}
 	p.states.New = func() any { return new(reqState) }
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:        p.rewrite,
-		Transport:      retryTransport{p},
-		FlushInterval:  -1, // stream as the backend writes: SSE and gRPC-web must not buffer
+		Rewrite:   p.rewrite,
+		Transport: retryTransport{p},
+		// FlushInterval 0: responses with a length go out in as few writes as the buffers
+		// allow, while streamed ones (no length, or text/event-stream) are flushed on every
+		// write by the reverse proxy itself. Flushing every write cost a third of the CPU.
+		FlushInterval:  0,
 		BufferPool:     newBufferPool(),
 		ErrorLog:       slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
 		ErrorHandler:   p.handleError,
