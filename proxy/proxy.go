@@ -110,7 +110,7 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		Transport: retryTransport{p},
 		// FlushInterval 0: responses with a length go out in as few writes as the buffers
 		// allow, while streamed ones (no length, or text/event-stream) are flushed on every
-		// write by the reverse proxy itself. Flushing every write cost a third of the CPU.
+		// write by the reverse proxy itself.
 		FlushInterval:  0,
 		BufferPool:     newBufferPool(),
 		ErrorLog:       slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
