@@ -1,6 +1,9 @@
 package proxy
 
-import "time"
+import (
+	"net/netip"
+	"time"
+)
 
 // HealthView tells whether a backend may receive traffic. Healthy is called on the request
 // path for every candidate, so it must be cheap and must not block (read an immutable
@@ -17,6 +20,16 @@ type SessionStore interface {
 	Get(session string) (backendID string, expires time.Time, ok bool)
 	// Put pins session to backendID until expires.
 	Put(session, backendID string, expires time.Time)
+}
+
+// Locator places a client in a region, for routing it to backends near it. It is called
+// once per request with the client address the proxy trusts and must not block (answer from
+// memory). ok=false means unknown: the client is then balanced over every region.
+//
+// Today the proxy prefers backends whose region equals the client's and falls back to all
+// healthy backends; ordering the other regions by distance arrives with geo routing.
+type Locator interface {
+	Region(client netip.Addr) (region string, ok bool)
 }
 
 // allHealthy is the HealthView used when none is given: every backend is up.

@@ -31,6 +31,8 @@ type Options struct {
 	Health HealthView
 	// Sessions holds sticky pins. Nil: a LocalSessions of 100000 pins.
 	Sessions SessionStore
+	// Locator places clients in regions. Nil: no region preference.
+	Locator Locator
 	// Logger receives operational logs. Nil: discarded.
 	Logger *slog.Logger
 	// AccessLogger receives one "access" line per request when Config.AccessLog is on.
@@ -49,6 +51,7 @@ type Proxy struct {
 	access    *slog.Logger
 	health    HealthView
 	sessions  SessionStore
+	locator   Locator
 	transport *http.Transport
 	rp        *httputil.ReverseProxy
 	metrics   *metrics
@@ -101,6 +104,7 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		access:    opts.AccessLogger,
 		health:    opts.Health,
 		sessions:  opts.Sessions,
+		locator:   opts.Locator,
 		transport: newTransport(opts.Transport),
 		upstreams: make(map[string]*upstream),
 	}
@@ -268,6 +272,7 @@ type reqState struct {
 	trusted bool
 	reqID   string
 	key     uint64 // client affinity hash for ip_hash
+	region  string // the client's region from the Locator, "" when unknown
 	route   *route
 	pool    *pool
 	backend *upstream
@@ -303,16 +308,32 @@ func (st *reqState) wasTried(u *upstream) bool {
 	return false
 }
 
-// candidates fills st.cands/st.ups with the pool's healthy backends not tried yet.
+// candidates fills st.cands/st.ups with the pool's healthy backends not tried yet; when the
+// client's region is known and has such backends, only those.
 func (st *reqState) candidates(h HealthView) {
 	st.cands, st.ups = st.cands[:0], st.ups[:0]
+	local := 0
 	for _, u := range st.pool.backends {
 		if st.wasTried(u) || !h.Healthy(u.id) {
 			continue
 		}
 		st.cands = append(st.cands, &u.lb)
 		st.ups = append(st.ups, u)
+		if st.region != "" && u.Region() == st.region {
+			local++
+		}
 	}
+	if local == 0 || local == len(st.ups) {
+		return
+	}
+	n := 0
+	for i, u := range st.ups {
+		if u.Region() == st.region {
+			st.cands[n], st.ups[n] = st.cands[i], u
+			n++
+		}
+	}
+	st.cands, st.ups = st.cands[:n], st.ups[:n]
 }
 
 func (p *Proxy) getState() *reqState { return p.states.Get().(*reqState) }
@@ -373,6 +394,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	st.pool = st.route.pool
 	st.key = clientKey(st.client)
+	if p.locator != nil {
+		st.region, _ = p.locator.Region(st.client)
+	}
 	st.backend = p.pick(st, w, r)
 	if st.backend == nil {
 		p.writeError(w, st, http.StatusServiceUnavailable, errNoBackend)
