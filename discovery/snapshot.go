@@ -16,8 +16,14 @@ type Backend struct {
 	Weight int
 	// Region is where the backend runs; empty means the node's own region.
 	Region string
-	// HealthPath is the HTTP path of the active health check; empty means the pool's.
+	// HealthPath is the HTTP path of the active health check; empty means not checked.
 	HealthPath string
+	// Scheme is how the proxy talks to the backend: "http" (HTTP/1.1, the default when
+	// empty), "https" (HTTP/1.1 or HTTP/2 over TLS) or "h2c" (HTTP/2 without TLS).
+	Scheme string
+	// TLSSkipVerify accepts any certificate from an https backend (self-signed test
+	// setups). It removes the protection TLS gives against a network attacker.
+	TLSSkipVerify bool
 }
 
 // Pool is a named set of interchangeable backends and how to balance over them.
