@@ -5,14 +5,20 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test unit integration vet fmt-check fuzz bench bench-go demo clean
+.PHONY: all build test unit integration vet fmt-check fuzz bench bench-go demo consul clean
+
+# Consul v1.13.9 (MPL-2.0) for tests and the demo, built once from the Go module proxy
+# through the wrapper module in tools/consul and cached outside the clone.
+CONSUL_VERSION := 1.13.9
+CONSUL_BIN     ?= $(HOME)/.cache/veloflux/consul-$(CONSUL_VERSION)
+export VFX_CONSUL_BIN := $(CONSUL_BIN)
 
 all: build
 
 build: ## static binary ./veloflux
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/velofluxlb
 
-test: fmt-check vet unit integration ## everything CI runs
+test: fmt-check vet consul unit integration ## everything CI runs
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -43,6 +49,13 @@ bench: build ## VeloFlux vs nginx vs HAProxy on loopback (installs them with apt
 
 demo: build ## two demo backends and VeloFlux on loopback
 	examples/demo.sh
+
+consul: $(CONSUL_BIN) ## build the Consul agent used by tests (about 4-7 minutes, once)
+
+$(CONSUL_BIN): tools/consul/go.mod tools/consul/go.sum tools/consul/main.go
+	@mkdir -p $(dir $@)
+	@echo "building Consul $(CONSUL_VERSION) into $@ (once; takes a few minutes)"
+	cd tools/consul && CGO_ENABLED=0 $(GO) build -trimpath -o $@.tmp . && mv $@.tmp $@
 
 clean:
 	rm -f $(BIN)
