@@ -36,6 +36,10 @@ type Target struct {
 	Address string // host:port
 	Path    string // HTTP path probed; "" means not actively checked and always healthy
 	Host    string // Host header sent; "" means Address
+	// Scheme is how the backend speaks, as in discovery.Backend: "" or "http", "https"
+	// (verified TLS unless TLSSkipVerify) or "h2c" (HTTP/2 without TLS).
+	Scheme        string
+	TLSSkipVerify bool
 
 	Interval time.Duration // 0 = Checker's Config.Interval
 	Timeout  time.Duration // 0 = Checker's Config.Timeout
@@ -101,11 +105,14 @@ type target struct {
 // Checker actively probes targets and answers Healthy from an immutable snapshot. All methods
 // are safe for concurrent use.
 type Checker struct {
-	client  *http.Client
-	logger  *slog.Logger
-	metrics *metrics
-	sem     chan struct{} // one slot per probe in flight
-	wake    chan struct{} // tells Run the queue head or interval changed; capacity 1
+	client *http.Client
+	// insecure and h2c probe https backends that skip verification and h2c backends; nil when
+	// the caller gave its own client, which then probes every target.
+	insecure, h2c *http.Client
+	logger        *slog.Logger
+	metrics       *metrics
+	sem           chan struct{} // one slot per probe in flight
+	wake          chan struct{} // tells Run the queue head or interval changed; capacity 1
 
 	// snap maps target ID to healthy. It is replaced, never modified, so Healthy reads it
 	// without locks on the request path.
@@ -127,8 +134,9 @@ func NewChecker(cfg Config, client *http.Client, logger *slog.Logger, reg promet
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("health: invalid config: %w", err)
 	}
+	var insecure, h2c *http.Client
 	if client == nil {
-		client = newDefaultClient()
+		client, insecure, h2c = newDefaultClient(), newInsecureClient(), newH2CClient()
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -138,13 +146,15 @@ func NewChecker(cfg Config, client *http.Client, logger *slog.Logger, reg promet
 		return nil, err
 	}
 	c := &Checker{
-		client:  client,
-		logger:  logger.With("component", "health"),
-		metrics: m,
-		sem:     make(chan struct{}, maxConcurrentProbes),
-		wake:    make(chan struct{}, 1),
-		cfg:     cfg,
-		targets: make(map[string]*target),
+		client:   client,
+		insecure: insecure,
+		h2c:      h2c,
+		logger:   logger.With("component", "health"),
+		metrics:  m,
+		sem:      make(chan struct{}, maxConcurrentProbes),
+		wake:     make(chan struct{}, 1),
+		cfg:      cfg,
+		targets:  make(map[string]*target),
 	}
 	c.snap.Store(&map[string]bool{})
 	return c, nil
@@ -309,6 +319,10 @@ func (c *Checker) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer func() {
 		wg.Wait()
+		// h2c probes share pooled connections; nothing else keeps any.
+		if c.h2c != nil {
+			c.h2c.CloseIdleConnections()
+		}
 		c.mu.Lock()
 		c.running = false
 		c.mu.Unlock()
@@ -375,7 +389,7 @@ func (c *Checker) check(ctx context.Context, t *target) {
 	c.mu.Unlock()
 
 	start := time.Now()
-	reason := probe(pctx, c.client, spec)
+	reason := probe(pctx, c.clientFor(spec), spec)
 	end := time.Now()
 
 	c.mu.Lock()
@@ -460,4 +474,15 @@ func spread(d time.Duration) time.Duration {
 // so targets that happen to line up drift apart again.
 func period(interval time.Duration) time.Duration {
 	return interval + spread(interval/10)
+}
+
+// clientFor picks the client that speaks t's scheme.
+func (c *Checker) clientFor(t Target) *http.Client {
+	switch {
+	case t.Scheme == "h2c" && c.h2c != nil:
+		return c.h2c
+	case t.Scheme == "https" && t.TLSSkipVerify && c.insecure != nil:
+		return c.insecure
+	}
+	return c.client
 }

@@ -2,6 +2,7 @@ package health
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,8 @@ import (
 	"net/url"
 	"os"
 	"strings"
+
+	"golang.org/x/net/http2"
 )
 
 const (
@@ -48,7 +51,32 @@ func probeURL(t Target) string {
 	if !strings.HasPrefix(path, "/") {
 		path = "/" + path
 	}
+	if t.Scheme == "https" {
+		return "https://" + t.Address + path
+	}
 	return "http://" + t.Address + path
+}
+
+// newInsecureClient probes https backends configured to skip certificate verification.
+func newInsecureClient() *http.Client {
+	c := newDefaultClient()
+	tr := c.Transport.(*http.Transport)
+	tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // only for backends configured with tls_skip_verify
+	return c
+}
+
+// newH2CClient probes backends that speak HTTP/2 without TLS.
+func newH2CClient() *http.Client {
+	c := newDefaultClient()
+	dialer := &net.Dialer{KeepAlive: -1}
+	c.Transport = &http2.Transport{
+		AllowHTTP: true,
+		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			return dialer.DialContext(ctx, network, addr)
+		},
+		DisableCompression: true,
+	}
+	return c
 }
 
 // probe sends one GET for t and returns "" on success (2xx or 3xx) or a short reason.
