@@ -22,7 +22,9 @@ func TestProbeSchemes(t *testing.T) {
 		}
 	}), &http2.Server{}))
 	defer h2cSrv.Close()
-	addr := func(s *httptest.Server) string { return strings.TrimPrefix(strings.TrimPrefix(s.URL, "https://"), "http://") }
+	addr := func(s *httptest.Server) string {
+		return strings.TrimPrefix(strings.TrimPrefix(s.URL, "https://"), "http://")
+	}
 
 	tests := []struct {
 		name   string
