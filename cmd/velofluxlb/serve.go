@@ -34,6 +34,7 @@ type app struct {
 	proxy   *proxy.Proxy
 	server  *proxy.Server
 	checker *health.Checker
+	routing *routing
 	admin   *admin.Server
 	metrics *http.Server
 	// metricsAddr is where the metrics listener is bound, once run has started it.
@@ -100,7 +101,6 @@ func newApp(path string, environ []string, cfg *config.Config, log *slog.Logger,
 	if err != nil {
 		return nil, err
 	}
-	a.checker.SetTargets(healthTargets(cfg))
 	a.proxy, err = proxy.New(proxyConfig(cfg), proxy.Options{
 		Health:       a.checker,
 		Sessions:     proxy.NewLocalSessions(0),
@@ -112,7 +112,8 @@ func newApp(path string, environ []string, cfg *config.Config, log *slog.Logger,
 	if err != nil {
 		return nil, err
 	}
-	if err := a.proxy.Apply(staticSnapshot(cfg)); err != nil {
+	a.routing = &routing{proxy: a.proxy, checker: a.checker, log: log.With("component", "discovery")}
+	if err := a.routing.setStatic(cfg); err != nil {
 		return nil, err
 	}
 	sc, err := serverConfig(cfg)
@@ -264,14 +265,13 @@ func (a *app) applyLocked() error {
 		return err
 	}
 	pc := proxyConfig(cfg)
-	if err := a.proxy.Apply(staticSnapshot(cfg)); err != nil {
+	if err := a.routing.setStatic(cfg); err != nil {
 		return err
 	}
 	if err := a.proxy.Reconfigure(pc); err != nil {
 		return err
 	}
 	a.checker.SetConfig(healthConfig(cfg))
-	a.checker.SetTargets(healthTargets(cfg))
 	a.level.Set(level)
 	warnWithoutStickySecret(cfg, a.log)
 	if changed := a.cfg.RestartNeeded(cfg); len(changed) > 0 {

@@ -45,30 +45,6 @@ func staticSnapshot(c *config.Config) *discovery.Snapshot {
 	return s
 }
 
-// healthTargets lists what the checker probes. A backend listed in several pools is probed
-// once, with the first pool's settings.
-func healthTargets(c *config.Config) []health.Target {
-	var out []health.Target
-	seen := make(map[string]bool)
-	for _, p := range c.Pools {
-		for _, b := range p.Backends {
-			if seen[b.Address] {
-				continue
-			}
-			seen[b.Address] = true
-			path := b.HealthCheck.Path
-			if path == "" {
-				path = p.HealthCheck.Path
-			}
-			out = append(out, health.Target{
-				ID: b.Address, Pool: p.Name, Address: b.Address, Path: path,
-				Interval: p.HealthCheck.Interval, Timeout: p.HealthCheck.Timeout, Fall: p.HealthCheck.Retries,
-			})
-		}
-	}
-	return out
-}
-
 func healthConfig(c *config.Config) health.Config {
 	hc := health.DefaultConfig()
 	hc.Interval = c.Global.HealthCheck.Interval
