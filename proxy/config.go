@@ -36,9 +36,11 @@ type RetryConfig struct {
 // maxAttempts caps Attempts so the per-request record of tried backends stays fixed-size.
 const maxAttempts = 10
 
-// TransportConfig tunes the one shared connection pool to backends. Fixed at New.
+// TransportConfig tunes the connection pools to backends (one per backend scheme). Fixed
+// at New.
 type TransportConfig struct {
-	// DialTimeout bounds TCP connects to a backend. Default 5s.
+	// DialTimeout bounds TCP connects to a backend, and separately the TLS handshake with
+	// an https backend. Default 5s.
 	DialTimeout time.Duration
 	// ResponseHeaderTimeout bounds the wait for a backend's response headers once the request
 	// is written; past it the client gets 504. Default 30s.
@@ -47,7 +49,9 @@ type TransportConfig struct {
 	IdleConnTimeout time.Duration
 	// MaxIdleConnsPerHost keeps this many idle connections per backend. Default 64.
 	MaxIdleConnsPerHost int
-	// MaxConnsPerHost caps connections per backend; 0 means no cap. Default 0.
+	// MaxConnsPerHost caps connections per backend; 0 means no cap. Default 0. It does not
+	// apply to h2c backends, whose HTTP/2 transport opens a connection only when the ones it
+	// has carry as many streams as the backend allows.
 	MaxConnsPerHost int
 }
 

@@ -22,19 +22,23 @@ var (
 	errNoBackend   = errors.New("no healthy backend for this route")
 	errBackend     = errors.New("the backend failed to answer")
 	errTimeout     = errors.New("the backend did not answer in time")
+	errNoWebSocket = errors.New("this backend does not support WebSocket")
 )
 
 // statusClientClosed records requests whose client went away before the answer (nginx's 499).
 const statusClientClosed = 499
 
 // handleError is the reverse proxy's ErrorHandler: it maps a transport failure to 502
-// (backend failed), 504 (backend too slow) or, when the client is gone, records 499.
+// (backend failed or cannot take a WebSocket), 504 (backend too slow) or, when the client is
+// gone, records 499.
 func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 	st := stateFrom(r.Context())
 	st.err = err
 	switch {
 	case r.Context().Err() != nil && errors.Is(err, context.Canceled):
 		st.rw.code = statusClientClosed
+	case errors.Is(err, errNoWebSocket):
+		p.writeError(w, st, http.StatusBadGateway, errNoWebSocket)
 	case isTimeout(err):
 		p.writeError(w, st, http.StatusGatewayTimeout, errTimeout)
 	default:

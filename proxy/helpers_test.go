@@ -149,7 +149,7 @@ func newProxy(t testing.TB, cfg Config, opts Options, snap *discovery.Snapshot) 
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	t.Cleanup(p.transport.CloseIdleConnections)
+	t.Cleanup(p.Close)
 	if snap != nil {
 		if err := p.Apply(snap); err != nil {
 			t.Fatalf("Apply: %v", err)

@@ -47,14 +47,14 @@ type Options struct {
 // Proxy is the data plane's http.Handler. Create it with New, feed it routing tables with
 // Apply and settings with Reconfigure; both may be called while it serves.
 type Proxy struct {
-	log       *slog.Logger
-	access    *slog.Logger
-	health    HealthView
-	sessions  SessionStore
-	locator   Locator
-	transport *http.Transport
-	rp        *httputil.ReverseProxy
-	metrics   *metrics
+	log        *slog.Logger
+	access     *slog.Logger
+	health     HealthView
+	sessions   SessionStore
+	locator    Locator
+	transports *transports
+	rp         *httputil.ReverseProxy
+	metrics    *metrics
 
 	table    atomic.Pointer[table]
 	settings atomic.Pointer[settings]
@@ -98,15 +98,18 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	if opts.Sessions == nil {
 		opts.Sessions = NewLocalSessions(0)
 	}
-	opts.Transport = opts.Transport.withDefaults()
+	ts, err := newTransports(opts.Transport.withDefaults())
+	if err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
 	p := &Proxy{
-		log:       opts.Logger,
-		access:    opts.AccessLogger,
-		health:    opts.Health,
-		sessions:  opts.Sessions,
-		locator:   opts.Locator,
-		transport: newTransport(opts.Transport),
-		upstreams: make(map[string]*upstream),
+		log:        opts.Logger,
+		access:     opts.AccessLogger,
+		health:     opts.Health,
+		sessions:   opts.Sessions,
+		locator:    opts.Locator,
+		transports: ts,
+		upstreams:  make(map[string]*upstream),
 	}
 	p.states.New = func() any { return new(reqState) }
 	p.rp = &httputil.ReverseProxy{
@@ -134,25 +137,9 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	return p, nil
 }
 
-func newTransport(c TransportConfig) *http.Transport {
-	dialer := &net.Dialer{Timeout: c.DialTimeout, KeepAlive: 30 * time.Second}
-	return &http.Transport{
-		Proxy:                 nil, // never send backend traffic through an environment proxy
-		DialContext:           dialer.DialContext,
-		MaxIdleConns:          0, // bounded per host instead
-		MaxIdleConnsPerHost:   c.MaxIdleConnsPerHost,
-		MaxConnsPerHost:       c.MaxConnsPerHost,
-		IdleConnTimeout:       c.IdleConnTimeout,
-		ResponseHeaderTimeout: c.ResponseHeaderTimeout,
-		ExpectContinueTimeout: time.Second,
-		ForceAttemptHTTP2:     false, // backends speak HTTP/1.1 unless a pool says otherwise
-		DisableCompression:    true,  // pass bodies through untouched
-	}
-}
-
 // Apply swaps in a routing table built from snap. An invalid snapshot (unknown pool in a
-// route, unknown algorithm, duplicate backend) is rejected whole, and the current table keeps
-// serving. A snapshot equal to the one in use changes nothing.
+// route, unknown algorithm, unknown backend scheme, duplicate backend) is rejected whole,
+// and the current table keeps serving. A snapshot equal to the one in use changes nothing.
 func (p *Proxy) Apply(snap *discovery.Snapshot) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -175,9 +162,9 @@ func (p *Proxy) Apply(snap *discovery.Snapshot) error {
 	return nil
 }
 
-// Close releases the idle backend connections. Call it once the proxy serves no more
-// requests; connections in use close when their requests end.
-func (p *Proxy) Close() { p.transport.CloseIdleConnections() }
+// Close releases the idle backend connections of every protocol. Call it once the proxy
+// serves no more requests; connections in use close when their requests end.
+func (p *Proxy) Close() { p.transports.closeIdle() }
 
 // Reconfigure swaps in new runtime settings. Rate-limit buckets survive when the rate-limit
 // settings are unchanged.
@@ -270,6 +257,7 @@ type reqState struct {
 	peer    netip.Addr
 	client  netip.Addr
 	trusted bool
+	upgrade bool // a WebSocket upgrade: only HTTP/1.1 transports can carry it
 	reqID   string
 	key     uint64 // client affinity hash for ip_hash
 	region  string // the client's region from the Locator, "" when unknown
@@ -383,6 +371,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	upgrade := isUpgrade(r)
+	st.upgrade = upgrade
 	if upgrade && !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 		p.writeError(w, st, http.StatusBadRequest, errBadUpgrade)
 		return
@@ -486,7 +475,7 @@ func setStickyCookie(w http.ResponseWriter, sc *StickyConfig, value string) {
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	st := stateFrom(pr.In.Context())
 	in, out := pr.In, pr.Out
-	out.URL.Scheme = "http"
+	out.URL.Scheme = st.backend.scheme.urlScheme()
 	out.URL.Host = st.backend.address
 	if st.route.spec.StripPrefix {
 		out.URL.Path = st.route.upstreamPath(in.URL.Path)
@@ -531,14 +520,20 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	st := stateFrom(resp.Request.Context())
 	resp.Header.Set("X-Request-Id", st.reqID)
+	// An HTTP/2 backend may send a Content-Length along with trailers. HTTP/1.1 carries
+	// trailers only in a chunked body, so the length is dropped and the body streamed.
+	if len(resp.Trailer) > 0 && resp.ContentLength >= 0 {
+		resp.Header.Del("Content-Length")
+		resp.ContentLength = -1
+	}
 	if p.draining.Load() && resp.StatusCode != http.StatusSwitchingProtocols {
 		resp.Header.Set("Connection", "close")
 	}
 	return nil
 }
 
-// retryTransport sends a request over the shared transport and, when it is safe, tries
-// another backend of the same pool after a failure.
+// retryTransport sends each try over the transport of the chosen backend's scheme and, when
+// it is safe, tries another backend of the same pool after a failure.
 type retryTransport struct{ p *Proxy }
 
 func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -546,7 +541,7 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	st := stateFrom(req.Context())
 	attempts := 1
 	for {
-		resp, err := p.transport.RoundTrip(req)
+		resp, err := p.transports.roundTrip(st, req)
 		if err == nil || !st.retryable(req, err, attempts) {
 			return resp, err
 		}
@@ -561,6 +556,7 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		st.backend.lb.Release()
 		next.lb.Acquire()
 		st.backend = next
+		req.URL.Scheme = next.scheme.urlScheme()
 		req.URL.Host = next.address
 		attempts++
 		p.metrics.retries.WithLabelValues(st.pool.name).Inc()
@@ -569,8 +565,9 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // retryable says whether a failed try may be repeated on another backend: never once a
 // request body byte went upstream, never past the attempt or time budget, and apart from
-// dial failures (nothing was sent) only for idempotent methods whose connection broke before
-// any response byte — a timeout may mean the backend is still working on it.
+// dial failures and WebSocket upgrades refused for an h2c backend (nothing was sent) only for
+// idempotent methods whose connection broke before any response byte — a timeout may mean
+// the backend is still working on it.
 func (st *reqState) retryable(req *http.Request, err error, attempts int) bool {
 	rc := &st.set.cfg.Retry
 	if attempts >= rc.Attempts || time.Since(st.start) > rc.Timeout || req.Context().Err() != nil {
@@ -580,8 +577,8 @@ func (st *reqState) retryable(req *http.Request, err error, attempts int) bool {
 		return false
 	}
 	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
-		return true
+	if errors.As(err, &op) && op.Op == "dial" || errors.Is(err, errNoWebSocket) {
+		return true // nothing was sent: the connection never opened, or the upgrade was refused here
 	}
 	if st.body != nil || !idempotent(req.Method) {
 		return false

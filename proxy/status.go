@@ -6,6 +6,8 @@ import "github.com/veloflux/veloflux/discovery"
 type BackendStatus struct {
 	ID      string `json:"id"`
 	Address string `json:"address"`
+	// Scheme is how the proxy reaches the backend: http, https or h2c.
+	Scheme  string `json:"scheme"`
 	Region  string `json:"region,omitempty"`
 	Weight  int    `json:"weight"`
 	Healthy bool   `json:"healthy"`
@@ -33,7 +35,7 @@ func (p *Proxy) Pools() []PoolStatus {
 				ps.Healthy++
 			}
 			ps.Backends = append(ps.Backends, BackendStatus{
-				ID: u.id, Address: u.address, Region: u.Region(), Weight: u.lb.Weight(), Healthy: up, Active: u.lb.Active(),
+				ID: u.id, Address: u.address, Scheme: u.scheme.String(), Region: u.Region(), Weight: u.lb.Weight(), Healthy: up, Active: u.lb.Active(),
 			})
 		}
 		out = append(out, ps)

@@ -11,14 +11,18 @@ import (
 
 // upstream is the long-lived state of one backend of one pool. It is keyed by pool and
 // backend ID and survives table rebuilds, so connection counts and balancing state are not
-// reset by a reload or a discovery change.
+// reset by a reload or a discovery change. How it is reached (address, scheme, TLS
+// verification) is read by requests without locks, so it never changes: a change under the
+// same ID makes a new upstream.
 type upstream struct {
-	lb      balance.Backend // must not be copied
-	key     string          // pool + "/" + id
-	id      string
-	pool    string
-	address string
-	region  atomic.Pointer[string] // may change with discovery; read by status and (later) geo routing
+	lb         balance.Backend // must not be copied
+	key        string          // pool + "/" + id
+	id         string
+	pool       string
+	address    string
+	scheme     scheme
+	skipVerify bool                   // https only: accept any certificate
+	region     atomic.Pointer[string] // may change with discovery; read by status and (later) geo routing
 }
 
 // Region returns the backend's region, "" when unknown.
@@ -83,9 +87,17 @@ func buildTable(snap *discovery.Snapshot, prev map[string]*upstream, policies ma
 				problems = append(problems, fmt.Errorf("pool %q: backend %q listed twice", sp.Name, b.ID))
 				continue
 			}
+			sch, ok := parseScheme(b.Scheme)
+			if !ok {
+				problems = append(problems, fmt.Errorf("pool %q: backend %q: unknown scheme %q", sp.Name, b.ID, b.Scheme))
+				continue
+			}
+			// Verification only exists for https; ignoring the flag elsewhere keeps a pool-wide
+			// setting from churning the upstreams of its plain backends.
+			skip := sch == schemeHTTPS && b.TLSSkipVerify
 			u, ok := prev[key]
-			if !ok || u.address != b.Address {
-				u = &upstream{key: key, id: b.ID, pool: sp.Name, address: b.Address}
+			if !ok || u.address != b.Address || u.scheme != sch || u.skipVerify != skip {
+				u = &upstream{key: key, id: b.ID, pool: sp.Name, address: b.Address, scheme: sch, skipVerify: skip}
 				u.lb.Init(b.ID, b.Weight)
 			}
 			ups[key] = u
