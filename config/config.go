@@ -21,6 +21,17 @@ const (
 	AlgorithmRandom     = "random"
 )
 
+// Backend protocols accepted in pools[].protocol. They are the scheme names the discovery
+// package gives backends, so cmd copies the value across unchanged.
+const (
+	// ProtocolHTTP is HTTP/1.1 in clear text.
+	ProtocolHTTP = "http"
+	// ProtocolHTTPS is HTTP/1.1 or HTTP/2 over TLS, as the backend negotiates.
+	ProtocolHTTPS = "https"
+	// ProtocolH2C is HTTP/2 in clear text with prior knowledge, for gRPC-style backends.
+	ProtocolH2C = "h2c"
+)
+
 // Config is the whole VeloFlux configuration. Values are plain data: Load and Parse return a
 // validated Config, and a Config is never mutated after that, so a reload builds a new one.
 type Config struct {
@@ -28,6 +39,9 @@ type Config struct {
 	Retry     Retry     `koanf:"retry"`
 	Sticky    Sticky    `koanf:"sticky"`
 	RateLimit RateLimit `koanf:"rate_limit"`
+	// Discovery finds backends in a service catalog. It comes before pools because it is
+	// where pools come from when the file lists none.
+	Discovery Discovery `koanf:"discovery"`
 	// Pools may be empty: service discovery can provide them later.
 	Pools []Pool `koanf:"pools"`
 	// Routes may be empty: a proxy without routes answers 404.
@@ -219,6 +233,13 @@ type Pool struct {
 	Algorithm string `koanf:"algorithm"`
 	// StickySessions pins a client to one backend with the signed sticky cookie. Default false.
 	StickySessions bool `koanf:"sticky_sessions"`
+	// Protocol is how the proxy talks to this pool's backends: http, https or h2c. Default
+	// http. Applied on reload.
+	Protocol string `koanf:"protocol"`
+	// TLSSkipVerify accepts any certificate from the backends, for self-signed test setups;
+	// it removes the protection TLS gives against a network attacker. Default false. Only
+	// valid with protocol https, so that it is never set believing it does something else.
+	TLSSkipVerify bool `koanf:"tls_skip_verify"`
 	// HealthCheck is global.health_check with this pool's overrides already applied by Load,
 	// so consumers never resolve inheritance themselves.
 	HealthCheck PoolHealthCheck `koanf:"health_check"`
@@ -264,6 +285,92 @@ type Route struct {
 	StripPrefix bool `koanf:"strip_prefix"`
 	// Pool names an existing pool. Required.
 	Pool string `koanf:"pool"`
+}
+
+// Discovery holds the service discovery sources. The whole section is read once at startup.
+type Discovery struct {
+	Consul Consul `koanf:"consul"`
+}
+
+// Consul mirrors discovery/consul.Config (defaults included) plus the switches and the
+// registration of VeloFlux itself. config does not import that package, so that validating
+// a file needs no Consul client code; a test in this package keeps the defaults in step.
+type Consul struct {
+	// Enabled turns on the Consul catalog watch. Default false.
+	Enabled bool `koanf:"enabled"`
+	// Address is the agent's HTTP API, host:port. Default "127.0.0.1:8500"; while it is left
+	// at the default, cmd lets CONSUL_HTTP_ADDR replace it.
+	Address string `koanf:"address"`
+	// Scheme is http or https. Default http.
+	Scheme string `koanf:"scheme"`
+	// Token is the ACL token. Default "". Secret: redacted in Redacted copies and never echoed
+	// in error messages. When both it and TokenFile are empty, cmd uses CONSUL_HTTP_TOKEN.
+	Token string `koanf:"token" redact:"true"`
+	// TokenFile is a file holding the token, read at startup. Default "". Not with Token.
+	TokenFile string `koanf:"token_file"`
+	// Datacenter is the local datacenter. Default "" = the agent's own.
+	Datacenter string `koanf:"datacenter"`
+	// Datacenters are other datacenters whose instances join the same pools. Default none.
+	// Distinct, and none of them is Datacenter.
+	Datacenters []string  `koanf:"datacenters"`
+	TLS         ConsulTLS `koanf:"tls"`
+	// TagPrefix starts every VeloFlux service tag. Default "veloflux"; [A-Za-z0-9_-]+.
+	TagPrefix string `koanf:"tag_prefix"`
+	// ExposedByDefault routes services without an enable tag. Default false: services opt in.
+	ExposedByDefault bool `koanf:"exposed_by_default"`
+	// AcceptWarning also routes instances whose checks are warning. Default false.
+	AcceptWarning bool `koanf:"accept_warning"`
+	// WaitTime is the longest a blocking query waits. Default 5m, 1s..10m: Consul caps
+	// blocking queries at 10m anyway.
+	WaitTime time.Duration `koanf:"wait_time"`
+	// Coalesce is how long to wait for more changes before publishing one snapshot for a
+	// burst. Default 50ms, 0..10s; above that a change would wait noticeably long.
+	Coalesce time.Duration `koanf:"coalesce"`
+	// MinBackoff is the first retry delay after a Consul error. Default 250ms, > 0.
+	MinBackoff time.Duration `koanf:"min_backoff"`
+	// MaxBackoff caps the retry delay. Default 30s, >= MinBackoff.
+	MaxBackoff time.Duration  `koanf:"max_backoff"`
+	Register   ConsulRegister `koanf:"register"`
+}
+
+// ConsulTLS is the client TLS setup for an https agent. Validation does not open the files.
+type ConsulTLS struct {
+	// CAFile verifies the agent's certificate. Default "" = the system roots.
+	CAFile string `koanf:"ca_file"`
+	// CertFile is a client certificate, for agents that verify clients. Default "". Set
+	// together with KeyFile.
+	CertFile string `koanf:"cert_file"`
+	// KeyFile is the PEM private key of CertFile. Default "". A path, not a secret.
+	KeyFile string `koanf:"key_file"`
+	// ServerName is the name checked in the agent's certificate. Default "" = the host of
+	// Address.
+	ServerName string `koanf:"server_name"`
+	// InsecureSkipVerify accepts any agent certificate. Default false.
+	InsecureSkipVerify bool `koanf:"insecure_skip_verify"`
+}
+
+// ConsulRegister registers this VeloFlux node as a Consul service with a health check.
+type ConsulRegister struct {
+	// Enabled registers the node. Default false. Needs discovery.consul.enabled, since the
+	// registration uses that connection.
+	Enabled bool `koanf:"enabled"`
+	// Name is the Consul service name. Default "veloflux"; [A-Za-z0-9-]+ so that it is a
+	// valid DNS label in Consul DNS.
+	Name string `koanf:"name"`
+	// ID is the service instance ID. Default "" = chosen by cmd. No "/", spaces or control
+	// characters: it goes into the deregistration URL path.
+	ID string `koanf:"id"`
+	// Address is the advertised host or IP, without port. Default "" = the agent's node
+	// address.
+	Address string `koanf:"address"`
+	// Tags are added to the registration. Default none. Non-empty, no control characters.
+	Tags []string `koanf:"tags"`
+	// CheckInterval is how often Consul checks the node. Default 5s, > 0.
+	CheckInterval time.Duration `koanf:"check_interval"`
+	// DeregisterCriticalAfter removes the registration once its check has been critical this
+	// long, so a crashed node does not linger in the catalog. Default 1m, >= 1m: Consul
+	// silently raises shorter values to 1m, so accepting them would promise what never happens.
+	DeregisterCriticalAfter time.Duration `koanf:"deregister_critical_after"`
 }
 
 // Default returns a Config with every default and no pools or routes. It is valid.
@@ -313,13 +420,29 @@ func Default() *Config {
 			MaxClients: 100000,
 			IPv6Prefix: 64,
 		},
+		Discovery: Discovery{
+			Consul: Consul{
+				Address:    "127.0.0.1:8500",
+				Scheme:     "http",
+				TagPrefix:  "veloflux",
+				WaitTime:   5 * time.Minute,
+				Coalesce:   50 * time.Millisecond,
+				MinBackoff: 250 * time.Millisecond,
+				MaxBackoff: 30 * time.Second,
+				Register: ConsulRegister{
+					Name:                    "veloflux",
+					CheckInterval:           5 * time.Second,
+					DeregisterCriticalAfter: time.Minute,
+				},
+			},
+		},
 	}
 }
 
 // defaultPool is what a pools[] entry starts from before its keys are applied. Its health
 // check fields are filled from global.health_check after all layers are read, because an
 // environment override of the global values must reach pools too.
-func defaultPool() Pool { return Pool{Algorithm: AlgorithmRoundRobin} }
+func defaultPool() Pool { return Pool{Algorithm: AlgorithmRoundRobin, Protocol: ProtocolHTTP} }
 
 // defaultBackend is what a backends[] entry starts from; Weight stays 1 unless written.
 func defaultBackend() Backend { return Backend{Weight: 1} }

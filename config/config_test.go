@@ -54,6 +54,28 @@ func TestDefault(t *testing.T) {
 		{"rate_limit.max_clients", c.RateLimit.MaxClients, 100000},
 		{"rate_limit.ipv6_prefix", c.RateLimit.IPv6Prefix, 64},
 		{"rate_limit.rules", len(c.RateLimit.Rules), 0},
+		{"discovery.consul.enabled", c.Discovery.Consul.Enabled, false},
+		{"discovery.consul.address", c.Discovery.Consul.Address, "127.0.0.1:8500"},
+		{"discovery.consul.scheme", c.Discovery.Consul.Scheme, "http"},
+		{"discovery.consul.token", c.Discovery.Consul.Token, ""},
+		{"discovery.consul.token_file", c.Discovery.Consul.TokenFile, ""},
+		{"discovery.consul.datacenter", c.Discovery.Consul.Datacenter, ""},
+		{"discovery.consul.datacenters", len(c.Discovery.Consul.Datacenters), 0},
+		{"discovery.consul.tls", c.Discovery.Consul.TLS, ConsulTLS{}},
+		{"discovery.consul.tag_prefix", c.Discovery.Consul.TagPrefix, "veloflux"},
+		{"discovery.consul.exposed_by_default", c.Discovery.Consul.ExposedByDefault, false},
+		{"discovery.consul.accept_warning", c.Discovery.Consul.AcceptWarning, false},
+		{"discovery.consul.wait_time", c.Discovery.Consul.WaitTime, 5 * time.Minute},
+		{"discovery.consul.coalesce", c.Discovery.Consul.Coalesce, 50 * time.Millisecond},
+		{"discovery.consul.min_backoff", c.Discovery.Consul.MinBackoff, 250 * time.Millisecond},
+		{"discovery.consul.max_backoff", c.Discovery.Consul.MaxBackoff, 30 * time.Second},
+		{"discovery.consul.register.enabled", c.Discovery.Consul.Register.Enabled, false},
+		{"discovery.consul.register.name", c.Discovery.Consul.Register.Name, "veloflux"},
+		{"discovery.consul.register.id", c.Discovery.Consul.Register.ID, ""},
+		{"discovery.consul.register.address", c.Discovery.Consul.Register.Address, ""},
+		{"discovery.consul.register.tags", len(c.Discovery.Consul.Register.Tags), 0},
+		{"discovery.consul.register.check_interval", c.Discovery.Consul.Register.CheckInterval, 5 * time.Second},
+		{"discovery.consul.register.deregister_critical_after", c.Discovery.Consul.Register.DeregisterCriticalAfter, time.Minute},
 		{"pools", len(c.Pools), 0},
 		{"routes", len(c.Routes), 0},
 	}
@@ -81,6 +103,9 @@ func TestListItemDefaults(t *testing.T) {
 	c := mustParse(t, "pools:\n  - name: p\n    backends:\n      - address: a:1\n")
 	if c.Pools[0].Algorithm != AlgorithmRoundRobin || c.Pools[0].Backends[0].Weight != 1 {
 		t.Errorf("pool algorithm %q, backend weight %d; want round_robin and 1", c.Pools[0].Algorithm, c.Pools[0].Backends[0].Weight)
+	}
+	if c.Pools[0].Protocol != ProtocolHTTP || c.Pools[0].TLSSkipVerify {
+		t.Errorf("pool protocol %q, tls_skip_verify %v; want http and false", c.Pools[0].Protocol, c.Pools[0].TLSSkipVerify)
 	}
 }
 
@@ -150,22 +175,30 @@ func TestSameSiteMode(t *testing.T) {
 func TestRedacted(t *testing.T) {
 	orig := validBase()
 	orig.Sticky.Secret = strings.Repeat("s", 32)
+	orig.Discovery.Consul.Token = "6a1253d2-1785-24fd-91c2-f8e78c745511"
+	orig.Discovery.Consul.Datacenters = []string{"dc2"}
 	orig.Global.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
 	orig.RateLimit.Rules = []RateLimitRule{{CIDR: netip.MustParsePrefix("10.0.0.0/8"), Exempt: true}}
 	keep := validBase()
 	keep.Sticky.Secret = orig.Sticky.Secret
+	keep.Discovery.Consul.Token = orig.Discovery.Consul.Token
+	keep.Discovery.Consul.Datacenters = []string{"dc2"}
 	keep.Global.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
 	keep.RateLimit.Rules = []RateLimitRule{{CIDR: netip.MustParsePrefix("10.0.0.0/8"), Exempt: true}}
 
 	r := orig.Redacted()
-	t.Run("secret replaced", func(t *testing.T) {
+	t.Run("secrets replaced", func(t *testing.T) {
 		if r.Sticky.Secret != "REDACTED" {
 			t.Errorf("Sticky.Secret = %q", r.Sticky.Secret)
+		}
+		if r.Discovery.Consul.Token != "REDACTED" {
+			t.Errorf("Discovery.Consul.Token = %q", r.Discovery.Consul.Token)
 		}
 	})
 	t.Run("everything else equal", func(t *testing.T) {
 		cp := *r
 		cp.Sticky.Secret = orig.Sticky.Secret
+		cp.Discovery.Consul.Token = orig.Discovery.Consul.Token
 		if !reflect.DeepEqual(&cp, orig) {
 			t.Errorf("redacted copy differs beyond the secret:\n%+v\n%+v", cp, *orig)
 		}
@@ -176,13 +209,15 @@ func TestRedacted(t *testing.T) {
 		r.Routes[0].Pool = "changed"
 		r.Global.TrustedProxies[0] = netip.MustParsePrefix("1.1.1.1/32")
 		r.RateLimit.Rules[0].Exempt = false
+		r.Discovery.Consul.Datacenters[0] = "changed"
 		if !reflect.DeepEqual(orig, keep) {
 			t.Errorf("changing the redacted copy changed the original:\n%+v", *orig)
 		}
 	})
-	t.Run("empty secret stays empty", func(t *testing.T) {
-		if got := Default().Redacted().Sticky.Secret; got != "" {
-			t.Errorf("Sticky.Secret = %q, want empty", got)
+	t.Run("empty secrets stay empty", func(t *testing.T) {
+		r := Default().Redacted()
+		if r.Sticky.Secret != "" || r.Discovery.Consul.Token != "" {
+			t.Errorf("Sticky.Secret = %q, Discovery.Consul.Token = %q, want both empty", r.Sticky.Secret, r.Discovery.Consul.Token)
 		}
 	})
 	t.Run("nil", func(t *testing.T) {
@@ -246,6 +281,29 @@ func TestRestartNeeded(t *testing.T) {
 			[]string{"global.tls.auto_cert", "global.tls.cert_file"}},
 		{"timeouts", func(c *Config) { c.Global.Timeouts.Idle = time.Second }, []string{"global.timeouts.idle"}},
 		{"limits", func(c *Config) { c.Global.Limits.MaxConnsPerBackend = 9 }, []string{"global.limits.max_conns_per_backend"}},
+		{"consul switch", func(c *Config) { c.Discovery.Consul.Enabled = true }, []string{"discovery.consul.enabled"}},
+		{"consul connection", func(c *Config) {
+			c.Discovery.Consul.Address = "consul:8500"
+			c.Discovery.Consul.Token = "t"
+			c.Discovery.Consul.TLS.CAFile = "/ca.pem"
+		}, []string{"discovery.consul.address", "discovery.consul.token", "discovery.consul.tls.ca_file"}},
+		{"consul watch", func(c *Config) {
+			c.Discovery.Consul.Datacenters = []string{"dc2"}
+			c.Discovery.Consul.TagPrefix = "vf"
+			c.Discovery.Consul.MaxBackoff = time.Minute
+		}, []string{"discovery.consul.datacenters", "discovery.consul.tag_prefix", "discovery.consul.max_backoff"}},
+		{"consul register", func(c *Config) {
+			c.Discovery.Consul.Register.Tags = []string{"edge"}
+			c.Discovery.Consul.Register.DeregisterCriticalAfter = time.Hour
+		}, []string{"discovery.consul.register.tags", "discovery.consul.register.deregister_critical_after"}},
+		{"global and discovery together", func(c *Config) {
+			c.Global.BindAddress = ":81"
+			c.Discovery.Consul.Register.Enabled = true
+		}, []string{"global.bind_address", "discovery.consul.register.enabled"}},
+		{"pool protocol is live", func(c *Config) {
+			c.Pools[0].Protocol = ProtocolHTTPS
+			c.Pools[0].TLSSkipVerify = true
+		}, nil},
 		{"live keys only", func(c *Config) {
 			c.Global.LogLevel = "debug"
 			c.Global.AccessLog = false

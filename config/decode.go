@@ -101,8 +101,29 @@ func (d *decoder) decodeStruct(path string, src any, dst reflect.Value) {
 			d.fail(p, nil, "unknown key")
 			continue
 		}
+		if dst.Type().Field(i).Tag.Get("redact") == "true" {
+			d.decodeSecret(p, m[k], dst.Field(i))
+			continue
+		}
 		d.decode(p, m[k], dst.Field(i))
 	}
+}
+
+// decodeSecret is decode for a string field tagged redact:"true". A value of the wrong type
+// is reported by its type alone: a mistyped secret is still the secret, and problems end up
+// in logs and on terminals.
+func (d *decoder) decodeSecret(path string, src any, dst reflect.Value) {
+	switch v := src.(type) {
+	case nil:
+		return
+	case string:
+		dst.SetString(v)
+	case envValue:
+		dst.SetString(v.Value)
+	default:
+		d.fail(path, nil, "expected a string, got %s (quote the value to make it text; the value is not shown because the key is secret)", kindOf(src))
+	}
+	d.explicit[path] = true
 }
 
 // decodeSlice replaces the whole list: lists are never merged across layers, because merging
@@ -141,7 +162,8 @@ func (d *decoder) decodeSlice(path string, src any, dst reflect.Value) {
 	dst.Set(out)
 }
 
-// decodeEnvList reads a comma-separated list. Only lists of scalars (trusted_proxies) get here:
+// decodeEnvList reads a comma-separated list. Only lists of scalars (trusted_proxies,
+// discovery.consul.datacenters and register.tags) get here:
 // the environment walk refuses lists of sections before decoding.
 func (d *decoder) decodeEnvList(path string, ev envValue, dst reflect.Value) {
 	var fields []string
@@ -363,6 +385,26 @@ func describe(v any) string {
 		return "number " + strconv.FormatFloat(v, 'g', -1, 64)
 	case time.Time:
 		return "timestamp " + v.Format(time.RFC3339)
+	case []any:
+		return "a list"
+	case map[string]any, map[any]any:
+		return "a mapping"
+	default:
+		return fmt.Sprintf("%T", v)
+	}
+}
+
+// kindOf names a value's type without showing it, for secrets.
+func kindOf(v any) string {
+	switch v.(type) {
+	case bool:
+		return "a boolean"
+	case int, int64, uint64:
+		return "an integer"
+	case float64:
+		return "a number"
+	case time.Time:
+		return "a timestamp"
 	case []any:
 		return "a list"
 	case map[string]any, map[any]any:

@@ -21,6 +21,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("rate_limit: {requests_per_second: .nan, rules: [{cidr: \"::ffff:1.2.3.4/120\"}]}\n"), "VFX_=")
 	f.Add([]byte("a: &x [*x]\n"), "VFX_STICKY_SECRET=0123456789abcdef0123456789abcdef")
 	f.Add([]byte("global: {1: 2, \"a.b\": [], null: ~}\n---\n"), "VFX_GLOBAL__TLS=1")
+	f.Add([]byte("discovery:\n  consul: {enabled: true, token: 12e3, datacenters: [dc1, DC2, dc1], register: {enabled: true, tags: [\"\"]}}\npools: [{name: a, protocol: h2c, tls_skip_verify: true}]\n"), "VFX_CONSUL_TOKEN=a b")
+	f.Add([]byte("discovery: {consul: {datacenter: dc1, wait_time: 10m, coalesce: 0}}\n"), "VFX_DISCOVERY__CONSUL__DATACENTERS=dc2,,dc1")
 	f.Fuzz(func(t *testing.T, data []byte, envEntry string) {
 		c, err := Parse(data, []string{envEntry})
 		if err == nil {

@@ -35,6 +35,8 @@ func envAlias(name string) (string, bool) {
 		return "global.log_level", true
 	case "VFX_STICKY_SECRET":
 		return "sticky.secret", true
+	case "VFX_CONSUL_TOKEN":
+		return "discovery.consul.token", true
 	}
 	return "", false
 }

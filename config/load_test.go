@@ -69,12 +69,40 @@ rate_limit:
   rules:
     - cidr: 10.0.0.7
       exempt: true
+discovery:
+  consul:
+    enabled: true
+    address: "consul.service:8501"
+    scheme: https
+    token_file: /run/secrets/consul-token
+    datacenter: dc1
+    datacenters: [dc2, dc3]
+    tls: {ca_file: /ca.pem, cert_file: /c.pem, key_file: /k.pem, server_name: consul.dc1, insecure_skip_verify: true}
+    tag_prefix: edge
+    exposed_by_default: true
+    accept_warning: true
+    wait_time: 2m
+    coalesce: 0
+    min_backoff: 1s
+    max_backoff: 1m
+    register:
+      enabled: false         # it would need the metrics listener this file disables
+      name: edge-lb
+      id: edge-lb-1
+      address: 10.0.0.5
+      tags: [edge, "v2"]
+      check_interval: 10s
+      deregister_critical_after: 5m
 pools:
   - name: web
+    protocol: https
+    tls_skip_verify: true
     backends:
       - address: "10.0.0.1:8080"
       - address: "10.0.0.2:8080"
         weight: 7
+  - name: grpc
+    protocol: h2c
 routes:
   - host: "*.EXAMPLE.com"
     path_prefix: /api
@@ -101,6 +129,21 @@ routes:
 		{"float", c.RateLimit.RequestsPerSecond, 2.5},
 		{"rule bare ip", c.RateLimit.Rules[0].CIDR, netip.MustParsePrefix("10.0.0.7/32")},
 		{"rule exempt", c.RateLimit.Rules[0].Exempt, true},
+		{"consul section", c.Discovery.Consul, Consul{
+			Enabled: true, Address: "consul.service:8501", Scheme: "https", TokenFile: "/run/secrets/consul-token",
+			Datacenter: "dc1", Datacenters: []string{"dc2", "dc3"},
+			TLS:       ConsulTLS{CAFile: "/ca.pem", CertFile: "/c.pem", KeyFile: "/k.pem", ServerName: "consul.dc1", InsecureSkipVerify: true},
+			TagPrefix: "edge", ExposedByDefault: true, AcceptWarning: true,
+			WaitTime: 2 * time.Minute, Coalesce: 0, MinBackoff: time.Second, MaxBackoff: time.Minute,
+			Register: ConsulRegister{
+				Name: "edge-lb", ID: "edge-lb-1", Address: "10.0.0.5", Tags: []string{"edge", "v2"},
+				CheckInterval: 10 * time.Second, DeregisterCriticalAfter: 5 * time.Minute,
+			},
+		}},
+		{"pool protocol https", c.Pools[0].Protocol, ProtocolHTTPS},
+		{"pool tls_skip_verify", c.Pools[0].TLSSkipVerify, true},
+		{"pool protocol h2c", c.Pools[1].Protocol, ProtocolH2C},
+		{"pool tls_skip_verify default", c.Pools[1].TLSSkipVerify, false},
 		{"pool algorithm default", c.Pools[0].Algorithm, AlgorithmRoundRobin},
 		{"backend weight default", c.Pools[0].Backends[0].Weight, 1},
 		{"backend weight written", c.Pools[0].Backends[1].Weight, 7},
@@ -194,6 +237,11 @@ func TestParseUnknownKeys(t *testing.T) {
 			}},
 		{"unknown key reported with validation errors", "rate_limit:\n  rules:\n    - cdir: 10.0.0.0/8\n      exempt: true\n",
 			[]string{"rate_limit.rules[0].cidr: required", "rate_limit.rules[0].cdir: unknown key"}},
+		{"misspelled consul key", "discovery:\n  consul:\n    adress: consul:8500\n    register: {tag: [x]}\n",
+			// Unknown keys come after the known keys of their section, register among them.
+			[]string{"discovery.consul.register.tag: unknown key", "discovery.consul.adress: unknown key"}},
+		{"unknown discovery source", "discovery:\n  etcd: {}\n",
+			[]string{"discovery.etcd: unknown key"}},
 		{"dotted key is not a shortcut", "global.bind_address: \":1\"\n",
 			[]string{`["global.bind_address"]: unknown key`}},
 		{"non-string key", "global:\n  1: x\n",
@@ -234,8 +282,23 @@ func TestParseTypeErrors(t *testing.T) {
 			[]string{`rate_limit.requests_per_second: expected a number, got text "fast"`}},
 		{"string as int", "global:\n  bind_address: 8080\n",
 			[]string{`global.bind_address: expected a string, got integer 8080 (quote the value to make it text)`}},
-		{"string as timestamp", "sticky:\n  secret: 2001-12-14\n",
-			[]string{`sticky.secret: expected a string, got timestamp 2001-12-14T00:00:00Z (quote the value to make it text)`}},
+		{"string as timestamp", "global:\n  tls:\n    cert_file: 2001-12-14\n",
+			[]string{`global.tls.cert_file: expected a string, got timestamp 2001-12-14T00:00:00Z (quote the value to make it text)`}},
+		// A mistyped secret is still the secret: its value must not reach the message.
+		{"secret as timestamp is not echoed", "sticky:\n  secret: 2001-12-14\n",
+			[]string{`sticky.secret: expected a string, got a timestamp (quote the value to make it text; the value is not shown because the key is secret)`}},
+		{"consul token as number is not echoed", "discovery:\n  consul:\n    token: 12e3\n",
+			[]string{`discovery.consul.token: expected a string, got a number (quote the value to make it text; the value is not shown because the key is secret)`}},
+		{"consul token as integer is not echoed", "discovery:\n  consul:\n    token: 61253123\n",
+			[]string{`discovery.consul.token: expected a string, got an integer (quote the value to make it text; the value is not shown because the key is secret)`}},
+		{"consul token as mapping", "discovery:\n  consul:\n    token: {a: b}\n",
+			[]string{`discovery.consul.token: expected a string, got a mapping (quote the value to make it text; the value is not shown because the key is secret)`}},
+		{"consul datacenters as text", "discovery:\n  consul:\n    datacenters: dc2\n",
+			[]string{`discovery.consul.datacenters: expected a list, got text "dc2"`}},
+		{"consul wait_time without unit", "discovery:\n  consul:\n    wait_time: 300\n",
+			[]string{`discovery.consul.wait_time: invalid duration 300: missing unit, e.g. "300s"`}},
+		{"pool tls_skip_verify as text", "pools:\n  - name: web\n    protocol: https\n    tls_skip_verify: \"yes\"\n",
+			[]string{`pools[0].tls_skip_verify: expected true or false, got text "yes"`}},
 		{"list as text", "global:\n  trusted_proxies: 10.0.0.0/8\n",
 			[]string{`global.trusted_proxies: expected a list, got text "10.0.0.0/8"`}},
 		{"bad cidr", "global:\n  trusted_proxies: [10.0.0.0/33, nope, \"fe80::1%eth0\"]\n",
@@ -312,6 +375,21 @@ func TestParseEnv(t *testing.T) {
 			func(c *Config) (any, any) { return c.Global.LogLevel, "debug" }},
 		{"VFX_STICKY_SECRET", "", []string{"VFX_STICKY_SECRET=" + strings.Repeat("k", 40)},
 			func(c *Config) (any, any) { return c.Sticky.Secret, strings.Repeat("k", 40) }},
+		{"VFX_CONSUL_TOKEN", "", []string{"VFX_CONSUL_TOKEN=6a1253d2-1785-24fd-91c2-f8e78c745511"},
+			func(c *Config) (any, any) { return c.Discovery.Consul.Token, "6a1253d2-1785-24fd-91c2-f8e78c745511" }},
+		{"VFX_CONSUL_TOKEN wins over the generic form", "", []string{
+			"VFX_CONSUL_TOKEN=short-form", "VFX_DISCOVERY__CONSUL__TOKEN=generic-form",
+		}, func(c *Config) (any, any) { return c.Discovery.Consul.Token, "short-form" }},
+		{"VFX_CONSUL_TOKEN overrides file", "discovery:\n  consul:\n    token: from-file\n", []string{"VFX_CONSUL_TOKEN=from-env"},
+			func(c *Config) (any, any) { return c.Discovery.Consul.Token, "from-env" }},
+		{"consul nested key", "", []string{"VFX_DISCOVERY__CONSUL__REGISTER__CHECK_INTERVAL=15s"},
+			func(c *Config) (any, any) { return c.Discovery.Consul.Register.CheckInterval, 15 * time.Second }},
+		{"consul tls key", "", []string{"VFX_DISCOVERY__CONSUL__TLS__INSECURE_SKIP_VERIFY=true"},
+			func(c *Config) (any, any) { return c.Discovery.Consul.TLS.InsecureSkipVerify, true }},
+		{"consul datacenters comma-separated", "", []string{"VFX_DISCOVERY__CONSUL__DATACENTERS=dc2, dc3"},
+			func(c *Config) (any, any) { return c.Discovery.Consul.Datacenters, []string{"dc2", "dc3"} }},
+		{"consul register tags comma-separated", "", []string{"VFX_DISCOVERY__CONSUL__REGISTER__TAGS=edge,v2"},
+			func(c *Config) (any, any) { return c.Discovery.Consul.Register.Tags, []string{"edge", "v2"} }},
 		{"generic string overrides file", "global:\n  bind_address: \":81\"\n", []string{"VFX_GLOBAL__BIND_ADDRESS=:82"},
 			func(c *Config) (any, any) { return c.Global.BindAddress, ":82" }},
 		{"empty value disables", "", []string{"VFX_GLOBAL__ADMIN_ADDRESS="},
@@ -384,6 +462,12 @@ func TestParseEnvErrors(t *testing.T) {
 			[]string{`rate_limit.requests_per_second: expected a number, got "lots" (from VFX_RATE_LIMIT__REQUESTS_PER_SECOND)`}},
 		{"bad trusted proxy", []string{"VFX_GLOBAL__TRUSTED_PROXIES=10.0.0.0/8,bogus"},
 			[]string{`global.trusted_proxies[1]: invalid CIDR or IP address "bogus" (from VFX_GLOBAL__TRUSTED_PROXIES)`}},
+		{"consul section", []string{"VFX_DISCOVERY__CONSUL=on"},
+			[]string{"VFX_DISCOVERY__CONSUL: discovery.consul is a section, not a key; set one of its keys, e.g. VFX_DISCOVERY__CONSUL__<KEY>"}},
+		{"consul token and token_file from two sources", []string{"VFX_CONSUL_TOKEN=t", "VFX_DISCOVERY__CONSUL__TOKEN_FILE=/run/t"},
+			[]string{"discovery.consul.token_file: set either token or token_file, not both"}},
+		{"bad consul duration", []string{"VFX_DISCOVERY__CONSUL__COALESCE=soon"},
+			[]string{`discovery.consul.coalesce: invalid duration "soon" (from VFX_DISCOVERY__CONSUL__COALESCE)`}},
 		{"value breaking a rule", []string{"VFX_RETRY__ATTEMPTS=0"},
 			[]string{"retry.attempts: must be between 1 and 10, got 0"}},
 		{"short secret with sticky pool", []string{"VFX_STICKY_SECRET=short"},
@@ -525,6 +609,12 @@ func TestSeedLoads(t *testing.T) {
 		{"host lower-cased", c.Routes[0].Host, "example.com"},
 		{"trusted bare ip", c.Global.TrustedProxies[1], netip.MustParsePrefix("192.168.1.10/32")},
 		{"exempt rule", c.RateLimit.Rules[1].Exempt, true},
+		{"consul disabled", c.Discovery.Consul.Enabled, false},
+		{"consul datacenters", c.Discovery.Consul.Datacenters, []string{"dc2"}},
+		{"consul register tags", c.Discovery.Consul.Register.Tags, []string{"edge"}},
+		{"pool protocols", []string{c.Pools[0].Protocol, c.Pools[1].Protocol, c.Pools[2].Protocol},
+			[]string{ProtocolHTTP, ProtocolHTTPS, ProtocolH2C}},
+		{"https pool skips verification", c.Pools[1].TLSSkipVerify, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,8 +6,9 @@ import "reflect"
 const redactedText = "REDACTED"
 
 // Redacted returns a deep copy of c that is safe to log or serve from the admin API: every
-// non-empty field tagged redact:"true" (sticky.secret) reads "REDACTED". Tagging is what marks
-// a field secret, so a secret added later is covered by adding the tag.
+// non-empty field tagged redact:"true" (sticky.secret, discovery.consul.token) reads
+// "REDACTED". Tagging is what marks a field secret, so a secret added later is covered by
+// adding the tag.
 func (c *Config) Redacted() *Config {
 	if c == nil {
 		return nil

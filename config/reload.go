@@ -17,6 +17,11 @@ func (c *Config) RestartNeeded(next *Config) []string {
 		i, _ := fieldIndex(old.Type(), key)
 		diffPaths(keyPath("global", key), old.Field(i), nw.Field(i), &out)
 	}
+	// cmd starts the Consul watch and the registration once, with this section; restarting
+	// them on reload would drop the blocking-query state and briefly deregister the node.
+	// pools[].protocol and tls_skip_verify are not here: the proxy picks a transport per
+	// backend from the routing table, which every reload replaces.
+	diffPaths("discovery", reflect.ValueOf(c.Discovery), reflect.ValueOf(next.Discovery), &out)
 	return out
 }
 

@@ -22,6 +22,7 @@ func (c *Config) Validate() error {
 	c.validateRetry(v)
 	c.validateSticky(v)
 	c.validateRateLimit(v)
+	c.validateDiscovery(v)
 	c.validatePools(v)
 	c.validateRoutes(v)
 	if len(v.errs) == 0 {
@@ -237,6 +238,131 @@ func (c *Config) validateRateLimit(v *validator) {
 	}
 }
 
+// Limits of discovery.consul durations.
+const (
+	// consulMaxWait is Consul's default max_query_time: a longer wait is cut to it anyway.
+	consulMaxWait = 10 * time.Minute
+	minConsulWait = time.Second
+	// maxCoalesce keeps a backend change from waiting noticeably long before it is routed.
+	maxCoalesce = 10 * time.Second
+	// minDeregisterAfter is Consul's floor for deregister_critical_service_after.
+	minDeregisterAfter = time.Minute
+)
+
+// validateDiscovery checks discovery.consul whether or not it is enabled, so that turning it on
+// later never reveals an old mistake.
+func (c *Config) validateDiscovery(v *validator) {
+	const path = "discovery.consul"
+	cs := &c.Discovery.Consul
+	switch {
+	case cs.Address == "":
+		v.add(path+".address", "required")
+	case strings.Contains(cs.Address, "://"):
+		v.add(path+".address", "must be host:port without a scheme, got %s; set discovery.consul.scheme instead", quote(cs.Address))
+	default:
+		if msg := checkHostPort(cs.Address, 1, true); msg != "" {
+			v.add(path+".address", "%s", msg)
+		}
+	}
+	v.oneOf(path+".scheme", cs.Scheme, "http", "https")
+	// The token goes into a request header; it is never echoed because it is a secret.
+	if strings.IndexFunc(cs.Token, isSpaceOrControl) >= 0 {
+		v.add(path+".token", "must not contain spaces or control characters (value not shown: it is secret)")
+	}
+	if cs.Token != "" && cs.TokenFile != "" {
+		v.add(path+".token_file", "set either token or token_file, not both")
+	}
+	if cs.Datacenter != "" && !isDatacenterName(cs.Datacenter) {
+		v.add(path+".datacenter", "invalid datacenter %s: Consul datacenter names are lower-case letters, digits, \"-\" and \"_\"", quote(cs.Datacenter))
+	}
+	seenDC := make(map[string]int, len(cs.Datacenters))
+	for i, dc := range cs.Datacenters {
+		dcPath := fmt.Sprintf("%s.datacenters[%d]", path, i)
+		switch j, dup := seenDC[dc]; {
+		case dc == "":
+			v.add(dcPath, "must not be empty")
+		case !isDatacenterName(dc):
+			v.add(dcPath, "invalid datacenter %s: Consul datacenter names are lower-case letters, digits, \"-\" and \"_\"", quote(dc))
+		case dc == cs.Datacenter:
+			v.add(dcPath, "%s is discovery.consul.datacenter; list only other datacenters", quote(dc))
+		case dup:
+			v.add(dcPath, "duplicate datacenter %s, also datacenters[%d]", quote(dc), j)
+		default:
+			seenDC[dc] = i
+		}
+	}
+
+	t := &cs.TLS
+	if t.CertFile != "" && t.KeyFile == "" {
+		v.add(path+".tls.key_file", "required when cert_file is set")
+	}
+	if t.KeyFile != "" && t.CertFile == "" {
+		v.add(path+".tls.cert_file", "required when key_file is set")
+	}
+	if t.ServerName != "" {
+		if msg := checkHostOrIP(t.ServerName); msg != "" {
+			v.add(path+".tls.server_name", "%s", msg)
+		}
+	}
+
+	switch {
+	case cs.TagPrefix == "":
+		v.add(path+".tag_prefix", "required")
+	case strings.IndexFunc(cs.TagPrefix, func(r rune) bool { return !isWordChar(r) }) >= 0:
+		v.add(path+".tag_prefix", "invalid tag prefix %s: use letters, digits, \"_\" and \"-\" only", quote(cs.TagPrefix))
+	}
+	if cs.WaitTime < minConsulWait || cs.WaitTime > consulMaxWait {
+		v.add(path+".wait_time", "must be between 1s and 10m (Consul cuts longer waits to 10m), got %s", cs.WaitTime)
+	}
+	if cs.Coalesce < 0 || cs.Coalesce > maxCoalesce {
+		v.add(path+".coalesce", "must be between 0 and 10s, got %s", cs.Coalesce)
+	}
+	v.positive(path+".min_backoff", cs.MinBackoff)
+	if cs.MinBackoff > 0 && cs.MaxBackoff < cs.MinBackoff {
+		v.add(path+".max_backoff", "must be >= min_backoff (%s), got %s", cs.MinBackoff, cs.MaxBackoff)
+	}
+
+	r := &cs.Register
+	rpath := path + ".register"
+	if r.Enabled && !cs.Enabled {
+		v.add(rpath+".enabled", "requires discovery.consul.enabled: true")
+	}
+	// Consul's check of the registration is the /readyz of the metrics listener; without it
+	// Consul would keep a dead node's entry passing as long as its agent lives.
+	if r.Enabled && c.Global.MetricsAddress == "" {
+		v.add(rpath+".enabled", "requires global.metrics_address: Consul checks the node's /readyz there")
+	}
+	switch {
+	case r.Name == "":
+		v.add(rpath+".name", "required")
+	case strings.IndexFunc(r.Name, func(ch rune) bool { return !isWordChar(ch) || ch == '_' }) >= 0:
+		v.add(rpath+".name", "invalid service name %s: use letters, digits and \"-\" only (Consul DNS needs a DNS label)", quote(r.Name))
+	}
+	if strings.ContainsRune(r.ID, '/') || strings.IndexFunc(r.ID, isSpaceOrControl) >= 0 {
+		v.add(rpath+".id", "must not contain \"/\", spaces or control characters, got %s", quote(r.ID))
+	}
+	if r.Address != "" {
+		if msg := checkHostOrIP(r.Address); msg != "" {
+			v.add(rpath+".address", "%s", msg)
+		} else if a, err := netip.ParseAddr(r.Address); err == nil && a.IsUnspecified() {
+			// The agent refuses it, and no client could dial it.
+			v.add(rpath+".address", "%s is not an address clients can reach; advertise one of the node's addresses", r.Address)
+		}
+	}
+	for i, tag := range r.Tags {
+		switch {
+		case tag == "":
+			v.add(fmt.Sprintf("%s.tags[%d]", rpath, i), "must not be empty")
+		case strings.IndexFunc(tag, unicode.IsControl) >= 0:
+			v.add(fmt.Sprintf("%s.tags[%d]", rpath, i), "must not contain control characters, got %s", quote(tag))
+		}
+	}
+	v.positive(rpath+".check_interval", r.CheckInterval)
+	if r.DeregisterCriticalAfter < minDeregisterAfter {
+		v.add(rpath+".deregister_critical_after", "must be at least 1m (Consul raises shorter values to 1m), got %s", r.DeregisterCriticalAfter)
+	}
+}
+
 func (c *Config) validatePools(v *validator) {
 	byName := make(map[string]int, len(c.Pools))
 	for i := range c.Pools {
@@ -255,6 +381,10 @@ func (c *Config) validatePools(v *validator) {
 		}
 		v.oneOf(path+".algorithm", p.Algorithm,
 			AlgorithmRoundRobin, AlgorithmWeighted, AlgorithmLeastConn, AlgorithmIPHash, AlgorithmRandom)
+		v.oneOf(path+".protocol", p.Protocol, ProtocolHTTP, ProtocolHTTPS, ProtocolH2C)
+		if p.TLSSkipVerify && p.Protocol != ProtocolHTTPS {
+			v.add(path+".tls_skip_verify", "only applies to protocol https, got protocol %s", quote(p.Protocol))
+		}
 		hc := &p.HealthCheck
 		v.healthCheck(path+".health_check", hc.Interval, hc.Timeout, hc.Retries)
 		v.urlPath(path+".health_check.path", hc.Path)
@@ -399,6 +529,28 @@ func checkHostname(h string) string {
 	return ""
 }
 
+// checkHostOrIP returns why h is not a bare host name or IP address, or "". Ports and
+// brackets are refused because the value is used where only a host fits (a TLS server name,
+// a registered service address).
+func checkHostOrIP(h string) string {
+	if _, _, err := net.SplitHostPort(h); err == nil {
+		return fmt.Sprintf("must be a host name or IP address without a port, got %s", quote(h))
+	}
+	if strings.HasPrefix(h, "[") {
+		return fmt.Sprintf("write an IPv6 address without brackets, got %s", quote(h))
+	}
+	if a, err := netip.ParseAddr(h); err == nil {
+		if a.Zone() != "" {
+			return fmt.Sprintf("an address with a zone means nothing to other machines, got %s", quote(h))
+		}
+		return ""
+	}
+	if msg := checkHostname(h); msg != "" {
+		return fmt.Sprintf("invalid host %s: %s", quote(h), msg)
+	}
+	return ""
+}
+
 // checkRouteHost returns why h cannot be a route host, or "".
 func checkRouteHost(h string) string {
 	if h == "" {
@@ -450,6 +602,18 @@ func checkRouteHost(h string) string {
 		return fmt.Sprintf("invalid host %s: %s", quote(h), msg)
 	}
 	return ""
+}
+
+// isWordChar reports whether r may appear in a Consul tag prefix: [A-Za-z0-9_-].
+func isWordChar(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-'
+}
+
+// isDatacenterName reports whether s is a valid Consul datacenter name. Consul lower-cases the
+// agent's datacenter and accepts only [a-z0-9_-], and a query for any other spelling finds no
+// datacenter at runtime, so the mistake is caught here instead.
+func isDatacenterName(s string) bool {
+	return s != "" && strings.IndexFunc(s, func(r rune) bool { return !isWordChar(r) || unicode.IsUpper(r) }) < 0
 }
 
 func isPoolNameChar(r rune) bool {

@@ -17,6 +17,7 @@ func validBase() *Config {
 	c.Pools = []Pool{{
 		Name:      "web",
 		Algorithm: AlgorithmRoundRobin,
+		Protocol:  ProtocolHTTP,
 		HealthCheck: PoolHealthCheck{
 			Interval: 10 * time.Second, Timeout: 5 * time.Second, Retries: 3, Path: "/health",
 		},
@@ -224,18 +225,123 @@ func TestValidateRejects(t *testing.T) {
 			"rate_limit.rules[0].burst: must be >= 0, got -1",
 		}},
 
+		// discovery.consul
+		{"consul address empty", func(c *Config) { c.Discovery.Consul.Address = "" },
+			[]string{"discovery.consul.address: required"}},
+		{"consul address with scheme", func(c *Config) { c.Discovery.Consul.Address = "https://consul:8501" },
+			[]string{`discovery.consul.address: must be host:port without a scheme, got "https://consul:8501"; set discovery.consul.scheme instead`}},
+		{"consul address missing port", func(c *Config) { c.Discovery.Consul.Address = "consul.service" },
+			[]string{"discovery.consul.address: missing port"}},
+		{"consul address missing host", func(c *Config) { c.Discovery.Consul.Address = ":8500" },
+			[]string{"discovery.consul.address: missing host"}},
+		{"consul address port zero", func(c *Config) { c.Discovery.Consul.Address = "127.0.0.1:0" },
+			[]string{"discovery.consul.address: port 0 out of range 1-65535"}},
+		{"consul scheme unknown", func(c *Config) { c.Discovery.Consul.Scheme = "grpc" },
+			[]string{`discovery.consul.scheme: must be one of http, https; got "grpc"`}},
+		{"consul scheme empty", func(c *Config) { c.Discovery.Consul.Scheme = "" },
+			[]string{`discovery.consul.scheme: must be one of http, https; got ""`}},
+		{"consul token with newline is not echoed", func(c *Config) { c.Discovery.Consul.Token = "s3cr3t-token\n" },
+			[]string{"discovery.consul.token: must not contain spaces or control characters (value not shown: it is secret)"}},
+		{"consul token and token_file", func(c *Config) {
+			c.Discovery.Consul.Token, c.Discovery.Consul.TokenFile = "t", "/run/secrets/consul"
+		}, []string{"discovery.consul.token_file: set either token or token_file, not both"}},
+		{"consul datacenter upper-case", func(c *Config) { c.Discovery.Consul.Datacenter = "DC1" },
+			[]string{`discovery.consul.datacenter: invalid datacenter "DC1": Consul datacenter names are lower-case letters, digits, "-" and "_"`}},
+		{"consul datacenters empty name", func(c *Config) { c.Discovery.Consul.Datacenters = []string{"dc2", ""} },
+			[]string{"discovery.consul.datacenters[1]: must not be empty"}},
+		{"consul datacenters two in one item", func(c *Config) { c.Discovery.Consul.Datacenters = []string{"dc2,dc3"} },
+			[]string{`discovery.consul.datacenters[0]: invalid datacenter "dc2,dc3": Consul datacenter names are lower-case letters, digits, "-" and "_"`}},
+		{"consul datacenters repeats datacenter", func(c *Config) {
+			c.Discovery.Consul.Datacenter = "dc1"
+			c.Discovery.Consul.Datacenters = []string{"dc2", "dc1"}
+		}, []string{`discovery.consul.datacenters[1]: "dc1" is discovery.consul.datacenter; list only other datacenters`}},
+		{"consul datacenters duplicate", func(c *Config) { c.Discovery.Consul.Datacenters = []string{"dc2", "dc3", "dc2"} },
+			[]string{`discovery.consul.datacenters[2]: duplicate datacenter "dc2", also datacenters[0]`}},
+		{"consul tls cert_file without key_file", func(c *Config) { c.Discovery.Consul.TLS.CertFile = "client.pem" },
+			[]string{"discovery.consul.tls.key_file: required when cert_file is set"}},
+		{"consul tls key_file without cert_file", func(c *Config) { c.Discovery.Consul.TLS.KeyFile = "client-key.pem" },
+			[]string{"discovery.consul.tls.cert_file: required when key_file is set"}},
+		{"consul tls server_name with port", func(c *Config) { c.Discovery.Consul.TLS.ServerName = "consul.internal:8501" },
+			[]string{`discovery.consul.tls.server_name: must be a host name or IP address without a port, got "consul.internal:8501"`}},
+		{"consul tls server_name bad name", func(c *Config) { c.Discovery.Consul.TLS.ServerName = "consul internal" },
+			[]string{`discovery.consul.tls.server_name: invalid host "consul internal": invalid character ' ' (internationalized names must be written in punycode)`}},
+		{"consul tag_prefix empty", func(c *Config) { c.Discovery.Consul.TagPrefix = "" },
+			[]string{"discovery.consul.tag_prefix: required"}},
+		{"consul tag_prefix with dot", func(c *Config) { c.Discovery.Consul.TagPrefix = "vf.edge" },
+			[]string{`discovery.consul.tag_prefix: invalid tag prefix "vf.edge": use letters, digits, "_" and "-" only`}},
+		{"consul tag_prefix with equals", func(c *Config) { c.Discovery.Consul.TagPrefix = "vf=" },
+			[]string{`discovery.consul.tag_prefix: invalid tag prefix "vf=": use letters, digits, "_" and "-" only`}},
+		{"consul wait_time below 1s", func(c *Config) { c.Discovery.Consul.WaitTime = 999 * time.Millisecond },
+			[]string{"discovery.consul.wait_time: must be between 1s and 10m (Consul cuts longer waits to 10m), got 999ms"}},
+		{"consul wait_time above 10m", func(c *Config) { c.Discovery.Consul.WaitTime = 10*time.Minute + time.Second },
+			[]string{"discovery.consul.wait_time: must be between 1s and 10m (Consul cuts longer waits to 10m), got 10m1s"}},
+		{"consul coalesce negative", func(c *Config) { c.Discovery.Consul.Coalesce = -time.Millisecond },
+			[]string{"discovery.consul.coalesce: must be between 0 and 10s, got -1ms"}},
+		{"consul coalesce above 10s", func(c *Config) { c.Discovery.Consul.Coalesce = 11 * time.Second },
+			[]string{"discovery.consul.coalesce: must be between 0 and 10s, got 11s"}},
+		{"consul min_backoff zero", func(c *Config) { c.Discovery.Consul.MinBackoff = 0 },
+			[]string{"discovery.consul.min_backoff: must be > 0, got 0s"}},
+		{"consul max_backoff below min_backoff", func(c *Config) { c.Discovery.Consul.MaxBackoff = 100 * time.Millisecond },
+			[]string{"discovery.consul.max_backoff: must be >= min_backoff (250ms), got 100ms"}},
+		{"consul register without consul", func(c *Config) { c.Discovery.Consul.Register.Enabled = true },
+			[]string{"discovery.consul.register.enabled: requires discovery.consul.enabled: true"}},
+		{"consul register without metrics listener", func(c *Config) {
+			c.Discovery.Consul.Enabled, c.Discovery.Consul.Register.Enabled = true, true
+			c.Global.MetricsAddress = ""
+		}, []string{"discovery.consul.register.enabled: requires global.metrics_address: Consul checks the node's /readyz there"}},
+		{"consul register name empty", func(c *Config) { c.Discovery.Consul.Register.Name = "" },
+			[]string{"discovery.consul.register.name: required"}},
+		{"consul register name with underscore", func(c *Config) { c.Discovery.Consul.Register.Name = "velo_flux" },
+			[]string{`discovery.consul.register.name: invalid service name "velo_flux": use letters, digits and "-" only (Consul DNS needs a DNS label)`}},
+		{"consul register name with dot", func(c *Config) { c.Discovery.Consul.Register.Name = "velo.flux" },
+			[]string{`discovery.consul.register.name: invalid service name "velo.flux": use letters, digits and "-" only (Consul DNS needs a DNS label)`}},
+		{"consul register id with slash", func(c *Config) { c.Discovery.Consul.Register.ID = "edge/1" },
+			[]string{`discovery.consul.register.id: must not contain "/", spaces or control characters, got "edge/1"`}},
+		{"consul register id with space", func(c *Config) { c.Discovery.Consul.Register.ID = "edge 1" },
+			[]string{`discovery.consul.register.id: must not contain "/", spaces or control characters, got "edge 1"`}},
+		{"consul register address with port", func(c *Config) { c.Discovery.Consul.Register.Address = "10.0.0.5:80" },
+			[]string{`discovery.consul.register.address: must be a host name or IP address without a port, got "10.0.0.5:80"`}},
+		{"consul register address bracketed ipv6", func(c *Config) { c.Discovery.Consul.Register.Address = "[2001:db8::5]" },
+			[]string{`discovery.consul.register.address: write an IPv6 address without brackets, got "[2001:db8::5]"`}},
+		{"consul register address with zone", func(c *Config) { c.Discovery.Consul.Register.Address = "fe80::1%eth0" },
+			[]string{`discovery.consul.register.address: an address with a zone means nothing to other machines, got "fe80::1%eth0"`}},
+		{"consul register address unspecified v4", func(c *Config) { c.Discovery.Consul.Register.Address = "0.0.0.0" },
+			[]string{"discovery.consul.register.address: 0.0.0.0 is not an address clients can reach; advertise one of the node's addresses"}},
+		{"consul register address unspecified v6", func(c *Config) { c.Discovery.Consul.Register.Address = "::" },
+			[]string{"discovery.consul.register.address: :: is not an address clients can reach; advertise one of the node's addresses"}},
+		{"consul register address bad name", func(c *Config) { c.Discovery.Consul.Register.Address = "edge-.internal" },
+			[]string{`discovery.consul.register.address: invalid host "edge-.internal": a label must not start or end with "-"`}},
+		{"consul register tag empty", func(c *Config) { c.Discovery.Consul.Register.Tags = []string{"edge", ""} },
+			[]string{"discovery.consul.register.tags[1]: must not be empty"}},
+		{"consul register tag with control", func(c *Config) { c.Discovery.Consul.Register.Tags = []string{"edge\tv2"} },
+			[]string{`discovery.consul.register.tags[0]: must not contain control characters, got "edge\tv2"`}},
+		{"consul register check_interval zero", func(c *Config) { c.Discovery.Consul.Register.CheckInterval = 0 },
+			[]string{"discovery.consul.register.check_interval: must be > 0, got 0s"}},
+		{"consul register deregister below 1m", func(c *Config) { c.Discovery.Consul.Register.DeregisterCriticalAfter = 59 * time.Second },
+			[]string{"discovery.consul.register.deregister_critical_after: must be at least 1m (Consul raises shorter values to 1m), got 59s"}},
+
 		// pools
 		{"pool name empty", func(c *Config) { c.Pools[0].Name = ""; c.Routes = nil },
 			[]string{"pools[0].name: required"}},
 		{"pool name with space", func(c *Config) { c.Pools[0].Name = "web servers"; c.Routes[0].Pool = "web servers" },
 			[]string{`pools[0].name: invalid name "web servers": use letters, digits, ".", "_" and "-" only`}},
 		{"pool name duplicate", func(c *Config) {
-			c.Pools = append(c.Pools, Pool{Name: "web", Algorithm: "random", HealthCheck: c.Pools[0].HealthCheck})
+			c.Pools = append(c.Pools, Pool{Name: "web", Algorithm: "random", Protocol: ProtocolHTTP, HealthCheck: c.Pools[0].HealthCheck})
 		}, []string{`pools[1].name: duplicate pool name "web", also used by pools[0]`}},
 		{"pool algorithm unknown", func(c *Config) { c.Pools[0].Algorithm = "fastest" },
 			[]string{`pools[0].algorithm: must be one of round_robin, weighted, least_conn, ip_hash, random; got "fastest"`}},
 		{"pool algorithm empty", func(c *Config) { c.Pools[0].Algorithm = "" },
 			[]string{`pools[0].algorithm: must be one of round_robin, weighted, least_conn, ip_hash, random; got ""`}},
+		{"pool protocol unknown", func(c *Config) { c.Pools[0].Protocol = "http2" },
+			[]string{`pools[0].protocol: must be one of http, https, h2c; got "http2"`}},
+		{"pool protocol empty", func(c *Config) { c.Pools[0].Protocol = "" },
+			[]string{`pools[0].protocol: must be one of http, https, h2c; got ""`}},
+		{"pool protocol upper-case", func(c *Config) { c.Pools[0].Protocol = "HTTPS" },
+			[]string{`pools[0].protocol: must be one of http, https, h2c; got "HTTPS"`}},
+		{"tls_skip_verify with http", func(c *Config) { c.Pools[0].TLSSkipVerify = true },
+			[]string{`pools[0].tls_skip_verify: only applies to protocol https, got protocol "http"`}},
+		{"tls_skip_verify with h2c", func(c *Config) { c.Pools[0].Protocol, c.Pools[0].TLSSkipVerify = ProtocolH2C, true },
+			[]string{`pools[0].tls_skip_verify: only applies to protocol https, got protocol "h2c"`}},
 		{"pool health interval zero", func(c *Config) { c.Pools[0].HealthCheck.Interval = 0 },
 			[]string{"pools[0].health_check.interval: must be > 0, got 0s"}},
 		{"pool health timeout above interval", func(c *Config) { c.Pools[0].HealthCheck.Interval = 2 * time.Second },
@@ -357,7 +463,7 @@ func TestValidateAccepts(t *testing.T) {
 		{"health timeout equal to interval", func(c *Config) { c.Global.HealthCheck.Timeout = c.Global.HealthCheck.Interval }},
 		{"every algorithm", func(c *Config) {
 			for _, a := range []string{AlgorithmRoundRobin, AlgorithmWeighted, AlgorithmLeastConn, AlgorithmIPHash, AlgorithmRandom} {
-				c.Pools = append(c.Pools, Pool{Name: "p-" + a, Algorithm: a, HealthCheck: c.Pools[0].HealthCheck})
+				c.Pools = append(c.Pools, Pool{Name: "p-" + a, Algorithm: a, Protocol: ProtocolHTTP, HealthCheck: c.Pools[0].HealthCheck})
 			}
 		}},
 		{"sticky pool with empty secret (cmd generates one)", func(c *Config) { c.Pools[0].StickySessions = true }},
@@ -392,6 +498,40 @@ func TestValidateAccepts(t *testing.T) {
 				c.Routes = append(c.Routes, Route{Host: h, Pool: "web"})
 			}
 		}},
+		{"consul enabled with every key set", func(c *Config) {
+			cs := &c.Discovery.Consul
+			cs.Enabled = true
+			cs.Address, cs.Scheme = "consul.service.consul:8501", "https"
+			cs.Token = "6a1253d2-1785-24fd-91c2-f8e78c745511"
+			cs.Datacenter, cs.Datacenters = "eu-west_1", []string{"us-east-1", "ap_south"}
+			cs.TLS = ConsulTLS{CAFile: "/ca.pem", CertFile: "/c.pem", KeyFile: "/k.pem", ServerName: "server.dc1.consul"}
+			cs.TagPrefix, cs.ExposedByDefault, cs.AcceptWarning = "edge_v2-a", true, true
+			cs.WaitTime, cs.Coalesce, cs.MinBackoff, cs.MaxBackoff = time.Second, 0, time.Second, time.Second
+			cs.Register = ConsulRegister{
+				Enabled: true, Name: "Velo-Flux-2", ID: "veloflux-node-1:80", Address: "2001:db8::5",
+				Tags: []string{"edge", "Host(`a`) && Path(`/`)"}, CheckInterval: time.Second, DeregisterCriticalAfter: time.Minute,
+			}
+		}},
+		{"consul limits inclusive", func(c *Config) {
+			c.Discovery.Consul.WaitTime, c.Discovery.Consul.Coalesce = 10*time.Minute, 10*time.Second
+		}},
+		{"consul token_file alone", func(c *Config) { c.Discovery.Consul.TokenFile = "/run/secrets/consul-token" }},
+		{"consul datacenters without datacenter", func(c *Config) { c.Discovery.Consul.Datacenters = []string{"dc2"} }},
+		{"consul tls with ip server name and skip verify", func(c *Config) {
+			c.Discovery.Consul.TLS.ServerName, c.Discovery.Consul.TLS.InsecureSkipVerify = "10.0.0.9", true
+		}},
+		{"consul register address name", func(c *Config) { c.Discovery.Consul.Register.Address = "edge-1.internal" }},
+		{"consul register address ipv4", func(c *Config) { c.Discovery.Consul.Register.Address = "10.0.0.5" }},
+		{"consul registration disabled without metrics listener", func(c *Config) {
+			c.Discovery.Consul.Enabled = true
+			c.Global.MetricsAddress = ""
+		}},
+		{"every pool protocol", func(c *Config) {
+			for _, p := range []string{ProtocolHTTP, ProtocolHTTPS, ProtocolH2C} {
+				c.Pools = append(c.Pools, Pool{Name: "p-" + p, Algorithm: AlgorithmRandom, Protocol: p, HealthCheck: c.Pools[0].HealthCheck})
+			}
+		}},
+		{"tls_skip_verify with https", func(c *Config) { c.Pools[0].Protocol, c.Pools[0].TLSSkipVerify = ProtocolHTTPS, true }},
 		{"same host different prefixes", func(c *Config) {
 			c.Routes = append(c.Routes, Route{Host: "example.com", PathPrefix: "/api", Pool: "web"},
 				Route{Host: "example.com", PathPrefix: "/api/", Pool: "web"}, Route{Host: "", PathPrefix: "/api", Pool: "web"})
@@ -415,8 +555,10 @@ func TestValidateReportsAllInSchemaOrder(t *testing.T) {
 	c.Routes[0].Pool = "missing"
 	c.Pools[0].Backends[1].Weight = 0
 	c.Pools[0].Backends[0].Address = "nohost"
-	c.Pools = append(c.Pools, Pool{Name: "", Algorithm: "x", HealthCheck: c.Pools[0].HealthCheck})
+	c.Pools = append(c.Pools, Pool{Name: "", Algorithm: "x", Protocol: ProtocolHTTP, HealthCheck: c.Pools[0].HealthCheck})
 	c.RateLimit.MaxClients = 0
+	c.Discovery.Consul.Register.Name = ""
+	c.Discovery.Consul.Scheme = "ftp"
 	c.Sticky.TTL = 0
 	c.Retry.Attempts = 0
 	c.Global.Limits.MaxHeaderBytes = 0
@@ -431,6 +573,8 @@ func TestValidateReportsAllInSchemaOrder(t *testing.T) {
 		"retry.attempts: must be between 1 and 10, got 0",
 		"sticky.ttl: must be > 0, got 0s",
 		"rate_limit.max_clients: must be >= 1, got 0",
+		`discovery.consul.scheme: must be one of http, https; got "ftp"`,
+		"discovery.consul.register.name: required",
 		"pools[0].backends[0].address: missing port",
 		"pools[0].backends[1].weight: must be between 1 and 10000, got 0",
 		"pools[1].name: required",
