@@ -17,6 +17,7 @@ import (
 
 	"github.com/veloflux/veloflux/admin"
 	"github.com/veloflux/veloflux/config"
+	"github.com/veloflux/veloflux/discovery/consul"
 	"github.com/veloflux/veloflux/health"
 	"github.com/veloflux/veloflux/proxy"
 	"github.com/veloflux/veloflux/telemetry"
@@ -35,6 +36,9 @@ type app struct {
 	server  *proxy.Server
 	checker *health.Checker
 	routing *routing
+	// consul and registrar are nil unless discovery.consul (and its register) is enabled.
+	consul    *consul.Source
+	registrar *consul.Registrar
 	admin   *admin.Server
 	metrics *http.Server
 	// metricsAddr is where the metrics listener is bound, once run has started it.
@@ -204,6 +208,11 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal) error {
 		spawn("metrics", func(ctx context.Context) error { return serveUntil(ctx, a.metrics, ln) })
 	}
 	spawn("config watch", func(ctx context.Context) error { return a.watch(ctx, hup) })
+	if err := a.startConsul(spawn); err != nil {
+		stopAux()
+		wg.Wait()
+		return err
+	}
 
 	attrs := []any{"config", a.path, "version", version}
 	for i, addr := range a.server.Addrs() {
@@ -226,6 +235,7 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal) error {
 			stopServe()
 		case <-serveCtx.Done():
 		}
+		a.setDraining(true) // the proxy drains from here on
 	}()
 	err := a.server.Serve(serveCtx)
 	stopAux()
@@ -327,7 +337,16 @@ func (c controller) Status() any {
 		"last_reload":      last,
 		"health_targets":   len(a.checker.Status()),
 		"listen_addresses": addrStrings(a.server),
+		"consul":           a.consulStatus(),
 	}
+}
+
+// consulStatus is the Consul source's state for the admin API, or nil when disabled.
+func (a *app) consulStatus() any {
+	if a.consul == nil {
+		return nil
+	}
+	return a.consul.Status()
 }
 
 func addrStrings(s *proxy.Server) []string {
@@ -381,5 +400,12 @@ func (c controller) Config() any {
 	return c.a.cfg.Redacted()
 }
 
-func (c controller) Drain()   { c.a.server.Drain() }
-func (c controller) Undrain() { c.a.server.Undrain() }
+func (c controller) Drain() {
+	c.a.server.Drain()
+	c.a.setDraining(true)
+}
+
+func (c controller) Undrain() {
+	c.a.server.Undrain()
+	c.a.setDraining(false)
+}

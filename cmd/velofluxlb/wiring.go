@@ -30,12 +30,19 @@ func staticSnapshot(c *config.Config) *discovery.Snapshot {
 	s := &discovery.Snapshot{Source: "static"}
 	for _, p := range c.Pools {
 		dp := discovery.Pool{Name: p.Name, Algorithm: p.Algorithm, Sticky: p.StickySessions}
+		scheme := p.Protocol
+		if scheme == config.ProtocolHTTP {
+			scheme = "" // the proxy's default
+		}
 		for _, b := range p.Backends {
 			path := b.HealthCheck.Path
 			if path == "" {
 				path = p.HealthCheck.Path
 			}
-			dp.Backends = append(dp.Backends, discovery.Backend{ID: b.Address, Address: b.Address, Weight: b.Weight, HealthPath: path})
+			dp.Backends = append(dp.Backends, discovery.Backend{
+				ID: b.Address, Address: b.Address, Weight: b.Weight, HealthPath: path,
+				Scheme: scheme, TLSSkipVerify: p.TLSSkipVerify,
+			})
 		}
 		s.Pools = append(s.Pools, dp)
 	}

@@ -168,11 +168,13 @@ func (a *Agent) Kill() {
 	<-done
 }
 
-// Restart starts a stopped agent again on the same ports. Dev mode keeps nothing, so the
-// catalog comes back empty and its Raft index starts low again.
+// Restart stops the agent and starts a new one on the same ports with a fresh data
+// directory, as a recreated container would: the catalog comes back empty (services the old
+// agent held are gone) and its Raft index starts low again.
 func (a *Agent) Restart() {
 	a.t.Helper()
 	a.Stop()
+	a.dir = a.t.TempDir()
 	a.start()
 }
 

@@ -1,0 +1,1110 @@
+package consul
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
+
+	"github.com/veloflux/veloflux/discovery"
+	"github.com/veloflux/veloflux/discovery/consul/consultest"
+)
+
+// TestMain checks that no test of the package leaves a goroutine behind.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestNextIndex(t *testing.T) {
+	tests := []struct {
+		name        string
+		last, got   uint64
+		wantWait    uint64
+		wantChanged bool
+	}{
+		{name: "first read", last: 0, got: 12, wantWait: 12, wantChanged: true},
+		{name: "grew", last: 12, got: 15, wantWait: 15, wantChanged: true},
+		{name: "unchanged: no rebuild", last: 15, got: 15, wantWait: 15, wantChanged: false},
+		{name: "went backwards: reset to 0 and take the data", last: 15, got: 9, wantWait: 0, wantChanged: true},
+		{name: "zero is treated as 1 on the first read", last: 0, got: 0, wantWait: 1, wantChanged: true},
+		{name: "zero after 1 is unchanged, never a wait on 0", last: 1, got: 0, wantWait: 1, wantChanged: false},
+		{name: "zero after a higher index resets", last: 40, got: 0, wantWait: 0, wantChanged: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wait, changed := nextIndex(tt.last, tt.got)
+			if wait != tt.wantWait || changed != tt.wantChanged {
+				t.Fatalf("nextIndex(%d, %d) = %d, %t; want %d, %t", tt.last, tt.got, wait, changed, tt.wantWait, tt.wantChanged)
+			}
+		})
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	const lo, hi = 100 * time.Millisecond, 2 * time.Second
+	for run := range 50 {
+		b := newBackoff(lo, hi)
+		step := lo
+		for i := range 12 {
+			d := b.next()
+			if d < lo || d > hi || d < step/2 || d > step {
+				t.Fatalf("run %d try %d: delay %v outside [max(%v, %v), %v]", run, i, d, lo, step/2, step)
+			}
+			step = min(2*step, hi)
+		}
+		b.reset()
+		if d := b.next(); d > lo {
+			t.Fatalf("after reset: delay %v, want at most %v", d, lo)
+		}
+	}
+	// The jitter must actually spread retries.
+	seen := make(map[time.Duration]bool)
+	for range 20 {
+		b := newBackoff(lo, hi)
+		b.next()
+		seen[b.next()] = true
+	}
+	if len(seen) < 5 {
+		t.Fatalf("20 second retries took only %d distinct delays: no jitter", len(seen))
+	}
+	if d := newBackoff(time.Hour, time.Duration(1<<62)); d.cur != time.Hour {
+		t.Fatal("newBackoff does not start at min")
+	}
+	huge := newBackoff(time.Hour, time.Duration(1<<62))
+	for range 100 {
+		if d := huge.next(); d < time.Hour {
+			t.Fatalf("delay %v below min after doubling: overflow", d)
+		}
+	}
+}
+
+func TestCoalesce(t *testing.T) {
+	tests := []struct {
+		name      string
+		quiet     time.Duration
+		maxDelay  time.Duration
+		signals   int
+		every     time.Duration
+		wantFires func(n int) bool
+		want      string
+	}{
+		{name: "a burst fires once", quiet: 100 * time.Millisecond, maxDelay: time.Second, signals: 20, every: time.Millisecond,
+			wantFires: func(n int) bool { return n == 1 }, want: "1"},
+		{name: "constant churn still fires at the cap", quiet: 100 * time.Millisecond, maxDelay: 300 * time.Millisecond, signals: 60, every: 25 * time.Millisecond,
+			wantFires: func(n int) bool { return n >= 3 && n <= 7 }, want: "3..7 over 1.5s"},
+		{name: "zero quiet fires for every change", quiet: 0, maxDelay: 0, signals: 5, every: 50 * time.Millisecond,
+			wantFires: func(n int) bool { return n == 5 }, want: "5"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			dirty := make(chan struct{}, 1)
+			var fires atomic.Int32
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				coalesce(ctx, dirty, tt.quiet, tt.maxDelay, func() { fires.Add(1) })
+			}()
+			for range tt.signals {
+				select {
+				case dirty <- struct{}{}:
+				default:
+				}
+				time.Sleep(tt.every)
+			}
+			time.Sleep(tt.quiet + 100*time.Millisecond)
+			cancel()
+			<-done
+			if n := int(fires.Load()); !tt.wantFires(n) {
+				t.Fatalf("fired %d times, want %s", n, tt.want)
+			}
+		})
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	t.Run("invalid config names the key", func(t *testing.T) {
+		cfg := DefaultConfig()
+		cfg.TagPrefix = "a.b"
+		if _, err := New(cfg, nil, nil); err == nil || !strings.Contains(err.Error(), "discovery.consul.tag_prefix") {
+			t.Fatalf("New = %v, want a discovery.consul.tag_prefix error", err)
+		}
+	})
+	t.Run("metrics registered twice", func(t *testing.T) {
+		reg := prometheus.NewRegistry()
+		if _, err := New(DefaultConfig(), nil, reg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := New(DefaultConfig(), nil, reg); err == nil || !strings.Contains(err.Error(), "consul metrics") {
+			t.Fatalf("second New on one registry = %v, want a metrics error", err)
+		}
+	})
+	t.Run("Run twice at once", func(t *testing.T) {
+		cfg := DefaultConfig()
+		cfg.Address = "127.0.0.1:1" // nothing listens: Run just retries
+		s, err := New(cfg, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx, func(*discovery.Snapshot) {}) }()
+		eventually(t, 2*time.Second, "first Run running", func() (bool, string) { return s.running.Load(), "" })
+		if err := s.Run(ctx, func(*discovery.Snapshot) {}); err == nil {
+			t.Error("second concurrent Run returned nil")
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Run = %v, want nil when ctx ends", err)
+		}
+	})
+}
+
+// TestWatchLifecycle follows one service through the changes a deployment makes.
+func TestWatchLifecycle(t *testing.T) {
+	agent := consultest.Start(t, "dc1")
+	cfg := testConfig(agent)
+	strict := runSource(t, cfg)
+	cfg.AcceptWarning = true
+	lenient := runSource(t, cfg)
+	c := testClient(t, agent)
+
+	first := strict.rec.waitFor(t, 5*time.Second, "first snapshot", func(*discovery.Snapshot) bool { return true })
+	if want := (&discovery.Snapshot{Source: "consul"}); !snapEqual(first, want) {
+		t.Fatalf("first snapshot of an empty catalog = %+v, want %+v", first, want)
+	}
+
+	tags := []string{"veloflux.enable=true", "veloflux.route=example.com/api", "veloflux.strip_prefix=true",
+		"veloflux.weight=5", "veloflux.health.path=/hz", "veloflux.protocol=h2c", "veloflux.algorithm=least_conn"}
+	wantBackend := discovery.Backend{ID: "dc1/node-dc1/web-1", Address: "127.0.0.1:8080", Weight: 5,
+		Region: "dc1", HealthPath: "/hz", Scheme: "h2c"}
+	hasBackend := func(weight int) func(*discovery.Snapshot) bool {
+		return func(s *discovery.Snapshot) bool {
+			p, ok := s.Pool("web")
+			return ok && len(p.Backends) == 1 && p.Backends[0].ID == wantBackend.ID && p.Backends[0].Weight == weight
+		}
+	}
+	noBackend := func(s *discovery.Snapshot) bool {
+		p, ok := s.Pool("web")
+		return ok && len(p.Backends) == 0
+	}
+
+	t.Run("register: pool, route and backend within 1s", func(t *testing.T) {
+		register(t, c, "web-1", "web", 8080, tags, nil)
+		got := strict.rec.waitFor(t, time.Second, "web backend", hasBackend(5))
+		want := &discovery.Snapshot{
+			Source: "consul",
+			Pools:  []discovery.Pool{{Name: "web", Algorithm: "least_conn", Backends: []discovery.Backend{wantBackend}}},
+			Routes: []discovery.Route{{Host: "example.com", PathPrefix: "/api", StripPrefix: true, Pool: "web"}},
+		}
+		if !snapEqual(got, want) {
+			t.Fatalf("snapshot\n got %+v\nwant %+v", got, want)
+		}
+	})
+	t.Run("failing check: backend gone, pool and route stay", func(t *testing.T) {
+		setTTL(t, c, "web-1", api.HealthCritical)
+		got := strict.rec.waitFor(t, 2*time.Second, "web without backends", noBackend)
+		if len(got.Routes) != 1 {
+			t.Fatalf("routes %+v, want the web route kept", got.Routes)
+		}
+		setTTL(t, c, "web-1", api.HealthPassing)
+		strict.rec.waitFor(t, 2*time.Second, "web backend back", hasBackend(5))
+	})
+	t.Run("warning: excluded unless AcceptWarning", func(t *testing.T) {
+		lenient.rec.waitFor(t, 2*time.Second, "lenient has web", hasBackend(5))
+		setTTL(t, c, "web-1", api.HealthWarning)
+		strict.rec.waitFor(t, 2*time.Second, "strict drops warning", noBackend)
+		if s := lenient.rec.last(); !hasBackend(5)(s) {
+			t.Fatalf("AcceptWarning source dropped the warning instance: %+v", s)
+		}
+		setTTL(t, c, "web-1", api.HealthPassing)
+		strict.rec.waitFor(t, 2*time.Second, "web backend back", hasBackend(5))
+	})
+	t.Run("maintenance mode excludes the instance, even with AcceptWarning", func(t *testing.T) {
+		if err := c.Agent().EnableServiceMaintenance("web-1", "deploy"); err != nil {
+			t.Fatal(err)
+		}
+		strict.rec.waitFor(t, 2*time.Second, "strict drops maintenance", noBackend)
+		lenient.rec.waitFor(t, 2*time.Second, "lenient drops maintenance", noBackend)
+		if err := c.Agent().DisableServiceMaintenance("web-1"); err != nil {
+			t.Fatal(err)
+		}
+		strict.rec.waitFor(t, 2*time.Second, "web backend back", hasBackend(5))
+	})
+	t.Run("a change that changes no route publishes nothing", func(t *testing.T) {
+		n := strict.rec.count()
+		// An unknown key changes the source's state (a tag error), not the snapshot.
+		register(t, c, "web-1", "web", 8080, append(slices.Clone(tags), "veloflux.colour=blue"), nil)
+		register(t, c, "other-1", "other", 9000, []string{"not-ours"}, nil)
+		eventually(t, 2*time.Second, "tag error seen", func() (bool, string) {
+			st := strict.src.Status()
+			return len(st.TagErrors) == 1, fmt.Sprint(st.TagErrors)
+		})
+		time.Sleep(4 * cfg.Coalesce)
+		if m := strict.rec.count(); m != n {
+			t.Fatalf("published %d snapshot(s) equal to the previous one: %+v", m-n, strict.rec.last())
+		}
+	})
+	t.Run("weight tag change: new weight", func(t *testing.T) {
+		reweighted := slices.Clone(tags)
+		reweighted[slices.Index(reweighted, "veloflux.weight=5")] = "veloflux.weight=7"
+		register(t, c, "web-1", "web", 8080, reweighted, nil)
+		strict.rec.waitFor(t, 2*time.Second, "weight 7", hasBackend(7))
+	})
+	t.Run("deregister: pool and route gone", func(t *testing.T) {
+		if err := c.Agent().ServiceDeregister("web-1"); err != nil {
+			t.Fatal(err)
+		}
+		got := strict.rec.waitFor(t, 2*time.Second, "no web pool", func(s *discovery.Snapshot) bool { _, ok := s.Pool("web"); return !ok })
+		if len(got.Routes) != 0 {
+			t.Fatalf("routes %+v left after deregistration", got.Routes)
+		}
+		eventually(t, 2*time.Second, "web no longer watched", func() (bool, string) {
+			st := strict.src.Status()
+			return len(st.Datacenters[0].Services) == 0, fmt.Sprint(st.Datacenters[0].Services)
+		})
+		if v, _ := metricValue(strict.reg, "veloflux_consul_services_watched", map[string]string{"datacenter": "dc1"}); v != 0 {
+			t.Fatalf("services_watched = %v after deregistration, want 0", v)
+		}
+	})
+	t.Run("no two equal snapshots in a row", func(t *testing.T) {
+		snaps := strict.rec.all()
+		for i := 1; i < len(snaps); i++ {
+			if snapEqual(snaps[i-1], snaps[i]) {
+				t.Fatalf("snapshots %d and %d are equal: %+v", i-1, i, snaps[i])
+			}
+		}
+		if v, _ := metricValue(strict.reg, "veloflux_consul_snapshots_published_total", nil); int(v) != len(snaps) {
+			t.Fatalf("snapshots_published_total = %v, published %d", v, len(snaps))
+		}
+	})
+}
+
+// TestWatchOutage kills the agent (no snapshot while it is down, Status and metrics say so),
+// then restarts it: the catalog is empty and its index low again, which the watch must notice.
+func TestWatchOutage(t *testing.T) {
+	agent := consultest.Start(t, "dc1")
+	c := testClient(t, agent)
+	// Push the services index up, so that the restarted agent's index is clearly lower.
+	for range 20 {
+		ext := &api.CatalogRegistration{Node: "ext", Address: "10.9.9.9",
+			Service: &api.AgentService{ID: "filler", Service: "filler", Port: 9000}}
+		if _, err := c.Catalog().Register(ext, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Catalog().Deregister(&api.CatalogDeregistration{Node: "ext", ServiceID: "filler"}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	register(t, c, "web-1", "web", 8080, []string{"veloflux.enable=true", "veloflux.route=/"}, nil)
+	cfg := testConfig(agent)
+	const token = "s3cr3t-acl-token-0123"
+	cfg.Token = token // the dev agent has no ACLs and ignores it
+	w := runSource(t, cfg)
+	w.rec.waitFor(t, 5*time.Second, "web", func(s *discovery.Snapshot) bool { p, ok := s.Pool("web"); return ok && len(p.Backends) == 1 })
+	eventually(t, 2*time.Second, "dc1 ok", func() (bool, string) {
+		st := w.src.Status().Datacenters[0]
+		return st.State == StateOK && st.Index > 0, fmt.Sprintf("%+v", st)
+	})
+	before := w.src.Status().Datacenters[0]
+	published := w.rec.count()
+
+	agent.Kill()
+	t.Run("down: no snapshot, error state, up 0, token never shown", func(t *testing.T) {
+		eventually(t, 3*time.Second, "dc1 error", func() (bool, string) {
+			st := w.src.Status().Datacenters[0]
+			return st.State == StateError && st.LastError != "", fmt.Sprintf("%+v", st)
+		})
+		// Let the watches retry a few times (backoff 20ms..200ms) to be sure nothing is published.
+		time.Sleep(1500 * time.Millisecond)
+		if n := w.rec.count(); n != published {
+			t.Fatalf("%d snapshots published during the outage; last %+v", n-published, w.rec.last())
+		}
+		st := w.src.Status()
+		if up, ok := metricValue(w.reg, "veloflux_consul_up", map[string]string{"datacenter": "dc1"}); !ok || up != 0 {
+			t.Fatalf("veloflux_consul_up = %v (present %t), want 0", up, ok)
+		}
+		if errs, _ := metricValue(w.reg, "veloflux_consul_requests_total", map[string]string{"datacenter": "dc1", "endpoint": "services", "result": "error"}); errs < 2 {
+			t.Fatalf("requests_total{result=error} = %v, want retries counted", errs)
+		}
+		b, _ := json.Marshal(st)
+		if strings.Contains(string(b), token) || strings.Contains(w.logs.String(), token) {
+			t.Fatalf("token shown: status %s\nlogs %s", b, w.logs.String())
+		}
+		if n := strings.Count(w.logs.String(), "consul datacenter failing"); n != 1 {
+			t.Fatalf("logged the failure %d times, want once per state change:\n%s", n, w.logs.String())
+		}
+	})
+
+	agent.Restart()
+	t.Run("restart: index went down, changes flow again", func(t *testing.T) {
+		// The restarted agent has an empty catalog: web is gone, truly (not an outage).
+		w.rec.waitFor(t, 5*time.Second, "empty catalog", func(s *discovery.Snapshot) bool { _, ok := s.Pool("web"); return !ok })
+		var st DatacenterStatus
+		eventually(t, 5*time.Second, "ok with a lower index", func() (bool, string) {
+			st = w.src.Status().Datacenters[0]
+			return st.State == StateOK && st.Index < before.Index, fmt.Sprintf("%+v; index before %d", st, before.Index)
+		})
+		t.Logf("services index %d before the restart, %d after", before.Index, st.Index)
+		lowIndex := st.Index
+		register(t, c, "web-1", "web", 8081, []string{"veloflux.enable=true", "veloflux.route=/", "veloflux.weight=3"}, nil)
+		got := w.rec.waitFor(t, 2*time.Second, "web again", func(s *discovery.Snapshot) bool {
+			p, ok := s.Pool("web")
+			return ok && len(p.Backends) == 1 && p.Backends[0].Address == "127.0.0.1:8081" && p.Backends[0].Weight == 3
+		})
+		if len(got.Routes) != 1 {
+			t.Fatalf("routes %+v", got.Routes)
+		}
+		eventually(t, 2*time.Second, "index grew again", func() (bool, string) {
+			st := w.src.Status().Datacenters[0]
+			return st.Index > lowIndex, fmt.Sprintf("index %d, low %d", st.Index, lowIndex)
+		})
+		if up, _ := metricValue(w.reg, "veloflux_consul_up", map[string]string{"datacenter": "dc1"}); up != 1 {
+			t.Fatalf("veloflux_consul_up = %v after recovery, want 1", up)
+		}
+		if n := strings.Count(w.logs.String(), "consul datacenter answering again"); n != 1 {
+			t.Fatalf("logged the recovery %d times, want once:\n%s", n, w.logs.String())
+		}
+	})
+}
+
+// TestTokenNeverShown: an agent that echoes the token in an error (as some proxies and ACL
+// messages do) does not get it into Status or logs; the token travels in a header only.
+func TestTokenNeverShown(t *testing.T) {
+	const token = "7f3c1e2a-token-from-file"
+	var inQuery atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.RawQuery, token) {
+			inQuery.Store(true)
+		}
+		http.Error(w, "ACL not found for token "+r.Header.Get("X-Consul-Token"), http.StatusForbidden)
+	}))
+	t.Cleanup(srv.Close)
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Address = strings.TrimPrefix(srv.URL, "http://")
+	cfg.Datacenter = "dc1"
+	cfg.TokenFile = file
+	cfg.MinBackoff, cfg.MaxBackoff = 10*time.Millisecond, 20*time.Millisecond
+	w := runSource(t, cfg)
+	eventually(t, 2*time.Second, "error with the echoed token redacted", func() (bool, string) {
+		st := w.src.Status().Datacenters[0]
+		return strings.Contains(st.LastError, "ACL not found for token REDACTED"), st.LastError
+	})
+	b, _ := json.Marshal(w.src.Status())
+	if strings.Contains(string(b), token) || strings.Contains(w.logs.String(), token) || inQuery.Load() {
+		t.Fatalf("token shown: in query %t\nstatus %s\nlogs %s", inQuery.Load(), b, w.logs.String())
+	}
+}
+
+// TestWatchConsulDownAtStart: nothing is published before the first full read, so the caller
+// keeps its static pools; the agent's datacenter name is learned once it answers.
+func TestWatchConsulDownAtStart(t *testing.T) {
+	agent := consultest.Start(t, "dc1")
+	agent.Kill()
+	cfg := testConfig(agent)
+	w := runSource(t, cfg)
+	eventually(t, 3*time.Second, "error state", func() (bool, string) {
+		st := w.src.Status().Datacenters[0]
+		return st.State == StateError && strings.Contains(st.LastError, "learn the agent's datacenter"), fmt.Sprintf("%+v", st)
+	})
+	if up, ok := metricValue(w.reg, "veloflux_consul_up", map[string]string{"datacenter": ""}); !ok || up != 0 {
+		t.Fatalf(`veloflux_consul_up{datacenter=""} = %v (present %t), want 0 while the name is unknown`, up, ok)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := w.rec.count(); n != 0 || w.src.Status().Published {
+		t.Fatalf("%d snapshots published while Consul was down", n)
+	}
+	agent.Restart()
+	register(t, testClient(t, agent), "web-1", "web", 8080, []string{"veloflux.enable=true"}, nil)
+	w.rec.waitFor(t, 5*time.Second, "web", func(s *discovery.Snapshot) bool { _, ok := s.Pool("web"); return ok })
+	st := w.src.Status().Datacenters[0]
+	if st.Name != "dc1" || st.State != StateOK {
+		t.Fatalf("status %+v, want dc1 ok", st)
+	}
+	if up, _ := metricValue(w.reg, "veloflux_consul_up", map[string]string{"datacenter": "dc1"}); up != 1 {
+		t.Fatalf(`veloflux_consul_up{datacenter="dc1"} = %v, want 1`, up)
+	}
+	if _, ok := metricValue(w.reg, "veloflux_consul_up", map[string]string{"datacenter": ""}); ok {
+		t.Fatal(`veloflux_consul_up{datacenter=""} still exported once the name is known`)
+	}
+}
+
+// TestWatchMultiDatacenter: instances of one service in two WAN-joined datacenters form one
+// pool, each backend in its datacenter's region.
+func TestWatchMultiDatacenter(t *testing.T) {
+	dc1, dc2 := consultest.Start(t, "dc1"), consultest.Start(t, "dc2")
+	dc1.JoinWAN(dc2)
+	tags := []string{"veloflux.enable=true", "veloflux.route=example.com"}
+	register(t, testClient(t, dc1), "web-1", "web", 8080, tags, nil)
+	register(t, testClient(t, dc2), "web-1", "web", 8080, append(slices.Clone(tags), "veloflux.route=example.com/dc2"), nil)
+	cfg := testConfig(dc1)
+	cfg.Datacenters = []string{"dc2"}
+	w := runSource(t, cfg)
+	got := w.rec.waitFor(t, 5*time.Second, "two backends", func(s *discovery.Snapshot) bool {
+		p, ok := s.Pool("web")
+		return ok && len(p.Backends) == 2
+	})
+	want := &discovery.Snapshot{
+		Source: "consul",
+		Pools: []discovery.Pool{{Name: "web", Algorithm: "round_robin", Backends: []discovery.Backend{
+			{ID: "dc1/node-dc1/web-1", Address: "127.0.0.1:8080", Weight: 1, Region: "dc1"},
+			{ID: "dc2/node-dc2/web-1", Address: "127.0.0.1:8080", Weight: 1, Region: "dc2"},
+		}}},
+		Routes: []discovery.Route{{Host: "example.com", Pool: "web"}, {Host: "example.com", PathPrefix: "/dc2", Pool: "web"}},
+	}
+	if !snapEqual(got, want) {
+		t.Fatalf("snapshot\n got %+v\nwant %+v", got, want)
+	}
+	st := w.src.Status()
+	if len(st.Datacenters) != 2 || st.Datacenters[0].Name != "dc1" || st.Datacenters[1].Name != "dc2" {
+		t.Fatalf("datacenters %+v, want dc1 then dc2", st.Datacenters)
+	}
+	for _, dc := range st.Datacenters {
+		if dc.State != StateOK || !slices.Equal(dc.Services, []string{"web"}) {
+			t.Fatalf("datacenter %+v, want ok watching web", dc)
+		}
+	}
+}
+
+// TestWatchFailingExtraDatacenter: a datacenter that cannot be reached does not hold back the
+// local one's first snapshot.
+func TestWatchFailingExtraDatacenter(t *testing.T) {
+	agent := consultest.Start(t, "dc1")
+	register(t, testClient(t, agent), "web-1", "web", 8080, []string{"veloflux.enable=true"}, nil)
+	cfg := testConfig(agent)
+	cfg.Datacenters = []string{"nowhere"}
+	w := runSource(t, cfg)
+	w.rec.waitFor(t, 5*time.Second, "web", func(s *discovery.Snapshot) bool { _, ok := s.Pool("web"); return ok })
+	st := w.src.Status()
+	if st.Datacenters[1].Name != "nowhere" || st.Datacenters[1].State != StateError || st.Datacenters[0].State != StateOK {
+		t.Fatalf("datacenters %+v, want dc1 ok and nowhere failing", st.Datacenters)
+	}
+}
+
+// TestWatchCoalescesBursts: ten registrations in a row give far fewer than ten snapshots.
+func TestWatchCoalescesBursts(t *testing.T) {
+	agent := consultest.Start(t, "dc1")
+	cfg := testConfig(agent)
+	cfg.Coalesce = 300 * time.Millisecond // wide enough for a loaded CI machine's registration pace
+	w := runSource(t, cfg)
+	w.rec.waitFor(t, 5*time.Second, "first snapshot", func(*discovery.Snapshot) bool { return true })
+	before := w.rec.count()
+	c := testClient(t, agent)
+	for i := range 10 {
+		register(t, c, fmt.Sprintf("burst-%d", i), fmt.Sprintf("burst-%d", i), 8000+i, []string{"veloflux.enable=true"}, nil)
+	}
+	w.rec.waitFor(t, 5*time.Second, "ten pools", func(s *discovery.Snapshot) bool { return len(s.Pools) == 10 })
+	time.Sleep(2 * cfg.Coalesce)
+	if n := w.rec.count() - before; n > 3 {
+		t.Fatalf("10 registrations published %d snapshots, want at most 3", n)
+	}
+	t.Logf("10 rapid registrations -> %d snapshot(s)", w.rec.count()-before)
+}
+
+// TestWatchTagErrors: malformed tags are reported per instance and counted per service, they
+// never hide the other services, and fixing them clears the count.
+func TestWatchTagErrors(t *testing.T) {
+	agent := consultest.Start(t, "dc1")
+	c := testClient(t, agent)
+	on := "veloflux.enable=true"
+	register(t, c, "good-1", "good", 8000, []string{on, "veloflux.route=good.example"}, nil)
+	register(t, c, "bad-1", "bad", 8001, []string{on, "veloflux.weight=abc"}, nil)
+	register(t, c, "bad-2", "bad", 8002, []string{on, "veloflux.route=exa mple.com"}, nil)
+	register(t, c, "bad-3", "bad", 8003, []string{on, "veloflux.wieght=2"}, map[string]string{"veloflux_sticky": "maybe"})
+	w := runSource(t, testConfig(agent))
+
+	got := w.rec.waitFor(t, 5*time.Second, "good and bad pools", func(s *discovery.Snapshot) bool {
+		_, good := s.Pool("good")
+		_, bad := s.Pool("bad")
+		return good && bad
+	})
+	bad, _ := got.Pool("bad")
+	var ids []string
+	for _, b := range bad.Backends {
+		ids = append(ids, b.ID)
+		if b.Weight != 1 {
+			t.Errorf("backend %s weight %d, want the default 1 after a bad weight tag", b.ID, b.Weight)
+		}
+	}
+	if want := []string{"dc1/node-dc1/bad-1", "dc1/node-dc1/bad-3"}; !slices.Equal(ids, want) {
+		t.Fatalf("bad pool backends %q, want %q (bad-2 dropped for its route)", ids, want)
+	}
+	if good, _ := got.Pool("good"); len(good.Backends) != 1 {
+		t.Fatalf("good pool %+v, want its backend", good)
+	}
+
+	var msgs []string
+	for _, e := range w.src.Status().TagErrors {
+		msgs = append(msgs, e.Error())
+	}
+	want := []string{
+		`service bad instance bad-1 (node node-dc1, dc1): tag "veloflux.weight=abc": weight must be 1..10000`,
+		`service bad instance bad-2 (node node-dc1, dc1): tag "veloflux.route=exa mple.com": route "exa mple.com": invalid character ' ' in host (internationalized names must be written in punycode)`,
+		`service bad instance bad-3 (node node-dc1, dc1): tag "veloflux.wieght=2": unknown key "veloflux.wieght" (known: ` + knownKeys + `)`,
+		`service bad instance bad-3 (node node-dc1, dc1): meta "veloflux_sticky=maybe": sticky must be true or false, got "maybe"`,
+	}
+	if !slices.Equal(msgs, want) {
+		t.Fatalf("tag errors\n got %q\nwant %q", msgs, want)
+	}
+	if v, _ := metricValue(w.reg, "veloflux_consul_tag_errors", map[string]string{"service": "bad"}); v != 4 {
+		t.Fatalf(`veloflux_consul_tag_errors{service="bad"} = %v, want 4`, v)
+	}
+	if v, ok := metricValue(w.reg, "veloflux_consul_tag_errors", map[string]string{"service": "good"}); !ok || v != 0 {
+		t.Fatalf(`veloflux_consul_tag_errors{service="good"} = %v (present %t), want 0`, v, ok)
+	}
+
+	register(t, c, "bad-1", "bad", 8001, []string{on, "veloflux.weight=2"}, nil)
+	register(t, c, "bad-2", "bad", 8002, []string{on, "veloflux.route=example.com"}, nil)
+	register(t, c, "bad-3", "bad", 8003, []string{on, "veloflux.weight=2"}, nil)
+	w.rec.waitFor(t, 2*time.Second, "bad fixed", func(s *discovery.Snapshot) bool { p, ok := s.Pool("bad"); return ok && len(p.Backends) == 3 })
+	eventually(t, time.Second, "tag errors cleared", func() (bool, string) {
+		v, _ := metricValue(w.reg, "veloflux_consul_tag_errors", map[string]string{"service": "bad"})
+		st := w.src.Status()
+		return v == 0 && len(st.TagErrors) == 0, fmt.Sprintf("metric %v, status %v", v, st.TagErrors)
+	})
+	if err := c.Agent().ServiceDeregister("good-1"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Second, "series of a service no longer watched deleted", func() (bool, string) {
+		_, ok := metricValue(w.reg, "veloflux_consul_tag_errors", map[string]string{"service": "good"})
+		return !ok, ""
+	})
+}
+
+// TestWatchExposedByDefault: untagged services are routed, opted-out ones and consul are not.
+func TestWatchExposedByDefault(t *testing.T) {
+	agent := consultest.Start(t, "dc1")
+	c := testClient(t, agent)
+	register(t, c, "plain-1", "plain", 8000, nil, nil)
+	register(t, c, "hidden-1", "hidden", 8001, []string{"veloflux.enable=false"}, nil)
+	cfg := testConfig(agent)
+	cfg.ExposedByDefault = true
+	w := runSource(t, cfg)
+	got := w.rec.waitFor(t, 5*time.Second, "plain", func(s *discovery.Snapshot) bool { _, ok := s.Pool("plain"); return ok })
+	if len(got.Pools) != 1 {
+		t.Fatalf("pools %+v, want only plain (not hidden, not consul)", got.Pools)
+	}
+	if svcs := w.src.Status().Datacenters[0].Services; !slices.Equal(svcs, []string{"plain"}) {
+		t.Fatalf("watched %q, want only plain", svcs)
+	}
+}
+
+// TestRunStopsCleanly: Run returns nil promptly when ctx ends, with every goroutine it started
+// ended, blocking queries included.
+func TestRunStopsCleanly(t *testing.T) {
+	agent := consultest.Start(t, "dc1")
+	for i := range 5 {
+		register(t, testClient(t, agent), fmt.Sprintf("s-%d", i), fmt.Sprintf("s-%d", i), 8000, []string{"veloflux.enable=true"}, nil)
+	}
+	ignore := goleak.IgnoreCurrent()
+	s, err := New(testConfig(agent), nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, rec.publish) }()
+	rec.waitFor(t, 5*time.Second, "five pools", func(s *discovery.Snapshot) bool { return len(s.Pools) == 5 })
+	time.Sleep(100 * time.Millisecond) // the watches are now blocked in Consul
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run = %v, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return within 5s of ctx ending")
+	}
+	t.Logf("Run returned %v after cancel", time.Since(start).Round(time.Millisecond))
+	goleak.VerifyNone(t, ignore)
+}
+
+// TestMeasurements measures what the lead asked to know: change-to-snapshot latency, and
+// Consul requests per minute while idle with 50 watched services.
+func TestMeasurements(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes about a minute")
+	}
+	agent := consultest.Start(t, "dc1")
+	c := testClient(t, agent)
+	cfg := testConfig(agent)
+	cfg.MinBackoff, cfg.MaxBackoff = DefaultConfig().MinBackoff, DefaultConfig().MaxBackoff
+	cfg.WaitTime = 15 * time.Second
+	s, reg, logs := newSource(t, cfg)
+	counter := &countingTransport{base: &http.Transport{DisableKeepAlives: true}}
+	client, err := api.NewClient(&api.Config{Address: agent.HTTPAddr, HttpClient: &http.Client{Transport: counter}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.client = client
+	w := startSource(t, s, reg, logs)
+	w.rec.waitFor(t, 5*time.Second, "first snapshot", func(*discovery.Snapshot) bool { return true })
+
+	t.Run("change to snapshot latency", func(t *testing.T) {
+		var all, newInstance, newService []time.Duration
+		for i := range 20 {
+			name, id := "lat", fmt.Sprintf("lat-%d", i)
+			if i%2 == 1 {
+				name = fmt.Sprintf("lat-svc-%d", i) // a new service: the list, then its instances
+			}
+			backendID := "dc1/node-dc1/" + id
+			start := time.Now()
+			register(t, c, id, name, 8000+i, []string{"veloflux.enable=true"}, nil)
+			w.rec.waitFor(t, 2*time.Second, id, func(s *discovery.Snapshot) bool {
+				p, ok := s.Pool(name)
+				return ok && slices.ContainsFunc(p.Backends, func(b discovery.Backend) bool { return b.ID == backendID })
+			})
+			at := w.rec.firstWith(func(s *discovery.Snapshot) bool {
+				p, ok := s.Pool(name)
+				return ok && slices.ContainsFunc(p.Backends, func(b discovery.Backend) bool { return b.ID == backendID })
+			})
+			d := at.Sub(start)
+			all = append(all, d)
+			if i%2 == 1 {
+				newService = append(newService, d)
+			} else {
+				newInstance = append(newInstance, d)
+			}
+		}
+		t.Logf("register -> publish over 20 changes (coalesce %v): median %v, max %v; new instance of a watched service: median %v, max %v; new service: median %v, max %v",
+			cfg.Coalesce, median(all), slices.Max(all), median(newInstance), slices.Max(newInstance), median(newService), slices.Max(newService))
+		if slices.Max(all) > time.Second {
+			t.Fatalf("slowest change took %v, want under 1s", slices.Max(all))
+		}
+	})
+
+	t.Run("idle requests per minute with 50 watched services", func(t *testing.T) {
+		for i := range 50 - 11 { // 11 services are watched already
+			register(t, c, fmt.Sprintf("idle-%d", i), fmt.Sprintf("idle-%d", i), 9000, []string{"veloflux.enable=true"}, nil)
+		}
+		w.rec.waitFor(t, 10*time.Second, "50 pools", func(s *discovery.Snapshot) bool { return len(s.Pools) == 50 })
+		time.Sleep(2 * time.Second) // let every watch settle into its blocking query
+		const window = 30 * time.Second
+		total0, nonBlocking0 := counter.total.Load(), counter.nonBlocking.Load()
+		time.Sleep(window)
+		total, nonBlocking := counter.total.Load()-total0, counter.nonBlocking.Load()-nonBlocking0
+		perMinute := float64(total) * float64(time.Minute) / float64(window)
+		watches := 51.0 // 50 health watches and the service list
+		expected := watches * float64(time.Minute) / float64(cfg.WaitTime)
+		atDefault := watches * float64(time.Minute) / float64(DefaultConfig().WaitTime)
+		t.Logf("idle, 50 services, wait_time %v: %d requests in %v = %.0f/min (%d non-blocking); expected about %.0f/min (one per watch per wait_time); at the default wait_time %v that is about %.1f/min",
+			cfg.WaitTime, total, window, perMinute, nonBlocking, expected, DefaultConfig().WaitTime, atDefault)
+		if nonBlocking != 0 {
+			t.Fatalf("%d non-blocking requests while idle: some watch is polling", nonBlocking)
+		}
+		if perMinute > 1.5*expected {
+			t.Fatalf("%.0f requests/min while idle, want about %.0f", perMinute, expected)
+		}
+	})
+}
+
+// --- helpers ---
+
+// countingTransport counts Consul requests, and those that would not block (no index).
+type countingTransport struct {
+	base               http.RoundTripper
+	total, nonBlocking atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.total.Add(1)
+	if idx := r.URL.Query().Get("index"); idx == "" || idx == "0" {
+		c.nonBlocking.Add(1)
+	}
+	return c.base.RoundTrip(r)
+}
+
+func testConfig(a *consultest.Agent) Config {
+	cfg := DefaultConfig()
+	cfg.Address = a.HTTPAddr
+	cfg.MinBackoff, cfg.MaxBackoff = 20*time.Millisecond, 200*time.Millisecond
+	return cfg
+}
+
+func testClient(t *testing.T, a *consultest.Agent) *api.Client {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Address = a.HTTPAddr
+	c, err := NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// register (re-)registers an instance with a passing TTL check "service:<id>".
+func register(t *testing.T, c *api.Client, id, name string, port int, tags []string, meta map[string]string) {
+	t.Helper()
+	err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{
+		ID: id, Name: name, Port: port, Tags: tags, Meta: meta,
+		Check: &api.AgentServiceCheck{TTL: "1h", Status: api.HealthPassing},
+	})
+	if err != nil {
+		t.Fatalf("register %s: %v", id, err)
+	}
+}
+
+func setTTL(t *testing.T, c *api.Client, id, status string) {
+	t.Helper()
+	if err := c.Agent().UpdateTTL("service:"+id, "", status); err != nil {
+		t.Fatalf("set %s %s: %v", id, status, err)
+	}
+}
+
+type watched struct {
+	src  *Source
+	rec  *recorder
+	reg  *prometheus.Registry
+	logs *syncBuffer
+}
+
+func newSource(t *testing.T, cfg Config) (*Source, *prometheus.Registry, *syncBuffer) {
+	t.Helper()
+	reg, logs := prometheus.NewRegistry(), &syncBuffer{}
+	s, err := New(cfg, slog.New(slog.NewJSONHandler(logs, nil)), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, reg, logs
+}
+
+// runSource starts a source; it is stopped, and Run checked, when the test ends.
+func runSource(t *testing.T, cfg Config) watched {
+	t.Helper()
+	s, reg, logs := newSource(t, cfg)
+	return startSource(t, s, reg, logs)
+}
+
+func startSource(t *testing.T, s *Source, reg *prometheus.Registry, logs *syncBuffer) watched {
+	t.Helper()
+	rec := &recorder{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, rec.publish) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run = %v, want nil", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("Run did not return within 10s of ctx ending")
+		}
+	})
+	return watched{src: s, rec: rec, reg: reg, logs: logs}
+}
+
+type publication struct {
+	at   time.Time
+	snap *discovery.Snapshot
+}
+
+// recorder keeps every published snapshot with its time.
+type recorder struct {
+	mu    sync.Mutex
+	snaps []publication
+}
+
+func (r *recorder) publish(s *discovery.Snapshot) {
+	if s == nil {
+		panic("published a nil snapshot")
+	}
+	r.mu.Lock()
+	r.snaps = append(r.snaps, publication{time.Now(), s})
+	r.mu.Unlock()
+}
+
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.snaps)
+}
+
+func (r *recorder) last() *discovery.Snapshot {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.snaps) == 0 {
+		return nil
+	}
+	return r.snaps[len(r.snaps)-1].snap
+}
+
+func (r *recorder) all() []*discovery.Snapshot {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*discovery.Snapshot, len(r.snaps))
+	for i, p := range r.snaps {
+		out[i] = p.snap
+	}
+	return out
+}
+
+// firstWith returns when the first snapshot satisfying cond was published.
+func (r *recorder) firstWith(cond func(*discovery.Snapshot) bool) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range r.snaps {
+		if cond(p.snap) {
+			return p.at
+		}
+	}
+	return time.Time{}
+}
+
+// waitFor polls until the latest snapshot satisfies cond, and returns it.
+func (r *recorder) waitFor(t *testing.T, within time.Duration, what string, cond func(*discovery.Snapshot) bool) *discovery.Snapshot {
+	t.Helper()
+	var got *discovery.Snapshot
+	eventually(t, within, what, func() (bool, string) {
+		got = r.last()
+		return got != nil && cond(got), fmt.Sprintf("last snapshot %+v", got)
+	})
+	return got
+}
+
+// eventually polls cond every 10ms until it holds or within has passed.
+func eventually(t *testing.T, within time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		ok, detail := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v; %s", what, within, detail)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// snapEqual is the source's own rule for "the same snapshot".
+func snapEqual(a, b *discovery.Snapshot) bool { return reflect.DeepEqual(a, b) }
+
+// metricValue reads one series of a gauge or counter from reg.
+func metricValue(reg *prometheus.Registry, name string, labels map[string]string) (float64, bool) {
+	mfs, err := reg.Gather()
+	if err != nil {
+		return 0, false
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) != len(labels) {
+				continue
+			}
+			for _, lp := range m.GetLabel() {
+				if v, ok := labels[lp.GetName()]; !ok || v != lp.GetValue() {
+					continue series
+				}
+			}
+			if g := m.GetGauge(); g != nil {
+				return g.GetValue(), true
+			}
+			return m.GetCounter().GetValue(), true
+		}
+	}
+	return 0, false
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// syncBuffer is a log sink safe for the source's goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// fakeConsul is a scripted Consul HTTP API on a real socket, for index cases a real agent
+// cannot be made to produce on demand. Each endpoint answers its current body and index; a
+// request whose index equals the current one blocks until the test changes it.
+type fakeConsul struct {
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced on every change
+	eps     map[string]*fakeEndpoint
+}
+
+type fakeEndpoint struct {
+	index uint64
+	body  string
+	fail  int      // answer this many requests with 500
+	seen  []string // index parameter of each request, "" when absent
+}
+
+func newFakeConsul(t *testing.T) (*fakeConsul, string) {
+	f := &fakeConsul{changed: make(chan struct{}), eps: map[string]*fakeEndpoint{
+		"/v1/agent/self":         {body: `{"Config":{"Datacenter":"dc1"}}`},
+		"/v1/catalog/services":   {index: 10, body: `{"web":["veloflux.enable=true"]}`},
+		"/v1/health/service/web": {index: 10, body: fakeHealth(8080)},
+	}}
+	srv := httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(srv.Close)
+	return f, strings.TrimPrefix(srv.URL, "http://")
+}
+
+func fakeHealth(port int) string {
+	return fmt.Sprintf(`[{"Node":{"Node":"n1","Address":"10.0.0.1"},"Service":{"ID":"web-1","Service":"web","Port":%d,"Tags":["veloflux.enable=true"]},"Checks":[]}]`, port)
+}
+
+func (f *fakeConsul) serve(w http.ResponseWriter, r *http.Request) {
+	idx := r.URL.Query().Get("index")
+	f.mu.Lock()
+	ep, ok := f.eps[r.URL.Path]
+	if ok {
+		ep.seen = append(ep.seen, idx)
+	}
+	f.mu.Unlock()
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	want, _ := strconv.ParseUint(idx, 10, 64)
+	f.mu.Lock()
+	// As Consul: answer at once without an index or when the data is newer than it, else
+	// block until something changes.
+	if idx != "" && ep.index <= want && ep.fail == 0 {
+		changed := f.changed
+		f.mu.Unlock()
+		select {
+		case <-changed:
+		case <-r.Context().Done():
+			return
+		}
+		f.mu.Lock()
+	}
+	if ep.fail > 0 {
+		ep.fail--
+		f.mu.Unlock()
+		http.Error(w, "scripted failure", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("X-Consul-Index", strconv.FormatUint(ep.index, 10))
+	body := ep.body
+	f.mu.Unlock()
+	io.WriteString(w, body)
+}
+
+// set changes an endpoint and wakes blocked requests.
+func (f *fakeConsul) set(path string, change func(*fakeEndpoint)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	change(f.eps[path])
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+func (f *fakeConsul) seen(path string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.eps[path].seen)
+}
+
+func TestIndexRules(t *testing.T) {
+	const health = "/v1/health/service/web"
+	webPort := func(port string) func(*discovery.Snapshot) bool {
+		return func(s *discovery.Snapshot) bool {
+			p, ok := s.Pool("web")
+			return ok && len(p.Backends) == 1 && p.Backends[0].Address == "10.0.0.1:"+port
+		}
+	}
+	start := func(t *testing.T) (*fakeConsul, watched) {
+		f, addr := newFakeConsul(t)
+		cfg := DefaultConfig()
+		cfg.Address = addr
+		cfg.MinBackoff, cfg.MaxBackoff = 10*time.Millisecond, 50*time.Millisecond
+		w := runSource(t, cfg)
+		w.rec.waitFor(t, 2*time.Second, "web on 8080", webPort("8080"))
+		eventually(t, time.Second, "health watch blocking on 10", func() (bool, string) {
+			s := f.seen(health)
+			return len(s) >= 2 && s[len(s)-1] == "10", fmt.Sprint(s)
+		})
+		return f, w
+	}
+	t.Run("same index after an error: the answer is read anyway", func(t *testing.T) {
+		f, w := start(t)
+		// The agent restarted and came back at the very index we know, with other data.
+		f.set(health, func(e *fakeEndpoint) { e.fail, e.body = 1, fakeHealth(9090) })
+		w.rec.waitFor(t, 2*time.Second, "web on 9090", webPort("9090"))
+		eventually(t, time.Second, "blocking on 10 again", func() (bool, string) {
+			s := f.seen(health)
+			return len(s) >= 3 && s[len(s)-3] == "10" && s[len(s)-2] == "" && s[len(s)-1] == "10", fmt.Sprint(s)
+		})
+	})
+	t.Run("index went backwards: data taken, next wait from 0", func(t *testing.T) {
+		f, w := start(t)
+		f.set(health, func(e *fakeEndpoint) { e.index, e.body = 4, fakeHealth(9191) })
+		w.rec.waitFor(t, 2*time.Second, "web on 9191", webPort("9191"))
+		eventually(t, time.Second, "blocking on 4 again", func() (bool, string) {
+			s := f.seen(health)
+			return len(s) >= 2 && s[len(s)-2] == "" && s[len(s)-1] == "4", fmt.Sprint(s)
+		})
+	})
+	t.Run("index 0 is treated as 1: no hot loop", func(t *testing.T) {
+		f, w := start(t)
+		f.set(health, func(e *fakeEndpoint) { e.index, e.body = 0, fakeHealth(9292) })
+		w.rec.waitFor(t, 2*time.Second, "web on 9292", webPort("9292"))
+		time.Sleep(200 * time.Millisecond)
+		// 10 (woken by the change, answered 0 = 1 < 10: reset), "" (answered 0 again), 1 (blocks).
+		if s := f.seen(health); !slices.Equal(s[len(s)-3:], []string{"10", "", "1"}) || len(s) > 6 {
+			t.Fatalf("health requests by index %q: want them to end 10, \"\", 1 (blocking, not polling)", s)
+		}
+	})
+	t.Run("unchanged index: no rebuild", func(t *testing.T) {
+		f, w := start(t)
+		n := w.rec.count()
+		// An answer with the index already known is not read, even if (only in this fake)
+		// its body differs: Consul's index says nothing changed.
+		f.set(health, func(e *fakeEndpoint) { e.body = fakeHealth(9393) })
+		f.set("/v1/catalog/services", func(e *fakeEndpoint) {})
+		eventually(t, time.Second, "health watch answered and blocking again", func() (bool, string) {
+			s := f.seen(health)
+			return len(s) >= 3 && s[len(s)-1] == "10" && s[len(s)-2] == "10", fmt.Sprint(s)
+		})
+		time.Sleep(100 * time.Millisecond)
+		if w.rec.count() != n {
+			t.Fatalf("published %d snapshots for an unchanged index: %+v", w.rec.count()-n, w.rec.last())
+		}
+	})
+}

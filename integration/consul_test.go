@@ -1,0 +1,208 @@
+//go:build integration
+
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/veloflux/veloflux/discovery/consul/consultest"
+)
+
+// consulNode starts veloflux with Consul discovery against agent, plus extra YAML under
+// discovery.consul.
+func consulNode(t *testing.T, agent *consultest.Agent, consulExtra string, env ...string) *node {
+	t.Helper()
+	cfg := `global:
+  bind_address: "127.0.0.1:0"
+  metrics_address: "127.0.0.1:0"
+  admin_address: "127.0.0.1:0"
+  drain_timeout: 2s
+discovery:
+  consul:
+    enabled: true
+    address: "` + agent.HTTPAddr + `"
+    coalesce: 20ms
+    min_backoff: 100ms
+    max_backoff: 500ms
+` + consulExtra
+	return startNode(t, cfg, env...)
+}
+
+func consulClient(t *testing.T, agent *consultest.Agent, dc string) *api.Client {
+	t.Helper()
+	c, err := api.NewClient(&api.Config{Address: agent.HTTPAddr, Datacenter: dc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// register adds a service instance for backend b with a TTL check in state status.
+func register(t *testing.T, c *api.Client, id, name string, b *backend, status string, tags ...string) {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(b.addr())
+	p, _ := strconv.Atoi(port)
+	err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{
+		ID: id, Name: name, Address: host, Port: p, Tags: tags,
+		Check: &api.AgentServiceCheck{CheckID: "ttl-" + id, TTL: "10m", Status: status},
+	})
+	if err != nil {
+		t.Fatalf("register %s: %v", id, err)
+	}
+}
+
+// bodies sends n requests to url and counts the bodies.
+func bodies(t *testing.T, url string, n int, hdr ...string) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for i := 0; i < n; i++ {
+		code, body, _ := get(t, url, hdr...)
+		out[strconv.Itoa(code)+" "+body]++
+	}
+	return out
+}
+
+func TestConsulDrivesRouting(t *testing.T) {
+	agent := consultest.Start(t, "dc1")
+	c := consulClient(t, agent, "")
+	a, b := newBackend(t, "A", 0), newBackend(t, "B", 0)
+	n := consulNode(t, agent, "")
+
+	// A tagged, passing service receives traffic within a second.
+	start := time.Now()
+	register(t, c, "web-a", "web", a, api.HealthPassing, "veloflux.enable=true", "veloflux.route=/")
+	waitFor(t, 5*time.Second, "web-a routed", func() bool {
+		code, body, _ := get(t, n.url("/"))
+		return code == 200 && body == "A"
+	})
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("registration to first routed request took %v, want under 1s", took)
+	}
+
+	// A second instance with weight 3 gets three times the traffic of the first.
+	register(t, c, "web-b", "web", b, api.HealthPassing, "veloflux.enable=true", "veloflux.route=/", "veloflux.weight=3")
+	waitFor(t, 5*time.Second, "web-b routed", func() bool { _, body, _ := get(t, n.url("/")); return body == "B" })
+	got := bodies(t, n.url("/"), 40)
+	if got["200 A"] < 8 || got["200 A"] > 12 || got["200 A"]+got["200 B"] != 40 {
+		t.Errorf("weights 1:3 gave %v, want about 10 A and 30 B", got)
+	}
+
+	// A failing check takes the instance out.
+	if err := c.Agent().UpdateTTL("ttl-web-b", "broken", api.HealthCritical); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "critical web-b out", func() bool { return bodies(t, n.url("/"), 6)["200 A"] == 6 })
+
+	// Maintenance mode takes an instance out too.
+	if err := c.Agent().UpdateTTL("ttl-web-b", "", api.HealthPassing); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "web-b back", func() bool { return bodies(t, n.url("/"), 8)["200 B"] > 0 })
+	if err := c.Agent().EnableServiceMaintenance("web-b", "test"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "web-b in maintenance out", func() bool { return bodies(t, n.url("/"), 6)["200 A"] == 6 })
+	if err := c.Agent().DisableServiceMaintenance("web-b"); err != nil {
+		t.Fatal(err)
+	}
+
+	// The agent dies: the last table keeps serving.
+	agent.Kill()
+	time.Sleep(300 * time.Millisecond)
+	if got := bodies(t, n.url("/"), 8); got["200 A"]+got["200 B"] != 8 {
+		t.Fatalf("with Consul down: %v, want every request served", got)
+	}
+	waitFor(t, 5*time.Second, "consul outage in the admin status", func() bool {
+		_, body, _ := get(t, "http://"+n.admin+"/admin/status")
+		return strings.Contains(body, `"error"`)
+	})
+
+	// It comes back empty (dev mode): the index starts over, and new registrations flow again.
+	agent.Restart()
+	c = consulClient(t, agent, "")
+	register(t, c, "web-b", "web", b, api.HealthPassing, "veloflux.enable=true", "veloflux.route=/")
+	waitFor(t, 10*time.Second, "only web-b after the restart", func() bool { return bodies(t, n.url("/"), 6)["200 B"] == 6 })
+
+	// Deregistering the last instance removes the pool: no route any more.
+	if err := c.Agent().ServiceDeregister("web-b"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "pool gone", func() bool { code, _, _ := get(t, n.url("/")); return code == 404 })
+}
+
+// TestConsulTwoDatacenters joins two dev agents over the WAN: instances of both join one
+// pool as backends of two regions.
+func TestConsulTwoDatacenters(t *testing.T) {
+	dc1, dc2 := consultest.Start(t, "dc1"), consultest.Start(t, "dc2")
+	dc1.JoinWAN(dc2)
+	a, b := newBackend(t, "A", 0), newBackend(t, "B", 0)
+	register(t, consulClient(t, dc1, ""), "web-a", "web", a, api.HealthPassing, "veloflux.enable=true", "veloflux.route=/")
+	register(t, consulClient(t, dc2, ""), "web-b", "web", b, api.HealthPassing, "veloflux.enable=true", "veloflux.route=/")
+	n := consulNode(t, dc1, "    datacenters: [dc2]\n")
+
+	waitFor(t, 10*time.Second, "both datacenters routed", func() bool {
+		got := bodies(t, n.url("/"), 6)
+		return got["200 A"] > 0 && got["200 B"] > 0
+	})
+	_, body, _ := get(t, "http://"+n.admin+"/admin/pools")
+	var pools []struct {
+		Name     string `json:"name"`
+		Backends []struct {
+			Region string `json:"region"`
+		} `json:"backends"`
+	}
+	if err := json.Unmarshal([]byte(body), &pools); err != nil {
+		t.Fatalf("admin pools: %v\n%s", err, body)
+	}
+	if len(pools) != 1 || pools[0].Name != "web" {
+		t.Fatalf("pools %s, want the one pool web", body)
+	}
+	var regions []string
+	for _, b := range pools[0].Backends {
+		regions = append(regions, b.Region)
+	}
+	slices.Sort(regions)
+	if !slices.Equal(regions, []string{"dc1", "dc2"}) {
+		t.Errorf("backend regions %v, want dc1 and dc2", regions)
+	}
+}
+
+// TestConsulChangeLatency measures the time from a Consul change to the routing change seen
+// by a client, over 20 changes, and reports median and max.
+func TestConsulChangeLatency(t *testing.T) {
+	agent := consultest.Start(t, "dc1")
+	c := consulClient(t, agent, "")
+	n := consulNode(t, agent, "")
+	var took []time.Duration
+	for i := 0; i < 20; i++ {
+		b := newBackend(t, fmt.Sprintf("svc%d", i), 0)
+		path := fmt.Sprintf("/svc%d", i)
+		start := time.Now()
+		register(t, c, fmt.Sprintf("svc%d", i), fmt.Sprintf("svc%d", i), b, api.HealthPassing, "veloflux.enable=true", "veloflux.route="+path)
+		waitFor(t, 5*time.Second, path+" routed", func() bool {
+			resp, err := client.Get(n.url(path))
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		})
+		took = append(took, time.Since(start))
+	}
+	slices.Sort(took)
+	median, max := took[len(took)/2], took[len(took)-1]
+	t.Logf("Consul change to routing change over %d changes: median %v, max %v", len(took), median, max)
+	if max > time.Second {
+		t.Errorf("slowest change took %v, want under 1s", max)
+	}
+}
