@@ -39,8 +39,8 @@ type app struct {
 	// consul and registrar are nil unless discovery.consul (and its register) is enabled.
 	consul    *consul.Source
 	registrar *consul.Registrar
-	admin   *admin.Server
-	metrics *http.Server
+	admin     *admin.Server
+	metrics   *http.Server
 	// metricsAddr is where the metrics listener is bound, once run has started it.
 	metricsAddr string
 
