@@ -97,6 +97,12 @@ func TestConsulDrivesRouting(t *testing.T) {
 		t.Errorf("weights 1:3 gave %v, want about 10 A and 30 B", got)
 	}
 
+	_, scrape, _ := get(t, "http://"+n.metrics+"/metrics")
+	if !strings.Contains(scrape, `veloflux_consul_up{datacenter="dc1"} 1`) {
+		t.Errorf("metrics lack veloflux_consul_up 1 for dc1")
+	}
+	assertMetricsDocumented(t, scrape)
+
 	// A failing check takes the instance out.
 	if err := c.Agent().UpdateTTL("ttl-web-b", "broken", api.HealthCritical); err != nil {
 		t.Fatal(err)
