@@ -11,7 +11,7 @@ export CGO_ENABLED ?= 0
 # through the wrapper module in tools/consul and cached outside the clone.
 CONSUL_VERSION := 1.13.9
 CONSUL_BIN     ?= $(HOME)/.cache/veloflux/consul-$(CONSUL_VERSION)
-export VFX_CONSUL_BIN := $(CONSUL_BIN)
+export VELOFLUX_CONSUL_BIN := $(CONSUL_BIN)
 
 all: build
 
@@ -47,7 +47,7 @@ bench-go: ## micro benchmarks of the request path
 bench: build ## VeloFlux vs nginx vs HAProxy on loopback (installs them with apt when missing)
 	bench/run.sh
 
-demo: build ## two demo backends and VeloFlux on loopback
+demo: build consul ## Consul, demo backends and VeloFlux on loopback
 	examples/demo.sh
 
 consul: $(CONSUL_BIN) ## build the Consul agent used by tests (about 4-7 minutes, once)

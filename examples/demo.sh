@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Starts two demo backends and VeloFlux on loopback, prints what to try, and stops all three
-# on Ctrl-C. Run it with `make demo` (which builds ./veloflux first).
+# Starts a Consul dev agent, three demo backends (two static, one registered in Consul) and
+# VeloFlux on loopback, prints what to try, and stops everything on Ctrl-C. Run it with
+# `make demo`, which builds ./veloflux and the cached Consul binary first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bin
@@ -10,12 +11,29 @@ pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  rm -rf "${consul_dir:-}"
 }
 trap cleanup EXIT INT TERM
 
+CONSUL=${VELOFLUX_CONSUL_BIN:-$HOME/.cache/veloflux/consul-1.13.9}
+consul_dir=$(mktemp -d)
+"$CONSUL" agent -dev -bind 127.0.0.1 -client 127.0.0.1 -http-port 18500 -dns-port -1 -grpc-port -1 \
+  -serf-lan-port 18301 -serf-wan-port 18302 -server-port 18300 -data-dir "$consul_dir" >/dev/null & pids+=($!)
+for _ in $(seq 100); do
+  [ -n "$(curl -fsS http://127.0.0.1:18500/v1/status/leader 2>/dev/null | tr -d '"')" ] && break
+  sleep 0.1
+done
+
 bin/demo-backend -addr 127.0.0.1:9101 -name backend-1 & pids+=($!)
 bin/demo-backend -addr 127.0.0.1:9102 -name backend-2 & pids+=($!)
+bin/demo-backend -addr 127.0.0.1:9103 -name catalog-1 & pids+=($!)
+curl -fsS -X PUT http://127.0.0.1:18500/v1/agent/service/register -d '{
+  "ID": "catalog-1", "Name": "catalog", "Address": "127.0.0.1", "Port": 9103,
+  "Tags": ["veloflux.enable=true", "veloflux.route=/catalog", "veloflux.strip_prefix=true"],
+  "Check": {"HTTP": "http://127.0.0.1:9103/health", "Interval": "2s", "Status": "passing"}
+}'
 VF_ADMIN_USER=admin VF_ADMIN_PASS=demo ./veloflux -config examples/demo.yaml & pids+=($!)
+vf_pid=$!
 
 for _ in $(seq 50); do
   curl -fsS -o /dev/null http://127.0.0.1:8080/readyz 2>/dev/null && break
@@ -27,9 +45,10 @@ cat <<'MSG'
 VeloFlux demo is running (Ctrl-C stops it):
   curl -s http://127.0.0.1:8000/                      # round robin over backend-1 and backend-2
   curl -s http://127.0.0.1:8000/api/users             # /api stripped before the backend
+  curl -s http://127.0.0.1:8000/catalog/items         # routed from Consul tags (service "catalog")
   curl -si -H 'Host: app.localhost' http://127.0.0.1:8000/   # sticky: note the vf_session cookie
   curl -s http://127.0.0.1:8080/metrics | grep ^veloflux_
   curl -s -u admin:demo http://127.0.0.1:9000/admin/pools
   curl -s -u admin:demo -X POST http://127.0.0.1:9000/admin/drain   # then /admin/undrain
 MSG
-wait "${pids[2]}"
+wait "$vf_pid"

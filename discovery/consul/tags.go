@@ -206,10 +206,13 @@ func (p tagParser) apply(s *settings, key, val string, seen map[string]string) (
 	drop = dropsInstance(key)
 	if seen != nil && key != keyRoute {
 		if first, dup := seen[key]; dup {
-			if first == val {
+			switch {
+			case first == val:
 				return "", false
+			case drop:
+				return fmt.Sprintf("%s is set twice, to %q and %q: the instance is not routed until one goes", key, first, val), true
 			}
-			return fmt.Sprintf("%s is already set to %q by an earlier tag, which wins", key, first), drop
+			return fmt.Sprintf("%s is already set to %q by an earlier tag, which wins", key, first), false
 		}
 	}
 	var err error

@@ -201,6 +201,12 @@ func TestParseTags(t *testing.T) {
 			probs: []tagProblem{{Tag: "veloflux.weight=7", Msg: `weight is already set to "5" by an earlier tag, which wins`}},
 		},
 		{
+			name:  "conflicting repeat of a key that places traffic drops the instance",
+			tags:  []string{"veloflux.pool=a", "veloflux.pool=b"},
+			want:  with(func(s *settings) { s.Pool = "a" }),
+			probs: []tagProblem{{Tag: "veloflux.pool=b", Msg: `pool is set twice, to "a" and "b": the instance is not routed until one goes`, Drop: true}},
+		},
+		{
 			name: "meta keys",
 			meta: map[string]string{
 				"veloflux_route": "example.com/m", "veloflux_strip_prefix": "true", "veloflux_pool": "mp",

@@ -2,7 +2,7 @@
 // datacenter on free loopback ports, WAN-joined when a test needs several datacenters.
 //
 // The binary is Consul v1.13.9 built from the Go module proxy by `make consul` into
-// $HOME/.cache/veloflux/consul-1.13.9 (VFX_CONSUL_BIN overrides the path). Without it a test
+// $HOME/.cache/veloflux/consul-1.13.9 (VELOFLUX_CONSUL_BIN overrides the path). Without it a test
 // skips with that hint, except in CI (CI=true), where it fails: CI must run these tests.
 package consultest
 
@@ -29,7 +29,7 @@ const Version = "1.13.9"
 // Binary returns the consul binary to run, or ends the test when there is none.
 func Binary(t testing.TB) string {
 	t.Helper()
-	path := os.Getenv("VFX_CONSUL_BIN")
+	path := os.Getenv("VELOFLUX_CONSUL_BIN")
 	if path == "" {
 		home, err := os.UserHomeDir()
 		if err == nil {
