@@ -99,6 +99,8 @@ func startNode(t *testing.T, cfg string, env ...string) *node {
 	n := &node{t: t, cfgPath: path, logs: &logBuffer{}, done: make(chan struct{})}
 	n.cmd = exec.Command(binary, "-config", path)
 	n.cmd.Env = append(cleanEnv(), env...)
+	// If the test binary dies (a timeout panic skips cleanups), the node dies with it.
+	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr, err := n.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

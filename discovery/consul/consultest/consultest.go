@@ -102,6 +102,8 @@ func (a *Agent) start() {
 		"-data-dir", a.dir,
 	)
 	a.cmd.Stdout, a.cmd.Stderr = a.out, a.out
+	// If the test binary dies (a timeout panic skips cleanups), the agent dies with it.
+	a.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := a.cmd.Start(); err != nil {
 		a.mu.Unlock()
 		a.t.Fatalf("start consul: %v", err)
