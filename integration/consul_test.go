@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -210,5 +211,49 @@ func TestConsulChangeLatency(t *testing.T) {
 	t.Logf("Consul change to routing change over %d changes: median %v, max %v", len(took), median, max)
 	if max > time.Second {
 		t.Errorf("slowest change took %v, want under 1s", max)
+	}
+}
+
+// TestConsulSelfRegistration: the node registers itself with a /readyz check, goes into
+// maintenance the moment it drains, and deregisters when it stops.
+func TestConsulSelfRegistration(t *testing.T) {
+	agent := consultest.Start(t, "dc1")
+	c := consulClient(t, agent, "")
+	n := consulNode(t, agent, "    register:\n      enabled: true\n      id: vf-test-1\n      check_interval: 1s\n",
+		"VF_ADMIN_USER=ops", "VF_ADMIN_PASS=pw")
+
+	status := func() string {
+		checks, _, err := c.Health().Checks("veloflux", nil)
+		if err != nil || len(checks) == 0 {
+			return "missing"
+		}
+		return checks.AggregatedStatus()
+	}
+	waitFor(t, 10*time.Second, "veloflux registered and passing", func() bool { return status() == api.HealthPassing })
+	svcs, _, err := c.Catalog().Service("veloflux", "", nil)
+	if err != nil || len(svcs) != 1 {
+		t.Fatalf("catalog veloflux: %v %v", svcs, err)
+	}
+	if _, port, _ := net.SplitHostPort(n.proxy); strconv.Itoa(svcs[0].ServicePort) != port {
+		t.Errorf("registered port %d, proxy listens on %s", svcs[0].ServicePort, n.proxy)
+	}
+
+	req, _ := http.NewRequest(http.MethodPost, "http://"+n.admin+"/admin/drain", nil)
+	req.SetBasicAuth("ops", "pw")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if s := status(); s != api.HealthMaint {
+		t.Errorf("right after POST /admin/drain Consul says %s, want %s", s, api.HealthMaint)
+	}
+
+	n.signal(syscall.SIGTERM)
+	if err := n.wait(15 * time.Second); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+	if s := status(); s != "missing" {
+		t.Errorf("after stop the service is %s, want deregistered", s)
 	}
 }

@@ -70,6 +70,13 @@ func (r *routing) applyLocked() error {
 	return nil
 }
 
+// conflictsNow returns the pool-name conflicts between sources of the table in use.
+func (r *routing) conflictsNow() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.conflicts...)
+}
+
 // healthTargets lists what the checker probes: every backend with a health path. A static
 // pool's health check settings come from its configuration; other pools use the global ones.
 // A backend ID listed in several pools is probed once, with the first pool's settings.

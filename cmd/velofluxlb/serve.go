@@ -338,6 +338,7 @@ func (c controller) Status() any {
 		"health_targets":   len(a.checker.Status()),
 		"listen_addresses": addrStrings(a.server),
 		"consul":           a.consulStatus(),
+		"source_conflicts": a.routing.conflictsNow(),
 	}
 }
 
