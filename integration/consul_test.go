@@ -5,6 +5,7 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -255,5 +256,47 @@ func TestConsulSelfRegistration(t *testing.T) {
 	}
 	if s := status(); s != "missing" {
 		t.Errorf("after stop the service is %s, want deregistered", s)
+	}
+}
+
+// TestConsulTokenNeverShown runs with an ACL token through an outage and looks for the token
+// everywhere the node shows things: logs, admin API, metrics.
+func TestConsulTokenNeverShown(t *testing.T) {
+	const token = "3f1d5c1e-token-never-shown-9a7b"
+	agent := consultest.Start(t, "dc1")
+	n := consulNode(t, agent, "    token: \""+token+"\"\n", "VF_ADMIN_USER=ops", "VF_ADMIN_PASS=pw")
+	agent.Kill() // errors mention the request; none may carry the token
+	waitFor(t, 5*time.Second, "the outage in the admin status", func() bool {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+n.admin+"/admin/status", nil)
+		req.SetBasicAuth("ops", "pw")
+		resp, err := client.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(b), `"state":"error"`)
+	})
+	var shown []string
+	for _, path := range []string{"/admin/status", "/admin/config", "/admin/pools"} {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+n.admin+path, nil)
+		req.SetBasicAuth("ops", "pw")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		shown = append(shown, string(b))
+	}
+	_, m, _ := get(t, "http://"+n.metrics+"/metrics")
+	shown = append(shown, m, n.logs.String())
+	for i, s := range shown {
+		if strings.Contains(s, token) {
+			t.Errorf("output %d shows the Consul token:\n%s", i, s)
+		}
+	}
+	if !strings.Contains(shown[1], "REDACTED") {
+		t.Errorf("/admin/config does not show the token as REDACTED:\n%s", shown[1])
 	}
 }
