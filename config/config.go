@@ -42,6 +42,9 @@ type Config struct {
 	// Discovery finds backends in a service catalog. It comes before pools because it is
 	// where pools come from when the file lists none.
 	Discovery Discovery `koanf:"discovery"`
+	// Geo locates clients by IP address so that routes with geo other than off can prefer
+	// the nearest region. It comes before pools because backends name its regions.
+	Geo Geo `koanf:"geo"`
 	// Pools may be empty: service discovery can provide them later.
 	Pools []Pool `koanf:"pools"`
 	// Routes may be empty: a proxy without routes answers 404.
@@ -266,6 +269,10 @@ type Backend struct {
 	// Weight is the relative share of traffic. Default 1, 1..10000.
 	Weight      int                `koanf:"weight"`
 	HealthCheck BackendHealthCheck `koanf:"health_check"`
+	// Region is the region the backend runs in, [a-z0-9._-]*. Default "" = geo.node_region.
+	// Applied on reload. Only its spelling is checked here; see Geo for where names are
+	// resolved.
+	Region string `koanf:"region"`
 }
 
 // BackendHealthCheck overrides the pool's health check for one backend.
@@ -285,7 +292,22 @@ type Route struct {
 	StripPrefix bool `koanf:"strip_prefix"`
 	// Pool names an existing pool. Required.
 	Pool string `koanf:"pool"`
+	// Geo is off, nearest or redirect (the Geo* constants). Default off. Applied on reload.
+	// Anything but off needs geo.database and geo.node_region; redirect also needs a
+	// geo.regions[] entry with a redirect_host.
+	Geo string `koanf:"geo"`
 }
+
+// Route geo modes accepted in routes[].geo.
+const (
+	// GeoOff ignores where the client is.
+	GeoOff = "off"
+	// GeoNearest proxies to the healthy backends of the region nearest the client.
+	GeoNearest = "nearest"
+	// GeoRedirect answers with a redirect to the redirect_host of the client's nearest
+	// region, when that region is not this node's.
+	GeoRedirect = "redirect"
+)
 
 // Discovery holds the service discovery sources. The whole section is read once at startup.
 type Discovery struct {
@@ -373,6 +395,52 @@ type ConsulRegister struct {
 	DeregisterCriticalAfter time.Duration `koanf:"deregister_critical_after"`
 }
 
+// Geo configures client geolocation. The whole section is read once at startup; the
+// per-route geo mode and per-backend regions are applied on reload.
+//
+// config checks only the syntax of region names. Whether each name (node_region, the map
+// values, backends[].region) is a known region, built in or listed in Regions, is checked by
+// cmd with the geo package at startup and on every reload: config does not import geo, so that
+// validating a file needs no GeoIP code, and the built-in table lives in one place.
+type Geo struct {
+	// Database is the path of a MaxMind GeoLite2/GeoIP2 City or Country .mmdb file. Default
+	// "". Required when any route has geo other than off. Validation does not open it.
+	Database string `koanf:"database"`
+	// NodeRegion is the region this node serves, [a-z0-9._-]+. Default "". Required when any
+	// route has geo other than off.
+	NodeRegion string `koanf:"node_region"`
+	// CacheSize bounds the client-address lookups kept in memory, in entries. Default 65536,
+	// 1..10000000; the cap keeps a typo from reserving gigabytes.
+	CacheSize int `koanf:"cache_size"`
+	// ResponseHeader names a response header that carries the serving region, e.g.
+	// "X-VeloFlux-Region". Default "" = no header. An RFC 9110 token.
+	ResponseHeader string `koanf:"response_header"`
+	// CountryRegions maps ISO 3166-1 alpha-2 codes ("DE", upper-case) to a region name; it
+	// decides before distance does. Default none.
+	CountryRegions map[string]string `koanf:"country_regions"`
+	// ContinentRegions maps continent codes (AF AN AS EU NA OC SA) to a region name, for
+	// countries CountryRegions does not list. Default none.
+	ContinentRegions map[string]string `koanf:"continent_regions"`
+	// Regions are added to the built-in region table; an entry whose name is built in
+	// replaces that region. Names unique. Last in the section, like backends in a pool, so
+	// that its sub-table follows the section's table in the docs.
+	Regions []GeoRegion `koanf:"regions"`
+}
+
+// GeoRegion is one region: where it is, and where redirect routes send its clients.
+type GeoRegion struct {
+	// Name is [a-z0-9._-]+. Required.
+	Name string `koanf:"name"`
+	// Lat is the latitude in degrees, -90..90. Required in the file: 0 is a real place, so a
+	// forgotten coordinate would silently move the region into the Gulf of Guinea.
+	Lat float64 `koanf:"lat"`
+	// Lon is the longitude in degrees, -180..180. Required in the file, as Lat.
+	Lon float64 `koanf:"lon"`
+	// RedirectHost is host[:port] that routes with geo redirect send this region's clients to.
+	// Default "" = this region's clients are proxied, never redirected.
+	RedirectHost string `koanf:"redirect_host"`
+}
+
 // Default returns a Config with every default and no pools or routes. It is valid.
 func Default() *Config {
 	return &Config{
@@ -436,6 +504,9 @@ func Default() *Config {
 				},
 			},
 		},
+		Geo: Geo{
+			CacheSize: 65536,
+		},
 	}
 }
 
@@ -446,6 +517,9 @@ func defaultPool() Pool { return Pool{Algorithm: AlgorithmRoundRobin, Protocol: 
 
 // defaultBackend is what a backends[] entry starts from; Weight stays 1 unless written.
 func defaultBackend() Backend { return Backend{Weight: 1} }
+
+// defaultRoute is what a routes[] entry starts from.
+func defaultRoute() Route { return Route{Geo: GeoOff} }
 
 // PathFromEnv returns the config file path: VFX_CONFIG when set and non-empty, else DefaultPath.
 // environ is in os.Environ form; when a variable repeats, the last one wins.

@@ -76,6 +76,13 @@ func TestDefault(t *testing.T) {
 		{"discovery.consul.register.tags", len(c.Discovery.Consul.Register.Tags), 0},
 		{"discovery.consul.register.check_interval", c.Discovery.Consul.Register.CheckInterval, 5 * time.Second},
 		{"discovery.consul.register.deregister_critical_after", c.Discovery.Consul.Register.DeregisterCriticalAfter, time.Minute},
+		{"geo.database", c.Geo.Database, ""},
+		{"geo.node_region", c.Geo.NodeRegion, ""},
+		{"geo.cache_size", c.Geo.CacheSize, 65536},
+		{"geo.response_header", c.Geo.ResponseHeader, ""},
+		{"geo.country_regions", c.Geo.CountryRegions, map[string]string(nil)},
+		{"geo.continent_regions", c.Geo.ContinentRegions, map[string]string(nil)},
+		{"geo.regions", c.Geo.Regions, []GeoRegion(nil)},
 		{"pools", len(c.Pools), 0},
 		{"routes", len(c.Routes), 0},
 	}
@@ -106,6 +113,15 @@ func TestListItemDefaults(t *testing.T) {
 	}
 	if c.Pools[0].Protocol != ProtocolHTTP || c.Pools[0].TLSSkipVerify {
 		t.Errorf("pool protocol %q, tls_skip_verify %v; want http and false", c.Pools[0].Protocol, c.Pools[0].TLSSkipVerify)
+	}
+	if c.Pools[0].Backends[0].Region != "" {
+		t.Errorf("backend region %q, want \"\" (geo.node_region)", c.Pools[0].Backends[0].Region)
+	}
+	c = mustParse(t, "pools: [{name: p}]\nroutes: [{pool: p}, {pool: p, host: a.example}]\n")
+	for i, r := range c.Routes {
+		if r.Geo != GeoOff {
+			t.Errorf("routes[%d].geo = %q, want %q", i, r.Geo, GeoOff)
+		}
 	}
 }
 
@@ -179,12 +195,18 @@ func TestRedacted(t *testing.T) {
 	orig.Discovery.Consul.Datacenters = []string{"dc2"}
 	orig.Global.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
 	orig.RateLimit.Rules = []RateLimitRule{{CIDR: netip.MustParsePrefix("10.0.0.0/8"), Exempt: true}}
+	orig.Geo.CountryRegions = map[string]string{"DE": "eu"}
+	orig.Geo.ContinentRegions = map[string]string{"EU": "eu"}
+	orig.Geo.Regions = []GeoRegion{{Name: "eu", Lat: 50, Lon: 8}}
 	keep := validBase()
 	keep.Sticky.Secret = orig.Sticky.Secret
 	keep.Discovery.Consul.Token = orig.Discovery.Consul.Token
 	keep.Discovery.Consul.Datacenters = []string{"dc2"}
 	keep.Global.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
 	keep.RateLimit.Rules = []RateLimitRule{{CIDR: netip.MustParsePrefix("10.0.0.0/8"), Exempt: true}}
+	keep.Geo.CountryRegions = map[string]string{"DE": "eu"}
+	keep.Geo.ContinentRegions = map[string]string{"EU": "eu"}
+	keep.Geo.Regions = []GeoRegion{{Name: "eu", Lat: 50, Lon: 8}}
 
 	r := orig.Redacted()
 	t.Run("secrets replaced", func(t *testing.T) {
@@ -210,6 +232,10 @@ func TestRedacted(t *testing.T) {
 		r.Global.TrustedProxies[0] = netip.MustParsePrefix("1.1.1.1/32")
 		r.RateLimit.Rules[0].Exempt = false
 		r.Discovery.Consul.Datacenters[0] = "changed"
+		r.Geo.CountryRegions["DE"] = "changed"
+		r.Geo.CountryRegions["FR"] = "added"
+		delete(r.Geo.ContinentRegions, "EU")
+		r.Geo.Regions[0].Lat = 0
 		if !reflect.DeepEqual(orig, keep) {
 			t.Errorf("changing the redacted copy changed the original:\n%+v", *orig)
 		}
@@ -218,6 +244,11 @@ func TestRedacted(t *testing.T) {
 		r := Default().Redacted()
 		if r.Sticky.Secret != "" || r.Discovery.Consul.Token != "" {
 			t.Errorf("Sticky.Secret = %q, Discovery.Consul.Token = %q, want both empty", r.Sticky.Secret, r.Discovery.Consul.Token)
+		}
+	})
+	t.Run("nil maps stay nil", func(t *testing.T) {
+		if r := validBase().Redacted(); r.Geo.CountryRegions != nil || r.Geo.ContinentRegions != nil {
+			t.Errorf("maps %#v and %#v, want nil", r.Geo.CountryRegions, r.Geo.ContinentRegions)
 		}
 	})
 	t.Run("nil", func(t *testing.T) {
@@ -229,7 +260,8 @@ func TestRedacted(t *testing.T) {
 }
 
 // TestSchemaKinds pins what the decoder, Redacted's deep copy and the docs test can handle:
-// a new field of another kind (a map, a pointer) must extend them first.
+// a new field of another kind (a pointer, a map of anything but strings) must extend them
+// first.
 func TestSchemaKinds(t *testing.T) {
 	var walk func(t *testing.T, path string, typ reflect.Type)
 	walk = func(t *testing.T, path string, typ reflect.Type) {
@@ -253,6 +285,7 @@ func TestSchemaKinds(t *testing.T) {
 				ft = ft.Elem()
 			}
 			switch {
+			case ft == reflect.TypeFor[map[string]string]():
 			case ft == reflect.TypeFor[time.Duration](), ft == reflect.TypeFor[netip.Prefix]():
 			case ft.Kind() == reflect.Struct:
 				walk(t, p, ft)
@@ -300,6 +333,24 @@ func TestRestartNeeded(t *testing.T) {
 			c.Global.BindAddress = ":81"
 			c.Discovery.Consul.Register.Enabled = true
 		}, []string{"global.bind_address", "discovery.consul.register.enabled"}},
+		{"geo database and node region", func(c *Config) {
+			c.Geo.Database = "/data/GeoIP2-City.mmdb"
+			c.Geo.NodeRegion = "us-east-1"
+		}, []string{"geo.database", "geo.node_region"}},
+		{"geo cache and header", func(c *Config) {
+			c.Geo.CacheSize = 10
+			c.Geo.ResponseHeader = "X-Region"
+		}, []string{"geo.cache_size", "geo.response_header"}},
+		{"geo mappings", func(c *Config) {
+			c.Geo.CountryRegions = map[string]string{"DE": "eu"}
+			c.Geo.ContinentRegions = map[string]string{"EU": "eu"}
+		}, []string{"geo.country_regions", "geo.continent_regions"}},
+		{"geo regions", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "eu", Lat: 50, Lon: 8}} },
+			[]string{"geo.regions"}},
+		{"route geo and backend region are live", func(c *Config) {
+			c.Routes[0].Geo = GeoNearest
+			c.Pools[0].Backends[0].Region = "us-east-1"
+		}, nil},
 		{"pool protocol is live", func(c *Config) {
 			c.Pools[0].Protocol = ProtocolHTTPS
 			c.Pools[0].TLSSkipVerify = true

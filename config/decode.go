@@ -61,6 +61,8 @@ func (d *decoder) decode(path string, src any, dst reflect.Value) {
 		d.decodeStruct(path, src, dst)
 	case reflect.Slice:
 		d.decodeSlice(path, src, dst)
+	case reflect.Map:
+		d.decodeMap(path, src, dst)
 	case reflect.String:
 		switch v := src.(type) {
 		case string:
@@ -152,12 +154,47 @@ func (d *decoder) decodeSlice(path string, src any, dst reflect.Value) {
 			el.Set(reflect.ValueOf(defaultPool()))
 		case reflect.TypeFor[Backend]():
 			el.Set(reflect.ValueOf(defaultBackend()))
+		case reflect.TypeFor[Route]():
+			el.Set(reflect.ValueOf(defaultRoute()))
 		}
 		if item == nil {
 			d.fail(p, nil, "empty list item")
 			continue
 		}
 		d.decode(p, item, el)
+	}
+	dst.Set(out)
+}
+
+// decodeMap replaces the whole map, for the same reason lists are replaced. Each entry's path
+// quotes its key (geo.country_regions["DE"]), since keys are data rather than schema names and
+// a bare one could read as a key of the schema. An entry whose value is missing or fails to
+// decode is left out, so validation does not report it a second time.
+func (d *decoder) decodeMap(path string, src any, dst reflect.Value) {
+	m, ok := asMap(src)
+	if !ok {
+		d.fail(path, src, "expected a mapping, got %s", describe(src))
+		return
+	}
+	if len(m) == 0 {
+		// nil, like the defaults, so that "{}" and leaving the key out give equal configs.
+		dst.SetZero()
+		return
+	}
+	out := reflect.MakeMapWithSize(dst.Type(), len(m))
+	for k, item := range m {
+		p := path + "[" + strconv.Quote(k) + "]"
+		if item == nil {
+			// Unlike a missing key, which keeps a default, an entry has no default to keep.
+			d.fail(p, nil, "missing value")
+			continue
+		}
+		before := len(d.errs)
+		el := reflect.New(dst.Type().Elem()).Elem()
+		d.decode(p, item, el)
+		if len(d.errs) == before {
+			out.SetMapIndex(reflect.ValueOf(k), el)
+		}
 	}
 	dst.Set(out)
 }

@@ -23,6 +23,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("global: {1: 2, \"a.b\": [], null: ~}\n---\n"), "VFX_GLOBAL__TLS=1")
 	f.Add([]byte("discovery:\n  consul: {enabled: true, token: 12e3, datacenters: [dc1, DC2, dc1], register: {enabled: true, tags: [\"\"]}}\npools: [{name: a, protocol: h2c, tls_skip_verify: true}]\n"), "VFX_CONSUL_TOKEN=a b")
 	f.Add([]byte("discovery: {consul: {datacenter: dc1, wait_time: 10m, coalesce: 0}}\n"), "VFX_DISCOVERY__CONSUL__DATACENTERS=dc2,,dc1")
+	f.Add([]byte("geo:\n  database: /g.mmdb\n  node_region: eu\n  country_regions: {DE: eu, de: ~, 1: [x]}\n  continent_regions: {EU: eu}\n  regions: [{name: eu, lat: .nan, redirect_host: \"[::1]:8443\"}, {name: eu, lon: 181}]\npools: [{name: p, backends: [{address: a:1, region: US}]}]\nroutes: [{pool: p, geo: redirect}, {pool: p, host: b, geo: nearest}]\n"), "VFX_GEO__COUNTRY_REGIONS__DE=eu")
+	f.Add([]byte("geo: {cache_size: 0, response_header: \"X Region\", regions: [{name: a, lat: 1, lon: 2, redirect_host: \"https://a/\"}]}\n"), "VFX_GEO__CACHE_SIZE=10")
 	f.Fuzz(func(t *testing.T, data []byte, envEntry string) {
 		c, err := Parse(data, []string{envEntry})
 		if err == nil {

@@ -88,13 +88,15 @@ func Parse(yamlBytes []byte, environ []string) (*Config, error) {
 	normalize(cfg)
 
 	errs := d.errs
+	rules := missingCoordinates(cfg, d.explicit)
 	if verr := cfg.Validate(); verr != nil {
-		for _, fe := range verr.(Errors) {
-			// A value that failed to decode kept its default; its validation errors would
-			// only repeat the decode error in a more confusing way.
-			if !slices.ContainsFunc(d.errs, func(de FieldError) bool { return under(fe.Path, de.Path) }) {
-				errs = append(errs, fe)
-			}
+		rules = append(rules, verr.(Errors)...)
+	}
+	for _, fe := range rules {
+		// A value that failed to decode kept its default; its validation errors would
+		// only repeat the decode error in a more confusing way.
+		if !slices.ContainsFunc(d.errs, func(de FieldError) bool { return under(fe.Path, de.Path) }) {
+			errs = append(errs, fe)
 		}
 	}
 	if len(errs) > 0 {
@@ -181,8 +183,9 @@ func (d *decoder) applyEnv(root reflect.Value, environ []string) error {
 	return nil
 }
 
-// applyEnvVar sets the key named by one variable. Only scalar keys and trusted_proxies can be
-// set: pools, routes and rules are lists of sections with no stable way to address an entry.
+// applyEnvVar sets the key named by one variable. Only scalar keys and lists of scalars can be
+// set: pools, routes, rules and geo.regions are lists of sections with no stable way to
+// address an entry, and mappings are refused too.
 func (d *decoder) applyEnvVar(root reflect.Value, name, key, value string) {
 	v, path := root, ""
 	for seg := range strings.SplitSeq(key, ".") {
@@ -198,6 +201,11 @@ func (d *decoder) applyEnvVar(root reflect.Value, name, key, value string) {
 		v, path = v.Field(i), keyPath(path, seg)
 		if v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Struct && v.Type().Elem() != reflect.TypeFor[netip.Prefix]() {
 			d.fail(name, nil, "%s is a list of sections, which cannot be set from the environment", path)
+			return
+		}
+		if v.Kind() == reflect.Map {
+			// Variable names are lower-cased, which would garble keys such as country codes.
+			d.fail(name, nil, "%s is a mapping, which cannot be set from the environment; write it in the file", path)
 			return
 		}
 	}
@@ -226,6 +234,21 @@ func inheritHealthCheck(cfg *Config, explicit map[string]bool) {
 			hc.Retries = g.Retries
 		}
 	}
+}
+
+// missingCoordinates reports geo.regions[] entries that leave out lat or lon. Validate cannot
+// tell a written 0 from a missing key, and 0,0 is a real place, so a forgotten coordinate
+// would silently put the region in the Gulf of Guinea.
+func missingCoordinates(cfg *Config, explicit map[string]bool) Errors {
+	var errs Errors
+	for i := range cfg.Geo.Regions {
+		for _, key := range []string{"lat", "lon"} {
+			if p := fmt.Sprintf("geo.regions[%d].%s", i, key); !explicit[p] {
+				errs = append(errs, FieldError{Path: p, Msg: "required"})
+			}
+		}
+	}
+	return errs
 }
 
 // normalize lower-cases values that are matched case-insensitively, so consumers compare

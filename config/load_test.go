@@ -33,7 +33,10 @@ func mustParse(t *testing.T, yaml string, environ ...string) *Config {
 }
 
 func TestParseEmptyIsDefault(t *testing.T) {
-	for _, doc := range []string{"", "# only a comment\n", "---\n", "~\n", "global:\n", "global: {}\nretry: ~\n"} {
+	for _, doc := range []string{
+		"", "# only a comment\n", "---\n", "~\n", "global:\n", "global: {}\nretry: ~\n",
+		"geo: {country_regions: {}, continent_regions: ~, regions: []}\n",
+	} {
 		t.Run(doc, func(t *testing.T) {
 			if got := mustParse(t, doc); !reflect.DeepEqual(got, Default()) {
 				t.Errorf("Parse(%q) = %+v, want Default()", doc, got)
@@ -93,6 +96,28 @@ discovery:
       tags: [edge, "v2"]
       check_interval: 10s
       deregister_critical_after: 5m
+geo:
+  database: /data/GeoLite2-Country.mmdb
+  node_region: eu-central-1
+  cache_size: 1000
+  response_header: X-VeloFlux-Region
+  country_regions:
+    DE: eu-central-1
+    NO: eu-north-1
+    "ON": us-east-1
+  continent_regions: {NA: us-east-1, OC: ap-southeast-2}
+  regions:
+    - name: eu-central-1
+      lat: 50.11
+      lon: 8
+      redirect_host: eu.example.com
+    - name: us-east-1
+      lat: 39.04
+      lon: -77.49
+      redirect_host: "[2001:db8::1]:8443"
+    - name: ap-southeast-2
+      lat: -33.87
+      lon: 151.21
 pools:
   - name: web
     protocol: https
@@ -101,6 +126,7 @@ pools:
       - address: "10.0.0.1:8080"
       - address: "10.0.0.2:8080"
         weight: 7
+        region: us-east-1
   - name: grpc
     protocol: h2c
 routes:
@@ -108,6 +134,10 @@ routes:
     path_prefix: /api
     strip_prefix: true
     pool: web
+    geo: nearest
+  - host: example.com
+    pool: web
+    geo: redirect
 `)
 	tests := []struct {
 		name      string
@@ -150,6 +180,22 @@ routes:
 		{"route host lower-cased", c.Routes[0].Host, "*.example.com"},
 		{"route path_prefix", c.Routes[0].PathPrefix, "/api"},
 		{"route strip_prefix", c.Routes[0].StripPrefix, true},
+		// NO and ON are YAML 1.1 booleans; the file is YAML 1.2, where they are text.
+		{"geo section", c.Geo, Geo{
+			Database: "/data/GeoLite2-Country.mmdb", NodeRegion: "eu-central-1", CacheSize: 1000,
+			ResponseHeader:   "X-VeloFlux-Region",
+			CountryRegions:   map[string]string{"DE": "eu-central-1", "NO": "eu-north-1", "ON": "us-east-1"},
+			ContinentRegions: map[string]string{"NA": "us-east-1", "OC": "ap-southeast-2"},
+			Regions: []GeoRegion{
+				{Name: "eu-central-1", Lat: 50.11, Lon: 8, RedirectHost: "eu.example.com"},
+				{Name: "us-east-1", Lat: 39.04, Lon: -77.49, RedirectHost: "[2001:db8::1]:8443"},
+				{Name: "ap-southeast-2", Lat: -33.87, Lon: 151.21},
+			},
+		}},
+		{"backend region written", c.Pools[0].Backends[1].Region, "us-east-1"},
+		{"backend region default", c.Pools[0].Backends[0].Region, ""},
+		{"route geo nearest", c.Routes[0].Geo, GeoNearest},
+		{"route geo redirect", c.Routes[1].Geo, GeoRedirect},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -246,6 +292,10 @@ func TestParseUnknownKeys(t *testing.T) {
 			[]string{`["global.bind_address"]: unknown key`}},
 		{"non-string key", "global:\n  1: x\n",
 			[]string{"global.1: unknown key"}},
+		{"misspelled geo keys", "geo:\n  databse: /x.mmdb\n  regions: [{name: eu, lat: 1, lon: 2, latitude: 3}]\n",
+			[]string{"geo.regions[0].latitude: unknown key", "geo.databse: unknown key"}},
+		{"misspelled route geo", "pools: [{name: p, backends: [{address: a:1, regoin: eu}]}]\nroutes: [{pool: p, goe: nearest}]\n",
+			[]string{"pools[0].backends[0].regoin: unknown key", "routes[0].goe: unknown key"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -329,6 +379,68 @@ func TestParseTypeErrors(t *testing.T) {
 			[]string{`pools[0].backends[0]: expected a mapping, got text "10.0.0.1:80"`}},
 		{"route pool type error alone", "routes:\n  - pool: 5\n",
 			[]string{`routes[0].pool: expected a string, got integer 5 (quote the value to make it text)`}},
+		{"route geo as boolean", "pools: [{name: p}]\nroutes:\n  - pool: p\n    geo: false\n",
+			[]string{`routes[0].geo: expected a string, got boolean false (quote the value to make it text)`}},
+		{"geo mapping as list", "geo:\n  country_regions: [DE]\n",
+			[]string{"geo.country_regions: expected a mapping, got a list"}},
+		{"geo mapping as text", "geo:\n  continent_regions: EU\n",
+			[]string{`geo.continent_regions: expected a mapping, got text "EU"`}},
+		// The entry that failed to decode is left out, so only its decode error is reported;
+		// the valid entries are still checked.
+		{"geo mapping value types", "geo:\n  country_regions:\n    DE: 5\n    FR: [a]\n    at: eu\n",
+			[]string{
+				`geo.country_regions["DE"]: expected a string, got integer 5 (quote the value to make it text)`,
+				`geo.country_regions["FR"]: expected a string, got a list (quote the value to make it text)`,
+				`geo.country_regions["at"]: country code must be two upper-case letters (ISO 3166-1 alpha-2, e.g. "DE"), got "at"`,
+			}},
+		{"geo mapping value missing", "geo:\n  country_regions:\n    DE:\n    FR: ~\n",
+			[]string{`geo.country_regions["DE"]: missing value`, `geo.country_regions["FR"]: missing value`}},
+		{"geo mapping non-string key", "geo:\n  continent_regions: {1: eu}\n",
+			[]string{`geo.continent_regions["1"]: continent code must be one of AF, AN, AS, EU, NA, OC, SA, got "1"`}},
+		{"geo mapping key with a dot", "geo:\n  country_regions: {\"D.E\": eu}\n",
+			[]string{`geo.country_regions["D.E"]: country code must be two upper-case letters (ISO 3166-1 alpha-2, e.g. "DE"), got "D.E"`}},
+		{"geo cache_size as text", "geo:\n  cache_size: big\n",
+			[]string{`geo.cache_size: expected an integer, got text "big"`}},
+		{"geo latitude as text", "geo:\n  regions: [{name: eu, lat: \"50.1N\", lon: 8}]\n",
+			[]string{`geo.regions[0].lat: expected a number, got text "50.1N"`}},
+		{"geo regions as mapping", "geo:\n  regions: {eu: {lat: 1, lon: 2}}\n",
+			[]string{"geo.regions: expected a list, got a mapping"}},
+		{"geo region as text", "geo:\n  regions: [eu-central-1]\n",
+			[]string{`geo.regions[0]: expected a mapping, got text "eu-central-1"`}},
+		{"backend region as number", "pools: [{name: p, backends: [{address: a:1, region: 1}]}]\n",
+			[]string{`pools[0].backends[0].region: expected a string, got integer 1 (quote the value to make it text)`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), nil)
+			assertLines(t, err, tt.want)
+		})
+	}
+}
+
+// TestParseGeoCoordinatesRequired: Validate cannot tell a written 0 from a missing key, so
+// Parse insists that each region writes both coordinates.
+func TestParseGeoCoordinatesRequired(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{"both missing", "geo:\n  regions:\n    - name: eu\n      redirect_host: eu.example.com\n",
+			[]string{"geo.regions[0].lat: required", "geo.regions[0].lon: required"}},
+		{"lon missing in the second region", "geo:\n  regions: [{name: eu, lat: 1, lon: 2}, {name: us, lat: 3}]\n",
+			[]string{"geo.regions[1].lon: required"}},
+		{"null is missing", "geo:\n  regions: [{name: eu, lat: ~, lon: 0}]\n",
+			[]string{"geo.regions[0].lat: required"}},
+		{"zero written is fine", "geo:\n  regions: [{name: null-island, lat: 0, lon: 0.0}]\n", nil},
+		{"with validation errors, in schema order", "geo:\n  regions: [{name: EU, lon: 200}]\n",
+			[]string{
+				`geo.regions[0].name: invalid region name "EU": use lower-case letters, digits, ".", "_" and "-" only`,
+				"geo.regions[0].lat: required",
+				"geo.regions[0].lon: must be between -180 and 180 degrees, got 200",
+			}},
+		{"not repeated under a bad entry", "geo:\n  regions: [eu, ~]\n",
+			[]string{`geo.regions[0]: expected a mapping, got text "eu"`, "geo.regions[1]: empty list item"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -416,6 +528,14 @@ func TestParseEnv(t *testing.T) {
 			func(c *Config) (any, any) { return c.Global.LogLevel, "warn" }},
 		{"last duplicate wins", "", []string{"VFX_RETRY__ATTEMPTS=3", "VFX_RETRY__ATTEMPTS=5"},
 			func(c *Config) (any, any) { return c.Retry.Attempts, 5 }},
+		{"geo database", "", []string{"VFX_GEO__DATABASE=/data/GeoLite2-City.mmdb"},
+			func(c *Config) (any, any) { return c.Geo.Database, "/data/GeoLite2-City.mmdb" }},
+		{"geo cache_size", "", []string{"VFX_GEO__CACHE_SIZE=1000"},
+			func(c *Config) (any, any) { return c.Geo.CacheSize, 1000 }},
+		{"geo node_region and header keep their case", "", []string{"VFX_GEO__NODE_REGION=eu-central-1", "VFX_GEO__RESPONSE_HEADER=X-Region"},
+			func(c *Config) (any, any) {
+				return []string{c.Geo.NodeRegion, c.Geo.ResponseHeader}, []string{"eu-central-1", "X-Region"}
+			}},
 		{"VFX_CONFIG and other variables are not keys", "", []string{
 			"VFX_CONFIG=/tmp/x.yaml", "PATH=/bin", "VF_ADMIN_USER=admin", "VF_ADMIN_PASS=pw", "VFXNOPE=1", "NOEQUALS",
 		}, func(c *Config) (any, any) { return c, Default() }},
@@ -466,6 +586,18 @@ func TestParseEnvErrors(t *testing.T) {
 			[]string{"VFX_DISCOVERY__CONSUL: discovery.consul is a section, not a key; set one of its keys, e.g. VFX_DISCOVERY__CONSUL__<KEY>"}},
 		{"consul token and token_file from two sources", []string{"VFX_CONSUL_TOKEN=t", "VFX_DISCOVERY__CONSUL__TOKEN_FILE=/run/t"},
 			[]string{"discovery.consul.token_file: set either token or token_file, not both"}},
+		{"geo regions list", []string{"VFX_GEO__REGIONS=eu"},
+			[]string{"VFX_GEO__REGIONS: geo.regions is a list of sections, which cannot be set from the environment"}},
+		{"geo mapping", []string{"VFX_GEO__COUNTRY_REGIONS=DE=eu"},
+			[]string{"VFX_GEO__COUNTRY_REGIONS: geo.country_regions is a mapping, which cannot be set from the environment; write it in the file"}},
+		{"geo mapping entry", []string{"VFX_GEO__CONTINENT_REGIONS__EU=eu"},
+			[]string{"VFX_GEO__CONTINENT_REGIONS__EU: geo.continent_regions is a mapping, which cannot be set from the environment; write it in the file"}},
+		{"geo section", []string{"VFX_GEO=on"},
+			[]string{"VFX_GEO: geo is a section, not a key; set one of its keys, e.g. VFX_GEO__<KEY>"}},
+		{"bad geo cache_size", []string{"VFX_GEO__CACHE_SIZE=64k"},
+			[]string{`geo.cache_size: expected an integer, got "64k" (from VFX_GEO__CACHE_SIZE)`}},
+		{"geo value breaking a rule", []string{"VFX_GEO__NODE_REGION=EU"},
+			[]string{`geo.node_region: invalid region name "EU": use lower-case letters, digits, ".", "_" and "-" only`}},
 		{"bad consul duration", []string{"VFX_DISCOVERY__CONSUL__COALESCE=soon"},
 			[]string{`discovery.consul.coalesce: invalid duration "soon" (from VFX_DISCOVERY__CONSUL__COALESCE)`}},
 		{"value breaking a rule", []string{"VFX_RETRY__ATTEMPTS=0"},
@@ -615,6 +747,16 @@ func TestSeedLoads(t *testing.T) {
 		{"pool protocols", []string{c.Pools[0].Protocol, c.Pools[1].Protocol, c.Pools[2].Protocol},
 			[]string{ProtocolHTTP, ProtocolHTTPS, ProtocolH2C}},
 		{"https pool skips verification", c.Pools[1].TLSSkipVerify, true},
+		{"geo node region", c.Geo.NodeRegion, "eu-central-1"},
+		{"geo database empty without geo routes", c.Geo.Database, ""},
+		{"geo country regions, Norway as text", c.Geo.CountryRegions,
+			map[string]string{"DE": "eu-central-1", "NO": "eu-central-1", "US": "us-east-1"}},
+		{"geo continent regions", c.Geo.ContinentRegions, map[string]string{"EU": "eu-central-1", "NA": "us-east-1"}},
+		{"geo regions", len(c.Geo.Regions), 3},
+		{"geo redirect host with port", c.Geo.Regions[1].RedirectHost, "us.example.com:8443"},
+		{"geo region without redirect", c.Geo.Regions[2], GeoRegion{Name: "ap.sydney_1", Lat: -33.87, Lon: 151}},
+		{"backend regions", []string{c.Pools[0].Backends[0].Region, c.Pools[0].Backends[1].Region}, []string{"", "us-east-1"}},
+		{"route geo written and default", []string{c.Routes[1].Geo, c.Routes[0].Geo}, []string{GeoOff, GeoOff}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

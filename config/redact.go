@@ -1,6 +1,9 @@
 package config
 
-import "reflect"
+import (
+	"maps"
+	"reflect"
+)
 
 // redactedText replaces secret values in Redacted copies.
 const redactedText = "REDACTED"
@@ -18,8 +21,8 @@ func (c *Config) Redacted() *Config {
 	return &out
 }
 
-// redact gives v its own copy of every slice below it (the shallow struct copy in Redacted
-// shares their arrays with the original) and blanks secret fields.
+// redact gives v its own copy of every slice and map below it (the shallow struct copy in
+// Redacted shares them with the original) and blanks secret fields.
 func redact(v reflect.Value) {
 	switch v.Kind() {
 	case reflect.Struct:
@@ -38,6 +41,11 @@ func redact(v reflect.Value) {
 				continue
 			}
 			redact(fv)
+		}
+	case reflect.Map:
+		// Maps hold plain strings (TestSchemaKinds), so a shallow clone is a deep copy.
+		if !v.IsNil() {
+			v.Set(reflect.ValueOf(maps.Clone(v.Interface().(map[string]string))))
 		}
 	case reflect.Slice:
 		if v.IsNil() {

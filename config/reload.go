@@ -22,6 +22,10 @@ func (c *Config) RestartNeeded(next *Config) []string {
 	// pools[].protocol and tls_skip_verify are not here: the proxy picks a transport per
 	// backend from the routing table, which every reload replaces.
 	diffPaths("discovery", reflect.ValueOf(c.Discovery), reflect.ValueOf(next.Discovery), &out)
+	// cmd opens the GeoIP database and builds the region table and lookup cache once.
+	// routes[].geo and pools[].backends[].region are not here: they are part of the routing
+	// table, which every reload replaces.
+	diffPaths("geo", reflect.ValueOf(c.Geo), reflect.ValueOf(next.Geo), &out)
 	return out
 }
 

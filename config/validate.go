@@ -3,10 +3,12 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"net/mail"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +25,7 @@ func (c *Config) Validate() error {
 	c.validateSticky(v)
 	c.validateRateLimit(v)
 	c.validateDiscovery(v)
+	c.validateGeo(v)
 	c.validatePools(v)
 	c.validateRoutes(v)
 	if len(v.errs) == 0 {
@@ -363,6 +366,109 @@ func (c *Config) validateDiscovery(v *validator) {
 	}
 }
 
+// Limits of geo values.
+const (
+	maxGeoCacheSize = 10_000_000
+	maxLatitude     = 90
+	maxLongitude    = 180
+)
+
+// continentCodes are the continent codes of MaxMind databases.
+var continentCodes = []string{"AF", "AN", "AS", "EU", "NA", "OC", "SA"}
+
+// validateGeo checks the geo section and the rules that tie routes to it. Region names are
+// checked for spelling only: the geo package knows the built-in names, and cmd resolves every
+// name at startup and on reload.
+func (c *Config) validateGeo(v *validator) {
+	g := &c.Geo
+	// The first route that needs geolocation is named, so the message says why the key is
+	// required. An invalid mode is reported at the route alone.
+	firstGeo := -1
+	for i, r := range c.Routes {
+		if r.Geo == GeoNearest || r.Geo == GeoRedirect {
+			firstGeo = i
+			break
+		}
+	}
+	if firstGeo >= 0 {
+		why := fmt.Sprintf("required when a route has geo other than off (routes[%d] has %s)", firstGeo, quote(c.Routes[firstGeo].Geo))
+		if g.Database == "" {
+			v.add("geo.database", "%s", why)
+		}
+		if g.NodeRegion == "" {
+			v.add("geo.node_region", "%s", why)
+		}
+	}
+	if g.NodeRegion != "" {
+		v.regionName("geo.node_region", g.NodeRegion)
+	}
+	v.between("geo.cache_size", g.CacheSize, 1, maxGeoCacheSize)
+	if g.ResponseHeader != "" && strings.IndexFunc(g.ResponseHeader, func(r rune) bool { return !isTokenChar(r) }) >= 0 {
+		v.add("geo.response_header", "invalid header name %s: use letters, digits and !#$%%&'*+-.^_`|~ only", quote(g.ResponseHeader))
+	}
+
+	byName := make(map[string]int, len(g.Regions))
+	for i, r := range g.Regions {
+		path := fmt.Sprintf("geo.regions[%d]", i)
+		if r.Name == "" {
+			v.add(path+".name", "required")
+		} else if v.regionName(path+".name", r.Name) {
+			if j, dup := byName[r.Name]; dup {
+				v.add(path+".name", "duplicate region name %s, also used by regions[%d]", quote(r.Name), j)
+			} else {
+				byName[r.Name] = i
+			}
+		}
+		v.coordinate(path+".lat", r.Lat, maxLatitude)
+		v.coordinate(path+".lon", r.Lon, maxLongitude)
+		if r.RedirectHost != "" {
+			if msg := checkRedirectHost(r.RedirectHost); msg != "" {
+				v.add(path+".redirect_host", "%s", msg)
+			}
+		}
+	}
+
+	for _, code := range slices.Sorted(maps.Keys(g.CountryRegions)) {
+		path := "geo.country_regions[" + strconv.Quote(code) + "]"
+		if !isCountryCode(code) {
+			v.add(path, "country code must be two upper-case letters (ISO 3166-1 alpha-2, e.g. \"DE\"), got %s", quote(code))
+		}
+		v.mappedRegion(path, g.CountryRegions[code])
+	}
+	for _, code := range slices.Sorted(maps.Keys(g.ContinentRegions)) {
+		path := "geo.continent_regions[" + strconv.Quote(code) + "]"
+		if !slices.Contains(continentCodes, code) {
+			v.add(path, "continent code must be one of %s, got %s", strings.Join(continentCodes, ", "), quote(code))
+		}
+		v.mappedRegion(path, g.ContinentRegions[code])
+	}
+}
+
+// regionName checks the spelling of a region name and reports whether it is valid.
+func (v *validator) regionName(path, name string) bool {
+	if strings.IndexFunc(name, func(r rune) bool { return !isRegionNameChar(r) }) >= 0 {
+		v.add(path, "invalid region name %s: use lower-case letters, digits, \".\", \"_\" and \"-\" only", quote(name))
+		return false
+	}
+	return true
+}
+
+// mappedRegion checks the region a country or continent is sent to.
+func (v *validator) mappedRegion(path, name string) {
+	if name == "" {
+		v.add(path, "must name a region")
+		return
+	}
+	v.regionName(path, name)
+}
+
+// coordinate checks a latitude or longitude; NaN and infinities can come from YAML (.nan, .inf).
+func (v *validator) coordinate(path string, deg, limit float64) {
+	if !(deg >= -limit && deg <= limit) {
+		v.add(path, "must be between %g and %g degrees, got %g", -limit, limit, deg)
+	}
+}
+
 func (c *Config) validatePools(v *validator) {
 	byName := make(map[string]int, len(c.Pools))
 	for i := range c.Pools {
@@ -404,6 +510,9 @@ func (c *Config) validatePools(v *validator) {
 			}
 			v.between(bpath+".weight", b.Weight, 1, 10000)
 			v.urlPath(bpath+".health_check.path", b.HealthCheck.Path)
+			if b.Region != "" {
+				v.regionName(bpath+".region", b.Region)
+			}
 		}
 	}
 }
@@ -413,6 +522,7 @@ func (c *Config) validateRoutes(v *validator) {
 	for _, p := range c.Pools {
 		pools[p.Name] = true
 	}
+	redirects := slices.ContainsFunc(c.Geo.Regions, func(r GeoRegion) bool { return r.RedirectHost != "" })
 	type routeKey struct{ host, prefix string }
 	seen := make(map[routeKey]int, len(c.Routes))
 	for i := range c.Routes {
@@ -437,6 +547,10 @@ func (c *Config) validateRoutes(v *validator) {
 			v.add(path+".pool", "required")
 		case !pools[r.Pool]:
 			v.add(path+".pool", "unknown pool %s", quote(r.Pool))
+		}
+		v.oneOf(path+".geo", r.Geo, GeoOff, GeoNearest, GeoRedirect)
+		if r.Geo == GeoRedirect && !redirects {
+			v.add(path+".geo", "\"redirect\" needs a geo.regions[] entry with a redirect_host to send clients to")
 		}
 		if !hostOK {
 			continue
@@ -551,6 +665,50 @@ func checkHostOrIP(h string) string {
 	return ""
 }
 
+// checkRedirectHost returns why h cannot be the host of a redirect Location, or "": a host
+// name, an IPv4 address or a bracketed IPv6 address, with an optional port.
+func checkRedirectHost(h string) string {
+	if strings.Contains(h, "://") {
+		return fmt.Sprintf("must be host[:port] without a scheme, got %s", quote(h))
+	}
+	if strings.ContainsAny(h, "/?#") {
+		return fmt.Sprintf("must be host[:port] without a path, got %s", quote(h))
+	}
+	host := h
+	if strings.HasPrefix(h, "[") || strings.Count(h, ":") == 1 {
+		hp, port, err := net.SplitHostPort(h)
+		switch {
+		case err == nil:
+			if msg := checkPort(port, 1); msg != "" {
+				return msg
+			}
+			host = hp
+		case strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]"):
+			host = h[1 : len(h)-1]
+		default:
+			return fmt.Sprintf("invalid host %s", quote(h))
+		}
+		if strings.HasPrefix(h, "[") {
+			if a, err := netip.ParseAddr(host); err != nil || !a.Is6() || a.Zone() != "" {
+				return fmt.Sprintf("%s in brackets is not an IPv6 address", quote(host))
+			}
+			return ""
+		}
+	} else if strings.Contains(h, ":") {
+		return fmt.Sprintf("IPv6 addresses must be in brackets, e.g. \"[2001:db8::1]\", got %s", quote(h))
+	}
+	if host == "" {
+		return "missing host"
+	}
+	if a, err := netip.ParseAddr(host); err == nil && a.Is4() {
+		return ""
+	}
+	if msg := checkHostname(host); msg != "" {
+		return fmt.Sprintf("invalid host %s: %s", quote(host), msg)
+	}
+	return ""
+}
+
 // checkRouteHost returns why h cannot be a route host, or "".
 func checkRouteHost(h string) string {
 	if h == "" {
@@ -614,6 +772,18 @@ func isWordChar(r rune) bool {
 // datacenter at runtime, so the mistake is caught here instead.
 func isDatacenterName(s string) bool {
 	return s != "" && strings.IndexFunc(s, func(r rune) bool { return !isWordChar(r) || unicode.IsUpper(r) }) < 0
+}
+
+// isRegionNameChar reports whether r may appear in a region name: [a-z0-9._-]. Lower-case
+// only, because names are compared exactly and also appear in response headers and metrics.
+func isRegionNameChar(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
+}
+
+// isCountryCode reports whether s has the form of an ISO 3166-1 alpha-2 code, as GeoIP
+// databases report them: two upper-case ASCII letters.
+func isCountryCode(s string) bool {
+	return len(s) == 2 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z'
 }
 
 func isPoolNameChar(r rune) bool {

@@ -26,8 +26,19 @@ func validBase() *Config {
 			{Address: "10.0.0.2:8080", Weight: 1},
 		},
 	}}
-	c.Routes = []Route{{Host: "example.com", Pool: "web"}}
+	c.Routes = []Route{{Host: "example.com", Pool: "web", Geo: GeoOff}}
 	return c
+}
+
+// withGeo turns geolocation on for validBase's route, with everything it needs.
+func withGeo(c *Config) {
+	c.Geo.Database = "/var/lib/veloflux/GeoLite2-City.mmdb"
+	c.Geo.NodeRegion = "eu-central-1"
+	c.Geo.Regions = []GeoRegion{
+		{Name: "eu-central-1", Lat: 50.11, Lon: 8.68, RedirectHost: "eu.example.com"},
+		{Name: "us-east-1", Lat: 39.04, Lon: -77.49},
+	}
+	c.Routes[0].Geo = GeoNearest
 }
 
 // errLines returns err's problems as "path: message" lines, failing if err is not Errors.
@@ -379,6 +390,116 @@ func TestValidateRejects(t *testing.T) {
 		{"backend health path relative", func(c *Config) { c.Pools[0].Backends[0].HealthCheck.Path = "ping" },
 			[]string{`pools[0].backends[0].health_check.path: must start with "/", got "ping"`}},
 
+		// backend region
+		{"backend region upper-case", func(c *Config) { c.Pools[0].Backends[1].Region = "US-East-1" },
+			[]string{`pools[0].backends[1].region: invalid region name "US-East-1": use lower-case letters, digits, ".", "_" and "-" only`}},
+		{"backend region with space", func(c *Config) { c.Pools[0].Backends[0].Region = "us east" },
+			[]string{`pools[0].backends[0].region: invalid region name "us east": use lower-case letters, digits, ".", "_" and "-" only`}},
+
+		// geo
+		{"geo nearest without database and node_region", func(c *Config) { c.Routes[0].Geo = GeoNearest }, []string{
+			`geo.database: required when a route has geo other than off (routes[0] has "nearest")`,
+			`geo.node_region: required when a route has geo other than off (routes[0] has "nearest")`,
+		}},
+		{"geo redirect names the first geo route", func(c *Config) {
+			withGeo(c)
+			c.Geo.Database = ""
+			c.Routes[0].Geo = GeoOff
+			c.Routes = append(c.Routes, Route{Host: "a.example.com", Pool: "web", Geo: GeoRedirect},
+				Route{Host: "b.example.com", Pool: "web", Geo: GeoNearest})
+		}, []string{`geo.database: required when a route has geo other than off (routes[1] has "redirect")`}},
+		{"geo node_region missing", func(c *Config) {
+			withGeo(c)
+			c.Geo.NodeRegion = ""
+		}, []string{`geo.node_region: required when a route has geo other than off (routes[0] has "nearest")`}},
+		{"geo node_region upper-case", func(c *Config) { c.Geo.NodeRegion = "EU" },
+			[]string{`geo.node_region: invalid region name "EU": use lower-case letters, digits, ".", "_" and "-" only`}},
+		{"geo node_region non-ascii", func(c *Config) { c.Geo.NodeRegion = "zürich" },
+			[]string{`geo.node_region: invalid region name "zürich": use lower-case letters, digits, ".", "_" and "-" only`}},
+		{"geo cache_size zero", func(c *Config) { c.Geo.CacheSize = 0 },
+			[]string{"geo.cache_size: must be between 1 and 10000000, got 0"}},
+		{"geo cache_size too big", func(c *Config) { c.Geo.CacheSize = 10_000_001 },
+			[]string{"geo.cache_size: must be between 1 and 10000000, got 10000001"}},
+		{"geo response_header with space", func(c *Config) { c.Geo.ResponseHeader = "X Region" },
+			[]string{`geo.response_header: invalid header name "X Region": use letters, digits and !#$%&'*+-.^_` + "`" + `|~ only`}},
+		{"geo response_header with colon", func(c *Config) { c.Geo.ResponseHeader = "X-Region:" },
+			[]string{`geo.response_header: invalid header name "X-Region:": use letters, digits and !#$%&'*+-.^_` + "`" + `|~ only`}},
+		{"geo response_header non-ascii", func(c *Config) { c.Geo.ResponseHeader = "X-Région" },
+			[]string{`geo.response_header: invalid header name "X-Région": use letters, digits and !#$%&'*+-.^_` + "`" + `|~ only`}},
+		{"geo country code lower-case", func(c *Config) { c.Geo.CountryRegions = map[string]string{"de": "eu-central-1"} },
+			[]string{`geo.country_regions["de"]: country code must be two upper-case letters (ISO 3166-1 alpha-2, e.g. "DE"), got "de"`}},
+		{"geo country code alpha-3", func(c *Config) { c.Geo.CountryRegions = map[string]string{"DEU": "eu-central-1"} },
+			[]string{`geo.country_regions["DEU"]: country code must be two upper-case letters (ISO 3166-1 alpha-2, e.g. "DE"), got "DEU"`}},
+		{"geo country code digits", func(c *Config) { c.Geo.CountryRegions = map[string]string{"12": "eu-central-1"} },
+			[]string{`geo.country_regions["12"]: country code must be two upper-case letters (ISO 3166-1 alpha-2, e.g. "DE"), got "12"`}},
+		{"geo country region empty", func(c *Config) { c.Geo.CountryRegions = map[string]string{"DE": ""} },
+			[]string{`geo.country_regions["DE"]: must name a region`}},
+		{"geo country region invalid", func(c *Config) { c.Geo.CountryRegions = map[string]string{"DE": "Frankfurt"} },
+			[]string{`geo.country_regions["DE"]: invalid region name "Frankfurt": use lower-case letters, digits, ".", "_" and "-" only`}},
+		{"geo country problems in key order", func(c *Config) {
+			c.Geo.CountryRegions = map[string]string{"fr": "eu-west-3", "AT": "", "de": "EU", "US": "us-east-1"}
+		}, []string{
+			`geo.country_regions["AT"]: must name a region`,
+			`geo.country_regions["de"]: country code must be two upper-case letters (ISO 3166-1 alpha-2, e.g. "DE"), got "de"`,
+			`geo.country_regions["de"]: invalid region name "EU": use lower-case letters, digits, ".", "_" and "-" only`,
+			`geo.country_regions["fr"]: country code must be two upper-case letters (ISO 3166-1 alpha-2, e.g. "DE"), got "fr"`,
+		}},
+		{"geo continent code unknown", func(c *Config) { c.Geo.ContinentRegions = map[string]string{"AU": "ap-southeast-2"} },
+			[]string{`geo.continent_regions["AU"]: continent code must be one of AF, AN, AS, EU, NA, OC, SA, got "AU"`}},
+		{"geo continent code lower-case", func(c *Config) { c.Geo.ContinentRegions = map[string]string{"eu": "eu-central-1"} },
+			[]string{`geo.continent_regions["eu"]: continent code must be one of AF, AN, AS, EU, NA, OC, SA, got "eu"`}},
+		{"geo continent region empty", func(c *Config) { c.Geo.ContinentRegions = map[string]string{"EU": ""} },
+			[]string{`geo.continent_regions["EU"]: must name a region`}},
+		{"geo continent region invalid", func(c *Config) { c.Geo.ContinentRegions = map[string]string{"EU": "eu/central"} },
+			[]string{`geo.continent_regions["EU"]: invalid region name "eu/central": use lower-case letters, digits, ".", "_" and "-" only`}},
+		{"geo region name empty", func(c *Config) { c.Geo.Regions = []GeoRegion{{Lat: 1, Lon: 1}} },
+			[]string{"geo.regions[0].name: required"}},
+		{"geo region name invalid", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "EU Central", Lat: 1, Lon: 1}} },
+			[]string{`geo.regions[0].name: invalid region name "EU Central": use lower-case letters, digits, ".", "_" and "-" only`}},
+		{"geo region name duplicate", func(c *Config) {
+			c.Geo.Regions = []GeoRegion{{Name: "eu", Lat: 1}, {Name: "us"}, {Name: "eu", Lon: 2}}
+		}, []string{`geo.regions[2].name: duplicate region name "eu", also used by regions[0]`}},
+		{"geo latitude above 90", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", Lat: 90.01}} },
+			[]string{"geo.regions[0].lat: must be between -90 and 90 degrees, got 90.01"}},
+		{"geo latitude below -90", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", Lat: -91}} },
+			[]string{"geo.regions[0].lat: must be between -90 and 90 degrees, got -91"}},
+		{"geo latitude NaN", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", Lat: math.NaN()}} },
+			[]string{"geo.regions[0].lat: must be between -90 and 90 degrees, got NaN"}},
+		{"geo longitude above 180", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", Lon: 180.5}} },
+			[]string{"geo.regions[0].lon: must be between -180 and 180 degrees, got 180.5"}},
+		{"geo longitude below -180", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", Lon: -181}} },
+			[]string{"geo.regions[0].lon: must be between -180 and 180 degrees, got -181"}},
+		{"geo longitude infinite", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", Lon: math.Inf(-1)}} },
+			[]string{"geo.regions[0].lon: must be between -180 and 180 degrees, got -Inf"}},
+		{"geo redirect_host with scheme", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", RedirectHost: "https://eu.example.com"}} },
+			[]string{`geo.regions[0].redirect_host: must be host[:port] without a scheme, got "https://eu.example.com"`}},
+		{"geo redirect_host with path", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", RedirectHost: "eu.example.com/app"}} },
+			[]string{`geo.regions[0].redirect_host: must be host[:port] without a path, got "eu.example.com/app"`}},
+		{"geo redirect_host with query", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", RedirectHost: "eu.example.com?a"}} },
+			[]string{`geo.regions[0].redirect_host: must be host[:port] without a path, got "eu.example.com?a"`}},
+		{"geo redirect_host port zero", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", RedirectHost: "eu.example.com:0"}} },
+			[]string{"geo.regions[0].redirect_host: port 0 out of range 1-65535"}},
+		{"geo redirect_host named port", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", RedirectHost: "eu.example.com:https"}} },
+			[]string{`geo.regions[0].redirect_host: invalid port "https"`}},
+		{"geo redirect_host empty port", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", RedirectHost: "eu.example.com:"}} },
+			[]string{`geo.regions[0].redirect_host: invalid port ""`}},
+		{"geo redirect_host port without host", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", RedirectHost: ":443"}} },
+			[]string{"geo.regions[0].redirect_host: missing host"}},
+		{"geo redirect_host unbracketed ipv6", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", RedirectHost: "2001:db8::1"}} },
+			[]string{`geo.regions[0].redirect_host: IPv6 addresses must be in brackets, e.g. "[2001:db8::1]", got "2001:db8::1"`}},
+		{"geo redirect_host bracketed name", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", RedirectHost: "[eu.example.com]:443"}} },
+			[]string{`geo.regions[0].redirect_host: "eu.example.com" in brackets is not an IPv6 address`}},
+		{"geo redirect_host bracketed ipv4", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", RedirectHost: "[10.0.0.1]"}} },
+			[]string{`geo.regions[0].redirect_host: "10.0.0.1" in brackets is not an IPv6 address`}},
+		{"geo redirect_host ipv6 with zone", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", RedirectHost: "[fe80::1%eth0]:443"}} },
+			[]string{`geo.regions[0].redirect_host: "fe80::1%eth0" in brackets is not an IPv6 address`}},
+		{"geo redirect_host unclosed bracket", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", RedirectHost: "[2001:db8::1"}} },
+			[]string{`geo.regions[0].redirect_host: invalid host "[2001:db8::1"`}},
+		{"geo redirect_host wildcard", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", RedirectHost: "*.example.com"}} },
+			[]string{`geo.regions[0].redirect_host: invalid host "*.example.com": invalid character '*' (internationalized names must be written in punycode)`}},
+		{"geo redirect_host bad label", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", RedirectHost: "eu-.example.com:443"}} },
+			[]string{`geo.regions[0].redirect_host: invalid host "eu-.example.com": a label must not start or end with "-"`}},
+
 		// routes
 		{"route host star", func(c *Config) { c.Routes[0].Host = "*" },
 			[]string{`routes[0].host: "*" is not a host; use "" for the default route`}},
@@ -416,11 +537,31 @@ func TestValidateRejects(t *testing.T) {
 			[]string{"routes[0].pool: required"}},
 		{"route pool unknown", func(c *Config) { c.Routes[0].Pool = "api" },
 			[]string{`routes[0].pool: unknown pool "api"`}},
+		{"route geo unknown", func(c *Config) { c.Routes[0].Geo = "closest" },
+			[]string{`routes[0].geo: must be one of off, nearest, redirect; got "closest"`}},
+		{"route geo empty", func(c *Config) { c.Routes[0].Geo = "" },
+			[]string{`routes[0].geo: must be one of off, nearest, redirect; got ""`}},
+		{"route geo upper-case", func(c *Config) {
+			withGeo(c)
+			c.Routes[0].Geo = "Nearest"
+		}, []string{`routes[0].geo: must be one of off, nearest, redirect; got "Nearest"`}},
+		{"route geo redirect without regions", func(c *Config) {
+			withGeo(c)
+			c.Geo.Regions = nil
+			c.Routes[0].Geo = GeoRedirect
+		}, []string{`routes[0].geo: "redirect" needs a geo.regions[] entry with a redirect_host to send clients to`}},
+		{"route geo redirect without any redirect_host", func(c *Config) {
+			withGeo(c)
+			for i := range c.Geo.Regions {
+				c.Geo.Regions[i].RedirectHost = ""
+			}
+			c.Routes = append(c.Routes, Route{Host: "a.example.com", Pool: "web", Geo: GeoRedirect})
+		}, []string{`routes[1].geo: "redirect" needs a geo.regions[] entry with a redirect_host to send clients to`}},
 		{"route duplicate", func(c *Config) {
-			c.Routes = append(c.Routes, Route{Host: "example.com", PathPrefix: "", Pool: "web", StripPrefix: true})
+			c.Routes = append(c.Routes, Route{Host: "example.com", PathPrefix: "", Pool: "web", StripPrefix: true, Geo: GeoOff})
 		}, []string{"routes[1]: same host and path_prefix as routes[0]; the second route could never match"}},
 		{"route duplicate empty and slash prefix", func(c *Config) {
-			c.Routes = append(c.Routes, Route{Host: "example.com", PathPrefix: "/", Pool: "web"})
+			c.Routes = append(c.Routes, Route{Host: "example.com", PathPrefix: "/", Pool: "web", Geo: GeoOff})
 		}, []string{"routes[1]: same host and path_prefix as routes[0]; the second route could never match"}},
 	}
 	for _, tt := range tests {
@@ -495,7 +636,7 @@ func TestValidateAccepts(t *testing.T) {
 		{"route host forms", func(c *Config) {
 			c.Routes = nil
 			for _, h := range []string{"", "example.com", "example.com:8443", "*.example.com", "*.example.com:8443", "10.0.0.1", "10.0.0.1:8080", "[::1]", "[2001:db8::1]:8443", "xn--bcher-kva.example"} {
-				c.Routes = append(c.Routes, Route{Host: h, Pool: "web"})
+				c.Routes = append(c.Routes, Route{Host: h, Pool: "web", Geo: GeoOff})
 			}
 		}},
 		{"consul enabled with every key set", func(c *Config) {
@@ -532,9 +673,51 @@ func TestValidateAccepts(t *testing.T) {
 			}
 		}},
 		{"tls_skip_verify with https", func(c *Config) { c.Pools[0].Protocol, c.Pools[0].TLSSkipVerify = ProtocolHTTPS, true }},
+		{"geo nearest and redirect routes", func(c *Config) {
+			withGeo(c)
+			c.Routes = append(c.Routes, Route{Host: "a.example.com", Pool: "web", Geo: GeoRedirect})
+			c.Pools[0].Backends[1].Region = "us-east-1"
+		}},
+		{"geo redirect with one redirect_host among regions", func(c *Config) {
+			withGeo(c)
+			c.Geo.Regions = append(c.Geo.Regions, GeoRegion{Name: "ap", Lat: -33.87, Lon: 151.21})
+			c.Routes[0].Geo = GeoRedirect
+		}},
+		{"geo section without geo routes needs no database", func(c *Config) {
+			c.Geo.NodeRegion = "eu-central-1"
+			c.Geo.ResponseHeader = "X-VeloFlux-Region"
+			c.Geo.Regions = []GeoRegion{{Name: "eu-central-1", Lat: 50.11, Lon: 8.68, RedirectHost: "eu.example.com"}}
+			c.Pools[0].Backends[0].Region = "us-east-1"
+		}},
+		{"geo region names with every allowed character", func(c *Config) {
+			withGeo(c)
+			c.Geo.NodeRegion = "a.b_c-9"
+			c.Pools[0].Backends[0].Region = "0"
+			c.Geo.CountryRegions = map[string]string{"DE": "a.b_c-9"}
+		}},
+		{"geo coordinates at their limits", func(c *Config) {
+			c.Geo.Regions = []GeoRegion{
+				{Name: "n", Lat: 90, Lon: 180}, {Name: "s", Lat: -90, Lon: -180}, {Name: "zero", Lat: 0, Lon: 0},
+			}
+		}},
+		{"geo cache_size limits", func(c *Config) { c.Geo.CacheSize = 1 }},
+		{"geo cache_size upper limit", func(c *Config) { c.Geo.CacheSize = 10_000_000 }},
+		{"geo response_header token characters", func(c *Config) { c.Geo.ResponseHeader = "x-vf_region.v2!#$%&'*+^`|~" }},
+		{"geo every continent and some countries", func(c *Config) {
+			c.Geo.ContinentRegions = map[string]string{}
+			for _, code := range []string{"AF", "AN", "AS", "EU", "NA", "OC", "SA"} {
+				c.Geo.ContinentRegions[code] = "r-" + strings.ToLower(code)
+			}
+			c.Geo.CountryRegions = map[string]string{"NO": "eu-north-1", "GB": "eu-west-2", "ZZ": "us-east-1"}
+		}},
+		{"geo redirect_host forms", func(c *Config) {
+			for i, h := range []string{"eu.example.com", "EU.Example.com:8443", "10.0.0.1", "10.0.0.1:80", "[2001:db8::1]", "[2001:db8::1]:443", "localhost", "xn--bcher-kva.example"} {
+				c.Geo.Regions = append(c.Geo.Regions, GeoRegion{Name: "r" + strconv.Itoa(i), RedirectHost: h})
+			}
+		}},
 		{"same host different prefixes", func(c *Config) {
-			c.Routes = append(c.Routes, Route{Host: "example.com", PathPrefix: "/api", Pool: "web"},
-				Route{Host: "example.com", PathPrefix: "/api/", Pool: "web"}, Route{Host: "", PathPrefix: "/api", Pool: "web"})
+			c.Routes = append(c.Routes, Route{Host: "example.com", PathPrefix: "/api", Pool: "web", Geo: GeoOff},
+				Route{Host: "example.com", PathPrefix: "/api/", Pool: "web", Geo: GeoOff}, Route{Host: "", PathPrefix: "/api", Pool: "web", Geo: GeoOff})
 		}},
 	}
 	for _, tt := range tests {
@@ -565,6 +748,8 @@ func TestValidateReportsAllInSchemaOrder(t *testing.T) {
 	c.Global.LogLevel = "loud"
 	c.Global.BindAddress = ""
 	c.Global.HealthCheck.Retries = 0
+	c.Geo.CountryRegions = map[string]string{"de": "eu"}
+	c.Geo.CacheSize = -1
 	assertLines(t, c.Validate(), []string{
 		"global.bind_address: required",
 		`global.log_level: must be one of debug, info, warn, error; got "loud"`,
@@ -575,6 +760,8 @@ func TestValidateReportsAllInSchemaOrder(t *testing.T) {
 		"rate_limit.max_clients: must be >= 1, got 0",
 		`discovery.consul.scheme: must be one of http, https; got "ftp"`,
 		"discovery.consul.register.name: required",
+		"geo.cache_size: must be between 1 and 10000000, got -1",
+		`geo.country_regions["de"]: country code must be two upper-case letters (ISO 3166-1 alpha-2, e.g. "DE"), got "de"`,
 		"pools[0].backends[0].address: missing port",
 		"pools[0].backends[1].weight: must be between 1 and 10000, got 0",
 		"pools[1].name: required",
