@@ -46,6 +46,12 @@ type Route struct {
 	// StripPrefix removes PathPrefix from the path sent upstream.
 	StripPrefix bool
 	Pool        string
+	// Geo is how the route uses the client's location: "" or "off" balances over every
+	// healthy backend of the pool; "nearest" serves from the first region, in the client's
+	// nearest-first order, that has a healthy backend; "redirect" chooses the region the same
+	// way and answers 307 to that region's redirect host when it is not this node's region.
+	// Any other value makes the snapshot invalid.
+	Geo string
 }
 
 // Snapshot is a complete, immutable view of pools and routes from one source.

@@ -1,9 +1,10 @@
 // Package proxy is VeloFlux's data plane: it matches each request to a route, picks a healthy
-// backend of the route's pool (sticky session, balancing policy), and forwards the request
-// with one shared httputil.ReverseProxy, retrying safe failures and mapping the rest to
-// 502/503/504. It also owns client identity (trusted proxies), rate limiting, WebSocket
-// pass-through and graceful drain.
+// backend of the route's pool (nearest region, sticky session, balancing policy), and
+// forwards the request with one shared httputil.ReverseProxy, retrying safe failures and
+// mapping the rest to 502/503/504. It also owns client identity (trusted proxies), rate
+// limiting, geo redirects, WebSocket pass-through and graceful drain.
 //
 // The package imports only discovery types. What it needs from elsewhere (health view,
-// session store) it declares as small interfaces in interfaces.go; cmd wires concrete values in.
+// session store, client locator) it declares as small interfaces in interfaces.go; cmd wires
+// concrete values in.
 package proxy

@@ -86,6 +86,9 @@ func (p *Proxy) finish(st *reqState, r *http.Request) {
 	}
 	elapsed := time.Since(st.start)
 	p.metrics.observe(r.Method, code, poolName, elapsed)
+	if st.geo {
+		p.metrics.geoRequests.WithLabelValues(countryLabel(st.country), st.servedRegion()).Inc()
+	}
 	if st.set == nil || !st.set.cfg.AccessLog || !p.access.Enabled(r.Context(), slog.LevelInfo) {
 		return
 	}

@@ -22,14 +22,17 @@ type SessionStore interface {
 	Put(session, backendID string, expires time.Time)
 }
 
-// Locator places a client in a region, for routing it to backends near it. It is called
-// once per request with the client address the proxy trusts and must not block (answer from
-// memory). ok=false means unknown: the client is then balanced over every region.
-//
-// Today the proxy prefers backends whose region equals the client's and falls back to all
-// healthy backends; ordering the other regions by distance arrives with geo routing.
+// Locator places clients on the map for routes with geo routing (discovery.Route.Geo).
+// Order is called once per request on such routes, with the client address the proxy trusts
+// (never one a client can choose), so it must answer from memory and must not block.
+// NodeRegion is read once, by New.
 type Locator interface {
-	Region(client netip.Addr) (region string, ok bool)
+	// Order returns region names nearest first for the client (shared, immutable; must not
+	// be modified) and the client's ISO country ("" unknown). Unknown clients get the node's
+	// region first.
+	Order(client netip.Addr) (regions []string, country string)
+	// NodeRegion is the region this node runs in. Backends without a region count as in it.
+	NodeRegion() string
 }
 
 // allHealthy is the HealthView used when none is given: every backend is up.

@@ -16,6 +16,7 @@ type metrics struct {
 	duration    *prometheus.HistogramVec
 	retries     *prometheus.CounterVec
 	rateLimited prometheus.Counter
+	geoRequests *prometheus.CounterVec
 }
 
 func newMetrics(p *Proxy, reg prometheus.Registerer) (*metrics, error) {
@@ -37,13 +38,17 @@ func newMetrics(p *Proxy, reg prometheus.Registerer) (*metrics, error) {
 			Name: "veloflux_rate_limited_total",
 			Help: "Requests refused with 429 by the per-client rate limit.",
 		}),
+		geoRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "veloflux_geo_requests_total",
+			Help: "Requests on geo routes, by client country (unknown when not located) and region served or redirected to (none when no backend was healthy).",
+		}, []string{"country", "region"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	var registered []prometheus.Collector
 	for _, c := range []prometheus.Collector{
-		m.requests, m.duration, m.retries, m.rateLimited, backendCollector{p},
+		m.requests, m.duration, m.retries, m.rateLimited, m.geoRequests, backendCollector{p},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "veloflux_draining",
 			Help: "1 while this node is draining, else 0.",
@@ -94,9 +99,9 @@ func (c backendCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c backendCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, pl := range c.p.table.Load().pools {
 		for _, u := range pl.backends {
-			ch <- prometheus.MustNewConstMetric(activeDesc, prometheus.GaugeValue, float64(u.lb.Active()), pl.name, u.address)
-			ch <- prometheus.MustNewConstMetric(healthDesc, prometheus.GaugeValue, boolFloat(c.p.health.Healthy(u.id)), pl.name, u.address)
-			ch <- prometheus.MustNewConstMetric(weightDesc, prometheus.GaugeValue, float64(u.lb.Weight()), pl.name, u.address)
+			ch <- prometheus.MustNewConstMetric(activeDesc, prometheus.GaugeValue, float64(u.lb.Active()), pl.name, u.id)
+			ch <- prometheus.MustNewConstMetric(healthDesc, prometheus.GaugeValue, boolFloat(c.p.health.Healthy(u.id)), pl.name, u.id)
+			ch <- prometheus.MustNewConstMetric(weightDesc, prometheus.GaugeValue, float64(u.lb.Weight()), pl.name, u.id)
 		}
 	}
 }

@@ -31,8 +31,16 @@ type Options struct {
 	Health HealthView
 	// Sessions holds sticky pins. Nil: a LocalSessions of 100000 pins.
 	Sessions SessionStore
-	// Locator places clients in regions. Nil: no region preference.
+	// Locator orders regions by distance from each client, for routes with geo routing
+	// (discovery.Route.Geo). Nil: geo routes behave like geo: off.
 	Locator Locator
+	// GeoResponseHeader, when set, names a response header that tells the client of a geo
+	// route which region served (or redirected) it, such as "X-VeloFlux-Region". Default ""
+	// (no header).
+	GeoResponseHeader string
+	// RedirectHosts maps a region to the host[:port] that serves it, for routes with
+	// geo: redirect. A region without an entry is never redirected to. Nil: no redirects.
+	RedirectHosts map[string]string
 	// Logger receives operational logs. Nil: discarded.
 	Logger *slog.Logger
 	// AccessLogger receives one "access" line per request when Config.AccessLog is on.
@@ -51,7 +59,7 @@ type Proxy struct {
 	access     *slog.Logger
 	health     HealthView
 	sessions   SessionStore
-	locator    Locator
+	geo        geoSettings
 	transports *transports
 	rp         *httputil.ReverseProxy
 	metrics    *metrics
@@ -98,6 +106,10 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	if opts.Sessions == nil {
 		opts.Sessions = NewLocalSessions(0)
 	}
+	geo, err := newGeoSettings(opts)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
 	ts, err := newTransports(opts.Transport.withDefaults())
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
@@ -107,7 +119,7 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		access:     opts.AccessLogger,
 		health:     opts.Health,
 		sessions:   opts.Sessions,
-		locator:    opts.Locator,
+		geo:        geo,
 		transports: ts,
 		upstreams:  make(map[string]*upstream),
 	}
@@ -260,7 +272,6 @@ type reqState struct {
 	upgrade bool // a WebSocket upgrade: only HTTP/1.1 transports can carry it
 	reqID   string
 	key     uint64 // client affinity hash for ip_hash
-	region  string // the client's region from the Locator, "" when unknown
 	route   *route
 	pool    *pool
 	backend *upstream
@@ -271,6 +282,13 @@ type reqState struct {
 	body    *retryBody
 	err     error
 	rw      statusWriter
+
+	// Geo routing, set only when the route uses it and a Locator is configured.
+	geo       bool
+	node      string   // the node's region: where backends without a region run
+	order     []string // the client's regions, nearest first; the Locator's, read-only
+	country   string   // the client's ISO country, "" unknown
+	geoRegion string   // the region a redirect sent the client to
 }
 
 type stateKey struct{}
@@ -296,32 +314,17 @@ func (st *reqState) wasTried(u *upstream) bool {
 	return false
 }
 
-// candidates fills st.cands/st.ups with the pool's healthy backends not tried yet; when the
-// client's region is known and has such backends, only those.
+// candidates fills st.cands/st.ups with the pool's healthy backends not tried yet, in every
+// region; geo routes narrow them to one region afterwards.
 func (st *reqState) candidates(h HealthView) {
 	st.cands, st.ups = st.cands[:0], st.ups[:0]
-	local := 0
 	for _, u := range st.pool.backends {
 		if st.wasTried(u) || !h.Healthy(u.id) {
 			continue
 		}
 		st.cands = append(st.cands, &u.lb)
 		st.ups = append(st.ups, u)
-		if st.region != "" && u.Region() == st.region {
-			local++
-		}
 	}
-	if local == 0 || local == len(st.ups) {
-		return
-	}
-	n := 0
-	for i, u := range st.ups {
-		if u.Region() == st.region {
-			st.cands[n], st.ups[n] = st.cands[i], u
-			n++
-		}
-	}
-	st.cands, st.ups = st.cands[:n], st.ups[:n]
 }
 
 func (p *Proxy) getState() *reqState { return p.states.Get().(*reqState) }
@@ -383,14 +386,24 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	st.pool = st.route.pool
 	st.key = clientKey(st.client)
-	if p.locator != nil {
-		st.region, _ = p.locator.Region(st.client)
+	if st.route.geo != geoOff && p.geo.locator != nil {
+		st.geo = true
+		st.node = p.geo.node.name
+		// st.client, not the X-Forwarded-For of an untrusted peer: a client cannot pick its region.
+		st.order, st.country = p.geo.locator.Order(st.client)
 	}
-	st.backend = p.pick(st, w, r)
-	if st.backend == nil {
+	st.candidates(p.health)
+	if len(st.cands) == 0 {
 		p.writeError(w, st, http.StatusServiceUnavailable, errNoBackend)
 		return
 	}
+	if st.geo && st.route.geo == geoRedirect {
+		if region, host, ok := p.redirectTarget(st); ok {
+			p.redirect(w, r, st, region, host)
+			return
+		}
+	}
+	st.backend = p.pick(st, w, r)
 	st.markTried(st.backend)
 	st.backend.lb.Acquire()
 	// A deferred release keeps counts exact when the reverse proxy aborts the handler with a
@@ -412,15 +425,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.rp.ServeHTTP(w, r.WithContext(ctx))
 }
 
-// pick chooses the backend for a request: its sticky pin when the pool is sticky and the pin
-// is healthy, otherwise the pool's policy.
+// pick chooses the backend for a request among st.cands (not empty): its sticky pin when the
+// pool is sticky and the pin is healthy, otherwise the pool's policy, inside the nearest
+// region for geo routes.
 func (p *Proxy) pick(st *reqState, w http.ResponseWriter, r *http.Request) *upstream {
-	st.candidates(p.health)
-	if len(st.cands) == 0 {
-		return nil
-	}
 	if st.pool.sticky {
 		return p.pickSticky(st, w, r)
+	}
+	if st.geo {
+		st.narrow("")
 	}
 	return st.ups[st.pool.policy.Pick(st.cands, st.key)]
 }
@@ -431,7 +444,10 @@ func (p *Proxy) pickSticky(st *reqState, w http.ResponseWriter, r *http.Request)
 	if c, err := r.Cookie(sc.CookieName); err == nil {
 		if session, ok := st.set.signer.verify(c.Value); ok {
 			key := st.pool.name + "|" + session
-			if id, exp, ok := p.sessions.Get(key); ok {
+			id, exp, pinned := p.sessions.Get(key)
+			if pinned {
+				// A geo route looks for the pin in every region: a session stays in its
+				// region while its backend is up, even when the client's nearest changes.
 				for i, u := range st.ups {
 					if u.id == id {
 						if exp.Sub(now) < sc.TTL/2 {
@@ -443,7 +459,16 @@ func (p *Proxy) pickSticky(st *reqState, w http.ResponseWriter, r *http.Request)
 				}
 			}
 			// The pin is missing, its backend is down or gone: every node re-pins the session
-			// to the same backend by hashing its ID over the healthy set.
+			// to the same backend by hashing its ID over the healthy set. A geo route keeps
+			// the session in the region of its old backend while that region has one up,
+			// else moves it to the client's nearest region with one.
+			if st.geo {
+				prefer := ""
+				if pinned {
+					prefer = st.pinnedRegion(id)
+				}
+				st.narrow(prefer)
+			}
 			u := st.ups[balance.Rendezvous(st.cands, balance.HashString(session))]
 			p.sessions.Put(key, u.id, now.Add(sc.TTL))
 			setStickyCookie(w, sc, c.Value)
@@ -451,6 +476,9 @@ func (p *Proxy) pickSticky(st *reqState, w http.ResponseWriter, r *http.Request)
 		}
 	}
 	session, value := st.set.signer.newSession()
+	if st.geo {
+		st.narrow("")
+	}
 	u := st.ups[st.pool.policy.Pick(st.cands, st.key)]
 	p.sessions.Put(st.pool.name+"|"+session, u.id, now.Add(sc.TTL))
 	setStickyCookie(w, sc, value)
@@ -493,20 +521,13 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	} else {
 		h.Set("X-Forwarded-For", peer)
 	}
-	proto := "http"
-	if in.TLS != nil {
-		proto = "https"
-	}
 	fwdHost := in.Host
 	if st.trusted {
-		if v := in.Header.Get("X-Forwarded-Proto"); v == "http" || v == "https" {
-			proto = v
-		}
 		if v := in.Header.Get("X-Forwarded-Host"); v != "" {
 			fwdHost = v
 		}
 	}
-	h.Set("X-Forwarded-Proto", proto)
+	h.Set("X-Forwarded-Proto", st.proto(in))
 	h.Set("X-Forwarded-Host", fwdHost)
 	h.Set("X-Real-Ip", st.client.String())
 	h.Set("X-Request-Id", st.reqID)
@@ -529,6 +550,9 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	if p.draining.Load() && resp.StatusCode != http.StatusSwitchingProtocols {
 		resp.Header.Set("Connection", "close")
 	}
+	if st.geo && p.geo.header != "" {
+		p.setGeoHeader(st, resp)
+	}
 	return nil
 }
 
@@ -548,6 +572,11 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		st.candidates(p.health)
 		if len(st.cands) == 0 {
 			return nil, err
+		}
+		if st.geo {
+			// Stay in the failed backend's region while it has untried backends, then
+			// fail over to the next region by the client's order.
+			st.narrow(st.regionOf(st.backend))
 		}
 		next := st.ups[st.pool.policy.Pick(st.cands, st.key)]
 		p.log.Debug("retrying on another backend", "request_id", st.reqID, "pool", st.pool.name,

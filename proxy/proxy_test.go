@@ -403,7 +403,7 @@ func TestConnectionCountsDoNotDrift(t *testing.T) {
 	if v, ok := metricValue(t, tp.reg, "veloflux_inflight_requests", nil); !ok || v != 0 {
 		t.Fatalf("veloflux_inflight_requests = %v (present %v), want 0", v, ok)
 	}
-	if v, ok := metricValue(t, tp.reg, "veloflux_active_connections", map[string]string{"backend": truncating.addr()}); !ok || v != 0 {
+	if v, ok := metricValue(t, tp.reg, "veloflux_active_connections", map[string]string{"backend": "truncating"}); !ok || v != 0 {
 		t.Fatalf("veloflux_active_connections for the truncating backend = %v (present %v), want 0", v, ok)
 	}
 }
@@ -459,7 +459,7 @@ func TestApplyRemovesBackendSeries(t *testing.T) {
 	a, b := newBackend(t, "a", nil), newBackend(t, "b", nil)
 	tp := startProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("a", a.addr(), 1), member("b", b.addr(), 1)))
 	for _, name := range []string{"veloflux_active_connections", "veloflux_backend_health", "veloflux_backend_weight"} {
-		if _, ok := metricValue(t, tp.reg, name, map[string]string{"pool": "web", "backend": b.addr()}); !ok {
+		if _, ok := metricValue(t, tp.reg, name, map[string]string{"pool": "web", "backend": "b"}); !ok {
 			t.Fatalf("%s has no series for b before removal", name)
 		}
 	}
@@ -467,10 +467,10 @@ func TestApplyRemovesBackendSeries(t *testing.T) {
 		t.Fatalf("Apply: %v", err)
 	}
 	for _, name := range []string{"veloflux_active_connections", "veloflux_backend_health", "veloflux_backend_weight"} {
-		if _, ok := metricValue(t, tp.reg, name, map[string]string{"pool": "web", "backend": b.addr()}); ok {
+		if _, ok := metricValue(t, tp.reg, name, map[string]string{"pool": "web", "backend": "b"}); ok {
 			t.Fatalf("%s still has a series for removed backend b", name)
 		}
-		if _, ok := metricValue(t, tp.reg, name, map[string]string{"pool": "web", "backend": a.addr()}); !ok {
+		if _, ok := metricValue(t, tp.reg, name, map[string]string{"pool": "web", "backend": "a"}); !ok {
 			t.Fatalf("%s lost the series of kept backend a", name)
 		}
 	}
@@ -528,5 +528,18 @@ func TestApplyRejectedSnapshotChangesNothing(t *testing.T) {
 	st := backendStatus(t, tp.Proxy, "web", "a")
 	if st.Weight != 2 || st.Region != "eu-west" {
 		t.Fatalf("rejected snapshot changed backend a to weight %d region %q; want 2 and eu-west", st.Weight, st.Region)
+	}
+}
+
+// TestBackendSeriesByID: two backends of one pool at the same address (one process
+// registered twice in Consul) must not break the scrape with duplicate series.
+func TestBackendSeriesByID(t *testing.T) {
+	be := newBackend(t, "shared", nil)
+	tp := startProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false,
+		member("dc1/n1/web-1", be.addr(), 1), member("dc1/n1/web-2", be.addr(), 1)))
+	for _, id := range []string{"dc1/n1/web-1", "dc1/n1/web-2"} {
+		if _, ok := metricValue(t, tp.reg, "veloflux_backend_health", map[string]string{"pool": "web", "backend": id}); !ok {
+			t.Errorf("no veloflux_backend_health series for %s", id)
+		}
 	}
 }

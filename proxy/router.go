@@ -13,6 +13,7 @@ type route struct {
 	spec   discovery.Route
 	prefix string // normalised path prefix; "/" matches everything
 	pool   *pool
+	geo    geoMode
 }
 
 // matches reports whether path is under r.prefix on a segment boundary: "/api" matches

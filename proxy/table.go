@@ -21,14 +21,14 @@ type upstream struct {
 	pool       string
 	address    string
 	scheme     scheme
-	skipVerify bool                   // https only: accept any certificate
-	region     atomic.Pointer[string] // may change with discovery; read by status and (later) geo routing
+	skipVerify bool                       // https only: accept any certificate
+	region     atomic.Pointer[regionName] // may change with discovery; read by status and geo routing
 }
 
-// Region returns the backend's region, "" when unknown.
+// Region returns the backend's region, "" when none was given (the node's region).
 func (u *upstream) Region() string {
 	if r := u.region.Load(); r != nil {
-		return *r
+		return r.name
 	}
 	return ""
 }
@@ -113,7 +113,12 @@ func buildTable(snap *discovery.Snapshot, prev map[string]*upstream, policies ma
 			problems = append(problems, fmt.Errorf("route %d (%s%s): unknown pool %q", i, sr.Host, sr.PathPrefix, sr.Pool))
 			continue
 		}
-		compiled = append(compiled, &route{spec: sr, prefix: normalizePrefix(sr.PathPrefix), pool: pl})
+		mode, ok := parseGeoMode(sr.Geo)
+		if !ok {
+			problems = append(problems, fmt.Errorf("route %d (%s%s): unknown geo mode %q (want off, nearest or redirect)", i, sr.Host, sr.PathPrefix, sr.Geo))
+			continue
+		}
+		compiled = append(compiled, &route{spec: sr, prefix: normalizePrefix(sr.PathPrefix), pool: pl, geo: mode})
 	}
 	if len(problems) > 0 {
 		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidSnapshot, errors.Join(problems...))
@@ -123,9 +128,8 @@ func buildTable(snap *discovery.Snapshot, prev map[string]*upstream, policies ma
 		for _, b := range sp.Backends {
 			u := ups[sp.Name+"/"+b.ID]
 			u.lb.SetWeight(b.Weight)
-			if u.Region() != b.Region {
-				region := b.Region
-				u.region.Store(&region)
+			if r := u.region.Load(); r == nil || r.name != b.Region {
+				u.region.Store(newRegionName(b.Region))
 			}
 		}
 	}
