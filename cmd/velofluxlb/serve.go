@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"github.com/veloflux/veloflux/admin"
 	"github.com/veloflux/veloflux/config"
 	"github.com/veloflux/veloflux/discovery/consul"
+	"github.com/veloflux/veloflux/geo"
 	"github.com/veloflux/veloflux/health"
 	"github.com/veloflux/veloflux/proxy"
 	"github.com/veloflux/veloflux/telemetry"
@@ -39,6 +41,8 @@ type app struct {
 	// consul and registrar are nil unless discovery.consul (and its register) is enabled.
 	consul    *consul.Source
 	registrar *consul.Registrar
+	// geo is nil unless geo.database is set (at start: the database is opened once).
+	geo *geo.Locator
 	admin     *admin.Server
 	metrics   *http.Server
 	// metricsAddr is where the metrics listener is bound, once run has started it.
@@ -105,14 +109,24 @@ func newApp(path string, environ []string, cfg *config.Config, log *slog.Logger,
 	if err != nil {
 		return nil, err
 	}
-	a.proxy, err = proxy.New(proxyConfig(cfg), proxy.Options{
+	opts := proxy.Options{
 		Health:       a.checker,
 		Sessions:     proxy.NewLocalSessions(0),
 		Logger:       log.With("component", "proxy"),
 		AccessLogger: log.With("component", "access"),
 		Registerer:   a.reg,
 		Transport:    transportConfig(cfg),
-	})
+	}
+	if cfg.Geo.Database != "" {
+		a.geo, err = geo.New(geoConfig(cfg), log.With("component", "geo"), a.reg)
+		if err != nil {
+			return nil, err
+		}
+		opts.Locator = a.geo // only a non-nil *geo.Locator goes into the interface
+		opts.GeoResponseHeader = cfg.Geo.ResponseHeader
+		opts.RedirectHosts = redirectHosts(cfg)
+	}
+	a.proxy, err = proxy.New(proxyConfig(cfg), opts)
 	if err != nil {
 		return nil, err
 	}
@@ -193,6 +207,9 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal) error {
 		}()
 	}
 	spawn("health", a.checker.Run)
+	if a.geo != nil {
+		spawn("geo", a.geo.Run)
+	}
 	if a.admin != nil {
 		if err := a.admin.Listen(); err != nil {
 			return fmt.Errorf("admin: %w", err)
@@ -269,6 +286,9 @@ func (a *app) applyLocked() error {
 	}
 	if err := checkRunnable(cfg); err != nil {
 		return err
+	}
+	if geoUsed(cfg) && a.geo == nil {
+		return errors.New("routes[].geo: geo routing needs geo.database and geo.node_region at start-up; restart to enable it")
 	}
 	level, err := telemetry.ParseLevel(cfg.Global.LogLevel)
 	if err != nil {

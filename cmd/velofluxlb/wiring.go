@@ -21,7 +21,7 @@ func checkRunnable(c *config.Config) error {
 	if c.Global.TLSBindAddress != "" && (t.CertFile == "" || t.KeyFile == "") {
 		return errors.New("global.tls_bind_address: needs global.tls.cert_file and global.tls.key_file")
 	}
-	return nil
+	return checkRegions(c)
 }
 
 // staticSnapshot turns the configured pools and routes into the static discovery snapshot.
@@ -41,13 +41,13 @@ func staticSnapshot(c *config.Config) *discovery.Snapshot {
 			}
 			dp.Backends = append(dp.Backends, discovery.Backend{
 				ID: b.Address, Address: b.Address, Weight: b.Weight, HealthPath: path,
-				Scheme: scheme, TLSSkipVerify: p.TLSSkipVerify,
+				Scheme: scheme, TLSSkipVerify: p.TLSSkipVerify, Region: b.Region,
 			})
 		}
 		s.Pools = append(s.Pools, dp)
 	}
 	for _, r := range c.Routes {
-		s.Routes = append(s.Routes, discovery.Route{Host: r.Host, PathPrefix: r.PathPrefix, StripPrefix: r.StripPrefix, Pool: r.Pool})
+		s.Routes = append(s.Routes, discovery.Route{Host: r.Host, PathPrefix: r.PathPrefix, StripPrefix: r.StripPrefix, Pool: r.Pool, Geo: r.Geo})
 	}
 	return s
 }

