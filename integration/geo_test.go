@@ -91,11 +91,11 @@ func TestGeoNearestRegionWithFailover(t *testing.T) {
 	n := startNode(t, geoConfig(db, "127.0.0.1/32", eu, us, ap))
 
 	clients := []struct{ ip, want string }{
-		{"80.128.0.1", "eu"},  // Deutsche Telekom, near Frankfurt
-		{"8.8.8.8", "us"},     // the US centroid
-		{"13.228.0.1", "ap"},  // AWS Singapore
-		{"133.11.0.1", "ap"},  // University of Tokyo
-		{"127.0.0.1", "eu"},   // cannot be located: the node's region
+		{"80.128.0.1", "eu"}, // Deutsche Telekom, near Frankfurt
+		{"8.8.8.8", "us"},    // the US centroid
+		{"13.228.0.1", "ap"}, // AWS Singapore
+		{"133.11.0.1", "ap"}, // University of Tokyo
+		{"127.0.0.1", "eu"},  // cannot be located: the node's region
 	}
 	for _, c := range clients {
 		code, body, hdr := get(t, n.url("/"), "X-Forwarded-For", c.ip)

@@ -42,9 +42,9 @@ type app struct {
 	consul    *consul.Source
 	registrar *consul.Registrar
 	// geo is nil unless geo.database is set (at start: the database is opened once).
-	geo *geo.Locator
-	admin     *admin.Server
-	metrics   *http.Server
+	geo     *geo.Locator
+	admin   *admin.Server
+	metrics *http.Server
 	// metricsAddr is where the metrics listener is bound, once run has started it.
 	metricsAddr string
 
