@@ -50,8 +50,8 @@ func TestDocsExamples(t *testing.T) {
 				gc.Database, gc.NodeRegion = "/var/lib/GeoIP/GeoLite2-City.mmdb", "eu-central-1"
 			} else {
 				complete++
-				// Consul routes cannot carry a geo mode yet (the docs say so), so only the
-				// static example must show one.
+				// A Consul example sets its geo mode with the veloflux.geo tag, outside the
+				// YAML, so only the static example must show one in the file.
 				if !usesGeo(cfg) && !cfg.Discovery.Consul.Enabled {
 					t.Error("a complete example without a route using geo")
 				}

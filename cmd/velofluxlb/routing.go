@@ -24,6 +24,10 @@ type routing struct {
 	static    *discovery.Snapshot
 	consul    *discovery.Snapshot
 	conflicts []string // last reported, to log a conflict once, not on every change
+	// geoEnabled says the proxy has a locator; without one, geo routes are balanced over
+	// every region, which is logged once.
+	geoEnabled bool
+	warnedGeo  bool
 }
 
 // setStatic applies a new configuration's static pools. On error nothing changed.
@@ -57,6 +61,15 @@ func (r *routing) applyLocked() error {
 		return err
 	}
 	r.checker.SetTargets(healthTargets(merged, r.cfg))
+	if !r.geoEnabled && !r.warnedGeo {
+		for _, rt := range merged.Routes {
+			if rt.Geo != "" && rt.Geo != "off" {
+				r.log.Warn("a route asks for geo routing but geo.database is not set: it is balanced over all regions", "pool", rt.Pool, "geo", rt.Geo)
+				r.warnedGeo = true
+				break
+			}
+		}
+	}
 	var msgs []string
 	for _, c := range conflicts {
 		msgs = append(msgs, c.String())

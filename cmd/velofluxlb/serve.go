@@ -130,7 +130,7 @@ func newApp(path string, environ []string, cfg *config.Config, log *slog.Logger,
 	if err != nil {
 		return nil, err
 	}
-	a.routing = &routing{proxy: a.proxy, checker: a.checker, log: log.With("component", "discovery")}
+	a.routing = &routing{proxy: a.proxy, checker: a.checker, log: log.With("component", "discovery"), geoEnabled: a.geo != nil}
 	if err := a.routing.setStatic(cfg); err != nil {
 		return nil, err
 	}

@@ -118,8 +118,11 @@ func buildSnapshot(insts []instance) (snap *discovery.Snapshot, conflicts []stri
 	sorted := slices.Clone(insts)
 	slices.SortStableFunc(sorted, func(a, b instance) int { return cmp.Compare(a.ID, b.ID) })
 
+	// routeOwner is the instance with the lowest ID among those declaring a route in a pool:
+	// its strip_prefix and geo are the route's.
 	type routeOwner struct {
 		strip bool
+		geo   string
 		id    string
 	}
 	type poolAcc struct {
@@ -153,11 +156,18 @@ func buildSnapshot(insts []instance) (snap *discovery.Snapshot, conflicts []stri
 			}
 		}
 		for _, r := range s.Routes {
-			if o, ok := acc.routes[r]; !ok {
-				acc.routes[r] = routeOwner{strip: s.StripPrefix, id: in.ID}
-			} else if o.strip != s.StripPrefix {
+			o, ok := acc.routes[r]
+			if !ok {
+				acc.routes[r] = routeOwner{strip: s.StripPrefix, geo: s.Geo, id: in.ID}
+				continue
+			}
+			if o.strip != s.StripPrefix {
 				conflicts = append(conflicts, fmt.Sprintf("pool %q: strip_prefix %t of %s for route %q differs from %t of %s, which wins",
 					s.Pool, s.StripPrefix, in.ID, r.String(), o.strip, o.id))
+			}
+			if o.geo != s.Geo {
+				conflicts = append(conflicts, fmt.Sprintf("pool %q: geo %q of %s for route %q differs from %q of %s, which wins",
+					s.Pool, geoName(s.Geo), in.ID, r.String(), geoName(o.geo), o.id))
 			}
 		}
 		if in.Healthy {
@@ -193,8 +203,9 @@ func buildSnapshot(insts []instance) (snap *discovery.Snapshot, conflicts []stri
 				continue
 			}
 			claimed[r] = name
+			o := acc.routes[r]
 			snap.Routes = append(snap.Routes, discovery.Route{
-				Host: r.Host, PathPrefix: r.PathPrefix, StripPrefix: acc.routes[r].strip, Pool: name,
+				Host: r.Host, PathPrefix: r.PathPrefix, StripPrefix: o.strip, Pool: name, Geo: o.geo,
 			})
 		}
 	}
@@ -204,6 +215,9 @@ func buildSnapshot(insts []instance) (snap *discovery.Snapshot, conflicts []stri
 	slices.Sort(conflicts)
 	return snap, conflicts
 }
+
+// geoName is how a conflict message names a geo mode: "off" rather than the "" it is stored as.
+func geoName(g string) string { return cmp.Or(g, "off") }
 
 func compareRoutes(a, b routeSpec) int {
 	return cmp.Or(cmp.Compare(a.Host, b.Host), cmp.Compare(a.PathPrefix, b.PathPrefix))

@@ -119,6 +119,21 @@ func TestEntryFilterInstances(t *testing.T) {
 				{Service: "web", Instance: "w3", Node: "n1", Datacenter: "dc1", Msg: "port 0: the instance has no usable port"},
 			},
 		},
+		{
+			name: "geo: a good value reaches the settings, a bad one is reported and the instance kept with off",
+			entries: []*api.ServiceEntry{
+				entry("n1", "10.0.0.1", "g1", "web", "", 80, tags("veloflux.geo=nearest"), nil, api.HealthPassing),
+				entry("n1", "10.0.0.1", "g2", "web", "", 80, tags("veloflux.geo=everywhere"), nil, api.HealthPassing),
+			},
+			want: []instance{
+				{ID: "dc1/n1/g1", Address: "10.0.0.1:80", Healthy: true, Settings: settings{Enable: enableTrue, Pool: "web", Weight: 1, Region: "dc1", Geo: "nearest"}},
+				{ID: "dc1/n1/g2", Address: "10.0.0.1:80", Healthy: true, Settings: settings{Enable: enableTrue, Pool: "web", Weight: 1, Region: "dc1"}},
+			},
+			wantErrs: []TagError{
+				{Service: "web", Instance: "g2", Node: "n1", Datacenter: "dc1", Tag: "veloflux.geo=everywhere",
+					Msg: `geo must be off, nearest or redirect, got "everywhere"`},
+			},
+		},
 		{name: "nil parts ignored", entries: []*api.ServiceEntry{nil, {Node: &api.Node{Node: "n"}}, {Service: &api.AgentService{ID: "x"}}}},
 	}
 	for _, tt := range tests {
@@ -237,6 +252,51 @@ func TestBuildSnapshot(t *testing.T) {
 				`pool "p": algorithm "random" of dc1/n1/b differs from "ip_hash" of dc1/n1/a, which wins`,
 				`pool "p": sticky false of dc1/n1/b differs from true of dc1/n1/a, which wins`,
 				`pool "p": strip_prefix false of dc1/n1/b for route "x.example/a" differs from true of dc1/n1/a, which wins`,
+			},
+		},
+		{
+			name: "geo applies to every route of the instance; off stays empty",
+			in: []instance{
+				inst("dc1/n1/a", "10.0.0.1:80", true, settings{Pool: "a", Geo: "nearest", Routes: []routeSpec{r("a.example", ""), r("", "/a")}}),
+				inst("dc1/n1/b", "10.0.0.2:80", true, settings{Pool: "b", Geo: "redirect", StripPrefix: true, Routes: []routeSpec{r("b.example", "/x")}}),
+				inst("dc1/n1/c", "10.0.0.3:80", true, settings{Pool: "c", Routes: []routeSpec{r("c.example", "")}}),
+			},
+			want: &discovery.Snapshot{
+				Source: "consul",
+				Pools: []discovery.Pool{
+					{Name: "a", Algorithm: "round_robin", Backends: []discovery.Backend{{ID: "dc1/n1/a", Address: "10.0.0.1:80", Weight: 1}}},
+					{Name: "b", Algorithm: "round_robin", Backends: []discovery.Backend{{ID: "dc1/n1/b", Address: "10.0.0.2:80", Weight: 1}}},
+					{Name: "c", Algorithm: "round_robin", Backends: []discovery.Backend{{ID: "dc1/n1/c", Address: "10.0.0.3:80", Weight: 1}}},
+				},
+				Routes: []discovery.Route{
+					{PathPrefix: "/a", Pool: "a", Geo: "nearest"},
+					{Host: "a.example", Pool: "a", Geo: "nearest"},
+					{Host: "b.example", PathPrefix: "/x", StripPrefix: true, Pool: "b", Geo: "redirect"},
+					{Host: "c.example", Pool: "c"},
+				},
+			},
+		},
+		{
+			name: "geo disagreement: lowest ID wins per route, others reported",
+			in: []instance{
+				inst("dc1/n1/c", "10.0.0.3:80", true, settings{Pool: "p", Geo: "redirect", Routes: []routeSpec{r("x.example", ""), r("y.example", "")}}),
+				inst("dc1/n1/a", "10.0.0.1:80", true, settings{Pool: "p", Geo: "nearest", Routes: []routeSpec{r("x.example", "")}}),
+				inst("dc1/n1/b", "10.0.0.2:80", true, settings{Pool: "p", Routes: []routeSpec{r("x.example", ""), r("y.example", "")}}),
+			},
+			want: &discovery.Snapshot{
+				Source: "consul",
+				Pools: []discovery.Pool{{Name: "p", Algorithm: "round_robin", Backends: []discovery.Backend{
+					{ID: "dc1/n1/a", Address: "10.0.0.1:80", Weight: 1},
+					{ID: "dc1/n1/b", Address: "10.0.0.2:80", Weight: 1},
+					{ID: "dc1/n1/c", Address: "10.0.0.3:80", Weight: 1},
+				}}},
+				// y.example is not declared by a, so b (off) owns it and c's redirect loses.
+				Routes: []discovery.Route{{Host: "x.example", Pool: "p", Geo: "nearest"}, {Host: "y.example", Pool: "p"}},
+			},
+			wantConflicts: []string{
+				`pool "p": geo "off" of dc1/n1/b for route "x.example" differs from "nearest" of dc1/n1/a, which wins`,
+				`pool "p": geo "redirect" of dc1/n1/c for route "x.example" differs from "nearest" of dc1/n1/a, which wins`,
+				`pool "p": geo "redirect" of dc1/n1/c for route "y.example" differs from "off" of dc1/n1/b, which wins`,
 			},
 		},
 		{

@@ -23,15 +23,16 @@ const (
 	keyHealthPath  = "health.path"
 	keyRegion      = "region"
 	keyProtocol    = "protocol"
+	keyGeo         = "geo"
 )
 
 // knownKeys is every key, sorted, as the "unknown key" message lists them.
-const knownKeys = "algorithm, enable, health.path, pool, protocol, region, route, sticky, strip_prefix, weight"
+const knownKeys = "algorithm, enable, geo, health.path, pool, protocol, region, route, sticky, strip_prefix, weight"
 
 func isKnownKey(k string) bool {
 	switch k {
 	case keyEnable, keyRoute, keyStripPrefix, keyPool, keyAlgorithm, keyWeight, keySticky,
-		keyHealthPath, keyRegion, keyProtocol:
+		keyHealthPath, keyRegion, keyProtocol, keyGeo:
 		return true
 	}
 	return false
@@ -41,7 +42,8 @@ func isKnownKey(k string) bool {
 // decide where traffic goes or how it is spoken, so a guessed default would send requests to
 // the wrong place (route, pool), with the wrong path (strip_prefix), balanced against the
 // owner's wish (algorithm) or in the wrong protocol. A bad value of any other key falls back
-// to its default, which still serves correctly, only less well.
+// to its default, which still serves correctly, only less well: a bad geo, for one, means off,
+// which balances over every region instead of the nearest.
 func dropsInstance(key string) bool {
 	switch key {
 	case keyRoute, keyPool, keyAlgorithm, keyStripPrefix, keyProtocol:
@@ -88,6 +90,10 @@ type settings struct {
 	HealthPath  string
 	Region      string // "" means the datacenter
 	Protocol    string // "" means http
+	// Geo is the geo mode of the instance's routes: "" (off), "nearest" or "redirect", as
+	// discovery.Route.Geo. Off is stored as "" so that routes of instances without the tag
+	// stay equal to what they were before the tag existed.
+	Geo string
 }
 
 // tagProblem is one tag or meta entry that could not be used.
@@ -107,7 +113,7 @@ type tagParser struct {
 }
 
 func newTagParser(prefix string) tagParser {
-	p := tagParser{prefix: prefix, tagStart: prefix + ".", metaKeys: make(map[string]string, 10)}
+	p := tagParser{prefix: prefix, tagStart: prefix + ".", metaKeys: make(map[string]string, 11)}
 	for k := range strings.SplitSeq(knownKeys, ", ") {
 		p.metaKeys[prefix+"_"+strings.ReplaceAll(k, ".", "_")] = k
 	}
@@ -264,6 +270,15 @@ func (p tagParser) apply(s *settings, key, val string, seen map[string]string) (
 			s.Protocol = val
 		default:
 			err = fmt.Errorf("must be http, https or h2c")
+		}
+	case keyGeo:
+		switch val {
+		case "off":
+			s.Geo = ""
+		case "nearest", "redirect":
+			s.Geo = val
+		default:
+			err = fmt.Errorf("must be off, nearest or redirect, got %q", val)
 		}
 	}
 	if err != nil {

@@ -90,11 +90,11 @@ func TestParseTags(t *testing.T) {
 				"veloflux.enable=true", "veloflux.route=example.com/api", "veloflux.route=/health",
 				"veloflux.strip_prefix=true", "veloflux.pool=api", "veloflux.algorithm=least_conn",
 				"veloflux.weight=10000", "veloflux.sticky=true", "veloflux.health.path=/ready",
-				"veloflux.region=eu-west", "veloflux.protocol=h2c",
+				"veloflux.region=eu-west", "veloflux.protocol=h2c", "veloflux.geo=redirect",
 			},
 			want: settings{
 				Enable: enableTrue, StripPrefix: true, Pool: "api", Algorithm: "least_conn", Weight: 10000,
-				Sticky: true, HealthPath: "/ready", Region: "eu-west", Protocol: "h2c",
+				Sticky: true, HealthPath: "/ready", Region: "eu-west", Protocol: "h2c", Geo: "redirect",
 				Routes: []routeSpec{{Host: "example.com", PathPrefix: "/api"}, {PathPrefix: "/health"}},
 			},
 		},
@@ -212,11 +212,13 @@ func TestParseTags(t *testing.T) {
 				"veloflux_route": "example.com/m", "veloflux_strip_prefix": "true", "veloflux_pool": "mp",
 				"veloflux_algorithm": "random", "veloflux_weight": "4", "veloflux_sticky": "true",
 				"veloflux_health_path": "/hz", "veloflux_region": "r1", "veloflux_protocol": "https",
-				"version": "1.2", // not ours
+				"veloflux_geo": "nearest",
+				"version":      "1.2", // not ours
 			},
 			want: settings{
 				Routes: []routeSpec{{Host: "example.com", PathPrefix: "/m"}}, StripPrefix: true, Pool: "mp",
 				Algorithm: "random", Weight: 4, Sticky: true, HealthPath: "/hz", Region: "r1", Protocol: "https",
+				Geo: "nearest",
 			},
 		},
 		{
@@ -256,6 +258,70 @@ func TestParseTags(t *testing.T) {
 			got, probs := p.parse(tt.tags, tt.meta)
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("settings\n got %+v\nwant %+v", got, tt.want)
+			}
+			if !reflect.DeepEqual(probs, tt.probs) {
+				t.Errorf("problems\n got %+v\nwant %+v", probs, tt.probs)
+			}
+		})
+	}
+}
+
+// TestParseTagsGeo: geo takes exactly the values of discovery.Route.Geo, stores off as "", and a
+// bad value falls back to off without dropping the instance, since off still serves correctly.
+func TestParseTagsGeo(t *testing.T) {
+	p := newTagParser("veloflux")
+	tests := []struct {
+		name    string
+		tags    []string
+		meta    map[string]string
+		wantGeo string
+		probs   []tagProblem
+	}{
+		{name: "unset is off", wantGeo: ""},
+		{name: "off is stored as empty", tags: []string{"veloflux.geo=off"}, wantGeo: ""},
+		{name: "nearest", tags: []string{"veloflux.geo=nearest"}, wantGeo: "nearest"},
+		{name: "redirect", tags: []string{"veloflux.geo=redirect"}, wantGeo: "redirect"},
+		{name: "meta nearest", meta: map[string]string{"veloflux_geo": "nearest"}, wantGeo: "nearest"},
+		{name: "meta off", meta: map[string]string{"veloflux_geo": "off"}, wantGeo: ""},
+		{name: "tag wins over meta", tags: []string{"veloflux.geo=off"}, meta: map[string]string{"veloflux_geo": "redirect"}, wantGeo: ""},
+		{
+			name:  "unknown value falls back to off, instance kept",
+			tags:  []string{"veloflux.geo=everywhere"},
+			probs: []tagProblem{{Tag: "veloflux.geo=everywhere", Msg: `geo must be off, nearest or redirect, got "everywhere"`}},
+		},
+		{
+			name:  "values are exact: upper case is refused",
+			tags:  []string{"veloflux.geo=Nearest"},
+			probs: []tagProblem{{Tag: "veloflux.geo=Nearest", Msg: `geo must be off, nearest or redirect, got "Nearest"`}},
+		},
+		{
+			name:  "empty value is refused",
+			tags:  []string{"veloflux.geo="},
+			probs: []tagProblem{{Tag: "veloflux.geo=", Msg: `geo must be off, nearest or redirect, got ""`}},
+		},
+		{
+			name:  "a bad tag still wins over good meta",
+			tags:  []string{"veloflux.geo=near"},
+			meta:  map[string]string{"veloflux_geo": "nearest"},
+			probs: []tagProblem{{Tag: "veloflux.geo=near", Msg: `geo must be off, nearest or redirect, got "near"`}},
+		},
+		{
+			name:  "bad meta falls back to off",
+			meta:  map[string]string{"veloflux_geo": "closest"},
+			probs: []tagProblem{{Tag: "veloflux_geo=closest", Meta: true, Msg: `geo must be off, nearest or redirect, got "closest"`}},
+		},
+		{
+			name:    "conflicting repeat keeps the first, instance kept",
+			tags:    []string{"veloflux.geo=nearest", "veloflux.geo=redirect"},
+			wantGeo: "nearest",
+			probs:   []tagProblem{{Tag: "veloflux.geo=redirect", Msg: `geo is already set to "nearest" by an earlier tag, which wins`}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, probs := p.parse(tt.tags, tt.meta)
+			if want := (settings{Weight: 1, Geo: tt.wantGeo}); !reflect.DeepEqual(got, want) {
+				t.Errorf("settings\n got %+v\nwant %+v", got, want)
 			}
 			if !reflect.DeepEqual(probs, tt.probs) {
 				t.Errorf("problems\n got %+v\nwant %+v", probs, tt.probs)
@@ -306,6 +372,7 @@ func FuzzParseTags(f *testing.F) {
 		"veloflux.route=example.com/api", "veloflux.route=[2001:db8::1]:8443/x", "veloflux.route=*.a.b:1/",
 		"veloflux.weight=10000", "veloflux.enable=true", "veloflux.route=/", "veloflux.route=[", "veloflux.health.path=/h",
 		"veloflux.route=a:b:c", "veloflux.route=[::1]", "veloflux.=", "veloflux.route=E\u0301.com",
+		"veloflux.geo=nearest\nveloflux.geo=redirect", "veloflux.geo=off",
 	} {
 		f.Add(seed, "veloflux_route", "/m")
 	}
@@ -319,6 +386,10 @@ func FuzzParseTags(f *testing.F) {
 		}
 		if s.Weight < 1 || s.Weight > maxWeight {
 			t.Fatalf("weight %d accepted", s.Weight)
+		}
+		// Any other geo value would make the proxy refuse the whole snapshot.
+		if s.Geo != "" && s.Geo != "nearest" && s.Geo != "redirect" {
+			t.Fatalf("geo %q accepted", s.Geo)
 		}
 		for _, r := range s.Routes {
 			again, err := parseRoute(r.String())

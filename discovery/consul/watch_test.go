@@ -273,6 +273,31 @@ func TestWatchLifecycle(t *testing.T) {
 		register(t, c, "web-1", "web", 8080, reweighted, nil)
 		strict.rec.waitFor(t, 2*time.Second, "weight 7", hasBackend(7))
 	})
+	t.Run("geo tag: the route gets the mode; a bad value is reported and serves as off", func(t *testing.T) {
+		geoTags := func(geo string) []string {
+			out := slices.Clone(tags)
+			out[slices.Index(out, "veloflux.weight=5")] = "veloflux.weight=7"
+			return append(out, "veloflux.geo="+geo)
+		}
+		routeGeo := func(geo string) func(*discovery.Snapshot) bool {
+			return func(s *discovery.Snapshot) bool {
+				return hasBackend(7)(s) && len(s.Routes) == 1 && s.Routes[0].Geo == geo
+			}
+		}
+		register(t, c, "web-1", "web", 8080, geoTags("nearest"), nil)
+		got := strict.rec.waitFor(t, 2*time.Second, "route with geo nearest", routeGeo("nearest"))
+		wantRoutes := []discovery.Route{{Host: "example.com", PathPrefix: "/api", StripPrefix: true, Pool: "web", Geo: "nearest"}}
+		if !reflect.DeepEqual(got.Routes, wantRoutes) {
+			t.Fatalf("routes\n got %+v\nwant %+v", got.Routes, wantRoutes)
+		}
+		register(t, c, "web-1", "web", 8080, geoTags("everywhere"), nil)
+		strict.rec.waitFor(t, 2*time.Second, "route back to off, backend kept", routeGeo(""))
+		eventually(t, 2*time.Second, "geo tag error", func() (bool, string) {
+			errs := strict.src.Status().TagErrors
+			return len(errs) == 1 && errs[0].Tag == "veloflux.geo=everywhere" &&
+				errs[0].Msg == `geo must be off, nearest or redirect, got "everywhere"`, fmt.Sprint(errs)
+		})
+	})
 	t.Run("deregister: pool and route gone", func(t *testing.T) {
 		if err := c.Agent().ServiceDeregister("web-1"); err != nil {
 			t.Fatal(err)
