@@ -1,4 +1,7 @@
-// Package gossip will run the memberlist cluster that VeloFlux nodes use to share backend
-// health observations and sticky-session pins without a central store (issue 4). It imports
-// none of the other VeloFlux packages; health and cmd build on it.
+// Package gossip shares state between VeloFlux nodes without a central store (issue 4): a
+// memberlist cluster (Node) carries broadcasts and push/pull exchanges of a conflict-free
+// replicated key/value Store, in which sticky-session pins, backend health observations and drain
+// flags merge by last-writer-wins on a hybrid logical clock, deletes are expiring tombstones, and
+// every message is a versioned, size-capped binary encoding. It imports none of the other
+// VeloFlux packages; health, proxy and cmd build on it.
 package gossip

@@ -1,0 +1,206 @@
+package gossip
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// inbound is one unit of work for the merge worker: a broadcast (full=false) or a peer's full
+// state from push/pull (full=true). data is our own copy; memberlist reuses its buffers.
+type inbound struct {
+	full bool
+	data []byte
+}
+
+// delegate implements memberlist.Delegate and memberlist.EventDelegate. memberlist calls these
+// from its packet and stream handlers, some with its node lock held, so every method here returns
+// quickly: incoming data is copied onto a bounded queue and merged by one worker goroutine; when
+// the queue is full the message is dropped and counted, never waited for.
+//
+// MergeRemoteState goes through the same queue rather than calling State.MergeFull directly: the
+// push/pull stream handler is then never held up by a large merge, and deltas and full states
+// reach the State in arrival order from a single goroutine. A full state dropped on overflow is
+// repaired by the next push/pull (every PushPullInterval) and by later broadcasts.
+type delegate struct {
+	state        State
+	broadcasts   *memberlist.TransmitLimitedQueue
+	incoming     chan inbound
+	meta         func() []byte
+	maxPushBytes int
+	metrics      *nodeMetrics
+	logger       *slog.Logger
+	// deadTime is how long a dead or left node stays in the members gauge, mirroring memberlist's
+	// GossipToTheDeadTime after which it forgets the node without telling us.
+	deadTime time.Duration
+
+	mu sync.Mutex
+	// members are copies of the live nodes, kept from the event callbacks: the *Node values that
+	// memberlist.Members returns are mutated by memberlist after it releases its lock, so reading
+	// them races.
+	members  map[string]memberlist.Node
+	departed map[string]departure
+}
+
+// departure is when a node left or was declared dead.
+type departure struct{ at time.Time }
+
+var (
+	_ memberlist.Delegate      = (*delegate)(nil)
+	_ memberlist.EventDelegate = (*delegate)(nil)
+)
+
+// NodeMeta returns our region, version and draining flag. Config.Validate guarantees the encoding
+// fits memberlist.MetaMaxSize; memberlist panics on longer metadata, so a too-long value is
+// logged and replaced by none rather than handed over.
+func (d *delegate) NodeMeta(limit int) []byte {
+	meta := d.meta()
+	if len(meta) > limit {
+		d.logger.Error("node metadata over memberlist limit, not sent", "bytes", len(meta), "limit", limit)
+		return nil
+	}
+	return meta
+}
+
+// NotifyMsg queues one received broadcast for the merge worker.
+func (d *delegate) NotifyMsg(msg []byte) {
+	if len(msg) == 0 {
+		return
+	}
+	d.enqueue(inbound{data: append([]byte(nil), msg...)})
+}
+
+// GetBroadcasts hands memberlist the pending broadcasts that fit in its packet.
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
+	return d.broadcasts.GetBroadcasts(overhead, limit)
+}
+
+// LocalState is our side of a push/pull exchange.
+func (d *delegate) LocalState(join bool) []byte {
+	data := d.state.FullState(d.maxPushBytes)
+	if len(data) > d.maxPushBytes {
+		// The State broke its contract; sending it would make peers refuse the whole exchange.
+		d.metrics.messages.WithLabelValues(dirSent, resultError).Inc()
+		d.logger.Error("full state over push/pull cap, not sent", "bytes", len(data), "cap", d.maxPushBytes)
+		return nil
+	}
+	d.metrics.pushPullBytes.WithLabelValues(dirSent).Add(float64(len(data)))
+	return data
+}
+
+// MergeRemoteState queues a peer's full state for the merge worker.
+func (d *delegate) MergeRemoteState(buf []byte, join bool) {
+	if len(buf) == 0 {
+		return
+	}
+	d.metrics.pushPullBytes.WithLabelValues(dirReceived).Add(float64(len(buf)))
+	if len(buf) > d.maxPushBytes {
+		d.metrics.messages.WithLabelValues(dirReceived, resultError).Inc()
+		return
+	}
+	d.enqueue(inbound{full: true, data: append([]byte(nil), buf...)})
+}
+
+func (d *delegate) enqueue(in inbound) {
+	select {
+	case d.incoming <- in:
+	default:
+		d.metrics.messages.WithLabelValues(dirReceived, resultDropped).Inc()
+	}
+}
+
+// work feeds queued messages to the State until ctx ends. Messages still queued then are
+// discarded: the node is leaving and its state is about to be dropped anyway.
+func (d *delegate) work(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case in := <-d.incoming:
+			var err error
+			if in.full {
+				err = d.state.MergeFull(in.data)
+			} else {
+				err = d.state.MergeDelta(in.data)
+			}
+			if err != nil {
+				d.metrics.messages.WithLabelValues(dirReceived, resultError).Inc()
+				// Debug: a peer sending garbage must not be able to flood our logs.
+				d.logger.Debug("merge failed", "full", in.full, "bytes", len(in.data), "err", err)
+				continue
+			}
+			d.metrics.messages.WithLabelValues(dirReceived, resultOK).Inc()
+		}
+	}
+}
+
+// NotifyJoin, NotifyLeave and NotifyUpdate run under memberlist's node lock: they copy the node
+// into our own member table and return.
+func (d *delegate) NotifyJoin(n *memberlist.Node) { d.record(n) }
+
+func (d *delegate) NotifyUpdate(n *memberlist.Node) { d.record(n) }
+
+func (d *delegate) NotifyLeave(n *memberlist.Node) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.members, n.Name)
+	d.departed[n.Name] = departure{at: time.Now()}
+}
+
+func (d *delegate) record(n *memberlist.Node) {
+	c := *n
+	c.Addr = slices.Clone(n.Addr)
+	c.Meta = slices.Clone(n.Meta)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.members[n.Name] = c
+	delete(d.departed, n.Name)
+}
+
+func (d *delegate) forgetMembers() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	clear(d.members)
+	clear(d.departed)
+}
+
+// liveMembers returns copies of the live members.
+func (d *delegate) liveMembers() []memberlist.Node {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]memberlist.Node, 0, len(d.members))
+	for _, n := range d.members {
+		out = append(out, n)
+	}
+	return out
+}
+
+// memberCounts counts members by state for the gauge. Dead and left nodes count until memberlist
+// forgets them.
+func (d *delegate) memberCounts() map[string]int {
+	counts := make(map[string]int, 2)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	counts[memberAlive] = len(d.members)
+	now := time.Now()
+	for name, dep := range d.departed {
+		if now.Sub(dep.at) > d.deadTime {
+			delete(d.departed, name)
+			continue
+		}
+		counts[memberDeparted]++
+	}
+	return counts
+}
+
+// broadcast is one queued outgoing message. Messages are opaque here, so none invalidates another;
+// the State's merge makes re-delivery and reordering harmless.
+type queuedBroadcast struct{ msg []byte }
+
+func (b queuedBroadcast) Invalidates(memberlist.Broadcast) bool { return false }
+func (b queuedBroadcast) Message() []byte                       { return b.msg }
+func (b queuedBroadcast) Finished()                             {}

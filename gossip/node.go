@@ -1,0 +1,436 @@
+package gossip
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// State is what the node replicates. Implementations must not block (they copy and return).
+type State interface {
+	// FullState encodes the whole state for a push/pull exchange, at most maxBytes long.
+	FullState(maxBytes int) []byte
+	// MergeFull merges a peer's full state; MergeDelta one broadcast message. Errors are counted, never fatal.
+	MergeFull(data []byte) error
+	MergeDelta(msg []byte) error
+}
+
+// Errors callers decide on.
+var (
+	// ErrMessageTooLarge: a broadcast would not fit one UDP packet, so memberlist would never send it.
+	ErrMessageTooLarge = errors.New("gossip: message larger than a UDP-safe broadcast")
+	// ErrNoKeyring: key rotation on a node started without Keys. Encryption cannot be switched on
+	// at runtime because unencrypted peers would be cut off at once.
+	ErrNoKeyring = errors.New("gossip: node runs without encryption keys")
+	// ErrAlreadyRunning: Run was called twice; a Node is single-use.
+	ErrAlreadyRunning = errors.New("gossip: node already running")
+)
+
+// Timings not worth a config key.
+const (
+	// leaveTimeout bounds how long shutdown waits for the leave message to reach a peer.
+	leaveTimeout = 3 * time.Second
+	// updateTimeout bounds how long SetDraining waits for the new metadata to reach a peer.
+	updateTimeout = 3 * time.Second
+	// joinBackoffMin/Max: the first retry is quick (seeds often start together), later ones back
+	// off so a node cut off from its seeds does not hammer them.
+	joinBackoffMin = 200 * time.Millisecond
+	joinBackoffMax = 30 * time.Second
+	// broadcastOverhead is what memberlist adds around one user broadcast in a UDP packet:
+	// compound header (2), per-message length (2), message type (1), label header (2) and
+	// AES-GCM (version, nonce, tag: 29), rounded up for padding and future versions.
+	broadcastOverhead = 64
+	// maxQueuedBroadcasts bounds the outgoing queue: a node without peers transmits nothing, and
+	// memberlist keeps every queued message until it has been sent enough times. The oldest are
+	// dropped first; the State's full-state push/pull repairs what they carried.
+	maxQueuedBroadcasts = 4096
+)
+
+// Member is one cluster member as this node sees it.
+type Member struct {
+	Name    string
+	Addr    string // host:port of its gossip listener
+	Region  string
+	Version string
+	// State is "alive": memberlist reports joins, updates and departures but not suspicion (the
+	// State field of its Node is never set), and dead or left nodes are not members.
+	State    string
+	Draining bool
+}
+
+// Node is one member of the VeloFlux gossip cluster. Create it with New, start it with Run.
+type Node struct {
+	cfg      Config
+	logger   *slog.Logger
+	metrics  *nodeMetrics
+	keyring  *memberlist.Keyring // nil when running without encryption
+	queue    *memberlist.TransmitLimitedQueue
+	del      *delegate
+	maxMsg   int
+	draining atomic.Bool
+
+	ml      atomic.Pointer[memberlist.Memberlist]
+	addr    atomic.Pointer[string]
+	running atomic.Bool
+	ready   chan struct{}
+}
+
+// New checks cfg and prepares a node; nothing listens until Run. logger nil discards logs; reg nil
+// registers no metrics.
+func New(cfg Config, state State, logger *slog.Logger, reg prometheus.Registerer) (*Node, error) {
+	if state == nil {
+		return nil, errors.New("gossip: nil State")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("gossip: invalid config: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("component", "gossip")
+	if cfg.Name == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("gossip: no node name and no host name: %w", err)
+		}
+		cfg.Name = host
+	}
+	cfg.Keys = slices.Clone(cfg.Keys)
+	cfg.Seeds = slices.Clone(cfg.Seeds)
+
+	n := &Node{cfg: cfg, logger: logger, ready: make(chan struct{})}
+	if len(cfg.Keys) > 0 {
+		kr, err := memberlist.NewKeyring(cfg.Keys, cfg.Keys[0])
+		if err != nil {
+			return nil, fmt.Errorf("gossip: keyring: %w", err)
+		}
+		n.keyring = kr
+	}
+	n.maxMsg = n.presetConfig().UDPBufferSize - broadcastOverhead - len(cfg.Label)
+	n.metrics = newNodeMetrics(func() map[string]int { return n.del.memberCounts() })
+	if err := n.metrics.register(reg); err != nil {
+		return nil, err
+	}
+	n.queue = &memberlist.TransmitLimitedQueue{
+		NumNodes:       n.numMembers,
+		RetransmitMult: n.presetConfig().RetransmitMult,
+	}
+	n.del = &delegate{
+		state:        state,
+		broadcasts:   n.queue,
+		incoming:     make(chan inbound, cfg.QueueSize),
+		meta:         n.localMeta,
+		maxPushBytes: cfg.PushPullMaxBytes,
+		metrics:      n.metrics,
+		logger:       logger,
+		deadTime:     n.presetConfig().GossipToTheDeadTime,
+		members:      make(map[string]memberlist.Node),
+		departed:     make(map[string]departure),
+	}
+	return n, nil
+}
+
+func (n *Node) presetConfig() *memberlist.Config {
+	if n.cfg.Preset == PresetWAN {
+		return memberlist.DefaultWANConfig()
+	}
+	return memberlist.DefaultLANConfig()
+}
+
+func (n *Node) memberlistConfig() *memberlist.Config {
+	mc := n.presetConfig()
+	mc.Name = n.cfg.Name
+	mc.BindAddr = n.cfg.BindAddr
+	mc.BindPort = n.cfg.BindPort
+	mc.AdvertiseAddr = n.cfg.AdvertiseAddr
+	mc.AdvertisePort = n.cfg.AdvertisePort
+	mc.Label = n.cfg.Label
+	mc.Keyring = n.keyring
+	// Verify both ways: a node without the key must be unable to read or inject anything.
+	mc.GossipVerifyIncoming = true
+	mc.GossipVerifyOutgoing = true
+	mc.Delegate = n.del
+	mc.Events = n.del
+	mc.LogOutput = nil
+	mc.Logger = log.New(logWriter{n.logger}, "", 0)
+	return mc
+}
+
+// Run starts the memberlist node, joins the seeds (retrying with backoff until one answers or ctx
+// ends) and serves until ctx ends; then it leaves the cluster, shuts memberlist down and waits for
+// its own goroutines. It returns nil on a clean stop.
+func (n *Node) Run(ctx context.Context) error {
+	if !n.running.CompareAndSwap(false, true) {
+		return ErrAlreadyRunning
+	}
+	if n.keyring == nil && !net.ParseIP(n.cfg.BindAddr).IsLoopback() {
+		n.logger.Warn("gossip is not encrypted on a non-loopback address: anyone reaching it can read and inject cluster state",
+			"bind_addr", n.cfg.BindAddr)
+	}
+	ml, err := memberlist.Create(n.memberlistConfig())
+	if err != nil {
+		return fmt.Errorf("gossip: start memberlist on %s: %w",
+			net.JoinHostPort(n.cfg.BindAddr, strconv.Itoa(n.cfg.BindPort)), err)
+	}
+	// Read our address now, before any peer knows us: memberlist rewrites its local node when
+	// alive messages about us arrive, without a lock this side could take.
+	addr := ml.LocalNode().Address()
+	n.addr.Store(&addr)
+	n.ml.Store(ml)
+
+	workCtx, stopWork := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { n.del.work(workCtx) })
+	close(n.ready)
+	n.logger.Info("gossip started", "name", n.cfg.Name, "addr", n.LocalAddr())
+
+	n.join(ctx, ml)
+	<-ctx.Done()
+
+	var errs []error
+	if err := ml.Leave(leaveTimeout); err != nil {
+		errs = append(errs, fmt.Errorf("gossip: leave: %w", err))
+	}
+	if err := ml.Shutdown(); err != nil {
+		errs = append(errs, fmt.Errorf("gossip: shutdown: %w", err))
+	}
+	// Stop the worker only after memberlist: no callback can enqueue any more.
+	stopWork()
+	wg.Wait()
+	// A stopped node is alone: it must not report the members it had, nor touch the dead memberlist.
+	n.ml.Store(nil)
+	n.del.forgetMembers()
+	return errors.Join(errs...)
+}
+
+// join contacts the seeds until one answers or ctx ends.
+func (n *Node) join(ctx context.Context, ml *memberlist.Memberlist) {
+	if len(n.cfg.Seeds) == 0 {
+		return
+	}
+	backoff := joinBackoffMin
+	for {
+		contacted, err := ml.Join(n.cfg.Seeds)
+		if contacted > 0 {
+			n.logger.Info("joined cluster", "seeds_contacted", contacted, "members", ml.NumMembers())
+			return
+		}
+		// Jitter so nodes started together do not retry in lockstep.
+		wait := backoff/2 + rand.N(backoff/2+1)
+		n.logger.Warn("join failed, retrying", "seeds", n.cfg.Seeds, "retry_in", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(backoff*2, joinBackoffMax)
+	}
+}
+
+// Ready is closed once Run has bound its sockets; LocalAddr is valid from then on.
+func (n *Node) Ready() <-chan struct{} { return n.ready }
+
+// LocalAddr returns the host:port peers reach this node at, or "" before Run has bound.
+func (n *Node) LocalAddr() string {
+	if a := n.addr.Load(); a != nil {
+		return *a
+	}
+	return ""
+}
+
+// MaxMessageSize is the largest message Broadcast accepts.
+func (n *Node) MaxMessageSize() int { return n.maxMsg }
+
+// Broadcast queues msg for gossip to every member; msg is copied. A message over MaxMessageSize is
+// dropped, counted and reported with ErrMessageTooLarge: memberlist would never send it. When more
+// than 4096 messages wait to be sent, the oldest are dropped and counted.
+func (n *Node) Broadcast(msg []byte) error {
+	if len(msg) > n.maxMsg {
+		n.metrics.messages.WithLabelValues(dirSent, resultError).Inc()
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, len(msg), n.maxMsg)
+	}
+	n.queue.QueueBroadcast(queuedBroadcast{msg: append([]byte(nil), msg...)})
+	n.metrics.messages.WithLabelValues(dirSent, resultOK).Inc()
+	if over := n.queue.NumQueued() - maxQueuedBroadcasts; over > 0 {
+		n.queue.Prune(maxQueuedBroadcasts)
+		n.metrics.messages.WithLabelValues(dirSent, resultDropped).Add(float64(over))
+	}
+	return nil
+}
+
+// Members returns the live members (alive or suspect), including this node, sorted by name.
+func (n *Node) Members() []Member {
+	nodes := n.del.liveMembers()
+	out := make([]Member, 0, len(nodes))
+	for _, m := range nodes {
+		mem := Member{Name: m.Name, Addr: m.Address(), State: memberAlive}
+		// A peer with undecodable metadata is still a member; it just shows no region or version.
+		if meta, err := decodeMeta(m.Meta); err == nil {
+			mem.Region, mem.Version, mem.Draining = meta.Region, meta.Version, meta.Draining
+		}
+		out = append(out, mem)
+	}
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// SetDraining sets this node's draining flag and, when running, gossips it to peers through a
+// metadata update.
+func (n *Node) SetDraining(draining bool) error {
+	n.draining.Store(draining)
+	ml := n.ml.Load()
+	if ml == nil {
+		return nil
+	}
+	if err := ml.UpdateNode(updateTimeout); err != nil {
+		return fmt.Errorf("gossip: publish draining=%t: %w", draining, err)
+	}
+	return nil
+}
+
+// AddKey installs a key for decryption. Rotation: AddKey on every node, then UseKey, then
+// RemoveKey of the old key; the cluster stays together throughout.
+func (n *Node) AddKey(key []byte) error {
+	if n.keyring == nil {
+		return ErrNoKeyring
+	}
+	if err := n.keyring.AddKey(key); err != nil {
+		return fmt.Errorf("gossip: add key: %w", err)
+	}
+	return nil
+}
+
+// UseKey makes an installed key the primary one, used to encrypt.
+func (n *Node) UseKey(key []byte) error {
+	if n.keyring == nil {
+		return ErrNoKeyring
+	}
+	if err := n.keyring.UseKey(key); err != nil {
+		return fmt.Errorf("gossip: use key: %w", err)
+	}
+	return nil
+}
+
+// RemoveKey uninstalls a key; the primary key cannot be removed.
+func (n *Node) RemoveKey(key []byte) error {
+	if n.keyring == nil {
+		return ErrNoKeyring
+	}
+	if err := n.keyring.RemoveKey(key); err != nil {
+		return fmt.Errorf("gossip: remove key: %w", err)
+	}
+	return nil
+}
+
+func (n *Node) numMembers() int {
+	if ml := n.ml.Load(); ml != nil {
+		return ml.NumMembers()
+	}
+	return 1
+}
+
+func (n *Node) localMeta() []byte {
+	return encodeMeta(nodeMeta{Region: n.cfg.Region, Version: n.cfg.Version, Draining: n.draining.Load()})
+}
+
+// nodeMeta is what we put in memberlist's per-node metadata (512 bytes at most); the node name is
+// memberlist's own.
+type nodeMeta struct {
+	Region, Version string
+	Draining        bool
+}
+
+// metaVersion leads the encoding so a later release can change it and old nodes can tell.
+const metaVersion = 1
+
+const metaDraining = 1 << 0
+
+// encodeMeta: version byte, flags byte, then region and version as uvarint-length-prefixed
+// strings. Compact because the 512 bytes are shared with nothing else but must fit any region name.
+func encodeMeta(m nodeMeta) []byte {
+	b := make([]byte, 0, 2+2*binary.MaxVarintLen16+len(m.Region)+len(m.Version))
+	var flags byte
+	if m.Draining {
+		flags |= metaDraining
+	}
+	b = append(b, metaVersion, flags)
+	b = binary.AppendUvarint(b, uint64(len(m.Region)))
+	b = append(b, m.Region...)
+	b = binary.AppendUvarint(b, uint64(len(m.Version)))
+	b = append(b, m.Version...)
+	return b
+}
+
+// decodeMeta parses a peer's metadata; peers are untrusted input, so every length is checked.
+func decodeMeta(b []byte) (nodeMeta, error) {
+	if len(b) < 2 {
+		return nodeMeta{}, fmt.Errorf("gossip: node metadata: %d bytes, too short", len(b))
+	}
+	if b[0] != metaVersion {
+		return nodeMeta{}, fmt.Errorf("gossip: node metadata: unknown version %d", b[0])
+	}
+	m := nodeMeta{Draining: b[1]&metaDraining != 0}
+	rest := b[2:]
+	var err error
+	if m.Region, rest, err = readMetaString(rest); err != nil {
+		return nodeMeta{}, fmt.Errorf("gossip: node metadata region: %w", err)
+	}
+	if m.Version, rest, err = readMetaString(rest); err != nil {
+		return nodeMeta{}, fmt.Errorf("gossip: node metadata version: %w", err)
+	}
+	if len(rest) != 0 {
+		return nodeMeta{}, fmt.Errorf("gossip: node metadata: %d trailing bytes", len(rest))
+	}
+	return m, nil
+}
+
+func readMetaString(b []byte) (string, []byte, error) {
+	l, n := binary.Uvarint(b)
+	if n <= 0 {
+		return "", nil, errors.New("bad length")
+	}
+	b = b[n:]
+	if l > uint64(len(b)) {
+		return "", nil, fmt.Errorf("length %d beyond %d remaining bytes", l, len(b))
+	}
+	return string(b[:l]), b[l:], nil
+}
+
+// logWriter turns memberlist's "[LEVEL] memberlist: msg" lines into slog records at that level.
+type logWriter struct{ logger *slog.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	level := slog.LevelInfo
+	switch {
+	case strings.HasPrefix(line, "[DEBUG]"):
+		level = slog.LevelDebug
+	case strings.HasPrefix(line, "[WARN]"):
+		level = slog.LevelWarn
+	case strings.HasPrefix(line, "[ERR]"):
+		level = slog.LevelError
+	}
+	if i := strings.IndexByte(line, ']'); strings.HasPrefix(line, "[") && i > 0 {
+		line = strings.TrimSpace(line[i+1:])
+	}
+	line = strings.TrimPrefix(line, "memberlist: ")
+	w.logger.Log(context.Background(), level, line, "source", "memberlist")
+	return len(p), nil
+}
