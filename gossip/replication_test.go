@@ -1,0 +1,91 @@
+package gossip
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// storeNode is a Store replicated by a real memberlist Node: local writes are broadcast.
+type storeNode struct {
+	*Node
+	store *Store
+}
+
+func startStoreNode(t *testing.T, name string, seeds ...string) storeNode {
+	t.Helper()
+	st, err := NewStore(StoreConfig{NodeName: name, MaxEntriesPerKind: 1000, TombstoneTTL: time.Hour, ExpireInterval: time.Second}, NewClock(nil, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(name, [][]byte{key(7, 32)}, seeds...)
+	n, err := New(cfg, st, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 2)
+	go func() { done <- n.Run(ctx) }()
+	go func() { done <- st.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		for range 2 {
+			if err := <-done; err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+	})
+	select {
+	case <-n.Ready():
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s did not bind", name)
+	}
+	return storeNode{Node: n, store: st}
+}
+
+func (s storeNode) put(t *testing.T, kind Kind, key, value string) {
+	t.Helper()
+	e, err := s.store.Put(kind, key, []byte(value), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := AppendEntry(nil, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Broadcast(msg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s storeNode) value(kind Kind, key string) string {
+	e, ok := s.store.Get(kind, key)
+	if !ok {
+		return ""
+	}
+	return string(e.Value)
+}
+
+// TestStoreReplicatesOverMemberlist: a session pinned on A is seen by B and C, a later write
+// on C wins everywhere, and a node that joins afterwards gets the state by push/pull.
+func TestStoreReplicatesOverMemberlist(t *testing.T) {
+	a := startStoreNode(t, "a")
+	b := startStoreNode(t, "b", a.LocalAddr())
+	c := startStoreNode(t, "c", a.LocalAddr())
+	eventually(t, 10*time.Second, "three members", seesMembers(a.Node, "a", "b", "c"))
+
+	a.put(t, KindSession, "sess-1", "backend-1")
+	eventually(t, 10*time.Second, "session on b and c", func() bool {
+		return b.value(KindSession, "sess-1") == "backend-1" && c.value(KindSession, "sess-1") == "backend-1"
+	})
+
+	c.put(t, KindSession, "sess-1", "backend-2") // re-pin: newer stamp wins on every node
+	eventually(t, 10*time.Second, "re-pin everywhere", func() bool {
+		return a.value(KindSession, "sess-1") == "backend-2" && b.value(KindSession, "sess-1") == "backend-2"
+	})
+
+	d := startStoreNode(t, "d", b.LocalAddr())
+	eventually(t, 15*time.Second, "late joiner has the state", func() bool { return d.value(KindSession, "sess-1") == "backend-2" })
+}
