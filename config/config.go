@@ -45,6 +45,9 @@ type Config struct {
 	// Geo locates clients by IP address so that routes with geo other than off can prefer
 	// the nearest region. It comes before pools because backends name its regions.
 	Geo Geo `koanf:"geo"`
+	// Cluster joins this node to its peers over gossip, so that sessions and backend health
+	// are shared across nodes. It comes before pools because it is node-wide, like geo.
+	Cluster Cluster `koanf:"cluster"`
 	// Pools may be empty: service discovery can provide them later.
 	Pools []Pool `koanf:"pools"`
 	// Routes may be empty: a proxy without routes answers 404.
@@ -441,6 +444,64 @@ type GeoRegion struct {
 	RedirectHost string `koanf:"redirect_host"`
 }
 
+// Cluster preset names accepted in cluster.preset. They must match the gossip package's
+// presets; config does not import gossip so that validating a file needs no memberlist code.
+const (
+	// ClusterPresetLAN suits nodes in one datacenter: fast probes, quick failure detection.
+	ClusterPresetLAN = "lan"
+	// ClusterPresetWAN suits nodes across datacenters: slower probes, more tolerance of latency.
+	ClusterPresetWAN = "wan"
+)
+
+// Cluster mirrors gossip.Config and gossip.StoreConfig (defaults included) in the file's terms:
+// addresses are host:port and the key is base64. The whole section is read once at startup.
+type Cluster struct {
+	// Enabled starts the gossip layer. Default false: a single node shares nothing.
+	Enabled bool `koanf:"enabled"`
+	// Name is this node's name, unique in the cluster. Default "" = the host name, chosen by
+	// cmd. No spaces or control characters.
+	Name string `koanf:"name"`
+	// BindAddress is where gossip listens, UDP and TCP, as ip:port. Default "127.0.0.1:7946",
+	// so that an unconfigured node never talks to the network. Required when Enabled. The host
+	// must be an IP address because memberlist binds an address, not a name; port 0 picks a free
+	// port, which tests use.
+	BindAddress string `koanf:"bind_address"`
+	// AdvertiseAddress is the ip:port peers reach this node at, for NAT and containers.
+	// Default "" = BindAddress.
+	AdvertiseAddress string `koanf:"advertise_address"`
+	// Preset is lan or wan (the ClusterPreset* constants). Default lan. Case-insensitive,
+	// stored lower-case.
+	Preset string `koanf:"preset"`
+	// GossipKey is the base64 (standard encoding) of one AES key of 16, 24 or 32 bytes that
+	// encrypts and authenticates gossip. Default "" = clear text, allowed only on loopback
+	// unless AllowInsecure. Secret: redacted in Redacted copies and never echoed in errors.
+	GossipKey string `koanf:"gossip_key" redact:"true"`
+	// Label is stamped on every packet so that two clusters sharing a network never merge.
+	// Default "veloflux"; [A-Za-z0-9._-], 1..64 characters.
+	Label string `koanf:"label"`
+	// AllowInsecure permits a non-loopback BindAddress without GossipKey. Default false:
+	// without a key, anyone who reaches the port can write sessions and health state.
+	AllowInsecure bool `koanf:"allow_insecure"`
+	// Seeds are host:port addresses of existing members to join. Default none = this node
+	// starts a new cluster.
+	Seeds []string `koanf:"seeds"`
+	// JoinConsul also finds peers among the nodes registered in Consul. Default false. Needs
+	// discovery.consul.register.enabled, because the peers are found through that registration.
+	JoinConsul bool `koanf:"join_consul"`
+	// QueueSize bounds the incoming gossip message queue; overflow is dropped and counted.
+	// Default 1024 messages, 1..1000000.
+	QueueSize int `koanf:"queue_size"`
+	// PushPullMaxBytes caps the full state sent in one push/pull exchange. Default 262144
+	// (256 KiB), 1024..16777216: memberlist refuses states above 20 MiB from its peers.
+	PushPullMaxBytes int `koanf:"push_pull_max_bytes"`
+	// MaxEntriesPerKind caps each kind of shared state (sessions, health), tombstones
+	// included, which bounds memory. Default 10000 entries, 1..10000000.
+	MaxEntriesPerKind int `koanf:"max_entries_per_kind"`
+	// TombstoneTTL is how long a delete is remembered so that a late copy cannot revive the
+	// entry. Default 1h, > 0.
+	TombstoneTTL time.Duration `koanf:"tombstone_ttl"`
+}
+
 // Default returns a Config with every default and no pools or routes. It is valid.
 func Default() *Config {
 	return &Config{
@@ -506,6 +567,15 @@ func Default() *Config {
 		},
 		Geo: Geo{
 			CacheSize: 65536,
+		},
+		Cluster: Cluster{
+			BindAddress:       "127.0.0.1:7946",
+			Preset:            ClusterPresetLAN,
+			Label:             "veloflux",
+			QueueSize:         1024,
+			PushPullMaxBytes:  256 << 10,
+			MaxEntriesPerKind: 10000,
+			TombstoneTTL:      time.Hour,
 		},
 	}
 }

@@ -83,6 +83,20 @@ func TestDefault(t *testing.T) {
 		{"geo.country_regions", c.Geo.CountryRegions, map[string]string(nil)},
 		{"geo.continent_regions", c.Geo.ContinentRegions, map[string]string(nil)},
 		{"geo.regions", c.Geo.Regions, []GeoRegion(nil)},
+		{"cluster.enabled", c.Cluster.Enabled, false},
+		{"cluster.name", c.Cluster.Name, ""},
+		{"cluster.bind_address", c.Cluster.BindAddress, "127.0.0.1:7946"},
+		{"cluster.advertise_address", c.Cluster.AdvertiseAddress, ""},
+		{"cluster.preset", c.Cluster.Preset, "lan"},
+		{"cluster.gossip_key", c.Cluster.GossipKey, ""},
+		{"cluster.label", c.Cluster.Label, "veloflux"},
+		{"cluster.allow_insecure", c.Cluster.AllowInsecure, false},
+		{"cluster.seeds", c.Cluster.Seeds, []string(nil)},
+		{"cluster.join_consul", c.Cluster.JoinConsul, false},
+		{"cluster.queue_size", c.Cluster.QueueSize, 1024},
+		{"cluster.push_pull_max_bytes", c.Cluster.PushPullMaxBytes, 262144},
+		{"cluster.max_entries_per_kind", c.Cluster.MaxEntriesPerKind, 10000},
+		{"cluster.tombstone_ttl", c.Cluster.TombstoneTTL, time.Hour},
 		{"pools", len(c.Pools), 0},
 		{"routes", len(c.Routes), 0},
 	}
@@ -198,6 +212,8 @@ func TestRedacted(t *testing.T) {
 	orig.Geo.CountryRegions = map[string]string{"DE": "eu"}
 	orig.Geo.ContinentRegions = map[string]string{"EU": "eu"}
 	orig.Geo.Regions = []GeoRegion{{Name: "eu", Lat: 50, Lon: 8}}
+	orig.Cluster.GossipKey = gossipKey(32)
+	orig.Cluster.Seeds = []string{"10.0.0.6:7946"}
 	keep := validBase()
 	keep.Sticky.Secret = orig.Sticky.Secret
 	keep.Discovery.Consul.Token = orig.Discovery.Consul.Token
@@ -207,6 +223,8 @@ func TestRedacted(t *testing.T) {
 	keep.Geo.CountryRegions = map[string]string{"DE": "eu"}
 	keep.Geo.ContinentRegions = map[string]string{"EU": "eu"}
 	keep.Geo.Regions = []GeoRegion{{Name: "eu", Lat: 50, Lon: 8}}
+	keep.Cluster.GossipKey = orig.Cluster.GossipKey
+	keep.Cluster.Seeds = []string{"10.0.0.6:7946"}
 
 	r := orig.Redacted()
 	t.Run("secrets replaced", func(t *testing.T) {
@@ -216,11 +234,15 @@ func TestRedacted(t *testing.T) {
 		if r.Discovery.Consul.Token != "REDACTED" {
 			t.Errorf("Discovery.Consul.Token = %q", r.Discovery.Consul.Token)
 		}
+		if r.Cluster.GossipKey != "REDACTED" {
+			t.Errorf("Cluster.GossipKey = %q", r.Cluster.GossipKey)
+		}
 	})
 	t.Run("everything else equal", func(t *testing.T) {
 		cp := *r
 		cp.Sticky.Secret = orig.Sticky.Secret
 		cp.Discovery.Consul.Token = orig.Discovery.Consul.Token
+		cp.Cluster.GossipKey = orig.Cluster.GossipKey
 		if !reflect.DeepEqual(&cp, orig) {
 			t.Errorf("redacted copy differs beyond the secret:\n%+v\n%+v", cp, *orig)
 		}
@@ -236,14 +258,16 @@ func TestRedacted(t *testing.T) {
 		r.Geo.CountryRegions["FR"] = "added"
 		delete(r.Geo.ContinentRegions, "EU")
 		r.Geo.Regions[0].Lat = 0
+		r.Cluster.Seeds[0] = "changed:1"
 		if !reflect.DeepEqual(orig, keep) {
 			t.Errorf("changing the redacted copy changed the original:\n%+v", *orig)
 		}
 	})
 	t.Run("empty secrets stay empty", func(t *testing.T) {
 		r := Default().Redacted()
-		if r.Sticky.Secret != "" || r.Discovery.Consul.Token != "" {
-			t.Errorf("Sticky.Secret = %q, Discovery.Consul.Token = %q, want both empty", r.Sticky.Secret, r.Discovery.Consul.Token)
+		if r.Sticky.Secret != "" || r.Discovery.Consul.Token != "" || r.Cluster.GossipKey != "" {
+			t.Errorf("Sticky.Secret = %q, Discovery.Consul.Token = %q, Cluster.GossipKey = %q, want all empty",
+				r.Sticky.Secret, r.Discovery.Consul.Token, r.Cluster.GossipKey)
 		}
 	})
 	t.Run("nil maps stay nil", func(t *testing.T) {
@@ -347,6 +371,30 @@ func TestRestartNeeded(t *testing.T) {
 		}, []string{"geo.country_regions", "geo.continent_regions"}},
 		{"geo regions", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "eu", Lat: 50, Lon: 8}} },
 			[]string{"geo.regions"}},
+		{"cluster switch", func(c *Config) { c.Cluster.Enabled = true }, []string{"cluster.enabled"}},
+		{"cluster addresses and key", func(c *Config) {
+			c.Cluster.BindAddress = "10.0.0.5:7946"
+			c.Cluster.AdvertiseAddress = "203.0.113.5:7946"
+			c.Cluster.GossipKey = gossipKey(16)
+		}, []string{"cluster.bind_address", "cluster.advertise_address", "cluster.gossip_key"}},
+		{"cluster membership", func(c *Config) {
+			c.Cluster.Name = "edge-2"
+			c.Cluster.Preset = ClusterPresetWAN
+			c.Cluster.Label = "prod"
+			c.Cluster.AllowInsecure = true
+			c.Cluster.Seeds = []string{"10.0.0.6:7946"}
+			c.Cluster.JoinConsul = true
+		}, []string{"cluster.name", "cluster.preset", "cluster.label", "cluster.allow_insecure", "cluster.seeds", "cluster.join_consul"}},
+		{"cluster limits", func(c *Config) {
+			c.Cluster.QueueSize = 1
+			c.Cluster.PushPullMaxBytes = 1024
+			c.Cluster.MaxEntriesPerKind = 1
+			c.Cluster.TombstoneTTL = time.Minute
+		}, []string{"cluster.queue_size", "cluster.push_pull_max_bytes", "cluster.max_entries_per_kind", "cluster.tombstone_ttl"}},
+		{"geo and cluster together", func(c *Config) {
+			c.Geo.CacheSize = 10
+			c.Cluster.Enabled = true
+		}, []string{"geo.cache_size", "cluster.enabled"}},
 		{"route geo and backend region are live", func(c *Config) {
 			c.Routes[0].Geo = GeoNearest
 			c.Pools[0].Backends[0].Region = "us-east-1"

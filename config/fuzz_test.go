@@ -25,6 +25,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("discovery: {consul: {datacenter: dc1, wait_time: 10m, coalesce: 0}}\n"), "VFX_DISCOVERY__CONSUL__DATACENTERS=dc2,,dc1")
 	f.Add([]byte("geo:\n  database: /g.mmdb\n  node_region: eu\n  country_regions: {DE: eu, de: ~, 1: [x]}\n  continent_regions: {EU: eu}\n  regions: [{name: eu, lat: .nan, redirect_host: \"[::1]:8443\"}, {name: eu, lon: 181}]\npools: [{name: p, backends: [{address: a:1, region: US}]}]\nroutes: [{pool: p, geo: redirect}, {pool: p, host: b, geo: nearest}]\n"), "VFX_GEO__COUNTRY_REGIONS__DE=eu")
 	f.Add([]byte("geo: {cache_size: 0, response_header: \"X Region\", regions: [{name: a, lat: 1, lon: 2, redirect_host: \"https://a/\"}]}\n"), "VFX_GEO__CACHE_SIZE=10")
+	f.Add([]byte("cluster:\n  enabled: true\n  bind_address: \"0.0.0.0:7946\"\n  advertise_address: \"[::]:0\"\n  preset: WAN\n  gossip_key: \"a2V5a2V5a2V5a2V5a2V5a2V5\"\n  label: \"a b\"\n  seeds: [\"x:1\", \"\", \"[::1:2\"]\n  join_consul: true\n  queue_size: 0\n  push_pull_max_bytes: 1023\n  tombstone_ttl: -1s\n"), "VFX_GOSSIP_KEY=a2V5,a2V5")
+	f.Add([]byte("cluster: {bind_address: \"10.0.0.1:7946\", allow_insecure: true, gossip_key: 123, max_entries_per_kind: 10000001}\n"), "VFX_CLUSTER__SEEDS=a:1,,b")
 	f.Fuzz(func(t *testing.T, data []byte, envEntry string) {
 		c, err := Parse(data, []string{envEntry})
 		if err == nil {

@@ -37,6 +37,8 @@ func envAlias(name string) (string, bool) {
 		return "sticky.secret", true
 	case "VFX_CONSUL_TOKEN":
 		return "discovery.consul.token", true
+	case "VFX_GOSSIP_KEY":
+		return "cluster.gossip_key", true
 	}
 	return "", false
 }
@@ -256,6 +258,7 @@ func missingCoordinates(cfg *Config, explicit map[string]bool) Errors {
 func normalize(cfg *Config) {
 	cfg.Global.LogLevel = strings.ToLower(cfg.Global.LogLevel)
 	cfg.Sticky.SameSite = strings.ToLower(cfg.Sticky.SameSite)
+	cfg.Cluster.Preset = strings.ToLower(cfg.Cluster.Preset)
 	for i := range cfg.Routes {
 		cfg.Routes[i].Host = strings.ToLower(cfg.Routes[i].Host)
 	}

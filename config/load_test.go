@@ -757,6 +757,14 @@ func TestSeedLoads(t *testing.T) {
 		{"geo region without redirect", c.Geo.Regions[2], GeoRegion{Name: "ap.sydney_1", Lat: -33.87, Lon: 151}},
 		{"backend regions", []string{c.Pools[0].Backends[0].Region, c.Pools[0].Backends[1].Region}, []string{"", "us-east-1"}},
 		{"route geo written and default", []string{c.Routes[1].Geo, c.Routes[0].Geo}, []string{GeoOff, GeoOff}},
+		{"cluster disabled", c.Cluster.Enabled, false},
+		{"cluster name", c.Cluster.Name, "edge-1"},
+		{"cluster seeds", c.Cluster.Seeds, []string{"10.0.0.6:7946", "edge-3.internal:7946"}},
+		{"cluster at defaults otherwise", func() Cluster {
+			cl := c.Cluster
+			cl.Name, cl.Seeds = "", nil
+			return cl
+		}(), Default().Cluster},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,9 +9,9 @@ import (
 const redactedText = "REDACTED"
 
 // Redacted returns a deep copy of c that is safe to log or serve from the admin API: every
-// non-empty field tagged redact:"true" (sticky.secret, discovery.consul.token) reads
-// "REDACTED". Tagging is what marks a field secret, so a secret added later is covered by
-// adding the tag.
+// non-empty field tagged redact:"true" (sticky.secret, discovery.consul.token,
+// cluster.gossip_key) reads "REDACTED". Tagging is what marks a field secret, so a secret added
+// later is covered by adding the tag.
 func (c *Config) Redacted() *Config {
 	if c == nil {
 		return nil

@@ -26,6 +26,9 @@ func (c *Config) RestartNeeded(next *Config) []string {
 	// routes[].geo and pools[].backends[].region are not here: they are part of the routing
 	// table, which every reload replaces.
 	diffPaths("geo", reflect.ValueOf(c.Geo), reflect.ValueOf(next.Geo), &out)
+	// cmd creates the gossip node once: its listener, key, label and queue are fixed for its
+	// life, and leaving and rejoining on reload would drop shared sessions and health state.
+	diffPaths("cluster", reflect.ValueOf(c.Cluster), reflect.ValueOf(next.Cluster), &out)
 	return out
 }
 

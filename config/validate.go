@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"maps"
@@ -26,6 +27,7 @@ func (c *Config) Validate() error {
 	c.validateRateLimit(v)
 	c.validateDiscovery(v)
 	c.validateGeo(v)
+	c.validateCluster(v)
 	c.validatePools(v)
 	c.validateRoutes(v)
 	if len(v.errs) == 0 {
@@ -442,6 +444,112 @@ func (c *Config) validateGeo(v *validator) {
 		}
 		v.mappedRegion(path, g.ContinentRegions[code])
 	}
+}
+
+// Limits of cluster values. They keep a typo from reserving gigabytes; push_pull_max_bytes
+// also stays well below the 20 MiB state that memberlist refuses from a peer, so that outgrowing
+// it is a clear local error rather than a silent rejection on the other node.
+const (
+	maxClusterQueueSize  = 1_000_000
+	minPushPullBytes     = 1 << 10
+	maxPushPullBytes     = 16 << 20
+	maxEntriesPerKind    = 10_000_000
+	maxClusterLabelBytes = 64
+)
+
+// validateCluster checks the cluster section whether or not it is enabled, so that turning it
+// on later never reveals an old mistake. The key is checked as gossip.ParseKey would, without
+// importing gossip, and is never quoted because it is a secret.
+func (c *Config) validateCluster(v *validator) {
+	const path = "cluster"
+	cl := &c.Cluster
+	if strings.IndexFunc(cl.Name, isSpaceOrControl) >= 0 {
+		v.add(path+".name", "must not contain spaces or control characters, got %s", quote(cl.Name))
+	}
+	var bindIP netip.Addr
+	switch {
+	case cl.BindAddress == "":
+		if cl.Enabled {
+			v.add(path+".bind_address", "required when cluster.enabled is true")
+		}
+	default:
+		ip, msg := checkGossipAddr(cl.BindAddress, 0)
+		if msg != "" {
+			v.add(path+".bind_address", "%s", msg)
+		}
+		bindIP = ip
+	}
+	if cl.AdvertiseAddress != "" {
+		ip, msg := checkGossipAddr(cl.AdvertiseAddress, 1)
+		switch {
+		case msg != "":
+			v.add(path+".advertise_address", "%s", msg)
+		case ip.IsUnspecified():
+			v.add(path+".advertise_address", "%s is not an address peers can reach; advertise one of the node's addresses", ip)
+		}
+	}
+	v.oneOf(path+".preset", cl.Preset, ClusterPresetLAN, ClusterPresetWAN)
+	if cl.GossipKey != "" {
+		if msg := checkGossipKey(cl.GossipKey); msg != "" {
+			v.add(path+".gossip_key", "%s (value not shown: it is secret)", msg)
+		}
+	}
+	// Clear-text gossip on a reachable address lets anyone who can send a packet write
+	// sessions and backend health, so it must be asked for by name.
+	if bindIP.IsValid() && !bindIP.IsLoopback() && cl.GossipKey == "" && !cl.AllowInsecure {
+		v.add(path+".bind_address", "%s is not a loopback address and cluster.gossip_key is empty: set gossip_key, or allow_insecure: true to accept clear-text gossip from anyone who can reach the port", bindIP)
+	}
+	switch {
+	case cl.Label == "":
+		v.add(path+".label", "required")
+	case strings.IndexFunc(cl.Label, func(r rune) bool { return !isPoolNameChar(r) }) >= 0:
+		v.add(path+".label", "invalid label %s: use letters, digits, \".\", \"_\" and \"-\" only", quote(cl.Label))
+	case len(cl.Label) > maxClusterLabelBytes:
+		v.add(path+".label", "must be at most %d characters, got %d", maxClusterLabelBytes, len(cl.Label))
+	}
+	for i, seed := range cl.Seeds {
+		if msg := checkHostPort(seed, 1, true); msg != "" {
+			v.add(fmt.Sprintf("%s.seeds[%d]", path, i), "%s", msg)
+		}
+	}
+	if cl.JoinConsul && !c.Discovery.Consul.Register.Enabled {
+		v.add(path+".join_consul", "requires discovery.consul.register.enabled: true (peers are found through that registration)")
+	}
+	v.between(path+".queue_size", cl.QueueSize, 1, maxClusterQueueSize)
+	v.between(path+".push_pull_max_bytes", cl.PushPullMaxBytes, minPushPullBytes, maxPushPullBytes)
+	v.between(path+".max_entries_per_kind", cl.MaxEntriesPerKind, 1, maxEntriesPerKind)
+	v.positive(path+".tombstone_ttl", cl.TombstoneTTL)
+}
+
+// checkGossipAddr returns the IP of a gossip address, or why addr is not ip:port. The host must
+// be an IP address without a zone, because memberlist binds and advertises addresses, not names.
+func checkGossipAddr(addr string, minPort int) (netip.Addr, string) {
+	if msg := checkHostPort(addr, minPort, true); msg != "" {
+		return netip.Addr{}, msg
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	ip, err := netip.ParseAddr(host)
+	if err != nil || ip.Zone() != "" {
+		return netip.Addr{}, fmt.Sprintf("host must be an IP address (gossip binds and advertises addresses, not names), got %s", quote(host))
+	}
+	return ip.Unmap(), ""
+}
+
+// checkGossipKey returns why s is not one base64 AES key of 16, 24 or 32 bytes, or "". It
+// accepts what gossip.ParseKey accepts, surrounding spaces included, and never repeats s.
+func checkGossipKey(s string) string {
+	if strings.Contains(s, ",") {
+		return "must be a single key; a comma-separated list of keys is not supported"
+	}
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+	if err != nil {
+		return "is not standard base64"
+	}
+	switch len(key) {
+	case 16, 24, 32:
+		return ""
+	}
+	return fmt.Sprintf("decodes to %d bytes; an AES key is 16, 24 or 32 bytes", len(key))
 }
 
 // regionName checks the spelling of a region name and reports whether it is valid.

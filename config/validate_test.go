@@ -750,6 +750,8 @@ func TestValidateReportsAllInSchemaOrder(t *testing.T) {
 	c.Global.HealthCheck.Retries = 0
 	c.Geo.CountryRegions = map[string]string{"de": "eu"}
 	c.Geo.CacheSize = -1
+	c.Cluster.TombstoneTTL = 0
+	c.Cluster.Preset = "moon"
 	assertLines(t, c.Validate(), []string{
 		"global.bind_address: required",
 		`global.log_level: must be one of debug, info, warn, error; got "loud"`,
@@ -762,6 +764,8 @@ func TestValidateReportsAllInSchemaOrder(t *testing.T) {
 		"discovery.consul.register.name: required",
 		"geo.cache_size: must be between 1 and 10000000, got -1",
 		`geo.country_regions["de"]: country code must be two upper-case letters (ISO 3166-1 alpha-2, e.g. "DE"), got "de"`,
+		`cluster.preset: must be one of lan, wan; got "moon"`,
+		"cluster.tombstone_ttl: must be > 0, got 0s",
 		"pools[0].backends[0].address: missing port",
 		"pools[0].backends[1].weight: must be between 1 and 10000, got 0",
 		"pools[1].name: required",

@@ -95,6 +95,11 @@ func (a *app) startConsul(spawn func(string, func(context.Context) error)) error
 
 // setDraining tells Consul at once that this node is out of service (or back).
 func (a *app) setDraining(draining bool) {
+	if a.cluster != nil {
+		if err := a.cluster.node.SetDraining(draining); err != nil {
+			a.log.Warn("could not tell the cluster about the drain", "draining", draining, "error", err.Error())
+		}
+	}
 	if a.registrar == nil {
 		return
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/veloflux/veloflux/config"
 	"github.com/veloflux/veloflux/discovery/consul"
 	"github.com/veloflux/veloflux/geo"
+	"github.com/veloflux/veloflux/gossip"
 	"github.com/veloflux/veloflux/health"
 	"github.com/veloflux/veloflux/proxy"
 	"github.com/veloflux/veloflux/telemetry"
@@ -42,7 +43,9 @@ type app struct {
 	consul    *consul.Source
 	registrar *consul.Registrar
 	// geo is nil unless geo.database is set (at start: the database is opened once).
-	geo     *geo.Locator
+	geo *geo.Locator
+	// cluster is nil unless cluster.enabled.
+	cluster *cluster
 	admin   *admin.Server
 	metrics *http.Server
 	// metricsAddr is where the metrics listener is bound, once run has started it.
@@ -109,9 +112,16 @@ func newApp(path string, environ []string, cfg *config.Config, log *slog.Logger,
 	if err != nil {
 		return nil, err
 	}
+	var sessions proxy.SessionStore = proxy.NewLocalSessions(0)
+	if cfg.Cluster.Enabled {
+		if a.cluster, err = a.newCluster(cfg); err != nil {
+			return nil, err
+		}
+		sessions = a.cluster.sessions // pins shared by every node of the cluster
+	}
 	opts := proxy.Options{
 		Health:       a.checker,
-		Sessions:     proxy.NewLocalSessions(0),
+		Sessions:     sessions,
 		Logger:       log.With("component", "proxy"),
 		AccessLogger: log.With("component", "access"),
 		Registerer:   a.reg,
@@ -209,6 +219,9 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal) error {
 	spawn("health", a.checker.Run)
 	if a.geo != nil {
 		spawn("geo", a.geo.Run)
+	}
+	if a.cluster != nil {
+		a.cluster.start(spawn)
 	}
 	if a.admin != nil {
 		if err := a.admin.Listen(); err != nil {
@@ -359,6 +372,19 @@ func (c controller) Status() any {
 		"listen_addresses": addrStrings(a.server),
 		"consul":           a.consulStatus(),
 		"source_conflicts": a.routing.conflictsNow(),
+		"cluster":          a.clusterStatus(),
+	}
+}
+
+// clusterStatus lists the gossip members and replicated state sizes, or nil when the node
+// runs alone.
+func (a *app) clusterStatus() any {
+	if a.cluster == nil {
+		return nil
+	}
+	return map[string]any{
+		"members":  a.cluster.node.Members(),
+		"sessions": a.cluster.store.Len(gossip.KindSession),
 	}
 }
 

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+
+	"github.com/veloflux/veloflux/config"
+	"github.com/veloflux/veloflux/gossip"
+)
+
+// cluster is this node's gossip membership and the state it replicates: sticky sessions
+// today (health observations and drain state come with the consensus health work).
+type cluster struct {
+	node     *gossip.Node
+	store    *gossip.Store
+	sessions *gossip.Sessions
+}
+
+// newCluster builds the gossip node and replicated store from the cluster section; nothing
+// runs until run starts them.
+func (a *app) newCluster(c *config.Config) (*cluster, error) {
+	k := c.Cluster
+	name := k.Name
+	if name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("cluster.name: empty and no hostname: %w", err)
+		}
+		name = h
+	}
+	gc := gossip.DefaultConfig()
+	gc.Name = name
+	host, port, err := splitHostPort(k.BindAddress)
+	if err != nil {
+		return nil, fmt.Errorf("cluster.bind_address: %w", err)
+	}
+	gc.BindAddr, gc.BindPort = host, port
+	if k.AdvertiseAddress != "" {
+		if gc.AdvertiseAddr, gc.AdvertisePort, err = splitHostPort(k.AdvertiseAddress); err != nil {
+			return nil, fmt.Errorf("cluster.advertise_address: %w", err)
+		}
+	}
+	gc.Preset, gc.Label, gc.AllowInsecure = k.Preset, k.Label, k.AllowInsecure
+	gc.Seeds = append([]string(nil), k.Seeds...)
+	gc.Region, gc.Version = c.Geo.NodeRegion, version
+	gc.QueueSize, gc.PushPullMaxBytes = k.QueueSize, k.PushPullMaxBytes
+	if k.GossipKey != "" {
+		key, err := gossip.ParseKey(k.GossipKey)
+		if err != nil {
+			return nil, fmt.Errorf("cluster.gossip_key: %w", err)
+		}
+		gc.Keys = [][]byte{key}
+	}
+	sc := gossip.DefaultStoreConfig()
+	sc.NodeName, sc.MaxEntriesPerKind, sc.TombstoneTTL = name, k.MaxEntriesPerKind, k.TombstoneTTL
+	store, err := gossip.NewStore(sc, gossip.NewClock(nil, 0))
+	if err != nil {
+		return nil, err
+	}
+	log := a.log.With("component", "gossip")
+	node, err := gossip.New(gc, store, log, a.reg)
+	if err != nil {
+		return nil, err
+	}
+	sessions, err := gossip.NewSessions(store, node, log, a.reg)
+	if err != nil {
+		return nil, err
+	}
+	if err := gossip.RegisterStoreMetrics(store, a.reg); err != nil {
+		return nil, err
+	}
+	return &cluster{node: node, store: store, sessions: sessions}, nil
+}
+
+// start runs the node and the store's expiry until the aux context ends.
+func (c *cluster) start(spawn func(string, func(context.Context) error)) {
+	spawn("gossip", c.node.Run)
+	spawn("gossip state", c.store.Run)
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("port %q: %w", p, err)
+	}
+	return host, port, nil
+}
