@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/veloflux/veloflux/discovery/consul/consultest"
 )
 
 // freeAddr returns a loopback address with a free port (for gossip, which binds TCP and UDP).
@@ -77,4 +79,36 @@ func TestClusterSharesStickySessions(t *testing.T) {
 			t.Errorf("session %s: node a pinned %s, node b answered from %s", cookie, want, body)
 		}
 	}
+}
+
+// TestClusterJoinsThroughConsul: node a registers in Consul with its gossip address; node b,
+// with no static seeds, finds it there and joins.
+func TestClusterJoinsThroughConsul(t *testing.T) {
+	agent := consultest.Start(t, "dc1")
+	be := newBackend(t, "b0", 0)
+	cfg := func(name string) string {
+		c := clusterConfig(name, freeAddr(t), "", []*backend{be})
+		c = strings.Replace(c, "  seeds: []\n", "  seeds: []\n  join_consul: true\n", 1)
+		return c + `discovery:
+  consul:
+    enabled: true
+    address: "` + agent.HTTPAddr + `"
+    register:
+      enabled: true
+      id: veloflux-` + name + `
+      check_interval: 1s
+`
+	}
+	a := startNode(t, cfg("node-a"))
+	c := consulClient(t, agent, "")
+	waitFor(t, 10*time.Second, "node a registered with its gossip address", func() bool {
+		svcs, _, err := c.Catalog().Service("veloflux", "", nil)
+		return err == nil && len(svcs) == 1 && svcs[0].ServiceMeta["gossip_addr"] != ""
+	})
+	b := startNode(t, cfg("node-b"))
+	members := func(n *node) int {
+		_, body, _ := get(t, "http://"+n.admin+"/admin/status")
+		return strings.Count(body, `"Name":"node-`)
+	}
+	waitFor(t, 10*time.Second, "both nodes see two members", func() bool { return members(a) == 2 && members(b) == 2 })
 }

@@ -6,14 +6,19 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"time"
+
+	"github.com/hashicorp/consul/api"
 
 	"github.com/veloflux/veloflux/config"
+	"github.com/veloflux/veloflux/discovery/consul"
 	"github.com/veloflux/veloflux/gossip"
 )
 
 // cluster is this node's gossip membership and the state it replicates: sticky sessions
 // today (health observations and drain state come with the consensus health work).
 type cluster struct {
+	name     string
 	node     *gossip.Node
 	store    *gossip.Store
 	sessions *gossip.Sessions
@@ -45,6 +50,9 @@ func (a *app) newCluster(c *config.Config) (*cluster, error) {
 	}
 	gc.Preset, gc.Label, gc.AllowInsecure = k.Preset, k.Label, k.AllowInsecure
 	gc.Seeds = append([]string(nil), k.Seeds...)
+	if k.JoinConsul {
+		gc.Seeds = append(gc.Seeds, a.consulPeers(c, name)...)
+	}
 	gc.Region, gc.Version = c.Geo.NodeRegion, version
 	gc.QueueSize, gc.PushPullMaxBytes = k.QueueSize, k.PushPullMaxBytes
 	if k.GossipKey != "" {
@@ -72,7 +80,7 @@ func (a *app) newCluster(c *config.Config) (*cluster, error) {
 	if err := gossip.RegisterStoreMetrics(store, a.reg); err != nil {
 		return nil, err
 	}
-	return &cluster{node: node, store: store, sessions: sessions}, nil
+	return &cluster{name: name, node: node, store: store, sessions: sessions}, nil
 }
 
 // start runs the node and the store's expiry until the aux context ends.
@@ -91,4 +99,38 @@ func splitHostPort(addr string) (string, int, error) {
 		return "", 0, fmt.Errorf("port %q: %w", p, err)
 	}
 	return host, port, nil
+}
+
+// gossipMetaKey is the service meta key under which a registered node publishes its gossip
+// address, for peers that join through Consul.
+const gossipMetaKey = "gossip_addr"
+
+// consulPeers asks Consul once, at start, for the gossip addresses of the other registered
+// VeloFlux nodes. Failures only cost the seeds: they are logged and the node starts with its
+// static seeds (a later node will find this one).
+func (a *app) consulPeers(c *config.Config, self string) []string {
+	client, err := consul.NewClient(consulConfig(c, a.environ))
+	if err != nil {
+		a.log.Warn("cluster.join_consul: no Consul client", "error", err.Error())
+		return nil
+	}
+	name := c.Discovery.Consul.Register.Name
+	if name == "" {
+		name = "veloflux"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	svcs, _, err := client.Catalog().Service(name, "", (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		a.log.Warn("cluster.join_consul: could not list peers", "service", name, "error", err.Error())
+		return nil
+	}
+	var peers []string
+	for _, s := range svcs {
+		if addr := s.ServiceMeta[gossipMetaKey]; addr != "" && s.ServiceMeta["node_name"] != self {
+			peers = append(peers, addr)
+		}
+	}
+	a.log.Info("cluster peers from Consul", "service", name, "peers", peers)
+	return peers
 }

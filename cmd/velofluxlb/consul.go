@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/veloflux/veloflux/config"
 	"github.com/veloflux/veloflux/discovery/consul"
@@ -84,6 +85,16 @@ func (a *app) startConsul(spawn func(string, func(context.Context) error)) error
 	reg, err := registration(a.cfg, a.server.Addrs()[0].String(), a.metricsAddr)
 	if err != nil {
 		return err
+	}
+	if a.cluster != nil {
+		// Peers joining through Consul read this node's gossip address from its meta.
+		select {
+		case <-a.cluster.node.Ready():
+			reg.Meta[gossipMetaKey] = a.cluster.node.LocalAddr()
+			reg.Meta["node_name"] = a.cluster.name
+		case <-time.After(5 * time.Second):
+			a.log.Warn("gossip not bound after 5s: registering without its address")
+		}
 	}
 	a.registrar, err = consul.NewRegistrar(client, reg, a.log.With("component", "consul-register"))
 	if err != nil {
