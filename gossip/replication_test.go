@@ -25,6 +25,7 @@ func startStoreNode(t *testing.T, name string, seeds ...string) storeNode {
 	if err != nil {
 		t.Fatal(err)
 	}
+	Rebroadcast(st, n, name)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 2)
 	go func() { done <- n.Run(ctx) }()

@@ -73,6 +73,7 @@ func (a *app) newCluster(c *config.Config) (*cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	gossip.Rebroadcast(store, node, name)
 	sessions, err := gossip.NewSessions(store, node, log, a.reg)
 	if err != nil {
 		return nil, err
