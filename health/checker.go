@@ -123,6 +123,28 @@ type Checker struct {
 	targets map[string]*target
 	queue   queue
 	running bool
+	hooks   []func(Result)
+}
+
+// Result is one finished probe, as handed to the OnResult hooks.
+type Result struct {
+	ID, Pool string
+	// OK is this probe's outcome; Reason says why it failed ("" when OK).
+	OK     bool
+	Reason string
+	// Healthy is the target's verdict after this probe (rise/fall applied) and Changed
+	// whether this probe flipped it.
+	Healthy, Changed bool
+	At               time.Time     // when the probe finished
+	Took             time.Duration // how long it ran
+}
+
+// OnResult registers fn to be called after every finished probe, in the probing goroutine and
+// outside the Checker's lock; fn must return quickly. Cancelled probes are not reported.
+func (c *Checker) OnResult(fn func(Result)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.hooks = append(c.hooks, fn)
 }
 
 // NewChecker returns a Checker with no targets; give it some with SetTargets and start it
@@ -413,7 +435,8 @@ func (c *Checker) check(ctx context.Context, t *target) {
 	c.metrics.observe(t.Pool, t.ID, result, end.Sub(start))
 	t.lastCheck = end
 	t.lastError = reason
-	if t.observe(reason == "", cfg.Fall, cfg.Rise) {
+	changed := t.observe(reason == "", cfg.Fall, cfg.Rise)
+	if changed {
 		// Logged under the lock (changes are rare enough to afford it) and before publishing,
 		// so one backend's ups and downs are logged in the order they happened and the line
 		// is written before Healthy or Status can show the new state.
@@ -424,10 +447,16 @@ func (c *Checker) check(ctx context.Context, t *target) {
 		}
 		c.publishLocked()
 	}
+	res := Result{ID: t.ID, Pool: t.Pool, OK: reason == "", Reason: reason, Healthy: t.healthy,
+		Changed: changed, At: end, Took: end.Sub(start)}
 	t.next = end.Add(period(cfg.Interval))
 	heap.Push(&c.queue, t)
+	hooks := c.hooks
 	c.mu.Unlock()
 	c.poke()
+	for _, fn := range hooks {
+		fn(res)
+	}
 }
 
 // requeue puts back a target that was popped but never probed.

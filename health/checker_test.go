@@ -700,3 +700,45 @@ func BenchmarkHealthy(b *testing.B) {
 		}
 	})
 }
+
+func TestOnResultReportsEveryProbeAndTheVerdict(t *testing.T) {
+	var fail atomic.Bool
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fail.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer backend.Close()
+	cfg := Config{Interval: 10 * time.Millisecond, Timeout: time.Second, Fall: 2, Rise: 1}
+	c, err := NewChecker(cfg, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := make(chan Result, 100)
+	c.OnResult(func(r Result) {
+		select {
+		case results <- r:
+		default:
+		}
+	})
+	fail.Store(true)
+	c.SetTargets([]Target{{ID: "b1", Pool: "p", Address: strings.TrimPrefix(backend.URL, "http://"), Path: "/"}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = c.Run(ctx) }()
+	var got []Result
+	for len(got) < 2 {
+		select {
+		case r := <-results:
+			got = append(got, r)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("got %d results, want 2", len(got))
+		}
+	}
+	if got[0].OK || got[0].Reason != "status 503" || !got[0].Healthy || got[0].Changed {
+		t.Errorf("first failure = %+v, want failed, still healthy, unchanged", got[0])
+	}
+	if got[1].OK || got[1].Healthy || !got[1].Changed || got[1].ID != "b1" || got[1].Pool != "p" {
+		t.Errorf("second failure = %+v, want failed, down, changed", got[1])
+	}
+}
