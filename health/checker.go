@@ -40,6 +40,9 @@ type Target struct {
 	// (verified TLS unless TLSSkipVerify) or "h2c" (HTTP/2 without TLS).
 	Scheme        string
 	TLSSkipVerify bool
+	// Region is the backend's region ("" = the node's own); with a cluster, the backend is
+	// probed by members of that region.
+	Region string
 
 	Interval time.Duration // 0 = Checker's Config.Interval
 	Timeout  time.Duration // 0 = Checker's Config.Timeout

@@ -108,7 +108,7 @@ func healthTargets(s *discovery.Snapshot, cfg *config.Config) []health.Target {
 			seen[b.ID] = true
 			t := health.Target{
 				ID: b.ID, Pool: p.Name, Address: b.Address, Path: b.HealthPath,
-				Scheme: b.Scheme, TLSSkipVerify: b.TLSSkipVerify,
+				Scheme: b.Scheme, TLSSkipVerify: b.TLSSkipVerify, Region: b.Region,
 			}
 			if cp, ok := pools[p.Name]; ok {
 				t.Interval, t.Timeout, t.Fall = cp.HealthCheck.Interval, cp.HealthCheck.Timeout, cp.HealthCheck.Retries
