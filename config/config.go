@@ -500,6 +500,13 @@ type Cluster struct {
 	// TombstoneTTL is how long a delete is remembered so that a late copy cannot revive the
 	// entry. Default 1h, > 0.
 	TombstoneTTL time.Duration `koanf:"tombstone_ttl"`
+	// ReconnectInterval is how often the node tries to rejoin members that left or were
+	// declared dead (and its seeds when it is alone): how the two sides of a healed partition
+	// find each other. Default 10s, > 0.
+	ReconnectInterval time.Duration `koanf:"reconnect_interval"`
+	// ReconnectTimeout is how long a departed member is remembered, shown and retried.
+	// Default 6h, > 0.
+	ReconnectTimeout time.Duration `koanf:"reconnect_timeout"`
 }
 
 // Default returns a Config with every default and no pools or routes. It is valid.
@@ -576,6 +583,8 @@ func Default() *Config {
 			PushPullMaxBytes:  256 << 10,
 			MaxEntriesPerKind: 10000,
 			TombstoneTTL:      time.Hour,
+			ReconnectInterval: 10 * time.Second,
+			ReconnectTimeout:  6 * time.Hour,
 		},
 	}
 }

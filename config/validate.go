@@ -519,6 +519,8 @@ func (c *Config) validateCluster(v *validator) {
 	v.between(path+".push_pull_max_bytes", cl.PushPullMaxBytes, minPushPullBytes, maxPushPullBytes)
 	v.between(path+".max_entries_per_kind", cl.MaxEntriesPerKind, 1, maxEntriesPerKind)
 	v.positive(path+".tombstone_ttl", cl.TombstoneTTL)
+	v.positive(path+".reconnect_interval", cl.ReconnectInterval)
+	v.positive(path+".reconnect_timeout", cl.ReconnectTimeout)
 }
 
 // checkGossipAddr returns the IP of a gossip address, or why addr is not ip:port. The host must

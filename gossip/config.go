@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -61,6 +62,12 @@ type Config struct {
 	// QueueSize bounds the incoming message queue between memberlist's callbacks and the State;
 	// messages beyond it are dropped and counted. Default 1024 messages.
 	QueueSize int
+	// ReconnectInterval is how often the node tries to rejoin departed members (and its seeds
+	// when it is alone), which is how the two sides of a healed partition find each other again.
+	// Default 10s.
+	ReconnectInterval time.Duration
+	// ReconnectTimeout is how long a departed member is remembered and retried. Default 6h.
+	ReconnectTimeout time.Duration
 	// PushPullMaxBytes caps the full state sent in a push/pull exchange. Default 256 KiB; at most
 	// 16 MiB. A state larger than this is not sent (counted as an error); peers still converge
 	// through broadcasts.
@@ -70,12 +77,14 @@ type Config struct {
 // DefaultConfig returns the defaults documented on each Config field.
 func DefaultConfig() Config {
 	return Config{
-		BindAddr:         "127.0.0.1",
-		BindPort:         7946,
-		Preset:           PresetLAN,
-		Label:            "veloflux",
-		QueueSize:        1024,
-		PushPullMaxBytes: 256 << 10,
+		BindAddr:          "127.0.0.1",
+		BindPort:          7946,
+		Preset:            PresetLAN,
+		Label:             "veloflux",
+		QueueSize:         1024,
+		PushPullMaxBytes:  256 << 10,
+		ReconnectInterval: 10 * time.Second,
+		ReconnectTimeout:  6 * time.Hour,
 	}
 }
 
@@ -127,6 +136,12 @@ func (c Config) Validate() error {
 	}
 	if c.QueueSize < 1 {
 		add("queue_size", "%d must be at least 1", c.QueueSize)
+	}
+	if c.ReconnectInterval <= 0 {
+		add("reconnect_interval", "%s must be positive", c.ReconnectInterval)
+	}
+	if c.ReconnectTimeout <= 0 {
+		add("reconnect_timeout", "%s must be positive", c.ReconnectTimeout)
 	}
 	if c.PushPullMaxBytes < 1 || c.PushPullMaxBytes > maxPushPullBytes {
 		add("push_pull_max_bytes", "%d is out of range 1-%d", c.PushPullMaxBytes, maxPushPullBytes)

@@ -34,9 +34,9 @@ type delegate struct {
 	maxPushBytes int
 	metrics      *nodeMetrics
 	logger       *slog.Logger
-	// deadTime is how long a dead or left node stays in the members gauge, mirroring memberlist's
-	// GossipToTheDeadTime after which it forgets the node without telling us.
-	deadTime time.Duration
+	// keepDeparted is how long a dead or left node is remembered: shown as departed, counted in
+	// the members gauge and retried by the reconnect loop (Config.ReconnectTimeout).
+	keepDeparted time.Duration
 
 	mu sync.Mutex
 	// members are copies of the live nodes, kept from the event callbacks: the *Node values that
@@ -46,8 +46,11 @@ type delegate struct {
 	departed map[string]departure
 }
 
-// departure is when a node left or was declared dead.
-type departure struct{ at time.Time }
+// departure is a node that left or was declared dead, as it was last seen, and since when.
+type departure struct {
+	node memberlist.Node
+	at   time.Time
+}
 
 var (
 	_ memberlist.Delegate      = (*delegate)(nil)
@@ -145,16 +148,23 @@ func (d *delegate) NotifyJoin(n *memberlist.Node) { d.record(n) }
 func (d *delegate) NotifyUpdate(n *memberlist.Node) { d.record(n) }
 
 func (d *delegate) NotifyLeave(n *memberlist.Node) {
+	c := copyNode(n)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.members, n.Name)
-	d.departed[n.Name] = departure{at: time.Now()}
+	d.departed[n.Name] = departure{node: c, at: time.Now()}
 }
 
-func (d *delegate) record(n *memberlist.Node) {
+// copyNode copies n deeply: memberlist keeps mutating the original.
+func copyNode(n *memberlist.Node) memberlist.Node {
 	c := *n
 	c.Addr = slices.Clone(n.Addr)
 	c.Meta = slices.Clone(n.Meta)
+	return c
+}
+
+func (d *delegate) record(n *memberlist.Node) {
+	c := copyNode(n)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.members[n.Name] = c
@@ -179,21 +189,35 @@ func (d *delegate) liveMembers() []memberlist.Node {
 	return out
 }
 
-// memberCounts counts members by state for the gauge. Dead and left nodes count until memberlist
-// forgets them.
+// departedMembers returns the departed nodes still remembered, forgetting older ones.
+func (d *delegate) departedMembers() []departure {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.pruneLocked(time.Now())
+	out := make([]departure, 0, len(d.departed))
+	for _, dep := range d.departed {
+		out = append(out, dep)
+	}
+	return out
+}
+
+func (d *delegate) pruneLocked(now time.Time) {
+	for name, dep := range d.departed {
+		if now.Sub(dep.at) > d.keepDeparted {
+			delete(d.departed, name)
+		}
+	}
+}
+
+// memberCounts counts members by state for the gauge. Dead and left nodes count as departed as
+// long as they are remembered.
 func (d *delegate) memberCounts() map[string]int {
 	counts := make(map[string]int, 2)
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.pruneLocked(time.Now())
 	counts[memberAlive] = len(d.members)
-	now := time.Now()
-	for name, dep := range d.departed {
-		if now.Sub(dep.at) > d.deadTime {
-			delete(d.departed, name)
-			continue
-		}
-		counts[memberDeparted]++
-	}
+	counts[memberDeparted] = len(d.departed)
 	return counts
 }
 

@@ -20,7 +20,7 @@ const (
 // Label values of veloflux_gossip_members, both always exported so a dashboard sees 0 rather than a
 // missing series. memberlist's event API does not say whether a node left or died (the state it
 // passes is stale) nor when one is suspected, so a departed node is one that left or was declared
-// dead, until memberlist forgets it (GossipToTheDeadTime).
+// dead, for as long as this node retries it (Config.ReconnectTimeout).
 const (
 	memberAlive    = "alive"
 	memberDeparted = "departed"
@@ -46,7 +46,7 @@ func newNodeMetrics(counts func() map[string]int) *nodeMetrics {
 		}, []string{"direction"}),
 		members: &membersCollector{
 			desc: prometheus.NewDesc("veloflux_gossip_members",
-				"Cluster members as this node sees them, by state (alive, departed: left or dead, not yet forgotten).",
+				"Cluster members as this node sees them, by state (alive; departed: left or dead, still retried).",
 				[]string{"state"}, nil),
 			counts: counts,
 		},

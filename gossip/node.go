@@ -67,8 +67,9 @@ type Member struct {
 	Addr    string // host:port of its gossip listener
 	Region  string
 	Version string
-	// State is "alive": memberlist reports joins, updates and departures but not suspicion (the
-	// State field of its Node is never set), and dead or left nodes are not members.
+	// State is "alive" or, in AllMembers only, "departed" (left or declared dead, and retried
+	// by the reconnect loop). memberlist reports neither suspicion nor whether a node left or
+	// died: the State field of the Node it hands over is never set.
 	State    string
 	Draining bool
 }
@@ -138,7 +139,7 @@ func New(cfg Config, state State, logger *slog.Logger, reg prometheus.Registerer
 		maxPushBytes: cfg.PushPullMaxBytes,
 		metrics:      n.metrics,
 		logger:       logger,
-		deadTime:     n.presetConfig().GossipToTheDeadTime,
+		keepDeparted: max(cfg.ReconnectTimeout, n.presetConfig().GossipToTheDeadTime),
 		members:      make(map[string]memberlist.Node),
 		departed:     make(map[string]departure),
 	}
@@ -200,6 +201,7 @@ func (n *Node) Run(ctx context.Context) error {
 	n.logger.Info("gossip started", "name", n.cfg.Name, "addr", n.LocalAddr())
 
 	n.join(ctx, ml)
+	wg.Go(func() { n.reconnect(ctx, ml) })
 	<-ctx.Done()
 
 	var errs []error
@@ -244,6 +246,38 @@ func (n *Node) join(ctx context.Context, ml *memberlist.Memberlist) {
 	}
 }
 
+// reconnect heals partitions: memberlist forgets a dead node after GossipToTheDeadTime and never
+// contacts it again, so two halves of a healed partition would stay apart. Every
+// ReconnectInterval it tries to join the departed nodes it still remembers, and the seeds when
+// it has no peer left. A join that succeeds exchanges full state by push/pull, which merges what
+// both sides wrote while apart.
+func (n *Node) reconnect(ctx context.Context, ml *memberlist.Memberlist) {
+	t := time.NewTicker(n.cfg.ReconnectInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var addrs []string
+		for _, dep := range n.del.departedMembers() {
+			addrs = append(addrs, dep.node.Address())
+		}
+		if ml.NumMembers() <= 1 {
+			addrs = append(addrs, n.cfg.Seeds...)
+		}
+		if len(addrs) == 0 {
+			continue
+		}
+		if contacted, err := ml.Join(addrs); contacted > 0 {
+			n.logger.Info("reconnected to cluster members", "contacted", contacted, "members", ml.NumMembers())
+		} else {
+			n.logger.Debug("reconnect found no member", "tried", addrs, "err", err)
+		}
+	}
+}
+
 // Ready is closed once Run has bound its sockets; LocalAddr is valid from then on.
 func (n *Node) Ready() <-chan struct{} { return n.ready }
 
@@ -280,15 +314,32 @@ func (n *Node) Members() []Member {
 	nodes := n.del.liveMembers()
 	out := make([]Member, 0, len(nodes))
 	for _, m := range nodes {
-		mem := Member{Name: m.Name, Addr: m.Address(), State: memberAlive}
-		// A peer with undecodable metadata is still a member; it just shows no region or version.
-		if meta, err := decodeMeta(m.Meta); err == nil {
-			mem.Region, mem.Version, mem.Draining = meta.Region, meta.Version, meta.Draining
-		}
-		out = append(out, mem)
+		out = append(out, memberOf(m, memberAlive))
 	}
 	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
 	return out
+}
+
+// AllMembers returns the live members, as Members does, followed by the departed nodes this node
+// still remembers (State "departed"), each group sorted by name.
+func (n *Node) AllMembers() []Member {
+	out := n.Members()
+	deps := n.del.departedMembers()
+	gone := make([]Member, 0, len(deps))
+	for _, dep := range deps {
+		gone = append(gone, memberOf(dep.node, memberDeparted))
+	}
+	slices.SortFunc(gone, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
+	return append(out, gone...)
+}
+
+func memberOf(m memberlist.Node, state string) Member {
+	mem := Member{Name: m.Name, Addr: m.Address(), State: state}
+	// A peer with undecodable metadata is still a member; it just shows no region or version.
+	if meta, err := decodeMeta(m.Meta); err == nil {
+		mem.Region, mem.Version, mem.Draining = meta.Region, meta.Version, meta.Draining
+	}
+	return mem
 }
 
 // SetDraining sets this node's draining flag and, when running, gossips it to peers through a

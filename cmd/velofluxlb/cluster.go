@@ -55,6 +55,7 @@ func (a *app) newCluster(c *config.Config) (*cluster, error) {
 	}
 	gc.Region, gc.Version = c.Geo.NodeRegion, version
 	gc.QueueSize, gc.PushPullMaxBytes = k.QueueSize, k.PushPullMaxBytes
+	gc.ReconnectInterval, gc.ReconnectTimeout = k.ReconnectInterval, k.ReconnectTimeout
 	if k.GossipKey != "" {
 		key, err := gossip.ParseKey(k.GossipKey)
 		if err != nil {
