@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"strings"
@@ -111,4 +112,158 @@ func TestClusterJoinsThroughConsul(t *testing.T) {
 		return strings.Count(body, `"Name":"node-`)
 	}
 	waitFor(t, 10*time.Second, "both nodes see two members", func() bool { return members(a) == 2 && members(b) == 2 })
+}
+
+// labAdmin are the admin credentials of nodes in a netLab, whose admin API listens beyond
+// loopback; nodes without credentials ignore them.
+var labAdmin = []string{"VF_ADMIN_USER=ops", "VF_ADMIN_PASS=pw"}
+
+// memberStates asks a node's admin API which members it sees, by name.
+func memberStates(t *testing.T, n *node) map[string]string {
+	t.Helper()
+	_, body, _ := get(t, "http://"+n.admin+"/admin/status", "Authorization", "Basic b3BzOnB3") // ops:pw
+	var st struct {
+		Cluster struct {
+			Members []struct{ Name, State string }
+			Entries map[string]int
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatalf("admin status: %v: %s", err, body)
+	}
+	out := map[string]string{}
+	for _, m := range st.Cluster.Members {
+		out[m.Name] = m.State
+	}
+	return out
+}
+
+// sees reports whether n sees exactly the given members alive.
+func sees(t *testing.T, n *node, alive ...string) bool {
+	got := memberStates(t, n)
+	live := 0
+	for _, s := range got {
+		if s == "alive" {
+			live++
+		}
+	}
+	for _, name := range alive {
+		if got[name] != "alive" {
+			return false
+		}
+	}
+	return live == len(alive)
+}
+
+// sessionEntries is the number of replicated session entries a node holds.
+func sessionEntries(t *testing.T, n *node) string {
+	_, m, _ := get(t, "http://"+n.metrics+"/metrics")
+	for _, line := range strings.Split(m, "\n") {
+		if rest, ok := strings.CutPrefix(line, `veloflux_gossip_state_entries{kind="session"} `); ok {
+			return rest
+		}
+	}
+	return ""
+}
+
+// TestClusterPartitionHeals runs three veloflux processes, each in its own network namespace.
+// Node 2 is cut off from the other two (not from clients or backends): the others declare it
+// dead, it keeps serving its clients with the pins it has, sessions are created on both sides,
+// and after the partition heals the states merge with every session on the backend it was first
+// pinned to, on every node.
+func TestClusterPartitionHeals(t *testing.T) {
+	if !inOwnNetns(t) {
+		return
+	}
+	lab := newNetLab(t, 3)
+	var backends []*backend
+	for i := range 5 {
+		backends = append(backends, lab.backend(fmt.Sprintf("b%d", i)))
+	}
+	var nodes []*node
+	for i := range 3 {
+		seed := ""
+		if i > 0 {
+			seed = lab.ips[0] + ":7946"
+		}
+		cfg := clusterConfig(fmt.Sprintf("node-%d", i), lab.ips[i]+":7946", seed, backends)
+		cfg = strings.ReplaceAll(cfg, "127.0.0.1:0", lab.ips[i]+":0")
+		cfg = strings.Replace(cfg, "cluster:\n", "cluster:\n  reconnect_interval: 1s\n", 1)
+		nodes = append(nodes, startNodeWith(t, lab.exec(i), cfg, labAdmin...))
+	}
+	all := []string{"node-0", "node-1", "node-2"}
+	for _, n := range nodes {
+		waitFor(t, 15*time.Second, "three members alive", func() bool { return sees(t, n, all...) })
+	}
+
+	// pins maps a session cookie to the backend that first served it.
+	pins := map[string]string{}
+	pin := func(n *node, count int) {
+		for range count {
+			_, body, hdr := get(t, n.url("/"))
+			pins[cookiePair(t, hdr)] = body
+		}
+	}
+	checkPins := func(when string, on ...*node) {
+		t.Helper()
+		for _, n := range on {
+			for cookie, want := range pins {
+				if _, body, _ := get(t, n.url("/"), "Cookie", cookie); body != want {
+					t.Errorf("%s: session %s pinned to %s went to %s through %s", when, cookie, want, body, n.proxy)
+				}
+			}
+		}
+	}
+	pin(nodes[0], 10)
+	for _, n := range nodes {
+		waitFor(t, 10*time.Second, "10 sessions everywhere", func() bool { return sessionEntries(t, n) == "10" })
+	}
+	checkPins("before the partition", nodes...)
+
+	lab.cut(2, 0)
+	lab.cut(2, 1)
+	cutAt := time.Now()
+	detect := waitUntil(t, 30*time.Second, "the majority declares node-2 dead", func() bool {
+		return sees(t, nodes[0], "node-0", "node-1") && sees(t, nodes[1], "node-0", "node-1")
+	})
+	waitFor(t, 30*time.Second, "node-2 sees itself alone", func() bool { return sees(t, nodes[2], "node-2") })
+	if st := memberStates(t, nodes[0]); st["node-2"] != "departed" {
+		t.Errorf("node-0 shows node-2 as %q, want departed", st["node-2"])
+	}
+	t.Logf("partition: node-2 declared dead by the others %v after the cut", detect.Round(time.Millisecond))
+
+	// Both sides keep serving every existing session where it was, and take new ones.
+	checkPins("during the partition", nodes...)
+	before := len(pins)
+	pin(nodes[2], 5)
+	pin(nodes[0], 5)
+	if len(pins) != before+10 {
+		t.Fatalf("%d sessions, want %d: session IDs collided", len(pins), before+10)
+	}
+
+	// memberlist stops gossiping to a dead node after 30 s (GossipToTheDeadTime, LAN preset)
+	// and forgets it: from then on only the reconnect loop can bring the two sides together.
+	time.Sleep(time.Until(cutAt.Add(33 * time.Second)))
+	lab.heal(2, 0)
+	lab.heal(2, 1)
+	rejoin := waitUntil(t, 30*time.Second, "the cluster whole again", func() bool {
+		return sees(t, nodes[0], all...) && sees(t, nodes[1], all...) && sees(t, nodes[2], all...)
+	})
+	merge := waitUntil(t, 30*time.Second, "20 sessions on every node", func() bool {
+		for _, n := range nodes {
+			if sessionEntries(t, n) != "20" {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("heal: members whole again after %v, states merged %v later", rejoin.Round(time.Millisecond), merge.Round(time.Millisecond))
+	reconnected := 0
+	for _, n := range nodes {
+		reconnected += len(n.logs.find("reconnected to cluster members"))
+	}
+	if reconnected == 0 {
+		t.Error("no node logged a reconnect: the halves did not find each other through the reconnect loop")
+	}
+	checkPins("after healing", nodes...)
 }

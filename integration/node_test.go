@@ -22,6 +22,11 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	// A test re-run inside a network namespace (netns_test.go) reuses its parent's binary.
+	if b := os.Getenv(binaryEnv); b != "" {
+		binary = b
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "veloflux-it")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -88,16 +93,27 @@ func (l *logBuffer) String() string {
 	return l.raw.String()
 }
 
+// binaryEnv names the environment variable that hands a re-run test the built binary.
+const binaryEnv = "VELOFLUX_IT_BINARY"
+
 // startNode writes cfg to a file and starts veloflux on it with env added to the
 // environment. It waits for the start-up log line and stops the process at test end.
 func startNode(t *testing.T, cfg string, env ...string) *node {
+	t.Helper()
+	return startNodeWith(t, nil, cfg, env...)
+}
+
+// startNodeWith is startNode with the command run through prefix (e.g. `ip netns exec ns`),
+// which must exec the binary so that the process started is veloflux itself.
+func startNodeWith(t *testing.T, prefix []string, cfg string, env ...string) *node {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	n := &node{t: t, cfgPath: path, logs: &logBuffer{}, done: make(chan struct{})}
-	n.cmd = exec.Command(binary, "-config", path)
+	args := append(append([]string(nil), prefix...), binary, "-config", path)
+	n.cmd = exec.Command(args[0], args[1:]...)
 	n.cmd.Env = append(cleanEnv(), env...)
 	// If the test binary dies (a timeout panic skips cleanups), the node dies with it.
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -376,15 +376,21 @@ func (c controller) Status() any {
 	}
 }
 
-// clusterStatus lists the gossip members and replicated state sizes, or nil when the node
-// runs alone.
+// clusterStatus lists the gossip members, alive and departed, and the replicated entries by
+// kind (tombstones included), or nil when the node runs alone.
 func (a *app) clusterStatus() any {
 	if a.cluster == nil {
 		return nil
 	}
+	entries := make(map[string]int, 3)
+	for _, k := range []gossip.Kind{gossip.KindSession, gossip.KindHealth, gossip.KindDrain} {
+		entries[k.String()] = a.cluster.store.Len(k)
+	}
 	return map[string]any{
-		"members":  a.cluster.node.Members(),
-		"sessions": a.cluster.store.Len(gossip.KindSession),
+		"name":     a.cluster.name,
+		"members":  a.cluster.node.AllMembers(),
+		"entries":  entries,
+		"sessions": entries[gossip.KindSession.String()],
 	}
 }
 
