@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -266,4 +268,134 @@ func TestClusterPartitionHeals(t *testing.T) {
 		t.Error("no node logged a reconnect: the halves did not find each other through the reconnect loop")
 	}
 	checkPins("after healing", nodes...)
+}
+
+// metricLine returns the value of the first metrics line of n that starts with prefix.
+func metricLine(t *testing.T, n *node, prefix string) string {
+	_, m, _ := get(t, "http://"+n.metrics+"/metrics")
+	for _, line := range strings.Split(m, "\n") {
+		if rest, ok := strings.CutPrefix(line, prefix+" "); ok {
+			return rest
+		}
+	}
+	return ""
+}
+
+// TestClusterRestartedNodeGetsStateByPushPull: a node killed outright misses the pins made while
+// it is down; started again under the same name and address, it rejoins and receives them all
+// in the join's push/pull, before any new broadcast could carry them.
+func TestClusterRestartedNodeGetsStateByPushPull(t *testing.T) {
+	var backends []*backend
+	for i := range 4 {
+		backends = append(backends, newBackend(t, fmt.Sprintf("b%d", i), 0))
+	}
+	bindA, bindC := freeAddr(t), freeAddr(t)
+	a := startNode(t, clusterConfig("node-a", bindA, "", backends))
+	b := startNode(t, clusterConfig("node-b", freeAddr(t), bindA, backends))
+	cfgC := clusterConfig("node-c", bindC, bindA, backends)
+	c := startNode(t, cfgC)
+	for _, n := range []*node{a, b, c} {
+		waitFor(t, 15*time.Second, "three members", func() bool { return sees(t, n, "node-a", "node-b", "node-c") })
+	}
+	pins := map[string]string{}
+	for range 10 {
+		_, body, hdr := get(t, a.url("/"))
+		pins[cookiePair(t, hdr)] = body
+	}
+	waitFor(t, 10*time.Second, "10 sessions on node-c", func() bool { return sessionEntries(t, c) == "10" })
+
+	c.signal(syscall.SIGKILL)
+	_ = c.wait(5 * time.Second)
+	for range 10 {
+		_, body, hdr := get(t, a.url("/"))
+		pins[cookiePair(t, hdr)] = body
+	}
+	waitFor(t, 10*time.Second, "20 sessions on node-b", func() bool { return sessionEntries(t, b) == "20" })
+
+	start := time.Now()
+	c = startNode(t, cfgC)
+	took := waitUntil(t, 15*time.Second, "20 sessions on the restarted node-c", func() bool { return sessionEntries(t, c) == "20" })
+	t.Logf("restarted node holds all 20 sessions %v after its start-up line (%v after exec)", took.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	if got := metricLine(t, c, `veloflux_gossip_pushpull_bytes_total{direction="received"}`); got == "" || got == "0" {
+		t.Errorf("restarted node received %q push/pull bytes, want > 0", got)
+	}
+	for cookie, want := range pins {
+		if _, body, _ := get(t, c.url("/"), "Cookie", cookie); body != want {
+			t.Errorf("session %s pinned to %s went to %s through the restarted node", cookie, want, body)
+		}
+	}
+}
+
+// TestClusterRepinsIdenticallyAndGossipsIt: when a pinned backend fails, two nodes asked at
+// the same moment move each of its sessions to the same replacement (rendezvous hashing over
+// the healthy backends), and the new pin is gossiped: after the backend recovers, a node that
+// never re-pinned anything sends those sessions to the replacement too, not back.
+func TestClusterRepinsIdenticallyAndGossipsIt(t *testing.T) {
+	var sw []*switchable
+	var backends []*backend
+	for i := range 5 {
+		s := newSwitchable(t, fmt.Sprintf("b%d", i))
+		sw, backends = append(sw, s), append(backends, s.backend)
+	}
+	health := "    health_check: {path: /health, interval: 100ms, timeout: 80ms, retries: 1}\n"
+	cfg := func(name, bind, seed string) string {
+		return strings.Replace(clusterConfig(name, bind, seed, backends), "    sticky_sessions: true\n", "    sticky_sessions: true\n"+health, 1)
+	}
+	bindA := freeAddr(t)
+	nodes := []*node{startNode(t, cfg("node-a", bindA, ""))}
+	nodes = append(nodes, startNode(t, cfg("node-b", freeAddr(t), bindA)), startNode(t, cfg("node-c", freeAddr(t), bindA)))
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	for _, n := range nodes {
+		waitFor(t, 15*time.Second, "three members", func() bool { return sees(t, n, "node-a", "node-b", "node-c") })
+	}
+	pins := map[string]string{}
+	for range 40 {
+		_, body, hdr := get(t, a.url("/"))
+		pins[cookiePair(t, hdr)] = body
+	}
+	for _, n := range nodes {
+		waitFor(t, 10*time.Second, "40 sessions everywhere", func() bool { return sessionEntries(t, n) == "40" })
+	}
+	const failed = "b0"
+	var moved []string
+	for cookie, be := range pins {
+		if be == failed {
+			moved = append(moved, cookie)
+		}
+	}
+	if len(moved) == 0 {
+		t.Fatalf("no session pinned to %s among %v", failed, pins)
+	}
+
+	sw[0].down.Store(true)
+	downGauge := `veloflux_backend_health{backend="` + sw[0].addr() + `",pool="web"}`
+	for _, n := range nodes {
+		waitFor(t, 10*time.Second, failed+" down on every node", func() bool { return metricLine(t, n, downGauge) == "0" })
+	}
+	// Node b and node c are asked about each moved session at the same moment.
+	repinned := map[string]string{}
+	for _, cookie := range moved {
+		var fromB, fromC string
+		var wg sync.WaitGroup
+		wg.Go(func() { _, fromB, _ = get(t, b.url("/"), "Cookie", cookie) })
+		wg.Go(func() { _, fromC, _ = get(t, c.url("/"), "Cookie", cookie) })
+		wg.Wait()
+		if fromB != fromC || fromB == failed || !strings.HasPrefix(fromB, "b") {
+			t.Errorf("session %s: node-b moved it to %q, node-c to %q", cookie, fromB, fromC)
+		}
+		repinned[cookie] = fromB
+	}
+
+	sw[0].down.Store(false)
+	for _, n := range nodes {
+		waitFor(t, 10*time.Second, failed+" up again on every node", func() bool { return metricLine(t, n, downGauge) == "1" })
+	}
+	for _, n := range nodes {
+		for cookie, want := range repinned {
+			if _, body, _ := get(t, n.url("/"), "Cookie", cookie); body != want {
+				t.Errorf("after %s recovered, session %s went to %s through %s, want its new pin %s", failed, cookie, body, n.proxy, want)
+			}
+		}
+	}
+	t.Logf("%d of %d sessions moved off %s, to the same backend on every node", len(moved), len(pins), failed)
 }
