@@ -68,6 +68,11 @@ func TestValidateClusterRejects(t *testing.T) {
 			[]string{"cluster.gossip_key: decodes to 64 bytes; an AES key is 16, 24 or 32 bytes (value not shown: it is secret)"}},
 		{"gossip_key list", func(c *Config) { c.Cluster.GossipKey = gossipKey(32) + "," + gossipKey(16) },
 			[]string{"cluster.gossip_key: must be a single key; a comma-separated list of keys is not supported (value not shown: it is secret)"}},
+		{"gossip_keys bad entry", func(c *Config) {
+			c.Cluster.GossipKey, c.Cluster.GossipKeys = gossipKey(32), []string{gossipKey(16), gossipKey(8)}
+		}, []string{"cluster.gossip_keys[1]: decodes to 8 bytes; an AES key is 16, 24 or 32 bytes (value not shown: it is secret)"}},
+		{"gossip_keys without gossip_key", func(c *Config) { c.Cluster.GossipKeys = []string{gossipKey(16)} },
+			[]string{"cluster.gossip_keys: needs cluster.gossip_key: a node encrypts with gossip_key and only also accepts gossip_keys"}},
 		{"label empty", func(c *Config) { c.Cluster.Label = "" },
 			[]string{"cluster.label: required"}},
 		{"label with a space", func(c *Config) { c.Cluster.Label = "velo flux" },

@@ -476,6 +476,11 @@ type Cluster struct {
 	// encrypts and authenticates gossip. Default "" = clear text, allowed only on loopback
 	// unless AllowInsecure. Secret: redacted in Redacted copies and never echoed in errors.
 	GossipKey string `koanf:"gossip_key" redact:"true"`
+	// GossipKeys are more keys, in the same form, that this node accepts but does not encrypt
+	// with: the staging area of a key rotation. gossip_key and gossip_keys are applied on
+	// reload, without a restart (see docs/clustering.md#key-rotation). Default none; needs
+	// gossip_key. Secret like gossip_key.
+	GossipKeys []string `koanf:"gossip_keys" redact:"true"`
 	// Label is stamped on every packet so that two clusters sharing a network never merge.
 	// Default "veloflux"; [A-Za-z0-9._-], 1..64 characters.
 	Label string `koanf:"label"`

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -213,6 +214,7 @@ func TestRedacted(t *testing.T) {
 	orig.Geo.ContinentRegions = map[string]string{"EU": "eu"}
 	orig.Geo.Regions = []GeoRegion{{Name: "eu", Lat: 50, Lon: 8}}
 	orig.Cluster.GossipKey = gossipKey(32)
+	orig.Cluster.GossipKeys = []string{gossipKey(16), gossipKey(24)}
 	orig.Cluster.Seeds = []string{"10.0.0.6:7946"}
 	keep := validBase()
 	keep.Sticky.Secret = orig.Sticky.Secret
@@ -224,6 +226,7 @@ func TestRedacted(t *testing.T) {
 	keep.Geo.ContinentRegions = map[string]string{"EU": "eu"}
 	keep.Geo.Regions = []GeoRegion{{Name: "eu", Lat: 50, Lon: 8}}
 	keep.Cluster.GossipKey = orig.Cluster.GossipKey
+	keep.Cluster.GossipKeys = []string{gossipKey(16), gossipKey(24)}
 	keep.Cluster.Seeds = []string{"10.0.0.6:7946"}
 
 	r := orig.Redacted()
@@ -237,12 +240,16 @@ func TestRedacted(t *testing.T) {
 		if r.Cluster.GossipKey != "REDACTED" {
 			t.Errorf("Cluster.GossipKey = %q", r.Cluster.GossipKey)
 		}
+		if !slices.Equal(r.Cluster.GossipKeys, []string{"REDACTED", "REDACTED"}) {
+			t.Errorf("Cluster.GossipKeys = %q", r.Cluster.GossipKeys)
+		}
 	})
 	t.Run("everything else equal", func(t *testing.T) {
 		cp := *r
 		cp.Sticky.Secret = orig.Sticky.Secret
 		cp.Discovery.Consul.Token = orig.Discovery.Consul.Token
 		cp.Cluster.GossipKey = orig.Cluster.GossipKey
+		cp.Cluster.GossipKeys = orig.Cluster.GossipKeys
 		if !reflect.DeepEqual(&cp, orig) {
 			t.Errorf("redacted copy differs beyond the secret:\n%+v\n%+v", cp, *orig)
 		}
@@ -301,8 +308,9 @@ func TestSchemaKinds(t *testing.T) {
 				t.Errorf("%s: duplicate koanf tag %q", typ, key)
 			}
 			seen[key] = true
-			if f.Tag.Get("redact") != "" && f.Type.Kind() != reflect.String {
-				t.Errorf("%s: only strings can be redacted", p)
+			if f.Tag.Get("redact") != "" && f.Type.Kind() != reflect.String &&
+				(f.Type.Kind() != reflect.Slice || f.Type.Elem().Kind() != reflect.String) {
+				t.Errorf("%s: only strings and lists of strings can be redacted", p)
 			}
 			ft := f.Type
 			if ft.Kind() == reflect.Slice {
@@ -372,11 +380,14 @@ func TestRestartNeeded(t *testing.T) {
 		{"geo regions", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "eu", Lat: 50, Lon: 8}} },
 			[]string{"geo.regions"}},
 		{"cluster switch", func(c *Config) { c.Cluster.Enabled = true }, []string{"cluster.enabled"}},
-		{"cluster addresses and key", func(c *Config) {
+		{"cluster addresses", func(c *Config) {
 			c.Cluster.BindAddress = "10.0.0.5:7946"
 			c.Cluster.AdvertiseAddress = "203.0.113.5:7946"
+		}, []string{"cluster.bind_address", "cluster.advertise_address"}},
+		{"gossip keys rotate live", func(c *Config) {
 			c.Cluster.GossipKey = gossipKey(16)
-		}, []string{"cluster.bind_address", "cluster.advertise_address", "cluster.gossip_key"}},
+			c.Cluster.GossipKeys = []string{gossipKey(32)}
+		}, nil},
 		{"cluster membership", func(c *Config) {
 			c.Cluster.Name = "edge-2"
 			c.Cluster.Preset = ClusterPresetWAN

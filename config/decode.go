@@ -111,10 +111,14 @@ func (d *decoder) decodeStruct(path string, src any, dst reflect.Value) {
 	}
 }
 
-// decodeSecret is decode for a string field tagged redact:"true". A value of the wrong type
-// is reported by its type alone: a mistyped secret is still the secret, and problems end up
-// in logs and on terminals.
+// decodeSecret is decode for a string or list-of-strings field tagged redact:"true". A value
+// of the wrong type is reported by its type alone: a mistyped secret is still the secret, and
+// problems end up in logs and on terminals.
 func (d *decoder) decodeSecret(path string, src any, dst reflect.Value) {
+	if dst.Kind() == reflect.Slice {
+		d.decodeSecretList(path, src, dst)
+		return
+	}
 	switch v := src.(type) {
 	case nil:
 		return
@@ -125,6 +129,36 @@ func (d *decoder) decodeSecret(path string, src any, dst reflect.Value) {
 	default:
 		d.fail(path, nil, "expected a string, got %s (quote the value to make it text; the value is not shown because the key is secret)", kindOf(src))
 	}
+	d.explicit[path] = true
+}
+
+// decodeSecretList decodes a list of secrets, each element as decodeSecret does. From the
+// environment the list is comma-separated, as other lists are.
+func (d *decoder) decodeSecretList(path string, src any, dst reflect.Value) {
+	var items []any
+	switch v := src.(type) {
+	case nil:
+		return
+	case []any:
+		items = v
+	case envValue:
+		for _, s := range strings.Split(v.Value, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				items = append(items, s)
+			}
+		}
+	default:
+		d.fail(path, nil, "expected a list, got %s (the value is not shown because the key is secret)", kindOf(src))
+		return
+	}
+	out := reflect.Zero(dst.Type()) // [] is no keys, like an absent key
+	if len(items) > 0 {
+		out = reflect.MakeSlice(dst.Type(), len(items), len(items))
+	}
+	for i, item := range items {
+		d.decodeSecret(fmt.Sprintf("%s[%d]", path, i), item, out.Index(i))
+	}
+	dst.Set(out)
 	d.explicit[path] = true
 }
 

@@ -35,8 +35,15 @@ func redact(v reflect.Value) {
 			}
 			fv := v.Field(i)
 			if f.Tag.Get("redact") == "true" {
-				if fv.Kind() == reflect.String && fv.String() != "" {
+				switch {
+				case fv.Kind() == reflect.String && fv.String() != "":
 					fv.SetString(redactedText)
+				case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.String && fv.Len() > 0:
+					hidden := reflect.MakeSlice(fv.Type(), fv.Len(), fv.Len())
+					for i := range fv.Len() {
+						hidden.Index(i).SetString(redactedText)
+					}
+					fv.Set(hidden)
 				}
 				continue
 			}

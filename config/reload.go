@@ -26,9 +26,13 @@ func (c *Config) RestartNeeded(next *Config) []string {
 	// routes[].geo and pools[].backends[].region are not here: they are part of the routing
 	// table, which every reload replaces.
 	diffPaths("geo", reflect.ValueOf(c.Geo), reflect.ValueOf(next.Geo), &out)
-	// cmd creates the gossip node once: its listener, key, label and queue are fixed for its
-	// life, and leaving and rejoining on reload would drop shared sessions and health state.
-	diffPaths("cluster", reflect.ValueOf(c.Cluster), reflect.ValueOf(next.Cluster), &out)
+	// cmd creates the gossip node once: its listener, label and queue are fixed for its life,
+	// and leaving and rejoining on reload would drop shared sessions and health state.
+	// The keys are the exception: cmd applies them to the running keyring (rotation).
+	oldC, newC := c.Cluster, next.Cluster
+	oldC.GossipKey, oldC.GossipKeys = "", nil
+	newC.GossipKey, newC.GossipKeys = "", nil
+	diffPaths("cluster", reflect.ValueOf(oldC), reflect.ValueOf(newC), &out)
 	return out
 }
 

@@ -496,6 +496,14 @@ func (c *Config) validateCluster(v *validator) {
 	}
 	// Clear-text gossip on a reachable address lets anyone who can send a packet write
 	// sessions and backend health, so it must be asked for by name.
+	for i, k := range cl.GossipKeys {
+		if msg := checkGossipKey(k); msg != "" {
+			v.add(fmt.Sprintf("%s.gossip_keys[%d]", path, i), "%s (value not shown: it is secret)", msg)
+		}
+	}
+	if len(cl.GossipKeys) > 0 && cl.GossipKey == "" {
+		v.add(path+".gossip_keys", "needs cluster.gossip_key: a node encrypts with gossip_key and only also accepts gossip_keys")
+	}
 	if bindIP.IsValid() && !bindIP.IsLoopback() && cl.GossipKey == "" && !cl.AllowInsecure {
 		v.add(path+".bind_address", "%s is not a loopback address and cluster.gossip_key is empty: set gossip_key, or allow_insecure: true to accept clear-text gossip from anyone who can reach the port", bindIP)
 	}

@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -354,6 +355,41 @@ func (n *Node) SetDraining(draining bool) error {
 		return fmt.Errorf("gossip: publish draining=%t: %w", draining, err)
 	}
 	return nil
+}
+
+// SetKeys makes the keyring hold exactly primary (used to encrypt) and others (accepted too),
+// in the order that never leaves a message in flight unreadable here: install the new keys,
+// switch the primary, then remove the keys no longer listed. Unchanged keys are left alone,
+// so calling it with the current keys does nothing.
+func (n *Node) SetKeys(primary []byte, others [][]byte) error {
+	if n.keyring == nil {
+		return ErrNoKeyring
+	}
+	want := append([][]byte{primary}, others...)
+	for _, k := range want {
+		if err := n.AddKey(k); err != nil {
+			return err
+		}
+	}
+	if err := n.UseKey(primary); err != nil {
+		return err
+	}
+	for _, k := range n.keyring.GetKeys() {
+		if !slices.ContainsFunc(want, func(w []byte) bool { return bytes.Equal(w, k) }) {
+			if err := n.RemoveKey(k); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Keys returns the installed keys, primary first; nil without encryption.
+func (n *Node) Keys() [][]byte {
+	if n.keyring == nil {
+		return nil
+	}
+	return n.keyring.GetKeys()
 }
 
 // AddKey installs a key for decryption. Rotation: AddKey on every node, then UseKey, then

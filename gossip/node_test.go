@@ -606,3 +606,46 @@ func TestReconnectFindsDepartedMemberAgain(t *testing.T) {
 		t.Errorf("after reconnect AllMembers = %+v, want both alive", all)
 	}
 }
+
+func TestSetKeysMakesTheKeyringExactlyThat(t *testing.T) {
+	k1, k2, k3 := key(1, 32), key(2, 16), key(3, 24)
+	n, err := New(testConfig("a", [][]byte{k1}), &recState{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name         string
+		primary      []byte
+		others, want [][]byte
+	}{
+		{"unchanged", k1, nil, [][]byte{k1}},
+		{"stage a new key", k1, [][]byte{k2}, [][]byte{k1, k2}},
+		{"switch to it", k2, [][]byte{k1}, [][]byte{k2, k1}},
+		{"drop the old one", k2, nil, [][]byte{k2}},
+		{"replace everything at once", k3, [][]byte{k1}, [][]byte{k3, k1}},
+	}
+	for _, s := range steps {
+		if err := n.SetKeys(s.primary, s.others); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		got := n.Keys()
+		if len(got) != len(s.want) || !bytes.Equal(got[0], s.want[0]) {
+			t.Fatalf("%s: keys %x, want %x (primary first)", s.name, got, s.want)
+		}
+		for _, w := range s.want {
+			if !slices.ContainsFunc(got, func(k []byte) bool { return bytes.Equal(k, w) }) {
+				t.Errorf("%s: key %x missing from %x", s.name, w, got)
+			}
+		}
+	}
+	if err := n.SetKeys(key(4, 7), nil); err == nil {
+		t.Error("SetKeys with a 7-byte key succeeded")
+	}
+	plain, err := New(testConfig("b", nil), &recState{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plain.SetKeys(k1, nil); !errors.Is(err, ErrNoKeyring) {
+		t.Errorf("SetKeys on a node without encryption = %v, want ErrNoKeyring", err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -398,4 +399,59 @@ func TestClusterRepinsIdenticallyAndGossipsIt(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d sessions moved off %s, to the same backend on every node", len(moved), len(pins), failed)
+}
+
+// TestClusterRotatesGossipKeyOnReload rotates the gossip key of a running two-node cluster in
+// three config reloads (stage the new key, switch to it, drop the old one), as an operator
+// would, and checks the cluster stays whole and replicating throughout; afterwards a node with
+// only the new key joins and one with only the old key cannot.
+func TestClusterRotatesGossipKeyOnReload(t *testing.T) {
+	const oldKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=" // clusterConfig's key
+	const newKey = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="
+	be := newBackend(t, "b0", 0)
+	withKeys := func(cfg, primary string, others ...string) string {
+		keys := `  gossip_key: "` + primary + `"` + "\n  gossip_keys: [" + strings.Join(others, ", ") + "]\n"
+		return strings.Replace(cfg, `  gossip_key: "`+oldKey+`"`+"\n", keys, 1)
+	}
+	bindA, bindB := freeAddr(t), freeAddr(t)
+	cfgA, cfgB := clusterConfig("node-a", bindA, "", []*backend{be}), clusterConfig("node-b", bindB, bindA, []*backend{be})
+	a, b := startNode(t, cfgA), startNode(t, cfgB)
+	nodes := []*node{a, b}
+	for _, n := range nodes {
+		waitFor(t, 15*time.Second, "two members", func() bool { return sees(t, n, "node-a", "node-b") })
+	}
+	steps := []struct {
+		name, primary string
+		others        []string
+	}{
+		{"stage the new key", oldKey, []string{newKey}},
+		{"encrypt with the new key", newKey, []string{oldKey}},
+		{"drop the old key", newKey, nil},
+	}
+	for i, step := range steps {
+		for j, n := range nodes {
+			cfg := withKeys([]string{cfgA, cfgB}[j], step.primary, step.others...)
+			if err := os.WriteFile(n.cfgPath, []byte(cfg), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 5*time.Second, step.name+": keys changed", func() bool { return len(n.logs.find("gossip keys changed")) == i+1 })
+		}
+		if _, _, hdr := get(t, a.url("/")); hdr.Get("Set-Cookie") == "" {
+			t.Fatalf("%s: no session cookie", step.name)
+		}
+		want := fmt.Sprint(i + 1)
+		waitFor(t, 10*time.Second, step.name+": a new pin reaches node-b", func() bool { return sessionEntries(t, b) == want })
+		for _, n := range nodes {
+			if !sees(t, n, "node-a", "node-b") {
+				t.Fatalf("%s: %s sees %v", step.name, n.proxy, memberStates(t, n))
+			}
+		}
+	}
+	c := startNode(t, withKeys(clusterConfig("node-c", freeAddr(t), bindA, []*backend{be}), newKey))
+	waitFor(t, 15*time.Second, "node-c joins with the new key", func() bool { return sees(t, c, "node-a", "node-b", "node-c") })
+	d := startNode(t, clusterConfig("node-d", freeAddr(t), bindA, []*backend{be}))
+	time.Sleep(3 * time.Second) // d retries its seed meanwhile
+	if !sees(t, d, "node-d") || !sees(t, a, "node-a", "node-b", "node-c") {
+		t.Errorf("a node with only the retired key got in: d sees %v, a sees %v", memberStates(t, d), memberStates(t, a))
+	}
 }

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -57,11 +60,11 @@ func (a *app) newCluster(c *config.Config) (*cluster, error) {
 	gc.QueueSize, gc.PushPullMaxBytes = k.QueueSize, k.PushPullMaxBytes
 	gc.ReconnectInterval, gc.ReconnectTimeout = k.ReconnectInterval, k.ReconnectTimeout
 	if k.GossipKey != "" {
-		key, err := gossip.ParseKey(k.GossipKey)
+		primary, others, err := clusterKeys(k)
 		if err != nil {
-			return nil, fmt.Errorf("cluster.gossip_key: %w", err)
+			return nil, err
 		}
-		gc.Keys = [][]byte{key}
+		gc.Keys = append([][]byte{primary}, others...)
 	}
 	sc := gossip.DefaultStoreConfig()
 	sc.NodeName, sc.MaxEntriesPerKind, sc.TombstoneTTL = name, k.MaxEntriesPerKind, k.TombstoneTTL
@@ -89,6 +92,46 @@ func (a *app) newCluster(c *config.Config) (*cluster, error) {
 func (c *cluster) start(spawn func(string, func(context.Context) error)) {
 	spawn("gossip", c.node.Run)
 	spawn("gossip state", c.store.Run)
+}
+
+// clusterKeys decodes gossip_key and gossip_keys; config validation has checked them already.
+func clusterKeys(k config.Cluster) (primary []byte, others [][]byte, err error) {
+	if primary, err = gossip.ParseKey(k.GossipKey); err != nil {
+		return nil, nil, fmt.Errorf("cluster.gossip_key: %w", err)
+	}
+	for i, s := range k.GossipKeys {
+		key, err := gossip.ParseKey(s)
+		if err != nil {
+			return nil, nil, fmt.Errorf("cluster.gossip_keys[%d]: %w", i, err)
+		}
+		others = append(others, key)
+	}
+	return primary, others, nil
+}
+
+// applyKeys gives the running keyring the keys of a reloaded config: that is how keys rotate
+// without a restart (docs/clustering.md#key-rotation). Encryption cannot be switched on or off
+// at runtime, so that change is reported as needing a restart.
+func (c *cluster) applyKeys(k config.Cluster) (changed bool, err error) {
+	before := c.node.Keys()
+	if k.GossipKey == "" {
+		if before != nil {
+			return false, errors.New("cluster.gossip_key: removing encryption needs a restart")
+		}
+		return false, nil
+	}
+	primary, others, err := clusterKeys(k)
+	if err != nil {
+		return false, err
+	}
+	if err := c.node.SetKeys(primary, others); err != nil {
+		if errors.Is(err, gossip.ErrNoKeyring) {
+			return false, errors.New("cluster.gossip_key: turning encryption on needs a restart")
+		}
+		return false, fmt.Errorf("cluster.gossip_key: %w", err)
+	}
+	after := c.node.Keys()
+	return !slices.EqualFunc(before, after, bytes.Equal), nil
 }
 
 func splitHostPort(addr string) (string, int, error) {

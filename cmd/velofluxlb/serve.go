@@ -315,6 +315,14 @@ func (a *app) applyLocked() error {
 		return err
 	}
 	a.checker.SetConfig(healthConfig(cfg))
+	if a.cluster != nil {
+		// Not fatal: the rest of the reload applies, and the keys in use stay as they were.
+		if changed, err := a.cluster.applyKeys(cfg.Cluster); err != nil {
+			a.log.Warn("gossip keys not changed", "error", err.Error())
+		} else if changed {
+			a.log.Info("gossip keys changed", "keys", 1+len(cfg.Cluster.GossipKeys))
+		}
+	}
 	a.level.Set(level)
 	warnWithoutStickySecret(cfg, a.log)
 	if changed := a.cfg.RestartNeeded(cfg); len(changed) > 0 {
