@@ -21,8 +21,22 @@ type Controller interface {
 	Pools() any  // pools with their backends (health, active connections, weight)
 	Routes() any
 	Config() any // effective config; the caller has already redacted secrets
+	Health() any // per backend: the health verdict, each observer's last result, why it is out
 	Drain()
 	Undrain()
+	// DrainBackend drains (drained true) or undrains one backend on every node of the cluster.
+	// An ID no pool has must return an error wrapping ErrUnknownBackend.
+	DrainBackend(id string, drained bool) error
+}
+
+// ErrUnknownBackend is what Controller.DrainBackend returns for an ID no pool has; the API
+// answers it with 404.
+var ErrUnknownBackend = errors.New("unknown backend")
+
+// apiError is a reply that is an error with its HTTP status.
+type apiError struct {
+	status int
+	msg    string
 }
 
 // Server is the admin HTTP API. Create it with New, then either call Run, or call Listen
@@ -89,6 +103,13 @@ func New(cfg Config, ctrl Controller, logger *slog.Logger) (*Server, error) {
 		"/admin/pools":  {get, "GET, HEAD", func(*http.Request) any { return ctrl.Pools() }},
 		"/admin/routes": {get, "GET, HEAD", func(*http.Request) any { return ctrl.Routes() }},
 		"/admin/config": {get, "GET, HEAD", func(*http.Request) any { return ctrl.Config() }},
+		"/admin/health": {get, "GET, HEAD", func(*http.Request) any { return ctrl.Health() }},
+		"/admin/backends/drain": {post, "POST", func(r *http.Request) any {
+			return s.drainBackend(r, true)
+		}},
+		"/admin/backends/undrain": {post, "POST", func(r *http.Request) any {
+			return s.drainBackend(r, false)
+		}},
 		"/admin/drain": {post, "POST", func(r *http.Request) any {
 			ctrl.Drain()
 			s.log.Info("node drained via admin API", slog.String("remote_ip", peerIP(r.RemoteAddr).String()))
@@ -101,6 +122,27 @@ func New(cfg Config, ctrl Controller, logger *slog.Logger) (*Server, error) {
 		}},
 	}
 	return s, nil
+}
+
+// drainBackend drains or undrains the backend named by the `backend` query parameter and
+// answers the health view, which shows the drain.
+func (s *Server) drainBackend(r *http.Request, drained bool) any {
+	id := r.URL.Query().Get("backend")
+	if id == "" {
+		return apiError{http.StatusBadRequest, "missing query parameter backend (a backend ID as /admin/pools shows it)"}
+	}
+	if err := s.ctrl.DrainBackend(id, drained); err != nil {
+		if errors.Is(err, ErrUnknownBackend) {
+			return apiError{http.StatusNotFound, fmt.Sprintf("no backend %q in any pool", id)}
+		}
+		return apiError{http.StatusBadRequest, err.Error()}
+	}
+	action := "backend drained via admin API"
+	if !drained {
+		action = "backend undrained via admin API"
+	}
+	s.log.Info(action, slog.String("backend", id), slog.String("remote_ip", peerIP(r.RemoteAddr).String()))
+	return s.ctrl.Health()
 }
 
 // Handler returns the API's handler, authentication included, for mounting or for tests.
@@ -136,7 +178,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s; allowed: %s", r.Method, r.URL.Path, rt.allow))
 		return
 	}
-	s.writeJSON(w, http.StatusOK, rt.reply(r))
+	v := rt.reply(r)
+	if e, ok := v.(apiError); ok {
+		s.writeError(w, e.status, e.msg)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, v)
 }
 
 func methodIn(m string, ms []string) bool {

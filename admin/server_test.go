@@ -25,6 +25,7 @@ func TestReadEndpoints(t *testing.T) {
 		{"/admin/pools", env.ctrl.Pools()},
 		{"/admin/routes", env.ctrl.Routes()},
 		{"/admin/config", env.ctrl.Config()},
+		{"/admin/health", env.ctrl.Health()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
@@ -440,5 +441,34 @@ func TestListenErrors(t *testing.T) {
 	}
 	if err := fresh.Serve(context.Background()); err == nil || !strings.Contains(err.Error(), "before Listen") {
 		t.Errorf("Serve before Listen = %v, want an error", err)
+	}
+}
+
+func TestDrainBackend(t *testing.T) {
+	env := newEnv(t, credsConfig())
+	auth := withAuth("admin", "s3cret-pass")
+	tests := []struct {
+		name, path string
+		wantStatus int
+		wantBody   string
+	}{
+		{"drain", "/admin/backends/drain?backend=b1", http.StatusOK, `[{"backend":"b1","drained":true},{"backend":"b2","drained":false}]`},
+		{"undrain", "/admin/backends/undrain?backend=b1", http.StatusOK, `[{"backend":"b1","drained":false},{"backend":"b2","drained":false}]`},
+		{"unknown backend", "/admin/backends/drain?backend=nope", http.StatusNotFound, `{"error":"no backend \"nope\" in any pool"}`},
+		{"no backend given", "/admin/backends/drain", http.StatusBadRequest, `{"error":"missing query parameter backend (a backend ID as /admin/pools shows it)"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := do(t, env.http.Client(), http.MethodPost, env.http.URL+tt.path, auth)
+			if r.status != tt.wantStatus || strings.TrimSpace(r.body) != tt.wantBody {
+				t.Errorf("POST %s = %d %s, want %d %s", tt.path, r.status, r.body, tt.wantStatus, tt.wantBody)
+			}
+		})
+	}
+	if r := do(t, env.http.Client(), http.MethodGet, env.http.URL+"/admin/backends/drain?backend=b1", auth); r.status != http.StatusMethodNotAllowed {
+		t.Errorf("GET drain = %d, want 405", r.status)
+	}
+	if r := do(t, env.http.Client(), http.MethodPost, env.http.URL+"/admin/backends/drain?backend=b2"); r.status != http.StatusUnauthorized {
+		t.Errorf("drain without credentials = %d, want 401", r.status)
 	}
 }

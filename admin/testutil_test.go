@@ -3,6 +3,7 @@ package admin
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -26,6 +27,31 @@ type fakeController struct {
 	drained  bool
 	drains   int
 	undrains int
+	// backends are the known backend IDs and whether each is drained.
+	backends map[string]bool
+}
+
+func (f *fakeController) Health() any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := []map[string]any{}
+	for _, id := range []string{"b1", "b2"} {
+		out = append(out, map[string]any{"backend": id, "drained": f.backends[id]})
+	}
+	return out
+}
+
+func (f *fakeController) DrainBackend(id string, drained bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if id != "b1" && id != "b2" {
+		return fmt.Errorf("drain %q: %w", id, ErrUnknownBackend)
+	}
+	if f.backends == nil {
+		f.backends = map[string]bool{}
+	}
+	f.backends[id] = drained
+	return nil
 }
 
 func (f *fakeController) Status() any {

@@ -27,8 +27,9 @@ type inbound struct {
 // reach the State in arrival order from a single goroutine. A full state dropped on overflow is
 // repaired by the next push/pull (every PushPullInterval) and by later broadcasts.
 type delegate struct {
-	state        State
-	broadcasts   *memberlist.TransmitLimitedQueue
+	state State
+	// urgent and bulk are the outgoing queues; every packet is filled from urgent first.
+	urgent, bulk *memberlist.TransmitLimitedQueue
 	incoming     chan inbound
 	meta         func() []byte
 	maxPushBytes int
@@ -77,9 +78,15 @@ func (d *delegate) NotifyMsg(msg []byte) {
 	d.enqueue(inbound{data: append([]byte(nil), msg...)})
 }
 
-// GetBroadcasts hands memberlist the pending broadcasts that fit in its packet.
+// GetBroadcasts hands memberlist the pending broadcasts that fit in its packet, urgent ones
+// first. memberlist's queue sends the newest of the least-sent messages first, so with one
+// queue a steady stream of new session pins would starve an older drain or health entry.
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
-	return d.broadcasts.GetBroadcasts(overhead, limit)
+	out := d.urgent.GetBroadcasts(overhead, limit)
+	for _, m := range out {
+		limit -= overhead + len(m)
+	}
+	return append(out, d.bulk.GetBroadcasts(overhead, limit)...)
 }
 
 // LocalState is our side of a push/pull exchange.

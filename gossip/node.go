@@ -77,14 +77,15 @@ type Member struct {
 
 // Node is one member of the VeloFlux gossip cluster. Create it with New, start it with Run.
 type Node struct {
-	cfg      Config
-	logger   *slog.Logger
-	metrics  *nodeMetrics
-	keyring  *memberlist.Keyring // nil when running without encryption
-	queue    *memberlist.TransmitLimitedQueue
-	del      *delegate
-	maxMsg   int
-	draining atomic.Bool
+	cfg     Config
+	logger  *slog.Logger
+	metrics *nodeMetrics
+	keyring *memberlist.Keyring // nil when running without encryption
+	// urgent and bulk queue outgoing broadcasts; see urgent and delegate.GetBroadcasts.
+	urgent, bulk *memberlist.TransmitLimitedQueue
+	del          *delegate
+	maxMsg       int
+	draining     atomic.Bool
 
 	ml      atomic.Pointer[memberlist.Memberlist]
 	addr    atomic.Pointer[string]
@@ -128,13 +129,18 @@ func New(cfg Config, state State, logger *slog.Logger, reg prometheus.Registerer
 	if err := n.metrics.register(reg); err != nil {
 		return nil, err
 	}
-	n.queue = &memberlist.TransmitLimitedQueue{
+	n.urgent = &memberlist.TransmitLimitedQueue{
+		NumNodes:       n.numMembers,
+		RetransmitMult: n.presetConfig().RetransmitMult,
+	}
+	n.bulk = &memberlist.TransmitLimitedQueue{
 		NumNodes:       n.numMembers,
 		RetransmitMult: n.presetConfig().RetransmitMult,
 	}
 	n.del = &delegate{
 		state:        state,
-		broadcasts:   n.queue,
+		urgent:       n.urgent,
+		bulk:         n.bulk,
 		incoming:     make(chan inbound, cfg.QueueSize),
 		meta:         n.localMeta,
 		maxPushBytes: cfg.PushPullMaxBytes,
@@ -301,13 +307,24 @@ func (n *Node) Broadcast(msg []byte) error {
 		n.metrics.messages.WithLabelValues(dirSent, resultError).Inc()
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, len(msg), n.maxMsg)
 	}
-	n.queue.QueueBroadcast(queuedBroadcast{msg: append([]byte(nil), msg...)})
+	q := n.bulk
+	if urgent(msg) {
+		q = n.urgent
+	}
+	q.QueueBroadcast(queuedBroadcast{msg: append([]byte(nil), msg...)})
 	n.metrics.messages.WithLabelValues(dirSent, resultOK).Inc()
-	if over := n.queue.NumQueued() - maxQueuedBroadcasts; over > 0 {
-		n.queue.Prune(maxQueuedBroadcasts)
+	if over := q.NumQueued() - maxQueuedBroadcasts; over > 0 {
+		q.Prune(maxQueuedBroadcasts)
 		n.metrics.messages.WithLabelValues(dirSent, resultDropped).Add(float64(over))
 	}
 	return nil
+}
+
+// urgent tells the messages that must not wait behind session pins: health observations and
+// drains are few and decide where traffic goes, pins are many and only cost stickiness if late.
+// Anything that is not a store entry is urgent too (it is rare by nature).
+func urgent(msg []byte) bool {
+	return len(msg) < 2 || msg[0] != FormatVersion || Kind(msg[1]) != KindSession
 }
 
 // Members returns the live members (alive or suspect), including this node, sorted by name.

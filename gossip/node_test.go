@@ -518,7 +518,7 @@ func TestOutgoingQueueIsBounded(t *testing.T) {
 			t.Fatalf("Broadcast: %v", err)
 		}
 	}
-	if got := n.queue.NumQueued(); got != maxQueuedBroadcasts {
+	if got := n.urgent.NumQueued(); got != maxQueuedBroadcasts {
 		t.Errorf("queued = %d, want %d", got, maxQueuedBroadcasts)
 	}
 	if got := metricValue(t, reg, "veloflux_gossip_messages_total",
@@ -647,5 +647,38 @@ func TestSetKeysMakesTheKeyringExactlyThat(t *testing.T) {
 	}
 	if err := plain.SetKeys(k1, nil); !errors.Is(err, ErrNoKeyring) {
 		t.Errorf("SetKeys on a node without encryption = %v, want ErrNoKeyring", err)
+	}
+}
+
+// A drain or health entry goes out in the next packet even behind a backlog of newer session
+// pins; with one queue, memberlist would send the newest pins first and starve it.
+func TestUrgentEntriesJumpTheSessionBacklog(t *testing.T) {
+	n, err := New(testConfig("a", nil), &recState{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry := func(kind Kind, key string) []byte {
+		msg, err := AppendEntry(nil, Entry{Kind: kind, Key: key, Value: []byte("v"), Node: "a", Stamp: Timestamp{WallNanos: 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return msg
+	}
+	drain := entry(KindDrain, "backend/x")
+	if err := n.Broadcast(drain); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		if err := n.Broadcast(entry(KindSession, fmt.Sprintf("s%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One packet's worth: room for a few entries only.
+	got := n.del.GetBroadcasts(3, 4*len(drain))
+	if len(got) == 0 || !bytes.Equal(got[0], drain) {
+		t.Fatalf("first broadcast of the packet is not the drain entry (%d messages)", len(got))
+	}
+	if len(got) < 2 {
+		t.Errorf("the packet was not filled up with session pins: %d messages", len(got))
 	}
 }

@@ -5,7 +5,9 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -454,4 +456,53 @@ func TestClusterRotatesGossipKeyOnReload(t *testing.T) {
 	if !sees(t, d, "node-d") || !sees(t, a, "node-a", "node-b", "node-c") {
 		t.Errorf("a node with only the retired key got in: d sees %v, a sees %v", memberStates(t, d), memberStates(t, a))
 	}
+}
+
+// TestClusterDrainsBackendEverywhere: an operator drains a backend through one node's admin API
+// and no node sends it requests any more; undrained through another node, every node uses it
+// again.
+func TestClusterDrainsBackendEverywhere(t *testing.T) {
+	b0, b1 := newBackend(t, "b0", 0), newBackend(t, "b1", 0)
+	bindA := freeAddr(t)
+	nodes := []*node{startNode(t, clusterConfig("node-a", bindA, "", []*backend{b0, b1}))}
+	nodes = append(nodes, startNode(t, clusterConfig("node-b", freeAddr(t), bindA, []*backend{b0, b1})))
+	for _, n := range nodes {
+		waitFor(t, 15*time.Second, "two members", func() bool { return sees(t, n, "node-a", "node-b") })
+	}
+	post := func(n *node, path string) (int, string) {
+		resp, err := client.Post("http://"+n.admin+path, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	// servedBy answers which backends served 10 new (cookie-less) requests through n.
+	servedBy := func(n *node) map[string]int {
+		got := map[string]int{}
+		for range 10 {
+			_, body, _ := get(t, n.url("/"))
+			got[body]++
+		}
+		return got
+	}
+	if code, body := post(nodes[0], "/admin/backends/drain?backend=nope"); code != http.StatusNotFound {
+		t.Errorf("draining an unknown backend: %d %s", code, body)
+	}
+	if code, body := post(nodes[0], "/admin/backends/drain?backend="+b0.addr()); code != http.StatusOK || !strings.Contains(body, `"drained":true`) {
+		t.Fatalf("drain: %d %s", code, body)
+	}
+	took := waitUntil(t, 10*time.Second, "node-b sends nothing to b0", func() bool {
+		got := servedBy(nodes[1])
+		return got["b0"] == 0 && got["b1"] == 10
+	})
+	t.Logf("drain through node-a took effect on node-b within %v", took.Round(time.Millisecond))
+	if got := servedBy(nodes[0]); got["b0"] != 0 {
+		t.Errorf("node-a still sends to the drained backend: %v", got)
+	}
+	if code, body := post(nodes[1], "/admin/backends/undrain?backend="+b0.addr()); code != http.StatusOK {
+		t.Fatalf("undrain: %d %s", code, body)
+	}
+	waitFor(t, 10*time.Second, "node-a uses b0 again", func() bool { return servedBy(nodes[0])["b0"] > 0 })
 }

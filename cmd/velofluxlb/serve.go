@@ -46,6 +46,8 @@ type app struct {
 	geo *geo.Locator
 	// cluster is nil unless cluster.enabled.
 	cluster *cluster
+	// drains are the backends operators drained (cluster-wide with a cluster).
+	drains  *gossip.Drains
 	admin   *admin.Server
 	metrics *http.Server
 	// metricsAddr is where the metrics listener is bound, once run has started it.
@@ -119,8 +121,11 @@ func newApp(path string, environ []string, cfg *config.Config, log *slog.Logger,
 		}
 		sessions = a.cluster.sessions // pins shared by every node of the cluster
 	}
+	if a.drains, err = newDrains(a.cluster); err != nil {
+		return nil, err
+	}
 	opts := proxy.Options{
-		Health:       a.checker,
+		Health:       healthView{checks: a.checker, drains: a.drains},
 		Sessions:     sessions,
 		Logger:       log.With("component", "proxy"),
 		AccessLogger: log.With("component", "access"),
