@@ -78,8 +78,10 @@ type Global struct {
 	TLS            TLS            `koanf:"tls"`
 	// HealthCheck is the default for every pool; pools override it field by field.
 	HealthCheck HealthCheck `koanf:"health_check"`
-	Timeouts    Timeouts    `koanf:"timeouts"`
-	Limits      Limits      `koanf:"limits"`
+	// Passive is the default outlier ejection of every pool; pools override it field by field.
+	Passive  Passive  `koanf:"passive"`
+	Timeouts Timeouts `koanf:"timeouts"`
+	Limits   Limits   `koanf:"limits"`
 }
 
 // TLS configures certificates for the HTTPS listener.
@@ -96,6 +98,14 @@ type TLS struct {
 	KeyFile string `koanf:"key_file"`
 }
 
+// Health check types accepted in health_check.type.
+const (
+	// HealthCheckHTTP sends an HTTP request to the health check path and judges its status.
+	HealthCheckHTTP = "http"
+	// HealthCheckTCP only opens a TCP connection, and checks backends without a path too.
+	HealthCheckTCP = "tcp"
+)
+
 // HealthCheck is how backends are actively probed.
 type HealthCheck struct {
 	// Interval between probes of one backend. Default 10s, > 0.
@@ -105,6 +115,41 @@ type HealthCheck struct {
 	// Retries is the number of consecutive failures before a backend is marked down.
 	// Default 3, >= 1.
 	Retries int `koanf:"retries"`
+	// Rise is the number of consecutive successes before a down backend is up again.
+	// Default 2, >= 1.
+	Rise int `koanf:"rise"`
+	// MaxInterval caps the backoff of a down backend, whose interval doubles with every
+	// failed probe after it went down. Default 60s, >= Interval; equal to it turns backoff
+	// off.
+	MaxInterval time.Duration `koanf:"max_interval"`
+	// Type is http or tcp (the HealthCheck* constants). Default http. Lower-case.
+	Type string `koanf:"type"`
+	// Method is the HTTP method of the probe, an RFC 9110 token such as GET or HEAD.
+	// Default "GET". Case-sensitive, as methods are.
+	Method string `koanf:"method"`
+	// Host is the Host header of the probe, host or host:port. Default "" = the backend's
+	// address.
+	Host string `koanf:"host"`
+	// ExpectStatus lists the statuses that pass, codes and ranges: "200", "200-299,301".
+	// Default "200-399".
+	ExpectStatus string `koanf:"expect_status"`
+}
+
+// Passive is outlier ejection: a backend that fails real requests ConsecutiveFailures times
+// in a row is taken out of traffic for a while.
+type Passive struct {
+	// ConsecutiveFailures is how many failed attempts in a row (5xx responses, connection
+	// failures, timeouts) eject a backend. Default 5, >= 0; 0 turns ejection off.
+	ConsecutiveFailures int `koanf:"consecutive_failures"`
+	// EjectionTime is how long a first ejection lasts; the n-th in a row lasts n times as
+	// long. Default 30s, > 0.
+	EjectionTime time.Duration `koanf:"ejection_time"`
+	// MaxEjectionTime caps one ejection, and after this long without an ejection the count
+	// of ejections in a row starts again. Default 5m, >= EjectionTime.
+	MaxEjectionTime time.Duration `koanf:"max_ejection_time"`
+	// MaxEjectionPercent is the largest share of a pool's backends ejected at once (rounded
+	// down, at least one; never the last one). Default 50, 0..100.
+	MaxEjectionPercent int `koanf:"max_ejection_percent"`
 }
 
 // Timeouts bound client and backend connections.
@@ -249,19 +294,38 @@ type Pool struct {
 	// HealthCheck is global.health_check with this pool's overrides already applied by Load,
 	// so consumers never resolve inheritance themselves.
 	HealthCheck PoolHealthCheck `koanf:"health_check"`
+	// Passive is global.passive with this pool's overrides already applied by Load.
+	Passive Passive `koanf:"passive"`
 	// Backends may be empty: discovery can fill the pool later.
 	Backends []Backend `koanf:"backends"`
 }
 
 // PoolHealthCheck is a pool's effective health check.
 type PoolHealthCheck struct {
-	// Interval, Timeout and Retries default to global.health_check and follow its rules.
-	Interval time.Duration `koanf:"interval"`
-	Timeout  time.Duration `koanf:"timeout"`
-	Retries  int           `koanf:"retries"`
-	// Path is probed with HTTP GET. Default "" = no active HTTP check unless a backend sets
-	// its own path. Starts with "/".
+	// Interval, Timeout, Retries, Rise, MaxInterval and Type default to
+	// global.health_check and follow its rules.
+	Interval    time.Duration `koanf:"interval"`
+	Timeout     time.Duration `koanf:"timeout"`
+	Retries     int           `koanf:"retries"`
+	Rise        int           `koanf:"rise"`
+	MaxInterval time.Duration `koanf:"max_interval"`
+	Type        string        `koanf:"type"`
+	// Path is probed with Method. Default "" = no active HTTP check unless a backend sets
+	// its own path. Starts with "/". Only with type http: a tcp check has no path and checks
+	// every backend.
 	Path string `koanf:"path"`
+	// Method, Host and ExpectStatus default to global.health_check and follow its rules.
+	Method       string `koanf:"method"`
+	Host         string `koanf:"host"`
+	ExpectStatus string `koanf:"expect_status"`
+}
+
+// Common returns the pool's settings without its path, in the global section's shape.
+func (h PoolHealthCheck) Common() HealthCheck {
+	return HealthCheck{
+		Interval: h.Interval, Timeout: h.Timeout, Retries: h.Retries, Rise: h.Rise, MaxInterval: h.MaxInterval,
+		Type: h.Type, Method: h.Method, Host: h.Host, ExpectStatus: h.ExpectStatus,
+	}
 }
 
 // Backend is one upstream instance.
@@ -529,9 +593,21 @@ func Default() *Config {
 				CertDir: "/etc/veloflux/certs",
 			},
 			HealthCheck: HealthCheck{
-				Interval: 10 * time.Second,
-				Timeout:  5 * time.Second,
-				Retries:  3,
+				Interval:     10 * time.Second,
+				Timeout:      5 * time.Second,
+				Retries:      3,
+				Rise:         2,
+				MaxInterval:  time.Minute,
+				Type:         HealthCheckHTTP,
+				Method:       "GET",
+				Host:         "",
+				ExpectStatus: "200-399",
+			},
+			Passive: Passive{
+				ConsecutiveFailures: 5,
+				EjectionTime:        30 * time.Second,
+				MaxEjectionTime:     5 * time.Minute,
+				MaxEjectionPercent:  50,
 			},
 			Timeouts: Timeouts{
 				ReadHeader:            10 * time.Second,
@@ -595,8 +671,8 @@ func Default() *Config {
 }
 
 // defaultPool is what a pools[] entry starts from before its keys are applied. Its health
-// check fields are filled from global.health_check after all layers are read, because an
-// environment override of the global values must reach pools too.
+// check and passive fields are filled from global.health_check and global.passive after all
+// layers are read, because an environment override of the global values must reach pools too.
 func defaultPool() Pool { return Pool{Algorithm: AlgorithmRoundRobin, Protocol: ProtocolHTTP} }
 
 // defaultBackend is what a backends[] entry starts from; Weight stays 1 unless written.

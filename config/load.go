@@ -218,23 +218,35 @@ func (d *decoder) applyEnvVar(root reflect.Value, name, key, value string) {
 	d.decode(path, envValue{Var: name, Value: value}, v)
 }
 
-// inheritHealthCheck fills each pool's health check fields that the pool did not set from
-// global.health_check. It runs after every layer so an environment override of the global
-// value reaches the pools too.
+// inheritHealthCheck fills each pool's health check and passive fields that the pool did not
+// set from global.health_check and global.passive. It runs after every layer so an
+// environment override of the global value reaches the pools too.
 func inheritHealthCheck(cfg *Config, explicit map[string]bool) {
-	g := cfg.Global.HealthCheck
+	g, gp := cfg.Global.HealthCheck, cfg.Global.Passive
 	for i := range cfg.Pools {
-		hc := &cfg.Pools[i].HealthCheck
-		p := fmt.Sprintf("pools[%d].health_check", i)
-		if !explicit[p+".interval"] {
-			hc.Interval = g.Interval
-		}
-		if !explicit[p+".timeout"] {
-			hc.Timeout = g.Timeout
-		}
-		if !explicit[p+".retries"] {
-			hc.Retries = g.Retries
-		}
+		hc, ps := &cfg.Pools[i].HealthCheck, &cfg.Pools[i].Passive
+		p := fmt.Sprintf("pools[%d].health_check.", i)
+		inherit(explicit[p+"interval"], &hc.Interval, g.Interval)
+		inherit(explicit[p+"timeout"], &hc.Timeout, g.Timeout)
+		inherit(explicit[p+"retries"], &hc.Retries, g.Retries)
+		inherit(explicit[p+"rise"], &hc.Rise, g.Rise)
+		inherit(explicit[p+"max_interval"], &hc.MaxInterval, g.MaxInterval)
+		inherit(explicit[p+"type"], &hc.Type, g.Type)
+		inherit(explicit[p+"method"], &hc.Method, g.Method)
+		inherit(explicit[p+"host"], &hc.Host, g.Host)
+		inherit(explicit[p+"expect_status"], &hc.ExpectStatus, g.ExpectStatus)
+		p = fmt.Sprintf("pools[%d].passive.", i)
+		inherit(explicit[p+"consecutive_failures"], &ps.ConsecutiveFailures, gp.ConsecutiveFailures)
+		inherit(explicit[p+"ejection_time"], &ps.EjectionTime, gp.EjectionTime)
+		inherit(explicit[p+"max_ejection_time"], &ps.MaxEjectionTime, gp.MaxEjectionTime)
+		inherit(explicit[p+"max_ejection_percent"], &ps.MaxEjectionPercent, gp.MaxEjectionPercent)
+	}
+}
+
+// inherit sets *field to global unless the pool wrote the key.
+func inherit[T any](written bool, field *T, global T) {
+	if !written {
+		*field = global
 	}
 }
 

@@ -209,35 +209,43 @@ routes:
 func TestParseHealthCheckInheritance(t *testing.T) {
 	doc := `
 global:
-  health_check: {interval: 20s, timeout: 4s, retries: 5}
+  health_check: {interval: 20s, timeout: 4s, retries: 5, rise: 3, max_interval: 2m, method: HEAD, host: svc.internal, expect_status: "200"}
 pools:
   - name: inherits
   - name: overrides-some
-    health_check: {interval: 8s, path: /ready}
+    health_check: {interval: 8s, path: /ready, expect_status: "200-299,301"}
   - name: overrides-all
-    health_check: {interval: 3s, timeout: 1s, retries: 1}
+    health_check: {interval: 3s, timeout: 1s, retries: 1, rise: 1, max_interval: 3s, type: tcp, method: GET, host: other.internal, expect_status: "204"}
 `
+	global := HealthCheck{
+		Interval: 20 * time.Second, Timeout: 4 * time.Second, Retries: 5, Rise: 3, MaxInterval: 2 * time.Minute,
+		Type: HealthCheckHTTP, Method: "HEAD", Host: "svc.internal", ExpectStatus: "200",
+	}
+	some := poolHealthCheck(global, "/ready")
+	some.Interval, some.ExpectStatus = 8*time.Second, "200-299,301"
+	all := PoolHealthCheck{
+		Interval: 3 * time.Second, Timeout: time.Second, Retries: 1, Rise: 1, MaxInterval: 3 * time.Second,
+		Type: HealthCheckTCP, Method: "GET", Host: "other.internal", ExpectStatus: "204",
+	}
+	fromEnv := global
+	fromEnv.Retries, fromEnv.Timeout, fromEnv.Type, fromEnv.ExpectStatus = 9, 2*time.Second, HealthCheckTCP, "200-204"
+	someEnv := poolHealthCheck(fromEnv, "/ready")
+	someEnv.Interval, someEnv.ExpectStatus = 8*time.Second, "200-299,301"
 	tests := []struct {
 		name    string
+		doc     string
 		environ []string
 		want    []PoolHealthCheck
 	}{
-		{"from file", nil, []PoolHealthCheck{
-			{Interval: 20 * time.Second, Timeout: 4 * time.Second, Retries: 5},
-			{Interval: 8 * time.Second, Timeout: 4 * time.Second, Retries: 5, Path: "/ready"},
-			{Interval: 3 * time.Second, Timeout: time.Second, Retries: 1},
-		}},
-		{"environment overrides global before pools inherit", []string{
+		{"from file", doc, nil, []PoolHealthCheck{poolHealthCheck(global, ""), some, all}},
+		{"environment overrides global before pools inherit", strings.Replace(doc, "path: /ready, ", "", 1), []string{
 			"VFX_GLOBAL__HEALTH_CHECK__RETRIES=9", "VFX_GLOBAL__HEALTH_CHECK__TIMEOUT=2s",
-		}, []PoolHealthCheck{
-			{Interval: 20 * time.Second, Timeout: 2 * time.Second, Retries: 9},
-			{Interval: 8 * time.Second, Timeout: 2 * time.Second, Retries: 9, Path: "/ready"},
-			{Interval: 3 * time.Second, Timeout: time.Second, Retries: 1},
-		}},
+			"VFX_GLOBAL__HEALTH_CHECK__TYPE=tcp", "VFX_GLOBAL__HEALTH_CHECK__EXPECT_STATUS=200-204",
+		}, []PoolHealthCheck{poolHealthCheck(fromEnv, ""), func() PoolHealthCheck { h := someEnv; h.Path = ""; return h }(), all}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := mustParse(t, doc, tt.environ...)
+			c := mustParse(t, tt.doc, tt.environ...)
 			var got []PoolHealthCheck
 			for _, p := range c.Pools {
 				got = append(got, p.HealthCheck)
@@ -247,6 +255,62 @@ pools:
 			}
 		})
 	}
+}
+
+func TestParsePassiveInheritance(t *testing.T) {
+	doc := `
+global:
+  passive: {consecutive_failures: 3, ejection_time: 10s, max_ejection_time: 1m, max_ejection_percent: 30}
+pools:
+  - name: inherits
+  - name: overrides-some
+    passive: {consecutive_failures: 0}
+  - name: overrides-all
+    passive: {consecutive_failures: 7, ejection_time: 1s, max_ejection_time: 2s, max_ejection_percent: 100}
+`
+	global := Passive{ConsecutiveFailures: 3, EjectionTime: 10 * time.Second, MaxEjectionTime: time.Minute, MaxEjectionPercent: 30}
+	off := global
+	off.ConsecutiveFailures = 0
+	all := Passive{ConsecutiveFailures: 7, EjectionTime: time.Second, MaxEjectionTime: 2 * time.Second, MaxEjectionPercent: 100}
+	envGlobal := global
+	envGlobal.MaxEjectionPercent, envGlobal.EjectionTime = 10, 20*time.Second
+	envOff := envGlobal
+	envOff.ConsecutiveFailures = 0
+	tests := []struct {
+		name    string
+		environ []string
+		want    []Passive
+	}{
+		{"from file", nil, []Passive{global, off, all}},
+		{"environment overrides global before pools inherit", []string{
+			"VFX_GLOBAL__PASSIVE__MAX_EJECTION_PERCENT=10", "VFX_GLOBAL__PASSIVE__EJECTION_TIME=20s",
+		}, []Passive{envGlobal, envOff, all}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := mustParse(t, doc, tt.environ...)
+			var got []Passive
+			for _, p := range c.Pools {
+				got = append(got, p.Passive)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("pool passive settings:\n  got  %+v\n  want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseInheritedMaxIntervalBelowOverriddenInterval(t *testing.T) {
+	_, err := Parse([]byte("pools:\n  - name: p\n    health_check: {interval: 2m, timeout: 5s}\n"), nil)
+	assertLines(t, err, []string{"pools[0].health_check.max_interval: must be at least interval (2m0s), got 1m0s"})
+}
+
+func TestParseInheritedTypeTCPRefusesPath(t *testing.T) {
+	_, err := Parse([]byte("global:\n  health_check: {type: tcp}\npools:\n  - name: p\n    health_check: {path: /health}\n    backends: [{address: \"10.0.0.1:80\", health_check: {path: /h}}]\n"), nil)
+	assertLines(t, err, []string{
+		"pools[0].health_check.path: only applies to type http, got type tcp (a tcp check opens a connection and checks every backend)",
+		"pools[0].backends[0].health_check.path: only applies to type http, got the pool's type tcp",
+	})
 }
 
 func TestParseInheritedTimeoutAboveOverriddenInterval(t *testing.T) {
@@ -735,7 +799,19 @@ func TestSeedLoads(t *testing.T) {
 		{"written weight", c.Pools[0].Backends[0].Weight, 100},
 		{"backend health path", c.Pools[0].Backends[0].HealthCheck.Path, "/health"},
 		{"pool health check merged with global", c.Pools[1].HealthCheck,
-			PoolHealthCheck{Interval: 5 * time.Second, Timeout: 2 * time.Second, Retries: 3, Path: "/ready"}},
+			func() PoolHealthCheck {
+				h := poolHealthCheck(Default().Global.HealthCheck, "/ready")
+				h.Interval, h.Timeout = 5*time.Second, 2*time.Second
+				return h
+			}()},
+		{"pool passive from global", c.Pools[1].Passive, Default().Global.Passive},
+		{"pool health check written in full", c.Pools[0].HealthCheck, PoolHealthCheck{
+			Interval: 10 * time.Second, Timeout: 5 * time.Second, Retries: 3, Rise: 3, MaxInterval: 30 * time.Second,
+			Type: HealthCheckHTTP, Path: "/health", Method: "HEAD", Host: "www.example.com", ExpectStatus: "200-299,301",
+		}},
+		{"pool passive written in full", c.Pools[0].Passive, Passive{
+			ConsecutiveFailures: 3, EjectionTime: 10 * time.Second, MaxEjectionTime: 2 * time.Minute, MaxEjectionPercent: 34,
+		}},
 		{"sticky pool with empty secret", c.Pools[1].StickySessions && c.Sticky.Secret == "", true},
 		{"empty pool", len(c.Pools[2].Backends), 0},
 		{"host lower-cased", c.Routes[0].Host, "example.com"},

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/veloflux/veloflux/health/statusset"
 )
 
 // Validate checks every rule of docs/configuration.md and returns all violations as Errors,
@@ -92,13 +94,43 @@ func (v *validator) urlPath(path, p string) {
 	}
 }
 
-func (v *validator) healthCheck(path string, interval, timeout time.Duration, retries int) {
-	v.positive(path+".interval", interval)
-	v.positive(path+".timeout", timeout)
-	if timeout > 0 && interval > 0 && timeout > interval {
-		v.add(path+".timeout", "must not exceed interval (%s), got %s", interval, timeout)
+func (v *validator) healthCheck(path string, hc HealthCheck) {
+	v.positive(path+".interval", hc.Interval)
+	v.positive(path+".timeout", hc.Timeout)
+	if hc.Timeout > 0 && hc.Interval > 0 && hc.Timeout > hc.Interval {
+		v.add(path+".timeout", "must not exceed interval (%s), got %s", hc.Interval, hc.Timeout)
 	}
-	v.atLeast(path+".retries", retries, 1)
+	v.atLeast(path+".retries", hc.Retries, 1)
+	v.atLeast(path+".rise", hc.Rise, 1)
+	if hc.Interval > 0 && hc.MaxInterval < hc.Interval {
+		v.add(path+".max_interval", "must be at least interval (%s), got %s", hc.Interval, hc.MaxInterval)
+	}
+	v.oneOf(path+".type", hc.Type, HealthCheckHTTP, HealthCheckTCP)
+	if hc.Method == "" || strings.IndexFunc(hc.Method, func(r rune) bool { return !isTokenChar(r) }) >= 0 {
+		v.add(path+".method", "must be an HTTP method such as GET or HEAD, got %s", quote(hc.Method))
+	}
+	if hc.Host != "" {
+		// The Host header takes what a route host takes, less the wildcard.
+		msg := checkRouteHost(strings.ToLower(hc.Host))
+		if msg == "" && strings.HasPrefix(hc.Host, "*.") {
+			msg = fmt.Sprintf("invalid host %s: a Host header cannot be a wildcard", quote(hc.Host))
+		}
+		if msg != "" {
+			v.add(path+".host", "%s", msg)
+		}
+	}
+	if _, err := statusset.Parse(hc.ExpectStatus); err != nil {
+		v.add(path+".expect_status", "%s", err)
+	}
+}
+
+func (v *validator) passive(path string, p Passive) {
+	v.atLeast(path+".consecutive_failures", p.ConsecutiveFailures, 0)
+	v.positive(path+".ejection_time", p.EjectionTime)
+	if p.EjectionTime > 0 && p.MaxEjectionTime < p.EjectionTime {
+		v.add(path+".max_ejection_time", "must be at least ejection_time (%s), got %s", p.EjectionTime, p.MaxEjectionTime)
+	}
+	v.between(path+".max_ejection_percent", p.MaxEjectionPercent, 0, 100)
 }
 
 func (c *Config) validateGlobal(v *validator) {
@@ -139,7 +171,8 @@ func (c *Config) validateGlobal(v *validator) {
 		}
 	}
 	c.validateTLS(v)
-	v.healthCheck("global.health_check", g.HealthCheck.Interval, g.HealthCheck.Timeout, g.HealthCheck.Retries)
+	v.healthCheck("global.health_check", g.HealthCheck)
+	v.passive("global.passive", g.Passive)
 
 	t := &g.Timeouts
 	v.positive("global.timeouts.read_header", t.ReadHeader)
@@ -610,8 +643,13 @@ func (c *Config) validatePools(v *validator) {
 			v.add(path+".tls_skip_verify", "only applies to protocol https, got protocol %s", quote(p.Protocol))
 		}
 		hc := &p.HealthCheck
-		v.healthCheck(path+".health_check", hc.Interval, hc.Timeout, hc.Retries)
+		v.healthCheck(path+".health_check", hc.Common())
 		v.urlPath(path+".health_check.path", hc.Path)
+		tcp := hc.Type == HealthCheckTCP
+		if tcp && hc.Path != "" {
+			v.add(path+".health_check.path", "only applies to type http, got type tcp (a tcp check opens a connection and checks every backend)")
+		}
+		v.passive(path+".passive", p.Passive)
 
 		byAddr := make(map[string]int, len(p.Backends))
 		for j := range p.Backends {
@@ -628,6 +666,9 @@ func (c *Config) validatePools(v *validator) {
 			}
 			v.between(bpath+".weight", b.Weight, 1, 10000)
 			v.urlPath(bpath+".health_check.path", b.HealthCheck.Path)
+			if tcp && b.HealthCheck.Path != "" {
+				v.add(bpath+".health_check.path", "only applies to type http, got the pool's type tcp")
+			}
 			if b.Region != "" {
 				v.regionName(bpath+".region", b.Region)
 			}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"net/netip"
 	"slices"
@@ -15,12 +16,11 @@ import (
 func validBase() *Config {
 	c := Default()
 	c.Pools = []Pool{{
-		Name:      "web",
-		Algorithm: AlgorithmRoundRobin,
-		Protocol:  ProtocolHTTP,
-		HealthCheck: PoolHealthCheck{
-			Interval: 10 * time.Second, Timeout: 5 * time.Second, Retries: 3, Path: "/health",
-		},
+		Name:        "web",
+		Algorithm:   AlgorithmRoundRobin,
+		Protocol:    ProtocolHTTP,
+		HealthCheck: poolHealthCheck(c.Global.HealthCheck, "/health"),
+		Passive:     c.Global.Passive,
 		Backends: []Backend{
 			{Address: "10.0.0.1:8080", Weight: 1},
 			{Address: "10.0.0.2:8080", Weight: 1},
@@ -28,6 +28,15 @@ func validBase() *Config {
 	}}
 	c.Routes = []Route{{Host: "example.com", Pool: "web", Geo: GeoOff}}
 	return c
+}
+
+// poolHealthCheck is g as a pool's resolved health check with path, as Load leaves a pool
+// that writes only its path.
+func poolHealthCheck(g HealthCheck, path string) PoolHealthCheck {
+	return PoolHealthCheck{
+		Interval: g.Interval, Timeout: g.Timeout, Retries: g.Retries, Rise: g.Rise, MaxInterval: g.MaxInterval,
+		Type: g.Type, Path: path, Method: g.Method, Host: g.Host, ExpectStatus: g.ExpectStatus,
+	}
 }
 
 // withGeo turns geolocation on for validBase's route, with everything it needs.
@@ -149,6 +158,46 @@ func TestValidateRejects(t *testing.T) {
 			[]string{"global.health_check.timeout: must not exceed interval (10s), got 11s"}},
 		{"health retries zero", func(c *Config) { c.Global.HealthCheck.Retries = 0 },
 			[]string{"global.health_check.retries: must be >= 1, got 0"}},
+		{"health rise zero", func(c *Config) { c.Global.HealthCheck.Rise = 0 },
+			[]string{"global.health_check.rise: must be >= 1, got 0"}},
+		{"health max_interval below interval", func(c *Config) { c.Global.HealthCheck.MaxInterval = 9 * time.Second },
+			[]string{"global.health_check.max_interval: must be at least interval (10s), got 9s"}},
+		{"health type unknown", func(c *Config) { c.Global.HealthCheck.Type = "udp" },
+			[]string{`global.health_check.type: must be one of http, tcp; got "udp"`}},
+		{"health type upper-case", func(c *Config) { c.Global.HealthCheck.Type = "HTTP" },
+			[]string{`global.health_check.type: must be one of http, tcp; got "HTTP"`}},
+		{"health method empty", func(c *Config) { c.Global.HealthCheck.Method = "" },
+			[]string{`global.health_check.method: must be an HTTP method such as GET or HEAD, got ""`}},
+		{"health method with space", func(c *Config) { c.Global.HealthCheck.Method = "GET /" },
+			[]string{`global.health_check.method: must be an HTTP method such as GET or HEAD, got "GET /"`}},
+		{"health method with separator", func(c *Config) { c.Global.HealthCheck.Method = "GET:" },
+			[]string{`global.health_check.method: must be an HTTP method such as GET or HEAD, got "GET:"`}},
+		{"health host with space", func(c *Config) { c.Global.HealthCheck.Host = "svc internal" },
+			[]string{`global.health_check.host: invalid host "svc internal": invalid character ' ' (internationalized names must be written in punycode)`}},
+		{"health host wildcard", func(c *Config) { c.Global.HealthCheck.Host = "*.example.com" },
+			[]string{`global.health_check.host: invalid host "*.example.com": a Host header cannot be a wildcard`}},
+		{"health host bad port", func(c *Config) { c.Global.HealthCheck.Host = "svc.internal:99999" },
+			[]string{`global.health_check.host: port 99999 out of range 1-65535`}},
+		{"health expect_status empty", func(c *Config) { c.Global.HealthCheck.ExpectStatus = "" },
+			[]string{`global.health_check.expect_status: empty: list codes or ranges such as "200-399"`}},
+		{"health expect_status class", func(c *Config) { c.Global.HealthCheck.ExpectStatus = "2xx" },
+			[]string{`global.health_check.expect_status: "2xx": not a status code`}},
+		{"health expect_status backwards", func(c *Config) { c.Global.HealthCheck.ExpectStatus = "200-299,399-300" },
+			[]string{`global.health_check.expect_status: "399-300": range runs backwards`}},
+		{"health expect_status out of range", func(c *Config) { c.Global.HealthCheck.ExpectStatus = "200-600" },
+			[]string{`global.health_check.expect_status: "200-600": status 600 out of range 100-599`}},
+
+		// global passive
+		{"passive failures negative", func(c *Config) { c.Global.Passive.ConsecutiveFailures = -1 },
+			[]string{"global.passive.consecutive_failures: must be >= 0, got -1"}},
+		{"passive ejection time zero", func(c *Config) { c.Global.Passive.EjectionTime = 0 },
+			[]string{"global.passive.ejection_time: must be > 0, got 0s"}},
+		{"passive max ejection time below ejection time", func(c *Config) { c.Global.Passive.MaxEjectionTime = 10 * time.Second },
+			[]string{"global.passive.max_ejection_time: must be at least ejection_time (30s), got 10s"}},
+		{"passive percent above 100", func(c *Config) { c.Global.Passive.MaxEjectionPercent = 101 },
+			[]string{"global.passive.max_ejection_percent: must be between 0 and 100, got 101"}},
+		{"passive percent negative", func(c *Config) { c.Global.Passive.MaxEjectionPercent = -1 },
+			[]string{"global.passive.max_ejection_percent: must be between 0 and 100, got -1"}},
 
 		// timeouts and limits
 		{"read_header zero", func(c *Config) { c.Global.Timeouts.ReadHeader = 0 },
@@ -337,7 +386,7 @@ func TestValidateRejects(t *testing.T) {
 		{"pool name with space", func(c *Config) { c.Pools[0].Name = "web servers"; c.Routes[0].Pool = "web servers" },
 			[]string{`pools[0].name: invalid name "web servers": use letters, digits, ".", "_" and "-" only`}},
 		{"pool name duplicate", func(c *Config) {
-			c.Pools = append(c.Pools, Pool{Name: "web", Algorithm: "random", Protocol: ProtocolHTTP, HealthCheck: c.Pools[0].HealthCheck})
+			c.Pools = append(c.Pools, Pool{Name: "web", Algorithm: "random", Protocol: ProtocolHTTP, HealthCheck: c.Pools[0].HealthCheck, Passive: c.Pools[0].Passive})
 		}, []string{`pools[1].name: duplicate pool name "web", also used by pools[0]`}},
 		{"pool algorithm unknown", func(c *Config) { c.Pools[0].Algorithm = "fastest" },
 			[]string{`pools[0].algorithm: must be one of round_robin, weighted, least_conn, ip_hash, random; got "fastest"`}},
@@ -363,6 +412,28 @@ func TestValidateRejects(t *testing.T) {
 			[]string{`pools[0].health_check.path: must start with "/", got "health"`}},
 		{"pool health path with space", func(c *Config) { c.Pools[0].HealthCheck.Path = "/he alth" },
 			[]string{`pools[0].health_check.path: must not contain spaces or control characters, got "/he alth"`}},
+		{"pool health rise zero", func(c *Config) { c.Pools[0].HealthCheck.Rise = 0 },
+			[]string{"pools[0].health_check.rise: must be >= 1, got 0"}},
+		{"pool health max_interval below the pool's interval", func(c *Config) { c.Pools[0].HealthCheck.Interval = 2 * time.Minute },
+			[]string{"pools[0].health_check.max_interval: must be at least interval (2m0s), got 1m0s"}},
+		{"pool health type unknown", func(c *Config) { c.Pools[0].HealthCheck.Type = "grpc" },
+			[]string{`pools[0].health_check.type: must be one of http, tcp; got "grpc"`}},
+		{"pool health method invalid", func(c *Config) { c.Pools[0].HealthCheck.Method = "G\tET" },
+			[]string{`pools[0].health_check.method: must be an HTTP method such as GET or HEAD, got "G\tET"`}},
+		{"pool health expect_status invalid", func(c *Config) { c.Pools[0].HealthCheck.ExpectStatus = "200,,204" },
+			[]string{`pools[0].health_check.expect_status: "200,,204": empty item between commas`}},
+		{"pool tcp check with a path", func(c *Config) { c.Pools[0].HealthCheck.Type = HealthCheckTCP },
+			[]string{"pools[0].health_check.path: only applies to type http, got type tcp (a tcp check opens a connection and checks every backend)"}},
+		{"backend path under a tcp pool", func(c *Config) {
+			c.Pools[0].HealthCheck.Type, c.Pools[0].HealthCheck.Path = HealthCheckTCP, ""
+			c.Pools[0].Backends[1].HealthCheck.Path = "/h"
+		}, []string{"pools[0].backends[1].health_check.path: only applies to type http, got the pool's type tcp"}},
+		{"pool passive failures negative", func(c *Config) { c.Pools[0].Passive.ConsecutiveFailures = -3 },
+			[]string{"pools[0].passive.consecutive_failures: must be >= 0, got -3"}},
+		{"pool passive max ejection time below ejection time", func(c *Config) { c.Pools[0].Passive.EjectionTime = 10 * time.Minute },
+			[]string{"pools[0].passive.max_ejection_time: must be at least ejection_time (10m0s), got 5m0s"}},
+		{"pool passive percent above 100", func(c *Config) { c.Pools[0].Passive.MaxEjectionPercent = 150 },
+			[]string{"pools[0].passive.max_ejection_percent: must be between 0 and 100, got 150"}},
 		{"backend address empty", func(c *Config) { c.Pools[0].Backends[1].Address = "" },
 			[]string{"pools[0].backends[1].address: required"}},
 		{"backend address missing port", func(c *Config) { c.Pools[0].Backends[0].Address = "10.0.0.9" },
@@ -602,9 +673,28 @@ func TestValidateAccepts(t *testing.T) {
 		}},
 		{"read timeout zero means none", func(c *Config) { c.Global.Timeouts.Read = 0 }},
 		{"health timeout equal to interval", func(c *Config) { c.Global.HealthCheck.Timeout = c.Global.HealthCheck.Interval }},
+		{"health max_interval equal to interval turns backoff off", func(c *Config) { c.Global.HealthCheck.MaxInterval = c.Global.HealthCheck.Interval }},
+		{"health HEAD", func(c *Config) { c.Global.HealthCheck.Method = "HEAD" }},
+		{"health custom token method", func(c *Config) { c.Global.HealthCheck.Method = "X-PROBE" }},
+		{"health host forms", func(c *Config) {
+			for i, h := range []string{"svc.internal", "Svc.Internal:8443", "10.0.0.1", "[2001:db8::1]:80"} {
+				c.Pools = append(c.Pools, Pool{Name: fmt.Sprint("h", i), Algorithm: AlgorithmRandom, Protocol: ProtocolHTTP, HealthCheck: c.Pools[0].HealthCheck, Passive: c.Pools[0].Passive})
+				c.Pools[len(c.Pools)-1].HealthCheck.Host = h
+			}
+		}},
+		{"health expect_status forms", func(c *Config) {
+			for i, e := range []string{"200", "200-299,301", " 204 , 301-302", "100-599"} {
+				c.Pools = append(c.Pools, Pool{Name: fmt.Sprint("e", i), Algorithm: AlgorithmRandom, Protocol: ProtocolHTTP, HealthCheck: c.Pools[0].HealthCheck, Passive: c.Pools[0].Passive})
+				c.Pools[len(c.Pools)-1].HealthCheck.ExpectStatus = e
+			}
+		}},
+		{"tcp pool without path", func(c *Config) { c.Pools[0].HealthCheck.Type, c.Pools[0].HealthCheck.Path = HealthCheckTCP, "" }},
+		{"passive off", func(c *Config) { c.Global.Passive.ConsecutiveFailures, c.Pools[0].Passive.ConsecutiveFailures = 0, 0 }},
+		{"passive percent bounds", func(c *Config) { c.Global.Passive.MaxEjectionPercent, c.Pools[0].Passive.MaxEjectionPercent = 0, 100 }},
+		{"passive max ejection time equal to ejection time", func(c *Config) { c.Global.Passive.MaxEjectionTime = c.Global.Passive.EjectionTime }},
 		{"every algorithm", func(c *Config) {
 			for _, a := range []string{AlgorithmRoundRobin, AlgorithmWeighted, AlgorithmLeastConn, AlgorithmIPHash, AlgorithmRandom} {
-				c.Pools = append(c.Pools, Pool{Name: "p-" + a, Algorithm: a, Protocol: ProtocolHTTP, HealthCheck: c.Pools[0].HealthCheck})
+				c.Pools = append(c.Pools, Pool{Name: "p-" + a, Algorithm: a, Protocol: ProtocolHTTP, HealthCheck: c.Pools[0].HealthCheck, Passive: c.Pools[0].Passive})
 			}
 		}},
 		{"sticky pool with empty secret (cmd generates one)", func(c *Config) { c.Pools[0].StickySessions = true }},
@@ -669,7 +759,7 @@ func TestValidateAccepts(t *testing.T) {
 		}},
 		{"every pool protocol", func(c *Config) {
 			for _, p := range []string{ProtocolHTTP, ProtocolHTTPS, ProtocolH2C} {
-				c.Pools = append(c.Pools, Pool{Name: "p-" + p, Algorithm: AlgorithmRandom, Protocol: p, HealthCheck: c.Pools[0].HealthCheck})
+				c.Pools = append(c.Pools, Pool{Name: "p-" + p, Algorithm: AlgorithmRandom, Protocol: p, HealthCheck: c.Pools[0].HealthCheck, Passive: c.Pools[0].Passive})
 			}
 		}},
 		{"tls_skip_verify with https", func(c *Config) { c.Pools[0].Protocol, c.Pools[0].TLSSkipVerify = ProtocolHTTPS, true }},
@@ -738,7 +828,7 @@ func TestValidateReportsAllInSchemaOrder(t *testing.T) {
 	c.Routes[0].Pool = "missing"
 	c.Pools[0].Backends[1].Weight = 0
 	c.Pools[0].Backends[0].Address = "nohost"
-	c.Pools = append(c.Pools, Pool{Name: "", Algorithm: "x", Protocol: ProtocolHTTP, HealthCheck: c.Pools[0].HealthCheck})
+	c.Pools = append(c.Pools, Pool{Name: "", Algorithm: "x", Protocol: ProtocolHTTP, HealthCheck: c.Pools[0].HealthCheck, Passive: c.Pools[0].Passive})
 	c.RateLimit.MaxClients = 0
 	c.Discovery.Consul.Register.Name = ""
 	c.Discovery.Consul.Scheme = "ftp"

@@ -3,6 +3,7 @@ package discovery
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // Backend is one upstream instance as a source saw it. Values are immutable once published.
@@ -16,14 +17,32 @@ type Backend struct {
 	Weight int
 	// Region is where the backend runs; empty means the node's own region.
 	Region string
-	// HealthPath is the HTTP path of the active health check; empty means not checked.
+	// HealthPath is the HTTP path of the active health check; empty means not checked
+	// unless HealthCheck.Type is tcp.
 	HealthPath string
+	// HealthCheck holds the rest of the active check's settings the source gave for this
+	// backend (Consul tags); each zero field leaves that setting to the node's configuration.
+	HealthCheck HealthCheck
 	// Scheme is how the proxy talks to the backend: "http" (HTTP/1.1, the default when
 	// empty), "https" (HTTP/1.1 or HTTP/2 over TLS) or "h2c" (HTTP/2 without TLS).
 	Scheme string
 	// TLSSkipVerify accepts any certificate from an https backend (self-signed test
 	// setups). It removes the protection TLS gives against a network attacker.
 	TLSSkipVerify bool
+}
+
+// HealthCheck is how a source asks for one backend to be actively checked. Values are as in
+// the configuration file's health_check section; "" and 0 mean "as configured".
+type HealthCheck struct {
+	Type         string // "http" or "tcp"
+	Method       string // HTTP method, an RFC 9110 token
+	Host         string // Host header
+	ExpectStatus string // statuses that pass, e.g. "200-299,301"
+	Interval     time.Duration
+	Timeout      time.Duration
+	MaxInterval  time.Duration
+	Rise         int
+	Fall         int // consecutive failures before down: the file's retries
 }
 
 // Pool is a named set of interchangeable backends and how to balance over them.

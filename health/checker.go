@@ -16,6 +16,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/veloflux/veloflux/health/statusset"
 )
 
 // maxConcurrentProbes bounds the probes in flight per Checker. Probes mostly wait on the
@@ -26,16 +29,34 @@ const maxConcurrentProbes = 32
 // ErrRunning is returned by Run when the Checker is already running.
 var ErrRunning = errors.New("health: checker already running")
 
-// Target is one backend to check. Interval, Timeout and Fall override the Checker's Config
-// for this target alone, which is how a pool's own health_check settings are honoured; 0
-// means the Checker's value, which then follows SetConfig. SetTargets logs a negative
-// override and uses the Checker's value instead.
+// Probe types of Target.Type.
+const (
+	// TypeHTTP sends an HTTP request and judges its status. It is the default.
+	TypeHTTP = "http"
+	// TypeTCP only opens a TCP connection: for backends without an HTTP health endpoint.
+	TypeTCP = "tcp"
+)
+
+// Target is one backend to check. Interval, Timeout, Fall, Rise and MaxInterval override the
+// Checker's Config for this target alone, which is how a pool's own health_check settings are
+// honoured; 0 means the Checker's value, which then follows SetConfig. SetTargets logs a
+// negative override and uses the Checker's value instead, and likewise logs an invalid Type,
+// Method or ExpectStatus and uses its default.
 type Target struct {
 	ID      string // backend ID, the unique key across all pools
 	Pool    string // pool name, used as a metrics label
 	Address string // host:port
-	Path    string // HTTP path probed; "" means not actively checked and always healthy
-	Host    string // Host header sent; "" means Address
+	// Type is TypeHTTP ("" means it) or TypeTCP. An http target with Path "" is not actively
+	// checked and always healthy; a tcp target is checked whatever Path says.
+	Type string
+	Path string // HTTP path probed
+	Host string // Host header sent; "" means Address
+	// Method is the HTTP method of the probe: "" means GET; HEAD saves the body, and any
+	// other RFC 9110 token is sent as is.
+	Method string
+	// ExpectStatus lists the statuses that pass, in statusset syntax ("200-299,301"); ""
+	// means statusset.Default, 200-399.
+	ExpectStatus string
 	// Scheme is how the backend speaks, as in discovery.Backend: "" or "http", "https"
 	// (verified TLS unless TLSSkipVerify) or "h2c" (HTTP/2 without TLS).
 	Scheme        string
@@ -44,17 +65,69 @@ type Target struct {
 	// probed by members of that region.
 	Region string
 
-	Interval time.Duration // 0 = Checker's Config.Interval
-	Timeout  time.Duration // 0 = Checker's Config.Timeout
-	Fall     int           // 0 = Checker's Config.Fall
+	Interval    time.Duration // 0 = Checker's Config.Interval
+	Timeout     time.Duration // 0 = Checker's Config.Timeout
+	Fall        int           // 0 = Checker's Config.Fall
+	Rise        int           // 0 = Checker's Config.Rise
+	MaxInterval time.Duration // 0 = Checker's Config.MaxInterval
 }
 
-// identity is t without its overrides: what is probed, as opposed to how it is judged and
-// scheduled. A change of identity under the same ID is a new backend; a change of overrides
-// is not.
+// identity is t without its overrides: what is probed and what it must answer, as opposed to
+// how often it is probed and how many results flip it. A change of identity under the same ID
+// is a new backend; a change of overrides is not.
 func (t Target) identity() Target {
-	t.Interval, t.Timeout, t.Fall = 0, 0, 0
+	t.Interval, t.Timeout, t.Fall, t.Rise, t.MaxInterval = 0, 0, 0, 0, 0
 	return t
+}
+
+// checked reports whether t is actively probed at all.
+func (t Target) checked() bool { return t.Type == TypeTCP || t.Path != "" }
+
+// normalized returns t with the defaults of Type, Method and ExpectStatus written out, so
+// that "" and the default compare equal in identity, and the parsed ExpectStatus. A tcp
+// target's Method and ExpectStatus are cleared: they play no part in its check. Invalid
+// values are replaced by their defaults and described in problems.
+func (t Target) normalized() (_ Target, expect statusset.Set, problems []string) {
+	switch t.Type {
+	case "", TypeHTTP:
+		t.Type = TypeHTTP
+	case TypeTCP:
+		t.Method, t.ExpectStatus = "", ""
+		return t, statusset.Set{}, nil
+	default:
+		problems = append(problems, fmt.Sprintf("type %q is not http or tcp", t.Type))
+		t.Type = TypeHTTP
+	}
+	switch {
+	case t.Method == "":
+		t.Method = http.MethodGet
+	case !isToken(t.Method):
+		problems = append(problems, fmt.Sprintf("method %q is not an HTTP token", t.Method))
+		t.Method = http.MethodGet
+	}
+	if t.ExpectStatus == "" {
+		t.ExpectStatus = statusset.Default
+	}
+	expect, err := statusset.Parse(t.ExpectStatus)
+	if err != nil {
+		problems = append(problems, "expect_status "+err.Error())
+		expect, _ = statusset.Parse(statusset.Default)
+	}
+	t.ExpectStatus = expect.String()
+	return t, expect, problems
+}
+
+// isToken reports whether s is an RFC 9110 token, which a method must be.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !httpguts.IsTokenRune(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // withValidOverrides returns t with negative overrides zeroed, so the Checker's value applies
@@ -70,6 +143,12 @@ func (t Target) withValidOverrides() (Target, bool) {
 	if t.Fall < 0 {
 		t.Fall, ok = 0, false
 	}
+	if t.Rise < 0 {
+		t.Rise, ok = 0, false
+	}
+	if t.MaxInterval < 0 {
+		t.MaxInterval, ok = 0, false
+	}
 	return t, ok
 }
 
@@ -78,13 +157,18 @@ type TargetStatus struct {
 	ID      string
 	Pool    string
 	Address string
+	Type    string // TypeHTTP or TypeTCP
 	Path    string
 	Healthy bool
 	// LastError is the reason the latest probe failed ("status 503", "timeout"), "" if it
 	// succeeded or none has run yet.
 	LastError string
-	// LastCheck is when the latest probe finished; zero if none has (always for Path "").
-	LastCheck            time.Time
+	// LastCheck is when the latest probe finished; zero if none has (always for a target
+	// that is not actively checked).
+	LastCheck time.Time
+	// NextCheck is when the next probe is due, which shows the backoff of a down target;
+	// zero while a probe runs and for a target that is not actively checked.
+	NextCheck            time.Time
 	ConsecutiveFailures  int
 	ConsecutiveSuccesses int
 }
@@ -96,6 +180,7 @@ type TargetStatus struct {
 type target struct {
 	Target
 	state
+	expect    statusset.Set // Target.ExpectStatus parsed
 	lastError string
 	lastCheck time.Time
 
@@ -140,6 +225,9 @@ type Result struct {
 	Healthy, Changed bool
 	At               time.Time     // when the probe finished
 	Took             time.Duration // how long it ran
+	// Next is when the following probe is due: At plus the interval, or the backed-off
+	// interval while the target is down and failing.
+	Next time.Time
 }
 
 // OnResult registers fn to be called after every finished probe, in the probing goroutine and
@@ -193,6 +281,28 @@ func (c *Checker) Healthy(id string) bool {
 	return h || !ok
 }
 
+// ProbeNow moves the next probe of backend id to now, so that a backend the passive checks
+// ejected can prove itself at once instead of at its next turn, which backoff may have put a
+// minute away. A probe already running counts as that probe. It reports whether id is
+// actively checked: false means no probe will come, ever. The probe runs while Run does; its
+// result reaches the OnResult hooks like any other, and the schedule after it is the usual
+// one.
+func (c *Checker) ProbeNow(id string) bool {
+	c.mu.Lock()
+	t, ok := c.targets[id]
+	if !ok || !t.checked() {
+		c.mu.Unlock()
+		return false
+	}
+	if t.index >= 0 {
+		t.next = time.Now()
+		heap.Fix(&c.queue, t.index)
+	}
+	c.mu.Unlock()
+	c.poke()
+	return true
+}
+
 // SetTargets replaces the set of checked targets. A target whose ID and identity (pool,
 // address, path, host) are unchanged keeps its state and schedule, even if its Interval,
 // Timeout or Fall changed: those are new rules for judging the same backend, and forgetting
@@ -206,7 +316,7 @@ func (c *Checker) SetTargets(targets []Target) {
 	now := time.Now()
 	c.mu.Lock()
 	next := make(map[string]*target, len(targets))
-	var dups, invalid []string
+	var dups, invalid, bad []string
 	for _, spec := range targets {
 		if _, dup := next[spec.ID]; dup {
 			dups = append(dups, spec.ID)
@@ -216,13 +326,17 @@ func (c *Checker) SetTargets(targets []Target) {
 		if !valid {
 			invalid = append(invalid, spec.ID)
 		}
+		spec, expect, problems := spec.normalized()
+		for _, p := range problems {
+			bad = append(bad, spec.ID+": "+p)
+		}
 		if old, ok := c.targets[spec.ID]; ok && old.identity() == spec.identity() {
 			c.retuneLocked(old, spec, now)
 			next[spec.ID] = old
 			continue
 		}
-		t := &target{Target: spec, state: state{healthy: true}, index: -1}
-		if spec.Path != "" {
+		t := &target{Target: spec, state: state{healthy: true}, expect: expect, index: -1}
+		if spec.checked() {
 			t.next = now.Add(spread(c.cfg.forTarget(spec).Interval))
 			heap.Push(&c.queue, t)
 		}
@@ -261,6 +375,9 @@ func (c *Checker) SetTargets(targets []Target) {
 	if len(invalid) > 0 {
 		c.logger.Error("negative health check overrides, using the checker's values instead", "ids", strings.Join(invalid, ","))
 	}
+	if len(bad) > 0 {
+		c.logger.Error("invalid health check settings, using their defaults instead", "problems", strings.Join(bad, "; "))
+	}
 }
 
 // retuneLocked gives a kept target its new overrides, keeping its state. They apply as a
@@ -279,8 +396,8 @@ func (c *Checker) retuneLocked(t *target, spec Target, now time.Time) {
 	}
 }
 
-// SetConfig changes interval, timeout, fall and rise while running, for every target that
-// does not override them. A shorter interval pulls probes that were due later than one new
+// SetConfig changes interval, timeout, fall, rise and max interval while running, for every
+// target that does not override them. A shorter interval pulls probes that were due later than one new
 // interval from now forward (spread again over that interval); timeout applies to the next
 // probe started, fall and rise to the next result. An invalid cfg is logged and ignored: the
 // last good config stays, so validate it first (Config.Validate) when the reload can still be
@@ -312,17 +429,22 @@ func (c *Checker) Status() []TargetStatus {
 	c.mu.Lock()
 	out := make([]TargetStatus, 0, len(c.targets))
 	for _, t := range c.targets {
-		out = append(out, TargetStatus{
+		st := TargetStatus{
 			ID:                   t.ID,
 			Pool:                 t.Pool,
 			Address:              t.Address,
+			Type:                 t.Type,
 			Path:                 t.Path,
 			Healthy:              t.healthy,
 			LastError:            t.lastError,
 			LastCheck:            t.lastCheck,
 			ConsecutiveFailures:  t.failures,
 			ConsecutiveSuccesses: t.successes,
-		})
+		}
+		if t.index >= 0 {
+			st.NextCheck = t.next
+		}
+		out = append(out, st)
 	}
 	c.mu.Unlock()
 	slices.SortFunc(out, func(a, b TargetStatus) int { return strings.Compare(a.ID, b.ID) })
@@ -407,14 +529,14 @@ func (c *Checker) check(ctx context.Context, t *target) {
 		return
 	}
 	// A copy, because SetTargets may retune t while the probe runs.
-	spec := t.Target
+	spec, expect := t.Target, t.expect
 	pctx, cancel := context.WithTimeout(ctx, c.cfg.forTarget(spec).Timeout)
 	defer cancel()
 	t.cancel = cancel
 	c.mu.Unlock()
 
 	start := time.Now()
-	reason := probe(pctx, c.clientFor(spec), spec)
+	reason := probe(pctx, c.clientFor(spec), spec, expect)
 	end := time.Now()
 
 	c.mu.Lock()
@@ -450,10 +572,10 @@ func (c *Checker) check(ctx context.Context, t *target) {
 		}
 		c.publishLocked()
 	}
-	res := Result{ID: t.ID, Pool: t.Pool, OK: reason == "", Reason: reason, Healthy: t.healthy,
-		Changed: changed, At: end, Took: end.Sub(start)}
-	t.next = end.Add(period(cfg.Interval))
+	t.next = end.Add(nextDelay(cfg.Interval, cfg.MaxInterval, t.downFailures, spread))
 	heap.Push(&c.queue, t)
+	res := Result{ID: t.ID, Pool: t.Pool, OK: reason == "", Reason: reason, Healthy: t.healthy,
+		Changed: changed, At: end, Took: end.Sub(start), Next: t.next}
 	hooks := c.hooks
 	c.mu.Unlock()
 	c.poke()
@@ -500,12 +622,6 @@ func spread(d time.Duration) time.Duration {
 		return 0
 	}
 	return rand.N(d)
-}
-
-// period is the delay until a target's next probe: the interval plus up to a tenth of it,
-// so targets that happen to line up drift apart again.
-func period(interval time.Duration) time.Duration {
-	return interval + spread(interval/10)
 }
 
 // clientFor picks the client that speaks t's scheme.

@@ -21,7 +21,14 @@ type Config struct {
 	// (pools[].health_check.retries).
 	Fall int
 	// Rise is how many consecutive successful probes bring a down target back. Default 2.
+	// Config key: global.health_check.rise; Target.Rise overrides it (pools[].health_check.rise).
 	Rise int
+	// MaxInterval caps the backoff of a down target: each failed probe after it went down
+	// doubles the time to its next probe, up to MaxInterval; its first successful probe
+	// brings it back to Interval. Default 60s; 0 turns backoff off, anything else must be
+	// >= Interval. Config key: global.health_check.max_interval; Target.MaxInterval
+	// overrides it (pools[].health_check.max_interval).
+	MaxInterval time.Duration
 }
 
 // DefaultConfig returns the settings used when the config file says nothing.
@@ -31,6 +38,9 @@ func DefaultConfig() Config {
 		Timeout:  5 * time.Second,  // far above a healthy backend's latency: slower than this is broken for clients too
 		Fall:     3,                // one dropped packet or GC pause must not take a backend out
 		Rise:     2,                // a flapping backend has to prove itself twice before it gets traffic back
+		// A dead backend costs one probe a minute instead of six, and one that comes back
+		// is noticed within a minute at worst.
+		MaxInterval: 60 * time.Second,
 	}
 }
 
@@ -47,7 +57,10 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("global.health_check.retries: must be at least 1, got %d", c.Fall))
 	}
 	if c.Rise < 1 {
-		errs = append(errs, fmt.Errorf("rise: must be at least 1, got %d", c.Rise))
+		errs = append(errs, fmt.Errorf("global.health_check.rise: must be at least 1, got %d", c.Rise))
+	}
+	if c.MaxInterval != 0 && c.MaxInterval < c.Interval {
+		errs = append(errs, fmt.Errorf("global.health_check.max_interval: must be 0 (no backoff) or at least interval (%s), got %s", c.Interval, c.MaxInterval))
 	}
 	return errors.Join(errs...)
 }
@@ -63,5 +76,14 @@ func (c Config) forTarget(t Target) Config {
 	if t.Fall > 0 {
 		c.Fall = t.Fall
 	}
+	if t.Rise > 0 {
+		c.Rise = t.Rise
+	}
+	if t.MaxInterval > 0 {
+		c.MaxInterval = t.MaxInterval
+	}
+	// No backoff (0), or a target's own interval above the Checker's cap: the interval
+	// stays as it is rather than being shortened to the cap.
+	c.MaxInterval = max(c.MaxInterval, c.Interval)
 	return c
 }

@@ -1,10 +1,17 @@
-// Package health decides which backends may receive traffic by actively probing them over
-// HTTP. A Checker probes each Target on its own jittered schedule, flips a backend down after
-// Fall consecutive failures and up again after Rise consecutive successes, and publishes the
-// result as an immutable snapshot that the proxy reads lock-free through Healthy. A Target may
-// override the interval, timeout and fall of the Checker's Config, as a pool's own
-// health_check settings do.
+// Package health decides which backends may receive traffic.
 //
-// The package knows nothing about the proxy: the proxy declares the one-method view it needs
-// (Healthy(backendID string) bool) and cmd hands it a *Checker.
+// Active checks: a Checker probes each Target (HTTP with a method, Host and expected
+// statuses, or a bare TCP connect) on its own jittered schedule, backing off while a backend
+// is down, flips a backend down after Fall consecutive failures and up again after Rise
+// consecutive successes, and publishes the result as an immutable snapshot read lock-free
+// through Healthy. A Target may override the Checker's Config, as a pool's own health_check
+// settings do.
+//
+// Passive checks: a Passive takes the outcome of every request the proxy sends (Report),
+// ejects a backend after consecutive failures, within a per-pool limit, and returns it after
+// a growing ejection time, through an immediate active probe when it has one. Ejected reads
+// an immutable snapshot too.
+//
+// The package knows nothing about the proxy: the proxy declares the small interfaces it needs
+// (a health view and an outcome reporter) and cmd adapts a *Checker and a *Passive to them.
 package health

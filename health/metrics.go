@@ -56,3 +56,51 @@ func (m *metrics) forgetBackend(pool, backend string) {
 func (m *metrics) forgetPool(pool string) {
 	m.duration.DeleteLabelValues(pool)
 }
+
+// passiveMetrics are the passive checks' series.
+type passiveMetrics struct {
+	ejections *prometheus.CounterVec
+	ejected   *prometheus.GaugeVec
+	skipped   *prometheus.CounterVec
+}
+
+func newPassiveMetrics(reg prometheus.Registerer) (*passiveMetrics, error) {
+	m := &passiveMetrics{
+		ejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "veloflux_health_ejections_total",
+			Help: "Backends ejected by passive checks, by pool, backend and reason (5xx, connect_failure, timeout or mixed).",
+		}, []string{"pool", "backend", "reason"}),
+		ejected: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "veloflux_health_ejected_backends",
+			Help: "Backends of the pool currently ejected by passive checks.",
+		}, []string{"pool"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "veloflux_health_ejections_skipped_total",
+			Help: "Ejections passive checks did not make because the pool was at its max_ejection_percent.",
+		}, []string{"pool"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	var registered []prometheus.Collector
+	for _, c := range []prometheus.Collector{m.ejections, m.ejected, m.skipped} {
+		if err := reg.Register(c); err != nil {
+			for _, r := range registered {
+				reg.Unregister(r)
+			}
+			return nil, fmt.Errorf("health: register passive metrics: %w", err)
+		}
+		registered = append(registered, c)
+	}
+	return m, nil
+}
+
+// forget deletes the series of one backend in one pool.
+func (m *passiveMetrics) forget(pool, backend string) {
+	m.ejections.DeletePartialMatch(prometheus.Labels{"pool": pool, "backend": backend})
+}
+
+func (m *passiveMetrics) forgetPool(pool string) {
+	m.ejected.DeleteLabelValues(pool)
+	m.skipped.DeleteLabelValues(pool)
+}

@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/http2"
+
+	"github.com/veloflux/veloflux/health/statusset"
 )
 
 const (
@@ -38,8 +40,8 @@ func newDefaultClient() *http.Client {
 			DisableCompression:     true,
 			MaxResponseHeaderBytes: 64 << 10,
 		},
-		// 3xx already counts as success; following it would probe some other URL, maybe
-		// another host, and report its health as this backend's.
+		// A 3xx is judged by expect_status (2xx and 3xx pass by default); following it would
+		// probe some other URL, maybe another host, and report its health as this backend's.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
@@ -79,10 +81,18 @@ func newH2CClient() *http.Client {
 	return c
 }
 
-// probe sends one GET for t and returns "" on success (2xx or 3xx) or a short reason.
-// ctx carries the probe's deadline.
-func probe(ctx context.Context, client *http.Client, t Target) string {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, probeURL(t), nil)
+// probe runs one check of t and returns "" on success or a short reason. An http target
+// passes when its status is in expect; a tcp target when the connection opens. ctx carries
+// the probe's deadline.
+func probe(ctx context.Context, client *http.Client, t Target, expect statusset.Set) string {
+	if t.Type == TypeTCP {
+		return probeTCP(ctx, t.Address)
+	}
+	method := t.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	req, err := http.NewRequestWithContext(ctx, method, probeURL(t), nil)
 	if err != nil {
 		return truncate(fmt.Sprintf("invalid target: %v", unwrapURLError(err)))
 	}
@@ -98,9 +108,20 @@ func probe(ctx context.Context, client *http.Client, t Target) string {
 	// mid-write; the status has already decided the result, so drain errors don't matter.
 	_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
 	_ = resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 399 {
+	if !expect.Contains(resp.StatusCode) {
 		return fmt.Sprintf("status %d", resp.StatusCode)
 	}
+	return ""
+}
+
+// probeTCP opens a connection to addr and closes it at once: the backend's listener
+// accepts, which is all a tcp check asks. Like the HTTP client, it never keeps the socket.
+func probeTCP(ctx context.Context, addr string) string {
+	conn, err := (&net.Dialer{KeepAlive: -1}).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return failureReason(err)
+	}
+	_ = conn.Close()
 	return ""
 }
 

@@ -58,6 +58,15 @@ func TestProbe(t *testing.T) {
 		}
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {})
+	// Answers 200 only to the method named in the query, 405 otherwise; a body to show HEAD
+	// gets none.
+	mux.HandleFunc("/method", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != r.URL.Query().Get("want") {
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	addr := srv.Listener.Addr().String()
@@ -83,6 +92,19 @@ func TestProbe(t *testing.T) {
 		{name: "host header override", target: Target{Address: addr, Path: "/host?want=svc.internal", Host: "svc.internal"}},
 		{name: "path without leading slash", target: Target{Address: addr, Path: "healthz"}},
 		{name: "invalid address", target: Target{Address: "bad host:80", Path: "/"}, want: "invalid target: "},
+		{name: "method defaults to GET", target: Target{Address: addr, Path: "/method?want=GET"}},
+		{name: "HEAD is sent", target: Target{Address: addr, Path: "/method?want=HEAD", Method: "HEAD"}},
+		{name: "GET to a HEAD-only check fails", target: Target{Address: addr, Path: "/method?want=HEAD"}, want: "status 405"},
+		{name: "custom token method", target: Target{Address: addr, Path: "/method?want=PROBE", Method: "PROBE"}},
+		{name: "expect exact 200 refuses 204", target: Target{Address: addr, Path: "/status/204", ExpectStatus: "200"}, want: "status 204"},
+		{name: "expect exact 200 passes 200", target: Target{Address: addr, Path: "/status/200", ExpectStatus: "200"}},
+		{name: "expect 2xx refuses a redirect", target: Target{Address: addr, Path: "/redirect-to-broken", ExpectStatus: "200-299"}, want: "status 302"},
+		{name: "expect list takes 404", target: Target{Address: addr, Path: "/status/404", ExpectStatus: "200-299,404"}},
+		{name: "expect list still refuses 500", target: Target{Address: addr, Path: "/status/500", ExpectStatus: "200-299,404"}, want: "status 500"},
+		{name: "expect 5xx range passes 503", target: Target{Address: addr, Path: "/status/503", ExpectStatus: "500-599"}},
+		{name: "tcp connects to a listener", target: Target{Address: addr, Type: TypeTCP}},
+		{name: "tcp ignores the HTTP answer", target: Target{Address: addr, Type: TypeTCP, Path: "/status/500"}},
+		{name: "tcp to a closed port fails", target: Target{Address: closedAddr(t), Type: TypeTCP}, want: "dial tcp: connection refused"},
 	}
 	client := newDefaultClient()
 	for _, tt := range tests {
@@ -94,7 +116,11 @@ func TestProbe(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), timeout)
 			defer cancel()
 			start := time.Now()
-			got := probe(ctx, client, tt.target)
+			spec, expect, problems := tt.target.normalized()
+			if len(problems) > 0 {
+				t.Fatalf("target %+v is invalid: %v", tt.target, problems)
+			}
+			got := probe(ctx, client, spec, expect)
 			took := time.Since(start)
 			if tt.want == "" && got != "" || tt.want != "" && !strings.HasPrefix(got, tt.want) {
 				t.Fatalf("probe(%+v) = %q, want %q", tt.target, got, tt.want)
@@ -120,9 +146,43 @@ func TestProbeGivenClient(t *testing.T) {
 	defer transport.CloseIdleConnections()
 	client := &http.Client{Transport: transport}
 
-	got := probe(t.Context(), client, Target{Address: srv.Listener.Addr().String(), Path: "/redirect"})
+	spec, expect, _ := Target{Address: srv.Listener.Addr().String(), Path: "/redirect"}.normalized()
+	got := probe(t.Context(), client, spec, expect)
 	if got != "status 502" {
 		t.Fatalf("probe with redirect-following client = %q, want %q", got, "status 502")
+	}
+}
+
+// TestProbeTCPHoldsNoConnection checks that a tcp check closes what it opened: the
+// backend sees the connection end.
+func TestProbeTCPHoldsNoConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	closed := make(chan error, 1)
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			closed <- err
+			return
+		}
+		defer conn.Close()
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = conn.Read(make([]byte, 1))
+		closed <- err
+	}()
+	if got := probeTCP(t.Context(), ln.Addr().String()); got != "" {
+		t.Fatalf("probeTCP = %q, want success", got)
+	}
+	select {
+	case err := <-closed:
+		if !errors.Is(err, io.EOF) {
+			t.Fatalf("backend read %v after the probe, want EOF (connection closed by the checker)", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("backend never saw the connection")
 	}
 }
 

@@ -46,7 +46,8 @@ func TestProbeSchemes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
-			reason := probe(ctx, c.clientFor(tt.target), tt.target)
+			spec, expect, _ := tt.target.normalized()
+			reason := probe(ctx, c.clientFor(spec), spec, expect)
 			if (reason == "") != tt.ok {
 				t.Fatalf("probe reason %q, want success=%v", reason, tt.ok)
 			}

@@ -12,6 +12,30 @@ type HealthView interface {
 	Healthy(backendID string) bool
 }
 
+// PassiveHealth learns from real traffic: the proxy reports the outcome of every attempt to
+// send a request to a backend, retries included, so failing backends can be ejected (the
+// health package's passive checks, adapted by cmd). Report is called on the request path for
+// every attempt: it must not block, and should not allocate.
+type PassiveHealth interface {
+	Report(backendID string, o Outcome)
+}
+
+// Outcome is what one attempt to a backend came to. It is judged on the response head: a
+// body that breaks off later is not reported again.
+type Outcome uint8
+
+const (
+	// OutcomeSuccess is a response below 500, a WebSocket upgrade included.
+	OutcomeSuccess Outcome = iota
+	// Outcome5xx is a response with a 5xx status, passed on to the client or retried.
+	Outcome5xx
+	// OutcomeConnectFailure is a connection that could not be opened, or that broke before
+	// the response: refused, reset, closed by the backend.
+	OutcomeConnectFailure
+	// OutcomeTimeout is a dial or response header timeout.
+	OutcomeTimeout
+)
+
 // SessionStore maps sticky session IDs to backend IDs. The local store keeps them in this
 // process; the gossip store (issue 4) shares them across nodes. Get and Put are called on the
 // request path and must not block on the network.
@@ -39,3 +63,8 @@ type Locator interface {
 type allHealthy struct{}
 
 func (allHealthy) Healthy(string) bool { return true }
+
+// noPassive is the PassiveHealth used when none is given: outcomes are dropped.
+type noPassive struct{}
+
+func (noPassive) Report(string, Outcome) {}

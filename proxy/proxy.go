@@ -29,6 +29,9 @@ import (
 type Options struct {
 	// Health says which backends are up. Nil: every backend is up.
 	Health HealthView
+	// Passive receives the outcome of every attempt to a backend. Nil: outcomes are not
+	// reported.
+	Passive PassiveHealth
 	// Sessions holds sticky pins. Nil: a LocalSessions of 100000 pins.
 	Sessions SessionStore
 	// Locator orders regions by distance from each client, for routes with geo routing
@@ -58,6 +61,7 @@ type Proxy struct {
 	log        *slog.Logger
 	access     *slog.Logger
 	health     HealthView
+	passive    PassiveHealth
 	sessions   SessionStore
 	geo        geoSettings
 	transports *transports
@@ -103,6 +107,9 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	if opts.Health == nil {
 		opts.Health = allHealthy{}
 	}
+	if opts.Passive == nil {
+		opts.Passive = noPassive{}
+	}
 	if opts.Sessions == nil {
 		opts.Sessions = NewLocalSessions(0)
 	}
@@ -118,6 +125,7 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		log:        opts.Logger,
 		access:     opts.AccessLogger,
 		health:     opts.Health,
+		passive:    opts.Passive,
 		sessions:   opts.Sessions,
 		geo:        geo,
 		transports: ts,
@@ -566,6 +574,9 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	attempts := 1
 	for {
 		resp, err := p.transports.roundTrip(st, req)
+		if o, ok := outcomeOf(req, resp, err); ok {
+			p.passive.Report(st.backend.id, o)
+		}
 		if err == nil || !st.retryable(req, err, attempts) {
 			return resp, err
 		}
@@ -590,6 +601,23 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		attempts++
 		p.metrics.retries.WithLabelValues(st.pool.name).Inc()
 	}
+}
+
+// outcomeOf judges one attempt for the passive health checks; ok is false when the attempt
+// says nothing about the backend: the client went away, or the proxy refused a WebSocket
+// upgrade for an h2c backend before sending anything.
+func outcomeOf(req *http.Request, resp *http.Response, err error) (o Outcome, ok bool) {
+	switch {
+	case err == nil && resp.StatusCode >= 500:
+		return Outcome5xx, true
+	case err == nil:
+		return OutcomeSuccess, true
+	case req.Context().Err() != nil, errors.Is(err, errNoWebSocket):
+		return 0, false
+	case isTimeout(err):
+		return OutcomeTimeout, true
+	}
+	return OutcomeConnectFailure, true
 }
 
 // retryable says whether a failed try may be repeated on another backend: never once a

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"log/slog"
 	"slices"
 	"sync"
@@ -12,11 +13,12 @@ import (
 )
 
 // routing merges the snapshots of every discovery source (the static configuration first,
-// so it wins name conflicts, then Consul) and feeds the result to the proxy's routing table
-// and the health checker's targets.
+// so it wins name conflicts, then Consul) and feeds the result to the proxy's routing table,
+// the health checker's targets and the passive checks' pools.
 type routing struct {
 	proxy   *proxy.Proxy
 	checker *health.Checker
+	passive *health.Passive
 	log     *slog.Logger
 
 	mu        sync.Mutex
@@ -61,6 +63,8 @@ func (r *routing) applyLocked() error {
 		return err
 	}
 	r.checker.SetTargets(healthTargets(merged, r.cfg))
+	// After the checker, so a backend waiting for a probe finds its new check (or none).
+	r.passive.SetPools(passivePools(merged, r.cfg))
 	if !r.geoEnabled && !r.warnedGeo {
 		for _, rt := range merged.Routes {
 			if rt.Geo != "" && rt.Geo != "off" {
@@ -90,31 +94,70 @@ func (r *routing) conflictsNow() []string {
 	return append([]string(nil), r.conflicts...)
 }
 
-// healthTargets lists what the checker probes: every backend with a health path. A static
-// pool's health check settings come from its configuration; other pools use the global ones.
-// A backend ID listed in several pools is probed once, with the first pool's settings.
+// healthTargets lists what the checker probes: every backend with a health path, and every
+// backend of a tcp check. A static pool's settings come from its configuration (already
+// merged with global.health_check); a discovered backend's from its source (Consul tags),
+// each setting it leaves out from global.health_check. A backend ID listed in several pools
+// is probed once, with the first pool's settings.
 func healthTargets(s *discovery.Snapshot, cfg *config.Config) []health.Target {
 	pools := make(map[string]config.Pool, len(cfg.Pools))
 	for _, p := range cfg.Pools {
 		pools[p.Name] = p
 	}
+	g := cfg.Global.HealthCheck
 	var out []health.Target
 	seen := make(map[string]bool)
 	for _, p := range s.Pools {
 		for _, b := range p.Backends {
-			if b.HealthPath == "" || seen[b.ID] {
+			if seen[b.ID] {
 				continue
 			}
-			seen[b.ID] = true
 			t := health.Target{
 				ID: b.ID, Pool: p.Name, Address: b.Address, Path: b.HealthPath,
 				Scheme: b.Scheme, TLSSkipVerify: b.TLSSkipVerify, Region: b.Region,
 			}
 			if cp, ok := pools[p.Name]; ok {
-				t.Interval, t.Timeout, t.Fall = cp.HealthCheck.Interval, cp.HealthCheck.Timeout, cp.HealthCheck.Retries
+				hc := cp.HealthCheck
+				t.Type, t.Method, t.Host, t.ExpectStatus = hc.Type, hc.Method, hc.Host, hc.ExpectStatus
+				t.Interval, t.Timeout, t.MaxInterval = hc.Interval, hc.Timeout, hc.MaxInterval
+				t.Fall, t.Rise = hc.Retries, hc.Rise
+			} else {
+				// Durations and counts left at 0 follow the checker's Config, which is
+				// global.health_check, also across reloads.
+				hc := b.HealthCheck
+				t.Type, t.Method = cmp.Or(hc.Type, g.Type), cmp.Or(hc.Method, g.Method)
+				t.Host, t.ExpectStatus = cmp.Or(hc.Host, g.Host), cmp.Or(hc.ExpectStatus, g.ExpectStatus)
+				t.Interval, t.Timeout, t.MaxInterval = hc.Interval, hc.Timeout, hc.MaxInterval
+				t.Fall, t.Rise = hc.Fall, hc.Rise
 			}
+			if t.Type != config.HealthCheckTCP && t.Path == "" {
+				continue // not actively checked
+			}
+			seen[b.ID] = true
 			out = append(out, t)
 		}
+	}
+	return out
+}
+
+// passivePools lists every pool for the passive checks, each with its configuration's
+// passive settings (already merged with global.passive); discovered pools use global.passive.
+func passivePools(s *discovery.Snapshot, cfg *config.Config) []health.PassivePool {
+	settings := make(map[string]config.Passive, len(cfg.Pools))
+	for _, p := range cfg.Pools {
+		settings[p.Name] = p.Passive
+	}
+	out := make([]health.PassivePool, 0, len(s.Pools))
+	for _, p := range s.Pools {
+		ps, ok := settings[p.Name]
+		if !ok {
+			ps = cfg.Global.Passive
+		}
+		pp := health.PassivePool{Name: p.Name, Config: passiveConfig(ps), Backends: make([]string, 0, len(p.Backends))}
+		for _, b := range p.Backends {
+			pp.Backends = append(pp.Backends, b.ID)
+		}
+		out = append(out, pp)
 	}
 	return out
 }

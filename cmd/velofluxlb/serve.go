@@ -38,6 +38,7 @@ type app struct {
 	proxy   *proxy.Proxy
 	server  *proxy.Server
 	checker *health.Checker
+	passive *health.Passive
 	routing *routing
 	// consul and registrar are nil unless discovery.consul (and its register) is enabled.
 	consul    *consul.Source
@@ -110,7 +111,7 @@ func newApp(path string, environ []string, cfg *config.Config, log *slog.Logger,
 	warnWithoutStickySecret(cfg, log)
 
 	var err error
-	a.checker, err = health.NewChecker(healthConfig(cfg), nil, log.With("component", "health"), a.reg)
+	a.checker, a.passive, err = newHealthChecks(cfg, log, a.reg)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +126,8 @@ func newApp(path string, environ []string, cfg *config.Config, log *slog.Logger,
 		return nil, err
 	}
 	opts := proxy.Options{
-		Health:       healthView{checks: a.checker, drains: a.drains},
+		Health:       healthView{checks: checkView{active: a.checker, passive: a.passive}, drains: a.drains},
+		Passive:      passiveReporter{a.passive},
 		Sessions:     sessions,
 		Logger:       log.With("component", "proxy"),
 		AccessLogger: log.With("component", "access"),
@@ -145,7 +147,7 @@ func newApp(path string, environ []string, cfg *config.Config, log *slog.Logger,
 	if err != nil {
 		return nil, err
 	}
-	a.routing = &routing{proxy: a.proxy, checker: a.checker, log: log.With("component", "discovery"), geoEnabled: a.geo != nil}
+	a.routing = &routing{proxy: a.proxy, checker: a.checker, passive: a.passive, log: log.With("component", "discovery"), geoEnabled: a.geo != nil}
 	if err := a.routing.setStatic(cfg); err != nil {
 		return nil, err
 	}
@@ -222,6 +224,7 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal) error {
 		}()
 	}
 	spawn("health", a.checker.Run)
+	spawn("passive health", a.passive.Run)
 	if a.geo != nil {
 		spawn("geo", a.geo.Run)
 	}
@@ -424,7 +427,7 @@ func addrStrings(s *proxy.Server) []string {
 }
 
 // poolView is a pool as the admin API shows it: the proxy's view plus the health checker's
-// reason for each backend.
+// reason for each backend, and the passive checks' ejection.
 type poolView struct {
 	proxy.PoolStatus
 	Backends []backendView `json:"backends"`
@@ -435,12 +438,22 @@ type backendView struct {
 	HealthPath string    `json:"health_path,omitempty"`
 	LastCheck  time.Time `json:"last_check,omitzero"`
 	LastError  string    `json:"last_error,omitempty"`
+	NextCheck  time.Time `json:"next_check,omitzero"`
+	// EjectedReason and EjectedUntil are set while the passive checks eject the backend.
+	EjectedReason string    `json:"ejected_reason,omitempty"`
+	EjectedUntil  time.Time `json:"ejected_until,omitzero"`
 }
 
 func (c controller) Pools() any {
 	checks := make(map[string]health.TargetStatus)
 	for _, s := range c.a.checker.Status() {
 		checks[s.ID] = s
+	}
+	ejections := make(map[string]health.PassiveStatus)
+	for _, s := range c.a.passive.Status() {
+		if s.Ejected {
+			ejections[s.ID] = s
+		}
 	}
 	pools := c.a.proxy.Pools()
 	out := make([]poolView, 0, len(pools))
@@ -449,7 +462,10 @@ func (c controller) Pools() any {
 		for _, b := range p.Backends {
 			bv := backendView{BackendStatus: b}
 			if s, ok := checks[b.ID]; ok {
-				bv.HealthPath, bv.LastCheck, bv.LastError = s.Path, s.LastCheck, s.LastError
+				bv.HealthPath, bv.LastCheck, bv.LastError, bv.NextCheck = s.Path, s.LastCheck, s.LastError, s.NextCheck
+			}
+			if e, ok := ejections[b.ID]; ok {
+				bv.EjectedReason, bv.EjectedUntil = e.Reason, e.Until
 			}
 			v.Backends = append(v.Backends, bv)
 		}

@@ -4,6 +4,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/veloflux/veloflux/config"
 	"github.com/veloflux/veloflux/discovery"
@@ -57,7 +60,68 @@ func healthConfig(c *config.Config) health.Config {
 	hc.Interval = c.Global.HealthCheck.Interval
 	hc.Timeout = c.Global.HealthCheck.Timeout
 	hc.Fall = c.Global.HealthCheck.Retries
+	hc.Rise = c.Global.HealthCheck.Rise
+	hc.MaxInterval = c.Global.HealthCheck.MaxInterval
 	return hc
+}
+
+func passiveConfig(p config.Passive) health.PassiveConfig {
+	return health.PassiveConfig{
+		ConsecutiveFailures: p.ConsecutiveFailures,
+		EjectionTime:        p.EjectionTime,
+		MaxEjectionTime:     p.MaxEjectionTime,
+		MaxEjectionPercent:  p.MaxEjectionPercent,
+	}
+}
+
+// newHealthChecks builds the active checker and the passive checks, wired to each other: an
+// ejected backend whose time is up gets an immediate probe from the checker, and returns at
+// its first successful one. Pools and targets come later, from routing.
+func newHealthChecks(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*health.Checker, *health.Passive, error) {
+	checker, err := health.NewChecker(healthConfig(cfg), nil, log.With("component", "health"), reg)
+	if err != nil {
+		return nil, nil, err
+	}
+	passive, err := health.NewPassive(checker, log, reg)
+	if err != nil {
+		return nil, nil, err
+	}
+	checker.OnResult(passive.ObserveProbe)
+	return checker, passive, nil
+}
+
+// checkView is the health checks' verdict on a backend: the active checker calls it up and
+// the passive checks have not ejected it. Both answer from immutable snapshots. It is the one
+// place that composes them, so that the cluster's consensus view can replace the active part.
+type checkView struct {
+	active  proxy.HealthView
+	passive *health.Passive
+}
+
+func (v checkView) Healthy(id string) bool { return !v.passive.Ejected(id) && v.active.Healthy(id) }
+
+// passiveReporter hands the proxy's attempt outcomes to the passive checks. The proxy and the
+// health package each declare their own outcome type, so that neither imports the other.
+type passiveReporter struct{ passive *health.Passive }
+
+func (r passiveReporter) Report(id string, o proxy.Outcome) {
+	if ho, ok := healthOutcome(o); ok {
+		r.passive.Report(id, ho)
+	}
+}
+
+func healthOutcome(o proxy.Outcome) (health.Outcome, bool) {
+	switch o {
+	case proxy.OutcomeSuccess:
+		return health.OutcomeSuccess, true
+	case proxy.Outcome5xx:
+		return health.Outcome5xx, true
+	case proxy.OutcomeConnectFailure:
+		return health.OutcomeConnectFailure, true
+	case proxy.OutcomeTimeout:
+		return health.OutcomeTimeout, true
+	}
+	return 0, false
 }
 
 // proxyConfig is the reloadable part of the proxy's settings.

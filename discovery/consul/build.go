@@ -172,12 +172,13 @@ func buildSnapshot(insts []instance) (snap *discovery.Snapshot, conflicts []stri
 		}
 		if in.Healthy {
 			acc.pool.Backends = append(acc.pool.Backends, discovery.Backend{
-				ID:         in.ID,
-				Address:    in.Address,
-				Weight:     s.Weight,
-				Region:     s.Region,
-				HealthPath: s.HealthPath,
-				Scheme:     s.Protocol,
+				ID:          in.ID,
+				Address:     in.Address,
+				Weight:      s.Weight,
+				Region:      s.Region,
+				HealthPath:  s.HealthPath,
+				HealthCheck: s.Health,
+				Scheme:      s.Protocol,
 			})
 		}
 	}

@@ -6,8 +6,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/veloflux/veloflux/discovery"
+	"github.com/veloflux/veloflux/health/statusset"
 	"github.com/veloflux/veloflux/proxy/balance"
 )
 
@@ -24,15 +29,30 @@ const (
 	keyRegion      = "region"
 	keyProtocol    = "protocol"
 	keyGeo         = "geo"
+
+	// The active check's other settings, as in the configuration file's health_check.
+	keyHealthType         = "health.type"
+	keyHealthMethod       = "health.method"
+	keyHealthHost         = "health.host"
+	keyHealthExpectStatus = "health.expect_status"
+	keyHealthInterval     = "health.interval"
+	keyHealthTimeout      = "health.timeout"
+	keyHealthMaxInterval  = "health.max_interval"
+	keyHealthRise         = "health.rise"
+	keyHealthRetries      = "health.retries"
 )
 
 // knownKeys is every key, sorted, as the "unknown key" message lists them.
-const knownKeys = "algorithm, enable, geo, health.path, pool, protocol, region, route, sticky, strip_prefix, weight"
+const knownKeys = "algorithm, enable, geo, health.expect_status, health.host, health.interval, health.max_interval, " +
+	"health.method, health.path, health.retries, health.rise, health.timeout, health.type, " +
+	"pool, protocol, region, route, sticky, strip_prefix, weight"
 
 func isKnownKey(k string) bool {
 	switch k {
 	case keyEnable, keyRoute, keyStripPrefix, keyPool, keyAlgorithm, keyWeight, keySticky,
-		keyHealthPath, keyRegion, keyProtocol, keyGeo:
+		keyHealthPath, keyRegion, keyProtocol, keyGeo,
+		keyHealthType, keyHealthMethod, keyHealthHost, keyHealthExpectStatus, keyHealthInterval,
+		keyHealthTimeout, keyHealthMaxInterval, keyHealthRise, keyHealthRetries:
 		return true
 	}
 	return false
@@ -88,8 +108,11 @@ type settings struct {
 	Weight      int
 	Sticky      bool
 	HealthPath  string
-	Region      string // "" means the datacenter
-	Protocol    string // "" means http
+	// Health is the rest of the active check; zero fields leave a setting to the node's
+	// configuration.
+	Health   discovery.HealthCheck
+	Region   string // "" means the datacenter
+	Protocol string // "" means http
 	// Geo is the geo mode of the instance's routes: "" (off), "nearest" or "redirect", as
 	// discovery.Route.Geo. Off is stored as "" so that routes of instances without the tag
 	// stay equal to what they were before the tag existed.
@@ -113,7 +136,7 @@ type tagParser struct {
 }
 
 func newTagParser(prefix string) tagParser {
-	p := tagParser{prefix: prefix, tagStart: prefix + ".", metaKeys: make(map[string]string, 11)}
+	p := tagParser{prefix: prefix, tagStart: prefix + ".", metaKeys: make(map[string]string, 20)}
 	for k := range strings.SplitSeq(knownKeys, ", ") {
 		p.metaKeys[prefix+"_"+strings.ReplaceAll(k, ".", "_")] = k
 	}
@@ -260,6 +283,36 @@ func (p tagParser) apply(s *settings, key, val string, seen map[string]string) (
 		if err = checkURLPath(val); err == nil {
 			s.HealthPath = val
 		}
+	case keyHealthType:
+		switch val {
+		case "http", "tcp":
+			s.Health.Type = val
+		default:
+			err = fmt.Errorf("must be http or tcp, got %q", val)
+		}
+	case keyHealthMethod:
+		if err = checkMethod(val); err == nil {
+			s.Health.Method = val
+		}
+	case keyHealthHost:
+		if err = checkHealthHost(val); err == nil {
+			s.Health.Host = val
+		}
+	case keyHealthExpectStatus:
+		var set statusset.Set
+		if set, err = statusset.Parse(val); err == nil {
+			s.Health.ExpectStatus = set.String()
+		}
+	case keyHealthInterval:
+		s.Health.Interval, err = parsePositiveDuration(val)
+	case keyHealthTimeout:
+		s.Health.Timeout, err = parsePositiveDuration(val)
+	case keyHealthMaxInterval:
+		s.Health.MaxInterval, err = parsePositiveDuration(val)
+	case keyHealthRise:
+		s.Health.Rise, err = parseCount(val)
+	case keyHealthRetries:
+		s.Health.Fall, err = parseCount(val)
 	case keyRegion:
 		if err = checkRegion(val); err == nil {
 			s.Region = val
@@ -443,6 +496,53 @@ func checkRegion(n string) error { return checkPoolName(n) }
 
 func isNameChar(r rune) bool {
 	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
+}
+
+// checkMethod applies the config file's rule for health_check.method: an RFC 9110 token.
+func checkMethod(m string) error {
+	if m == "" || strings.IndexFunc(m, func(r rune) bool { return !httpguts.IsTokenRune(r) }) >= 0 {
+		return fmt.Errorf("must be an HTTP method such as GET or HEAD, got %q", m)
+	}
+	return nil
+}
+
+// checkHealthHost applies the config file's rule for health_check.host: a route host
+// without a wildcard.
+func checkHealthHost(h string) error {
+	if h == "" {
+		return fmt.Errorf("must not be empty")
+	}
+	if msg := checkRouteHost(strings.ToLower(h)); msg != "" {
+		return fmt.Errorf("%q: %s", h, msg)
+	}
+	if strings.HasPrefix(h, "*.") {
+		return fmt.Errorf("%q: a Host header cannot be a wildcard", h)
+	}
+	return nil
+}
+
+// maxCheckDuration bounds the durations of health tags: beyond a day a value is more likely
+// a typo ("1000h" for "1000ms") than a wish.
+const maxCheckDuration = 24 * time.Hour
+
+func parsePositiveDuration(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 || d > maxCheckDuration {
+		return 0, fmt.Errorf("must be a duration from 1ms to 24h such as 10s, got %q", v)
+	}
+	return d, nil
+}
+
+// maxCheckCount bounds rise and retries: at the shortest sensible interval a larger count
+// would keep a backend's state from changing for hours.
+const maxCheckCount = 1000
+
+func parseCount(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > maxCheckCount {
+		return 0, fmt.Errorf("must be 1..%d, got %q", maxCheckCount, v)
+	}
+	return n, nil
 }
 
 // checkURLPath checks a health check path: it goes into a request line.

@@ -5,6 +5,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/veloflux/veloflux/health/statusset"
 )
 
 func TestParseRoute(t *testing.T) {
@@ -373,6 +376,8 @@ func FuzzParseTags(f *testing.F) {
 		"veloflux.weight=10000", "veloflux.enable=true", "veloflux.route=/", "veloflux.route=[", "veloflux.health.path=/h",
 		"veloflux.route=a:b:c", "veloflux.route=[::1]", "veloflux.=", "veloflux.route=E\u0301.com",
 		"veloflux.geo=nearest\nveloflux.geo=redirect", "veloflux.geo=off",
+		"veloflux.health.type=tcp\nveloflux.health.method=HEAD", "veloflux.health.expect_status=200-299,301",
+		"veloflux.health.host=[::1]:80", "veloflux.health.interval=1h30m\nveloflux.health.rise=1000",
 	} {
 		f.Add(seed, "veloflux_route", "/m")
 	}
@@ -386,6 +391,27 @@ func FuzzParseTags(f *testing.F) {
 		}
 		if s.Weight < 1 || s.Weight > maxWeight {
 			t.Fatalf("weight %d accepted", s.Weight)
+		}
+		// Accepted health settings must be ones the checker takes without falling back.
+		h := s.Health
+		if h.Type != "" && h.Type != "http" && h.Type != "tcp" {
+			t.Fatalf("health type %q accepted", h.Type)
+		}
+		if h.Method != "" && checkMethod(h.Method) != nil {
+			t.Fatalf("health method %q accepted", h.Method)
+		}
+		if h.ExpectStatus != "" {
+			if set, err := statusset.Parse(h.ExpectStatus); err != nil || set.String() != h.ExpectStatus {
+				t.Fatalf("expect_status %q accepted but not canonical: %v", h.ExpectStatus, err)
+			}
+		}
+		for _, d := range []time.Duration{h.Interval, h.Timeout, h.MaxInterval} {
+			if d < 0 || d > maxCheckDuration {
+				t.Fatalf("health duration %s accepted", d)
+			}
+		}
+		if h.Rise < 0 || h.Rise > maxCheckCount || h.Fall < 0 || h.Fall > maxCheckCount {
+			t.Fatalf("health rise %d / retries %d accepted", h.Rise, h.Fall)
 		}
 		// Any other geo value would make the proxy refuse the whole snapshot.
 		if s.Geo != "" && s.Geo != "nearest" && s.Geo != "redirect" {

@@ -1,0 +1,410 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/veloflux/veloflux/config"
+	"github.com/veloflux/veloflux/discovery"
+	"github.com/veloflux/veloflux/health"
+	"github.com/veloflux/veloflux/proxy"
+)
+
+func mustParseConfig(t *testing.T, yaml string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse([]byte(yaml), nil)
+	if err != nil {
+		t.Fatalf("config:\n%v", err)
+	}
+	return cfg
+}
+
+func TestHealthTargets(t *testing.T) {
+	cfg := mustParseConfig(t, `
+global:
+  health_check: {interval: 20s, timeout: 3s, retries: 4, rise: 3, max_interval: 2m, method: HEAD, host: g.internal, expect_status: "200"}
+pools:
+  - name: static-http
+    health_check: {path: /health, expect_status: "200-299,301", interval: 5s}
+    backends: [{address: "10.0.0.1:80"}, {address: "10.0.0.2:80", health_check: {path: /own}}]
+  - name: static-tcp
+    health_check: {type: tcp, retries: 1}
+    backends: [{address: "10.0.0.3:80"}]
+  - name: static-unchecked
+    backends: [{address: "10.0.0.4:80"}]
+`)
+	snap, _ := discovery.Merge(staticSnapshot(cfg), &discovery.Snapshot{Source: "consul", Pools: []discovery.Pool{{
+		Name: "consul-pool",
+		Backends: []discovery.Backend{
+			{ID: "dc1/n1/plain", Address: "10.1.0.1:80", HealthPath: "/ready"},
+			{ID: "dc1/n1/tagged", Address: "10.1.0.2:80", HealthPath: "/ready", HealthCheck: discovery.HealthCheck{
+				Method: "GET", Host: "t.internal", ExpectStatus: "204", Interval: time.Second, Timeout: 500 * time.Millisecond,
+				MaxInterval: time.Minute, Rise: 1, Fall: 2,
+			}},
+			{ID: "dc1/n1/tcp", Address: "10.1.0.3:80", HealthCheck: discovery.HealthCheck{Type: "tcp"}},
+			{ID: "dc1/n1/unchecked", Address: "10.1.0.4:80"},
+		},
+	}}})
+	got := map[string]health.Target{}
+	for _, tg := range healthTargets(snap, cfg) {
+		got[tg.ID] = tg
+	}
+	tests := []struct {
+		id   string
+		want *health.Target // nil: not checked
+	}{
+		{"10.0.0.1:80", &health.Target{
+			ID: "10.0.0.1:80", Pool: "static-http", Address: "10.0.0.1:80", Type: "http", Path: "/health", Method: "HEAD",
+			Host: "g.internal", ExpectStatus: "200-299,301", Interval: 5 * time.Second, Timeout: 3 * time.Second,
+			Fall: 4, Rise: 3, MaxInterval: 2 * time.Minute,
+		}},
+		{"10.0.0.2:80", &health.Target{
+			ID: "10.0.0.2:80", Pool: "static-http", Address: "10.0.0.2:80", Type: "http", Path: "/own", Method: "HEAD",
+			Host: "g.internal", ExpectStatus: "200-299,301", Interval: 5 * time.Second, Timeout: 3 * time.Second,
+			Fall: 4, Rise: 3, MaxInterval: 2 * time.Minute,
+		}},
+		{"10.0.0.3:80", &health.Target{
+			ID: "10.0.0.3:80", Pool: "static-tcp", Address: "10.0.0.3:80", Type: "tcp", Method: "HEAD",
+			Host: "g.internal", ExpectStatus: "200", Interval: 20 * time.Second, Timeout: 3 * time.Second,
+			Fall: 1, Rise: 3, MaxInterval: 2 * time.Minute,
+		}},
+		{"10.0.0.4:80", nil},
+		// Discovered backends: global values for what the tags leave out; durations and
+		// counts at 0 follow the checker's Config, itself global.health_check.
+		{"dc1/n1/plain", &health.Target{
+			ID: "dc1/n1/plain", Pool: "consul-pool", Address: "10.1.0.1:80", Type: "http", Path: "/ready", Method: "HEAD",
+			Host: "g.internal", ExpectStatus: "200",
+		}},
+		{"dc1/n1/tagged", &health.Target{
+			ID: "dc1/n1/tagged", Pool: "consul-pool", Address: "10.1.0.2:80", Type: "http", Path: "/ready", Method: "GET",
+			Host: "t.internal", ExpectStatus: "204", Interval: time.Second, Timeout: 500 * time.Millisecond,
+			MaxInterval: time.Minute, Rise: 1, Fall: 2,
+		}},
+		{"dc1/n1/tcp", &health.Target{
+			ID: "dc1/n1/tcp", Pool: "consul-pool", Address: "10.1.0.3:80", Type: "tcp", Method: "HEAD",
+			Host: "g.internal", ExpectStatus: "200",
+		}},
+		{"dc1/n1/unchecked", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			tg, ok := got[tt.id]
+			if tt.want == nil {
+				if ok {
+					t.Fatalf("unchecked backend has target %+v", tg)
+				}
+				return
+			}
+			if !ok || tg != *tt.want {
+				t.Fatalf("target\n got %+v\nwant %+v", tg, *tt.want)
+			}
+		})
+	}
+	if len(got) != 6 {
+		t.Fatalf("%d targets, want 6", len(got))
+	}
+}
+
+func TestPassivePools(t *testing.T) {
+	cfg := mustParseConfig(t, `
+global:
+  passive: {consecutive_failures: 7, ejection_time: 10s, max_ejection_time: 1m, max_ejection_percent: 20}
+pools:
+  - name: static
+    passive: {consecutive_failures: 2}
+    backends: [{address: "10.0.0.1:80"}, {address: "10.0.0.2:80"}]
+`)
+	snap, _ := discovery.Merge(staticSnapshot(cfg), &discovery.Snapshot{Source: "consul", Pools: []discovery.Pool{
+		{Name: "discovered", Backends: []discovery.Backend{{ID: "dc1/n/a", Address: "10.1.0.1:80"}}},
+	}})
+	got := passivePools(snap, cfg)
+	want := []health.PassivePool{
+		{Name: "static", Config: health.PassiveConfig{ConsecutiveFailures: 2, EjectionTime: 10 * time.Second, MaxEjectionTime: time.Minute, MaxEjectionPercent: 20},
+			Backends: []string{"10.0.0.1:80", "10.0.0.2:80"}},
+		{Name: "discovered", Config: health.PassiveConfig{ConsecutiveFailures: 7, EjectionTime: 10 * time.Second, MaxEjectionTime: time.Minute, MaxEjectionPercent: 20},
+			Backends: []string{"dc1/n/a"}},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("passive pools\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestHealthOutcome(t *testing.T) {
+	tests := []struct {
+		in   proxy.Outcome
+		want health.Outcome
+		ok   bool
+	}{
+		{proxy.OutcomeSuccess, health.OutcomeSuccess, true},
+		{proxy.Outcome5xx, health.Outcome5xx, true},
+		{proxy.OutcomeConnectFailure, health.OutcomeConnectFailure, true},
+		{proxy.OutcomeTimeout, health.OutcomeTimeout, true},
+		{proxy.Outcome(99), 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.in), func(t *testing.T) {
+			if got, ok := healthOutcome(tt.in); got != tt.want || ok != tt.ok {
+				t.Fatalf("healthOutcome(%d) = %d, %v; want %d, %v", tt.in, got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
+
+// switchable is a real backend whose answers to proxied requests and to health probes can be
+// changed while it runs, and which counts both.
+type switchable struct {
+	srv          *httptest.Server
+	status       atomic.Int32 // for proxied requests
+	healthStatus atomic.Int32 // for GET /health
+	requests     atomic.Int64
+	probes       atomic.Int64
+}
+
+func newSwitchable(t *testing.T, status, healthStatus int) *switchable {
+	t.Helper()
+	s := &switchable{}
+	s.status.Store(int32(status))
+	s.healthStatus.Store(int32(healthStatus))
+	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			s.probes.Add(1)
+			w.WriteHeader(int(s.healthStatus.Load()))
+			return
+		}
+		s.requests.Add(1)
+		w.WriteHeader(int(s.status.Load()))
+		_, _ = io.WriteString(w, "body")
+	}))
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *switchable) addr() string { return s.srv.Listener.Addr().String() }
+
+// healthNode is the health part of a node, wired as newApp wires it: a real checker and
+// passive checks, the routing that maps configuration to both, and a real proxy on a real
+// socket that reads checkView and reports to the passive checks.
+type healthNode struct {
+	checker *health.Checker
+	passive *health.Passive
+	proxy   *proxy.Proxy
+	url     string
+	client  *http.Client
+}
+
+func startHealthNode(t *testing.T, yaml string) *healthNode {
+	t.Helper()
+	cfg := mustParseConfig(t, yaml)
+	log := slog.New(slog.DiscardHandler)
+	reg := prometheus.NewRegistry()
+	checker, passive, err := newHealthChecks(cfg, log, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := proxy.New(proxyConfig(cfg), proxy.Options{
+		Health:     checkView{active: checker, passive: passive},
+		Passive:    passiveReporter{passive},
+		Registerer: reg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	r := &routing{proxy: p, checker: checker, passive: passive, log: log}
+	if err := r.setStatic(cfg); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = checker.Run(ctx) })
+	wg.Go(func() { _ = passive.Run(ctx) })
+	srv := httptest.NewServer(p)
+	tr := &http.Transport{Proxy: nil}
+	t.Cleanup(func() {
+		srv.Close()
+		tr.CloseIdleConnections()
+		cancel()
+		wg.Wait()
+	})
+	return &healthNode{checker: checker, passive: passive, proxy: p, url: srv.URL, client: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
+}
+
+func (n *healthNode) get(t *testing.T) int {
+	t.Helper()
+	resp, err := n.client.Get(n.url + "/")
+	if err != nil {
+		t.Fatalf("GET: %v", err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after 5s waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// poolYAML is a config with one pool of the given backends behind the default route, probed
+// once an hour (so only the passive checks' ProbeNow brings a probe during a test), ejecting
+// after 3 failures for ejectionTime.
+func poolYAML(ejectionTime string, percent int, addrs ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `global:
+  health_check: {interval: 1h, timeout: 1s, max_interval: 1h}
+  passive: {consecutive_failures: 3, ejection_time: %s, max_ejection_time: 10s, max_ejection_percent: %d}
+pools:
+  - name: web
+    health_check: {path: /health}
+    backends:
+`, ejectionTime, percent)
+	for _, a := range addrs {
+		fmt.Fprintf(&b, "      - address: %q\n", a)
+	}
+	b.WriteString("routes:\n  - pool: web\n")
+	return b.String()
+}
+
+// TestPassiveThroughProxy drives a real proxy against real backends and checks the passive
+// checks end to end: a backend answering 5xx is ejected after 3 such answers and gets no
+// more traffic, and comes back only through a successful active probe.
+func TestPassiveThroughProxy(t *testing.T) {
+	t.Run("5xx backend ejected, back after a probe succeeds", func(t *testing.T) {
+		bad := newSwitchable(t, http.StatusServiceUnavailable, http.StatusOK)
+		good1, good2 := newSwitchable(t, http.StatusOK, http.StatusOK), newSwitchable(t, http.StatusOK, http.StatusOK)
+		n := startHealthNode(t, poolYAML("150ms", 50, bad.addr(), good1.addr(), good2.addr()))
+		for bad.requests.Load() < 3 {
+			n.get(t)
+		}
+		if !n.passive.Ejected(bad.addr()) {
+			t.Fatalf("backend not ejected after %d 5xx answers", bad.requests.Load())
+		}
+		before := bad.requests.Load()
+		for range 12 {
+			if code := n.get(t); code != http.StatusOK {
+				t.Fatalf("request answered %d while the failing backend is ejected", code)
+			}
+		}
+		if got := bad.requests.Load(); got != before {
+			t.Fatalf("the ejected backend got %d more requests", got-before)
+		}
+		probes := bad.probes.Load()
+		waitUntil(t, "the backend back", func() bool { return !n.passive.Ejected(bad.addr()) })
+		if bad.probes.Load() <= probes {
+			t.Fatal("the backend came back without an active probe")
+		}
+		bad.status.Store(http.StatusOK)
+		waitUntil(t, "traffic to the returned backend", func() bool { n.get(t); return bad.requests.Load() > before })
+	})
+
+	t.Run("a failing probe keeps the ejected backend out", func(t *testing.T) {
+		bad := newSwitchable(t, http.StatusInternalServerError, http.StatusServiceUnavailable)
+		good := newSwitchable(t, http.StatusOK, http.StatusOK)
+		n := startHealthNode(t, poolYAML("50ms", 50, bad.addr(), good.addr()))
+		for i := 0; !n.passive.Ejected(bad.addr()); i++ {
+			if i == 20 {
+				t.Fatalf("not ejected after %d 5xx answers", bad.requests.Load())
+			}
+			n.get(t)
+		}
+		waitUntil(t, "a probe after the ejection time", func() bool { return bad.probes.Load() >= 1 })
+		time.Sleep(200 * time.Millisecond) // four ejection times: a timer alone would have returned it
+		st := passiveStatus(t, n.passive, bad.addr())
+		if !st.Ejected || !st.AwaitingProbe {
+			t.Fatalf("status %+v, want still ejected and awaiting a successful probe", st)
+		}
+		if got := n.get(t); got != http.StatusOK {
+			t.Fatalf("request answered %d; the ejected backend must get none", got)
+		}
+	})
+
+	t.Run("max_ejection_percent keeps the pool serving", func(t *testing.T) {
+		b1 := newSwitchable(t, http.StatusBadGateway, http.StatusOK)
+		b2 := newSwitchable(t, http.StatusBadGateway, http.StatusOK)
+		n := startHealthNode(t, poolYAML("10s", 100, b1.addr(), b2.addr()))
+		for range 30 {
+			n.get(t)
+		}
+		ejected := 0
+		for _, b := range []*switchable{b1, b2} {
+			if n.passive.Ejected(b.addr()) {
+				ejected++
+			}
+		}
+		if ejected != 1 {
+			t.Fatalf("%d of 2 failing backends ejected at 100%%, want 1: the last one stays", ejected)
+		}
+		// The pool still answers from the remaining backend, its 502 passed on, never 503.
+		if got := n.get(t); got != http.StatusBadGateway {
+			t.Fatalf("answer %d, want the backend's own 502", got)
+		}
+	})
+
+	t.Run("a pool of one is never emptied by passive checks", func(t *testing.T) {
+		only := newSwitchable(t, http.StatusInternalServerError, http.StatusOK)
+		n := startHealthNode(t, poolYAML("10s", 50, only.addr()))
+		for range 10 {
+			if got := n.get(t); got != http.StatusInternalServerError {
+				t.Fatalf("answer %d, want the backend's own 500", got)
+			}
+		}
+		if n.passive.Ejected(only.addr()) {
+			t.Fatal("the only backend of a pool was ejected")
+		}
+	})
+}
+
+// TestAllDownPoolAnswers503 takes a pool's backends down through the active checks
+// (nothing listens) and checks that its requests get 503 at once.
+func TestAllDownPoolAnswers503(t *testing.T) {
+	var dead []string
+	for range 2 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dead = append(dead, ln.Addr().String())
+		_ = ln.Close()
+	}
+	yaml := strings.Replace(poolYAML("10s", 50, dead...), "interval: 1h, timeout: 1s, max_interval: 1h", "interval: 20ms, timeout: 10ms, retries: 1", 1)
+	n := startHealthNode(t, yaml)
+	waitUntil(t, "both backends down", func() bool { return !n.checker.Healthy(dead[0]) && !n.checker.Healthy(dead[1]) })
+	start := time.Now()
+	for range 10 {
+		if got := n.get(t); got != http.StatusServiceUnavailable {
+			t.Fatalf("answer %d, want 503 from a pool with every backend down", got)
+		}
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("10 requests to a down pool took %s", took)
+	}
+}
+
+func passiveStatus(t *testing.T, p *health.Passive, id string) health.PassiveStatus {
+	t.Helper()
+	for _, s := range p.Status() {
+		if s.ID == id {
+			return s
+		}
+	}
+	t.Fatalf("no passive status for %s", id)
+	return health.PassiveStatus{}
+}
