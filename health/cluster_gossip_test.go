@@ -1,0 +1,427 @@
+package health
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"maps"
+	"net"
+	"net/http"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/veloflux/veloflux/gossip"
+)
+
+// The tests in this file run real memberlist nodes on loopback, each with its own store,
+// Checker and Cluster, probing real HTTP backends.
+
+// gossipNode is one VeloFlux node's health stack on a real gossip node.
+type gossipNode struct {
+	name    string
+	node    *gossip.Node
+	checker *Checker
+	cluster *Cluster
+	stop    func()
+}
+
+// proberTransport tags every probe with the probing node's name, so a backend can count the
+// probes of each node.
+type proberTransport struct {
+	node string
+	next http.RoundTripper
+}
+
+func (p proberTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("X-Prober", p.node)
+	return p.next.RoundTrip(r)
+}
+
+// proberClient probes like the Checker's default client, tags probes with node, and refuses
+// to dial refuse (when not "") as a node cut off from that backend would.
+func proberClient(node, refuse string) *http.Client {
+	dialer := &net.Dialer{KeepAlive: -1}
+	return &http.Client{
+		Transport: proberTransport{node: node, next: &http.Transport{
+			DisableKeepAlives: true,
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				if addr == refuse {
+					return nil, &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf("%s unreachable from %s", addr, node)}
+				}
+				return dialer.DialContext(ctx, network, addr)
+			},
+		}},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+func netListen(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
+
+// waitMemberlistGone waits (bounded) for memberlist's goroutines to end after the nodes
+// stopped: its Shutdown does not wait for a probe in flight, and the package's goleak check
+// must not see them.
+func waitMemberlistGone(t *testing.T) {
+	deadline := time.Now().Add(5 * time.Second)
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if !bytes.Contains(buf[:n], []byte("hashicorp/memberlist.")) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("memberlist goroutines still running 5s after the nodes stopped")
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func startGossipNode(t *testing.T, name string, seeds []string, hcfg Config, ccfg ClusterConfig, client *http.Client) *gossipNode {
+	t.Helper()
+	store, err := gossip.NewStore(gossip.StoreConfig{NodeName: name, MaxEntriesPerKind: 1000, TombstoneTTL: time.Hour,
+		ExpireInterval: time.Second}, gossip.NewClock(nil, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gc := gossip.DefaultConfig()
+	gc.Name, gc.BindPort, gc.Seeds = name, 0, seeds
+	node, err := gossip.New(gc, store, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gossip.Rebroadcast(store, node, name)
+	checker, err := NewChecker(hcfg, client, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ccfg.NodeName = name
+	cluster, err := NewCluster(ccfg, checker, Gossip{Store: store, Broadcaster: node, Members: node}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Stopped in reverse: the Cluster first, the gossip node last.
+	stops := []func(){
+		runUntilCleanup(t, name+" store", store.Run),
+		runUntilCleanup(t, name+" gossip", node.Run),
+		runUntilCleanup(t, name+" checker", checker.Run),
+		runUntilCleanup(t, name+" cluster", cluster.Run),
+	}
+	select {
+	case <-node.Ready():
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s did not bind", name)
+	}
+	return &gossipNode{name: name, node: node, checker: checker, cluster: cluster, stop: func() {
+		for _, s := range slices.Backward(stops) {
+			s()
+		}
+	}}
+}
+
+// startGossipNodes starts one node per name, all seeded with the first, and waits until every
+// Cluster works from the full member list. client gives each node's probe client.
+func startGossipNodes(t *testing.T, names []string, hcfg Config, ccfg ClusterConfig, client func(name string) *http.Client) []*gossipNode {
+	t.Helper()
+	t.Cleanup(func() { waitMemberlistGone(t) }) // registered first, so it runs after every stop
+	var nodes []*gossipNode
+	var seeds []string
+	for _, name := range names {
+		n := startGossipNode(t, name, seeds, hcfg, ccfg, client(name))
+		if seeds == nil {
+			seeds = []string{n.node.LocalAddr()}
+		}
+		nodes = append(nodes, n)
+	}
+	for _, n := range nodes {
+		waitFor(t, 15*time.Second, n.name+" clustered with every member", func() bool { return clusteredWith(n.cluster, len(names)) })
+	}
+	return nodes
+}
+
+func testClusterConfig() ClusterConfig {
+	cfg := DefaultClusterConfig()
+	cfg.MembershipPoll = 100 * time.Millisecond
+	return cfg
+}
+
+func taggedClients(refusals map[string]string) func(string) *http.Client {
+	return func(name string) *http.Client { return proberClient(name, refusals[name]) }
+}
+
+// allAgree reports whether every node's view of id is healthy.
+func allAgree(nodes []*gossipNode, id string, healthy bool) bool {
+	for _, n := range nodes {
+		if n.cluster.Healthy(id) != healthy {
+			return false
+		}
+	}
+	return true
+}
+
+// votingObservers reports whether n's Status of id shows the given number of fresh voting
+// observations with the given verdict.
+func votingObservers(t *testing.T, n *gossipNode, id string, healthy bool, want int) bool {
+	got := 0
+	for _, o := range statusFor(t, n.cluster, id).Observers {
+		if o.Voting && o.Healthy == healthy {
+			got++
+		}
+	}
+	return got == want
+}
+
+// untilAll polls every node until cond holds on all of them and returns how long it took,
+// failing after within.
+func untilAll(t *testing.T, nodes []*gossipNode, within time.Duration, what string, cond func(*gossipNode) bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	waitFor(t, within, what, func() bool {
+		for _, n := range nodes {
+			if !cond(n) {
+				return false
+			}
+		}
+		return true
+	})
+	return time.Since(start)
+}
+
+// TestClusterKilledBackendGoesDownEverywhere: 3 nodes, k=2. A backend whose listener closes
+// goes down on every node within Fall probes and a gossip round, and comes back after Rise.
+func TestClusterKilledBackendGoesDownEverywhere(t *testing.T) {
+	const interval, fall, rise = 100 * time.Millisecond, 3, 2
+	hcfg := clusterCheckConfig(interval, fall, rise)
+	nodes := startGossipNodes(t, []string{"n0", "n1", "n2"}, hcfg, testClusterConfig(), taggedClients(nil))
+	be := newClusterBackend(t)
+	const id = "web-1"
+	for _, n := range nodes {
+		n.cluster.SetTargets([]Target{{ID: id, Pool: "web", Address: be.addr, Path: "/healthz"}})
+	}
+	untilAll(t, nodes, 10*time.Second, "two healthy voting observations on every node", func(n *gossipNode) bool {
+		return votingObservers(t, n, id, true, 2)
+	})
+
+	be.kill()
+	took := untilAll(t, nodes, 10*time.Second, "down on every node", func(n *gossipNode) bool { return !n.cluster.Healthy(id) })
+	t.Logf("killed backend down on all 3 nodes after %s (interval %s × fall %d = %s)", took.Round(time.Millisecond), interval, fall, interval*fall)
+	if limit := interval*fall + 3*time.Second; took > limit {
+		t.Errorf("took %s to go down everywhere, more than %s", took, limit)
+	}
+	for _, n := range nodes {
+		why := statusFor(t, n.cluster, id).Why
+		if !strings.HasPrefix(why, "2 of 2 probers report down: ") || !strings.Contains(why, "connection refused") {
+			t.Errorf("%s says why %q", n.name, why)
+		}
+	}
+
+	be.revive(t)
+	took = untilAll(t, nodes, 10*time.Second, "up on every node", func(n *gossipNode) bool { return n.cluster.Healthy(id) })
+	t.Logf("revived backend up on all 3 nodes after %s (rise %d, backoff capped at %s)", took.Round(time.Millisecond), rise, hcfg.MaxInterval)
+	if limit := hcfg.MaxInterval*rise + 3*time.Second; took > limit {
+		t.Errorf("took %s to come back everywhere, more than %s", took, limit)
+	}
+}
+
+// TestClusterProbesAreShared: 5 nodes, k=2: each backend is probed by its two assigned nodes
+// only, at their interval, not by all five.
+func TestClusterProbesAreShared(t *testing.T) {
+	const interval = 50 * time.Millisecond
+	names := []string{"n0", "n1", "n2", "n3", "n4"}
+	nodes := startGossipNodes(t, names, clusterCheckConfig(interval, 3, 2), testClusterConfig(), taggedClients(nil))
+	var backends []*clusterBackend
+	var targets []Target
+	for i := range 4 {
+		be := newClusterBackend(t)
+		backends = append(backends, be)
+		targets = append(targets, Target{ID: fmt.Sprintf("api-%d", i), Pool: "api", Address: be.addr, Path: "/"})
+	}
+	for _, n := range nodes {
+		n.cluster.SetTargets(targets)
+	}
+	probed := 0.0
+	for _, n := range nodes {
+		probed += testutil.ToFloat64(n.cluster.metrics.probed)
+	}
+	if probed != float64(2*len(targets)) {
+		t.Fatalf("the nodes probe %v backends in all, want %d", probed, 2*len(targets))
+	}
+	for i, be := range backends {
+		waitFor(t, 5*time.Second, targets[i].ID+" probed by its two probers", func() bool {
+			b := backends[i]
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			return len(b.probes) == 2
+		})
+		be.counts()
+	}
+
+	const window = 2 * time.Second
+	time.Sleep(window) // the measurement window itself
+	windows := int(window / interval)
+	lo, hi := 2*windows/2, 2*windows+windows/2 // 3 probers would make about 3×windows
+	for i, be := range backends {
+		counts := be.counts()
+		total := 0
+		for _, n := range counts {
+			total += n
+		}
+		want := statusFor(t, nodes[0].cluster, targets[i].ID).Probers
+		got := slices.Sorted(maps.Keys(counts))
+		t.Logf("%s: %d probes in %s from %v (interval %s: %d per prober at most)", targets[i].ID, total, window, counts, interval, windows)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s probed by %v, assigned to %v", targets[i].ID, got, want)
+		}
+		if total < lo || total > hi {
+			t.Errorf("%s got %d probes in %d intervals, want %d..%d (2 probers)", targets[i].ID, total, windows, lo, hi)
+		}
+	}
+}
+
+// TestClusterDissenterCannotTakeBackendOut: a prober that alone cannot reach a backend reports
+// it down, but with k=2 that is one vote of two: the backend stays in every node's view, its
+// own included, and Status shows the dissent.
+func TestClusterDissenterCannotTakeBackendOut(t *testing.T) {
+	const interval, fall = 50 * time.Millisecond, 2
+	names := []string{"n0", "n1", "n2"}
+	be := newClusterBackend(t)
+	id := idProbedBy(t, names, 2, "n0", "n1")
+	nodes := startGossipNodes(t, names, clusterCheckConfig(interval, fall, 2), testClusterConfig(),
+		taggedClients(map[string]string{"n0": be.addr}))
+	for _, n := range nodes {
+		n.cluster.SetTargets([]Target{{ID: id, Address: be.addr, Path: "/"}})
+	}
+	untilAll(t, nodes, 10*time.Second, "n0's down vote and n1's up vote on every node", func(n *gossipNode) bool {
+		st := statusFor(t, n.cluster, id)
+		o0, ok0 := observer(st, "n0", SourceActive)
+		o1, ok1 := observer(st, "n1", SourceActive)
+		return ok0 && ok1 && !o0.Healthy && o0.Voting && o1.Healthy && o1.Voting
+	})
+	if nodes[0].checker.Healthy(id) {
+		t.Fatal("n0's own checker does not have the backend down: the test's dialer did not cut it off")
+	}
+	holds(t, 20*interval, "healthy on every node", func() bool { return allAgree(nodes, id, true) })
+	for _, n := range nodes {
+		st := statusFor(t, n.cluster, id)
+		o, _ := observer(st, "n0", SourceActive)
+		if !st.Healthy || st.Why != "" || !strings.Contains(o.Reason, "unreachable from n0") {
+			t.Errorf("%s: status healthy=%t why=%q, n0 says %q", n.name, st.Healthy, st.Why, o.Reason)
+		}
+	}
+}
+
+// TestClusterFlappingBackend: a backend that alternates success and failure for each prober
+// changes the view no faster than rise and fall allow.
+func TestClusterFlappingBackend(t *testing.T) {
+	const interval, window = 50 * time.Millisecond, 3 * time.Second
+	tests := []struct {
+		name       string
+		fall, rise int
+		// allowed bounds the view's transitions given probes per prober in the window.
+		allowed func(probes int) int
+		min     int
+	}{
+		// Alternation never gives 2 equal results in a row, so no verdict can change.
+		{"rise and fall of 2 hide strict alternation", 2, 2, func(int) int { return 0 }, 0},
+		// Every probe may flip a verdict, so the view may change at most once per probe.
+		{"rise and fall of 1 follow every probe", 1, 1, func(probes int) int { return 2 * probes }, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			names := []string{"n0", "n1", "n2"}
+			nodes := startGossipNodes(t, names, clusterCheckConfig(interval, tt.fall, tt.rise), testClusterConfig(), taggedClients(nil))
+			be := newClusterBackend(t)
+			be.flap.Store(true)
+			const id = "flappy"
+			for _, n := range nodes {
+				n.cluster.SetTargets([]Target{{ID: id, Address: be.addr, Path: "/"}})
+			}
+			waitFor(t, 5*time.Second, "both probers probing", func() bool {
+				be.mu.Lock()
+				defer be.mu.Unlock()
+				return len(be.probes) == 2
+			})
+			last := make([]bool, len(nodes))
+			for i, n := range nodes {
+				last[i] = n.cluster.Healthy(id)
+			}
+			transitions := 0
+			for end := time.Now().Add(window); time.Now().Before(end); time.Sleep(time.Millisecond) {
+				for i, n := range nodes {
+					if h := n.cluster.Healthy(id); h != last[i] {
+						transitions++
+						last[i] = h
+					}
+				}
+			}
+			perProber := 0
+			for _, c := range be.counts() {
+				perProber = max(perProber, c)
+			}
+			// Transitions are counted on 3 nodes.
+			limit := 3 * tt.allowed(perProber)
+			t.Logf("%d view transitions over 3 nodes in %s, %d probes per prober, bound %d", transitions, window, perProber, limit)
+			if perProber < int(window/interval)/3 {
+				t.Fatalf("only %d probes per prober in %s: the backend did not flap enough to tell", perProber, window)
+			}
+			if transitions > limit || transitions < tt.min {
+				t.Fatalf("%d view transitions, want %d..%d", transitions, tt.min, limit)
+			}
+		})
+	}
+}
+
+// TestClusterProberLeaves: when a prober of a down backend leaves, its share moves to the next
+// member, which votes down at once because it takes the backend over while it is down; the
+// backend stays out of the view (but for the moment the nodes disagree on the member list)
+// instead of coming back for the new prober's Fall probes. The leaver's observation stops
+// voting at once and expires after the TTL.
+func TestClusterProberLeaves(t *testing.T) {
+	const interval, fall = 100 * time.Millisecond, 10
+	names := []string{"n0", "n1", "n2"}
+	be := newClusterBackend(t)
+	be.status.Store(http.StatusServiceUnavailable)
+	id := idProbedBy(t, names, 2, "n0", "n1")
+	ccfg := testClusterConfig()
+	ccfg.ObservationTTL = 3 * time.Second
+	nodes := startGossipNodes(t, names, clusterCheckConfig(interval, fall, 2), ccfg, taggedClients(nil))
+	for _, n := range nodes {
+		n.cluster.SetTargets([]Target{{ID: id, Address: be.addr, Path: "/"}})
+	}
+	untilAll(t, nodes, 10*time.Second, "down everywhere", func(n *gossipNode) bool { return !n.cluster.Healthy(id) })
+
+	nodes[0].stop()
+	rest := nodes[1:]
+	// Watch the view for 2 × Fall intervals: without the inherited vote, the backend would be
+	// up for the Fall intervals n2 needs to take it down on its own.
+	upFor := make([]time.Duration, len(rest))
+	prev := time.Now()
+	for end := prev.Add(2 * fall * interval); prev.Before(end); time.Sleep(time.Millisecond) {
+		now := time.Now()
+		for i, n := range rest {
+			if n.cluster.Healthy(id) {
+				upFor[i] += now.Sub(prev)
+			}
+		}
+		prev = now
+	}
+	for i, n := range rest {
+		st := statusFor(t, n.cluster, id)
+		t.Logf("%s: backend up for about %s after n0 left; probers now %v", n.name, upFor[i].Round(time.Millisecond), st.Probers)
+		if !slices.Equal(st.Probers, []string{"n1", "n2"}) || st.Healthy || !votingObservers(t, n, id, false, 2) {
+			t.Errorf("%s: probers %v healthy %t, want n1 and n2 both voting down", n.name, st.Probers, st.Healthy)
+		}
+		if limit := fall * interval / 2; upFor[i] > limit {
+			t.Errorf("%s had the backend up for %s after the prober left, more than %s", n.name, upFor[i], limit)
+		}
+	}
+	untilAll(t, rest, 5*time.Second, "n0's observation expired and not voting", func(n *gossipNode) bool {
+		o, ok := observer(statusFor(t, n.cluster, id), "n0", SourceActive)
+		return ok && !o.Fresh && !o.Voting
+	})
+}

@@ -1,0 +1,53 @@
+package health
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Label values of veloflux_health_observations_total, all exported from the start so a
+// dashboard sees 0 rather than a missing series.
+const (
+	obsSent     = "sent"     // written here and broadcast
+	obsFailed   = "failed"   // not stored, or stored but refused by the broadcaster
+	obsReceived = "received" // a peer's observation accepted by the store
+	obsInvalid  = "invalid"  // a peer's entry whose key or value does not decode
+	obsDropped  = "dropped"  // a store change that found Run's queue full
+)
+
+// clusterMetrics are the Cluster's own series.
+type clusterMetrics struct {
+	probed       prometheus.Gauge
+	observations *prometheus.CounterVec
+	down         prometheus.Gauge
+}
+
+func newClusterMetrics(reg prometheus.Registerer) (*clusterMetrics, error) {
+	m := &clusterMetrics{
+		probed: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "veloflux_health_probed_backends",
+			Help: "Backends this node probes actively: its share of the cluster's backends, or all of them when standalone.",
+		}),
+		observations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "veloflux_health_observations_total",
+			Help: "Health observations by result: sent, failed (not stored or not broadcast), received, invalid (undecodable), dropped (queue full).",
+		}, []string{"result"}),
+		down: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "veloflux_health_consensus_down_backends",
+			Help: "Backends the cluster view has down: by consensus of their probers, or by this node's own checks when standalone.",
+		}),
+	}
+	for _, r := range []string{obsSent, obsFailed, obsReceived, obsInvalid, obsDropped} {
+		m.observations.WithLabelValues(r)
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.probed, m.observations, m.down} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("health: register cluster metrics: %w", err)
+		}
+	}
+	return m, nil
+}
