@@ -71,6 +71,10 @@ func TestValidateClusterRejects(t *testing.T) {
 		{"gossip_keys bad entry", func(c *Config) {
 			c.Cluster.GossipKey, c.Cluster.GossipKeys = gossipKey(32), []string{gossipKey(16), gossipKey(8)}
 		}, []string{"cluster.gossip_keys[1]: decodes to 8 bytes; an AES key is 16, 24 or 32 bytes (value not shown: it is secret)"}},
+		{"probers 0", func(c *Config) { c.Cluster.Health.Probers = 0 },
+			[]string{"cluster.health.probers: must be between 1 and 16, got 0"}},
+		{"negative observation ttl", func(c *Config) { c.Cluster.Health.ObservationTTL = -time.Second },
+			[]string{"cluster.health.observation_ttl: -1s must not be negative (0 picks it from the interval)"}},
 		{"gossip_keys without gossip_key", func(c *Config) { c.Cluster.GossipKeys = []string{gossipKey(16)} },
 			[]string{"cluster.gossip_keys: needs cluster.gossip_key: a node encrypts with gossip_key and only also accepts gossip_keys"}},
 		{"label empty", func(c *Config) { c.Cluster.Label = "" },

@@ -576,6 +576,20 @@ type Cluster struct {
 	// ReconnectTimeout is how long a departed member is remembered, shown and retried.
 	// Default 6h, > 0.
 	ReconnectTimeout time.Duration `koanf:"reconnect_timeout"`
+	// Health shares active health checking across the nodes: each backend is probed by a few
+	// of them and the verdict is their consensus (docs/health.md).
+	Health ClusterHealth `koanf:"health"`
+}
+
+// ClusterHealth mirrors the settings of health.ClusterConfig that are worth a key.
+type ClusterHealth struct {
+	// Probers is how many nodes probe each backend (k); a backend is down when a strict
+	// majority of them say so. Default 2, 1..16.
+	Probers int `koanf:"probers"`
+	// ObservationTTL is how long a node's observation of a backend counts unless rewritten
+	// (at half of it). Default 0 = max(10 × the backend's interval, 60s); a set value is
+	// raised to 4 × the interval.
+	ObservationTTL time.Duration `koanf:"observation_ttl"`
 }
 
 // Default returns a Config with every default and no pools or routes. It is valid.
@@ -666,6 +680,7 @@ func Default() *Config {
 			TombstoneTTL:      time.Hour,
 			ReconnectInterval: 10 * time.Second,
 			ReconnectTimeout:  6 * time.Hour,
+			Health:            ClusterHealth{Probers: 2},
 		},
 	}
 }

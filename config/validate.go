@@ -562,6 +562,10 @@ func (c *Config) validateCluster(v *validator) {
 	v.positive(path+".tombstone_ttl", cl.TombstoneTTL)
 	v.positive(path+".reconnect_interval", cl.ReconnectInterval)
 	v.positive(path+".reconnect_timeout", cl.ReconnectTimeout)
+	v.between(path+".health.probers", cl.Health.Probers, 1, 16)
+	if cl.Health.ObservationTTL < 0 {
+		v.add(path+".health.observation_ttl", "%s must not be negative (0 picks it from the interval)", cl.Health.ObservationTTL)
+	}
 }
 
 // checkGossipAddr returns the IP of a gossip address, or why addr is not ip:port. The host must

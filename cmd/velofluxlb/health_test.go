@@ -213,8 +213,12 @@ func startHealthNode(t *testing.T, yaml string) *healthNode {
 	if err != nil {
 		t.Fatal(err)
 	}
+	consensus, err := newConsensus(cfg, nil, checker, passive, log, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	p, err := proxy.New(proxyConfig(cfg), proxy.Options{
-		Health:     checkView{active: checker, passive: passive},
+		Health:     checkView{active: consensus, passive: passive},
 		Passive:    passiveReporter{passive},
 		Registerer: reg,
 	})
@@ -222,7 +226,7 @@ func startHealthNode(t *testing.T, yaml string) *healthNode {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.Close)
-	r := &routing{proxy: p, checker: checker, passive: passive, log: log}
+	r := &routing{proxy: p, health: consensus, passive: passive, log: log}
 	if err := r.setStatic(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -230,6 +234,7 @@ func startHealthNode(t *testing.T, yaml string) *healthNode {
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = checker.Run(ctx) })
 	wg.Go(func() { _ = passive.Run(ctx) })
+	wg.Go(func() { _ = consensus.Run(ctx) })
 	srv := httptest.NewServer(p)
 	tr := &http.Transport{Proxy: nil}
 	t.Cleanup(func() {

@@ -14,10 +14,10 @@ import (
 
 // routing merges the snapshots of every discovery source (the static configuration first,
 // so it wins name conflicts, then Consul) and feeds the result to the proxy's routing table,
-// the health checker's targets and the passive checks' pools.
+// the health checks' targets and the passive checks' pools.
 type routing struct {
 	proxy   *proxy.Proxy
-	checker *health.Checker
+	health  *health.Cluster // hands this node's share of the targets to its checker
 	passive *health.Passive
 	log     *slog.Logger
 
@@ -62,7 +62,7 @@ func (r *routing) applyLocked() error {
 	if err := r.proxy.Apply(merged); err != nil {
 		return err
 	}
-	r.checker.SetTargets(healthTargets(merged, r.cfg))
+	r.health.SetTargets(healthTargets(merged, r.cfg))
 	// After the checker, so a backend waiting for a probe finds its new check (or none).
 	r.passive.SetPools(passivePools(merged, r.cfg))
 	if !r.geoEnabled && !r.warnedGeo {

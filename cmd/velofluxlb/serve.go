@@ -39,7 +39,10 @@ type app struct {
 	server  *proxy.Server
 	checker *health.Checker
 	passive *health.Passive
-	routing *routing
+	// consensus decides from the observations of every node (from this node's alone without a
+	// cluster) and tells the checker which backends are this node's to probe.
+	consensus *health.Cluster
+	routing   *routing
 	// consul and registrar are nil unless discovery.consul (and its register) is enabled.
 	consul    *consul.Source
 	registrar *consul.Registrar
@@ -125,8 +128,11 @@ func newApp(path string, environ []string, cfg *config.Config, log *slog.Logger,
 	if a.drains, err = newDrains(a.cluster); err != nil {
 		return nil, err
 	}
+	if a.consensus, err = newConsensus(cfg, a.cluster, a.checker, a.passive, log, a.reg); err != nil {
+		return nil, err
+	}
 	opts := proxy.Options{
-		Health:       healthView{checks: checkView{active: a.checker, passive: a.passive}, drains: a.drains},
+		Health:       healthView{checks: checkView{active: a.consensus, passive: a.passive}, drains: a.drains},
 		Passive:      passiveReporter{a.passive},
 		Sessions:     sessions,
 		Logger:       log.With("component", "proxy"),
@@ -147,7 +153,7 @@ func newApp(path string, environ []string, cfg *config.Config, log *slog.Logger,
 	if err != nil {
 		return nil, err
 	}
-	a.routing = &routing{proxy: a.proxy, checker: a.checker, passive: a.passive, log: log.With("component", "discovery"), geoEnabled: a.geo != nil}
+	a.routing = &routing{proxy: a.proxy, health: a.consensus, passive: a.passive, log: log.With("component", "discovery"), geoEnabled: a.geo != nil}
 	if err := a.routing.setStatic(cfg); err != nil {
 		return nil, err
 	}
@@ -224,6 +230,7 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal) error {
 		}()
 	}
 	spawn("health", a.checker.Run)
+	spawn("health consensus", a.consensus.Run)
 	spawn("passive health", a.passive.Run)
 	if a.geo != nil {
 		spawn("geo", a.geo.Run)
@@ -384,7 +391,8 @@ func (c controller) Status() any {
 		"table_version":    a.proxy.TableVersion(),
 		"config_file":      a.path,
 		"last_reload":      last,
-		"health_targets":   len(a.checker.Status()),
+		"health_targets":   len(a.consensus.Status()),
+		"health_probed":    len(a.checker.Status()),
 		"listen_addresses": addrStrings(a.server),
 		"consul":           a.consulStatus(),
 		"source_conflicts": a.routing.conflictsNow(),

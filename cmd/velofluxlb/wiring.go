@@ -90,6 +90,27 @@ func newHealthChecks(cfg *config.Config, log *slog.Logger, reg prometheus.Regist
 	return checker, passive, nil
 }
 
+// newConsensus builds the health view shared with the cluster: each backend is probed by
+// cluster.health.probers nodes and judged by their consensus; without a cluster this node
+// probes everything and decides alone. A passive ejection seen here takes effect here at once
+// (checkView) and is shared with the peers as an observation, for their admin views.
+// cl nil means no cluster.
+func newConsensus(cfg *config.Config, cl *cluster, checker *health.Checker, passive *health.Passive, log *slog.Logger, reg prometheus.Registerer) (*health.Cluster, error) {
+	cc := health.DefaultClusterConfig()
+	cc.Probers, cc.ObservationTTL = cfg.Cluster.Health.Probers, cfg.Cluster.Health.ObservationTTL
+	var g health.Gossip
+	if cl != nil {
+		cc.NodeName = cl.name
+		g = health.Gossip{Store: cl.store, Broadcaster: cl.node, Members: cl.node}
+	}
+	c, err := health.NewCluster(cc, checker, g, log.With("component", "health"), reg)
+	if err != nil {
+		return nil, err
+	}
+	passive.OnChange(c.ReportLocal)
+	return c, nil
+}
+
 // checkView is the health checks' verdict on a backend: the active checker calls it up and
 // the passive checks have not ejected it. Both answer from immutable snapshots. It is the one
 // place that composes them, so that the cluster's consensus view can replace the active part.
