@@ -103,9 +103,15 @@ func (l *netLab) heal(i, j int) {
 	l.ip("-n", l.ns[j], "route", "del", "blackhole", l.ips[i]+"/32")
 }
 
-// blockBackends makes node i unable to reach the backends, while clients still reach it.
-func (l *netLab) blockBackends(i int) {
-	l.ip("-n", l.ns[i], "route", "add", "blackhole", l.backendIP+"/32")
+// addHubIP gives the hub one more address, for a backend that one node alone must be unable to
+// reach (blockIP).
+func (l *netLab) addHubIP(ip string) {
+	l.ip("addr", "add", ip+"/24", "dev", "vfxbr0")
+}
+
+// blockIP makes node i unable to reach ip, while everything else still reaches it.
+func (l *netLab) blockIP(i int, ip string) {
+	l.ip("-n", l.ns[i], "route", "add", "blackhole", ip+"/32")
 }
 
 // backend starts a backend answering with its name on the lab's backend address.
