@@ -22,13 +22,20 @@ type probed struct {
 	name   string
 	addr   string
 	probes atomic.Int64
+	// flap makes /health fail every second probe from each client address.
+	flap   bool
+	byPeer sync.Map // remote IP -> *atomic.Int64 probes seen
 
 	mu  sync.Mutex
 	srv *http.Server
 }
 
 func startProbed(t *testing.T, name, listen string) *probed {
-	p := &probed{t: t, name: name, addr: listen}
+	return startProbedFlap(t, name, listen, false)
+}
+
+func startProbedFlap(t *testing.T, name, listen string, flap bool) *probed {
+	p := &probed{t: t, name: name, addr: listen, flap: flap}
 	p.start()
 	t.Cleanup(p.stop)
 	return p
@@ -44,6 +51,12 @@ func (p *probed) start() {
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/health" {
 			p.probes.Add(1)
+			host, _, _ := net.SplitHostPort(r.RemoteAddr)
+			n, _ := p.byPeer.LoadOrStore(host, new(atomic.Int64))
+			if p.flap && n.(*atomic.Int64).Add(1)%2 == 0 {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
 		}
 		fmt.Fprint(w, p.name)
 	})}
@@ -136,6 +149,8 @@ func TestHealthConsensusAcrossNodes(t *testing.T) {
 	b0 := startProbed(t, "b0", lonelyIP+":0")
 	b1 := startProbed(t, "b1", lab.backendIP+":0")
 	b2 := startProbed(t, "b2", lab.backendIP+":0")
+	// b3 fails every second probe of each prober: never `fall` failures in a row.
+	b3 := startProbedFlap(t, "b3", lab.backendIP+":0", true)
 	const interval, fall, rise = 200 * time.Millisecond, 2, 2
 	var nodes []*node
 	names := []string{"node-0", "node-1", "node-2"}
@@ -144,7 +159,7 @@ func TestHealthConsensusAcrossNodes(t *testing.T) {
 		if i > 0 {
 			seed = lab.ips[0] + ":7946"
 		}
-		cfg := healthClusterConfig(names[i], lab.ips[i]+":7946", seed, interval, fall, rise, b0, b1, b2)
+		cfg := healthClusterConfig(names[i], lab.ips[i]+":7946", seed, interval, fall, rise, b0, b1, b2, b3)
 		cfg = strings.ReplaceAll(cfg, "127.0.0.1:0", lab.ips[i]+":0")
 		nodes = append(nodes, startNodeWith(t, lab.exec(i), cfg, labAdmin...))
 	}
@@ -225,6 +240,22 @@ func TestHealthConsensusAcrossNodes(t *testing.T) {
 	b1.start()
 	up := waitUntil(t, 15*time.Second, "b1 back on every node", func() bool { return healthyOnAll(t, nodes, b1.addr, true) })
 	t.Logf("restarted backend back in every node's view after %v (rise %d x interval %v = %v)", up.Round(time.Millisecond), rise, interval, interval*rise)
+
+	// All along, the flapping b3 never left any view, nor any prober's own verdict.
+	flips := 0
+	for _, n := range nodes {
+		for _, msg := range []string{"backend down", "backend down in the cluster view"} {
+			for _, l := range n.logs.find(msg) {
+				if l["backend"] == b3.addr {
+					flips++
+				}
+			}
+		}
+	}
+	if got := b3.probes.Load(); flips != 0 || got < 20 {
+		t.Errorf("flapping backend: %d down transitions logged over %d probes, want 0 over at least 20", flips, got)
+	}
+	t.Logf("flapping backend (every second probe fails, fall %d): %d probes, %d down transitions", fall, b3.probes.Load(), flips)
 }
 
 // TestHealthProbesAreSharded: five veloflux processes with two probers per backend; each
