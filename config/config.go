@@ -346,6 +346,12 @@ type Backend struct {
 type BackendHealthCheck struct {
 	// Path overrides the pool's path. Default "" = the pool's. Starts with "/".
 	Path string `koanf:"path"`
+	// Method, Host and ExpectStatus override the pool's, for a backend that answers its
+	// checks differently (another virtual host, say). Default "" = the pool's. Only with
+	// type http; same rules as the pool's keys.
+	Method       string `koanf:"method"`
+	Host         string `koanf:"host"`
+	ExpectStatus string `koanf:"expect_status"`
 }
 
 // Route sends requests whose host and path match to a pool.

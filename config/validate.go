@@ -106,21 +106,36 @@ func (v *validator) healthCheck(path string, hc HealthCheck) {
 		v.add(path+".max_interval", "must be at least interval (%s), got %s", hc.Interval, hc.MaxInterval)
 	}
 	v.oneOf(path+".type", hc.Type, HealthCheckHTTP, HealthCheckTCP)
-	if hc.Method == "" || strings.IndexFunc(hc.Method, func(r rune) bool { return !isTokenChar(r) }) >= 0 {
+	if hc.Method == "" {
 		v.add(path+".method", "must be an HTTP method such as GET or HEAD, got %s", quote(hc.Method))
 	}
-	if hc.Host != "" {
+	if hc.ExpectStatus == "" {
+		_, err := statusset.Parse("")
+		v.add(path+".expect_status", "%s", err)
+	}
+	v.httpCheck(path, hc.Method, hc.Host, hc.ExpectStatus)
+}
+
+// httpCheck checks the HTTP probe settings that a pool and a backend can both set; "" is
+// always valid here (the caller decides whether a value is required).
+func (v *validator) httpCheck(path, method, host, expect string) {
+	if method != "" && strings.IndexFunc(method, func(r rune) bool { return !isTokenChar(r) }) >= 0 {
+		v.add(path+".method", "must be an HTTP method such as GET or HEAD, got %s", quote(method))
+	}
+	if host != "" {
 		// The Host header takes what a route host takes, less the wildcard.
-		msg := checkRouteHost(strings.ToLower(hc.Host))
-		if msg == "" && strings.HasPrefix(hc.Host, "*.") {
-			msg = fmt.Sprintf("invalid host %s: a Host header cannot be a wildcard", quote(hc.Host))
+		msg := checkRouteHost(strings.ToLower(host))
+		if msg == "" && strings.HasPrefix(host, "*.") {
+			msg = fmt.Sprintf("invalid host %s: a Host header cannot be a wildcard", quote(host))
 		}
 		if msg != "" {
 			v.add(path+".host", "%s", msg)
 		}
 	}
-	if _, err := statusset.Parse(hc.ExpectStatus); err != nil {
-		v.add(path+".expect_status", "%s", err)
+	if expect != "" {
+		if _, err := statusset.Parse(expect); err != nil {
+			v.add(path+".expect_status", "%s", err)
+		}
 	}
 }
 
@@ -669,9 +684,15 @@ func (c *Config) validatePools(v *validator) {
 				byAddr[strings.ToLower(b.Address)] = j
 			}
 			v.between(bpath+".weight", b.Weight, 1, 10000)
-			v.urlPath(bpath+".health_check.path", b.HealthCheck.Path)
-			if tcp && b.HealthCheck.Path != "" {
-				v.add(bpath+".health_check.path", "only applies to type http, got the pool's type tcp")
+			bh := b.HealthCheck
+			v.urlPath(bpath+".health_check.path", bh.Path)
+			v.httpCheck(bpath+".health_check", bh.Method, bh.Host, bh.ExpectStatus)
+			if tcp {
+				for _, kv := range [][2]string{{"path", bh.Path}, {"method", bh.Method}, {"host", bh.Host}, {"expect_status", bh.ExpectStatus}} {
+					if kv[1] != "" {
+						v.add(bpath+".health_check."+kv[0], "only applies to type http, got the pool's type tcp")
+					}
+				}
 			}
 			if b.Region != "" {
 				v.regionName(bpath+".region", b.Region)

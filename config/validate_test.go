@@ -428,6 +428,21 @@ func TestValidateRejects(t *testing.T) {
 			c.Pools[0].HealthCheck.Type, c.Pools[0].HealthCheck.Path = HealthCheckTCP, ""
 			c.Pools[0].Backends[1].HealthCheck.Path = "/h"
 		}, []string{"pools[0].backends[1].health_check.path: only applies to type http, got the pool's type tcp"}},
+		{"backend host and status under a tcp pool", func(c *Config) {
+			c.Pools[0].HealthCheck.Type, c.Pools[0].HealthCheck.Path = HealthCheckTCP, ""
+			c.Pools[0].Backends[0].HealthCheck.Host, c.Pools[0].Backends[0].HealthCheck.ExpectStatus = "a.internal", "204"
+		}, []string{
+			"pools[0].backends[0].health_check.host: only applies to type http, got the pool's type tcp",
+			"pools[0].backends[0].health_check.expect_status: only applies to type http, got the pool's type tcp",
+		}},
+		{"backend health overrides invalid", func(c *Config) {
+			b := &c.Pools[0].Backends[1].HealthCheck
+			b.Method, b.Host, b.ExpectStatus = "G ET", "*.wild.example", "2xx"
+		}, []string{
+			`pools[0].backends[1].health_check.method: must be an HTTP method such as GET or HEAD, got "G ET"`,
+			`pools[0].backends[1].health_check.host: invalid host "*.wild.example": a Host header cannot be a wildcard`,
+			`pools[0].backends[1].health_check.expect_status: "2xx": not a status code`,
+		}},
 		{"pool passive failures negative", func(c *Config) { c.Pools[0].Passive.ConsecutiveFailures = -3 },
 			[]string{"pools[0].passive.consecutive_failures: must be >= 0, got -3"}},
 		{"pool passive max ejection time below ejection time", func(c *Config) { c.Pools[0].Passive.EjectionTime = 10 * time.Minute },

@@ -38,7 +38,8 @@ global:
 pools:
   - name: static-http
     health_check: {path: /health, expect_status: "200-299,301", interval: 5s}
-    backends: [{address: "10.0.0.1:80"}, {address: "10.0.0.2:80", health_check: {path: /own}}]
+    backends: [{address: "10.0.0.1:80"}, {address: "10.0.0.2:80", health_check: {path: /own}},
+      {address: "10.0.0.5:80", health_check: {method: GET, host: five.internal, expect_status: "204"}}]
   - name: static-tcp
     health_check: {type: tcp, retries: 1}
     backends: [{address: "10.0.0.3:80"}]
@@ -73,6 +74,11 @@ pools:
 		{"10.0.0.2:80", &health.Target{
 			ID: "10.0.0.2:80", Pool: "static-http", Address: "10.0.0.2:80", Type: "http", Path: "/own", Method: "HEAD",
 			Host: "g.internal", ExpectStatus: "200-299,301", Interval: 5 * time.Second, Timeout: 3 * time.Second,
+			Fall: 4, Rise: 3, MaxInterval: 2 * time.Minute,
+		}},
+		{"10.0.0.5:80", &health.Target{
+			ID: "10.0.0.5:80", Pool: "static-http", Address: "10.0.0.5:80", Type: "http", Path: "/health", Method: "GET",
+			Host: "five.internal", ExpectStatus: "204", Interval: 5 * time.Second, Timeout: 3 * time.Second,
 			Fall: 4, Rise: 3, MaxInterval: 2 * time.Minute,
 		}},
 		{"10.0.0.3:80", &health.Target{
@@ -112,8 +118,8 @@ pools:
 			}
 		})
 	}
-	if len(got) != 6 {
-		t.Fatalf("%d targets, want 6", len(got))
+	if len(got) != 7 {
+		t.Fatalf("%d targets, want 7", len(got))
 	}
 }
 

@@ -117,8 +117,9 @@ func healthTargets(s *discovery.Snapshot, cfg *config.Config) []health.Target {
 				Scheme: b.Scheme, TLSSkipVerify: b.TLSSkipVerify, Region: b.Region,
 			}
 			if cp, ok := pools[p.Name]; ok {
-				hc := cp.HealthCheck
-				t.Type, t.Method, t.Host, t.ExpectStatus = hc.Type, hc.Method, hc.Host, hc.ExpectStatus
+				hc, own := cp.HealthCheck, b.HealthCheck // own: the backend's overrides
+				t.Type, t.Method = hc.Type, cmp.Or(own.Method, hc.Method)
+				t.Host, t.ExpectStatus = cmp.Or(own.Host, hc.Host), cmp.Or(own.ExpectStatus, hc.ExpectStatus)
 				t.Interval, t.Timeout, t.MaxInterval = hc.Interval, hc.Timeout, hc.MaxInterval
 				t.Fall, t.Rise = hc.Retries, hc.Rise
 			} else {

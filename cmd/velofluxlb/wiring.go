@@ -45,6 +45,8 @@ func staticSnapshot(c *config.Config) *discovery.Snapshot {
 			dp.Backends = append(dp.Backends, discovery.Backend{
 				ID: b.Address, Address: b.Address, Weight: b.Weight, HealthPath: path,
 				Scheme: scheme, TLSSkipVerify: p.TLSSkipVerify, Region: b.Region,
+				// The backend's own overrides; healthTargets falls back to the pool's.
+				HealthCheck: discovery.HealthCheck{Method: b.HealthCheck.Method, Host: b.HealthCheck.Host, ExpectStatus: b.HealthCheck.ExpectStatus},
 			})
 		}
 		s.Pools = append(s.Pools, dp)
