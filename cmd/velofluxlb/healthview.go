@@ -92,17 +92,23 @@ type observerView struct {
 	Voting      bool      `json:"voting"`
 }
 
+// ejections are the backends the passive checks eject on this node now, by ID.
+func (c controller) ejections() map[string]health.PassiveStatus {
+	out := make(map[string]health.PassiveStatus)
+	for _, s := range c.a.passive.Status() {
+		if s.Ejected {
+			out[s.ID] = s
+		}
+	}
+	return out
+}
+
 func (c controller) Health() any {
 	verdicts := make(map[string]health.BackendStatus)
 	for _, s := range c.a.consensus.Status() {
 		verdicts[s.ID] = s
 	}
-	ejected := make(map[string]health.PassiveStatus)
-	for _, s := range c.a.passive.Status() {
-		if s.Ejected {
-			ejected[s.ID] = s
-		}
-	}
+	ejected := c.ejections()
 	out := []healthEntry{}
 	for _, p := range c.a.proxy.Pools() {
 		for _, b := range p.Backends {

@@ -457,12 +457,7 @@ func (c controller) Pools() any {
 	for _, s := range c.a.checker.Status() {
 		checks[s.ID] = s
 	}
-	ejections := make(map[string]health.PassiveStatus)
-	for _, s := range c.a.passive.Status() {
-		if s.Ejected {
-			ejections[s.ID] = s
-		}
-	}
+	ejections := c.ejections()
 	pools := c.a.proxy.Pools()
 	out := make([]poolView, 0, len(pools))
 	for _, p := range pools {
