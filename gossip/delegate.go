@@ -70,9 +70,14 @@ func (d *delegate) NodeMeta(limit int) []byte {
 	return meta
 }
 
-// NotifyMsg queues one received broadcast for the merge worker.
+// NotifyMsg queues one received broadcast, or fan-out batch, for the merge worker. A batch is
+// merged as a small full state.
 func (d *delegate) NotifyMsg(msg []byte) {
 	if len(msg) == 0 {
+		return
+	}
+	if msg[0] == batchMarker {
+		d.enqueue(inbound{full: true, data: append([]byte(nil), msg[1:]...)})
 		return
 	}
 	d.enqueue(inbound{data: append([]byte(nil), msg...)})

@@ -83,9 +83,11 @@ type Node struct {
 	keyring *memberlist.Keyring // nil when running without encryption
 	// urgent and bulk queue outgoing broadcasts; see urgent and delegate.GetBroadcasts.
 	urgent, bulk *memberlist.TransmitLimitedQueue
-	del          *delegate
-	maxMsg       int
-	draining     atomic.Bool
+	// fan sends bulk messages (session pins) straight to every member too.
+	fan      *fanout
+	del      *delegate
+	maxMsg   int
+	draining atomic.Bool
 
 	ml      atomic.Pointer[memberlist.Memberlist]
 	addr    atomic.Pointer[string]
@@ -129,6 +131,7 @@ func New(cfg Config, state State, logger *slog.Logger, reg prometheus.Registerer
 	if err := n.metrics.register(reg); err != nil {
 		return nil, err
 	}
+	n.fan = newFanout(n.maxMsg, n.metrics)
 	n.urgent = &memberlist.TransmitLimitedQueue{
 		NumNodes:       n.numMembers,
 		RetransmitMult: n.presetConfig().RetransmitMult,
@@ -209,6 +212,7 @@ func (n *Node) Run(ctx context.Context) error {
 
 	n.join(ctx, ml)
 	wg.Go(func() { n.reconnect(ctx, ml) })
+	wg.Go(func() { n.fan.run(ctx, ml, n.peers) })
 	<-ctx.Done()
 
 	var errs []error
@@ -299,7 +303,8 @@ func (n *Node) LocalAddr() string {
 // MaxMessageSize is the largest message Broadcast accepts.
 func (n *Node) MaxMessageSize() int { return n.maxMsg }
 
-// Broadcast queues msg for gossip to every member; msg is copied. A message over MaxMessageSize is
+// Broadcast queues msg for gossip to every member; msg is copied. Session pins also go straight
+// to every live member in batched packets (see fanout). A message over MaxMessageSize is
 // dropped, counted and reported with ErrMessageTooLarge: memberlist would never send it. When more
 // than 4096 messages wait to be sent, the oldest are dropped and counted.
 func (n *Node) Broadcast(msg []byte) error {
@@ -310,6 +315,8 @@ func (n *Node) Broadcast(msg []byte) error {
 	q := n.bulk
 	if urgent(msg) {
 		q = n.urgent
+	} else {
+		n.fan.add(msg)
 	}
 	q.QueueBroadcast(queuedBroadcast{msg: append([]byte(nil), msg...)})
 	n.metrics.messages.WithLabelValues(dirSent, resultOK).Inc()
@@ -325,6 +332,18 @@ func (n *Node) Broadcast(msg []byte) error {
 // Anything that is not a store entry is urgent too (it is rare by nature).
 func urgent(msg []byte) bool {
 	return len(msg) < 2 || msg[0] != FormatVersion || Kind(msg[1]) != KindSession
+}
+
+// peers returns the live members other than this node.
+func (n *Node) peers() []memberlist.Node {
+	all := n.del.liveMembers()
+	out := all[:0]
+	for _, m := range all {
+		if m.Name != n.cfg.Name {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // Members returns the live members (alive or suspect), including this node, sorted by name.

@@ -14,9 +14,15 @@ type storeNode struct {
 	store *Store
 }
 
-func startStoreNode(t *testing.T, name string, seeds ...string) storeNode {
+func startStoreNode(t testing.TB, name string, seeds ...string) storeNode {
 	t.Helper()
-	st, err := NewStore(StoreConfig{NodeName: name, MaxEntriesPerKind: 1000, TombstoneTTL: time.Hour, ExpireInterval: time.Second}, NewClock(nil, 0))
+	return startStoreNodeCap(t, name, 1000, seeds...)
+}
+
+// startStoreNodeCap is startStoreNode with room for perKind entries of each kind.
+func startStoreNodeCap(t testing.TB, name string, perKind int, seeds ...string) storeNode {
+	t.Helper()
+	st, err := NewStore(StoreConfig{NodeName: name, MaxEntriesPerKind: perKind, TombstoneTTL: time.Hour, ExpireInterval: time.Second}, NewClock(nil, 0))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -387,4 +388,34 @@ func BenchmarkSessionsPut(b *testing.B) {
 	for b.Loop() {
 		s.Put("pool|sess", "backend-1", testEpoch.Add(time.Hour))
 	}
+}
+
+// BenchmarkSessionReplication measures how fast new pins written through one node's Sessions
+// become readable on a second real memberlist node over loopback: the sustained rate at which a
+// cluster can share new sessions (memberlist's gossip rate bounds it, not CPU).
+func BenchmarkSessionReplication(b *testing.B) {
+	const room = 200000
+	if b.N > room {
+		b.Skipf("the stores hold %d pins: run with -benchtime %dx or less", room, room)
+	}
+	a := startStoreNodeCap(b, "a", room)
+	peer := startStoreNodeCap(b, "b", room, a.LocalAddr())
+	eventually(b, 10*time.Second, "b joins", seesMembers(a.Node, "a", "b"))
+	sessions, err := NewSessions(a.store, a.Node, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	expires := time.Now().Add(time.Hour)
+	start := time.Now()
+	b.ResetTimer()
+	for i := range b.N {
+		sessions.Put(fmt.Sprintf("bench-%d", i), "backend-x", expires)
+	}
+	for peer.store.Len(KindSession) < b.N {
+		if time.Since(start) > 40*time.Second {
+			b.Fatalf("%d of %d pins replicated after 40s", peer.store.Len(KindSession), b.N)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "pins/s")
 }
