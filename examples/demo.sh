@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts a Consul dev agent, three demo backends (two static, one registered in Consul) and
-# VeloFlux on loopback, prints what to try, and stops everything on Ctrl-C. Run it with
+# two clustered VeloFlux nodes on loopback, prints what to try, and stops everything on Ctrl-C. Run it with
 # `make demo`, which builds ./veloflux and the cached Consul binary first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,10 +34,17 @@ curl -fsS -X PUT http://127.0.0.1:18500/v1/agent/service/register -d '{
 }'
 VF_ADMIN_USER=admin VF_ADMIN_PASS=demo ./veloflux -config examples/demo.yaml & pids+=($!)
 vf_pid=$!
+# The second node: same file, its own addresses and name, joined to the first.
+VF_ADMIN_USER=admin VF_ADMIN_PASS=demo VFX_GLOBAL__BIND_ADDRESS=127.0.0.1:8001 \
+  VFX_GLOBAL__METRICS_ADDRESS=127.0.0.1:8081 VFX_GLOBAL__ADMIN_ADDRESS=127.0.0.1:9001 \
+  VFX_CLUSTER__NAME=demo-b VFX_CLUSTER__BIND_ADDRESS=127.0.0.1:17947 VFX_CLUSTER__SEEDS=127.0.0.1:17946 \
+  ./veloflux -config examples/demo.yaml & pids+=($!)
 
-for _ in $(seq 50); do
-  curl -fsS -o /dev/null http://127.0.0.1:8080/readyz 2>/dev/null && break
-  sleep 0.1
+for port in 8080 8081; do
+  for _ in $(seq 50); do
+    curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz" 2>/dev/null && break
+    sleep 0.1
+  done
 done
 
 cat <<'MSG'
@@ -47,8 +54,12 @@ VeloFlux demo is running (Ctrl-C stops it):
   curl -s http://127.0.0.1:8000/api/users             # /api stripped before the backend
   curl -s http://127.0.0.1:8000/catalog/items         # routed from Consul tags (service "catalog")
   curl -si -H 'Host: app.localhost' http://127.0.0.1:8000/   # sticky: note the vf_session cookie
+  curl -s -H 'Host: app.localhost' -H 'Cookie: vf_session=...' http://127.0.0.1:8001/   # same backend on node 2
   curl -s http://127.0.0.1:8080/metrics | grep ^veloflux_
   curl -s -u admin:demo http://127.0.0.1:9000/admin/pools
   curl -s -u admin:demo -X POST http://127.0.0.1:9000/admin/drain   # then /admin/undrain
+  curl -s -u admin:demo http://127.0.0.1:9001/admin/status            # node 2: cluster members
+  curl -s -u admin:demo -X POST 'http://127.0.0.1:9000/admin/backends/drain?backend=127.0.0.1:9101'
+  curl -s -u admin:demo http://127.0.0.1:9001/admin/health            # drained on node 2 too
 MSG
 wait "$vf_pid"

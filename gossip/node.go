@@ -107,7 +107,6 @@ func New(cfg Config, state State, logger *slog.Logger, reg prometheus.Registerer
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	logger = logger.With("component", "gossip")
 	if cfg.Name == "" {
 		host, err := os.Hostname()
 		if err != nil {

@@ -59,7 +59,7 @@ func NewSessions(store *Store, b Broadcaster, logger *slog.Logger, reg prometheu
 	s := &Sessions{
 		store:  store,
 		b:      b,
-		logger: logger.With("component", "gossip.sessions"),
+		logger: logger,
 		errs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "veloflux_gossip_session_errors_total",
 			Help: "Sticky-session pins not replicated, by reason (full, invalid, expired, broadcast).",

@@ -262,7 +262,7 @@ func NewChecker(cfg Config, client *http.Client, logger *slog.Logger, reg promet
 		client:   client,
 		insecure: insecure,
 		h2c:      h2c,
-		logger:   logger.With("component", "health"),
+		logger:   logger,
 		metrics:  m,
 		sem:      make(chan struct{}, maxConcurrentProbes),
 		wake:     make(chan struct{}, 1),

@@ -236,7 +236,7 @@ func NewCluster(cfg ClusterConfig, checker *Checker, g Gossip, logger *slog.Logg
 		store:   g.Store,
 		bcast:   g.Broadcaster,
 		members: g.Members,
-		logger:  logger.With("component", "health.cluster"),
+		logger:  logger,
 		metrics: m,
 		changes: make(chan gossip.Entry, cfg.QueueSize),
 		wake:    make(chan struct{}, 1),

@@ -226,7 +226,7 @@ func NewPassive(prober Prober, logger *slog.Logger, reg prometheus.Registerer) (
 	}
 	p := &Passive{
 		prober:   prober,
-		logger:   logger.With("component", "passive_health"),
+		logger:   logger,
 		metrics:  m,
 		wake:     make(chan struct{}, 1),
 		backends: make(map[string]*passiveBackend),

@@ -84,7 +84,7 @@ func newHealthChecks(cfg *config.Config, log *slog.Logger, reg prometheus.Regist
 	if err != nil {
 		return nil, nil, err
 	}
-	passive, err := health.NewPassive(checker, log, reg)
+	passive, err := health.NewPassive(checker, log.With("component", "health.passive"), reg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -105,7 +105,7 @@ func newConsensus(cfg *config.Config, cl *cluster, checker *health.Checker, pass
 		cc.NodeName = cl.name
 		g = health.Gossip{Store: cl.store, Broadcaster: cl.node, Members: cl.node}
 	}
-	c, err := health.NewCluster(cc, checker, g, log.With("component", "health"), reg)
+	c, err := health.NewCluster(cc, checker, g, log.With("component", "health.cluster"), reg)
 	if err != nil {
 		return nil, err
 	}
