@@ -56,6 +56,11 @@ type Config struct {
 	// Seeds are host:port addresses of existing members to join; the node keeps retrying, with
 	// backoff, until one answers. Default none: the node starts a new cluster.
 	Seeds []string
+	// FindPeers, when set, names more members to try, asked afresh each time this node finds
+	// itself alone (at every ReconnectInterval): how nodes that find each other through a
+	// registry (Consul) meet even when they all started before any had registered. It must
+	// return within a few seconds. Default nil.
+	FindPeers func() []string
 	// Region and Version are gossiped in the node metadata so peers can show them and prefer
 	// same-region nodes. Default "".
 	Region, Version string

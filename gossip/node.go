@@ -258,8 +258,8 @@ func (n *Node) join(ctx context.Context, ml *memberlist.Memberlist) {
 
 // reconnect heals partitions: memberlist forgets a dead node after GossipToTheDeadTime and never
 // contacts it again, so two halves of a healed partition would stay apart. Every
-// ReconnectInterval it tries to join the departed nodes it still remembers, and the seeds when
-// it has no peer left. A join that succeeds exchanges full state by push/pull, which merges what
+// ReconnectInterval it tries to join the departed nodes it still remembers, and the seeds (and
+// FindPeers) when it has no peer left. A join that succeeds exchanges full state by push/pull, which merges what
 // both sides wrote while apart.
 func (n *Node) reconnect(ctx context.Context, ml *memberlist.Memberlist) {
 	t := time.NewTicker(n.cfg.ReconnectInterval)
@@ -276,6 +276,9 @@ func (n *Node) reconnect(ctx context.Context, ml *memberlist.Memberlist) {
 		}
 		if ml.NumMembers() <= 1 {
 			addrs = append(addrs, n.cfg.Seeds...)
+			if n.cfg.FindPeers != nil {
+				addrs = append(addrs, n.cfg.FindPeers()...)
+			}
 		}
 		if len(addrs) == 0 {
 			continue

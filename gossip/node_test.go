@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -681,4 +682,25 @@ func TestUrgentEntriesJumpTheSessionBacklog(t *testing.T) {
 	if len(got) < 2 {
 		t.Errorf("the packet was not filled up with session pins: %d messages", len(got))
 	}
+}
+
+// A node alone asks FindPeers again at every reconnect interval, so two nodes that found no one
+// at start (both looked before the other registered) still meet.
+func TestFindPeersIsAskedWhileAlone(t *testing.T) {
+	var found atomic.Pointer[string]
+	cfgA := testConfig("a", nil)
+	cfgA.ReconnectInterval = 100 * time.Millisecond
+	cfgA.FindPeers = func() []string {
+		if p := found.Load(); p != nil {
+			return []string{*p}
+		}
+		return nil
+	}
+	a := startNode(t, cfgA, nil)
+	b := startNode(t, testConfig("b", nil), nil) // no seeds, no FindPeers: it can only be found
+	consistently(t, 300*time.Millisecond, "a stays alone while FindPeers knows no one", seesMembers(a.Node, "a"))
+	addr := b.LocalAddr()
+	found.Store(&addr)
+	eventually(t, 10*time.Second, "a finds b", seesMembers(a.Node, "a", "b"))
+	eventually(t, 10*time.Second, "b sees a", seesMembers(b.Node, "a", "b"))
 }

@@ -117,6 +117,34 @@ func TestClusterJoinsThroughConsul(t *testing.T) {
 		return strings.Count(body, `"Name":"node-`)
 	}
 	waitFor(t, 10*time.Second, "both nodes see two members", func() bool { return members(a) == 2 && members(b) == 2 })
+
+	// Two more nodes start while neither can be found: each looked up its peers before the other
+	// registered, so only asking Consul again while alone brings them together.
+	agent2 := consultest.Start(t, "dc1")
+	cfg2 := func(name string) string {
+		return strings.Replace(strings.Replace(cfg(name), agent.HTTPAddr, agent2.HTTPAddr, 1),
+			"  join_consul: true\n", "  join_consul: true\n  reconnect_interval: 500ms\n", 1)
+	}
+	c2 := consulClient(t, agent2, "")
+	// Consul is down while they start, so both start-up lookups find no one.
+	agent2.Kill()
+	d := startNode(t, cfg2("node-d"))
+	e := startNode(t, cfg2("node-e"))
+	if !sees(t, d, "node-d") || !sees(t, e, "node-e") {
+		t.Fatalf("nodes met with Consul down: d sees %v", memberStates(t, d))
+	}
+	agent2.Restart() // same address, empty catalog: the nodes register again
+
+	registered := func() int {
+		svcs, _, err := c2.Catalog().Service("veloflux", "", nil)
+		if err != nil {
+			return 0
+		}
+		return len(svcs)
+	}
+	waitFor(t, 10*time.Second, "both registered", func() bool { return registered() == 2 })
+	took := waitUntil(t, 15*time.Second, "d and e meet", func() bool { return sees(t, d, "node-d", "node-e") && sees(t, e, "node-d", "node-e") })
+	t.Logf("nodes started together met %v after both were registered", took.Round(time.Millisecond))
 }
 
 // labAdmin are the admin credentials of nodes in a netLab, whose admin API listens beyond

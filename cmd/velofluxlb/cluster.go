@@ -55,6 +55,9 @@ func (a *app) newCluster(c *config.Config) (*cluster, error) {
 	gc.Seeds = append([]string(nil), k.Seeds...)
 	if k.JoinConsul {
 		gc.Seeds = append(gc.Seeds, a.consulPeers(c, name)...)
+		// Nodes started together may all look before any has registered: a node left alone
+		// asks again at every reconnect_interval.
+		gc.FindPeers = func() []string { return a.consulPeers(c, name) }
 	}
 	gc.Region, gc.Version = c.Geo.NodeRegion, version
 	gc.QueueSize, gc.PushPullMaxBytes = k.QueueSize, k.PushPullMaxBytes
@@ -150,9 +153,9 @@ func splitHostPort(addr string) (string, int, error) {
 // address, for peers that join through Consul.
 const gossipMetaKey = "gossip_addr"
 
-// consulPeers asks Consul once, at start, for the gossip addresses of the other registered
-// VeloFlux nodes. Failures only cost the seeds: they are logged and the node starts with its
-// static seeds (a later node will find this one).
+// consulPeers asks Consul for the gossip addresses of the other registered VeloFlux nodes: at
+// start, and again whenever the node finds itself alone. Failures only cost the seeds: they are
+// logged and the node keeps its static seeds.
 func (a *app) consulPeers(c *config.Config, self string) []string {
 	client, err := consul.NewClient(consulConfig(c, a.environ))
 	if err != nil {
@@ -176,6 +179,10 @@ func (a *app) consulPeers(c *config.Config, self string) []string {
 			peers = append(peers, addr)
 		}
 	}
-	a.log.Info("cluster peers from Consul", "service", name, "peers", peers)
+	if len(peers) > 0 {
+		a.log.Info("cluster peers from Consul", "service", name, "peers", peers)
+	} else {
+		a.log.Debug("no cluster peers in Consul yet", "service", name)
+	}
 	return peers
 }
