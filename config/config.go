@@ -566,8 +566,9 @@ type Cluster struct {
 	// QueueSize bounds the incoming gossip message queue; overflow is dropped and counted.
 	// Default 1024 messages, 1..1000000.
 	QueueSize int `koanf:"queue_size"`
-	// PushPullMaxBytes caps the full state sent in one push/pull exchange. Default 262144
-	// (256 KiB), 1024..16777216: memberlist refuses states above 20 MiB from its peers.
+	// PushPullMaxBytes caps the full state sent in one push/pull exchange. Default 1048576
+	// (1 MiB: a full table of 10,000 session pins at about 75 bytes each, with room for health
+	// entries), 1024..16777216: memberlist refuses states above 20 MiB from its peers.
 	PushPullMaxBytes int `koanf:"push_pull_max_bytes"`
 	// MaxEntriesPerKind caps each kind of shared state (sessions, health), tombstones
 	// included, which bounds memory. Default 10000 entries, 1..10000000.
@@ -681,7 +682,7 @@ func Default() *Config {
 			Preset:            ClusterPresetLAN,
 			Label:             "veloflux",
 			QueueSize:         1024,
-			PushPullMaxBytes:  256 << 10,
+			PushPullMaxBytes:  1 << 20,
 			MaxEntriesPerKind: 10000,
 			TombstoneTTL:      time.Hour,
 			ReconnectInterval: 10 * time.Second,

@@ -73,7 +73,7 @@ type Config struct {
 	ReconnectInterval time.Duration
 	// ReconnectTimeout is how long a departed member is remembered and retried. Default 6h.
 	ReconnectTimeout time.Duration
-	// PushPullMaxBytes caps the full state sent in a push/pull exchange. Default 256 KiB; at most
+	// PushPullMaxBytes caps the full state sent in a push/pull exchange. Default 1 MiB; at most
 	// 16 MiB. A state larger than this is not sent (counted as an error); peers still converge
 	// through broadcasts.
 	PushPullMaxBytes int
@@ -87,7 +87,7 @@ func DefaultConfig() Config {
 		Preset:            PresetLAN,
 		Label:             "veloflux",
 		QueueSize:         1024,
-		PushPullMaxBytes:  256 << 10,
+		PushPullMaxBytes:  1 << 20,
 		ReconnectInterval: 10 * time.Second,
 		ReconnectTimeout:  6 * time.Hour,
 	}

@@ -131,8 +131,8 @@ type StoreConfig struct {
 	// MaxNodeBytes bytes; it must be unique in the cluster (it is the LWW tie-breaker).
 	NodeName string
 	// MaxEntriesPerKind caps each kind's table, tombstones included. Default 10000: a full-state
-	// push/pull is capped (256 KiB by default), which holds a few thousand session entries; the
-	// cap keeps one kind from crowding out the others and memory bounded under a flood.
+	// push/pull is capped (1 MiB by default), which holds about 14,000 session entries; the cap
+	// keeps one kind from crowding out the others and memory bounded under a flood.
 	MaxEntriesPerKind int
 	// TombstoneTTL is how long a delete is remembered. Default 1h: longer than any partition we
 	// expect to heal from, so the delete reaches every node before it is forgotten. A node
