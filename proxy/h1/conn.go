@@ -1,0 +1,353 @@
+package h1
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"net"
+	"sync"
+	"sync/atomic"
+)
+
+// rejBareCR is a CR inside a line: some parsers end lines there, so it could split a field.
+var rejBareCR = Rejection{400, "CR without LF"}
+
+// Guard holds what the connections of one listener share: limits, the rejection callback and
+// the secret target of synthetic requests.
+type Guard struct {
+	lim       Limits
+	onReject  func(Rejection)
+	target    string
+	synthetic []byte // the request handed on in place of a rejected head; never written to
+	pool      sync.Pool
+}
+
+// headBufSize is the buffer a head is read into first; larger heads grow it, up to the limit.
+// Most heads fit, and the buffer goes back to the pool as soon as its bytes are handed on, so
+// an idle connection holds none.
+const headBufSize = 4 << 10
+
+// NewGuard returns a Guard. onReject, which may be nil, is called once for every rejected
+// head, on the connection's reading goroutine; it must not block.
+func NewGuard(lim Limits, onReject func(Rejection)) *Guard {
+	var secret [16]byte
+	_, _ = rand.Read(secret[:])
+	g := &Guard{lim: lim.withDefaults(), onReject: onReject}
+	g.target = "/.veloflux-rejected/" + hex.EncodeToString(secret[:])
+	g.synthetic = []byte("GET " + g.target + " HTTP/1.1\r\nHost: rejected.invalid\r\nConnection: close\r\n\r\n")
+	g.pool.New = func() any { return new([headBufSize]byte) }
+	return g
+}
+
+// Limits returns the limits in force, defaults filled in.
+func (g *Guard) Limits() Limits { return g.lim }
+
+// Wrap returns c guarded. The result has ConnectionState when c has (a *tls.Conn), so that
+// net/http still fills Request.TLS.
+func (g *Guard) Wrap(c net.Conn) net.Conn {
+	gc := &Conn{Conn: c, g: g}
+	if _, ok := c.(connectionStater); ok {
+		return &tlsConn{gc}
+	}
+	return gc
+}
+
+// From returns the guarded connection under c, or nil when c is not one.
+func From(c net.Conn) *Conn {
+	switch gc := c.(type) {
+	case *Conn:
+		return gc
+	case *tlsConn:
+		return gc.Conn
+	}
+	return nil
+}
+
+type connectionStater interface {
+	ConnectionState() tls.ConnectionState
+}
+
+type tlsConn struct{ *Conn }
+
+func (c *tlsConn) ConnectionState() tls.ConnectionState {
+	return c.Conn.Conn.(connectionStater).ConnectionState()
+}
+
+type state uint8
+
+const (
+	stHead    state = iota // reading a request head
+	stLength               // in a body of known length
+	stChunked              // in a chunked body
+	stPass                 // upgraded: bytes pass unframed
+	stFailed               // the body broke its framing: every read fails
+	stDiscard              // no further request will be served: client bytes are dropped
+)
+
+// Conn is a client connection whose request stream is checked as it is read. Reads must come
+// from one goroutine at a time, as net/http's do; Rejected may be called from any.
+type Conn struct {
+	net.Conn
+	g *Guard
+
+	mem   *[headBufSize]byte // pooled backing of buf, nil when buf is grown or synthetic
+	buf   []byte             // read from the wire, not handed on yet
+	ready int                // buf[:ready] is checked and may be handed on
+	scan  int                // stHead: buf[:scan] is the part of the head already parsed
+	st    state
+	h     head
+	last  bool  // the request being read is the connection's last
+	left  int64 // stLength: body bytes still to come
+	ch    chunker
+	err   error // stFailed
+
+	rej atomic.Pointer[Rejection]
+}
+
+// Rejected reports whether target is the synthetic request standing for a rejected head of
+// this connection, and why the head was rejected. The handler answers it with the
+// rejection's status and lets the connection close (the synthetic request asks for that).
+func (c *Conn) Rejected(target string) (Rejection, bool) {
+	if r := c.rej.Load(); r != nil && target == c.g.target {
+		return *r, true
+	}
+	return Rejection{}, false
+}
+
+// Read hands on checked bytes of the client's stream.
+func (c *Conn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for {
+		if c.ready > 0 {
+			n := copy(p, c.buf[:c.ready])
+			c.consume(n)
+			return n, nil
+		}
+		switch c.st {
+		case stHead:
+			if err := c.readHead(); err != nil {
+				return 0, err
+			}
+		case stLength:
+			if len(c.buf) > 0 {
+				c.ready = int(min(int64(len(c.buf)), c.left))
+				c.bodyRead(int64(c.ready))
+				continue
+			}
+			n, err := c.Conn.Read(p[:min(int64(len(p)), c.left)])
+			c.bodyRead(int64(n))
+			return n, err
+		case stChunked:
+			if len(c.buf) > 0 {
+				n, done, bad := c.ch.feed(c.buf)
+				c.ready = n
+				c.chunkedRead(done, bad)
+				if n == 0 && bad {
+					return 0, c.err
+				}
+				continue
+			}
+			n, err := c.Conn.Read(p)
+			k, done, bad := c.ch.feed(p[:n])
+			if done && k < n {
+				c.stash(p[k:n]) // the start of the next request
+			}
+			c.chunkedRead(done, bad)
+			if bad && k == 0 {
+				return 0, c.err
+			}
+			if bad {
+				return k, nil
+			}
+			return k, err
+		case stPass:
+			if len(c.buf) > 0 {
+				c.ready = len(c.buf)
+				continue
+			}
+			return c.Conn.Read(p)
+		case stFailed:
+			return 0, c.err
+		case stDiscard:
+			c.release()
+			for {
+				if _, err := c.Conn.Read(p); err != nil {
+					return 0, err
+				}
+			}
+		}
+	}
+}
+
+// readHead reads until a whole head is checked (ready holds it) or a rejection stands in for
+// it; it returns only read errors.
+func (c *Conn) readHead() error {
+	for {
+		for {
+			i := bytes.IndexByte(c.buf[c.scan:], '\n')
+			if i < 0 {
+				break
+			}
+			end := c.scan + i
+			if end == 0 || c.buf[end-1] != '\r' {
+				c.reject(rejBareLF)
+				return nil
+			}
+			line := c.buf[c.scan : end-1]
+			if bytes.IndexByte(line, '\r') >= 0 {
+				c.reject(rejBareCR)
+				return nil
+			}
+			if c.h.lines == 0 && len(line) == 0 {
+				// RFC 9112 section 2.2: an empty line before a request line is ignored.
+				c.consume(end + 1)
+				continue
+			}
+			done, rej, ok := c.h.line(line, c.g.lim.MaxHeaderCount)
+			if !ok {
+				c.reject(rej)
+				return nil
+			}
+			c.scan = end + 1
+			if done {
+				if c.scan > c.g.lim.MaxHeaderBytes {
+					c.reject(rejHeadTooLarge)
+					return nil
+				}
+				c.headDone()
+				return nil
+			}
+		}
+		if len(c.buf) > c.g.lim.MaxHeaderBytes {
+			if c.h.lines == 0 {
+				c.reject(rejLineTooLong)
+			} else {
+				c.reject(rejHeadTooLarge)
+			}
+			return nil
+		}
+		if err := c.fill(); err != nil {
+			return err
+		}
+	}
+}
+
+// headDone makes a checked head ready and sets up its body.
+func (c *Conn) headDone() {
+	c.ready = c.scan
+	c.last = c.h.closing()
+	switch {
+	case c.h.upgrades():
+		c.st = stPass
+	case c.h.framing() == frameChunked:
+		c.st = stChunked
+		c.ch.reset(c.g.lim)
+	case c.h.framing() == frameLength:
+		c.st = stLength
+		c.left = c.h.length
+	default:
+		c.nextRequest()
+	}
+	c.h = head{}
+	c.scan = 0
+}
+
+// nextRequest follows the end of a request: another head, unless it was the last.
+func (c *Conn) nextRequest() {
+	if c.last {
+		c.st = stDiscard
+		return
+	}
+	c.st = stHead
+}
+
+func (c *Conn) bodyRead(n int64) {
+	if c.left -= n; c.left == 0 {
+		c.nextRequest()
+	}
+}
+
+func (c *Conn) chunkedRead(done, bad bool) {
+	switch {
+	case done:
+		c.nextRequest()
+	case bad:
+		c.st, c.err = stFailed, ErrMalformedBody
+	}
+}
+
+// reject puts the synthetic request in place of the head being read.
+func (c *Conn) reject(r Rejection) {
+	c.rej.Store(&r)
+	if c.g.onReject != nil {
+		c.g.onReject(r)
+	}
+	c.release()
+	c.buf = c.g.synthetic
+	c.ready = len(c.buf)
+	c.scan = 0
+	c.st = stDiscard
+}
+
+// consume drops n handed-on bytes from the front of buf.
+func (c *Conn) consume(n int) {
+	c.buf = c.buf[n:]
+	c.ready = max(c.ready-n, 0)
+	c.scan = max(c.scan-n, 0)
+	if len(c.buf) == 0 {
+		c.release()
+	}
+}
+
+// release returns the pooled buffer once nothing in it is pending.
+func (c *Conn) release() {
+	if c.mem != nil {
+		c.g.pool.Put(c.mem)
+		c.mem = nil
+	}
+	c.buf = nil
+}
+
+// stash keeps b, read past the end of a body, as the start of the next head.
+func (c *Conn) stash(b []byte) {
+	c.release()
+	c.mem = c.g.pool.Get().(*[headBufSize]byte)
+	if len(b) <= headBufSize {
+		c.buf = append(c.mem[:0], b...)
+		return
+	}
+	c.buf = append([]byte(nil), b...)
+}
+
+// fill reads more of a head into buf, growing it up to one byte past the head limit.
+func (c *Conn) fill() error {
+	if c.buf == nil && c.mem == nil {
+		c.mem = c.g.pool.Get().(*[headBufSize]byte)
+		c.buf = c.mem[:0]
+	}
+	if len(c.buf) == cap(c.buf) && c.mem != nil && len(c.buf) < headBufSize {
+		c.buf = append(c.mem[:0], c.buf...) // move the partial head to the front (memmove)
+	}
+	if len(c.buf) == cap(c.buf) {
+		limit := c.g.lim.MaxHeaderBytes + 1
+		grown := make([]byte, len(c.buf), min(max(2*cap(c.buf), headBufSize), max(limit, len(c.buf)+1)))
+		copy(grown, c.buf)
+		if c.mem != nil {
+			c.g.pool.Put(c.mem)
+			c.mem = nil
+		}
+		c.buf = grown
+	}
+	n, err := c.Conn.Read(c.buf[len(c.buf):cap(c.buf)])
+	c.buf = c.buf[:len(c.buf)+n]
+	if n > 0 {
+		return nil // an error comes back on the next read
+	}
+	if len(c.buf) == 0 {
+		c.release()
+	}
+	return err
+}
