@@ -173,8 +173,21 @@ type Timeouts struct {
 
 // Limits bound memory and connection use.
 type Limits struct {
-	// MaxHeaderBytes is the largest request header block accepted, in bytes. Default 1 MiB, > 0.
+	// MaxHeaderBytes is the largest request head accepted, request line included, in bytes;
+	// 431 above it (414 when the request line alone is longer). Default 64 KiB, > 0.
 	MaxHeaderBytes int `koanf:"max_header_bytes"`
+	// MaxHeaderCount is the most header fields a request may carry; 431 above it. Default 100, > 0.
+	MaxHeaderCount int `koanf:"max_header_count"`
+	// H2MaxConcurrentStreams is the most streams one HTTP/2 client may have open. Default 100,
+	// 1..10000.
+	H2MaxConcurrentStreams int `koanf:"h2_max_concurrent_streams"`
+	// MaxRequestsPerConn closes a client connection after this many requests (HTTP/1.1 and
+	// HTTP/2). Default 0 = unlimited, >= 0.
+	MaxRequestsPerConn int `koanf:"max_requests_per_conn"`
+	// MaxClientConns caps open client connections over both listeners; at the cap the proxy
+	// stops accepting until one closes. Default 0 = derived from the open-files limit (half
+	// of it less 256), >= 0.
+	MaxClientConns int `koanf:"max_client_conns"`
 	// MaxIdleConnsPerBackend is the idle connection pool size per backend. Default 64, > 0.
 	MaxIdleConnsPerBackend int `koanf:"max_idle_conns_per_backend"`
 	// MaxConnsPerBackend caps connections to one backend. Default 0 = unlimited, >= 0.
@@ -639,7 +652,9 @@ func Default() *Config {
 				BackendIdle:           90 * time.Second,
 			},
 			Limits: Limits{
-				MaxHeaderBytes:         1 << 20,
+				MaxHeaderBytes:         64 << 10,
+				MaxHeaderCount:         100,
+				H2MaxConcurrentStreams: 100,
 				MaxIdleConnsPerBackend: 64,
 				MaxConnsPerBackend:     0,
 			},

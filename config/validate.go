@@ -201,6 +201,12 @@ func (c *Config) validateGlobal(v *validator) {
 
 	l := &g.Limits
 	v.atLeast("global.limits.max_header_bytes", l.MaxHeaderBytes, 1)
+	v.atLeast("global.limits.max_header_count", l.MaxHeaderCount, 1)
+	if l.H2MaxConcurrentStreams < 1 || l.H2MaxConcurrentStreams > 10000 {
+		v.add("global.limits.h2_max_concurrent_streams", "must be 1..10000, got %d", l.H2MaxConcurrentStreams)
+	}
+	v.atLeast("global.limits.max_requests_per_conn", l.MaxRequestsPerConn, 0)
+	v.atLeast("global.limits.max_client_conns", l.MaxClientConns, 0)
 	v.atLeast("global.limits.max_idle_conns_per_backend", l.MaxIdleConnsPerBackend, 1)
 	v.atLeast("global.limits.max_conns_per_backend", l.MaxConnsPerBackend, 0)
 }

@@ -8,8 +8,12 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/veloflux/veloflux/proxy/h1"
 )
 
 // Errors the proxy answers itself. Each maps to one status and one short public message;
@@ -23,6 +27,8 @@ var (
 	errBackend     = errors.New("the backend failed to answer")
 	errTimeout     = errors.New("the backend did not answer in time")
 	errNoWebSocket = errors.New("this backend does not support WebSocket")
+	errBadBody     = errors.New("the request body is malformed")
+	errBodyTimeout = errors.New("the request body did not arrive in time")
 )
 
 // statusClientClosed records requests whose client went away before the answer (nginx's 499).
@@ -35,6 +41,10 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 	st := stateFrom(r.Context())
 	st.err = err
 	switch {
+	case st.body.failure() != nil:
+		// First: net/http cancels the request's context when a read of the client's
+		// connection fails, so a broken body would otherwise pass for a client gone away.
+		p.clientBodyFailed(w, st)
 	case r.Context().Err() != nil && errors.Is(err, context.Canceled):
 		st.rw.code = statusClientClosed
 	case errors.Is(err, errNoWebSocket):
@@ -44,6 +54,32 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 	default:
 		p.writeError(w, st, http.StatusBadGateway, errBackend)
 	}
+}
+
+// clientBodyFailed answers a request whose body could not be read from the client: 400 for
+// a body that breaks its framing or ends early, 408 when it stopped arriving, and only a 499
+// record when the connection is gone. None of it is the backend's fault, and the connection closes, since
+// its byte stream can no longer be trusted to be at a request boundary.
+func (p *Proxy) clientBodyFailed(w http.ResponseWriter, st *reqState) {
+	err := st.body.failure()
+	st.err = err
+	w.Header().Set("Connection", "close")
+	switch {
+	case isTimeout(err):
+		p.writeError(w, st, http.StatusRequestTimeout, errBodyTimeout)
+	case errors.Is(err, net.ErrClosed), errors.Is(err, syscall.ECONNRESET):
+		st.rw.code = statusClientClosed
+	default:
+		p.writeError(w, st, http.StatusBadRequest, errBadBody)
+	}
+}
+
+// reject answers the synthetic request that stands for a head the HTTP/1 guard refused.
+func (p *Proxy) reject(w http.ResponseWriter, st *reqState, rej h1.Rejection) {
+	st.refused = true
+	w.Header().Set("Connection", "close")
+	p.metrics.connsClosed.WithLabelValues("rejected").Inc()
+	p.writeError(w, st, rej.Status, errors.New(strings.ToLower(rej.Reason[:1])+rej.Reason[1:]))
 }
 
 func isTimeout(err error) bool {
@@ -85,7 +121,11 @@ func (p *Proxy) finish(st *reqState, r *http.Request) {
 		poolName = st.pool.name
 	}
 	elapsed := time.Since(st.start)
-	p.metrics.observe(r.Method, code, poolName, elapsed)
+	method, url, host := r.Method, r.RequestURI, r.Host
+	if st.refused {
+		method, url, host = "", "", "" // the synthetic request's, not the client's
+	}
+	p.metrics.observe(method, code, poolName, elapsed)
 	if st.geo {
 		p.metrics.geoRequests.WithLabelValues(countryLabel(st.country), st.servedRegion()).Inc()
 	}
@@ -93,9 +133,9 @@ func (p *Proxy) finish(st *reqState, r *http.Request) {
 		return
 	}
 	attrs := []slog.Attr{
-		slog.String("method", r.Method),
-		slog.String("url", r.RequestURI),
-		slog.String("host", r.Host),
+		slog.String("method", method),
+		slog.String("url", url),
+		slog.String("host", host),
 		slog.String("client_ip", st.client.String()),
 		slog.Int("status_code", code),
 		slog.Float64("duration", elapsed.Seconds()),
@@ -118,6 +158,9 @@ type statusWriter struct {
 	http.ResponseWriter
 	code  int
 	bytes int64
+	// closeUnless101 closes the connection after any final response but 101 Switching
+	// Protocols (a refused HTTP/1 upgrade).
+	closeUnless101 bool
 }
 
 func (w *statusWriter) reset(rw http.ResponseWriter) { *w = statusWriter{ResponseWriter: rw} }
@@ -125,6 +168,9 @@ func (w *statusWriter) reset(rw http.ResponseWriter) { *w = statusWriter{Respons
 func (w *statusWriter) WriteHeader(code int) {
 	if w.code == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		w.code = code
+	}
+	if w.closeUnless101 && code >= 200 {
+		w.Header().Set("Connection", "close")
 	}
 	w.ResponseWriter.WriteHeader(code)
 }

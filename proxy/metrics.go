@@ -17,6 +17,13 @@ type metrics struct {
 	retries     *prometheus.CounterVec
 	rateLimited prometheus.Counter
 	geoRequests *prometheus.CounterVec
+
+	// Client connection defences, fed by Server.
+	rejections   *prometheus.CounterVec
+	acceptErrors *prometheus.CounterVec
+	clientConns  *prometheus.GaugeVec
+	connLimit    prometheus.Gauge
+	connsClosed  *prometheus.CounterVec
 }
 
 func newMetrics(p *Proxy, reg prometheus.Registerer) (*metrics, error) {
@@ -42,6 +49,26 @@ func newMetrics(p *Proxy, reg prometheus.Registerer) (*metrics, error) {
 			Name: "veloflux_geo_requests_total",
 			Help: "Requests on geo routes, by client country (unknown when not located) and region served or redirected to (none when no backend was healthy).",
 		}, []string{"country", "region"}),
+		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "veloflux_client_rejections_total",
+			Help: "Requests and connections refused by a protocol defence, by protocol (http1, http2) and reason.",
+		}, []string{"protocol", "reason"}),
+		acceptErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "veloflux_accept_errors_total",
+			Help: "Failed accepts of client connections (out of descriptors, aborted), retried with backoff, by listener.",
+		}, []string{"listener"}),
+		clientConns: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "veloflux_client_connections",
+			Help: "Open client connections, by listener.",
+		}, []string{"listener"}),
+		connLimit: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "veloflux_client_connections_limit",
+			Help: "The cap on open client connections over all listeners (global.limits.max_client_conns).",
+		}),
+		connsClosed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "veloflux_client_connections_closed_total",
+			Help: "Client connections the proxy asked to close after a response, by reason (max_requests, upgrade_refused, rejected).",
+		}, []string{"reason"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -49,6 +76,7 @@ func newMetrics(p *Proxy, reg prometheus.Registerer) (*metrics, error) {
 	var registered []prometheus.Collector
 	for _, c := range []prometheus.Collector{
 		m.requests, m.duration, m.retries, m.rateLimited, m.geoRequests, backendCollector{p},
+		m.rejections, m.acceptErrors, m.clientConns, m.connLimit, m.connsClosed,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "veloflux_draining",
 			Help: "1 while this node is draining, else 0.",

@@ -278,6 +278,7 @@ type reqState struct {
 	client  netip.Addr
 	trusted bool
 	upgrade bool // a WebSocket upgrade: only HTTP/1.1 transports can carry it
+	refused bool // the HTTP/1 guard refused the request head: nothing of it is logged
 	reqID   string
 	key     uint64 // client affinity hash for ip_hash
 	route   *route
@@ -369,6 +370,23 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w = &st.rw
 
+	upgrade := isUpgrade(r)
+	st.upgrade = upgrade
+	if ci := connFrom(r.Context()); ci != nil {
+		if ci.h1 != nil {
+			if rej, ok := ci.h1.Rejected(r.RequestURI); ok {
+				p.reject(w, st, rej)
+				return
+			}
+		}
+		// A refused upgrade closes: the guard passed the connection's later bytes through
+		// unframed, expecting the protocol switch.
+		st.rw.closeUnless101 = upgrade
+		if ci.lastRequest() && !upgrade {
+			w.Header().Set("Connection", "close")
+			p.metrics.connsClosed.WithLabelValues("max_requests").Inc()
+		}
+	}
 	if p.draining.Load() {
 		p.writeError(w, st, http.StatusServiceUnavailable, errDraining)
 		return
@@ -381,8 +399,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	upgrade := isUpgrade(r)
-	st.upgrade = upgrade
 	if upgrade && !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 		p.writeError(w, st, http.StatusBadRequest, errBadUpgrade)
 		return
@@ -548,6 +564,11 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	st := stateFrom(resp.Request.Context())
+	if err := st.body.failure(); err != nil {
+		// The backend answered a request whose body broke off on the client's side: the
+		// client gets the proxy's answer about its body (handleError), not the backend's.
+		return err
+	}
 	resp.Header.Set("X-Request-Id", st.reqID)
 	// An HTTP/2 backend may send a Content-Length along with trailers. HTTP/1.1 carries
 	// trailers only in a chunked body, so the length is dropped and the body streamed.
@@ -574,7 +595,7 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	attempts := 1
 	for {
 		resp, err := p.transports.roundTrip(st, req)
-		if o, ok := outcomeOf(req, resp, err); ok {
+		if o, ok := outcomeOf(st, req, resp, err); ok {
 			p.passive.Report(st.backend.id, o)
 		}
 		if err == nil || !st.retryable(req, err, attempts) {
@@ -604,15 +625,15 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // outcomeOf judges one attempt for the passive health checks; ok is false when the attempt
-// says nothing about the backend: the client went away, or the proxy refused a WebSocket
-// upgrade for an h2c backend before sending anything.
-func outcomeOf(req *http.Request, resp *http.Response, err error) (o Outcome, ok bool) {
+// says nothing about the backend: the client went away or sent a broken body, or the proxy
+// refused a WebSocket upgrade for an h2c backend before sending anything.
+func outcomeOf(st *reqState, req *http.Request, resp *http.Response, err error) (o Outcome, ok bool) {
 	switch {
 	case err == nil && resp.StatusCode >= 500:
 		return Outcome5xx, true
 	case err == nil:
 		return OutcomeSuccess, true
-	case req.Context().Err() != nil, errors.Is(err, errNoWebSocket):
+	case req.Context().Err() != nil, errors.Is(err, errNoWebSocket), st.body.failure() != nil:
 		return 0, false
 	case isTimeout(err):
 		return OutcomeTimeout, true
@@ -655,18 +676,34 @@ func idempotent(method string) bool {
 	return false
 }
 
-// retryBody counts the request body bytes the transport has read, and ignores Close so a
-// body untouched by a failed dial can be offered to the next backend. The server closes the
-// real body when the handler returns.
+// retryBody counts the request body bytes the transport has read and remembers why reading
+// the client's body failed, and ignores Close so a body untouched by a failed dial can be
+// offered to the next backend. The server closes the real body when the handler returns.
 type retryBody struct {
 	rc   io.ReadCloser
 	read atomic.Int64
+	err  atomic.Pointer[error] // the client's fault, not the backend's: set once
 }
 
 func (b *retryBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	b.read.Add(int64(n))
+	if err != nil && err != io.EOF {
+		b.err.CompareAndSwap(nil, &err)
+	}
 	return n, err
+}
+
+// failure is the error that broke reading the client's body; nil when it did not break or
+// there is no body (nil b).
+func (b *retryBody) failure() error {
+	if b == nil {
+		return nil
+	}
+	if e := b.err.Load(); e != nil {
+		return *e
+	}
+	return nil
 }
 
 func (b *retryBody) Close() error { return nil }

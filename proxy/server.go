@@ -9,7 +9,12 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/veloflux/veloflux/proxy/h1"
 )
 
 // ServerConfig says where and how the proxy listens. Fixed for the life of a Server.
@@ -20,15 +25,28 @@ type ServerConfig struct {
 	TLSAddr string
 	// TLSConfig serves TLSAddr. Required when TLSAddr is set.
 	TLSConfig *tls.Config
-	// ReadHeaderTimeout bounds reading request headers (slowloris). Default 10s.
+	// ReadHeaderTimeout bounds reading request headers (slowloris), and separately a TLS
+	// handshake. Default 10s.
 	ReadHeaderTimeout time.Duration
 	// ReadTimeout bounds reading a whole request, body included; 0 means none. Upgraded
 	// connections are exempt. Default 60s.
 	ReadTimeout time.Duration
 	// IdleTimeout closes kept-alive client connections idle this long. Default 120s.
 	IdleTimeout time.Duration
-	// MaxHeaderBytes caps request header size. Default 1 MiB.
+	// MaxHeaderBytes caps an HTTP/1 request head (431 above it; 414 for a longer request
+	// line) and the header list of an HTTP/2 request. Default 64 KiB.
 	MaxHeaderBytes int
+	// MaxHeaderCount caps the header fields of an HTTP/1 request (431 above it). Default 100.
+	MaxHeaderCount int
+	// H2MaxConcurrentStreams caps the streams one HTTP/2 client may have open. Default 100.
+	H2MaxConcurrentStreams uint32
+	// MaxRequestsPerConn closes a client connection after this many requests (HTTP/1:
+	// Connection: close on the last response; HTTP/2: GOAWAY, streams in flight finish).
+	// 0 means unlimited. Default 0.
+	MaxRequestsPerConn int64
+	// MaxClientConns caps open client connections over all listeners; at the cap the
+	// listeners stop accepting until one closes. 0: DefaultMaxClientConns().
+	MaxClientConns int
 	// DrainTimeout is how long in-flight requests and WebSockets get to finish when the
 	// server stops or is drained. Default 30s.
 	DrainTimeout time.Duration
@@ -36,13 +54,16 @@ type ServerConfig struct {
 
 // DefaultServerConfig returns the defaults documented on each field, listening on :8080.
 func DefaultServerConfig() ServerConfig {
+	lim := h1.DefaultLimits()
 	return ServerConfig{
-		Addr:              ":8080",
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    1 << 20,
-		DrainTimeout:      30 * time.Second,
+		Addr:                   ":8080",
+		ReadHeaderTimeout:      10 * time.Second,
+		ReadTimeout:            60 * time.Second,
+		IdleTimeout:            120 * time.Second,
+		MaxHeaderBytes:         lim.MaxHeaderBytes,
+		MaxHeaderCount:         lim.MaxHeaderCount,
+		H2MaxConcurrentStreams: 100,
+		DrainTimeout:           30 * time.Second,
 	}
 }
 
@@ -51,8 +72,12 @@ type Server struct {
 	cfg     ServerConfig
 	proxy   *Proxy
 	log     *slog.Logger
+	guard   *h1.Guard
+	h2      *http2.Server
+	slots   chan struct{}
 	servers []*http.Server
 	lns     []net.Listener
+	tls     *tlsListener // nil without a TLS listener
 
 	mu         sync.Mutex
 	drainTimer *time.Timer
@@ -72,28 +97,71 @@ func NewServer(cfg ServerConfig, p *Proxy, logger *slog.Logger) (*Server, error)
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, proxy: p, log: logger}, nil
+	d := DefaultServerConfig()
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = d.MaxHeaderBytes
+	}
+	if cfg.MaxHeaderCount <= 0 {
+		cfg.MaxHeaderCount = d.MaxHeaderCount
+	}
+	if cfg.H2MaxConcurrentStreams == 0 {
+		cfg.H2MaxConcurrentStreams = d.H2MaxConcurrentStreams
+	}
+	if cfg.MaxClientConns <= 0 {
+		cfg.MaxClientConns = DefaultMaxClientConns()
+	}
+	if cfg.ReadHeaderTimeout <= 0 {
+		cfg.ReadHeaderTimeout = d.ReadHeaderTimeout
+	}
+	s := &Server{cfg: cfg, proxy: p, log: logger, slots: make(chan struct{}, cfg.MaxClientConns)}
+	m := p.metrics
+	s.guard = h1.NewGuard(h1.Limits{MaxHeaderBytes: cfg.MaxHeaderBytes, MaxHeaderCount: cfg.MaxHeaderCount},
+		func(r h1.Rejection) { m.rejections.WithLabelValues("http1", r.Reason).Inc() })
+	s.h2 = &http2.Server{
+		MaxConcurrentStreams:         cfg.H2MaxConcurrentStreams,
+		MaxDecoderHeaderTableSize:    4096,
+		IdleTimeout:                  cfg.IdleTimeout,
+		MaxUploadBufferPerConnection: 1 << 20,
+		CountError: func(errType string) {
+			if errType == "too_many_early_resets" {
+				m.rejections.WithLabelValues("http2", "rapid reset").Inc()
+			}
+		},
+	}
+	m.connLimit.Set(float64(cfg.MaxClientConns))
+	return s, nil
 }
 
 func (s *Server) newHTTPServer() *http.Server {
-	return &http.Server{
+	var protos http.Protocols
+	protos.SetHTTP1(true) // HTTP/2 arrives over TLS only, on its own server (serveH2)
+	srv := &http.Server{
 		Handler:           s.proxy,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
-		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		// The guard enforces the limit first, with the status it documents; net/http's own
+		// check (this plus 4 KiB) never fires on what the guard let through.
+		MaxHeaderBytes: s.cfg.MaxHeaderBytes,
+		Protocols:      &protos,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return withConn(ctx, &connInfo{h1: h1.From(c), maxRequests: s.cfg.MaxRequestsPerConn})
+		},
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
+	return srv
 }
 
 // Listen binds the configured addresses, so Addrs is known before Serve.
 func (s *Server) Listen() error {
+	alog := &acceptLog{log: s.log}
 	if s.cfg.Addr != "" {
 		ln, err := net.Listen("tcp", s.cfg.Addr)
 		if err != nil {
 			return fmt.Errorf("listen %s: %w", s.cfg.Addr, err)
 		}
-		s.lns = append(s.lns, ln)
+		ll := newLimitListener(ln, "http", s.slots, alog, s.proxy.metrics.acceptErrors.WithLabelValues("http"), s.proxy.metrics.clientConns.WithLabelValues("http"))
+		s.lns = append(s.lns, guardedListener{ll, s.guard})
 		s.servers = append(s.servers, s.newHTTPServer())
 	}
 	if s.cfg.TLSAddr != "" {
@@ -103,14 +171,44 @@ func (s *Server) Listen() error {
 			return fmt.Errorf("listen %s: %w", s.cfg.TLSAddr, err)
 		}
 		srv := s.newHTTPServer()
-		srv.TLSConfig = s.cfg.TLSConfig.Clone()
-		if len(srv.TLSConfig.NextProtos) == 0 {
-			srv.TLSConfig.NextProtos = []string{"h2", "http/1.1"}
+		if err := http2.ConfigureServer(srv, s.h2); err != nil { // links graceful shutdown (GOAWAY)
+			_ = ln.Close()
+			s.closeListeners()
+			return fmt.Errorf("proxy server: http2: %w", err)
 		}
-		s.lns = append(s.lns, tls.NewListener(ln, srv.TLSConfig))
+		tlsCfg := s.cfg.TLSConfig.Clone()
+		if len(tlsCfg.NextProtos) == 0 {
+			tlsCfg.NextProtos = []string{"h2", "http/1.1"}
+		}
+		if tlsCfg.MinVersion == 0 {
+			tlsCfg.MinVersion = tls.VersionTLS12
+		}
+		ll := newLimitListener(ln, "https", s.slots, alog, s.proxy.metrics.acceptErrors.WithLabelValues("https"), s.proxy.metrics.clientConns.WithLabelValues("https"))
+		s.tls = newTLSListener(ll, tlsCfg, s.cfg.ReadHeaderTimeout, s.guard.Wrap, func(tc *tls.Conn) { s.serveH2(srv, tc) }, s.log)
+		s.lns = append(s.lns, s.tls)
 		s.servers = append(s.servers, srv)
 	}
 	return nil
+}
+
+// serveH2 serves one HTTP/2 connection.
+func (s *Server) serveH2(base *http.Server, tc *tls.Conn) {
+	ctx := withConn(context.Background(), &connInfo{maxRequests: s.cfg.MaxRequestsPerConn})
+	s.h2.ServeConn(tc, &http2.ServeConnOpts{Context: ctx, BaseConfig: base, Handler: s.proxy})
+}
+
+// guardedListener puts the HTTP/1 guard on every accepted plain connection.
+type guardedListener struct {
+	*limitListener
+	guard *h1.Guard
+}
+
+func (l guardedListener) Accept() (net.Conn, error) {
+	c, err := l.limitListener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return l.guard.Wrap(c), nil
 }
 
 func (s *Server) closeListeners() {
@@ -183,6 +281,9 @@ func (s *Server) shutdown() {
 	for _, srv := range s.servers {
 		_ = srv.Close()
 	}
+	if s.tls != nil {
+		s.tls.closeConns()
+	}
 	s.proxy.Close()
 	s.log.Info("drained", "cut", left)
 }
@@ -238,4 +339,30 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// connInfo is what the proxy's handler learns about the client connection a request came on.
+type connInfo struct {
+	h1          *h1.Conn // the HTTP/1 guard; nil on HTTP/2
+	maxRequests int64    // 0: unlimited
+	requests    atomic.Int64
+}
+
+type connKey struct{}
+
+func withConn(ctx context.Context, ci *connInfo) context.Context {
+	return context.WithValue(ctx, connKey{}, ci)
+}
+
+// connFrom returns the request's connInfo; nil when the handler runs under another server
+// (tests with httptest).
+func connFrom(ctx context.Context) *connInfo {
+	ci, _ := ctx.Value(connKey{}).(*connInfo)
+	return ci
+}
+
+// lastRequest counts a request on the connection and reports whether the connection should
+// close after it.
+func (ci *connInfo) lastRequest() bool {
+	return ci.maxRequests > 0 && ci.requests.Add(1) >= ci.maxRequests
 }

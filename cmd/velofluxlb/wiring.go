@@ -201,6 +201,11 @@ func serverConfig(c *config.Config) (proxy.ServerConfig, error) {
 		IdleTimeout:       g.Timeouts.Idle,
 		MaxHeaderBytes:    g.Limits.MaxHeaderBytes,
 		DrainTimeout:      g.DrainTimeout,
+
+		MaxHeaderCount:         g.Limits.MaxHeaderCount,
+		H2MaxConcurrentStreams: uint32(g.Limits.H2MaxConcurrentStreams),
+		MaxRequestsPerConn:     int64(g.Limits.MaxRequestsPerConn),
+		MaxClientConns:         g.Limits.MaxClientConns,
 	}
 	if g.TLSBindAddress != "" {
 		cert, err := tls.LoadX509KeyPair(g.TLS.CertFile, g.TLS.KeyFile)

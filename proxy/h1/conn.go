@@ -115,6 +115,15 @@ func (c *Conn) Rejected(target string) (Rejection, bool) {
 	return Rejection{}, false
 }
 
+// CloseWrite half-closes the connection when the one underneath can, so net/http can send a
+// final response (a rejection) and close without a reset that would destroy it in flight.
+func (c *Conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 // Read hands on checked bytes of the client's stream.
 func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {

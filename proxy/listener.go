@@ -1,0 +1,293 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// DefaultMaxClientConns derives a client connection cap from the process's open-files limit:
+// half of what is left after a reserve of 256 descriptors, so that every client connection
+// can have a backend connection open beside it and health probes, Consul, gossip and the
+// admin listener still find descriptors. At least 64.
+func DefaultMaxClientConns() int {
+	var lim syscall.Rlimit
+	// Unlimited (RLIM_INFINITY) or too large to mean anything: no practical cap.
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<30 {
+		return 1 << 20
+	}
+	return max(int(lim.Cur)-256, 128) / 2
+}
+
+// limitListener holds one slot of a shared semaphore per open client connection: at the cap
+// it stops accepting, so new clients wait in the kernel's backlog instead of taking the
+// descriptors that backend and probe connections need. Accept errors such as EMFILE are
+// logged (at most once per acceptLogEvery), counted and retried with backoff, never returned
+// to the server.
+type limitListener struct {
+	net.Listener
+	name  string
+	slots chan struct{} // shared by every listener of a Server
+	log   *acceptLog
+	errs  prometheus.Counter
+	open  prometheus.Gauge
+
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func newLimitListener(ln net.Listener, name string, slots chan struct{}, log *acceptLog, errs prometheus.Counter, open prometheus.Gauge) *limitListener {
+	return &limitListener{Listener: ln, name: name, slots: slots, log: log, errs: errs, open: open, done: make(chan struct{})}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.slots <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+	backoff := 5 * time.Millisecond
+	for {
+		c, err := l.Listener.Accept()
+		if err == nil {
+			l.open.Inc()
+			return &slotConn{Conn: c, slots: l.slots, open: l.open}, nil
+		}
+		select {
+		case <-l.done:
+			<-l.slots
+			return nil, err
+		default:
+		}
+		if !retryableAccept(err) {
+			<-l.slots
+			return nil, err
+		}
+		l.errs.Inc()
+		l.log.warn(l.name, err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-l.done:
+			t.Stop()
+			<-l.slots
+			return nil, net.ErrClosed
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+func (l *limitListener) Close() error {
+	l.closeOnce.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+// retryableAccept: out of descriptors or buffers, a connection aborted before it was
+// accepted, or anything the net package calls temporary.
+func retryableAccept(err error) bool {
+	if errors.Is(err, net.ErrClosed) {
+		return false
+	}
+	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	var te interface{ Temporary() bool }
+	return errors.As(err, &te) && te.Temporary()
+}
+
+// slotConn gives its slot back when closed, once, whoever closes it: the HTTP/1 server, the
+// HTTP/2 server, a hijacking WebSocket copy or a failed handshake.
+type slotConn struct {
+	net.Conn
+	slots  chan struct{}
+	open   prometheus.Gauge
+	closed atomic.Bool
+}
+
+func (c *slotConn) Close() error {
+	err := c.Conn.Close()
+	if c.closed.CompareAndSwap(false, true) {
+		c.open.Dec()
+		<-c.slots
+	}
+	return err
+}
+
+// CloseWrite keeps net/http's half-close before closing a connection (see h1.Conn.CloseWrite).
+func (c *slotConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// acceptLogEvery spaces accept-error log lines: under descriptor exhaustion accept fails in
+// a tight loop, and one line with a count says as much as thousands.
+const acceptLogEvery = 10 * time.Second
+
+type acceptLog struct {
+	log        *slog.Logger
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+func (a *acceptLog) warn(listener string, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := time.Now()
+	if !a.last.IsZero() && now.Sub(a.last) < acceptLogEvery {
+		a.suppressed++
+		return
+	}
+	a.log.Warn("accepting a client connection failed; retrying", "listener", listener, "error", err, "suppressed", a.suppressed)
+	a.last, a.suppressed = now, 0
+}
+
+// tlsListener completes TLS handshakes off the accept path, each in its own goroutine bounded
+// by a timeout, then hands HTTP/2 connections to serveH2 and the rest, guarded, to the
+// HTTP/1 server through Accept. net/http cannot do the handshake itself here: the HTTP/1
+// guard must sit between the TLS connection and net/http, and net/http speaks TLS only to a
+// bare *tls.Conn.
+type tlsListener struct {
+	inner   net.Listener
+	cfg     *tls.Config
+	timeout time.Duration
+	wrap    func(net.Conn) net.Conn // the HTTP/1 guard
+	serveH2 func(*tls.Conn)         // serves one HTTP/2 connection until it ends
+	log     *slog.Logger
+
+	h1    chan net.Conn
+	errc  chan error
+	done  chan struct{}
+	wg    sync.WaitGroup
+	start sync.Once
+
+	mu    sync.Mutex
+	conns map[*tls.Conn]struct{} // handshaking or serving HTTP/2, closed by closeConns
+	once  sync.Once
+}
+
+func newTLSListener(inner net.Listener, cfg *tls.Config, timeout time.Duration, wrap func(net.Conn) net.Conn,
+	serveH2 func(*tls.Conn), log *slog.Logger) *tlsListener {
+	l := &tlsListener{
+		inner: inner, cfg: cfg, timeout: timeout, wrap: wrap, serveH2: serveH2, log: log,
+		h1: make(chan net.Conn), errc: make(chan error, 1), done: make(chan struct{}),
+		conns: make(map[*tls.Conn]struct{}),
+	}
+	return l
+}
+
+func (l *tlsListener) acceptLoop() {
+	defer l.wg.Done()
+	for {
+		c, err := l.inner.Accept()
+		if err != nil {
+			l.errc <- err
+			return
+		}
+		tc := tls.Server(c, l.cfg)
+		if !l.track(tc) {
+			_ = tc.Close()
+			continue
+		}
+		l.wg.Add(1)
+		go l.handshake(tc)
+	}
+}
+
+func (l *tlsListener) track(tc *tls.Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	select {
+	case <-l.done:
+		return false
+	default:
+	}
+	l.conns[tc] = struct{}{}
+	return true
+}
+
+func (l *tlsListener) untrack(tc *tls.Conn) {
+	l.mu.Lock()
+	delete(l.conns, tc)
+	l.mu.Unlock()
+}
+
+func (l *tlsListener) handshake(tc *tls.Conn) {
+	defer l.wg.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
+	err := tc.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		l.untrack(tc)
+		_ = tc.Close()
+		l.log.Debug("TLS handshake failed", "client", tc.RemoteAddr().String(), "error", err)
+		return
+	}
+	if tc.ConnectionState().NegotiatedProtocol == "h2" {
+		l.serveH2(tc)
+		l.untrack(tc)
+		_ = tc.Close()
+		return
+	}
+	l.untrack(tc)
+	select {
+	case l.h1 <- l.wrap(tc):
+	case <-l.done:
+		_ = tc.Close()
+	}
+}
+
+// Accept returns the next handshaken HTTP/1 connection.
+func (l *tlsListener) Accept() (net.Conn, error) {
+	l.start.Do(func() {
+		if l.track(nil) { // not closed yet
+			l.untrack(nil)
+			l.wg.Add(1)
+			go l.acceptLoop()
+		}
+	})
+	select {
+	case c := <-l.h1:
+		return c, nil
+	case err := <-l.errc:
+		l.errc <- err // every later Accept fails the same way
+		return nil, err
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close stops accepting; handshakes and HTTP/2 connections go on until closeConns.
+func (l *tlsListener) Close() error {
+	l.once.Do(func() {
+		l.mu.Lock()
+		close(l.done)
+		l.mu.Unlock()
+	})
+	return l.inner.Close()
+}
+
+func (l *tlsListener) Addr() net.Addr { return l.inner.Addr() }
+
+// closeConns cuts every connection still handshaking or serving HTTP/2 and waits for their
+// goroutines.
+func (l *tlsListener) closeConns() {
+	l.mu.Lock()
+	for tc := range l.conns {
+		_ = tc.Close()
+	}
+	l.mu.Unlock()
+	l.wg.Wait()
+}
