@@ -67,7 +67,7 @@ func newMetrics(p *Proxy, reg prometheus.Registerer) (*metrics, error) {
 		}),
 		connsClosed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "veloflux_client_connections_closed_total",
-			Help: "Client connections the proxy asked to close after a response, by reason (max_requests, upgrade_refused, rejected).",
+			Help: "Client connections the proxy asked to close after a response, by reason (max_requests, rejected).",
 		}, []string{"reason"}),
 	}
 	if reg == nil {
