@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -122,8 +123,10 @@ func NewServer(cfg ServerConfig, p *Proxy, logger *slog.Logger) (*Server, error)
 		MaxDecoderHeaderTableSize:    4096,
 		IdleTimeout:                  cfg.IdleTimeout,
 		MaxUploadBufferPerConnection: 1 << 20,
+		// The HTTP/2 server's own early-reset defence: more streams queued for a handler
+		// than four times the stream limit. Its error types read "conn_<CODE>_<name>".
 		CountError: func(errType string) {
-			if errType == "too_many_early_resets" {
+			if strings.HasSuffix(errType, "_too_many_early_resets") {
 				m.rejections.WithLabelValues("http2", "rapid reset").Inc()
 			}
 		},
