@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/veloflux/veloflux/internal/localerr"
 )
 
 // Errors the proxy answers itself. Each maps to one status and one short public message;
@@ -23,6 +25,7 @@ var (
 	errBackend     = errors.New("the backend failed to answer")
 	errTimeout     = errors.New("the backend did not answer in time")
 	errNoWebSocket = errors.New("this backend does not support WebSocket")
+	errOverloaded  = errors.New("this node is out of resources; retry")
 )
 
 // statusClientClosed records requests whose client went away before the answer (nginx's 499).
@@ -39,6 +42,8 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 		st.rw.code = statusClientClosed
 	case errors.Is(err, errNoWebSocket):
 		p.writeError(w, st, http.StatusBadGateway, errNoWebSocket)
+	case localerr.Is(err): // 503 like a draining node: another node may well have resources
+		p.writeError(w, st, http.StatusServiceUnavailable, errOverloaded)
 	case isTimeout(err):
 		p.writeError(w, st, http.StatusGatewayTimeout, errTimeout)
 	default:
