@@ -26,6 +26,11 @@ import (
 // network (every probe hitting its timeout) cannot grow goroutines or sockets without bound.
 const maxConcurrentProbes = 32
 
+// localErrorLogEvery spaces the warnings about probes that failed for lack of local
+// resources: when the node runs out of file descriptors every probe fails that way, and a
+// line per probe would add disk pressure to the problem.
+const localErrorLogEvery = 10 * time.Second
+
 // ErrRunning is returned by Run when the Checker is already running.
 var ErrRunning = errors.New("health: checker already running")
 
@@ -212,6 +217,11 @@ type Checker struct {
 	queue   queue
 	running bool
 	hooks   []func(Result)
+
+	// localWarned is when the last warning about a local probe failure was logged and
+	// localQuiet how many such failures were not logged since.
+	localWarned time.Time
+	localQuiet  int
 }
 
 // Result is one finished probe, as handed to the OnResult hooks.
@@ -231,7 +241,8 @@ type Result struct {
 }
 
 // OnResult registers fn to be called after every finished probe, in the probing goroutine and
-// outside the Checker's lock; fn must return quickly. Cancelled probes are not reported.
+// outside the Checker's lock; fn must return quickly. Cancelled probes are not reported, nor
+// probes that failed for a reason local to this node (see check): they have no result.
 func (c *Checker) OnResult(fn func(Result)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -536,7 +547,7 @@ func (c *Checker) check(ctx context.Context, t *target) {
 	c.mu.Unlock()
 
 	start := time.Now()
-	reason := probe(pctx, c.clientFor(spec), spec, expect)
+	reason, local := probe(pctx, c.clientFor(spec), spec, expect)
 	end := time.Now()
 
 	c.mu.Lock()
@@ -551,6 +562,10 @@ func (c *Checker) check(ctx context.Context, t *target) {
 		t.next = end.Add(spread(cfg.Interval))
 		heap.Push(&c.queue, t)
 		c.mu.Unlock()
+		return
+	}
+	if local {
+		c.noResultLocked(t, reason, end, cfg)
 		return
 	}
 	result := resultSuccess
@@ -581,6 +596,32 @@ func (c *Checker) check(ctx context.Context, t *target) {
 	c.poke()
 	for _, fn := range hooks {
 		fn(res)
+	}
+}
+
+// noResultLocked ends a probe that failed for a reason local to this node: no file
+// descriptor, buffer, memory or local port for the connection (localerr). Such a failure says
+// nothing about the backend, so it is no result at all: the target's state, streaks and
+// LastCheck stay as they were, no OnResult hook runs (a cluster gets no observation from it)
+// and the next probe comes when it would have after the previous result. It is counted, and
+// logged at warn level at most once per localErrorLogEvery. c.mu must be held; it is released.
+func (c *Checker) noResultLocked(t *target, reason string, end time.Time, cfg Config) {
+	c.metrics.localErrors.Inc()
+	t.next = end.Add(nextDelay(cfg.Interval, cfg.MaxInterval, t.downFailures, spread))
+	heap.Push(&c.queue, t)
+	warn := end.Sub(c.localWarned) >= localErrorLogEvery
+	suppressed := c.localQuiet
+	if warn {
+		c.localWarned, c.localQuiet = end, 0
+	} else {
+		c.localQuiet++
+	}
+	id, pool, addr := t.ID, t.Pool, t.Address
+	c.mu.Unlock()
+	c.poke()
+	if warn {
+		c.logger.Warn("health probe failed for lack of local resources; not counted against the backend",
+			"backend", id, "pool", pool, "address", addr, "reason", reason, "suppressed", suppressed)
 	}
 }
 

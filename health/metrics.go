@@ -17,6 +17,9 @@ const (
 type metrics struct {
 	checks   *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// localErrors has no backend label: the failures it counts are this node's, whichever
+	// backend the probe was for.
+	localErrors prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -31,11 +34,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			// From sub-millisecond LAN probes up to the 5s default timeout.
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"pool"}),
+		localErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "veloflux_health_probe_local_errors_total",
+			Help: "Active probes that failed for lack of local resources (file descriptors, ports, buffers, memory); they count neither for nor against the backend.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.checks, m.duration} {
+	for _, c := range []prometheus.Collector{m.checks, m.duration, m.localErrors} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("health: register metrics: %w", err)
 		}

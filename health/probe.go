@@ -15,6 +15,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/veloflux/veloflux/health/statusset"
+	"github.com/veloflux/veloflux/internal/localerr"
 )
 
 const (
@@ -83,8 +84,9 @@ func newH2CClient() *http.Client {
 
 // probe runs one check of t and returns "" on success or a short reason. An http target
 // passes when its status is in expect; a tcp target when the connection opens. ctx carries
-// the probe's deadline.
-func probe(ctx context.Context, client *http.Client, t Target, expect statusset.Set) string {
+// the probe's deadline. local reports a failure this node caused (out of file descriptors,
+// ports or buffers, see localerr), which says nothing about the backend.
+func probe(ctx context.Context, client *http.Client, t Target, expect statusset.Set) (reason string, local bool) {
 	if t.Type == TypeTCP {
 		return probeTCP(ctx, t.Address)
 	}
@@ -94,7 +96,7 @@ func probe(ctx context.Context, client *http.Client, t Target, expect statusset.
 	}
 	req, err := http.NewRequestWithContext(ctx, method, probeURL(t), nil)
 	if err != nil {
-		return truncate(fmt.Sprintf("invalid target: %v", unwrapURLError(err)))
+		return truncate(fmt.Sprintf("invalid target: %v", unwrapURLError(err))), false
 	}
 	if t.Host != "" {
 		req.Host = t.Host
@@ -102,27 +104,27 @@ func probe(ctx context.Context, client *http.Client, t Target, expect statusset.
 	req.Header.Set("User-Agent", "VeloFlux-HealthCheck/1")
 	resp, err := client.Do(req)
 	if err != nil {
-		return failureReason(err)
+		return failureReason(err), localerr.Is(err)
 	}
 	// Drain (bounded) before closing so a backend that answers with a body is not reset
 	// mid-write; the status has already decided the result, so drain errors don't matter.
 	_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
 	_ = resp.Body.Close()
 	if !expect.Contains(resp.StatusCode) {
-		return fmt.Sprintf("status %d", resp.StatusCode)
+		return fmt.Sprintf("status %d", resp.StatusCode), false
 	}
-	return ""
+	return "", false
 }
 
 // probeTCP opens a connection to addr and closes it at once: the backend's listener
 // accepts, which is all a tcp check asks. Like the HTTP client, it never keeps the socket.
-func probeTCP(ctx context.Context, addr string) string {
+func probeTCP(ctx context.Context, addr string) (reason string, local bool) {
 	conn, err := (&net.Dialer{KeepAlive: -1}).DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return failureReason(err)
+		return failureReason(err), localerr.Is(err)
 	}
 	_ = conn.Close()
-	return ""
+	return "", false
 }
 
 // failureReason turns a transport error into the short reason shown in logs and the admin

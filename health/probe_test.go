@@ -120,7 +120,7 @@ func TestProbe(t *testing.T) {
 			if len(problems) > 0 {
 				t.Fatalf("target %+v is invalid: %v", tt.target, problems)
 			}
-			got := probe(ctx, client, spec, expect)
+			got, _ := probe(ctx, client, spec, expect)
 			took := time.Since(start)
 			if tt.want == "" && got != "" || tt.want != "" && !strings.HasPrefix(got, tt.want) {
 				t.Fatalf("probe(%+v) = %q, want %q", tt.target, got, tt.want)
@@ -147,7 +147,7 @@ func TestProbeGivenClient(t *testing.T) {
 	client := &http.Client{Transport: transport}
 
 	spec, expect, _ := Target{Address: srv.Listener.Addr().String(), Path: "/redirect"}.normalized()
-	got := probe(t.Context(), client, spec, expect)
+	got, _ := probe(t.Context(), client, spec, expect)
 	if got != "status 502" {
 		t.Fatalf("probe with redirect-following client = %q, want %q", got, "status 502")
 	}
@@ -173,7 +173,7 @@ func TestProbeTCPHoldsNoConnection(t *testing.T) {
 		_, err = conn.Read(make([]byte, 1))
 		closed <- err
 	}()
-	if got := probeTCP(t.Context(), ln.Addr().String()); got != "" {
+	if got, _ := probeTCP(t.Context(), ln.Addr().String()); got != "" {
 		t.Fatalf("probeTCP = %q, want success", got)
 	}
 	select {

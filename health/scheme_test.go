@@ -47,7 +47,7 @@ func TestProbeSchemes(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
 			spec, expect, _ := tt.target.normalized()
-			reason := probe(ctx, c.clientFor(spec), spec, expect)
+			reason, _ := probe(ctx, c.clientFor(spec), spec, expect)
 			if (reason == "") != tt.ok {
 				t.Fatalf("probe reason %q, want success=%v", reason, tt.ok)
 			}

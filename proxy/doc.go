@@ -4,7 +4,8 @@
 // mapping the rest to 502/503/504. It also owns client identity (trusted proxies), rate
 // limiting, geo redirects, WebSocket pass-through and graceful drain.
 //
-// The package imports only discovery types. What it needs from elsewhere (health view,
+// The package imports only discovery types (and internal/localerr, which tells this node's
+// exhaustion from a backend's failure). What it needs from elsewhere (health view,
 // session store, client locator) it declares as small interfaces in interfaces.go; cmd wires
 // concrete values in.
 package proxy

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/veloflux/veloflux/internal/localerr"
 	"github.com/veloflux/veloflux/proxy/h1"
 )
 
@@ -29,6 +30,7 @@ var (
 	errNoWebSocket = errors.New("this backend does not support WebSocket")
 	errBadBody     = errors.New("the request body is malformed")
 	errBodyTimeout = errors.New("the request body did not arrive in time")
+	errOverloaded  = errors.New("this node is out of resources; retry")
 )
 
 // statusClientClosed records requests whose client went away before the answer (nginx's 499).
@@ -49,6 +51,8 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 		st.rw.code = statusClientClosed
 	case errors.Is(err, errNoWebSocket):
 		p.writeError(w, st, http.StatusBadGateway, errNoWebSocket)
+	case localerr.Is(err): // 503 like a draining node: another node may well have resources
+		p.writeError(w, st, http.StatusServiceUnavailable, errOverloaded)
 	case isTimeout(err):
 		p.writeError(w, st, http.StatusGatewayTimeout, errTimeout)
 	default:

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/veloflux/veloflux/discovery"
+	"github.com/veloflux/veloflux/internal/localerr"
 	"github.com/veloflux/veloflux/proxy/balance"
 	"github.com/veloflux/veloflux/proxy/ratelimit"
 )
@@ -634,6 +635,8 @@ func outcomeOf(st *reqState, req *http.Request, resp *http.Response, err error) 
 	case err == nil:
 		return OutcomeSuccess, true
 	case req.Context().Err() != nil, errors.Is(err, errNoWebSocket), st.body.failure() != nil:
+		return 0, false
+	case localerr.Is(err): // this node ran out of descriptors, ports or memory: not the backend's fault
 		return 0, false
 	case isTimeout(err):
 		return OutcomeTimeout, true

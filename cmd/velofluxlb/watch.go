@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/veloflux/veloflux/config"
 )
 
 // reloadDebounce gathers the burst of events an editor or a config-map update makes into
@@ -74,15 +77,24 @@ func relevant(ev fsnotify.Event, path string) bool {
 	return err == nil && fi.Mode()&os.ModeSymlink != 0
 }
 
-// fileDigest returns a hash of the file's content, or nil when it cannot be read (for
-// example in the middle of a replace).
+// fileDigest returns a hash of the file's size and content, or nil when it cannot be read
+// (for example in the middle of a replace). It reads no more than config.Load would: a file
+// over config.MaxFileBytes is hashed by its size and first bytes, enough to see it change, and
+// the reload then refuses it without reading it either.
 func fileDigest(path string) []byte {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil
 	}
-	sum := sha256.Sum256(b)
-	return sum[:]
+	defer f.Close()
+	h := sha256.New()
+	if fi, err := f.Stat(); err == nil {
+		fmt.Fprintf(h, "%d\n", fi.Size())
+	}
+	if _, err := io.Copy(h, io.LimitReader(f, config.MaxFileBytes+1)); err != nil {
+		return nil
+	}
+	return h.Sum(nil)
 }
 
 func listen(addr string) (net.Listener, error) {

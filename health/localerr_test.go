@@ -1,0 +1,211 @@
+package health
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/veloflux/veloflux/gossip"
+)
+
+// Dial modes of localDialer.
+const (
+	dialReal      = iota // dial the backend
+	dialLocalFail        // fail with EMFILE before any packet leaves, as net reports it
+	dialAlternate        // fail every other dial locally, starting with the second
+)
+
+// localDialer is a probe client's DialContext that can fail the way a node out of file
+// descriptors does: socket() returns EMFILE, which net wraps in *os.SyscallError and
+// *net.OpError (localerr's tests provoke the real thing and check that shape).
+type localDialer struct {
+	mode  atomic.Int32
+	dials atomic.Int64
+}
+
+func (d *localDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	n := d.dials.Add(1)
+	switch d.mode.Load() {
+	case dialLocalFail:
+		return nil, &net.OpError{Op: "dial", Net: network, Err: os.NewSyscallError("socket", syscall.EMFILE)}
+	case dialAlternate:
+		if n%2 == 0 {
+			return nil, &net.OpError{Op: "dial", Net: network, Err: os.NewSyscallError("socket", syscall.EMFILE)}
+		}
+	}
+	return (&net.Dialer{}).DialContext(ctx, network, addr)
+}
+
+// client is a probe client that dials through d and, like the default one, afresh per probe.
+func (d *localDialer) client(t *testing.T) *http.Client {
+	tr := &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
+}
+
+func newLocalErrChecker(t *testing.T, cfg Config, d *localDialer) (*Checker, *prometheus.Registry, *logBuffer) {
+	t.Helper()
+	logs := &logBuffer{}
+	reg := prometheus.NewRegistry()
+	c, err := NewChecker(cfg, d.client(t), slog.New(slog.NewJSONHandler(logs, nil)), reg)
+	if err != nil {
+		t.Fatalf("NewChecker: %v", err)
+	}
+	return c, reg, logs
+}
+
+// TestCheckerLocalErrorsAreNoResult: a probe that fails because this node is out of resources
+// neither fails nor passes the backend.
+func TestCheckerLocalErrorsAreNoResult(t *testing.T) {
+	t.Run("a healthy backend stays up and no result is reported", func(t *testing.T) {
+		be := newBackend(t, http.StatusOK)
+		d := &localDialer{}
+		d.mode.Store(dialLocalFail)
+		cfg := fastConfig() // fall 3
+		c, reg, logs := newLocalErrChecker(t, cfg, d)
+		var results atomic.Int64
+		c.OnResult(func(Result) { results.Add(1) })
+		c.SetTargets([]Target{{ID: "a", Pool: "p", Address: be.addr(), Path: "/health"}})
+		start := time.Now()
+		run(t, c)
+		// Probes of one target run one after the other, so once this many have dialled, all
+		// but the last have been judged: three times over enough to take a down.
+		const probes = 3*3 + 1
+		eventually(t, 5*time.Second, "probes failing locally", func() bool { return d.dials.Load() >= probes })
+		want := float64(probes - 1)
+		if !c.Healthy("a") {
+			t.Fatal("Healthy(a) = false after local failures only")
+		}
+		st := statusOf(t, c, "a")
+		if st.ConsecutiveFailures != 0 || st.LastError != "" || !st.LastCheck.IsZero() {
+			t.Fatalf("status = %+v, want no failure and no check recorded", st)
+		}
+		if n := results.Load(); n != 0 {
+			t.Fatalf("%d results reported, want none", n)
+		}
+		if got := series(t, reg, "veloflux_health_checks_total"); len(got) != 0 {
+			t.Fatalf("veloflux_health_checks_total = %v, want no series", got)
+		}
+		if got := series(t, reg, "veloflux_health_probe_local_errors_total"); got[""] < want {
+			t.Fatalf("veloflux_health_probe_local_errors_total = %v, want >= %v", got, want)
+		}
+		if be.hits.Load() != 0 {
+			t.Fatalf("the backend got %d probes through a dialer that always fails", be.hits.Load())
+		}
+		lines := logs.records(t, "health probe failed for lack of local resources; not counted against the backend")
+		allowed := 1 + int(time.Since(start)/localErrorLogEvery)
+		if len(lines) == 0 || len(lines) > allowed {
+			t.Fatalf("%d warnings for %v local failures in %v, want 1..%d", len(lines), want, time.Since(start), allowed)
+		}
+		if l := lines[0]; l["level"] != "WARN" || l["backend"] != "a" || l["reason"] != "dial tcp: too many open files" || l["suppressed"] != float64(0) {
+			t.Fatalf("warning = %v", l)
+		}
+	})
+
+	t.Run("local failures do not break a rise streak", func(t *testing.T) {
+		be := newBackend(t, http.StatusInternalServerError)
+		d := &localDialer{}
+		cfg := fastConfig()
+		cfg.Rise = 3
+		c, _, _ := newLocalErrChecker(t, cfg, d)
+		c.SetTargets([]Target{{ID: "a", Pool: "p", Address: be.addr(), Path: "/health"}})
+		run(t, c)
+		eventually(t, 5*time.Second, "a down", func() bool { return !c.Healthy("a") })
+		// From now on every success is followed by a local failure: a streak that such a
+		// failure broke would never reach rise.
+		before := testutil.ToFloat64(c.metrics.localErrors)
+		be.status.Store(http.StatusOK)
+		d.mode.Store(dialAlternate)
+		eventually(t, 5*time.Second, "a up with local failures between its successes", func() bool { return c.Healthy("a") })
+		if got := testutil.ToFloat64(c.metrics.localErrors) - before; got < float64(cfg.Rise-1) {
+			t.Fatalf("%v local failures while rising, want >= %d", got, cfg.Rise-1)
+		}
+	})
+
+	t.Run("a closed port still marks the backend down", func(t *testing.T) {
+		d := &localDialer{}
+		c, _, _ := newLocalErrChecker(t, fastConfig(), d)
+		c.SetTargets([]Target{{ID: "gone", Pool: "p", Address: closedAddr(t), Path: "/health"}})
+		run(t, c)
+		eventually(t, 5*time.Second, "gone down", func() bool { return !c.Healthy("gone") })
+		if got := statusOf(t, c, "gone").LastError; got != "dial tcp: connection refused" {
+			t.Fatalf("LastError = %q, want %q", got, "dial tcp: connection refused")
+		}
+		if got := testutil.ToFloat64(c.metrics.localErrors); got != 0 {
+			t.Fatalf("%v local failures counted for a refused connection, want 0", got)
+		}
+	})
+}
+
+// TestClusterLocalErrorsPublishNoDownVote: a prober whose probes fail locally publishes no down
+// observation: its healthy vote stands (until it expires for want of results) and the
+// consensus keeps the backend up.
+func TestClusterLocalErrorsPublishNoDownVote(t *testing.T) {
+	store, err := gossip.NewStore(gossip.StoreConfig{NodeName: "self", MaxEntriesPerKind: 100, TombstoneTTL: time.Hour,
+		ExpireInterval: time.Second}, gossip.NewClock(nil, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := observationKey(SourceActive, backendKeyPart("b"), "self")
+	var downVotes, votes atomic.Int64
+	store.OnChange(func(e gossip.Entry) {
+		if e.Kind != gossip.KindHealth || e.Key != key || e.Deleted {
+			return
+		}
+		votes.Add(1)
+		if o, err := decodeObservation(e.Value); err != nil || !o.Healthy {
+			downVotes.Add(1)
+		}
+	})
+	d := &localDialer{}
+	hcfg := clusterCheckConfig(20*time.Millisecond, 2, 2)
+	checker, err := NewChecker(hcfg, d.client(t), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fm := &fakeMembers{}
+	fm.set("self", "p1")
+	ccfg := DefaultClusterConfig()
+	ccfg.NodeName = "self"
+	c, err := NewCluster(ccfg, checker, Gossip{Store: store, Broadcaster: &countingBroadcaster{}, Members: fm},
+		nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntilCleanup(t, "checker", checker.Run)
+	runUntilCleanup(t, "cluster", c.Run)
+	be := newClusterBackend(t)
+	c.SetTargets([]Target{{ID: "b", Address: be.addr, Path: "/"}})
+	waitFor(t, 5*time.Second, "member list taken in", func() bool { return clusteredWith(c, 2) })
+	waitFor(t, 5*time.Second, "own healthy vote", func() bool { return votes.Load() > 0 })
+
+	d.mode.Store(dialLocalFail)
+	base := d.dials.Load()
+	// Probes of one target run one after the other: all but the last of these are judged.
+	waitFor(t, 5*time.Second, "probes failing locally", func() bool { return d.dials.Load() >= base+int64(4*hcfg.Fall)+1 })
+	if n := downVotes.Load(); n != 0 {
+		t.Fatalf("%d down observations published for local failures", n)
+	}
+	if got := testutil.ToFloat64(checker.metrics.localErrors); got < float64(4*hcfg.Fall) {
+		t.Fatalf("%v local failures counted, want >= %d", got, 4*hcfg.Fall)
+	}
+	e, ok := store.Get(gossip.KindHealth, key)
+	if !ok {
+		t.Fatal("own observation gone")
+	}
+	if o, err := decodeObservation(e.Value); err != nil || !o.Healthy {
+		t.Fatalf("own observation = %+v, %v; want healthy", o, err)
+	}
+	if !c.Healthy("b") {
+		t.Fatal("consensus calls b down after local failures only")
+	}
+}
