@@ -155,37 +155,33 @@ func (a *acceptLog) warn(listener string, err error) {
 }
 
 // tlsListener completes TLS handshakes off the accept path, each in its own goroutine bounded
-// by a timeout, then hands HTTP/2 connections to serveH2 and the rest, guarded, to the
-// HTTP/1 server through Accept. net/http cannot do the handshake itself here: the HTTP/1
-// guard must sit between the TLS connection and net/http, and net/http speaks TLS only to a
-// bare *tls.Conn.
+// by a timeout, and hands the connections, wrapped for their protocol, to the server through
+// Accept. net/http cannot do the handshake itself here: the HTTP/1 guard must sit between the
+// TLS connection and net/http, and net/http speaks TLS only to a bare *tls.Conn.
 type tlsListener struct {
 	inner   net.Listener
 	cfg     *tls.Config
 	timeout time.Duration
-	wrap    func(net.Conn) net.Conn // the HTTP/1 guard
-	serveH2 func(*tls.Conn)         // serves one HTTP/2 connection until it ends
+	wrap    func(*tls.Conn) net.Conn
 	log     *slog.Logger
 
-	h1    chan net.Conn
+	ready chan net.Conn
 	errc  chan error
 	done  chan struct{}
 	wg    sync.WaitGroup
 	start sync.Once
 
 	mu    sync.Mutex
-	conns map[*tls.Conn]struct{} // handshaking or serving HTTP/2, closed by closeConns
+	conns map[*tls.Conn]struct{} // handshaking, closed by closeConns
 	once  sync.Once
 }
 
-func newTLSListener(inner net.Listener, cfg *tls.Config, timeout time.Duration, wrap func(net.Conn) net.Conn,
-	serveH2 func(*tls.Conn), log *slog.Logger) *tlsListener {
-	l := &tlsListener{
-		inner: inner, cfg: cfg, timeout: timeout, wrap: wrap, serveH2: serveH2, log: log,
-		h1: make(chan net.Conn), errc: make(chan error, 1), done: make(chan struct{}),
+func newTLSListener(inner net.Listener, cfg *tls.Config, timeout time.Duration, wrap func(*tls.Conn) net.Conn, log *slog.Logger) *tlsListener {
+	return &tlsListener{
+		inner: inner, cfg: cfg, timeout: timeout, wrap: wrap, log: log,
+		ready: make(chan net.Conn), errc: make(chan error, 1), done: make(chan struct{}),
 		conns: make(map[*tls.Conn]struct{}),
 	}
-	return l
 }
 
 func (l *tlsListener) acceptLoop() {
@@ -206,6 +202,7 @@ func (l *tlsListener) acceptLoop() {
 	}
 }
 
+// track records a handshaking connection; false once the listener is closed.
 func (l *tlsListener) track(tc *tls.Conn) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -214,7 +211,9 @@ func (l *tlsListener) track(tc *tls.Conn) bool {
 		return false
 	default:
 	}
-	l.conns[tc] = struct{}{}
+	if tc != nil {
+		l.conns[tc] = struct{}{}
+	}
 	return true
 }
 
@@ -229,37 +228,29 @@ func (l *tlsListener) handshake(tc *tls.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
 	err := tc.HandshakeContext(ctx)
 	cancel()
+	l.untrack(tc)
 	if err != nil {
-		l.untrack(tc)
 		_ = tc.Close()
 		l.log.Debug("TLS handshake failed", "client", tc.RemoteAddr().String(), "error", err)
 		return
 	}
-	if tc.ConnectionState().NegotiatedProtocol == "h2" {
-		l.serveH2(tc)
-		l.untrack(tc)
-		_ = tc.Close()
-		return
-	}
-	l.untrack(tc)
 	select {
-	case l.h1 <- l.wrap(tc):
+	case l.ready <- l.wrap(tc):
 	case <-l.done:
 		_ = tc.Close()
 	}
 }
 
-// Accept returns the next handshaken HTTP/1 connection.
+// Accept returns the next handshaken connection.
 func (l *tlsListener) Accept() (net.Conn, error) {
 	l.start.Do(func() {
 		if l.track(nil) { // not closed yet
-			l.untrack(nil)
 			l.wg.Add(1)
 			go l.acceptLoop()
 		}
 	})
 	select {
-	case c := <-l.h1:
+	case c := <-l.ready:
 		return c, nil
 	case err := <-l.errc:
 		l.errc <- err // every later Accept fails the same way
@@ -269,7 +260,7 @@ func (l *tlsListener) Accept() (net.Conn, error) {
 	}
 }
 
-// Close stops accepting; handshakes and HTTP/2 connections go on until closeConns.
+// Close stops accepting; handshakes under way go on until closeConns.
 func (l *tlsListener) Close() error {
 	l.once.Do(func() {
 		l.mu.Lock()
@@ -281,8 +272,8 @@ func (l *tlsListener) Close() error {
 
 func (l *tlsListener) Addr() net.Addr { return l.inner.Addr() }
 
-// closeConns cuts every connection still handshaking or serving HTTP/2 and waits for their
-// goroutines.
+// closeConns cuts the handshakes still under way and waits for every goroutine of the
+// listener.
 func (l *tlsListener) closeConns() {
 	l.mu.Lock()
 	for tc := range l.conns {

@@ -374,6 +374,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	upgrade := isUpgrade(r)
 	st.upgrade = upgrade
 	if ci := connFrom(r.Context()); ci != nil {
+		if r.TLS == nil && ci.tls != nil {
+			r.TLS = ci.tls // HTTP/2 over the TLS listener (see h2Conn); set once, before any use
+		}
 		if ci.h1 != nil {
 			if rej, ok := ci.h1.Rejected(r.RequestURI); ok {
 				p.reject(w, st, rej)

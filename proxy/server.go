@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/net/http2"
-
 	"github.com/veloflux/veloflux/proxy/h1"
 )
 
@@ -74,7 +72,6 @@ type Server struct {
 	proxy   *Proxy
 	log     *slog.Logger
 	guard   *h1.Guard
-	h2      *http2.Server
 	slots   chan struct{}
 	servers []*http.Server
 	lns     []net.Listener
@@ -118,41 +115,65 @@ func NewServer(cfg ServerConfig, p *Proxy, logger *slog.Logger) (*Server, error)
 	m := p.metrics
 	s.guard = h1.NewGuard(h1.Limits{MaxHeaderBytes: cfg.MaxHeaderBytes, MaxHeaderCount: cfg.MaxHeaderCount},
 		func(r h1.Rejection) { m.rejections.WithLabelValues("http1", r.Reason).Inc() })
-	s.h2 = &http2.Server{
-		MaxConcurrentStreams:         cfg.H2MaxConcurrentStreams,
-		MaxDecoderHeaderTableSize:    4096,
-		IdleTimeout:                  cfg.IdleTimeout,
-		MaxUploadBufferPerConnection: 1 << 20,
-		// The HTTP/2 server's own early-reset defence: more streams queued for a handler
-		// than four times the stream limit. Its error types read "conn_<CODE>_<name>".
-		CountError: func(errType string) {
-			if strings.HasSuffix(errType, "_too_many_early_resets") {
-				m.rejections.WithLabelValues("http2", "rapid reset").Inc()
-			}
-		},
-	}
 	m.connLimit.Set(float64(cfg.MaxClientConns))
 	return s, nil
 }
 
-func (s *Server) newHTTPServer() *http.Server {
+// newHTTPServer returns the server of one listener. The TLS listener's server also speaks
+// HTTP/2, in what net/http calls its unencrypted mode: the TLS listener has done the handshake
+// and hands over the plaintext side of connections that negotiated h2.
+func (s *Server) newHTTPServer(h2 bool) *http.Server {
+	m := s.proxy.metrics
 	var protos http.Protocols
-	protos.SetHTTP1(true) // HTTP/2 arrives over TLS only, on its own server (serveH2)
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(h2)
 	srv := &http.Server{
 		Handler:           s.proxy,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
 		// The guard enforces the limit first, with the status it documents; net/http's own
-		// check (this plus 4 KiB) never fires on what the guard let through.
+		// check (this plus 4 KiB) never fires on what the guard let through. For HTTP/2 it
+		// bounds the header list.
 		MaxHeaderBytes: s.cfg.MaxHeaderBytes,
 		Protocols:      &protos,
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams: int(s.cfg.H2MaxConcurrentStreams),
+			// The HTTP/2 server's own early-reset defence (more streams queued for a handler
+			// than four times the stream limit) reports "conn_<CODE>_too_many_early_resets".
+			CountError: func(errType string) {
+				if strings.HasSuffix(errType, "_too_many_early_resets") {
+					m.rejections.WithLabelValues("http2", "rapid reset").Inc()
+				}
+			},
+		},
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			return withConn(ctx, &connInfo{h1: h1.From(c), maxRequests: s.cfg.MaxRequestsPerConn})
+			ci := &connInfo{h1: h1.From(c), maxRequests: s.cfg.MaxRequestsPerConn}
+			if h, ok := c.(*h2Conn); ok {
+				ci.tls = h.state
+			}
+			return withConn(ctx, ci)
 		},
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	return srv
+}
+
+// h2Conn is a TLS connection that negotiated h2, handed to net/http as plaintext HTTP/2. It
+// must not have a ConnectionState method, or net/http would take it for TLS and speak HTTP/1;
+// the proxy gets the TLS state from connInfo instead.
+type h2Conn struct {
+	net.Conn
+	state *tls.ConnectionState
+}
+
+// wrapTLS puts a handshaken TLS connection behind the guard of its protocol.
+func (s *Server) wrapTLS(tc *tls.Conn) net.Conn {
+	state := tc.ConnectionState()
+	if state.NegotiatedProtocol == "h2" {
+		return &h2Conn{Conn: tc, state: &state}
+	}
+	return s.guard.Wrap(tc)
 }
 
 // Listen binds the configured addresses, so Addrs is known before Serve.
@@ -165,7 +186,7 @@ func (s *Server) Listen() error {
 		}
 		ll := newLimitListener(ln, "http", s.slots, alog, s.proxy.metrics.acceptErrors.WithLabelValues("http"), s.proxy.metrics.clientConns.WithLabelValues("http"))
 		s.lns = append(s.lns, guardedListener{ll, s.guard})
-		s.servers = append(s.servers, s.newHTTPServer())
+		s.servers = append(s.servers, s.newHTTPServer(false))
 	}
 	if s.cfg.TLSAddr != "" {
 		ln, err := net.Listen("tcp", s.cfg.TLSAddr)
@@ -173,12 +194,7 @@ func (s *Server) Listen() error {
 			s.closeListeners()
 			return fmt.Errorf("listen %s: %w", s.cfg.TLSAddr, err)
 		}
-		srv := s.newHTTPServer()
-		if err := http2.ConfigureServer(srv, s.h2); err != nil { // links graceful shutdown (GOAWAY)
-			_ = ln.Close()
-			s.closeListeners()
-			return fmt.Errorf("proxy server: http2: %w", err)
-		}
+		srv := s.newHTTPServer(true)
 		tlsCfg := s.cfg.TLSConfig.Clone()
 		if len(tlsCfg.NextProtos) == 0 {
 			tlsCfg.NextProtos = []string{"h2", "http/1.1"}
@@ -187,17 +203,11 @@ func (s *Server) Listen() error {
 			tlsCfg.MinVersion = tls.VersionTLS12
 		}
 		ll := newLimitListener(ln, "https", s.slots, alog, s.proxy.metrics.acceptErrors.WithLabelValues("https"), s.proxy.metrics.clientConns.WithLabelValues("https"))
-		s.tls = newTLSListener(ll, tlsCfg, s.cfg.ReadHeaderTimeout, s.guard.Wrap, func(tc *tls.Conn) { s.serveH2(srv, tc) }, s.log)
+		s.tls = newTLSListener(ll, tlsCfg, s.cfg.ReadHeaderTimeout, s.wrapTLS, s.log)
 		s.lns = append(s.lns, s.tls)
 		s.servers = append(s.servers, srv)
 	}
 	return nil
-}
-
-// serveH2 serves one HTTP/2 connection.
-func (s *Server) serveH2(base *http.Server, tc *tls.Conn) {
-	ctx := withConn(context.Background(), &connInfo{maxRequests: s.cfg.MaxRequestsPerConn})
-	s.h2.ServeConn(tc, &http2.ServeConnOpts{Context: ctx, BaseConfig: base, Handler: s.proxy})
 }
 
 // guardedListener puts the HTTP/1 guard on every accepted plain connection.
@@ -346,8 +356,9 @@ func boolInt(b bool) int {
 
 // connInfo is what the proxy's handler learns about the client connection a request came on.
 type connInfo struct {
-	h1          *h1.Conn // the HTTP/1 guard; nil on HTTP/2
-	maxRequests int64    // 0: unlimited
+	h1          *h1.Conn             // the HTTP/1 guard; nil on HTTP/2
+	tls         *tls.ConnectionState // set on HTTP/2, where net/http leaves Request.TLS nil
+	maxRequests int64                // 0: unlimited
 	requests    atomic.Int64
 }
 
