@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/veloflux/veloflux/proxy/h1"
+	"github.com/veloflux/veloflux/proxy/h2guard"
 )
 
 // ServerConfig says where and how the proxy listens. Fixed for the life of a Server.
@@ -46,6 +47,9 @@ type ServerConfig struct {
 	// MaxClientConns caps open client connections over all listeners; at the cap the
 	// listeners stop accepting until one closes. 0: DefaultMaxClientConns().
 	MaxClientConns int
+	// H2Guard closes HTTP/2 connections that reset most streams right after opening them
+	// (rapid reset), with GOAWAY ENHANCE_YOUR_CALM. Zero fields: h2guard.DefaultConfig().
+	H2Guard h2guard.Config
 	// DrainTimeout is how long in-flight requests and WebSockets get to finish when the
 	// server stops or is drained. Default 30s.
 	DrainTimeout time.Duration
@@ -171,7 +175,9 @@ type h2Conn struct {
 func (s *Server) wrapTLS(tc *tls.Conn) net.Conn {
 	state := tc.ConnectionState()
 	if state.NegotiatedProtocol == "h2" {
-		return &h2Conn{Conn: tc, state: &state}
+		m := s.proxy.metrics
+		guarded := h2guard.Wrap(tc, s.cfg.H2Guard, func() { m.rejections.WithLabelValues("http2", "rapid reset").Inc() })
+		return &h2Conn{Conn: guarded, state: &state}
 	}
 	return s.guard.Wrap(tc)
 }
