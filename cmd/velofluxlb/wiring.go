@@ -153,6 +153,7 @@ func proxyConfig(c *config.Config) proxy.Config {
 	pc.TrustedProxies = c.Global.TrustedProxies
 	pc.AccessLog = c.Global.AccessLog
 	pc.Retry = proxy.RetryConfig{Attempts: c.Retry.Attempts, Timeout: c.Retry.Timeout}
+	pc.MaxConnsPerBackend = c.Global.Limits.MaxConnsPerBackend
 	pc.Sticky = proxy.StickyConfig{
 		CookieName: c.Sticky.CookieName,
 		TTL:        c.Sticky.TTL,
@@ -187,7 +188,6 @@ func transportConfig(c *config.Config) proxy.TransportConfig {
 		ResponseHeaderTimeout: t.BackendResponseHeader,
 		IdleConnTimeout:       t.BackendIdle,
 		MaxIdleConnsPerHost:   c.Global.Limits.MaxIdleConnsPerBackend,
-		MaxConnsPerHost:       c.Global.Limits.MaxConnsPerBackend,
 	}
 }
 
