@@ -55,7 +55,8 @@ type Config struct {
 }
 
 // Global holds node-wide settings. Listener addresses, TLS, timeouts and limits need a restart
-// to change; the rest is applied on reload.
+// to change, except limits.max_conns_per_backend and limits.backend_queue_timeout; the rest is
+// applied on reload.
 type Global struct {
 	// BindAddress is the plain HTTP listener, host:port. Default "0.0.0.0:80". Required.
 	BindAddress string `koanf:"bind_address"`
@@ -190,8 +191,15 @@ type Limits struct {
 	MaxClientConns int `koanf:"max_client_conns"`
 	// MaxIdleConnsPerBackend is the idle connection pool size per backend. Default 64, > 0.
 	MaxIdleConnsPerBackend int `koanf:"max_idle_conns_per_backend"`
-	// MaxConnsPerBackend caps connections to one backend. Default 0 = unlimited, >= 0.
+	// MaxConnsPerBackend caps the requests in flight to one backend of a pool, and so the
+	// connections to it; requests beyond it wait up to BackendQueueTimeout for a free slot.
+	// Default 1024, Envoy's default circuit-breaker limit of connections and requests; >= 0,
+	// 0 = no cap. pools[].max_conns_per_backend overrides it. Applied on reload.
 	MaxConnsPerBackend int `koanf:"max_conns_per_backend"`
+	// BackendQueueTimeout is how long a request waits for a free slot of a backend at
+	// MaxConnsPerBackend before it is answered 503 (or tried on another backend). Default 5s,
+	// > 0. Applied on reload.
+	BackendQueueTimeout time.Duration `koanf:"backend_queue_timeout"`
 }
 
 // Retry controls retrying a failed request on another backend.
@@ -304,6 +312,10 @@ type Pool struct {
 	// it removes the protection TLS gives against a network attacker. Default false. Only
 	// valid with protocol https, so that it is never set believing it does something else.
 	TLSSkipVerify bool `koanf:"tls_skip_verify"`
+	// MaxConnsPerBackend is global.limits.max_conns_per_backend for this pool's backends.
+	// Default 0 = the global value, which Load writes in, so consumers read the pool's cap
+	// here; >= 0. Applied on reload.
+	MaxConnsPerBackend int `koanf:"max_conns_per_backend"`
 	// HealthCheck is global.health_check with this pool's overrides already applied by Load,
 	// so consumers never resolve inheritance themselves.
 	HealthCheck PoolHealthCheck `koanf:"health_check"`
@@ -656,7 +668,8 @@ func Default() *Config {
 				MaxHeaderCount:         100,
 				H2MaxConcurrentStreams: 100,
 				MaxIdleConnsPerBackend: 64,
-				MaxConnsPerBackend:     0,
+				MaxConnsPerBackend:     1024,
+				BackendQueueTimeout:    5 * time.Second,
 			},
 		},
 		Retry: Retry{

@@ -45,7 +45,8 @@ func TestDefault(t *testing.T) {
 		{"global.limits.max_requests_per_conn", c.Global.Limits.MaxRequestsPerConn, 0},
 		{"global.limits.max_client_conns", c.Global.Limits.MaxClientConns, 0},
 		{"global.limits.max_idle_conns_per_backend", c.Global.Limits.MaxIdleConnsPerBackend, 64},
-		{"global.limits.max_conns_per_backend", c.Global.Limits.MaxConnsPerBackend, 0},
+		{"global.limits.max_conns_per_backend", c.Global.Limits.MaxConnsPerBackend, 1024},
+		{"global.limits.backend_queue_timeout", c.Global.Limits.BackendQueueTimeout, 5 * time.Second},
 		{"retry.attempts", c.Retry.Attempts, 2},
 		{"retry.timeout", c.Retry.Timeout, 10 * time.Second},
 		{"sticky.cookie_name", c.Sticky.CookieName, "vf_session"},
@@ -349,7 +350,12 @@ func TestRestartNeeded(t *testing.T) {
 		{"tls", func(c *Config) { c.Global.TLS.CertFile, c.Global.TLS.AutoCert = "x", true },
 			[]string{"global.tls.auto_cert", "global.tls.cert_file"}},
 		{"timeouts", func(c *Config) { c.Global.Timeouts.Idle = time.Second }, []string{"global.timeouts.idle"}},
-		{"limits", func(c *Config) { c.Global.Limits.MaxConnsPerBackend = 9 }, []string{"global.limits.max_conns_per_backend"}},
+		{"limits", func(c *Config) { c.Global.Limits.MaxIdleConnsPerBackend = 9 }, []string{"global.limits.max_idle_conns_per_backend"}},
+		{"backend connection cap and queue are live", func(c *Config) {
+			c.Global.Limits.MaxConnsPerBackend = 9
+			c.Global.Limits.BackendQueueTimeout = time.Second
+			c.Pools[0].MaxConnsPerBackend = 3
+		}, nil},
 		{"consul switch", func(c *Config) { c.Discovery.Consul.Enabled = true }, []string{"discovery.consul.enabled"}},
 		{"consul connection", func(c *Config) {
 			c.Discovery.Consul.Address = "consul:8500"

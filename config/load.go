@@ -256,11 +256,15 @@ func (d *decoder) applyEnvVar(root reflect.Value, name, key, value string) {
 }
 
 // inheritHealthCheck fills each pool's health check and passive fields that the pool did not
-// set from global.health_check and global.passive. It runs after every layer so an
-// environment override of the global value reaches the pools too.
+// set from global.health_check and global.passive, and its max_conns_per_backend, unless
+// written and not 0, from global.limits. It runs after every layer so an environment override
+// of the global value reaches the pools too.
 func inheritHealthCheck(cfg *Config, explicit map[string]bool) {
 	g, gp := cfg.Global.HealthCheck, cfg.Global.Passive
 	for i := range cfg.Pools {
+		if cfg.Pools[i].MaxConnsPerBackend == 0 {
+			cfg.Pools[i].MaxConnsPerBackend = cfg.Global.Limits.MaxConnsPerBackend
+		}
 		hc, ps := &cfg.Pools[i].HealthCheck, &cfg.Pools[i].Passive
 		p := fmt.Sprintf("pools[%d].health_check.", i)
 		inherit(explicit[p+"interval"], &hc.Interval, g.Interval)

@@ -300,6 +300,40 @@ pools:
 	}
 }
 
+func TestParseMaxConnsPerBackendInheritance(t *testing.T) {
+	doc := `
+global:
+  limits: {max_conns_per_backend: 100}
+pools:
+  - name: inherits
+  - name: zero-inherits
+    max_conns_per_backend: 0
+  - name: overrides
+    max_conns_per_backend: 7
+`
+	tests := []struct {
+		name    string
+		environ []string
+		want    []int
+	}{
+		{"from file", nil, []int{100, 100, 7}},
+		{"environment overrides global before pools inherit", []string{"VFX_GLOBAL__LIMITS__MAX_CONNS_PER_BACKEND=50"}, []int{50, 50, 7}},
+		{"no global cap", []string{"VFX_GLOBAL__LIMITS__MAX_CONNS_PER_BACKEND=0"}, []int{0, 0, 7}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := mustParse(t, doc, tt.environ...)
+			var got []int
+			for _, p := range c.Pools {
+				got = append(got, p.MaxConnsPerBackend)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("pool caps %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestParseInheritedMaxIntervalBelowOverriddenInterval(t *testing.T) {
 	_, err := Parse([]byte("pools:\n  - name: p\n    health_check: {interval: 2m, timeout: 5s}\n"), nil)
 	assertLines(t, err, []string{"pools[0].health_check.max_interval: must be at least interval (2m0s), got 1m0s"})

@@ -7,7 +7,12 @@ import "reflect"
 // warning, so a changed listener never blocks a route change. Both configs must be non-nil.
 func (c *Config) RestartNeeded(next *Config) []string {
 	var out []string
-	old, nw := reflect.ValueOf(c.Global), reflect.ValueOf(next.Global)
+	// The per-backend connection cap and its queue timeout are the proxy's reloadable settings:
+	// raising a cap that turns out too low must not wait for a restart.
+	oldG, newG := c.Global, next.Global
+	oldG.Limits.MaxConnsPerBackend, oldG.Limits.BackendQueueTimeout = 0, 0
+	newG.Limits.MaxConnsPerBackend, newG.Limits.BackendQueueTimeout = 0, 0
+	old, nw := reflect.ValueOf(oldG), reflect.ValueOf(newG)
 	// Read only at startup: listeners are bound, and the http.Server and transport that
 	// timeouts, limits and TLS configure are built, once.
 	for _, key := range []string{

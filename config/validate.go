@@ -209,6 +209,7 @@ func (c *Config) validateGlobal(v *validator) {
 	v.atLeast("global.limits.max_client_conns", l.MaxClientConns, 0)
 	v.atLeast("global.limits.max_idle_conns_per_backend", l.MaxIdleConnsPerBackend, 1)
 	v.atLeast("global.limits.max_conns_per_backend", l.MaxConnsPerBackend, 0)
+	v.positive("global.limits.backend_queue_timeout", l.BackendQueueTimeout)
 }
 
 func (c *Config) validateTLS(v *validator) {
@@ -667,6 +668,7 @@ func (c *Config) validatePools(v *validator) {
 		if p.TLSSkipVerify && p.Protocol != ProtocolHTTPS {
 			v.add(path+".tls_skip_verify", "only applies to protocol https, got protocol %s", quote(p.Protocol))
 		}
+		v.atLeast(path+".max_conns_per_backend", p.MaxConnsPerBackend, 0)
 		hc := &p.HealthCheck
 		v.healthCheck(path+".health_check", hc.Common())
 		v.urlPath(path+".health_check.path", hc.Path)

@@ -228,6 +228,8 @@ func TestValidateRejects(t *testing.T) {
 			[]string{"global.limits.max_idle_conns_per_backend: must be >= 1, got 0"}},
 		{"max_conns_per_backend negative", func(c *Config) { c.Global.Limits.MaxConnsPerBackend = -1 },
 			[]string{"global.limits.max_conns_per_backend: must be >= 0, got -1"}},
+		{"backend_queue_timeout zero", func(c *Config) { c.Global.Limits.BackendQueueTimeout = 0 },
+			[]string{"global.limits.backend_queue_timeout: must be > 0, got 0s"}},
 
 		// retry
 		{"retry attempts zero", func(c *Config) { c.Retry.Attempts = 0 },
@@ -453,6 +455,8 @@ func TestValidateRejects(t *testing.T) {
 			`pools[0].backends[1].health_check.host: invalid host "*.wild.example": a Host header cannot be a wildcard`,
 			`pools[0].backends[1].health_check.expect_status: "2xx": not a status code`,
 		}},
+		{"pool max_conns_per_backend negative", func(c *Config) { c.Pools[0].MaxConnsPerBackend = -2 },
+			[]string{"pools[0].max_conns_per_backend: must be >= 0, got -2"}},
 		{"pool passive failures negative", func(c *Config) { c.Pools[0].Passive.ConsecutiveFailures = -3 },
 			[]string{"pools[0].passive.consecutive_failures: must be >= 0, got -3"}},
 		{"pool passive max ejection time below ejection time", func(c *Config) { c.Pools[0].Passive.EjectionTime = 10 * time.Minute },

@@ -51,8 +51,11 @@ type Pool struct {
 	// Algorithm names a balancing policy: round_robin, weighted, least_conn, ip_hash, random.
 	Algorithm string
 	// Sticky pins each client session to one backend with a signed cookie.
-	Sticky   bool
-	Backends []Backend
+	Sticky bool
+	// MaxConnsPerBackend caps the requests in flight to each backend of the pool, beyond
+	// which requests wait in a queue; 0 leaves it to the proxy's own setting.
+	MaxConnsPerBackend int
+	Backends           []Backend
 }
 
 // Route sends requests whose host and path match to a pool.

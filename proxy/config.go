@@ -23,6 +23,18 @@ type Config struct {
 	RateLimit ratelimit.Config
 	// AccessLog logs one line per request at info level. Default true.
 	AccessLog bool
+	// MaxConnsPerBackend caps the requests in flight to one backend of a pool, and with them
+	// the connections it is sent; discovery.Pool.MaxConnsPerBackend overrides it per pool.
+	// Requests beyond it wait for a free slot (see BackendQueueTimeout). 0 means no cap.
+	// Default 1024, Envoy's default circuit-breaker limit of connections and of requests per
+	// cluster: far above what one healthy backend serves at once, low enough that a backend
+	// gone slow cannot take every file descriptor of the node with it.
+	MaxConnsPerBackend int
+	// BackendQueueTimeout is how long a request waits for a free slot of its backend before it
+	// is answered 503 (or retried on another backend); the wait also ends with the request.
+	// Default 5s: as long as the default backend dial timeout, so a queue never makes a client
+	// wait longer than an unreachable backend would.
+	BackendQueueTimeout time.Duration
 }
 
 // RetryConfig bounds retries.
@@ -49,10 +61,6 @@ type TransportConfig struct {
 	IdleConnTimeout time.Duration
 	// MaxIdleConnsPerHost keeps this many idle connections per backend. Default 64.
 	MaxIdleConnsPerHost int
-	// MaxConnsPerHost caps connections per backend; 0 means no cap. Default 0. It does not
-	// apply to h2c backends, whose HTTP/2 transport opens a connection only when the ones it
-	// has carry as many streams as the backend allows.
-	MaxConnsPerHost int
 }
 
 // DefaultConfig returns the defaults documented on each field.
@@ -65,11 +73,13 @@ func DefaultConfig() Config {
 			HTTPOnly:   true,
 			SameSite:   http.SameSiteLaxMode,
 		},
-		AccessLog: true,
+		AccessLog:           true,
+		MaxConnsPerBackend:  1024,
+		BackendQueueTimeout: 5 * time.Second,
 	}
 }
 
-// withDefaults fills zero fields with their defaults; MaxConnsPerHost 0 stays "no cap".
+// withDefaults fills zero fields with their defaults.
 func (c TransportConfig) withDefaults() TransportConfig {
 	d := DefaultTransportConfig()
 	if c.DialTimeout <= 0 {
@@ -112,6 +122,12 @@ func (c Config) validate() error {
 	}
 	if c.Sticky.TTL <= 0 {
 		errs = append(errs, fmt.Errorf("sticky ttl %v: want > 0", c.Sticky.TTL))
+	}
+	if c.MaxConnsPerBackend < 0 {
+		errs = append(errs, fmt.Errorf("max conns per backend %d: want >= 0", c.MaxConnsPerBackend))
+	}
+	if c.BackendQueueTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("backend queue timeout %v: want > 0", c.BackendQueueTimeout))
 	}
 	return errors.Join(errs...)
 }

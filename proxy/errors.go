@@ -53,6 +53,8 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 		p.writeError(w, st, http.StatusBadGateway, errNoWebSocket)
 	case localerr.Is(err): // 503 like a draining node: another node may well have resources
 		p.writeError(w, st, http.StatusServiceUnavailable, errOverloaded)
+	case errors.Is(err, errAtCapacity):
+		p.writeError(w, st, http.StatusServiceUnavailable, errAtCapacity)
 	case isTimeout(err):
 		p.writeError(w, st, http.StatusGatewayTimeout, errTimeout)
 	default:

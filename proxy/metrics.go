@@ -113,15 +113,26 @@ var (
 		"1 when the backend may receive traffic, 0 when the health view calls it down.", []string{"pool", "backend"}, nil)
 	weightDesc = prometheus.NewDesc("veloflux_backend_weight",
 		"Configured balancing weight of a backend.", []string{"pool", "backend"}, nil)
+	queueWaitsDesc = prometheus.NewDesc("veloflux_backend_queue_waits_total",
+		"Requests that found every connection slot of the backend taken and waited for one.", []string{"pool", "backend"}, nil)
+	queueTimeoutsDesc = prometheus.NewDesc("veloflux_backend_queue_timeouts_total",
+		"Requests that waited backend_queue_timeout for a connection slot of the backend in vain (answered 503 unless retried elsewhere).", []string{"pool", "backend"}, nil)
+	queuedDesc = prometheus.NewDesc("veloflux_backend_queued_requests",
+		"Requests waiting for a connection slot of the backend now.", []string{"pool", "backend"}, nil)
 )
 
-// backendCollector reports per-backend gauges from the table in use at scrape time.
+// backendCollector reports per-backend series from the table in use at scrape time, the
+// queue counters included: they live on the backend's upstream, so they survive reloads and
+// disappear with the backend.
 type backendCollector struct{ p *Proxy }
 
 func (c backendCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- activeDesc
 	ch <- healthDesc
 	ch <- weightDesc
+	ch <- queueWaitsDesc
+	ch <- queueTimeoutsDesc
+	ch <- queuedDesc
 }
 
 func (c backendCollector) Collect(ch chan<- prometheus.Metric) {
@@ -130,6 +141,9 @@ func (c backendCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(activeDesc, prometheus.GaugeValue, float64(u.lb.Active()), pl.name, u.id)
 			ch <- prometheus.MustNewConstMetric(healthDesc, prometheus.GaugeValue, boolFloat(c.p.health.Healthy(u.id)), pl.name, u.id)
 			ch <- prometheus.MustNewConstMetric(weightDesc, prometheus.GaugeValue, float64(u.lb.Weight()), pl.name, u.id)
+			ch <- prometheus.MustNewConstMetric(queueWaitsDesc, prometheus.CounterValue, float64(u.conns.waits.Load()), pl.name, u.id)
+			ch <- prometheus.MustNewConstMetric(queueTimeoutsDesc, prometheus.CounterValue, float64(u.conns.timeouts.Load()), pl.name, u.id)
+			ch <- prometheus.MustNewConstMetric(queuedDesc, prometheus.GaugeValue, float64(u.conns.queued.Load()), pl.name, u.id)
 		}
 	}
 }

@@ -172,7 +172,7 @@ func (p *Proxy) Apply(snap *discovery.Snapshot) error {
 	for _, pl := range old.pools {
 		policies[pl.name] = pl
 	}
-	t, ups, err := buildTable(snap, p.upstreams, policies)
+	t, ups, err := buildTable(snap, p.upstreams, policies, p.cfg.MaxConnsPerBackend)
 	if err != nil {
 		return err
 	}
@@ -224,6 +224,9 @@ func (p *Proxy) Reconfigure(cfg Config) error {
 	}
 	p.cfg = cfg
 	p.settings.Store(s)
+	for _, u := range p.upstreams {
+		u.conns.setLimit(connLimit(u.maxConns, cfg.MaxConnsPerBackend))
+	}
 	return nil
 }
 
@@ -285,6 +288,7 @@ type reqState struct {
 	route   *route
 	pool    *pool
 	backend *upstream
+	slot    *slotSem // the connection slot of the try that got a response, held to the end
 	tried   [maxAttempts]*upstream
 	ntried  int
 	cands   []*balance.Backend
@@ -436,7 +440,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.backend.lb.Acquire()
 	// A deferred release keeps counts exact when the reverse proxy aborts the handler with a
 	// panic (backend died mid-body) or a retry moved the request to another backend.
-	defer func() { st.backend.lb.Release() }()
+	defer func() {
+		st.backend.lb.Release()
+		st.slot.release()
+	}()
 
 	ctx := context.WithValue(r.Context(), stateKey{}, st)
 	if upgrade {
@@ -598,10 +605,7 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	st := stateFrom(req.Context())
 	attempts := 1
 	for {
-		resp, err := p.transports.roundTrip(st, req)
-		if o, ok := outcomeOf(st, req, resp, err); ok {
-			p.passive.Report(st.backend.id, o)
-		}
+		resp, err := p.attempt(st, req)
 		if err == nil || !st.retryable(req, err, attempts) {
 			return resp, err
 		}
@@ -661,8 +665,8 @@ func (st *reqState) retryable(req *http.Request, err error, attempts int) bool {
 		return false
 	}
 	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" || errors.Is(err, errNoWebSocket) {
-		return true // nothing was sent: the connection never opened, or the upgrade was refused here
+	if errors.As(err, &op) && op.Op == "dial" || errors.Is(err, errNoWebSocket) || errors.Is(err, errAtCapacity) {
+		return true // nothing was sent: the connection never opened, the upgrade was refused here, or no slot was free
 	}
 	if st.body != nil || !idempotent(req.Method) {
 		return false

@@ -23,6 +23,19 @@ type upstream struct {
 	scheme     scheme
 	skipVerify bool                       // https only: accept any certificate
 	region     atomic.Pointer[regionName] // may change with discovery; read by status and geo routing
+	conns      connSlots                  // bounds the requests in flight to it; must not be copied
+	// maxConns is the pool's discovery.Pool.MaxConnsPerBackend, 0 for Config's. Written and
+	// read under Proxy.mu only: requests read the cap from conns.
+	maxConns int
+}
+
+// connLimit is the cap of a backend whose pool asks for poolMax (0: none) under a proxy whose
+// Config says global.
+func connLimit(poolMax, global int) int {
+	if poolMax > 0 {
+		return poolMax
+	}
+	return global
 }
 
 // Region returns the backend's region, "" when none was given (the node's region).
@@ -54,9 +67,10 @@ type table struct {
 var ErrInvalidSnapshot = errors.New("invalid snapshot")
 
 // buildTable compiles snap, reusing upstream state from prev (keyed by pool/backend ID) and
-// policies by pool name when the algorithm is unchanged. It does not modify prev or
-// policies; the caller commits the returned maps only when it swaps the table in.
-func buildTable(snap *discovery.Snapshot, prev map[string]*upstream, policies map[string]*pool) (*table, map[string]*upstream, error) {
+// policies by pool name when the algorithm is unchanged; maxConns is Config.MaxConnsPerBackend,
+// the cap of backends whose pool sets none. It does not modify prev or policies; the caller
+// commits the returned maps only when it swaps the table in.
+func buildTable(snap *discovery.Snapshot, prev map[string]*upstream, policies map[string]*pool, maxConns int) (*table, map[string]*upstream, error) {
 	var problems []error
 	t := &table{routes: append([]discovery.Route(nil), snap.Routes...)}
 	ups := make(map[string]*upstream, len(prev))
@@ -128,6 +142,8 @@ func buildTable(snap *discovery.Snapshot, prev map[string]*upstream, policies ma
 		for _, b := range sp.Backends {
 			u := ups[sp.Name+"/"+b.ID]
 			u.lb.SetWeight(b.Weight)
+			u.maxConns = sp.MaxConnsPerBackend
+			u.conns.setLimit(connLimit(sp.MaxConnsPerBackend, maxConns))
 			if r := u.region.Load(); r == nil || r.name != b.Region {
 				u.region.Store(newRegionName(b.Region))
 			}

@@ -80,11 +80,16 @@ func newTransports(c TransportConfig) (*transports, error) {
 
 func newHTTPTransport(c TransportConfig, dialer *net.Dialer) *http.Transport {
 	return &http.Transport{
-		Proxy:                 nil, // never send backend traffic through an environment proxy
-		DialContext:           dialer.DialContext,
-		MaxIdleConns:          0, // bounded per host instead
-		MaxIdleConnsPerHost:   c.MaxIdleConnsPerHost,
-		MaxConnsPerHost:       c.MaxConnsPerHost,
+		Proxy:               nil, // never send backend traffic through an environment proxy
+		DialContext:         dialer.DialContext,
+		MaxIdleConns:        0, // bounded per host instead
+		MaxIdleConnsPerHost: c.MaxIdleConnsPerHost,
+		// No MaxConnsPerHost: the proxy's slots (Config.MaxConnsPerBackend) bound the requests
+		// in flight to a backend, and so the connections in use, since an HTTP/1.1 connection
+		// carries one request at a time. They apply to h2c backends too, and a request that
+		// waits for one gives up after BackendQueueTimeout, where the transport's own cap would
+		// queue it for as long as its context lasts and hide the wait from metrics.
+		MaxConnsPerHost:       0,
 		IdleConnTimeout:       c.IdleConnTimeout,
 		ResponseHeaderTimeout: c.ResponseHeaderTimeout,
 		ExpectContinueTimeout: time.Second,

@@ -32,7 +32,9 @@ func checkRunnable(c *config.Config) error {
 func staticSnapshot(c *config.Config) *discovery.Snapshot {
 	s := &discovery.Snapshot{Source: "static"}
 	for _, p := range c.Pools {
-		dp := discovery.Pool{Name: p.Name, Algorithm: p.Algorithm, Sticky: p.StickySessions}
+		// MaxConnsPerBackend is the pool's effective cap (Load wrote the global one into pools
+		// without their own); Consul pools leave it 0, which means the proxy's global cap.
+		dp := discovery.Pool{Name: p.Name, Algorithm: p.Algorithm, Sticky: p.StickySessions, MaxConnsPerBackend: p.MaxConnsPerBackend}
 		scheme := p.Protocol
 		if scheme == config.ProtocolHTTP {
 			scheme = "" // the proxy's default
@@ -153,6 +155,8 @@ func proxyConfig(c *config.Config) proxy.Config {
 	pc.TrustedProxies = c.Global.TrustedProxies
 	pc.AccessLog = c.Global.AccessLog
 	pc.Retry = proxy.RetryConfig{Attempts: c.Retry.Attempts, Timeout: c.Retry.Timeout}
+	pc.MaxConnsPerBackend = c.Global.Limits.MaxConnsPerBackend
+	pc.BackendQueueTimeout = c.Global.Limits.BackendQueueTimeout
 	pc.Sticky = proxy.StickyConfig{
 		CookieName: c.Sticky.CookieName,
 		TTL:        c.Sticky.TTL,
@@ -187,7 +191,6 @@ func transportConfig(c *config.Config) proxy.TransportConfig {
 		ResponseHeaderTimeout: t.BackendResponseHeader,
 		IdleConnTimeout:       t.BackendIdle,
 		MaxIdleConnsPerHost:   c.Global.Limits.MaxIdleConnsPerBackend,
-		MaxConnsPerHost:       c.Global.Limits.MaxConnsPerBackend,
 	}
 }
 

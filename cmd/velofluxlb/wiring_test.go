@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/veloflux/veloflux/config"
+	"github.com/veloflux/veloflux/proxy"
 	"github.com/veloflux/veloflux/proxy/balance"
 )
 
@@ -104,4 +105,36 @@ func TestAdminPassword(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestConnectionCapWiring(t *testing.T) {
+	t.Run("defaults agree", func(t *testing.T) {
+		c, p := config.Default().Global.Limits, proxy.DefaultConfig()
+		if c.MaxConnsPerBackend != p.MaxConnsPerBackend || c.BackendQueueTimeout != p.BackendQueueTimeout {
+			t.Fatalf("config defaults %d, %s; proxy defaults %d, %s", c.MaxConnsPerBackend, c.BackendQueueTimeout, p.MaxConnsPerBackend, p.BackendQueueTimeout)
+		}
+	})
+	t.Run("from the file", func(t *testing.T) {
+		cfg, err := config.Parse([]byte(`
+global:
+  limits: {max_conns_per_backend: 100, backend_queue_timeout: 2s}
+pools:
+  - name: own
+    max_conns_per_backend: 5
+    backends: [{address: "10.0.0.1:80"}]
+  - name: inherits
+    backends: [{address: "10.0.0.2:80"}]
+`), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pc := proxyConfig(cfg)
+		if pc.MaxConnsPerBackend != 100 || pc.BackendQueueTimeout != 2*time.Second {
+			t.Fatalf("proxy config cap %d, queue timeout %s; want 100, 2s", pc.MaxConnsPerBackend, pc.BackendQueueTimeout)
+		}
+		snap := staticSnapshot(cfg)
+		if got := []int{snap.Pools[0].MaxConnsPerBackend, snap.Pools[1].MaxConnsPerBackend}; !slices.Equal(got, []int{5, 100}) {
+			t.Fatalf("pool caps %v, want [5 100]", got)
+		}
+	})
 }
