@@ -76,8 +76,17 @@ func (p *Proxy) clientBodyFailed(w http.ResponseWriter, st *reqState) {
 	case errors.Is(err, net.ErrClosed), errors.Is(err, syscall.ECONNRESET):
 		st.rw.code = statusClientClosed
 	default:
+		p.metrics.rejections.WithLabelValues(protocolLabel(st.protoMajor), "malformed body").Inc()
 		p.writeError(w, st, http.StatusBadRequest, errBadBody)
 	}
+}
+
+// protocolLabel names a request's protocol for the rejection metric.
+func protocolLabel(major int) string {
+	if major == 2 {
+		return "http2"
+	}
+	return "http1"
 }
 
 // reject answers the synthetic request that stands for a head the HTTP/1 guard refused.

@@ -276,26 +276,27 @@ func (p *Proxy) newUpgradeEpoch() {
 
 // reqState is what one request carries through the reverse proxy, in its context. Pooled.
 type reqState struct {
-	start   time.Time
-	set     *settings
-	peer    netip.Addr
-	client  netip.Addr
-	trusted bool
-	upgrade bool // a WebSocket upgrade: only HTTP/1.1 transports can carry it
-	refused bool // the HTTP/1 guard refused the request head: nothing of it is logged
-	reqID   string
-	key     uint64 // client affinity hash for ip_hash
-	route   *route
-	pool    *pool
-	backend *upstream
-	slot    *slotSem // the connection slot of the try that got a response, held to the end
-	tried   [maxAttempts]*upstream
-	ntried  int
-	cands   []*balance.Backend
-	ups     []*upstream
-	body    *retryBody
-	err     error
-	rw      statusWriter
+	start      time.Time
+	set        *settings
+	peer       netip.Addr
+	client     netip.Addr
+	trusted    bool
+	upgrade    bool // a WebSocket upgrade: only HTTP/1.1 transports can carry it
+	refused    bool // the HTTP/1 guard refused the request head: nothing of it is logged
+	protoMajor int
+	reqID      string
+	key        uint64 // client affinity hash for ip_hash
+	route      *route
+	pool       *pool
+	backend    *upstream
+	slot       *slotSem // the connection slot of the try that got a response, held to the end
+	tried      [maxAttempts]*upstream
+	ntried     int
+	cands      []*balance.Backend
+	ups        []*upstream
+	body       *retryBody
+	err        error
+	rw         statusWriter
 
 	// Geo routing, set only when the route uses it and a Locator is configured.
 	geo       bool
@@ -377,6 +378,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	upgrade := isUpgrade(r)
 	st.upgrade = upgrade
+	st.protoMajor = r.ProtoMajor
 	if ci := connFrom(r.Context()); ci != nil {
 		if r.TLS == nil && ci.tls != nil {
 			r.TLS = ci.tls // HTTP/2 over the TLS listener (see h2Conn); set once, before any use

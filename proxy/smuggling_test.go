@@ -210,6 +210,9 @@ func TestRequestSmugglingWall(t *testing.T) {
 			})
 		}
 	}
+	if n := counterValue(t, reg, "veloflux_client_rejections_total", map[string]string{"protocol": "http1", "reason": "malformed body"}); n != 2*7 {
+		t.Errorf("malformed chunked bodies counted: %v, want 14", n)
+	}
 	// Seven cases per listener are refused for carrying both framings; the others with both
 	// headers are refused for an earlier fault (a fold, HTTP/1.0, a bad field name).
 	if n := counterValue(t, reg, "veloflux_client_rejections_total", map[string]string{"protocol": "http1", "reason": "Content-Length with Transfer-Encoding"}); n != 2*7 {
