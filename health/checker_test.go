@@ -358,14 +358,14 @@ func TestCheckerRemoveCancelsProbe(t *testing.T) {
 	run(t, c)
 	select {
 	case <-inFlight:
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second): // a guard against a hang; the event comes first
 		t.Fatal("no probe reached the backend")
 	}
 
 	c.SetTargets(nil)
 	select {
 	case <-released:
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second): // a guard against a hang; the event comes first
 		t.Fatal("the probe of a removed target was not cancelled")
 	}
 }
