@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/veloflux/veloflux/internal/promreg"
 )
 
 // metrics are the locator's series, listed in docs/geo-routing.md. The per-result counters
@@ -36,13 +38,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.unknown = m.lookupsVec.WithLabelValues("unknown")
 	m.reloadOK = m.reloadsVec.WithLabelValues("success")
 	m.reloadFailed = m.reloadsVec.WithLabelValues("failure")
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{m.lookupsVec, m.reloadsVec, m.buildTimestamp} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("geo: register metrics: %w", err)
-		}
+	if err := promreg.Register(reg, m.lookupsVec, m.reloadsVec, m.buildTimestamp); err != nil {
+		return nil, fmt.Errorf("geo: register metrics: %w", err)
 	}
 	return m, nil
 }

@@ -1,10 +1,11 @@
 package gossip
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/veloflux/veloflux/internal/promreg"
 )
 
 // Label values of veloflux_gossip_messages_total and veloflux_gossip_pushpull_bytes_total.
@@ -61,16 +62,7 @@ func newNodeMetrics(counts func() map[string]int) *nodeMetrics {
 }
 
 func (m *nodeMetrics) register(reg prometheus.Registerer) error {
-	if reg == nil {
-		return nil
-	}
-	var errs []error
-	for _, c := range []prometheus.Collector{m.messages, m.pushPullBytes, m.members} {
-		if err := reg.Register(c); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := promreg.Register(reg, m.messages, m.pushPullBytes, m.members); err != nil {
 		return fmt.Errorf("gossip: register metrics: %w", err)
 	}
 	return nil

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/veloflux/veloflux/internal/promreg"
 )
 
 // Broadcaster sends one encoded entry to the cluster (satisfied by *Node). It must not block:
@@ -68,10 +70,8 @@ func NewSessions(store *Store, b Broadcaster, logger *slog.Logger, reg prometheu
 	for _, r := range []string{sessionErrFull, sessionErrInvalid, sessionErrExpired, sessionErrBroadcast} {
 		s.errs.WithLabelValues(r)
 	}
-	if reg != nil {
-		if err := reg.Register(s.errs); err != nil {
-			return nil, fmt.Errorf("gossip: sessions: register metrics: %w", err)
-		}
+	if err := promreg.Register(reg, s.errs); err != nil {
+		return nil, fmt.Errorf("gossip: sessions: register metrics: %w", err)
 	}
 	return s, nil
 }
@@ -165,7 +165,7 @@ func RegisterStoreMetrics(store *Store, reg prometheus.Registerer) error {
 			"Entries refused by the replicated state by reason (full, invalid, drift), and truncated full-state encodings (truncated).",
 			[]string{"reason"}, nil),
 	}
-	if err := reg.Register(c); err != nil {
+	if err := promreg.Register(reg, c); err != nil {
 		return fmt.Errorf("gossip: register store metrics: %w", err)
 	}
 	return nil

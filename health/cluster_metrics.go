@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/veloflux/veloflux/internal/promreg"
 )
 
 // Label values of veloflux_health_observations_total, all exported from the start so a
@@ -41,13 +43,8 @@ func newClusterMetrics(reg prometheus.Registerer) (*clusterMetrics, error) {
 	for _, r := range []string{obsSent, obsFailed, obsReceived, obsInvalid, obsDropped} {
 		m.observations.WithLabelValues(r)
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{m.probed, m.observations, m.down} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("health: register cluster metrics: %w", err)
-		}
+	if err := promreg.Register(reg, m.probed, m.observations, m.down); err != nil {
+		return nil, fmt.Errorf("health: register cluster metrics: %w", err)
 	}
 	return m, nil
 }

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/veloflux/veloflux/internal/promreg"
 )
 
 const (
@@ -39,13 +41,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Active probes that failed for lack of local resources (file descriptors, ports, buffers, memory); they count neither for nor against the backend.",
 		}),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{m.checks, m.duration, m.localErrors} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("health: register metrics: %w", err)
-		}
+	if err := promreg.Register(reg, m.checks, m.duration, m.localErrors); err != nil {
+		return nil, fmt.Errorf("health: register metrics: %w", err)
 	}
 	return m, nil
 }
@@ -86,18 +83,8 @@ func newPassiveMetrics(reg prometheus.Registerer) (*passiveMetrics, error) {
 			Help: "Ejections passive checks did not make because the pool was at its max_ejection_percent.",
 		}, []string{"pool"}),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	var registered []prometheus.Collector
-	for _, c := range []prometheus.Collector{m.ejections, m.ejected, m.skipped} {
-		if err := reg.Register(c); err != nil {
-			for _, r := range registered {
-				reg.Unregister(r)
-			}
-			return nil, fmt.Errorf("health: register passive metrics: %w", err)
-		}
-		registered = append(registered, c)
+	if err := promreg.Register(reg, m.ejections, m.ejected, m.skipped); err != nil {
+		return nil, fmt.Errorf("health: register passive metrics: %w", err)
 	}
 	return m, nil
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/veloflux/veloflux/internal/promreg"
 )
 
 // metrics are the proxy's Prometheus series. Per-backend gauges are produced at scrape time
@@ -70,11 +72,7 @@ func newMetrics(p *Proxy, reg prometheus.Registerer) (*metrics, error) {
 			Help: "Client connections the proxy asked to close after a response, by reason (max_requests, rejected).",
 		}, []string{"reason"}),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	var registered []prometheus.Collector
-	for _, c := range []prometheus.Collector{
+	if err := promreg.Register(reg,
 		m.requests, m.duration, m.retries, m.rateLimited, m.geoRequests, backendCollector{p},
 		m.rejections, m.acceptErrors, m.clientConns, m.connLimit, m.connsClosed,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -89,14 +87,8 @@ func newMetrics(p *Proxy, reg prometheus.Registerer) (*metrics, error) {
 			Name: "veloflux_routing_table_version",
 			Help: "Version of the routing table in use; it grows by one with every accepted change.",
 		}, func() float64 { return float64(p.table.Load().version) }),
-	} {
-		if err := reg.Register(c); err != nil {
-			for _, r := range registered {
-				reg.Unregister(r)
-			}
-			return nil, fmt.Errorf("register proxy metrics: %w", err)
-		}
-		registered = append(registered, c)
+	); err != nil {
+		return nil, fmt.Errorf("register proxy metrics: %w", err)
 	}
 	return m, nil
 }

@@ -1,10 +1,11 @@
 package consul
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/veloflux/veloflux/internal/promreg"
 )
 
 // Request endpoints, the endpoint label of veloflux_consul_requests_total.
@@ -52,16 +53,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Snapshots the Consul source handed to the proxy.",
 		}),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	var errs []error
-	for _, c := range []prometheus.Collector{m.up, m.requests, m.lastSuccess, m.tagErrors, m.watched, m.published} {
-		if err := reg.Register(c); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := promreg.Register(reg, m.up, m.requests, m.lastSuccess, m.tagErrors, m.watched, m.published); err != nil {
 		return nil, fmt.Errorf("consul metrics: %w", err)
 	}
 	return m, nil
