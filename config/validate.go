@@ -16,6 +16,7 @@ import (
 	"unicode"
 
 	"github.com/veloflux/veloflux/health/statusset"
+	"github.com/veloflux/veloflux/internal/hostrule"
 )
 
 // Validate checks every rule of docs/configuration.md and returns all violations as Errors,
@@ -124,7 +125,7 @@ func (v *validator) httpCheck(path, method, host, expect string) {
 	}
 	if host != "" {
 		// The Host header takes what a route host takes, less the wildcard.
-		msg := checkRouteHost(strings.ToLower(host))
+		msg := hostrule.Route(host)
 		if msg == "" && strings.HasPrefix(host, "*.") {
 			msg = fmt.Sprintf("invalid host %s: a Host header cannot be a wildcard", quote(host))
 		}
@@ -721,7 +722,7 @@ func (c *Config) validateRoutes(v *validator) {
 		r := &c.Routes[i]
 		path := fmt.Sprintf("routes[%d]", i)
 		hostOK := true
-		if msg := checkRouteHost(r.Host); msg != "" {
+		if msg := routeHost(r.Host); msg != "" {
 			v.add(path+".host", "%s", msg)
 			hostOK = false
 		}
@@ -777,7 +778,7 @@ func checkHostPort(addr string, minPort int, hostRequired bool) string {
 		}
 		return err.Error()
 	}
-	if msg := checkPort(port, minPort); msg != "" {
+	if msg := hostrule.Port(port, minPort); msg != "" {
 		return msg
 	}
 	switch {
@@ -793,43 +794,8 @@ func checkHostPort(addr string, minPort int, hostRequired bool) string {
 		if a, err := netip.ParseAddr(host); err == nil && a.Is4() {
 			return ""
 		}
-		if msg := checkHostname(host); msg != "" {
+		if msg := hostrule.Name(host); msg != "" {
 			return fmt.Sprintf("invalid host %s: %s", quote(host), msg)
-		}
-	}
-	return ""
-}
-
-func checkPort(port string, minPort int) string {
-	if port == "" || len(port) > 5 || strings.IndexFunc(port, func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
-		return fmt.Sprintf("invalid port %s", quote(port))
-	}
-	n, _ := strconv.Atoi(port)
-	if n < minPort || n > 65535 {
-		return fmt.Sprintf("port %d out of range %d-65535", n, minPort)
-	}
-	return ""
-}
-
-// checkHostname checks DNS name syntax. Underscores are allowed because container and Consul
-// service names use them.
-func checkHostname(h string) string {
-	if len(h) > 253 {
-		return "longer than 253 characters"
-	}
-	for label := range strings.SplitSeq(h, ".") {
-		switch {
-		case label == "":
-			return "empty label"
-		case len(label) > 63:
-			return "label longer than 63 characters"
-		case label[0] == '-' || label[len(label)-1] == '-':
-			return "a label must not start or end with \"-\""
-		}
-		for _, r := range label {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-				return fmt.Sprintf("invalid character %q (internationalized names must be written in punycode)", r)
-			}
 		}
 	}
 	return ""
@@ -851,7 +817,7 @@ func checkHostOrIP(h string) string {
 		}
 		return ""
 	}
-	if msg := checkHostname(h); msg != "" {
+	if msg := hostrule.Name(h); msg != "" {
 		return fmt.Sprintf("invalid host %s: %s", quote(h), msg)
 	}
 	return ""
@@ -871,7 +837,7 @@ func checkRedirectHost(h string) string {
 		hp, port, err := net.SplitHostPort(h)
 		switch {
 		case err == nil:
-			if msg := checkPort(port, 1); msg != "" {
+			if msg := hostrule.Port(port, 1); msg != "" {
 				return msg
 			}
 			host = hp
@@ -895,61 +861,8 @@ func checkRedirectHost(h string) string {
 	if a, err := netip.ParseAddr(host); err == nil && a.Is4() {
 		return ""
 	}
-	if msg := checkHostname(host); msg != "" {
+	if msg := hostrule.Name(host); msg != "" {
 		return fmt.Sprintf("invalid host %s: %s", quote(host), msg)
-	}
-	return ""
-}
-
-// checkRouteHost returns why h cannot be a route host, or "".
-func checkRouteHost(h string) string {
-	if h == "" {
-		return ""
-	}
-	if h == "*" {
-		return "\"*\" is not a host; use \"\" for the default route"
-	}
-	if strings.ToLower(h) != h {
-		return fmt.Sprintf("must be lower-case, got %s", quote(h))
-	}
-	host := h
-	if strings.HasPrefix(h, "[") {
-		end := strings.IndexByte(h, ']')
-		if end < 0 {
-			return fmt.Sprintf("invalid host %s: missing \"]\"", quote(h))
-		}
-		host = h[1:end]
-		if rest := h[end+1:]; rest != "" {
-			if !strings.HasPrefix(rest, ":") {
-				return fmt.Sprintf("invalid host %s: unexpected text after \"]\"", quote(h))
-			}
-			if msg := checkPort(rest[1:], 1); msg != "" {
-				return msg
-			}
-		}
-		if a, err := netip.ParseAddr(host); err != nil || !a.Is6() || a.Zone() != "" {
-			return fmt.Sprintf("%s in brackets is not an IPv6 address", quote(host))
-		}
-		return ""
-	}
-	if i := strings.LastIndexByte(h, ':'); i >= 0 {
-		if msg := checkPort(h[i+1:], 1); msg != "" {
-			return msg
-		}
-		host = h[:i]
-	}
-	name, wildcard := strings.CutPrefix(host, "*.")
-	if strings.Contains(name, "*") {
-		return fmt.Sprintf("invalid host %s: a wildcard must be the whole leftmost label, e.g. \"*.example.com\"", quote(h))
-	}
-	if a, err := netip.ParseAddr(name); err == nil && a.Is4() {
-		if wildcard {
-			return fmt.Sprintf("invalid host %s: an IP address cannot have a wildcard", quote(h))
-		}
-		return ""
-	}
-	if msg := checkHostname(name); msg != "" {
-		return fmt.Sprintf("invalid host %s: %s", quote(h), msg)
 	}
 	return ""
 }
@@ -989,4 +902,12 @@ func isTokenChar(r rune) bool {
 
 func isSpaceOrControl(r rune) bool {
 	return unicode.IsSpace(r) || unicode.IsControl(r)
+}
+
+// routeHost returns why h cannot be routes[].host, or "".
+func routeHost(h string) string {
+	if h == "*" {
+		return "\"*\" is not a host; use \"\" for the default route"
+	}
+	return hostrule.Route(h)
 }

@@ -603,8 +603,6 @@ func TestValidateRejects(t *testing.T) {
 		// routes
 		{"route host star", func(c *Config) { c.Routes[0].Host = "*" },
 			[]string{`routes[0].host: "*" is not a host; use "" for the default route`}},
-		{"route host upper-case", func(c *Config) { c.Routes[0].Host = "Example.com" },
-			[]string{`routes[0].host: must be lower-case, got "Example.com"`}},
 		{"route host inner wildcard", func(c *Config) { c.Routes[0].Host = "api.*.example.com" },
 			[]string{`routes[0].host: invalid host "api.*.example.com": a wildcard must be the whole leftmost label, e.g. "*.example.com"`}},
 		{"route host partial wildcard", func(c *Config) { c.Routes[0].Host = "*api.example.com" },

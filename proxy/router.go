@@ -1,11 +1,11 @@
 package proxy
 
 import (
-	"net"
 	"sort"
 	"strings"
 
 	"github.com/veloflux/veloflux/discovery"
+	"github.com/veloflux/veloflux/internal/hostrule"
 )
 
 // route is one compiled discovery.Route.
@@ -72,7 +72,7 @@ func newRouter(routes []*route) router {
 	rt := router{exact: make(map[string]routeGroup)}
 	wild := make(map[string]routeGroup)
 	for _, r := range routes {
-		h := normalizeRouteHost(r.spec.Host)
+		h := hostrule.NormalizeRoute(r.spec.Host)
 		switch {
 		case h == "":
 			rt.fallback = append(rt.fallback, r)
@@ -127,15 +127,6 @@ func (rt *router) match(hostHeader, path string) *route {
 		}
 	}
 	return rt.fallback.match(path)
-}
-
-// normalizeRouteHost lower-cases a configured host and drops a trailing dot.
-func normalizeRouteHost(h string) string {
-	h = strings.ToLower(strings.TrimSpace(h))
-	if host, port, err := net.SplitHostPort(h); err == nil {
-		return net.JoinHostPort(strings.TrimSuffix(host, "."), port)
-	}
-	return strings.TrimSuffix(h, ".")
 }
 
 // stripPort removes a ":port" suffix from a Host header value, keeping IPv6 brackets.

@@ -115,7 +115,7 @@ func TestEntryFilterInstances(t *testing.T) {
 				{Service: "nowhere", Instance: "x3", Node: "n1", Datacenter: "dc1", Msg: "neither the service nor its node has an address"},
 				{Service: "web", Instance: "w1", Node: "n1", Datacenter: "dc1", Tag: "veloflux.weight=abc", Msg: "weight must be 1..10000"},
 				{Service: "web", Instance: "w2", Node: "n1", Datacenter: "dc1", Tag: "veloflux.route=a b",
-					Msg: `route "a b": invalid character ' ' in host (internationalized names must be written in punycode)`},
+					Msg: `route "a b": invalid host "a b": invalid character ' ' (internationalized names must be written in punycode)`},
 				{Service: "web", Instance: "w3", Node: "n1", Datacenter: "dc1", Msg: "port 0: the instance has no usable port"},
 			},
 		},

@@ -49,7 +49,7 @@ func TestParseHealthTags(t *testing.T) {
 		{name: "bad type", tags: []string{"veloflux.health.type=udp"}, msgs: []string{`health.type must be http or tcp, got "udp"`}},
 		{name: "bad method", tags: []string{"veloflux.health.method=GE T"}, msgs: []string{`health.method must be an HTTP method such as GET or HEAD, got "GE T"`}},
 		{name: "wildcard host", tags: []string{"veloflux.health.host=*.example.com"}, msgs: []string{`health.host "*.example.com": a Host header cannot be a wildcard`}},
-		{name: "bad host", tags: []string{"veloflux.health.host=a b"}, msgs: []string{`health.host "a b": invalid character ' ' in host (internationalized names must be written in punycode)`}},
+		{name: "bad host", tags: []string{"veloflux.health.host=a b"}, msgs: []string{`health.host "a b": invalid host "a b": invalid character ' ' (internationalized names must be written in punycode)`}},
 		{name: "bad expect_status", tags: []string{"veloflux.health.expect_status=2xx"}, msgs: []string{`health.expect_status "2xx": not a status code`}},
 		{name: "duration without unit", tags: []string{"veloflux.health.interval=10"}, msgs: []string{`health.interval must be a duration from 1ms to 24h such as 10s, got "10"`}},
 		{name: "zero timeout", tags: []string{"veloflux.health.timeout=0s"}, msgs: []string{`health.timeout must be a duration from 1ms to 24h such as 10s, got "0s"`}},

@@ -2,7 +2,6 @@ package consul
 
 import (
 	"fmt"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/veloflux/veloflux/discovery"
 	"github.com/veloflux/veloflux/health/statusset"
+	"github.com/veloflux/veloflux/internal/hostrule"
 	"github.com/veloflux/veloflux/proxy/balance"
 )
 
@@ -384,7 +384,7 @@ func parseRoute(v string) (routeSpec, error) {
 		}
 	}
 	host = strings.ToLower(host)
-	if msg := checkRouteHost(host); msg != "" {
+	if msg := routeHost(host); msg != "" {
 		return routeSpec{}, fmt.Errorf("%q: %s", v, msg)
 	}
 	if path == "/" {
@@ -397,86 +397,6 @@ func parseRoute(v string) (routeSpec, error) {
 		return routeSpec{}, fmt.Errorf("%q: the path must not contain spaces or control characters", v)
 	}
 	return routeSpec{Host: host, PathPrefix: path}, nil
-}
-
-// checkRouteHost returns why h cannot be a route host, or "". It applies the same rules as
-// the config file's routes[].host (config/validate.go), which this package cannot import.
-func checkRouteHost(h string) string {
-	if h == "" {
-		return ""
-	}
-	if h == "*" {
-		return "\"*\" is not a host; write a route without a host (\"/api\" or \"/\")"
-	}
-	if strings.HasPrefix(h, "[") {
-		end := strings.IndexByte(h, ']')
-		if end < 0 {
-			return "missing \"]\""
-		}
-		if rest := h[end+1:]; rest != "" {
-			if !strings.HasPrefix(rest, ":") {
-				return "unexpected text after \"]\""
-			}
-			if msg := checkPort(rest[1:]); msg != "" {
-				return msg
-			}
-		}
-		if a, err := netip.ParseAddr(h[1:end]); err != nil || !a.Is6() || a.Zone() != "" {
-			return fmt.Sprintf("%q in brackets is not an IPv6 address", h[1:end])
-		}
-		return ""
-	}
-	host := h
-	if i := strings.LastIndexByte(h, ':'); i >= 0 {
-		if msg := checkPort(h[i+1:]); msg != "" {
-			return msg
-		}
-		host = h[:i]
-	}
-	name, wildcard := strings.CutPrefix(host, "*.")
-	if strings.Contains(name, "*") {
-		return "a wildcard must be the whole leftmost label, e.g. \"*.example.com\""
-	}
-	if a, err := netip.ParseAddr(name); err == nil && a.Is4() {
-		if wildcard {
-			return "an IP address cannot have a wildcard"
-		}
-		return ""
-	}
-	return checkHostname(name)
-}
-
-func checkPort(port string) string {
-	if port == "" || len(port) > 5 || strings.IndexFunc(port, func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
-		return fmt.Sprintf("invalid port %q", port)
-	}
-	if n, _ := strconv.Atoi(port); n < 1 || n > 65535 {
-		return fmt.Sprintf("port %d out of range 1-65535", n)
-	}
-	return ""
-}
-
-// checkHostname checks DNS name syntax; underscores are allowed as Consul names use them.
-func checkHostname(h string) string {
-	if len(h) > 253 {
-		return "host longer than 253 characters"
-	}
-	for label := range strings.SplitSeq(h, ".") {
-		switch {
-		case label == "":
-			return "empty label in host"
-		case len(label) > 63:
-			return "host label longer than 63 characters"
-		case label[0] == '-' || label[len(label)-1] == '-':
-			return "a host label must not start or end with \"-\""
-		}
-		for _, r := range label {
-			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-				return fmt.Sprintf("invalid character %q in host (internationalized names must be written in punycode)", r)
-			}
-		}
-	}
-	return ""
 }
 
 // checkPoolName applies the config file's rule for pools[].name.
@@ -512,7 +432,7 @@ func checkHealthHost(h string) error {
 	if h == "" {
 		return fmt.Errorf("must not be empty")
 	}
-	if msg := checkRouteHost(strings.ToLower(h)); msg != "" {
+	if msg := hostrule.Route(h); msg != "" {
 		return fmt.Errorf("%q: %s", h, msg)
 	}
 	if strings.HasPrefix(h, "*.") {
@@ -557,3 +477,12 @@ func checkURLPath(p string) error {
 }
 
 func isSpaceOrControl(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }
+
+// routeHost returns why h cannot be the host of a veloflux.route tag, or "": the config
+// file's rule for routes[].host.
+func routeHost(h string) string {
+	if h == "*" {
+		return "\"*\" is not a host; write a route without a host (\"/api\" or \"/\")"
+	}
+	return hostrule.Route(h)
+}

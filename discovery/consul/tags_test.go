@@ -129,7 +129,7 @@ func TestParseTags(t *testing.T) {
 			name:  "bad route drops the instance, keeps the good ones parsed",
 			tags:  []string{"veloflux.route=exa mple.com", "veloflux.route=ok.example"},
 			want:  with(func(s *settings) { s.Routes = []routeSpec{{Host: "ok.example"}} }),
-			probs: []tagProblem{{Tag: "veloflux.route=exa mple.com", Msg: `route "exa mple.com": invalid character ' ' in host (internationalized names must be written in punycode)`, Drop: true}},
+			probs: []tagProblem{{Tag: "veloflux.route=exa mple.com", Msg: `route "exa mple.com": invalid host "exa mple.com": invalid character ' ' (internationalized names must be written in punycode)`, Drop: true}},
 		},
 		{
 			name:  "bad pool drops",
@@ -422,7 +422,7 @@ func FuzzParseTags(f *testing.F) {
 			if err != nil || again != r {
 				t.Fatalf("route %+v formats as %q, which parses to %+v, %v", r, r.String(), again, err)
 			}
-			if msg := checkRouteHost(r.Host); msg != "" {
+			if msg := routeHost(r.Host); msg != "" {
 				t.Fatalf("accepted route host %q is invalid: %s", r.Host, msg)
 			}
 		}

@@ -590,7 +590,7 @@ func TestWatchTagErrors(t *testing.T) {
 	}
 	want := []string{
 		`service bad instance bad-1 (node node-dc1, dc1): tag "veloflux.weight=abc": weight must be 1..10000`,
-		`service bad instance bad-2 (node node-dc1, dc1): tag "veloflux.route=exa mple.com": route "exa mple.com": invalid character ' ' in host (internationalized names must be written in punycode)`,
+		`service bad instance bad-2 (node node-dc1, dc1): tag "veloflux.route=exa mple.com": route "exa mple.com": invalid host "exa mple.com": invalid character ' ' (internationalized names must be written in punycode)`,
 		`service bad instance bad-3 (node node-dc1, dc1): tag "veloflux.wieght=2": unknown key "veloflux.wieght" (known: ` + knownKeys + `)`,
 		`service bad instance bad-3 (node node-dc1, dc1): meta "veloflux_sticky=maybe": sticky must be true or false, got "maybe"`,
 	}
