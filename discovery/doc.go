@@ -1,4 +1,5 @@
-// Package discovery describes where backends come from. A Source publishes immutable
-// Snapshots of pools and routes; the static YAML config is one source, Consul (issue 3) will be
-// another. The proxy turns the merged Snapshot into its routing table.
+// Package discovery describes where backends come from: immutable Snapshots of pools and
+// routes, from the static YAML config and from a Source such as the Consul catalog
+// (discovery/consul), merged in priority order (Merge). The proxy turns the merged Snapshot
+// into its routing table.
 package discovery

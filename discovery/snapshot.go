@@ -133,13 +133,3 @@ func Merge(snaps ...*Snapshot) (*Snapshot, []Conflict) {
 	}
 	return out, conflicts
 }
-
-// Static is a Source that publishes one fixed snapshot and then waits for ctx to end.
-type Static struct{ Snapshot *Snapshot }
-
-// Run publishes the snapshot once.
-func (s Static) Run(ctx context.Context, publish func(*Snapshot)) error {
-	publish(s.Snapshot)
-	<-ctx.Done()
-	return nil
-}

@@ -1,10 +1,8 @@
 package discovery
 
 import (
-	"context"
 	"reflect"
 	"testing"
-	"time"
 )
 
 func TestMerge(t *testing.T) {
@@ -72,33 +70,5 @@ func TestSnapshotPool(t *testing.T) {
 	}
 	if _, ok := s.Pool("c"); ok {
 		t.Errorf("Pool(c) found a pool that does not exist")
-	}
-}
-
-func TestStaticPublishesOnceAndStops(t *testing.T) {
-	snap := &Snapshot{Source: "static"}
-	ctx, cancel := context.WithCancel(context.Background())
-	got := make(chan *Snapshot, 2)
-	done := make(chan error, 1)
-	go func() { done <- Static{Snapshot: snap}.Run(ctx, func(s *Snapshot) { got <- s }) }()
-	select {
-	case s := <-got:
-		if s != snap {
-			t.Fatalf("published %p, want %p", s, snap)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("nothing published")
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return after cancel")
-	}
-	if len(got) != 0 {
-		t.Errorf("published more than once")
 	}
 }

@@ -1,4 +1,4 @@
-// Package gossip shares state between VeloFlux nodes without a central store (issue 4): a
+// Package gossip shares state between VeloFlux nodes without a central store: a
 // memberlist cluster (Node) carries broadcasts and push/pull exchanges of a conflict-free
 // replicated key/value Store, in which sticky-session pins, backend health observations and drain
 // flags merge by last-writer-wins on a hybrid logical clock, deletes are expiring tombstones, and

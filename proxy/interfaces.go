@@ -37,7 +37,7 @@ const (
 )
 
 // SessionStore maps sticky session IDs to backend IDs. The local store keeps them in this
-// process; the gossip store (issue 4) shares them across nodes. Get and Put are called on the
+// process; the gossip store shares them across nodes. Get and Put are called on the
 // request path and must not block on the network.
 type SessionStore interface {
 	// Get returns the backend pinned to session and when the pin expires.
