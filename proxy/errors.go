@@ -29,8 +29,10 @@ var (
 	errTimeout     = errors.New("the backend did not answer in time")
 	errNoWebSocket = errors.New("this backend does not support WebSocket")
 	errBadBody     = errors.New("the request body is malformed")
-	errBodyTimeout = errors.New("the request body did not arrive in time")
-	errOverloaded  = errors.New("this node is out of resources; retry")
+	// errH2ConnectionField refuses an HTTP/2 request with a connection-specific field.
+	errH2ConnectionField = errors.New("HTTP/2 requests must not carry connection-specific fields")
+	errBodyTimeout       = errors.New("the request body did not arrive in time")
+	errOverloaded        = errors.New("this node is out of resources; retry")
 )
 
 // statusClientClosed records requests whose client went away before the answer (nginx's 499).

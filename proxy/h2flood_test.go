@@ -3,6 +3,8 @@ package proxy
 import (
 	"bytes"
 	"crypto/tls"
+	"crypto/x509"
+	"io"
 	"testing"
 	"time"
 
@@ -79,5 +81,107 @@ func TestHTTP2RapidResetGuard(t *testing.T) {
 	}
 	if h := be.hits(); h > 100 {
 		t.Errorf("backend received %d requests from a flood stopped after 50 streams", h)
+	}
+}
+
+// h2Dial opens a TLS connection to addr that negotiated h2.
+func h2Dial(t *testing.T, addr string, roots *x509.CertPool) *tls.Conn {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if p := c.ConnectionState().NegotiatedProtocol; p != "h2" {
+		t.Fatalf("negotiated %q, want h2", p)
+	}
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second)) // a guard against a hang only
+	return c
+}
+
+// A client that negotiates h2 and then speaks HTTP/1.1 is cut off: such a connection is not
+// behind the HTTP/1 guard, so HTTP/1 must never be served on it.
+func TestH2ConnectionWithoutPrefaceIsClosed(t *testing.T) {
+	be := newBackend(t, "app", nil)
+	p := newProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("app", be.addr(), 1)))
+	cert, roots := selfSigned(t)
+	cfg := testServerConfig()
+	cfg.TLSAddr = "127.0.0.1:0"
+	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	s, _, _ := runServer(t, cfg, p)
+	c := h2Dial(t, s.Addrs()[1].String(), roots)
+	smuggle := "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /SMUGGLED HTTP/1.1\r\nHost: t\r\n\r\n"
+	if _, err := io.WriteString(c, smuggle); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(c)
+	if len(got) > 0 {
+		t.Fatalf("the proxy answered %q (read error %v), want the connection closed", got, err)
+	}
+	if n := be.hits(); n != 0 {
+		t.Fatalf("backend saw %d requests", n)
+	}
+}
+
+// An HTTP/2 request with a connection-specific field is malformed (RFC 9113 section 8.2.2):
+// it is refused and never forwarded, where an HTTP/1 backend would act on the field.
+func TestH2ConnectionSpecificFieldsRefused(t *testing.T) {
+	be := newBackend(t, "app", nil)
+	p := newProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("app", be.addr(), 1)))
+	cert, roots := selfSigned(t)
+	cfg := testServerConfig()
+	cfg.TLSAddr = "127.0.0.1:0"
+	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	s, _, _ := runServer(t, cfg, p)
+	for i, extra := range []hpack.HeaderField{
+		{Name: "connection", Value: "keep-alive"},
+		{Name: "transfer-encoding", Value: "chunked"},
+		{Name: "te", Value: "gzip"},
+		{Name: "upgrade", Value: "websocket"},
+		{Name: "keep-alive", Value: "timeout=5"},
+		{Name: "proxy-connection", Value: "close"},
+		{Name: "te", Value: "trailers"}, // the one TE allowed: forwarded
+	} {
+		c := h2Dial(t, s.Addrs()[1].String(), roots)
+		if _, err := c.Write([]byte(http2.ClientPreface)); err != nil {
+			t.Fatal(err)
+		}
+		fr := http2.NewFramer(c, c)
+		if err := fr.WriteSettings(); err != nil {
+			t.Fatal(err)
+		}
+		var block bytes.Buffer
+		enc := hpack.NewEncoder(&block)
+		for _, f := range []hpack.HeaderField{{Name: ":method", Value: "GET"}, {Name: ":scheme", Value: "https"},
+			{Name: ":authority", Value: "t"}, {Name: ":path", Value: "/"}, extra} {
+			_ = enc.WriteField(f)
+		}
+		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+			t.Fatal(err)
+		}
+		status := ""
+		dec := hpack.NewDecoder(4096, func(f hpack.HeaderField) {
+			if f.Name == ":status" {
+				status = f.Value
+			}
+		})
+		for status == "" {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				t.Fatalf("%s: %v", extra.Name, err)
+			}
+			if h, ok := f.(*http2.HeadersFrame); ok && h.StreamID == 1 {
+				if _, err := dec.Write(h.HeaderBlockFragment()); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		want, wantHits := "400", 0
+		if extra.Value == "trailers" {
+			want, wantHits = "200", 1
+		}
+		if status != want || be.hits() != wantHits {
+			t.Fatalf("%d %s: %s: status %s, backend hits %d; want %s and %d", i, extra.Name, extra.Value, status, be.hits(), want, wantHits)
+		}
 	}
 }

@@ -409,6 +409,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if r.ProtoMajor == 2 && hasConnectionFields(r.Header) {
+		// RFC 9113 section 8.2.2: such a request is malformed. Answered here, it never reaches
+		// an HTTP/1 backend, where its Transfer-Encoding or Connection would mean something.
+		p.writeError(w, st, http.StatusBadRequest, errH2ConnectionField)
+		return
+	}
 	if upgrade && !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 		p.writeError(w, st, http.StatusBadRequest, errBadUpgrade)
 		return
@@ -719,6 +725,18 @@ func (b *retryBody) failure() error {
 }
 
 func (b *retryBody) Close() error { return nil }
+
+// hasConnectionFields reports whether an HTTP/2 request carries a connection-specific field,
+// or TE with anything but "trailers".
+func hasConnectionFields(h http.Header) bool {
+	for _, k := range [...]string{"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade"} {
+		if _, ok := h[k]; ok {
+			return true
+		}
+	}
+	te, ok := h["Te"]
+	return ok && (len(te) != 1 || te[0] != "trailers")
+}
 
 func isUpgrade(r *http.Request) bool {
 	return r.Header.Get("Upgrade") != "" && httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade")

@@ -166,9 +166,31 @@ func (s *Server) newHTTPServer(h2 bool) *http.Server {
 // h2Conn is a TLS connection that negotiated h2, handed to net/http as plaintext HTTP/2. It
 // must not have a ConnectionState method, or net/http would take it for TLS and speak HTTP/1;
 // the proxy gets the TLS state from connInfo instead.
+//
+// net/http serves a connection without the HTTP/2 preface as HTTP/1, and this one bypasses the
+// HTTP/1 guard: so Read ends the connection at the first byte that differs from the preface.
 type h2Conn struct {
 	net.Conn
-	state *tls.ConnectionState
+	state   *tls.ConnectionState
+	checked int // bytes of the client preface seen so far
+}
+
+const http2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+// errNoPreface ends a connection that negotiated h2 but does not start with its preface.
+var errNoPreface = errors.New("connection negotiated h2 but sent no HTTP/2 preface")
+
+func (c *h2Conn) Read(p []byte) (int, error) {
+	if c.checked == len(http2Preface) {
+		return c.Conn.Read(p)
+	}
+	n, err := c.Conn.Read(p[:min(len(p), len(http2Preface)-c.checked)])
+	if string(p[:n]) != http2Preface[c.checked:c.checked+n] {
+		_ = c.Conn.Close()
+		return 0, errNoPreface
+	}
+	c.checked += n
+	return n, err
 }
 
 // wrapTLS puts a handshaken TLS connection behind the guard of its protocol.
