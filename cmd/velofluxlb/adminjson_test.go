@@ -66,7 +66,7 @@ routes:
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(a.proxy.Close)
+			t.Cleanup(a.release)
 			if err := a.drains.SetBackend("127.0.0.1:2", true); err != nil {
 				t.Fatal(err)
 			}
