@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/veloflux/veloflux/admin"
+	"github.com/veloflux/veloflux/admin/views"
 	"github.com/veloflux/veloflux/config"
 	"github.com/veloflux/veloflux/discovery/consul"
 	"github.com/veloflux/veloflux/geo"
@@ -65,13 +66,7 @@ type app struct {
 
 	mu         sync.Mutex // guards cfg and lastReload; serialises reloads
 	cfg        *config.Config
-	lastReload reloadResult
-}
-
-type reloadResult struct {
-	At    time.Time `json:"at"`
-	OK    bool      `json:"ok"`
-	Error string    `json:"error,omitempty"`
+	lastReload views.Reload
 }
 
 // serve runs a node until SIGTERM or SIGINT, then drains and returns nil.
@@ -133,7 +128,7 @@ func newApp(path string, environ []string, cfg *config.Config, log *slog.Logger,
 		return nil, err
 	}
 	a.reloadOKTime.SetToCurrentTime()
-	a.lastReload = reloadResult{At: time.Now(), OK: true}
+	a.lastReload = views.Reload{At: time.Now(), OK: true}
 	return a, nil
 }
 
@@ -245,11 +240,16 @@ func (a *app) buildAfterBind() error {
 		ac := admin.DefaultConfig()
 		ac.Address = cfg.Global.AdminAddress
 		ac.User = getenv(a.environ, "VF_ADMIN_USER")
-		var err error
-		if ac.Password, err = adminPassword(a.environ); err != nil {
+		pass, err := adminPassword(a.environ)
+		if err != nil {
 			return err
 		}
-		if a.admin, err = admin.New(ac, controller{a}, a.log.With("component", "admin")); err != nil {
+		ac.Password = pass
+		ctrl, err := a.adminViews()
+		if err != nil {
+			return err
+		}
+		if a.admin, err = admin.New(ac, ctrl, a.log.With("component", "admin")); err != nil {
 			return err
 		}
 		if err := a.admin.Listen(); err != nil {
@@ -257,6 +257,30 @@ func (a *app) buildAfterBind() error {
 		}
 	}
 	return nil
+}
+
+// adminViews is what the admin API shows and drives: every part, built by now.
+func (a *app) adminViews() (*views.Controller, error) {
+	p := views.Parts{
+		Version: version, Started: a.started, ConfigFile: a.path,
+		Proxy: a.proxy, Server: a.server,
+		Checker: a.checker, Passive: a.passive, Consensus: a.consensus, Drains: a.drains,
+		Consul:          a.consul,
+		Running:         a.running,
+		SourceConflicts: a.routing.conflictsNow,
+		SetDraining:     a.setDraining,
+	}
+	if a.cluster != nil {
+		p.Cluster = &views.Cluster{Name: a.cluster.name, Node: a.cluster.node, Store: a.cluster.store}
+	}
+	return views.New(p)
+}
+
+// running returns the configuration in use and the result of the last load.
+func (a *app) running() (*config.Config, views.Reload) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cfg, a.lastReload
 }
 
 // release frees what newApp opened, for a node that will not run: the bound listeners and
@@ -410,7 +434,7 @@ func (a *app) reload(reason string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	err := a.applyLocked()
-	a.lastReload = reloadResult{At: time.Now(), OK: err == nil}
+	a.lastReload = views.Reload{At: time.Now(), OK: err == nil}
 	if err != nil {
 		a.lastReload.Error = err.Error()
 		a.reloads.WithLabelValues("failure").Inc()
@@ -487,125 +511,4 @@ func getenv(environ []string, key string) string {
 		}
 	}
 	return v
-}
-
-// controller adapts the node to the admin API.
-type controller struct{ a *app }
-
-func (c controller) Status() any {
-	a := c.a
-	a.mu.Lock()
-	last := a.lastReload
-	a.mu.Unlock()
-	return map[string]any{
-		"version":          version,
-		"started":          a.started.UTC(),
-		"uptime_seconds":   int64(time.Since(a.started).Seconds()),
-		"draining":         a.proxy.Draining(),
-		"inflight":         a.proxy.InFlight(),
-		"table_version":    a.proxy.TableVersion(),
-		"config_file":      a.path,
-		"last_reload":      last,
-		"health_targets":   len(a.consensus.Status()),
-		"health_probed":    len(a.checker.Status()),
-		"listen_addresses": addrStrings(a.server),
-		"consul":           a.consulStatus(),
-		"source_conflicts": a.routing.conflictsNow(),
-		"cluster":          a.clusterStatus(),
-	}
-}
-
-// clusterStatus lists the gossip members, alive and departed, and the replicated entries by
-// kind (tombstones included), or nil when the node runs alone.
-func (a *app) clusterStatus() any {
-	if a.cluster == nil {
-		return nil
-	}
-	entries := make(map[string]int, 3)
-	for _, k := range []gossip.Kind{gossip.KindSession, gossip.KindHealth, gossip.KindDrain} {
-		entries[k.String()] = a.cluster.store.Len(k)
-	}
-	return map[string]any{
-		"name":     a.cluster.name,
-		"members":  a.cluster.node.AllMembers(),
-		"entries":  entries,
-		"sessions": entries[gossip.KindSession.String()],
-	}
-}
-
-// consulStatus is the Consul source's state for the admin API, or nil when disabled.
-func (a *app) consulStatus() any {
-	if a.consul == nil {
-		return nil
-	}
-	return a.consul.Status()
-}
-
-func addrStrings(s *proxy.Server) []string {
-	var out []string
-	for _, a := range s.Addrs() {
-		out = append(out, a.String())
-	}
-	return out
-}
-
-// poolView is a pool as the admin API shows it: the proxy's view plus the health checker's
-// reason for each backend, and the passive checks' ejection.
-type poolView struct {
-	proxy.PoolStatus
-	Backends []backendView `json:"backends"`
-}
-
-type backendView struct {
-	proxy.BackendStatus
-	HealthPath string    `json:"health_path,omitempty"`
-	LastCheck  time.Time `json:"last_check,omitzero"`
-	LastError  string    `json:"last_error,omitempty"`
-	NextCheck  time.Time `json:"next_check,omitzero"`
-	// EjectedReason and EjectedUntil are set while the passive checks eject the backend.
-	EjectedReason string    `json:"ejected_reason,omitempty"`
-	EjectedUntil  time.Time `json:"ejected_until,omitzero"`
-}
-
-func (c controller) Pools() any {
-	checks := make(map[string]health.TargetStatus)
-	for _, s := range c.a.checker.Status() {
-		checks[s.ID] = s
-	}
-	ejections := c.ejections()
-	pools := c.a.proxy.Pools()
-	out := make([]poolView, 0, len(pools))
-	for _, p := range pools {
-		v := poolView{PoolStatus: p, Backends: make([]backendView, 0, len(p.Backends))}
-		for _, b := range p.Backends {
-			bv := backendView{BackendStatus: b}
-			if s, ok := checks[b.ID]; ok {
-				bv.HealthPath, bv.LastCheck, bv.LastError, bv.NextCheck = s.Path, s.LastCheck, s.LastError, s.NextCheck
-			}
-			if e, ok := ejections[b.ID]; ok {
-				bv.EjectedReason, bv.EjectedUntil = e.Reason, e.Until
-			}
-			v.Backends = append(v.Backends, bv)
-		}
-		out = append(out, v)
-	}
-	return out
-}
-
-func (c controller) Routes() any { return c.a.proxy.Routes() }
-
-func (c controller) Config() any {
-	c.a.mu.Lock()
-	defer c.a.mu.Unlock()
-	return c.a.cfg.Redacted()
-}
-
-func (c controller) Drain() {
-	c.a.server.Drain()
-	c.a.setDraining(true)
-}
-
-func (c controller) Undrain() {
-	c.a.server.Undrain()
-	c.a.setDraining(false)
 }
