@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// Controller is what the admin API reads and drives. cmd adapts the proxy and config to it.
+// Controller is what the admin API reads and drives; admin/views implements it over the node.
 // Methods are called from request goroutines, concurrently, and must be safe for that. The
 // values returned are JSON-encoded as they are, so they must not hold secrets.
 type Controller interface {

@@ -28,7 +28,7 @@ type cluster struct {
 }
 
 // newCluster builds the gossip node and replicated store from the cluster section; nothing
-// runs until run starts them.
+// listens or runs until run starts them.
 func (a *app) newCluster(c *config.Config) (*cluster, error) {
 	k := c.Cluster
 	name := k.Name
@@ -89,12 +89,6 @@ func (a *app) newCluster(c *config.Config) (*cluster, error) {
 		return nil, err
 	}
 	return &cluster{name: name, node: node, store: store, sessions: sessions}, nil
-}
-
-// start runs the node and the store's expiry until the aux context ends.
-func (c *cluster) start(spawn func(string, func(context.Context) error)) {
-	spawn("gossip", c.node.Run)
-	spawn("gossip state", c.store.Run)
 }
 
 // clusterKeys decodes gossip_key and gossip_keys; config validation has checked them already.

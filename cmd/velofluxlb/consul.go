@@ -3,9 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 	"time"
+
+	"github.com/hashicorp/consul/api"
 
 	"github.com/veloflux/veloflux/config"
 	"github.com/veloflux/veloflux/discovery/consul"
@@ -27,9 +31,9 @@ func consulConfig(c *config.Config, environ []string) consul.Config {
 	return cc.FromEnv(environ)
 }
 
-// registration describes this node to Consul: its proxy listener, and its /readyz on the
+// registrationOf describes this node to Consul: its proxy listener, and its /readyz on the
 // metrics listener as the check, so a draining node turns critical.
-func registration(c *config.Config, proxyAddr, metricsAddr string) (consul.Registration, error) {
+func registrationOf(c *config.Config, proxyAddr, metricsAddr string) (consul.Registration, error) {
 	r := c.Discovery.Consul.Register
 	_, portStr, err := net.SplitHostPort(proxyAddr)
 	if err != nil {
@@ -61,60 +65,94 @@ func registration(c *config.Config, proxyAddr, metricsAddr string) (consul.Regis
 	}, nil
 }
 
-// startConsul creates the Consul source (and registrar) when discovery.consul is enabled and
-// starts them with spawn.
-func (a *app) startConsul(spawn func(string, func(context.Context) error)) error {
-	cfg := a.cfg.Discovery.Consul
-	if !cfg.Enabled {
-		return nil
-	}
-	cc := consulConfig(a.cfg, a.environ)
-	src, err := consul.New(cc, a.log.With("component", "consul"), a.reg)
-	if err != nil {
-		return err
-	}
-	a.consul = src
-	spawn("consul", func(ctx context.Context) error { return src.Run(ctx, a.routing.setConsul) })
-	if !cfg.Register.Enabled {
-		return nil
-	}
-	client, err := consul.NewClient(cc)
-	if err != nil {
-		return err
-	}
-	reg, err := registration(a.cfg, a.server.Addrs()[0].String(), a.metricsAddr)
-	if err != nil {
-		return err
-	}
-	if a.cluster != nil {
-		// Peers joining through Consul read this node's gossip address from its meta.
-		select {
-		case <-a.cluster.node.Ready():
-			reg.Meta[gossipMetaKey] = a.cluster.node.LocalAddr()
-			reg.Meta["node_name"] = a.cluster.name
-		case <-time.After(5 * time.Second):
-			a.log.Warn("gossip not bound after 5s: registering without its address")
-		}
-	}
-	a.registrar, err = consul.NewRegistrar(client, reg, a.log.With("component", "consul-register"))
-	if err != nil {
-		return err
-	}
-	spawn("consul register", a.registrar.Run)
-	return nil
+// registration keeps this node registered in Consul while it runs. It is built with the rest
+// of the node, but its consul.Registrar is made when it runs: peers that join the cluster
+// through Consul read the gossip address from the service meta, and the gossip node learns
+// its address only when it runs and binds.
+type registration struct {
+	client  *api.Client
+	reg     consul.Registration // complete but for the gossip address; only Run uses it
+	cluster *cluster            // nil without a cluster
+	log     *slog.Logger
+
+	// mu guards registrar and draining, and is held across the registrar's SetDraining, so
+	// that the agent ends in the state of the last SetDraining even when it races Run.
+	mu        sync.Mutex
+	registrar *consul.Registrar // nil until Run has made it
+	draining  bool
 }
 
-// setDraining tells Consul at once that this node is out of service (or back).
+func newRegistration(a *app, proxyAddr, metricsAddr string) (*registration, error) {
+	client, err := consul.NewClient(consulConfig(a.cfg, a.environ))
+	if err != nil {
+		return nil, err
+	}
+	reg, err := registrationOf(a.cfg, proxyAddr, metricsAddr)
+	if err != nil {
+		return nil, err
+	}
+	// Checked now, so that a bad setting stops the start rather than the running node.
+	if err := reg.Validate(); err != nil {
+		return nil, err
+	}
+	return &registration{client: client, reg: reg, cluster: a.cluster, log: a.log.With("component", "consul-register")}, nil
+}
+
+// Run waits until the gossip node has bound (at most 5s), so that the registration carries
+// its address, then registers the node and keeps it registered until ctx ends; see
+// consul.Registrar.Run. While the agent is unreachable it retries every check interval.
+func (r *registration) Run(ctx context.Context) error {
+	if r.cluster != nil {
+		wait := time.NewTimer(5 * time.Second)
+		defer wait.Stop()
+		select {
+		case <-r.cluster.node.Ready():
+			r.reg.Meta[gossipMetaKey] = r.cluster.node.LocalAddr()
+			r.reg.Meta["node_name"] = r.cluster.name
+		case <-wait.C:
+			r.log.Warn("gossip not bound after 5s: registering without its address")
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	registrar, err := consul.NewRegistrar(r.client, r.reg, r.log)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.registrar = registrar
+	if r.draining {
+		// The registrar keeps the state and applies it once it has registered; until then
+		// the agent has no service to put in maintenance, hence the error.
+		_ = registrar.SetDraining(true)
+	}
+	r.mu.Unlock()
+	return registrar.Run(ctx)
+}
+
+// SetDraining puts the registered service in maintenance (draining true) or takes it out.
+// Before Run has registered, the state is kept and applied when it does.
+func (r *registration) SetDraining(draining bool) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.draining = draining
+	if r.registrar == nil {
+		return nil
+	}
+	return r.registrar.SetDraining(draining)
+}
+
+// setDraining tells the cluster and Consul at once that this node is out of service (or back).
 func (a *app) setDraining(draining bool) {
 	if a.cluster != nil {
 		if err := a.cluster.node.SetDraining(draining); err != nil {
 			a.log.Warn("could not tell the cluster about the drain", "draining", draining, "error", err.Error())
 		}
 	}
-	if a.registrar == nil {
+	if a.register == nil {
 		return
 	}
-	if err := a.registrar.SetDraining(draining); err != nil {
+	if err := a.register.SetDraining(draining); err != nil {
 		a.log.Warn("could not tell Consul about the drain; its /readyz check will", "draining", draining, "error", err.Error())
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -15,8 +16,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/veloflux/veloflux/admin"
+	"github.com/veloflux/veloflux/admin/views"
 	"github.com/veloflux/veloflux/config"
 	"github.com/veloflux/veloflux/discovery/consul"
 	"github.com/veloflux/veloflux/geo"
@@ -43,32 +46,27 @@ type app struct {
 	// cluster) and tells the checker which backends are this node's to probe.
 	consensus *health.Cluster
 	routing   *routing
-	// consul and registrar are nil unless discovery.consul (and its register) is enabled.
-	consul    *consul.Source
-	registrar *consul.Registrar
+	// consul is nil unless discovery.consul is enabled, register unless its register is too.
+	consul   *consul.Source
+	register *registration
 	// geo is nil unless geo.database is set (at start: the database is opened once).
 	geo *geo.Locator
 	// cluster is nil unless cluster.enabled.
 	cluster *cluster
 	// drains are the backends operators drained (cluster-wide with a cluster).
-	drains  *gossip.Drains
-	admin   *admin.Server
-	metrics *http.Server
-	// metricsAddr is where the metrics listener is bound, once run has started it.
-	metricsAddr string
+	drains *gossip.Drains
+	// admin is nil without global.admin_address; once newApp returns, it is bound.
+	admin *admin.Server
+	// metrics is nil without global.metrics_address; metricsLn is its bound listener.
+	metrics   *http.Server
+	metricsLn net.Listener
 
 	reloads      *prometheus.CounterVec
 	reloadOKTime prometheus.Gauge
 
 	mu         sync.Mutex // guards cfg and lastReload; serialises reloads
 	cfg        *config.Config
-	lastReload reloadResult
-}
-
-type reloadResult struct {
-	At    time.Time `json:"at"`
-	OK    bool      `json:"ok"`
-	Error string    `json:"error,omitempty"`
+	lastReload views.Reload
 }
 
 // serve runs a node until SIGTERM or SIGINT, then drains and returns nil.
@@ -96,7 +94,10 @@ func serve(path string, environ []string, stderr io.Writer) error {
 	return a.run(ctx, hup)
 }
 
-func newApp(path string, environ []string, cfg *config.Config, log *slog.Logger, level *slog.LevelVar) (*app, error) {
+// newApp builds every part of the node and binds every listener (proxy, metrics, admin), so
+// that run only starts them: nothing a running part or an admin request can read is assigned
+// after newApp returns. On an error it releases what it had opened and returns no app.
+func newApp(path string, environ []string, cfg *config.Config, log *slog.Logger, level *slog.LevelVar) (_ *app, err error) {
 	a := &app{
 		path: path, environ: environ, log: log, level: level, cfg: cfg,
 		reg:     telemetry.NewRegistry(version),
@@ -110,26 +111,48 @@ func newApp(path string, environ []string, cfg *config.Config, log *slog.Logger,
 			Help: "Unix time of the last configuration that was applied, start-up included.",
 		}),
 	}
+	defer func() {
+		if err != nil {
+			a.release()
+		}
+	}()
 	a.reg.MustRegister(a.reloads, a.reloadOKTime)
 	warnWithoutStickySecret(cfg, log)
+	if err := a.build(); err != nil {
+		return nil, err
+	}
+	if err := a.bind(); err != nil {
+		return nil, err
+	}
+	if err := a.buildAfterBind(); err != nil {
+		return nil, err
+	}
+	a.reloadOKTime.SetToCurrentTime()
+	a.lastReload = views.Reload{At: time.Now(), OK: true}
+	return a, nil
+}
 
+// build makes the node's parts from a.cfg. Of them only the geo database holds anything open
+// before it runs.
+func (a *app) build() error {
+	cfg, log := a.cfg, a.log
 	var err error
 	a.checker, a.passive, err = newHealthChecks(cfg, log, a.reg)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	var sessions proxy.SessionStore = proxy.NewLocalSessions(0)
 	if cfg.Cluster.Enabled {
 		if a.cluster, err = a.newCluster(cfg); err != nil {
-			return nil, err
+			return err
 		}
 		sessions = a.cluster.sessions // pins shared by every node of the cluster
 	}
 	if a.drains, err = newDrains(a.cluster); err != nil {
-		return nil, err
+		return err
 	}
 	if a.consensus, err = newConsensus(cfg, a.cluster, a.checker, a.passive, log, a.reg); err != nil {
-		return nil, err
+		return err
 	}
 	opts := proxy.Options{
 		Health:       healthView{checks: checkView{active: a.consensus, passive: a.passive}, drains: a.drains},
@@ -143,7 +166,7 @@ func newApp(path string, environ []string, cfg *config.Config, log *slog.Logger,
 	if cfg.Geo.Database != "" {
 		a.geo, err = geo.New(geoConfig(cfg), log.With("component", "geo"), a.reg)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		opts.Locator = a.geo // only a non-nil *geo.Locator goes into the interface
 		opts.GeoResponseHeader = cfg.Geo.ResponseHeader
@@ -151,30 +174,25 @@ func newApp(path string, environ []string, cfg *config.Config, log *slog.Logger,
 	}
 	a.proxy, err = proxy.New(proxyConfig(cfg), opts)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	a.routing = &routing{proxy: a.proxy, health: a.consensus, passive: a.passive, log: log.With("component", "discovery"), geoEnabled: a.geo != nil}
 	if err := a.routing.setStatic(cfg); err != nil {
-		return nil, err
+		return err
 	}
 	sc, err := serverConfig(cfg)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	a.server, err = proxy.NewServer(sc, a.proxy, log.With("component", "server"))
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if cfg.Global.AdminAddress != "" {
-		ac := admin.DefaultConfig()
-		ac.Address = cfg.Global.AdminAddress
-		ac.User = getenv(environ, "VF_ADMIN_USER")
-		if ac.Password, err = adminPassword(environ); err != nil {
-			return nil, err
-		}
-		a.admin, err = admin.New(ac, controller{a}, log.With("component", "admin"))
+	if cfg.Discovery.Consul.Enabled {
+		// Nothing is contacted before it runs; while Consul is down, it retries with backoff.
+		a.consul, err = consul.New(consulConfig(cfg, a.environ), log.With("component", "consul"), a.reg)
 		if err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if cfg.Global.MetricsAddress != "" {
@@ -184,9 +202,107 @@ func newApp(path string, environ []string, cfg *config.Config, log *slog.Logger,
 			ReadHeaderTimeout: 5 * time.Second,
 		}
 	}
-	a.reloadOKTime.SetToCurrentTime()
-	a.lastReload = reloadResult{At: time.Now(), OK: true}
-	return a, nil
+	return nil
+}
+
+// bind binds the proxy's and the metrics listeners.
+func (a *app) bind() error {
+	if err := a.server.Listen(); err != nil {
+		return err
+	}
+	if a.metrics != nil {
+		ln, err := listen(a.metrics.Addr)
+		if err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		a.metricsLn = ln
+	}
+	return nil
+}
+
+// buildAfterBind makes the parts that need the bound addresses: the Consul registration
+// (the proxy's port, the metrics listener's /readyz) and the admin API, which shows every
+// other part and is bound last.
+func (a *app) buildAfterBind() error {
+	cfg := a.cfg
+	if a.consul != nil && cfg.Discovery.Consul.Register.Enabled {
+		metricsAddr := ""
+		if a.metricsLn != nil {
+			metricsAddr = a.metricsLn.Addr().String()
+		}
+		var err error
+		a.register, err = newRegistration(a, a.server.Addrs()[0].String(), metricsAddr)
+		if err != nil {
+			return err
+		}
+	}
+	if cfg.Global.AdminAddress != "" {
+		ac := admin.DefaultConfig()
+		ac.Address = cfg.Global.AdminAddress
+		ac.User = getenv(a.environ, "VF_ADMIN_USER")
+		pass, err := adminPassword(a.environ)
+		if err != nil {
+			return err
+		}
+		ac.Password = pass
+		ctrl, err := a.adminViews()
+		if err != nil {
+			return err
+		}
+		if a.admin, err = admin.New(ac, ctrl, a.log.With("component", "admin")); err != nil {
+			return err
+		}
+		if err := a.admin.Listen(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// adminViews is what the admin API shows and drives: every part, built by now.
+func (a *app) adminViews() (*views.Controller, error) {
+	p := views.Parts{
+		Version: version, Started: a.started, ConfigFile: a.path,
+		Proxy: a.proxy, Server: a.server,
+		Checker: a.checker, Passive: a.passive, Consensus: a.consensus, Drains: a.drains,
+		Consul:          a.consul,
+		Running:         a.running,
+		SourceConflicts: a.routing.conflictsNow,
+		SetDraining:     a.setDraining,
+	}
+	if a.cluster != nil {
+		p.Cluster = &views.Cluster{Name: a.cluster.name, Node: a.cluster.node, Store: a.cluster.store}
+	}
+	return views.New(p)
+}
+
+// running returns the configuration in use and the result of the last load.
+func (a *app) running() (*config.Config, views.Reload) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cfg, a.lastReload
+}
+
+// release frees what newApp opened, for a node that will not run: the bound listeners and
+// the geo database. A proxy server, admin server or locator lets go of what it holds when it
+// is served (run) with a context that has already ended.
+func (a *app) release() {
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	if a.admin != nil && a.admin.Addr() != nil {
+		_ = a.admin.Serve(ended)
+	}
+	if a.metricsLn != nil {
+		_ = a.metricsLn.Close()
+	}
+	if a.server != nil && len(a.server.Addrs()) > 0 {
+		_ = a.server.Serve(ended) // closes the listeners, and the proxy's idle connections
+	} else if a.proxy != nil {
+		a.proxy.Close()
+	}
+	if a.geo != nil {
+		_ = a.geo.Run(ended)
+	}
 }
 
 // warnWithoutStickySecret warns when sticky pools run on the proxy's random per-process key:
@@ -210,53 +326,87 @@ func (a *app) ready() (bool, string) {
 	return true, ""
 }
 
-// run serves until ctx ends, reloading on hup, then drains the proxy while the metrics and
-// admin listeners keep answering (so /readyz shows 503), and stops them last.
-func (a *app) run(ctx context.Context, hup <-chan os.Signal) error {
-	if err := a.server.Listen(); err != nil {
-		return err
+// part is one long-running part of the node: it runs until its context ends.
+type part struct {
+	name string
+	run  func(context.Context) error
+}
+
+// parts lists every long-running part but the proxy server, all built by newApp; hup is the
+// SIGHUP channel the config watch reloads on.
+func (a *app) parts(hup <-chan os.Signal) []part {
+	ps := []part{
+		{"health", a.checker.Run},
+		{"health consensus", a.consensus.Run},
+		{"passive health", a.passive.Run},
+		{"config watch", func(ctx context.Context) error { return a.watch(ctx, hup) }},
 	}
-	auxCtx, stopAux := context.WithCancel(context.Background())
-	defer stopAux()
-	var wg sync.WaitGroup
-	errc := make(chan error, 4)
-	spawn := func(name string, f func(context.Context) error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := f(auxCtx); err != nil {
-				errc <- fmt.Errorf("%s: %w", name, err)
-			}
-		}()
-	}
-	spawn("health", a.checker.Run)
-	spawn("health consensus", a.consensus.Run)
-	spawn("passive health", a.passive.Run)
 	if a.geo != nil {
-		spawn("geo", a.geo.Run)
+		ps = append(ps, part{"geo", a.geo.Run})
 	}
 	if a.cluster != nil {
-		a.cluster.start(spawn)
+		ps = append(ps, part{"gossip", a.cluster.node.Run}, part{"gossip state", a.cluster.store.Run})
 	}
 	if a.admin != nil {
-		if err := a.admin.Listen(); err != nil {
-			return fmt.Errorf("admin: %w", err)
-		}
-		spawn("admin", a.admin.Serve)
+		ps = append(ps, part{"admin", a.admin.Serve})
 	}
 	if a.metrics != nil {
-		ln, err := listen(a.metrics.Addr)
-		if err != nil {
-			return fmt.Errorf("metrics: %w", err)
-		}
-		a.metricsAddr = ln.Addr().String()
-		spawn("metrics", func(ctx context.Context) error { return serveUntil(ctx, a.metrics, ln) })
+		ps = append(ps, part{"metrics", func(ctx context.Context) error { return serveUntil(ctx, a.metrics, a.metricsLn) }})
 	}
-	spawn("config watch", func(ctx context.Context) error { return a.watch(ctx, hup) })
-	if err := a.startConsul(spawn); err != nil {
-		stopAux()
-		wg.Wait()
+	if a.consul != nil {
+		ps = append(ps, part{"consul", func(ctx context.Context) error { return a.consul.Run(ctx, a.routing.setConsul) }})
+	}
+	if a.register != nil {
+		ps = append(ps, part{"consul register", a.register.Run})
+	}
+	return ps
+}
+
+// run runs every part of the node built by newApp under one errgroup until ctx ends or a
+// part fails, reloading on hup. Then it stops them in order: the proxy drains first while
+// the other parts keep running (the metrics listener's /readyz answers 503, the admin API
+// answers, the cluster and Consul hear of the drain), and they stop once it has drained.
+// It returns every error the parts returned, joined, or nil after a clean stop. run is
+// called once.
+func (a *app) run(ctx context.Context, hup <-chan os.Signal) error {
+	stopCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	// g's context ends with ctx or at the first failure: the proxy serves on it.
+	g, gctx := errgroup.WithContext(stopCtx)
+	// The other parts run on their own context, ended once the proxy has drained.
+	auxCtx, stopAux := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAux()
+
+	var mu sync.Mutex
+	var errs []error
+	failed := func(name string, err error) error {
+		if err == nil {
+			return nil
+		}
+		err = fmt.Errorf("%s: %w", name, err)
+		a.log.Error("component failed, shutting down", "component", name, "error", err.Error())
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
 		return err
+	}
+
+	announced := make(chan struct{})
+	g.Go(func() error {
+		<-gctx.Done()
+		a.setDraining(true) // tell the cluster and Consul at once, while the proxy drains
+		close(announced)
+		return nil
+	})
+	g.Go(func() error {
+		err := a.server.Serve(gctx) // returns once drained
+		stop()                      // a listener that failed stops the node too
+		<-announced
+		stopAux()
+		return failed("proxy", err)
+	})
+	for _, p := range a.parts(hup) {
+		g.Go(func() error { return failed(p.name, p.run(auxCtx)) })
 	}
 
 	attrs := []any{"config", a.path, "version", version}
@@ -267,26 +417,15 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal) error {
 		attrs = append(attrs, "admin", a.admin.Addr().String())
 	}
 	if a.metrics != nil {
-		attrs = append(attrs, "metrics", a.metricsAddr)
+		attrs = append(attrs, "metrics", a.metricsLn.Addr().String())
 	}
 	a.log.Info("veloflux started", attrs...)
 
-	serveCtx, stopServe := context.WithCancel(ctx)
-	defer stopServe()
-	go func() {
-		select {
-		case err := <-errc:
-			a.log.Error("component failed, shutting down", "error", err)
-			stopServe()
-		case <-serveCtx.Done():
-		}
-		a.setDraining(true) // the proxy drains from here on
-	}()
-	err := a.server.Serve(serveCtx)
-	stopAux()
-	wg.Wait()
+	_ = g.Wait() // every error is in errs, in the order the parts failed
 	a.log.Info("veloflux stopped")
-	return err
+	mu.Lock()
+	defer mu.Unlock()
+	return errors.Join(errs...)
 }
 
 // reload applies the configuration file again. A file that does not load, validate or build
@@ -295,7 +434,7 @@ func (a *app) reload(reason string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	err := a.applyLocked()
-	a.lastReload = reloadResult{At: time.Now(), OK: err == nil}
+	a.lastReload = views.Reload{At: time.Now(), OK: err == nil}
 	if err != nil {
 		a.lastReload.Error = err.Error()
 		a.reloads.WithLabelValues("failure").Inc()
@@ -372,125 +511,4 @@ func getenv(environ []string, key string) string {
 		}
 	}
 	return v
-}
-
-// controller adapts the node to the admin API.
-type controller struct{ a *app }
-
-func (c controller) Status() any {
-	a := c.a
-	a.mu.Lock()
-	last := a.lastReload
-	a.mu.Unlock()
-	return map[string]any{
-		"version":          version,
-		"started":          a.started.UTC(),
-		"uptime_seconds":   int64(time.Since(a.started).Seconds()),
-		"draining":         a.proxy.Draining(),
-		"inflight":         a.proxy.InFlight(),
-		"table_version":    a.proxy.TableVersion(),
-		"config_file":      a.path,
-		"last_reload":      last,
-		"health_targets":   len(a.consensus.Status()),
-		"health_probed":    len(a.checker.Status()),
-		"listen_addresses": addrStrings(a.server),
-		"consul":           a.consulStatus(),
-		"source_conflicts": a.routing.conflictsNow(),
-		"cluster":          a.clusterStatus(),
-	}
-}
-
-// clusterStatus lists the gossip members, alive and departed, and the replicated entries by
-// kind (tombstones included), or nil when the node runs alone.
-func (a *app) clusterStatus() any {
-	if a.cluster == nil {
-		return nil
-	}
-	entries := make(map[string]int, 3)
-	for _, k := range []gossip.Kind{gossip.KindSession, gossip.KindHealth, gossip.KindDrain} {
-		entries[k.String()] = a.cluster.store.Len(k)
-	}
-	return map[string]any{
-		"name":     a.cluster.name,
-		"members":  a.cluster.node.AllMembers(),
-		"entries":  entries,
-		"sessions": entries[gossip.KindSession.String()],
-	}
-}
-
-// consulStatus is the Consul source's state for the admin API, or nil when disabled.
-func (a *app) consulStatus() any {
-	if a.consul == nil {
-		return nil
-	}
-	return a.consul.Status()
-}
-
-func addrStrings(s *proxy.Server) []string {
-	var out []string
-	for _, a := range s.Addrs() {
-		out = append(out, a.String())
-	}
-	return out
-}
-
-// poolView is a pool as the admin API shows it: the proxy's view plus the health checker's
-// reason for each backend, and the passive checks' ejection.
-type poolView struct {
-	proxy.PoolStatus
-	Backends []backendView `json:"backends"`
-}
-
-type backendView struct {
-	proxy.BackendStatus
-	HealthPath string    `json:"health_path,omitempty"`
-	LastCheck  time.Time `json:"last_check,omitzero"`
-	LastError  string    `json:"last_error,omitempty"`
-	NextCheck  time.Time `json:"next_check,omitzero"`
-	// EjectedReason and EjectedUntil are set while the passive checks eject the backend.
-	EjectedReason string    `json:"ejected_reason,omitempty"`
-	EjectedUntil  time.Time `json:"ejected_until,omitzero"`
-}
-
-func (c controller) Pools() any {
-	checks := make(map[string]health.TargetStatus)
-	for _, s := range c.a.checker.Status() {
-		checks[s.ID] = s
-	}
-	ejections := c.ejections()
-	pools := c.a.proxy.Pools()
-	out := make([]poolView, 0, len(pools))
-	for _, p := range pools {
-		v := poolView{PoolStatus: p, Backends: make([]backendView, 0, len(p.Backends))}
-		for _, b := range p.Backends {
-			bv := backendView{BackendStatus: b}
-			if s, ok := checks[b.ID]; ok {
-				bv.HealthPath, bv.LastCheck, bv.LastError, bv.NextCheck = s.Path, s.LastCheck, s.LastError, s.NextCheck
-			}
-			if e, ok := ejections[b.ID]; ok {
-				bv.EjectedReason, bv.EjectedUntil = e.Reason, e.Until
-			}
-			v.Backends = append(v.Backends, bv)
-		}
-		out = append(out, v)
-	}
-	return out
-}
-
-func (c controller) Routes() any { return c.a.proxy.Routes() }
-
-func (c controller) Config() any {
-	c.a.mu.Lock()
-	defer c.a.mu.Unlock()
-	return c.a.cfg.Redacted()
-}
-
-func (c controller) Drain() {
-	c.a.server.Drain()
-	c.a.setDraining(true)
-}
-
-func (c controller) Undrain() {
-	c.a.server.Undrain()
-	c.a.setDraining(false)
 }

@@ -116,3 +116,23 @@ func (w *syncWriter) String() string {
 	defer w.mu.Unlock()
 	return w.buf.String()
 }
+
+// buildNode writes yaml to a file and builds a node from it, as serve does.
+func buildNode(t *testing.T, yaml string) (*app, *syncWriter, error) {
+	t.Helper()
+	path := t.TempDir() + "/config.yaml"
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncWriter{}
+	log, level, err := telemetry.NewLogger(logs, "debug")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := newApp(path, nil, cfg, log, level)
+	return a, logs, err
+}

@@ -31,7 +31,7 @@ func TestReloadRefusesOversizedConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(a.proxy.Close)
+	t.Cleanup(a.release)
 	big := small + "#" + strings.Repeat("x", config.MaxFileBytes) + "\n"
 	if err := os.WriteFile(path, []byte(big), 0o600); err != nil {
 		t.Fatal(err)
