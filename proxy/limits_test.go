@@ -191,3 +191,28 @@ func TestMaxClientConns(t *testing.T) {
 		t.Fatal("the waiting client was not served after a held connection closed")
 	}
 }
+
+// A server that bound its listeners but never serves gives its ports back on Close.
+func TestServerCloseWithoutServe(t *testing.T) {
+	p := newProxy(t, DefaultConfig(), Options{}, nil)
+	cert, _ := selfSigned(t)
+	cfg := testServerConfig()
+	cfg.Addr, cfg.TLSAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	s, err := NewServer(cfg, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	addrs := s.Addrs()
+	s.Close()
+	for _, a := range addrs {
+		ln, err := net.Listen("tcp", a.String())
+		if err != nil {
+			t.Fatalf("port %s still held after Close: %v", a, err)
+		}
+		ln.Close()
+	}
+}

@@ -252,6 +252,15 @@ func (l guardedListener) Accept() (net.Conn, error) {
 	return l.guard.Wrap(c), nil
 }
 
+// Close releases the listeners of a server that bound them (Listen) but will not Serve, for
+// a start-up that failed after Listen. A served server closes them itself when Serve returns.
+func (s *Server) Close() {
+	s.closeListeners()
+	if s.tls != nil {
+		s.tls.closeConns()
+	}
+}
+
 func (s *Server) closeListeners() {
 	for _, ln := range s.lns {
 		_ = ln.Close()

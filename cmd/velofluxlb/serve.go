@@ -284,8 +284,8 @@ func (a *app) running() (*config.Config, views.Reload) {
 }
 
 // release frees what newApp opened, for a node that will not run: the bound listeners and
-// the geo database. A proxy server, admin server or locator lets go of what it holds when it
-// is served (run) with a context that has already ended.
+// the geo database. The admin server and the locator let go of what they hold when run with a
+// context that has already ended.
 func (a *app) release() {
 	ended, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -295,9 +295,10 @@ func (a *app) release() {
 	if a.metricsLn != nil {
 		_ = a.metricsLn.Close()
 	}
-	if a.server != nil && len(a.server.Addrs()) > 0 {
-		_ = a.server.Serve(ended) // closes the listeners, and the proxy's idle connections
-	} else if a.proxy != nil {
+	if a.server != nil {
+		a.server.Close()
+	}
+	if a.proxy != nil {
 		a.proxy.Close()
 	}
 	if a.geo != nil {
