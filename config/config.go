@@ -97,6 +97,33 @@ type TLS struct {
 	CertFile string `koanf:"cert_file"`
 	// KeyFile is the PEM private key for CertFile. Default "". It is a path, not a secret.
 	KeyFile string `koanf:"key_file"`
+	// Certificates are more certificates beside CertFile, each chosen for the names it covers
+	// (SNI: exact name, then wildcard); CertFile, or else the first of these, is the default
+	// for other names. Files are reloaded when they change. Default none.
+	Certificates []CertificateFiles `koanf:"certificates"`
+	// RedirectHTTP answers every request on the plain listener with 308 to the same URL on
+	// https, except ACME HTTP-01 challenges (/.well-known/acme-challenge/). Default false.
+	RedirectHTTP bool `koanf:"redirect_http"`
+	// HSTS is the max-age, in seconds, of the Strict-Transport-Security header added to HTTPS
+	// responses. Default 0 = no header, >= 0.
+	HSTS int `koanf:"hsts"`
+}
+
+// CertificateFiles is one certificate with its chain and its key, as PEM files.
+type CertificateFiles struct {
+	// CertFile is the PEM certificate with its chain. Required.
+	CertFile string `koanf:"cert_file"`
+	// KeyFile is its PEM private key. Required. A path, not a secret.
+	KeyFile string `koanf:"key_file"`
+}
+
+// CertificatePairs lists every certificate file pair, CertFile first when set.
+func (t TLS) CertificatePairs() []CertificateFiles {
+	var out []CertificateFiles
+	if t.CertFile != "" {
+		out = append(out, CertificateFiles{CertFile: t.CertFile, KeyFile: t.KeyFile})
+	}
+	return append(out, t.Certificates...)
 }
 
 // Health check types accepted in health_check.type.

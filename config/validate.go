@@ -216,7 +216,20 @@ func (c *Config) validateGlobal(v *validator) {
 func (c *Config) validateTLS(v *validator) {
 	g := &c.Global
 	t := &g.TLS
-	files := t.CertFile != "" || t.KeyFile != ""
+	files := t.CertFile != "" || t.KeyFile != "" || len(t.Certificates) > 0
+	for i, p := range t.Certificates {
+		path := fmt.Sprintf("global.tls.certificates[%d]", i)
+		if p.CertFile == "" {
+			v.add(path+".cert_file", "required")
+		}
+		if p.KeyFile == "" {
+			v.add(path+".key_file", "required")
+		}
+	}
+	v.atLeast("global.tls.hsts", t.HSTS, 0)
+	if t.RedirectHTTP && g.TLSBindAddress == "" {
+		v.add("global.tls.redirect_http", "needs global.tls_bind_address: there is no https to redirect to")
+	}
 	if t.CertFile != "" && t.KeyFile == "" {
 		v.add("global.tls.key_file", "required when cert_file is set")
 	}
@@ -224,7 +237,7 @@ func (c *Config) validateTLS(v *validator) {
 		v.add("global.tls.cert_file", "required when key_file is set")
 	}
 	if t.AutoCert && files {
-		v.add("global.tls.auto_cert", "cannot be combined with cert_file and key_file; use one source of certificates")
+		v.add("global.tls.auto_cert", "cannot be combined with certificate files; use one source of certificates")
 	}
 	if t.AutoCert && t.CertDir == "" {
 		v.add("global.tls.cert_dir", "required when auto_cert is true")
@@ -236,7 +249,7 @@ func (c *Config) validateTLS(v *validator) {
 	}
 	switch {
 	case g.TLSBindAddress != "" && !files && !t.AutoCert:
-		v.add("global.tls_bind_address", "needs certificates: set global.tls.cert_file and key_file, or global.tls.auto_cert")
+		v.add("global.tls_bind_address", "needs certificates: set global.tls.cert_file and key_file (or global.tls.certificates), or global.tls.auto_cert")
 	case g.TLSBindAddress == "" && (files || t.AutoCert):
 		// Certificates without a listener would silently leave the site on plain HTTP only.
 		v.add("global.tls_bind_address", "required when TLS certificates are configured")

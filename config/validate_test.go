@@ -127,7 +127,7 @@ func TestValidateRejects(t *testing.T) {
 			c.Global.TLSBindAddress = ":443"
 			c.Global.TLS.AutoCert = true
 			c.Global.TLS.CertFile, c.Global.TLS.KeyFile = "c.pem", "k.pem"
-		}, []string{"global.tls.auto_cert: cannot be combined with cert_file and key_file; use one source of certificates"}},
+		}, []string{"global.tls.auto_cert: cannot be combined with certificate files; use one source of certificates"}},
 		{"auto_cert without cert_dir", func(c *Config) {
 			c.Global.TLSBindAddress = ":443"
 			c.Global.TLS.AutoCert = true
@@ -144,7 +144,25 @@ func TestValidateRejects(t *testing.T) {
 			c.Global.TLS.ACMEEmail = "Ops <ops@example.com>"
 		}, []string{`global.tls.acme_email: invalid email address "Ops <ops@example.com>"`}},
 		{"tls listener without certificates", func(c *Config) { c.Global.TLSBindAddress = ":443" },
-			[]string{"global.tls_bind_address: needs certificates: set global.tls.cert_file and key_file, or global.tls.auto_cert"}},
+			[]string{"global.tls_bind_address: needs certificates: set global.tls.cert_file and key_file (or global.tls.certificates), or global.tls.auto_cert"}},
+		{"certificate list entry without files", func(c *Config) {
+			c.Global.TLSBindAddress = ":443"
+			c.Global.TLS.Certificates = []CertificateFiles{{CertFile: "a.pem", KeyFile: "a.key"}, {CertFile: "b.pem"}, {}}
+		}, []string{
+			"global.tls.certificates[1].key_file: required",
+			"global.tls.certificates[2].cert_file: required",
+			"global.tls.certificates[2].key_file: required",
+		}},
+		{"certificate list without tls listener", func(c *Config) {
+			c.Global.TLS.Certificates = []CertificateFiles{{CertFile: "a.pem", KeyFile: "a.key"}}
+		}, []string{"global.tls_bind_address: required when TLS certificates are configured"}},
+		{"hsts negative", func(c *Config) {
+			c.Global.TLSBindAddress = ":443"
+			c.Global.TLS.CertFile, c.Global.TLS.KeyFile = "c.pem", "k.pem"
+			c.Global.TLS.HSTS = -1
+		}, []string{"global.tls.hsts: must be >= 0, got -1"}},
+		{"redirect without tls listener", func(c *Config) { c.Global.TLS.RedirectHTTP = true },
+			[]string{"global.tls.redirect_http: needs global.tls_bind_address: there is no https to redirect to"}},
 		{"certificates without tls listener", func(c *Config) {
 			c.Global.TLS.CertFile, c.Global.TLS.KeyFile = "c.pem", "k.pem"
 		}, []string{"global.tls_bind_address: required when TLS certificates are configured"}},

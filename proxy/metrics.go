@@ -26,6 +26,7 @@ type metrics struct {
 	clientConns  *prometheus.GaugeVec
 	connLimit    prometheus.Gauge
 	connsClosed  *prometheus.CounterVec
+	redirects    prometheus.Counter
 }
 
 func newMetrics(p *Proxy, reg prometheus.Registerer) (*metrics, error) {
@@ -71,10 +72,14 @@ func newMetrics(p *Proxy, reg prometheus.Registerer) (*metrics, error) {
 			Name: "veloflux_client_connections_closed_total",
 			Help: "Client connections the proxy asked to close after a response, by reason (max_requests, rejected).",
 		}, []string{"reason"}),
+		redirects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "veloflux_https_redirects_total",
+			Help: "Plain-HTTP requests answered with 308 to https (global.tls.redirect_http).",
+		}),
 	}
 	if err := promreg.Register(reg,
 		m.requests, m.duration, m.retries, m.rateLimited, m.geoRequests, backendCollector{p},
-		m.rejections, m.acceptErrors, m.clientConns, m.connLimit, m.connsClosed,
+		m.rejections, m.acceptErrors, m.clientConns, m.connLimit, m.connsClosed, m.redirects,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "veloflux_draining",
 			Help: "1 while this node is draining, else 0.",

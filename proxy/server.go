@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,6 +51,12 @@ type ServerConfig struct {
 	// H2Guard closes HTTP/2 connections that reset most streams right after opening them
 	// (rapid reset), with GOAWAY ENHANCE_YOUR_CALM. Zero fields: h2guard.DefaultConfig().
 	H2Guard h2guard.Config
+	// RedirectHTTPS answers every request on the plain listener with 308 to the same URL on
+	// the TLS listener, except ACME HTTP-01 challenges. Needs TLSAddr. Default false.
+	RedirectHTTPS bool
+	// HSTS is the max-age in seconds of the Strict-Transport-Security header added to every
+	// response on the TLS listener; 0 adds none. Default 0.
+	HSTS int
 	// DrainTimeout is how long in-flight requests and WebSockets get to finish when the
 	// server stops or is drained. Default 30s.
 	DrainTimeout time.Duration
@@ -96,6 +103,9 @@ func NewServer(cfg ServerConfig, p *Proxy, logger *slog.Logger) (*Server, error)
 	if cfg.DrainTimeout <= 0 {
 		return nil, fmt.Errorf("proxy server: drain timeout %v: want > 0", cfg.DrainTimeout)
 	}
+	if cfg.RedirectHTTPS && (cfg.Addr == "" || cfg.TLSAddr == "") {
+		return nil, errors.New("proxy server: redirecting to https needs a plain and a TLS listener")
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -131,8 +141,19 @@ func (s *Server) newHTTPServer(h2 bool) *http.Server {
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	protos.SetUnencryptedHTTP2(h2)
+	var handler http.Handler = s.proxy
+	switch {
+	case !h2 && s.cfg.RedirectHTTPS:
+		handler = http.HandlerFunc(s.redirectHTTPS)
+	case h2 && s.cfg.HSTS > 0:
+		sts := "max-age=" + strconv.Itoa(s.cfg.HSTS)
+		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Strict-Transport-Security", sts)
+			s.proxy.ServeHTTP(w, r)
+		})
+	}
 	srv := &http.Server{
-		Handler:           s.proxy,
+		Handler:           handler,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
@@ -161,6 +182,48 @@ func (s *Server) newHTTPServer(h2 bool) *http.Server {
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	return srv
+}
+
+// acmeChallengePrefix is where ACME HTTP-01 challenges are asked for (RFC 8555 section 8.3):
+// they must be answered over plain HTTP.
+const acmeChallengePrefix = "/.well-known/acme-challenge/"
+
+// redirectHTTPS sends a plain-HTTP client to the same URL on the TLS listener with 308, which
+// keeps the method and body. A head the HTTP/1 guard refused still gets its rejection.
+func (s *Server) redirectHTTPS(w http.ResponseWriter, r *http.Request) {
+	if ci := connFrom(r.Context()); ci != nil && ci.h1 != nil {
+		if _, ok := ci.h1.Rejected(r.RequestURI); ok {
+			s.proxy.ServeHTTP(w, r)
+			return
+		}
+	}
+	if strings.HasPrefix(r.URL.Path, acmeChallengePrefix) {
+		s.proxy.ServeHTTP(w, r)
+		return
+	}
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if host == "" {
+		http.Error(w, "400 Bad Request: no Host to redirect to https", http.StatusBadRequest)
+		return
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port := s.tlsPort(); port != "443" {
+		host += ":" + port
+	}
+	s.proxy.metrics.redirects.Inc()
+	w.Header().Set("Location", "https://"+host+r.URL.RequestURI())
+	w.WriteHeader(http.StatusPermanentRedirect)
+}
+
+// tlsPort is the port the TLS listener is bound to.
+func (s *Server) tlsPort() string {
+	_, port, _ := net.SplitHostPort(s.tls.Addr().String())
+	return port
 }
 
 // h2Conn is a TLS connection that negotiated h2, handed to net/http as plaintext HTTP/2. It

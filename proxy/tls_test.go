@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -88,5 +89,63 @@ func TestTLSListenerSpeaksHTTP2(t *testing.T) {
 	r.Body.Close()
 	if r.ProtoMajor != 2 {
 		t.Errorf("negotiated %s, want HTTP/2", r.Proto)
+	}
+}
+
+func TestRedirectHTTPSAndHSTS(t *testing.T) {
+	be := newBackend(t, "app", nil)
+	p := newProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("app", be.addr(), 1)))
+	cert, roots := selfSigned(t)
+	cfg := testServerConfig()
+	cfg.TLSAddr = "127.0.0.1:0"
+	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	cfg.RedirectHTTPS = true
+	cfg.HSTS = 31536000
+	s, plain, _ := runServer(t, cfg, p)
+	_, tlsPort, _ := net.SplitHostPort(s.Addrs()[1].String())
+
+	c := newClient(t)
+	r := send(t, c, http.MethodPost, "http://"+plain+"/shop/cart?x=1", "www.example.com:8080", nil, "body")
+	if r.status != http.StatusPermanentRedirect {
+		t.Fatalf("plain request: %d, want 308", r.status)
+	}
+	if got, want := r.header.Get("Location"), "https://www.example.com:"+tlsPort+"/shop/cart?x=1"; got != want {
+		t.Fatalf("Location %q, want %q", got, want)
+	}
+	if be.hits() != 0 {
+		t.Fatal("a redirected request reached the backend")
+	}
+	// ACME HTTP-01 challenges stay on plain HTTP.
+	if r := send(t, c, http.MethodGet, "http://"+plain+"/.well-known/acme-challenge/token", "www.example.com", nil, ""); r.status != http.StatusOK || be.hits() != 1 {
+		t.Fatalf("challenge: %d, backend hits %d; want it proxied", r.status, be.hits())
+	}
+	// A head the guard refuses still gets its rejection, not a redirect.
+	raw, err := net.Dial("tcp", plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	_ = raw.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := raw.Write([]byte("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(raw), nil)
+	if err != nil || resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("refused head: %v %v, want 400", resp, err)
+	}
+	resp.Body.Close()
+
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	for _, proto := range []string{"HTTP/1.1", "HTTP/2.0"} {
+		tr.TLSClientConfig.NextProtos = nil
+		if proto == "HTTP/1.1" {
+			tr.TLSClientConfig.NextProtos = []string{"http/1.1"}
+		}
+		hc := &http.Client{Transport: tr.Clone(), Timeout: 10 * time.Second}
+		r := send(t, hc, http.MethodGet, "https://"+s.Addrs()[1].String()+"/", "", nil, "")
+		if r.status != http.StatusOK || r.header.Get("Strict-Transport-Security") != "max-age=31536000" {
+			t.Fatalf("%s: %d with Strict-Transport-Security %q", proto, r.status, r.header.Get("Strict-Transport-Security"))
+		}
 	}
 }

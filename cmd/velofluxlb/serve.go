@@ -20,6 +20,7 @@ import (
 
 	"github.com/veloflux/veloflux/admin"
 	"github.com/veloflux/veloflux/admin/views"
+	"github.com/veloflux/veloflux/certs"
 	"github.com/veloflux/veloflux/config"
 	"github.com/veloflux/veloflux/discovery/consul"
 	"github.com/veloflux/veloflux/geo"
@@ -51,6 +52,8 @@ type app struct {
 	register *registration
 	// geo is nil unless geo.database is set (at start: the database is opened once).
 	geo *geo.Locator
+	// certs serves the TLS listener's certificates; nil without one.
+	certs *certs.Store
 	// cluster is nil unless cluster.enabled.
 	cluster *cluster
 	// drains are the backends operators drained (cluster-wide with a cluster).
@@ -180,7 +183,10 @@ func (a *app) build() error {
 	if err := a.routing.setStatic(cfg); err != nil {
 		return err
 	}
-	sc, err := serverConfig(cfg)
+	if a.certs, err = newCertStore(cfg, log.With("component", "tls"), a.reg); err != nil {
+		return err
+	}
+	sc, err := serverConfig(cfg, a.certs)
 	if err != nil {
 		return err
 	}
@@ -345,6 +351,9 @@ func (a *app) parts(hup <-chan os.Signal) []part {
 	if a.geo != nil {
 		ps = append(ps, part{"geo", a.geo.Run})
 	}
+	if a.certs != nil {
+		ps = append(ps, part{"certificates", a.certs.Run})
+	}
 	if a.cluster != nil {
 		ps = append(ps, part{"gossip", a.cluster.node.Run}, part{"gossip state", a.cluster.store.Run})
 	}
@@ -434,6 +443,9 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal) error {
 func (a *app) reload(reason string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.certs != nil {
+		_ = a.certs.Reload() // a file that does not load keeps its certificate: logged and counted there
+	}
 	err := a.applyLocked()
 	a.lastReload = views.Reload{At: time.Now(), OK: err == nil}
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/veloflux/veloflux/certs"
 	"github.com/veloflux/veloflux/config"
 	"github.com/veloflux/veloflux/discovery"
 	"github.com/veloflux/veloflux/health"
@@ -21,8 +22,8 @@ func checkRunnable(c *config.Config) error {
 	if t.AutoCert {
 		return errors.New("global.tls.auto_cert: ACME certificates are not supported by this version; set global.tls.cert_file and key_file")
 	}
-	if c.Global.TLSBindAddress != "" && (t.CertFile == "" || t.KeyFile == "") {
-		return errors.New("global.tls_bind_address: needs global.tls.cert_file and global.tls.key_file")
+	if c.Global.TLSBindAddress != "" && len(t.CertificatePairs()) == 0 {
+		return errors.New("global.tls_bind_address: needs global.tls.cert_file and global.tls.key_file, or global.tls.certificates")
 	}
 	return checkRegions(c)
 }
@@ -194,7 +195,7 @@ func transportConfig(c *config.Config) proxy.TransportConfig {
 	}
 }
 
-func serverConfig(c *config.Config) (proxy.ServerConfig, error) {
+func serverConfig(c *config.Config, store *certs.Store) (proxy.ServerConfig, error) {
 	g := c.Global
 	sc := proxy.ServerConfig{
 		Addr:              g.BindAddress,
@@ -211,11 +212,28 @@ func serverConfig(c *config.Config) (proxy.ServerConfig, error) {
 		MaxClientConns:         g.Limits.MaxClientConns,
 	}
 	if g.TLSBindAddress != "" {
-		cert, err := tls.LoadX509KeyPair(g.TLS.CertFile, g.TLS.KeyFile)
-		if err != nil {
-			return sc, fmt.Errorf("global.tls: loading certificate: %w", err)
+		if store == nil {
+			return sc, errors.New("global.tls_bind_address: no certificates")
 		}
-		sc.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		sc.TLSConfig = &tls.Config{GetCertificate: store.GetCertificate, MinVersion: tls.VersionTLS12}
+		sc.RedirectHTTPS = g.TLS.RedirectHTTP
+		sc.HSTS = g.TLS.HSTS
 	}
 	return sc, nil
+}
+
+// newCertStore loads the certificate files of the TLS listener; nil without one.
+func newCertStore(c *config.Config, log *slog.Logger, reg prometheus.Registerer) (*certs.Store, error) {
+	if c.Global.TLSBindAddress == "" {
+		return nil, nil
+	}
+	var pairs []certs.Pair
+	for _, p := range c.Global.TLS.CertificatePairs() {
+		pairs = append(pairs, certs.Pair{CertFile: p.CertFile, KeyFile: p.KeyFile})
+	}
+	s, err := certs.New(certs.Config{Pairs: pairs}, log, reg)
+	if err != nil {
+		return nil, fmt.Errorf("global.tls: %w", err)
+	}
+	return s, nil
 }

@@ -1,0 +1,292 @@
+// Package certs serves TLS certificates from PEM files. A client gets the certificate for the
+// name it asks for (SNI): an exact name first, then a wildcard one label up, then, for a client
+// without SNI, the one for the address it connected to, and last the first certificate listed.
+// Files are checked for changes and reloaded without touching open connections; a file that
+// no longer loads keeps its previous certificate, logged and counted.
+package certs
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/veloflux/veloflux/internal/promreg"
+)
+
+// Pair is one certificate with its chain and its private key, as PEM files.
+type Pair struct {
+	CertFile string
+	KeyFile  string
+}
+
+// Config lists the certificates of a Store.
+type Config struct {
+	// Pairs are the certificates, in order of preference for a name several cover; the first
+	// is the default. At least one.
+	Pairs []Pair
+	// PollInterval is how often the files are checked for changes. Default 5s; a check costs
+	// two stat calls per pair.
+	PollInterval time.Duration
+}
+
+// Store picks a certificate for each TLS handshake (GetCertificate) from the pairs loaded last.
+type Store struct {
+	cfg Config
+	log *slog.Logger
+	m   metrics
+
+	mu    sync.Mutex // serialises Reload
+	pairs []pairState
+	table atomic.Pointer[table]
+}
+
+type pairState struct {
+	Pair
+	stamp  stamp // of the files last loaded or last reported broken
+	failed stamp // of files that failed once at a poll, reported if they fail again
+	cert   *tls.Certificate
+}
+
+// stamp tells whether a file changed: size and modification time of both files.
+type stamp struct {
+	certSize, keySize int64
+	certMod, keyMod   time.Time
+}
+
+// table is the immutable lookup a handshake reads.
+type table struct {
+	exact    map[string]*tls.Certificate // DNS names in lower case, and IP addresses
+	wildcard map[string]*tls.Certificate // "example.com" for "*.example.com"
+	def      *tls.Certificate
+}
+
+// New loads every pair; any that does not load is an error, since a node should not start
+// with a certificate missing. A nil reg exports no metrics.
+func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Store, error) {
+	if len(cfg.Pairs) == 0 {
+		return nil, errors.New("certs: no certificate")
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 5 * time.Second
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{cfg: cfg, log: log, m: newMetrics()}
+	var errs []error
+	for _, p := range cfg.Pairs {
+		ps := pairState{Pair: p}
+		cert, st, err := load(p)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		ps.cert, ps.stamp = cert, st
+		s.pairs = append(s.pairs, ps)
+		s.m.expiry.WithLabelValues(p.CertFile).Set(float64(cert.Leaf.NotAfter.Unix()))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if err := promreg.Register(reg, s.m.reloads, s.m.expiry); err != nil {
+		return nil, fmt.Errorf("certs: register metrics: %w", err)
+	}
+	s.publish()
+	return s, nil
+}
+
+// GetCertificate is tls.Config.GetCertificate.
+func (s *Store) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	t := s.table.Load()
+	name := strings.TrimSuffix(strings.ToLower(hello.ServerName), ".")
+	if name != "" {
+		if c := t.exact[name]; c != nil {
+			return c, nil
+		}
+		if _, parent, ok := strings.Cut(name, "."); ok {
+			if c := t.wildcard[parent]; c != nil {
+				return c, nil
+			}
+		}
+	} else if hello.Conn != nil {
+		// No SNI (a client that dialled an IP address): the certificate for that address.
+		if a, ok := hello.Conn.LocalAddr().(*net.TCPAddr); ok {
+			if c := t.exact[a.IP.String()]; c != nil {
+				return c, nil
+			}
+		}
+	}
+	return t.def, nil
+}
+
+// Reload loads the pairs whose files changed since they were last loaded. A pair that fails
+// keeps its previous certificate; the returned error names every such pair.
+func (s *Store) Reload() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reloadLocked(true)
+}
+
+// reloadLocked reloads changed pairs, or every pair when all is set.
+func (s *Store) reloadLocked(all bool) error {
+	var errs []error
+	changed := false
+	for i := range s.pairs {
+		ps := &s.pairs[i]
+		st, err := stampOf(ps.Pair)
+		if err == nil && !all && st == ps.stamp {
+			continue
+		}
+		var cert *tls.Certificate
+		if err == nil {
+			cert, st, err = load(ps.Pair)
+		}
+		if err != nil {
+			// A deploy writes the certificate and the key one after the other, so a poll can
+			// see one new file with the other old: the same files failing again at the next
+			// poll is a broken deploy, reported once; a reload asked for reports at once.
+			if !all && st != ps.failed {
+				ps.failed = st
+				continue
+			}
+			s.m.reloads.WithLabelValues("failure").Inc()
+			s.log.Error("certificate not reloaded; the previous one stays in use",
+				"cert_file", ps.CertFile, "key_file", ps.KeyFile, "error", err.Error())
+			errs = append(errs, err)
+			ps.stamp = st // not again until the files change
+			continue
+		}
+		if sameLeaf(cert, ps.cert) { // touched, or rewritten with the same content
+			ps.stamp = st
+			continue
+		}
+		ps.cert, ps.stamp, changed = cert, st, true
+		s.m.reloads.WithLabelValues("success").Inc()
+		s.m.expiry.WithLabelValues(ps.CertFile).Set(float64(cert.Leaf.NotAfter.Unix()))
+		s.log.Info("certificate reloaded", "cert_file", ps.CertFile, "names", strings.Join(cert.Leaf.DNSNames, ","),
+			"not_after", cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if changed {
+		s.publish()
+	}
+	return errors.Join(errs...)
+}
+
+// Run checks the files every PollInterval until ctx ends.
+func (s *Store) Run(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			s.mu.Lock()
+			_ = s.reloadLocked(false) // logged and counted there
+			s.mu.Unlock()
+		}
+	}
+}
+
+// publish builds the lookup table from the pairs in order: the first pair that covers a name
+// keeps it.
+func (s *Store) publish() {
+	t := &table{exact: make(map[string]*tls.Certificate), wildcard: make(map[string]*tls.Certificate)}
+	for _, ps := range s.pairs {
+		c := ps.cert
+		if t.def == nil {
+			t.def = c
+		}
+		names := c.Leaf.DNSNames
+		if len(names) == 0 && c.Leaf.Subject.CommonName != "" {
+			names = []string{c.Leaf.Subject.CommonName}
+		}
+		for _, n := range names {
+			n = strings.ToLower(n)
+			if parent, ok := strings.CutPrefix(n, "*."); ok {
+				if t.wildcard[parent] == nil {
+					t.wildcard[parent] = c
+				}
+				continue
+			}
+			if t.exact[n] == nil {
+				t.exact[n] = c
+			}
+		}
+		for _, ip := range c.Leaf.IPAddresses {
+			if t.exact[ip.String()] == nil {
+				t.exact[ip.String()] = c
+			}
+		}
+	}
+	s.table.Store(t)
+}
+
+func stampOf(p Pair) (stamp, error) {
+	ci, err := os.Stat(p.CertFile)
+	if err != nil {
+		return stamp{}, err
+	}
+	ki, err := os.Stat(p.KeyFile)
+	if err != nil {
+		return stamp{}, err
+	}
+	return stamp{certSize: ci.Size(), keySize: ki.Size(), certMod: ci.ModTime(), keyMod: ki.ModTime()}, nil
+}
+
+// load reads a pair and checks that the certificate is one a client could accept now.
+func load(p Pair) (*tls.Certificate, stamp, error) {
+	st, err := stampOf(p)
+	if err != nil {
+		return nil, st, fmt.Errorf("certificate %s: %w", p.CertFile, err)
+	}
+	cert, err := tls.LoadX509KeyPair(p.CertFile, p.KeyFile)
+	if err != nil {
+		return nil, st, fmt.Errorf("certificate %s with key %s: %w", p.CertFile, p.KeyFile, err)
+	}
+	if cert.Leaf == nil {
+		if cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+			return nil, st, fmt.Errorf("certificate %s: %w", p.CertFile, err)
+		}
+	}
+	if now := time.Now(); now.After(cert.Leaf.NotAfter) {
+		return nil, st, fmt.Errorf("certificate %s expired at %s", p.CertFile, cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return &cert, st, nil
+}
+
+func sameLeaf(a, b *tls.Certificate) bool {
+	return a != nil && b != nil && string(a.Certificate[0]) == string(b.Certificate[0])
+}
+
+type metrics struct {
+	reloads *prometheus.CounterVec
+	expiry  *prometheus.GaugeVec
+}
+
+func newMetrics() metrics {
+	m := metrics{
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "veloflux_tls_certificate_reloads_total",
+			Help: "Certificate files loaded again after they changed, by result (success, failure: the previous certificate stays).",
+		}, []string{"result"}),
+		expiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "veloflux_tls_certificate_expiry_timestamp_seconds",
+			Help: "Unix time at which the certificate in use from each certificate file expires.",
+		}, []string{"cert_file"}),
+	}
+	m.reloads.WithLabelValues("success")
+	m.reloads.WithLabelValues("failure")
+	return m
+}

@@ -1,0 +1,121 @@
+//go:build integration
+
+package integration
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// writeNamedCert writes a self-signed certificate for names with the given serial, replacing
+// the files atomically as a deploy tool would.
+func writeNamedCert(t *testing.T, certFile, keyFile string, serial int64, names ...string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial),
+		Subject:      pkix.Name{CommonName: names[0]},
+		DNSNames:     names,
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, b := range map[string][]byte{
+		keyFile:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}),
+		certFile: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+	} {
+		if err := os.WriteFile(path+".tmp", b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(path+".tmp", path); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// servedSerial is the serial of the certificate the node shows a client asking for name.
+func servedSerial(t *testing.T, addr, name string) int64 {
+	t.Helper()
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, &tls.Config{ServerName: name, InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatalf("handshake for %q: %v", name, err)
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+}
+
+// TestTLSCertificatesBySNIAndReload: several certificates chosen by SNI; a changed file is
+// picked up without a restart, a broken one keeps the certificate in use, SIGHUP reloads.
+func TestTLSCertificatesBySNIAndReload(t *testing.T) {
+	be := newBackend(t, "app", 0)
+	dir := t.TempDir()
+	main := [2]string{filepath.Join(dir, "main.crt"), filepath.Join(dir, "main.key")}
+	wild := [2]string{filepath.Join(dir, "wild.crt"), filepath.Join(dir, "wild.key")}
+	writeNamedCert(t, main[0], main[1], 1, "example.com", "www.example.com")
+	writeNamedCert(t, wild[0], wild[1], 2, "*.example.org")
+	n := startNode(t, configFor(poolWith(be.addr()), `  tls_bind_address: "127.0.0.1:0"
+  tls:
+    cert_file: `+main[0]+`
+    key_file: `+main[1]+`
+    certificates:
+      - { cert_file: `+wild[0]+`, key_file: `+wild[1]+` }
+`))
+	addr, _ := n.logs.find("veloflux started")[0]["listener1"].(string)
+	for name, want := range map[string]int64{"www.example.com": 1, "shop.example.org": 2, "unknown.test": 1} {
+		if got := servedSerial(t, addr, name); got != want {
+			t.Fatalf("%s: serial %d, want %d", name, got, want)
+		}
+	}
+
+	writeNamedCert(t, wild[0], wild[1], 3, "*.example.org")
+	waitFor(t, 30*time.Second, "the changed certificate file to be served", func() bool {
+		return servedSerial(t, addr, "shop.example.org") == 3
+	})
+
+	if err := os.WriteFile(main[0], []byte("-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n.signal(syscall.SIGHUP)
+	waitFor(t, 30*time.Second, "the broken file to be reported", func() bool {
+		return len(n.logs.find("certificate not reloaded; the previous one stays in use")) > 0
+	})
+	if got := servedSerial(t, addr, "www.example.com"); got != 1 {
+		t.Fatalf("after a broken file: serial %d, want the previous certificate 1", got)
+	}
+	if m := metricLine(t, n, `veloflux_tls_certificate_reloads_total{result="failure"}`); m != "1" {
+		t.Fatalf("failed reloads counted %q, want 1", m)
+	}
+	writeNamedCert(t, main[0], main[1], 4, "example.com", "www.example.com")
+	n.signal(syscall.SIGHUP)
+	waitFor(t, 30*time.Second, "the fixed certificate after SIGHUP", func() bool {
+		return servedSerial(t, addr, "www.example.com") == 4
+	})
+	if !strings.Contains(metricLine(t, n, `veloflux_tls_certificate_expiry_timestamp_seconds{cert_file="`+main[0]+`"}`), "e+09") {
+		t.Fatal("no expiry gauge for the certificate file")
+	}
+}
