@@ -20,8 +20,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/h2c"
 
 	"github.com/veloflux/veloflux/discovery"
 )
@@ -75,10 +73,10 @@ func newProtoBackend(t *testing.T, kind string, h http.HandlerFunc) *protoBacken
 		b.mu.Unlock()
 		h(w, r)
 	})
-	if kind == kindH2C {
-		handler = h2c.NewHandler(handler, &http2.Server{})
-	}
 	b.srv = httptest.NewUnstartedServer(handler)
+	if kind == kindH2C {
+		b.srv.Config.Protocols = h2cProtocols()
+	}
 	b.ln = &trackListener{Listener: b.srv.Listener}
 	b.srv.Listener = b.ln
 	switch kind {
@@ -97,6 +95,14 @@ func newProtoBackend(t *testing.T, kind string, h http.HandlerFunc) *protoBacken
 	}
 	t.Cleanup(b.srv.Close)
 	return b
+}
+
+// h2cProtocols is what an h2c backend serves: HTTP/2 with prior knowledge, and HTTP/1.1.
+func h2cProtocols() *http.Protocols {
+	var p http.Protocols
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	return &p
 }
 
 // trackListener counts the connections it accepted that are still open on the server side.
@@ -309,8 +315,67 @@ func TestCloseReleasesIdleConnectionsOfEveryProtocol(t *testing.T) {
 	}
 }
 
-// TestBackendTimeoutEveryProtocol: each protocol's transport enforces ResponseHeaderTimeout;
-// h2c needs its link to a tuned http.Transport for that.
+// TestH2CBackendMultiplexes: requests in flight to an h2c backend share one connection, and a
+// new one opens only when the open ones carry as many streams as the backend allows.
+func TestH2CBackendMultiplexes(t *testing.T) {
+	tests := []struct {
+		name       string
+		maxStreams int // the backend's SETTINGS_MAX_CONCURRENT_STREAMS; 0: net/http's 250
+		wantConns  int64
+	}{
+		{"one connection under the stream limit", 0, 1},
+		{"a second connection at the stream limit", 3, 2},
+	}
+	const inFlight = 6
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			arrived := make(chan string, inFlight) // the client address of each request
+			release := make(chan struct{})
+			be := newProtoBackend(t, kindH2C, func(w http.ResponseWriter, r *http.Request) {
+				arrived <- r.RemoteAddr
+				<-release
+				_, _ = io.WriteString(w, okBodyReply)
+			})
+			if tt.maxStreams > 0 {
+				be.srv.Config.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: tt.maxStreams}
+			}
+			tp := startProxy(t, DefaultConfig(), Options{},
+				onePoolSnapshot("round_robin", false, schemeBackend("b", be.addr(), "h2c", false)))
+			c := newClient(t)
+			answers := make([]<-chan response, inFlight)
+			for i := range answers {
+				answers[i] = sendAsync(t, c, tp.url+"/", nil)
+			}
+			carrying := map[string]bool{} // the connections carrying a request
+			for range inFlight {
+				select {
+				case addr := <-arrived:
+					carrying[addr] = true
+				case <-time.After(10 * time.Second):
+					close(release)
+					t.Fatal("timed out waiting for the requests to reach the backend")
+				}
+			}
+			conns := int64(len(carrying))
+			open := be.ln.open.Load()
+			close(release)
+			for i, ch := range answers {
+				if r := awaitResponse(t, ch, "an answer"); r.status != http.StatusOK || r.body != okBodyReply {
+					t.Fatalf("request %d: answer %d %q", i, r.status, r.body)
+				}
+			}
+			if _, proto, _, _, _ := be.seen(); proto != 2 {
+				t.Fatalf("backend saw HTTP/%d, want HTTP/2", proto)
+			}
+			if conns != tt.wantConns {
+				t.Fatalf("%d requests in flight on %d backend connections (%d open), want %d", inFlight, conns, open, tt.wantConns)
+			}
+		})
+	}
+}
+
+// TestBackendTimeoutEveryProtocol: each protocol's transport enforces ResponseHeaderTimeout,
+// h2c's included.
 func TestBackendTimeoutEveryProtocol(t *testing.T) {
 	slow := func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -687,7 +752,12 @@ func BenchmarkServeHTTPByProtocol(b *testing.B) {
 			s.StartTLS()
 			return s
 		}},
-		{"h2c", "h2c", func() *httptest.Server { return httptest.NewServer(h2c.NewHandler(ok, &http2.Server{})) }},
+		{"h2c", "h2c", func() *httptest.Server {
+			s := httptest.NewUnstartedServer(ok)
+			s.Config.Protocols = h2cProtocols()
+			s.Start()
+			return s
+		}},
 	}
 	for _, tt := range tests {
 		b.Run(tt.name, func(b *testing.B) {

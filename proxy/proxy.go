@@ -118,10 +118,6 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
-	ts, err := newTransports(opts.Transport.withDefaults())
-	if err != nil {
-		return nil, fmt.Errorf("proxy: %w", err)
-	}
 	p := &Proxy{
 		log:        opts.Logger,
 		access:     opts.AccessLogger,
@@ -129,7 +125,7 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		passive:    opts.Passive,
 		sessions:   opts.Sessions,
 		geo:        geo,
-		transports: ts,
+		transports: newTransports(opts.Transport.withDefaults()),
 		upstreams:  make(map[string]*upstream),
 	}
 	p.states.New = func() any { return new(reqState) }

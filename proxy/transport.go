@@ -1,14 +1,10 @@
 package proxy
 
 import (
-	"context"
 	"crypto/tls"
-	"fmt"
 	"net"
 	"net/http"
 	"time"
-
-	"golang.org/x/net/http2"
 )
 
 // scheme is how the proxy talks to one backend, parsed from discovery.Backend.Scheme.
@@ -55,18 +51,14 @@ func (s scheme) urlScheme() string {
 // transports are the connection pools to backends, one per way of reaching them. Each keeps
 // its own idle connections, so a backend's pool is never shared with another protocol.
 type transports struct {
-	http     *http.Transport  // scheme http
-	https    *http.Transport  // scheme https, certificates verified against the system roots
-	insecure *http.Transport  // scheme https with TLSSkipVerify
-	h2c      *http2.Transport // scheme h2c
+	http     *http.Transport // scheme http
+	https    *http.Transport // scheme https, certificates verified against the system roots
+	insecure *http.Transport // scheme https with TLSSkipVerify
+	h2c      *http.Transport // scheme h2c
 }
 
-func newTransports(c TransportConfig) (*transports, error) {
+func newTransports(c TransportConfig) *transports {
 	dialer := &net.Dialer{Timeout: c.DialTimeout, KeepAlive: 30 * time.Second}
-	h2c, err := newH2CTransport(c, dialer)
-	if err != nil {
-		return nil, err
-	}
 	return &transports{
 		http: newHTTPTransport(c, dialer),
 		// ServerName stays empty in both TLS configs: the transport then uses the host of
@@ -74,8 +66,8 @@ func newTransports(c TransportConfig) (*transports, error) {
 		// verifies every backend against its own name.
 		https:    newTLSTransport(c, dialer, &tls.Config{MinVersion: tls.VersionTLS12}),
 		insecure: newTLSTransport(c, dialer, &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true}),
-		h2c:      h2c,
-	}, nil
+		h2c:      newH2CTransport(c, dialer),
+	}
 }
 
 func newHTTPTransport(c TransportConfig, dialer *net.Dialer) *http.Transport {
@@ -111,26 +103,16 @@ func newTLSTransport(c TransportConfig, dialer *net.Dialer, cfg *tls.Config) *ht
 	return t
 }
 
-// newH2CTransport speaks HTTP/2 with prior knowledge over plain TCP. A bare http2.Transport
-// has no response header timeout, so it is linked to an http.Transport carrying the tuned
-// settings (ResponseHeaderTimeout, IdleConnTimeout, DisableCompression), which it reads;
-// that http.Transport itself never carries a request.
-func newH2CTransport(c TransportConfig, dialer *net.Dialer) (*http2.Transport, error) {
-	t2, err := http2.ConfigureTransports(newHTTPTransport(c, dialer))
-	if err != nil {
-		return nil, fmt.Errorf("h2c transport: %w", err)
-	}
-	// ConfigureTransports leaves t2 with a pool that only adopts connections the linked
-	// http.Transport upgraded and never dials; nil restores the default pool, which dials
-	// through DialTLSContext.
-	t2.ConnPool = nil
-	t2.AllowHTTP = true
-	// Named "TLS" because that is the hook http2.Transport calls for every connection; with
-	// AllowHTTP an http URL gets this plain TCP connection and no handshake.
-	t2.DialTLSContext = func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-		return dialer.DialContext(ctx, network, addr)
-	}
-	return t2, nil
+// newH2CTransport speaks HTTP/2 with prior knowledge over plain TCP: with unencrypted HTTP/2
+// as its only protocol, the transport sends http URLs as HTTP/2 on a plain connection, with
+// the tuned settings (ResponseHeaderTimeout, IdleConnTimeout, DisableCompression) of the
+// other transports. HTTP2 is nil: the HTTP/2 defaults, as for https backends.
+func newH2CTransport(c TransportConfig, dialer *net.Dialer) *http.Transport {
+	t := newHTTPTransport(c, dialer)
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	t.Protocols = &protos
+	return t
 }
 
 // roundTrip sends one try of req to st.backend over the transport of its scheme.
@@ -143,9 +125,9 @@ func (ts *transports) roundTrip(st *reqState, req *http.Request) (*http.Response
 		}
 		return ts.https.RoundTrip(req)
 	case schemeH2C:
-		// HTTP/2 has no Upgrade mechanism (RFC 9113 section 8.6) and http2.Transport refuses
-		// the headers; WebSocket over HTTP/2 (RFC 8441) would need the backend to announce
-		// extended CONNECT, which http2.Transport does not speak. Refuse before sending.
+		// HTTP/2 has no Upgrade mechanism (RFC 9113 section 8.6) and the HTTP/2 transport
+		// refuses the headers; WebSocket over HTTP/2 (RFC 8441) would need the backend to
+		// announce extended CONNECT, which the transport does not speak. Refuse before sending.
 		if st.upgrade {
 			return nil, errNoWebSocket
 		}
