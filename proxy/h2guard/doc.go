@@ -3,10 +3,10 @@
 // request to a backend, and the RST_STREAM right behind it abandons that request, so the
 // client spends two small frames for every backend request it costs the proxy.
 //
-// Wrap goes around a connection whose TLS handshake is done, before it is handed to
-// http2.Server.ServeConn, and follows the client's frames as the server reads them. The
-// rule is Envoy's premature-reset defence, defaults included, because it has held up in
-// production since the attack became known: once a connection has opened Config.MinStreams
+// Wrap goes around a connection whose TLS handshake is done, before it is handed to the
+// HTTP/2 server, and follows the client's frames as the server reads them. The rule is
+// Envoy's premature-reset defence, defaults included, because it has held up in production
+// since the attack became known: once a connection has opened Config.MinStreams
 // streams (500), it is abusive when more than half of them were reset by the client less
 // than Config.PrematureWindow (1s) after they opened. Fewer streams say too little (a
 // browser leaving a page cancels everything it had in flight), and a stream reset after

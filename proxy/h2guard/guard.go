@@ -27,10 +27,12 @@ func (abusiveError) Is(target error) bool { return target == net.ErrClosed }
 // between its own GOAWAY and closing.
 const goAwayTimeout = time.Second
 
-// Wrap returns a net.Conn to pass to http2.Server.ServeConn instead of c, which must be
+// Wrap returns a net.Conn to hand to the HTTP/2 server instead of c, which must be
 // positioned at the start of the client preface (TLS handshake done, nothing read). It
-// has a ConnectionState method exactly when c has one, so the server still fills
-// Request.TLS for TLS connections and does not take other connections for TLS.
+// has a ConnectionState method exactly when c has one, so a server that reads the TLS state
+// from it still can, and does not take other connections for TLS. net/http speaks HTTP/2 on
+// a handshaken connection only in its unencrypted mode, which needs the method hidden: the
+// caller wraps the result once more and keeps the TLS state itself, as the proxy does.
 //
 // When the client is judged abusive (see the package comment), the guard calls onAbuse,
 // writes a GOAWAY frame with ENHANCE_YOUR_CALM at the next frame boundary of the server's

@@ -195,7 +195,7 @@ func TestClientsJudgedByPrematureResetRatio(t *testing.T) {
 					t.Errorf("onAbuse called %d times for a client that is not abusive", n)
 				}
 				if n := s.noTLS.Load(); n != 0 {
-					t.Errorf("%d of %d requests had no Request.TLS", n, s.handled.Load())
+					t.Errorf("%d of %d requests had no TLS state", n, s.handled.Load())
 				}
 				return
 			}
@@ -385,7 +385,7 @@ func TestWrapPassesConnThrough(t *testing.T) {
 		raw, peer := tcpPair(t)
 		g := Wrap(raw, DefaultConfig(), nil)
 		if _, ok := g.(connectionStater); ok {
-			t.Error("a guard around a plain connection has ConnectionState; x/net would take it for TLS")
+			t.Error("a guard around a plain connection has ConnectionState; a server would take it for TLS")
 		}
 		if g.LocalAddr() != raw.LocalAddr() || g.RemoteAddr() != raw.RemoteAddr() {
 			t.Errorf("addresses %v %v, want %v %v", g.LocalAddr(), g.RemoteAddr(), raw.LocalAddr(), raw.RemoteAddr())

@@ -55,16 +55,16 @@ func newCert(t testing.TB) (tls.Certificate, *x509.CertPool) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }
 
-// server is an http2.Server behind a TLS listener on 127.0.0.1, every connection wrapped
-// by the guard.
+// server is an http.Server speaking HTTP/2 behind a TLS listener on 127.0.0.1, every
+// connection wrapped by the guard, the way the proxy serves HTTP/2.
 type server struct {
 	addr    string
 	pool    *x509.CertPool
 	abuses  atomic.Int32
 	abused  chan struct{} // closed at the first onAbuse
-	served  chan struct{} // receives when a ServeConn returns
+	served  chan struct{} // receives when the server is done with a connection
 	handled atomic.Int64  // handler calls
-	noTLS   atomic.Int64  // handler calls whose Request.TLS was nil
+	noTLS   atomic.Int64  // handler calls that did not learn the connection's TLS state
 }
 
 func startServer(t *testing.T, cfg Config, h http.Handler) *server {
@@ -103,73 +103,105 @@ func startServerWith(t *testing.T, cfg Config, h http.Handler, opt serverOptions
 	}
 	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.handled.Add(1)
-		if r.TLS == nil {
+		if state, _ := r.Context().Value(tlsStateKey{}).(*tls.ConnectionState); state == nil || !state.HandshakeComplete {
 			s.noTLS.Add(1)
 		}
 		h.ServeHTTP(w, r)
 	})
 	tlsConf := &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{http2.NextProtoTLS}}
-	h2 := &http2.Server{}
 	logDone := new(atomic.Bool)
-	errorLog := log.New(testWriter{t, logDone}, "http2 server: ", 0)
-
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns = map[net.Conn]bool{}
-	)
-	serve := func(c net.Conn) {
-		defer func() {
-			mu.Lock()
-			delete(conns, c)
-			mu.Unlock()
-			c.Close()
-			s.served <- struct{}{}
-		}()
+	var serving, open sync.WaitGroup // the Serve loop; connections the server has not closed
+	// As in the proxy: HTTP/2 in net/http's unencrypted mode, over connections whose TLS
+	// handshake the listener has done.
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true)
+	srv := &http.Server{
+		Handler:   counted,
+		Protocols: &protos,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if pc, ok := c.(*plainConn); ok {
+				ctx = context.WithValue(ctx, tlsStateKey{}, pc.state)
+			}
+			return ctx
+		},
+		ConnState: func(_ net.Conn, state http.ConnState) {
+			switch state {
+			case http.StateNew:
+				open.Add(1)
+			case http.StateClosed:
+				s.served <- struct{}{}
+				open.Done()
+			}
+		},
+		ErrorLog: log.New(testWriter{t, logDone}, "http server: ", 0),
+	}
+	gl := &guardListener{Listener: ln, wrap: func(c net.Conn) (net.Conn, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 		defer cancel()
 		tc := tls.Server(c, tlsConf)
 		if err := tc.HandshakeContext(ctx); err != nil {
-			return
+			return nil, err
 		}
 		g := wrap(tc, cfg, func() {
 			if s.abuses.Add(1) == 1 {
 				close(s.abused)
 			}
 		}, opt.timeout)
+		// The TLS state as the guard passes it on; nil if it lost the method.
+		var state *tls.ConnectionState
+		if cs, ok := g.(connectionStater); ok {
+			st := cs.ConnectionState()
+			state = &st
+		}
 		if opt.split > 0 || opt.hold > 0 {
-			g = &splitConn{Conn: g, size: opt.split, hold: opt.hold, cs: g.(connectionStater)}
+			g = &splitConn{Conn: g, size: opt.split, hold: opt.hold}
 		}
-		h2.ServeConn(g, &http2.ServeConnOpts{
-			Context:    ctx,
-			Handler:    counted,
-			BaseConfig: &http.Server{ErrorLog: errorLog},
-		})
-	}
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns[c] = true
-			mu.Unlock()
-			wg.Go(func() { serve(c) })
-		}
-	})
+		return &plainConn{Conn: g, state: state}, nil
+	}, served: s.served}
+
+	serving.Go(func() { _ = srv.Serve(gl) })
 	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
+		srv.Close() // closes the listener and every connection
+		serving.Wait()
+		open.Wait() // the server's goroutines are done with every connection, and its log
 		logDone.Store(true)
 	})
 	return s
 }
+
+// guardListener hands the server connections whose TLS handshake is done, wrapped by wrap,
+// as the proxy's TLS listener does. A connection whose handshake fails counts as served.
+type guardListener struct {
+	net.Listener
+	wrap   func(net.Conn) (net.Conn, error)
+	served chan<- struct{}
+}
+
+func (l *guardListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		g, err := l.wrap(c)
+		if err == nil {
+			return g, nil
+		}
+		c.Close()
+		l.served <- struct{}{}
+	}
+}
+
+// plainConn hides the ConnectionState method of the guard around a TLS connection, as the
+// proxy's h2Conn does: net/http takes a connection with one for TLS and speaks HTTP/1 on it.
+// The TLS state reaches the handler through ConnContext instead.
+type plainConn struct {
+	net.Conn
+	state *tls.ConnectionState
+}
+
+type tlsStateKey struct{}
 
 // waitServed waits for a server connection to finish.
 func (s *server) waitServed(t *testing.T) {
@@ -351,7 +383,6 @@ func wait(t *testing.T, ch <-chan struct{}, what string) {
 type splitConn struct {
 	net.Conn
 	size, hold int
-	cs         connectionStater
 
 	mu   sync.Mutex
 	held []byte
@@ -377,5 +408,3 @@ func (c *splitConn) Write(p []byte) (int, error) {
 	c.held = append([]byte(nil), buf[len(buf)-keep:]...)
 	return len(p), nil
 }
-
-func (c *splitConn) ConnectionState() tls.ConnectionState { return c.cs.ConnectionState() }
