@@ -12,8 +12,6 @@ import (
 	"os"
 	"strings"
 
-	"golang.org/x/net/http2"
-
 	"github.com/veloflux/veloflux/health/statusset"
 	"github.com/veloflux/veloflux/internal/localerr"
 )
@@ -68,17 +66,15 @@ func newInsecureClient() *http.Client {
 	return c
 }
 
-// newH2CClient probes backends that speak HTTP/2 without TLS.
+// newH2CClient probes backends that speak HTTP/2 without TLS. Unlike the other probes, these
+// keep their connections between probes; Checker.Run closes them when it stops.
 func newH2CClient() *http.Client {
 	c := newDefaultClient()
-	dialer := &net.Dialer{KeepAlive: -1}
-	c.Transport = &http2.Transport{
-		AllowHTTP: true,
-		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			return dialer.DialContext(ctx, network, addr)
-		},
-		DisableCompression: true,
-	}
+	tr := c.Transport.(*http.Transport)
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	tr.Protocols = &protos
+	tr.DisableKeepAlives = false
 	return c
 }
 
