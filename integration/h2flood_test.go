@@ -168,15 +168,17 @@ func TestHTTP2RapidResetFlood(t *testing.T) {
 	}
 
 	// A well-behaved HTTP/2 client is still served.
-	tr := &http2.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	var h2only http.Protocols
+	h2only.SetHTTP2(true)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, Protocols: &h2only}
 	defer tr.CloseIdleConnections()
 	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("https://" + tlsAddr + "/")
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("a normal HTTP/2 request after the flood: %d", resp.StatusCode)
+	if resp.StatusCode != 200 || resp.ProtoMajor != 2 {
+		t.Fatalf("a normal HTTP/2 request after the flood: HTTP/%d %d", resp.ProtoMajor, resp.StatusCode)
 	}
 }
 
