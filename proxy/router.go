@@ -106,9 +106,7 @@ func newRouter(routes []*route) router {
 // match returns the route for a request's Host header and path, or nil.
 func (rt *router) match(hostHeader, path string) *route {
 	host := lowerASCII(hostHeader)
-	if strings.Contains(host, ".:") {
-		host = strings.Replace(host, ".:", ":", 1) // "example.com.:8443" is "example.com:8443"
-	}
+	host = strings.Replace(host, ".:", ":", 1) // "example.com.:8443" is "example.com:8443"
 	hostOnly := stripPort(host)
 	if hostOnly != host {
 		if r := rt.exact[host].match(path); r != nil {
