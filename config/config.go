@@ -77,6 +77,9 @@ type Global struct {
 	// in the file is stored as a single-address prefix (/32 or /128).
 	TrustedProxies []netip.Prefix `koanf:"trusted_proxies"`
 	TLS            TLS            `koanf:"tls"`
+	// HTTP3 serves HTTP/3 (QUIC) on the UDP port of TLSBindAddress, announced to TCP clients
+	// with Alt-Svc. Default true; without a TLS listener it does nothing.
+	HTTP3 bool `koanf:"http3"`
 	// HealthCheck is the default for every pool; pools override it field by field.
 	HealthCheck HealthCheck `koanf:"health_check"`
 	// Passive is the default outlier ejection of every pool; pools override it field by field.
@@ -665,6 +668,7 @@ func Default() *Config {
 			TLS: TLS{
 				CertDir: "/etc/veloflux/certs",
 			},
+			HTTP3: true,
 			HealthCheck: HealthCheck{
 				Interval:     10 * time.Second,
 				Timeout:      5 * time.Second,

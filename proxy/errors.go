@@ -71,7 +71,7 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 func (p *Proxy) clientBodyFailed(w http.ResponseWriter, st *reqState) {
 	err := st.body.failure()
 	st.err = err
-	w.Header().Set("Connection", "close")
+	askClose(w.Header(), st.protoMajor)
 	switch {
 	case isTimeout(err):
 		p.writeError(w, st, http.StatusRequestTimeout, errBodyTimeout)
@@ -99,6 +99,15 @@ func (p *Proxy) reject(w http.ResponseWriter, st *reqState, rej h1.Rejection) {
 	p.writeError(w, st, rej.Status, errors.New(strings.ToLower(rej.Reason[:1])+rej.Reason[1:]))
 }
 
+// askClose asks the client to close its connection after this response: HTTP/1 closes it,
+// and net/http's HTTP/2 server turns the field into a GOAWAY. HTTP/3 has no such field (a
+// response carrying it is malformed); its connections end with GOAWAY when the node drains.
+func askClose(h http.Header, protoMajor int) {
+	if protoMajor < 3 {
+		h.Set("Connection", "close")
+	}
+}
+
 func isTimeout(err error) bool {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return true
@@ -120,7 +129,7 @@ func (p *Proxy) writeError(w http.ResponseWriter, st *reqState, status int, msg 
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Request-Id", st.reqID)
 	if status == http.StatusServiceUnavailable && errors.Is(msg, errDraining) {
-		h.Set("Connection", "close")
+		askClose(h, st.protoMajor)
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(strconv.Itoa(status) + " " + http.StatusText(status) + ": " + msg.Error() +

@@ -592,7 +592,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		resp.ContentLength = -1
 	}
 	if p.draining.Load() && resp.StatusCode != http.StatusSwitchingProtocols {
-		resp.Header.Set("Connection", "close")
+		askClose(resp.Header, st.protoMajor)
 	}
 	if st.geo && p.geo.header != "" {
 		p.setGeoHeader(st, resp)

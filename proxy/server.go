@@ -51,6 +51,13 @@ type ServerConfig struct {
 	// H2Guard closes HTTP/2 connections that reset most streams right after opening them
 	// (rapid reset), with GOAWAY ENHANCE_YOUR_CALM. Zero fields: h2guard.DefaultConfig().
 	H2Guard h2guard.Config
+	// HTTP3 serves HTTP/3 on the UDP side of TLSAddr (same port), announced by Alt-Svc on
+	// the TLS listener's responses. Default false.
+	HTTP3 bool
+	// H3RetryAbove is how many QUIC handshakes per second from unvalidated addresses are
+	// taken before clients must prove their address with a Retry (one more round trip, and
+	// no reflection attacks); negative asks every client. 0: the default, 100.
+	H3RetryAbove int
 	// RedirectHTTPS answers every request on the plain listener with 308 to the same URL on
 	// the TLS listener, except ACME HTTP-01 challenges. Needs TLSAddr. Default false.
 	RedirectHTTPS bool
@@ -73,6 +80,7 @@ func DefaultServerConfig() ServerConfig {
 		MaxHeaderBytes:         lim.MaxHeaderBytes,
 		MaxHeaderCount:         lim.MaxHeaderCount,
 		H2MaxConcurrentStreams: 100,
+		H3RetryAbove:           100,
 		DrainTimeout:           30 * time.Second,
 	}
 }
@@ -87,6 +95,7 @@ type Server struct {
 	servers []*http.Server
 	lns     []net.Listener
 	tls     *tlsListener // nil without a TLS listener
+	h3      *h3          // nil without HTTP/3
 
 	mu         sync.Mutex
 	drainTimer *time.Timer
@@ -119,6 +128,9 @@ func NewServer(cfg ServerConfig, p *Proxy, logger *slog.Logger) (*Server, error)
 	if cfg.H2MaxConcurrentStreams == 0 {
 		cfg.H2MaxConcurrentStreams = d.H2MaxConcurrentStreams
 	}
+	if cfg.H3RetryAbove == 0 {
+		cfg.H3RetryAbove = d.H3RetryAbove
+	}
 	if cfg.MaxClientConns <= 0 {
 		cfg.MaxClientConns = DefaultMaxClientConns()
 	}
@@ -145,12 +157,8 @@ func (s *Server) newHTTPServer(h2 bool) *http.Server {
 	switch {
 	case !h2 && s.cfg.RedirectHTTPS:
 		handler = http.HandlerFunc(s.redirectHTTPS)
-	case h2 && s.cfg.HSTS > 0:
-		sts := "max-age=" + strconv.Itoa(s.cfg.HSTS)
-		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Strict-Transport-Security", sts)
-			s.proxy.ServeHTTP(w, r)
-		})
+	case h2:
+		handler = s.tlsHandler()
 	}
 	srv := &http.Server{
 		Handler:           handler,
@@ -182,6 +190,28 @@ func (s *Server) newHTTPServer(h2 bool) *http.Server {
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	return srv
+}
+
+// tlsHandler is the handler of the TLS listener and of HTTP/3: the proxy, with HSTS and the
+// Alt-Svc that announces HTTP/3 when configured. s.h3 is set before any request arrives.
+func (s *Server) tlsHandler() http.Handler {
+	if s.cfg.HSTS <= 0 && !s.cfg.HTTP3 {
+		return s.proxy
+	}
+	sts := ""
+	if s.cfg.HSTS > 0 {
+		sts = "max-age=" + strconv.Itoa(s.cfg.HSTS)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		if sts != "" {
+			h.Set("Strict-Transport-Security", sts)
+		}
+		if s.h3 != nil && r.ProtoMajor < 3 {
+			h.Set("Alt-Svc", s.h3.altSvc())
+		}
+		s.proxy.ServeHTTP(w, r)
+	})
 }
 
 // acmeChallengePrefix is where ACME HTTP-01 challenges are asked for (RFC 8555 section 8.3):
@@ -297,6 +327,14 @@ func (s *Server) Listen() error {
 		s.tls = newTLSListener(ll, tlsCfg, s.cfg.ReadHeaderTimeout, s.wrapTLS, s.log)
 		s.lns = append(s.lns, s.tls)
 		s.servers = append(s.servers, srv)
+		if s.cfg.HTTP3 {
+			h, err := newH3(ln.Addr(), tlsCfg, s.tlsHandler(), s.cfg)
+			if err != nil {
+				s.closeListeners()
+				return err
+			}
+			s.h3 = h
+		}
 	}
 	return nil
 }
@@ -321,6 +359,9 @@ func (s *Server) Close() {
 	s.closeListeners()
 	if s.tls != nil {
 		s.tls.closeConns()
+	}
+	if s.h3 != nil {
+		s.h3.close()
 	}
 }
 
@@ -347,7 +388,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	if len(s.lns) == 0 {
 		return errors.New("proxy server: Serve before Listen")
 	}
-	errc := make(chan error, len(s.servers))
+	errc := make(chan error, len(s.servers)+1)
+	if s.h3 != nil {
+		go func() { errc <- s.h3.serve() }()
+	}
 	for i, srv := range s.servers {
 		go func() {
 			if err := srv.Serve(s.lns[i]); !errors.Is(err, http.ErrServerClosed) {
@@ -363,7 +407,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	case serveErr = <-errc:
 	}
 	s.shutdown()
-	for range len(s.servers) - boolInt(serveErr != nil) {
+	for range len(s.servers) + boolInt(s.h3 != nil) - boolInt(serveErr != nil) {
 		if err := <-errc; err != nil && serveErr == nil {
 			serveErr = err
 		}
@@ -385,6 +429,9 @@ func (s *Server) shutdown() {
 			_ = srv.Shutdown(dctx) // closes listeners and idle connections, waits for active ones
 		}()
 	}
+	if s.h3 != nil {
+		wg.Go(func() { s.h3.shutdown(dctx) }) // GOAWAY, then waits for requests in flight
+	}
 	// Shutdown returns once every non-upgraded connection has finished its response (or the
 	// deadline passed); upgraded connections are invisible to it but counted in flight.
 	wg.Wait()
@@ -396,6 +443,9 @@ func (s *Server) shutdown() {
 	}
 	if s.tls != nil {
 		s.tls.closeConns()
+	}
+	if s.h3 != nil {
+		s.h3.close()
 	}
 	s.proxy.Close()
 	s.log.Info("drained", "cut", left)

@@ -218,6 +218,7 @@ func serverConfig(c *config.Config, store *certs.Store) (proxy.ServerConfig, err
 		sc.TLSConfig = &tls.Config{GetCertificate: store.GetCertificate, MinVersion: tls.VersionTLS12}
 		sc.RedirectHTTPS = g.TLS.RedirectHTTP
 		sc.HSTS = g.TLS.HSTS
+		sc.HTTP3 = g.HTTP3
 	}
 	return sc, nil
 }
