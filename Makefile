@@ -52,7 +52,7 @@ all: build
 build: ## static binary ./veloflux
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/velofluxlb
 
-test: fmt-check vet lint consul geoip h2spec netns-tools unit integration ## everything CI runs
+test: fmt-check vet lint consul geoip h2spec netns-tools quic-tools unit integration ## everything CI runs
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -135,6 +135,11 @@ h2spec: $(H2SPEC_BIN) ## build h2spec for the HTTP/2 conformance test (once)
 $(H2SPEC_BIN):
 	@mkdir -p $(dir $@)
 	cd tools/h2spec && CGO_ENABLED=0 $(GO) build -trimpath -o $@.tmp github.com/summerwind/h2spec/cmd/h2spec && mv $@.tmp $@
+
+quic-tools: ## gtlsclient (Debian ngtcp2-client), an HTTP/3 client that is not Go's (apt when missing)
+	@command -v gtlsclient >/dev/null || { \
+	  echo "installing ngtcp2-client for the HTTP/3 test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ngtcp2-client >/dev/null; }
 
 netns-tools: ## ip and unshare, for the tests that partition nodes in network namespaces (apt when missing)
 	@command -v ip >/dev/null && command -v unshare >/dev/null || { \
