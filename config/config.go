@@ -80,6 +80,9 @@ type Global struct {
 	// HTTP3 serves HTTP/3 (QUIC) on the UDP port of TLSBindAddress, announced to TCP clients
 	// with Alt-Svc. Default true; without a TLS listener it does nothing.
 	HTTP3 bool `koanf:"http3"`
+	// H2C lets clients of the plain listener speak HTTP/2 with prior knowledge (no TLS), for
+	// internal callers such as gRPC clients behind another load balancer. Default false.
+	H2C bool `koanf:"h2c"`
 	// HealthCheck is the default for every pool; pools override it field by field.
 	HealthCheck HealthCheck `koanf:"health_check"`
 	// Passive is the default outlier ejection of every pool; pools override it field by field.

@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"bufio"
 	"crypto/tls"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -110,5 +112,49 @@ func TestHTTP3Drain(t *testing.T) {
 	}
 	if err := <-stopped; err != nil {
 		t.Fatalf("Serve: %v", err)
+	}
+}
+
+// With H2C, the plain listener serves HTTP/2 with prior knowledge beside HTTP/1, which stays
+// behind its guard.
+func TestH2CPlainListener(t *testing.T) {
+	be := newBackend(t, "app", nil)
+	p := newProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("app", be.addr(), 1)))
+	cfg := testServerConfig()
+	cfg.H2C = true
+	_, addr, _ := runServer(t, cfg, p)
+
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	tr := &http.Transport{Protocols: &protos}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	resp, err := c.Get("http://" + addr + "/h2c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != 200 || string(body) != "app" {
+		t.Fatalf("h2c: %s %d %q", resp.Proto, resp.StatusCode, body)
+	}
+	if r := send(t, newClient(t), http.MethodGet, "http://"+addr+"/h1", "", nil, ""); r.status != 200 {
+		t.Fatalf("HTTP/1 beside h2c: %d", r.status)
+	}
+	raw, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	_ = raw.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.WriteString(raw, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	r, err := http.ReadResponse(bufio.NewReader(raw), nil)
+	if err != nil || r.StatusCode != http.StatusBadRequest {
+		t.Fatalf("HTTP/1 smuggling attempt with h2c on: %v %v, want 400", r, err)
+	}
+	if be.hits() != 2 {
+		t.Fatalf("backend hits %d, want 2", be.hits())
 	}
 }

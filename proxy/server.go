@@ -51,6 +51,10 @@ type ServerConfig struct {
 	// H2Guard closes HTTP/2 connections that reset most streams right after opening them
 	// (rapid reset), with GOAWAY ENHANCE_YOUR_CALM. Zero fields: h2guard.DefaultConfig().
 	H2Guard h2guard.Config
+	// H2C lets clients of the plain listener speak HTTP/2 with prior knowledge (no TLS, no
+	// Upgrade), for internal callers such as gRPC clients behind another load balancer. Their
+	// connections get the rapid-reset guard. Default false.
+	H2C bool
 	// HTTP3 serves HTTP/3 on the UDP side of TLSAddr (same port), announced by Alt-Svc on
 	// the TLS listener's responses. Default false.
 	HTTP3 bool
@@ -139,8 +143,12 @@ func NewServer(cfg ServerConfig, p *Proxy, logger *slog.Logger) (*Server, error)
 	}
 	s := &Server{cfg: cfg, proxy: p, log: logger, slots: make(chan struct{}, cfg.MaxClientConns)}
 	m := p.metrics
+	var h2c func(net.Conn) net.Conn
+	if cfg.H2C {
+		h2c = s.wrapH2
+	}
 	s.guard = h1.NewGuard(h1.Limits{MaxHeaderBytes: cfg.MaxHeaderBytes, MaxHeaderCount: cfg.MaxHeaderCount},
-		func(r h1.Rejection) { m.rejections.WithLabelValues("http1", r.Reason).Inc() })
+		func(r h1.Rejection) { m.rejections.WithLabelValues("http1", r.Reason).Inc() }, h2c)
 	m.connLimit.Set(float64(cfg.MaxClientConns))
 	return s, nil
 }
@@ -152,7 +160,7 @@ func (s *Server) newHTTPServer(h2 bool) *http.Server {
 	m := s.proxy.metrics
 	var protos http.Protocols
 	protos.SetHTTP1(true)
-	protos.SetUnencryptedHTTP2(h2)
+	protos.SetUnencryptedHTTP2(h2 || s.cfg.H2C)
 	var handler http.Handler = s.proxy
 	switch {
 	case !h2 && s.cfg.RedirectHTTPS:
@@ -286,13 +294,21 @@ func (c *h2Conn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// wrapH2 puts an HTTP/2 connection behind the rapid-reset guard. The result has no
+// ConnectionState method, so net/http serves it as HTTP/2 without TLS (see h2Conn).
+func (s *Server) wrapH2(c net.Conn) net.Conn {
+	m := s.proxy.metrics
+	return hideTLS{h2guard.Wrap(c, s.cfg.H2Guard, func() { m.rejections.WithLabelValues("http2", "rapid reset").Inc() })}
+}
+
+// hideTLS leaves only net.Conn's methods.
+type hideTLS struct{ net.Conn }
+
 // wrapTLS puts a handshaken TLS connection behind the guard of its protocol.
 func (s *Server) wrapTLS(tc *tls.Conn) net.Conn {
 	state := tc.ConnectionState()
 	if state.NegotiatedProtocol == "h2" {
-		m := s.proxy.metrics
-		guarded := h2guard.Wrap(tc, s.cfg.H2Guard, func() { m.rejections.WithLabelValues("http2", "rapid reset").Inc() })
-		return &h2Conn{Conn: guarded, state: &state}
+		return &h2Conn{Conn: s.wrapH2(tc), state: &state}
 	}
 	return s.guard.Wrap(tc)
 }

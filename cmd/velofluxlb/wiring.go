@@ -210,6 +210,7 @@ func serverConfig(c *config.Config, store *certs.Store) (proxy.ServerConfig, err
 		H2MaxConcurrentStreams: uint32(g.Limits.H2MaxConcurrentStreams),
 		MaxRequestsPerConn:     int64(g.Limits.MaxRequestsPerConn),
 		MaxClientConns:         g.Limits.MaxClientConns,
+		H2C:                    g.H2C,
 	}
 	if g.TLSBindAddress != "" {
 		if store == nil {

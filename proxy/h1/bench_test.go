@@ -27,7 +27,7 @@ func BenchmarkGuardBrowserGET(b *testing.B) {
 		"Accept: */*\r\nAccept-Language: en-US,en;q=0.9\r\nAccept-Encoding: gzip, deflate, br\r\n" +
 		"Referer: https://www.example.com/\r\nCookie: vf_session=abcdefabcdefabcdefabcdef; theme=dark\r\n" +
 		"Sec-Fetch-Dest: script\r\nSec-Fetch-Mode: no-cors\r\nConnection: keep-alive\r\n\r\n")
-	c := NewGuard(DefaultLimits(), nil).Wrap(&loopConn{b: req})
+	c := NewGuard(DefaultLimits(), nil, nil).Wrap(&loopConn{b: req})
 	p := make([]byte, 4096)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(req)))

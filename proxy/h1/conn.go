@@ -18,6 +18,7 @@ var rejBareCR = Rejection{400, "CR without LF"}
 type Guard struct {
 	lim       Limits
 	onReject  func(Rejection)
+	h2c       func(net.Conn) net.Conn
 	target    string
 	synthetic []byte // the request handed on in place of a rejected head; never written to
 	pool      sync.Pool
@@ -30,10 +31,16 @@ const headBufSize = 4 << 10
 
 // NewGuard returns a Guard. onReject, which may be nil, is called once for every rejected
 // head, on the connection's reading goroutine; it must not block.
-func NewGuard(lim Limits, onReject func(Rejection)) *Guard {
+//
+// h2c, when not nil, lets a client speak HTTP/2 with prior knowledge: a connection whose
+// first bytes are the HTTP/2 client preface leaves HTTP/1 framing for good, and its reads and
+// writes go through h2c's result instead (which gets the connection with the preface still
+// to be read, for an HTTP/2 guard). Nil: the preface is refused like any HTTP/2.0 request
+// line (505).
+func NewGuard(lim Limits, onReject func(Rejection), h2c func(net.Conn) net.Conn) *Guard {
 	var secret [16]byte
 	_, _ = rand.Read(secret[:])
-	g := &Guard{lim: lim.withDefaults(), onReject: onReject}
+	g := &Guard{lim: lim.withDefaults(), onReject: onReject, h2c: h2c}
 	g.target = "/.veloflux-rejected/" + hex.EncodeToString(secret[:])
 	g.synthetic = []byte("GET " + g.target + " HTTP/1.1\r\nHost: rejected.invalid\r\nConnection: close\r\n\r\n")
 	g.pool.New = func() any { return new([headBufSize]byte) }
@@ -101,8 +108,64 @@ type Conn struct {
 	left  int64 // stLength: body bytes still to come
 	ch    chunker
 	err   error // stFailed
+	heads int   // request heads handed on
 
 	rej atomic.Pointer[Rejection]
+	h2  atomic.Pointer[net.Conn] // set when the client spoke HTTP/2 with prior knowledge
+}
+
+// clientPreface opens every HTTP/2 connection (RFC 9113 section 3.4).
+const clientPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+// Write sends to the client, through the HTTP/2 side once the connection switched to it.
+func (c *Conn) Write(p []byte) (int, error) {
+	if h := c.h2.Load(); h != nil {
+		return (*h).Write(p)
+	}
+	return c.Conn.Write(p)
+}
+
+// Close closes the connection, through the HTTP/2 side once the connection switched to it.
+func (c *Conn) Close() error {
+	if h := c.h2.Load(); h != nil {
+		return (*h).Close()
+	}
+	return c.Conn.Close()
+}
+
+// startH2C switches the connection to HTTP/2 when h2c is allowed and it opens with the
+// preface: done reports the switch, more that too few bytes arrived to tell.
+func (c *Conn) startH2C() (done, more bool) {
+	if c.g.h2c == nil || c.heads > 0 || c.h.lines > 0 {
+		return false, false
+	}
+	n := min(len(c.buf), len(clientPreface))
+	if string(c.buf[:n]) != clientPreface[:n] {
+		return false, false
+	}
+	if n < len(clientPreface) {
+		return false, true
+	}
+	pending := append([]byte(nil), c.buf...)
+	c.release()
+	h := c.g.h2c(&prefixConn{Conn: c.Conn, pre: pending})
+	c.h2.Store(&h)
+	return true, false
+}
+
+// prefixConn reads pre before the connection's own bytes.
+type prefixConn struct {
+	net.Conn
+	pre []byte
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) {
+	if len(p.pre) > 0 {
+		n := copy(b, p.pre)
+		p.pre = p.pre[n:]
+		return n, nil
+	}
+	return p.Conn.Read(b)
 }
 
 // Rejected reports whether target is the synthetic request standing for a rejected head of
@@ -130,6 +193,9 @@ func (c *Conn) Read(p []byte) (int, error) {
 		return 0, nil
 	}
 	for {
+		if h := c.h2.Load(); h != nil {
+			return (*h).Read(p)
+		}
 		if c.ready > 0 {
 			n := copy(p, c.buf[:c.ready])
 			c.consume(n)
@@ -195,6 +261,15 @@ func (c *Conn) Read(p []byte) (int, error) {
 // it; it returns only read errors.
 func (c *Conn) readHead() error {
 	for {
+		switch done, more := c.startH2C(); {
+		case done:
+			return nil
+		case more:
+			if err := c.fill(); err != nil {
+				return err
+			}
+			continue
+		}
 		for {
 			i := bytes.IndexByte(c.buf[c.scan:], '\n')
 			if i < 0 {
@@ -246,6 +321,7 @@ func (c *Conn) readHead() error {
 
 // headDone makes a checked head ready and sets up its body.
 func (c *Conn) headDone() {
+	c.heads++
 	c.ready = c.scan
 	c.last = c.h.closing()
 	switch {

@@ -70,7 +70,7 @@ func guardRun(t *testing.T, lim Limits, in string, chunk, rs int) (out string, r
 			t.Errorf("second rejection %v after %v", r, *got)
 		}
 		got = &r
-	})
+	}, nil)
 	c := g.Wrap(&scriptConn{chunks: split([]byte(in), chunk)})
 	o, err := drain(t, c, rs)
 	if got != nil {
@@ -311,7 +311,7 @@ func TestFieldFloodReadsBoundedBytes(t *testing.T) {
 		sc := &scriptConn{chunks: split(b.Bytes(), 1024)}
 		var got *Rejection
 		readBefore := 0
-		c := NewGuard(lim, func(r Rejection) { got, readBefore = &r, sc.read }).Wrap(sc)
+		c := NewGuard(lim, func(r Rejection) { got, readBefore = &r, sc.read }, nil).Wrap(sc)
 		if _, err := drain(t, c, 4096); err != nil {
 			t.Fatal(err)
 		}
@@ -325,7 +325,7 @@ func TestFieldFloodReadsBoundedBytes(t *testing.T) {
 }
 
 func TestIdleConnectionHoldsNoBuffer(t *testing.T) {
-	g := NewGuard(DefaultLimits(), nil)
+	g := NewGuard(DefaultLimits(), nil, nil)
 	in := "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc" + get
 	c := From(g.Wrap(&scriptConn{chunks: [][]byte{[]byte(in)}}))
 	p := make([]byte, 4096)
@@ -343,7 +343,7 @@ func TestIdleConnectionHoldsNoBuffer(t *testing.T) {
 }
 
 func TestRejectedOnlyForTheSyntheticTarget(t *testing.T) {
-	g := NewGuard(DefaultLimits(), nil)
+	g := NewGuard(DefaultLimits(), nil, nil)
 	c := From(g.Wrap(&scriptConn{chunks: [][]byte{[]byte("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")}}))
 	if _, ok := c.Rejected(g.target); ok {
 		t.Fatal("rejected before anything was read")
@@ -357,7 +357,7 @@ func TestRejectedOnlyForTheSyntheticTarget(t *testing.T) {
 	if r, ok := c.Rejected(g.target); !ok || r.Status != 400 {
 		t.Fatalf("Rejected = %v, %v", r, ok)
 	}
-	if other := NewGuard(DefaultLimits(), nil); other.target == g.target {
+	if other := NewGuard(DefaultLimits(), nil, nil); other.target == g.target {
 		t.Fatal("two guards share a secret target")
 	}
 }
@@ -367,12 +367,56 @@ func TestDeadlineAppliesToHeadReads(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	c := NewGuard(DefaultLimits(), nil).Wrap(a)
+	c := NewGuard(DefaultLimits(), nil, nil).Wrap(a)
 	go func() { _, _ = b.Write([]byte("GET / HTTP/1.1\r\nHost")) }()
 	_ = c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 	_, err := c.Read(make([]byte, 64))
 	var ne net.Error
 	if !errors.As(err, &ne) || !ne.Timeout() {
 		t.Fatalf("read of an unfinished head: %v, want a timeout", err)
+	}
+}
+
+// recordConn records what is written to it.
+type recordConn struct {
+	net.Conn
+	wrote []byte
+}
+
+func (r *recordConn) Write(p []byte) (int, error) {
+	r.wrote = append(r.wrote, p...)
+	return len(p), nil
+}
+
+func TestH2CPriorKnowledge(t *testing.T) {
+	frames := clientPreface + "\x00\x00\x00\x04\x00\x00\x00\x00\x00" // the preface and an empty SETTINGS frame
+	for _, chunk := range []int{1, 5, 24, 4096} {
+		var inner *recordConn
+		g := NewGuard(DefaultLimits(), nil, func(c net.Conn) net.Conn {
+			inner = &recordConn{Conn: c}
+			return inner
+		})
+		c := g.Wrap(&scriptConn{chunks: split([]byte(frames), chunk)})
+		out, err := drain(t, c, 7)
+		if err != nil || string(out) != frames {
+			t.Fatalf("chunk %d: read %q (%v), want the HTTP/2 bytes unchanged", chunk, out, err)
+		}
+		if inner == nil {
+			t.Fatalf("chunk %d: the connection did not switch to HTTP/2", chunk)
+		}
+		if _, err := c.Write([]byte("server frames")); err != nil || string(inner.wrote) != "server frames" {
+			t.Fatalf("chunk %d: writes after the switch went elsewhere: %q", chunk, inner.wrote)
+		}
+	}
+	// Only at the start of a connection: after an HTTP/1 request the preface is a bad head.
+	var switched bool
+	g := NewGuard(DefaultLimits(), nil, func(c net.Conn) net.Conn { switched = true; return c })
+	var got *Rejection
+	g.onReject = func(r Rejection) { got = &r }
+	if _, err := drain(t, g.Wrap(&scriptConn{chunks: [][]byte{[]byte(get + clientPreface)}}), 4096); err != nil {
+		t.Fatal(err)
+	}
+	if switched || got == nil || got.Status != 505 {
+		t.Fatalf("preface after a request: switched %v, rejection %v; want a 505 rejection", switched, got)
 	}
 }

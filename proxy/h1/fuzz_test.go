@@ -25,7 +25,7 @@ func FuzzConn(f *testing.F) {
 			chunk = len(in) + 1
 		}
 		var rejected bool
-		g := NewGuard(Limits{MaxHeaderBytes: 1024, MaxHeaderCount: 10}, func(Rejection) { rejected = true })
+		g := NewGuard(Limits{MaxHeaderBytes: 1024, MaxHeaderCount: 10}, func(Rejection) { rejected = true }, nil)
 		c := g.Wrap(&scriptConn{chunks: split(in, chunk)})
 		var out []byte
 		p := make([]byte, 61)
