@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"testing"
 )
@@ -19,13 +20,18 @@ func FuzzConn(f *testing.F) {
 	f.Add([]byte("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /SMUGGLED HTTP/1.1\r\nHost: a\r\n\r\n"), 5)
 	f.Add([]byte("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;x\r\nhello\r\n0\r\nT: 1\r\n\r\n"+get), 1)
 	f.Add([]byte("POST / HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nab"+get), 7)
+	f.Add([]byte(clientPreface+"\x00\x00\x00\x04\x00\x00\x00\x00\x00"), 2)
 	f.Add([]byte("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\nxx"), 2)
 	f.Fuzz(func(t *testing.T, in []byte, chunk int) {
 		if chunk <= 0 || chunk > len(in)+1 {
 			chunk = len(in) + 1
 		}
 		var rejected bool
-		g := NewGuard(Limits{MaxHeaderBytes: 1024, MaxHeaderCount: 10}, func(Rejection) { rejected = true }, nil)
+		var h2c func(net.Conn) net.Conn
+		if chunk%2 == 0 { // every other run lets a connection switch to HTTP/2 at its preface
+			h2c = func(c net.Conn) net.Conn { return c }
+		}
+		g := NewGuard(Limits{MaxHeaderBytes: 1024, MaxHeaderCount: 10}, func(Rejection) { rejected = true }, h2c)
 		c := g.Wrap(&scriptConn{chunks: split(in, chunk)})
 		var out []byte
 		p := make([]byte, 61)
