@@ -215,6 +215,15 @@ type Limits struct {
 	// H2MaxConcurrentStreams is the most streams one HTTP/2 client may have open. Default 100,
 	// 1..10000.
 	H2MaxConcurrentStreams int `koanf:"h2_max_concurrent_streams"`
+	// H2MaxFrameSize is the largest HTTP/2 frame payload VeloFlux accepts, in bytes (and
+	// advertises in SETTINGS_MAX_FRAME_SIZE). Default 16384, 16384..16777215.
+	H2MaxFrameSize int `koanf:"h2_max_frame_size"`
+	// H2StreamWindow is the HTTP/2 flow-control window of one stream, in bytes: how much of
+	// a request body a client may send before the backend reads it. Default 1 MiB, 65535..2^31-1.
+	H2StreamWindow int `koanf:"h2_stream_window"`
+	// H2ConnWindow is the flow-control window of a whole HTTP/2 connection, in bytes.
+	// Default 1 MiB, >= h2_stream_window and <= 2^31-1.
+	H2ConnWindow int `koanf:"h2_conn_window"`
 	// MaxRequestsPerConn closes a client connection after this many requests (HTTP/1.1 and
 	// HTTP/2). Default 0 = unlimited, >= 0.
 	MaxRequestsPerConn int `koanf:"max_requests_per_conn"`
@@ -701,6 +710,9 @@ func Default() *Config {
 				MaxHeaderBytes:         64 << 10,
 				MaxHeaderCount:         100,
 				H2MaxConcurrentStreams: 100,
+				H2MaxFrameSize:         16384,
+				H2StreamWindow:         1 << 20,
+				H2ConnWindow:           1 << 20,
 				MaxIdleConnsPerBackend: 64,
 				MaxConnsPerBackend:     1024,
 				BackendQueueTimeout:    5 * time.Second,

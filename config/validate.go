@@ -206,6 +206,15 @@ func (c *Config) validateGlobal(v *validator) {
 	if l.H2MaxConcurrentStreams < 1 || l.H2MaxConcurrentStreams > 10000 {
 		v.add("global.limits.h2_max_concurrent_streams", "must be 1..10000, got %d", l.H2MaxConcurrentStreams)
 	}
+	if l.H2MaxFrameSize < 16384 || l.H2MaxFrameSize > 1<<24-1 {
+		v.add("global.limits.h2_max_frame_size", "must be 16384..16777215 (RFC 9113 section 4.2), got %d", l.H2MaxFrameSize)
+	}
+	if l.H2StreamWindow < 65535 || l.H2StreamWindow > 1<<31-1 {
+		v.add("global.limits.h2_stream_window", "must be 65535..2147483647, got %d", l.H2StreamWindow)
+	}
+	if l.H2ConnWindow < l.H2StreamWindow || l.H2ConnWindow > 1<<31-1 {
+		v.add("global.limits.h2_conn_window", "must be at least h2_stream_window (%d) and at most 2147483647, got %d", l.H2StreamWindow, l.H2ConnWindow)
+	}
 	v.atLeast("global.limits.max_requests_per_conn", l.MaxRequestsPerConn, 0)
 	v.atLeast("global.limits.max_client_conns", l.MaxClientConns, 0)
 	v.atLeast("global.limits.max_idle_conns_per_backend", l.MaxIdleConnsPerBackend, 1)

@@ -185,3 +185,41 @@ func TestH2ConnectionSpecificFieldsRefused(t *testing.T) {
 		}
 	}
 }
+
+// The HTTP/2 limits are what the server advertises in its first SETTINGS frame.
+func TestH2SettingsAdvertised(t *testing.T) {
+	p := newProxy(t, DefaultConfig(), Options{}, nil)
+	cert, roots := selfSigned(t)
+	cfg := testServerConfig()
+	cfg.TLSAddr = "127.0.0.1:0"
+	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	cfg.H2MaxConcurrentStreams = 42
+	cfg.H2MaxFrameSize = 32768
+	cfg.H2StreamWindow = 262144
+	s, _, _ := runServer(t, cfg, p)
+	c := h2Dial(t, s.Addrs()[1].String(), roots)
+	if _, err := c.Write([]byte(http2.ClientPreface)); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(c, c)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := fr.ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sf, ok := f.(*http2.SettingsFrame)
+	if !ok {
+		t.Fatalf("first frame %v, want SETTINGS", f)
+	}
+	for id, want := range map[http2.SettingID]uint32{
+		http2.SettingMaxConcurrentStreams: 42,
+		http2.SettingMaxFrameSize:         32768,
+		http2.SettingInitialWindowSize:    262144,
+	} {
+		if v, ok := sf.Value(id); !ok || v != want {
+			t.Errorf("%v = %d (sent %v), want %d", id, v, ok, want)
+		}
+	}
+}

@@ -41,6 +41,9 @@ type ServerConfig struct {
 	MaxHeaderCount int
 	// H2MaxConcurrentStreams caps the streams one HTTP/2 client may have open. Default 100.
 	H2MaxConcurrentStreams uint32
+	// H2MaxFrameSize, H2StreamWindow and H2ConnWindow are the HTTP/2 frame size limit and
+	// flow-control windows, in bytes. 0: net/http's defaults (16 KiB, 1 MiB, 1 MiB).
+	H2MaxFrameSize, H2StreamWindow, H2ConnWindow int
 	// MaxRequestsPerConn closes a client connection after this many requests (HTTP/1:
 	// Connection: close on the last response; HTTP/2: GOAWAY, streams in flight finish).
 	// 0 means unlimited. Default 0.
@@ -179,7 +182,10 @@ func (s *Server) newHTTPServer(h2 bool) *http.Server {
 		MaxHeaderBytes: s.cfg.MaxHeaderBytes,
 		Protocols:      &protos,
 		HTTP2: &http.HTTP2Config{
-			MaxConcurrentStreams: int(s.cfg.H2MaxConcurrentStreams),
+			MaxConcurrentStreams:          int(s.cfg.H2MaxConcurrentStreams),
+			MaxReadFrameSize:              s.cfg.H2MaxFrameSize,
+			MaxReceiveBufferPerStream:     s.cfg.H2StreamWindow,
+			MaxReceiveBufferPerConnection: s.cfg.H2ConnWindow,
 			// The HTTP/2 server's own early-reset defence (more streams queued for a handler
 			// than four times the stream limit) reports "conn_<CODE>_too_many_early_resets".
 			CountError: func(errType string) {

@@ -211,6 +211,9 @@ func serverConfig(c *config.Config, store *certs.Store) (proxy.ServerConfig, err
 		MaxRequestsPerConn:     int64(g.Limits.MaxRequestsPerConn),
 		MaxClientConns:         g.Limits.MaxClientConns,
 		H2C:                    g.H2C,
+		H2MaxFrameSize:         g.Limits.H2MaxFrameSize,
+		H2StreamWindow:         g.Limits.H2StreamWindow,
+		H2ConnWindow:           g.Limits.H2ConnWindow,
 	}
 	if g.TLSBindAddress != "" {
 		if store == nil {
