@@ -655,7 +655,7 @@ type Cluster struct {
 	Health ClusterHealth `koanf:"health"`
 }
 
-// ClusterHealth mirrors the settings of health.ClusterConfig that are worth a key.
+// ClusterHealth mirrors the settings of consensus.Config (health/consensus) that are worth a key.
 type ClusterHealth struct {
 	// Probers is how many nodes probe each backend (k); a backend is down when a strict
 	// majority of them say so. Default 2, 1..16.

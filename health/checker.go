@@ -77,16 +77,16 @@ type Target struct {
 	MaxInterval time.Duration // 0 = Checker's Config.MaxInterval
 }
 
-// identity is t without its overrides: what is probed and what it must answer, as opposed to
+// Identity is t without its overrides: what is probed and what it must answer, as opposed to
 // how often it is probed and how many results flip it. A change of identity under the same ID
-// is a new backend; a change of overrides is not.
-func (t Target) identity() Target {
+// is a new backend, which SetTargets starts afresh; a change of overrides is not.
+func (t Target) Identity() Target {
 	t.Interval, t.Timeout, t.Fall, t.Rise, t.MaxInterval = 0, 0, 0, 0, 0
 	return t
 }
 
-// checked reports whether t is actively probed at all.
-func (t Target) checked() bool { return t.Type == TypeTCP || t.Path != "" }
+// Checked reports whether t is actively probed at all.
+func (t Target) Checked() bool { return t.Type == TypeTCP || t.Path != "" }
 
 // normalized returns t with the defaults of Type, Method and ExpectStatus written out, so
 // that "" and the default compare equal in identity, and the parsed ExpectStatus. A tcp
@@ -292,6 +292,14 @@ func (c *Checker) Healthy(id string) bool {
 	return h || !ok
 }
 
+// ConfigFor returns the settings the Checker applies to t right now: its Config, as SetConfig
+// last set it, with t's overrides.
+func (c *Checker) ConfigFor(t Target) Config {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cfg.forTarget(t)
+}
+
 // ProbeNow moves the next probe of backend id to now, so that a backend the passive checks
 // ejected can prove itself at once instead of at its next turn, which backoff may have put a
 // minute away. A probe already running counts as that probe. It reports whether id is
@@ -301,7 +309,7 @@ func (c *Checker) Healthy(id string) bool {
 func (c *Checker) ProbeNow(id string) bool {
 	c.mu.Lock()
 	t, ok := c.targets[id]
-	if !ok || !t.checked() {
+	if !ok || !t.Checked() {
 		c.mu.Unlock()
 		return false
 	}
@@ -341,13 +349,13 @@ func (c *Checker) SetTargets(targets []Target) {
 		for _, p := range problems {
 			bad = append(bad, spec.ID+": "+p)
 		}
-		if old, ok := c.targets[spec.ID]; ok && old.identity() == spec.identity() {
+		if old, ok := c.targets[spec.ID]; ok && old.Identity() == spec.Identity() {
 			c.retuneLocked(old, spec, now)
 			next[spec.ID] = old
 			continue
 		}
 		t := &target{Target: spec, state: state{healthy: true}, expect: expect, index: -1}
-		if spec.checked() {
+		if spec.Checked() {
 			t.next = now.Add(spread(c.cfg.forTarget(spec).Interval))
 			heap.Push(&c.queue, t)
 		}

@@ -13,8 +13,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-
-	"github.com/veloflux/veloflux/gossip"
 )
 
 // Dial modes of localDialer.
@@ -144,68 +142,4 @@ func TestCheckerLocalErrorsAreNoResult(t *testing.T) {
 			t.Fatalf("%v local failures counted for a refused connection, want 0", got)
 		}
 	})
-}
-
-// TestClusterLocalErrorsPublishNoDownVote: a prober whose probes fail locally publishes no down
-// observation: its healthy vote stands (until it expires for want of results) and the
-// consensus keeps the backend up.
-func TestClusterLocalErrorsPublishNoDownVote(t *testing.T) {
-	store, err := gossip.NewStore(gossip.StoreConfig{NodeName: "self", MaxEntriesPerKind: 100, TombstoneTTL: time.Hour,
-		ExpireInterval: time.Second}, gossip.NewClock(nil, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := observationKey(SourceActive, backendKeyPart("b"), "self")
-	var downVotes, votes atomic.Int64
-	store.OnChange(func(e gossip.Entry) {
-		if e.Kind != gossip.KindHealth || e.Key != key || e.Deleted {
-			return
-		}
-		votes.Add(1)
-		if o, err := decodeObservation(e.Value); err != nil || !o.Healthy {
-			downVotes.Add(1)
-		}
-	})
-	d := &localDialer{}
-	hcfg := clusterCheckConfig(20*time.Millisecond, 2, 2)
-	checker, err := NewChecker(hcfg, d.client(t), nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fm := &fakeMembers{}
-	fm.set("self", "p1")
-	ccfg := DefaultClusterConfig()
-	ccfg.NodeName = "self"
-	c, err := NewCluster(ccfg, checker, Gossip{Store: store, Broadcaster: &countingBroadcaster{}, Members: fm},
-		nil, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	runUntilCleanup(t, "checker", checker.Run)
-	runUntilCleanup(t, "cluster", c.Run)
-	be := newClusterBackend(t)
-	c.SetTargets([]Target{{ID: "b", Address: be.addr, Path: "/"}})
-	waitFor(t, 5*time.Second, "member list taken in", func() bool { return clusteredWith(c, 2) })
-	waitFor(t, 5*time.Second, "own healthy vote", func() bool { return votes.Load() > 0 })
-
-	d.mode.Store(dialLocalFail)
-	base := d.dials.Load()
-	// Probes of one target run one after the other: all but the last of these are judged.
-	waitFor(t, 5*time.Second, "probes failing locally", func() bool { return d.dials.Load() >= base+int64(4*hcfg.Fall)+1 })
-	if n := downVotes.Load(); n != 0 {
-		t.Fatalf("%d down observations published for local failures", n)
-	}
-	if got := testutil.ToFloat64(checker.metrics.localErrors); got < float64(4*hcfg.Fall) {
-		t.Fatalf("%v local failures counted, want >= %d", got, 4*hcfg.Fall)
-	}
-	e, ok := store.Get(gossip.KindHealth, key)
-	if !ok {
-		t.Fatal("own observation gone")
-	}
-	if o, err := decodeObservation(e.Value); err != nil || !o.Healthy {
-		t.Fatalf("own observation = %+v, %v; want healthy", o, err)
-	}
-	if !c.Healthy("b") {
-		t.Fatal("consensus calls b down after local failures only")
-	}
 }

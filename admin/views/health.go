@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/veloflux/veloflux/health"
+	"github.com/veloflux/veloflux/health/consensus"
 )
 
 // healthEntry is one backend in GET /admin/health.
@@ -14,10 +15,10 @@ type healthEntry struct {
 	// ejected it here and no operator drained it.
 	Healthy bool `json:"healthy"`
 	// Why says why the backend takes no traffic; "" when it does.
-	Why       string    `json:"why,omitempty"`
-	Drained   bool      `json:"drained"`
-	Ejected   *ejection `json:"ejected,omitempty"`
-	Consensus consensus `json:"consensus"`
+	Why       string        `json:"why,omitempty"`
+	Drained   bool          `json:"drained"`
+	Ejected   *ejection     `json:"ejected,omitempty"`
+	Consensus consensusView `json:"consensus"`
 	// Observers are every node's latest observation of the backend, voting or not.
 	Observers []observerView `json:"observers"`
 }
@@ -27,7 +28,7 @@ type ejection struct {
 	Until  time.Time `json:"until,omitzero"`
 }
 
-type consensus struct {
+type consensusView struct {
 	Healthy    bool     `json:"healthy"`
 	Probers    []string `json:"probers"`
 	Quorum     int      `json:"quorum"`
@@ -61,7 +62,7 @@ func (c *Controller) ejections() map[string]health.PassiveStatus {
 // Health is GET /admin/health: per backend, whether it takes traffic and why not, with the
 // consensus and every observer's latest observation.
 func (c *Controller) Health() any {
-	verdicts := make(map[string]health.BackendStatus)
+	verdicts := make(map[string]consensus.BackendStatus)
 	for _, s := range c.p.Consensus.Status() {
 		verdicts[s.ID] = s
 	}
@@ -70,9 +71,9 @@ func (c *Controller) Health() any {
 	for _, p := range c.p.Proxy.Pools() {
 		for _, b := range p.Backends {
 			e := healthEntry{Backend: b.ID, Pool: p.Name, Healthy: b.Healthy, Drained: c.p.Drains.Drained(b.ID),
-				Consensus: consensus{Healthy: true}, Observers: []observerView{}}
+				Consensus: consensusView{Healthy: true}, Observers: []observerView{}}
 			if v, ok := verdicts[b.ID]; ok {
-				e.Consensus = consensus{Healthy: v.Healthy, Probers: v.Probers, Quorum: v.Quorum, Standalone: v.Standalone, Why: v.Why}
+				e.Consensus = consensusView{Healthy: v.Healthy, Probers: v.Probers, Quorum: v.Quorum, Standalone: v.Standalone, Why: v.Why}
 				for _, o := range v.Observers {
 					e.Observers = append(e.Observers, observerView{Node: o.Node, Source: o.Source.String(), Healthy: o.Healthy,
 						LastProbeOK: o.LastProbeOK, Reason: o.Reason, At: o.At, Expires: o.Expires, Fresh: o.Fresh, Voting: o.Voting})

@@ -12,6 +12,7 @@ import (
 	"github.com/veloflux/veloflux/discovery/consul"
 	"github.com/veloflux/veloflux/gossip"
 	"github.com/veloflux/veloflux/health"
+	"github.com/veloflux/veloflux/health/consensus"
 	"github.com/veloflux/veloflux/proxy"
 )
 
@@ -31,7 +32,7 @@ type Parts struct {
 	Checker *health.Checker
 	Passive *health.Passive
 	// Consensus is the health verdict the proxy reads (the node's own without a cluster).
-	Consensus *health.Cluster
+	Consensus *consensus.View
 	Drains    *gossip.Drains
 	// Consul is the Consul catalog source. nil: discovery.consul is off, and the status
 	// shows "consul": null.

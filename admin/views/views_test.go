@@ -15,6 +15,7 @@ import (
 	"github.com/veloflux/veloflux/discovery"
 	"github.com/veloflux/veloflux/gossip"
 	"github.com/veloflux/veloflux/health"
+	"github.com/veloflux/veloflux/health/consensus"
 	"github.com/veloflux/veloflux/proxy"
 )
 
@@ -24,7 +25,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type healthView struct {
 	drains    *gossip.Drains
 	passive   *health.Passive
-	consensus *health.Cluster
+	consensus *consensus.View
 }
 
 func (v healthView) Healthy(id string) bool {
@@ -50,11 +51,11 @@ func newTestNode(t *testing.T) *testNode {
 		t.Fatal(err)
 	}
 	checker.OnResult(passive.ObserveProbe)
-	consensus, err := health.NewCluster(health.DefaultClusterConfig(), checker, health.Gossip{}, nil, reg)
+	view, err := consensus.New(consensus.DefaultConfig(), checker, consensus.Gossip{}, nil, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	passive.OnChange(consensus.ReportLocal)
+	passive.OnChange(view.ReportLocal)
 	sc := gossip.DefaultStoreConfig()
 	sc.NodeName = "local"
 	st, err := gossip.NewStore(sc, gossip.NewClock(nil, 0))
@@ -63,7 +64,7 @@ func newTestNode(t *testing.T) *testNode {
 	}
 	drains := gossip.NewDrains(st, nil)
 	p, err := proxy.New(proxy.DefaultConfig(), proxy.Options{
-		Health:     healthView{drains: drains, passive: passive, consensus: consensus},
+		Health:     healthView{drains: drains, passive: passive, consensus: view},
 		Registerer: reg,
 	})
 	if err != nil {
@@ -80,7 +81,7 @@ func newTestNode(t *testing.T) *testNode {
 	if err := p.Apply(snap); err != nil {
 		t.Fatal(err)
 	}
-	consensus.SetTargets([]health.Target{{ID: ids[0], Pool: "web", Address: ids[0], Path: "/health"}})
+	view.SetTargets([]health.Target{{ID: ids[0], Pool: "web", Address: ids[0], Path: "/health"}})
 	passive.SetPools([]health.PassivePool{{Name: "web", Backends: ids,
 		Config: health.PassiveConfig{ConsecutiveFailures: 2, EjectionTime: time.Minute, MaxEjectionTime: time.Hour, MaxEjectionPercent: 100}}})
 	srvCfg := proxy.DefaultServerConfig()
@@ -94,7 +95,7 @@ func newTestNode(t *testing.T) *testNode {
 	n := &testNode{}
 	n.parts = Parts{
 		Version: "v-test", Started: time.Now().Add(-time.Minute), ConfigFile: "/etc/veloflux/config.yaml",
-		Proxy: p, Server: server, Checker: checker, Passive: passive, Consensus: consensus, Drains: drains,
+		Proxy: p, Server: server, Checker: checker, Passive: passive, Consensus: view, Drains: drains,
 		Running: func() (*config.Config, Reload) {
 			return cfg, Reload{At: time.Now(), OK: false, Error: "pools[0]: bad"}
 		},

@@ -18,8 +18,8 @@ import (
 	"github.com/veloflux/veloflux/gossip"
 )
 
-// cluster is this node's gossip membership and the state it replicates: sticky sessions
-// today (health observations and drain state come with the consensus health work).
+// cluster is this node's gossip membership and the store it replicates: sticky sessions,
+// health observations (written by health/consensus) and drains.
 type cluster struct {
 	name     string
 	node     *gossip.Node

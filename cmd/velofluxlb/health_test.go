@@ -232,7 +232,7 @@ func startHealthNode(t *testing.T, yaml string) *healthNode {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.Close)
-	r := &routing{proxy: p, health: consensus, passive: passive, log: log}
+	r := &routing{proxy: p, consensus: consensus, passive: passive, log: log}
 	if err := r.setStatic(cfg); err != nil {
 		t.Fatal(err)
 	}

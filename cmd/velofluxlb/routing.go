@@ -9,6 +9,7 @@ import (
 	"github.com/veloflux/veloflux/config"
 	"github.com/veloflux/veloflux/discovery"
 	"github.com/veloflux/veloflux/health"
+	"github.com/veloflux/veloflux/health/consensus"
 	"github.com/veloflux/veloflux/proxy"
 )
 
@@ -16,10 +17,10 @@ import (
 // so it wins name conflicts, then Consul) and feeds the result to the proxy's routing table,
 // the health checks' targets and the passive checks' pools.
 type routing struct {
-	proxy   *proxy.Proxy
-	health  *health.Cluster // hands this node's share of the targets to its checker
-	passive *health.Passive
-	log     *slog.Logger
+	proxy     *proxy.Proxy
+	consensus *consensus.View // hands this node's share of the targets to its checker
+	passive   *health.Passive
+	log       *slog.Logger
 
 	mu        sync.Mutex
 	cfg       *config.Config
@@ -62,7 +63,7 @@ func (r *routing) applyLocked() error {
 	if err := r.proxy.Apply(merged); err != nil {
 		return err
 	}
-	r.health.SetTargets(healthTargets(merged, r.cfg))
+	r.consensus.SetTargets(healthTargets(merged, r.cfg))
 	// After the checker, so a backend waiting for a probe finds its new check (or none).
 	r.passive.SetPools(passivePools(merged, r.cfg))
 	if !r.geoEnabled && !r.warnedGeo {

@@ -26,6 +26,7 @@ import (
 	"github.com/veloflux/veloflux/geo"
 	"github.com/veloflux/veloflux/gossip"
 	"github.com/veloflux/veloflux/health"
+	"github.com/veloflux/veloflux/health/consensus"
 	"github.com/veloflux/veloflux/proxy"
 	"github.com/veloflux/veloflux/telemetry"
 )
@@ -45,7 +46,7 @@ type app struct {
 	passive *health.Passive
 	// consensus decides from the observations of every node (from this node's alone without a
 	// cluster) and tells the checker which backends are this node's to probe.
-	consensus *health.Cluster
+	consensus *consensus.View
 	routing   *routing
 	// consul is nil unless discovery.consul is enabled, register unless its register is too.
 	consul   *consul.Source
@@ -179,7 +180,7 @@ func (a *app) build() error {
 	if err != nil {
 		return err
 	}
-	a.routing = &routing{proxy: a.proxy, health: a.consensus, passive: a.passive, log: log.With("component", "discovery"), geoEnabled: a.geo != nil}
+	a.routing = &routing{proxy: a.proxy, consensus: a.consensus, passive: a.passive, log: log.With("component", "discovery"), geoEnabled: a.geo != nil}
 	if err := a.routing.setStatic(cfg); err != nil {
 		return err
 	}

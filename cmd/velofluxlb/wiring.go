@@ -12,6 +12,7 @@ import (
 	"github.com/veloflux/veloflux/config"
 	"github.com/veloflux/veloflux/discovery"
 	"github.com/veloflux/veloflux/health"
+	"github.com/veloflux/veloflux/health/consensus"
 	"github.com/veloflux/veloflux/proxy"
 	"github.com/veloflux/veloflux/proxy/ratelimit"
 )
@@ -100,20 +101,22 @@ func newHealthChecks(cfg *config.Config, log *slog.Logger, reg prometheus.Regist
 // probes everything and decides alone. A passive ejection seen here takes effect here at once
 // (checkView) and is shared with the peers as an observation, for their admin views.
 // cl nil means no cluster.
-func newConsensus(cfg *config.Config, cl *cluster, checker *health.Checker, passive *health.Passive, log *slog.Logger, reg prometheus.Registerer) (*health.Cluster, error) {
-	cc := health.DefaultClusterConfig()
+func newConsensus(cfg *config.Config, cl *cluster, checker *health.Checker, passive *health.Passive, log *slog.Logger, reg prometheus.Registerer) (*consensus.View, error) {
+	cc := consensus.DefaultConfig()
 	cc.Probers, cc.ObservationTTL = cfg.Cluster.Health.Probers, cfg.Cluster.Health.ObservationTTL
-	var g health.Gossip
+	var g consensus.Gossip
 	if cl != nil {
 		cc.NodeName = cl.name
-		g = health.Gossip{Store: cl.store, Broadcaster: cl.node, Members: cl.node}
+		g = consensus.Gossip{Store: cl.store, Broadcaster: cl.node, Members: cl.node}
 	}
-	c, err := health.NewCluster(cc, checker, g, log.With("component", "health.cluster"), reg)
+	// The component keeps the name it had while the consensus lived in package health, so
+	// operators' log filters still match.
+	v, err := consensus.New(cc, checker, g, log.With("component", "health.cluster"), reg)
 	if err != nil {
 		return nil, err
 	}
-	passive.OnChange(c.ReportLocal)
-	return c, nil
+	passive.OnChange(v.ReportLocal)
+	return v, nil
 }
 
 // checkView is the health checks' verdict on a backend: the active checker calls it up and

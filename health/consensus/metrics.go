@@ -1,4 +1,4 @@
-package health
+package consensus
 
 import (
 	"fmt"
@@ -18,15 +18,15 @@ const (
 	obsDropped  = "dropped"  // a store change that found Run's queue full
 )
 
-// clusterMetrics are the Cluster's own series.
-type clusterMetrics struct {
+// metrics are the View's own series.
+type metrics struct {
 	probed       prometheus.Gauge
 	observations *prometheus.CounterVec
 	down         prometheus.Gauge
 }
 
-func newClusterMetrics(reg prometheus.Registerer) (*clusterMetrics, error) {
-	m := &clusterMetrics{
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
 		probed: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "veloflux_health_probed_backends",
 			Help: "Backends this node probes actively: its share of the cluster's backends, or all of them when standalone.",
@@ -44,7 +44,7 @@ func newClusterMetrics(reg prometheus.Registerer) (*clusterMetrics, error) {
 		m.observations.WithLabelValues(r)
 	}
 	if err := promreg.Register(reg, m.probed, m.observations, m.down); err != nil {
-		return nil, fmt.Errorf("health: register cluster metrics: %w", err)
+		return nil, fmt.Errorf("consensus: register metrics: %w", err)
 	}
 	return m, nil
 }

@@ -1,4 +1,4 @@
-package health
+package consensus
 
 import (
 	"cmp"
@@ -7,6 +7,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/veloflux/veloflux/gossip"
+	"github.com/veloflux/veloflux/health"
 )
 
 // member is the part of a gossip member that the assignment depends on.
@@ -74,7 +75,7 @@ func (m membership) candidates(region string) []string {
 
 // probers returns the members that probe t, sorted by name: the k candidates with the highest
 // rendezvous score.
-func (m membership) probers(t Target, k int) []string {
+func (m membership) probers(t health.Target, k int) []string {
 	p := rendezvous(m.candidates(t.Region), t.ID, k)
 	slices.Sort(p)
 	return p

@@ -1,4 +1,4 @@
-package health
+package consensus
 
 import (
 	"context"
@@ -13,96 +13,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/veloflux/veloflux/gossip"
+	"github.com/veloflux/veloflux/health"
 )
 
-// ErrClusterRunning is returned by Cluster.Run when it is already running.
-var ErrClusterRunning = errors.New("health: cluster already running")
+// ErrRunning is returned by View.Run when it is already running.
+var ErrRunning = errors.New("consensus: already running")
 
-// minRunWait is the shortest sleep of Cluster.Run between two rounds of upkeep.
+// minRunWait is the shortest sleep of View.Run between two rounds of upkeep.
 const minRunWait = 5 * time.Millisecond
-
-// ClusterConfig tunes how the cluster shares probing and decides together.
-type ClusterConfig struct {
-	// NodeName is this node's gossip name (gossip.Config.Name): the observer written in its
-	// observations and looked up in the member list. Required with a store; without one it only
-	// names this node in Status (default "local").
-	NodeName string
-	// Probers is how many members probe each backend (k). Default 2: the smallest number where
-	// no single node decides alone (quorum is a strict majority, so both must agree) and a
-	// prober that dies leaves one vote standing while its share moves.
-	Probers int
-	// ObservationTTL is how long an observation counts after it was written; observations are
-	// rewritten at half of it while the Checker keeps probing, so a prober that dies or whose
-	// checks stop loses its vote on every node at the same moment. Default 0: max(10 × the
-	// target's interval, 60s), as the Checker applies it, so a few slow probes never expire a
-	// live vote. A set value is raised to 4 × the target's interval for the same reason.
-	ObservationTTL time.Duration
-	// MembershipPoll is how often the member list is read for joins, departures and region
-	// changes, the delay before a dead prober's share moves. Default 1s: memberlist takes
-	// seconds to declare a node dead, so polling faster gains nothing.
-	MembershipPoll time.Duration
-	// QueueSize bounds the store changes waiting for Run; more are dropped and counted (the
-	// consensus is recomputed anyway, only Status may miss an expired observation). Default
-	// 1024 changes.
-	QueueSize int
-}
-
-// DefaultClusterConfig returns the defaults documented on ClusterConfig; NodeName stays empty.
-func DefaultClusterConfig() ClusterConfig {
-	return ClusterConfig{
-		Probers:        2,
-		MembershipPoll: time.Second,
-		QueueSize:      1024,
-	}
-}
-
-// Validate returns every problem at once, each prefixed with its config key.
-func (c ClusterConfig) Validate() error {
-	var errs []error
-	if len(c.NodeName) > gossip.MaxNodeBytes {
-		errs = append(errs, fmt.Errorf("cluster.name: %d bytes, max %d", len(c.NodeName), gossip.MaxNodeBytes))
-	}
-	if c.Probers < 1 {
-		errs = append(errs, fmt.Errorf("cluster.health.probers: must be at least 1, got %d", c.Probers))
-	}
-	if c.ObservationTTL < 0 {
-		errs = append(errs, fmt.Errorf("cluster.health.observation_ttl: must not be negative, got %s", c.ObservationTTL))
-	}
-	if c.MembershipPoll <= 0 {
-		errs = append(errs, fmt.Errorf("cluster.health.membership_poll: must be positive, got %s", c.MembershipPoll))
-	}
-	if c.QueueSize < 1 {
-		errs = append(errs, fmt.Errorf("cluster.health.queue_size: must be at least 1, got %d", c.QueueSize))
-	}
-	return errors.Join(errs...)
-}
-
-// ttl is how long an observation lives for a target probed every interval.
-func (c ClusterConfig) ttl(interval time.Duration) time.Duration {
-	if c.ObservationTTL > 0 {
-		return max(c.ObservationTTL, 4*interval)
-	}
-	return max(10*interval, time.Minute)
-}
-
-// configFor returns the settings the Checker applies to t right now, SetConfig included.
-func (c *Checker) configFor(t Target) Config {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.cfg.forTarget(t)
-}
-
-// ttlFor is how long an observation of t lives.
-func (c *Cluster) ttlFor(t Target) time.Duration {
-	return c.cfg.ttl(c.checker.configFor(t).Interval)
-}
 
 // MemberLister lists the live cluster members, this node included (satisfied by *gossip.Node).
 type MemberLister interface {
 	Members() []gossip.Member
 }
 
-// Gossip is what a Cluster shares its observations through. The zero value means standalone.
+// Gossip is what a View shares its observations through. The zero value means standalone.
 type Gossip struct {
 	// Store holds every node's observations as KindHealth entries. nil means standalone: this
 	// node probes every backend and its own verdicts are the view.
@@ -114,22 +39,22 @@ type Gossip struct {
 	Members MemberLister
 }
 
-// Cluster shares the probing of backends among the cluster members and answers Healthy from the
+// View shares the probing of backends among the cluster members and answers Healthy from the
 // consensus of the members assigned to each backend. It sits between the wiring and a local
-// Checker: give it every backend with SetTargets and it hands the Checker only this node's
-// share. All methods are safe for concurrent use.
-type Cluster struct {
-	cfg     ClusterConfig
+// health.Checker: give it every backend with SetTargets and it hands the Checker only this
+// node's share. All methods are safe for concurrent use.
+type View struct {
+	cfg     Config
 	self    string
-	checker *Checker
+	checker *health.Checker
 	store   *gossip.Store
 	bcast   gossip.Broadcaster
 	members MemberLister
 	logger  *slog.Logger
-	metrics *clusterMetrics
+	metrics *metrics
 
 	// changes carries KindHealth store changes from the store's hook to Run: the hook runs on
-	// the gossip receive path and must not wait for this Cluster's lock.
+	// the gossip receive path and must not wait for this View's lock.
 	changes chan gossip.Entry
 	// wake asks Run to recompute the view; capacity 1, since one pending recompute covers all.
 	wake    chan struct{}
@@ -140,25 +65,25 @@ type Cluster struct {
 	view atomic.Pointer[map[string]bool]
 
 	mu         sync.Mutex
-	targets    []Target             // every backend, first of each ID, in SetTargets order
-	byID       map[string]Target    // the same backends by ID
-	partOf     map[string]string    // backend ID -> observation key part
-	idOf       map[string]string    // observation key part -> backend ID
-	ring       membership           // the member list the assignment was computed from
-	probers    map[string][]string  // backend ID -> its assigned probers, sorted
-	mine       map[string]*probed   // backends this node probes
-	passive    map[string]*reported // latest passive report per backend
-	seen       map[string]seenEntry // observation key -> latest observation seen, for Status
-	down       map[string]string    // backend ID -> why, for the backends the view has down
-	nextExpiry time.Time            // when the first down vote expires; zero if none
+	targets    []health.Target          // every backend, first of each ID, in SetTargets order
+	byID       map[string]health.Target // the same backends by ID
+	partOf     map[string]string        // backend ID -> observation key part
+	idOf       map[string]string        // observation key part -> backend ID
+	ring       membership               // the member list the assignment was computed from
+	probers    map[string][]string      // backend ID -> its assigned probers, sorted
+	mine       map[string]*probed       // backends this node probes
+	passive    map[string]*reported     // latest passive report per backend
+	seen       map[string]seenEntry     // observation key -> latest observation seen, for Status
+	down       map[string]string        // backend ID -> why, for the backends the view has down
+	nextExpiry time.Time                // when the first down vote expires; zero if none
 }
 
 // probed is this node's share of one backend: the Checker's latest result, this node's vote
 // built from it, and when that was last written.
 type probed struct {
-	target Target
-	last   Result // the Checker's latest result; last.At is zero until the first
-	reason string // latest failure reason, kept while down so a rising backend still says why
+	target health.Target
+	last   health.Result // the Checker's latest result; last.At is zero until the first
+	reason string        // latest failure reason, kept while down so a rising backend still says why
 	// inherited is set when this node took the backend over while the view had it down. The
 	// Checker starts every new target healthy, which would hand the backend 1 of 2 down votes,
 	// and traffic, for Fall probes after every change of probers; so this node votes down until
@@ -193,15 +118,15 @@ type seenEntry struct {
 	stamp   gossip.Timestamp
 }
 
-// NewCluster returns a Cluster driving checker, standalone until g's member list shows this node
-// and a peer. It registers hooks on checker and g.Store, so give each Checker to one Cluster.
-// logger nil discards logs; reg nil leaves the metrics unregistered.
-func NewCluster(cfg ClusterConfig, checker *Checker, g Gossip, logger *slog.Logger, reg prometheus.Registerer) (*Cluster, error) {
+// New returns a View driving checker, standalone until g's member list shows this node and a
+// peer. It registers hooks on checker and g.Store, so give each Checker to one View. logger nil
+// discards logs; reg nil leaves the metrics unregistered.
+func New(cfg Config, checker *health.Checker, g Gossip, logger *slog.Logger, reg prometheus.Registerer) (*View, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("health: invalid cluster config: %w", err)
+		return nil, fmt.Errorf("consensus: invalid config: %w", err)
 	}
 	if checker == nil {
-		return nil, errors.New("health: cluster: nil checker")
+		return nil, errors.New("consensus: nil checker")
 	}
 	if g.Store != nil {
 		var errs []error
@@ -215,13 +140,13 @@ func NewCluster(cfg ClusterConfig, checker *Checker, g Gossip, logger *slog.Logg
 			errs = append(errs, errors.New("a store needs the node name"))
 		}
 		if err := errors.Join(errs...); err != nil {
-			return nil, fmt.Errorf("health: cluster: %w", err)
+			return nil, fmt.Errorf("consensus: %w", err)
 		}
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	m, err := newClusterMetrics(reg)
+	m, err := newMetrics(reg)
 	if err != nil {
 		return nil, err
 	}
@@ -229,7 +154,7 @@ func NewCluster(cfg ClusterConfig, checker *Checker, g Gossip, logger *slog.Logg
 	if self == "" {
 		self = "local"
 	}
-	c := &Cluster{
+	v := &View{
 		cfg:     cfg,
 		self:    self,
 		checker: checker,
@@ -240,7 +165,7 @@ func NewCluster(cfg ClusterConfig, checker *Checker, g Gossip, logger *slog.Logg
 		metrics: m,
 		changes: make(chan gossip.Entry, cfg.QueueSize),
 		wake:    make(chan struct{}, 1),
-		byID:    map[string]Target{},
+		byID:    map[string]health.Target{},
 		partOf:  map[string]string{},
 		idOf:    map[string]string{},
 		probers: map[string][]string{},
@@ -249,30 +174,35 @@ func NewCluster(cfg ClusterConfig, checker *Checker, g Gossip, logger *slog.Logg
 		seen:    map[string]seenEntry{},
 		down:    map[string]string{},
 	}
-	c.view.Store(&map[string]bool{})
-	checker.OnResult(c.onResult)
-	if c.store != nil {
-		c.store.OnChange(c.onStoreChange)
+	v.view.Store(&map[string]bool{})
+	checker.OnResult(v.onResult)
+	if v.store != nil {
+		v.store.OnChange(v.onStoreChange)
 	}
-	return c, nil
+	return v, nil
+}
+
+// ttlFor is how long an observation of t lives.
+func (v *View) ttlFor(t health.Target) time.Duration {
+	return v.cfg.ttl(v.checker.ConfigFor(t).Interval)
 }
 
 // Healthy reports whether the backend may receive traffic according to the cluster's view.
 // Unknown IDs are healthy, like the Checker's. It takes no lock and does not allocate.
-func (c *Cluster) Healthy(id string) bool {
-	h, ok := (*c.view.Load())[id]
+func (v *View) Healthy(id string) bool {
+	h, ok := (*v.view.Load())[id]
 	return h || !ok
 }
 
 // SetTargets replaces the full set of backends. This node's share goes to the Checker, which
 // keeps the state of every target it already had; the view is recomputed before it returns.
 // Of duplicate IDs the first wins.
-func (c *Cluster) SetTargets(all []Target) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	targets := make([]Target, 0, len(all))
+func (v *View) SetTargets(all []health.Target) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	targets := make([]health.Target, 0, len(all))
 	fresh := make(map[string]bool)
-	byID := make(map[string]Target, len(all))
+	byID := make(map[string]health.Target, len(all))
 	partOf := make(map[string]string, len(all))
 	idOf := make(map[string]string, len(all))
 	for _, t := range all {
@@ -280,64 +210,64 @@ func (c *Cluster) SetTargets(all []Target) {
 			continue
 		}
 		byID[t.ID] = t
-		if old, ok := c.byID[t.ID]; !ok || old.identity() != t.identity() {
+		if old, ok := v.byID[t.ID]; !ok || old.Identity() != t.Identity() {
 			fresh[t.ID] = true
 		}
 		targets = append(targets, t)
 		part := backendKeyPart(t.ID)
 		partOf[t.ID], idOf[part] = part, t.ID
 	}
-	c.targets, c.byID, c.partOf, c.idOf = targets, byID, partOf, idOf
-	for id := range c.passive {
+	v.targets, v.byID, v.partOf, v.idOf = targets, byID, partOf, idOf
+	for id := range v.passive {
 		if _, ok := byID[id]; !ok {
-			delete(c.passive, id)
+			delete(v.passive, id)
 		}
 	}
-	for key, s := range c.seen {
+	for key, s := range v.seen {
 		if _, ok := idOf[s.part]; !ok {
-			delete(c.seen, key)
+			delete(v.seen, key)
 		}
 	}
-	c.reassignLocked(fresh)
-	c.recomputeLocked(time.Now())
+	v.reassignLocked(fresh)
+	v.recomputeLocked(time.Now())
 }
 
-// clusteredLocked reports whether probing is shared right now. c.mu must be held.
-func (c *Cluster) clusteredLocked() bool {
-	return c.store != nil && c.ring.clustered()
+// clusteredLocked reports whether probing is shared right now. v.mu must be held.
+func (v *View) clusteredLocked() bool {
+	return v.store != nil && v.ring.clustered()
 }
 
 // reassignLocked recomputes every backend's probers from the current member list and hands the
 // Checker this node's share. Backends without a health check path are never probed, so they
 // get no probers and stay healthy. A backend taken over while the view has it down is voted
 // down at once (see probed.inherited), unless it is fresh: new, or a new identity under an old
-// ID, which the Checker also starts afresh. c.mu must be held.
-func (c *Cluster) reassignLocked(fresh map[string]bool) {
-	clustered := c.clusteredLocked()
-	probers := make(map[string][]string, len(c.targets))
-	var share []Target
-	for _, t := range c.targets {
-		if !t.checked() {
+// ID, which the Checker also starts afresh. v.mu must be held.
+func (v *View) reassignLocked(fresh map[string]bool) {
+	clustered := v.clusteredLocked()
+	probers := make(map[string][]string, len(v.targets))
+	var share []health.Target
+	for _, t := range v.targets {
+		if !t.Checked() {
 			continue
 		}
 		if !clustered {
-			probers[t.ID] = []string{c.self}
+			probers[t.ID] = []string{v.self}
 			share = append(share, t)
 			continue
 		}
-		p := c.ring.probers(t, c.cfg.Probers)
+		p := v.ring.probers(t, v.cfg.Probers)
 		probers[t.ID] = p
-		if _, ok := slices.BinarySearch(p, c.self); ok {
+		if _, ok := slices.BinarySearch(p, v.self); ok {
 			share = append(share, t)
 		}
 	}
-	view := *c.view.Load()
+	view := *v.view.Load()
 	mine := make(map[string]*probed, len(share))
 	var inherited []*probed
 	for _, t := range share {
 		// The Checker keeps the state of a target whose identity is unchanged, so this node's
 		// record of it carries on too; anything else starts afresh, like the Checker's.
-		if old, ok := c.mine[t.ID]; ok && old.target.identity() == t.identity() {
+		if old, ok := v.mine[t.ID]; ok && old.target.Identity() == t.Identity() {
 			old.target = t
 			mine[t.ID] = old
 			continue
@@ -349,26 +279,26 @@ func (c *Cluster) reassignLocked(fresh map[string]bool) {
 		}
 		mine[t.ID] = p
 	}
-	c.probers, c.mine = probers, mine
-	if c.store != nil {
+	v.probers, v.mine = probers, mine
+	if v.store != nil {
 		now := time.Now()
 		for _, p := range inherited {
-			if c.writeLocked(p.target.ID, p.observation(), c.ttlFor(p.target)) {
+			if v.writeLocked(p.target.ID, p.observation(), v.ttlFor(p.target)) {
 				p.written, p.voted = now, false
 			}
 		}
 	}
-	c.checker.SetTargets(share)
-	c.metrics.probed.Set(float64(len(share)))
+	v.checker.SetTargets(share)
+	v.metrics.probed.Set(float64(len(share)))
 }
 
 // onResult turns the Checker's results into observations: on the first result after a backend
 // was assigned here, on every change of verdict, and when a refresh is due (Run refreshes too,
 // but stops when results stop; see maintain).
-func (c *Cluster) onResult(r Result) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	p, ok := c.mine[r.ID]
+func (v *View) onResult(r health.Result) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	p, ok := v.mine[r.ID]
 	if !ok {
 		return // a result of a backend no longer assigned here
 	}
@@ -378,7 +308,7 @@ func (c *Cluster) onResult(r Result) {
 	} else {
 		p.oks = 0
 	}
-	if p.inherited && (!r.Healthy || p.oks >= c.checker.configFor(p.target).Rise) {
+	if p.inherited && (!r.Healthy || p.oks >= v.checker.ConfigFor(p.target).Rise) {
 		p.inherited = false
 	}
 	was := p.healthy
@@ -390,34 +320,34 @@ func (c *Cluster) onResult(r Result) {
 		p.reason = ""
 	}
 	now := time.Now()
-	ttl := c.ttlFor(p.target)
-	if c.store != nil && (p.written.IsZero() || p.healthy != p.voted || now.Sub(p.written) >= ttl/2) {
-		if c.writeLocked(p.target.ID, p.observation(), ttl) {
+	ttl := v.ttlFor(p.target)
+	if v.store != nil && (p.written.IsZero() || p.healthy != p.voted || now.Sub(p.written) >= ttl/2) {
+		if v.writeLocked(p.target.ID, p.observation(), ttl) {
 			p.written, p.voted = now, p.healthy
 		}
 	}
-	if (r.Changed || p.healthy != was) && !c.clusteredLocked() {
-		c.recomputeLocked(now)
+	if (r.Changed || p.healthy != was) && !v.clusteredLocked() {
+		v.recomputeLocked(now)
 	}
 }
 
 // ReportLocal records the passive layer's verdict on a backend and shares it with the peers,
 // who show it in Status. It never votes: one node's clients failing says little about the
 // others'. An ejection is refreshed for as long as it lasts, and a reinstatement is written
-// once and then left to expire. Repeating a report writes nothing, but it takes the Cluster's
+// once and then left to expire. Repeating a report writes nothing, but it takes the View's
 // lock, so call it when the ejection state changes rather than per request. It never waits on
 // the network. Unknown IDs are ignored.
-func (c *Cluster) ReportLocal(id string, ejected bool, reason string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t, ok := c.byID[id]
+func (v *View) ReportLocal(id string, ejected bool, reason string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	t, ok := v.byID[id]
 	if !ok {
 		return
 	}
 	if !ejected {
 		reason = ""
 	}
-	old := c.passive[id]
+	old := v.passive[id]
 	if old == nil && !ejected {
 		return // nothing was said, so there is nothing to take back
 	}
@@ -426,69 +356,69 @@ func (c *Cluster) ReportLocal(id string, ejected bool, reason string) {
 	}
 	rep := &reported{obs: Observation{Source: SourcePassive, Healthy: !ejected, LastProbeOK: !ejected,
 		Reason: reason, At: time.Now()}}
-	c.passive[id] = rep
-	if c.store != nil && c.writeLocked(id, rep.obs, c.ttlFor(t)) {
+	v.passive[id] = rep
+	if v.store != nil && v.writeLocked(id, rep.obs, v.ttlFor(t)) {
 		rep.written = time.Now()
 	}
-	c.poke() // Run's next refresh deadline may now be earlier
+	v.poke() // Run's next refresh deadline may now be earlier
 }
 
 // writeLocked stores this node's observation of backend id and broadcasts it, reporting whether
 // it was stored. A refused broadcast still counts as written: the entry is in the store and the
-// next push/pull carries it. c.mu must be held (the store's hooks only enqueue).
-func (c *Cluster) writeLocked(id string, o Observation, ttl time.Duration) bool {
-	key := observationKey(o.Source, c.partOf[id], c.cfg.NodeName)
-	e, err := c.store.Put(gossip.KindHealth, key, encodeObservation(o), ttl)
+// next push/pull carries it. v.mu must be held (the store's hooks only enqueue).
+func (v *View) writeLocked(id string, o Observation, ttl time.Duration) bool {
+	key := observationKey(o.Source, v.partOf[id], v.cfg.NodeName)
+	e, err := v.store.Put(gossip.KindHealth, key, encodeObservation(o), ttl)
 	if err != nil {
-		c.metrics.observations.WithLabelValues(obsFailed).Inc()
-		c.logger.Debug("observation not stored", "backend", id, "err", err)
+		v.metrics.observations.WithLabelValues(obsFailed).Inc()
+		v.logger.Debug("observation not stored", "backend", id, "err", err)
 		return false
 	}
 	msg, err := gossip.AppendEntry(nil, e)
 	if err == nil {
-		err = c.bcast.Broadcast(msg)
+		err = v.bcast.Broadcast(msg)
 	}
 	if err != nil {
-		c.metrics.observations.WithLabelValues(obsFailed).Inc()
-		c.logger.Debug("observation not broadcast, left to push/pull", "backend", id, "err", err)
+		v.metrics.observations.WithLabelValues(obsFailed).Inc()
+		v.logger.Debug("observation not broadcast, left to push/pull", "backend", id, "err", err)
 		return true
 	}
-	c.metrics.observations.WithLabelValues(obsSent).Inc()
+	v.metrics.observations.WithLabelValues(obsSent).Inc()
 	return true
 }
 
 // onStoreChange hands a health entry to Run. It runs on the gossip receive path, so it never
 // waits: when the queue is full the entry is dropped and counted, and Run is still woken,
 // since the consensus is read from the store and only Status loses the entry.
-func (c *Cluster) onStoreChange(e gossip.Entry) {
+func (v *View) onStoreChange(e gossip.Entry) {
 	if e.Kind != gossip.KindHealth {
 		return
 	}
 	select {
-	case c.changes <- e:
+	case v.changes <- e:
 	default:
-		c.metrics.observations.WithLabelValues(obsDropped).Inc()
-		c.poke()
+		v.metrics.observations.WithLabelValues(obsDropped).Inc()
+		v.poke()
 	}
 }
 
 // poke wakes Run without blocking.
-func (c *Cluster) poke() {
+func (v *View) poke() {
 	select {
-	case c.wake <- struct{}{}:
+	case v.wake <- struct{}{}:
 	default:
 	}
 }
 
 // Run follows the member list, refreshes this node's observations, absorbs store changes and
 // recomputes the view when they, the membership or an expiring vote call for it, until ctx
-// ends; then it returns nil. It starts no other goroutine. The Checker runs separately (Checker.Run). Run can be called again after it
-// returned, but not twice at once (ErrClusterRunning).
-func (c *Cluster) Run(ctx context.Context) error {
-	if !c.running.CompareAndSwap(false, true) {
-		return ErrClusterRunning
+// ends; then it returns nil. It starts no other goroutine; the Checker runs separately
+// (Checker.Run). Run can be called again after it returned, but not twice at once (ErrRunning).
+func (v *View) Run(ctx context.Context) error {
+	if !v.running.CompareAndSwap(false, true) {
+		return ErrRunning
 	}
-	defer c.running.Store(false)
+	defer v.running.Store(false)
 
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -497,18 +427,18 @@ func (c *Cluster) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case e := <-c.changes:
-			c.absorb(e)
-		case <-c.wake:
-			c.absorb()
+		case e := <-v.changes:
+			v.absorb(e)
+		case <-v.wake:
+			v.absorb()
 		case <-timer.C:
 		}
 		now := time.Now()
 		if !now.Before(nextPoll) {
-			c.pollMembers(now)
-			nextPoll = now.Add(c.cfg.MembershipPoll)
+			v.pollMembers(now)
+			nextPoll = now.Add(v.cfg.MembershipPoll)
 		}
-		next := c.maintain(now)
+		next := v.maintain(now)
 		if next.IsZero() || next.After(nextPoll) {
 			next = nextPoll
 		}
@@ -520,77 +450,77 @@ func (c *Cluster) Run(ctx context.Context) error {
 // absorb records the given change and every other one queued, then recomputes the view once
 // if any of them may have changed a verdict. Called with no change (a wake-up, which includes
 // a change dropped on a full queue), it always recomputes.
-func (c *Cluster) absorb(first ...gossip.Entry) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+func (v *View) absorb(first ...gossip.Entry) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	recompute := len(first) == 0
 	for _, e := range first {
-		recompute = c.seeLocked(e) || recompute
+		recompute = v.seeLocked(e) || recompute
 	}
 	// At most one queue's worth, so a steady stream of changes cannot hold the lock forever.
 drain:
-	for range cap(c.changes) {
+	for range cap(v.changes) {
 		select {
-		case e := <-c.changes:
-			recompute = c.seeLocked(e) || recompute
+		case e := <-v.changes:
+			recompute = v.seeLocked(e) || recompute
 		default:
 			break drain
 		}
 	}
 	if recompute {
-		c.recomputeLocked(time.Now())
+		v.recomputeLocked(time.Now())
 	}
 }
 
 // seeLocked decodes one store change for Status and counts what peers sent. It reports whether
 // the change may alter the view: anything but a refresh, which rewrites the same verdict every
 // half TTL on every prober and would otherwise cost a full recomputation each time. The view
-// itself is recomputed from the store, so nothing here decides anything. c.mu must be held.
-func (c *Cluster) seeLocked(e gossip.Entry) bool {
-	old, had := c.seen[e.Key]
+// itself is recomputed from the store, so nothing here decides anything. v.mu must be held.
+func (v *View) seeLocked(e gossip.Entry) bool {
+	old, had := v.seen[e.Key]
 	if e.Deleted {
-		delete(c.seen, e.Key)
+		delete(v.seen, e.Key)
 		return true
 	}
-	fromPeer := e.Node != c.cfg.NodeName
+	fromPeer := e.Node != v.cfg.NodeName
 	part, obs, err := decodeObservationEntry(e)
 	if err != nil {
 		if fromPeer {
-			c.metrics.observations.WithLabelValues(obsInvalid).Inc()
-			c.logger.Debug("invalid observation", "node", e.Node, "err", err)
+			v.metrics.observations.WithLabelValues(obsInvalid).Inc()
+			v.logger.Debug("invalid observation", "node", e.Node, "err", err)
 		}
 		return true // it may have replaced a valid vote, which votesLocked now skips
 	}
 	if fromPeer {
-		c.metrics.observations.WithLabelValues(obsReceived).Inc()
+		v.metrics.observations.WithLabelValues(obsReceived).Inc()
 	}
-	if _, known := c.idOf[part]; !known {
+	if _, known := v.idOf[part]; !known {
 		return false
 	}
 	if had && old.stamp.Compare(e.Stamp) > 0 {
 		return false // hooks run outside the store's lock, so an older version can arrive second
 	}
-	c.seen[e.Key] = seenEntry{node: e.Node, part: part, obs: obs, expires: time.Unix(0, e.Expires), stamp: e.Stamp}
+	v.seen[e.Key] = seenEntry{node: e.Node, part: part, obs: obs, expires: time.Unix(0, e.Expires), stamp: e.Stamp}
 	// An expired entry coming back counts as new: the view may have dropped its vote.
 	return !had || old.obs.Healthy != obs.Healthy || !time.Now().Before(old.expires)
 }
 
 // pollMembers reassigns the backends when the member list changed.
-func (c *Cluster) pollMembers(now time.Time) {
-	if c.members == nil || c.store == nil {
+func (v *View) pollMembers(now time.Time) {
+	if v.members == nil || v.store == nil {
 		return
 	}
-	ring := newMembership(c.members.Members(), c.cfg.NodeName)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if ring.equal(c.ring) {
+	ring := newMembership(v.members.Members(), v.cfg.NodeName)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if ring.equal(v.ring) {
 		return
 	}
-	was := c.clusteredLocked()
-	c.ring = ring
-	c.logger.Debug("members changed, reassigning backends", "members", len(ring.members), "clustered", c.clusteredLocked(), "was_clustered", was)
-	c.reassignLocked(nil)
-	c.recomputeLocked(now)
+	was := v.clusteredLocked()
+	v.ring = ring
+	v.logger.Debug("members changed, reassigning backends", "members", len(ring.members), "clustered", v.clusteredLocked(), "was_clustered", was)
+	v.reassignLocked(nil)
+	v.recomputeLocked(now)
 }
 
 // maintain does what is due at now (refresh observations, recompute after a down vote expired,
@@ -602,22 +532,22 @@ func (c *Cluster) pollMembers(now time.Time) {
 // than a timeout and an interval. Backoff can space the probes of a down backend wider than half
 // a TTL, which is why the refresh cannot simply ride on results; a Checker that stopped is why
 // it cannot simply run on a timer.
-func (c *Cluster) maintain(now time.Time) time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+func (v *View) maintain(now time.Time) time.Time {
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	var next time.Time
 	earlier := func(t time.Time) {
 		if next.IsZero() || t.Before(next) {
 			next = t
 		}
 	}
-	if c.store != nil {
-		for id, p := range c.mine {
+	if v.store != nil {
+		for id, p := range v.mine {
 			if p.written.IsZero() {
 				continue // the first result writes it
 			}
-			cfg := c.checker.configFor(p.target)
-			ttl := c.cfg.ttl(cfg.Interval)
+			cfg := v.checker.ConfigFor(p.target)
+			ttl := v.cfg.ttl(cfg.Interval)
 			due := p.written.Add(ttl / 2)
 			if now.Before(due) {
 				earlier(due)
@@ -626,19 +556,19 @@ func (c *Cluster) maintain(now time.Time) time.Time {
 			if now.After(p.last.Next.Add(cfg.Timeout + cfg.Interval)) {
 				continue // the Checker went quiet: let the vote expire; a late result writes again
 			}
-			if c.writeLocked(id, p.observation(), ttl) {
+			if v.writeLocked(id, p.observation(), ttl) {
 				p.written, p.voted = now, p.healthy
 			}
 			earlier(now.Add(ttl / 2))
 		}
-		for id, rep := range c.passive {
+		for id, rep := range v.passive {
 			if rep.obs.Healthy {
 				continue // a reinstatement is left to expire
 			}
-			ttl := c.ttlFor(c.byID[id])
+			ttl := v.ttlFor(v.byID[id])
 			due := rep.written.Add(ttl / 2)
 			if rep.written.IsZero() || !now.Before(due) {
-				if c.writeLocked(id, rep.obs, ttl) {
+				if v.writeLocked(id, rep.obs, ttl) {
 					rep.written = now
 				}
 				due = now.Add(ttl / 2)
@@ -646,17 +576,17 @@ func (c *Cluster) maintain(now time.Time) time.Time {
 			earlier(due)
 		}
 	}
-	if !c.nextExpiry.IsZero() && !now.Before(c.nextExpiry) {
-		c.recomputeLocked(now)
+	if !v.nextExpiry.IsZero() && !now.Before(v.nextExpiry) {
+		v.recomputeLocked(now)
 	}
-	if !c.nextExpiry.IsZero() {
-		earlier(c.nextExpiry)
+	if !v.nextExpiry.IsZero() {
+		earlier(v.nextExpiry)
 	}
 	// An expired observation stays in Status for one default TTL, then is forgotten.
-	keep := c.ttlFor(Target{})
-	for key, s := range c.seen {
+	keep := v.ttlFor(health.Target{})
+	for key, s := range v.seen {
 		if now.Sub(s.expires) > keep {
-			delete(c.seen, key)
+			delete(v.seen, key)
 		}
 	}
 	return next

@@ -1,4 +1,4 @@
-package health
+package consensus
 
 import (
 	"cmp"
@@ -42,18 +42,18 @@ type ObserverStatus struct {
 }
 
 // Status returns every backend sorted by ID.
-func (c *Cluster) Status() []BackendStatus {
+func (v *View) Status() []BackendStatus {
 	var fresh []gossip.Entry
-	if c.store != nil {
-		c.store.Range(gossip.KindHealth, func(e gossip.Entry) bool {
+	if v.store != nil {
+		v.store.Range(gossip.KindHealth, func(e gossip.Entry) bool {
 			fresh = append(fresh, e)
 			return true
 		})
 	}
 	now := time.Now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	clustered := c.clusteredLocked()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	clustered := v.clusteredLocked()
 	byPart := make(map[string][]ObserverStatus)
 	if clustered {
 		live := make(map[string]bool, len(fresh))
@@ -66,31 +66,31 @@ func (c *Cluster) Status() []BackendStatus {
 			byPart[part] = append(byPart[part], ObserverStatus{Node: e.Node, Observation: obs,
 				Expires: time.Unix(0, e.Expires), Fresh: true})
 		}
-		for key, s := range c.seen {
+		for key, s := range v.seen {
 			if !live[key] && !now.Before(s.expires) {
 				byPart[s.part] = append(byPart[s.part], ObserverStatus{Node: s.node, Observation: s.obs, Expires: s.expires})
 			}
 		}
 	}
-	view := *c.view.Load()
-	out := make([]BackendStatus, 0, len(c.targets))
-	for _, t := range c.targets {
+	view := *v.view.Load()
+	out := make([]BackendStatus, 0, len(v.targets))
+	for _, t := range v.targets {
 		healthy, ok := view[t.ID]
-		probers := slices.Clone(c.probers[t.ID])
+		probers := slices.Clone(v.probers[t.ID])
 		bs := BackendStatus{ID: t.ID, Healthy: healthy || !ok, Probers: probers, Quorum: quorum(len(probers)),
-			Standalone: !clustered, Why: c.down[t.ID]}
+			Standalone: !clustered, Why: v.down[t.ID]}
 		if len(probers) == 0 {
 			bs.Quorum = 0
 		}
 		if clustered {
-			bs.Observers = byPart[c.partOf[t.ID]]
+			bs.Observers = byPart[v.partOf[t.ID]]
 			for i := range bs.Observers {
 				o := &bs.Observers[i]
 				_, assigned := slices.BinarySearch(probers, o.Node)
 				o.Voting = o.Fresh && assigned && o.Source == SourceActive
 			}
 		} else {
-			bs.Observers = c.localObserversLocked(t.ID)
+			bs.Observers = v.localObserversLocked(t.ID)
 		}
 		slices.SortFunc(bs.Observers, func(a, b ObserverStatus) int {
 			return cmp.Or(cmp.Compare(a.Node, b.Node), cmp.Compare(a.Source, b.Source))
@@ -102,14 +102,14 @@ func (c *Cluster) Status() []BackendStatus {
 }
 
 // localObserversLocked is what this node alone knows of a backend, shown when standalone.
-// c.mu must be held.
-func (c *Cluster) localObserversLocked(id string) []ObserverStatus {
+// v.mu must be held.
+func (v *View) localObserversLocked(id string) []ObserverStatus {
 	var out []ObserverStatus
-	if p := c.mine[id]; p != nil && (!p.last.At.IsZero() || p.inherited) {
-		out = append(out, ObserverStatus{Node: c.self, Fresh: true, Voting: true, Observation: p.observation()})
+	if p := v.mine[id]; p != nil && (!p.last.At.IsZero() || p.inherited) {
+		out = append(out, ObserverStatus{Node: v.self, Fresh: true, Voting: true, Observation: p.observation()})
 	}
-	if rep := c.passive[id]; rep != nil {
-		out = append(out, ObserverStatus{Node: c.self, Fresh: true, Observation: rep.obs})
+	if rep := v.passive[id]; rep != nil {
+		out = append(out, ObserverStatus{Node: v.self, Fresh: true, Observation: rep.obs})
 	}
 	return out
 }

@@ -1,4 +1,4 @@
-package health
+package consensus
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/veloflux/veloflux/gossip"
+	"github.com/veloflux/veloflux/health"
 )
 
 // waitFor polls cond every few milliseconds until it holds, failing the test after within.
@@ -68,8 +69,8 @@ func runUntilCleanup(t *testing.T, name string, fn func(context.Context) error) 
 
 // clusterCheckConfig probes every interval and backs off at most to twice that, so a dead
 // backend that comes back is noticed quickly.
-func clusterCheckConfig(interval time.Duration, fall, rise int) Config {
-	cfg := DefaultConfig()
+func clusterCheckConfig(interval time.Duration, fall, rise int) health.Config {
+	cfg := health.DefaultConfig()
 	cfg.Interval, cfg.Timeout, cfg.Fall, cfg.Rise, cfg.MaxInterval = interval, time.Second, fall, rise, 2*interval
 	return cfg
 }
@@ -109,25 +110,25 @@ func (b *countingBroadcaster) Broadcast([]byte) error {
 	return nil
 }
 
-// unitCluster is a Cluster on a real store with a fake member list, without memberlist.
-type unitCluster struct {
-	*Cluster
+// unitView is a View on a real store with a fake member list, without memberlist.
+type unitView struct {
+	*View
 	store   *gossip.Store
-	checker *Checker
+	checker *health.Checker
 	members *fakeMembers
 	bcast   *countingBroadcaster
 	// stopChecker stops the Checker's Run early, as a stalled Checker would.
 	stopChecker func()
 }
 
-func newUnitCluster(t *testing.T, self string, ccfg ClusterConfig, hcfg Config, members ...string) unitCluster {
+func newUnitView(t *testing.T, self string, ccfg Config, hcfg health.Config, members ...string) unitView {
 	t.Helper()
 	store, err := gossip.NewStore(gossip.StoreConfig{NodeName: self, MaxEntriesPerKind: 100, TombstoneTTL: time.Hour,
 		ExpireInterval: time.Second}, gossip.NewClock(nil, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
-	checker, err := NewChecker(hcfg, nil, nil, nil)
+	checker, err := health.NewChecker(hcfg, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,17 +136,17 @@ func newUnitCluster(t *testing.T, self string, ccfg ClusterConfig, hcfg Config, 
 	fm.set(members...)
 	b := &countingBroadcaster{}
 	ccfg.NodeName = self
-	c, err := NewCluster(ccfg, checker, Gossip{Store: store, Broadcaster: b, Members: fm}, nil, prometheus.NewRegistry())
+	c, err := New(ccfg, checker, Gossip{Store: store, Broadcaster: b, Members: fm}, nil, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
 	stopChecker := runUntilCleanup(t, "checker", checker.Run)
 	runUntilCleanup(t, "cluster", c.Run)
-	return unitCluster{Cluster: c, store: store, checker: checker, members: fm, bcast: b, stopChecker: stopChecker}
+	return unitView{View: c, store: store, checker: checker, members: fm, bcast: b, stopChecker: stopChecker}
 }
 
 // says merges into u's store an observation written by peer, as gossip would deliver it.
-func (u unitCluster) says(t *testing.T, peer, id string, o Observation, ttl time.Duration) {
+func (u unitView) says(t *testing.T, peer, id string, o Observation, ttl time.Duration) {
 	t.Helper()
 	now := time.Now()
 	e := gossip.Entry{Kind: gossip.KindHealth, Key: observationKey(o.Source, backendKeyPart(id), peer),
@@ -157,7 +158,7 @@ func (u unitCluster) says(t *testing.T, peer, id string, o Observation, ttl time
 }
 
 // clusteredWith reports whether c has taken in a member list of n members including itself.
-func clusteredWith(c *Cluster, n int) bool {
+func clusteredWith(c *View, n int) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.clusteredLocked() && len(c.ring.members) == n
@@ -174,7 +175,7 @@ func idProbedBy(t *testing.T, members []string, k int, want ...string) string {
 	slices.Sort(want)
 	for i := range 10000 {
 		id := fmt.Sprintf("backend-%d", i)
-		if slices.Equal(ring.probers(Target{ID: id}, k), want) {
+		if slices.Equal(ring.probers(health.Target{ID: id}, k), want) {
 			return id
 		}
 	}
@@ -182,7 +183,7 @@ func idProbedBy(t *testing.T, members []string, k int, want ...string) string {
 	return ""
 }
 
-func statusFor(t *testing.T, c *Cluster, id string) BackendStatus {
+func statusFor(t *testing.T, c *View, id string) BackendStatus {
 	t.Helper()
 	for _, s := range c.Status() {
 		if s.ID == id {
@@ -241,14 +242,14 @@ func TestJudge(t *testing.T) {
 	}
 }
 
-// TestClusterConsensusFromStore walks one backend through the quorum rule as observations
+// TestConsensusFromStore walks one backend through the quorum rule as observations
 // arrive in the store, the way gossip delivers them.
-func TestClusterConsensusFromStore(t *testing.T) {
+func TestConsensusFromStore(t *testing.T) {
 	members := []string{"self", "p1", "p2", "other"}
-	u := newUnitCluster(t, "self", DefaultClusterConfig(), clusterCheckConfig(time.Second, 3, 2), members...)
+	u := newUnitView(t, "self", DefaultConfig(), clusterCheckConfig(time.Second, 3, 2), members...)
 	id := idProbedBy(t, members, 2, "p1", "p2")
-	u.SetTargets([]Target{{ID: id, Pool: "pool", Address: "127.0.0.1:1", Path: "/healthz"}})
-	waitFor(t, 5*time.Second, "member list taken in", func() bool { return clusteredWith(u.Cluster, 4) })
+	u.SetTargets([]health.Target{{ID: id, Pool: "pool", Address: "127.0.0.1:1", Path: "/healthz"}})
+	waitFor(t, 5*time.Second, "member list taken in", func() bool { return clusteredWith(u.View, 4) })
 	if got := testutil.ToFloat64(u.metrics.probed); got != 0 {
 		t.Fatalf("this node probes %v backends, want 0 (p1 and p2 do)", got)
 	}
@@ -281,7 +282,7 @@ func TestClusterConsensusFromStore(t *testing.T) {
 		t.Run(s.name, func(t *testing.T) {
 			s.do()
 			waitFor(t, 5*time.Second, fmt.Sprintf("healthy=%t", s.healthy), func() bool { return u.Healthy(id) == s.healthy })
-			st := statusFor(t, u.Cluster, id)
+			st := statusFor(t, u.View, id)
 			if st.Healthy != s.healthy || st.Why != s.why {
 				t.Fatalf("status healthy=%t why=%q, want %t %q", st.Healthy, st.Why, s.healthy, s.why)
 			}
@@ -295,7 +296,7 @@ func TestClusterConsensusFromStore(t *testing.T) {
 		})
 	}
 
-	st := statusFor(t, u.Cluster, id)
+	st := statusFor(t, u.View, id)
 	if !slices.Equal(st.Probers, []string{"p1", "p2"}) || st.Quorum != 2 || st.Standalone {
 		t.Fatalf("status probers %v quorum %d standalone %t", st.Probers, st.Quorum, st.Standalone)
 	}
@@ -314,14 +315,14 @@ func TestClusterConsensusFromStore(t *testing.T) {
 	})
 }
 
-// TestClusterDownVoteExpires: when a prober stops refreshing, its vote expires at the same
+// TestDownVoteExpires: when a prober stops refreshing, its vote expires at the same
 // moment on every node, and the view follows without any other event.
-func TestClusterDownVoteExpires(t *testing.T) {
+func TestDownVoteExpires(t *testing.T) {
 	members := []string{"self", "p1", "p2"}
-	u := newUnitCluster(t, "self", DefaultClusterConfig(), clusterCheckConfig(time.Second, 3, 2), members...)
+	u := newUnitView(t, "self", DefaultConfig(), clusterCheckConfig(time.Second, 3, 2), members...)
 	id := idProbedBy(t, members, 2, "p1", "p2")
-	u.SetTargets([]Target{{ID: id, Address: "127.0.0.1:1", Path: "/"}})
-	waitFor(t, 5*time.Second, "member list taken in", func() bool { return clusteredWith(u.Cluster, 3) })
+	u.SetTargets([]health.Target{{ID: id, Address: "127.0.0.1:1", Path: "/"}})
+	waitFor(t, 5*time.Second, "member list taken in", func() bool { return clusteredWith(u.View, 3) })
 
 	u.says(t, "p1", id, Observation{Source: SourceActive, Reason: "timeout"}, time.Minute)
 	u.says(t, "p2", id, Observation{Source: SourceActive, Reason: "timeout"}, 300*time.Millisecond)
@@ -333,18 +334,18 @@ func TestClusterDownVoteExpires(t *testing.T) {
 	waitFor(t, 5*time.Second, "up after p2's vote expired", func() bool { return u.Healthy(id) })
 	t.Logf("view back up %s after the refreshed vote had 100ms left", time.Since(start).Round(time.Millisecond))
 
-	o, ok := observer(statusFor(t, u.Cluster, id), "p2", SourceActive)
+	o, ok := observer(statusFor(t, u.View, id), "p2", SourceActive)
 	if !ok || o.Fresh || o.Voting {
 		t.Fatalf("p2's expired observation shows as %+v (found %t), want expired and not voting", o, ok)
 	}
 }
 
-// TestClusterRefreshFollowsTheChecker: this node's vote is rewritten at half its TTL while the
+// TestRefreshFollowsTheChecker: this node's vote is rewritten at half its TTL while the
 // Checker keeps probing, so it never lapses, even though a down backend's probes back off and
 // its verdict does not change; once the Checker stops, the vote expires.
-func TestClusterRefreshFollowsTheChecker(t *testing.T) {
+func TestRefreshFollowsTheChecker(t *testing.T) {
 	const interval = 50 * time.Millisecond
-	ccfg := DefaultClusterConfig()
+	ccfg := DefaultConfig()
 	ccfg.ObservationTTL = 400 * time.Millisecond
 	be := newClusterBackend(t)
 	be.status.Store(http.StatusServiceUnavailable)
@@ -352,9 +353,9 @@ func TestClusterRefreshFollowsTheChecker(t *testing.T) {
 	// Backoff spaces the probes of the down backend wider than the TTL itself: results alone
 	// would come too late to refresh the vote.
 	hcfg.Timeout, hcfg.MaxInterval = 100*time.Millisecond, 600*time.Millisecond
-	u := newUnitCluster(t, "self", ccfg, hcfg, "self", "p1")
-	u.SetTargets([]Target{{ID: "b", Address: be.addr, Path: "/"}})
-	waitFor(t, 5*time.Second, "member list taken in", func() bool { return clusteredWith(u.Cluster, 2) })
+	u := newUnitView(t, "self", ccfg, hcfg, "self", "p1")
+	u.SetTargets([]health.Target{{ID: "b", Address: be.addr, Path: "/"}})
+	waitFor(t, 5*time.Second, "member list taken in", func() bool { return clusteredWith(u.View, 2) })
 	key := observationKey(SourceActive, backendKeyPart("b"), "self")
 	ownVote := func() (gossip.Entry, bool) { return u.store.Get(gossip.KindHealth, key) }
 	waitFor(t, 5*time.Second, "own down vote", func() bool {
@@ -377,17 +378,17 @@ func TestClusterRefreshFollowsTheChecker(t *testing.T) {
 	limit := hcfg.MaxInterval + hcfg.Timeout + hcfg.Interval + ccfg.ObservationTTL + 200*time.Millisecond
 	waitFor(t, limit, "own vote expired after the Checker stopped", func() bool { _, ok := ownVote(); return !ok })
 	waitFor(t, time.Second, "expired vote in status", func() bool {
-		o, ok := observer(statusFor(t, u.Cluster, "b"), "self", SourceActive)
+		o, ok := observer(statusFor(t, u.View, "b"), "self", SourceActive)
 		return ok && !o.Fresh && !o.Voting
 	})
 }
 
-func TestClusterInvalidObservationsAreCounted(t *testing.T) {
+func TestInvalidObservationsAreCounted(t *testing.T) {
 	members := []string{"self", "p1", "p2"}
-	u := newUnitCluster(t, "self", DefaultClusterConfig(), clusterCheckConfig(time.Second, 3, 2), members...)
+	u := newUnitView(t, "self", DefaultConfig(), clusterCheckConfig(time.Second, 3, 2), members...)
 	id := idProbedBy(t, members, 2, "p1", "p2")
-	u.SetTargets([]Target{{ID: id, Address: "127.0.0.1:1", Path: "/"}})
-	waitFor(t, 5*time.Second, "member list taken in", func() bool { return clusteredWith(u.Cluster, 3) })
+	u.SetTargets([]health.Target{{ID: id, Address: "127.0.0.1:1", Path: "/"}})
+	waitFor(t, 5*time.Second, "member list taken in", func() bool { return clusteredWith(u.View, 3) })
 	part := backendKeyPart(id)
 	now := time.Now()
 	bad := []gossip.Entry{
@@ -416,8 +417,8 @@ func TestClusterInvalidObservationsAreCounted(t *testing.T) {
 	holds(t, 200*time.Millisecond, "backend healthy (one valid down vote of two)", func() bool { return u.Healthy(id) })
 }
 
-// TestClusterStandalone: without gossip, or alone in it, the view is this node's own checks.
-func TestClusterStandalone(t *testing.T) {
+// TestStandalone: without gossip, or alone in it, the view is this node's own checks.
+func TestStandalone(t *testing.T) {
 	tests := []struct {
 		name   string
 		gossip bool
@@ -428,17 +429,17 @@ func TestClusterStandalone(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			be := newClusterBackend(t)
-			var c *Cluster
+			var c *View
 			var self string
 			if tt.gossip {
-				u := newUnitCluster(t, "self", DefaultClusterConfig(), clusterCheckConfig(20*time.Millisecond, 2, 2), "self")
-				c, self = u.Cluster, "self"
+				u := newUnitView(t, "self", DefaultConfig(), clusterCheckConfig(20*time.Millisecond, 2, 2), "self")
+				c, self = u.View, "self"
 			} else {
-				checker, err := NewChecker(clusterCheckConfig(20*time.Millisecond, 2, 2), nil, nil, nil)
+				checker, err := health.NewChecker(clusterCheckConfig(20*time.Millisecond, 2, 2), nil, nil, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
-				c, err = NewCluster(DefaultClusterConfig(), checker, Gossip{}, nil, nil)
+				c, err = New(DefaultConfig(), checker, Gossip{}, nil, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -446,7 +447,7 @@ func TestClusterStandalone(t *testing.T) {
 				runUntilCleanup(t, "cluster", c.Run)
 				self = "local"
 			}
-			c.SetTargets([]Target{{ID: "b", Address: be.addr, Path: "/"}, {ID: "unchecked", Address: be.addr}})
+			c.SetTargets([]health.Target{{ID: "b", Address: be.addr, Path: "/"}, {ID: "unchecked", Address: be.addr}})
 			if got := testutil.ToFloat64(c.metrics.probed); got != 1 {
 				t.Fatalf("probed gauge = %v, want 1", got)
 			}
@@ -468,17 +469,17 @@ func TestClusterStandalone(t *testing.T) {
 	}
 }
 
-// TestClusterReassignKeepsCheckerState: when a member joins, a backend this node keeps probing
+// TestReassignKeepsCheckerState: when a member joins, a backend this node keeps probing
 // keeps its Checker state (still down, no new fall needed), and one that moves away stops
 // being probed here.
-func TestClusterReassignKeepsCheckerState(t *testing.T) {
+func TestReassignKeepsCheckerState(t *testing.T) {
 	before := []string{"self", "a"}
 	after := []string{"self", "a", "b"}
 	var kept, moved string
 	for i := range 10000 {
 		id := fmt.Sprintf("backend-%d", i)
 		ring := newMembership([]gossip.Member{{Name: "self"}, {Name: "a"}, {Name: "b"}}, "self")
-		p := ring.probers(Target{ID: id}, 2)
+		p := ring.probers(health.Target{ID: id}, 2)
 		switch {
 		case kept == "" && slices.Contains(p, "self"):
 			kept = id
@@ -488,9 +489,9 @@ func TestClusterReassignKeepsCheckerState(t *testing.T) {
 	}
 	be := newClusterBackend(t)
 	be.status.Store(http.StatusServiceUnavailable)
-	u := newUnitCluster(t, "self", DefaultClusterConfig(), clusterCheckConfig(100*time.Millisecond, 2, 2), before...)
-	u.SetTargets([]Target{{ID: kept, Address: be.addr, Path: "/"}, {ID: moved, Address: be.addr, Path: "/"}})
-	waitFor(t, 5*time.Second, "two members taken in", func() bool { return clusteredWith(u.Cluster, 2) })
+	u := newUnitView(t, "self", DefaultConfig(), clusterCheckConfig(100*time.Millisecond, 2, 2), before...)
+	u.SetTargets([]health.Target{{ID: kept, Address: be.addr, Path: "/"}, {ID: moved, Address: be.addr, Path: "/"}})
+	waitFor(t, 5*time.Second, "two members taken in", func() bool { return clusteredWith(u.View, 2) })
 	waitFor(t, 5*time.Second, "both down in the checker", func() bool {
 		return !u.checker.Healthy(kept) && !u.checker.Healthy(moved)
 	})
@@ -499,7 +500,7 @@ func TestClusterReassignKeepsCheckerState(t *testing.T) {
 	}
 	// The backend keeps failing: a reset state would show healthy for at least Fall intervals.
 	u.members.set(after...)
-	waitFor(t, 5*time.Second, "three members taken in", func() bool { return clusteredWith(u.Cluster, 3) })
+	waitFor(t, 5*time.Second, "three members taken in", func() bool { return clusteredWith(u.View, 3) })
 	if got := testutil.ToFloat64(u.metrics.probed); got != 1 {
 		t.Fatalf("probed = %v after the join, want 1", got)
 	}
@@ -511,7 +512,7 @@ func TestClusterReassignKeepsCheckerState(t *testing.T) {
 	}
 }
 
-func hasTarget(c *Checker, id string) bool {
+func hasTarget(c *health.Checker, id string) bool {
 	for _, s := range c.Status() {
 		if s.ID == id {
 			return true
@@ -520,12 +521,12 @@ func hasTarget(c *Checker, id string) bool {
 	return false
 }
 
-func TestClusterReportLocal(t *testing.T) {
+func TestReportLocal(t *testing.T) {
 	members := []string{"self", "p1", "p2"}
-	u := newUnitCluster(t, "self", DefaultClusterConfig(), clusterCheckConfig(time.Second, 3, 2), members...)
+	u := newUnitView(t, "self", DefaultConfig(), clusterCheckConfig(time.Second, 3, 2), members...)
 	id := idProbedBy(t, members, 2, "p1", "p2")
-	u.SetTargets([]Target{{ID: id, Address: "127.0.0.1:1", Path: "/"}})
-	waitFor(t, 5*time.Second, "member list taken in", func() bool { return clusteredWith(u.Cluster, 3) })
+	u.SetTargets([]health.Target{{ID: id, Address: "127.0.0.1:1", Path: "/"}})
+	waitFor(t, 5*time.Second, "member list taken in", func() bool { return clusteredWith(u.View, 3) })
 	key := observationKey(SourcePassive, backendKeyPart(id), "self")
 	passive := func() (Observation, bool) {
 		e, ok := u.store.Get(gossip.KindHealth, key)
@@ -556,7 +557,7 @@ func TestClusterReportLocal(t *testing.T) {
 	}
 	holds(t, 100*time.Millisecond, "healthy despite this node's ejection", func() bool { return u.Healthy(id) })
 	waitFor(t, 5*time.Second, "ejection in status", func() bool {
-		o, ok := observer(statusFor(t, u.Cluster, id), "self", SourcePassive)
+		o, ok := observer(statusFor(t, u.View, id), "self", SourcePassive)
 		return ok && !o.Healthy && !o.Voting && o.Fresh
 	})
 	u.ReportLocal(id, false, "ignored when reinstated")
@@ -576,40 +577,40 @@ func TestClusterReportLocal(t *testing.T) {
 	}
 }
 
-func TestNewClusterRejects(t *testing.T) {
+func TestNewRejects(t *testing.T) {
 	store, err := gossip.NewStore(gossip.StoreConfig{NodeName: "n", MaxEntriesPerKind: 10, TombstoneTTL: time.Hour,
 		ExpireInterval: time.Second}, gossip.NewClock(nil, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
-	named := DefaultClusterConfig()
+	named := DefaultConfig()
 	named.NodeName = "n"
 	tests := []struct {
 		name    string
-		cfg     ClusterConfig
+		cfg     Config
 		g       Gossip
 		nilChk  bool
 		wantErr string
 	}{
-		{"zero probers", ClusterConfig{MembershipPoll: time.Second, QueueSize: 1}, Gossip{}, false, "cluster.health.probers"},
-		{"negative ttl", func() ClusterConfig { c := named; c.ObservationTTL = -1; return c }(), Gossip{}, false, "cluster.health.observation_ttl"},
-		{"no poll", func() ClusterConfig { c := named; c.MembershipPoll = 0; return c }(), Gossip{}, false, "cluster.health.membership_poll"},
-		{"long name", func() ClusterConfig { c := named; c.NodeName = strings.Repeat("n", 200); return c }(), Gossip{}, false, "cluster.name"},
+		{"zero probers", Config{MembershipPoll: time.Second, QueueSize: 1}, Gossip{}, false, "cluster.health.probers"},
+		{"negative ttl", func() Config { c := named; c.ObservationTTL = -1; return c }(), Gossip{}, false, "cluster.health.observation_ttl"},
+		{"no poll", func() Config { c := named; c.MembershipPoll = 0; return c }(), Gossip{}, false, "cluster.health.membership_poll"},
+		{"long name", func() Config { c := named; c.NodeName = strings.Repeat("n", 200); return c }(), Gossip{}, false, "cluster.name"},
 		{"nil checker", named, Gossip{}, true, "nil checker"},
 		{"store without broadcaster", named, Gossip{Store: store, Members: &fakeMembers{}}, false, "broadcaster"},
 		{"store without members", named, Gossip{Store: store, Broadcaster: &countingBroadcaster{}}, false, "member list"},
-		{"store without name", DefaultClusterConfig(), Gossip{Store: store, Broadcaster: &countingBroadcaster{}, Members: &fakeMembers{}}, false, "node name"},
+		{"store without name", DefaultConfig(), Gossip{Store: store, Broadcaster: &countingBroadcaster{}, Members: &fakeMembers{}}, false, "node name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var checker *Checker
+			var checker *health.Checker
 			if !tt.nilChk {
 				var err error
-				if checker, err = NewChecker(DefaultConfig(), nil, nil, nil); err != nil {
+				if checker, err = health.NewChecker(health.DefaultConfig(), nil, nil, nil); err != nil {
 					t.Fatal(err)
 				}
 			}
-			_, err := NewCluster(tt.cfg, checker, tt.g, nil, nil)
+			_, err := New(tt.cfg, checker, tt.g, nil, nil)
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("NewCluster: %v, want an error mentioning %q", err, tt.wantErr)
 			}
@@ -617,42 +618,42 @@ func TestNewClusterRejects(t *testing.T) {
 	}
 }
 
-func TestClusterRunTwice(t *testing.T) {
-	checker, err := NewChecker(DefaultConfig(), nil, nil, nil)
+func TestRunTwice(t *testing.T) {
+	checker, err := health.NewChecker(health.DefaultConfig(), nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewCluster(DefaultClusterConfig(), checker, Gossip{}, nil, nil)
+	c, err := New(DefaultConfig(), checker, Gossip{}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	runUntilCleanup(t, "cluster", c.Run)
 	waitFor(t, time.Second, "running", c.running.Load)
-	if err := c.Run(context.Background()); !errors.Is(err, ErrClusterRunning) {
-		t.Fatalf("second Run = %v, want ErrClusterRunning", err)
+	if err := c.Run(context.Background()); !errors.Is(err, ErrRunning) {
+		t.Fatalf("second Run = %v, want ErrRunning", err)
 	}
 }
 
-func TestClusterHealthyDoesNotAllocate(t *testing.T) {
-	u := newUnitCluster(t, "self", DefaultClusterConfig(), clusterCheckConfig(time.Second, 3, 2), "self")
-	u.SetTargets([]Target{{ID: "b", Address: "127.0.0.1:1", Path: "/"}})
+func TestHealthyDoesNotAllocate(t *testing.T) {
+	u := newUnitView(t, "self", DefaultConfig(), clusterCheckConfig(time.Second, 3, 2), "self")
+	u.SetTargets([]health.Target{{ID: "b", Address: "127.0.0.1:1", Path: "/"}})
 	if allocs := testing.AllocsPerRun(1000, func() { _ = u.Healthy("b"); _ = u.Healthy("unknown") }); allocs != 0 {
 		t.Fatalf("Healthy allocates %v times per call", allocs)
 	}
 }
 
-func BenchmarkClusterHealthy(b *testing.B) {
-	checker, err := NewChecker(DefaultConfig(), nil, nil, nil)
+func BenchmarkHealthy(b *testing.B) {
+	checker, err := health.NewChecker(health.DefaultConfig(), nil, nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	c, err := NewCluster(DefaultClusterConfig(), checker, Gossip{}, nil, nil)
+	c, err := New(DefaultConfig(), checker, Gossip{}, nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	var targets []Target
+	var targets []health.Target
 	for i := range 1000 {
-		targets = append(targets, Target{ID: fmt.Sprintf("b%d", i), Address: "127.0.0.1:1", Path: "/"})
+		targets = append(targets, health.Target{ID: fmt.Sprintf("b%d", i), Address: "127.0.0.1:1", Path: "/"})
 	}
 	c.SetTargets(targets)
 	b.ReportAllocs()
@@ -740,30 +741,30 @@ func (b *clusterBackend) revive(t *testing.T) {
 	b.mu.Unlock()
 }
 
-// BenchmarkClusterRecompute measures one recomputation of the view for 1000 backends on 5
+// BenchmarkRecompute measures one recomputation of the view for 1000 backends on 5
 // members with k=2, every prober having voted: the work done per batch of gossip changes.
-func BenchmarkClusterRecompute(b *testing.B) {
+func BenchmarkRecompute(b *testing.B) {
 	members := []string{"self", "p1", "p2", "p3", "p4"}
 	store, err := gossip.NewStore(gossip.StoreConfig{NodeName: "self", MaxEntriesPerKind: 10000, TombstoneTTL: time.Hour,
 		ExpireInterval: time.Second}, gossip.NewClock(nil, 0))
 	if err != nil {
 		b.Fatal(err)
 	}
-	checker, err := NewChecker(DefaultConfig(), nil, nil, nil)
+	checker, err := health.NewChecker(health.DefaultConfig(), nil, nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	fm := &fakeMembers{}
 	fm.set(members...)
-	cfg := DefaultClusterConfig()
+	cfg := DefaultConfig()
 	cfg.NodeName = "self"
-	c, err := NewCluster(cfg, checker, Gossip{Store: store, Broadcaster: &countingBroadcaster{}, Members: fm}, nil, nil)
+	c, err := New(cfg, checker, Gossip{Store: store, Broadcaster: &countingBroadcaster{}, Members: fm}, nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	var targets []Target
+	var targets []health.Target
 	for i := range 1000 {
-		targets = append(targets, Target{ID: fmt.Sprintf("pool/10.0.%d.%d:80", i/256, i%256), Address: "127.0.0.1:1", Path: "/"})
+		targets = append(targets, health.Target{ID: fmt.Sprintf("pool/10.0.%d.%d:80", i/256, i%256), Address: "127.0.0.1:1", Path: "/"})
 	}
 	c.pollMembers(time.Now())
 	c.SetTargets(targets)

@@ -1,4 +1,4 @@
-package health
+package consensus
 
 import (
 	"fmt"
@@ -54,13 +54,13 @@ func judge(probers []string, votes []vote) verdict {
 }
 
 // votesLocked reads the fresh active observations of a backend's probers from the store, with
-// when each expires. c.mu must be held.
-func (c *Cluster) votesLocked(id string, probers []string) ([]vote, []time.Time) {
+// when each expires. v.mu must be held.
+func (v *View) votesLocked(id string, probers []string) ([]vote, []time.Time) {
 	var votes []vote
 	var expires []time.Time
-	part := c.partOf[id]
+	part := v.partOf[id]
 	for _, p := range probers {
-		e, ok := c.store.Get(gossip.KindHealth, observationKey(SourceActive, part, p))
+		e, ok := v.store.Get(gossip.KindHealth, observationKey(SourceActive, part, p))
 		if !ok {
 			continue
 		}
@@ -76,20 +76,20 @@ func (c *Cluster) votesLocked(id string, probers []string) ([]vote, []time.Time)
 
 // recomputeLocked rebuilds the view and swaps it in when it changed. Clustered, each backend is
 // judged from its probers' observations in the store, which every node holds alike; standalone,
-// the view is the Checker's own verdicts. c.mu must be held, which also keeps views from being
+// the view is the Checker's own verdicts. v.mu must be held, which also keeps views from being
 // published out of order.
-func (c *Cluster) recomputeLocked(now time.Time) {
-	clustered := c.clusteredLocked()
-	view := make(map[string]bool, len(c.targets))
+func (v *View) recomputeLocked(now time.Time) {
+	clustered := v.clusteredLocked()
+	view := make(map[string]bool, len(v.targets))
 	down := make(map[string]string)
 	var nextExpiry time.Time
-	for _, t := range c.targets {
-		if !t.checked() {
+	for _, t := range v.targets {
+		if !t.Checked() {
 			continue
 		}
 		if !clustered {
-			p := c.mine[t.ID]
-			if c.checker.Healthy(t.ID) && (p == nil || !p.inherited) {
+			p := v.mine[t.ID]
+			if v.checker.Healthy(t.ID) && (p == nil || !p.inherited) {
 				view[t.ID] = true
 				continue
 			}
@@ -101,11 +101,11 @@ func (c *Cluster) recomputeLocked(now time.Time) {
 			down[t.ID] = why
 			continue
 		}
-		votes, expires := c.votesLocked(t.ID, c.probers[t.ID])
-		v := judge(c.probers[t.ID], votes)
-		view[t.ID] = !v.Down
-		if v.Down {
-			down[t.ID] = v.Why
+		votes, expires := v.votesLocked(t.ID, v.probers[t.ID])
+		j := judge(v.probers[t.ID], votes)
+		view[t.ID] = !j.Down
+		if j.Down {
+			down[t.ID] = j.Why
 		}
 		// Only a down vote expiring can change the verdict.
 		for i, o := range votes {
@@ -118,24 +118,24 @@ func (c *Cluster) recomputeLocked(now time.Time) {
 		// Just past the expiry, so the store, which drops entries at Expires <= now, agrees.
 		nextExpiry = nextExpiry.Add(time.Millisecond)
 	}
-	c.nextExpiry = nextExpiry
-	old := *c.view.Load()
+	v.nextExpiry = nextExpiry
+	old := *v.view.Load()
 	for id, why := range down {
-		if _, was := c.down[id]; !was {
-			c.logger.Info("backend down in the cluster view", "backend", id, "why", why, "standalone", !clustered)
+		if _, was := v.down[id]; !was {
+			v.logger.Info("backend down in the cluster view", "backend", id, "why", why, "standalone", !clustered)
 		}
 	}
-	for id := range c.down {
+	for id := range v.down {
 		if _, still := down[id]; !still {
 			if _, known := view[id]; known {
-				c.logger.Info("backend up in the cluster view", "backend", id, "standalone", !clustered)
+				v.logger.Info("backend up in the cluster view", "backend", id, "standalone", !clustered)
 			}
 		}
 	}
-	c.down = down
-	c.metrics.down.Set(float64(len(down)))
+	v.down = down
+	v.metrics.down.Set(float64(len(down)))
 	if maps.Equal(view, old) {
 		return
 	}
-	c.view.Store(&view)
+	v.view.Store(&view)
 }

@@ -1,4 +1,4 @@
-package health
+package consensus
 
 import (
 	"bytes"
@@ -16,17 +16,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/veloflux/veloflux/gossip"
+	"github.com/veloflux/veloflux/health"
 )
 
 // The tests in this file run real memberlist nodes on loopback, each with its own store,
-// Checker and Cluster, probing real HTTP backends.
+// Checker and View, probing real HTTP backends.
 
 // gossipNode is one VeloFlux node's health stack on a real gossip node.
 type gossipNode struct {
 	name    string
 	node    *gossip.Node
-	checker *Checker
-	cluster *Cluster
+	checker *health.Checker
+	view    *View
 	stop    func()
 }
 
@@ -82,7 +83,7 @@ func waitMemberlistGone(t *testing.T) {
 	}
 }
 
-func startGossipNode(t *testing.T, name string, seeds []string, hcfg Config, ccfg ClusterConfig, client *http.Client) *gossipNode {
+func startGossipNode(t *testing.T, name string, seeds []string, hcfg health.Config, ccfg Config, client *http.Client) *gossipNode {
 	t.Helper()
 	store, err := gossip.NewStore(gossip.StoreConfig{NodeName: name, MaxEntriesPerKind: 1000, TombstoneTTL: time.Hour,
 		ExpireInterval: time.Second}, gossip.NewClock(nil, 0))
@@ -96,28 +97,28 @@ func startGossipNode(t *testing.T, name string, seeds []string, hcfg Config, ccf
 		t.Fatal(err)
 	}
 	gossip.Rebroadcast(store, node, name)
-	checker, err := NewChecker(hcfg, client, nil, nil)
+	checker, err := health.NewChecker(hcfg, client, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ccfg.NodeName = name
-	cluster, err := NewCluster(ccfg, checker, Gossip{Store: store, Broadcaster: node, Members: node}, nil, nil)
+	view, err := New(ccfg, checker, Gossip{Store: store, Broadcaster: node, Members: node}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Stopped in reverse: the Cluster first, the gossip node last.
+	// Stopped in reverse: the View first, the gossip node last.
 	stops := []func(){
 		runUntilCleanup(t, name+" store", store.Run),
 		runUntilCleanup(t, name+" gossip", node.Run),
 		runUntilCleanup(t, name+" checker", checker.Run),
-		runUntilCleanup(t, name+" cluster", cluster.Run),
+		runUntilCleanup(t, name+" view", view.Run),
 	}
 	select {
 	case <-node.Ready():
 	case <-time.After(5 * time.Second):
 		t.Fatalf("%s did not bind", name)
 	}
-	return &gossipNode{name: name, node: node, checker: checker, cluster: cluster, stop: func() {
+	return &gossipNode{name: name, node: node, checker: checker, view: view, stop: func() {
 		for _, s := range slices.Backward(stops) {
 			s()
 		}
@@ -125,8 +126,8 @@ func startGossipNode(t *testing.T, name string, seeds []string, hcfg Config, ccf
 }
 
 // startGossipNodes starts one node per name, all seeded with the first, and waits until every
-// Cluster works from the full member list. client gives each node's probe client.
-func startGossipNodes(t *testing.T, names []string, hcfg Config, ccfg ClusterConfig, client func(name string) *http.Client) []*gossipNode {
+// View works from the full member list. client gives each node's probe client.
+func startGossipNodes(t *testing.T, names []string, hcfg health.Config, ccfg Config, client func(name string) *http.Client) []*gossipNode {
 	t.Helper()
 	t.Cleanup(func() { waitMemberlistGone(t) }) // registered first, so it runs after every stop
 	var nodes []*gossipNode
@@ -139,13 +140,13 @@ func startGossipNodes(t *testing.T, names []string, hcfg Config, ccfg ClusterCon
 		nodes = append(nodes, n)
 	}
 	for _, n := range nodes {
-		waitFor(t, 15*time.Second, n.name+" clustered with every member", func() bool { return clusteredWith(n.cluster, len(names)) })
+		waitFor(t, 15*time.Second, n.name+" clustered with every member", func() bool { return clusteredWith(n.view, len(names)) })
 	}
 	return nodes
 }
 
-func testClusterConfig() ClusterConfig {
-	cfg := DefaultClusterConfig()
+func testClusterConfig() Config {
+	cfg := DefaultConfig()
 	cfg.MembershipPoll = 100 * time.Millisecond
 	return cfg
 }
@@ -157,7 +158,7 @@ func taggedClients(refusals map[string]string) func(string) *http.Client {
 // allAgree reports whether every node's view of id is healthy.
 func allAgree(nodes []*gossipNode, id string, healthy bool) bool {
 	for _, n := range nodes {
-		if n.cluster.Healthy(id) != healthy {
+		if n.view.Healthy(id) != healthy {
 			return false
 		}
 	}
@@ -168,7 +169,7 @@ func allAgree(nodes []*gossipNode, id string, healthy bool) bool {
 // observations with the given verdict.
 func votingObservers(t *testing.T, n *gossipNode, id string, healthy bool, want int) bool {
 	got := 0
-	for _, o := range statusFor(t, n.cluster, id).Observers {
+	for _, o := range statusFor(t, n.view, id).Observers {
 		if o.Voting && o.Healthy == healthy {
 			got++
 		}
@@ -201,27 +202,27 @@ func TestClusterKilledBackendGoesDownEverywhere(t *testing.T) {
 	be := newClusterBackend(t)
 	const id = "web-1"
 	for _, n := range nodes {
-		n.cluster.SetTargets([]Target{{ID: id, Pool: "web", Address: be.addr, Path: "/healthz"}})
+		n.view.SetTargets([]health.Target{{ID: id, Pool: "web", Address: be.addr, Path: "/healthz"}})
 	}
 	untilAll(t, nodes, 10*time.Second, "two healthy voting observations on every node", func(n *gossipNode) bool {
 		return votingObservers(t, n, id, true, 2)
 	})
 
 	be.kill()
-	took := untilAll(t, nodes, 10*time.Second, "down on every node", func(n *gossipNode) bool { return !n.cluster.Healthy(id) })
+	took := untilAll(t, nodes, 10*time.Second, "down on every node", func(n *gossipNode) bool { return !n.view.Healthy(id) })
 	t.Logf("killed backend down on all 3 nodes after %s (interval %s × fall %d = %s)", took.Round(time.Millisecond), interval, fall, interval*fall)
 	if limit := interval*fall + 3*time.Second; took > limit {
 		t.Errorf("took %s to go down everywhere, more than %s", took, limit)
 	}
 	for _, n := range nodes {
-		why := statusFor(t, n.cluster, id).Why
+		why := statusFor(t, n.view, id).Why
 		if !strings.HasPrefix(why, "2 of 2 probers report down: ") || !strings.Contains(why, "connection refused") {
 			t.Errorf("%s says why %q", n.name, why)
 		}
 	}
 
 	be.revive(t)
-	took = untilAll(t, nodes, 10*time.Second, "up on every node", func(n *gossipNode) bool { return n.cluster.Healthy(id) })
+	took = untilAll(t, nodes, 10*time.Second, "up on every node", func(n *gossipNode) bool { return n.view.Healthy(id) })
 	t.Logf("revived backend up on all 3 nodes after %s (rise %d, backoff capped at %s)", took.Round(time.Millisecond), rise, hcfg.MaxInterval)
 	if limit := hcfg.MaxInterval*rise + 3*time.Second; took > limit {
 		t.Errorf("took %s to come back everywhere, more than %s", took, limit)
@@ -235,18 +236,18 @@ func TestClusterProbesAreShared(t *testing.T) {
 	names := []string{"n0", "n1", "n2", "n3", "n4"}
 	nodes := startGossipNodes(t, names, clusterCheckConfig(interval, 3, 2), testClusterConfig(), taggedClients(nil))
 	var backends []*clusterBackend
-	var targets []Target
+	var targets []health.Target
 	for i := range 4 {
 		be := newClusterBackend(t)
 		backends = append(backends, be)
-		targets = append(targets, Target{ID: fmt.Sprintf("api-%d", i), Pool: "api", Address: be.addr, Path: "/"})
+		targets = append(targets, health.Target{ID: fmt.Sprintf("api-%d", i), Pool: "api", Address: be.addr, Path: "/"})
 	}
 	for _, n := range nodes {
-		n.cluster.SetTargets(targets)
+		n.view.SetTargets(targets)
 	}
 	probed := 0.0
 	for _, n := range nodes {
-		probed += testutil.ToFloat64(n.cluster.metrics.probed)
+		probed += testutil.ToFloat64(n.view.metrics.probed)
 	}
 	if probed != float64(2*len(targets)) {
 		t.Fatalf("the nodes probe %v backends in all, want %d", probed, 2*len(targets))
@@ -271,7 +272,7 @@ func TestClusterProbesAreShared(t *testing.T) {
 		for _, n := range counts {
 			total += n
 		}
-		want := statusFor(t, nodes[0].cluster, targets[i].ID).Probers
+		want := statusFor(t, nodes[0].view, targets[i].ID).Probers
 		got := slices.Sorted(maps.Keys(counts))
 		t.Logf("%s: %d probes in %s from %v (interval %s: %d per prober at most)", targets[i].ID, total, window, counts, interval, windows)
 		if !slices.Equal(got, want) {
@@ -294,10 +295,10 @@ func TestClusterDissenterCannotTakeBackendOut(t *testing.T) {
 	nodes := startGossipNodes(t, names, clusterCheckConfig(interval, fall, 2), testClusterConfig(),
 		taggedClients(map[string]string{"n0": be.addr}))
 	for _, n := range nodes {
-		n.cluster.SetTargets([]Target{{ID: id, Address: be.addr, Path: "/"}})
+		n.view.SetTargets([]health.Target{{ID: id, Address: be.addr, Path: "/"}})
 	}
 	untilAll(t, nodes, 10*time.Second, "n0's down vote and n1's up vote on every node", func(n *gossipNode) bool {
-		st := statusFor(t, n.cluster, id)
+		st := statusFor(t, n.view, id)
 		o0, ok0 := observer(st, "n0", SourceActive)
 		o1, ok1 := observer(st, "n1", SourceActive)
 		return ok0 && ok1 && !o0.Healthy && o0.Voting && o1.Healthy && o1.Voting
@@ -307,7 +308,7 @@ func TestClusterDissenterCannotTakeBackendOut(t *testing.T) {
 	}
 	holds(t, 20*interval, "healthy on every node", func() bool { return allAgree(nodes, id, true) })
 	for _, n := range nodes {
-		st := statusFor(t, n.cluster, id)
+		st := statusFor(t, n.view, id)
 		o, _ := observer(st, "n0", SourceActive)
 		if !st.Healthy || st.Why != "" || !strings.Contains(o.Reason, "unreachable from n0") {
 			t.Errorf("%s: status healthy=%t why=%q, n0 says %q", n.name, st.Healthy, st.Why, o.Reason)
@@ -339,7 +340,7 @@ func TestClusterFlappingBackend(t *testing.T) {
 			be.flap.Store(true)
 			const id = "flappy"
 			for _, n := range nodes {
-				n.cluster.SetTargets([]Target{{ID: id, Address: be.addr, Path: "/"}})
+				n.view.SetTargets([]health.Target{{ID: id, Address: be.addr, Path: "/"}})
 			}
 			waitFor(t, 5*time.Second, "both probers probing", func() bool {
 				be.mu.Lock()
@@ -348,12 +349,12 @@ func TestClusterFlappingBackend(t *testing.T) {
 			})
 			last := make([]bool, len(nodes))
 			for i, n := range nodes {
-				last[i] = n.cluster.Healthy(id)
+				last[i] = n.view.Healthy(id)
 			}
 			transitions := 0
 			for end := time.Now().Add(window); time.Now().Before(end); time.Sleep(time.Millisecond) {
 				for i, n := range nodes {
-					if h := n.cluster.Healthy(id); h != last[i] {
+					if h := n.view.Healthy(id); h != last[i] {
 						transitions++
 						last[i] = h
 					}
@@ -391,9 +392,9 @@ func TestClusterProberLeaves(t *testing.T) {
 	ccfg.ObservationTTL = 3 * time.Second
 	nodes := startGossipNodes(t, names, clusterCheckConfig(interval, fall, 2), ccfg, taggedClients(nil))
 	for _, n := range nodes {
-		n.cluster.SetTargets([]Target{{ID: id, Address: be.addr, Path: "/"}})
+		n.view.SetTargets([]health.Target{{ID: id, Address: be.addr, Path: "/"}})
 	}
-	untilAll(t, nodes, 10*time.Second, "down everywhere", func(n *gossipNode) bool { return !n.cluster.Healthy(id) })
+	untilAll(t, nodes, 10*time.Second, "down everywhere", func(n *gossipNode) bool { return !n.view.Healthy(id) })
 
 	nodes[0].stop()
 	rest := nodes[1:]
@@ -404,14 +405,14 @@ func TestClusterProberLeaves(t *testing.T) {
 	for end := prev.Add(2 * fall * interval); prev.Before(end); time.Sleep(time.Millisecond) {
 		now := time.Now()
 		for i, n := range rest {
-			if n.cluster.Healthy(id) {
+			if n.view.Healthy(id) {
 				upFor[i] += now.Sub(prev)
 			}
 		}
 		prev = now
 	}
 	for i, n := range rest {
-		st := statusFor(t, n.cluster, id)
+		st := statusFor(t, n.view, id)
 		t.Logf("%s: backend up for about %s after n0 left; probers now %v", n.name, upFor[i].Round(time.Millisecond), st.Probers)
 		if !slices.Equal(st.Probers, []string{"n1", "n2"}) || st.Healthy || !votingObservers(t, n, id, false, 2) {
 			t.Errorf("%s: probers %v healthy %t, want n1 and n2 both voting down", n.name, st.Probers, st.Healthy)
@@ -421,7 +422,7 @@ func TestClusterProberLeaves(t *testing.T) {
 		}
 	}
 	untilAll(t, rest, 5*time.Second, "n0's observation expired and not voting", func(n *gossipNode) bool {
-		o, ok := observer(statusFor(t, n.cluster, id), "n0", SourceActive)
+		o, ok := observer(statusFor(t, n.view, id), "n0", SourceActive)
 		return ok && !o.Fresh && !o.Voting
 	})
 }

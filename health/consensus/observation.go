@@ -1,4 +1,4 @@
-package health
+package consensus
 
 import (
 	"crypto/sha256"
@@ -74,7 +74,7 @@ const (
 )
 
 // errBadObservation wraps every decoding failure so callers can count them as one cause.
-var errBadObservation = errors.New("health: malformed observation")
+var errBadObservation = errors.New("consensus: malformed observation")
 
 // encodeObservation returns the version-1 encoding of o:
 //
