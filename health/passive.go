@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/veloflux/veloflux/internal/attempt"
 )
 
 // ErrPassiveRunning is returned by Passive.Run when it is already running.
@@ -20,19 +22,21 @@ var ErrPassiveRunning = errors.New("health: passive checks already running")
 
 // Outcome is what one attempt to send a request to a backend came to, as the proxy reports
 // it. Only the failures count towards an ejection.
-type Outcome uint8
+//
+// It is an alias of attempt.Outcome, as proxy.Outcome is: one type, so that *Passive satisfies
+// proxy.PassiveHealth directly (a method's parameter types must be identical for that) while
+// neither package imports the other (see internal/attempt).
+type Outcome = attempt.Outcome
 
+// The outcomes, as attempt declares them.
 const (
-	// OutcomeSuccess is any response below 500, WebSocket upgrades included.
-	OutcomeSuccess Outcome = iota
-	// Outcome5xx is a response with a 5xx status.
-	Outcome5xx
-	// OutcomeConnectFailure is a connection that could not be opened, or broke before a
-	// response: refused, reset, closed.
-	OutcomeConnectFailure
-	// OutcomeTimeout is a connection or response that did not come in time.
-	OutcomeTimeout
-	numOutcomes
+	OutcomeSuccess        = attempt.Success        // any response below 500, WebSocket upgrades included
+	Outcome5xx            = attempt.Status5xx      // a response with a 5xx status
+	OutcomeConnectFailure = attempt.ConnectFailure // not opened, or broken before a response
+	OutcomeTimeout        = attempt.Timeout        // a connection or response that did not come in time
+
+	// numOutcomes bounds what Report accepts; any other value is ignored.
+	numOutcomes = attempt.NumOutcomes
 )
 
 // failureNames are the short names of the failure outcomes: the reason label of

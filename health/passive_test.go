@@ -329,6 +329,17 @@ func counterSeries(t *testing.T, reg *prometheus.Registry, name string) map[stri
 	return out
 }
 
+// TestFailureOutcomesAreNamed: every failure outcome the proxy can report (attempt.Outcome, shared
+// with it) has a metric label and words for Status reasons, so a new outcome cannot be
+// ejected under an empty reason.
+func TestFailureOutcomesAreNamed(t *testing.T) {
+	for o := OutcomeSuccess + 1; o < numOutcomes; o++ {
+		if n := failureNames[o]; n.label == "" || n.one == "" || n.plural == "" {
+			t.Errorf("outcome %d has names %+v", o, n)
+		}
+	}
+}
+
 func TestDescribeFailures(t *testing.T) {
 	bit := func(os ...Outcome) uint32 {
 		var k uint32

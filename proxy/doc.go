@@ -5,7 +5,7 @@
 // limiting, geo redirects, WebSocket pass-through and graceful drain.
 //
 // The package imports only discovery types (and internal/localerr, which tells this node's
-// exhaustion from a backend's failure). What it needs from elsewhere (health view,
-// session store, client locator) it declares as small interfaces in interfaces.go; cmd wires
-// concrete values in.
+// exhaustion from a backend's failure, and internal/attempt, the outcome type it shares with
+// the passive health checks). What it needs from elsewhere (health view, session store, client
+// locator) it declares as small interfaces in interfaces.go; cmd wires concrete values in.
 package proxy

@@ -3,6 +3,8 @@ package proxy
 import (
 	"net/netip"
 	"time"
+
+	"github.com/veloflux/veloflux/internal/attempt"
 )
 
 // HealthView tells whether a backend may receive traffic. Healthy is called on the request
@@ -13,8 +15,8 @@ type HealthView interface {
 }
 
 // PassiveHealth learns from real traffic: the proxy reports the outcome of every attempt to
-// send a request to a backend, retries included, so failing backends can be ejected (the
-// health package's passive checks, adapted by cmd). Report is called on the request path for
+// send a request to a backend, retries included, so failing backends can be ejected
+// (*health.Passive, which cmd passes in as it is). Report is called on the request path for
 // every attempt: it must not block, and should not allocate.
 type PassiveHealth interface {
 	Report(backendID string, o Outcome)
@@ -22,18 +24,18 @@ type PassiveHealth interface {
 
 // Outcome is what one attempt to a backend came to. It is judged on the response head: a
 // body that breaks off later is not reported again.
-type Outcome uint8
+//
+// It is an alias, not a type of this package: health.Outcome aliases the same attempt.Outcome,
+// so the passive checks implement PassiveHealth without importing proxy and without an
+// adapter in cmd (see internal/attempt).
+type Outcome = attempt.Outcome
 
+// The outcomes, as attempt declares them.
 const (
-	// OutcomeSuccess is a response below 500, a WebSocket upgrade included.
-	OutcomeSuccess Outcome = iota
-	// Outcome5xx is a response with a 5xx status, passed on to the client or retried.
-	Outcome5xx
-	// OutcomeConnectFailure is a connection that could not be opened, or that broke before
-	// the response: refused, reset, closed by the backend.
-	OutcomeConnectFailure
-	// OutcomeTimeout is a dial or response header timeout.
-	OutcomeTimeout
+	OutcomeSuccess        = attempt.Success        // a response below 500, a WebSocket upgrade included
+	Outcome5xx            = attempt.Status5xx      // a 5xx response, passed on to the client or retried
+	OutcomeConnectFailure = attempt.ConnectFailure // not opened, or broken before the response
+	OutcomeTimeout        = attempt.Timeout        // a dial or response header timeout
 )
 
 // SessionStore maps sticky session IDs to backend IDs. The local store keeps them in this
