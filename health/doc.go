@@ -18,6 +18,7 @@
 // and listens to a Passive. This package knows nothing of gossip or of other nodes.
 //
 // The package knows nothing about the proxy either: the proxy declares the small interfaces
-// it needs (a health view and an outcome reporter) and cmd adapts a *Checker and a *Passive
-// to them.
+// it needs. *Passive satisfies proxy.PassiveHealth as it is, because Outcome is an alias of
+// internal/attempt's type, which proxy.Outcome aliases too; cmd composes the proxy's health
+// view from Passive.Ejected, the consensus and the operators' drains.
 package health

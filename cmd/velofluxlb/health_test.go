@@ -147,27 +147,6 @@ pools:
 	}
 }
 
-func TestHealthOutcome(t *testing.T) {
-	tests := []struct {
-		in   proxy.Outcome
-		want health.Outcome
-		ok   bool
-	}{
-		{proxy.OutcomeSuccess, health.OutcomeSuccess, true},
-		{proxy.Outcome5xx, health.Outcome5xx, true},
-		{proxy.OutcomeConnectFailure, health.OutcomeConnectFailure, true},
-		{proxy.OutcomeTimeout, health.OutcomeTimeout, true},
-		{proxy.Outcome(99), 0, false},
-	}
-	for _, tt := range tests {
-		t.Run(fmt.Sprint(tt.in), func(t *testing.T) {
-			if got, ok := healthOutcome(tt.in); got != tt.want || ok != tt.ok {
-				t.Fatalf("healthOutcome(%d) = %d, %v; want %d, %v", tt.in, got, ok, tt.want, tt.ok)
-			}
-		})
-	}
-}
-
 // switchable is a real backend whose answers to proxied requests and to health probes can be
 // changed while it runs, and which counts both.
 type switchable struct {
@@ -201,7 +180,7 @@ func (s *switchable) addr() string { return s.srv.Listener.Addr().String() }
 
 // healthNode is the health part of a node, wired as newApp wires it: a real checker and
 // passive checks, the routing that maps configuration to both, and a real proxy on a real
-// socket that reads checkView and reports to the passive checks.
+// socket that reads healthView and reports to the passive checks.
 type healthNode struct {
 	checker *health.Checker
 	passive *health.Passive
@@ -223,9 +202,13 @@ func startHealthNode(t *testing.T, yaml string) *healthNode {
 	if err != nil {
 		t.Fatal(err)
 	}
+	drains, err := newDrains(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	p, err := proxy.New(proxyConfig(cfg), proxy.Options{
-		Health:     checkView{active: consensus, passive: passive},
-		Passive:    passiveReporter{passive},
+		Health:     healthView{drains: drains, passive: passive, consensus: consensus},
+		Passive:    passive,
 		Registerer: reg,
 	})
 	if err != nil {

@@ -159,8 +159,8 @@ func (a *app) build() error {
 		return err
 	}
 	opts := proxy.Options{
-		Health:       healthView{checks: checkView{active: a.consensus, passive: a.passive}, drains: a.drains},
-		Passive:      passiveReporter{a.passive},
+		Health:       healthView{drains: a.drains, passive: a.passive, consensus: a.consensus},
+		Passive:      a.passive, // as it is: health.Outcome is proxy.Outcome (internal/attempt)
 		Sessions:     sessions,
 		Logger:       log.With("component", "proxy"),
 		AccessLogger: log.With("component", "access"),

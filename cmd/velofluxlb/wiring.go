@@ -99,7 +99,7 @@ func newHealthChecks(cfg *config.Config, log *slog.Logger, reg prometheus.Regist
 // newConsensus builds the health view shared with the cluster: each backend is probed by
 // cluster.health.probers nodes and judged by their consensus; without a cluster this node
 // probes everything and decides alone. A passive ejection seen here takes effect here at once
-// (checkView) and is shared with the peers as an observation, for their admin views.
+// (healthView) and is shared with the peers as an observation, for their admin views.
 // cl nil means no cluster.
 func newConsensus(cfg *config.Config, cl *cluster, checker *health.Checker, passive *health.Passive, log *slog.Logger, reg prometheus.Registerer) (*consensus.View, error) {
 	cc := consensus.DefaultConfig()
@@ -117,40 +117,6 @@ func newConsensus(cfg *config.Config, cl *cluster, checker *health.Checker, pass
 	}
 	passive.OnChange(v.ReportLocal)
 	return v, nil
-}
-
-// checkView is the health checks' verdict on a backend: the active checker calls it up and
-// the passive checks have not ejected it. Both answer from immutable snapshots. It is the one
-// place that composes them, so that the cluster's consensus view can replace the active part.
-type checkView struct {
-	active  proxy.HealthView
-	passive *health.Passive
-}
-
-func (v checkView) Healthy(id string) bool { return !v.passive.Ejected(id) && v.active.Healthy(id) }
-
-// passiveReporter hands the proxy's attempt outcomes to the passive checks. The proxy and the
-// health package each declare their own outcome type, so that neither imports the other.
-type passiveReporter struct{ passive *health.Passive }
-
-func (r passiveReporter) Report(id string, o proxy.Outcome) {
-	if ho, ok := healthOutcome(o); ok {
-		r.passive.Report(id, ho)
-	}
-}
-
-func healthOutcome(o proxy.Outcome) (health.Outcome, bool) {
-	switch o {
-	case proxy.OutcomeSuccess:
-		return health.OutcomeSuccess, true
-	case proxy.Outcome5xx:
-		return health.Outcome5xx, true
-	case proxy.OutcomeConnectFailure:
-		return health.OutcomeConnectFailure, true
-	case proxy.OutcomeTimeout:
-		return health.OutcomeTimeout, true
-	}
-	return 0, false
 }
 
 // proxyConfig is the reloadable part of the proxy's settings.
