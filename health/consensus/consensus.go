@@ -63,6 +63,19 @@ type View struct {
 	// view maps backend ID to healthy. It is replaced, never modified, so Healthy reads it
 	// without locks on the request path.
 	view atomic.Pointer[map[string]bool]
+	// known is byID as SetTargets last set it (replaced, never modified), for ReportLocal,
+	// which must not take mu.
+	known atomic.Pointer[map[string]health.Target]
+
+	// reports are the passive layer's latest words, by backend ID, that Run has not applied
+	// yet: at most one per known backend, so the map is bounded without dropping any.
+	// reportsMu guards it and is only ever held to store one report or to swap the map, never
+	// across other work, so ReportLocal, on a request's goroutine, cannot wait for a slow path.
+	// Lock order: mu, then reportsMu.
+	reportsMu sync.Mutex
+	reports   map[string]passiveReport
+	// reported tells Run that reports wait; capacity 1, since Run takes them all at once.
+	reported chan struct{}
 
 	mu         sync.Mutex
 	targets    []health.Target          // every backend, first of each ID, in SetTargets order
@@ -101,6 +114,13 @@ const takenOverWhileDown = "taken over while down"
 // observation is this node's current vote on p.
 func (p *probed) observation() Observation {
 	return Observation{Source: SourceActive, Healthy: p.healthy, LastProbeOK: p.last.OK, Reason: p.reason, At: p.last.At}
+}
+
+// passiveReport is one ReportLocal call, waiting for Run.
+type passiveReport struct {
+	ejected bool
+	reason  string
+	at      time.Time
 }
 
 // reported is the passive layer's latest word on one backend.
@@ -154,27 +174,31 @@ func New(cfg Config, checker *health.Checker, g Gossip, logger *slog.Logger, reg
 	if self == "" {
 		self = "local"
 	}
+	byID := map[string]health.Target{}
 	v := &View{
-		cfg:     cfg,
-		self:    self,
-		checker: checker,
-		store:   g.Store,
-		bcast:   g.Broadcaster,
-		members: g.Members,
-		logger:  logger,
-		metrics: m,
-		changes: make(chan gossip.Entry, cfg.QueueSize),
-		wake:    make(chan struct{}, 1),
-		byID:    map[string]health.Target{},
-		partOf:  map[string]string{},
-		idOf:    map[string]string{},
-		probers: map[string][]string{},
-		mine:    map[string]*probed{},
-		passive: map[string]*reported{},
-		seen:    map[string]seenEntry{},
-		down:    map[string]string{},
+		cfg:      cfg,
+		self:     self,
+		checker:  checker,
+		store:    g.Store,
+		bcast:    g.Broadcaster,
+		members:  g.Members,
+		logger:   logger,
+		metrics:  m,
+		changes:  make(chan gossip.Entry, cfg.QueueSize),
+		wake:     make(chan struct{}, 1),
+		reports:  map[string]passiveReport{},
+		reported: make(chan struct{}, 1),
+		byID:     byID,
+		partOf:   map[string]string{},
+		idOf:     map[string]string{},
+		probers:  map[string][]string{},
+		mine:     map[string]*probed{},
+		passive:  map[string]*reported{},
+		seen:     map[string]seenEntry{},
+		down:     map[string]string{},
 	}
 	v.view.Store(&map[string]bool{})
+	v.known.Store(&byID)
 	checker.OnResult(v.onResult)
 	if v.store != nil {
 		v.store.OnChange(v.onStoreChange)
@@ -218,6 +242,7 @@ func (v *View) SetTargets(all []health.Target) {
 		partOf[t.ID], idOf[part] = part, t.ID
 	}
 	v.targets, v.byID, v.partOf, v.idOf = targets, byID, partOf, idOf
+	v.known.Store(&byID)
 	for id := range v.passive {
 		if _, ok := byID[id]; !ok {
 			delete(v.passive, id)
@@ -331,36 +356,68 @@ func (v *View) onResult(r health.Result) {
 	}
 }
 
-// ReportLocal records the passive layer's verdict on a backend and shares it with the peers,
-// who show it in Status. It never votes: one node's clients failing says little about the
-// others'. An ejection is refreshed for as long as it lasts, and a reinstatement is written
-// once and then left to expire. Repeating a report writes nothing, but it takes the View's
-// lock, so call it when the ejection state changes rather than per request. It never waits on
-// the network. Unknown IDs are ignored.
+// ReportLocal records the passive layer's verdict on a backend, for Run to share it with the
+// peers, who show it in Status. It never votes: one node's clients failing says little about
+// the others'. An ejection is refreshed for as long as it lasts, and a reinstatement is written
+// once and then left to expire; repeating a report writes nothing.
+//
+// It is the Passive's OnChange hook, so it runs on the goroutine of the request whose failure
+// ejected the backend, and it keeps OnChange's rule: copy and enqueue, never block. It stores
+// the report and wakes Run, taking no lock that Run or any other method holds while it works,
+// and never waits on the network. Reports that Run has not taken yet are coalesced: only a
+// backend's latest state is shared. Unknown IDs are ignored.
 func (v *View) ReportLocal(id string, ejected bool, reason string) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	t, ok := v.byID[id]
-	if !ok {
+	if _, ok := (*v.known.Load())[id]; !ok {
 		return
 	}
 	if !ejected {
 		reason = ""
 	}
+	r := passiveReport{ejected: ejected, reason: reason, at: time.Now()}
+	v.reportsMu.Lock()
+	v.reports[id] = r
+	v.reportsMu.Unlock()
+	select {
+	case v.reported <- struct{}{}:
+	default: // Run has a wake-up pending, and takes every report when it comes
+	}
+}
+
+// applyReports writes the observations of the reports ReportLocal took since the last call.
+// The map is swapped under mu, so once mu is free every report taken before is applied.
+func (v *View) applyReports() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.reportsMu.Lock()
+	reports := v.reports
+	if len(reports) > 0 {
+		v.reports = make(map[string]passiveReport, len(reports))
+	}
+	v.reportsMu.Unlock()
+	for id, r := range reports {
+		v.reportLocked(id, r)
+	}
+}
+
+// reportLocked records one passive report and, with a store, writes it. v.mu must be held.
+func (v *View) reportLocked(id string, r passiveReport) {
+	t, ok := v.byID[id]
+	if !ok {
+		return // removed since it was reported
+	}
 	old := v.passive[id]
-	if old == nil && !ejected {
+	if old == nil && !r.ejected {
 		return // nothing was said, so there is nothing to take back
 	}
-	if old != nil && old.obs.Healthy == !ejected && old.obs.Reason == reason {
+	if old != nil && old.obs.Healthy == !r.ejected && old.obs.Reason == r.reason {
 		return
 	}
-	rep := &reported{obs: Observation{Source: SourcePassive, Healthy: !ejected, LastProbeOK: !ejected,
-		Reason: reason, At: time.Now()}}
+	rep := &reported{obs: Observation{Source: SourcePassive, Healthy: !r.ejected, LastProbeOK: !r.ejected,
+		Reason: r.reason, At: r.at}}
 	v.passive[id] = rep
 	if v.store != nil && v.writeLocked(id, rep.obs, v.ttlFor(t)) {
 		rep.written = time.Now()
 	}
-	v.poke() // Run's next refresh deadline may now be earlier
 }
 
 // writeLocked stores this node's observation of backend id and broadcasts it, reporting whether
@@ -410,10 +467,11 @@ func (v *View) poke() {
 	}
 }
 
-// Run follows the member list, refreshes this node's observations, absorbs store changes and
-// recomputes the view when they, the membership or an expiring vote call for it, until ctx
-// ends; then it returns nil. It starts no other goroutine; the Checker runs separately
-// (Checker.Run). Run can be called again after it returned, but not twice at once (ErrRunning).
+// Run follows the member list, refreshes this node's observations, absorbs store changes,
+// writes the passive reports and recomputes the view when they, the membership or an expiring
+// vote call for it, until ctx ends; then it returns nil. It starts no other goroutine; the
+// Checker runs separately (Checker.Run). Run can be called again after it returned, but not
+// twice at once (ErrRunning).
 func (v *View) Run(ctx context.Context) error {
 	if !v.running.CompareAndSwap(false, true) {
 		return ErrRunning
@@ -431,6 +489,8 @@ func (v *View) Run(ctx context.Context) error {
 			v.absorb(e)
 		case <-v.wake:
 			v.absorb()
+		case <-v.reported:
+			v.applyReports()
 		case <-timer.C:
 		}
 		now := time.Now()

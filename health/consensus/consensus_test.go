@@ -521,6 +521,23 @@ func hasTarget(c *health.Checker, id string) bool {
 	return false
 }
 
+// settled reports whether Run has applied every report ReportLocal took: reports are swapped
+// out and applied under mu, so none is in flight while mu is held and the map is empty.
+func (u unitView) settled() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.reportsMu.Lock()
+	defer u.reportsMu.Unlock()
+	return len(u.reports) == 0
+}
+
+// reportLocal calls ReportLocal and waits until Run has applied it.
+func (u unitView) reportLocal(t *testing.T, id string, ejected bool, reason string) {
+	t.Helper()
+	u.ReportLocal(id, ejected, reason)
+	waitFor(t, 5*time.Second, "the report applied", u.settled)
+}
+
 func TestReportLocal(t *testing.T) {
 	members := []string{"self", "p1", "p2"}
 	u := newUnitView(t, "self", DefaultConfig(), clusterCheckConfig(time.Second, 3, 2), members...)
@@ -540,18 +557,24 @@ func TestReportLocal(t *testing.T) {
 		return o, true
 	}
 
-	u.ReportLocal(id, false, "")
+	u.reportLocal(t, id, false, "")
 	if _, ok := passive(); ok {
 		t.Fatal("a reinstatement without a prior ejection was written")
 	}
 	u.ReportLocal("unknown", true, "x")
-	u.ReportLocal(id, true, "5 errors in 10s")
+	u.reportsMu.Lock()
+	pending := len(u.reports)
+	u.reportsMu.Unlock()
+	if pending != 0 {
+		t.Fatal("a report of an unknown backend was queued")
+	}
+	u.reportLocal(t, id, true, "5 errors in 10s")
 	o, ok := passive()
 	if !ok || o.Healthy || o.Reason != "5 errors in 10s" || o.Source != SourcePassive {
 		t.Fatalf("passive observation = %+v (found %t)", o, ok)
 	}
 	sent := u.bcast.sent.Load()
-	u.ReportLocal(id, true, "5 errors in 10s")
+	u.reportLocal(t, id, true, "5 errors in 10s")
 	if got := u.bcast.sent.Load(); got != sent || sent != 1 {
 		t.Fatalf("broadcasts %d then %d, want 1 for one ejection reported twice", sent, got)
 	}
@@ -560,7 +583,7 @@ func TestReportLocal(t *testing.T) {
 		o, ok := observer(statusFor(t, u.View, id), "self", SourcePassive)
 		return ok && !o.Healthy && !o.Voting && o.Fresh
 	})
-	u.ReportLocal(id, false, "ignored when reinstated")
+	u.reportLocal(t, id, false, "ignored when reinstated")
 	if o, _ := passive(); !o.Healthy || o.Reason != "" {
 		t.Fatalf("after reinstatement the passive observation is %+v", o)
 	}
@@ -568,13 +591,59 @@ func TestReportLocal(t *testing.T) {
 		t.Fatalf("sent = %v, want 2", got)
 	}
 	u.bcast.refuse.Store(true)
-	u.ReportLocal(id, true, "again")
+	u.reportLocal(t, id, true, "again")
 	if got := testutil.ToFloat64(u.metrics.observations.WithLabelValues(obsFailed)); got != 1 {
 		t.Fatalf("failed = %v, want 1 after a refused broadcast", got)
 	}
 	if o, _ := passive(); o.Reason != "again" {
 		t.Fatal("a refused broadcast did not keep the observation in the store for push/pull")
 	}
+}
+
+// TestReportLocalNeverWaitsForTheView: the passive checks call ReportLocal (their OnChange hook)
+// from the request whose failure ejects a backend. While the View is busy (its lock held, as a
+// long recomputation or a stalled Run holds it), that request's Report must still return; the
+// ejection is shared once the View is free again.
+func TestReportLocalNeverWaitsForTheView(t *testing.T) {
+	members := []string{"self", "p1", "p2"}
+	u := newUnitView(t, "self", DefaultConfig(), clusterCheckConfig(time.Second, 3, 2), members...)
+	id := idProbedBy(t, members, 2, "p1", "p2")
+	u.SetTargets([]health.Target{{ID: id, Address: "127.0.0.1:1", Path: "/"}, {ID: "other", Address: "127.0.0.1:2"}})
+	waitFor(t, 5*time.Second, "member list taken in", func() bool { return clusteredWith(u.View, 3) })
+	passive, err := health.NewPassive(nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	passive.OnChange(u.ReportLocal)
+	passive.SetPools([]health.PassivePool{{Name: "web", Backends: []string{id, "other"}, Config: health.PassiveConfig{
+		ConsecutiveFailures: 1, EjectionTime: time.Hour, MaxEjectionTime: time.Hour, MaxEjectionPercent: 50}}})
+
+	u.mu.Lock()
+	returned := make(chan struct{})
+	go func() {
+		defer close(returned)
+		passive.Report(id, health.Outcome5xx) // the failure that ejects, on the request path
+	}()
+	select {
+	case <-returned:
+	case <-time.After(5 * time.Second): // a guard against a hang; the event comes first
+		u.mu.Unlock()
+		<-returned
+		t.Fatal("Report, ejecting a backend, waited for the View's lock")
+	}
+	u.mu.Unlock()
+	if !passive.Ejected(id) {
+		t.Fatal("the backend was not ejected")
+	}
+	key := observationKey(SourcePassive, backendKeyPart(id), "self")
+	waitFor(t, 5*time.Second, "the ejection shared once the View is free", func() bool {
+		e, ok := u.store.Get(gossip.KindHealth, key)
+		if !ok {
+			return false
+		}
+		o, err := decodeObservation(e.Value)
+		return err == nil && !o.Healthy && o.Reason == "a 5xx response"
+	})
 }
 
 func TestNewRejects(t *testing.T) {

@@ -14,7 +14,8 @@
 // Without a gossip store, or with no peer in sight, a View is standalone: this node probes
 // every backend and its own Checker's verdicts are the view.
 //
-// Gossip callbacks never block: the store's change hook only enqueues, and Run does the work.
-// This is the only health package that imports gossip; health itself knows nothing of other
-// nodes.
+// Callbacks never block: the store's change hook, on the gossip receive path, and ReportLocal,
+// the passive checks' OnChange hook on the path of the request that ejected a backend, only
+// enqueue; Run does the work under the View's lock. This is the only health package that
+// imports gossip; health itself knows nothing of other nodes.
 package consensus
