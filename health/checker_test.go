@@ -338,7 +338,9 @@ func TestCheckerSetTargets(t *testing.T) {
 
 func TestCheckerRemoveCancelsProbe(t *testing.T) {
 	inFlight := make(chan struct{}, 1)
-	released := make(chan struct{})
+	// Buffered: the handler's send does not wait, and on a busy machine it can come before the
+	// test waits for it, which an unbuffered channel would lose.
+	released := make(chan struct{}, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case inFlight <- struct{}{}:
