@@ -29,25 +29,8 @@ func TestHTTP2RapidResetGuard(t *testing.T) {
 	cfg.H2Guard = h2guard.Config{MinStreams: 50, PrematureWindow: time.Minute}
 	s, _, _ := runServer(t, cfg, p)
 
-	c, err := tls.Dial("tcp", s.Addrs()[1].String(), &tls.Config{RootCAs: roots, NextProtos: []string{"h2"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(60 * time.Second)) // a guard against a hang only
-	if _, err := c.Write([]byte(http2.ClientPreface)); err != nil {
-		t.Fatal(err)
-	}
-	fr := http2.NewFramer(c, c)
-	if err := fr.WriteSettings(); err != nil {
-		t.Fatal(err)
-	}
-	var block bytes.Buffer
-	enc := hpack.NewEncoder(&block)
-	for _, f := range []hpack.HeaderField{{Name: ":method", Value: "GET"}, {Name: ":scheme", Value: "https"},
-		{Name: ":authority", Value: "t"}, {Name: ":path", Value: "/"}} {
-		_ = enc.WriteField(f)
-	}
+	_, fr := h2Start(t, s.Addrs()[1].String(), roots)
+	block := h2GetBlock()
 	goaway := make(chan *http2.GoAwayFrame, 1)
 	go func() {
 		defer close(goaway)
@@ -64,7 +47,7 @@ func TestHTTP2RapidResetGuard(t *testing.T) {
 	}()
 	for i := range 2000 {
 		id := uint32(2*i + 1)
-		if fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true}) != nil ||
+		if fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block, EndStream: true, EndHeaders: true}) != nil ||
 			fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
 			break
 		}
@@ -142,21 +125,8 @@ func TestH2ConnectionSpecificFieldsRefused(t *testing.T) {
 		{Name: "proxy-connection", Value: "close"},
 		{Name: "te", Value: "trailers"}, // the one TE allowed: forwarded
 	} {
-		c := h2Dial(t, s.Addrs()[1].String(), roots)
-		if _, err := c.Write([]byte(http2.ClientPreface)); err != nil {
-			t.Fatal(err)
-		}
-		fr := http2.NewFramer(c, c)
-		if err := fr.WriteSettings(); err != nil {
-			t.Fatal(err)
-		}
-		var block bytes.Buffer
-		enc := hpack.NewEncoder(&block)
-		for _, f := range []hpack.HeaderField{{Name: ":method", Value: "GET"}, {Name: ":scheme", Value: "https"},
-			{Name: ":authority", Value: "t"}, {Name: ":path", Value: "/"}, extra} {
-			_ = enc.WriteField(f)
-		}
-		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+		_, fr := h2Start(t, s.Addrs()[1].String(), roots)
+		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h2GetBlock(extra), EndStream: true, EndHeaders: true}); err != nil {
 			t.Fatal(err)
 		}
 		status := ""
@@ -197,14 +167,7 @@ func TestH2SettingsAdvertised(t *testing.T) {
 	cfg.H2MaxFrameSize = 32768
 	cfg.H2StreamWindow = 262144
 	s, _, _ := runServer(t, cfg, p)
-	c := h2Dial(t, s.Addrs()[1].String(), roots)
-	if _, err := c.Write([]byte(http2.ClientPreface)); err != nil {
-		t.Fatal(err)
-	}
-	fr := http2.NewFramer(c, c)
-	if err := fr.WriteSettings(); err != nil {
-		t.Fatal(err)
-	}
+	_, fr := h2Start(t, s.Addrs()[1].String(), roots)
 	f, err := fr.ReadFrame()
 	if err != nil {
 		t.Fatal(err)
@@ -222,4 +185,30 @@ func TestH2SettingsAdvertised(t *testing.T) {
 			t.Errorf("%v = %d (sent %v), want %d", id, v, ok, want)
 		}
 	}
+}
+
+// h2Start opens an HTTP/2 connection to addr by hand: TLS with ALPN h2, the client preface and
+// an empty SETTINGS frame; the Framer reads and writes raw frames.
+func h2Start(t *testing.T, addr string, roots *x509.CertPool) (*tls.Conn, *http2.Framer) {
+	t.Helper()
+	c := h2Dial(t, addr, roots)
+	if _, err := c.Write([]byte(http2.ClientPreface)); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(c, c)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	return c, fr
+}
+
+// h2GetBlock is the HPACK block of GET https://t/ with extra fields after the pseudo-fields.
+func h2GetBlock(extra ...hpack.HeaderField) []byte {
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	for _, f := range append([]hpack.HeaderField{{Name: ":method", Value: "GET"}, {Name: ":scheme", Value: "https"},
+		{Name: ":authority", Value: "t"}, {Name: ":path", Value: "/"}}, extra...) {
+		_ = enc.WriteField(f)
+	}
+	return block.Bytes()
 }
