@@ -16,6 +16,9 @@ import (
 func TestLoadFileSizeCapPipe(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "config.fifo")
 	if err := syscall.Mkfifo(p, 0o600); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("mkfifo: %v", err)
+		}
 		t.Skipf("mkfifo: %v", err)
 	}
 	const total = 64 << 20
