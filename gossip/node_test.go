@@ -16,15 +16,17 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // TestMain fails the run if goroutines outlive the tests. memberlist's Shutdown does not wait
 // for a probe already in flight, which ends within one ProbeInterval (1 s on the LAN preset),
-// so leftovers get a few seconds to finish before they count as leaks.
+// so leftovers get until the shared guard to finish before they count as leaks.
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if code == 0 {
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(testutil.Timeout())
 		err := goleak.Find()
 		for err != nil && time.Now().Before(deadline) {
 			time.Sleep(100 * time.Millisecond)
@@ -132,22 +134,10 @@ func startNode(t *testing.T, cfg Config, state *recState) testNode {
 	case <-n.Ready():
 	case err := <-done:
 		t.Fatalf("Run(%s) ended early: %v", cfg.Name, err)
-	case <-time.After(5 * time.Second):
+	case <-time.After(testutil.Timeout()):
 		t.Fatalf("Run(%s) did not bind", cfg.Name)
 	}
 	return testNode{Node: n, state: state, reg: reg}
-}
-
-// eventually polls cond until it holds or timeout passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // consistently fails if cond stops holding within d.
@@ -214,7 +204,7 @@ func startCluster(t *testing.T, keys [][]byte, names ...string) []testNode {
 		nodes = append(nodes, startNode(t, testConfig(name, keys, nodes[0].LocalAddr()), nil))
 	}
 	for _, n := range nodes {
-		eventually(t, 10*time.Second, n.cfg.Name+" sees all members", seesMembers(n.Node, names...))
+		testutil.Eventually(t, n.cfg.Name+" sees all members", seesMembers(n.Node, names...))
 	}
 	return nodes
 }
@@ -245,7 +235,7 @@ func TestBroadcastReachesAllMembers(t *testing.T) {
 		t.Fatalf("Broadcast(%d bytes) = %v, want ErrMessageTooLarge", len(tooBig), err)
 	}
 	for _, n := range nodes[1:] {
-		eventually(t, 10*time.Second, n.cfg.Name+" receives the broadcast", func() bool {
+		testutil.Eventually(t, n.cfg.Name+" receives the broadcast", func() bool {
 			return n.state.hasDelta("pin s1 -> backend-3")
 		})
 		if got := metricValue(t, n.reg, "veloflux_gossip_messages_total",
@@ -277,8 +267,8 @@ func TestPushPullDeliversFullStateToLateJoiner(t *testing.T) {
 	k := [][]byte{key(3, 24)}
 	a := startNode(t, testConfig("a", k), &recState{full: []byte("state of a")})
 	c := startNode(t, testConfig("c", k, a.LocalAddr()), &recState{full: []byte("state of c")})
-	eventually(t, 10*time.Second, "c merges a's full state", func() bool { return c.state.hasFull("state of a") })
-	eventually(t, 10*time.Second, "a merges c's full state", func() bool { return a.state.hasFull("state of c") })
+	testutil.Eventually(t, "c merges a's full state", func() bool { return c.state.hasFull("state of a") })
+	testutil.Eventually(t, "a merges c's full state", func() bool { return a.state.hasFull("state of c") })
 	for _, n := range []testNode{a, c} {
 		for _, dir := range []string{"sent", "received"} {
 			if got := metricValue(t, n.reg, "veloflux_gossip_pushpull_bytes_total",
@@ -314,7 +304,7 @@ func TestNodeWithWrongKeyCannotJoinOrInject(t *testing.T) {
 			if err := b.Broadcast([]byte(msg)); err != nil {
 				t.Fatalf("Broadcast: %v", err)
 			}
-			eventually(t, 10*time.Second, "a receives b's broadcast", func() bool { return a.state.hasDelta(msg) })
+			testutil.Eventually(t, "a receives b's broadcast", func() bool { return a.state.hasDelta(msg) })
 			for _, n := range nodes {
 				if n.state.hasDelta("evil from " + cfg.Name) {
 					t.Errorf("%s accepted the intruder's broadcast", n.cfg.Name)
@@ -346,7 +336,7 @@ func TestKeyRotationKeepsClusterTogether(t *testing.T) {
 			t.Fatalf("Broadcast: %v", err)
 		}
 		for _, n := range nodes[:2] {
-			eventually(t, 10*time.Second, n.cfg.Name+" receives "+msg, func() bool { return n.state.hasDelta(msg) })
+			testutil.Eventually(t, n.cfg.Name+" receives "+msg, func() bool { return n.state.hasDelta(msg) })
 			if got := aliveNames(n.Node); !slices.Equal(got, []string{"a", "b", "c"}) {
 				t.Fatalf("%s: %s sees %v alive", step.name, n.cfg.Name, got)
 			}
@@ -355,7 +345,7 @@ func TestKeyRotationKeepsClusterTogether(t *testing.T) {
 	// The old key is really gone and the new one really in use: a node with only the new key joins,
 	// one with only the old key does not.
 	d := startNode(t, testConfig("d", [][]byte{newKey}, nodes[0].LocalAddr()), nil)
-	eventually(t, 10*time.Second, "d joins with the new key", seesMembers(d.Node, "a", "b", "c", "d"))
+	testutil.Eventually(t, "d joins with the new key", seesMembers(d.Node, "a", "b", "c", "d"))
 	e := startNode(t, testConfig("e", [][]byte{oldKey}, nodes[0].LocalAddr()), nil)
 	consistently(t, 2*time.Second, "e stays out", seesMembers(e.Node, "e"))
 
@@ -382,7 +372,7 @@ func TestSetDrainingShowsOnPeers(t *testing.T) {
 			if err := a.SetDraining(draining); err != nil {
 				t.Fatalf("SetDraining: %v", err)
 			}
-			eventually(t, 10*time.Second, "b sees a's flag", func() bool { return drainingOf("a")() == draining })
+			testutil.Eventually(t, "b sees a's flag", func() bool { return drainingOf("a")() == draining })
 		})
 	}
 }
@@ -416,7 +406,7 @@ func TestIncomingOverflowIsDroppedWithoutBlocking(t *testing.T) {
 	}()
 	select {
 	case <-sent:
-	case <-time.After(5 * time.Second):
+	case <-time.After(testutil.Timeout()):
 		close(state.block)
 		t.Fatal("NotifyMsg blocked on a full queue")
 	}
@@ -428,7 +418,7 @@ func TestIncomingOverflowIsDroppedWithoutBlocking(t *testing.T) {
 	}
 
 	close(state.block)
-	eventually(t, 5*time.Second, "queued messages merged", func() bool {
+	testutil.Eventually(t, "queued messages merged", func() bool {
 		return metricValue(t, reg, "veloflux_gossip_messages_total",
 			map[string]string{"direction": "received", "result": "ok"}) == queueSize+1
 	})
@@ -553,7 +543,7 @@ func TestStoppedNodeForgetsMembers(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
-	eventually(t, 10*time.Second, "b joins", seesMembers(b, "a", "b"))
+	testutil.Eventually(t, "b joins", seesMembers(b, "a", "b"))
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
@@ -565,7 +555,7 @@ func TestStoppedNodeForgetsMembers(t *testing.T) {
 		t.Errorf("SetDraining on a stopped node: %v", err)
 	}
 	// b left gracefully, so a drops it at once rather than after suspicion.
-	eventually(t, 10*time.Second, "a sees b leave", seesMembers(a.Node, "a"))
+	testutil.Eventually(t, "a sees b leave", seesMembers(a.Node, "a"))
 	if got := metricValue(t, a.reg, "veloflux_gossip_members", map[string]string{"state": "departed"}); got != 1 {
 		t.Errorf("a: members{state=departed} = %v, want 1", got)
 	}
@@ -585,13 +575,13 @@ func TestReconnectFindsDepartedMemberAgain(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
-	eventually(t, 10*time.Second, "b joins", seesMembers(a.Node, "a", "b"))
+	testutil.Eventually(t, "b joins", seesMembers(a.Node, "a", "b"))
 	addrB := b.LocalAddr()
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run(b): %v", err)
 	}
-	eventually(t, 10*time.Second, "a sees b leave", seesMembers(a.Node, "a"))
+	testutil.Eventually(t, "a sees b leave", seesMembers(a.Node, "a"))
 	all := a.AllMembers()
 	if len(all) != 2 || all[1].Name != "b" || all[1].State != "departed" || all[1].Addr != addrB || all[1].Region != "eu-b" {
 		t.Fatalf("AllMembers = %+v, want a alive then b departed at %s", all, addrB)
@@ -601,8 +591,8 @@ func TestReconnectFindsDepartedMemberAgain(t *testing.T) {
 	cfgB := testConfig("b", nil) // no seeds: only a's reconnect loop can bring them together
 	cfgB.BindPort, _ = strconv.Atoi(port)
 	b2 := startNode(t, cfgB, nil)
-	eventually(t, 10*time.Second, "a reconnects to b", seesMembers(a.Node, "a", "b"))
-	eventually(t, 10*time.Second, "b sees a", seesMembers(b2.Node, "a", "b"))
+	testutil.Eventually(t, "a reconnects to b", seesMembers(a.Node, "a", "b"))
+	testutil.Eventually(t, "b sees a", seesMembers(b2.Node, "a", "b"))
 	if all := a.AllMembers(); len(all) != 2 || all[1].State != "alive" {
 		t.Errorf("after reconnect AllMembers = %+v, want both alive", all)
 	}
@@ -701,6 +691,6 @@ func TestFindPeersIsAskedWhileAlone(t *testing.T) {
 	consistently(t, 300*time.Millisecond, "a stays alone while FindPeers knows no one", seesMembers(a.Node, "a"))
 	addr := b.LocalAddr()
 	found.Store(&addr)
-	eventually(t, 10*time.Second, "a finds b", seesMembers(a.Node, "a", "b"))
-	eventually(t, 10*time.Second, "b sees a", seesMembers(b.Node, "a", "b"))
+	testutil.Eventually(t, "a finds b", seesMembers(a.Node, "a", "b"))
+	testutil.Eventually(t, "b sees a", seesMembers(b.Node, "a", "b"))
 }
