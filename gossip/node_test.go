@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -377,59 +378,66 @@ func TestSetDrainingShowsOnPeers(t *testing.T) {
 	}
 }
 
+// The merge worker is held inside MergeDelta while more messages arrive than the queue holds.
+// Inside a synctest bubble, a NotifyMsg blocked on the full queue would be durably blocked, so
+// synctest.Wait tells at once whether the callbacks returned.
 func TestIncomingOverflowIsDroppedWithoutBlocking(t *testing.T) {
-	const queueSize = 4
-	state := &recState{block: make(chan struct{}), entered: make(chan struct{}, 1)}
-	cfg := testConfig("a", nil)
-	cfg.QueueSize = queueSize
-	reg := prometheus.NewRegistry()
-	n, err := New(cfg, state, nil, reg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { n.del.work(ctx) })
-	defer func() { cancel(); wg.Wait() }()
-
-	n.del.NotifyMsg([]byte("held"))
-	<-state.entered // the worker is stuck in MergeDelta; the queue is empty again
-
-	const extra = 3
-	sent := make(chan struct{})
-	go func() {
-		defer close(sent)
-		for i := range queueSize + extra {
-			n.del.NotifyMsg(fmt.Appendf(nil, "m%d", i))
+	synctest.Test(t, func(t *testing.T) {
+		const queueSize = 4
+		state := &recState{block: make(chan struct{}), entered: make(chan struct{}, 1)}
+		cfg := testConfig("a", nil)
+		cfg.QueueSize = queueSize
+		reg := prometheus.NewRegistry()
+		n, err := New(cfg, state, nil, reg)
+		if err != nil {
+			t.Fatalf("New: %v", err)
 		}
-		n.del.MergeRemoteState([]byte("full"), false)
-	}()
-	select {
-	case <-sent:
-	case <-time.After(testutil.Timeout()):
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Go(func() { n.del.work(ctx) })
+		defer func() { cancel(); wg.Wait() }()
+
+		n.del.NotifyMsg([]byte("held"))
+		<-state.entered // the worker is stuck in MergeDelta; the queue is empty again
+
+		const extra = 3
+		sent := make(chan struct{})
+		go func() {
+			defer close(sent)
+			for i := range queueSize + extra {
+				n.del.NotifyMsg(fmt.Appendf(nil, "m%d", i))
+			}
+			n.del.MergeRemoteState([]byte("full"), false)
+		}()
+		synctest.Wait()
+		select {
+		case <-sent:
+		default:
+			close(state.block)
+			t.Fatal("NotifyMsg blocked on a full queue")
+		}
+		dropped := func() float64 {
+			return metricValue(t, reg, "veloflux_gossip_messages_total", map[string]string{"direction": "received", "result": "dropped"})
+		}
+		if got := dropped(); got != extra+1 {
+			t.Errorf("dropped = %v, want %d", got, extra+1)
+		}
+
 		close(state.block)
-		t.Fatal("NotifyMsg blocked on a full queue")
-	}
-	dropped := func() float64 {
-		return metricValue(t, reg, "veloflux_gossip_messages_total", map[string]string{"direction": "received", "result": "dropped"})
-	}
-	if got := dropped(); got != extra+1 {
-		t.Errorf("dropped = %v, want %d", got, extra+1)
-	}
-
-	close(state.block)
-	testutil.Eventually(t, "queued messages merged", func() bool {
-		return metricValue(t, reg, "veloflux_gossip_messages_total",
-			map[string]string{"direction": "received", "result": "ok"}) == queueSize+1
-	})
-	for i := range queueSize {
-		if !state.hasDelta(fmt.Sprintf("m%d", i)) {
-			t.Errorf("queued message m%d was not merged", i)
+		synctest.Wait() // the worker has merged everything queued and waits for more
+		if got := metricValue(t, reg, "veloflux_gossip_messages_total",
+			map[string]string{"direction": "received", "result": "ok"}); got != queueSize+1 {
+			t.Errorf("merged ok = %v, want %d: the held message and the queued ones", got, queueSize+1)
 		}
-	}
-	if state.hasDelta(fmt.Sprintf("m%d", queueSize)) {
-		t.Errorf("message m%d beyond the queue was merged; it should have been dropped", queueSize)
-	}
+		for i := range queueSize {
+			if !state.hasDelta(fmt.Sprintf("m%d", i)) {
+				t.Errorf("queued message m%d was not merged", i)
+			}
+		}
+		if state.hasDelta(fmt.Sprintf("m%d", queueSize)) {
+			t.Errorf("message m%d beyond the queue was merged; it should have been dropped", queueSize)
+		}
+	})
 }
 
 func TestRunTwiceAndRotationWithoutKeys(t *testing.T) {

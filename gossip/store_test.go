@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/veloflux/veloflux/internal/testutil"
@@ -169,30 +170,47 @@ func TestStoreTTLExpiry(t *testing.T) {
 	}
 }
 
+// Run's ticker runs on the synctest bubble's clock, so the test knows exactly when a collection
+// is due; the store's own expiry clock is ft, moved by hand.
 func TestStoreRunCollectsExpiredEntries(t *testing.T) {
-	ft := testutil.NewClock(testEpoch)
-	s := newTestStore(t, "a", ft, func(c *StoreConfig) { c.ExpireInterval = 5 * time.Millisecond })
-	if _, err := s.Put(KindSession, "gone", []byte("x"), time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Put(KindSession, "kept", []byte("y"), time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	ft.Add(2 * time.Second)
-	testutil.EventuallyWithNote(t, "Run to collect the expired entry", func() (bool, string) {
-		n := s.Len(KindSession)
-		return n == 1, fmt.Sprintf("Len = %d", n)
+	synctest.Test(t, func(t *testing.T) {
+		const interval = 10 * time.Second
+		ft := testutil.NewClock(testEpoch)
+		s := newTestStore(t, "a", ft, func(c *StoreConfig) { c.ExpireInterval = interval })
+		if _, err := s.Put(KindSession, "gone", []byte("x"), time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Put(KindSession, "kept", []byte("y"), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx) }()
+		ft.Add(2 * time.Second)
+		time.Sleep(interval - time.Nanosecond)
+		synctest.Wait()
+		if n := s.Len(KindSession); n != 2 {
+			t.Fatalf("Len = %d before the first ExpireInterval: collected early", n)
+		}
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		if n := s.Len(KindSession); n != 1 {
+			t.Fatalf("Run did not collect the expired entry at ExpireInterval: Len = %d", n)
+		}
+		cancel()
+		synctest.Wait()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Run returned %v on cancel, want nil", err)
+			}
+		default:
+			t.Fatal("Run did not stop when its context ended")
+		}
+		if _, ok := s.Get(KindSession, "kept"); !ok {
+			t.Fatal("Run removed a live entry")
+		}
 	})
-	cancel()
-	if err := testutil.Receive(t, done, "Run to stop when its context ended"); err != nil {
-		t.Fatalf("Run returned %v on cancel, want nil", err)
-	}
-	if _, ok := s.Get(KindSession, "kept"); !ok {
-		t.Fatal("Run removed a live entry")
-	}
 }
 
 func TestStoreMergeLastWriterWins(t *testing.T) {
