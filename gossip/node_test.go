@@ -98,6 +98,7 @@ type testNode struct {
 	*Node
 	state *recState
 	reg   *prometheus.Registry
+	logs  *testutil.LogBuffer // the node's log, memberlist's own lines included
 }
 
 func testConfig(name string, keys [][]byte, seeds ...string) Config {
@@ -117,8 +118,8 @@ func startNode(t *testing.T, cfg Config, state *recState) testNode {
 	if state == nil {
 		state = &recState{}
 	}
-	reg := prometheus.NewRegistry()
-	n, err := New(cfg, state, nil, reg)
+	reg, logs := prometheus.NewRegistry(), &testutil.LogBuffer{}
+	n, err := New(cfg, state, logs.Logger(), reg)
 	if err != nil {
 		t.Fatalf("New(%s): %v", cfg.Name, err)
 	}
@@ -138,19 +139,18 @@ func startNode(t *testing.T, cfg Config, state *recState) testNode {
 	case <-time.After(testutil.Timeout()):
 		t.Fatalf("Run(%s) did not bind", cfg.Name)
 	}
-	return testNode{Node: n, state: state, reg: reg}
+	return testNode{Node: n, state: state, reg: reg, logs: logs}
 }
 
-// consistently fails if cond stops holding within d.
-func consistently(t *testing.T, d time.Duration, what string, cond func() bool) {
+// refusedTwice waits until n's join to its seeds has failed twice (a refusal, then a retry
+// refused too) or succeeded, whichever comes first. A node whose key the cluster does not
+// accept is then known to have tried and been turned away, rather than merely not yet seen.
+func refusedTwice(t *testing.T, n testNode) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if !cond() {
-			t.Fatalf("%s stopped holding", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.EventuallyWithNote(t, n.cfg.Name+"'s join refused twice, or accepted", func() (bool, string) {
+		refused, joined := len(n.logs.Find("join failed, retrying")), len(n.logs.Find("joined cluster"))
+		return refused >= 2 || joined > 0, fmt.Sprintf("%d refusals, %d joins", refused, joined)
+	})
 }
 
 func aliveNames(n *Node) []string {
@@ -294,12 +294,14 @@ func TestNodeWithWrongKeyCannotJoinOrInject(t *testing.T) {
 			if err := x.Broadcast([]byte("evil from " + cfg.Name)); err != nil {
 				t.Fatalf("Broadcast: %v", err)
 			}
-			// Without encryption enforced the intruder joins within one push/pull; give it several
-			// probe and gossip rounds.
-			consistently(t, 3*time.Second, "a and b alone", func() bool {
-				return seesMembers(a.Node, "a", "b")() && seesMembers(b.Node, "a", "b")() &&
-					slices.Equal(aliveNames(x.Node), []string{cfg.Name})
-			})
+			// Without encryption enforced the intruder joins within one push/pull, its first
+			// join; once two have been refused, both sides must still be apart.
+			refusedTwice(t, x)
+			if !seesMembers(a.Node, "a", "b")() || !seesMembers(b.Node, "a", "b")() ||
+				!slices.Equal(aliveNames(x.Node), []string{cfg.Name}) {
+				t.Fatalf("a sees %v, b sees %v, %s sees %v: want a and b alone, and the intruder alone",
+					aliveNames(a.Node), aliveNames(b.Node), cfg.Name, aliveNames(x.Node))
+			}
 			// The cluster itself still gossips: b's message arrives, the intruder's never did.
 			msg := "legit after " + cfg.Name
 			if err := b.Broadcast([]byte(msg)); err != nil {
@@ -348,7 +350,10 @@ func TestKeyRotationKeepsClusterTogether(t *testing.T) {
 	d := startNode(t, testConfig("d", [][]byte{newKey}, nodes[0].LocalAddr()), nil)
 	testutil.Eventually(t, "d joins with the new key", seesMembers(d.Node, "a", "b", "c", "d"))
 	e := startNode(t, testConfig("e", [][]byte{oldKey}, nodes[0].LocalAddr()), nil)
-	consistently(t, 2*time.Second, "e stays out", seesMembers(e.Node, "e"))
+	refusedTwice(t, e)
+	if got := aliveNames(e.Node); !slices.Equal(got, []string{"e"}) {
+		t.Fatalf("e, with only the removed key, sees %v alive; want it kept out", got)
+	}
 
 	if err := nodes[0].RemoveKey(newKey); err == nil {
 		t.Error("RemoveKey(primary) succeeded; memberlist must refuse it")
@@ -686,9 +691,11 @@ func TestUrgentEntriesJumpTheSessionBacklog(t *testing.T) {
 // at start (both looked before the other registered) still meet.
 func TestFindPeersIsAskedWhileAlone(t *testing.T) {
 	var found atomic.Pointer[string]
+	var asked atomic.Int32
 	cfgA := testConfig("a", nil)
 	cfgA.ReconnectInterval = 100 * time.Millisecond
 	cfgA.FindPeers = func() []string {
+		asked.Add(1)
 		if p := found.Load(); p != nil {
 			return []string{*p}
 		}
@@ -696,7 +703,10 @@ func TestFindPeersIsAskedWhileAlone(t *testing.T) {
 	}
 	a := startNode(t, cfgA, nil)
 	b := startNode(t, testConfig("b", nil), nil) // no seeds, no FindPeers: it can only be found
-	consistently(t, 300*time.Millisecond, "a stays alone while FindPeers knows no one", seesMembers(a.Node, "a"))
+	testutil.Eventually(t, "a to ask FindPeers twice while it knows no one", func() bool { return asked.Load() >= 2 })
+	if got := aliveNames(a.Node); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("a sees %v alive before FindPeers named anyone; want a alone", got)
+	}
 	addr := b.LocalAddr()
 	found.Store(&addr)
 	testutil.Eventually(t, "a finds b", seesMembers(a.Node, "a", "b"))
