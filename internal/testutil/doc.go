@@ -7,7 +7,8 @@
 // now function.
 //
 // Code driven by timers is better tested inside a testing/synctest bubble, where these
-// helpers also work: their sleeps and the guard run on the bubble's fake clock.
+// helpers also work: their sleeps and the guard run on the bubble's fake clock. Transport
+// brings an HTTP client into such a bubble by serving its requests in memory.
 //
 // Only tests import this package.
 package testutil

@@ -2,7 +2,9 @@ package testutil
 
 import (
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"runtime"
 	"strconv"
 	"strings"
@@ -192,4 +194,45 @@ func TestClock(t *testing.T) {
 	if got := now().Sub(t0); got != -time.Hour {
 		t.Fatalf("after Set: %v from start, want -1h", got)
 	}
+}
+
+func TestTransport(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			if r.URL.Query().Get("wait") != "" {
+				select {
+				case <-release:
+				case <-r.Context().Done():
+					return
+				}
+			}
+			w.Header().Set("X-Seen", r.Method+" "+r.RequestURI+" "+r.Host)
+			fmt.Fprintf(w, "got %q", body)
+		})
+		c := &http.Client{Transport: Transport(h)}
+
+		resp, err := c.Post("http://svc.test/echo?x=1", "text/plain", strings.NewReader("hello"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != `got "hello"` || resp.Header.Get("X-Seen") != "POST /echo?x=1 svc.test" {
+			t.Fatalf("answer %q, X-Seen %q", b, resp.Header.Get("X-Seen"))
+		}
+
+		// A handler that blocks holds the request on the bubble's clock: the client's own
+		// timeout ends it after exactly that long.
+		start := time.Now()
+		_, err = (&http.Client{Transport: Transport(h), Timeout: time.Minute}).Get("http://svc.test/?wait=1")
+		if err == nil || time.Since(start) != time.Minute {
+			t.Fatalf("blocked request ended after %v with %v, want the 1m client timeout", time.Since(start), err)
+		}
+		close(release)
+		if _, err := c.Get("http://svc.test/?wait=1"); err != nil {
+			t.Fatalf("released request: %v", err)
+		}
+	})
 }
