@@ -21,6 +21,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/veloflux/veloflux/discovery/consul/consultest"
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 func TestRegistrationValidate(t *testing.T) {
@@ -191,7 +192,7 @@ func TestRegistrarRegistersWithCheck(t *testing.T) {
 	regRun(t, r)
 
 	var entry *api.CatalogService
-	regEventually(t, 10*time.Second, "service in the catalog", func() (bool, string) {
+	testutil.EventuallyWithNote(t, "service in the catalog", func() (bool, string) {
 		svcs, _, err := client.Catalog().Service(reg.Name, "", nil)
 		if err != nil || len(svcs) != 1 {
 			return false, fmt.Sprintf("catalog: %d entries, err %v", len(svcs), err)
@@ -226,7 +227,7 @@ func TestRegistrarRegistersWithCheck(t *testing.T) {
 			ready.status.Store(int32(st.status))
 			// The output names the URL Consul polled and the answer it got.
 			wantOutput := reg.CheckURL + ": " + strconv.Itoa(st.status)
-			regEventually(t, 10*time.Second, "check "+st.want, func() (bool, string) {
+			testutil.EventuallyWithNote(t, "check "+st.want, func() (bool, string) {
 				c := regHTTPCheck(t, client, reg.Name, reg.ID)
 				return c.Status == st.want && strings.Contains(c.Output, wantOutput),
 					fmt.Sprintf("status %s, output %q, want output with %q", c.Status, c.Output, wantOutput)
@@ -253,7 +254,7 @@ func TestRegistrarDraining(t *testing.T) {
 		t.Fatalf("SetDraining before Run = %v, want the agent's 404", err)
 	}
 	regRun(t, r)
-	regEventually(t, 10*time.Second, "registered in maintenance", func() (bool, string) {
+	testutil.EventuallyWithNote(t, "registered in maintenance", func() (bool, string) {
 		status, maint := regAgentHealth(t, client, reg.ID)
 		return maint != nil && status == api.HealthCritical, "status " + status
 	})
@@ -264,12 +265,12 @@ func TestRegistrarDraining(t *testing.T) {
 		if _, maint := regAgentHealth(t, client, reg.ID); maint != nil {
 			t.Fatalf("maintenance check still there after SetDraining(false): %+v", maint)
 		}
-		regEventually(t, 10*time.Second, "service passing", func() (bool, string) {
+		testutil.EventuallyWithNote(t, "service passing", func() (bool, string) {
 			status, _ := regAgentHealth(t, client, reg.ID)
 			return status == api.HealthPassing, "status " + status
 		})
 		// Let the catalog catch up too, so the catalog check below starts from passing.
-		regEventually(t, 5*time.Second, "catalog health passing", func() (bool, string) {
+		testutil.EventuallyWithNote(t, "catalog health passing", func() (bool, string) {
 			entries, _, err := client.Health().Service("veloflux", "", true, nil)
 			return err == nil && len(entries) == 1, fmt.Sprintf("%d passing entries, err %v", len(entries), err)
 		})
@@ -288,7 +289,7 @@ func TestRegistrarDraining(t *testing.T) {
 		if c := regHTTPCheck(t, client, "veloflux", reg.ID); c.Status != api.HealthPassing {
 			t.Errorf("http check = %s; the test needs it passing to show maintenance alone makes the service critical", c.Status)
 		}
-		regEventually(t, 5*time.Second, "catalog health critical", func() (bool, string) {
+		testutil.EventuallyWithNote(t, "catalog health critical", func() (bool, string) {
 			entries, _, err := client.Health().Service("veloflux", "", true, nil)
 			return err == nil && len(entries) == 0, fmt.Sprintf("%d passing entries, err %v", len(entries), err)
 		})
@@ -316,7 +317,7 @@ func TestRegistrarDeregistersOnCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	regEventually(t, 10*time.Second, "service in the catalog", func() (bool, string) {
+	testutil.EventuallyWithNote(t, "service in the catalog", func() (bool, string) {
 		svcs, _, err := client.Catalog().Service("veloflux", "", nil)
 		return err == nil && len(svcs) == 1, fmt.Sprintf("%d entries, err %v", len(svcs), err)
 	})
@@ -327,14 +328,14 @@ func TestRegistrarDeregistersOnCancel(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Run = %v, want nil after cancel", err)
 		}
-	case <-time.After(agentCallTimeout + 2*time.Second):
+	case <-time.After(testutil.Timeout()):
 		t.Fatal("Run did not return after cancel")
 	}
 	// Deregistration is synchronous in the agent: gone the moment Run has returned.
 	if _, _, err := client.Agent().Service(reg.ID, nil); !isStatus(err, http.StatusNotFound) {
 		t.Fatalf("agent service after Run returned: err %v, want 404", err)
 	}
-	regEventually(t, 10*time.Second, "catalog empty", func() (bool, string) {
+	testutil.EventuallyWithNote(t, "catalog empty", func() (bool, string) {
 		svcs, _, err := client.Catalog().Service("veloflux", "", nil)
 		return err == nil && len(svcs) == 0, fmt.Sprintf("%d entries, err %v", len(svcs), err)
 	})
@@ -355,7 +356,7 @@ func TestRegistrarReregistersLostService(t *testing.T) {
 		t.Fatal(err)
 	}
 	regRun(t, r)
-	regEventually(t, 10*time.Second, "registered", func() (bool, string) {
+	testutil.EventuallyWithNote(t, "registered", func() (bool, string) {
 		_, _, err := client.Agent().Service(reg.ID, nil)
 		return err == nil, fmt.Sprint(err)
 	})
@@ -365,7 +366,7 @@ func TestRegistrarReregistersLostService(t *testing.T) {
 	// back waits for the registration to reappear and returns how long it took since lost.
 	back := func(t *testing.T, lost time.Time) {
 		t.Helper()
-		regEventually(t, 10*time.Second, "registered again", func() (bool, string) {
+		testutil.EventuallyWithNote(t, "registered again", func() (bool, string) {
 			_, _, err := client.Agent().Service(reg.ID, nil)
 			return err == nil, fmt.Sprint(err)
 		})
@@ -374,11 +375,11 @@ func TestRegistrarReregistersLostService(t *testing.T) {
 		if limit := 2*interval + 300*time.Millisecond; took > limit {
 			t.Errorf("registered again after %s, want within about two intervals (limit %s)", took, limit)
 		}
-		regEventually(t, 5*time.Second, "maintenance applied again", func() (bool, string) {
+		testutil.EventuallyWithNote(t, "maintenance applied again", func() (bool, string) {
 			status, maint := regAgentHealth(t, client, reg.ID)
 			return maint != nil && status == api.HealthCritical, "status " + status
 		})
-		regEventually(t, 10*time.Second, "http check passing again", func() (bool, string) {
+		testutil.EventuallyWithNote(t, "http check passing again", func() (bool, string) {
 			c := regHTTPCheck(t, client, "veloflux", reg.ID)
 			return c.Status == api.HealthPassing && strings.Contains(c.Output, reg.CheckURL), c.Status + ": " + c.Output
 		})
@@ -411,7 +412,7 @@ func TestRegistrarReregistersLostService(t *testing.T) {
 		// since registration is agent-local. Time from when the agent answers again.
 		up := make(chan time.Time, 1)
 		go func() {
-			for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			for deadline := time.Now().Add(testutil.Timeout()); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 				if _, err := client.Status().Leader(); err == nil {
 					break
 				}
@@ -468,7 +469,7 @@ func TestRegistrarRunAgentErrors(t *testing.T) {
 				case <-fake.registered:
 				case err := <-done:
 					t.Fatalf("Run returned %v before registering", err)
-				case <-time.After(10 * time.Second):
+				case <-time.After(testutil.Timeout()):
 					t.Fatalf("no successful registration after %d attempts", fake.attempts())
 				}
 				if err := r.Run(ctx); err == nil || !strings.Contains(err.Error(), "already running") {
@@ -484,7 +485,7 @@ func TestRegistrarRunAgentErrors(t *testing.T) {
 				if tt.wantErr && !isStatus(err, http.StatusBadRequest) {
 					t.Errorf("Run error %v does not carry the agent's 400", err)
 				}
-			case <-time.After(10 * time.Second):
+			case <-time.After(testutil.Timeout()):
 				t.Fatal("Run did not return")
 			}
 			if got := fake.attempts(); got != tt.wantAttempts {
@@ -526,11 +527,7 @@ func TestRegistrarRegistrationRequest(t *testing.T) {
 				t.Fatal(err)
 			}
 			regRun(t, r)
-			select {
-			case <-fake.registered:
-			case <-time.After(10 * time.Second):
-				t.Fatal("no registration")
-			}
+			testutil.Receive(t, fake.registered, "a registration")
 			fake.mu.Lock()
 			body, query := fake.lastBody, fake.lastQuery
 			fake.mu.Unlock()
@@ -581,12 +578,8 @@ func TestRegistrarRetriesDraining(t *testing.T) {
 		t.Fatal(err)
 	}
 	regRun(t, r)
-	select {
-	case <-fake.registered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no registration")
-	}
-	regEventually(t, 5*time.Second, "maintenance state sent after registering", func() (bool, string) {
+	testutil.Receive(t, fake.registered, "a registration")
+	testutil.EventuallyWithNote(t, "maintenance state sent after registering", func() (bool, string) {
 		fake.mu.Lock()
 		defer fake.mu.Unlock()
 		return len(fake.maint) == 1, fmt.Sprint(fake.maint)
@@ -594,7 +587,7 @@ func TestRegistrarRetriesDraining(t *testing.T) {
 	if err := r.SetDraining(true); !isStatus(err, http.StatusInternalServerError) {
 		t.Fatalf("SetDraining = %v, want the agent's 500", err)
 	}
-	regEventually(t, 5*time.Second, "drain sent again by Run", func() (bool, string) {
+	testutil.EventuallyWithNote(t, "drain sent again by Run", func() (bool, string) {
 		fake.mu.Lock()
 		defer fake.mu.Unlock()
 		return slices.Equal(fake.maint, []string{"false", "true", "true"}), fmt.Sprint(fake.maint)
@@ -703,27 +696,11 @@ func regRun(t *testing.T, r *Registrar) {
 	})
 }
 
-// regEventually polls cond until it holds or within passes, then fails with its last note.
-func regEventually(t *testing.T, within time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		ok, note := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %s: %s", what, within, note)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // regHTTPCheck returns the service's HTTP check from the catalog, failing if there is none.
 func regHTTPCheck(t *testing.T, client *api.Client, name, id string) *api.HealthCheck {
 	t.Helper()
 	var found *api.HealthCheck
-	regEventually(t, 10*time.Second, "http check in the catalog", func() (bool, string) {
+	testutil.EventuallyWithNote(t, "http check in the catalog", func() (bool, string) {
 		checks, _, err := client.Health().Checks(name, nil)
 		if err != nil {
 			return false, err.Error()
