@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -12,11 +11,11 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -117,29 +116,33 @@ func TestCoalesce(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ctx, cancel := context.WithCancel(context.Background())
-			dirty := make(chan struct{}, 1)
-			var fires atomic.Int32
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				coalesce(ctx, dirty, tt.quiet, tt.maxDelay, func() { fires.Add(1) })
-			}()
-			start := time.Now()
-			for range tt.signals {
-				select {
-				case dirty <- struct{}{}:
-				default:
+			// In a synctest bubble the sleeps and coalesce's timer share one fake clock, so the
+			// pace of the signals is exactly what the case says, however busy the machine.
+			synctest.Test(t, func(t *testing.T) {
+				ctx, cancel := context.WithCancel(context.Background())
+				dirty := make(chan struct{}, 1)
+				var fires atomic.Int32
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					coalesce(ctx, dirty, tt.quiet, tt.maxDelay, func() { fires.Add(1) })
+				}()
+				start := time.Now()
+				for range tt.signals {
+					select {
+					case dirty <- struct{}{}:
+					default:
+					}
+					time.Sleep(tt.every)
 				}
-				time.Sleep(tt.every)
-			}
-			sending := time.Since(start)
-			time.Sleep(tt.quiet + 100*time.Millisecond)
-			cancel()
-			<-done
-			if n := int(fires.Load()); !tt.ok(n, sending) {
-				t.Fatalf("fired %d times while signalling for %v, want %s", n, sending.Round(time.Millisecond), tt.want)
-			}
+				sending := time.Since(start)
+				time.Sleep(tt.quiet + 100*time.Millisecond)
+				cancel()
+				<-done
+				if n := int(fires.Load()); !tt.ok(n, sending) {
+					t.Fatalf("fired %d times while signalling for %v, want %s", n, sending.Round(time.Millisecond), tt.want)
+				}
+			})
 		})
 	}
 }
@@ -952,156 +955,4 @@ func median(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s[len(s)/2]
-}
-
-// fakeConsul is a scripted Consul HTTP API on a real socket, for index cases a real agent
-// cannot be made to produce on demand. Each endpoint answers its current body and index; a
-// request whose index equals the current one blocks until the test changes it.
-type fakeConsul struct {
-	mu      sync.Mutex
-	changed chan struct{} // closed and replaced on every change
-	eps     map[string]*fakeEndpoint
-}
-
-type fakeEndpoint struct {
-	index uint64
-	body  string
-	fail  int      // answer this many requests with 500
-	seen  []string // index parameter of each request, "" when absent
-}
-
-func newFakeConsul(t *testing.T) (*fakeConsul, string) {
-	f := &fakeConsul{changed: make(chan struct{}), eps: map[string]*fakeEndpoint{
-		"/v1/agent/self":         {body: `{"Config":{"Datacenter":"dc1"}}`},
-		"/v1/catalog/services":   {index: 10, body: `{"web":["veloflux.enable=true"]}`},
-		"/v1/health/service/web": {index: 10, body: fakeHealth(8080)},
-	}}
-	srv := httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(srv.Close)
-	return f, strings.TrimPrefix(srv.URL, "http://")
-}
-
-func fakeHealth(port int) string {
-	return fmt.Sprintf(`[{"Node":{"Node":"n1","Address":"10.0.0.1"},"Service":{"ID":"web-1","Service":"web","Port":%d,"Tags":["veloflux.enable=true"]},"Checks":[]}]`, port)
-}
-
-func (f *fakeConsul) serve(w http.ResponseWriter, r *http.Request) {
-	idx := r.URL.Query().Get("index")
-	f.mu.Lock()
-	ep, ok := f.eps[r.URL.Path]
-	if ok {
-		ep.seen = append(ep.seen, idx)
-	}
-	f.mu.Unlock()
-	if !ok {
-		http.NotFound(w, r)
-		return
-	}
-	want, _ := strconv.ParseUint(idx, 10, 64)
-	f.mu.Lock()
-	// As Consul: answer at once without an index or when the data is newer than it, else
-	// block until something changes.
-	if idx != "" && ep.index <= want && ep.fail == 0 {
-		changed := f.changed
-		f.mu.Unlock()
-		select {
-		case <-changed:
-		case <-r.Context().Done():
-			return
-		}
-		f.mu.Lock()
-	}
-	if ep.fail > 0 {
-		ep.fail--
-		f.mu.Unlock()
-		http.Error(w, "scripted failure", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("X-Consul-Index", strconv.FormatUint(ep.index, 10))
-	body := ep.body
-	f.mu.Unlock()
-	io.WriteString(w, body)
-}
-
-// set changes an endpoint and wakes blocked requests.
-func (f *fakeConsul) set(path string, change func(*fakeEndpoint)) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	change(f.eps[path])
-	close(f.changed)
-	f.changed = make(chan struct{})
-}
-
-func (f *fakeConsul) seen(path string) []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.eps[path].seen)
-}
-
-func TestIndexRules(t *testing.T) {
-	const health = "/v1/health/service/web"
-	webPort := func(port string) func(*discovery.Snapshot) bool {
-		return func(s *discovery.Snapshot) bool {
-			p, ok := s.Pool("web")
-			return ok && len(p.Backends) == 1 && p.Backends[0].Address == "10.0.0.1:"+port
-		}
-	}
-	start := func(t *testing.T) (*fakeConsul, watched) {
-		f, addr := newFakeConsul(t)
-		cfg := DefaultConfig()
-		cfg.Address = addr
-		cfg.MinBackoff, cfg.MaxBackoff = 10*time.Millisecond, 50*time.Millisecond
-		w := runSource(t, cfg)
-		w.rec.waitFor(t, "web on 8080", webPort("8080"))
-		testutil.EventuallyWithNote(t, "health watch blocking on 10", func() (bool, string) {
-			s := f.seen(health)
-			return len(s) >= 2 && s[len(s)-1] == "10", fmt.Sprint(s)
-		})
-		return f, w
-	}
-	t.Run("same index after an error: the answer is read anyway", func(t *testing.T) {
-		f, w := start(t)
-		// The agent restarted and came back at the very index we know, with other data.
-		f.set(health, func(e *fakeEndpoint) { e.fail, e.body = 1, fakeHealth(9090) })
-		w.rec.waitFor(t, "web on 9090", webPort("9090"))
-		testutil.EventuallyWithNote(t, "blocking on 10 again", func() (bool, string) {
-			s := f.seen(health)
-			return len(s) >= 3 && s[len(s)-3] == "10" && s[len(s)-2] == "" && s[len(s)-1] == "10", fmt.Sprint(s)
-		})
-	})
-	t.Run("index went backwards: data taken, next wait from 0", func(t *testing.T) {
-		f, w := start(t)
-		f.set(health, func(e *fakeEndpoint) { e.index, e.body = 4, fakeHealth(9191) })
-		w.rec.waitFor(t, "web on 9191", webPort("9191"))
-		testutil.EventuallyWithNote(t, "blocking on 4 again", func() (bool, string) {
-			s := f.seen(health)
-			return len(s) >= 2 && s[len(s)-2] == "" && s[len(s)-1] == "4", fmt.Sprint(s)
-		})
-	})
-	t.Run("index 0 is treated as 1: no hot loop", func(t *testing.T) {
-		f, w := start(t)
-		f.set(health, func(e *fakeEndpoint) { e.index, e.body = 0, fakeHealth(9292) })
-		w.rec.waitFor(t, "web on 9292", webPort("9292"))
-		time.Sleep(200 * time.Millisecond)
-		// 10 (woken by the change, answered 0 = 1 < 10: reset), "" (answered 0 again), 1 (blocks).
-		if s := f.seen(health); !slices.Equal(s[len(s)-3:], []string{"10", "", "1"}) || len(s) > 6 {
-			t.Fatalf("health requests by index %q: want them to end 10, \"\", 1 (blocking, not polling)", s)
-		}
-	})
-	t.Run("unchanged index: no rebuild", func(t *testing.T) {
-		f, w := start(t)
-		n := w.rec.count()
-		// An answer with the index already known is not read, even if (only in this fake)
-		// its body differs: Consul's index says nothing changed.
-		f.set(health, func(e *fakeEndpoint) { e.body = fakeHealth(9393) })
-		f.set("/v1/catalog/services", func(e *fakeEndpoint) {})
-		testutil.EventuallyWithNote(t, "health watch answered and blocking again", func() (bool, string) {
-			s := f.seen(health)
-			return len(s) >= 3 && s[len(s)-1] == "10" && s[len(s)-2] == "10", fmt.Sprint(s)
-		})
-		time.Sleep(100 * time.Millisecond)
-		if w.rec.count() != n {
-			t.Fatalf("published %d snapshots for an unchanged index: %+v", w.rec.count()-n, w.rec.last())
-		}
-	})
 }
