@@ -535,26 +535,6 @@ func TestWatchFailingExtraDatacenter(t *testing.T) {
 	}
 }
 
-// TestWatchCoalescesBursts: ten registrations in a row give far fewer than ten snapshots.
-func TestWatchCoalescesBursts(t *testing.T) {
-	agent := consultest.Start(t, "dc1")
-	cfg := testConfig(agent)
-	cfg.Coalesce = 300 * time.Millisecond // wide enough for a loaded CI machine's registration pace
-	w := runSource(t, cfg)
-	w.rec.waitFor(t, "first snapshot", func(*discovery.Snapshot) bool { return true })
-	before := w.rec.count()
-	c := testClient(t, agent)
-	for i := range 10 {
-		register(t, c, fmt.Sprintf("burst-%d", i), fmt.Sprintf("burst-%d", i), 8000+i, []string{"veloflux.enable=true"}, nil)
-	}
-	w.rec.waitFor(t, "ten pools", func(s *discovery.Snapshot) bool { return len(s.Pools) == 10 })
-	time.Sleep(2 * cfg.Coalesce)
-	if n := w.rec.count() - before; n > 3 {
-		t.Fatalf("10 registrations published %d snapshots, want at most 3", n)
-	}
-	t.Logf("10 rapid registrations -> %d snapshot(s)", w.rec.count()-before)
-}
-
 // TestWatchTagErrors: malformed tags are reported per instance and counted per service, they
 // never hide the other services, and fixing them clears the count.
 func TestWatchTagErrors(t *testing.T) {

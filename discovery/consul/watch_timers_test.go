@@ -1,6 +1,7 @@
 package consul
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"testing/synctest"
@@ -94,5 +95,109 @@ func TestIndexRules(t *testing.T) {
 				t.Fatalf("published %d snapshots for an unchanged index: %+v", w.rec.count()-n, w.rec.last())
 			}
 		})
+	})
+}
+
+// TestWatchBacksOffAndResets: a failing Consul is asked again after delays that double from
+// MinBackoff up to MaxBackoff, each drawn between half the step (at least MinBackoff) and the
+// step; a success resets the step, so the next failure is retried after MinBackoff again.
+func TestWatchBacksOffAndResets(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := DefaultConfig() // 250ms to 30s
+		f := newFakeConsul()
+		const failures = 9 // enough to reach the 30s cap
+		f.set(fakeServicesPath, func(e *fakeEndpoint) { e.fail = failures })
+		w := f.run(t, cfg)
+		settle(2 * time.Minute) // the retries need at most 250ms+500ms+...+30s+30s, about 92s
+		if w.rec.count() != 1 {
+			t.Fatalf("%d snapshots published, want the first one after the failures", w.rec.count())
+		}
+
+		at := f.times(fakeServicesPath)
+		if len(at) < failures+2 {
+			t.Fatalf("%d service list requests, want %d failed, 1 answered and 1 blocking", len(at), failures)
+		}
+		step := cfg.MinBackoff
+		for i := 1; i <= failures; i++ {
+			lo := max(step/2, cfg.MinBackoff)
+			if gap := at[i].Sub(at[i-1]); gap < lo || gap > step {
+				t.Errorf("retry %d came %v after the failure before it, want within [%v, %v]", i, gap, lo, step)
+			}
+			step = min(2*step, cfg.MaxBackoff)
+		}
+		if step != cfg.MaxBackoff {
+			t.Errorf("backoff ended at %v, want the %v cap reached", step, cfg.MaxBackoff)
+		}
+
+		// One more failure, of the blocked request: after the success it is retried after
+		// MinBackoff exactly (half of it, raised to MinBackoff), not after the grown step.
+		failed := time.Now()
+		f.set(fakeServicesPath, func(e *fakeEndpoint) { e.fail = 1 })
+		settle(time.Minute)
+		at = f.times(fakeServicesPath)
+		i := slices.IndexFunc(at, func(a time.Time) bool { return a.After(failed) })
+		if i < 0 || at[i].Sub(failed) != cfg.MinBackoff {
+			var after []time.Duration
+			for _, a := range at[max(i, 0):] {
+				after = append(after, a.Sub(failed))
+			}
+			t.Fatalf("after a success, a failure was asked again %v after it, want %v", after, cfg.MinBackoff)
+		}
+		if up, _ := metricValue(w.reg, "veloflux_consul_up", map[string]string{"datacenter": "dc1"}); up != 1 {
+			t.Errorf("veloflux_consul_up = %v after the retry succeeded, want 1", up)
+		}
+	})
+}
+
+// TestWatchCoalescesBursts: ten registrations in a row give far fewer than ten snapshots.
+func TestWatchCoalescesBursts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeConsul()
+		cfg := DefaultConfig()
+		cfg.Coalesce = 300 * time.Millisecond
+		w := f.run(t, cfg)
+		w.rec.waitFor(t, "first snapshot", func(*discovery.Snapshot) bool { return true })
+		before := w.rec.count()
+		for i := range 10 {
+			f.addService(fmt.Sprintf("burst-%d", i), 8000+i)
+			time.Sleep(20 * time.Millisecond) // an agent registration's pace
+		}
+		w.rec.waitFor(t, "eleven pools", func(s *discovery.Snapshot) bool { return len(s.Pools) == 11 })
+		settle(10 * cfg.Coalesce)
+		if n := w.rec.count() - before; n > 3 {
+			t.Fatalf("10 registrations published %d snapshots, want at most 3", n)
+		}
+		t.Logf("10 registrations 20ms apart -> %d snapshot(s)", w.rec.count()-before)
+	})
+}
+
+// TestWatchIdleRequestsBlock: with 50 watched services and nothing changing, every watch asks
+// once per wait time, always with an index (a blocking query), never more often.
+func TestWatchIdleRequestsBlock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeConsul()
+		for i := range 49 {
+			f.addService(fmt.Sprintf("idle-%d", i), 9000+i)
+		}
+		cfg := DefaultConfig()
+		w := f.run(t, cfg)
+		w.rec.waitFor(t, "50 pools", func(s *discovery.Snapshot) bool { return len(s.Pools) == 50 })
+		settle(10 * cfg.Coalesce) // every watch blocking in its query
+
+		const window = time.Hour
+		total0, nonBlocking0 := f.requests()
+		settle(window)
+		total, nonBlocking := f.requests()
+		total, nonBlocking = total-total0, nonBlocking-nonBlocking0
+		const watches = 51 // 50 health watches and the service list
+		want := watches * int(window/cfg.WaitTime)
+		t.Logf("idle, 50 services, wait_time %v: %d requests in %v (%d non-blocking), want %d: one per watch per wait_time",
+			cfg.WaitTime, total, window, nonBlocking, want)
+		if nonBlocking != 0 {
+			t.Fatalf("%d non-blocking requests while idle: some watch is polling", nonBlocking)
+		}
+		if total != want {
+			t.Fatalf("%d requests in %v while idle, want %d", total, window, want)
+		}
 	})
 }
