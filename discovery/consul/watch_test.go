@@ -261,14 +261,34 @@ func TestWatchLifecycle(t *testing.T) {
 		// An unknown key changes the source's state (a tag error), not the snapshot.
 		register(t, c, "web-1", "web", 8080, append(slices.Clone(tags), "veloflux.colour=blue"), nil)
 		register(t, c, "other-1", "other", 9000, []string{"not-ours"}, nil)
+		// The rebuild after web-1's change has run once its tag error shows, and the list
+		// watch has read other-1 once its index reaches the catalog's.
 		testutil.EventuallyWithNote(t, "tag error seen", func() (bool, string) {
 			st := strict.src.Status()
 			return len(st.TagErrors) == 1, fmt.Sprint(st.TagErrors)
 		})
-		time.Sleep(4 * cfg.Coalesce)
-		if m := strict.rec.count(); m != n {
-			t.Fatalf("published %d snapshot(s) equal to the previous one: %+v", m-n, strict.rec.last())
+		_, meta, err := c.Catalog().Services(nil)
+		if err != nil {
+			t.Fatal(err)
 		}
+		testutil.EventuallyWithNote(t, "service list read with other-1", func() (bool, string) {
+			idx := strict.src.Status().Datacenters[0].Index
+			return idx >= meta.LastIndex, fmt.Sprintf("index %d, catalog %d", idx, meta.LastIndex)
+		})
+		// Then a change that does publish: the single publisher handles changes in order, so a
+		// snapshot for either change above would come before the marker's, without the marker.
+		register(t, c, "marker-1", "marker", 9100, []string{"veloflux.enable=true"}, nil)
+		defer c.Agent().ServiceDeregister("marker-1") // also when the check below fails
+		strict.rec.waitFor(t, "the marker pool", func(s *discovery.Snapshot) bool { _, ok := s.Pool("marker"); return ok })
+		for _, snap := range strict.rec.all()[n:] {
+			if _, ok := snap.Pool("marker"); !ok {
+				t.Fatalf("published %d snapshot(s) for changes that change no route: %+v", strict.rec.count()-n-1, snap)
+			}
+		}
+		if err := c.Agent().ServiceDeregister("marker-1"); err != nil {
+			t.Fatal(err)
+		}
+		strict.rec.waitFor(t, "the marker pool gone", func(s *discovery.Snapshot) bool { _, ok := s.Pool("marker"); return !ok })
 	})
 	t.Run("weight tag change: new weight", func(t *testing.T) {
 		reweighted := slices.Clone(tags)
@@ -366,7 +386,7 @@ func TestWatchOutage(t *testing.T) {
 			return st.State == StateError && st.LastError != "", fmt.Sprintf("%+v", st)
 		})
 		// Let the watches retry a few times (backoff 20ms..200ms) to be sure nothing is published.
-		time.Sleep(1500 * time.Millisecond)
+		waitForRetries(t, w.reg, "dc1", endpointServices)
 		if n := w.rec.count(); n != published {
 			t.Fatalf("%d snapshots published during the outage; last %+v", n-published, w.rec.last())
 		}
@@ -464,7 +484,7 @@ func TestWatchConsulDownAtStart(t *testing.T) {
 	if up, ok := metricValue(w.reg, "veloflux_consul_up", map[string]string{"datacenter": ""}); !ok || up != 0 {
 		t.Fatalf(`veloflux_consul_up{datacenter=""} = %v (present %t), want 0 while the name is unknown`, up, ok)
 	}
-	time.Sleep(500 * time.Millisecond)
+	waitForRetries(t, w.reg, "", endpointAgent)
 	if n := w.rec.count(); n != 0 || w.src.Status().Published {
 		t.Fatalf("%d snapshots published while Consul was down", n)
 	}
@@ -635,12 +655,16 @@ func TestRunStopsCleanly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	counter := countRequests(t, s, agent)
 	rec := &recorder{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, rec.publish) }()
 	rec.waitFor(t, "five pools", func(s *discovery.Snapshot) bool { return len(s.Pools) == 5 })
-	time.Sleep(100 * time.Millisecond) // the watches are now blocked in Consul
+	testutil.EventuallyWithNote(t, "every watch blocked in Consul", func() (bool, string) {
+		n := counter.blocking.Load()
+		return n == 6, fmt.Sprintf("%d blocking queries in flight, want 5 health watches and the list", n)
+	})
 	start := time.Now()
 	cancel()
 	select {
@@ -665,14 +689,11 @@ func TestMeasurements(t *testing.T) {
 	c := testClient(t, agent)
 	cfg := testConfig(agent)
 	cfg.MinBackoff, cfg.MaxBackoff = DefaultConfig().MinBackoff, DefaultConfig().MaxBackoff
-	cfg.WaitTime = 15 * time.Second
+	// Short, so that a window of a few wait times is quick; TestWatchIdleRequestsBlock counts
+	// the default's exactly on a fake clock.
+	cfg.WaitTime = 2 * time.Second
 	s, reg, logs := newSource(t, cfg)
-	counter := &countingTransport{base: &http.Transport{DisableKeepAlives: true}}
-	client, err := api.NewClient(&api.Config{Address: agent.HTTPAddr, HttpClient: &http.Client{Transport: counter}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.client = client
+	counter := countRequests(t, s, agent)
 	w := startSource(t, s, reg, logs)
 	w.rec.waitFor(t, "first snapshot", func(*discovery.Snapshot) bool { return true })
 
@@ -714,8 +735,11 @@ func TestMeasurements(t *testing.T) {
 			register(t, c, fmt.Sprintf("idle-%d", i), fmt.Sprintf("idle-%d", i), 9000, []string{"veloflux.enable=true"}, nil)
 		}
 		w.rec.waitFor(t, "50 pools", func(s *discovery.Snapshot) bool { return len(s.Pools) == 50 })
-		time.Sleep(2 * time.Second) // let every watch settle into its blocking query
-		const window = 30 * time.Second
+		testutil.EventuallyWithNote(t, "every watch blocked in Consul", func() (bool, string) {
+			n := counter.blocking.Load()
+			return n == 51, fmt.Sprintf("%d blocking queries in flight, want 50 health watches and the list", n)
+		})
+		window := 4 * cfg.WaitTime
 		total0, nonBlocking0 := counter.total.Load(), counter.nonBlocking.Load()
 		time.Sleep(window)
 		total, nonBlocking := counter.total.Load()-total0, counter.nonBlocking.Load()-nonBlocking0
@@ -736,18 +760,45 @@ func TestMeasurements(t *testing.T) {
 
 // --- helpers ---
 
-// countingTransport counts Consul requests, and those that would not block (no index).
+// countingTransport counts Consul requests, those that would not block (no index), and the
+// blocking ones in flight.
 type countingTransport struct {
-	base               http.RoundTripper
-	total, nonBlocking atomic.Int64
+	base                         http.RoundTripper
+	total, nonBlocking, blocking atomic.Int64
 }
 
 func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	c.total.Add(1)
 	if idx := r.URL.Query().Get("index"); idx == "" || idx == "0" {
 		c.nonBlocking.Add(1)
+	} else {
+		c.blocking.Add(1)
+		defer c.blocking.Add(-1)
 	}
 	return c.base.RoundTrip(r)
+}
+
+// countRequests gives s, before it runs, a client to agent that counts its requests.
+func countRequests(t *testing.T, s *Source, agent *consultest.Agent) *countingTransport {
+	t.Helper()
+	counter := &countingTransport{base: &http.Transport{DisableKeepAlives: true}}
+	client, err := api.NewClient(&api.Config{Address: agent.HTTPAddr, HttpClient: &http.Client{Transport: counter}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.client = client
+	return counter
+}
+
+// waitForRetries waits until a failing watch of datacenter dc has failed nine times in a row
+// (backoff 20ms..200ms): at least 560ms in all, longer than the 10 × Coalesce after which a
+// change the failure marked would have been published.
+func waitForRetries(t *testing.T, reg *prometheus.Registry, dc, endpoint string) {
+	t.Helper()
+	testutil.EventuallyWithNote(t, "nine failed requests to "+endpoint, func() (bool, string) {
+		n, _ := metricValue(reg, "veloflux_consul_requests_total", map[string]string{"datacenter": dc, "endpoint": endpoint, "result": "error"})
+		return n >= 9, fmt.Sprintf("%v failed", n)
+	})
 }
 
 func testConfig(a *consultest.Agent) Config {
