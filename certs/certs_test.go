@@ -1,6 +1,7 @@
 package certs
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -18,8 +19,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -154,7 +157,7 @@ func TestReloadOnChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
-	ctx, cancel := contextWithCancel()
+	ctx, cancel := context.WithCancel(context.Background())
 	go func() { defer close(done); _ = st.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	hello := &tls.ClientHelloInfo{ServerName: "example.com"}
@@ -164,21 +167,21 @@ func TestReloadOnChange(t *testing.T) {
 	}
 
 	_, s2 := writePair(t, dir, "site", "example.com")
-	waitUntil(t, "the new certificate", func() bool { return current() == s2 })
+	testutil.Eventually(t, "the new certificate", func() bool { return current() == s2 })
 
 	writeFile(t, p.CertFile, []byte("-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n"))
-	waitUntil(t, "the broken file to be counted", func() bool {
-		return testutil.ToFloat64(st.m.reloads.WithLabelValues("failure")) == 1
+	testutil.Eventually(t, "the broken file to be counted", func() bool {
+		return promtest.ToFloat64(st.m.reloads.WithLabelValues("failure")) == 1
 	})
 	if current() != s2 {
 		t.Fatal("a broken file replaced the certificate in use")
 	}
 	_, s3 := writePair(t, dir, "site", "example.com")
-	waitUntil(t, "the fixed certificate", func() bool { return current() == s3 })
-	if n := testutil.ToFloat64(st.m.reloads.WithLabelValues("failure")); n != 1 {
+	testutil.Eventually(t, "the fixed certificate", func() bool { return current() == s3 })
+	if n := promtest.ToFloat64(st.m.reloads.WithLabelValues("failure")); n != 1 {
 		t.Fatalf("failures counted %v, want 1 (once per broken file, not per poll)", n)
 	}
-	if n := testutil.ToFloat64(st.m.reloads.WithLabelValues("success")); n != 2 {
+	if n := promtest.ToFloat64(st.m.reloads.WithLabelValues("success")); n != 2 {
 		t.Fatalf("reloads counted %v, want 2", n)
 	}
 }

@@ -4,22 +4,20 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/maxmind/mmdbwriter"
 	"github.com/maxmind/mmdbwriter/mmdbtype"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -174,10 +172,10 @@ func threeRegions(db string) Config {
 
 // newLocator returns a locator with its own registry, logging at debug level into the
 // returned buffer, closed when the test ends if Run never takes it over.
-func newLocator(t testing.TB, cfg Config) (*Locator, *logBuffer) {
+func newLocator(t testing.TB, cfg Config) (*Locator, *testutil.LogBuffer) {
 	t.Helper()
-	logs := &logBuffer{}
-	l, err := New(cfg, debugLogger(logs), prometheus.NewRegistry())
+	logs := &testutil.LogBuffer{}
+	l, err := New(cfg, logs.Logger(), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -191,7 +189,7 @@ func newLocator(t testing.TB, cfg Config) (*Locator, *logBuffer) {
 
 // run starts l.Run, waits until it watches the directory, and stops it when the test ends,
 // failing the test if Run failed.
-func run(t testing.TB, l *Locator, logs *logBuffer) {
+func run(t testing.TB, l *Locator, logs *testutil.LogBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -202,15 +200,15 @@ func run(t testing.TB, l *Locator, logs *logBuffer) {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	waitFor(t, "the watch to start", func() bool { return logs.count("watching geo database directory") == 1 })
+	testutil.Eventually(t, "the watch to start", func() bool { return logs.Count("watching geo database directory") == 1 })
 }
 
 func lookups(l *Locator, result string) float64 {
-	return testutil.ToFloat64(l.metrics.lookupsVec.WithLabelValues(result))
+	return promtest.ToFloat64(l.metrics.lookupsVec.WithLabelValues(result))
 }
 
 func reloads(l *Locator, result string) float64 {
-	return testutil.ToFloat64(l.metrics.reloadsVec.WithLabelValues(result))
+	return promtest.ToFloat64(l.metrics.reloadsVec.WithLabelValues(result))
 }
 
 // only keeps the names of want found in order, in order: the failover sequence among the
@@ -223,46 +221,6 @@ func only(order []string, want ...string) []string {
 		}
 	}
 	return out
-}
-
-// waitFor polls cond until it holds or the time is up.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// logBuffer collects log output for tests that wait for a decision only the log shows.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) count(s string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Count(b.buf.String(), s)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func debugLogger(b *logBuffer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // realDB returns the path of a GeoLite2 database (name "City" or "Country") fetched by
@@ -290,5 +248,5 @@ func realDB(t testing.TB, name string) string {
 }
 
 func testutilGauge(l *Locator) float64 {
-	return testutil.ToFloat64(l.metrics.buildTimestamp)
+	return promtest.ToFloat64(l.metrics.buildTimestamp)
 }

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // testDebounce keeps reload tests fast; events of one rename arrive within microseconds.
@@ -48,15 +50,15 @@ func TestReloadUnderLoad(t *testing.T) {
 	if loc, _ := l.Locate(probe); loc.Country != "DE" {
 		t.Fatalf("before the update: %s in %q, want DE", probe, loc.Country)
 	}
-	waitFor(t, "readers to start", func() bool { return lookups.Load() > 1000 })
+	testutil.Eventually(t, "readers to start", func() bool { return lookups.Load() > 1000 })
 	install(t, path, buildDB(t, "GeoLite2-City", v2Epoch, v2Networks()))
 	// The probe is in the cache with its v1 answer: only a cleared cache lets the new one in.
-	waitFor(t, "the new database to answer", func() bool {
+	testutil.Eventually(t, "the new database to answer", func() bool {
 		loc, _ := l.Locate(probe)
 		return loc.Country == "US"
 	})
 	n := lookups.Load()
-	waitFor(t, "readers to carry on after the swap", func() bool { return lookups.Load() > n+1000 })
+	testutil.Eventually(t, "readers to carry on after the swap", func() bool { return lookups.Load() > n+1000 })
 	stop.Store(true)
 	wg.Wait()
 
@@ -97,8 +99,8 @@ func TestReloadRejectsBadFile(t *testing.T) {
 			l.Locate(cached)
 
 			install(t, path, tt.data)
-			waitFor(t, "the rejection", func() bool { return reloads(l, "failure") == 1 })
-			if logs.count("update rejected") != 1 || logs.count(tt.logWant) == 0 {
+			testutil.Eventually(t, "the rejection", func() bool { return reloads(l, "failure") == 1 })
+			if logs.Count("update rejected") != 1 || logs.Count(tt.logWant) == 0 {
 				t.Errorf("log does not report the rejection with %q:\n%s", tt.logWant, logs.String())
 			}
 			// The old reader, not just the cache, still answers.
@@ -113,7 +115,7 @@ func TestReloadRejectsBadFile(t *testing.T) {
 
 			// The watch goes on: a good file after a bad one is loaded.
 			install(t, path, good)
-			waitFor(t, "the good database", func() bool {
+			testutil.Eventually(t, "the good database", func() bool {
 				loc, _ := l.Locate(uncached)
 				return loc.Country == "US"
 			})
@@ -139,7 +141,7 @@ func TestReloadSkipsSameContent(t *testing.T) {
 		t.Fatal(err)
 	}
 	install(t, path, data)
-	waitFor(t, "the check", func() bool { return logs.count("file unchanged") == 1 })
+	testutil.Eventually(t, "the check", func() bool { return logs.Count("file unchanged") == 1 })
 
 	// Neither an event on another file of the directory nor a touch of the database (an
 	// attribute change) can change the content: no check at all.
@@ -153,7 +155,7 @@ func TestReloadSkipsSameContent(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(10 * testDebounce) // a negative: give a wrong check time to happen
-	if n := logs.count("file unchanged"); n != 1 {
+	if n := logs.Count("file unchanged"); n != 1 {
 		t.Errorf("%d checks after unrelated events, want none", n-1)
 	}
 
@@ -201,7 +203,7 @@ func TestReloadKubernetesVolume(t *testing.T) {
 		t.Fatalf("before the update: %q, want DE", loc.Country)
 	}
 	version("..2020_01_07", buildDB(t, "GeoLite2-City", v2Epoch, v2Networks()))
-	waitFor(t, "the new database", func() bool {
+	testutil.Eventually(t, "the new database", func() bool {
 		loc, _ := l.Locate(ip)
 		return loc.Country == "US"
 	})
@@ -237,19 +239,14 @@ func TestRunEnds(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- l.Run(ctx) }()
-	waitFor(t, "Run to start", l.running.Load)
+	testutil.Eventually(t, "Run to start", l.running.Load)
 	if err := l.Run(ctx); err == nil {
 		t.Error("a second Run succeeded")
 	}
 	st := l.state.Load()
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run = %v, want nil when ctx ends", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return after ctx ended")
+	if err := testutil.Receive(t, done, "Run to return after ctx ended"); err != nil {
+		t.Fatalf("Run = %v, want nil when ctx ends", err)
 	}
 	if _, err := st.reader.City(netip.MustParseAddr("80.128.1.7")); err == nil {
 		t.Error("the reader is still open after Run returned")

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 func sampleEntry() Entry {
@@ -340,7 +342,7 @@ func BenchmarkDecodeEntry(b *testing.B) {
 }
 
 func BenchmarkStoreMergeDelta(b *testing.B) {
-	ft := newFakeTime(testEpoch)
+	ft := testutil.NewClock(testEpoch)
 	s := newTestStore(b, "a", ft, nil)
 	msgs := make([][]byte, 1024)
 	for i := range msgs {

@@ -5,13 +5,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 func TestDrainsReplicateAcrossNodes(t *testing.T) {
 	a := startStoreNode(t, "a")
 	b := startStoreNode(t, "b", a.LocalAddr())
-	eventually(t, 10*time.Second, "b joins", seesMembers(a.Node, "a", "b"))
+	testutil.Eventually(t, "b joins", seesMembers(a.Node, "a", "b"))
 	da, db := NewDrains(a.store, a.Node), NewDrains(b.store, b.Node)
 
 	if err := da.SetBackend("web-1", true); err != nil {
@@ -20,7 +21,7 @@ func TestDrainsReplicateAcrossNodes(t *testing.T) {
 	if !da.Drained("web-1") {
 		t.Error("drain not visible at once on the node that wrote it")
 	}
-	eventually(t, 10*time.Second, "b sees web-1 drained", func() bool { return db.Drained("web-1") })
+	testutil.Eventually(t, "b sees web-1 drained", func() bool { return db.Drained("web-1") })
 	if db.Drained("web-2") {
 		t.Error("web-2 drained without anyone draining it")
 	}
@@ -30,7 +31,7 @@ func TestDrainsReplicateAcrossNodes(t *testing.T) {
 	if err := db.SetBackend("web-1", false); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "a sees web-1 undrained", func() bool { return !da.Drained("web-1") })
+	testutil.Eventually(t, "a sees web-1 undrained", func() bool { return !da.Drained("web-1") })
 	if got := da.Backends(); len(got) != 0 {
 		t.Errorf("a: Backends after undrain = %v", got)
 	}

@@ -6,33 +6,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
-
-// fakeTime is a settable physical clock shared by the clocks and stores of one test.
-type fakeTime struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeTime(t time.Time) *fakeTime { return &fakeTime{t: t} }
-
-func (f *fakeTime) Now() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.t
-}
-
-func (f *fakeTime) Set(t time.Time) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.t = t
-}
-
-func (f *fakeTime) Add(d time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.t = f.t.Add(d)
-}
 
 var testEpoch = time.Unix(1_800_000_000, 0)
 
@@ -76,7 +52,7 @@ func TestClockNow(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ft := newFakeTime(testEpoch)
+			ft := testutil.NewClock(testEpoch)
 			c := NewClock(ft.Now, 0)
 			first := c.Now()
 			if first != (Timestamp{WallNanos: testEpoch.UnixNano()}) {
@@ -91,7 +67,7 @@ func TestClockNow(t *testing.T) {
 }
 
 func TestClockLogicalOverflowAdvancesWall(t *testing.T) {
-	ft := newFakeTime(testEpoch)
+	ft := testutil.NewClock(testEpoch)
 	c := NewClock(ft.Now, 0)
 	wall := testEpoch.UnixNano()
 	if err := c.Observe(Timestamp{WallNanos: wall, Logical: math.MaxUint32 - 1}); err != nil {
@@ -129,7 +105,7 @@ func TestClockObserve(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ft := newFakeTime(testEpoch)
+			ft := testutil.NewClock(testEpoch)
 			c := NewClock(ft.Now, time.Minute)
 			if tt.local != (Timestamp{}) {
 				if err := c.Observe(tt.local); err != nil {
@@ -152,7 +128,7 @@ func TestClockObserve(t *testing.T) {
 }
 
 func TestClockConcurrentReadingsAreUnique(t *testing.T) {
-	ft := newFakeTime(testEpoch) // frozen: uniqueness must come from the logical counter
+	ft := testutil.NewClock(testEpoch) // frozen: uniqueness must come from the logical counter
 	c := NewClock(ft.Now, 0)
 	const workers, per = 8, 500
 	out := make(chan Timestamp, workers*per)

@@ -230,8 +230,15 @@ func (n *Node) Run(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// cluster is what join and reconnect use of the memberlist, so that tests can run both loops
+// against a fake on a synctest clock.
+type cluster interface {
+	Join(existing []string) (int, error)
+	NumMembers() int
+}
+
 // join contacts the seeds until one answers or ctx ends.
-func (n *Node) join(ctx context.Context, ml *memberlist.Memberlist) {
+func (n *Node) join(ctx context.Context, ml cluster) {
 	if len(n.cfg.Seeds) == 0 {
 		return
 	}
@@ -261,7 +268,7 @@ func (n *Node) join(ctx context.Context, ml *memberlist.Memberlist) {
 // ReconnectInterval it tries to join the departed nodes it still remembers, and the seeds (and
 // FindPeers) when it has no peer left. A join that succeeds exchanges full state by push/pull, which merges what
 // both sides wrote while apart.
-func (n *Node) reconnect(ctx context.Context, ml *memberlist.Memberlist) {
+func (n *Node) reconnect(ctx context.Context, ml cluster) {
 	t := time.NewTicker(n.cfg.ReconnectInterval)
 	defer t.Stop()
 	for {

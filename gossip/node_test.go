@@ -12,19 +12,22 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // TestMain fails the run if goroutines outlive the tests. memberlist's Shutdown does not wait
 // for a probe already in flight, which ends within one ProbeInterval (1 s on the LAN preset),
-// so leftovers get a few seconds to finish before they count as leaks.
+// so leftovers get until the shared guard to finish before they count as leaks.
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if code == 0 {
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(testutil.Timeout())
 		err := goleak.Find()
 		for err != nil && time.Now().Before(deadline) {
 			time.Sleep(100 * time.Millisecond)
@@ -95,6 +98,7 @@ type testNode struct {
 	*Node
 	state *recState
 	reg   *prometheus.Registry
+	logs  *testutil.LogBuffer // the node's log, memberlist's own lines included
 }
 
 func testConfig(name string, keys [][]byte, seeds ...string) Config {
@@ -114,8 +118,8 @@ func startNode(t *testing.T, cfg Config, state *recState) testNode {
 	if state == nil {
 		state = &recState{}
 	}
-	reg := prometheus.NewRegistry()
-	n, err := New(cfg, state, nil, reg)
+	reg, logs := prometheus.NewRegistry(), &testutil.LogBuffer{}
+	n, err := New(cfg, state, logs.Logger(), reg)
 	if err != nil {
 		t.Fatalf("New(%s): %v", cfg.Name, err)
 	}
@@ -132,34 +136,21 @@ func startNode(t *testing.T, cfg Config, state *recState) testNode {
 	case <-n.Ready():
 	case err := <-done:
 		t.Fatalf("Run(%s) ended early: %v", cfg.Name, err)
-	case <-time.After(5 * time.Second):
+	case <-time.After(testutil.Timeout()):
 		t.Fatalf("Run(%s) did not bind", cfg.Name)
 	}
-	return testNode{Node: n, state: state, reg: reg}
+	return testNode{Node: n, state: state, reg: reg, logs: logs}
 }
 
-// eventually polls cond until it holds or timeout passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+// refusedTwice waits until n's join to its seeds has failed twice (a refusal, then a retry
+// refused too) or succeeded, whichever comes first. A node whose key the cluster does not
+// accept is then known to have tried and been turned away, rather than merely not yet seen.
+func refusedTwice(t *testing.T, n testNode) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// consistently fails if cond stops holding within d.
-func consistently(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if !cond() {
-			t.Fatalf("%s stopped holding", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.EventuallyWithNote(t, n.cfg.Name+"'s join refused twice, or accepted", func() (bool, string) {
+		refused, joined := len(n.logs.Find("join failed, retrying")), len(n.logs.Find("joined cluster"))
+		return refused >= 2 || joined > 0, fmt.Sprintf("%d refusals, %d joins", refused, joined)
+	})
 }
 
 func aliveNames(n *Node) []string {
@@ -214,7 +205,7 @@ func startCluster(t *testing.T, keys [][]byte, names ...string) []testNode {
 		nodes = append(nodes, startNode(t, testConfig(name, keys, nodes[0].LocalAddr()), nil))
 	}
 	for _, n := range nodes {
-		eventually(t, 10*time.Second, n.cfg.Name+" sees all members", seesMembers(n.Node, names...))
+		testutil.Eventually(t, n.cfg.Name+" sees all members", seesMembers(n.Node, names...))
 	}
 	return nodes
 }
@@ -245,7 +236,7 @@ func TestBroadcastReachesAllMembers(t *testing.T) {
 		t.Fatalf("Broadcast(%d bytes) = %v, want ErrMessageTooLarge", len(tooBig), err)
 	}
 	for _, n := range nodes[1:] {
-		eventually(t, 10*time.Second, n.cfg.Name+" receives the broadcast", func() bool {
+		testutil.Eventually(t, n.cfg.Name+" receives the broadcast", func() bool {
 			return n.state.hasDelta("pin s1 -> backend-3")
 		})
 		if got := metricValue(t, n.reg, "veloflux_gossip_messages_total",
@@ -277,8 +268,8 @@ func TestPushPullDeliversFullStateToLateJoiner(t *testing.T) {
 	k := [][]byte{key(3, 24)}
 	a := startNode(t, testConfig("a", k), &recState{full: []byte("state of a")})
 	c := startNode(t, testConfig("c", k, a.LocalAddr()), &recState{full: []byte("state of c")})
-	eventually(t, 10*time.Second, "c merges a's full state", func() bool { return c.state.hasFull("state of a") })
-	eventually(t, 10*time.Second, "a merges c's full state", func() bool { return a.state.hasFull("state of c") })
+	testutil.Eventually(t, "c merges a's full state", func() bool { return c.state.hasFull("state of a") })
+	testutil.Eventually(t, "a merges c's full state", func() bool { return a.state.hasFull("state of c") })
 	for _, n := range []testNode{a, c} {
 		for _, dir := range []string{"sent", "received"} {
 			if got := metricValue(t, n.reg, "veloflux_gossip_pushpull_bytes_total",
@@ -303,18 +294,20 @@ func TestNodeWithWrongKeyCannotJoinOrInject(t *testing.T) {
 			if err := x.Broadcast([]byte("evil from " + cfg.Name)); err != nil {
 				t.Fatalf("Broadcast: %v", err)
 			}
-			// Without encryption enforced the intruder joins within one push/pull; give it several
-			// probe and gossip rounds.
-			consistently(t, 3*time.Second, "a and b alone", func() bool {
-				return seesMembers(a.Node, "a", "b")() && seesMembers(b.Node, "a", "b")() &&
-					slices.Equal(aliveNames(x.Node), []string{cfg.Name})
-			})
+			// Without encryption enforced the intruder joins within one push/pull, its first
+			// join; once two have been refused, both sides must still be apart.
+			refusedTwice(t, x)
+			if !seesMembers(a.Node, "a", "b")() || !seesMembers(b.Node, "a", "b")() ||
+				!slices.Equal(aliveNames(x.Node), []string{cfg.Name}) {
+				t.Fatalf("a sees %v, b sees %v, %s sees %v: want a and b alone, and the intruder alone",
+					aliveNames(a.Node), aliveNames(b.Node), cfg.Name, aliveNames(x.Node))
+			}
 			// The cluster itself still gossips: b's message arrives, the intruder's never did.
 			msg := "legit after " + cfg.Name
 			if err := b.Broadcast([]byte(msg)); err != nil {
 				t.Fatalf("Broadcast: %v", err)
 			}
-			eventually(t, 10*time.Second, "a receives b's broadcast", func() bool { return a.state.hasDelta(msg) })
+			testutil.Eventually(t, "a receives b's broadcast", func() bool { return a.state.hasDelta(msg) })
 			for _, n := range nodes {
 				if n.state.hasDelta("evil from " + cfg.Name) {
 					t.Errorf("%s accepted the intruder's broadcast", n.cfg.Name)
@@ -346,7 +339,7 @@ func TestKeyRotationKeepsClusterTogether(t *testing.T) {
 			t.Fatalf("Broadcast: %v", err)
 		}
 		for _, n := range nodes[:2] {
-			eventually(t, 10*time.Second, n.cfg.Name+" receives "+msg, func() bool { return n.state.hasDelta(msg) })
+			testutil.Eventually(t, n.cfg.Name+" receives "+msg, func() bool { return n.state.hasDelta(msg) })
 			if got := aliveNames(n.Node); !slices.Equal(got, []string{"a", "b", "c"}) {
 				t.Fatalf("%s: %s sees %v alive", step.name, n.cfg.Name, got)
 			}
@@ -355,9 +348,12 @@ func TestKeyRotationKeepsClusterTogether(t *testing.T) {
 	// The old key is really gone and the new one really in use: a node with only the new key joins,
 	// one with only the old key does not.
 	d := startNode(t, testConfig("d", [][]byte{newKey}, nodes[0].LocalAddr()), nil)
-	eventually(t, 10*time.Second, "d joins with the new key", seesMembers(d.Node, "a", "b", "c", "d"))
+	testutil.Eventually(t, "d joins with the new key", seesMembers(d.Node, "a", "b", "c", "d"))
 	e := startNode(t, testConfig("e", [][]byte{oldKey}, nodes[0].LocalAddr()), nil)
-	consistently(t, 2*time.Second, "e stays out", seesMembers(e.Node, "e"))
+	refusedTwice(t, e)
+	if got := aliveNames(e.Node); !slices.Equal(got, []string{"e"}) {
+		t.Fatalf("e, with only the removed key, sees %v alive; want it kept out", got)
+	}
 
 	if err := nodes[0].RemoveKey(newKey); err == nil {
 		t.Error("RemoveKey(primary) succeeded; memberlist must refuse it")
@@ -382,64 +378,71 @@ func TestSetDrainingShowsOnPeers(t *testing.T) {
 			if err := a.SetDraining(draining); err != nil {
 				t.Fatalf("SetDraining: %v", err)
 			}
-			eventually(t, 10*time.Second, "b sees a's flag", func() bool { return drainingOf("a")() == draining })
+			testutil.Eventually(t, "b sees a's flag", func() bool { return drainingOf("a")() == draining })
 		})
 	}
 }
 
+// The merge worker is held inside MergeDelta while more messages arrive than the queue holds.
+// Inside a synctest bubble, a NotifyMsg blocked on the full queue would be durably blocked, so
+// synctest.Wait tells at once whether the callbacks returned.
 func TestIncomingOverflowIsDroppedWithoutBlocking(t *testing.T) {
-	const queueSize = 4
-	state := &recState{block: make(chan struct{}), entered: make(chan struct{}, 1)}
-	cfg := testConfig("a", nil)
-	cfg.QueueSize = queueSize
-	reg := prometheus.NewRegistry()
-	n, err := New(cfg, state, nil, reg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { n.del.work(ctx) })
-	defer func() { cancel(); wg.Wait() }()
-
-	n.del.NotifyMsg([]byte("held"))
-	<-state.entered // the worker is stuck in MergeDelta; the queue is empty again
-
-	const extra = 3
-	sent := make(chan struct{})
-	go func() {
-		defer close(sent)
-		for i := range queueSize + extra {
-			n.del.NotifyMsg(fmt.Appendf(nil, "m%d", i))
+	synctest.Test(t, func(t *testing.T) {
+		const queueSize = 4
+		state := &recState{block: make(chan struct{}), entered: make(chan struct{}, 1)}
+		cfg := testConfig("a", nil)
+		cfg.QueueSize = queueSize
+		reg := prometheus.NewRegistry()
+		n, err := New(cfg, state, nil, reg)
+		if err != nil {
+			t.Fatalf("New: %v", err)
 		}
-		n.del.MergeRemoteState([]byte("full"), false)
-	}()
-	select {
-	case <-sent:
-	case <-time.After(5 * time.Second):
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Go(func() { n.del.work(ctx) })
+		defer func() { cancel(); wg.Wait() }()
+
+		n.del.NotifyMsg([]byte("held"))
+		<-state.entered // the worker is stuck in MergeDelta; the queue is empty again
+
+		const extra = 3
+		sent := make(chan struct{})
+		go func() {
+			defer close(sent)
+			for i := range queueSize + extra {
+				n.del.NotifyMsg(fmt.Appendf(nil, "m%d", i))
+			}
+			n.del.MergeRemoteState([]byte("full"), false)
+		}()
+		synctest.Wait()
+		select {
+		case <-sent:
+		default:
+			close(state.block)
+			t.Fatal("NotifyMsg blocked on a full queue")
+		}
+		dropped := func() float64 {
+			return metricValue(t, reg, "veloflux_gossip_messages_total", map[string]string{"direction": "received", "result": "dropped"})
+		}
+		if got := dropped(); got != extra+1 {
+			t.Errorf("dropped = %v, want %d", got, extra+1)
+		}
+
 		close(state.block)
-		t.Fatal("NotifyMsg blocked on a full queue")
-	}
-	dropped := func() float64 {
-		return metricValue(t, reg, "veloflux_gossip_messages_total", map[string]string{"direction": "received", "result": "dropped"})
-	}
-	if got := dropped(); got != extra+1 {
-		t.Errorf("dropped = %v, want %d", got, extra+1)
-	}
-
-	close(state.block)
-	eventually(t, 5*time.Second, "queued messages merged", func() bool {
-		return metricValue(t, reg, "veloflux_gossip_messages_total",
-			map[string]string{"direction": "received", "result": "ok"}) == queueSize+1
-	})
-	for i := range queueSize {
-		if !state.hasDelta(fmt.Sprintf("m%d", i)) {
-			t.Errorf("queued message m%d was not merged", i)
+		synctest.Wait() // the worker has merged everything queued and waits for more
+		if got := metricValue(t, reg, "veloflux_gossip_messages_total",
+			map[string]string{"direction": "received", "result": "ok"}); got != queueSize+1 {
+			t.Errorf("merged ok = %v, want %d: the held message and the queued ones", got, queueSize+1)
 		}
-	}
-	if state.hasDelta(fmt.Sprintf("m%d", queueSize)) {
-		t.Errorf("message m%d beyond the queue was merged; it should have been dropped", queueSize)
-	}
+		for i := range queueSize {
+			if !state.hasDelta(fmt.Sprintf("m%d", i)) {
+				t.Errorf("queued message m%d was not merged", i)
+			}
+		}
+		if state.hasDelta(fmt.Sprintf("m%d", queueSize)) {
+			t.Errorf("message m%d beyond the queue was merged; it should have been dropped", queueSize)
+		}
+	})
 }
 
 func TestRunTwiceAndRotationWithoutKeys(t *testing.T) {
@@ -553,7 +556,7 @@ func TestStoppedNodeForgetsMembers(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
-	eventually(t, 10*time.Second, "b joins", seesMembers(b, "a", "b"))
+	testutil.Eventually(t, "b joins", seesMembers(b, "a", "b"))
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
@@ -565,7 +568,7 @@ func TestStoppedNodeForgetsMembers(t *testing.T) {
 		t.Errorf("SetDraining on a stopped node: %v", err)
 	}
 	// b left gracefully, so a drops it at once rather than after suspicion.
-	eventually(t, 10*time.Second, "a sees b leave", seesMembers(a.Node, "a"))
+	testutil.Eventually(t, "a sees b leave", seesMembers(a.Node, "a"))
 	if got := metricValue(t, a.reg, "veloflux_gossip_members", map[string]string{"state": "departed"}); got != 1 {
 		t.Errorf("a: members{state=departed} = %v, want 1", got)
 	}
@@ -585,13 +588,13 @@ func TestReconnectFindsDepartedMemberAgain(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
-	eventually(t, 10*time.Second, "b joins", seesMembers(a.Node, "a", "b"))
+	testutil.Eventually(t, "b joins", seesMembers(a.Node, "a", "b"))
 	addrB := b.LocalAddr()
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run(b): %v", err)
 	}
-	eventually(t, 10*time.Second, "a sees b leave", seesMembers(a.Node, "a"))
+	testutil.Eventually(t, "a sees b leave", seesMembers(a.Node, "a"))
 	all := a.AllMembers()
 	if len(all) != 2 || all[1].Name != "b" || all[1].State != "departed" || all[1].Addr != addrB || all[1].Region != "eu-b" {
 		t.Fatalf("AllMembers = %+v, want a alive then b departed at %s", all, addrB)
@@ -601,8 +604,8 @@ func TestReconnectFindsDepartedMemberAgain(t *testing.T) {
 	cfgB := testConfig("b", nil) // no seeds: only a's reconnect loop can bring them together
 	cfgB.BindPort, _ = strconv.Atoi(port)
 	b2 := startNode(t, cfgB, nil)
-	eventually(t, 10*time.Second, "a reconnects to b", seesMembers(a.Node, "a", "b"))
-	eventually(t, 10*time.Second, "b sees a", seesMembers(b2.Node, "a", "b"))
+	testutil.Eventually(t, "a reconnects to b", seesMembers(a.Node, "a", "b"))
+	testutil.Eventually(t, "b sees a", seesMembers(b2.Node, "a", "b"))
 	if all := a.AllMembers(); len(all) != 2 || all[1].State != "alive" {
 		t.Errorf("after reconnect AllMembers = %+v, want both alive", all)
 	}
@@ -688,9 +691,11 @@ func TestUrgentEntriesJumpTheSessionBacklog(t *testing.T) {
 // at start (both looked before the other registered) still meet.
 func TestFindPeersIsAskedWhileAlone(t *testing.T) {
 	var found atomic.Pointer[string]
+	var asked atomic.Int32
 	cfgA := testConfig("a", nil)
 	cfgA.ReconnectInterval = 100 * time.Millisecond
 	cfgA.FindPeers = func() []string {
+		asked.Add(1)
 		if p := found.Load(); p != nil {
 			return []string{*p}
 		}
@@ -698,9 +703,12 @@ func TestFindPeersIsAskedWhileAlone(t *testing.T) {
 	}
 	a := startNode(t, cfgA, nil)
 	b := startNode(t, testConfig("b", nil), nil) // no seeds, no FindPeers: it can only be found
-	consistently(t, 300*time.Millisecond, "a stays alone while FindPeers knows no one", seesMembers(a.Node, "a"))
+	testutil.Eventually(t, "a to ask FindPeers twice while it knows no one", func() bool { return asked.Load() >= 2 })
+	if got := aliveNames(a.Node); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("a sees %v alive before FindPeers named anyone; want a alone", got)
+	}
 	addr := b.LocalAddr()
 	found.Store(&addr)
-	eventually(t, 10*time.Second, "a finds b", seesMembers(a.Node, "a", "b"))
-	eventually(t, 10*time.Second, "b sees a", seesMembers(b.Node, "a", "b"))
+	testutil.Eventually(t, "a finds b", seesMembers(a.Node, "a", "b"))
+	testutil.Eventually(t, "b sees a", seesMembers(b.Node, "a", "b"))
 }

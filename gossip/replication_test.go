@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // storeNode is a Store replicated by a real memberlist Node: local writes are broadcast.
@@ -46,7 +48,7 @@ func startStoreNodeCap(t testing.TB, name string, perKind int, seeds ...string) 
 	})
 	select {
 	case <-n.Ready():
-	case <-time.After(5 * time.Second):
+	case <-time.After(testutil.Timeout()):
 		t.Fatalf("%s did not bind", name)
 	}
 	return storeNode{Node: n, store: st}
@@ -81,18 +83,18 @@ func TestStoreReplicatesOverMemberlist(t *testing.T) {
 	a := startStoreNode(t, "a")
 	b := startStoreNode(t, "b", a.LocalAddr())
 	c := startStoreNode(t, "c", a.LocalAddr())
-	eventually(t, 10*time.Second, "three members", seesMembers(a.Node, "a", "b", "c"))
+	testutil.Eventually(t, "three members", seesMembers(a.Node, "a", "b", "c"))
 
 	a.put(t, KindSession, "sess-1", "backend-1")
-	eventually(t, 10*time.Second, "session on b and c", func() bool {
+	testutil.Eventually(t, "session on b and c", func() bool {
 		return b.value(KindSession, "sess-1") == "backend-1" && c.value(KindSession, "sess-1") == "backend-1"
 	})
 
 	c.put(t, KindSession, "sess-1", "backend-2") // re-pin: newer stamp wins on every node
-	eventually(t, 10*time.Second, "re-pin everywhere", func() bool {
+	testutil.Eventually(t, "re-pin everywhere", func() bool {
 		return a.value(KindSession, "sess-1") == "backend-2" && b.value(KindSession, "sess-1") == "backend-2"
 	})
 
 	d := startStoreNode(t, "d", b.LocalAddr())
-	eventually(t, 15*time.Second, "late joiner has the state", func() bool { return d.value(KindSession, "sess-1") == "backend-2" })
+	testutil.Eventually(t, "late joiner has the state", func() bool { return d.value(KindSession, "sess-1") == "backend-2" })
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // sessionStore mirrors proxy.SessionStore, which gossip must not import: Sessions has to keep
@@ -55,7 +57,7 @@ func (d *deliverTo) count() int {
 
 // sessionPair returns Sessions on store "a" whose broadcasts reach store "b", and Sessions on b
 // (which broadcasts nowhere), both reading ft.
-func sessionPair(t *testing.T, ft *fakeTime, mutate func(*StoreConfig)) (a, b *Sessions, bc *deliverTo, reg *prometheus.Registry) {
+func sessionPair(t *testing.T, ft *testutil.Clock, mutate func(*StoreConfig)) (a, b *Sessions, bc *deliverTo, reg *prometheus.Registry) {
 	t.Helper()
 	sa := newTestStore(t, "a", ft, mutate)
 	sb := newTestStore(t, "b", ft, mutate)
@@ -85,7 +87,7 @@ func TestSessionsPutReplicatesToPeer(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ft := newFakeTime(testEpoch)
+			ft := testutil.NewClock(testEpoch)
 			a, b, _, _ := sessionPair(t, ft, nil)
 			exp := testEpoch.Add(30 * time.Minute)
 			a.Put(tt.session, "backend-1", exp)
@@ -106,7 +108,7 @@ func TestSessionsPutReplicatesToPeer(t *testing.T) {
 }
 
 func TestSessionsGetUnknown(t *testing.T) {
-	a, _, _, _ := sessionPair(t, newFakeTime(testEpoch), nil)
+	a, _, _, _ := sessionPair(t, testutil.NewClock(testEpoch), nil)
 	a.Put("known", "backend-1", testEpoch.Add(time.Minute))
 	if id, exp, ok := a.Get("unknown"); ok || id != "" || !exp.IsZero() {
 		t.Errorf("Get(unknown) = %q, %v, %v; want zero values", id, exp, ok)
@@ -114,7 +116,7 @@ func TestSessionsGetUnknown(t *testing.T) {
 }
 
 func TestSessionsExpiryHonoured(t *testing.T) {
-	ft := newFakeTime(testEpoch)
+	ft := testutil.NewClock(testEpoch)
 	a, b, _, _ := sessionPair(t, ft, nil)
 	a.Put("s", "backend-1", testEpoch.Add(time.Minute))
 
@@ -136,7 +138,7 @@ func TestSessionsExpiryHonoured(t *testing.T) {
 // derive, distinct IDs sharing a long prefix stay apart, and an ID that looks like a digest
 // cannot reach the pin of the long ID it would collide with.
 func TestSessionsLongKeysHashedAlike(t *testing.T) {
-	ft := newFakeTime(testEpoch)
+	ft := testutil.NewClock(testEpoch)
 	a, b, _, _ := sessionPair(t, ft, nil)
 	long1 := strings.Repeat("p", 600) + "1"
 	long2 := strings.Repeat("p", 600) + "2"
@@ -192,7 +194,7 @@ func TestSessionsErrorsCounted(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ft := newFakeTime(testEpoch)
+			ft := testutil.NewClock(testEpoch)
 			a, b, bc, reg := sessionPair(t, ft, tt.mutate)
 			if tt.reason == sessionErrFull {
 				a.Put("first", "backend-0", testEpoch.Add(time.Minute)) // fills the table
@@ -225,7 +227,7 @@ func TestSessionsErrorsCounted(t *testing.T) {
 }
 
 func TestNewSessionsRefuses(t *testing.T) {
-	st := newTestStore(t, "a", newFakeTime(testEpoch), nil)
+	st := newTestStore(t, "a", testutil.NewClock(testEpoch), nil)
 	reg := prometheus.NewRegistry()
 	if _, err := NewSessions(st, &deliverTo{t: t}, nil, reg); err != nil {
 		t.Fatalf("first NewSessions: %v", err)
@@ -250,7 +252,7 @@ func TestNewSessionsRefuses(t *testing.T) {
 }
 
 func TestRegisterStoreMetrics(t *testing.T) {
-	ft := newFakeTime(testEpoch)
+	ft := testutil.NewClock(testEpoch)
 	st := newTestStore(t, "a", ft, func(c *StoreConfig) { c.MaxEntriesPerKind = 2 })
 	reg := prometheus.NewRegistry()
 	if err := RegisterStoreMetrics(st, reg); err != nil {
@@ -315,7 +317,7 @@ func TestSessionsOverMemberlist(t *testing.T) {
 	a := startStoreNode(t, "a")
 	b := startStoreNode(t, "b", a.LocalAddr())
 	c := startStoreNode(t, "c", a.LocalAddr())
-	eventually(t, 10*time.Second, "three members", seesMembers(a.Node, "a", "b", "c"))
+	testutil.Eventually(t, "three members", seesMembers(a.Node, "a", "b", "c"))
 
 	sessions := make(map[string]*Sessions)
 	for _, n := range []storeNode{a, b, c} {
@@ -331,7 +333,7 @@ func TestSessionsOverMemberlist(t *testing.T) {
 	sessions["a"].Put(long, "backend-2", exp)
 
 	for _, name := range []string{"b", "c"} {
-		eventually(t, 5*time.Second, "pins on "+name, func() bool {
+		testutil.Eventually(t, "pins on "+name, func() bool {
 			id1, exp1, ok1 := sessions[name].Get("pool|sess-1")
 			id2, _, ok2 := sessions[name].Get(long)
 			// Real clocks: the TTL is measured a moment before the store adds it back.
@@ -364,7 +366,7 @@ func FuzzSessionKey(f *testing.F) {
 }
 
 func BenchmarkSessionsGet(b *testing.B) {
-	st := newTestStore(b, "a", newFakeTime(testEpoch), nil)
+	st := newTestStore(b, "a", testutil.NewClock(testEpoch), nil)
 	s, err := NewSessions(st, &deliverTo{t: b}, nil, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -379,7 +381,7 @@ func BenchmarkSessionsGet(b *testing.B) {
 }
 
 func BenchmarkSessionsPut(b *testing.B) {
-	st := newTestStore(b, "a", newFakeTime(testEpoch), nil)
+	st := newTestStore(b, "a", testutil.NewClock(testEpoch), nil)
 	s, err := NewSessions(st, &deliverTo{t: b}, nil, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -400,7 +402,7 @@ func BenchmarkSessionReplication(b *testing.B) {
 	}
 	a := startStoreNodeCap(b, "a", room)
 	peer := startStoreNodeCap(b, "b", room, a.LocalAddr())
-	eventually(b, 10*time.Second, "b joins", seesMembers(a.Node, "a", "b"))
+	testutil.Eventually(b, "b joins", seesMembers(a.Node, "a", "b"))
 	sessions, err := NewSessions(a.store, a.Node, nil, nil)
 	if err != nil {
 		b.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/veloflux/veloflux/discovery"
+	"github.com/veloflux/veloflux/internal/testutil"
 	"github.com/veloflux/veloflux/proxy"
 )
 
@@ -86,7 +87,7 @@ func TestStickySessionsAcrossCluster(t *testing.T) {
 			}
 			slices.Sort(names)
 			for _, n := range nodes {
-				eventually(t, 30*time.Second, "full membership", seesMembers(n.Node, names...))
+				testutil.Eventually(t, "full membership", seesMembers(n.Node, names...))
 			}
 			var took []time.Duration
 			for s := range 10 {
@@ -98,7 +99,7 @@ func TestStickySessionsAcrossCluster(t *testing.T) {
 				}
 				// Ask the others only once the pin is there: a node asked earlier pins the
 				// session itself, and its newer pin would win everywhere.
-				eventually(t, 30*time.Second, "the pin on every node", func() bool {
+				testutil.Eventually(t, "the pin on every node", func() bool {
 					for _, n := range nodes {
 						if n.store.Len(KindSession) != s+1 {
 							return false

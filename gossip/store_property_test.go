@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // The merge contract (STYLE.md rule 9): replicas that received the same entries hold the same
@@ -96,7 +98,7 @@ func checkState(t *testing.T, s *Store, want map[string]Entry) {
 
 func TestMergeCommutativeIdempotent(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	ft := newFakeTime(testEpoch)
+	ft := testutil.NewClock(testEpoch)
 	for i := range propertyIterations {
 		entries := randomEntries(rng, 1+rng.IntN(30))
 		want := expectedState(entries, testEpoch.UnixNano())
@@ -120,7 +122,7 @@ func TestMergeCommutativeIdempotent(t *testing.T) {
 
 func TestMergeAssociative(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	ft := newFakeTime(testEpoch)
+	ft := testutil.NewClock(testEpoch)
 	const stateCap = 1 << 20
 	for i := range propertyIterations {
 		entries := randomEntries(rng, 3+rng.IntN(30))
@@ -164,7 +166,7 @@ func TestMergeAssociative(t *testing.T) {
 func TestReplicasConverge(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	for i := range 60 {
-		ft := newFakeTime(testEpoch)
+		ft := testutil.NewClock(testEpoch)
 		names := []string{"a", "b", "c"}
 		stores := make([]*Store, len(names))
 		for j, n := range names {

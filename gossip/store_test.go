@@ -8,12 +8,15 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // newTestStore returns a store named name whose clock reads ft and tolerates drift hours ahead,
 // so randomized tests can merge stamps from anywhere in their time window.
-func newTestStore(t testing.TB, name string, ft *fakeTime, mutate func(*StoreConfig)) *Store {
+func newTestStore(t testing.TB, name string, ft *testutil.Clock, mutate func(*StoreConfig)) *Store {
 	t.Helper()
 	cfg := DefaultStoreConfig()
 	cfg.NodeName = name
@@ -71,7 +74,7 @@ func TestStoreConfigValidate(t *testing.T) {
 }
 
 func TestStorePutGet(t *testing.T) {
-	ft := newFakeTime(testEpoch)
+	ft := testutil.NewClock(testEpoch)
 	s := newTestStore(t, "a", ft, nil)
 	value := []byte("backend-1")
 	put, err := s.Put(KindSession, "sess-1", value, 0)
@@ -109,7 +112,7 @@ func TestStorePutGet(t *testing.T) {
 }
 
 func TestStoreDeleteLeavesTombstoneUntilTTL(t *testing.T) {
-	ft := newFakeTime(testEpoch)
+	ft := testutil.NewClock(testEpoch)
 	s := newTestStore(t, "a", ft, func(c *StoreConfig) { c.TombstoneTTL = time.Minute })
 	if _, err := s.Put(KindDrain, "node-b", []byte{1}, 0); err != nil {
 		t.Fatal(err)
@@ -139,7 +142,7 @@ func TestStoreDeleteLeavesTombstoneUntilTTL(t *testing.T) {
 }
 
 func TestStoreTTLExpiry(t *testing.T) {
-	ft := newFakeTime(testEpoch)
+	ft := testutil.NewClock(testEpoch)
 	s := newTestStore(t, "a", ft, nil)
 	if _, err := s.Put(KindSession, "short", []byte("x"), time.Second); err != nil {
 		t.Fatal(err)
@@ -167,38 +170,47 @@ func TestStoreTTLExpiry(t *testing.T) {
 	}
 }
 
+// Run's ticker runs on the synctest bubble's clock, so the test knows exactly when a collection
+// is due; the store's own expiry clock is ft, moved by hand.
 func TestStoreRunCollectsExpiredEntries(t *testing.T) {
-	ft := newFakeTime(testEpoch)
-	s := newTestStore(t, "a", ft, func(c *StoreConfig) { c.ExpireInterval = 5 * time.Millisecond })
-	if _, err := s.Put(KindSession, "gone", []byte("x"), time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Put(KindSession, "kept", []byte("y"), time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	ft.Add(2 * time.Second)
-	deadline := time.Now().Add(5 * time.Second)
-	for s.Len(KindSession) != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("Run did not collect the expired entry: Len = %d", s.Len(KindSession))
+	synctest.Test(t, func(t *testing.T) {
+		const interval = 10 * time.Second
+		ft := testutil.NewClock(testEpoch)
+		s := newTestStore(t, "a", ft, func(c *StoreConfig) { c.ExpireInterval = interval })
+		if _, err := s.Put(KindSession, "gone", []byte("x"), time.Second); err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(time.Millisecond)
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run returned %v on cancel, want nil", err)
+		if _, err := s.Put(KindSession, "kept", []byte("y"), time.Hour); err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not stop when its context ended")
-	}
-	if _, ok := s.Get(KindSession, "kept"); !ok {
-		t.Fatal("Run removed a live entry")
-	}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx) }()
+		ft.Add(2 * time.Second)
+		time.Sleep(interval - time.Nanosecond)
+		synctest.Wait()
+		if n := s.Len(KindSession); n != 2 {
+			t.Fatalf("Len = %d before the first ExpireInterval: collected early", n)
+		}
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		if n := s.Len(KindSession); n != 1 {
+			t.Fatalf("Run did not collect the expired entry at ExpireInterval: Len = %d", n)
+		}
+		cancel()
+		synctest.Wait()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Run returned %v on cancel, want nil", err)
+			}
+		default:
+			t.Fatal("Run did not stop when its context ended")
+		}
+		if _, ok := s.Get(KindSession, "kept"); !ok {
+			t.Fatal("Run removed a live entry")
+		}
+	})
 }
 
 func TestStoreMergeLastWriterWins(t *testing.T) {
@@ -225,7 +237,7 @@ func TestStoreMergeLastWriterWins(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newTestStore(t, "local", newFakeTime(testEpoch), nil)
+			s := newTestStore(t, "local", testutil.NewClock(testEpoch), nil)
 			if changed, err := s.Merge(base); err != nil || !changed {
 				t.Fatalf("first Merge = %v, %v; want true, nil", changed, err)
 			}
@@ -249,7 +261,7 @@ func TestStoreMergeLastWriterWins(t *testing.T) {
 }
 
 func TestStoreMergeReplacesExpiredLocalEntry(t *testing.T) {
-	ft := newFakeTime(testEpoch)
+	ft := testutil.NewClock(testEpoch)
 	s := newTestStore(t, "local", ft, nil)
 	if _, err := s.Put(KindSession, "k", []byte("v"), time.Second); err != nil {
 		t.Fatal(err)
@@ -266,7 +278,7 @@ func TestStoreMergeReplacesExpiredLocalEntry(t *testing.T) {
 }
 
 func TestStoreLocalWriteBeatsMergedFutureStamp(t *testing.T) {
-	ft := newFakeTime(testEpoch)
+	ft := testutil.NewClock(testEpoch)
 	s := newTestStore(t, "a", ft, nil)
 	// A peer whose clock runs 30s ahead (within drift) wrote the key.
 	remote := Entry{Kind: KindSession, Key: "k", Value: []byte("peer"), Node: "zzz",
@@ -306,7 +318,7 @@ func TestStoreMergeRefusals(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ft := newFakeTime(testEpoch)
+			ft := testutil.NewClock(testEpoch)
 			cfg := DefaultStoreConfig()
 			cfg.NodeName = "a"
 			s, err := NewStore(cfg, NewClock(ft.Now, time.Minute))
@@ -331,7 +343,7 @@ func TestStoreMergeRefusals(t *testing.T) {
 }
 
 func TestStorePutRefusals(t *testing.T) {
-	s := newTestStore(t, "a", newFakeTime(testEpoch), nil)
+	s := newTestStore(t, "a", testutil.NewClock(testEpoch), nil)
 	if _, err := s.Put(Kind(0), "k", nil, 0); !errors.Is(err, ErrUnknownKind) {
 		t.Fatalf("Put unknown kind: %v", err)
 	}
@@ -348,7 +360,7 @@ func TestStorePutRefusals(t *testing.T) {
 
 func TestStoreFullRefusesNewKeys(t *testing.T) {
 	now := testEpoch.UnixNano()
-	s := newTestStore(t, "a", newFakeTime(testEpoch), func(c *StoreConfig) { c.MaxEntriesPerKind = 2 })
+	s := newTestStore(t, "a", testutil.NewClock(testEpoch), func(c *StoreConfig) { c.MaxEntriesPerKind = 2 })
 	for _, k := range []string{"k1", "k2"} {
 		if _, err := s.Put(KindSession, k, []byte("v"), 0); err != nil {
 			t.Fatal(err)
@@ -385,7 +397,7 @@ func TestStoreFullRefusesNewKeys(t *testing.T) {
 }
 
 func TestStoreOnChange(t *testing.T) {
-	ft := newFakeTime(testEpoch)
+	ft := testutil.NewClock(testEpoch)
 	s := newTestStore(t, "a", ft, nil)
 	var mu sync.Mutex
 	var got []string
@@ -416,11 +428,7 @@ func TestStoreOnChange(t *testing.T) {
 		ft.Add(time.Hour + time.Second)
 		s.Expire(ft.Now())
 	}()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("store call did not return: OnChange hook ran under the store lock")
-	}
+	testutil.Receive(t, done, "the store calls to return (they cannot if a hook runs under the store lock)")
 	want := "[session/s1/b1/true session/s1//false health/be/down/true]"
 	if fmt.Sprint(got) != want {
 		t.Fatalf("hook saw %v, want %s", got, want)
@@ -428,7 +436,7 @@ func TestStoreOnChange(t *testing.T) {
 }
 
 func TestStoreRange(t *testing.T) {
-	s := newTestStore(t, "a", newFakeTime(testEpoch), nil)
+	s := newTestStore(t, "a", testutil.NewClock(testEpoch), nil)
 	for _, k := range []string{"c", "a", "d", "b"} {
 		if _, err := s.Put(KindSession, k, []byte(k), 0); err != nil {
 			t.Fatal(err)
@@ -465,7 +473,7 @@ func TestStoreRange(t *testing.T) {
 }
 
 func TestStoreStateExchange(t *testing.T) {
-	ft := newFakeTime(testEpoch)
+	ft := testutil.NewClock(testEpoch)
 	a := newTestStore(t, "a", ft, nil)
 	b := newTestStore(t, "b", ft, nil)
 	for i := range 20 {
@@ -540,7 +548,7 @@ func TestStoreStateExchange(t *testing.T) {
 }
 
 func TestStoreConcurrentUse(t *testing.T) {
-	ft := newFakeTime(testEpoch)
+	ft := testutil.NewClock(testEpoch)
 	a := newTestStore(t, "a", ft, nil)
 	b := newTestStore(t, "b", ft, nil)
 	a.OnChange(func(e Entry) {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -16,18 +15,8 @@ import (
 	"time"
 
 	"github.com/veloflux/veloflux/discovery/consul/consultest"
+	"github.com/veloflux/veloflux/internal/testutil"
 )
-
-// freeAddr returns a loopback address with a free port (for gossip, which binds TCP and UDP).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 func clusterConfig(name, bind, seed string, backends []*backend) string {
 	pool := "  - name: web\n    sticky_sessions: true\n    backends:\n"
@@ -63,9 +52,9 @@ func TestClusterSharesStickySessions(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		backends = append(backends, newBackend(t, fmt.Sprintf("b%d", i), 0))
 	}
-	bindA := freeAddr(t)
+	bindA := testutil.FreeAddr(t)
 	a := startNode(t, clusterConfig("node-a", bindA, "", backends))
-	b := startNode(t, clusterConfig("node-b", freeAddr(t), bindA, backends))
+	b := startNode(t, clusterConfig("node-b", testutil.FreeAddr(t), bindA, backends))
 
 	pins := map[string]string{}
 	for i := 0; i < 20; i++ {
@@ -75,7 +64,7 @@ func TestClusterSharesStickySessions(t *testing.T) {
 	// Wait until node b holds all 20 pins (asking it earlier would make it pin the session
 	// itself, and its newer pin would win everywhere).
 	start := time.Now()
-	waitFor(t, 10*time.Second, "20 sessions replicated to node b", func() bool {
+	testutil.Eventually(t, "20 sessions replicated to node b", func() bool {
 		_, m, _ := get(t, "http://"+b.metrics+"/metrics")
 		return strings.Contains(m, `veloflux_gossip_state_entries{kind="session"} 20`)
 	})
@@ -93,7 +82,7 @@ func TestClusterJoinsThroughConsul(t *testing.T) {
 	agent := consultest.Start(t, "dc1")
 	be := newBackend(t, "b0", 0)
 	cfg := func(name string) string {
-		c := clusterConfig(name, freeAddr(t), "", []*backend{be})
+		c := clusterConfig(name, testutil.FreeAddr(t), "", []*backend{be})
 		c = strings.Replace(c, "  seeds: []\n", "  seeds: []\n  join_consul: true\n", 1)
 		return c + `discovery:
   consul:
@@ -107,7 +96,7 @@ func TestClusterJoinsThroughConsul(t *testing.T) {
 	}
 	a := startNode(t, cfg("node-a"))
 	c := consulClient(t, agent, "")
-	waitFor(t, 10*time.Second, "node a registered with its gossip address", func() bool {
+	testutil.Eventually(t, "node a registered with its gossip address", func() bool {
 		svcs, _, err := c.Catalog().Service("veloflux", "", nil)
 		return err == nil && len(svcs) == 1 && svcs[0].ServiceMeta["gossip_addr"] != ""
 	})
@@ -116,7 +105,7 @@ func TestClusterJoinsThroughConsul(t *testing.T) {
 		_, body, _ := get(t, "http://"+n.admin+"/admin/status")
 		return strings.Count(body, `"Name":"node-`)
 	}
-	waitFor(t, 10*time.Second, "both nodes see two members", func() bool { return members(a) == 2 && members(b) == 2 })
+	testutil.Eventually(t, "both nodes see two members", func() bool { return members(a) == 2 && members(b) == 2 })
 
 	// Two more nodes start while neither can be found: each looked up its peers before the other
 	// registered, so only asking Consul again while alone brings them together.
@@ -142,8 +131,8 @@ func TestClusterJoinsThroughConsul(t *testing.T) {
 		}
 		return len(svcs)
 	}
-	waitFor(t, 10*time.Second, "both registered", func() bool { return registered() == 2 })
-	took := waitUntil(t, 15*time.Second, "d and e meet", func() bool { return sees(t, d, "node-d", "node-e") && sees(t, e, "node-d", "node-e") })
+	testutil.Eventually(t, "both registered", func() bool { return registered() == 2 })
+	took := testutil.Eventually(t, "d and e meet", func() bool { return sees(t, d, "node-d", "node-e") && sees(t, e, "node-d", "node-e") })
 	t.Logf("nodes started together met %v after both were registered", took.Round(time.Millisecond))
 }
 
@@ -226,7 +215,7 @@ func TestClusterPartitionHeals(t *testing.T) {
 	}
 	all := []string{"node-0", "node-1", "node-2"}
 	for _, n := range nodes {
-		waitFor(t, 15*time.Second, "three members alive", func() bool { return sees(t, n, all...) })
+		testutil.Eventually(t, "three members alive", func() bool { return sees(t, n, all...) })
 	}
 
 	// pins maps a session cookie to the backend that first served it.
@@ -249,17 +238,17 @@ func TestClusterPartitionHeals(t *testing.T) {
 	}
 	pin(nodes[0], 10)
 	for _, n := range nodes {
-		waitFor(t, 10*time.Second, "10 sessions everywhere", func() bool { return sessionEntries(t, n) == "10" })
+		testutil.Eventually(t, "10 sessions everywhere", func() bool { return sessionEntries(t, n) == "10" })
 	}
 	checkPins("before the partition", nodes...)
 
 	lab.cut(2, 0)
 	lab.cut(2, 1)
 	cutAt := time.Now()
-	detect := waitUntil(t, 30*time.Second, "the majority declares node-2 dead", func() bool {
+	detect := testutil.Eventually(t, "the majority declares node-2 dead", func() bool {
 		return sees(t, nodes[0], "node-0", "node-1") && sees(t, nodes[1], "node-0", "node-1")
 	})
-	waitFor(t, 30*time.Second, "node-2 sees itself alone", func() bool { return sees(t, nodes[2], "node-2") })
+	testutil.Eventually(t, "node-2 sees itself alone", func() bool { return sees(t, nodes[2], "node-2") })
 	if st := memberStates(t, nodes[0]); st["node-2"] != "departed" {
 		t.Errorf("node-0 shows node-2 as %q, want departed", st["node-2"])
 	}
@@ -279,10 +268,10 @@ func TestClusterPartitionHeals(t *testing.T) {
 	time.Sleep(time.Until(cutAt.Add(33 * time.Second)))
 	lab.heal(2, 0)
 	lab.heal(2, 1)
-	rejoin := waitUntil(t, 30*time.Second, "the cluster whole again", func() bool {
+	rejoin := testutil.Eventually(t, "the cluster whole again", func() bool {
 		return sees(t, nodes[0], all...) && sees(t, nodes[1], all...) && sees(t, nodes[2], all...)
 	})
-	merge := waitUntil(t, 30*time.Second, "20 sessions on every node", func() bool {
+	merge := testutil.Eventually(t, "20 sessions on every node", func() bool {
 		for _, n := range nodes {
 			if sessionEntries(t, n) != "20" {
 				return false
@@ -293,7 +282,7 @@ func TestClusterPartitionHeals(t *testing.T) {
 	t.Logf("heal: members whole again after %v, states merged %v later", rejoin.Round(time.Millisecond), merge.Round(time.Millisecond))
 	reconnected := 0
 	for _, n := range nodes {
-		reconnected += len(n.logs.find("reconnected to cluster members"))
+		reconnected += len(n.logs.Find("reconnected to cluster members"))
 	}
 	if reconnected == 0 {
 		t.Error("no node logged a reconnect: the halves did not find each other through the reconnect loop")
@@ -320,32 +309,32 @@ func TestClusterRestartedNodeGetsStateByPushPull(t *testing.T) {
 	for i := range 4 {
 		backends = append(backends, newBackend(t, fmt.Sprintf("b%d", i), 0))
 	}
-	bindA, bindC := freeAddr(t), freeAddr(t)
+	bindA, bindC := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	a := startNode(t, clusterConfig("node-a", bindA, "", backends))
-	b := startNode(t, clusterConfig("node-b", freeAddr(t), bindA, backends))
+	b := startNode(t, clusterConfig("node-b", testutil.FreeAddr(t), bindA, backends))
 	cfgC := clusterConfig("node-c", bindC, bindA, backends)
 	c := startNode(t, cfgC)
 	for _, n := range []*node{a, b, c} {
-		waitFor(t, 15*time.Second, "three members", func() bool { return sees(t, n, "node-a", "node-b", "node-c") })
+		testutil.Eventually(t, "three members", func() bool { return sees(t, n, "node-a", "node-b", "node-c") })
 	}
 	pins := map[string]string{}
 	for range 10 {
 		_, body, hdr := get(t, a.url("/"))
 		pins[cookiePair(t, hdr)] = body
 	}
-	waitFor(t, 10*time.Second, "10 sessions on node-c", func() bool { return sessionEntries(t, c) == "10" })
+	testutil.Eventually(t, "10 sessions on node-c", func() bool { return sessionEntries(t, c) == "10" })
 
 	c.signal(syscall.SIGKILL)
-	_ = c.wait(5 * time.Second)
+	_ = c.wait()
 	for range 10 {
 		_, body, hdr := get(t, a.url("/"))
 		pins[cookiePair(t, hdr)] = body
 	}
-	waitFor(t, 10*time.Second, "20 sessions on node-b", func() bool { return sessionEntries(t, b) == "20" })
+	testutil.Eventually(t, "20 sessions on node-b", func() bool { return sessionEntries(t, b) == "20" })
 
 	start := time.Now()
 	c = startNode(t, cfgC)
-	took := waitUntil(t, 15*time.Second, "20 sessions on the restarted node-c", func() bool { return sessionEntries(t, c) == "20" })
+	took := testutil.Eventually(t, "20 sessions on the restarted node-c", func() bool { return sessionEntries(t, c) == "20" })
 	t.Logf("restarted node holds all 20 sessions %v after its start-up line (%v after exec)", took.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	if got := metricLine(t, c, `veloflux_gossip_pushpull_bytes_total{direction="received"}`); got == "" || got == "0" {
 		t.Errorf("restarted node received %q push/pull bytes, want > 0", got)
@@ -372,12 +361,12 @@ func TestClusterRepinsIdenticallyAndGossipsIt(t *testing.T) {
 	cfg := func(name, bind, seed string) string {
 		return strings.Replace(clusterConfig(name, bind, seed, backends), "    sticky_sessions: true\n", "    sticky_sessions: true\n"+health, 1)
 	}
-	bindA := freeAddr(t)
+	bindA := testutil.FreeAddr(t)
 	nodes := []*node{startNode(t, cfg("node-a", bindA, ""))}
-	nodes = append(nodes, startNode(t, cfg("node-b", freeAddr(t), bindA)), startNode(t, cfg("node-c", freeAddr(t), bindA)))
+	nodes = append(nodes, startNode(t, cfg("node-b", testutil.FreeAddr(t), bindA)), startNode(t, cfg("node-c", testutil.FreeAddr(t), bindA)))
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	for _, n := range nodes {
-		waitFor(t, 15*time.Second, "three members", func() bool { return sees(t, n, "node-a", "node-b", "node-c") })
+		testutil.Eventually(t, "three members", func() bool { return sees(t, n, "node-a", "node-b", "node-c") })
 	}
 	pins := map[string]string{}
 	for range 40 {
@@ -385,7 +374,7 @@ func TestClusterRepinsIdenticallyAndGossipsIt(t *testing.T) {
 		pins[cookiePair(t, hdr)] = body
 	}
 	for _, n := range nodes {
-		waitFor(t, 10*time.Second, "40 sessions everywhere", func() bool { return sessionEntries(t, n) == "40" })
+		testutil.Eventually(t, "40 sessions everywhere", func() bool { return sessionEntries(t, n) == "40" })
 	}
 	const failed = "b0"
 	var moved []string
@@ -401,7 +390,7 @@ func TestClusterRepinsIdenticallyAndGossipsIt(t *testing.T) {
 	sw[0].down.Store(true)
 	downGauge := `veloflux_backend_health{backend="` + sw[0].addr() + `",pool="web"}`
 	for _, n := range nodes {
-		waitFor(t, 10*time.Second, failed+" down on every node", func() bool { return metricLine(t, n, downGauge) == "0" })
+		testutil.Eventually(t, failed+" down on every node", func() bool { return metricLine(t, n, downGauge) == "0" })
 	}
 	// Node b and node c are asked about each moved session at the same moment.
 	repinned := map[string]string{}
@@ -419,7 +408,7 @@ func TestClusterRepinsIdenticallyAndGossipsIt(t *testing.T) {
 
 	sw[0].down.Store(false)
 	for _, n := range nodes {
-		waitFor(t, 10*time.Second, failed+" up again on every node", func() bool { return metricLine(t, n, downGauge) == "1" })
+		testutil.Eventually(t, failed+" up again on every node", func() bool { return metricLine(t, n, downGauge) == "1" })
 	}
 	for _, n := range nodes {
 		for cookie, want := range repinned {
@@ -443,12 +432,12 @@ func TestClusterRotatesGossipKeyOnReload(t *testing.T) {
 		keys := `  gossip_key: "` + primary + `"` + "\n  gossip_keys: [" + strings.Join(others, ", ") + "]\n"
 		return strings.Replace(cfg, `  gossip_key: "`+oldKey+`"`+"\n", keys, 1)
 	}
-	bindA, bindB := freeAddr(t), freeAddr(t)
+	bindA, bindB := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	cfgA, cfgB := clusterConfig("node-a", bindA, "", []*backend{be}), clusterConfig("node-b", bindB, bindA, []*backend{be})
 	a, b := startNode(t, cfgA), startNode(t, cfgB)
 	nodes := []*node{a, b}
 	for _, n := range nodes {
-		waitFor(t, 15*time.Second, "two members", func() bool { return sees(t, n, "node-a", "node-b") })
+		testutil.Eventually(t, "two members", func() bool { return sees(t, n, "node-a", "node-b") })
 	}
 	steps := []struct {
 		name, primary string
@@ -464,23 +453,27 @@ func TestClusterRotatesGossipKeyOnReload(t *testing.T) {
 			if err := os.WriteFile(n.cfgPath, []byte(cfg), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, 5*time.Second, step.name+": keys changed", func() bool { return len(n.logs.find("gossip keys changed")) == i+1 })
+			testutil.Eventually(t, step.name+": keys changed", func() bool { return len(n.logs.Find("gossip keys changed")) == i+1 })
 		}
 		if _, _, hdr := get(t, a.url("/")); hdr.Get("Set-Cookie") == "" {
 			t.Fatalf("%s: no session cookie", step.name)
 		}
 		want := fmt.Sprint(i + 1)
-		waitFor(t, 10*time.Second, step.name+": a new pin reaches node-b", func() bool { return sessionEntries(t, b) == want })
+		testutil.Eventually(t, step.name+": a new pin reaches node-b", func() bool { return sessionEntries(t, b) == want })
 		for _, n := range nodes {
 			if !sees(t, n, "node-a", "node-b") {
 				t.Fatalf("%s: %s sees %v", step.name, n.proxy, memberStates(t, n))
 			}
 		}
 	}
-	c := startNode(t, withKeys(clusterConfig("node-c", freeAddr(t), bindA, []*backend{be}), newKey))
-	waitFor(t, 15*time.Second, "node-c joins with the new key", func() bool { return sees(t, c, "node-a", "node-b", "node-c") })
-	d := startNode(t, clusterConfig("node-d", freeAddr(t), bindA, []*backend{be}))
-	time.Sleep(3 * time.Second) // d retries its seed meanwhile
+	c := startNode(t, withKeys(clusterConfig("node-c", testutil.FreeAddr(t), bindA, []*backend{be}), newKey))
+	testutil.Eventually(t, "node-c joins with the new key", func() bool { return sees(t, c, "node-a", "node-b", "node-c") })
+	d := startNode(t, clusterConfig("node-d", testutil.FreeAddr(t), bindA, []*backend{be}))
+	// d's joins are refused, and it retries: two refusals show it tried and was turned away.
+	testutil.EventuallyWithNote(t, "node-d's join refused twice, or accepted", func() (bool, string) {
+		refused, joined := len(d.logs.Find("join failed, retrying")), len(d.logs.Find("joined cluster"))
+		return refused >= 2 || joined > 0, fmt.Sprintf("%d refusals, %d joins", refused, joined)
+	})
 	if !sees(t, d, "node-d") || !sees(t, a, "node-a", "node-b", "node-c") {
 		t.Errorf("a node with only the retired key got in: d sees %v, a sees %v", memberStates(t, d), memberStates(t, a))
 	}
@@ -491,11 +484,11 @@ func TestClusterRotatesGossipKeyOnReload(t *testing.T) {
 // again.
 func TestClusterDrainsBackendEverywhere(t *testing.T) {
 	b0, b1 := newBackend(t, "b0", 0), newBackend(t, "b1", 0)
-	bindA := freeAddr(t)
+	bindA := testutil.FreeAddr(t)
 	nodes := []*node{startNode(t, clusterConfig("node-a", bindA, "", []*backend{b0, b1}))}
-	nodes = append(nodes, startNode(t, clusterConfig("node-b", freeAddr(t), bindA, []*backend{b0, b1})))
+	nodes = append(nodes, startNode(t, clusterConfig("node-b", testutil.FreeAddr(t), bindA, []*backend{b0, b1})))
 	for _, n := range nodes {
-		waitFor(t, 15*time.Second, "two members", func() bool { return sees(t, n, "node-a", "node-b") })
+		testutil.Eventually(t, "two members", func() bool { return sees(t, n, "node-a", "node-b") })
 	}
 	post := func(n *node, path string) (int, string) {
 		resp, err := client.Post("http://"+n.admin+path, "", nil)
@@ -521,7 +514,7 @@ func TestClusterDrainsBackendEverywhere(t *testing.T) {
 	if code, body := post(nodes[0], "/admin/backends/drain?backend="+b0.addr()); code != http.StatusOK || !strings.Contains(body, `"drained":true`) {
 		t.Fatalf("drain: %d %s", code, body)
 	}
-	took := waitUntil(t, 10*time.Second, "node-b sends nothing to b0", func() bool {
+	took := testutil.Eventually(t, "node-b sends nothing to b0", func() bool {
 		got := servedBy(nodes[1])
 		return got["b0"] == 0 && got["b1"] == 10
 	})
@@ -532,5 +525,5 @@ func TestClusterDrainsBackendEverywhere(t *testing.T) {
 	if code, body := post(nodes[1], "/admin/backends/undrain?backend="+b0.addr()); code != http.StatusOK {
 		t.Fatalf("undrain: %d %s", code, body)
 	}
-	waitFor(t, 10*time.Second, "node-a uses b0 again", func() bool { return servedBy(nodes[0])["b0"] > 0 })
+	testutil.Eventually(t, "node-a uses b0 again", func() bool { return servedBy(nodes[0])["b0"] > 0 })
 }

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // healthBackend answers /health and / and counts the probes it answered.
@@ -78,7 +80,7 @@ func probesPass(t *testing.T, bs []*healthBackend, k int64) {
 	for i, b := range bs {
 		base[i] = b.probes.Load()
 	}
-	waitFor(t, 60*time.Second, fmt.Sprintf("%d more probes of every backend", k), func() bool {
+	testutil.Eventually(t, fmt.Sprintf("%d more probes of every backend", k), func() bool {
 		for i, b := range bs {
 			if b.probes.Load() < base[i]+k {
 				return false
@@ -119,7 +121,7 @@ func TestIdleClientsBeyondOpenFilesLimit(t *testing.T) {
 	m := newScraper(t, n)
 	probesPass(t, bs, 2)
 	release := holdIdle(t, n.proxy, 2*openFiles)
-	waitFor(t, 60*time.Second, "the client connection cap to fill", func() bool {
+	testutil.Eventually(t, "the client connection cap to fill", func() bool {
 		return m.value(t, "veloflux_client_connections", `listener="http"`) == 64
 	})
 	probesPass(t, bs, 10)
@@ -130,7 +132,7 @@ func TestIdleClientsBeyondOpenFilesLimit(t *testing.T) {
 	if code := firstTryOK(t, n.proxy); code != http.StatusOK {
 		t.Fatalf("first request after the idle clients left: %d, want 200", code)
 	}
-	if down := n.logs.find("backend down"); len(down) > 0 {
+	if down := n.logs.Find("backend down"); len(down) > 0 {
 		t.Fatalf("a backend was marked down by the node's own descriptor shortage: %v", down)
 	}
 	if v := m.value(t, "veloflux_accept_errors_total", `listener="http"`); v != 0 {
@@ -149,14 +151,14 @@ func TestOpenFilesExhaustedIsNotABackendFailure(t *testing.T) {
 	m := newScraper(t, n)
 	probesPass(t, bs, 2)
 	release := holdIdle(t, n.proxy, 2*openFiles)
-	waitFor(t, 60*time.Second, "accept errors to be counted", func() bool {
+	testutil.Eventually(t, "accept errors to be counted", func() bool {
 		return m.value(t, "veloflux_accept_errors_total", `listener="http"`) > 0
 	})
-	waitFor(t, 60*time.Second, "probes failing locally", func() bool {
+	testutil.Eventually(t, "probes failing locally", func() bool {
 		return m.value(t, "veloflux_health_probe_local_errors_total", "") > 0
 	})
 	warns := 0
-	for _, l := range n.logs.find("accepting a client connection failed; retrying") {
+	for _, l := range n.logs.Find("accepting a client connection failed; retrying") {
 		if lv, _ := l["level"].(string); strings.EqualFold(lv, "warn") {
 			warns++
 		}
@@ -168,17 +170,17 @@ func TestOpenFilesExhaustedIsNotABackendFailure(t *testing.T) {
 		m.value(t, "veloflux_accept_errors_total", `listener="http"`), m.value(t, "veloflux_health_probe_local_errors_total", ""), warns)
 	release()
 	freed := time.Now()
-	waitFor(t, 60*time.Second, "a request to be served after the pressure", func() bool {
+	testutil.Eventually(t, "a request to be served after the pressure", func() bool {
 		return firstTryOK(t, n.proxy) == http.StatusOK
 	})
 	t.Logf("first 200 %v after the idle clients left", time.Since(freed).Round(time.Millisecond))
 	if code := firstTryOK(t, n.proxy); code != http.StatusOK {
 		t.Fatalf("request after the pressure: %d, want 200", code)
 	}
-	if down := n.logs.find("backend down"); len(down) > 0 {
+	if down := n.logs.Find("backend down"); len(down) > 0 {
 		t.Fatalf("a backend was marked down by the node's own descriptor shortage: %v", down)
 	}
-	if ej := n.logs.find("backend ejected"); len(ej) > 0 {
+	if ej := n.logs.Find("backend ejected"); len(ej) > 0 {
 		t.Fatalf("a backend was ejected by the node's own descriptor shortage: %v", ej)
 	}
 }

@@ -10,10 +10,11 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/maxmind/mmdbwriter"
 	"github.com/maxmind/mmdbwriter/mmdbtype"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // geoDB returns the real GeoLite2-City database fetched by `make geoip`.
@@ -109,13 +110,13 @@ func TestGeoNearestRegionWithFailover(t *testing.T) {
 
 	// Frankfurt's backend dies: the German client goes to the next nearest, Virginia.
 	eu.down.Store(true)
-	waitFor(t, 5*time.Second, "German client failed over to us", func() bool {
+	testutil.Eventually(t, "German client failed over to us", func() bool {
 		_, body, _ := get(t, n.url("/"), "X-Forwarded-For", "80.128.0.1")
 		return body == "us"
 	})
 	// It recovers: back to Frankfurt.
 	eu.down.Store(false)
-	waitFor(t, 5*time.Second, "German client back in eu", func() bool {
+	testutil.Eventually(t, "German client back in eu", func() bool {
 		_, body, _ := get(t, n.url("/"), "X-Forwarded-For", "80.128.0.1")
 		return body == "eu"
 	})
@@ -157,7 +158,7 @@ func TestGeoDatabaseHotReload(t *testing.T) {
 		t.Fatalf("before reload: %q, want eu", body)
 	}
 	writeDB(t, db, 1.35, 103.82, "SG", "AS") // now in Singapore
-	waitFor(t, 5*time.Second, "client moved to ap after the database changed", func() bool {
+	testutil.Eventually(t, "client moved to ap after the database changed", func() bool {
 		_, body, _ := get(t, n.url("/"), "X-Forwarded-For", "198.51.100.7")
 		return body == "ap"
 	})
@@ -168,7 +169,9 @@ func TestGeoDatabaseHotReload(t *testing.T) {
 	if err := os.Rename(db+".tmp", db); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(700 * time.Millisecond)
+	testutil.Eventually(t, "the corrupt database rejected", func() bool {
+		return len(n.logs.Find("geo database update rejected; the loaded database keeps serving")) > 0
+	})
 	if _, body, _ := get(t, n.url("/"), "X-Forwarded-For", "198.51.100.7"); body != "ap" {
 		t.Fatalf("after a corrupt replacement: %q, want ap from the last good database", body)
 	}

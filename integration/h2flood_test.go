@@ -26,6 +26,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // writeCert writes a self-signed certificate for 127.0.0.1 and its key as PEM files in dir.
@@ -75,7 +77,7 @@ func TestHTTP2RapidResetFlood(t *testing.T) {
 	certFile, keyFile := writeCert(t, t.TempDir())
 	n := startNode(t, configFor(poolWith(strings.TrimPrefix(be.URL, "http://")),
 		"  access_log: false\n  tls_bind_address: \"127.0.0.1:0\"\n  tls:\n    cert_file: "+certFile+"\n    key_file: "+keyFile+"\n"))
-	started := n.logs.find("veloflux started")[0]
+	started := n.logs.Find("veloflux started")[0]
 	tlsAddr, _ := started["listener1"].(string)
 	if tlsAddr == "" {
 		t.Fatalf("no TLS listener in the start-up line: %v", started)
@@ -151,7 +153,7 @@ func TestHTTP2RapidResetFlood(t *testing.T) {
 	}
 	// Backend requests already started finish or fail on their own; wait until the count rests.
 	var last int64 = -1
-	waitFor(t, 30*time.Second, "backend requests to settle", func() bool {
+	testutil.Eventually(t, "backend requests to settle", func() bool {
 		h := hits.Load()
 		settled := h == last
 		last = h

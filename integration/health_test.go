@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // probed is a real backend that counts its health probes and can be stopped and started
@@ -164,10 +166,10 @@ func TestHealthConsensusAcrossNodes(t *testing.T) {
 		nodes = append(nodes, startNodeWith(t, lab.exec(i), cfg, labAdmin...))
 	}
 	for _, n := range nodes {
-		waitFor(t, 15*time.Second, "three members", func() bool { return sees(t, n, names...) })
+		testutil.Eventually(t, "three members", func() bool { return sees(t, n, names...) })
 	}
 	// Let every node settle on the same two probers per backend.
-	waitFor(t, 15*time.Second, "two probers per backend everywhere", func() bool {
+	testutil.Eventually(t, "two probers per backend everywhere", func() bool {
 		var first map[string]healthOf
 		for _, n := range nodes {
 			h := nodeHealth(t, n)
@@ -193,7 +195,7 @@ func TestHealthConsensusAcrossNodes(t *testing.T) {
 		}
 	}
 	lab.blockIP(lonely, lonelyIP)
-	waitFor(t, 10*time.Second, names[lonely]+" reports b0 down", func() bool {
+	testutil.Eventually(t, names[lonely]+" reports b0 down", func() bool {
 		for _, o := range nodeHealth(t, nodes[0])[b0.addr].Observers {
 			if o.Node == names[lonely] && o.Source == "active" && !o.Healthy && o.Voting {
 				return true
@@ -225,7 +227,7 @@ func TestHealthConsensusAcrossNodes(t *testing.T) {
 
 	// b1 dies: every node takes it out.
 	b1.stop()
-	down := waitUntil(t, 15*time.Second, "b1 down on every node", func() bool { return healthyOnAll(t, nodes, b1.addr, false) })
+	down := testutil.Eventually(t, "b1 down on every node", func() bool { return healthyOnAll(t, nodes, b1.addr, false) })
 	t.Logf("killed backend out of every node's view after %v (interval %v x fall %d = %v)", down.Round(time.Millisecond), interval, fall, interval*fall)
 	for _, n := range nodes {
 		for range 6 {
@@ -238,14 +240,14 @@ func TestHealthConsensusAcrossNodes(t *testing.T) {
 		t.Errorf("why b1 is out: %q", why)
 	}
 	b1.start()
-	up := waitUntil(t, 15*time.Second, "b1 back on every node", func() bool { return healthyOnAll(t, nodes, b1.addr, true) })
+	up := testutil.Eventually(t, "b1 back on every node", func() bool { return healthyOnAll(t, nodes, b1.addr, true) })
 	t.Logf("restarted backend back in every node's view after %v (rise %d x interval %v = %v)", up.Round(time.Millisecond), rise, interval, interval*rise)
 
 	// All along, the flapping b3 never left any view, nor any prober's own verdict.
 	flips := 0
 	for _, n := range nodes {
 		for _, msg := range []string{"backend down", "backend down in the cluster view"} {
-			for _, l := range n.logs.find(msg) {
+			for _, l := range n.logs.Find(msg) {
 				if l["backend"] == b3.addr {
 					flips++
 				}
@@ -268,9 +270,9 @@ func TestHealthProbesAreSharded(t *testing.T) {
 	const interval = 200 * time.Millisecond
 	var nodes []*node
 	var names []string
-	bind0 := freeAddr(t)
+	bind0 := testutil.FreeAddr(t)
 	for i := range 5 {
-		name, bind, seed := fmt.Sprintf("node-%d", i), freeAddr(t), bind0
+		name, bind, seed := fmt.Sprintf("node-%d", i), testutil.FreeAddr(t), bind0
 		if i == 0 {
 			bind, seed = bind0, ""
 		}
@@ -278,9 +280,9 @@ func TestHealthProbesAreSharded(t *testing.T) {
 		nodes = append(nodes, startNode(t, healthClusterConfig(name, bind, seed, interval, 3, 2, backends...)))
 	}
 	for _, n := range nodes {
-		waitFor(t, 15*time.Second, "five members", func() bool { return sees(t, n, names...) })
+		testutil.Eventually(t, "five members", func() bool { return sees(t, n, names...) })
 	}
-	waitFor(t, 15*time.Second, "two probers per backend on every node", func() bool {
+	testutil.Eventually(t, "two probers per backend on every node", func() bool {
 		for _, n := range nodes {
 			for _, b := range backends {
 				if len(nodeHealth(t, n)[b.addr].Consensus.Probers) != 2 {

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // netnsChildEnv marks a test binary re-run inside its own network namespace.
@@ -130,12 +129,4 @@ func (l *netLab) backend(name string) *backend {
 	b.Start()
 	l.t.Cleanup(b.Close)
 	return b
-}
-
-// waitUntil is waitFor with how long it took, for the figures tests report.
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	waitFor(t, timeout, what, cond)
-	return time.Since(start)
 }

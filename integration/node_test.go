@@ -4,8 +4,6 @@ package integration
 
 import (
 	"bufio"
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,10 +11,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 var binary string
@@ -49,48 +48,11 @@ type node struct {
 	t       *testing.T
 	cmd     *exec.Cmd
 	cfgPath string
-	logs    *logBuffer
+	logs    *testutil.LogBuffer
 	done    chan struct{}
 	exit    error
 
 	proxy, metrics, admin string // bound addresses, from the start-up log line
-}
-
-// logBuffer collects the JSON log lines of a process.
-type logBuffer struct {
-	mu    sync.Mutex
-	lines []map[string]any
-	raw   bytes.Buffer
-}
-
-func (l *logBuffer) add(line []byte) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.raw.Write(line)
-	l.raw.WriteByte('\n')
-	var m map[string]any
-	if json.Unmarshal(line, &m) == nil {
-		l.lines = append(l.lines, m)
-	}
-}
-
-// find returns the log records whose msg is msg.
-func (l *logBuffer) find(msg string) []map[string]any {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for _, m := range l.lines {
-		if m["msg"] == msg {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.raw.String()
 }
 
 // binaryEnv names the environment variable that hands a re-run test the built binary.
@@ -111,7 +73,7 @@ func startNodeWith(t *testing.T, prefix []string, cfg string, env ...string) *no
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	n := &node{t: t, cfgPath: path, logs: &logBuffer{}, done: make(chan struct{})}
+	n := &node{t: t, cfgPath: path, logs: &testutil.LogBuffer{}, done: make(chan struct{})}
 	args := append(append([]string(nil), prefix...), binary, "-config", path)
 	n.cmd = exec.Command(args[0], args[1:]...)
 	n.cmd.Env = append(cleanEnv(), env...)
@@ -128,7 +90,7 @@ func startNodeWith(t *testing.T, prefix []string, cfg string, env ...string) *no
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
-			n.logs.add(sc.Bytes())
+			n.logs.WriteLine(sc.Bytes())
 		}
 		n.exit = n.cmd.Wait()
 		close(n.done)
@@ -144,15 +106,15 @@ func startNodeWith(t *testing.T, prefix []string, cfg string, env ...string) *no
 			t.Logf("veloflux log:\n%s", n.logs.String())
 		}
 	})
-	waitFor(t, 10*time.Second, "start-up log line", func() bool {
+	testutil.Eventually(t, "start-up log line", func() bool {
 		select {
 		case <-n.done:
 			t.Fatalf("veloflux exited at start: %v\n%s", n.exit, n.logs.String())
 		default:
 		}
-		return len(n.logs.find("veloflux started")) > 0
+		return len(n.logs.Find("veloflux started")) > 0
 	})
-	started := n.logs.find("veloflux started")[0]
+	started := n.logs.Find("veloflux started")[0]
 	n.proxy, _ = started["listener0"].(string)
 	n.metrics, _ = started["metrics"].(string)
 	n.admin, _ = started["admin"].(string)
@@ -177,31 +139,14 @@ func (n *node) signal(sig syscall.Signal) {
 	}
 }
 
-// wait returns the process's exit error once it ended, failing the test after timeout.
-func (n *node) wait(timeout time.Duration) error {
+// wait returns the process's exit error once it ended, failing the test after the shared guard.
+func (n *node) wait() error {
 	n.t.Helper()
-	select {
-	case <-n.done:
-		return n.exit
-	case <-time.After(timeout):
-		n.t.Fatalf("veloflux still running after %v", timeout)
-		return nil
-	}
+	testutil.Receive(n.t, n.done, "veloflux to exit")
+	return n.exit
 }
 
 func (n *node) url(path string) string { return "http://" + n.proxy + path }
-
-// waitFor polls cond every 20ms until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // get fetches url with a fresh connection and returns status, body and headers.
 func get(t *testing.T, url string, hdr ...string) (int, string, http.Header) {

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // backend is a real HTTP server that answers with its name; /slow waits for release.
@@ -115,7 +117,7 @@ func TestProxyReloadsOnFileChangeAndSIGHUP(t *testing.T) {
 	if err := os.WriteFile(n.cfgPath, []byte(configFor(poolWith(b.addr()), "")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "reload to backend B", func() bool {
+	testutil.Eventually(t, "reload to backend B", func() bool {
 		_, body, _ := get(t, n.url("/"))
 		return body == "B"
 	})
@@ -124,11 +126,11 @@ func TestProxyReloadsOnFileChangeAndSIGHUP(t *testing.T) {
 	if err := os.WriteFile(n.cfgPath, []byte(configFor(poolWith(a.addr()), "  bogus_key: 1\n")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "rejection logged", func() bool { return len(n.logs.find("configuration rejected; the previous one keeps serving")) > 0 })
+	testutil.Eventually(t, "rejection logged", func() bool { return len(n.logs.Find("configuration rejected; the previous one keeps serving")) > 0 })
 	if code, body, _ := get(t, n.url("/")); code != 200 || body != "B" {
 		t.Fatalf("after rejected reload: %d %q, want 200 B", code, body)
 	}
-	rejected := n.logs.find("configuration rejected; the previous one keeps serving")[0]
+	rejected := n.logs.Find("configuration rejected; the previous one keeps serving")[0]
 	if !strings.Contains(fmt.Sprint(rejected["error"]), "global.bogus_key") {
 		t.Errorf("rejection does not name the bad key: %v", rejected["error"])
 	}
@@ -138,8 +140,8 @@ func TestProxyReloadsOnFileChangeAndSIGHUP(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.signal(syscall.SIGHUP)
-	waitFor(t, 5*time.Second, "SIGHUP reload", func() bool {
-		for _, r := range n.logs.find("configuration reloaded") {
+	testutil.Eventually(t, "SIGHUP reload", func() bool {
+		for _, r := range n.logs.Find("configuration reloaded") {
 			if r["reason"] == "SIGHUP" {
 				return true
 			}
@@ -175,10 +177,10 @@ func TestSIGTERMLetsInFlightRequestFinish(t *testing.T) {
 		b, err := io.ReadAll(resp.Body)
 		res <- result{resp.StatusCode, string(b), err}
 	}()
-	waitFor(t, 5*time.Second, "slow request at the backend", func() bool { return slow.started.Load() == 1 })
+	testutil.Eventually(t, "slow request at the backend", func() bool { return slow.started.Load() == 1 })
 
 	n.signal(syscall.SIGTERM)
-	waitFor(t, 2*time.Second, "readyz to report draining", func() bool {
+	testutil.Eventually(t, "readyz to report draining", func() bool {
 		resp, err := client.Get("http://" + n.metrics + "/readyz")
 		if err != nil {
 			return false
@@ -194,7 +196,7 @@ func TestSIGTERMLetsInFlightRequestFinish(t *testing.T) {
 	if r.err != nil || r.code != 200 || r.body != "slow" {
 		t.Fatalf("in-flight request during SIGTERM: code=%d body=%q err=%v, want 200 slow", r.code, r.body, r.err)
 	}
-	if err := n.wait(10 * time.Second); err != nil {
+	if err := n.wait(); err != nil {
 		t.Fatalf("exit after SIGTERM: %v, want status 0", err)
 	}
 }
@@ -272,7 +274,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		}
 	}
 	var m string
-	waitFor(t, 5*time.Second, "a health probe in the metrics", func() bool {
+	testutil.Eventually(t, "a health probe in the metrics", func() bool {
 		_, m, _ = get(t, "http://"+n.metrics+"/metrics")
 		return strings.Contains(m, `veloflux_health_checks_total{backend="`+a.addr()+`",pool="web",result="success"}`)
 	})
@@ -293,7 +295,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	assertMetricsDocumented(t, m)
 
-	access := n.logs.find("access")
+	access := n.logs.Find("access")
 	if len(access) != 3 {
 		t.Fatalf("%d access log lines, want 3", len(access))
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // stickyConfig is one sticky pool over addrs with a fixed secret, so cookies stay valid
@@ -55,12 +57,12 @@ func TestReloadKeepsPinsAndInFlightRequests(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		done <- resp.Status + " " + string(body)
 	}()
-	waitFor(t, 5*time.Second, "slow request at the backend", func() bool { return slow.started.Load() == 1 })
+	testutil.Eventually(t, "slow request at the backend", func() bool { return slow.started.Load() == 1 })
 
 	if err := os.WriteFile(n.cfgPath, []byte(stickyConfig(a.addr(), b.addr(), slow.addr(), c.addr())), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "reload", func() bool { return len(n.logs.find("configuration reloaded")) > 0 })
+	testutil.Eventually(t, "reload", func() bool { return len(n.logs.Find("configuration reloaded")) > 0 })
 
 	for cookie, want := range pins {
 		if _, body, _ := get(t, n.url("/"), "Cookie", cookie); body != want {

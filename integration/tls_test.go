@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // writeNamedCert writes a self-signed certificate for names with the given serial, replacing
@@ -85,7 +87,7 @@ func TestTLSCertificatesBySNIAndReload(t *testing.T) {
     certificates:
       - { cert_file: `+wild[0]+`, key_file: `+wild[1]+` }
 `))
-	addr, _ := n.logs.find("veloflux started")[0]["listener1"].(string)
+	addr, _ := n.logs.Find("veloflux started")[0]["listener1"].(string)
 	for name, want := range map[string]int64{"www.example.com": 1, "shop.example.org": 2, "unknown.test": 1} {
 		if got := servedSerial(t, addr, name); got != want {
 			t.Fatalf("%s: serial %d, want %d", name, got, want)
@@ -93,7 +95,7 @@ func TestTLSCertificatesBySNIAndReload(t *testing.T) {
 	}
 
 	writeNamedCert(t, wild[0], wild[1], 3, "*.example.org")
-	waitFor(t, 30*time.Second, "the changed certificate file to be served", func() bool {
+	testutil.Eventually(t, "the changed certificate file to be served", func() bool {
 		return servedSerial(t, addr, "shop.example.org") == 3
 	})
 
@@ -101,8 +103,8 @@ func TestTLSCertificatesBySNIAndReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.signal(syscall.SIGHUP)
-	waitFor(t, 30*time.Second, "the broken file to be reported", func() bool {
-		return len(n.logs.find("certificate not reloaded; the previous one stays in use")) > 0
+	testutil.Eventually(t, "the broken file to be reported", func() bool {
+		return len(n.logs.Find("certificate not reloaded; the previous one stays in use")) > 0
 	})
 	if got := servedSerial(t, addr, "www.example.com"); got != 1 {
 		t.Fatalf("after a broken file: serial %d, want the previous certificate 1", got)
@@ -112,7 +114,7 @@ func TestTLSCertificatesBySNIAndReload(t *testing.T) {
 	}
 	writeNamedCert(t, main[0], main[1], 4, "example.com", "www.example.com")
 	n.signal(syscall.SIGHUP)
-	waitFor(t, 30*time.Second, "the fixed certificate after SIGHUP", func() bool {
+	testutil.Eventually(t, "the fixed certificate after SIGHUP", func() bool {
 		return servedSerial(t, addr, "www.example.com") == 4
 	})
 	if !strings.Contains(metricLine(t, n, `veloflux_tls_certificate_expiry_timestamp_seconds{cert_file="`+main[0]+`"}`), "e+09") {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // TestServeDrainsOnCancel: when Serve's context ends, the listener closes at once, the
@@ -33,11 +35,11 @@ func TestServeDrainsOnCancel(t *testing.T) {
 		}
 		done <- r
 	}()
-	awaitSignal(t, started, "the request to reach the backend")
+	testutil.Receive(t, started, "the request to reach the backend")
 	stopped := make(chan error, 1)
 	go func() { stopped <- stop() }()
 
-	waitFor(t, "the listener to refuse connections", func() bool {
+	testutil.Eventually(t, "the listener to refuse connections", func() bool {
 		conn, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			_ = conn.Close()
@@ -74,7 +76,7 @@ func TestServeDrainsOnCancel(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Serve = %v, want nil", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(testutil.Timeout()):
 		t.Fatalf("Serve did not return after the drain")
 	}
 }

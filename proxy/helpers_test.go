@@ -2,7 +2,7 @@ package proxy
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/veloflux/veloflux/discovery"
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // TestMain fails the package when any test leaves a goroutine behind: every proxy, backend
@@ -246,28 +247,6 @@ func checkErrorAnswer(t testing.TB, r response, status int, wantText string) {
 	}
 }
 
-// waitFor polls cond until it holds or 5s pass.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after 5s waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// awaitSignal waits up to 5s for ch, so a broken proxy fails the test instead of hanging it.
-func awaitSignal(t testing.TB, ch <-chan struct{}, what string) {
-	t.Helper()
-	select {
-	case <-ch:
-	case <-time.After(5 * time.Second):
-		t.Fatalf("timed out after 5s waiting for %s", what)
-	}
-}
-
 // backendStatus returns the status of backend id of pool as Pools reports it.
 func backendStatus(t testing.TB, p *Proxy, pool, id string) BackendStatus {
 	t.Helper()
@@ -374,8 +353,8 @@ func runServer(t testing.TB, cfg ServerConfig, p *Proxy) (s *Server, addr string
 			cancel()
 			select {
 			case serveErr = <-done:
-			case <-time.After(10 * time.Second):
-				serveErr = errors.New("Serve did not return within 10s of its context ending")
+			case <-time.After(testutil.Timeout()):
+				serveErr = fmt.Errorf("Serve did not return within %v of its context ending", testutil.Timeout())
 			}
 		})
 		return serveErr

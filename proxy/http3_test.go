@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go/http3"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // h3Client is an HTTP/3-only client trusting the test certificate.
@@ -97,18 +99,13 @@ func TestHTTP3Drain(t *testing.T) {
 		resp.Body.Close()
 		done <- result{string(b), err}
 	}()
-	awaitSignal(t, started, "the request to reach the backend")
+	testutil.Receive(t, started, "the request to reach the backend")
 	stopped := make(chan error, 1)
 	go func() { stopped <- stop() }()
-	waitFor(t, "the proxy to drain", p.Draining)
+	testutil.Eventually(t, "the proxy to drain", p.Draining)
 	close(release)
-	select {
-	case r := <-done:
-		if r.err != nil || r.body != "finished" {
-			t.Fatalf("request in flight during the drain: %q, %v", r.body, r.err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the request in flight did not finish")
+	if r := testutil.Receive(t, done, "the request in flight to finish"); r.err != nil || r.body != "finished" {
+		t.Fatalf("request in flight during the drain: %q, %v", r.body, r.err)
 	}
 	if err := <-stopped; err != nil {
 		t.Fatalf("Serve: %v", err)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // rawGet writes a GET on c and reads its response through br.
@@ -187,7 +189,7 @@ func TestMaxClientConns(t *testing.T) {
 		if resp == nil || resp.StatusCode != 200 {
 			t.Fatalf("the waiting client got %v after a slot freed", resp)
 		}
-	case <-time.After(20 * time.Second):
+	case <-time.After(testutil.Timeout()):
 		t.Fatal("the waiting client was not served after a held connection closed")
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/veloflux/veloflux/discovery"
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // outcomeRecorder is a PassiveHealth that keeps every report.
@@ -131,10 +132,10 @@ func TestPassiveNotReportedWhenClientLeaves(t *testing.T) {
 			resp.Body.Close()
 		}
 	}()
-	awaitSignal(t, reached, "the request to reach the backend")
+	testutil.Receive(t, reached, "the request to reach the backend")
 	cancel()
 	<-done
-	waitFor(t, "the proxy to finish the request", func() bool { return tp.InFlight() == 0 })
+	testutil.Eventually(t, "the proxy to finish the request", func() bool { return tp.InFlight() == 0 })
 	if got := rec.get(); len(got) != 0 {
 		t.Fatalf("reports %v after the client left, want none", got)
 	}

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -22,6 +21,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/veloflux/veloflux/discovery"
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // Kinds of protocol test backends.
@@ -146,24 +146,6 @@ func (b *protoBackend) seen() (hits, protoMajor int, tls bool, serverName, host 
 	return b.hits, b.protoMajor, b.tls, b.serverName, b.host
 }
 
-// syncBuffer collects log lines written from request goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func schemeBackend(id, addr, scheme string, skipVerify bool) discovery.Backend {
 	return discovery.Backend{ID: id, Address: addr, Weight: 1, Scheme: scheme, TLSSkipVerify: skipVerify}
 }
@@ -233,7 +215,7 @@ func TestBackendProtocols(t *testing.T) {
 			if tt.localhost {
 				addr = localhostAddr(t, addr)
 			}
-			logs := &syncBuffer{}
+			logs := &testutil.LogBuffer{}
 			tp := startProxy(t, DefaultConfig(), Options{AccessLogger: slog.New(slog.NewJSONHandler(logs, nil))},
 				onePoolSnapshot("round_robin", false, schemeBackend("b", addr, tt.scheme, tt.skipVerify)))
 			if tt.trusted {
@@ -263,7 +245,7 @@ func TestBackendProtocols(t *testing.T) {
 				}
 			}
 			if tt.logError != "" {
-				waitFor(t, "the access log line", func() bool { return strings.Contains(logs.String(), `"msg":"access"`) })
+				testutil.Eventually(t, "the access log line", func() bool { return strings.Contains(logs.String(), `"msg":"access"`) })
 				if l := logs.String(); !strings.Contains(l, tt.logError) {
 					t.Fatalf("access log %q does not name %q", l, tt.logError)
 				}
@@ -310,7 +292,7 @@ func TestCloseReleasesIdleConnectionsOfEveryProtocol(t *testing.T) {
 				t.Fatalf("backend has %d open connections after a request, want the pooled one", n)
 			}
 			tp.Close()
-			waitFor(t, "Close to close the pooled backend connection", func() bool { return be.ln.open.Load() == 0 })
+			testutil.Eventually(t, "Close to close the pooled backend connection", func() bool { return be.ln.open.Load() == 0 })
 		})
 	}
 }
@@ -351,7 +333,7 @@ func TestH2CBackendMultiplexes(t *testing.T) {
 				select {
 				case addr := <-arrived:
 					carrying[addr] = true
-				case <-time.After(10 * time.Second):
+				case <-time.After(testutil.Timeout()):
 					close(release)
 					t.Fatal("timed out waiting for the requests to reach the backend")
 				}
@@ -360,7 +342,7 @@ func TestH2CBackendMultiplexes(t *testing.T) {
 			open := be.ln.open.Load()
 			close(release)
 			for i, ch := range answers {
-				if r := awaitResponse(t, ch, "an answer"); r.status != http.StatusOK || r.body != okBodyReply {
+				if r := testutil.Receive(t, ch, "an answer"); r.status != http.StatusOK || r.body != okBodyReply {
 					t.Fatalf("request %d: answer %d %q", i, r.status, r.body)
 				}
 			}
@@ -542,7 +524,7 @@ func TestWebSocketByBackendProtocol(t *testing.T) {
 		if err := c.Close(websocket.StatusNormalClosure, ""); err != nil {
 			t.Fatalf("close: %v", err)
 		}
-		waitFor(t, "in-flight requests to return to 0", func() bool { return p.InFlight() == 0 })
+		testutil.Eventually(t, "in-flight requests to return to 0", func() bool { return p.InFlight() == 0 })
 	})
 }
 

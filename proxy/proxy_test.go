@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/veloflux/veloflux/discovery"
+	"github.com/veloflux/veloflux/internal/testutil"
 	"github.com/veloflux/veloflux/proxy/ratelimit"
 )
 
@@ -390,9 +391,9 @@ func TestConnectionCountsDoNotDrift(t *testing.T) {
 		t.Fatalf("scenario did not happen: %d complete, %d cut, hits %d/%d/%d",
 			complete, cut, truncating.hits(), slow.hits(), fine.hits())
 	}
-	waitFor(t, "in-flight requests to reach 0", func() bool { return tp.InFlight() == 0 })
+	testutil.Eventually(t, "in-flight requests to reach 0", func() bool { return tp.InFlight() == 0 })
 	for _, id := range []string{"truncating", "slow", "fine"} {
-		waitFor(t, id+" active count to reach 0", func() bool { return activeOf(t, tp.Proxy, "web", id) == 0 })
+		testutil.Eventually(t, id+" active count to reach 0", func() bool { return activeOf(t, tp.Proxy, "web", id) == 0 })
 	}
 	// Polling stops at the first 0; a negative drift would show here.
 	for _, id := range []string{"truncating", "slow", "fine"} {
@@ -433,7 +434,7 @@ func TestApplyKeepsInFlightCount(t *testing.T) {
 		}
 		done <- r
 	}()
-	awaitSignal(t, started, "the request to reach the backend")
+	testutil.Receive(t, started, "the request to reach the backend")
 	if a := activeOf(t, tp.Proxy, "web", "b"); a != 1 {
 		t.Fatalf("active before Apply = %d, want 1", a)
 	}
@@ -449,7 +450,7 @@ func TestApplyKeepsInFlightCount(t *testing.T) {
 	if r := <-done; r.status != http.StatusOK || r.body != "b" {
 		t.Fatalf("in-flight request got %d %q", r.status, r.body)
 	}
-	waitFor(t, "b's active count to return to 0", func() bool { return activeOf(t, tp.Proxy, "web", "b") == 0 })
+	testutil.Eventually(t, "b's active count to return to 0", func() bool { return activeOf(t, tp.Proxy, "web", "b") == 0 })
 	if a := activeOf(t, tp.Proxy, "web", "c"); a != 0 {
 		t.Fatalf("c active = %d, want 0", a)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/veloflux/veloflux/discovery"
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // TestRetry runs one request against a pool of two backends. Round robin over a fresh pool
@@ -82,7 +83,7 @@ func TestRetry(t *testing.T) {
 			}
 			// A retry moves the request's in-flight count; none may be left behind.
 			for _, m := range members {
-				waitFor(t, m.ID+" active count to reach 0", func() bool { return activeOf(t, tp.Proxy, "web", m.ID) == 0 })
+				testutil.Eventually(t, m.ID+" active count to reach 0", func() bool { return activeOf(t, tp.Proxy, "web", m.ID) == 0 })
 			}
 		})
 	}

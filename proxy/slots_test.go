@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/veloflux/veloflux/discovery"
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // holdBackend answers every request that carries X-Hold only when the test releases it, so a
@@ -77,17 +78,6 @@ func sendAsync(t *testing.T, c *http.Client, url string, hdr http.Header) <-chan
 	return ch
 }
 
-func awaitResponse(t *testing.T, ch <-chan response, what string) response {
-	t.Helper()
-	select {
-	case r := <-ch:
-		return r
-	case <-time.After(10 * time.Second):
-		t.Fatalf("timed out after 10s waiting for %s", what)
-		return response{}
-	}
-}
-
 // upstreamOf returns the upstream of backend id in pool "web" of the table in use.
 func upstreamOf(t *testing.T, p *Proxy, id string) *upstream {
 	t.Helper()
@@ -113,11 +103,11 @@ func TestBackendConnectionCap(t *testing.T) {
 		c := newClient(t)
 		first := sendAsync(t, c, tp.url+"/", hold)
 		second := sendAsync(t, c, tp.url+"/", hold)
-		awaitSignal(t, be.arrived, "the first held request")
-		awaitSignal(t, be.arrived, "the second held request")
+		testutil.Receive(t, be.arrived, "the first held request")
+		testutil.Receive(t, be.arrived, "the second held request")
 		third := sendAsync(t, c, tp.url+"/", hold)
 		u := upstreamOf(t, tp.Proxy, "a")
-		waitFor(t, "the third request to queue", func() bool { return u.conns.queued.Load() == 1 })
+		testutil.Eventually(t, "the third request to queue", func() bool { return u.conns.queued.Load() == 1 })
 		if got := counterValue(t, tp.reg, "veloflux_backend_queued_requests", map[string]string{"pool": "web", "backend": "a"}); got != 1 {
 			t.Fatalf("veloflux_backend_queued_requests = %v, want 1", got)
 		}
@@ -128,11 +118,11 @@ func TestBackendConnectionCap(t *testing.T) {
 		}
 		// Either of the first two finishes; its slot goes to the third.
 		be.release <- struct{}{}
-		awaitSignal(t, be.arrived, "the queued request to reach the backend")
+		testutil.Receive(t, be.arrived, "the queued request to reach the backend")
 		be.release <- struct{}{}
 		be.release <- struct{}{}
 		for _, ch := range []<-chan response{first, second, third} {
-			if r := awaitResponse(t, ch, "a request"); r.status != http.StatusOK {
+			if r := testutil.Receive(t, ch, "a request"); r.status != http.StatusOK {
 				t.Fatalf("status %d, want 200 (body %q)", r.status, r.body)
 			}
 		}
@@ -158,8 +148,8 @@ func TestBackendConnectionCap(t *testing.T) {
 		c := newClient(t)
 		first := sendAsync(t, c, tp.url+"/", hold)
 		second := sendAsync(t, c, tp.url+"/", hold)
-		awaitSignal(t, be.arrived, "the first held request")
-		awaitSignal(t, be.arrived, "the second held request")
+		testutil.Receive(t, be.arrived, "the first held request")
+		testutil.Receive(t, be.arrived, "the second held request")
 		r := send(t, c, http.MethodGet, tp.url+"/", "", nil, "")
 		checkErrorAnswer(t, r, http.StatusServiceUnavailable, "the backend is at its connection limit")
 		if got := rec.get(); len(got) != 0 {
@@ -172,14 +162,14 @@ func TestBackendConnectionCap(t *testing.T) {
 		be.release <- struct{}{}
 		be.release <- struct{}{}
 		for _, ch := range []<-chan response{first, second} {
-			if r := awaitResponse(t, ch, "a held request"); r.status != http.StatusOK {
+			if r := testutil.Receive(t, ch, "a held request"); r.status != http.StatusOK {
 				t.Fatalf("status %d, want 200", r.status)
 			}
 		}
 		if got := rec.get(); len(got) != 2 || got[0] != "a:success" || got[1] != "a:success" {
 			t.Fatalf("passive reports %v, want the two successes only", got)
 		}
-		waitFor(t, "the slots to be free", func() bool { return tp.InFlight() == 0 })
+		testutil.Eventually(t, "the slots to be free", func() bool { return tp.InFlight() == 0 })
 		if r := send(t, c, http.MethodGet, tp.url+"/", "", nil, ""); r.status != http.StatusOK {
 			t.Fatalf("after the release: status %d, want 200", r.status)
 		}
@@ -203,7 +193,7 @@ func TestBackendConnectionCap(t *testing.T) {
 			full, free = a, b
 		case <-b.arrived:
 			full, free = b, a
-		case <-time.After(5 * time.Second):
+		case <-time.After(testutil.Timeout()):
 			t.Fatal("the held request reached no backend")
 		}
 		if r := send(t, c, http.MethodGet, tp.url+"/", "", nil, ""); r.header.Get("X-Backend") != free.name {
@@ -224,7 +214,7 @@ func TestBackendConnectionCap(t *testing.T) {
 			t.Fatalf("passive reports %v, want %v", got, want)
 		}
 		full.release <- struct{}{}
-		awaitResponse(t, held, "the held request")
+		testutil.Receive(t, held, "the held request")
 	})
 
 	t.Run("a client that leaves the queue is not blamed on anyone", func(t *testing.T) {
@@ -236,7 +226,7 @@ func TestBackendConnectionCap(t *testing.T) {
 		tp := startProxy(t, cfg, Options{Passive: rec}, onePoolSnapshot("round_robin", false, member("a", be.addr(), 1)))
 		c := newClient(t)
 		held := sendAsync(t, c, tp.url+"/", hold)
-		awaitSignal(t, be.arrived, "the held request")
+		testutil.Receive(t, be.arrived, "the held request")
 		ctx, cancel := context.WithCancel(context.Background())
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, tp.url+"/", nil)
 		if err != nil {
@@ -250,16 +240,16 @@ func TestBackendConnectionCap(t *testing.T) {
 			}
 		}()
 		u := upstreamOf(t, tp.Proxy, "a")
-		waitFor(t, "the second request to queue", func() bool { return u.conns.queued.Load() == 1 })
+		testutil.Eventually(t, "the second request to queue", func() bool { return u.conns.queued.Load() == 1 })
 		cancel()
 		<-done
-		waitFor(t, "the queue to empty", func() bool { return u.conns.queued.Load() == 0 })
+		testutil.Eventually(t, "the queue to empty", func() bool { return u.conns.queued.Load() == 0 })
 		if to := u.conns.timeouts.Load(); to != 0 {
 			t.Fatalf("%d queue timeouts for a client that left", to)
 		}
 		be.release <- struct{}{}
-		awaitResponse(t, held, "the held request")
-		waitFor(t, "both requests to end", func() bool { return tp.InFlight() == 0 })
+		testutil.Receive(t, held, "the held request")
+		testutil.Eventually(t, "both requests to end", func() bool { return tp.InFlight() == 0 })
 		if got := rec.get(); len(got) != 1 || got[0] != "a:success" {
 			t.Fatalf("passive reports %v, want the held request's success only", got)
 		}
@@ -302,7 +292,7 @@ func TestBackendConnectionCapWebSocket(t *testing.T) {
 	if err := ws.Close(websocket.StatusNormalClosure, ""); err != nil {
 		t.Fatalf("close: %v", err)
 	}
-	waitFor(t, "the upgraded connection to end", func() bool { return tp.InFlight() == 0 })
+	testutil.Eventually(t, "the upgraded connection to end", func() bool { return tp.InFlight() == 0 })
 	if r := send(t, c, http.MethodGet, tp.url+"/", "", nil, ""); r.status != http.StatusOK || r.body != "plain" {
 		t.Fatalf("after the WebSocket closed: status %d, body %q", r.status, r.body)
 	}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // wsEchoBackend greets each WebSocket client, then answers every message with "echo: " and
@@ -108,8 +110,8 @@ func TestWebSocketThroughProxy(t *testing.T) {
 	if err := c.Close(websocket.StatusNormalClosure, ""); err != nil {
 		t.Fatalf("close: %v", err)
 	}
-	waitFor(t, "the backend's active count to return to 0", func() bool { return activeOf(t, p, "web", "ws") == 0 })
-	waitFor(t, "in-flight requests to return to 0", func() bool { return p.InFlight() == 0 })
+	testutil.Eventually(t, "the backend's active count to return to 0", func() bool { return activeOf(t, p, "web", "ws") == 0 })
+	testutil.Eventually(t, "in-flight requests to return to 0", func() bool { return p.InFlight() == 0 })
 }
 
 func TestWebSocketClosedByDrain(t *testing.T) {
@@ -136,8 +138,8 @@ func TestWebSocketClosedByDrain(t *testing.T) {
 	if elapsed < 250*time.Millisecond {
 		t.Fatalf("socket closed %v after the drain began, before the 300ms DrainTimeout", elapsed)
 	}
-	waitFor(t, "the backend's active count to return to 0", func() bool { return activeOf(t, p, "web", "ws") == 0 })
-	waitFor(t, "in-flight requests to return to 0", func() bool { return p.InFlight() == 0 })
+	testutil.Eventually(t, "the backend's active count to return to 0", func() bool { return activeOf(t, p, "web", "ws") == 0 })
+	testutil.Eventually(t, "in-flight requests to return to 0", func() bool { return p.InFlight() == 0 })
 
 	// A drained node takes no new sockets either.
 	dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // Version is the Consul release the project builds and tests against.
@@ -71,7 +72,7 @@ func Start(t testing.TB, dc string) *Agent {
 	if dc == "" {
 		dc = "dc1"
 	}
-	ports := freePorts(t, 4)
+	ports := testutil.FreePorts(t, 4)
 	a := &Agent{
 		t:          t,
 		bin:        Binary(t),
@@ -115,11 +116,11 @@ func (a *Agent) start() {
 	a.waitLeader()
 }
 
-// waitLeader polls the agent until it reports a leader.
+// waitLeader polls the agent until it reports a leader, for at most the tests' shared guard.
 func (a *Agent) waitLeader() {
 	a.t.Helper()
 	c := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(testutil.Timeout())
 	for time.Now().Before(deadline) {
 		select {
 		case <-a.done:
@@ -136,7 +137,7 @@ func (a *Agent) waitLeader() {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	a.t.Fatalf("consul has no leader after 30s:\n%s", a.Output())
+	a.t.Fatalf("consul has no leader after %v:\n%s", testutil.Timeout(), a.Output())
 }
 
 // Stop ends the agent (SIGTERM, then SIGKILL after 5 s). Safe to call twice.
@@ -187,7 +188,7 @@ func (a *Agent) JoinWAN(other *Agent) {
 	if err != nil {
 		a.t.Fatalf("consul join -wan: %v\n%s", err, out)
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(testutil.Timeout())
 	for time.Now().Before(deadline) {
 		resp, err := http.Get("http://" + a.HTTPAddr + "/v1/catalog/datacenters")
 		if err == nil {
@@ -210,28 +211,6 @@ func (a *Agent) Output() string {
 		return ""
 	}
 	return a.out.String()
-}
-
-// freePorts reserves n distinct free TCP ports on 127.0.0.1. Consul binds UDP on the serf
-// ports too; a port free for TCP on loopback is in practice free for UDP.
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	ports := make([]int, 0, n)
-	for len(ports) < n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("free port: %v", err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
 }
 
 // String names the agent in test logs.
