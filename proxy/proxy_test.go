@@ -285,7 +285,7 @@ func TestRateLimit(t *testing.T) {
 	}{
 		{
 			name:        "burst then 429",
-			limit:       ratelimit.Config{RequestsPerSecond: 1, Burst: 2},
+			limit:       ratelimit.Config{RequestsPerSecond: 0.01, Burst: 2}, // no refill within the test, however slow the machine
 			want:        []int{200, 200, 429},
 			wantLimited: 1,
 		},
