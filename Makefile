@@ -5,7 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test unit integration vet lint fmt-check fuzz bench bench-go demo consul geoip h2spec netns-tools staticcheck govulncheck vulndb clean
+.PHONY: all build test unit integration vet lint fmt-check fuzz bench bench-go bench-protocols demo consul geoip h2spec netns-tools staticcheck govulncheck vulndb clean
 
 # Consul v1.13.9 (MPL-2.0) for tests and the demo, built once from the Go module proxy
 # through the wrapper module in tools/consul and cached outside the clone.
@@ -86,6 +86,9 @@ bench-go: ## micro benchmarks of the request path
 
 bench: build ## VeloFlux vs nginx vs HAProxy on loopback (installs them with apt when missing)
 	bench/run.sh
+
+bench-protocols: build ## VeloFlux over HTTP/1.1, HTTP/2 and HTTP/3 on its TLS listener: req/s and CPU per request
+	bench/protocols.sh
 
 demo: build consul ## Consul, demo backends and VeloFlux on loopback
 	examples/demo.sh
