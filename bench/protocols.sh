@@ -61,7 +61,7 @@ routes:
   - pool: bench
 YAML
 
-./veloflux -config "$work/veloflux.yaml" 2>"$work/veloflux.log" & vf=$!; pids+=($vf)
+./veloflux -config "$work/veloflux.yaml" 2>"$work/veloflux.log" & vf=$!; pids+=("$vf")
 for _ in $(seq 100); do curl -fsSk -o /dev/null "https://127.0.0.1:$VF_TLS$PATH_" 2>/dev/null && break; sleep 0.1; done
 curl -fsSk -o /dev/null "https://127.0.0.1:$VF_TLS$PATH_" || { echo "VeloFlux does not answer; log:" >&2; cat "$work/veloflux.log" >&2; exit 1; }
 

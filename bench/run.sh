@@ -1,33 +1,62 @@
 #!/usr/bin/env bash
-# Compares VeloFlux, nginx and HAProxy proxying to the same two backends on loopback.
-# Each round runs wrk against each proxy in turn (interleaved, so drift in machine load hits
-# all three alike) and the report gives the median requests/s and p99 per proxy and the ratios.
+# Compares VeloFlux, nginx and HAProxy as HTTP/1.1 reverse proxies in front of the same two
+# backends on loopback, the way docs/performance.md reports it:
 #
-#   bench/run.sh                 # 3 rounds x 10 s per proxy
-#   ROUNDS=5 DURATION=20s CONNS=128 bench/run.sh
+#   - each proxy runs alone on one core (taskset), with one worker or thread; the load
+#     generators and the backends (an nginx answering SIZE bytes) share the other core;
+#   - CPU per request is the proxy's utime+stime from /proc/PID/stat over the requests wrk
+#     completed, at full keep-alive load (wrk, CONNS connections);
+#   - latency is vegeta's p50 and p99 at a fixed RATE requests/s over LAT_CONNS connections;
+#   - idle memory is the growth of the proxy's resident memory (all its processes) when IDLE
+#     keep-alive client connections, each having had one answer, sit idle on a freshly
+#     started proxy;
+#   - the three proxies run in turn within each round (interleaved, so drift in machine load
+#     hits all alike) and the report gives medians over ROUNDS and the ratios to HAProxy,
+#     with the load average before and after as the note of how busy the machine was.
 #
-# Everything listens on 127.0.0.1 only; every process started here is stopped by PID.
+#   bench/run.sh
+#   ROUNDS=5 DURATION=20s IDLE=19000 bench/run.sh
+#
+# It installs what it lacks (Debian wrk, nginx-light, haproxy; vegeta built from tools/vegeta
+# into the cache), listens on 127.0.0.1 only and stops only the processes it started, by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
-THREADS=${THREADS:-2}
-PATH_=${BENCH_PATH:-/plain}
+RATE=${RATE:-5000}
+LAT_CONNS=${LAT_CONNS:-32}
+LAT_DURATION=${LAT_DURATION:-10s}
+IDLE=${IDLE:-10000}
+SIZE=${SIZE:-100}
+PROXY_CPU=${PROXY_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+PATH_=/plain
 OUT=${OUT:-bench/results}
+VEGETA_BIN=${VEGETA_BIN:-$HOME/.cache/veloflux/vegeta-$(awk '$1 == "github.com/tsenart/vegeta/v12" { print $2 }' tools/vegeta/go.mod)}
 VF_PORT=18080 NGINX_PORT=18081 HAPROXY_PORT=18082 B1=19101 B2=19102
 
 need=()
 command -v wrk >/dev/null || need+=(wrk)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
+command -v taskset >/dev/null || need+=(util-linux)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]} (Debian packages)"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+if [ ! -x "$VEGETA_BIN" ]; then
+  echo "building vegeta into $VEGETA_BIN (once)"
+  mkdir -p "$(dirname "$VEGETA_BIN")"
+  (cd tools/vegeta && CGO_ENABLED=0 go build -trimpath -o "$VEGETA_BIN.tmp" github.com/tsenart/vegeta/v12) && mv "$VEGETA_BIN.tmp" "$VEGETA_BIN"
+fi
+if [ "$IDLE" -ge "$(ulimit -n)" ]; then
+  echo "IDLE=$IDLE needs more open files than ulimit -n ($(ulimit -n)) allows" >&2
+  exit 2
+fi
 
 work=$(mktemp -d)
 pids=()
@@ -40,10 +69,21 @@ trap cleanup EXIT INT TERM
 
 mkdir -p "$OUT"
 [ -x ./veloflux ] || make build >/dev/null
-go build -o "$work/backend" ./examples/backend
+go build -o "$work/idleconns" ./bench/idleconns
+body=$(head -c "$((SIZE - 1))" /dev/zero | tr '\0' x)
 
-"$work/backend" -addr 127.0.0.1:$B1 -name b1 2>/dev/null & pids+=($!)
-"$work/backend" -addr 127.0.0.1:$B2 -name b2 2>/dev/null & pids+=($!)
+cat > "$work/backend.conf" <<NGINX
+worker_processes 1;
+pid $work/backend.pid;
+error_log $work/backend-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 100000000;
+  server { listen 127.0.0.1:$B1; location / { return 200 "$body\n"; } }
+  server { listen 127.0.0.1:$B2; location / { return 200 "$body\n"; } }
+}
+NGINX
 
 cat > "$work/veloflux.yaml" <<YAML
 global:
@@ -63,12 +103,14 @@ routes:
 YAML
 
 cat > "$work/nginx.conf" <<NGINX
-worker_processes auto;
+worker_processes 1;
+worker_rlimit_nofile $(ulimit -n);
 pid $work/nginx.pid;
 error_log $work/nginx-error.log warn;
-events { worker_connections 4096; }
+events { worker_connections $((IDLE + 1000)); }
 http {
   access_log off;
+  keepalive_requests 100000000;
   upstream bench { server 127.0.0.1:$B1; server 127.0.0.1:$B2; keepalive 64; }
   server {
     listen 127.0.0.1:$NGINX_PORT;
@@ -85,8 +127,8 @@ NGINX
 
 cat > "$work/haproxy.cfg" <<HAPROXY
 global
-  nbthread $(nproc)
-  maxconn 4096
+  nbthread 1
+  maxconn $((IDLE + 1000))
 defaults
   mode http
   timeout connect 5s
@@ -104,49 +146,127 @@ backend be
   server b2 127.0.0.1:$B2
 HAPROXY
 
-./veloflux -config "$work/veloflux.yaml" 2>"$work/veloflux.log" & pids+=($!)
-"$NGINX" -c "$work/nginx.conf" -g 'daemon off;' 2>"$work/nginx.out" & pids+=($!)
-"$HAPROXY" -f "$work/haproxy.cfg" -db 2>"$work/haproxy.out" & pids+=($!)
+taskset -c "$LOAD_CPU" "$NGINX" -c "$work/backend.conf" -g 'daemon off;' 2>"$work/backend.out" & pids+=($!)
+
+declare -A port=([veloflux]=$VF_PORT [nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT)
+declare -A main_pid=()
 
 wait_up() {
   for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$1$PATH_" 2>/dev/null && return 0; sleep 0.1; done
-  echo "nothing answers on port $1" >&2; return 1
+  echo "nothing answers on port $1" >&2
+  return 1
 }
-for port in $B1 $B2 $VF_PORT $NGINX_PORT $HAPROXY_PORT; do wait_up "$port"; done
 
-declare -A port=([veloflux]=$VF_PORT [nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT)
-results="$OUT/$(date -u +%Y%m%dT%H%M%SZ).tsv"
-printf 'round\tproxy\trequests_per_s\tp99_ms\n' > "$results"
+# start runs proxy $1 alone on PROXY_CPU and waits until it answers.
+start() {
+  case $1 in
+    veloflux) taskset -c "$PROXY_CPU" ./veloflux -config "$work/veloflux.yaml" 2>>"$work/veloflux.log" & ;;
+    nginx) taskset -c "$PROXY_CPU" "$NGINX" -c "$work/nginx.conf" -g 'daemon off;' 2>>"$work/nginx.out" & ;;
+    haproxy) taskset -c "$PROXY_CPU" "$HAPROXY" -f "$work/haproxy.cfg" -db 2>>"$work/haproxy.out" & ;;
+  esac
+  main_pid[$1]=$!
+  pids+=($!)
+  wait_up "${port[$1]}"
+}
 
-# wrk prints latency with a unit; turn it into milliseconds.
+stop() {
+  local pid=${main_pid[$1]}
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+# procs lists proxy $1's processes: the one started and, for nginx, its workers.
+procs() { echo "${main_pid[$1]}"; pgrep -P "${main_pid[$1]}" || true; }
+# cpu_ticks is the user plus system CPU time of proxy $1's processes, in clock ticks.
+cpu_ticks() { for pid in $(procs "$1"); do cat "/proc/$pid/stat"; done | awk '{ t += $14 + $15 } END { print t }'; }
+# rss_kib is the resident memory of proxy $1's processes.
+rss_kib() { for pid in $(procs "$1"); do cat "/proc/$pid/status"; done | awk '$1 == "VmRSS:" { t += $2 } END { print t }'; }
+hz=$(getconf CLK_TCK)
 to_ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) ; else if (v ~ /s$/) n*=1000; printf "%.3f", n }'; }
 
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+results="$OUT/$stamp.tsv"
+printf 'round\tproxy\tmetric\tvalue\n' > "$results"
+record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >> "$results"; }
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+wait_up $B1 && wait_up $B2
+
+for p in veloflux nginx haproxy; do start "$p"; done
 for round in $(seq "$ROUNDS"); do
   for p in veloflux nginx haproxy; do
-    out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:${port[$p]}$PATH_")
+    before=$(cpu_ticks "$p")
+    out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:${port[$p]}$PATH_")
+    after=$(cpu_ticks "$p")
+    n=$(awk '/requests in/ { print $1 }' <<<"$out")
     rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
-    p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
-    non2xx=$(awk '/Non-2xx/ { print $NF }' <<<"$out")
-    [ -n "$non2xx" ] && echo "warning: $p answered $non2xx non-2xx responses" >&2
-    printf '%s\t%s\t%s\t%s\n' "$round" "$p" "$rps" "$(to_ms "$p99")" >> "$results"
-    printf 'round %s %-9s %10s req/s  p99 %s\n' "$round" "$p" "$rps" "$p99"
+    p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
+    bad=$(awk '/Non-2xx|Socket errors/' <<<"$out")
+    [ -n "$bad" ] && echo "warning: $p: $bad" >&2
+    us=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$n" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
+    record "$round" "$p" cpu_us_per_request "$us"
+    record "$round" "$p" requests_per_s "$rps"
+    record "$round" "$p" wrk_p99_ms "$p99"
+    printf 'round %s %-9s %10s req/s  %6s us CPU/request  p99 %s ms\n' "$round" "$p" "$rps" "$us" "$p99"
+  done
+  for p in veloflux nginx haproxy; do
+    rep=$(echo "GET http://127.0.0.1:${port[$p]}$PATH_" |
+      taskset -c "$LOAD_CPU" "$VEGETA_BIN" attack -rate="$RATE/s" -duration="$LAT_DURATION" \
+        -connections="$LAT_CONNS" -max-connections="$LAT_CONNS" -keepalive |
+      "$VEGETA_BIN" report -type=json)
+    read -r p50 p99 ok < <(awk -v RS=',' -F':' '
+      /"50th"/ { p50 = $2 } /"99th"/ { p99 = $2 } /"success"/ { ok = $2 }
+      END { printf "%.3f %.3f %s\n", p50 / 1e6, p99 / 1e6, ok }' <<<"$rep")
+    record "$round" "$p" fixed_rate_p50_ms "$p50"
+    record "$round" "$p" fixed_rate_p99_ms "$p99"
+    [ "$ok" = "1" ] || echo "warning: $p: success ratio $ok at $RATE req/s" >&2
+    printf 'round %s %-9s at %s req/s: p50 %s ms  p99 %s ms\n' "$round" "$p" "$RATE" "$p50" "$p99"
   done
 done
+for p in veloflux nginx haproxy; do stop "$p"; done
+
+# Idle connections, each proxy freshly started.
+for p in veloflux nginx haproxy; do
+  start "$p"
+  before=$(rss_kib "$p")
+  taskset -c "$LOAD_CPU" "$work/idleconns" -n "$IDLE" "127.0.0.1:${port[$p]}" "$PATH_" >"$work/idle.out" 2>&1 &
+  hold=$!
+  for _ in $(seq 1200); do
+    grep -q '^ready' "$work/idle.out" && break
+    kill -0 "$hold" 2>/dev/null || break
+    sleep 0.1
+  done
+  if ! grep -q '^ready' "$work/idle.out"; then
+    echo "$p: the idle connections did not all open: $(cat "$work/idle.out")" >&2
+  else
+    sleep 2
+    after=$(rss_kib "$p")
+    per=$(( (after - before) * 1024 / IDLE ))
+    record 1 "$p" idle_bytes_per_conn "$per"
+    printf '%-9s %d idle connections: RSS %d -> %d KiB, %d bytes each\n' "$p" "$IDLE" "$before" "$after" "$per"
+  fi
+  kill "$hold" 2>/dev/null || true
+  wait "$hold" 2>/dev/null || true
+  stop "$p"
+done
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 echo
-echo "median of $ROUNDS rounds, wrk -t$THREADS -c$CONNS -d$DURATION, $(nproc) cores, path $PATH_"
-awk -F'\t' 'NR > 1 { rps[$2] = rps[$2] " " $3; p99[$2] = p99[$2] " " $4 }
+echo "medians of $ROUNDS rounds; proxy alone on CPU $PROXY_CPU; wrk -t1 -c$CONNS -d$DURATION; vegeta $RATE/s over $LAT_CONNS connections for $LAT_DURATION; $IDLE idle connections; $SIZE-byte answers; $(nproc) cores"
+echo "load average before: $load_before; after: $load_after"
+awk -F'\t' 'NR > 1 { v[$2, $3] = v[$2, $3] " " $4 }
   function median(s,   a, n, i, j, t) {
     n = split(s, a, " ")
     for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
     return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
   }
   END {
-    for (p in rps) { R[p] = median(rps[p]); P[p] = median(p99[p]) }
-    printf "%-9s %12s %10s\n", "proxy", "req/s", "p99 ms"
+    printf "%-9s %12s %10s %10s %10s %14s %14s %12s\n", "proxy", "CPU us/req", "x HAProxy", "req/s", "p99 ms", "p50 ms @rate", "p99 ms @rate", "idle B/conn"
+    h = median(v["haproxy", "cpu_us_per_request"])
     split("veloflux nginx haproxy", order, " ")
-    for (i = 1; i <= 3; i++) printf "%-9s %12.0f %10.2f\n", order[i], R[order[i]], P[order[i]]
-    printf "veloflux/nginx   throughput %.2f  p99 %.2f\n", R["veloflux"] / R["nginx"], P["veloflux"] / P["nginx"]
-    printf "veloflux/haproxy throughput %.2f  p99 %.2f\n", R["veloflux"] / R["haproxy"], P["veloflux"] / P["haproxy"]
+    for (i = 1; i <= 3; i++) {
+      p = order[i]; c = median(v[p, "cpu_us_per_request"])
+      printf "%-9s %12.1f %10.2f %10.0f %10.2f %14.2f %14.2f %12s\n", p, c, c / h, median(v[p, "requests_per_s"]),
+        median(v[p, "wrk_p99_ms"]), median(v[p, "fixed_rate_p50_ms"]), median(v[p, "fixed_rate_p99_ms"]), v[p, "idle_bytes_per_conn"]
+    }
   }' "$results"
-echo "raw results: $results"
+echo "raw rows: $results"
