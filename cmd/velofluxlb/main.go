@@ -41,6 +41,8 @@ func runCLI(args, environ []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return validate(path, environ, stdout, stderr)
+	case "health":
+		return probe(args, environ, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "veloflux %s (%s)\n", version, runtime.Version())
 		return 0
@@ -58,6 +60,7 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   veloflux [run] [-config FILE]     serve (default command)
   veloflux validate [-config FILE]  check a configuration file and print every problem
+  veloflux health [-config FILE]    exit 0 when the node of FILE answers 200 on /readyz, else 1
   veloflux version                  print the version
 FILE defaults to $VFX_CONFIG, then `+config.DefaultPath+`.
 `)
