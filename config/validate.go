@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/mail"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -251,6 +252,9 @@ func (c *Config) validateTLS(v *validator) {
 	if t.AutoCert && t.CertDir == "" {
 		v.add("global.tls.cert_dir", "required when auto_cert is true")
 	}
+	if t.AutoCert {
+		c.validateACME(v)
+	}
 	if t.ACMEEmail != "" {
 		if a, err := mail.ParseAddress(t.ACMEEmail); err != nil || a.Address != t.ACMEEmail {
 			v.add("global.tls.acme_email", "invalid email address %s", quote(t.ACMEEmail))
@@ -262,6 +266,38 @@ func (c *Config) validateTLS(v *validator) {
 	case g.TLSBindAddress == "" && (files || t.AutoCert):
 		// Certificates without a listener would silently leave the site on plain HTTP only.
 		v.add("global.tls_bind_address", "required when TLS certificates are configured")
+	}
+}
+
+// validateACME checks the ACME keys, which matter only with auto_cert.
+func (c *Config) validateACME(v *validator) {
+	t := &c.Global.TLS
+	if u, err := url.Parse(t.ACMEDirectory); err != nil || u.Scheme != "https" || u.Host == "" {
+		v.add("global.tls.acme_directory", "must be an https URL such as %s, got %s", DefaultACMEDirectory, quote(t.ACMEDirectory))
+	}
+	if t.Storage != "" {
+		v.oneOf("global.tls.storage", t.Storage, ACMEStorageConsul, ACMEStorageFile)
+	}
+	if c.ACMEStorage() == ACMEStorageConsul {
+		if !c.Discovery.Consul.Enabled {
+			v.add("global.tls.storage", "consul needs discovery.consul.enabled: the ACME state lives in that Consul")
+		}
+		p := t.StoragePrefix
+		switch {
+		case p == "":
+			v.add("global.tls.storage_prefix", "required with storage consul")
+		case strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/"):
+			v.add("global.tls.storage_prefix", "must not start or end with \"/\", got %s", quote(p))
+		case strings.IndexFunc(p, isSpaceOrControl) >= 0:
+			v.add("global.tls.storage_prefix", "must not contain spaces or control characters, got %s", quote(p))
+		}
+	}
+	// Only DNS-01 proves control of every name under a wildcard, and VeloFlux solves
+	// HTTP-01 and TLS-ALPN-01 only.
+	for i, r := range c.Routes {
+		if strings.HasPrefix(r.Host, "*.") {
+			v.add(fmt.Sprintf("routes[%d].host", i), "wildcard host %s with global.tls.auto_cert: ACME issues wildcard certificates only over DNS-01, which needs a DNS provider VeloFlux does not have; list the names, or serve this host from certificate files", quote(r.Host))
+		}
 	}
 }
 
@@ -691,6 +727,7 @@ func (c *Config) validatePools(v *validator) {
 		if p.TLSSkipVerify && p.Protocol != ProtocolHTTPS {
 			v.add(path+".tls_skip_verify", "only applies to protocol https, got protocol %s", quote(p.Protocol))
 		}
+		v.poolTLS(path+".tls", p)
 		v.atLeast(path+".max_conns_per_backend", p.MaxConnsPerBackend, 0)
 		hc := &p.HealthCheck
 		v.healthCheck(path+".health_check", hc.Common())
@@ -728,6 +765,37 @@ func (c *Config) validatePools(v *validator) {
 			if b.Region != "" {
 				v.regionName(bpath+".region", b.Region)
 			}
+		}
+	}
+}
+
+// poolTLS checks pools[].tls; its keys do something only over TLS.
+func (v *validator) poolTLS(path string, p *Pool) {
+	t := p.TLS
+	if t.IsZero() {
+		return
+	}
+	if p.Protocol != ProtocolHTTPS {
+		v.add(path, "only applies to protocol https, got protocol %s", quote(p.Protocol))
+	}
+	if t.CertFile != "" && t.KeyFile == "" {
+		v.add(path+".key_file", "required when cert_file is set")
+	}
+	if t.KeyFile != "" && t.CertFile == "" {
+		v.add(path+".cert_file", "required when key_file is set")
+	}
+	if t.ServerName != "" {
+		if msg := checkHostOrIP(t.ServerName); msg != "" {
+			v.add(path+".server_name", "%s", msg)
+		}
+	}
+	if t.CAFile != "" || t.ServerName != "" {
+		const msg = "cannot be combined with tls.ca_file or tls.server_name, which only matter when certificates are verified"
+		if t.InsecureSkipVerify {
+			v.add(path+".insecure_skip_verify", msg)
+		}
+		if p.TLSSkipVerify {
+			v.add(strings.TrimSuffix(path, ".tls")+".tls_skip_verify", msg)
 		}
 	}
 }
