@@ -25,6 +25,15 @@ func runCLI(args, environ []string, stdout, stderr io.Writer) int {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
+	case "run", "validate", "health":
+		expanded, err := expandSecretFiles(environ)
+		if err != nil {
+			fmt.Fprintln(stderr, "veloflux:", err)
+			return 1
+		}
+		environ = expanded
+	}
+	switch cmd {
 	case "run":
 		fs := newFlagSet("run", environ, stderr)
 		readyFile := fs.String("ready-file", "", "write the bound addresses to this file (JSON) once serving")
