@@ -97,12 +97,29 @@ type Global struct {
 
 // TLS configures certificates for the HTTPS listener.
 type TLS struct {
-	// AutoCert obtains certificates with ACME into CertDir. Default false.
+	// AutoCert obtains certificates with ACME for the exact hosts that routes (static and
+	// Consul-tagged) send traffic to. Default false. Not with certificate files.
 	AutoCert bool `koanf:"auto_cert"`
 	// ACMEEmail is the ACME account contact. Default "" (no contact).
 	ACMEEmail string `koanf:"acme_email"`
-	// CertDir caches ACME certificates. Default "/etc/veloflux/certs".
+	// CertDir keeps ACME certificates, account keys and locks when Storage is file.
+	// Default "/etc/veloflux/certs". Required with auto_cert.
 	CertDir string `koanf:"cert_dir"`
+	// ACMEDirectory is the directory URL of the ACME server, https. Default Let's Encrypt's
+	// production directory, DefaultACMEDirectory.
+	ACMEDirectory string `koanf:"acme_directory"`
+	// ACMECARoot is a PEM file of CA certificates trusted for the ACME server's own HTTPS,
+	// beside the system roots: for Pebble or a private CA. Default "". A path; validation
+	// does not open it.
+	ACMECARoot string `koanf:"acme_ca_root"`
+	// Storage is where ACME state lives: consul (Consul KV, shared by every node, so a name is
+	// ordered once per cluster) or file (under CertDir, this node's own). Default "" = consul
+	// when discovery.consul.enabled, else file; see Config.ACMEStorage. consul needs
+	// discovery.consul.enabled.
+	Storage string `koanf:"storage"`
+	// StoragePrefix is the Consul KV folder of ACME state with storage consul. Default
+	// "veloflux/acme"; no leading or trailing "/", no spaces or control characters.
+	StoragePrefix string `koanf:"storage_prefix"`
 	// CertFile is a PEM certificate with its chain. Default "". Set together with KeyFile.
 	CertFile string `koanf:"cert_file"`
 	// KeyFile is the PEM private key for CertFile. Default "". It is a path, not a secret.
@@ -117,6 +134,30 @@ type TLS struct {
 	// HSTS is the max-age, in seconds, of the Strict-Transport-Security header added to HTTPS
 	// responses. Default 0 = no header, >= 0.
 	HSTS int `koanf:"hsts"`
+}
+
+// ACME storage kinds accepted in global.tls.storage.
+const (
+	// ACMEStorageConsul keeps ACME state in Consul KV, shared by every node.
+	ACMEStorageConsul = "consul"
+	// ACMEStorageFile keeps ACME state in files under global.tls.cert_dir.
+	ACMEStorageFile = "file"
+)
+
+// DefaultACMEDirectory is Let's Encrypt's production ACME directory.
+const DefaultACMEDirectory = "https://acme-v02.api.letsencrypt.org/directory"
+
+// ACMEStorage is the storage ACME state lives in: global.tls.storage when set, else consul
+// when discovery.consul.enabled, else file.
+func (c *Config) ACMEStorage() string {
+	switch {
+	case c.Global.TLS.Storage != "":
+		return c.Global.TLS.Storage
+	case c.Discovery.Consul.Enabled:
+		return ACMEStorageConsul
+	default:
+		return ACMEStorageFile
+	}
 }
 
 // CertificateFiles is one certificate with its chain and its key, as PEM files.
@@ -358,6 +399,9 @@ type Pool struct {
 	// it removes the protection TLS gives against a network attacker. Default false. Only
 	// valid with protocol https, so that it is never set believing it does something else.
 	TLSSkipVerify bool `koanf:"tls_skip_verify"`
+	// TLS is how the proxy and its health probes verify this pool's backends and present
+	// themselves to them. Only with protocol https. Applied on reload.
+	TLS PoolTLS `koanf:"tls"`
 	// MaxConnsPerBackend is global.limits.max_conns_per_backend for this pool's backends.
 	// Default 0 = the global value, which Load writes in, so consumers read the pool's cap
 	// here; >= 0. Applied on reload.
@@ -370,6 +414,29 @@ type Pool struct {
 	// Backends may be empty: discovery can fill the pool later.
 	Backends []Backend `koanf:"backends"`
 }
+
+// PoolTLS is the client side of TLS towards a pool's backends. Validation does not open the
+// files; cmd loads them on start and on every reload, and keeps the running pools when one
+// does not load.
+type PoolTLS struct {
+	// CAFile is PEM CA certificates that verify the backends instead of the system roots, for
+	// backends with certificates from a private CA. Default "" = the system roots.
+	CAFile string `koanf:"ca_file"`
+	// ServerName is the name sent as SNI and checked in the backends' certificates. Default ""
+	// = the host of each backend's address. A host name or IP address, without port.
+	ServerName string `koanf:"server_name"`
+	// InsecureSkipVerify accepts any backend certificate, as tls_skip_verify does. Default
+	// false. Not with CAFile or ServerName, which it would silently ignore.
+	InsecureSkipVerify bool `koanf:"insecure_skip_verify"`
+	// CertFile is a PEM client certificate with its chain, presented to backends that verify
+	// clients (mutual TLS). Default "". Set together with KeyFile.
+	CertFile string `koanf:"cert_file"`
+	// KeyFile is the PEM private key of CertFile. Default "". A path, not a secret.
+	KeyFile string `koanf:"key_file"`
+}
+
+// IsZero reports whether no key of the pool's tls section is set.
+func (t PoolTLS) IsZero() bool { return t == PoolTLS{} }
 
 // PoolHealthCheck is a pool's effective health check.
 type PoolHealthCheck struct {
@@ -526,7 +593,9 @@ func Default() *Config {
 			AccessLog:      true,
 			DrainTimeout:   30 * time.Second,
 			TLS: TLS{
-				CertDir: "/etc/veloflux/certs",
+				CertDir:       "/etc/veloflux/certs",
+				ACMEDirectory: DefaultACMEDirectory,
+				StoragePrefix: "veloflux/acme",
 			},
 			HTTP3: true,
 			HealthCheck: HealthCheck{

@@ -13,8 +13,8 @@ import (
 	"slices"
 	"strings"
 
-	env "github.com/knadh/koanf/providers/env/v2"
 	"github.com/knadh/koanf/providers/confmap"
+	env "github.com/knadh/koanf/providers/env/v2"
 	"github.com/knadh/koanf/v2"
 	"go.yaml.in/yaml/v3"
 )

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/mail"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -219,6 +220,9 @@ func (c *Config) validateTLS(v *validator) {
 	if t.AutoCert && t.CertDir == "" {
 		v.Add("global.tls.cert_dir", "required when auto_cert is true")
 	}
+	if t.AutoCert {
+		c.validateACME(v)
+	}
 	if t.ACMEEmail != "" {
 		if a, err := mail.ParseAddress(t.ACMEEmail); err != nil || a.Address != t.ACMEEmail {
 			v.Add("global.tls.acme_email", "invalid email address %s", quote(t.ACMEEmail))
@@ -230,6 +234,38 @@ func (c *Config) validateTLS(v *validator) {
 	case g.TLSBindAddress == "" && (files || t.AutoCert):
 		// Certificates without a listener would silently leave the site on plain HTTP only.
 		v.Add("global.tls_bind_address", "required when TLS certificates are configured")
+	}
+}
+
+// validateACME checks the ACME keys, which matter only with auto_cert.
+func (c *Config) validateACME(v *validator) {
+	t := &c.Global.TLS
+	if u, err := url.Parse(t.ACMEDirectory); err != nil || u.Scheme != "https" || u.Host == "" {
+		v.Add("global.tls.acme_directory", "must be an https URL such as %s, got %s", DefaultACMEDirectory, quote(t.ACMEDirectory))
+	}
+	if t.Storage != "" {
+		v.OneOf("global.tls.storage", t.Storage, ACMEStorageConsul, ACMEStorageFile)
+	}
+	if c.ACMEStorage() == ACMEStorageConsul {
+		if !c.Discovery.Consul.Enabled {
+			v.Add("global.tls.storage", "consul needs discovery.consul.enabled: the ACME state lives in that Consul")
+		}
+		p := t.StoragePrefix
+		switch {
+		case p == "":
+			v.Add("global.tls.storage_prefix", "required with storage consul")
+		case strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/"):
+			v.Add("global.tls.storage_prefix", "must not start or end with \"/\", got %s", quote(p))
+		case strings.IndexFunc(p, isSpaceOrControl) >= 0:
+			v.Add("global.tls.storage_prefix", "must not contain spaces or control characters, got %s", quote(p))
+		}
+	}
+	// Only DNS-01 proves control of every name under a wildcard, and VeloFlux solves
+	// HTTP-01 and TLS-ALPN-01 only.
+	for i, r := range c.Routes {
+		if strings.HasPrefix(r.Host, "*.") {
+			v.Add(fmt.Sprintf("routes[%d].host", i), "wildcard host %s with global.tls.auto_cert: ACME issues wildcard certificates only over DNS-01, which needs a DNS provider VeloFlux does not have; list the names, or serve this host from certificate files", quote(r.Host))
+		}
 	}
 }
 
@@ -437,6 +473,7 @@ func (c *Config) validatePools(v *validator) {
 		if p.TLSSkipVerify && p.Protocol != ProtocolHTTPS {
 			v.Add(path+".tls_skip_verify", "only applies to protocol https, got protocol %s", quote(p.Protocol))
 		}
+		v.poolTLS(path+".tls", p)
 		v.AtLeast(path+".max_conns_per_backend", p.MaxConnsPerBackend, 0)
 		hc := &p.HealthCheck
 		v.healthCheck(path+".health_check", hc.Common())
@@ -474,6 +511,37 @@ func (c *Config) validatePools(v *validator) {
 			if b.Region != "" {
 				v.regionName(bpath+".region", b.Region)
 			}
+		}
+	}
+}
+
+// poolTLS checks pools[].tls; its keys do something only over TLS.
+func (v *validator) poolTLS(path string, p *Pool) {
+	t := p.TLS
+	if t.IsZero() {
+		return
+	}
+	if p.Protocol != ProtocolHTTPS {
+		v.Add(path, "only applies to protocol https, got protocol %s", quote(p.Protocol))
+	}
+	if t.CertFile != "" && t.KeyFile == "" {
+		v.Add(path+".key_file", "required when cert_file is set")
+	}
+	if t.KeyFile != "" && t.CertFile == "" {
+		v.Add(path+".cert_file", "required when key_file is set")
+	}
+	if t.ServerName != "" {
+		if msg := hostrule.HostOrIP(t.ServerName); msg != "" {
+			v.Add(path+".server_name", "%s", msg)
+		}
+	}
+	if t.CAFile != "" || t.ServerName != "" {
+		const msg = "cannot be combined with tls.ca_file or tls.server_name, which only matter when certificates are verified"
+		if t.InsecureSkipVerify {
+			v.Add(path+".insecure_skip_verify", msg)
+		}
+		if p.TLSSkipVerify {
+			v.Add(strings.TrimSuffix(path, ".tls")+".tls_skip_verify", msg)
 		}
 	}
 }

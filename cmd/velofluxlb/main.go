@@ -25,6 +25,15 @@ func runCLI(args, environ []string, stdout, stderr io.Writer) int {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
+	case "run", "validate", "health":
+		expanded, err := expandSecretFiles(environ)
+		if err != nil {
+			fmt.Fprintln(stderr, "veloflux:", err)
+			return 1
+		}
+		environ = expanded
+	}
+	switch cmd {
 	case "run":
 		path, ok := parseConfigFlag("run", args, environ, stderr)
 		if !ok {
@@ -41,9 +50,16 @@ func runCLI(args, environ []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return validate(path, environ, stdout, stderr)
+	case "health":
+		return probe(args, environ, stderr)
 	case "version":
+		if len(args) > 0 { // -addr, -node or -o: the node's version too
+			return runOps(cmd, args, environ, stdout, stderr)
+		}
 		fmt.Fprintf(stdout, "veloflux %s (%s)\n", version, runtime.Version())
 		return 0
+	case "status", "members", "routes", "backends", "drain", "undrain", "sessions":
+		return runOps(cmd, args, environ, stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
@@ -58,8 +74,26 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   veloflux [run] [-config FILE]     serve (default command)
   veloflux validate [-config FILE]  check a configuration file and print every problem
-  veloflux version                  print the version
+  veloflux health [-config FILE]    exit 0 when the node of FILE answers 200 on /readyz, else 1
+  veloflux version                  print the version (with -addr or -node, the node's too)
 FILE defaults to $VFX_CONFIG, then `+config.DefaultPath+`.
+
+Commands that ask a running node's admin API:
+  veloflux status                   the node: version, uptime, serving or draining, requests, cluster
+  veloflux members                  cluster members with region, state and version
+  veloflux routes                   the routes in use
+  veloflux backends                 every backend with its pool, state and why it is out
+  veloflux sessions                 live sticky-session pins by backend
+  veloflux drain node               drain the node (it answers 503 and leaves the load balancers)
+  veloflux drain backend ID         drain a backend on every node of the cluster
+  veloflux undrain [node]           serve again; undrain backend ID brings a backend back
+Their flags, before or after the arguments:
+  -addr HOST:PORT  the node's admin API (default 127.0.0.1:9000)
+  -node NAME       ask this cluster member through the node at -addr
+  -o json          print the API's JSON document instead of a table
+  -timeout D       how long a request may take (default 10s)
+Credentials come from VF_ADMIN_USER and VF_ADMIN_PASS. Exit status: 0 done, 1 the node is
+unreachable or refused, 2 the command line is wrong.
 `)
 }
 

@@ -59,6 +59,8 @@ type app struct {
 	cluster *cluster
 	// drains are the backends operators drained (cluster-wide with a cluster).
 	drains *gossip.Drains
+	// sessions are the sticky-session pins the proxy uses: the cluster's with a cluster.
+	sessions views.SessionCounter
 	// admin is nil without global.admin_address; once newApp returns, it is bound.
 	admin *admin.Server
 	// metrics is nil without global.metrics_address; metricsLn is its bound listener.
@@ -145,12 +147,15 @@ func (a *app) build() error {
 	if err != nil {
 		return err
 	}
-	var sessions proxy.SessionStore = proxy.NewLocalSessions(0)
+	local := proxy.NewLocalSessions(0)
+	var sessions proxy.SessionStore = local
+	a.sessions = local
 	if cfg.Cluster.Enabled {
 		if a.cluster, err = a.newCluster(cfg); err != nil {
 			return err
 		}
 		sessions = a.cluster.sessions // pins shared by every node of the cluster
+		a.sessions = a.cluster.sessions
 	}
 	if a.drains, err = newDrains(a.cluster); err != nil {
 		return err
@@ -276,6 +281,9 @@ func (a *app) adminViews() (*views.Controller, error) {
 		Running:         a.running,
 		SourceConflicts: a.routing.conflictsNow,
 		SetDraining:     a.setDraining,
+		Metrics:         a.reg,
+		Sessions:        a.sessions,
+		Log:             a.log.With("component", "admin"),
 	}
 	if a.cluster != nil {
 		p.Cluster = &views.Cluster{Name: a.cluster.name, Node: a.cluster.node, Store: a.cluster.store}

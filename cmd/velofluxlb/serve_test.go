@@ -120,11 +120,17 @@ func (w *syncWriter) String() string {
 // buildNode writes yaml to a file and builds a node from it, as serve does.
 func buildNode(t *testing.T, yaml string) (*app, *syncWriter, error) {
 	t.Helper()
+	return buildNodeEnv(t, yaml, nil)
+}
+
+// buildNodeEnv is buildNode with environ as the node's environment.
+func buildNodeEnv(t *testing.T, yaml string, environ []string) (*app, *syncWriter, error) {
+	t.Helper()
 	path := t.TempDir() + "/config.yaml"
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Load(path, nil)
+	cfg, err := config.Load(path, environ)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,6 +139,6 @@ func buildNode(t *testing.T, yaml string) (*app, *syncWriter, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := newApp(path, nil, cfg, log, level)
+	a, err := newApp(path, environ, cfg, log, level)
 	return a, logs, err
 }

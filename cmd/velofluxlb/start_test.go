@@ -28,7 +28,13 @@ type testNode struct {
 // startNode builds a node and runs it until the test stops it (or ends).
 func startNode(t *testing.T, yaml string) *testNode {
 	t.Helper()
-	a, logs, err := buildNode(t, yaml)
+	return startNodeEnv(t, yaml, nil)
+}
+
+// startNodeEnv is startNode with environ as the node's environment.
+func startNodeEnv(t *testing.T, yaml string, environ []string) *testNode {
+	t.Helper()
+	a, logs, err := buildNodeEnv(t, yaml, environ)
 	if err != nil {
 		t.Fatalf("newApp: %v\n%s", err, logs.String())
 	}

@@ -23,6 +23,11 @@ func checkRunnable(c *config.Config) error {
 	if t.AutoCert {
 		return errors.New("global.tls.auto_cert: ACME certificates are not supported by this version; set global.tls.cert_file and key_file")
 	}
+	for i, p := range c.Pools {
+		if !p.TLS.IsZero() {
+			return fmt.Errorf("pools[%d].tls: backend TLS settings are not supported by this version; use tls_skip_verify", i)
+		}
+	}
 	if c.Global.TLSBindAddress != "" && len(t.CertificatePairs()) == 0 {
 		return errors.New("global.tls_bind_address: needs global.tls.cert_file and global.tls.key_file, or global.tls.certificates")
 	}
