@@ -87,6 +87,12 @@ type Global struct {
 	// H2C lets clients of the plain listener speak HTTP/2 with prior knowledge (no TLS), for
 	// internal callers such as gRPC clients behind another load balancer. Default false.
 	H2C bool `koanf:"h2c"`
+	// HTTP1FastPath serves HTTP/1.1 on the plain listener with VeloFlux's own connection loop
+	// and sends to http backends with its own pooled client, instead of Go's net/http: less
+	// CPU per request, and idle client connections without a goroutine or buffers. Default
+	// true. Ignored for the plain listener when H2C is on (the TLS listener and HTTP/3 always
+	// use net/http's servers).
+	HTTP1FastPath bool `koanf:"http1_fast_path"`
 	// HealthCheck is the default for every pool; pools override it field by field.
 	HealthCheck HealthCheck `koanf:"health_check"`
 	// Passive is the default outlier ejection of every pool; pools override it field by field.
@@ -597,7 +603,8 @@ func Default() *Config {
 				ACMEDirectory: DefaultACMEDirectory,
 				StoragePrefix: "veloflux/acme",
 			},
-			HTTP3: true,
+			HTTP3:         true,
+			HTTP1FastPath: true,
 			HealthCheck: HealthCheck{
 				Interval:     10 * time.Second,
 				Timeout:      5 * time.Second,

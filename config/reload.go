@@ -17,7 +17,7 @@ func (c *Config) RestartNeeded(next *Config) []string {
 	// timeouts, limits and TLS configure are built, once.
 	for _, key := range []string{
 		"bind_address", "tls_bind_address", "metrics_address", "admin_address",
-		"drain_timeout", "tls", "timeouts", "limits",
+		"drain_timeout", "tls", "timeouts", "limits", "http1_fast_path",
 	} {
 		f, _, _ := lookupKey(old.Type(), key)
 		diffPaths(keyPath("global", key), old.FieldByIndex(f.index), nw.FieldByIndex(f.index), &out)

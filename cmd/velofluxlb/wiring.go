@@ -165,6 +165,7 @@ func transportConfig(c *config.Config) proxy.TransportConfig {
 		ResponseHeaderTimeout: t.BackendResponseHeader,
 		IdleConnTimeout:       t.BackendIdle,
 		MaxIdleConnsPerHost:   c.Global.Limits.MaxIdleConnsPerBackend,
+		FastHTTP1:             c.Global.HTTP1FastPath,
 	}
 }
 
@@ -184,6 +185,7 @@ func serverConfig(c *config.Config, store *certs.Store) (proxy.ServerConfig, err
 		MaxRequestsPerConn:     int64(g.Limits.MaxRequestsPerConn),
 		MaxClientConns:         g.Limits.MaxClientConns,
 		H2C:                    g.H2C,
+		HTTP1FastPath:          g.HTTP1FastPath,
 		H2MaxFrameSize:         g.Limits.H2MaxFrameSize,
 		H2StreamWindow:         g.Limits.H2StreamWindow,
 		H2ConnWindow:           g.Limits.H2ConnWindow,
