@@ -130,8 +130,11 @@ ca-certs: ## the CA bundle the image ships (apt when missing)
 	  echo "installing ca-certificates for the container image"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ca-certificates >/dev/null; }
 
-demo: build consul ## Consul, demo backends and VeloFlux on loopback
+demo: build consul geoip ## Consul, backends in three regions and three clustered VeloFlux nodes on loopback
 	examples/demo.sh
+
+demo-stop: ## end a running make demo from another terminal (by the PIDs it recorded)
+	examples/demo.sh stop
 
 consul: $(CONSUL_BIN) ## build the Consul agent used by tests (about 4-7 minutes, once)
 
