@@ -107,8 +107,7 @@ func newHealthChecks(cfg *config.Config, log *slog.Logger, reg prometheus.Regist
 // (healthView) and is shared with the peers as an observation, for their admin views.
 // cl nil means no cluster.
 func newConsensus(cfg *config.Config, cl *cluster, checker *health.Checker, passive *health.Passive, log *slog.Logger, reg prometheus.Registerer) (*consensus.View, error) {
-	cc := consensus.DefaultConfig()
-	cc.Probers, cc.ObservationTTL = cfg.Cluster.Health.Probers, cfg.Cluster.Health.ObservationTTL
+	cc := cfg.Cluster.Health
 	var g consensus.Gossip
 	if cl != nil {
 		cc.NodeName = cl.name
