@@ -5,7 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test unit integration vet lint fmt-check fuzz bench bench-go bench-protocols demo demo-stop image image-check ca-certs consul geoip h2spec netns-tools staticcheck govulncheck vulndb clean
+.PHONY: all build test unit integration vet lint fmt-check fuzz bench bench-go bench-protocols demo demo-stop image image-check deploy-check shellcheck ca-certs consul geoip h2spec netns-tools staticcheck govulncheck vulndb clean
 
 # Consul v1.13.9 (MPL-2.0) for tests and the demo, built once from the Go module proxy
 # through the wrapper module in tools/consul and cached outside the clone.
@@ -52,7 +52,7 @@ all: build
 build: ## static binary ./veloflux
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/velofluxlb
 
-test: fmt-check vet lint consul geoip h2spec netns-tools quic-tools ca-certs unit integration image-check ## everything CI runs
+test: fmt-check vet lint consul geoip h2spec netns-tools quic-tools ca-certs unit integration image-check deploy-check ## everything CI runs
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -67,8 +67,9 @@ lint: staticcheck govulncheck vulndb ## staticcheck, govulncheck against the off
 	$(GOVULNCHECK_BIN) -stdlib $(VULNCHECK_STDLIB) -db file://$(VULNDB_DIR) ./...
 	$(GO) mod tidy -diff
 
-unit: ## go test -race ./... (the race detector needs cgo)
+unit: ## go test -race ./..., then the proxy's tests again on the HTTP/1.1 fast path (the race detector needs cgo)
 	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+	CGO_ENABLED=1 VELOFLUX_TEST_HTTP1=fast $(GO) test -race -count=1 ./proxy/...
 
 integration: ## builds the binary and drives real processes with real signals
 	CGO_ENABLED=1 $(GO) test -race -count=1 -tags integration -timeout 10m ./integration/...
@@ -103,6 +104,19 @@ image: build ca-certs ## OCI image tarball veloflux-image.tar (docker load -i ve
 
 image-check: ca-certs ## build the image from a fresh binary and check its config, files and size
 	cd tools/image && $(GO) vet ./... && $(GO) test -count=1 ./...
+
+# The deployment files, read by the loaders of the tools that run them (deploy/check, a module
+# of its own: compose-go for docker-compose.yml and the Swarm stack, HCL for the Nomad jobs),
+# the VeloFlux configurations in them passed through `veloflux validate`, and every shell
+# script through shellcheck.
+deploy-check: consul shellcheck ## check docker-compose.yml, deploy/swarm, deploy/nomad and the shell scripts
+	cd deploy/check && $(GO) vet ./... && $(GO) test -count=1 ./...
+	shellcheck $$(git ls-files '*.sh') .ci/run
+
+shellcheck: ## shellcheck (apt when missing)
+	@command -v shellcheck >/dev/null || { \
+	  echo "installing shellcheck"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null; }
 
 ca-certs: ## the CA bundle the image ships (apt when missing)
 	@test -s /etc/ssl/certs/ca-certificates.crt || { \

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -70,13 +71,24 @@ type app struct {
 	reloads      *prometheus.CounterVec
 	reloadOKTime prometheus.Gauge
 
+	// serving is closed once run has started every part; readyFile, when set, is written then.
+	serving   chan struct{}
+	readyFile string
+
 	mu         sync.Mutex // guards cfg and lastReload; serialises reloads
 	cfg        *config.Config
 	lastReload views.Reload
 }
 
-// serve runs a node until SIGTERM or SIGINT, then drains and returns nil.
-func serve(path string, environ []string, stderr io.Writer) error {
+// serve runs a node until SIGTERM or SIGINT, then drains and returns nil. With readyFile
+// set, the node writes its bound addresses there once every part runs (see writeReady).
+func serve(path, readyFile string, environ []string, stderr io.Writer) error {
+	if readyFile != "" {
+		// A file left by an earlier run must not announce this one before it is up.
+		if err := os.Remove(readyFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("ready file: %w", err)
+		}
+	}
 	cfg, err := config.Load(path, environ)
 	if err != nil {
 		return fmt.Errorf("config %s:\n%w", path, err)
@@ -92,6 +104,7 @@ func serve(path string, environ []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	a.readyFile = readyFile
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	hup := make(chan os.Signal, 1)
@@ -106,6 +119,7 @@ func serve(path string, environ []string, stderr io.Writer) error {
 func newApp(path string, environ []string, cfg *config.Config, log *slog.Logger, level *slog.LevelVar) (_ *app, err error) {
 	a := &app{
 		path: path, environ: environ, log: log, level: level, cfg: cfg,
+		serving: make(chan struct{}),
 		reg:     telemetry.NewRegistry(version),
 		started: time.Now(),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -202,7 +216,7 @@ func (a *app) build() error {
 	}
 	if cfg.Discovery.Consul.Enabled {
 		// Nothing is contacted before it runs; while Consul is down, it retries with backoff.
-		a.consul, err = consul.New(consulConfig(cfg, a.environ), log.With("component", "consul"), a.reg)
+		a.consul, err = consul.New(cfg.Discovery.Consul.FromEnv(a.environ), log.With("component", "consul"), a.reg)
 		if err != nil {
 			return err
 		}
@@ -439,8 +453,16 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal) error {
 		attrs = append(attrs, "metrics", a.metricsLn.Addr().String())
 	}
 	a.log.Info("veloflux started", attrs...)
+	if err := a.writeReady(); err != nil {
+		_ = failed("ready file", err)
+		stop()
+	}
+	close(a.serving)
 
 	_ = g.Wait() // every error is in errs, in the order the parts failed
+	if a.readyFile != "" {
+		_ = os.Remove(a.readyFile) // a stopped node is not ready
+	}
 	a.log.Info("veloflux stopped")
 	mu.Lock()
 	defer mu.Unlock()
