@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -231,8 +232,8 @@ func TestDashboard(t *testing.T) {
 	}
 	// choose picks a view in the page's node selector as an operator does.
 	choose := func(node string) chromedp.Action[chromedp.Void] {
-		return chromedp.Steps(chromedp.SetValue(chromedp.CSS(`#view`), node),
-			chromedp.Evaluate[chromedp.Void](`document.getElementById('view').dispatchEvent(new Event('change'))`))
+		return chromedp.Evaluate[chromedp.Void](`{ const s = document.getElementById('view'); s.value = ` + strconv.Quote(node) +
+			`; s.dispatchEvent(new Event('change')); }`)
 	}
 
 	page := "http://" + a.admin + "/ui/"
