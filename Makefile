@@ -5,7 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test unit integration vet lint fmt-check fuzz bench bench-go bench-protocols demo demo-stop image image-check deploy-check shellcheck ca-certs consul geoip h2spec pebble netns-tools staticcheck govulncheck vulndb clean
+.PHONY: all build test unit integration vet lint fmt-check fuzz bench bench-go bench-protocols demo demo-stop image image-check deploy-check shellcheck chromium screenshot ca-certs consul geoip h2spec pebble netns-tools staticcheck govulncheck vulndb clean
 
 # Consul v1.13.9 (MPL-2.0) for tests and the demo, built once from the Go module proxy
 # through the wrapper module in tools/consul and cached outside the clone.
@@ -59,7 +59,7 @@ all: build
 build: ## static binary ./veloflux
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/velofluxlb
 
-test: fmt-check vet lint consul geoip h2spec pebble netns-tools quic-tools ca-certs unit integration image-check deploy-check ## everything CI runs
+test: fmt-check vet lint consul geoip h2spec pebble netns-tools quic-tools chromium ca-certs unit integration image-check deploy-check ## everything CI runs
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -80,8 +80,8 @@ unit: ## go test -race ./..., the proxy's tests again on the HTTP/1.1 fast path,
 	$(GO) test -count=1 -run 'Allocs' ./proxy/...
 	VELOFLUX_TEST_HTTP1=fast $(GO) test -count=1 -run 'Allocs' ./proxy/...
 
-integration: ## builds the binary and drives real processes with real signals
-	CGO_ENABLED=1 $(GO) test -race -count=1 -tags integration -timeout 10m ./integration/...
+integration: ## builds the binary and drives real processes with real signals (the demo and deploy.sh included)
+	CGO_ENABLED=1 $(GO) test -race -count=1 -tags integration -timeout 15m ./integration/...
 
 FUZZTIME ?= 15s
 fuzz: ## a short run of every fuzz target in the module
@@ -111,15 +111,15 @@ image: build ca-certs ## OCI image tarball veloflux-image.tar (docker load -i ve
 	  $(GO) run . -binary $(CURDIR)/$(BIN) -config $(CURDIR)/examples/container.yaml \
 	  -version $(VERSION) -revision "$$(git rev-parse HEAD 2>/dev/null)" -arch "$$($(GO) env GOARCH)" -out $(CURDIR)/$(IMAGE)
 
-image-check: ca-certs ## build the image from a fresh binary and check its config, files and size
-	cd tools/image && $(GO) vet ./... && $(GO) test -count=1 ./...
+image-check: ca-certs staticcheck ## build the image from a fresh binary and check its config, files and size
+	cd tools/image && $(GO) vet ./... && $(STATICCHECK_BIN) ./... && $(GO) test -count=1 ./...
 
 # The deployment files, read by the loaders of the tools that run them (deploy/check, a module
 # of its own: compose-go for docker-compose.yml and the Swarm stack, HCL for the Nomad jobs),
 # the VeloFlux configurations in them passed through `veloflux validate`, and every shell
 # script through shellcheck.
-deploy-check: consul shellcheck ## check docker-compose.yml, deploy/swarm, deploy/nomad and the shell scripts
-	cd deploy/check && $(GO) vet ./... && $(GO) test -count=1 ./...
+deploy-check: consul staticcheck shellcheck ## check docker-compose.yml, deploy/swarm, deploy/nomad and the shell scripts
+	cd deploy/check && $(GO) vet ./... && $(STATICCHECK_BIN) ./... && $(GO) test -count=1 ./...
 	shellcheck $$(git ls-files '*.sh') .ci/run
 
 shellcheck: ## shellcheck (apt when missing)
@@ -192,6 +192,14 @@ $(PEBBLE_DIR)/pebble-challtestsrv:
 	cd tools/pebble && CGO_ENABLED=0 $(GO) build -trimpath -o $(PEBBLE_DIR)/pebble.tmp github.com/letsencrypt/pebble/v2/cmd/pebble && \
 	  CGO_ENABLED=0 $(GO) build -trimpath -o $@.tmp github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv && \
 	  mv $(PEBBLE_DIR)/pebble.tmp $(PEBBLE_DIR)/pebble && mv $@.tmp $@
+
+chromium: ## headless Chromium (Debian chromium) for the dashboard's browser test (apt when missing)
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  echo "installing chromium for the dashboard test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+screenshot: chromium ## docs/dashboard.png: the dashboard of a two-node cluster, taken by its browser test
+	VELOFLUX_SCREENSHOT=$(CURDIR)/docs/dashboard.png CGO_ENABLED=1 $(GO) test -count=1 -tags integration -run '^TestDashboard$$' ./integration/
 
 quic-tools: ## gtlsclient (Debian ngtcp2-client), an HTTP/3 client that is not Go's (apt when missing)
 	@command -v gtlsclient >/dev/null || { \
