@@ -6,6 +6,10 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/veloflux/veloflux/discovery/consul"
+	"github.com/veloflux/veloflux/gossip"
+	"github.com/veloflux/veloflux/health/consensus"
 )
 
 // DefaultPath is where the config file is read from when VFX_CONFIG is not set.
@@ -83,6 +87,12 @@ type Global struct {
 	// H2C lets clients of the plain listener speak HTTP/2 with prior knowledge (no TLS), for
 	// internal callers such as gRPC clients behind another load balancer. Default false.
 	H2C bool `koanf:"h2c"`
+	// HTTP1FastPath serves HTTP/1.1 on the plain listener with VeloFlux's own connection loop
+	// and sends to http backends with its own pooled client, instead of Go's net/http: less
+	// CPU per request, and idle client connections without a goroutine or buffers. Default
+	// true. Ignored for the plain listener when H2C is on (the TLS listener and HTTP/3 always
+	// use net/http's servers).
+	HTTP1FastPath bool `koanf:"http1_fast_path"`
 	// HealthCheck is the default for every pool; pools override it field by field.
 	HealthCheck HealthCheck `koanf:"health_check"`
 	// Passive is the default outlier ejection of every pool; pools override it field by field.
@@ -518,88 +528,7 @@ const (
 
 // Discovery holds the service discovery sources. The whole section is read once at startup.
 type Discovery struct {
-	Consul Consul `koanf:"consul"`
-}
-
-// Consul mirrors discovery/consul.Config (defaults included) plus the switches and the
-// registration of VeloFlux itself. config does not import that package, so that validating
-// a file needs no Consul client code; a test in this package keeps the defaults in step.
-type Consul struct {
-	// Enabled turns on the Consul catalog watch. Default false.
-	Enabled bool `koanf:"enabled"`
-	// Address is the agent's HTTP API, host:port. Default "127.0.0.1:8500"; while it is left
-	// at the default, cmd lets CONSUL_HTTP_ADDR replace it.
-	Address string `koanf:"address"`
-	// Scheme is http or https. Default http.
-	Scheme string `koanf:"scheme"`
-	// Token is the ACL token. Default "". Secret: redacted in Redacted copies and never echoed
-	// in error messages. When both it and TokenFile are empty, cmd uses CONSUL_HTTP_TOKEN.
-	Token string `koanf:"token" redact:"true"`
-	// TokenFile is a file holding the token, read at startup. Default "". Not with Token.
-	TokenFile string `koanf:"token_file"`
-	// Datacenter is the local datacenter. Default "" = the agent's own.
-	Datacenter string `koanf:"datacenter"`
-	// Datacenters are other datacenters whose instances join the same pools. Default none.
-	// Distinct, and none of them is Datacenter.
-	Datacenters []string  `koanf:"datacenters"`
-	TLS         ConsulTLS `koanf:"tls"`
-	// TagPrefix starts every VeloFlux service tag. Default "veloflux"; [A-Za-z0-9_-]+.
-	TagPrefix string `koanf:"tag_prefix"`
-	// ExposedByDefault routes services without an enable tag. Default false: services opt in.
-	ExposedByDefault bool `koanf:"exposed_by_default"`
-	// AcceptWarning also routes instances whose checks are warning. Default false.
-	AcceptWarning bool `koanf:"accept_warning"`
-	// WaitTime is the longest a blocking query waits. Default 5m, 1s..10m: Consul caps
-	// blocking queries at 10m anyway.
-	WaitTime time.Duration `koanf:"wait_time"`
-	// Coalesce is how long to wait for more changes before publishing one snapshot for a
-	// burst. Default 50ms, 0..10s; above that a change would wait noticeably long.
-	Coalesce time.Duration `koanf:"coalesce"`
-	// MinBackoff is the first retry delay after a Consul error. Default 250ms, > 0.
-	MinBackoff time.Duration `koanf:"min_backoff"`
-	// MaxBackoff caps the retry delay. Default 30s, >= MinBackoff.
-	MaxBackoff time.Duration  `koanf:"max_backoff"`
-	Register   ConsulRegister `koanf:"register"`
-}
-
-// ConsulTLS is the client TLS setup for an https agent. Validation does not open the files.
-type ConsulTLS struct {
-	// CAFile verifies the agent's certificate. Default "" = the system roots.
-	CAFile string `koanf:"ca_file"`
-	// CertFile is a client certificate, for agents that verify clients. Default "". Set
-	// together with KeyFile.
-	CertFile string `koanf:"cert_file"`
-	// KeyFile is the PEM private key of CertFile. Default "". A path, not a secret.
-	KeyFile string `koanf:"key_file"`
-	// ServerName is the name checked in the agent's certificate. Default "" = the host of
-	// Address.
-	ServerName string `koanf:"server_name"`
-	// InsecureSkipVerify accepts any agent certificate. Default false.
-	InsecureSkipVerify bool `koanf:"insecure_skip_verify"`
-}
-
-// ConsulRegister registers this VeloFlux node as a Consul service with a health check.
-type ConsulRegister struct {
-	// Enabled registers the node. Default false. Needs discovery.consul.enabled, since the
-	// registration uses that connection.
-	Enabled bool `koanf:"enabled"`
-	// Name is the Consul service name. Default "veloflux"; [A-Za-z0-9-]+ so that it is a
-	// valid DNS label in Consul DNS.
-	Name string `koanf:"name"`
-	// ID is the service instance ID. Default "" = chosen by cmd. No "/", spaces or control
-	// characters: it goes into the deregistration URL path.
-	ID string `koanf:"id"`
-	// Address is the advertised host or IP, without port. Default "" = the agent's node
-	// address.
-	Address string `koanf:"address"`
-	// Tags are added to the registration. Default none. Non-empty, no control characters.
-	Tags []string `koanf:"tags"`
-	// CheckInterval is how often Consul checks the node. Default 5s, > 0.
-	CheckInterval time.Duration `koanf:"check_interval"`
-	// DeregisterCriticalAfter removes the registration once its check has been critical this
-	// long, so a crashed node does not linger in the catalog. Default 1m, >= 1m: Consul
-	// silently raises shorter values to 1m, so accepting them would promise what never happens.
-	DeregisterCriticalAfter time.Duration `koanf:"deregister_critical_after"`
+	Consul consul.Config `koanf:"consul"`
 }
 
 // Geo configures client geolocation. The whole section is read once at startup; the
@@ -648,89 +577,14 @@ type GeoRegion struct {
 	RedirectHost string `koanf:"redirect_host"`
 }
 
-// Cluster preset names accepted in cluster.preset. They must match the gossip package's
-// presets; config does not import gossip so that validating a file needs no memberlist code.
-const (
-	// ClusterPresetLAN suits nodes in one datacenter: fast probes, quick failure detection.
-	ClusterPresetLAN = "lan"
-	// ClusterPresetWAN suits nodes across datacenters: slower probes, more tolerance of latency.
-	ClusterPresetWAN = "wan"
-)
-
-// Cluster mirrors gossip.Config and gossip.StoreConfig (defaults included) in the file's terms:
-// addresses are host:port and the key is base64. The whole section is read once at startup.
+// Cluster joins this node to its peers over gossip, so that sessions and backend health are
+// shared across nodes: gossip.Config's keys, then the consensus of shared health checking
+// (docs/health.md). The whole section is read once at startup, except the keys (rotation).
 type Cluster struct {
-	// Enabled starts the gossip layer. Default false: a single node shares nothing.
-	Enabled bool `koanf:"enabled"`
-	// Name is this node's name, unique in the cluster. Default "" = the host name, chosen by
-	// cmd. No spaces or control characters.
-	Name string `koanf:"name"`
-	// BindAddress is where gossip listens, UDP and TCP, as ip:port. Default "127.0.0.1:7946",
-	// so that an unconfigured node never talks to the network. Required when Enabled. The host
-	// must be an IP address because memberlist binds an address, not a name; port 0 picks a free
-	// port, which tests use.
-	BindAddress string `koanf:"bind_address"`
-	// AdvertiseAddress is the ip:port peers reach this node at, for NAT and containers.
-	// Default "" = BindAddress.
-	AdvertiseAddress string `koanf:"advertise_address"`
-	// Preset is lan or wan (the ClusterPreset* constants). Default lan. Case-insensitive,
-	// stored lower-case.
-	Preset string `koanf:"preset"`
-	// GossipKey is the base64 (standard encoding) of one AES key of 16, 24 or 32 bytes that
-	// encrypts and authenticates gossip. Default "" = clear text, allowed only on loopback
-	// unless AllowInsecure. Secret: redacted in Redacted copies and never echoed in errors.
-	GossipKey string `koanf:"gossip_key" redact:"true"`
-	// GossipKeys are more keys, in the same form, that this node accepts but does not encrypt
-	// with: the staging area of a key rotation. gossip_key and gossip_keys are applied on
-	// reload, without a restart (see docs/clustering.md#key-rotation). Default none; needs
-	// gossip_key. Secret like gossip_key.
-	GossipKeys []string `koanf:"gossip_keys" redact:"true"`
-	// Label is stamped on every packet so that two clusters sharing a network never merge.
-	// Default "veloflux"; [A-Za-z0-9._-], 1..64 characters.
-	Label string `koanf:"label"`
-	// AllowInsecure permits a non-loopback BindAddress without GossipKey. Default false:
-	// without a key, anyone who reaches the port can write sessions and health state.
-	AllowInsecure bool `koanf:"allow_insecure"`
-	// Seeds are host:port addresses of existing members to join. Default none = this node
-	// starts a new cluster.
-	Seeds []string `koanf:"seeds"`
-	// JoinConsul also finds peers among the nodes registered in Consul. Default false. Needs
-	// discovery.consul.register.enabled, because the peers are found through that registration.
-	JoinConsul bool `koanf:"join_consul"`
-	// QueueSize bounds the incoming gossip message queue; overflow is dropped and counted.
-	// Default 1024 messages, 1..1000000.
-	QueueSize int `koanf:"queue_size"`
-	// PushPullMaxBytes caps the full state sent in one push/pull exchange. Default 1048576
-	// (1 MiB: a full table of 10,000 session pins at about 75 bytes each, with room for health
-	// entries), 1024..16777216: memberlist refuses states above 20 MiB from its peers.
-	PushPullMaxBytes int `koanf:"push_pull_max_bytes"`
-	// MaxEntriesPerKind caps each kind of shared state (sessions, health), tombstones
-	// included, which bounds memory. Default 10000 entries, 1..10000000.
-	MaxEntriesPerKind int `koanf:"max_entries_per_kind"`
-	// TombstoneTTL is how long a delete is remembered so that a late copy cannot revive the
-	// entry. Default 1h, > 0.
-	TombstoneTTL time.Duration `koanf:"tombstone_ttl"`
-	// ReconnectInterval is how often the node tries to rejoin members that left or were
-	// declared dead (and its seeds when it is alone): how the two sides of a healed partition
-	// find each other. Default 10s, > 0.
-	ReconnectInterval time.Duration `koanf:"reconnect_interval"`
-	// ReconnectTimeout is how long a departed member is remembered, shown and retried.
-	// Default 6h, > 0.
-	ReconnectTimeout time.Duration `koanf:"reconnect_timeout"`
+	gossip.Config `koanf:",squash"`
 	// Health shares active health checking across the nodes: each backend is probed by a few
-	// of them and the verdict is their consensus (docs/health.md).
-	Health ClusterHealth `koanf:"health"`
-}
-
-// ClusterHealth mirrors the settings of consensus.Config (health/consensus) that are worth a key.
-type ClusterHealth struct {
-	// Probers is how many nodes probe each backend (k); a backend is down when a strict
-	// majority of them say so. Default 2, 1..16.
-	Probers int `koanf:"probers"`
-	// ObservationTTL is how long a node's observation of a backend counts unless rewritten
-	// (at half of it). Default 0 = max(10 × the backend's interval, 60s); a set value is
-	// raised to 4 × the interval.
-	ObservationTTL time.Duration `koanf:"observation_ttl"`
+	// of them and the verdict is their consensus.
+	Health consensus.Config `koanf:"health"`
 }
 
 // Default returns a Config with every default and no pools or routes. It is valid.
@@ -749,7 +603,8 @@ func Default() *Config {
 				ACMEDirectory: DefaultACMEDirectory,
 				StoragePrefix: "veloflux/acme",
 			},
-			HTTP3: true,
+			HTTP3:         true,
+			HTTP1FastPath: true,
 			HealthCheck: HealthCheck{
 				Interval:     10 * time.Second,
 				Timeout:      5 * time.Second,
@@ -801,37 +656,11 @@ func Default() *Config {
 			MaxClients: 100000,
 			IPv6Prefix: 64,
 		},
-		Discovery: Discovery{
-			Consul: Consul{
-				Address:    "127.0.0.1:8500",
-				Scheme:     "http",
-				TagPrefix:  "veloflux",
-				WaitTime:   5 * time.Minute,
-				Coalesce:   50 * time.Millisecond,
-				MinBackoff: 250 * time.Millisecond,
-				MaxBackoff: 30 * time.Second,
-				Register: ConsulRegister{
-					Name:                    "veloflux",
-					CheckInterval:           5 * time.Second,
-					DeregisterCriticalAfter: time.Minute,
-				},
-			},
-		},
+		Discovery: Discovery{Consul: consul.DefaultConfig()},
 		Geo: Geo{
 			CacheSize: 65536,
 		},
-		Cluster: Cluster{
-			BindAddress:       "127.0.0.1:7946",
-			Preset:            ClusterPresetLAN,
-			Label:             "veloflux",
-			QueueSize:         1024,
-			PushPullMaxBytes:  1 << 20,
-			MaxEntriesPerKind: 10000,
-			TombstoneTTL:      time.Hour,
-			ReconnectInterval: 10 * time.Second,
-			ReconnectTimeout:  6 * time.Hour,
-			Health:            ClusterHealth{Probers: 2},
-		},
+		Cluster: Cluster{Config: gossip.DefaultConfig(), Health: consensus.DefaultConfig()},
 	}
 }
 

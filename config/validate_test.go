@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/veloflux/veloflux/discovery/consul"
 )
 
 // validBase is a small valid config that each validation case breaks in exactly one way.
@@ -885,10 +887,10 @@ func TestValidateAccepts(t *testing.T) {
 			cs.Address, cs.Scheme = "consul.service.consul:8501", "https"
 			cs.Token = "6a1253d2-1785-24fd-91c2-f8e78c745511"
 			cs.Datacenter, cs.Datacenters = "eu-west_1", []string{"us-east-1", "ap_south"}
-			cs.TLS = ConsulTLS{CAFile: "/ca.pem", CertFile: "/c.pem", KeyFile: "/k.pem", ServerName: "server.dc1.consul"}
+			cs.TLS = consul.TLSConfig{CAFile: "/ca.pem", CertFile: "/c.pem", KeyFile: "/k.pem", ServerName: "server.dc1.consul"}
 			cs.TagPrefix, cs.ExposedByDefault, cs.AcceptWarning = "edge_v2-a", true, true
 			cs.WaitTime, cs.Coalesce, cs.MinBackoff, cs.MaxBackoff = time.Second, 0, time.Second, time.Second
-			cs.Register = ConsulRegister{
+			cs.Register = consul.RegisterConfig{
 				Enabled: true, Name: "Velo-Flux-2", ID: "veloflux-node-1:80", Address: "2001:db8::5",
 				Tags: []string{"edge", "Host(`a`) && Path(`/`)"}, CheckInterval: time.Second, DeregisterCriticalAfter: time.Minute,
 			}

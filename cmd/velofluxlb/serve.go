@@ -216,7 +216,7 @@ func (a *app) build() error {
 	}
 	if cfg.Discovery.Consul.Enabled {
 		// Nothing is contacted before it runs; while Consul is down, it retries with backoff.
-		a.consul, err = consul.New(consulConfig(cfg, a.environ), log.With("component", "consul"), a.reg)
+		a.consul, err = consul.New(cfg.Discovery.Consul.FromEnv(a.environ), log.With("component", "consul"), a.reg)
 		if err != nil {
 			return err
 		}
