@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/veloflux/veloflux/telemetry/tracing"
 )
 
 // DefaultPath is where the config file is read from when VFX_CONFIG is not set.
@@ -48,6 +50,9 @@ type Config struct {
 	// Cluster joins this node to its peers over gossip, so that sessions and backend health
 	// are shared across nodes. It comes before pools because it is node-wide, like geo.
 	Cluster Cluster `koanf:"cluster"`
+	// Tracing exports a span per request and per backend attempt over OTLP. Its keys and
+	// rules are those of tracing.Config.
+	Tracing tracing.Config `koanf:"tracing"`
 	// Pools may be empty: service discovery can provide them later.
 	Pools []Pool `koanf:"pools"`
 	// Routes may be empty: a proxy without routes answers 404.
@@ -763,6 +768,7 @@ func Default() *Config {
 			ReconnectTimeout:  6 * time.Hour,
 			Health:            ClusterHealth{Probers: 2},
 		},
+		Tracing: tracing.DefaultConfig(),
 	}
 }
 

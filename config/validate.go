@@ -17,6 +17,7 @@ import (
 
 	"github.com/veloflux/veloflux/health/statusset"
 	"github.com/veloflux/veloflux/internal/hostrule"
+	"github.com/veloflux/veloflux/telemetry/tracing"
 )
 
 // Validate checks every rule of docs/configuration.md and returns all violations as Errors,
@@ -31,6 +32,7 @@ func (c *Config) Validate() error {
 	c.validateDiscovery(v)
 	c.validateGeo(v)
 	c.validateCluster(v)
+	c.validateTracing(v)
 	c.validatePools(v)
 	c.validateRoutes(v)
 	if len(v.errs) == 0 {
@@ -666,6 +668,22 @@ func (v *validator) mappedRegion(path, name string) {
 func (v *validator) coordinate(path string, deg, limit float64) {
 	if !(deg >= -limit && deg <= limit) {
 		v.add(path, "must be between %g and %g degrees, got %g", -limit, limit, deg)
+	}
+}
+
+// validateTracing places the tracing section's own problems under its key.
+func (c *Config) validateTracing(v *validator) {
+	err := c.Tracing.Validate()
+	if err == nil {
+		return
+	}
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		var ce tracing.ConfigError
+		if errors.As(e, &ce) {
+			v.add("tracing."+ce.Key, "%s", ce.Msg)
+		} else {
+			v.add("tracing", "%s", e)
+		}
 	}
 }
 
