@@ -5,7 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test unit integration vet lint fmt-check fuzz bench bench-go bench-protocols demo consul geoip h2spec jaeger prometheus netns-tools staticcheck govulncheck vulndb clean
+.PHONY: all build test unit integration vet lint fmt-check fuzz bench bench-go bench-protocols demo demo-stop image image-check deploy-check shellcheck ca-certs consul geoip h2spec jaeger prometheus netns-tools staticcheck govulncheck vulndb clean
 
 # Consul v1.13.9 (MPL-2.0) for tests and the demo, built once from the Go module proxy
 # through the wrapper module in tools/consul and cached outside the clone.
@@ -64,7 +64,7 @@ all: build
 build: ## static binary ./veloflux
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/velofluxlb
 
-test: fmt-check vet lint consul geoip h2spec jaeger prometheus netns-tools quic-tools unit integration ## everything CI runs
+test: fmt-check vet lint consul geoip h2spec jaeger prometheus netns-tools quic-tools ca-certs unit integration image-check deploy-check ## everything CI runs
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -79,8 +79,9 @@ lint: staticcheck govulncheck vulndb ## staticcheck, govulncheck against the off
 	$(GOVULNCHECK_BIN) -stdlib $(VULNCHECK_STDLIB) -db file://$(VULNDB_DIR) ./...
 	$(GO) mod tidy -diff
 
-unit: ## go test -race ./... (the race detector needs cgo)
+unit: ## go test -race ./..., then the proxy's tests again on the HTTP/1.1 fast path (the race detector needs cgo)
 	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+	CGO_ENABLED=1 VELOFLUX_TEST_HTTP1=fast $(GO) test -race -count=1 ./proxy/...
 
 integration: ## builds the binary and drives real processes with real signals
 	CGO_ENABLED=1 $(GO) test -race -count=1 -tags integration -timeout 10m ./integration/...
@@ -101,6 +102,38 @@ bench: build ## VeloFlux vs nginx vs HAProxy on loopback (installs them with apt
 
 bench-protocols: build ## VeloFlux over HTTP/1.1, HTTP/2 and HTTP/3 on its TLS listener: req/s and CPU per request
 	bench/protocols.sh
+
+# The container image, built without a container engine by tools/image (go-containerregistry):
+# ./veloflux, examples/container.yaml and the build machine's CA certificates on an empty base,
+# user 65532, as an OCI image tarball that `docker load -i` reads. Its time is the commit's, so
+# one commit gives one image.
+IMAGE ?= veloflux-image.tar
+
+image: build ca-certs ## OCI image tarball veloflux-image.tar (docker load -i veloflux-image.tar)
+	cd tools/image && SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || date +%s) \
+	  $(GO) run . -binary $(CURDIR)/$(BIN) -config $(CURDIR)/examples/container.yaml \
+	  -version $(VERSION) -revision "$$(git rev-parse HEAD 2>/dev/null)" -arch "$$($(GO) env GOARCH)" -out $(CURDIR)/$(IMAGE)
+
+image-check: ca-certs ## build the image from a fresh binary and check its config, files and size
+	cd tools/image && $(GO) vet ./... && $(GO) test -count=1 ./...
+
+# The deployment files, read by the loaders of the tools that run them (deploy/check, a module
+# of its own: compose-go for docker-compose.yml and the Swarm stack, HCL for the Nomad jobs),
+# the VeloFlux configurations in them passed through `veloflux validate`, and every shell
+# script through shellcheck.
+deploy-check: consul shellcheck ## check docker-compose.yml, deploy/swarm, deploy/nomad and the shell scripts
+	cd deploy/check && $(GO) vet ./... && $(GO) test -count=1 ./...
+	shellcheck $$(git ls-files '*.sh') .ci/run
+
+shellcheck: ## shellcheck (apt when missing)
+	@command -v shellcheck >/dev/null || { \
+	  echo "installing shellcheck"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null; }
+
+ca-certs: ## the CA bundle the image ships (apt when missing)
+	@test -s /etc/ssl/certs/ca-certificates.crt || { \
+	  echo "installing ca-certificates for the container image"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ca-certificates >/dev/null; }
 
 demo: build consul ## Consul, demo backends and VeloFlux on loopback
 	examples/demo.sh
@@ -174,4 +207,4 @@ netns-tools: ## ip and unshare, for the tests that partition nodes in network na
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 util-linux >/dev/null; }
 
 clean:
-	rm -f $(BIN)
+	rm -f $(BIN) $(IMAGE)

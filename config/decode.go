@@ -27,6 +27,7 @@ type decoder struct {
 type envValue struct {
 	Var   string
 	Value string
+	key   string // the key path Var names; set by applyEnv
 }
 
 func newDecoder() *decoder { return &decoder{explicit: make(map[string]bool)} }
@@ -98,16 +99,16 @@ func (d *decoder) decodeStruct(path string, src any, dst reflect.Value) {
 	slices.Sort(keys)
 	for _, k := range keys {
 		p := keyPath(path, k)
-		i, ok := fieldIndex(dst.Type(), k)
+		f, _, ok := lookupKey(dst.Type(), k)
 		if !ok {
 			d.fail(p, nil, "unknown key")
 			continue
 		}
-		if dst.Type().Field(i).Tag.Get("redact") == "true" {
-			d.decodeSecret(p, m[k], dst.Field(i))
+		if f.isSecret() {
+			d.decodeSecret(p, m[k], dst.FieldByIndex(f.index))
 			continue
 		}
-		d.decode(p, m[k], dst.Field(i))
+		d.decode(p, m[k], dst.FieldByIndex(f.index))
 	}
 }
 
@@ -441,16 +442,6 @@ func asMap(src any) (map[string]any, bool) {
 		return out, true
 	}
 	return nil, false
-}
-
-// fieldIndex finds the struct field whose koanf tag is key.
-func fieldIndex(t reflect.Type, key string) (int, bool) {
-	for i := range t.NumField() {
-		if t.Field(i).Tag.Get("koanf") == key {
-			return i, true
-		}
-	}
-	return 0, false
 }
 
 // keyPath appends key to path. Keys that could not be schema keys are quoted so that a path

@@ -311,3 +311,18 @@ func TestLocalSessions(t *testing.T) {
 		})
 	}
 }
+
+// TestLocalSessionsByBackend: live pins are counted by backend; expired ones are not.
+func TestLocalSessionsByBackend(t *testing.T) {
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := NewLocalSessions(10)
+	s.now = func() time.Time { return now }
+	s.Put("s1", "a", now.Add(time.Minute))
+	s.Put("s2", "a", now.Add(time.Minute))
+	s.Put("s3", "b", now.Add(time.Minute))
+	s.Put("s4", "b", now) // expires now: not live
+	got := s.ByBackend()
+	if len(got) != 2 || got["a"] != 2 || got["b"] != 1 {
+		t.Fatalf("ByBackend = %v, want a: 2, b: 1", got)
+	}
+}

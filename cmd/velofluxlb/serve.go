@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -62,6 +63,8 @@ type app struct {
 	drains *gossip.Drains
 	// tracing is nil unless tracing.enabled.
 	tracing *tracing.Provider
+	// sessions are the sticky-session pins the proxy uses: the cluster's with a cluster.
+	sessions views.SessionCounter
 	// admin is nil without global.admin_address; once newApp returns, it is bound.
 	admin *admin.Server
 	// metrics is nil without global.metrics_address; metricsLn is its bound listener.
@@ -71,13 +74,24 @@ type app struct {
 	reloads      *prometheus.CounterVec
 	reloadOKTime prometheus.Gauge
 
+	// serving is closed once run has started every part; readyFile, when set, is written then.
+	serving   chan struct{}
+	readyFile string
+
 	mu         sync.Mutex // guards cfg and lastReload; serialises reloads
 	cfg        *config.Config
 	lastReload views.Reload
 }
 
-// serve runs a node until SIGTERM or SIGINT, then drains and returns nil.
-func serve(path string, environ []string, stderr io.Writer) error {
+// serve runs a node until SIGTERM or SIGINT, then drains and returns nil. With readyFile
+// set, the node writes its bound addresses there once every part runs (see writeReady).
+func serve(path, readyFile string, environ []string, stderr io.Writer) error {
+	if readyFile != "" {
+		// A file left by an earlier run must not announce this one before it is up.
+		if err := os.Remove(readyFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("ready file: %w", err)
+		}
+	}
 	cfg, err := config.Load(path, environ)
 	if err != nil {
 		return fmt.Errorf("config %s:\n%w", path, err)
@@ -93,6 +107,7 @@ func serve(path string, environ []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	a.readyFile = readyFile
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	hup := make(chan os.Signal, 1)
@@ -107,6 +122,7 @@ func serve(path string, environ []string, stderr io.Writer) error {
 func newApp(path string, environ []string, cfg *config.Config, log *slog.Logger, level *slog.LevelVar) (_ *app, err error) {
 	a := &app{
 		path: path, environ: environ, log: log, level: level, cfg: cfg,
+		serving: make(chan struct{}),
 		reg:     telemetry.NewRegistry(version),
 		started: time.Now(),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -148,12 +164,15 @@ func (a *app) build() error {
 	if err != nil {
 		return err
 	}
-	var sessions proxy.SessionStore = proxy.NewLocalSessions(0)
+	local := proxy.NewLocalSessions(0)
+	var sessions proxy.SessionStore = local
+	a.sessions = local
 	if cfg.Cluster.Enabled {
 		if a.cluster, err = a.newCluster(cfg); err != nil {
 			return err
 		}
 		sessions = a.cluster.sessions // pins shared by every node of the cluster
+		a.sessions = a.cluster.sessions
 	}
 	if a.drains, err = newDrains(a.cluster); err != nil {
 		return err
@@ -208,7 +227,7 @@ func (a *app) build() error {
 	}
 	if cfg.Discovery.Consul.Enabled {
 		// Nothing is contacted before it runs; while Consul is down, it retries with backoff.
-		a.consul, err = consul.New(consulConfig(cfg, a.environ), log.With("component", "consul"), a.reg)
+		a.consul, err = consul.New(cfg.Discovery.Consul.FromEnv(a.environ), log.With("component", "consul"), a.reg)
 		if err != nil {
 			return err
 		}
@@ -287,6 +306,9 @@ func (a *app) adminViews() (*views.Controller, error) {
 		Running:         a.running,
 		SourceConflicts: a.routing.conflictsNow,
 		SetDraining:     a.setDraining,
+		Metrics:         a.reg,
+		Sessions:        a.sessions,
+		Log:             a.log.With("component", "admin"),
 	}
 	if a.cluster != nil {
 		p.Cluster = &views.Cluster{Name: a.cluster.name, Node: a.cluster.node, Store: a.cluster.store}
@@ -449,8 +471,16 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal) error {
 		attrs = append(attrs, "metrics", a.metricsLn.Addr().String())
 	}
 	a.log.Info("veloflux started", attrs...)
+	if err := a.writeReady(); err != nil {
+		_ = failed("ready file", err)
+		stop()
+	}
+	close(a.serving)
 
 	_ = g.Wait() // every error is in errs, in the order the parts failed
+	if a.readyFile != "" {
+		_ = os.Remove(a.readyFile) // a stopped node is not ready
+	}
 	a.log.Info("veloflux stopped")
 	mu.Lock()
 	defer mu.Unlock()

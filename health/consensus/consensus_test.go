@@ -661,10 +661,10 @@ func TestNewRejects(t *testing.T) {
 		nilChk  bool
 		wantErr string
 	}{
-		{"zero probers", Config{MembershipPoll: time.Second, QueueSize: 1}, Gossip{}, false, "cluster.health.probers"},
-		{"negative ttl", func() Config { c := named; c.ObservationTTL = -1; return c }(), Gossip{}, false, "cluster.health.observation_ttl"},
-		{"no poll", func() Config { c := named; c.MembershipPoll = 0; return c }(), Gossip{}, false, "cluster.health.membership_poll"},
-		{"long name", func() Config { c := named; c.NodeName = strings.Repeat("n", 200); return c }(), Gossip{}, false, "cluster.name"},
+		{"zero probers", Config{MembershipPoll: time.Second, QueueSize: 1}, Gossip{}, false, "probers: must be between 1 and 16, got 0"},
+		{"negative ttl", func() Config { c := named; c.ObservationTTL = -1; return c }(), Gossip{}, false, "observation_ttl: must not be negative"},
+		{"no poll", func() Config { c := named; c.MembershipPoll = 0; return c }(), Gossip{}, false, "membership poll: must be positive"},
+		{"long name", func() Config { c := named; c.NodeName = strings.Repeat("n", 200); return c }(), Gossip{}, false, "node name: 200 bytes"},
 		{"nil checker", named, Gossip{}, true, "nil checker"},
 		{"store without broadcaster", named, Gossip{Store: store, Members: &fakeMembers{}}, false, "broadcaster"},
 		{"store without members", named, Gossip{Store: store, Broadcaster: &countingBroadcaster{}}, false, "member list"},

@@ -91,7 +91,7 @@ func startGossipNode(t *testing.T, name string, seeds []string, hcfg health.Conf
 		t.Fatal(err)
 	}
 	gc := gossip.DefaultConfig()
-	gc.Name, gc.BindPort, gc.Seeds = name, 0, seeds
+	gc.Name, gc.BindAddress, gc.Seeds = name, "127.0.0.1:0", seeds
 	node, err := gossip.New(gc, store, nil, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -1,15 +1,19 @@
 package tracing
 
 import (
-	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/veloflux/veloflux/internal/fielderr"
 )
 
 // Protocols accepted in Config.Protocol.
@@ -79,60 +83,37 @@ func DefaultConfig() Config {
 	}
 }
 
-// ConfigError is one problem of a Config, located by its key relative to the tracing
-// section ("sample_ratio", `headers["X-Key"]`).
-type ConfigError struct {
-	Key string
-	Msg string
-}
-
-func (e ConfigError) Error() string { return e.Key + ": " + e.Msg }
-
-// Validate returns every problem of c at once, joined; each is a ConfigError.
+// Validate returns every problem of c at once as fielderr.Errors, each at its key relative to
+// the tracing section ("sample_ratio", `headers["X-Key"]`).
 func (c Config) Validate() error {
-	var errs []error
-	add := func(key, format string, args ...any) {
-		errs = append(errs, ConfigError{Key: key, Msg: fmt.Sprintf(format, args...)})
-	}
+	var e fielderr.Errors
 	if c.Endpoint != "" {
 		if msg := checkEndpoint(c.Endpoint); msg != "" {
-			add("endpoint", "%s", msg)
+			e.Add("endpoint", "%s", msg)
 		}
 	}
-	if c.Protocol != ProtocolGRPC && c.Protocol != ProtocolHTTP {
-		add("protocol", "must be one of grpc, http; got %q", c.Protocol)
-	}
-	for name, value := range c.Headers {
-		key := "headers[" + fmt.Sprintf("%q", name) + "]"
+	e.OneOf("protocol", c.Protocol, ProtocolGRPC, ProtocolHTTP)
+	for _, name := range slices.Sorted(maps.Keys(c.Headers)) {
+		key := "headers[" + strconv.Quote(name) + "]"
 		if !httpguts.ValidHeaderFieldName(name) {
-			add(key, "not a valid header name")
+			e.Add(key, "not a valid header name")
 		}
-		if !httpguts.ValidHeaderFieldValue(value) {
+		if !httpguts.ValidHeaderFieldValue(c.Headers[name]) {
 			// The value is a secret: say what is wrong, not what it is.
-			add(key, "the value holds a control character or a line break")
+			e.Add(key, "the value holds a control character or a line break")
 		}
 	}
 	if math.IsNaN(c.SampleRatio) || c.SampleRatio < 0 || c.SampleRatio > 1 {
-		add("sample_ratio", "must be between 0 and 1, got %g", c.SampleRatio)
+		e.Add("sample_ratio", "must be between 0 and 1, got %g", c.SampleRatio)
 	}
 	if strings.TrimSpace(c.ServiceName) == "" {
-		add("service_name", "must not be empty")
+		e.Add("service_name", "must not be empty")
 	}
-	switch c.TrustIncoming {
-	case TrustAll, TrustTrusted, TrustNone:
-	default:
-		add("trust_incoming", "must be one of all, trusted, none; got %q", c.TrustIncoming)
-	}
-	if c.QueueSize < 1 {
-		add("queue_size", "must be >= 1, got %d", c.QueueSize)
-	}
-	if c.BatchTimeout <= 0 {
-		add("batch_timeout", "must be > 0, got %s", c.BatchTimeout)
-	}
-	if c.ExportTimeout <= 0 {
-		add("export_timeout", "must be > 0, got %s", c.ExportTimeout)
-	}
-	return errors.Join(errs...)
+	e.OneOf("trust_incoming", c.TrustIncoming, TrustAll, TrustTrusted, TrustNone)
+	e.AtLeast("queue_size", c.QueueSize, 1)
+	e.Positive("batch_timeout", c.BatchTimeout)
+	e.Positive("export_timeout", c.ExportTimeout)
+	return e.Err()
 }
 
 // checkEndpoint returns why e is neither host:port nor an http(s) URL with a host, or "".

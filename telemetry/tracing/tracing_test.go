@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/veloflux/veloflux/internal/fielderr"
 	"github.com/veloflux/veloflux/internal/testutil"
 )
 
@@ -29,7 +30,7 @@ func TestValidate(t *testing.T) {
 	tests := []struct {
 		name   string
 		mutate func(c *Config)
-		want   []string // keys with a problem, in any order
+		want   []string // keys with a problem, in the order of the fields
 	}{
 		{"defaults", func(c *Config) {}, nil},
 		{"host:port endpoint", func(c *Config) { c.Endpoint = "collector:4317" }, nil},
@@ -55,12 +56,12 @@ func TestValidate(t *testing.T) {
 			err := c.Validate()
 			var got []string
 			if err != nil {
-				for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
-					var ce ConfigError
-					if !errors.As(e, &ce) {
-						t.Fatalf("problem %v is not a ConfigError", e)
-					}
-					got = append(got, ce.Key)
+				var errs fielderr.Errors
+				if !errors.As(err, &errs) {
+					t.Fatalf("Validate = %v, not fielderr.Errors", err)
+				}
+				for _, fe := range errs {
+					got = append(got, fe.Path)
 				}
 			}
 			if strings.Join(got, ",") != strings.Join(tt.want, ",") {
