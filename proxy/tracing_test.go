@@ -39,7 +39,7 @@ func attrOf(s sdktrace.ReadOnlySpan, key string) (attribute.Value, bool) {
 
 func attrString(s sdktrace.ReadOnlySpan, key string) string {
 	v, _ := attrOf(s, key)
-	return v.Emit()
+	return v.String()
 }
 
 // spansOf waits for the server span of one request (it ends after the response is written)
