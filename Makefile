@@ -5,7 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test unit integration vet lint fmt-check fuzz bench bench-go bench-protocols demo demo-stop image image-check deploy-check shellcheck ca-certs consul geoip h2spec jaeger prometheus netns-tools staticcheck govulncheck vulndb clean
+.PHONY: all build test unit integration vet lint fmt-check fuzz bench bench-go bench-protocols demo demo-stop image image-check deploy-check shellcheck ca-certs consul geoip h2spec pebble jaeger prometheus netns-tools staticcheck govulncheck vulndb clean
 
 # Consul v1.13.9 (MPL-2.0) for tests and the demo, built once from the Go module proxy
 # through the wrapper module in tools/consul and cached outside the clone.
@@ -24,6 +24,13 @@ export VELOFLUX_GEOIP_DIR := $(GEOIP_DIR)
 H2SPEC_VERSION := 2.2.1
 H2SPEC_BIN     ?= $(HOME)/.cache/veloflux/h2spec-$(H2SPEC_VERSION)
 export VELOFLUX_H2SPEC_BIN := $(H2SPEC_BIN)
+
+# Pebble (MPL-2.0), Let's Encrypt's ACME test server, and pebble-challtestsrv, its DNS server
+# that resolves every name to 127.0.0.1, for the ACME tests; built once from the Go module proxy
+# through tools/pebble into the cache.
+PEBBLE_VERSION := 2.10.3
+PEBBLE_DIR     ?= $(HOME)/.cache/veloflux/pebble-$(PEBBLE_VERSION)
+export VELOFLUX_PEBBLE_DIR := $(PEBBLE_DIR)
 
 # modversion is the version of module $(2) that the go.mod file $(1) requires.
 modversion = $(shell awk '{ sub(/^require[ \t]+/, "") } $$1 == "$(2)" { print $$2 }' $(1))
@@ -64,7 +71,7 @@ all: build
 build: ## static binary ./veloflux
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/velofluxlb
 
-test: fmt-check vet lint consul geoip h2spec jaeger prometheus netns-tools quic-tools ca-certs unit integration image-check deploy-check ## everything CI runs
+test: fmt-check vet lint consul geoip h2spec pebble jaeger prometheus netns-tools quic-tools ca-certs unit integration image-check deploy-check ## everything CI runs
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -135,8 +142,11 @@ ca-certs: ## the CA bundle the image ships (apt when missing)
 	  echo "installing ca-certificates for the container image"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ca-certificates >/dev/null; }
 
-demo: build consul ## Consul, demo backends and VeloFlux on loopback
+demo: build consul geoip ## Consul, backends in three regions and three clustered VeloFlux nodes on loopback
 	examples/demo.sh
+
+demo-stop: ## end a running make demo from another terminal (by the PIDs it recorded)
+	examples/demo.sh stop
 
 consul: $(CONSUL_BIN) ## build the Consul agent used by tests (about 4-7 minutes, once)
 
@@ -195,6 +205,15 @@ prometheus: ## Prometheus and promtool for the metrics tests (Debian package pro
 	@test -x $(VELOFLUX_PROMETHEUS_BIN) && test -x $(VELOFLUX_PROMTOOL_BIN) || { \
 	  echo "installing prometheus for the metrics tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
+pebble: $(PEBBLE_DIR)/pebble-challtestsrv ## build Pebble and pebble-challtestsrv for the ACME tests (once)
+
+# Keyed by version only (tools/pebble/go.mod pins it and every dependency).
+$(PEBBLE_DIR)/pebble-challtestsrv:
+	@mkdir -p $(PEBBLE_DIR)
+	cd tools/pebble && CGO_ENABLED=0 $(GO) build -trimpath -o $(PEBBLE_DIR)/pebble.tmp github.com/letsencrypt/pebble/v2/cmd/pebble && \
+	  CGO_ENABLED=0 $(GO) build -trimpath -o $@.tmp github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv && \
+	  mv $(PEBBLE_DIR)/pebble.tmp $(PEBBLE_DIR)/pebble && mv $@.tmp $@
 
 quic-tools: ## gtlsclient (Debian ngtcp2-client), an HTTP/3 client that is not Go's (apt when missing)
 	@command -v gtlsclient >/dev/null || { \
