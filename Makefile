@@ -5,7 +5,11 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED ?= 0
 
+<<<<<<< HEAD
 .PHONY: all build test unit integration vet lint fmt-check fuzz bench bench-go bench-protocols demo demo-stop image image-check deploy-check shellcheck ca-certs consul geoip h2spec pebble jaeger prometheus netns-tools staticcheck govulncheck vulndb clean
+=======
+.PHONY: all build test unit integration vet lint fmt-check fuzz bench bench-go bench-protocols demo demo-stop image image-check deploy-check shellcheck chromium screenshot ca-certs consul geoip h2spec pebble netns-tools staticcheck govulncheck vulndb clean
+>>>>>>> main
 
 # Consul v1.13.9 (MPL-2.0) for tests and the demo, built once from the Go module proxy
 # through the wrapper module in tools/consul and cached outside the clone.
@@ -71,7 +75,11 @@ all: build
 build: ## static binary ./veloflux
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/velofluxlb
 
+<<<<<<< HEAD
 test: fmt-check vet lint consul geoip h2spec pebble jaeger prometheus netns-tools quic-tools ca-certs unit integration image-check deploy-check ## everything CI runs
+=======
+test: fmt-check vet lint consul geoip h2spec pebble netns-tools quic-tools chromium ca-certs unit integration image-check deploy-check ## everything CI runs
+>>>>>>> main
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -214,6 +222,14 @@ $(PEBBLE_DIR)/pebble-challtestsrv:
 	cd tools/pebble && CGO_ENABLED=0 $(GO) build -trimpath -o $(PEBBLE_DIR)/pebble.tmp github.com/letsencrypt/pebble/v2/cmd/pebble && \
 	  CGO_ENABLED=0 $(GO) build -trimpath -o $@.tmp github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv && \
 	  mv $(PEBBLE_DIR)/pebble.tmp $(PEBBLE_DIR)/pebble && mv $@.tmp $@
+
+chromium: ## headless Chromium (Debian chromium) for the dashboard's browser test (apt when missing)
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  echo "installing chromium for the dashboard test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+screenshot: chromium ## docs/dashboard.png: the dashboard of a two-node cluster, taken by its browser test
+	VELOFLUX_SCREENSHOT=$(CURDIR)/docs/dashboard.png CGO_ENABLED=1 $(GO) test -count=1 -tags integration -run '^TestDashboard$$' ./integration/
 
 quic-tools: ## gtlsclient (Debian ngtcp2-client), an HTTP/3 client that is not Go's (apt when missing)
 	@command -v gtlsclient >/dev/null || { \
