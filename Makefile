@@ -98,8 +98,8 @@ unit: ## go test -race ./..., then the proxy's tests again on the HTTP/1.1 fast 
 	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
 	CGO_ENABLED=1 VELOFLUX_TEST_HTTP1=fast $(GO) test -race -count=1 ./proxy/...
 
-integration: ## builds the binary and drives real processes with real signals
-	CGO_ENABLED=1 $(GO) test -race -count=1 -tags integration -timeout 10m ./integration/...
+integration: ## builds the binary and drives real processes with real signals (the demo and deploy.sh included)
+	CGO_ENABLED=1 $(GO) test -race -count=1 -tags integration -timeout 15m ./integration/...
 
 FUZZTIME ?= 15s
 fuzz: ## a short run of every fuzz target in the module
@@ -129,15 +129,15 @@ image: build ca-certs ## OCI image tarball veloflux-image.tar (docker load -i ve
 	  $(GO) run . -binary $(CURDIR)/$(BIN) -config $(CURDIR)/examples/container.yaml \
 	  -version $(VERSION) -revision "$$(git rev-parse HEAD 2>/dev/null)" -arch "$$($(GO) env GOARCH)" -out $(CURDIR)/$(IMAGE)
 
-image-check: ca-certs ## build the image from a fresh binary and check its config, files and size
-	cd tools/image && $(GO) vet ./... && $(GO) test -count=1 ./...
+image-check: ca-certs staticcheck ## build the image from a fresh binary and check its config, files and size
+	cd tools/image && $(GO) vet ./... && $(STATICCHECK_BIN) ./... && $(GO) test -count=1 ./...
 
 # The deployment files, read by the loaders of the tools that run them (deploy/check, a module
 # of its own: compose-go for docker-compose.yml and the Swarm stack, HCL for the Nomad jobs),
 # the VeloFlux configurations in them passed through `veloflux validate`, and every shell
 # script through shellcheck.
-deploy-check: consul shellcheck ## check docker-compose.yml, deploy/swarm, deploy/nomad and the shell scripts
-	cd deploy/check && $(GO) vet ./... && $(GO) test -count=1 ./...
+deploy-check: consul staticcheck shellcheck ## check docker-compose.yml, deploy/swarm, deploy/nomad and the shell scripts
+	cd deploy/check && $(GO) vet ./... && $(STATICCHECK_BIN) ./... && $(GO) test -count=1 ./...
 	shellcheck $$(git ls-files '*.sh') .ci/run
 
 shellcheck: ## shellcheck (apt when missing)
