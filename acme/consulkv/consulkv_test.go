@@ -23,6 +23,16 @@ func newStorage(t *testing.T, agent *consultest.Agent, prefix string) *Storage {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A dev agent registers its own node a moment after it elects itself leader, and sessions
+	// need that registration.
+	testutil.Eventually(t, "the agent's node registered (sessions possible)", func() bool {
+		id, _, err := client.Session().Create(&api.SessionEntry{TTL: "10s"}, nil)
+		if err != nil {
+			return false
+		}
+		_, _ = client.Session().Destroy(id, nil)
+		return true
+	})
 	cfg := DefaultConfig()
 	cfg.Prefix = prefix
 	s, err := New(client, cfg, (&testutil.LogBuffer{}).Logger())
