@@ -139,14 +139,14 @@ image: build ca-certs ## OCI image tarball veloflux-image.tar (docker load -i ve
 	  -version $(VERSION) -revision "$$(git rev-parse HEAD 2>/dev/null)" -arch "$$($(GO) env GOARCH)" -out $(CURDIR)/$(IMAGE)
 
 image-check: ca-certs staticcheck ## build the image from a fresh binary and check its config, files and size
-	cd tools/image && $(GO) vet ./... && $(STATICCHECK_BIN) ./... && $(GO) test -count=1 ./...
+	cd tools/image && $(GO) mod tidy -diff && $(GO) vet ./... && $(STATICCHECK_BIN) ./... && $(GO) test -count=1 ./...
 
 # The deployment files, read by the loaders of the tools that run them (deploy/check, a module
 # of its own: compose-go for docker-compose.yml and the Swarm stack, HCL for the Nomad jobs),
 # the VeloFlux configurations in them passed through `veloflux validate`, and every shell
 # script through shellcheck.
 deploy-check: consul staticcheck shellcheck ## check docker-compose.yml, deploy/swarm, deploy/nomad and the shell scripts
-	cd deploy/check && $(GO) vet ./... && $(STATICCHECK_BIN) ./... && $(GO) test -count=1 ./...
+	cd deploy/check && $(GO) mod tidy -diff && $(GO) vet ./... && $(STATICCHECK_BIN) ./... && $(GO) test -count=1 ./...
 	shellcheck $$(git ls-files '*.sh') .ci/run
 
 shellcheck: ## shellcheck (apt when missing)
