@@ -159,7 +159,7 @@ ca-certs: ## the CA bundle the image ships (apt when missing)
 	  echo "installing ca-certificates for the container image"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ca-certificates >/dev/null; }
 
-demo: build consul geoip ## Consul, backends in three regions and three clustered VeloFlux nodes on loopback
+demo: build consul geoip jaeger ## Consul, backends in three regions, three clustered VeloFlux nodes and Jaeger on loopback
 	examples/demo.sh
 
 demo-stop: ## end a running make demo from another terminal (by the PIDs it recorded)
