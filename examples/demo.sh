@@ -174,6 +174,9 @@ for i in 0 1 2; do
   wait_for "node ${regions[$i]} serving every region" served $((8000 + i + off)) 13.228.0.1 ap-southeast
 done
 
+vf=$VELOFLUX
+[ "$vf" != "$root/veloflux" ] || vf=./veloflux
+vf="VF_ADMIN_USER=admin VF_ADMIN_PASS=demo $vf"
 cat <<MSG
 
 VeloFlux demo: Consul on 127.0.0.1:$consul_http, two backends in each of eu-central, us-east and
@@ -182,24 +185,28 @@ ap-southeast on :$p2 (admin API on :$a0, :$a1, :$a2, user admin, password demo).
 commands below; the comment after each says what its answer shows. Logs are in $DEMO_DIR.
 
 1. The three nodes found each other through Consul and formed one gossip cluster:
-  curl -s -u admin:demo http://127.0.0.1:$a1/admin/status | grep -o '"State":"alive"' | wc -l   #=> 3
+  $vf members -addr 127.0.0.1:$a1
+  $vf members -addr 127.0.0.1:$a1 | grep -c alive   #=> 3
 
-2. Clients in Germany, the US and Singapore (their X-Forwarded-For is believed from the trusted
+2. Each node's dashboard: open http://127.0.0.1:$a0/ui/ in a browser (admin, demo).
+  curl -s -u admin:demo http://127.0.0.1:$a0/ui/ | grep -o '<title>.*</title>'   #=> <title>VeloFlux</title>
+
+3. Clients in Germany, the US and Singapore (their X-Forwarded-For is believed from the trusted
    loopback), all asking the eu-central node, are each served by their nearest region:
   curl -s -H 'X-Forwarded-For: 80.128.0.1' http://127.0.0.1:$p0/   #=> "backend":"eu-central-
   curl -s -H 'X-Forwarded-For: 8.8.8.8' http://127.0.0.1:$p0/      #=> "backend":"us-east-
   curl -s -H 'X-Forwarded-For: 13.228.0.1' http://127.0.0.1:$p0/   #=> "backend":"ap-southeast-
 
-3. A sticky session created by one node is honoured by the other two:
+4. A sticky session created by one node is honoured by the other two:
   curl -s -c $DEMO_DIR/cookies -H 'Host: app.localhost' http://127.0.0.1:$p0/   #=> "backend":
   for p in $p1 $p2; do curl -s -b $DEMO_DIR/cookies -H 'Host: app.localhost' http://127.0.0.1:\$p/; done   #=> same backend as above
 
-4. A backend drained through one node is drained on every node, and gets no more requests:
-  curl -s -o /dev/null -w '%{http_code}\n' -u admin:demo -X POST 'http://127.0.0.1:$a0/admin/backends/drain?backend=dc1/demo/web-us-east-1'   #=> 200
-  curl -s -u admin:demo http://127.0.0.1:$a2/admin/health | grep -o '"backend":"dc1/demo/web-us-east-1"[^{]*'   #=> "drained":true
+5. A backend drained through one node is drained on every node, and gets no more requests:
+  $vf drain backend dc1/demo/web-us-east-1 -addr 127.0.0.1:$a0   #=> drained on every node
+  $vf backends -addr 127.0.0.1:$a2 | grep web-us-east-1   #=> drained by an operator
   for i in 1 2 3 4; do curl -s -H 'X-Forwarded-For: 8.8.8.8' http://127.0.0.1:$p1/; done   #=> only "backend":"us-east-2"
 
-5. When the eu-central backends stop, the German client is served by the next nearest region
+6. When the eu-central backends stop, the German client is served by the next nearest region
    (a second or two for the health checks to notice):
   kill \$(cat $DEMO_DIR/eu-central.pids)
   for i in 1 2 3; do curl -s -H 'X-Forwarded-For: 80.128.0.1' http://127.0.0.1:$p0/; done   #=> only "backend":"us-east-

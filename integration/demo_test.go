@@ -25,7 +25,7 @@ const demoPortOffset = "10000"
 
 // TestDemo runs `make demo` headless (examples/demo.sh with this build of VeloFlux), pastes
 // every command it prints, in order, and checks the claim written after each (`#=> ...`):
-// the three nodes clustered through Consul, each client served by its nearest region, a
+// the three nodes clustered through Consul, the dashboard served, each client served by its nearest region, a
 // sticky session honoured by the other nodes, a drain seen everywhere, failover after the
 // eu-central backends stop. Then `examples/demo.sh stop` (make demo-stop) must end every
 // process the demo listed, and a second run must end the same way on SIGINT (Ctrl-C).
@@ -54,7 +54,7 @@ func TestDemo(t *testing.T) {
 			d.commands[i] = c
 			t.Logf("%d. %s\n   #=> %s (held after %v)\n%s", i+1, c.line, c.claim, took, c.out)
 		}
-		if claims < 10 || d.points != 5 {
+		if claims < 11 || d.points != 6 {
 			t.Fatalf("%d claims in %d numbered points: the demo's text no longer reads as this test expects:\n%s", claims, d.points, d.text)
 		}
 		stop := exec.Command("bash", "examples/demo.sh", "stop")
@@ -182,7 +182,7 @@ func startDemo(t *testing.T) *demo {
 	}()
 	var text strings.Builder
 	point := regexp.MustCompile(`^[0-9]+\. `)
-	command := regexp.MustCompile(`^  (curl|for|kill) `)
+	command := regexp.MustCompile(`^  (curl |for |kill |VF_ADMIN_USER=)`)
 	ctx, cancel := context.WithTimeout(context.Background(), testutil.Timeout()*3)
 	defer cancel()
 	for {

@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // opsNode runs a node with admin credentials, a sticky pool of two real backends, and, when
@@ -48,6 +50,9 @@ routes:
 		yaml += "cluster:\n  enabled: true\n  name: ops-node\n  bind_address: \"127.0.0.1:0\"\n"
 	}
 	n := startNodeEnv(t, yaml, []string{"VF_ADMIN_USER=ops", "VF_ADMIN_PASS=ops-pass"})
+	if cluster {
+		testutil.Receive(t, n.a.cluster.node.Ready(), "gossip node running")
+	}
 	return n, n.a.admin.Addr().String()
 }
 

@@ -31,6 +31,7 @@ import (
 	"github.com/veloflux/veloflux/health/consensus"
 	"github.com/veloflux/veloflux/proxy"
 	"github.com/veloflux/veloflux/telemetry"
+	"github.com/veloflux/veloflux/telemetry/tracing"
 )
 
 // app is one running VeloFlux node: the concrete parts and the config they were built from.
@@ -64,6 +65,8 @@ type app struct {
 	cluster *cluster
 	// drains are the backends operators drained (cluster-wide with a cluster).
 	drains *gossip.Drains
+	// tracing is nil unless tracing.enabled.
+	tracing *tracing.Provider
 	// sessions are the sticky-session pins the proxy uses: the cluster's with a cluster.
 	sessions views.SessionCounter
 	// admin is nil without global.admin_address; once newApp returns, it is bound.
@@ -181,6 +184,9 @@ func (a *app) build() error {
 	if a.consensus, err = newConsensus(cfg, a.cluster, a.checker, a.passive, log, a.reg); err != nil {
 		return err
 	}
+	if a.tracing, err = a.newTracing(cfg); err != nil {
+		return err
+	}
 	opts := proxy.Options{
 		Health:       healthView{drains: a.drains, passive: a.passive, consensus: a.consensus},
 		Passive:      a.passive, // as it is: health.Outcome is proxy.Outcome (internal/attempt)
@@ -189,6 +195,11 @@ func (a *app) build() error {
 		AccessLogger: log.With("component", "access"),
 		Registerer:   a.reg,
 		Transport:    transportConfig(cfg),
+	}
+	if a.tracing != nil {
+		opts.TracerProvider = a.tracing.TracerProvider()
+		opts.Propagator = tracing.Propagator()
+		opts.TraceTrust = traceTrust(cfg.Tracing.TrustIncoming)
 	}
 	if cfg.Geo.Database != "" {
 		a.geo, err = geo.New(geoConfig(cfg), log.With("component", "geo"), a.reg)
@@ -355,6 +366,9 @@ func (a *app) release() {
 	if a.acme != nil {
 		a.acme.Close()
 	}
+	if a.tracing != nil {
+		_ = a.tracing.Run(ended)
+	}
 }
 
 // warnWithoutStickySecret warns when sticky pools run on the proxy's random per-process key:
@@ -416,6 +430,10 @@ func (a *app) parts(hup <-chan os.Signal) []part {
 	}
 	if a.register != nil {
 		ps = append(ps, part{"consul register", a.register.Run})
+	}
+	if a.tracing != nil {
+		// On the parts' context: spans of the drain are still exported, then the rest.
+		ps = append(ps, part{"tracing", a.tracing.Run})
 	}
 	return ps
 }

@@ -8,6 +8,12 @@
 # The Consul datacenters are named like the Nomad ones (eu-central and us-east here). The image
 # runs as non-root and listens on 8000; put the cloud load balancer's :80/:443 in front.
 # docs/deployment.md walks through it, with the ports to open between the hosts.
+# The image to run: nomad job run -var image=veloflux:1.2.0 (scripts/deploy.sh does).
+variable "image" {
+  type    = string
+  default = "veloflux:latest"
+}
+
 job "veloflux" {
   type        = "system"
   datacenters = ["eu-central", "us-east"]
@@ -48,7 +54,7 @@ job "veloflux" {
       driver = "docker"
 
       config {
-        image        = "veloflux:latest"
+        image        = var.image
         network_mode = "host"
         args         = ["run", "-config", "/local/config.yaml"]
       }

@@ -301,7 +301,11 @@ func (c *conn) serveOne(ex *exchange) (keep, hijacked bool) {
 		return false, false
 	}
 	if err != nil {
-		ex.writeBareError(c, http.StatusBadRequest)
+		code := http.StatusBadRequest
+		if err == errExpectation {
+			code = http.StatusExpectationFailed
+		}
+		ex.writeBareError(c, code)
 		return false, false
 	}
 	switch {
@@ -392,6 +396,9 @@ func (ex *exchange) parse(c *conn) error {
 		r.Host = h.Get("Host")
 	}
 	delete(h, "Host")
+	if !httpguts.ValidHostHeader(r.Host) {
+		return errBadRequest // net/http's server refuses it too
+	}
 	r.Close = closing(major, minor, h)
 	if te := h["Transfer-Encoding"]; len(te) > 0 {
 		// The guard allows nothing but a single "chunked" on HTTP/1.1.
@@ -416,13 +423,21 @@ func (ex *exchange) parse(c *conn) error {
 		r.Body = http.NoBody
 	}
 	if ev := h["Expect"]; len(ev) > 0 {
-		if major == 1 && minor >= 1 && strings.EqualFold(ev[0], "100-continue") && r.Body != http.NoBody {
+		// As net/http's server: 100-continue is handled here, and any other expectation
+		// cannot be met (417).
+		if len(ev) != 1 || !strings.EqualFold(ev[0], "100-continue") {
+			return errExpectation
+		}
+		if major == 1 && minor >= 1 && r.Body != http.NoBody {
 			ex.body.expect = true
 		}
 		delete(h, "Expect")
 	}
 	return nil
 }
+
+// errExpectation answers an Expect field other than 100-continue.
+var errExpectation = errors.New("unsupported expectation")
 
 var chunkedTE = []string{"chunked"}
 

@@ -124,8 +124,12 @@ func (b *body) Read(p []byte) (int, error) {
 	if b.chunked != nil {
 		n, err = b.chunked.Read(p)
 		if err == io.EOF {
-			b.eof = true
-			return n, io.EOF
+			// The chunked reader stops at the last chunk; the trailer section follows, which
+			// the guard has checked. Its fields are not passed on.
+			if err = b.skipTrailer(); err == nil {
+				b.eof = true
+				return n, io.EOF
+			}
 		}
 	} else {
 		n, err = b.c.nc.Read(p[:min(int64(len(p)), b.left)])
@@ -142,6 +146,22 @@ func (b *body) Read(p []byte) (int, error) {
 		b.err = err
 	}
 	return n, err
+}
+
+// skipTrailer reads the trailer section up to its empty line.
+func (b *body) skipTrailer() error {
+	for {
+		line, err := b.br.ReadSlice('\n')
+		if err == io.EOF {
+			return io.ErrUnexpectedEOF
+		}
+		if err != nil && err != bufio.ErrBufferFull {
+			return err
+		}
+		if err == nil && len(line) <= 2 {
+			return nil
+		}
+	}
 }
 
 var continueLine = []byte("HTTP/1.1 100 Continue\r\n\r\n")

@@ -96,7 +96,7 @@ func (w *response) Write(p []byte) (int, error) {
 	}
 	w.written += int64(len(p))
 	if !w.headSent {
-		if w.length >= 0 || len(w.pend)+len(p) > pendSize {
+		if w.length >= 0 || len(w.pend)+len(p) > pendSize || len(w.header["Trailer"]) > 0 {
 			w.sendHead(w.length < 0)
 		} else {
 			w.pend = append(w.pend, p...)
@@ -223,7 +223,7 @@ func (w *response) finish() {
 		w.WriteHeader(http.StatusOK)
 	}
 	if !w.headSent {
-		w.sendHead(false)
+		w.sendHead(w.hasTrailers())
 	}
 	bw := w.ex.bw
 	if w.chunked {
@@ -237,6 +237,19 @@ func (w *response) finish() {
 	if bw.Flush() != nil {
 		w.broken = true
 	}
+}
+
+// hasTrailers reports trailer fields to send, which only a chunked body can carry.
+func (w *response) hasTrailers() bool {
+	if len(w.header["Trailer"]) > 0 {
+		return true
+	}
+	for k := range w.header {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // writeTrailers writes the fields announced in Trailer and those set with http.TrailerPrefix.

@@ -118,12 +118,11 @@ func rootfs(s Spec) ([]byte, error) {
 		return nil, fmt.Errorf("binary, config and CA certificates are all required")
 	}
 	type entry struct {
-		name     string
-		mode     int64
-		uid      int
-		data     []byte
-		dir      bool
-		modeType byte
+		name string
+		mode int64
+		uid  int
+		data []byte
+		dir  bool
 	}
 	passwd := fmt.Sprintf("root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:%d:%d:nonroot:/home/nonroot:/sbin/nologin\n", nonrootID, nonrootID)
 	group := fmt.Sprintf("root:x:0:\nnonroot:x:%d:\n", nonrootID)

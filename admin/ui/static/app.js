@@ -47,14 +47,46 @@ function el(tag, attrs, ...kids) {
   return e;
 }
 
+// morph makes the node cur look like next, touching only what differs, so that a refresh
+// leaves alone the elements the operator is pointing at (a button half-way through a click).
+function morph(cur, next) {
+  if (cur.isEqualNode(next)) return;
+  if (cur.nodeType !== next.nodeType || cur.nodeName !== next.nodeName) {
+    cur.replaceWith(next);
+    return;
+  }
+  if (cur.nodeType !== Node.ELEMENT_NODE) {
+    cur.nodeValue = next.nodeValue;
+    return;
+  }
+  for (const a of Array.from(cur.attributes)) {
+    if (!next.hasAttribute(a.name)) cur.removeAttribute(a.name);
+  }
+  for (const a of Array.from(next.attributes)) {
+    if (cur.getAttribute(a.name) !== a.value) cur.setAttribute(a.name, a.value);
+  }
+  morphChildren(cur, Array.from(next.childNodes));
+}
+
+function morphChildren(parent, kids) {
+  const cur = Array.from(parent.childNodes);
+  kids.forEach((k, i) => (i < cur.length ? morph(cur[i], k) : parent.append(k)));
+  for (let i = kids.length; i < cur.length; i++) cur[i].remove();
+}
+
+// put sets the children of target to kids (nodes or text).
+function put(target, ...kids) {
+  morphChildren(target, kids.flat().map((k) => (k instanceof Node ? k : document.createTextNode(String(k)))));
+}
+
 function fill(tbody, rows) {
-  tbody.replaceChildren(...rows);
+  put(tbody, rows);
 }
 
 function dl(target, pairs) {
   const out = [];
   for (const [k, v] of pairs) out.push(el('dt', null, k), el('dd', null, v));
-  target.replaceChildren(...out);
+  put(target, out);
 }
 
 function verdict(ok, yes, no) {
@@ -178,13 +210,8 @@ function renderMembers(status) {
     const alive = m.State === 'alive';
     // Drains go through this node: its own API for itself, the forward for a peer.
     const prefix = self ? '/admin/' : '/admin/peers/' + encodeURIComponent(m.Name) + '/';
-    const btn = alive ? el('button', { type: 'button', 'data-action': m.Draining ? 'undrain-node' : 'drain-node', 'data-node': m.Name },
+    const btn = alive ? el('button', { type: 'button', 'data-action': m.Draining ? 'undrain-node' : 'drain-node', 'data-node': m.Name, 'data-path': prefix },
       m.Draining ? 'Undrain node' : 'Drain node') : null;
-    if (btn) {
-      btn.addEventListener('click', () => ask(
-        (m.Draining ? 'Serve again on node ' : 'Drain node ') + m.Name + (m.Draining ? '?' : ': it answers 503 and leaves the load balancers?'),
-        () => act(prefix + (m.Draining ? 'undrain' : 'drain'), (m.Draining ? 'undrain ' : 'drain ') + m.Name)));
-    }
     return el('tr', { 'data-member': m.Name },
       el('td', null, m.Region || '–'),
       el('td', null, m.Name, self ? el('span', { class: 'muted' }, ' (this node)') : null),
@@ -223,7 +250,7 @@ function renderRoutes(routes, stats) {
 function renderPools(pools, health, sessions) {
   const byID = new Map(health.map((h) => [h.backend, h]));
   const pins = new Map(sessions.by_backend.map((b) => [b.backend, b.pins]));
-  $('pools').replaceChildren(...pools.map((p) => el('div', { 'data-pool': p.name },
+  put($('pools'), pools.map((p) => el('div', { 'data-pool': p.name },
     el('h3', null, p.name + ' ', el('span', { class: 'muted' },
       p.algorithm + (p.sticky_sessions ? ', sticky' : '') + ' · ' + p.healthy_backends + ' of ' + p.backends.length + ' up')),
     el('table', null,
@@ -244,12 +271,6 @@ function backendRow(b, h, pins) {
         (o.reason ? ': ' + o.reason : '')))));
   const btn = el('button', { type: 'button', 'data-action': h.drained ? 'undrain-backend' : 'drain-backend', 'data-backend': b.id },
     h.drained ? 'Undrain' : 'Drain');
-  btn.addEventListener('click', () => {
-    const q = '?backend=' + encodeURIComponent(b.id);
-    // Backend drains are shared by the whole cluster, so this node's API applies them.
-    ask((h.drained ? 'Undrain backend ' : 'Drain backend ') + b.id + ' on every node of the cluster?',
-      () => act('/admin/backends/' + (h.drained ? 'undrain' : 'drain') + q, (h.drained ? 'undrain ' : 'drain ') + b.id));
-  });
   return el('tr', { 'data-backend': b.id },
     el('td', null, b.id, b.address !== b.id ? el('div', { class: 'muted' }, b.address) : null),
     el('td', null, b.region || ''),
@@ -304,7 +325,27 @@ async function poll() {
   }
 }
 
+// onAction asks to confirm what a drain button does, then does it. One listener serves every
+// button, since refreshes rebuild the rows.
+function onAction(e) {
+  const btn = e.target.closest('button[data-action]');
+  if (!btn) return;
+  const action = btn.dataset.action;
+  if (action === 'drain-node' || action === 'undrain-node') {
+    const node = btn.dataset.node, drain = action === 'drain-node';
+    ask((drain ? 'Drain node ' + node + ': it answers 503 and leaves the load balancers?' : 'Serve again on node ' + node + '?'),
+      () => act(btn.dataset.path + (drain ? 'drain' : 'undrain'), (drain ? 'drain ' : 'undrain ') + node));
+  } else if (action === 'drain-backend' || action === 'undrain-backend') {
+    const id = btn.dataset.backend, drain = action === 'drain-backend';
+    // Backend drains are shared by the whole cluster, so this node's API applies them.
+    ask((drain ? 'Drain backend ' : 'Undrain backend ') + id + ' on every node of the cluster?',
+      () => act('/admin/backends/' + (drain ? 'drain' : 'undrain') + '?backend=' + encodeURIComponent(id), (drain ? 'drain ' : 'undrain ') + id));
+  }
+}
+
 document.addEventListener('DOMContentLoaded', () => {
+  $('members').addEventListener('click', onAction);
+  $('pools').addEventListener('click', onAction);
   $('view').addEventListener('change', (e) => {
     state.view = e.target.value;
     state.prev = null;
