@@ -12,6 +12,7 @@ import (
 	"github.com/veloflux/veloflux/gossip"
 	"github.com/veloflux/veloflux/health/consensus"
 	"github.com/veloflux/veloflux/proxy"
+	"github.com/veloflux/veloflux/telemetry/tracing"
 )
 
 // DefaultPath is where the config file is read from when VFX_CONFIG is not set.
@@ -54,6 +55,9 @@ type Config struct {
 	// Cluster joins this node to its peers over gossip, so that sessions and backend health
 	// are shared across nodes. It comes before pools because it is node-wide, like geo.
 	Cluster Cluster `koanf:"cluster"`
+	// Tracing exports a span per request and per backend attempt over OTLP. Its keys and
+	// rules are those of tracing.Config.
+	Tracing tracing.Config `koanf:"tracing"`
 	// Pools may be empty: service discovery can provide them later.
 	Pools []Pool `koanf:"pools"`
 	// Routes may be empty: a proxy without routes answers 404.
@@ -643,6 +647,7 @@ func Default() *Config {
 			CacheSize: 65536,
 		},
 		Cluster: Cluster{Config: gossip.DefaultConfig(), Health: consensus.DefaultConfig()},
+		Tracing: tracing.DefaultConfig(),
 	}
 }
 

@@ -30,6 +30,7 @@ func (c *Config) Validate() error {
 	c.validateDiscovery(v)
 	c.validateGeo(v)
 	c.validateCluster(v)
+	c.validateTracing(v)
 	c.validatePools(v)
 	c.validateRoutes(v)
 	if len(v.Errors) == 0 {
@@ -442,6 +443,11 @@ func (v *validator) coordinate(path string, deg, limit float64) {
 	if !(deg >= -limit && deg <= limit) {
 		v.Add(path, "must be between %g and %g degrees, got %g", -limit, limit, deg)
 	}
+}
+
+// validateTracing checks the tracing section, whose rules are tracing.Config's.
+func (c *Config) validateTracing(v *validator) {
+	v.Errors = append(v.Errors, fielderr.Prefix("tracing", c.Tracing.Validate())...)
 }
 
 func (c *Config) validatePools(v *validator) {

@@ -30,6 +30,7 @@ import (
 	"github.com/veloflux/veloflux/health/consensus"
 	"github.com/veloflux/veloflux/proxy"
 	"github.com/veloflux/veloflux/telemetry"
+	"github.com/veloflux/veloflux/telemetry/tracing"
 )
 
 // app is one running VeloFlux node: the concrete parts and the config they were built from.
@@ -60,6 +61,8 @@ type app struct {
 	cluster *cluster
 	// drains are the backends operators drained (cluster-wide with a cluster).
 	drains *gossip.Drains
+	// tracing is nil unless tracing.enabled.
+	tracing *tracing.Provider
 	// sessions are the sticky-session pins the proxy uses: the cluster's with a cluster.
 	sessions views.SessionCounter
 	// admin is nil without global.admin_address; once newApp returns, it is bound.
@@ -177,6 +180,9 @@ func (a *app) build() error {
 	if a.consensus, err = newConsensus(cfg, a.cluster, a.checker, a.passive, log, a.reg); err != nil {
 		return err
 	}
+	if a.tracing, err = a.newTracing(cfg); err != nil {
+		return err
+	}
 	opts := proxy.Options{
 		Health:       healthView{drains: a.drains, passive: a.passive, consensus: a.consensus},
 		Passive:      a.passive, // as it is: health.Outcome is proxy.Outcome (internal/attempt)
@@ -185,6 +191,11 @@ func (a *app) build() error {
 		AccessLogger: log.With("component", "access"),
 		Registerer:   a.reg,
 		Transport:    transportConfig(cfg),
+	}
+	if a.tracing != nil {
+		opts.TracerProvider = a.tracing.TracerProvider()
+		opts.Propagator = tracing.Propagator()
+		opts.TraceTrust = traceTrust(cfg.Tracing.TrustIncoming)
 	}
 	if cfg.Geo.Database != "" {
 		a.geo, err = geo.New(geoConfig(cfg), log.With("component", "geo"), a.reg)
@@ -333,6 +344,9 @@ func (a *app) release() {
 	if a.geo != nil {
 		_ = a.geo.Run(ended)
 	}
+	if a.tracing != nil {
+		_ = a.tracing.Run(ended)
+	}
 }
 
 // warnWithoutStickySecret warns when sticky pools run on the proxy's random per-process key:
@@ -391,6 +405,10 @@ func (a *app) parts(hup <-chan os.Signal) []part {
 	}
 	if a.register != nil {
 		ps = append(ps, part{"consul register", a.register.Run})
+	}
+	if a.tracing != nil {
+		// On the parts' context: spans of the drain are still exported, then the rest.
+		ps = append(ps, part{"tracing", a.tracing.Run})
 	}
 	return ps
 }
