@@ -5,11 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED ?= 0
 
-<<<<<<< HEAD
-.PHONY: all build test unit integration vet lint fmt-check fuzz bench bench-go bench-protocols demo demo-stop image image-check deploy-check shellcheck ca-certs consul geoip h2spec pebble jaeger prometheus netns-tools staticcheck govulncheck vulndb clean
-=======
-.PHONY: all build test unit integration vet lint fmt-check fuzz bench bench-go bench-protocols demo demo-stop image image-check deploy-check shellcheck chromium screenshot ca-certs consul geoip h2spec pebble netns-tools staticcheck govulncheck vulndb clean
->>>>>>> main
+.PHONY: all build test unit integration vet lint fmt-check fuzz bench bench-go bench-protocols demo demo-stop image image-check deploy-check shellcheck chromium screenshot ca-certs consul geoip h2spec pebble jaeger prometheus netns-tools staticcheck govulncheck vulndb clean
 
 # The Go release everything here is built, tested and scanned with. The module still builds
 # with Go 1.26.8 (go.mod), but 1.27.3 carries the standard-library security fixes govulncheck
@@ -82,11 +78,7 @@ all: build
 build: ## static binary ./veloflux
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/velofluxlb
 
-<<<<<<< HEAD
-test: fmt-check vet lint consul geoip h2spec pebble jaeger prometheus netns-tools quic-tools ca-certs unit integration image-check deploy-check ## everything CI runs
-=======
-test: fmt-check vet lint consul geoip h2spec pebble netns-tools quic-tools chromium ca-certs unit integration image-check deploy-check ## everything CI runs
->>>>>>> main
+test: fmt-check vet lint consul geoip h2spec pebble jaeger prometheus netns-tools quic-tools chromium ca-certs unit integration image-check deploy-check ## everything CI runs
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
