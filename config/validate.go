@@ -197,13 +197,7 @@ func (c *Config) validateTLS(v *validator) {
 	t := &g.TLS
 	files := t.CertFile != "" || t.KeyFile != "" || len(t.Certificates) > 0
 	for i, p := range t.Certificates {
-		path := fmt.Sprintf("global.tls.certificates[%d]", i)
-		if p.CertFile == "" {
-			v.Add(path+".cert_file", "required")
-		}
-		if p.KeyFile == "" {
-			v.Add(path+".key_file", "required")
-		}
+		v.Errors = append(v.Errors, fielderr.Prefix(fielderr.Index("global.tls.certificates", i), p.Validate())...)
 	}
 	v.AtLeast("global.tls.hsts", t.HSTS, 0)
 	if t.RedirectHTTP && g.TLSBindAddress == "" {
@@ -283,8 +277,7 @@ func (c *Config) validateACME(v *validator) {
 }
 
 func (c *Config) validateRetry(v *validator) {
-	v.Between("retry.attempts", c.Retry.Attempts, 1, 10)
-	v.Positive("retry.timeout", c.Retry.Timeout)
+	v.Errors = append(v.Errors, fielderr.Prefix("retry", c.Retry.Validate())...)
 }
 
 func (c *Config) validateSticky(v *validator) {

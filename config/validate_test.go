@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/veloflux/veloflux/certs"
 	"github.com/veloflux/veloflux/discovery/consul"
 )
 
@@ -219,14 +220,14 @@ func TestValidateRejects(t *testing.T) {
 			[]string{"global.tls_bind_address: needs certificates: set global.tls.cert_file and key_file (or global.tls.certificates), or global.tls.auto_cert"}},
 		{"certificate list entry without files", func(c *Config) {
 			c.Global.TLSBindAddress = ":443"
-			c.Global.TLS.Certificates = []CertificateFiles{{CertFile: "a.pem", KeyFile: "a.key"}, {CertFile: "b.pem"}, {}}
+			c.Global.TLS.Certificates = []certs.Pair{{CertFile: "a.pem", KeyFile: "a.key"}, {CertFile: "b.pem"}, {}}
 		}, []string{
 			"global.tls.certificates[1].key_file: required",
 			"global.tls.certificates[2].cert_file: required",
 			"global.tls.certificates[2].key_file: required",
 		}},
 		{"certificate list without tls listener", func(c *Config) {
-			c.Global.TLS.Certificates = []CertificateFiles{{CertFile: "a.pem", KeyFile: "a.key"}}
+			c.Global.TLS.Certificates = []certs.Pair{{CertFile: "a.pem", KeyFile: "a.key"}}
 		}, []string{"global.tls_bind_address: required when TLS certificates are configured"}},
 		{"hsts negative", func(c *Config) {
 			c.Global.TLSBindAddress = ":443"

@@ -126,7 +126,7 @@ func proxyConfig(c *config.Config) proxy.Config {
 	pc := proxy.DefaultConfig()
 	pc.TrustedProxies = c.Global.TrustedProxies
 	pc.AccessLog = c.Global.AccessLog
-	pc.Retry = proxy.RetryConfig{Attempts: c.Retry.Attempts, Timeout: c.Retry.Timeout}
+	pc.Retry = c.Retry
 	pc.MaxConnsPerBackend = c.Global.Limits.MaxConnsPerBackend
 	pc.BackendQueueTimeout = c.Global.Limits.BackendQueueTimeout
 	pc.Sticky = proxy.StickyConfig{
@@ -212,11 +212,7 @@ func newCertStore(c *config.Config, log *slog.Logger, reg prometheus.Registerer)
 	if c.Global.TLSBindAddress == "" || c.Global.TLS.AutoCert {
 		return nil, nil
 	}
-	var pairs []certs.Pair
-	for _, p := range c.Global.TLS.CertificatePairs() {
-		pairs = append(pairs, certs.Pair{CertFile: p.CertFile, KeyFile: p.KeyFile})
-	}
-	s, err := certs.New(certs.Config{Pairs: pairs}, log, reg)
+	s, err := certs.New(certs.Config{Pairs: c.Global.TLS.CertificatePairs()}, log, reg)
 	if err != nil {
 		return nil, fmt.Errorf("global.tls: %w", err)
 	}
