@@ -124,6 +124,11 @@ type TLS struct {
 	// beside the system roots: for Pebble or a private CA. Default "". A path; validation
 	// does not open it.
 	ACMECARoot string `koanf:"acme_ca_root"`
+	// ACMEChallenges are the challenge types used to prove control of a name: http-01
+	// (answered on the plain listener, port 80 for the CA) and tls-alpn-01 (answered on the
+	// TLS listener, port 443). Default both; one of them for a site whose other port the CA
+	// cannot reach.
+	ACMEChallenges []string `koanf:"acme_challenges"`
 	// Storage is where ACME state lives: consul (Consul KV, shared by every node, so a name is
 	// ordered once per cluster) or file (under CertDir, this node's own). Default "" = consul
 	// when discovery.consul.enabled, else file; see Config.ACMEStorage. consul needs
@@ -154,6 +159,12 @@ const (
 	ACMEStorageConsul = "consul"
 	// ACMEStorageFile keeps ACME state in files under global.tls.cert_dir.
 	ACMEStorageFile = "file"
+)
+
+// ACME challenge types accepted in global.tls.acme_challenges.
+const (
+	ACMEChallengeHTTP01    = "http-01"
+	ACMEChallengeTLSALPN01 = "tls-alpn-01"
 )
 
 // DefaultACMEDirectory is Let's Encrypt's production ACME directory.
@@ -588,9 +599,10 @@ func Default() *Config {
 			AccessLog:      true,
 			DrainTimeout:   30 * time.Second,
 			TLS: TLS{
-				CertDir:       "/etc/veloflux/certs",
-				ACMEDirectory: DefaultACMEDirectory,
-				StoragePrefix: "veloflux/acme",
+				CertDir:        "/etc/veloflux/certs",
+				ACMEDirectory:  DefaultACMEDirectory,
+				ACMEChallenges: []string{ACMEChallengeHTTP01, ACMEChallengeTLSALPN01},
+				StoragePrefix:  "veloflux/acme",
 			},
 			HTTP3:         true,
 			HTTP1FastPath: true,

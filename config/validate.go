@@ -238,6 +238,18 @@ func (c *Config) validateACME(v *validator) {
 	if u, err := url.Parse(t.ACMEDirectory); err != nil || u.Scheme != "https" || u.Host == "" {
 		v.Add("global.tls.acme_directory", "must be an https URL such as %s, got %s", DefaultACMEDirectory, quote(t.ACMEDirectory))
 	}
+	if len(t.ACMEChallenges) == 0 {
+		v.Add("global.tls.acme_challenges", "needs at least one of %s, %s", ACMEChallengeHTTP01, ACMEChallengeTLSALPN01)
+	}
+	seen := map[string]bool{}
+	for i, ch := range t.ACMEChallenges {
+		path := fmt.Sprintf("global.tls.acme_challenges[%d]", i)
+		v.OneOf(path, ch, ACMEChallengeHTTP01, ACMEChallengeTLSALPN01)
+		if seen[ch] {
+			v.Add(path, "duplicate challenge %s", quote(ch))
+		}
+		seen[ch] = true
+	}
 	if t.Storage != "" {
 		v.OneOf("global.tls.storage", t.Storage, ACMEStorageConsul, ACMEStorageFile)
 	}

@@ -151,6 +151,19 @@ func TestValidateRejects(t *testing.T) {
 			c.Global.TLS.AutoCert = true
 			c.Global.TLS.ACMEDirectory = "http://acme.example/dir"
 		}, []string{`global.tls.acme_directory: must be an https URL such as https://acme-v02.api.letsencrypt.org/directory, got "http://acme.example/dir"`}},
+		{"acme challenges none", func(c *Config) {
+			c.Global.TLSBindAddress = ":443"
+			c.Global.TLS.AutoCert = true
+			c.Global.TLS.ACMEChallenges = nil
+		}, []string{"global.tls.acme_challenges: needs at least one of http-01, tls-alpn-01"}},
+		{"acme challenges unknown and repeated", func(c *Config) {
+			c.Global.TLSBindAddress = ":443"
+			c.Global.TLS.AutoCert = true
+			c.Global.TLS.ACMEChallenges = []string{"dns-01", "http-01", "http-01"}
+		}, []string{
+			`global.tls.acme_challenges[0]: must be one of http-01, tls-alpn-01; got "dns-01"`,
+			`global.tls.acme_challenges[2]: duplicate challenge "http-01"`,
+		}},
 		{"acme storage unknown", func(c *Config) {
 			c.Global.TLSBindAddress = ":443"
 			c.Global.TLS.AutoCert = true
