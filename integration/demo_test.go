@@ -25,13 +25,14 @@ const demoPortOffset = "10000"
 
 // TestDemo runs `make demo` headless (examples/demo.sh with this build of VeloFlux), pastes
 // every command it prints, in order, and checks the claim written after each (`#=> ...`):
-// the three nodes clustered through Consul, each client served by its nearest region, a
-// sticky session honoured by the other nodes, a drain seen everywhere, failover after the
-// eu-central backends stop. Then `examples/demo.sh stop` (make demo-stop) must end every
+// the three nodes clustered through Consul, the dashboard served, traces in Jaeger, each
+// client served by its nearest region, a sticky session honoured by the other nodes, a drain
+// seen everywhere, failover after the eu-central backends stop. Then `examples/demo.sh stop` (make demo-stop) must end every
 // process the demo listed, and a second run must end the same way on SIGINT (Ctrl-C).
 func TestDemo(t *testing.T) {
 	geoDB(t)
 	consultest.Binary(t)
+	tool(t, "VELOFLUX_JAEGER_BIN", "jaeger")
 
 	t.Run("claims, then make demo-stop", func(t *testing.T) {
 		d := startDemo(t)
@@ -54,7 +55,7 @@ func TestDemo(t *testing.T) {
 			d.commands[i] = c
 			t.Logf("%d. %s\n   #=> %s (held after %v)\n%s", i+1, c.line, c.claim, took, c.out)
 		}
-		if claims < 10 || d.points != 5 {
+		if claims < 12 || d.points != 6 {
 			t.Fatalf("%d claims in %d numbered points: the demo's text no longer reads as this test expects:\n%s", claims, d.points, d.text)
 		}
 		stop := exec.Command("bash", "examples/demo.sh", "stop")
@@ -182,7 +183,7 @@ func startDemo(t *testing.T) *demo {
 	}()
 	var text strings.Builder
 	point := regexp.MustCompile(`^[0-9]+\. `)
-	command := regexp.MustCompile(`^  (curl|for|kill) `)
+	command := regexp.MustCompile(`^  (curl |for |kill |VF_ADMIN_USER=)`)
 	ctx, cancel := context.WithTimeout(context.Background(), testutil.Timeout()*3)
 	defer cancel()
 	for {
@@ -220,9 +221,9 @@ func startDemo(t *testing.T) *demo {
 		}
 		d.pids = append(d.pids, pid)
 	}
-	// Consul, six backends, three nodes.
-	if len(d.pids) != 10 {
-		t.Fatalf("the demo lists %d processes, want 10: %v", len(d.pids), d.pids)
+	// Consul, Jaeger, six backends, three nodes.
+	if len(d.pids) != 11 {
+		t.Fatalf("the demo lists %d processes, want 11: %v", len(d.pids), d.pids)
 	}
 	return d
 }

@@ -98,9 +98,16 @@ func newMetrics(p *Proxy, reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-func (m *metrics) observe(method string, code int, pool string, d time.Duration) {
+// observe counts a finished request. A traceID (sampled requests only) becomes the exemplar
+// of its duration bucket, so a slow bucket on a dashboard links to a trace of it.
+func (m *metrics) observe(method string, code int, pool string, d time.Duration, traceID string) {
 	m.requests.WithLabelValues(methodLabel(method), codeLabel(code), pool).Inc()
-	m.duration.WithLabelValues(pool).Observe(d.Seconds())
+	h := m.duration.WithLabelValues(pool)
+	if traceID != "" {
+		h.(prometheus.ExemplarObserver).ObserveWithExemplar(d.Seconds(), prometheus.Labels{"trace_id": traceID})
+		return
+	}
+	h.Observe(d.Seconds())
 }
 
 var (

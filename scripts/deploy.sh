@@ -2,6 +2,7 @@
 # Zero-downtime rolling upgrade of a VeloFlux cluster, one node at a time.
 #
 #   DEPLOYMENT_MODE=compose scripts/deploy.sh [IMAGE]   # docker-compose.yml: drain, recreate, ready, next
+#                                                       # (no IMAGE: rebuild from the Dockerfile)
 #   DEPLOYMENT_MODE=swarm   scripts/deploy.sh IMAGE     # docker service update: Swarm rolls per update_config
 #   DEPLOYMENT_MODE=nomad   scripts/deploy.sh IMAGE     # nomad job run: Nomad rolls per the update block
 #   DEPLOYMENT_MODE=command NODES='...' REPLACE_CMD='...' scripts/deploy.sh
@@ -80,8 +81,14 @@ case "$mode" in
       VF_ADMIN_PASS=$(sed -n 's/^VF_ADMIN_PASS=//p' deploy/compose/veloflux.env)
     fi
     NODES=${NODES:-veloflux-1=127.0.0.1:9000,127.0.0.1:8080 veloflux-2=127.0.0.1:9001,127.0.0.1:8081 veloflux-3=127.0.0.1:9002,127.0.0.1:8082}
-    [ -z "$image" ] || export VELOFLUX_IMAGE=$image
-    replace() { docker compose up -d --no-deps --force-recreate "$1"; }
+    # With IMAGE (e.g. loaded from make image's tarball), run it; without, rebuild from the
+    # Dockerfile. COMPOSE names the client: docker compose, or docker-compose.
+    build=--build
+    if [ -n "$image" ]; then
+      export VELOFLUX_IMAGE=$image
+      build=--no-build
+    fi
+    replace() { ${COMPOSE:-docker compose} up -d --no-deps --force-recreate "$build" "$1"; }
     roll
     ;;
   command)

@@ -21,6 +21,8 @@ type routing struct {
 	consensus *consensus.View // hands this node's share of the targets to its checker
 	passive   *health.Passive
 	log       *slog.Logger
+	// onHosts, when set, hears the route hosts of every table applied (the ACME names).
+	onHosts func(hosts []string)
 
 	mu        sync.Mutex
 	cfg       *config.Config
@@ -64,6 +66,9 @@ func (r *routing) applyLocked() error {
 		return err
 	}
 	r.consensus.SetTargets(healthTargets(merged, r.cfg))
+	if r.onHosts != nil {
+		r.onHosts(routeHosts(merged))
+	}
 	// After the checker, so a backend waiting for a probe finds its new check (or none).
 	r.passive.SetPools(passivePools(merged, r.cfg))
 	if !r.geoEnabled && !r.warnedGeo {

@@ -78,6 +78,14 @@ func TestNomadJob(t *testing.T) {
 			t.Errorf("unexpected template destination %s", dest)
 		}
 	}
+	// The image is a job variable, so an upgrade is `nomad job run -var image=...`.
+	f, _ := hclparse.NewParser().ParseHCLFile("../nomad/veloflux.nomad.hcl")
+	if v := block(t, f.Body.(*hclsyntax.Body), "variable", "image"); str(t, v, "default") == "" {
+		t.Error("variable image has no default")
+	}
+	if img, ok := block(t, task, "config").Attributes["image"]; !ok || len(img.Expr.Variables()) != 1 || img.Expr.Variables()[0].RootName() != "var" {
+		t.Error("the task's image is not var.image")
+	}
 	if !strings.Contains(strings.Join(strs(t, block(t, task, "config"), "args"), " "), "-config /local/config.yaml") {
 		t.Error("the task does not run with the rendered config")
 	}
