@@ -5,10 +5,12 @@
 # OTLP/gRPC; CPU per request is the proxy's utime+stime from /proc/PID/stat over the requests
 # wrk completed at full keep-alive load. The variants run in turn within each round
 # (interleaved, so drift in machine load hits all alike); the report gives medians over ROUNDS,
-# the ratio of each median to tracing off, and the load average before and after.
+# the ratio of each median to tracing off, the median of the per-round ratios (each round's
+# figure over the same round's tracing off: the paired figure, less moved by load that drifts
+# between rounds) and the load average before and after.
 #
 #   bench/tracing.sh
-#   ROUNDS=7 DURATION=20s bench/tracing.sh
+#   ROUNDS=15 DURATION=8s VARIANTS="off ratio_0.01" bench/tracing.sh
 #
 # It installs what it lacks (Debian wrk and nginx-light; Jaeger through make jaeger), listens
 # on 127.0.0.1 only and stops only the processes it started, by PID.
@@ -25,7 +27,8 @@ JAEGER_BIN=${JAEGER_BIN:-$HOME/.cache/veloflux/jaeger-$(awk '$1 == "github.com/j
 B1=19201 OTLP=19202 QUERY=19203 QUERY_GRPC=19204
 declare -A port=([off]=19211 [ratio_0.01]=19212 [ratio_1]=19213)
 declare -A ratio=([ratio_0.01]=0.01 [ratio_1]=1)
-variants=(off ratio_0.01 ratio_1)
+read -r -a variants <<<"${VARIANTS:-off ratio_0.01 ratio_1}"
+[ "${variants[0]}" = off ] || { echo "VARIANTS must start with off" >&2; exit 2; }
 
 need=()
 command -v wrk >/dev/null || need+=(wrk)
@@ -171,11 +174,15 @@ awk -F'\t' -v order="${variants[*]}" '{ v[$1] = v[$1] " " $2 }
     return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
   }
   END {
-    printf "%-11s %12s %10s   %s\n", "tracing", "CPU us/req", "x off", "per round"
+    printf "%-11s %12s %10s %14s   %s\n", "tracing", "CPU us/req", "x off", "paired x off", "per round"
     off = median(v["off"])
+    split(v["off"], offs, " ")
     n = split(order, names, " ")
     for (i = 1; i <= n; i++) {
       c = median(v[names[i]])
-      printf "%-11s %12.2f %10.3f  %s\n", names[i], c, c / off, v[names[i]]
+      r = ""
+      m = split(v[names[i]], vals, " ")
+      for (j = 1; j <= m; j++) r = r " " vals[j] / offs[j]
+      printf "%-11s %12.2f %10.3f %14.3f  %s\n", names[i], c, c / off, median(r), v[names[i]]
     }
   }' "$rows"
