@@ -5,7 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test unit integration vet lint fmt-check fuzz bench bench-go bench-protocols bench-tracing demo demo-stop image image-check deploy-check shellcheck chromium screenshot ca-certs consul geoip h2spec pebble jaeger prometheus netns-tools staticcheck govulncheck vulndb clean
+.PHONY: all build test unit integration vet lint fmt-check fuzz bench bench-go bench-protocols bench-tracing demo demo-stop image image-check deploy-check shellcheck skopeo chromium screenshot ca-certs consul geoip h2spec pebble jaeger prometheus netns-tools staticcheck govulncheck vulndb clean
 
 # The Go release everything here is built, tested and scanned with. The module still builds
 # with Go 1.26.8 (go.mod), but 1.27.3 carries the standard-library security fixes govulncheck
@@ -133,7 +133,7 @@ image: build ca-certs ## OCI image tarball veloflux-image.tar (docker load -i ve
 	  $(GO) run . -binary $(CURDIR)/$(BIN) -config $(CURDIR)/examples/container.yaml \
 	  -version $(VERSION) -revision "$$(git rev-parse HEAD 2>/dev/null)" -arch "$$($(GO) env GOARCH)" -out $(CURDIR)/$(IMAGE)
 
-image-check: ca-certs staticcheck ## build the image from a fresh binary and check its config, files and size
+image-check: ca-certs staticcheck skopeo ## build the image from a fresh binary and check its config, files and size, and that skopeo reads it
 	cd tools/image && $(GO) mod tidy -diff && $(GO) vet ./... && $(STATICCHECK_BIN) ./... && $(GO) test -count=1 ./...
 
 # The deployment files, read by the loaders of the tools that run them (deploy/check, a module
@@ -143,6 +143,11 @@ image-check: ca-certs staticcheck ## build the image from a fresh binary and che
 deploy-check: consul staticcheck shellcheck ## check docker-compose.yml, deploy/swarm, deploy/nomad and the shell scripts
 	cd deploy/check && $(GO) mod tidy -diff && $(GO) vet ./... && $(STATICCHECK_BIN) ./... && $(GO) test -count=1 ./...
 	shellcheck $$(git ls-files '*.sh') .ci/run
+
+skopeo: ## skopeo, which reads the image tarball as docker load and OCI tools do (apt when missing)
+	@command -v skopeo >/dev/null || { \
+	  echo "installing skopeo"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq skopeo >/dev/null; }
 
 shellcheck: ## shellcheck (apt when missing)
 	@command -v shellcheck >/dev/null || { \
