@@ -633,12 +633,13 @@ type Cluster struct {
 	// QueueSize bounds the incoming gossip message queue; overflow is dropped and counted.
 	// Default 1024 messages, 1..1000000.
 	QueueSize int `koanf:"queue_size"`
-	// PushPullMaxBytes caps the full state sent in one push/pull exchange. Default 1048576
-	// (1 MiB: a full table of 10,000 session pins at about 75 bytes each, with room for health
-	// entries), 1024..16777216: memberlist refuses states above 20 MiB from its peers.
+	// PushPullMaxBytes caps a push/pull payload received from a peer. A push/pull carries a
+	// digest (a few KiB); the entries that differ follow apart. Default 1048576 (1 MiB),
+	// 1024..16777216: memberlist refuses states above 20 MiB from its peers.
 	PushPullMaxBytes int `koanf:"push_pull_max_bytes"`
 	// MaxEntriesPerKind caps each kind of shared state (sessions, health), tombstones
-	// included, which bounds memory. Default 10000 entries, 1..10000000.
+	// included, which bounds memory. Default 1000000 entries (about 230 bytes each), 1..10000000.
+	// The session table holds only sessions that moved off a failed or drained backend.
 	MaxEntriesPerKind int `koanf:"max_entries_per_kind"`
 	// TombstoneTTL is how long a delete is remembered so that a late copy cannot revive the
 	// entry. Default 1h, > 0.
@@ -757,7 +758,7 @@ func Default() *Config {
 			Label:             "veloflux",
 			QueueSize:         1024,
 			PushPullMaxBytes:  1 << 20,
-			MaxEntriesPerKind: 10000,
+			MaxEntriesPerKind: 1_000_000,
 			TombstoneTTL:      time.Hour,
 			ReconnectInterval: 10 * time.Second,
 			ReconnectTimeout:  6 * time.Hour,

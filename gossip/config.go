@@ -73,9 +73,9 @@ type Config struct {
 	ReconnectInterval time.Duration
 	// ReconnectTimeout is how long a departed member is remembered and retried. Default 6h.
 	ReconnectTimeout time.Duration
-	// PushPullMaxBytes caps the full state sent in a push/pull exchange. Default 1 MiB; at most
-	// 16 MiB. A state larger than this is not sent (counted as an error); peers still converge
-	// through broadcasts.
+	// PushPullMaxBytes caps a push/pull payload, sent or received. Default 1 MiB; at most
+	// 16 MiB. A Reconciler (Store) sends a digest, a few KiB, and the entries that differ
+	// follow over the reliable stream; a State that sends full states is cut to this size.
 	PushPullMaxBytes int
 }
 
