@@ -60,6 +60,9 @@ const (
 	// memberlist keeps every queued message until it has been sent enough times. The oldest are
 	// dropped first; the State's full-state push/pull repairs what they carried.
 	maxQueuedBroadcasts = 4096
+	// maxQueuedReplies bounds the catch-up answers waiting to be sent (each a few messages of
+	// at most 256 KiB); more are dropped and counted, and the next push/pull asks again.
+	maxQueuedReplies = 16
 )
 
 // Member is one cluster member as this node sees it.
@@ -144,6 +147,8 @@ func New(cfg Config, state State, logger *slog.Logger, reg prometheus.Registerer
 		urgent:       n.urgent,
 		bulk:         n.bulk,
 		incoming:     make(chan inbound, cfg.QueueSize),
+		self:         cfg.Name,
+		replies:      make(chan outbound, maxQueuedReplies),
 		meta:         n.localMeta,
 		maxPushBytes: cfg.PushPullMaxBytes,
 		metrics:      n.metrics,
@@ -212,6 +217,7 @@ func (n *Node) Run(ctx context.Context) error {
 	n.join(ctx, ml)
 	wg.Go(func() { n.reconnect(ctx, ml) })
 	wg.Go(func() { n.fan.run(ctx, ml, n.peers) })
+	wg.Go(func() { n.sendReplies(ctx, ml) })
 	<-ctx.Done()
 
 	var errs []error
@@ -294,6 +300,31 @@ func (n *Node) reconnect(ctx context.Context, ml cluster) {
 			n.logger.Info("reconnected to cluster members", "contacted", contacted, "members", ml.NumMembers())
 		} else {
 			n.logger.Debug("reconnect found no member", "tried", addrs, "err", err)
+		}
+	}
+}
+
+// sendReplies sends catch-up answers over memberlist's reliable stream until ctx ends. It runs
+// apart from the merge worker, so a slow peer holds up only other answers, never merging.
+func (n *Node) sendReplies(ctx context.Context, ml *memberlist.Memberlist) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case out := <-n.del.replies:
+			peer, ok := n.del.member(out.peer)
+			if !ok {
+				n.metrics.messages.WithLabelValues(dirSent, resultDropped).Add(float64(len(out.msgs)))
+				continue
+			}
+			for _, msg := range out.msgs {
+				if err := ml.SendReliable(&peer, msg); err != nil {
+					n.metrics.messages.WithLabelValues(dirSent, resultError).Inc()
+					n.logger.Debug("catch-up message not sent", "peer", out.peer, "err", err)
+					break
+				}
+				n.metrics.catchup.WithLabelValues(dirSent, catchupPart(msg)).Add(float64(len(msg)))
+			}
 		}
 	}
 }
