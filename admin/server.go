@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/veloflux/veloflux/admin/ui"
 )
 
 // Controller is what the admin API reads and drives; admin/views implements it over the node.
@@ -27,11 +29,21 @@ type Controller interface {
 	// DrainBackend drains (drained true) or undrains one backend on every node of the cluster.
 	// An ID no pool has must return an error wrapping ErrUnknownBackend.
 	DrainBackend(id string, drained bool) error
+	Stats() any    // request and error counts, latency buckets, certificate expiry
+	Sessions() any // sticky-session pins by backend
+	// PeerHost returns the host (name or IP, no port) of a live cluster member other than
+	// this node, whose admin API listens on the same port as this one. A name that is not
+	// such a member must return an error wrapping ErrUnknownPeer.
+	PeerHost(node string) (string, error)
 }
 
 // ErrUnknownBackend is what Controller.DrainBackend returns for an ID no pool has; the API
 // answers it with 404.
 var ErrUnknownBackend = errors.New("unknown backend")
+
+// ErrUnknownPeer is what Controller.PeerHost returns for a name that is not a live peer; the
+// API answers it with 404.
+var ErrUnknownPeer = errors.New("unknown peer")
 
 // apiError is a reply that is an error with its HTTP status.
 type apiError struct {
@@ -49,6 +61,9 @@ type Server struct {
 	guard  *guard // nil when no credentials are configured
 	csrf   *http.CrossOriginProtection
 	routes map[string]route
+	ui     http.Handler
+	// peers forwards /admin/peers/NODE/ENDPOINT to the peer's admin API.
+	peers *http.Client
 
 	// now is the lockout clock. Tests replace it to step past a lockout without sleeping.
 	now func() time.Time
@@ -86,8 +101,10 @@ func New(cfg Config, ctrl Controller, logger *slog.Logger) (*Server, error) {
 		// lets non-browser clients such as curl through. Browsers replay cached basic-auth
 		// credentials on cross-site form posts, so without it any web page an operator opens
 		// could drain the node.
-		csrf: http.NewCrossOriginProtection(),
-		now:  time.Now,
+		csrf:  http.NewCrossOriginProtection(),
+		now:   time.Now,
+		ui:    ui.Handler(),
+		peers: newPeerClient(),
 	}
 	if cfg.User != "" {
 		g, err := newGuard(cfg)
@@ -99,11 +116,13 @@ func New(cfg Config, ctrl Controller, logger *slog.Logger) (*Server, error) {
 	get := []string{http.MethodGet, http.MethodHead}
 	post := []string{http.MethodPost}
 	s.routes = map[string]route{
-		"/admin/status": {get, "GET, HEAD", func(*http.Request) any { return ctrl.Status() }},
-		"/admin/pools":  {get, "GET, HEAD", func(*http.Request) any { return ctrl.Pools() }},
-		"/admin/routes": {get, "GET, HEAD", func(*http.Request) any { return ctrl.Routes() }},
-		"/admin/config": {get, "GET, HEAD", func(*http.Request) any { return ctrl.Config() }},
-		"/admin/health": {get, "GET, HEAD", func(*http.Request) any { return ctrl.Health() }},
+		"/admin/status":   {get, "GET, HEAD", func(*http.Request) any { return ctrl.Status() }},
+		"/admin/pools":    {get, "GET, HEAD", func(*http.Request) any { return ctrl.Pools() }},
+		"/admin/routes":   {get, "GET, HEAD", func(*http.Request) any { return ctrl.Routes() }},
+		"/admin/config":   {get, "GET, HEAD", func(*http.Request) any { return ctrl.Config() }},
+		"/admin/health":   {get, "GET, HEAD", func(*http.Request) any { return ctrl.Health() }},
+		"/admin/stats":    {get, "GET, HEAD", func(*http.Request) any { return ctrl.Stats() }},
+		"/admin/sessions": {get, "GET, HEAD", func(*http.Request) any { return ctrl.Sessions() }},
 		"/admin/backends/drain": {post, "POST", func(r *http.Request) any {
 			return s.drainBackend(r, true)
 		}},
@@ -166,6 +185,18 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.csrf.Check(r); err != nil {
 		s.writeError(w, http.StatusForbidden, "cross-origin request refused: "+err.Error())
+		return
+	}
+	if r.URL.Path == "/" || r.URL.Path == "/ui" {
+		http.Redirect(w, r, "/ui/", http.StatusFound)
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, "/ui/") {
+		s.ui.ServeHTTP(w, r)
+		return
+	}
+	if rest, ok := strings.CutPrefix(r.URL.Path, peersPrefix); ok {
+		s.forward(w, r, rest)
 		return
 	}
 	rt, ok := s.routes[r.URL.Path]
@@ -296,6 +327,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	defer cancel()
 	err := srv.Shutdown(shutdownCtx)
 	<-errc // Shutdown closed the listener, so Serve has returned or is about to.
+	s.peers.CloseIdleConnections()
 	if err != nil {
 		closeErr := srv.Close()
 		return fmt.Errorf("admin: shutdown: %w", errors.Join(err, closeErr))

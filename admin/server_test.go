@@ -26,6 +26,8 @@ func TestReadEndpoints(t *testing.T) {
 		{"/admin/routes", env.ctrl.Routes()},
 		{"/admin/config", env.ctrl.Config()},
 		{"/admin/health", env.ctrl.Health()},
+		{"/admin/stats", env.ctrl.Stats()},
+		{"/admin/sessions", env.ctrl.Sessions()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
@@ -143,7 +145,7 @@ func TestMethodNotAllowed(t *testing.T) {
 
 func TestNotFound(t *testing.T) {
 	env := newEnv(t, credsConfig())
-	for _, path := range []string{"/", "/admin", "/admin/", "/admin/status/", "/admin/STATUS", "/admin/nope", "/metrics"} {
+	for _, path := range []string{"/admin", "/admin/", "/admin/status/", "/admin/STATUS", "/admin/nope", "/metrics"} {
 		t.Run(path, func(t *testing.T) {
 			r := do(t, env.http.Client(), http.MethodGet, env.http.URL+path, withAuth("admin", "s3cret-pass"))
 			if r.status != http.StatusNotFound {

@@ -29,6 +29,10 @@ type fakeController struct {
 	undrains int
 	// backends are the known backend IDs and whether each is drained.
 	backends map[string]bool
+	// name is the node name Status shows ("n1" when empty); peers are the hosts PeerHost
+	// answers by node name.
+	name  string
+	peers map[string]string
 }
 
 func (f *fakeController) Health() any {
@@ -57,7 +61,25 @@ func (f *fakeController) DrainBackend(id string, drained bool) error {
 func (f *fakeController) Status() any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return map[string]any{"node": "n1", "draining": f.drained}
+	name := f.name
+	if name == "" {
+		name = "n1"
+	}
+	return map[string]any{"node": name, "draining": f.drained}
+}
+func (f *fakeController) Stats() any {
+	return map[string]any{"requests": 7}
+}
+func (f *fakeController) Sessions() any {
+	return map[string]any{"total": 2}
+}
+
+// PeerHost knows the peers in f.peers; it calls every other name unknown.
+func (f *fakeController) PeerHost(node string) (string, error) {
+	if h, ok := f.peers[node]; ok {
+		return h, nil
+	}
+	return "", fmt.Errorf("peer %q: %w", node, ErrUnknownPeer)
 }
 func (f *fakeController) Pools() any {
 	return []map[string]any{{"name": "web", "backends": []map[string]any{{"address": "10.0.0.1:80", "healthy": true, "active": 3, "weight": 2}}}}

@@ -16,6 +16,14 @@
 #
 #   bench/run.sh
 #   ROUNDS=5 DURATION=20s IDLE=19000 bench/run.sh
+#   PROXIES="veloflux veloflux-nethttp haproxy" VF_BIN=/tmp/veloflux VF_PORT=28080 bench/run.sh
+#
+# PROXIES picks the proxies and their order (default "veloflux nginx haproxy"; haproxy is the
+# reference of the ratios and must be among them); veloflux-nethttp is VeloFlux with
+# global.http1_fast_path off, served by Go's net/http. VF_BIN is the binary to measure
+# (default ./veloflux, built when missing); VF_PORT, VF_STD_PORT, NGINX_PORT, HAPROXY_PORT, B1
+# and B2 move the ports when another run holds the defaults. HAProxy's maxconn is IDLE+1000,
+# so IDLE must stay below the open-files limit with room for that.
 #
 # It installs what it lacks (Debian wrk, nginx-light, haproxy; vegeta built from tools/vegeta
 # into the cache), listens on 127.0.0.1 only and stops only the processes it started, by PID.
@@ -35,7 +43,10 @@ LOAD_CPU=${LOAD_CPU:-1}
 PATH_=/plain
 OUT=${OUT:-bench/results}
 VEGETA_BIN=${VEGETA_BIN:-$HOME/.cache/veloflux/vegeta-$(awk '$1 == "github.com/tsenart/vegeta/v12" { print $2 }' tools/vegeta/go.mod)}
-VF_PORT=18080 NGINX_PORT=18081 HAPROXY_PORT=18082 B1=19101 B2=19102
+VF_PORT=${VF_PORT:-18080} VF_STD_PORT=${VF_STD_PORT:-18083} NGINX_PORT=${NGINX_PORT:-18081}
+HAPROXY_PORT=${HAPROXY_PORT:-18082} B1=${B1:-19101} B2=${B2:-19102}
+VF_BIN=${VF_BIN:-./veloflux}
+read -r -a proxies <<<"${PROXIES:-veloflux nginx haproxy}"
 
 need=()
 command -v wrk >/dev/null || need+=(wrk)
@@ -68,7 +79,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 mkdir -p "$OUT"
-[ -x ./veloflux ] || make build >/dev/null
+[ -x "$VF_BIN" ] || make build BIN="$VF_BIN" >/dev/null
 go build -o "$work/idleconns" ./bench/idleconns
 body=$(head -c "$((SIZE - 1))" /dev/zero | tr '\0' x)
 
@@ -85,13 +96,16 @@ http {
 }
 NGINX
 
-cat > "$work/veloflux.yaml" <<YAML
+for variant in veloflux:$VF_PORT:true veloflux-nethttp:$VF_STD_PORT:false; do
+IFS=: read -r name vport fast <<<"$variant"
+cat > "$work/$name.yaml" <<YAML
 global:
-  bind_address: "127.0.0.1:$VF_PORT"
+  bind_address: "127.0.0.1:$vport"
   metrics_address: ""
   admin_address: ""
   access_log: false
   log_level: warn
+  http1_fast_path: $fast
 pools:
   - name: bench
     algorithm: round_robin
@@ -101,6 +115,7 @@ pools:
 routes:
   - pool: bench
 YAML
+done
 
 cat > "$work/nginx.conf" <<NGINX
 worker_processes 1;
@@ -148,7 +163,7 @@ HAPROXY
 
 taskset -c "$LOAD_CPU" "$NGINX" -c "$work/backend.conf" -g 'daemon off;' 2>"$work/backend.out" & pids+=($!)
 
-declare -A port=([veloflux]=$VF_PORT [nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT)
+declare -A port=([veloflux]=$VF_PORT [veloflux-nethttp]=$VF_STD_PORT [nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT)
 declare -A main_pid=()
 
 wait_up() {
@@ -160,7 +175,7 @@ wait_up() {
 # start runs proxy $1 alone on PROXY_CPU and waits until it answers.
 start() {
   case $1 in
-    veloflux) taskset -c "$PROXY_CPU" ./veloflux -config "$work/veloflux.yaml" 2>>"$work/veloflux.log" & ;;
+    veloflux*) taskset -c "$PROXY_CPU" "$VF_BIN" -config "$work/$1.yaml" 2>>"$work/$1.log" & ;;
     nginx) taskset -c "$PROXY_CPU" "$NGINX" -c "$work/nginx.conf" -g 'daemon off;' 2>>"$work/nginx.out" & ;;
     haproxy) taskset -c "$PROXY_CPU" "$HAPROXY" -f "$work/haproxy.cfg" -db 2>>"$work/haproxy.out" & ;;
   esac
@@ -189,11 +204,11 @@ results="$OUT/$stamp.tsv"
 printf 'round\tproxy\tmetric\tvalue\n' > "$results"
 record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >> "$results"; }
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-wait_up $B1 && wait_up $B2
+wait_up "$B1" && wait_up "$B2"
 
-for p in veloflux nginx haproxy; do start "$p"; done
+for p in "${proxies[@]}"; do start "$p"; done
 for round in $(seq "$ROUNDS"); do
-  for p in veloflux nginx haproxy; do
+  for p in "${proxies[@]}"; do
     before=$(cpu_ticks "$p")
     out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:${port[$p]}$PATH_")
     after=$(cpu_ticks "$p")
@@ -206,9 +221,9 @@ for round in $(seq "$ROUNDS"); do
     record "$round" "$p" cpu_us_per_request "$us"
     record "$round" "$p" requests_per_s "$rps"
     record "$round" "$p" wrk_p99_ms "$p99"
-    printf 'round %s %-9s %10s req/s  %6s us CPU/request  p99 %s ms\n' "$round" "$p" "$rps" "$us" "$p99"
+    printf 'round %s %-16s %10s req/s  %6s us CPU/request  p99 %s ms\n' "$round" "$p" "$rps" "$us" "$p99"
   done
-  for p in veloflux nginx haproxy; do
+  for p in "${proxies[@]}"; do
     rep=$(echo "GET http://127.0.0.1:${port[$p]}$PATH_" |
       taskset -c "$LOAD_CPU" "$VEGETA_BIN" attack -rate="$RATE/s" -duration="$LAT_DURATION" \
         -connections="$LAT_CONNS" -max-connections="$LAT_CONNS" -keepalive |
@@ -219,13 +234,13 @@ for round in $(seq "$ROUNDS"); do
     record "$round" "$p" fixed_rate_p50_ms "$p50"
     record "$round" "$p" fixed_rate_p99_ms "$p99"
     [ "$ok" = "1" ] || echo "warning: $p: success ratio $ok at $RATE req/s" >&2
-    printf 'round %s %-9s at %s req/s: p50 %s ms  p99 %s ms\n' "$round" "$p" "$RATE" "$p50" "$p99"
+    printf 'round %s %-16s at %s req/s: p50 %s ms  p99 %s ms\n' "$round" "$p" "$RATE" "$p50" "$p99"
   done
 done
-for p in veloflux nginx haproxy; do stop "$p"; done
+for p in "${proxies[@]}"; do stop "$p"; done
 
 # Idle connections, each proxy freshly started.
-for p in veloflux nginx haproxy; do
+for p in "${proxies[@]}"; do
   start "$p"
   before=$(rss_kib "$p")
   taskset -c "$LOAD_CPU" "$work/idleconns" -n "$IDLE" "127.0.0.1:${port[$p]}" "$PATH_" >"$work/idle.out" 2>&1 &
@@ -242,7 +257,7 @@ for p in veloflux nginx haproxy; do
     after=$(rss_kib "$p")
     per=$(( (after - before) * 1024 / IDLE ))
     record 1 "$p" idle_bytes_per_conn "$per"
-    printf '%-9s %d idle connections: RSS %d -> %d KiB, %d bytes each\n' "$p" "$IDLE" "$before" "$after" "$per"
+    printf '%-16s %d idle connections: RSS %d -> %d KiB, %d bytes each\n' "$p" "$IDLE" "$before" "$after" "$per"
   fi
   kill "$hold" 2>/dev/null || true
   wait "$hold" 2>/dev/null || true
@@ -253,19 +268,19 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 echo
 echo "medians of $ROUNDS rounds; proxy alone on CPU $PROXY_CPU; wrk -t1 -c$CONNS -d$DURATION; vegeta $RATE/s over $LAT_CONNS connections for $LAT_DURATION; $IDLE idle connections; $SIZE-byte answers; $(nproc) cores"
 echo "load average before: $load_before; after: $load_after"
-awk -F'\t' 'NR > 1 { v[$2, $3] = v[$2, $3] " " $4 }
+awk -F'\t' -v order="${proxies[*]}" 'NR > 1 { v[$2, $3] = v[$2, $3] " " $4 }
   function median(s,   a, n, i, j, t) {
     n = split(s, a, " ")
     for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
     return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
   }
   END {
-    printf "%-9s %12s %10s %10s %10s %14s %14s %12s\n", "proxy", "CPU us/req", "x HAProxy", "req/s", "p99 ms", "p50 ms @rate", "p99 ms @rate", "idle B/conn"
+    printf "%-16s %12s %10s %10s %10s %14s %14s %12s\n", "proxy", "CPU us/req", "x HAProxy", "req/s", "p99 ms", "p50 ms @rate", "p99 ms @rate", "idle B/conn"
     h = median(v["haproxy", "cpu_us_per_request"])
-    split("veloflux nginx haproxy", order, " ")
-    for (i = 1; i <= 3; i++) {
-      p = order[i]; c = median(v[p, "cpu_us_per_request"])
-      printf "%-9s %12.1f %10.2f %10.0f %10.2f %14.2f %14.2f %12s\n", p, c, c / h, median(v[p, "requests_per_s"]),
+    n = split(order, names, " ")
+    for (i = 1; i <= n; i++) {
+      p = names[i]; c = median(v[p, "cpu_us_per_request"])
+      printf "%-16s %12.1f %10.2f %10.0f %10.2f %14.2f %14.2f %12s\n", p, c, c / h, median(v[p, "requests_per_s"]),
         median(v[p, "wrk_p99_ms"]), median(v[p, "fixed_rate_p50_ms"]), median(v[p, "fixed_rate_p99_ms"]), v[p, "idle_bytes_per_conn"]
     }
   }' "$results"

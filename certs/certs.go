@@ -7,6 +7,7 @@ package certs
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -35,8 +36,8 @@ type Config struct {
 	// Pairs are the certificates, in order of preference for a name several cover; the first
 	// is the default. At least one.
 	Pairs []Pair
-	// PollInterval is how often the files are checked for changes. Default 5s; a check costs
-	// two stat calls per pair.
+	// PollInterval is how often the files are checked for changes. Default 5s; a check reads
+	// and hashes the two files of each pair (a few kilobytes).
 	PollInterval time.Duration
 }
 
@@ -58,10 +59,11 @@ type pairState struct {
 	cert   *tls.Certificate
 }
 
-// stamp tells whether a file changed: size and modification time of both files.
+// stamp tells whether a pair's files changed: a digest of their content. Size and
+// modification time would miss a rewrite of the same size within the file system's timestamp
+// granularity (a few milliseconds), and reading two small files per poll costs little.
 type stamp struct {
-	certSize, keySize int64
-	certMod, keyMod   time.Time
+	cert, key [sha256.Size]byte
 }
 
 // table is the immutable lookup a handshake reads.
@@ -144,13 +146,13 @@ func (s *Store) reloadLocked(all bool) error {
 	changed := false
 	for i := range s.pairs {
 		ps := &s.pairs[i]
-		st, err := stampOf(ps.Pair)
+		certPEM, keyPEM, st, err := read(ps.Pair)
 		if err == nil && !all && st == ps.stamp {
 			continue
 		}
 		var cert *tls.Certificate
 		if err == nil {
-			cert, st, err = load(ps.Pair)
+			cert, err = parse(ps.Pair, certPEM, keyPEM)
 		}
 		if err != nil {
 			// A deploy writes the certificate and the key one after the other, so a poll can
@@ -233,37 +235,43 @@ func (s *Store) publish() {
 	s.table.Store(t)
 }
 
-func stampOf(p Pair) (stamp, error) {
-	ci, err := os.Stat(p.CertFile)
-	if err != nil {
-		return stamp{}, err
+// read reads a pair's files and stamps their content.
+func read(p Pair) (certPEM, keyPEM []byte, st stamp, err error) {
+	if certPEM, err = os.ReadFile(p.CertFile); err != nil {
+		return nil, nil, st, fmt.Errorf("certificate %s: %w", p.CertFile, err)
 	}
-	ki, err := os.Stat(p.KeyFile)
-	if err != nil {
-		return stamp{}, err
+	if keyPEM, err = os.ReadFile(p.KeyFile); err != nil {
+		return nil, nil, st, fmt.Errorf("certificate %s: %w", p.CertFile, err)
 	}
-	return stamp{certSize: ci.Size(), keySize: ki.Size(), certMod: ci.ModTime(), keyMod: ki.ModTime()}, nil
+	return certPEM, keyPEM, stamp{cert: sha256.Sum256(certPEM), key: sha256.Sum256(keyPEM)}, nil
 }
 
 // load reads a pair and checks that the certificate is one a client could accept now.
 func load(p Pair) (*tls.Certificate, stamp, error) {
-	st, err := stampOf(p)
+	certPEM, keyPEM, st, err := read(p)
 	if err != nil {
-		return nil, st, fmt.Errorf("certificate %s: %w", p.CertFile, err)
+		return nil, st, err
 	}
-	cert, err := tls.LoadX509KeyPair(p.CertFile, p.KeyFile)
+	cert, err := parse(p, certPEM, keyPEM)
+	return cert, st, err
+}
+
+// parse makes the certificate of p from its files' content and checks that a client could
+// accept it now.
+func parse(p Pair, certPEM, keyPEM []byte) (*tls.Certificate, error) {
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
-		return nil, st, fmt.Errorf("certificate %s with key %s: %w", p.CertFile, p.KeyFile, err)
+		return nil, fmt.Errorf("certificate %s with key %s: %w", p.CertFile, p.KeyFile, err)
 	}
 	if cert.Leaf == nil {
 		if cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
-			return nil, st, fmt.Errorf("certificate %s: %w", p.CertFile, err)
+			return nil, fmt.Errorf("certificate %s: %w", p.CertFile, err)
 		}
 	}
 	if now := time.Now(); now.After(cert.Leaf.NotAfter) {
-		return nil, st, fmt.Errorf("certificate %s expired at %s", p.CertFile, cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
+		return nil, fmt.Errorf("certificate %s expired at %s", p.CertFile, cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
-	return &cert, st, nil
+	return &cert, nil
 }
 
 func sameLeaf(a, b *tls.Certificate) bool {

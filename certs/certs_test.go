@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,7 +68,7 @@ func writePair(t *testing.T, dir, base string, names ...string) (Pair, int64) {
 	return p, n
 }
 
-// writeFile replaces path atomically, the way deploy tools do, with a new modification time.
+// writeFile replaces path atomically, the way deploy tools do.
 func writeFile(t *testing.T, path string, b []byte) {
 	t.Helper()
 	tmp := path + ".tmp"
@@ -148,42 +149,108 @@ func TestNewRefusesWhatDoesNotLoad(t *testing.T) {
 
 // A changed file is picked up by the poll; a broken one keeps the certificate in use, is
 // counted once, and a fixed one is picked up again.
+//
+// The store counts a pair that fails at two polls in a row with the same files as broken,
+// while one that fails once may be a deploy caught between writing the certificate and the
+// key. The test writes each pair in two steps like such a deploy, so on the wall clock a
+// busy machine could let two polls fall between its writes and count a failure that is not
+// there. It runs in a synctest bubble: the clock moves only while the test waits, so polls
+// see each pair whole, and the broken file the test leaves alone sees poll after poll.
 func TestReloadOnChange(t *testing.T) {
-	dir := t.TempDir()
-	p, s1 := writePair(t, dir, "site", "example.com")
-	reg := prometheus.NewRegistry()
-	st, err := New(Config{Pairs: []Pair{p}, PollInterval: 10 * time.Millisecond}, nil, reg)
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		p, s1 := writePair(t, dir, "site", "example.com")
+		reg := prometheus.NewRegistry()
+		st, err := New(Config{Pairs: []Pair{p}, PollInterval: 10 * time.Millisecond}, nil, reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { defer close(done); _ = st.Run(ctx) }()
+		defer func() { cancel(); <-done }()
+		hello := &tls.ClientHelloInfo{ServerName: "example.com"}
+		current := func() int64 { c, _ := st.GetCertificate(hello); return serialOf(t, c) }
+		failures := func() float64 { return promtest.ToFloat64(st.m.reloads.WithLabelValues("failure")) }
+		if current() != s1 {
+			t.Fatal("not serving the first certificate")
+		}
+
+		_, s2 := writePair(t, dir, "site", "example.com")
+		testutil.Eventually(t, "the new certificate", func() bool { return current() == s2 })
+
+		writeFile(t, p.CertFile, []byte("-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n"))
+		testutil.Eventually(t, "the broken file to be counted", func() bool { return failures() == 1 })
+		// Many more polls of the same broken files.
+		time.Sleep(100 * st.cfg.PollInterval)
+		if n := failures(); n != 1 {
+			t.Fatalf("failures counted %v after 100 more polls, want 1 (once per broken file, not per poll)", n)
+		}
+		if current() != s2 {
+			t.Fatal("a broken file replaced the certificate in use")
+		}
+		_, s3 := writePair(t, dir, "site", "example.com")
+		testutil.Eventually(t, "the fixed certificate", func() bool { return current() == s3 })
+		if n := failures(); n != 1 {
+			t.Fatalf("failures counted %v, want 1", n)
+		}
+		if n := promtest.ToFloat64(st.m.reloads.WithLabelValues("success")); n != 2 {
+			t.Fatalf("reloads counted %v, want 2", n)
+		}
+	})
+}
+
+// A deploy caught half written by one poll is not a failure: the poll after it sees both new
+// files. One that stays half written for two polls is reported, once.
+func TestReloadHalfWrittenPair(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		p, _ := writePair(t, dir, "site", "example.com")
+		st, err := New(Config{Pairs: []Pair{p}, PollInterval: 10 * time.Millisecond}, nil, prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { defer close(done); _ = st.Run(ctx) }()
+		defer func() { cancel(); <-done }()
+		hello := &tls.ClientHelloInfo{ServerName: "example.com"}
+		current := func() int64 { c, _ := st.GetCertificate(hello); return serialOf(t, c) }
+		failures := func() float64 { return promtest.ToFloat64(st.m.reloads.WithLabelValues("failure")) }
+
+		next, s2 := writePair(t, t.TempDir(), "next", "example.com")
+		copyFile(t, next.CertFile, p.CertFile) // the new certificate with the old key
+		time.Sleep(st.cfg.PollInterval)        // one poll sees it
+		synctest.Wait()
+		copyFile(t, next.KeyFile, p.KeyFile)
+		testutil.Eventually(t, "the new pair", func() bool { return current() == s2 })
+		if n := failures(); n != 0 {
+			t.Fatalf("failures counted %v for a pair one poll saw half written, want 0", n)
+		}
+
+		third, s3 := writePair(t, t.TempDir(), "third", "example.com")
+		copyFile(t, third.CertFile, p.CertFile)
+		time.Sleep(2 * st.cfg.PollInterval) // two polls see it
+		synctest.Wait()
+		if n := failures(); n != 1 {
+			t.Fatalf("failures counted %v for a pair two polls saw half written, want 1", n)
+		}
+		copyFile(t, third.KeyFile, p.KeyFile)
+		testutil.Eventually(t, "the third pair", func() bool { return current() == s3 })
+		if n := failures(); n != 1 {
+			t.Fatalf("failures counted %v, want still 1", n)
+		}
+	})
+}
+
+// copyFile replaces dst with src's content, as writeFile does.
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() { defer close(done); _ = st.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	hello := &tls.ClientHelloInfo{ServerName: "example.com"}
-	current := func() int64 { c, _ := st.GetCertificate(hello); return serialOf(t, c) }
-	if current() != s1 {
-		t.Fatal("not serving the first certificate")
-	}
-
-	_, s2 := writePair(t, dir, "site", "example.com")
-	testutil.Eventually(t, "the new certificate", func() bool { return current() == s2 })
-
-	writeFile(t, p.CertFile, []byte("-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n"))
-	testutil.Eventually(t, "the broken file to be counted", func() bool {
-		return promtest.ToFloat64(st.m.reloads.WithLabelValues("failure")) == 1
-	})
-	if current() != s2 {
-		t.Fatal("a broken file replaced the certificate in use")
-	}
-	_, s3 := writePair(t, dir, "site", "example.com")
-	testutil.Eventually(t, "the fixed certificate", func() bool { return current() == s3 })
-	if n := promtest.ToFloat64(st.m.reloads.WithLabelValues("failure")); n != 1 {
-		t.Fatalf("failures counted %v, want 1 (once per broken file, not per poll)", n)
-	}
-	if n := promtest.ToFloat64(st.m.reloads.WithLabelValues("success")); n != 2 {
-		t.Fatalf("reloads counted %v, want 2", n)
-	}
+	writeFile(t, dst, b)
 }
 
 // Reload (SIGHUP) reports a broken pair and keeps its certificate.

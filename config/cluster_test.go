@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/veloflux/veloflux/gossip"
 )
 
 // gossipKey returns the base64 form of an n-byte key, as an operator would write it.
@@ -74,7 +76,7 @@ func TestValidateClusterRejects(t *testing.T) {
 		{"probers 0", func(c *Config) { c.Cluster.Health.Probers = 0 },
 			[]string{"cluster.health.probers: must be between 1 and 16, got 0"}},
 		{"negative observation ttl", func(c *Config) { c.Cluster.Health.ObservationTTL = -time.Second },
-			[]string{"cluster.health.observation_ttl: -1s must not be negative (0 picks it from the interval)"}},
+			[]string{"cluster.health.observation_ttl: must not be negative (0 picks it from the interval), got -1s"}},
 		{"gossip_keys without gossip_key", func(c *Config) { c.Cluster.GossipKeys = []string{gossipKey(16)} },
 			[]string{"cluster.gossip_keys: needs cluster.gossip_key: a node encrypts with gossip_key and only also accepts gossip_keys"}},
 		{"label empty", func(c *Config) { c.Cluster.Label = "" },
@@ -147,7 +149,7 @@ func TestValidateClusterAccepts(t *testing.T) {
 			c.Cluster.BindAddress, c.Cluster.AllowInsecure = "10.0.0.5:7946", true
 		}},
 		{"advertise ipv4 and ipv6", func(c *Config) { c.Cluster.AdvertiseAddress = "[2001:db8::5]:17946" }},
-		{"wan preset", func(c *Config) { c.Cluster.Preset = ClusterPresetWAN }},
+		{"wan preset", func(c *Config) { c.Cluster.Preset = gossip.PresetWAN }},
 		{"name and label at the limit", func(c *Config) {
 			c.Cluster.Name, c.Cluster.Label = "edge-1.eu", "prod_EU-1."+strings.Repeat("x", 54)
 		}},
@@ -233,7 +235,7 @@ cluster:
   tombstone_ttl: 2h
 `, nil, func(c *Cluster) {
 			c.Enabled, c.Name, c.BindAddress, c.AdvertiseAddress = true, "edge-1", "10.0.0.5:7946", "203.0.113.5:7946"
-			c.Preset, c.GossipKey, c.Label = ClusterPresetWAN, key, "prod"
+			c.Preset, c.GossipKey, c.Label = gossip.PresetWAN, key, "prod"
 			c.Seeds = []string{"10.0.0.6:7946", "edge-3.internal:7946"}
 			c.QueueSize, c.PushPullMaxBytes, c.MaxEntriesPerKind, c.TombstoneTTL = 4096, 1<<20, 50000, 2*time.Hour
 		}},

@@ -6,6 +6,11 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/veloflux/veloflux/discovery/consul"
+	"github.com/veloflux/veloflux/gossip"
+	"github.com/veloflux/veloflux/health/consensus"
+	"github.com/veloflux/veloflux/telemetry/tracing"
 )
 
 // DefaultPath is where the config file is read from when VFX_CONFIG is not set.
@@ -48,6 +53,9 @@ type Config struct {
 	// Cluster joins this node to its peers over gossip, so that sessions and backend health
 	// are shared across nodes. It comes before pools because it is node-wide, like geo.
 	Cluster Cluster `koanf:"cluster"`
+	// Tracing exports a span per request and per backend attempt over OTLP. Its keys and
+	// rules are those of tracing.Config.
+	Tracing tracing.Config `koanf:"tracing"`
 	// Pools may be empty: service discovery can provide them later.
 	Pools []Pool `koanf:"pools"`
 	// Routes may be empty: a proxy without routes answers 404.
@@ -83,6 +91,12 @@ type Global struct {
 	// H2C lets clients of the plain listener speak HTTP/2 with prior knowledge (no TLS), for
 	// internal callers such as gRPC clients behind another load balancer. Default false.
 	H2C bool `koanf:"h2c"`
+	// HTTP1FastPath serves HTTP/1.1 on the plain listener with VeloFlux's own connection loop
+	// and sends to http backends with its own pooled client, instead of Go's net/http: less
+	// CPU per request, and idle client connections without a goroutine or buffers. Default
+	// true. Ignored for the plain listener when H2C is on (the TLS listener and HTTP/3 always
+	// use net/http's servers).
+	HTTP1FastPath bool `koanf:"http1_fast_path"`
 	// HealthCheck is the default for every pool; pools override it field by field.
 	HealthCheck HealthCheck `koanf:"health_check"`
 	// Passive is the default outlier ejection of every pool; pools override it field by field.
@@ -93,12 +107,29 @@ type Global struct {
 
 // TLS configures certificates for the HTTPS listener.
 type TLS struct {
-	// AutoCert obtains certificates with ACME into CertDir. Default false.
+	// AutoCert obtains certificates with ACME for the exact hosts that routes (static and
+	// Consul-tagged) send traffic to. Default false. Not with certificate files.
 	AutoCert bool `koanf:"auto_cert"`
 	// ACMEEmail is the ACME account contact. Default "" (no contact).
 	ACMEEmail string `koanf:"acme_email"`
-	// CertDir caches ACME certificates. Default "/etc/veloflux/certs".
+	// CertDir keeps ACME certificates, account keys and locks when Storage is file.
+	// Default "/etc/veloflux/certs". Required with auto_cert.
 	CertDir string `koanf:"cert_dir"`
+	// ACMEDirectory is the directory URL of the ACME server, https. Default Let's Encrypt's
+	// production directory, DefaultACMEDirectory.
+	ACMEDirectory string `koanf:"acme_directory"`
+	// ACMECARoot is a PEM file of CA certificates trusted for the ACME server's own HTTPS,
+	// beside the system roots: for Pebble or a private CA. Default "". A path; validation
+	// does not open it.
+	ACMECARoot string `koanf:"acme_ca_root"`
+	// Storage is where ACME state lives: consul (Consul KV, shared by every node, so a name is
+	// ordered once per cluster) or file (under CertDir, this node's own). Default "" = consul
+	// when discovery.consul.enabled, else file; see Config.ACMEStorage. consul needs
+	// discovery.consul.enabled.
+	Storage string `koanf:"storage"`
+	// StoragePrefix is the Consul KV folder of ACME state with storage consul. Default
+	// "veloflux/acme"; no leading or trailing "/", no spaces or control characters.
+	StoragePrefix string `koanf:"storage_prefix"`
 	// CertFile is a PEM certificate with its chain. Default "". Set together with KeyFile.
 	CertFile string `koanf:"cert_file"`
 	// KeyFile is the PEM private key for CertFile. Default "". It is a path, not a secret.
@@ -113,6 +144,30 @@ type TLS struct {
 	// HSTS is the max-age, in seconds, of the Strict-Transport-Security header added to HTTPS
 	// responses. Default 0 = no header, >= 0.
 	HSTS int `koanf:"hsts"`
+}
+
+// ACME storage kinds accepted in global.tls.storage.
+const (
+	// ACMEStorageConsul keeps ACME state in Consul KV, shared by every node.
+	ACMEStorageConsul = "consul"
+	// ACMEStorageFile keeps ACME state in files under global.tls.cert_dir.
+	ACMEStorageFile = "file"
+)
+
+// DefaultACMEDirectory is Let's Encrypt's production ACME directory.
+const DefaultACMEDirectory = "https://acme-v02.api.letsencrypt.org/directory"
+
+// ACMEStorage is the storage ACME state lives in: global.tls.storage when set, else consul
+// when discovery.consul.enabled, else file.
+func (c *Config) ACMEStorage() string {
+	switch {
+	case c.Global.TLS.Storage != "":
+		return c.Global.TLS.Storage
+	case c.Discovery.Consul.Enabled:
+		return ACMEStorageConsul
+	default:
+		return ACMEStorageFile
+	}
 }
 
 // CertificateFiles is one certificate with its chain and its key, as PEM files.
@@ -354,6 +409,9 @@ type Pool struct {
 	// it removes the protection TLS gives against a network attacker. Default false. Only
 	// valid with protocol https, so that it is never set believing it does something else.
 	TLSSkipVerify bool `koanf:"tls_skip_verify"`
+	// TLS is how the proxy and its health probes verify this pool's backends and present
+	// themselves to them. Only with protocol https. Applied on reload.
+	TLS PoolTLS `koanf:"tls"`
 	// MaxConnsPerBackend is global.limits.max_conns_per_backend for this pool's backends.
 	// Default 0 = the global value, which Load writes in, so consumers read the pool's cap
 	// here; >= 0. Applied on reload.
@@ -366,6 +424,29 @@ type Pool struct {
 	// Backends may be empty: discovery can fill the pool later.
 	Backends []Backend `koanf:"backends"`
 }
+
+// PoolTLS is the client side of TLS towards a pool's backends. Validation does not open the
+// files; cmd loads them on start and on every reload, and keeps the running pools when one
+// does not load.
+type PoolTLS struct {
+	// CAFile is PEM CA certificates that verify the backends instead of the system roots, for
+	// backends with certificates from a private CA. Default "" = the system roots.
+	CAFile string `koanf:"ca_file"`
+	// ServerName is the name sent as SNI and checked in the backends' certificates. Default ""
+	// = the host of each backend's address. A host name or IP address, without port.
+	ServerName string `koanf:"server_name"`
+	// InsecureSkipVerify accepts any backend certificate, as tls_skip_verify does. Default
+	// false. Not with CAFile or ServerName, which it would silently ignore.
+	InsecureSkipVerify bool `koanf:"insecure_skip_verify"`
+	// CertFile is a PEM client certificate with its chain, presented to backends that verify
+	// clients (mutual TLS). Default "". Set together with KeyFile.
+	CertFile string `koanf:"cert_file"`
+	// KeyFile is the PEM private key of CertFile. Default "". A path, not a secret.
+	KeyFile string `koanf:"key_file"`
+}
+
+// IsZero reports whether no key of the pool's tls section is set.
+func (t PoolTLS) IsZero() bool { return t == PoolTLS{} }
 
 // PoolHealthCheck is a pool's effective health check.
 type PoolHealthCheck struct {
@@ -451,88 +532,7 @@ const (
 
 // Discovery holds the service discovery sources. The whole section is read once at startup.
 type Discovery struct {
-	Consul Consul `koanf:"consul"`
-}
-
-// Consul mirrors discovery/consul.Config (defaults included) plus the switches and the
-// registration of VeloFlux itself. config does not import that package, so that validating
-// a file needs no Consul client code; a test in this package keeps the defaults in step.
-type Consul struct {
-	// Enabled turns on the Consul catalog watch. Default false.
-	Enabled bool `koanf:"enabled"`
-	// Address is the agent's HTTP API, host:port. Default "127.0.0.1:8500"; while it is left
-	// at the default, cmd lets CONSUL_HTTP_ADDR replace it.
-	Address string `koanf:"address"`
-	// Scheme is http or https. Default http.
-	Scheme string `koanf:"scheme"`
-	// Token is the ACL token. Default "". Secret: redacted in Redacted copies and never echoed
-	// in error messages. When both it and TokenFile are empty, cmd uses CONSUL_HTTP_TOKEN.
-	Token string `koanf:"token" redact:"true"`
-	// TokenFile is a file holding the token, read at startup. Default "". Not with Token.
-	TokenFile string `koanf:"token_file"`
-	// Datacenter is the local datacenter. Default "" = the agent's own.
-	Datacenter string `koanf:"datacenter"`
-	// Datacenters are other datacenters whose instances join the same pools. Default none.
-	// Distinct, and none of them is Datacenter.
-	Datacenters []string  `koanf:"datacenters"`
-	TLS         ConsulTLS `koanf:"tls"`
-	// TagPrefix starts every VeloFlux service tag. Default "veloflux"; [A-Za-z0-9_-]+.
-	TagPrefix string `koanf:"tag_prefix"`
-	// ExposedByDefault routes services without an enable tag. Default false: services opt in.
-	ExposedByDefault bool `koanf:"exposed_by_default"`
-	// AcceptWarning also routes instances whose checks are warning. Default false.
-	AcceptWarning bool `koanf:"accept_warning"`
-	// WaitTime is the longest a blocking query waits. Default 5m, 1s..10m: Consul caps
-	// blocking queries at 10m anyway.
-	WaitTime time.Duration `koanf:"wait_time"`
-	// Coalesce is how long to wait for more changes before publishing one snapshot for a
-	// burst. Default 50ms, 0..10s; above that a change would wait noticeably long.
-	Coalesce time.Duration `koanf:"coalesce"`
-	// MinBackoff is the first retry delay after a Consul error. Default 250ms, > 0.
-	MinBackoff time.Duration `koanf:"min_backoff"`
-	// MaxBackoff caps the retry delay. Default 30s, >= MinBackoff.
-	MaxBackoff time.Duration  `koanf:"max_backoff"`
-	Register   ConsulRegister `koanf:"register"`
-}
-
-// ConsulTLS is the client TLS setup for an https agent. Validation does not open the files.
-type ConsulTLS struct {
-	// CAFile verifies the agent's certificate. Default "" = the system roots.
-	CAFile string `koanf:"ca_file"`
-	// CertFile is a client certificate, for agents that verify clients. Default "". Set
-	// together with KeyFile.
-	CertFile string `koanf:"cert_file"`
-	// KeyFile is the PEM private key of CertFile. Default "". A path, not a secret.
-	KeyFile string `koanf:"key_file"`
-	// ServerName is the name checked in the agent's certificate. Default "" = the host of
-	// Address.
-	ServerName string `koanf:"server_name"`
-	// InsecureSkipVerify accepts any agent certificate. Default false.
-	InsecureSkipVerify bool `koanf:"insecure_skip_verify"`
-}
-
-// ConsulRegister registers this VeloFlux node as a Consul service with a health check.
-type ConsulRegister struct {
-	// Enabled registers the node. Default false. Needs discovery.consul.enabled, since the
-	// registration uses that connection.
-	Enabled bool `koanf:"enabled"`
-	// Name is the Consul service name. Default "veloflux"; [A-Za-z0-9-]+ so that it is a
-	// valid DNS label in Consul DNS.
-	Name string `koanf:"name"`
-	// ID is the service instance ID. Default "" = chosen by cmd. No "/", spaces or control
-	// characters: it goes into the deregistration URL path.
-	ID string `koanf:"id"`
-	// Address is the advertised host or IP, without port. Default "" = the agent's node
-	// address.
-	Address string `koanf:"address"`
-	// Tags are added to the registration. Default none. Non-empty, no control characters.
-	Tags []string `koanf:"tags"`
-	// CheckInterval is how often Consul checks the node. Default 5s, > 0.
-	CheckInterval time.Duration `koanf:"check_interval"`
-	// DeregisterCriticalAfter removes the registration once its check has been critical this
-	// long, so a crashed node does not linger in the catalog. Default 1m, >= 1m: Consul
-	// silently raises shorter values to 1m, so accepting them would promise what never happens.
-	DeregisterCriticalAfter time.Duration `koanf:"deregister_critical_after"`
+	Consul consul.Config `koanf:"consul"`
 }
 
 // Geo configures client geolocation. The whole section is read once at startup; the
@@ -581,90 +581,14 @@ type GeoRegion struct {
 	RedirectHost string `koanf:"redirect_host"`
 }
 
-// Cluster preset names accepted in cluster.preset. They must match the gossip package's
-// presets; config does not import gossip so that validating a file needs no memberlist code.
-const (
-	// ClusterPresetLAN suits nodes in one datacenter: fast probes, quick failure detection.
-	ClusterPresetLAN = "lan"
-	// ClusterPresetWAN suits nodes across datacenters: slower probes, more tolerance of latency.
-	ClusterPresetWAN = "wan"
-)
-
-// Cluster mirrors gossip.Config and gossip.StoreConfig (defaults included) in the file's terms:
-// addresses are host:port and the key is base64. The whole section is read once at startup.
+// Cluster joins this node to its peers over gossip, so that sessions and backend health are
+// shared across nodes: gossip.Config's keys, then the consensus of shared health checking
+// (docs/health.md). The whole section is read once at startup, except the keys (rotation).
 type Cluster struct {
-	// Enabled starts the gossip layer. Default false: a single node shares nothing.
-	Enabled bool `koanf:"enabled"`
-	// Name is this node's name, unique in the cluster. Default "" = the host name, chosen by
-	// cmd. No spaces or control characters.
-	Name string `koanf:"name"`
-	// BindAddress is where gossip listens, UDP and TCP, as ip:port. Default "127.0.0.1:7946",
-	// so that an unconfigured node never talks to the network. Required when Enabled. The host
-	// must be an IP address because memberlist binds an address, not a name; port 0 picks a free
-	// port, which tests use.
-	BindAddress string `koanf:"bind_address"`
-	// AdvertiseAddress is the ip:port peers reach this node at, for NAT and containers.
-	// Default "" = BindAddress.
-	AdvertiseAddress string `koanf:"advertise_address"`
-	// Preset is lan or wan (the ClusterPreset* constants). Default lan. Case-insensitive,
-	// stored lower-case.
-	Preset string `koanf:"preset"`
-	// GossipKey is the base64 (standard encoding) of one AES key of 16, 24 or 32 bytes that
-	// encrypts and authenticates gossip. Default "" = clear text, allowed only on loopback
-	// unless AllowInsecure. Secret: redacted in Redacted copies and never echoed in errors.
-	GossipKey string `koanf:"gossip_key" redact:"true"`
-	// GossipKeys are more keys, in the same form, that this node accepts but does not encrypt
-	// with: the staging area of a key rotation. gossip_key and gossip_keys are applied on
-	// reload, without a restart (see docs/clustering.md#key-rotation). Default none; needs
-	// gossip_key. Secret like gossip_key.
-	GossipKeys []string `koanf:"gossip_keys" redact:"true"`
-	// Label is stamped on every packet so that two clusters sharing a network never merge.
-	// Default "veloflux"; [A-Za-z0-9._-], 1..64 characters.
-	Label string `koanf:"label"`
-	// AllowInsecure permits a non-loopback BindAddress without GossipKey. Default false:
-	// without a key, anyone who reaches the port can write sessions and health state.
-	AllowInsecure bool `koanf:"allow_insecure"`
-	// Seeds are host:port addresses of existing members to join. Default none = this node
-	// starts a new cluster.
-	Seeds []string `koanf:"seeds"`
-	// JoinConsul also finds peers among the nodes registered in Consul. Default false. Needs
-	// discovery.consul.register.enabled, because the peers are found through that registration.
-	JoinConsul bool `koanf:"join_consul"`
-	// QueueSize bounds the incoming gossip message queue; overflow is dropped and counted.
-	// Default 1024 messages, 1..1000000.
-	QueueSize int `koanf:"queue_size"`
-	// PushPullMaxBytes caps a push/pull payload received from a peer. A push/pull carries a
-	// digest (a few KiB); the entries that differ follow apart. Default 1048576 (1 MiB),
-	// 1024..16777216: memberlist refuses states above 20 MiB from its peers.
-	PushPullMaxBytes int `koanf:"push_pull_max_bytes"`
-	// MaxEntriesPerKind caps each kind of shared state (sessions, health), tombstones
-	// included, which bounds memory. Default 1000000 entries (about 230 bytes each), 1..10000000.
-	// The session table holds only sessions that moved off a failed or drained backend.
-	MaxEntriesPerKind int `koanf:"max_entries_per_kind"`
-	// TombstoneTTL is how long a delete is remembered so that a late copy cannot revive the
-	// entry. Default 1h, > 0.
-	TombstoneTTL time.Duration `koanf:"tombstone_ttl"`
-	// ReconnectInterval is how often the node tries to rejoin members that left or were
-	// declared dead (and its seeds when it is alone): how the two sides of a healed partition
-	// find each other. Default 10s, > 0.
-	ReconnectInterval time.Duration `koanf:"reconnect_interval"`
-	// ReconnectTimeout is how long a departed member is remembered, shown and retried.
-	// Default 6h, > 0.
-	ReconnectTimeout time.Duration `koanf:"reconnect_timeout"`
+	gossip.Config `koanf:",squash"`
 	// Health shares active health checking across the nodes: each backend is probed by a few
-	// of them and the verdict is their consensus (docs/health.md).
-	Health ClusterHealth `koanf:"health"`
-}
-
-// ClusterHealth mirrors the settings of consensus.Config (health/consensus) that are worth a key.
-type ClusterHealth struct {
-	// Probers is how many nodes probe each backend (k); a backend is down when a strict
-	// majority of them say so. Default 2, 1..16.
-	Probers int `koanf:"probers"`
-	// ObservationTTL is how long a node's observation of a backend counts unless rewritten
-	// (at half of it). Default 0 = max(10 × the backend's interval, 60s); a set value is
-	// raised to 4 × the interval.
-	ObservationTTL time.Duration `koanf:"observation_ttl"`
+	// of them and the verdict is their consensus.
+	Health consensus.Config `koanf:"health"`
 }
 
 // Default returns a Config with every default and no pools or routes. It is valid.
@@ -679,9 +603,12 @@ func Default() *Config {
 			AccessLog:      true,
 			DrainTimeout:   30 * time.Second,
 			TLS: TLS{
-				CertDir: "/etc/veloflux/certs",
+				CertDir:       "/etc/veloflux/certs",
+				ACMEDirectory: DefaultACMEDirectory,
+				StoragePrefix: "veloflux/acme",
 			},
-			HTTP3: true,
+			HTTP3:         true,
+			HTTP1FastPath: true,
 			HealthCheck: HealthCheck{
 				Interval:     10 * time.Second,
 				Timeout:      5 * time.Second,
@@ -733,37 +660,12 @@ func Default() *Config {
 			MaxClients: 100000,
 			IPv6Prefix: 64,
 		},
-		Discovery: Discovery{
-			Consul: Consul{
-				Address:    "127.0.0.1:8500",
-				Scheme:     "http",
-				TagPrefix:  "veloflux",
-				WaitTime:   5 * time.Minute,
-				Coalesce:   50 * time.Millisecond,
-				MinBackoff: 250 * time.Millisecond,
-				MaxBackoff: 30 * time.Second,
-				Register: ConsulRegister{
-					Name:                    "veloflux",
-					CheckInterval:           5 * time.Second,
-					DeregisterCriticalAfter: time.Minute,
-				},
-			},
-		},
+		Discovery: Discovery{Consul: consul.DefaultConfig()},
 		Geo: Geo{
 			CacheSize: 65536,
 		},
-		Cluster: Cluster{
-			BindAddress:       "127.0.0.1:7946",
-			Preset:            ClusterPresetLAN,
-			Label:             "veloflux",
-			QueueSize:         1024,
-			PushPullMaxBytes:  1 << 20,
-			MaxEntriesPerKind: 1_000_000,
-			TombstoneTTL:      time.Hour,
-			ReconnectInterval: 10 * time.Second,
-			ReconnectTimeout:  6 * time.Hour,
-			Health:            ClusterHealth{Probers: 2},
-		},
+		Cluster: Cluster{Config: gossip.DefaultConfig(), Health: consensus.DefaultConfig()},
+		Tracing: tracing.DefaultConfig(),
 	}
 }
 

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/veloflux/veloflux/discovery/consul"
+	"github.com/veloflux/veloflux/gossip"
 )
 
 func TestDefault(t *testing.T) {
@@ -70,7 +73,7 @@ func TestDefault(t *testing.T) {
 		{"discovery.consul.token_file", c.Discovery.Consul.TokenFile, ""},
 		{"discovery.consul.datacenter", c.Discovery.Consul.Datacenter, ""},
 		{"discovery.consul.datacenters", len(c.Discovery.Consul.Datacenters), 0},
-		{"discovery.consul.tls", c.Discovery.Consul.TLS, ConsulTLS{}},
+		{"discovery.consul.tls", c.Discovery.Consul.TLS, consul.TLSConfig{}},
 		{"discovery.consul.tag_prefix", c.Discovery.Consul.TagPrefix, "veloflux"},
 		{"discovery.consul.exposed_by_default", c.Discovery.Consul.ExposedByDefault, false},
 		{"discovery.consul.accept_warning", c.Discovery.Consul.AcceptWarning, false},
@@ -300,25 +303,35 @@ func TestRedacted(t *testing.T) {
 
 // TestSchemaKinds pins what the decoder, Redacted's deep copy and the docs test can handle:
 // a new field of another kind (a pointer, a map of anything but strings) must extend them
-// first.
+// first. Every exported field of a section is a key, a squashed section, or tagged "-" as set
+// by the program.
 func TestSchemaKinds(t *testing.T) {
 	var walk func(t *testing.T, path string, typ reflect.Type)
 	walk = func(t *testing.T, path string, typ reflect.Type) {
-		seen := make(map[string]bool)
 		for i := range typ.NumField() {
 			f := typ.Field(i)
-			key := f.Tag.Get("koanf")
+			switch tag := f.Tag.Get("koanf"); {
+			case !f.IsExported() || tag == "-":
+			case tag == ",squash":
+				if f.Type.Kind() != reflect.Struct {
+					t.Errorf("%s.%s: only a struct can be squashed", typ, f.Name)
+				}
+			case tag == "" || keyPath("", tag) != tag:
+				t.Errorf("%s.%s: koanf tag %q is not a plain key", typ, f.Name, tag)
+			}
+		}
+		seen := make(map[string]bool)
+		for _, sf := range keysOf(typ) {
+			f, key := sf.field, sf.key
 			p := keyPath(path, key)
-			switch {
-			case key == "" || keyPath("", key) != key:
-				t.Errorf("%s.%s: koanf tag %q is not a plain key", typ, f.Name, key)
-			case seen[key]:
+			if seen[key] {
 				t.Errorf("%s: duplicate koanf tag %q", typ, key)
 			}
 			seen[key] = true
 			if f.Tag.Get("redact") != "" && f.Type.Kind() != reflect.String &&
-				(f.Type.Kind() != reflect.Slice || f.Type.Elem().Kind() != reflect.String) {
-				t.Errorf("%s: only strings and lists of strings can be redacted", p)
+				(f.Type.Kind() != reflect.Slice || f.Type.Elem().Kind() != reflect.String) &&
+				f.Type != reflect.TypeFor[map[string]string]() {
+				t.Errorf("%s: only strings, lists of strings and string maps can be redacted", p)
 			}
 			ft := f.Type
 			if ft.Kind() == reflect.Slice {
@@ -403,7 +416,7 @@ func TestRestartNeeded(t *testing.T) {
 		}, nil},
 		{"cluster membership", func(c *Config) {
 			c.Cluster.Name = "edge-2"
-			c.Cluster.Preset = ClusterPresetWAN
+			c.Cluster.Preset = gossip.PresetWAN
 			c.Cluster.Label = "prod"
 			c.Cluster.AllowInsecure = true
 			c.Cluster.Seeds = []string{"10.0.0.6:7946"}

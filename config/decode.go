@@ -27,6 +27,7 @@ type decoder struct {
 type envValue struct {
 	Var   string
 	Value string
+	key   string // the key path Var names; set by applyEnv
 }
 
 func newDecoder() *decoder { return &decoder{explicit: make(map[string]bool)} }
@@ -98,16 +99,16 @@ func (d *decoder) decodeStruct(path string, src any, dst reflect.Value) {
 	slices.Sort(keys)
 	for _, k := range keys {
 		p := keyPath(path, k)
-		i, ok := fieldIndex(dst.Type(), k)
+		f, _, ok := lookupKey(dst.Type(), k)
 		if !ok {
 			d.fail(p, nil, "unknown key")
 			continue
 		}
-		if dst.Type().Field(i).Tag.Get("redact") == "true" {
-			d.decodeSecret(p, m[k], dst.Field(i))
+		if f.isSecret() {
+			d.decodeSecret(p, m[k], dst.FieldByIndex(f.index))
 			continue
 		}
-		d.decode(p, m[k], dst.Field(i))
+		d.decode(p, m[k], dst.FieldByIndex(f.index))
 	}
 }
 
@@ -115,6 +116,10 @@ func (d *decoder) decodeStruct(path string, src any, dst reflect.Value) {
 // of the wrong type is reported by its type alone: a mistyped secret is still the secret, and
 // problems end up in logs and on terminals.
 func (d *decoder) decodeSecret(path string, src any, dst reflect.Value) {
+	if dst.Kind() == reflect.Map {
+		d.decodeSecretMap(path, src, dst)
+		return
+	}
 	if dst.Kind() == reflect.Slice {
 		d.decodeSecretList(path, src, dst)
 		return
@@ -130,6 +135,36 @@ func (d *decoder) decodeSecret(path string, src any, dst reflect.Value) {
 		d.fail(path, nil, "expected a string, got %s (quote the value to make it text; the value is not shown because the key is secret)", kindOf(src))
 	}
 	d.explicit[path] = true
+}
+
+// decodeSecretMap decodes a mapping whose values are secrets (tracing.headers) as decodeMap
+// does, each value as decodeSecret does; the keys are names and are shown in problems.
+func (d *decoder) decodeSecretMap(path string, src any, dst reflect.Value) {
+	m, ok := asMap(src)
+	if !ok {
+		d.fail(path, nil, "expected a mapping, got %s", kindOf(src))
+		return
+	}
+	d.explicit[path] = true
+	if len(m) == 0 {
+		dst.SetZero()
+		return
+	}
+	out := make(map[string]string, len(m))
+	for k, item := range m {
+		p := path + "[" + strconv.Quote(k) + "]"
+		if item == nil {
+			d.fail(p, nil, "missing value")
+			continue
+		}
+		before := len(d.errs)
+		var v string
+		d.decodeSecret(p, item, reflect.ValueOf(&v).Elem())
+		if len(d.errs) == before {
+			out[k] = v
+		}
+	}
+	dst.Set(reflect.ValueOf(out))
 }
 
 // decodeSecretList decodes a list of secrets, each element as decodeSecret does. From the
@@ -407,16 +442,6 @@ func asMap(src any) (map[string]any, bool) {
 		return out, true
 	}
 	return nil, false
-}
-
-// fieldIndex finds the struct field whose koanf tag is key.
-func fieldIndex(t reflect.Type, key string) (int, bool) {
-	for i := range t.NumField() {
-		if t.Field(i).Tag.Get("koanf") == key {
-			return i, true
-		}
-	}
-	return 0, false
 }
 
 // keyPath appends key to path. Keys that could not be schema keys are quoted so that a path

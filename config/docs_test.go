@@ -6,7 +6,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 )
 
 // The reference in docs/configuration.md is checked against the code: every key is documented,
@@ -28,15 +27,14 @@ func TestDocsListEveryKey(t *testing.T) {
 	last, lastKey := -1, ""
 	var walk func(path string, typ reflect.Type)
 	walk = func(path string, typ reflect.Type) {
-		for i := range typ.NumField() {
-			f := typ.Field(i)
-			p := keyPath(path, f.Tag.Get("koanf"))
-			ft := f.Type
-			if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct && ft.Elem().NumField() > 0 && ft.Elem().Field(0).Tag.Get("koanf") != "" {
+		for _, f := range keysOf(typ) {
+			p := keyPath(path, f.key)
+			ft := f.field.Type
+			if ft.Kind() == reflect.Slice && isSection(ft.Elem()) {
 				walk(p+"[]", ft.Elem())
 				continue
 			}
-			if ft.Kind() == reflect.Struct && ft != reflect.TypeFor[time.Duration]() && ft.NumField() > 0 && ft.Field(0).Tag.Get("koanf") != "" {
+			if isSection(ft) {
 				walk(p, ft)
 				continue
 			}

@@ -7,35 +7,18 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/veloflux/veloflux/internal/fielderr"
 )
 
 // FieldError is one problem in the configuration, located by its key path
-// ("pools[1].backends[0].address"). A problem that comes from an environment variable naming
-// no key has the variable's name as Path.
-type FieldError struct {
-	Path string
-	Msg  string
-}
-
-func (e FieldError) Error() string {
-	if e.Path == "" {
-		return e.Msg
-	}
-	return e.Path + ": " + e.Msg
-}
+// ("pools[1].backends[0].address").
+type FieldError = fielderr.FieldError
 
 // Errors is every problem found in one configuration, in the order the keys appear in the
 // schema (the order of docs/configuration.md); environment variables naming unknown keys come
 // last. Use errors.As to get it from the error Load returns.
-type Errors []FieldError
-
-func (e Errors) Error() string {
-	lines := make([]string, len(e))
-	for i, fe := range e {
-		lines[i] = fe.Error()
-	}
-	return strings.Join(lines, "\n")
-}
+type Errors = fielderr.Errors
 
 // sortErrors orders errs by schema position. The sort is stable so that several messages for
 // one key keep the order they were found in.
@@ -109,9 +92,9 @@ func pathOrder(path string) []orderPart {
 		}
 		seg, path = path[:end], path[end:]
 		if t != nil && t.Kind() == reflect.Struct {
-			if i, ok := fieldIndex(t, seg); ok {
+			if f, i, ok := lookupKey(t, seg); ok {
 				parts = append(parts, orderPart{rank: i})
-				t = t.Field(i).Type
+				t = f.field.Type
 				continue
 			}
 		}

@@ -6,15 +6,15 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net/netip"
 	"os"
 	"reflect"
 	"slices"
 	"strings"
 
-	kyaml "github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/confmap"
 	env "github.com/knadh/koanf/providers/env/v2"
-	"github.com/knadh/koanf/providers/rawbytes"
 	"github.com/knadh/koanf/v2"
 	"go.yaml.in/yaml/v3"
 )
@@ -145,9 +145,9 @@ func Parse(yamlBytes []byte, environ []string) (*Config, error) {
 	return cfg, nil
 }
 
-// parseYAML decodes the single document in b; nil means an empty file. A second document is
-// an error instead of being ignored, since a config silently missing half its pools is worse
-// than one that does not load.
+// parseYAML decodes the single document in b, the only parse of the file; nil means an empty
+// file. A second document is an error instead of being ignored, since a config silently
+// missing half its pools is worse than one that does not load.
 func parseYAML(b []byte) (any, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	var doc any
@@ -161,7 +161,7 @@ func parseYAML(b []byte) (any, error) {
 		var extra any
 		err := dec.Decode(&extra)
 		if errors.Is(err, io.EOF) {
-			return loadMapping(b, doc)
+			return loadMapping(doc)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("parse YAML: %w", err)
@@ -177,46 +177,49 @@ func parseYAML(b []byte) (any, error) {
 // name every problem by its real key path.
 const koanfDelim = "\x00"
 
-// loadMapping loads a file whose single document is a mapping through koanf and returns its
-// tree; any other document is returned as it is, for the decoder to reject with its path.
-func loadMapping(b []byte, doc any) (any, error) {
-	if _, ok := doc.(map[string]any); !ok {
+// loadMapping makes a document that is a mapping the file layer of koanf and returns its tree;
+// any other document is returned as it is, for the decoder to reject with its path.
+func loadMapping(doc any) (any, error) {
+	m, ok := doc.(map[string]any)
+	if !ok {
 		return doc, nil
 	}
 	k := koanf.New(koanfDelim)
-	if err := k.Load(rawbytes.Provider(b), kyaml.Parser()); err != nil {
-		return nil, fmt.Errorf("parse YAML: %w", err)
+	if err := k.Load(confmap.Provider(m, ""), nil); err != nil {
+		return nil, fmt.Errorf("load YAML: %w", err)
 	}
 	return k.Raw(), nil
 }
 
-// applyEnv applies the VFX_* variables: generic ones in name order, then the aliases.
+// applyEnv applies the VFX_* variables: the generic VFX_SECTION__KEY layer, then the aliases,
+// which therefore win. koanf's env provider turns each variable name into its key path; the
+// value keeps the variable's name, so that a problem names the variable to fix.
 func (d *decoder) applyEnv(root reflect.Value, environ []string) error {
-	vars, err := env.Provider("", env.Opt{
-		Prefix:      envPrefix,
-		EnvironFunc: func() []string { return environ },
-	}).Read()
-	if err != nil {
-		return fmt.Errorf("read environment: %w", err)
-	}
-	names := make([]string, 0, len(vars))
-	for name := range vars {
-		if name != envConfigVar {
-			names = append(names, name)
-		}
-	}
-	slices.Sort(names)
 	for _, aliases := range []bool{false, true} {
-		for _, name := range names {
-			key, isAlias := envAlias(name)
-			if isAlias != aliases {
-				continue
-			}
-			if !isAlias {
-				key = strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, envPrefix), envNestSep, "."))
-			}
-			value, _ := vars[name].(string)
-			d.applyEnvVar(root, name, key, value)
+		vars, err := env.Provider("", env.Opt{
+			Prefix:      envPrefix,
+			EnvironFunc: func() []string { return environ },
+			TransformFunc: func(name, value string) (string, any) {
+				key, isAlias := envAlias(name)
+				switch {
+				case name == envConfigVar || isAlias != aliases:
+					return "", nil // not this layer's
+				case !isAlias:
+					key = strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, envPrefix), envNestSep, "."))
+				}
+				if key == "" {
+					// VFX_ alone names no key; kept under its name so that it is reported.
+					return name, envValue{Var: name, Value: value}
+				}
+				return key, envValue{Var: name, Value: value, key: key}
+			},
+		}).Read()
+		if err != nil {
+			return fmt.Errorf("read environment: %w", err)
+		}
+		for _, key := range slices.Sorted(maps.Keys(vars)) {
+			ev := vars[key].(envValue)
+			d.applyEnvVar(root, ev.Var, ev.key, ev.Value)
 		}
 	}
 	return nil
@@ -232,12 +235,12 @@ func (d *decoder) applyEnvVar(root reflect.Value, name, key, value string) {
 			d.fail(name, nil, "unknown key %q", key)
 			return
 		}
-		i, ok := fieldIndex(v.Type(), seg)
+		f, _, ok := lookupKey(v.Type(), seg)
 		if !ok {
 			d.fail(name, nil, "unknown key %q", key)
 			return
 		}
-		v, path = v.Field(i), keyPath(path, seg)
+		v, path = v.FieldByIndex(f.index), keyPath(path, seg)
 		if v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Struct && v.Type().Elem() != reflect.TypeFor[netip.Prefix]() {
 			d.fail(name, nil, "%s is a list of sections, which cannot be set from the environment", path)
 			return

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/veloflux/veloflux/discovery/consul"
 )
 
 // minimal is the smallest useful file; cases append to it.
@@ -159,13 +161,13 @@ routes:
 		{"float", c.RateLimit.RequestsPerSecond, 2.5},
 		{"rule bare ip", c.RateLimit.Rules[0].CIDR, netip.MustParsePrefix("10.0.0.7/32")},
 		{"rule exempt", c.RateLimit.Rules[0].Exempt, true},
-		{"consul section", c.Discovery.Consul, Consul{
+		{"consul section", c.Discovery.Consul, consul.Config{
 			Enabled: true, Address: "consul.service:8501", Scheme: "https", TokenFile: "/run/secrets/consul-token",
 			Datacenter: "dc1", Datacenters: []string{"dc2", "dc3"},
-			TLS:       ConsulTLS{CAFile: "/ca.pem", CertFile: "/c.pem", KeyFile: "/k.pem", ServerName: "consul.dc1", InsecureSkipVerify: true},
+			TLS:       consul.TLSConfig{CAFile: "/ca.pem", CertFile: "/c.pem", KeyFile: "/k.pem", ServerName: "consul.dc1", InsecureSkipVerify: true},
 			TagPrefix: "edge", ExposedByDefault: true, AcceptWarning: true,
 			WaitTime: 2 * time.Minute, Coalesce: 0, MinBackoff: time.Second, MaxBackoff: time.Minute,
-			Register: ConsulRegister{
+			Register: consul.RegisterConfig{
 				Name: "edge-lb", ID: "edge-lb-1", Address: "10.0.0.5", Tags: []string{"edge", "v2"},
 				CheckInterval: 10 * time.Second, DeregisterCriticalAfter: 5 * time.Minute,
 			},

@@ -10,7 +10,7 @@ const redactedText = "REDACTED"
 
 // Redacted returns a deep copy of c that is safe to log or serve from the admin API: every
 // non-empty field tagged redact:"true" (sticky.secret, discovery.consul.token,
-// cluster.gossip_key) reads "REDACTED". Tagging is what marks a field secret, so a secret added
+// cluster.gossip_key, the values of tracing.headers) reads "REDACTED". Tagging is what marks a field secret, so a secret added
 // later is covered by adding the tag.
 func (c *Config) Redacted() *Config {
 	if c == nil {
@@ -38,6 +38,13 @@ func redact(v reflect.Value) {
 				switch {
 				case fv.Kind() == reflect.String && fv.String() != "":
 					fv.SetString(redactedText)
+				case fv.Kind() == reflect.Map && fv.Len() > 0:
+					// Keys name things (header names); values are the secrets.
+					hidden := make(map[string]string, fv.Len())
+					for k := range fv.Interface().(map[string]string) {
+						hidden[k] = redactedText
+					}
+					fv.Set(reflect.ValueOf(hidden))
 				case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.String && fv.Len() > 0:
 					hidden := reflect.MakeSlice(fv.Type(), fv.Len(), fv.Len())
 					for i := range fv.Len() {

@@ -17,10 +17,10 @@ func (c *Config) RestartNeeded(next *Config) []string {
 	// timeouts, limits and TLS configure are built, once.
 	for _, key := range []string{
 		"bind_address", "tls_bind_address", "metrics_address", "admin_address",
-		"drain_timeout", "tls", "timeouts", "limits",
+		"drain_timeout", "tls", "timeouts", "limits", "http1_fast_path",
 	} {
-		i, _ := fieldIndex(old.Type(), key)
-		diffPaths(keyPath("global", key), old.Field(i), nw.Field(i), &out)
+		f, _, _ := lookupKey(old.Type(), key)
+		diffPaths(keyPath("global", key), old.FieldByIndex(f.index), nw.FieldByIndex(f.index), &out)
 	}
 	// cmd starts the Consul watch and the registration once, with this section; restarting
 	// them on reload would drop the blocking-query state and briefly deregister the node.
@@ -38,14 +38,16 @@ func (c *Config) RestartNeeded(next *Config) []string {
 	oldC.GossipKey, oldC.GossipKeys = "", nil
 	newC.GossipKey, newC.GossipKeys = "", nil
 	diffPaths("cluster", reflect.ValueOf(oldC), reflect.ValueOf(newC), &out)
+	// cmd builds the tracer provider and its exporter once and hands it to the proxy.
+	diffPaths("tracing", reflect.ValueOf(c.Tracing), reflect.ValueOf(next.Tracing), &out)
 	return out
 }
 
 // diffPaths appends the leaf key paths under path whose values differ.
 func diffPaths(path string, a, b reflect.Value, out *[]string) {
-	if a.Kind() == reflect.Struct && a.Type().NumField() > 0 && a.Type().Field(0).Tag.Get("koanf") != "" {
-		for i := range a.NumField() {
-			diffPaths(keyPath(path, a.Type().Field(i).Tag.Get("koanf")), a.Field(i), b.Field(i), out)
+	if isSection(a.Type()) {
+		for _, f := range keysOf(a.Type()) {
+			diffPaths(keyPath(path, f.key), a.FieldByIndex(f.index), b.FieldByIndex(f.index), out)
 		}
 		return
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/veloflux/veloflux/discovery/consul"
 )
 
 // validBase is a small valid config that each validation case breaks in exactly one way.
@@ -143,6 +145,63 @@ func TestValidateRejects(t *testing.T) {
 			c.Global.TLS.AutoCert = true
 			c.Global.TLS.ACMEEmail = "Ops <ops@example.com>"
 		}, []string{`global.tls.acme_email: invalid email address "Ops <ops@example.com>"`}},
+		{"acme_directory not https", func(c *Config) {
+			c.Global.TLSBindAddress = ":443"
+			c.Global.TLS.AutoCert = true
+			c.Global.TLS.ACMEDirectory = "http://acme.example/dir"
+		}, []string{`global.tls.acme_directory: must be an https URL such as https://acme-v02.api.letsencrypt.org/directory, got "http://acme.example/dir"`}},
+		{"acme storage unknown", func(c *Config) {
+			c.Global.TLSBindAddress = ":443"
+			c.Global.TLS.AutoCert = true
+			c.Global.TLS.Storage = "redis"
+		}, []string{`global.tls.storage: must be one of consul, file; got "redis"`}},
+		{"acme storage consul without consul", func(c *Config) {
+			c.Global.TLSBindAddress = ":443"
+			c.Global.TLS.AutoCert = true
+			c.Global.TLS.Storage = ACMEStorageConsul
+		}, []string{"global.tls.storage: consul needs discovery.consul.enabled: the ACME state lives in that Consul"}},
+		{"acme storage prefix with slashes", func(c *Config) {
+			c.Global.TLSBindAddress = ":443"
+			c.Global.TLS.AutoCert = true
+			c.Discovery.Consul.Enabled = true
+			c.Global.TLS.StoragePrefix = "/veloflux/acme/"
+		}, []string{`global.tls.storage_prefix: must not start or end with "/", got "/veloflux/acme/"`}},
+		{"acme storage prefix empty", func(c *Config) {
+			c.Global.TLSBindAddress = ":443"
+			c.Global.TLS.AutoCert = true
+			c.Global.TLS.Storage = ACMEStorageConsul
+			c.Discovery.Consul.Enabled = true
+			c.Global.TLS.StoragePrefix = ""
+		}, []string{"global.tls.storage_prefix: required with storage consul"}},
+		{"acme wildcard route", func(c *Config) {
+			c.Global.TLSBindAddress = ":443"
+			c.Global.TLS.AutoCert = true
+			c.Routes = append(c.Routes, Route{Host: "*.example.com", Pool: "web", Geo: GeoOff})
+		}, []string{`routes[1].host: wildcard host "*.example.com" with global.tls.auto_cert: ACME issues wildcard certificates only over DNS-01, which needs a DNS provider VeloFlux does not have; list the names, or serve this host from certificate files`}},
+		{"pool tls without https", func(c *Config) {
+			c.Pools[0].TLS.CAFile = "ca.pem"
+		}, []string{`pools[0].tls: only applies to protocol https, got protocol "http"`}},
+		{"pool tls half a client certificate", func(c *Config) {
+			c.Pools[0].Protocol = ProtocolHTTPS
+			c.Pools[0].TLS.CertFile = "client.pem"
+		}, []string{"pools[0].tls.key_file: required when cert_file is set"}},
+		{"pool tls key without certificate", func(c *Config) {
+			c.Pools[0].Protocol = ProtocolHTTPS
+			c.Pools[0].TLS.KeyFile = "client.key"
+		}, []string{"pools[0].tls.cert_file: required when key_file is set"}},
+		{"pool tls bad server name", func(c *Config) {
+			c.Pools[0].Protocol = ProtocolHTTPS
+			c.Pools[0].TLS.ServerName = "api.internal:443"
+		}, []string{`pools[0].tls.server_name: must be a host name or IP address without a port, got "api.internal:443"`}},
+		{"pool tls skip verify with a CA", func(c *Config) {
+			c.Pools[0].Protocol = ProtocolHTTPS
+			c.Pools[0].TLS.CAFile = "ca.pem"
+			c.Pools[0].TLS.InsecureSkipVerify = true
+			c.Pools[0].TLSSkipVerify = true
+		}, []string{
+			"pools[0].tls_skip_verify: cannot be combined with tls.ca_file or tls.server_name, which only matter when certificates are verified",
+			"pools[0].tls.insecure_skip_verify: cannot be combined with tls.ca_file or tls.server_name, which only matter when certificates are verified",
+		}},
 		{"tls listener without certificates", func(c *Config) { c.Global.TLSBindAddress = ":443" },
 			[]string{"global.tls_bind_address: needs certificates: set global.tls.cert_file and key_file (or global.tls.certificates), or global.tls.auto_cert"}},
 		{"certificate list entry without files", func(c *Config) {
@@ -698,6 +757,29 @@ func TestValidateRejects(t *testing.T) {
 	}
 }
 
+func TestACMEStorage(t *testing.T) {
+	tests := []struct {
+		name    string
+		storage string
+		consul  bool
+		want    string
+	}{
+		{"file without consul", "", false, ACMEStorageFile},
+		{"consul when discovery uses it", "", true, ACMEStorageConsul},
+		{"file chosen beside consul", ACMEStorageFile, true, ACMEStorageFile},
+		{"consul chosen", ACMEStorageConsul, true, ACMEStorageConsul},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			c.Global.TLS.Storage, c.Discovery.Consul.Enabled = tt.storage, tt.consul
+			if got := c.ACMEStorage(); got != tt.want {
+				t.Errorf("ACMEStorage() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestValidateAccepts(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -721,6 +803,25 @@ func TestValidateAccepts(t *testing.T) {
 			c.Global.TLSBindAddress = ":443"
 			c.Global.TLS.AutoCert = true
 			c.Global.TLS.ACMEEmail = "ops@example.com"
+		}},
+		{"auto_cert with consul storage and a private CA", func(c *Config) {
+			c.Global.TLSBindAddress = ":443"
+			c.Global.TLS.AutoCert = true
+			c.Discovery.Consul.Enabled = true
+			c.Global.TLS.Storage = ACMEStorageConsul
+			c.Global.TLS.ACMEDirectory = "https://127.0.0.1:14000/dir"
+			c.Global.TLS.ACMECARoot = "/etc/veloflux/pebble.minica.pem"
+		}},
+		{"wildcard route without auto_cert", func(c *Config) {
+			c.Routes = append(c.Routes, Route{Host: "*.example.com", Pool: "web", Geo: GeoOff})
+		}},
+		{"pool tls with a private CA, a server name and a client certificate", func(c *Config) {
+			c.Pools[0].Protocol = ProtocolHTTPS
+			c.Pools[0].TLS = PoolTLS{CAFile: "/ca.pem", ServerName: "api.internal", CertFile: "/client.pem", KeyFile: "/client.key"}
+		}},
+		{"pool tls skipping verification with a client certificate", func(c *Config) {
+			c.Pools[0].Protocol = ProtocolHTTPS
+			c.Pools[0].TLS = PoolTLS{InsecureSkipVerify: true, CertFile: "/client.pem", KeyFile: "/client.key"}
 		}},
 		{"read timeout zero means none", func(c *Config) { c.Global.Timeouts.Read = 0 }},
 		{"health timeout equal to interval", func(c *Config) { c.Global.HealthCheck.Timeout = c.Global.HealthCheck.Interval }},
@@ -786,10 +887,10 @@ func TestValidateAccepts(t *testing.T) {
 			cs.Address, cs.Scheme = "consul.service.consul:8501", "https"
 			cs.Token = "6a1253d2-1785-24fd-91c2-f8e78c745511"
 			cs.Datacenter, cs.Datacenters = "eu-west_1", []string{"us-east-1", "ap_south"}
-			cs.TLS = ConsulTLS{CAFile: "/ca.pem", CertFile: "/c.pem", KeyFile: "/k.pem", ServerName: "server.dc1.consul"}
+			cs.TLS = consul.TLSConfig{CAFile: "/ca.pem", CertFile: "/c.pem", KeyFile: "/k.pem", ServerName: "server.dc1.consul"}
 			cs.TagPrefix, cs.ExposedByDefault, cs.AcceptWarning = "edge_v2-a", true, true
 			cs.WaitTime, cs.Coalesce, cs.MinBackoff, cs.MaxBackoff = time.Second, 0, time.Second, time.Second
-			cs.Register = ConsulRegister{
+			cs.Register = consul.RegisterConfig{
 				Enabled: true, Name: "Velo-Flux-2", ID: "veloflux-node-1:80", Address: "2001:db8::5",
 				Tags: []string{"edge", "Host(`a`) && Path(`/`)"}, CheckInterval: time.Second, DeregisterCriticalAfter: time.Minute,
 			}

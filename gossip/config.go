@@ -2,167 +2,257 @@ package gossip
 
 import (
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"net"
-	"strconv"
+	"net/netip"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/veloflux/veloflux/internal/fielderr"
+	"github.com/veloflux/veloflux/internal/hostrule"
 )
 
 // Preset names accepted in Config.Preset. They select memberlist's DefaultLANConfig or
 // DefaultWANConfig timings; everything else in Config overrides the preset.
 const (
+	// PresetLAN suits nodes in one datacenter: fast probes, quick failure detection.
 	PresetLAN = "lan"
+	// PresetWAN suits nodes across datacenters: slower probes, more tolerance of latency.
 	PresetWAN = "wan"
 )
 
-// maxPushPullBytes caps Config.PushPullMaxBytes. memberlist refuses remote push/pull states above
-// 20 MiB (maxPushStateBytes in its net.go); staying well below keeps a state that outgrows the cap
-// a clear local error rather than a silent rejection on the peer.
-const maxPushPullBytes = 16 << 20
+// Limits of Config values. They keep a typo from reserving gigabytes; push_pull_max_bytes also
+// stays well below the 20 MiB state that memberlist refuses from a peer (maxPushStateBytes in
+// its net.go), so that outgrowing it is a clear local error rather than a silent rejection on
+// the other node.
+const (
+	maxQueueSize      = 1_000_000
+	minPushPullBytes  = 1 << 10
+	maxPushPullBytes  = 16 << 20
+	maxEntriesPerKind = 10_000_000
+	maxLabelBytes     = 64
+)
 
-// Config is the gossip node's configuration; it maps to the `cluster.*` keys of the VeloFlux config.
+// Config is the gossip node's configuration in the config file's terms (the cluster section):
+// addresses are ip:port and keys are base64. The fields tagged koanf:"-" are set by the program.
 type Config struct {
-	// Name is the unique node name in the cluster. Default: "" meaning the host name.
-	Name string
-	// BindAddr is the IP address gossip listens on (UDP and TCP). Default "127.0.0.1", so that an
-	// unconfigured node never talks to the network. Binding a non-loopback address needs Keys or
-	// AllowInsecure.
-	BindAddr string
-	// BindPort is the gossip port (UDP and TCP). Default 7946 (memberlist's). 0 picks a free port,
+	// Enabled starts the gossip layer. Default false: a single node shares nothing. Only the
+	// program reads it; New builds a node either way.
+	Enabled bool `koanf:"enabled"`
+	// Name is this node's name, unique in the cluster. Default "" = the host name. No spaces
+	// or control characters.
+	Name string `koanf:"name"`
+	// BindAddress is where gossip listens, UDP and TCP, as ip:port. Default "127.0.0.1:7946",
+	// so that an unconfigured node never talks to the network. Required when Enabled. The host must be an
+	// IP address because memberlist binds an address, not a name; port 0 picks a free port,
 	// which tests use.
-	BindPort int
-	// AdvertiseAddr is the IP peers reach this node at, for NAT or containers. Default "": derived
-	// from BindAddr by memberlist.
-	AdvertiseAddr string
-	// AdvertisePort is the port peers reach this node at. Default 0: the bound port.
-	AdvertisePort int
-	// Preset selects memberlist timings: "lan" (default) or "wan" (slower probes, more tolerance).
-	Preset string
-	// Keys are the AES keys for gossip encryption and authentication, 16, 24 or 32 bytes each; the
-	// first is the primary (used to encrypt), the others are accepted for decryption during a
-	// rotation. Default none: gossip is in clear text, which is allowed only on loopback unless
-	// AllowInsecure is set.
-	Keys [][]byte
-	// Label is stamped on every packet; nodes with another label ignore ours, so two clusters that
-	// share a network do not merge by mistake. Default "veloflux". At most 255 bytes.
-	Label string
-	// AllowInsecure permits binding a non-loopback address without Keys. Default false: a node
-	// without a key would accept state from anyone who can reach its port.
-	AllowInsecure bool
-	// Seeds are host:port addresses of existing members to join; the node keeps retrying, with
-	// backoff, until one answers. Default none: the node starts a new cluster.
-	Seeds []string
+	BindAddress string `koanf:"bind_address"`
+	// AdvertiseAddress is the ip:port peers reach this node at, for NAT and containers.
+	// Default "" = derived from BindAddress by memberlist.
+	AdvertiseAddress string `koanf:"advertise_address"`
+	// Preset is lan or wan (the Preset* constants): memberlist's timings. Default lan.
+	// Lower-case.
+	Preset string `koanf:"preset"`
+	// GossipKey is the base64 (standard encoding) of one AES key of 16, 24 or 32 bytes that
+	// encrypts and authenticates gossip. Default "" = clear text, allowed only on loopback
+	// unless AllowInsecure. Secret: redacted in logged copies and never echoed in errors.
+	GossipKey string `koanf:"gossip_key" redact:"true"`
+	// GossipKeys are more keys, in the same form, that this node accepts but does not encrypt
+	// with: the staging area of a key rotation (Node.SetKeys applies a new set at runtime).
+	// Default none; needs GossipKey. Secret like GossipKey.
+	GossipKeys []string `koanf:"gossip_keys" redact:"true"`
+	// Label is stamped on every packet; nodes with another label ignore ours, so two clusters
+	// that share a network never merge. Default "veloflux"; [A-Za-z0-9._-], 1..64 characters.
+	Label string `koanf:"label"`
+	// AllowInsecure permits a non-loopback BindAddress without GossipKey. Default false:
+	// without a key, anyone who reaches the port can write sessions and health state.
+	AllowInsecure bool `koanf:"allow_insecure"`
+	// Seeds are host:port addresses of existing members to join; the node keeps retrying,
+	// with backoff, until one answers. Default none = this node starts a new cluster.
+	Seeds []string `koanf:"seeds"`
+	// JoinConsul also finds peers among the nodes registered in Consul. Default false. The
+	// program implements it with FindPeers; the config file requires
+	// discovery.consul.register.enabled with it, because peers are found through that
+	// registration.
+	JoinConsul bool `koanf:"join_consul"`
+	// QueueSize bounds the incoming message queue between memberlist's callbacks and the
+	// State; overflow is dropped and counted. Default 1024 messages, 1..1000000.
+	QueueSize int `koanf:"queue_size"`
+	// PushPullMaxBytes caps a push/pull payload, sent or received. Default 1048576 (1 MiB),
+	// 1024..16777216: memberlist refuses states above 20 MiB from its peers. A Reconciler
+	// (Store) sends a digest, a few KiB, and the entries that differ follow over the reliable
+	// stream; a State that sends full states is cut to this size.
+	PushPullMaxBytes int `koanf:"push_pull_max_bytes"`
+	// StoreConfig bounds the replicated store (max_entries_per_kind, tombstone_ttl); its
+	// NodeName is Name, set by the program.
+	StoreConfig `koanf:",squash"`
+	// ReconnectInterval is how often the node tries to rejoin members that left or were
+	// declared dead (and its seeds when it is alone): how the two sides of a healed partition
+	// find each other. Default 10s, > 0.
+	ReconnectInterval time.Duration `koanf:"reconnect_interval"`
+	// ReconnectTimeout is how long a departed member is remembered, shown and retried.
+	// Default 6h, > 0.
+	ReconnectTimeout time.Duration `koanf:"reconnect_timeout"`
+
 	// FindPeers, when set, names more members to try, asked afresh each time this node finds
 	// itself alone (at every ReconnectInterval): how nodes that find each other through a
 	// registry (Consul) meet even when they all started before any had registered. It must
 	// return within a few seconds. Default nil.
-	FindPeers func() []string
+	FindPeers func() []string `koanf:"-" json:"-"`
 	// Region and Version are gossiped in the node metadata so peers can show them and prefer
 	// same-region nodes. Default "".
-	Region, Version string
-	// QueueSize bounds the incoming message queue between memberlist's callbacks and the State;
-	// messages beyond it are dropped and counted. Default 1024 messages.
-	QueueSize int
-	// ReconnectInterval is how often the node tries to rejoin departed members (and its seeds
-	// when it is alone), which is how the two sides of a healed partition find each other again.
-	// Default 10s.
-	ReconnectInterval time.Duration
-	// ReconnectTimeout is how long a departed member is remembered and retried. Default 6h.
-	ReconnectTimeout time.Duration
-	// PushPullMaxBytes caps a push/pull payload, sent or received. Default 1 MiB; at most
-	// 16 MiB. A Reconciler (Store) sends a digest, a few KiB, and the entries that differ
-	// follow over the reliable stream; a State that sends full states is cut to this size.
-	PushPullMaxBytes int
+	Region  string `koanf:"-" json:"-"`
+	Version string `koanf:"-" json:"-"`
 }
 
 // DefaultConfig returns the defaults documented on each Config field.
 func DefaultConfig() Config {
 	return Config{
-		BindAddr:          "127.0.0.1",
-		BindPort:          7946,
+		BindAddress:       "127.0.0.1:7946",
 		Preset:            PresetLAN,
 		Label:             "veloflux",
 		QueueSize:         1024,
 		PushPullMaxBytes:  1 << 20,
+		StoreConfig:       DefaultStoreConfig(),
 		ReconnectInterval: 10 * time.Second,
 		ReconnectTimeout:  6 * time.Hour,
 	}
 }
 
-// Validate reports every problem at once, each prefixed with its `cluster.*` key path.
+// Validate reports every problem at once, with paths relative to the cluster section
+// ("bind_address", "gossip_keys[1]"), whether or not the cluster is enabled, so that turning
+// it on later never reveals an old mistake. Keys are never shown. The store's node name is
+// the program's, and not checked here.
 func (c Config) Validate() error {
-	var errs []error
-	add := func(path, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("cluster.%s: "+format, append([]any{path}, args...)...))
+	var e fielderr.Errors
+	if strings.IndexFunc(c.Name, isSpaceOrControl) >= 0 {
+		e.Add("name", "must not contain spaces or control characters, got %s", fielderr.Quote(c.Name))
 	}
-	bindIP := net.ParseIP(c.BindAddr)
-	if bindIP == nil {
-		add("bind_addr", "%q is not an IP address", c.BindAddr)
+	var bindIP netip.Addr
+	if c.BindAddress == "" {
+		if c.Enabled {
+			e.Add("bind_address", "required when cluster.enabled is true")
+		}
+	} else if ip, msg := checkAddr(c.BindAddress, 0); msg != "" {
+		e.Add("bind_address", "%s", msg)
+	} else {
+		bindIP = ip
 	}
-	if c.BindPort < 0 || c.BindPort > 65535 {
-		add("bind_port", "%d is out of range 0-65535", c.BindPort)
-	}
-	if c.AdvertiseAddr != "" && net.ParseIP(c.AdvertiseAddr) == nil {
-		add("advertise_addr", "%q is not an IP address", c.AdvertiseAddr)
-	}
-	if c.AdvertisePort < 0 || c.AdvertisePort > 65535 {
-		add("advertise_port", "%d is out of range 0-65535", c.AdvertisePort)
-	}
-	if c.Preset != PresetLAN && c.Preset != PresetWAN {
-		add("preset", "%q is not one of %q, %q", c.Preset, PresetLAN, PresetWAN)
-	}
-	for i, k := range c.Keys {
-		if err := memberlist.ValidateKey(k); err != nil {
-			add(fmt.Sprintf("keys[%d]", i), "%d bytes: must be 16, 24 or 32", len(k))
+	if c.AdvertiseAddress != "" {
+		ip, msg := checkAddr(c.AdvertiseAddress, 1)
+		switch {
+		case msg != "":
+			e.Add("advertise_address", "%s", msg)
+		case ip.IsUnspecified():
+			e.Add("advertise_address", "%s is not an address peers can reach; advertise one of the node's addresses", ip)
 		}
 	}
-	if len(c.Label) > memberlist.LabelMaxSize {
-		add("label", "%d bytes is longer than %d", len(c.Label), memberlist.LabelMaxSize)
-	}
-	if bindIP != nil && !bindIP.IsLoopback() && len(c.Keys) == 0 && !c.AllowInsecure {
-		add("bind_addr", "%s is not loopback and no gossip key is set: set cluster.gossip_key or allow_insecure", c.BindAddr)
-	}
-	for i, s := range c.Seeds {
-		host, port, err := net.SplitHostPort(s)
-		if err != nil || host == "" {
-			add(fmt.Sprintf("seeds[%d]", i), "%q is not host:port", s)
-			continue
-		}
-		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
-			add(fmt.Sprintf("seeds[%d]", i), "%q has an invalid port", s)
+	e.OneOf("preset", c.Preset, PresetLAN, PresetWAN)
+	if c.GossipKey != "" {
+		if msg := keyProblem(c.GossipKey); msg != "" {
+			e.Add("gossip_key", "%s (value not shown: it is secret)", msg)
 		}
 	}
-	if meta := encodeMeta(nodeMeta{Region: c.Region, Version: c.Version, Draining: true}); len(meta) > memberlist.MetaMaxSize {
-		add("region", "region and version take %d bytes of node metadata, more than memberlist's %d", len(meta), memberlist.MetaMaxSize)
+	for i, k := range c.GossipKeys {
+		if msg := keyProblem(k); msg != "" {
+			e.Add(fielderr.Index("gossip_keys", i), "%s (value not shown: it is secret)", msg)
+		}
 	}
-	if c.QueueSize < 1 {
-		add("queue_size", "%d must be at least 1", c.QueueSize)
+	if len(c.GossipKeys) > 0 && c.GossipKey == "" {
+		e.Add("gossip_keys", "needs cluster.gossip_key: a node encrypts with gossip_key and only also accepts gossip_keys")
 	}
-	if c.ReconnectInterval <= 0 {
-		add("reconnect_interval", "%s must be positive", c.ReconnectInterval)
+	// Clear-text gossip on a reachable address lets anyone who can send a packet write
+	// sessions and backend health, so it must be asked for by name.
+	if bindIP.IsValid() && !bindIP.IsLoopback() && c.GossipKey == "" && !c.AllowInsecure {
+		e.Add("bind_address", "%s is not a loopback address and cluster.gossip_key is empty: set gossip_key, or allow_insecure: true to accept clear-text gossip from anyone who can reach the port", bindIP)
 	}
-	if c.ReconnectTimeout <= 0 {
-		add("reconnect_timeout", "%s must be positive", c.ReconnectTimeout)
+	switch {
+	case c.Label == "":
+		e.Add("label", "required")
+	case strings.IndexFunc(c.Label, func(r rune) bool { return !isLabelChar(r) }) >= 0:
+		e.Add("label", "invalid label %s: use letters, digits, \".\", \"_\" and \"-\" only", fielderr.Quote(c.Label))
+	case len(c.Label) > maxLabelBytes:
+		e.Add("label", "must be at most %d characters, got %d", maxLabelBytes, len(c.Label))
 	}
-	if c.PushPullMaxBytes < 1 || c.PushPullMaxBytes > maxPushPullBytes {
-		add("push_pull_max_bytes", "%d is out of range 1-%d", c.PushPullMaxBytes, maxPushPullBytes)
+	for i, seed := range c.Seeds {
+		if msg := hostrule.HostPort(seed, 1, true); msg != "" {
+			e.Add(fielderr.Index("seeds", i), "%s", msg)
+		}
 	}
-	return errors.Join(errs...)
+	e.Between("queue_size", c.QueueSize, 1, maxQueueSize)
+	e.Between("push_pull_max_bytes", c.PushPullMaxBytes, minPushPullBytes, maxPushPullBytes)
+	c.StoreConfig.validateKeys(&e)
+	e.Positive("reconnect_interval", c.ReconnectInterval)
+	e.Positive("reconnect_timeout", c.ReconnectTimeout)
+	return e.Err()
 }
 
-// ParseKey decodes a base64 gossip key (as given in cluster.gossip_key or VFX_GOSSIP_KEY) and
-// checks it is an AES-128, -192 or -256 key.
+// keys decodes GossipKey and GossipKeys, primary first; nil without GossipKey.
+func (c Config) keys() ([][]byte, error) {
+	if c.GossipKey == "" {
+		return nil, nil
+	}
+	var out [][]byte
+	for i, s := range append([]string{c.GossipKey}, c.GossipKeys...) {
+		key, err := ParseKey(s)
+		if err != nil {
+			if i == 0 {
+				return nil, fmt.Errorf("cluster.gossip_key: %w", err)
+			}
+			return nil, fmt.Errorf("cluster.gossip_keys[%d]: %w", i-1, err)
+		}
+		out = append(out, key)
+	}
+	return out, nil
+}
+
+// checkAddr returns the IP of a gossip address, or why addr is not ip:port. The host must be
+// an IP address without a zone, because memberlist binds and advertises addresses, not names.
+func checkAddr(addr string, minPort int) (netip.Addr, string) {
+	if msg := hostrule.HostPort(addr, minPort, true); msg != "" {
+		return netip.Addr{}, msg
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	ip, err := netip.ParseAddr(host)
+	if err != nil || ip.Zone() != "" {
+		return netip.Addr{}, fmt.Sprintf("host must be an IP address (gossip binds and advertises addresses, not names), got %s", fielderr.Quote(host))
+	}
+	return ip.Unmap(), ""
+}
+
+// ParseKey decodes a base64 gossip key (as given in cluster.gossip_key or VFX_GOSSIP_KEY),
+// surrounding spaces allowed, and checks it is an AES-128, -192 or -256 key. Its error never
+// contains the key.
 func ParseKey(s string) ([]byte, error) {
-	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
-	if err != nil {
-		return nil, fmt.Errorf("gossip key: not base64: %w", err)
+	if msg := keyProblem(s); msg != "" {
+		return nil, fmt.Errorf("gossip key %s", msg)
 	}
-	if err := memberlist.ValidateKey(key); err != nil {
-		return nil, fmt.Errorf("gossip key: %d bytes, must be 16, 24 or 32: %w", len(key), err)
-	}
+	key, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
 	return key, nil
 }
+
+// keyProblem returns why s is not one base64 AES key of 16, 24 or 32 bytes, or "", without
+// repeating s.
+func keyProblem(s string) string {
+	if strings.Contains(s, ",") {
+		return "must be a single key; a comma-separated list of keys is not supported"
+	}
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+	if err != nil {
+		return "is not standard base64"
+	}
+	if memberlist.ValidateKey(key) != nil {
+		return fmt.Sprintf("decodes to %d bytes; an AES key is 16, 24 or 32 bytes", len(key))
+	}
+	return ""
+}
+
+// isLabelChar reports whether r may appear in a cluster label: [A-Za-z0-9._-].
+func isLabelChar(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
+}
+
+func isSpaceOrControl(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }

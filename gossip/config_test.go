@@ -2,58 +2,64 @@ package gossip
 
 import (
 	"encoding/base64"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/veloflux/veloflux/internal/fielderr"
 )
 
 func TestValidate(t *testing.T) {
+	key16 := base64.StdEncoding.EncodeToString(make([]byte, 16))
 	cases := []struct {
 		name   string
 		modify func(*Config)
-		want   []string // substrings of the error; none means valid
+		want   []string // whole problems, in order; none means valid
 	}{
 		{name: "defaults", modify: func(*Config) {}},
-		{name: "loopback without keys", modify: func(c *Config) { c.BindAddr = "127.0.0.1" }},
-		{name: "any address with key", modify: func(c *Config) { c.BindAddr = "0.0.0.0"; c.Keys = [][]byte{make([]byte, 16)} }},
-		{name: "any address insecure opt-out", modify: func(c *Config) { c.BindAddr = "0.0.0.0"; c.AllowInsecure = true }},
+		{name: "loopback without keys", modify: func(c *Config) { c.BindAddress = "127.0.0.1:7946" }},
+		{name: "any address with key", modify: func(c *Config) { c.BindAddress = "0.0.0.0:7946"; c.GossipKey = key16 }},
+		{name: "any address insecure opt-out", modify: func(c *Config) { c.BindAddress = "0.0.0.0:7946"; c.AllowInsecure = true }},
+		{name: "port 0", modify: func(c *Config) { c.BindAddress = "127.0.0.1:0" }},
 		{
 			name:   "any address without key",
-			modify: func(c *Config) { c.BindAddr = "0.0.0.0" },
-			want:   []string{"cluster.bind_addr: 0.0.0.0 is not loopback and no gossip key"},
-		},
-		{
-			name:   "public address without key",
-			modify: func(c *Config) { c.BindAddr = "10.0.0.7" },
-			want:   []string{"cluster.bind_addr: 10.0.0.7 is not loopback"},
+			modify: func(c *Config) { c.BindAddress = "0.0.0.0:7946" },
+			want:   []string{"bind_address: 0.0.0.0 is not a loopback address and cluster.gossip_key is empty: set gossip_key, or allow_insecure: true to accept clear-text gossip from anyone who can reach the port"},
 		},
 		{
 			name: "everything wrong at once",
 			modify: func(c *Config) {
-				c.BindAddr = "localhost"
-				c.BindPort = 70000
-				c.AdvertiseAddr = "nat-box"
-				c.AdvertisePort = -1
+				c.Name = "a b"
+				c.BindAddress = "localhost:7946"
+				c.AdvertiseAddress = "0.0.0.0:7946"
 				c.Preset = "lan-fast"
-				c.Keys = [][]byte{make([]byte, 16), make([]byte, 15)}
-				c.Label = strings.Repeat("l", 256)
+				c.GossipKeys = []string{key16, base64.StdEncoding.EncodeToString(make([]byte, 15))}
+				c.Label = strings.Repeat("l", 65)
 				c.Seeds = []string{"10.0.0.1:7946", "10.0.0.2", "seed:0"}
-				c.Region = strings.Repeat("r", 600)
 				c.QueueSize = 0
 				c.PushPullMaxBytes = 32 << 20
+				c.MaxEntriesPerKind = 0
+				c.TombstoneTTL = 0
+				c.ReconnectInterval = 0
+				c.ReconnectTimeout = -time.Second
 			},
 			want: []string{
-				`cluster.bind_addr: "localhost" is not an IP address`,
-				"cluster.bind_port: 70000",
-				`cluster.advertise_addr: "nat-box"`,
-				"cluster.advertise_port: -1",
-				`cluster.preset: "lan-fast"`,
-				"cluster.keys[1]: 15 bytes",
-				"cluster.label: 256 bytes",
-				`cluster.seeds[1]: "10.0.0.2" is not host:port`,
-				`cluster.seeds[2]: "seed:0" has an invalid port`,
-				"cluster.region:",
-				"cluster.queue_size: 0",
-				"cluster.push_pull_max_bytes: 33554432",
+				`name: must not contain spaces or control characters, got "a b"`,
+				`bind_address: host must be an IP address (gossip binds and advertises addresses, not names), got "localhost"`,
+				"advertise_address: 0.0.0.0 is not an address peers can reach; advertise one of the node's addresses",
+				`preset: must be one of lan, wan; got "lan-fast"`,
+				"gossip_keys[1]: decodes to 15 bytes; an AES key is 16, 24 or 32 bytes (value not shown: it is secret)",
+				"gossip_keys: needs cluster.gossip_key: a node encrypts with gossip_key and only also accepts gossip_keys",
+				"label: must be at most 64 characters, got 65",
+				"seeds[1]: missing port",
+				"seeds[2]: port 0 out of range 1-65535",
+				"queue_size: must be between 1 and 1000000, got 0",
+				"push_pull_max_bytes: must be between 1024 and 16777216, got 33554432",
+				"max_entries_per_kind: must be between 1 and 10000000, got 0",
+				"tombstone_ttl: must be > 0, got 0s",
+				"reconnect_interval: must be > 0, got 0s",
+				"reconnect_timeout: must be > 0, got -1s",
 			},
 		},
 	}
@@ -62,22 +68,12 @@ func TestValidate(t *testing.T) {
 			cfg := DefaultConfig()
 			tc.modify(&cfg)
 			err := cfg.Validate()
-			if len(tc.want) == 0 {
-				if err != nil {
-					t.Fatalf("Validate() = %v, want nil", err)
-				}
-				return
+			var got []string
+			for _, fe := range fielderr.Prefix("", err) {
+				got = append(got, fe.Error())
 			}
-			if err == nil {
-				t.Fatalf("Validate() = nil, want %q", tc.want)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("Validate() = %v\nmissing %q", err, w)
-				}
-			}
-			if got := strings.Count(err.Error(), "\n") + 1; got != len(tc.want) {
-				t.Errorf("Validate() reported %d problems, want %d:\n%v", got, len(tc.want), err)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("Validate() =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
 			}
 		})
 	}
@@ -85,9 +81,14 @@ func TestValidate(t *testing.T) {
 
 func TestNewRejectsInvalidConfig(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.BindAddr = "0.0.0.0"
-	if _, err := New(cfg, &recState{}, nil, nil); err == nil || !strings.Contains(err.Error(), "cluster.bind_addr") {
-		t.Fatalf("New with insecure bind = %v, want cluster.bind_addr error", err)
+	cfg.BindAddress = "0.0.0.0:7946"
+	if _, err := New(cfg, &recState{}, nil, nil); err == nil || !strings.Contains(err.Error(), "bind_address: 0.0.0.0 is not a loopback address") {
+		t.Fatalf("New with insecure bind = %v, want a bind_address error", err)
+	}
+	cfg = DefaultConfig()
+	cfg.Region = strings.Repeat("r", 600)
+	if _, err := New(cfg, &recState{}, nil, nil); err == nil || !strings.Contains(err.Error(), "bytes of node metadata") {
+		t.Fatalf("New with a 600-byte region = %v, want a metadata size error", err)
 	}
 }
 
@@ -105,6 +106,8 @@ func TestParseKey(t *testing.T) {
 		{"between sizes", enc(20), 0},
 		{"not base64", "not*base64!", 0},
 		{"empty", "", 0},
+		{"two keys", enc(16) + "," + enc(16), 0},
+		{"unpadded", strings.TrimRight(enc(16), "="), 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

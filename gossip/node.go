@@ -92,6 +92,11 @@ type Node struct {
 	maxMsg   int
 	draining atomic.Bool
 
+	// bindAddr, bindPort, advertiseAddr and advertisePort are cfg's addresses split for
+	// memberlist.
+	bindAddr, advertiseAddr string
+	bindPort, advertisePort int
+
 	ml      atomic.Pointer[memberlist.Memberlist]
 	addr    atomic.Pointer[string]
 	running atomic.Bool
@@ -117,12 +122,28 @@ func New(cfg Config, state State, logger *slog.Logger, reg prometheus.Registerer
 		}
 		cfg.Name = host
 	}
-	cfg.Keys = slices.Clone(cfg.Keys)
 	cfg.Seeds = slices.Clone(cfg.Seeds)
+	cfg.GossipKeys = slices.Clone(cfg.GossipKeys)
+	if meta := encodeMeta(nodeMeta{Region: cfg.Region, Version: cfg.Version, Draining: true}); len(meta) > memberlist.MetaMaxSize {
+		return nil, fmt.Errorf("gossip: region and version take %d bytes of node metadata, more than memberlist's %d", len(meta), memberlist.MetaMaxSize)
+	}
 
 	n := &Node{cfg: cfg, logger: logger, ready: make(chan struct{})}
-	if len(cfg.Keys) > 0 {
-		kr, err := memberlist.NewKeyring(cfg.Keys, cfg.Keys[0])
+	var err error
+	if n.bindAddr, n.bindPort, err = splitAddr(cfg.BindAddress); err != nil {
+		return nil, fmt.Errorf("gossip: cluster.bind_address: %w", err)
+	}
+	if cfg.AdvertiseAddress != "" {
+		if n.advertiseAddr, n.advertisePort, err = splitAddr(cfg.AdvertiseAddress); err != nil {
+			return nil, fmt.Errorf("gossip: cluster.advertise_address: %w", err)
+		}
+	}
+	keys, err := cfg.keys()
+	if err != nil {
+		return nil, fmt.Errorf("gossip: %w", err)
+	}
+	if len(keys) > 0 {
+		kr, err := memberlist.NewKeyring(keys, keys[0])
 		if err != nil {
 			return nil, fmt.Errorf("gossip: keyring: %w", err)
 		}
@@ -170,10 +191,10 @@ func (n *Node) presetConfig() *memberlist.Config {
 func (n *Node) memberlistConfig() *memberlist.Config {
 	mc := n.presetConfig()
 	mc.Name = n.cfg.Name
-	mc.BindAddr = n.cfg.BindAddr
-	mc.BindPort = n.cfg.BindPort
-	mc.AdvertiseAddr = n.cfg.AdvertiseAddr
-	mc.AdvertisePort = n.cfg.AdvertisePort
+	mc.BindAddr = n.bindAddr
+	mc.BindPort = n.bindPort
+	mc.AdvertiseAddr = n.advertiseAddr
+	mc.AdvertisePort = n.advertisePort
 	mc.Label = n.cfg.Label
 	mc.Keyring = n.keyring
 	// Verify both ways: a node without the key must be unable to read or inject anything.
@@ -193,14 +214,13 @@ func (n *Node) Run(ctx context.Context) error {
 	if !n.running.CompareAndSwap(false, true) {
 		return ErrAlreadyRunning
 	}
-	if n.keyring == nil && !net.ParseIP(n.cfg.BindAddr).IsLoopback() {
+	if n.keyring == nil && !net.ParseIP(n.bindAddr).IsLoopback() {
 		n.logger.Warn("gossip is not encrypted on a non-loopback address: anyone reaching it can read and inject cluster state",
-			"bind_addr", n.cfg.BindAddr)
+			"bind_address", n.cfg.BindAddress)
 	}
 	ml, err := memberlist.Create(n.memberlistConfig())
 	if err != nil {
-		return fmt.Errorf("gossip: start memberlist on %s: %w",
-			net.JoinHostPort(n.cfg.BindAddr, strconv.Itoa(n.cfg.BindPort)), err)
+		return fmt.Errorf("gossip: start memberlist on %s: %w", n.cfg.BindAddress, err)
 	}
 	// Read our address now, before any peer knows us: memberlist rewrites its local node when
 	// alive messages about us arrive, without a lock this side could take.
@@ -596,4 +616,17 @@ func (w logWriter) Write(p []byte) (int, error) {
 	line = strings.TrimPrefix(line, "memberlist: ")
 	w.logger.Log(context.Background(), level, line, "source", "memberlist")
 	return len(p), nil
+}
+
+// splitAddr splits a validated ip:port for memberlist.
+func splitAddr(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("port %q: %w", p, err)
+	}
+	return host, port, nil
 }

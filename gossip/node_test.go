@@ -3,12 +3,11 @@ package gossip
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -104,8 +103,13 @@ type testNode struct {
 func testConfig(name string, keys [][]byte, seeds ...string) Config {
 	cfg := DefaultConfig()
 	cfg.Name = name
-	cfg.BindPort = 0
-	cfg.Keys = keys
+	cfg.BindAddress = "127.0.0.1:0"
+	if len(keys) > 0 {
+		cfg.GossipKey = base64.StdEncoding.EncodeToString(keys[0])
+		for _, k := range keys[1:] {
+			cfg.GossipKeys = append(cfg.GossipKeys, base64.StdEncoding.EncodeToString(k))
+		}
+	}
 	cfg.Seeds = seeds
 	cfg.Region = "eu-" + name
 	cfg.Version = "v1.2.3"
@@ -600,9 +604,8 @@ func TestReconnectFindsDepartedMemberAgain(t *testing.T) {
 		t.Fatalf("AllMembers = %+v, want a alive then b departed at %s", all, addrB)
 	}
 
-	_, port, _ := net.SplitHostPort(addrB)
 	cfgB := testConfig("b", nil) // no seeds: only a's reconnect loop can bring them together
-	cfgB.BindPort, _ = strconv.Atoi(port)
+	cfgB.BindAddress = addrB
 	b2 := startNode(t, cfgB, nil)
 	testutil.Eventually(t, "a reconnects to b", seesMembers(a.Node, "a", "b"))
 	testutil.Eventually(t, "b sees a", seesMembers(b2.Node, "a", "b"))

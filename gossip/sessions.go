@@ -196,3 +196,13 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.refusals, prometheus.CounterValue, float64(r.n), r.reason)
 	}
 }
+
+// ByBackend counts the live pins of each backend, as this node's copy of the table has them.
+func (s *Sessions) ByBackend() map[string]int {
+	out := make(map[string]int)
+	s.store.Range(KindSession, func(e Entry) bool {
+		out[string(e.Value)]++
+		return true
+	})
+	return out
+}

@@ -135,6 +135,27 @@ func TestSessionsExpiryHonoured(t *testing.T) {
 	}
 }
 
+// TestSessionsByBackend: pins are counted by backend on the writer and on the peer alike,
+// a re-pin moves its count, and an expired pin no longer counts.
+func TestSessionsByBackend(t *testing.T) {
+	ft := testutil.NewClock(testEpoch)
+	a, b, _, _ := sessionPair(t, ft, nil)
+	a.Put("s1", "backend-1", testEpoch.Add(time.Minute))
+	a.Put("s2", "backend-1", testEpoch.Add(time.Hour))
+	a.Put("s3", "backend-2", testEpoch.Add(time.Hour))
+	ft.Add(time.Second)
+	a.Put("s3", "backend-1", testEpoch.Add(time.Hour))
+	for name, s := range map[string]*Sessions{"writer": a, "peer": b} {
+		if got := s.ByBackend(); len(got) != 1 || got["backend-1"] != 3 {
+			t.Errorf("%s: ByBackend = %v, want backend-1: 3", name, got)
+		}
+	}
+	ft.Add(time.Minute)
+	if got := b.ByBackend(); len(got) != 1 || got["backend-1"] != 2 {
+		t.Errorf("peer after s1 expired: ByBackend = %v, want backend-1: 2", got)
+	}
+}
+
 // TestSessionsLongKeysHashedAlike: a long ID is stored under a bounded key that both nodes
 // derive, distinct IDs sharing a long prefix stay apart, and an ID that looks like a digest
 // cannot reach the pin of the long ID it would collide with.

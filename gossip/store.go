@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/veloflux/veloflux/internal/fielderr"
 )
 
 // Kind says which replicated table an entry belongs to. Every kind follows the same merge rule;
@@ -126,23 +128,26 @@ func (e Entry) clone() Entry {
 	return e
 }
 
-// StoreConfig bounds the replicated store.
+// StoreConfig bounds the replicated store. Its keys sit in the cluster section of the config
+// file; NodeName and ExpireInterval are set by the program.
 type StoreConfig struct {
 	// NodeName is this node's name, written as Entry.Node on local writes. Required, at most
 	// MaxNodeBytes bytes; it must be unique in the cluster (it is the LWW tie-breaker).
-	NodeName string
-	// MaxEntriesPerKind caps each kind's table, tombstones included. Default 1000000: the session
-	// table holds only moved sessions (a cookie carries its own pin), so a busy site stays far
-	// below it; the cap keeps one kind from crowding out the others and memory bounded under a
-	// flood (about 230 bytes per session entry).
-	MaxEntriesPerKind int
-	// TombstoneTTL is how long a delete is remembered. Default 1h: longer than any partition we
-	// expect to heal from, so the delete reaches every node before it is forgotten. A node
-	// partitioned for longer may resurrect a deleted entry that has no expiry of its own.
-	TombstoneTTL time.Duration
+	NodeName string `koanf:"-" json:"-"`
+	// MaxEntriesPerKind caps each kind of shared state (session moves, health), tombstones
+	// included, which bounds memory. Default 1000000 entries, 1..10000000: the session table
+	// holds only sessions that moved off a failed or drained backend (a cookie carries its own
+	// pin), about 230 bytes each; the cap keeps one kind from crowding out the others under a
+	// flood.
+	MaxEntriesPerKind int `koanf:"max_entries_per_kind"`
+	// TombstoneTTL is how long a delete is remembered so that a late copy cannot revive the
+	// entry. Default 1h, > 0: longer than any partition we expect to heal from, so the delete
+	// reaches every node before it is forgotten. A node partitioned for longer may resurrect a
+	// deleted entry that has no expiry of its own.
+	TombstoneTTL time.Duration `koanf:"tombstone_ttl"`
 	// ExpireInterval is how often Run collects expired entries and tombstones. Default 10s:
 	// expired entries are already invisible to readers, so this only bounds memory held by them.
-	ExpireInterval time.Duration
+	ExpireInterval time.Duration `koanf:"-" json:"-"`
 }
 
 // DefaultStoreConfig returns the defaults documented on StoreConfig; NodeName stays empty.
@@ -150,24 +155,26 @@ func DefaultStoreConfig() StoreConfig {
 	return StoreConfig{MaxEntriesPerKind: 1_000_000, TombstoneTTL: time.Hour, ExpireInterval: 10 * time.Second}
 }
 
-// Validate reports every problem at once, with its key path.
+// Validate reports every problem at once; the paths of the file's keys are relative to the
+// cluster section.
 func (c StoreConfig) Validate() error {
-	var errs []error
+	var e fielderr.Errors
 	if c.NodeName == "" {
-		errs = append(errs, errors.New("cluster.state.node_name: required"))
+		e.Add("", "store node name: required")
 	} else if len(c.NodeName) > MaxNodeBytes {
-		errs = append(errs, fmt.Errorf("cluster.state.node_name: %d bytes, max %d", len(c.NodeName), MaxNodeBytes))
+		e.Add("", "store node name: %d bytes, max %d", len(c.NodeName), MaxNodeBytes)
 	}
-	if c.MaxEntriesPerKind <= 0 {
-		errs = append(errs, fmt.Errorf("cluster.state.max_entries_per_kind: must be > 0, got %d", c.MaxEntriesPerKind))
-	}
-	if c.TombstoneTTL <= 0 {
-		errs = append(errs, fmt.Errorf("cluster.state.tombstone_ttl: must be > 0, got %s", c.TombstoneTTL))
-	}
+	c.validateKeys(&e)
 	if c.ExpireInterval <= 0 {
-		errs = append(errs, fmt.Errorf("cluster.state.expire_interval: must be > 0, got %s", c.ExpireInterval))
+		e.Add("", "store expire interval: must be > 0, got %s", c.ExpireInterval)
 	}
-	return errors.Join(errs...)
+	return e.Err()
+}
+
+// validateKeys checks the fields that are keys of the config file.
+func (c StoreConfig) validateKeys(e *fielderr.Errors) {
+	e.Between("max_entries_per_kind", c.MaxEntriesPerKind, 1, maxEntriesPerKind)
+	e.Positive("tombstone_ttl", c.TombstoneTTL)
 }
 
 // StoreStats counts refusals since the store was created, for metrics.

@@ -37,15 +37,15 @@ func TestStoreConfigValidate(t *testing.T) {
 		want   []string // substrings the error must contain; none means valid
 	}{
 		{"defaults with a name", func(c *StoreConfig) { c.NodeName = "a" }, nil},
-		{"missing name", func(c *StoreConfig) {}, []string{"cluster.state.node_name: required"}},
+		{"missing name", func(c *StoreConfig) {}, []string{"store node name: required"}},
 		{"name too long", func(c *StoreConfig) { c.NodeName = strings.Repeat("n", MaxNodeBytes+1) },
-			[]string{"cluster.state.node_name: 129 bytes"}},
+			[]string{"store node name: 129 bytes"}},
 		{"every problem at once", func(c *StoreConfig) {
 			c.MaxEntriesPerKind = 0
 			c.TombstoneTTL = -time.Second
 			c.ExpireInterval = 0
-		}, []string{"cluster.state.node_name", "cluster.state.max_entries_per_kind", "cluster.state.tombstone_ttl",
-			"cluster.state.expire_interval"}},
+		}, []string{"store node name: required", "max_entries_per_kind: must be between 1 and 10000000, got 0",
+			"tombstone_ttl: must be > 0, got -1s", "store expire interval: must be > 0, got 0s"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -77,7 +77,7 @@ func TestClusterSessionRaceNeverMoves(t *testing.T) {
 			t.Errorf("%s holds %s session entries, want 0", n.proxy, got)
 		}
 	}
-	if got := metricLine(t, b, `veloflux_sticky_requests_total{outcome="cookie",pool="web"}`); got != fmt.Sprint(tries) {
+	if got := metricLine(t, b, `veloflux_sticky_requests_total{outcome="hit",pool="web"}`); got != fmt.Sprint(tries) {
 		t.Errorf("node b honoured %s cookies, want %d", got, tries)
 	}
 	t.Logf("%d two-node races (new session through a, next request through b at once): %d moves, in %v",

@@ -77,11 +77,7 @@ func TestHTTP2RapidResetFlood(t *testing.T) {
 	certFile, keyFile := writeCert(t, t.TempDir())
 	n := startNode(t, configFor(poolWith(strings.TrimPrefix(be.URL, "http://")),
 		"  access_log: false\n  tls_bind_address: \"127.0.0.1:0\"\n  tls:\n    cert_file: "+certFile+"\n    key_file: "+keyFile+"\n"))
-	started := n.logs.Find("veloflux started")[0]
-	tlsAddr, _ := started["listener1"].(string)
-	if tlsAddr == "" {
-		t.Fatalf("no TLS listener in the start-up line: %v", started)
-	}
+	tlsAddr := n.tlsListener()
 
 	c, err := tls.Dial("tcp", tlsAddr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
 	if err != nil {

@@ -40,7 +40,7 @@ func TestH2Spec(t *testing.T) {
 	certFile, keyFile := writeCert(t, dir)
 	n := startNode(t, configFor(poolWith(strings.TrimPrefix(be.URL, "http://")),
 		"  access_log: false\n  tls_bind_address: \"127.0.0.1:0\"\n  tls:\n    cert_file: "+certFile+"\n    key_file: "+keyFile+"\n"))
-	tlsAddr, _ := n.logs.Find("veloflux started")[0]["listener1"].(string)
+	tlsAddr := n.tlsListener()
 	host, port, ok := strings.Cut(tlsAddr, ":")
 	if !ok {
 		t.Fatalf("TLS listener %q", tlsAddr)

@@ -41,7 +41,7 @@ func TestHTTP3WithNgtcp2Client(t *testing.T) {
 	certFile, keyFile := writeCert(t, dir)
 	n := startNode(t, configFor(poolWith(strings.TrimPrefix(be.URL, "http://")),
 		"  access_log: false\n  tls_bind_address: \"127.0.0.1:0\"\n  tls:\n    cert_file: "+certFile+"\n    key_file: "+keyFile+"\n"))
-	addr, _ := n.logs.Find("veloflux started")[0]["listener1"].(string)
+	addr := n.tlsListener()
 	host, port, _ := strings.Cut(addr, ":")
 	payload := filepath.Join(dir, "payload")
 	if err := os.WriteFile(payload, []byte("hello over quic"), 0o600); err != nil {

@@ -4,6 +4,7 @@ package integration
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -52,14 +53,15 @@ type node struct {
 	done    chan struct{}
 	exit    error
 
-	proxy, metrics, admin string // bound addresses, from the start-up log line
+	proxy, metrics, admin string   // bound addresses, from the ready file
+	listeners             []string // every proxy listener: plain, then TLS
 }
 
 // binaryEnv names the environment variable that hands a re-run test the built binary.
 const binaryEnv = "VELOFLUX_IT_BINARY"
 
 // startNode writes cfg to a file and starts veloflux on it with env added to the
-// environment. It waits for the start-up log line and stops the process at test end.
+// environment. It waits for the node's ready file and stops the process at test end.
 func startNode(t *testing.T, cfg string, env ...string) *node {
 	t.Helper()
 	return startNodeWith(t, nil, cfg, env...)
@@ -69,12 +71,13 @@ func startNode(t *testing.T, cfg string, env ...string) *node {
 // which must exec the binary so that the process started is veloflux itself.
 func startNodeWith(t *testing.T, prefix []string, cfg string, env ...string) *node {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "config.yaml")
+	dir := t.TempDir()
+	path, readyPath := filepath.Join(dir, "config.yaml"), filepath.Join(dir, "ready.json")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	n := &node{t: t, cfgPath: path, logs: &testutil.LogBuffer{}, done: make(chan struct{})}
-	args := append(append([]string(nil), prefix...), binary, "-config", path)
+	args := append(append([]string(nil), prefix...), binary, "run", "-config", path, "-ready-file", readyPath)
 	n.cmd = exec.Command(args[0], args[1:]...)
 	n.cmd.Env = append(cleanEnv(), env...)
 	// If the test binary dies (a timeout panic skips cleanups), the node dies with it.
@@ -106,19 +109,39 @@ func startNodeWith(t *testing.T, prefix []string, cfg string, env ...string) *no
 			t.Logf("veloflux log:\n%s", n.logs.String())
 		}
 	})
-	testutil.Eventually(t, "start-up log line", func() bool {
+	var ready struct {
+		Listeners      []string
+		Admin, Metrics string
+	}
+	testutil.Eventually(t, "the ready file", func() bool {
 		select {
 		case <-n.done:
 			t.Fatalf("veloflux exited at start: %v\n%s", n.exit, n.logs.String())
 		default:
 		}
-		return len(n.logs.Find("veloflux started")) > 0
+		b, err := os.ReadFile(readyPath)
+		if err != nil {
+			return false
+		}
+		if err := json.Unmarshal(b, &ready); err != nil {
+			t.Fatalf("ready file %q: %v", b, err) // written whole by a rename: never partial
+		}
+		return true
 	})
-	started := n.logs.Find("veloflux started")[0]
-	n.proxy, _ = started["listener0"].(string)
-	n.metrics, _ = started["metrics"].(string)
-	n.admin, _ = started["admin"].(string)
+	if len(ready.Listeners) == 0 {
+		t.Fatalf("ready file without listeners: %+v", ready)
+	}
+	n.listeners, n.proxy, n.metrics, n.admin = ready.Listeners, ready.Listeners[0], ready.Metrics, ready.Admin
 	return n
+}
+
+// tlsListener is the node's TLS listener (whose UDP port, the same number, serves HTTP/3).
+func (n *node) tlsListener() string {
+	n.t.Helper()
+	if len(n.listeners) < 2 {
+		n.t.Fatalf("no TLS listener among %v", n.listeners)
+	}
+	return n.listeners[1]
 }
 
 // cleanEnv is the test's environment without VeloFlux settings that would leak into nodes.

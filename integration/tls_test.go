@@ -87,7 +87,7 @@ func TestTLSCertificatesBySNIAndReload(t *testing.T) {
     certificates:
       - { cert_file: `+wild[0]+`, key_file: `+wild[1]+` }
 `))
-	addr, _ := n.logs.Find("veloflux started")[0]["listener1"].(string)
+	addr := n.tlsListener()
 	for name, want := range map[string]int64{"www.example.com": 1, "shop.example.org": 2, "unknown.test": 1} {
 		if got := servedSerial(t, addr, name); got != want {
 			t.Fatalf("%s: serial %d, want %d", name, got, want)

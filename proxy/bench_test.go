@@ -1,12 +1,16 @@
 package proxy
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/veloflux/veloflux/discovery"
+	vftracing "github.com/veloflux/veloflux/telemetry/tracing"
 )
 
 // discardWriter is the cheapest http.ResponseWriter that still behaves like one, so the
@@ -119,4 +123,101 @@ func BenchmarkRouterMatch(b *testing.B) {
 			b.Fatal("no route")
 		}
 	}
+}
+
+// serveHTTPAllocBudget is what one proxied GET allocated before tracing existed, net/http's
+// client side included, as testing.AllocsPerRun counts it with go1.26.8 (BenchmarkServeHTTP
+// reports 93: it averages more runs). Tracing off must not raise it.
+const serveHTTPAllocBudget = 94
+
+// TestServeHTTPAllocBudget guards the request path's allocations: with tracing off, one
+// proxied GET allocates no more than before tracing existed.
+func TestServeHTTPAllocBudget(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's instrumentation allocates; the budget is checked by the run without -race")
+	}
+	be := newBackend(t, "ok", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
+	cfg := DefaultConfig()
+	cfg.AccessLog = false
+	p := newProxy(t, cfg, Options{}, onePoolSnapshot("round_robin", false, member("ok", be.addr(), 1)))
+	req := httptest.NewRequest(http.MethodGet, "http://app.example.com/api/v1/users?id=7", nil)
+	w := &discardWriter{header: make(http.Header)}
+	p.ServeHTTP(w, req)
+	n := testing.AllocsPerRun(500, func() {
+		w.reset()
+		p.ServeHTTP(w, req)
+	})
+	if w.code != http.StatusOK {
+		t.Fatalf("answered %d", w.code)
+	}
+	if n > serveHTTPAllocBudget {
+		t.Errorf("one proxied GET allocates %v times, over the budget of %d", n, serveHTTPAllocBudget)
+	}
+}
+
+// BenchmarkServeHTTPTracing is BenchmarkServeHTTP with tracing off and on, through the real
+// tracer provider exporting over OTLP/HTTP to an in-process collector that accepts and
+// discards. It reports cpu-ns/op: user+system CPU of the whole process (client, proxy,
+// backend and exporter) per request.
+func BenchmarkServeHTTPTracing(b *testing.B) {
+	col := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	defer col.Close()
+	be := newBackend(b, "ok", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
+	for _, bc := range []struct {
+		name  string
+		on    bool
+		ratio float64
+	}{
+		{"off", false, 0},
+		{"ratio_0.01", true, 0.01},
+		{"ratio_1", true, 1},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			opts := Options{}
+			if bc.on {
+				tc := vftracing.DefaultConfig()
+				tc.Enabled, tc.Protocol, tc.Endpoint, tc.SampleRatio = true, vftracing.ProtocolHTTP, col.URL, bc.ratio
+				tc.QueueSize = 1 << 16
+				prov, err := vftracing.New(b.Context(), tc, vftracing.Options{LookupEnv: func(string) (string, bool) { return "", false }})
+				if err != nil {
+					b.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan error, 1)
+				go func() { done <- prov.Run(ctx) }()
+				defer func() { cancel(); <-done }()
+				opts.TracerProvider = prov.TracerProvider()
+			}
+			cfg := DefaultConfig()
+			cfg.AccessLog = false
+			p := newProxy(b, cfg, opts, onePoolSnapshot("round_robin", false, member("ok", be.addr(), 1)))
+			req := httptest.NewRequest(http.MethodGet, "http://app.example.com/api/v1/users?id=7", nil)
+			w := &discardWriter{header: make(http.Header)}
+			p.ServeHTTP(w, req)
+			b.ReportAllocs()
+			before := cpuTime(b)
+			b.ResetTimer()
+			for b.Loop() {
+				w.reset()
+				p.ServeHTTP(w, req)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64((cpuTime(b)-before).Nanoseconds())/float64(b.N), "cpu-ns/op")
+			if w.code != http.StatusOK {
+				b.Fatalf("last answer %d", w.code)
+			}
+		})
+	}
+}
+
+// cpuTime is the user and system CPU time of this process so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

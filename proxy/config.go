@@ -61,6 +61,11 @@ type TransportConfig struct {
 	IdleConnTimeout time.Duration
 	// MaxIdleConnsPerHost keeps this many idle connections per backend. Default 64.
 	MaxIdleConnsPerHost int
+	// FastHTTP1 sends requests to plain http backends through proxy/h1client, a pooled
+	// HTTP/1.1 client that writes and reads on the request's goroutine, instead of net/http's
+	// Transport. https and h2c backends keep net/http's. Default false here; the config file's
+	// global.http1_fast_path sets it.
+	FastHTTP1 bool
 }
 
 // DefaultConfig returns the defaults documented on each field.

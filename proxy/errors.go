@@ -151,9 +151,12 @@ func (p *Proxy) finish(st *reqState, r *http.Request) {
 	if st.refused {
 		method, url, host = "", "", "" // the synthetic request's, not the client's
 	}
-	p.metrics.observe(method, code, poolName, elapsed)
+	p.metrics.observe(method, code, poolName, elapsed, st.exemplarTraceID())
 	if st.geo {
 		p.metrics.geoRequests.WithLabelValues(countryLabel(st.country), st.servedRegion()).Inc()
+	}
+	if st.span != nil {
+		defer p.tracing.endRequest(st, r, code)
 	}
 	if st.set == nil || !st.set.cfg.AccessLog || !p.access.Enabled(r.Context(), slog.LevelInfo) {
 		return
@@ -174,6 +177,11 @@ func (p *Proxy) finish(st *reqState, r *http.Request) {
 	}
 	if st.err != nil {
 		attrs = append(attrs, slog.String("error", st.err.Error()))
+	}
+	if st.span != nil {
+		if sc := st.span.SpanContext(); sc.IsValid() {
+			attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+		}
 	}
 	p.access.LogAttrs(r.Context(), slog.LevelInfo, "access", attrs...)
 }

@@ -2,11 +2,13 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -19,6 +21,8 @@ import (
 
 	"github.com/veloflux/veloflux/discovery"
 	"github.com/veloflux/veloflux/internal/testutil"
+	"github.com/veloflux/veloflux/proxy/h1"
+	"github.com/veloflux/veloflux/proxy/h1fast"
 )
 
 // TestMain fails the package when any test leaves a goroutine behind: every proxy, backend
@@ -121,6 +125,46 @@ func onePoolSnapshot(algorithm string, sticky bool, backends ...discovery.Backen
 	}
 }
 
+// testFastPath runs the package's tests on the HTTP/1.1 fast path: VELOFLUX_TEST_HTTP1=fast
+// serves every test proxy with h1fast and sends to plain backends through h1client, so the
+// same tests prove both paths (make unit runs them both ways).
+var testFastPath = os.Getenv("VELOFLUX_TEST_HTTP1") == "fast"
+
+// serveTest serves p on 127.0.0.1:0 the way the tests are run: net/http's httptest server, or
+// the fast path's server behind the HTTP/1 guard. It returns the base URL.
+func serveTest(t testing.TB, p *Proxy) string {
+	t.Helper()
+	if !testFastPath {
+		srv := httptest.NewServer(p)
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	fs := &h1fast.Server{
+		Handler: p,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return withConn(ctx, &connInfo{h1: h1.From(c)})
+		},
+	}
+	done := make(chan error, 1)
+	go func() { done <- fs.Serve(ln) }()
+	t.Cleanup(func() {
+		_ = fs.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), testutil.Timeout())
+		defer cancel()
+		if err := fs.Shutdown(ctx); err != nil {
+			t.Errorf("fast-path server: connections left after Close: %v", err)
+		}
+		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("fast-path server: Serve: %v", err)
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
 // testProxy is a Proxy served by an httptest server on 127.0.0.1:0, with its own registry.
 type testProxy struct {
 	*Proxy
@@ -136,15 +180,16 @@ func startProxy(t testing.TB, cfg Config, opts Options, snap *discovery.Snapshot
 	reg := prometheus.NewRegistry()
 	opts.Registerer = reg
 	p := newProxy(t, cfg, opts, snap)
-	srv := httptest.NewServer(p)
-	t.Cleanup(srv.Close)
-	return &testProxy{Proxy: p, reg: reg, url: srv.URL}
+	return &testProxy{Proxy: p, reg: reg, url: serveTest(t, p)}
 }
 
 func newProxy(t testing.TB, cfg Config, opts Options, snap *discovery.Snapshot) *Proxy {
 	t.Helper()
 	if opts.Registerer == nil {
 		opts.Registerer = prometheus.NewRegistry()
+	}
+	if testFastPath {
+		opts.Transport.FastHTTP1 = true
 	}
 	p, err := New(cfg, opts)
 	if err != nil {
@@ -336,6 +381,7 @@ func (d *downSet) setDown(ids ...string) {
 func runServer(t testing.TB, cfg ServerConfig, p *Proxy) (s *Server, addr string, stop func() error) {
 	t.Helper()
 	cfg.Addr = "127.0.0.1:0"
+	cfg.HTTP1FastPath = cfg.HTTP1FastPath || testFastPath
 	s, err := NewServer(cfg, p, nil)
 	if err != nil {
 		t.Fatalf("NewServer: %v", err)

@@ -123,6 +123,9 @@ func (c *slotConn) Close() error {
 	return err
 }
 
+// NetConn returns the accepted connection.
+func (c *slotConn) NetConn() net.Conn { return c.Conn }
+
 // CloseWrite keeps net/http's half-close before closing a connection (see h1.Conn.CloseWrite).
 func (c *slotConn) CloseWrite() error {
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {

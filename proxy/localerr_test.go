@@ -39,9 +39,13 @@ func TestLocalDialFailureIsNotTheBackends(t *testing.T) {
 			tp := startProxy(t, cfg, Options{Passive: rec}, onePoolSnapshot("round_robin", false, members...))
 			var dials atomic.Int64
 			// Set before the first request, so no request reads it while it changes.
-			tp.transports.http.DialContext = func(_ context.Context, network, _ string) (net.Conn, error) {
+			failing := func(_ context.Context, network, _ string) (net.Conn, error) {
 				dials.Add(1)
 				return nil, &net.OpError{Op: "dial", Net: network, Err: os.NewSyscallError("socket", syscall.EMFILE)}
+			}
+			tp.transports.http.DialContext = failing
+			if tp.transports.fast != nil {
+				tp.transports.fast.DialContext = failing
 			}
 			r := send(t, newClient(t), http.MethodGet, tp.url+"/", "", nil, "")
 			checkErrorAnswer(t, r, http.StatusServiceUnavailable, errOverloaded.Error())

@@ -55,7 +55,7 @@ func newMetrics(p *Proxy, reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"country", "region"}),
 		sticky: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "veloflux_sticky_requests_total",
-			Help: "Requests to sticky pools, by pool and outcome: new (no valid cookie: a new session), cookie (sent where the cookie says), moved (sent where a stored move says), repinned (the session's backend was down, drained or gone: moved and the move stored).",
+			Help: "Requests to sticky pools, by pool and outcome: new (no valid cookie: a new session), hit (sent where the cookie says), moved (sent where a stored move says), repin (the session's backend was down, drained or gone: moved and the move stored).",
 		}, []string{"pool", "outcome"}),
 		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "veloflux_client_rejections_total",
@@ -103,17 +103,16 @@ func newMetrics(p *Proxy, reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-// Outcomes of veloflux_sticky_requests_total.
-const (
-	outcomeNew      = "new"
-	outcomeCookie   = "cookie"
-	outcomeMoved    = "moved"
-	outcomeRepinned = "repinned"
-)
-
-func (m *metrics) observe(method string, code int, pool string, d time.Duration) {
+// observe counts a finished request. A traceID (sampled requests only) becomes the exemplar
+// of its duration bucket, so a slow bucket on a dashboard links to a trace of it.
+func (m *metrics) observe(method string, code int, pool string, d time.Duration, traceID string) {
 	m.requests.WithLabelValues(methodLabel(method), codeLabel(code), pool).Inc()
-	m.duration.WithLabelValues(pool).Observe(d.Seconds())
+	h := m.duration.WithLabelValues(pool)
+	if traceID != "" {
+		h.(prometheus.ExemplarObserver).ObserveWithExemplar(d.Seconds(), prometheus.Labels{"trace_id": traceID})
+		return
+	}
+	h.Observe(d.Seconds())
 }
 
 var (

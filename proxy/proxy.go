@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/veloflux/veloflux/discovery"
@@ -54,6 +56,15 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Transport tunes backend connections. Zero fields: DefaultTransportConfig's values.
 	Transport TransportConfig
+	// TracerProvider makes a server span per request and a client span per backend attempt.
+	// Nil: no spans, and traceparent, tracestate and baggage pass through to backends
+	// untouched.
+	TracerProvider trace.TracerProvider
+	// Propagator reads incoming trace context (as TraceTrust allows) and writes each attempt's
+	// to the backend. Nil: W3C trace context and baggage.
+	Propagator propagation.TextMapPropagator
+	// TraceTrust says whose incoming trace context is continued. Default TraceTrustTrusted.
+	TraceTrust TraceTrust
 }
 
 // Proxy is the data plane's http.Handler. Create it with New, feed it routing tables with
@@ -68,6 +79,7 @@ type Proxy struct {
 	transports *transports
 	rp         *httputil.ReverseProxy
 	metrics    *metrics
+	tracing    *tracing // nil: tracing off
 
 	table    atomic.Pointer[table]
 	settings atomic.Pointer[settings]
@@ -127,6 +139,7 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		geo:        geo,
 		transports: newTransports(opts.Transport.withDefaults()),
 		upstreams:  make(map[string]*upstream),
+		tracing:    newTracing(opts),
 	}
 	p.states.New = func() any { return new(reqState) }
 	p.rp = &httputil.ReverseProxy{
@@ -293,6 +306,12 @@ type reqState struct {
 	body       *retryBody
 	err        error
 	rw         statusWriter
+	sticky     stickyHow
+
+	// Tracing, set only when it is on: the server span and the context holding it.
+	span    trace.Span
+	tctx    context.Context
+	nearest string // the client's nearest region with a healthy backend, for recorded spans
 
 	// Geo routing, set only when the route uses it and a Locator is configured.
 	geo       bool
@@ -370,6 +389,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if st.reqID == "" {
 		st.reqID = newRequestID()
 	}
+	if p.tracing != nil {
+		p.tracing.startRequest(st, r)
+	}
 	w = &st.rw
 
 	upgrade := isUpgrade(r)
@@ -433,6 +455,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.writeError(w, st, http.StatusServiceUnavailable, errNoBackend)
 		return
 	}
+	if st.geo && st.span != nil && st.span.IsRecording() {
+		if rank := st.nearestRank(); rank < len(st.order) {
+			st.nearest = st.order[rank]
+		}
+	}
 	if st.geo && st.route.geo == geoRedirect {
 		if region, host, ok := p.redirectTarget(st); ok {
 			p.redirect(w, r, st, region, host)
@@ -449,7 +476,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st.slot.release()
 	}()
 
-	ctx := context.WithValue(r.Context(), stateKey{}, st)
+	ctx := context.WithValue(st.traceContext(r), stateKey{}, st)
 	if upgrade {
 		// Upgraded connections outlive any read deadline, and a drain must be able to end them.
 		rc := http.NewResponseController(w)
@@ -499,7 +526,8 @@ func (p *Proxy) pickSticky(st *reqState, w http.ResponseWriter, r *http.Request)
 						p.sessions.Put(key, id, now.Add(sc.TTL))
 					}
 					p.stickyCookieFor(w, st, ck, u, now)
-					p.metrics.sticky.WithLabelValues(st.pool.name, outcomeMoved).Inc()
+					st.sticky = stickyMoved
+					p.metrics.sticky.WithLabelValues(st.pool.name, st.sticky.String()).Inc()
 					return u
 				}
 				prefer = st.pinnedRegion(id)
@@ -507,7 +535,8 @@ func (p *Proxy) pickSticky(st *reqState, w http.ResponseWriter, r *http.Request)
 				for _, u := range st.ups {
 					if u.tagOf(signer) == ck.tag {
 						p.stickyCookieFor(w, st, ck, u, now)
-						p.metrics.sticky.WithLabelValues(st.pool.name, outcomeCookie).Inc()
+						st.sticky = stickyHit
+						p.metrics.sticky.WithLabelValues(st.pool.name, st.sticky.String()).Inc()
 						return u
 					}
 				}
@@ -523,7 +552,8 @@ func (p *Proxy) pickSticky(st *reqState, w http.ResponseWriter, r *http.Request)
 			u := st.ups[balance.Rendezvous(st.cands, balance.HashString(ck.session))]
 			p.sessions.Put(key, u.id, now.Add(sc.TTL))
 			setStickyCookie(w, sc, signer.sign(ck.raw, u.tagOf(signer), now))
-			p.metrics.sticky.WithLabelValues(st.pool.name, outcomeRepinned).Inc()
+			st.sticky = stickyRepin
+			p.metrics.sticky.WithLabelValues(st.pool.name, st.sticky.String()).Inc()
 			return u
 		}
 	}
@@ -532,7 +562,8 @@ func (p *Proxy) pickSticky(st *reqState, w http.ResponseWriter, r *http.Request)
 	}
 	u := st.ups[st.pool.policy.Pick(st.cands, st.key)]
 	setStickyCookie(w, sc, signer.newSession(u.tagOf(signer), now))
-	p.metrics.sticky.WithLabelValues(st.pool.name, outcomeNew).Inc()
+	st.sticky = stickyNew
+	p.metrics.sticky.WithLabelValues(st.pool.name, st.sticky.String()).Inc()
 	return u
 }
 
@@ -667,8 +698,10 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			st.narrow(st.regionOf(st.backend))
 		}
 		next := st.ups[st.pool.policy.Pick(st.cands, st.key)]
-		p.log.Debug("retrying on another backend", "request_id", st.reqID, "pool", st.pool.name,
-			"failed", st.backend.address, "next", next.address, "error", err)
+		if p.log.Enabled(req.Context(), slog.LevelDebug) {
+			p.log.Debug("retrying on another backend", st.logIDs([]any{"request_id", st.reqID, "pool", st.pool.name,
+				"failed", st.backend.address, "next", next.address, "error", err})...)
+		}
 		st.markTried(next)
 		st.backend.lb.Release()
 		next.lb.Acquire()

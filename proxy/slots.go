@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // errAtCapacity is the answer, with 503, to a request that waited Config.BackendQueueTimeout
@@ -103,13 +105,24 @@ func (sem *slotSem) release() {
 func (p *Proxy) attempt(st *reqState, req *http.Request) (*http.Response, error) {
 	sem, err := st.backend.conns.acquire(req.Context(), st.set.cfg.BackendQueueTimeout)
 	if err != nil {
+		if st.span != nil {
+			// A try that found no free slot is an attempt too: a retry follows it.
+			endAttempt(p.tracing.startAttempt(st, req), nil, err)
+		}
 		if errors.Is(err, errAtCapacity) {
 			p.log.Debug("backend at its connection limit", "request_id", st.reqID, "pool", st.pool.name,
 				"backend", st.backend.address, "limit", st.backend.conns.limit())
 		}
 		return nil, err
 	}
+	var span trace.Span
+	if st.span != nil {
+		span = p.tracing.startAttempt(st, req)
+	}
 	resp, err := p.transports.roundTrip(st, req)
+	if span != nil {
+		endAttempt(span, resp, err)
+	}
 	if o, ok := outcomeOf(st, req, resp, err); ok {
 		p.passive.Report(st.backend.id, o)
 	}

@@ -225,6 +225,20 @@ func (s *LocalSessions) Put(session, backend string, expires time.Time) {
 	s.mu.Unlock()
 }
 
+// ByBackend counts the live pins of each backend.
+func (s *LocalSessions) ByBackend() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	out := make(map[string]int)
+	for _, p := range s.lru.Values() {
+		if p.expires.After(now) {
+			out[p.backend]++
+		}
+	}
+	return out
+}
+
 // Len returns the number of pins held.
 func (s *LocalSessions) Len() int {
 	s.mu.Lock()

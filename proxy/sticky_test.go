@@ -263,7 +263,7 @@ func TestStickyFailover(t *testing.T) {
 		}
 	}
 	// Once stored, the move decides for both cookies, the new one too.
-	for outcome, want := range map[string]float64{outcomeNew: 1, outcomeCookie: 5, outcomeRepinned: 1, outcomeMoved: 4 + 6} {
+	for outcome, want := range map[string]float64{"new": 1, "hit": 5, "repin": 1, "moved": 4 + 6} {
 		if got := counterValue(t, tp.reg, "veloflux_sticky_requests_total", map[string]string{"pool": "web", "outcome": outcome}); got != want {
 			t.Errorf("veloflux_sticky_requests_total{outcome=%q} = %v, want %v", outcome, got, want)
 		}
@@ -398,5 +398,20 @@ func TestLocalSessions(t *testing.T) {
 				t.Fatalf("Len %d above max %d", s.Len(), tt.max)
 			}
 		})
+	}
+}
+
+// TestLocalSessionsByBackend: live pins are counted by backend; expired ones are not.
+func TestLocalSessionsByBackend(t *testing.T) {
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := NewLocalSessions(10)
+	s.now = func() time.Time { return now }
+	s.Put("s1", "a", now.Add(time.Minute))
+	s.Put("s2", "a", now.Add(time.Minute))
+	s.Put("s3", "b", now.Add(time.Minute))
+	s.Put("s4", "b", now) // expires now: not live
+	got := s.ByBackend()
+	if len(got) != 2 || got["a"] != 2 || got["b"] != 1 {
+		t.Fatalf("ByBackend = %v, want a: 2, b: 1", got)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/veloflux/veloflux/proxy/h1client"
 )
 
 // scheme is how the proxy talks to one backend, parsed from discovery.Backend.Scheme.
@@ -51,15 +53,26 @@ func (s scheme) urlScheme() string {
 // transports are the connection pools to backends, one per way of reaching them. Each keeps
 // its own idle connections, so a backend's pool is never shared with another protocol.
 type transports struct {
-	http     *http.Transport // scheme http
-	https    *http.Transport // scheme https, certificates verified against the system roots
-	insecure *http.Transport // scheme https with TLSSkipVerify
-	h2c      *http.Transport // scheme h2c
+	fast     *h1client.Transport // scheme http with TransportConfig.FastHTTP1; nil otherwise
+	http     *http.Transport     // scheme http
+	https    *http.Transport     // scheme https, certificates verified against the system roots
+	insecure *http.Transport     // scheme https with TLSSkipVerify
+	h2c      *http.Transport     // scheme h2c
 }
 
 func newTransports(c TransportConfig) *transports {
 	dialer := &net.Dialer{Timeout: c.DialTimeout, KeepAlive: 30 * time.Second}
+	var fast *h1client.Transport
+	if c.FastHTTP1 {
+		fast = h1client.New(h1client.Options{
+			DialTimeout:           c.DialTimeout,
+			ResponseHeaderTimeout: c.ResponseHeaderTimeout,
+			IdleTimeout:           c.IdleConnTimeout,
+			MaxIdlePerHost:        c.MaxIdleConnsPerHost,
+		})
+	}
 	return &transports{
+		fast: fast,
 		http: newHTTPTransport(c, dialer),
 		// ServerName stays empty in both TLS configs: the transport then uses the host of
 		// each request's URL, which rewrite sets to the backend's address, so one transport
@@ -133,11 +146,17 @@ func (ts *transports) roundTrip(st *reqState, req *http.Request) (*http.Response
 		}
 		return ts.h2c.RoundTrip(req)
 	}
+	if ts.fast != nil {
+		return ts.fast.RoundTrip(req)
+	}
 	return ts.http.RoundTrip(req)
 }
 
 // closeIdle closes the idle connections of every transport.
 func (ts *transports) closeIdle() {
+	if ts.fast != nil {
+		ts.fast.CloseIdleConnections()
+	}
 	ts.http.CloseIdleConnections()
 	ts.https.CloseIdleConnections()
 	ts.insecure.CloseIdleConnections()

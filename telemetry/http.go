@@ -10,7 +10,8 @@ import (
 
 // MetricsMux returns a mux serving the operational endpoints:
 //
-//   - /metrics: the Prometheus exposition of reg. Scrape errors are counted in reg itself
+//   - /metrics: the Prometheus exposition of reg, or OpenMetrics with exemplars when the
+//     scraper accepts it. Scrape errors are counted in reg itself
 //     (promhttp_metric_handler_errors_total) next to the scrape request counters.
 //   - /healthz: 200 "ok" for as long as the process can serve HTTP at all (liveness).
 //   - /readyz: 200 "ready" while ready reports true; otherwise 503 with the reason ready gave
@@ -25,6 +26,9 @@ func MetricsMux(reg *prometheus.Registry, ready func() (bool, string)) *http.Ser
 		// the metrics are what an operator needs while debugging the failing one, and the
 		// error counter above records that something was dropped.
 		ErrorHandling: promhttp.ContinueOnError,
+		// OpenMetrics when the scraper asks for it (Accept: application/openmetrics-text):
+		// the only format that carries exemplars, the trace IDs on duration buckets.
+		EnableOpenMetrics: true,
 	}))
 
 	mux := http.NewServeMux()

@@ -249,3 +249,39 @@ func TestMetricsMuxTwiceOnOneRegistry(t *testing.T) {
 		t.Error("promhttp_metric_handler_requests_total missing")
 	}
 }
+
+// Exemplars exist only in OpenMetrics: a scraper that asks for it gets the trace ID that a
+// histogram observation carried; one that does not gets the text format without it.
+func TestMetricsMuxOpenMetricsExemplars(t *testing.T) {
+	reg := newRegistry("v", "r")
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "test_duration_seconds", Help: "h", Buckets: []float64{1}})
+	reg.MustRegister(h)
+	h.(prometheus.ExemplarObserver).ObserveWithExemplar(0.5, prometheus.Labels{"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"})
+	srv := httptest.NewServer(MetricsMux(reg, nil))
+	defer srv.Close()
+	for _, tt := range []struct {
+		name, accept, wantType string
+		wantExemplar           bool
+	}{
+		{"openmetrics", "application/openmetrics-text; version=1.0.0", "application/openmetrics-text", true},
+		{"text", "text/plain", "text/plain", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodGet, srv.URL+"/metrics", nil)
+			req.Header.Set("Accept", tt.accept)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, tt.wantType) {
+				t.Errorf("Content-Type %q, want %s", ct, tt.wantType)
+			}
+			has := strings.Contains(string(body), `test_duration_seconds_bucket{le="1.0"} 1 # {trace_id="4bf92f3577b34da6a3ce929d0e0e4736"} 0.5`)
+			if has != tt.wantExemplar {
+				t.Errorf("exemplar in exposition: %v, want %v\n%s", has, tt.wantExemplar, body)
+			}
+		})
+	}
+}

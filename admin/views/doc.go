@@ -2,7 +2,9 @@
 // admin.Controller over the node's concrete parts (the proxy and its server, the active and
 // passive health checks and their consensus, the backend drains, the Consul source and the
 // gossip cluster) and builds the JSON documents of /admin/status, /admin/pools,
-// /admin/health, /admin/routes and /admin/config, which docs/operations.md describes.
+// /admin/health, /admin/routes, /admin/config, /admin/stats (from the node's own metrics) and
+// /admin/sessions, which docs/operations.md describes; it also tells the admin API where a
+// peer is, for the forward under /admin/peers/.
 //
 // It is a package of its own rather than part of admin because the two have different jobs
 // and different imports: admin serves the API (routing, basic auth, lockout, cross-origin

@@ -3,9 +3,12 @@ package views
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"slices"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/veloflux/veloflux/admin"
 	"github.com/veloflux/veloflux/config"
@@ -40,6 +43,13 @@ type Parts struct {
 	// Cluster is the gossip membership. nil: the node runs alone, and the status shows
 	// "cluster": null.
 	Cluster *Cluster
+	// Metrics are the node's own metrics, which /admin/stats reads. Required.
+	Metrics prometheus.Gatherer
+	// Sessions are the sticky-session pins the proxy uses: the cluster's shared table with a
+	// Cluster, this node's own without. Required.
+	Sessions SessionCounter
+	// Log receives what goes wrong while building a view. nil discards.
+	Log *slog.Logger
 
 	// Running returns the configuration in use and the result of the last load of the
 	// configuration file, start-up included; cmd replaces both on reload. Required.
@@ -51,6 +61,12 @@ type Parts struct {
 	// the node drains, or serves again; the Controller calls it after draining or undraining
 	// Server. nil: nobody else is told.
 	SetDraining func(draining bool)
+}
+
+// SessionCounter counts the live sticky-session pins of each backend (gossip.Sessions and
+// proxy.LocalSessions have the method).
+type SessionCounter interface {
+	ByBackend() map[string]int
 }
 
 // Cluster is the node's gossip membership and the replicated store, as the status shows them.
@@ -89,6 +105,8 @@ func New(p Parts) (*Controller, error) {
 		{"Consensus", p.Consensus == nil},
 		{"Drains", p.Drains == nil},
 		{"Running", p.Running == nil},
+		{"Metrics", p.Metrics == nil},
+		{"Sessions", p.Sessions == nil},
 		{"Cluster.Node", p.Cluster != nil && p.Cluster.Node == nil},
 		{"Cluster.Store", p.Cluster != nil && p.Cluster.Store == nil},
 	} {
@@ -98,6 +116,9 @@ func New(p Parts) (*Controller, error) {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	if p.Log == nil {
+		p.Log = slog.New(slog.DiscardHandler)
 	}
 	return &Controller{p: p}, nil
 }

@@ -35,8 +35,10 @@ func (v healthView) Healthy(id string) bool {
 // testNode is a node's real parts, not running, over one pool of three backends of which
 // only the first is actively checked. told records what SetDraining was told.
 type testNode struct {
-	parts Parts
-	told  []bool
+	parts    Parts
+	told     []bool
+	sessions *proxy.LocalSessions
+	reg      *prometheus.Registry
 }
 
 func newTestNode(t *testing.T) *testNode {
@@ -92,8 +94,9 @@ func newTestNode(t *testing.T) *testNode {
 	}
 	cfg := config.Default()
 	cfg.Discovery.Consul.Token = "secret-token"
-	n := &testNode{}
+	n := &testNode{sessions: proxy.NewLocalSessions(0), reg: reg}
 	n.parts = Parts{
+		Metrics: reg, Sessions: n.sessions,
 		Version: "v-test", Started: time.Now().Add(-time.Minute), ConfigFile: "/etc/veloflux/config.yaml",
 		Proxy: p, Server: server, Checker: checker, Passive: passive, Consensus: view, Drains: drains,
 		Running: func() (*config.Config, Reload) {
@@ -128,6 +131,7 @@ func TestNewNamesMissingParts(t *testing.T) {
 		{"complete", func(*Parts) {}, nil},
 		{"optional parts left out", func(p *Parts) { p.SetDraining, p.SourceConflicts, p.Consul, p.Cluster = nil, nil, nil, nil }, nil},
 		{"no proxy and no config", func(p *Parts) { p.Proxy, p.Running = nil, nil }, []string{"Parts.Proxy", "Parts.Running"}},
+		{"no metrics and no sessions", func(p *Parts) { p.Metrics, p.Sessions = nil, nil }, []string{"Parts.Metrics", "Parts.Sessions"}},
 		{"cluster without its store", func(p *Parts) { p.Cluster = &Cluster{Name: "n1"} }, []string{"Parts.Cluster.Node", "Parts.Cluster.Store"}},
 	}
 	for _, tt := range tests {

@@ -72,7 +72,7 @@ routes:
 			}
 			h := a.admin.Handler()
 			var got bytes.Buffer
-			for _, path := range []string{"/admin/status", "/admin/pools", "/admin/health", "/admin/routes", "/admin/config"} {
+			for _, path := range []string{"/admin/status", "/admin/pools", "/admin/health", "/admin/routes", "/admin/config", "/admin/stats", "/admin/sessions"} {
 				rec := httptest.NewRecorder()
 				h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://127.0.0.1"+path, nil))
 				if rec.Code != http.StatusOK {

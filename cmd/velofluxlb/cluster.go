@@ -5,10 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -39,38 +37,17 @@ func (a *app) newCluster(c *config.Config) (*cluster, error) {
 		}
 		name = h
 	}
-	gc := gossip.DefaultConfig()
+	gc := k.Config
 	gc.Name = name
-	host, port, err := splitHostPort(k.BindAddress)
-	if err != nil {
-		return nil, fmt.Errorf("cluster.bind_address: %w", err)
-	}
-	gc.BindAddr, gc.BindPort = host, port
-	if k.AdvertiseAddress != "" {
-		if gc.AdvertiseAddr, gc.AdvertisePort, err = splitHostPort(k.AdvertiseAddress); err != nil {
-			return nil, fmt.Errorf("cluster.advertise_address: %w", err)
-		}
-	}
-	gc.Preset, gc.Label, gc.AllowInsecure = k.Preset, k.Label, k.AllowInsecure
-	gc.Seeds = append([]string(nil), k.Seeds...)
 	if k.JoinConsul {
-		gc.Seeds = append(gc.Seeds, a.consulPeers(c, name)...)
+		gc.Seeds = append(slices.Clone(gc.Seeds), a.consulPeers(c, name)...)
 		// Nodes started together may all look before any has registered: a node left alone
 		// asks again at every reconnect_interval.
 		gc.FindPeers = func() []string { return a.consulPeers(c, name) }
 	}
 	gc.Region, gc.Version = c.Geo.NodeRegion, version
-	gc.QueueSize, gc.PushPullMaxBytes = k.QueueSize, k.PushPullMaxBytes
-	gc.ReconnectInterval, gc.ReconnectTimeout = k.ReconnectInterval, k.ReconnectTimeout
-	if k.GossipKey != "" {
-		primary, others, err := clusterKeys(k)
-		if err != nil {
-			return nil, err
-		}
-		gc.Keys = append([][]byte{primary}, others...)
-	}
-	sc := gossip.DefaultStoreConfig()
-	sc.NodeName, sc.MaxEntriesPerKind, sc.TombstoneTTL = name, k.MaxEntriesPerKind, k.TombstoneTTL
+	sc := k.StoreConfig
+	sc.NodeName = name
 	store, err := gossip.NewStore(sc, gossip.NewClock(nil, 0))
 	if err != nil {
 		return nil, err
@@ -131,18 +108,6 @@ func (c *cluster) applyKeys(k config.Cluster) (changed bool, err error) {
 	return !slices.EqualFunc(before, after, bytes.Equal), nil
 }
 
-func splitHostPort(addr string) (string, int, error) {
-	host, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", 0, err
-	}
-	port, err := strconv.Atoi(p)
-	if err != nil {
-		return "", 0, fmt.Errorf("port %q: %w", p, err)
-	}
-	return host, port, nil
-}
-
 // gossipMetaKey is the service meta key under which a registered node publishes its gossip
 // address, for peers that join through Consul.
 const gossipMetaKey = "gossip_addr"
@@ -151,7 +116,7 @@ const gossipMetaKey = "gossip_addr"
 // start, and again whenever the node finds itself alone. Failures only cost the seeds: they are
 // logged and the node keeps its static seeds.
 func (a *app) consulPeers(c *config.Config, self string) []string {
-	client, err := consul.NewClient(consulConfig(c, a.environ))
+	client, err := consul.NewClient(c.Discovery.Consul.FromEnv(a.environ))
 	if err != nil {
 		a.log.Warn("cluster.join_consul: no Consul client", "error", err.Error())
 		return nil

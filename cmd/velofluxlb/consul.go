@@ -15,22 +15,6 @@ import (
 	"github.com/veloflux/veloflux/discovery/consul"
 )
 
-// consulConfig turns the discovery.consul section into the source's settings, with the
-// standard CONSUL_HTTP_* variables applied where the file keeps a default.
-func consulConfig(c *config.Config, environ []string) consul.Config {
-	k := c.Discovery.Consul
-	cc := consul.DefaultConfig()
-	cc.Address, cc.Scheme, cc.Token, cc.TokenFile = k.Address, k.Scheme, k.Token, k.TokenFile
-	cc.Datacenter, cc.Datacenters = k.Datacenter, append([]string(nil), k.Datacenters...)
-	cc.TLS = consul.TLSConfig{
-		CAFile: k.TLS.CAFile, CertFile: k.TLS.CertFile, KeyFile: k.TLS.KeyFile,
-		ServerName: k.TLS.ServerName, InsecureSkipVerify: k.TLS.InsecureSkipVerify,
-	}
-	cc.TagPrefix, cc.ExposedByDefault, cc.AcceptWarning = k.TagPrefix, k.ExposedByDefault, k.AcceptWarning
-	cc.WaitTime, cc.Coalesce, cc.MinBackoff, cc.MaxBackoff = k.WaitTime, k.Coalesce, k.MinBackoff, k.MaxBackoff
-	return cc.FromEnv(environ)
-}
-
 // registrationOf describes this node to Consul: its proxy listener, and its /readyz on the
 // metrics listener as the check, so a draining node turns critical.
 func registrationOf(c *config.Config, proxyAddr, metricsAddr string) (consul.Registration, error) {
@@ -52,16 +36,12 @@ func registrationOf(c *config.Config, proxyAddr, metricsAddr string) (consul.Reg
 			checkHost = "127.0.0.1"
 		}
 	}
+	r.Tags = append([]string(nil), r.Tags...)
 	return consul.Registration{
-		Name:                    r.Name,
-		ID:                      r.ID,
-		Address:                 r.Address,
-		Port:                    port,
-		Tags:                    append([]string(nil), r.Tags...),
-		Meta:                    map[string]string{"version": version},
-		CheckURL:                "http://" + net.JoinHostPort(checkHost, checkPort) + "/readyz",
-		CheckInterval:           r.CheckInterval,
-		DeregisterCriticalAfter: r.DeregisterCriticalAfter,
+		RegisterConfig: r,
+		Port:           port,
+		Meta:           map[string]string{"version": version},
+		CheckURL:       "http://" + net.JoinHostPort(checkHost, checkPort) + "/readyz",
 	}, nil
 }
 
@@ -83,7 +63,7 @@ type registration struct {
 }
 
 func newRegistration(a *app, proxyAddr, metricsAddr string) (*registration, error) {
-	client, err := consul.NewClient(consulConfig(a.cfg, a.environ))
+	client, err := consul.NewClient(a.cfg.Discovery.Consul.FromEnv(a.environ))
 	if err != nil {
 		return nil, err
 	}

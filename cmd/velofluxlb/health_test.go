@@ -19,6 +19,7 @@ import (
 	"github.com/veloflux/veloflux/config"
 	"github.com/veloflux/veloflux/discovery"
 	"github.com/veloflux/veloflux/health"
+	"github.com/veloflux/veloflux/internal/testutil"
 	"github.com/veloflux/veloflux/proxy"
 )
 
@@ -248,13 +249,7 @@ func (n *healthNode) get(t *testing.T) int {
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after 5s waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, what, cond)
 }
 
 // poolYAML is a config with one pool of the given backends behind the default route, probed

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -29,6 +30,7 @@ import (
 	"github.com/veloflux/veloflux/health/consensus"
 	"github.com/veloflux/veloflux/proxy"
 	"github.com/veloflux/veloflux/telemetry"
+	"github.com/veloflux/veloflux/telemetry/tracing"
 )
 
 // app is one running VeloFlux node: the concrete parts and the config they were built from.
@@ -59,6 +61,10 @@ type app struct {
 	cluster *cluster
 	// drains are the backends operators drained (cluster-wide with a cluster).
 	drains *gossip.Drains
+	// tracing is nil unless tracing.enabled.
+	tracing *tracing.Provider
+	// sessions are the sticky-session pins the proxy uses: the cluster's with a cluster.
+	sessions views.SessionCounter
 	// admin is nil without global.admin_address; once newApp returns, it is bound.
 	admin *admin.Server
 	// metrics is nil without global.metrics_address; metricsLn is its bound listener.
@@ -68,13 +74,24 @@ type app struct {
 	reloads      *prometheus.CounterVec
 	reloadOKTime prometheus.Gauge
 
+	// serving is closed once run has started every part; readyFile, when set, is written then.
+	serving   chan struct{}
+	readyFile string
+
 	mu         sync.Mutex // guards cfg and lastReload; serialises reloads
 	cfg        *config.Config
 	lastReload views.Reload
 }
 
-// serve runs a node until SIGTERM or SIGINT, then drains and returns nil.
-func serve(path string, environ []string, stderr io.Writer) error {
+// serve runs a node until SIGTERM or SIGINT, then drains and returns nil. With readyFile
+// set, the node writes its bound addresses there once every part runs (see writeReady).
+func serve(path, readyFile string, environ []string, stderr io.Writer) error {
+	if readyFile != "" {
+		// A file left by an earlier run must not announce this one before it is up.
+		if err := os.Remove(readyFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("ready file: %w", err)
+		}
+	}
 	cfg, err := config.Load(path, environ)
 	if err != nil {
 		return fmt.Errorf("config %s:\n%w", path, err)
@@ -90,6 +107,7 @@ func serve(path string, environ []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	a.readyFile = readyFile
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	hup := make(chan os.Signal, 1)
@@ -104,6 +122,7 @@ func serve(path string, environ []string, stderr io.Writer) error {
 func newApp(path string, environ []string, cfg *config.Config, log *slog.Logger, level *slog.LevelVar) (_ *app, err error) {
 	a := &app{
 		path: path, environ: environ, log: log, level: level, cfg: cfg,
+		serving: make(chan struct{}),
 		reg:     telemetry.NewRegistry(version),
 		started: time.Now(),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -145,17 +164,23 @@ func (a *app) build() error {
 	if err != nil {
 		return err
 	}
-	var sessions proxy.SessionStore = proxy.NewLocalSessions(0)
+	local := proxy.NewLocalSessions(0)
+	var sessions proxy.SessionStore = local
+	a.sessions = local
 	if cfg.Cluster.Enabled {
 		if a.cluster, err = a.newCluster(cfg); err != nil {
 			return err
 		}
 		sessions = a.cluster.sessions // pins shared by every node of the cluster
+		a.sessions = a.cluster.sessions
 	}
 	if a.drains, err = newDrains(a.cluster); err != nil {
 		return err
 	}
 	if a.consensus, err = newConsensus(cfg, a.cluster, a.checker, a.passive, log, a.reg); err != nil {
+		return err
+	}
+	if a.tracing, err = a.newTracing(cfg); err != nil {
 		return err
 	}
 	opts := proxy.Options{
@@ -166,6 +191,11 @@ func (a *app) build() error {
 		AccessLogger: log.With("component", "access"),
 		Registerer:   a.reg,
 		Transport:    transportConfig(cfg),
+	}
+	if a.tracing != nil {
+		opts.TracerProvider = a.tracing.TracerProvider()
+		opts.Propagator = tracing.Propagator()
+		opts.TraceTrust = traceTrust(cfg.Tracing.TrustIncoming)
 	}
 	if cfg.Geo.Database != "" {
 		a.geo, err = geo.New(geoConfig(cfg), log.With("component", "geo"), a.reg)
@@ -197,7 +227,7 @@ func (a *app) build() error {
 	}
 	if cfg.Discovery.Consul.Enabled {
 		// Nothing is contacted before it runs; while Consul is down, it retries with backoff.
-		a.consul, err = consul.New(consulConfig(cfg, a.environ), log.With("component", "consul"), a.reg)
+		a.consul, err = consul.New(cfg.Discovery.Consul.FromEnv(a.environ), log.With("component", "consul"), a.reg)
 		if err != nil {
 			return err
 		}
@@ -276,6 +306,9 @@ func (a *app) adminViews() (*views.Controller, error) {
 		Running:         a.running,
 		SourceConflicts: a.routing.conflictsNow,
 		SetDraining:     a.setDraining,
+		Metrics:         a.reg,
+		Sessions:        a.sessions,
+		Log:             a.log.With("component", "admin"),
 	}
 	if a.cluster != nil {
 		p.Cluster = &views.Cluster{Name: a.cluster.name, Node: a.cluster.node, Store: a.cluster.store}
@@ -310,6 +343,9 @@ func (a *app) release() {
 	}
 	if a.geo != nil {
 		_ = a.geo.Run(ended)
+	}
+	if a.tracing != nil {
+		_ = a.tracing.Run(ended)
 	}
 }
 
@@ -369,6 +405,10 @@ func (a *app) parts(hup <-chan os.Signal) []part {
 	}
 	if a.register != nil {
 		ps = append(ps, part{"consul register", a.register.Run})
+	}
+	if a.tracing != nil {
+		// On the parts' context: spans of the drain are still exported, then the rest.
+		ps = append(ps, part{"tracing", a.tracing.Run})
 	}
 	return ps
 }
@@ -431,8 +471,16 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal) error {
 		attrs = append(attrs, "metrics", a.metricsLn.Addr().String())
 	}
 	a.log.Info("veloflux started", attrs...)
+	if err := a.writeReady(); err != nil {
+		_ = failed("ready file", err)
+		stop()
+	}
+	close(a.serving)
 
 	_ = g.Wait() // every error is in errs, in the order the parts failed
+	if a.readyFile != "" {
+		_ = os.Remove(a.readyFile) // a stopped node is not ready
+	}
 	a.log.Info("veloflux stopped")
 	mu.Lock()
 	defer mu.Unlock()

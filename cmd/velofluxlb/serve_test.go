@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/veloflux/veloflux/config"
+	"github.com/veloflux/veloflux/internal/testutil"
 	"github.com/veloflux/veloflux/telemetry"
 )
 
@@ -55,17 +59,26 @@ routes:
 	if err != nil {
 		t.Fatal(err)
 	}
+	a.readyFile = t.TempDir() + "/ready.json"
 	ctx, cancel := context.WithCancel(context.Background())
 	hup := make(chan os.Signal, 1)
 	done := make(chan error, 1)
 	go func() { done <- a.run(ctx, hup) }()
 
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(logs.String(), "veloflux started") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no start-up line:\n%s", logs.String())
-		}
-		time.Sleep(10 * time.Millisecond)
+	testutil.Receive(t, a.serving, "the node to serve")
+	if !strings.Contains(logs.String(), "veloflux started") {
+		t.Fatalf("serving without a start-up line:\n%s", logs.String())
+	}
+	var ready Ready
+	if b, err := os.ReadFile(a.readyFile); err != nil {
+		t.Fatalf("ready file: %v", err)
+	} else if err := json.Unmarshal(b, &ready); err != nil {
+		t.Fatalf("ready file %q: %v", b, err)
+	}
+	if ready.PID != os.Getpid() || len(ready.Listeners) != 1 || ready.Listeners[0] != a.server.Addrs()[0].String() ||
+		ready.Admin != a.admin.Addr().String() || ready.Metrics != a.metricsLn.Addr().String() {
+		t.Fatalf("ready file = %+v, want pid %d, listener %v, admin %v, metrics %v", ready, os.Getpid(),
+			a.server.Addrs()[0], a.admin.Addr(), a.metricsLn.Addr())
 	}
 	c := &http.Client{Timeout: 5 * time.Second}
 	resp, err := c.Get("http://" + a.server.Addrs()[0].String() + "/")
@@ -78,24 +91,19 @@ routes:
 		t.Fatalf("proxied request: %d %q", resp.StatusCode, body)
 	}
 	hup <- os.Interrupt // any signal value: the channel is the SIGHUP channel
-	for !strings.Contains(logs.String(), `"reason":"SIGHUP"`) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no reload line:\n%s", logs.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, "the reload line", func() bool {
+		return strings.Contains(logs.String(), `"reason":"SIGHUP"`)
+	})
 	c.CloseIdleConnections()
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not return after the context ended")
+	if err := testutil.Receive(t, done, "run to return after its context ended"); err != nil {
+		t.Fatalf("run: %v", err)
 	}
 	if !strings.Contains(logs.String(), "veloflux stopped") {
 		t.Errorf("no stop line:\n%s", logs.String())
+	}
+	if _, err := os.Stat(a.readyFile); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ready file after the stop: %v, want it removed", err)
 	}
 }
 
@@ -120,11 +128,17 @@ func (w *syncWriter) String() string {
 // buildNode writes yaml to a file and builds a node from it, as serve does.
 func buildNode(t *testing.T, yaml string) (*app, *syncWriter, error) {
 	t.Helper()
+	return buildNodeEnv(t, yaml, nil)
+}
+
+// buildNodeEnv is buildNode with environ as the node's environment.
+func buildNodeEnv(t *testing.T, yaml string, environ []string) (*app, *syncWriter, error) {
+	t.Helper()
 	path := t.TempDir() + "/config.yaml"
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Load(path, nil)
+	cfg, err := config.Load(path, environ)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,6 +147,6 @@ func buildNode(t *testing.T, yaml string) (*app, *syncWriter, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := newApp(path, nil, cfg, log, level)
+	a, err := newApp(path, environ, cfg, log, level)
 	return a, logs, err
 }

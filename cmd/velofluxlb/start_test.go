@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/veloflux/veloflux/discovery/consul/consultest"
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // testNode is a node built by newApp from a YAML file and run by run in the background.
@@ -28,7 +29,13 @@ type testNode struct {
 // startNode builds a node and runs it until the test stops it (or ends).
 func startNode(t *testing.T, yaml string) *testNode {
 	t.Helper()
-	a, logs, err := buildNode(t, yaml)
+	return startNodeEnv(t, yaml, nil)
+}
+
+// startNodeEnv is startNode with environ as the node's environment.
+func startNodeEnv(t *testing.T, yaml string, environ []string) *testNode {
+	t.Helper()
+	a, logs, err := buildNodeEnv(t, yaml, environ)
 	if err != nil {
 		t.Fatalf("newApp: %v\n%s", err, logs.String())
 	}
@@ -43,14 +50,16 @@ func startNode(t *testing.T, yaml string) *testNode {
 func (n *testNode) shutdown(t *testing.T) error {
 	t.Helper()
 	n.stop()
+	timer := time.NewTimer(testutil.Timeout())
+	defer timer.Stop()
 	select {
 	case err, ok := <-n.done:
 		if ok {
 			close(n.done)
 		}
 		return err
-	case <-time.After(20 * time.Second):
-		t.Fatalf("run did not return 20s after its context ended:\n%s", n.logs.String())
+	case <-timer.C:
+		t.Fatalf("run did not return %v after its context ended:\n%s", testutil.Timeout(), n.logs.String())
 		return nil
 	}
 }
@@ -72,18 +81,7 @@ discovery:
     address: "`+agent.HTTPAddr+`"
     register: {enabled: true, name: vf-start-test, check_interval: 1s}
 `)
-	var adminAddr string
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if addr := n.a.admin.Addr(); addr != nil {
-			adminAddr = addr.String()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("admin not bound after 10s:\n%s", n.logs.String())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	adminAddr := n.a.admin.Addr().String() // bound by newApp, before run starts anything
 	c := &http.Client{Timeout: 5 * time.Second}
 	defer c.CloseIdleConnections()
 	call := func(method, path string) map[string]any {
@@ -109,10 +107,12 @@ discovery:
 	after := 0
 	for i := 0; after < 3; i++ {
 		if i == 2000 {
-			t.Fatalf("no start-up line after %d requests:\n%s", i, n.logs.String())
+			t.Fatalf("the node did not serve after %d requests:\n%s", i, n.logs.String())
 		}
-		if strings.Contains(n.logs.String(), "veloflux started") {
+		select {
+		case <-n.a.serving:
 			after++
+		default:
 		}
 		for _, r := range []struct{ method, path string }{
 			{http.MethodGet, "/admin/status"},
@@ -189,17 +189,10 @@ routes:
 	}()
 	<-entered
 	n.stop()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testutil.Eventually(t, "/readyz to answer 503 during the drain", func() bool {
 		code, _ := get(readyz)
-		if code == http.StatusServiceUnavailable {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz still %d 5s into the drain", code)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return code == http.StatusServiceUnavailable
+	})
 	if code, body := get(status); code != http.StatusOK || !strings.Contains(body, `"draining":true`) {
 		t.Fatalf("admin status during the drain: %d %s", code, body)
 	}
@@ -301,16 +294,12 @@ routes:
 				}
 				done := make(chan error, 1)
 				go func() { done <- a.run(context.Background(), make(chan os.Signal)) }()
-				select {
-				case err = <-done:
-				case <-time.After(20 * time.Second):
-					t.Fatalf("run did not return after a part failed:\n%s", logs.String())
-				}
+				err = testutil.Receive(t, done, "run to return after a part failed")
 			} else if a != nil {
 				t.Fatal("newApp returned a node with its error")
 			}
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+				t.Fatalf("error %v, want one containing %q\n%s", err, tt.wantErr, logs.String())
 			}
 			for _, addr := range mustBeFree {
 				mustRebind(t, addr)

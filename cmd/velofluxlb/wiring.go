@@ -23,6 +23,11 @@ func checkRunnable(c *config.Config) error {
 	if t.AutoCert {
 		return errors.New("global.tls.auto_cert: ACME certificates are not supported by this version; set global.tls.cert_file and key_file")
 	}
+	for i, p := range c.Pools {
+		if !p.TLS.IsZero() {
+			return fmt.Errorf("pools[%d].tls: backend TLS settings are not supported by this version; use tls_skip_verify", i)
+		}
+	}
 	if c.Global.TLSBindAddress != "" && len(t.CertificatePairs()) == 0 {
 		return errors.New("global.tls_bind_address: needs global.tls.cert_file and global.tls.key_file, or global.tls.certificates")
 	}
@@ -102,8 +107,7 @@ func newHealthChecks(cfg *config.Config, log *slog.Logger, reg prometheus.Regist
 // (healthView) and is shared with the peers as an observation, for their admin views.
 // cl nil means no cluster.
 func newConsensus(cfg *config.Config, cl *cluster, checker *health.Checker, passive *health.Passive, log *slog.Logger, reg prometheus.Registerer) (*consensus.View, error) {
-	cc := consensus.DefaultConfig()
-	cc.Probers, cc.ObservationTTL = cfg.Cluster.Health.Probers, cfg.Cluster.Health.ObservationTTL
+	cc := cfg.Cluster.Health
 	var g consensus.Gossip
 	if cl != nil {
 		cc.NodeName = cl.name
@@ -161,6 +165,7 @@ func transportConfig(c *config.Config) proxy.TransportConfig {
 		ResponseHeaderTimeout: t.BackendResponseHeader,
 		IdleConnTimeout:       t.BackendIdle,
 		MaxIdleConnsPerHost:   c.Global.Limits.MaxIdleConnsPerBackend,
+		FastHTTP1:             c.Global.HTTP1FastPath,
 	}
 }
 
@@ -180,6 +185,7 @@ func serverConfig(c *config.Config, store *certs.Store) (proxy.ServerConfig, err
 		MaxRequestsPerConn:     int64(g.Limits.MaxRequestsPerConn),
 		MaxClientConns:         g.Limits.MaxClientConns,
 		H2C:                    g.H2C,
+		HTTP1FastPath:          g.HTTP1FastPath,
 		H2MaxFrameSize:         g.Limits.H2MaxFrameSize,
 		H2StreamWindow:         g.Limits.H2StreamWindow,
 		H2ConnWindow:           g.Limits.H2ConnWindow,

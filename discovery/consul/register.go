@@ -24,18 +24,12 @@ import (
 // Registration is how a VeloFlux node advertises itself as a Consul service, so that DNS,
 // other load balancers and VeloFlux peers (which read the gossip address from Meta) find it.
 type Registration struct {
-	// Name is the Consul service name. Default "veloflux".
-	Name string
-	// ID is the service instance ID, unique on the agent. Default "<Name>-<hostname>-<Port>",
-	// stable across restarts so a restarted node replaces its own entry instead of adding one.
-	ID string
-	// Address is the advertised address of the proxy listener, a host without port.
-	// Default "": Consul advertises the agent's node address.
-	Address string
+	// RegisterConfig is discovery.consul.register. Zero values that have a default take it:
+	// Name "veloflux", ID "<Name>-<hostname>-<Port>", CheckInterval 5s,
+	// DeregisterCriticalAfter 1m. Enabled is the caller's business.
+	RegisterConfig
 	// Port is the proxy listener port, 1..65535. Required.
 	Port int
-	// Tags are the service tags. Default none.
-	Tags []string
 	// Meta is the service metadata, e.g. "gossip_addr" (read by peers to join the gossip
 	// cluster) and "version". Keys match [A-Za-z0-9_-]{1,128} and do not start with
 	// "consul-"; at most 64 keys; values at most 512 bytes. These are Consul's own limits,
@@ -45,14 +39,6 @@ type Registration struct {
 	// listener, e.g. "http://10.0.0.5:8080/readyz". Required: without a check, Consul would
 	// keep sending clients to a node whose process died while its agent lives on.
 	CheckURL string
-	// CheckInterval is how often Consul runs the check and how often Run asks the agent
-	// whether it still holds the registration. Default 5s. The agent raises check
-	// intervals below 1s to 1s; the re-registration poll uses the value as given.
-	CheckInterval time.Duration
-	// DeregisterCriticalAfter is how long the check may stay critical before Consul
-	// removes the entry, which cleans up after a node that crashed without deregistering.
-	// Default 1m; the agent raises lower values to its check_deregister_interval_min (1m).
-	DeregisterCriticalAfter time.Duration
 }
 
 const (
@@ -73,7 +59,9 @@ const (
 	metaValueMaxLength = 512
 	metaReservedPrefix = "consul-"
 
-	registrationKey = "discovery.consul.register"
+	// sectionKey is where Config sits in the config file, for errors outside config's check.
+	sectionKey      = "discovery.consul"
+	registrationKey = sectionKey + ".register"
 )
 
 var metaKeyFormat = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)

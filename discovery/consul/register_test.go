@@ -27,7 +27,7 @@ import (
 
 func TestRegistrationValidate(t *testing.T) {
 	valid := func() Registration {
-		return Registration{ID: "vf-1", Port: 8080, CheckURL: "http://127.0.0.1:8081/readyz"}
+		return Registration{RegisterConfig: RegisterConfig{ID: "vf-1"}, Port: 8080, CheckURL: "http://127.0.0.1:8081/readyz"}
 	}
 	manyMeta := func(n int) map[string]string {
 		m := make(map[string]string, n)
@@ -136,9 +136,9 @@ func TestRegistrationDefaults(t *testing.T) {
 	}{
 		{name: "all defaults", reg: Registration{Port: 8080},
 			wantName: "veloflux", wantID: "veloflux-" + host + "-8080"},
-		{name: "id follows name", reg: Registration{Name: "edge", Port: 443},
+		{name: "id follows name", reg: Registration{RegisterConfig: RegisterConfig{Name: "edge"}, Port: 443},
 			wantName: "edge", wantID: "edge-" + host + "-443"},
-		{name: "given id kept", reg: Registration{Name: "edge", ID: "edge-a", Port: 443},
+		{name: "given id kept", reg: Registration{RegisterConfig: RegisterConfig{Name: "edge", ID: "edge-a"}, Port: 443},
 			wantName: "edge", wantID: "edge-a"},
 	}
 	for _, tt := range tests {
@@ -158,7 +158,7 @@ func TestRegistrationDefaults(t *testing.T) {
 		})
 	}
 	t.Run("caller's maps and slices are copied", func(t *testing.T) {
-		reg := Registration{Port: 1, CheckURL: "http://h/readyz", Tags: []string{"a"}, Meta: map[string]string{"k": "v"}}
+		reg := Registration{RegisterConfig: RegisterConfig{Tags: []string{"a"}}, Port: 1, CheckURL: "http://h/readyz", Meta: map[string]string{"k": "v"}}
 		r, err := NewRegistrar(regClient(t, "127.0.0.1:1"), reg, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -177,14 +177,16 @@ func TestRegistrarRegistersWithCheck(t *testing.T) {
 	client := regClient(t, agent.HTTPAddr)
 	ready := regReadyz(t)
 	reg := Registration{
-		Name:          "veloflux-edge",
-		ID:            "edge-1",
-		Address:       "127.0.0.2",
-		Port:          8443,
-		Tags:          []string{"edge", "eu"},
-		Meta:          map[string]string{"gossip_addr": "127.0.0.2:7946", "version": "1.2.3"},
-		CheckURL:      ready.URL + "/readyz",
-		CheckInterval: 200 * time.Millisecond,
+		RegisterConfig: RegisterConfig{
+			Name:          "veloflux-edge",
+			ID:            "edge-1",
+			Address:       "127.0.0.2",
+			Tags:          []string{"edge", "eu"},
+			CheckInterval: 200 * time.Millisecond,
+		},
+		Port:     8443,
+		Meta:     map[string]string{"gossip_addr": "127.0.0.2:7946", "version": "1.2.3"},
+		CheckURL: ready.URL + "/readyz",
 	}
 	r, err := NewRegistrar(client, reg, nil)
 	if err != nil {
@@ -244,7 +246,7 @@ func TestRegistrarDraining(t *testing.T) {
 	agent := consultest.Start(t, "")
 	client := regClient(t, agent.HTTPAddr)
 	ready := regReadyz(t)
-	reg := Registration{ID: "drain-1", Port: 8080, CheckURL: ready.URL + "/readyz", CheckInterval: 200 * time.Millisecond}
+	reg := Registration{RegisterConfig: RegisterConfig{ID: "drain-1", CheckInterval: 200 * time.Millisecond}, Port: 8080, CheckURL: ready.URL + "/readyz"}
 	r, err := NewRegistrar(client, reg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -310,7 +312,7 @@ func TestRegistrarDeregistersOnCancel(t *testing.T) {
 	agent := consultest.Start(t, "")
 	client := regClient(t, agent.HTTPAddr)
 	ready := regReadyz(t)
-	reg := Registration{ID: "bye-1", Port: 8080, CheckURL: ready.URL + "/readyz", CheckInterval: 200 * time.Millisecond}
+	reg := Registration{RegisterConfig: RegisterConfig{ID: "bye-1", CheckInterval: 200 * time.Millisecond}, Port: 8080, CheckURL: ready.URL + "/readyz"}
 	r, err := NewRegistrar(client, reg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -352,7 +354,7 @@ func TestRegistrarReregistersLostService(t *testing.T) {
 	client := regClient(t, agent.HTTPAddr)
 	ready := regReadyz(t)
 	const interval = 200 * time.Millisecond
-	reg := Registration{ID: "phoenix-1", Port: 8080, CheckURL: ready.URL + "/readyz", CheckInterval: interval}
+	reg := Registration{RegisterConfig: RegisterConfig{ID: "phoenix-1", CheckInterval: interval}, Port: 8080, CheckURL: ready.URL + "/readyz"}
 	r, err := NewRegistrar(client, reg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -456,7 +458,7 @@ func TestRegistrarRunAgentErrors(t *testing.T) {
 			fake := &regFakeAgent{registerCode: tt.registerCode, registered: make(chan struct{})}
 			srv := httptest.NewServer(fake)
 			t.Cleanup(srv.Close)
-			reg := Registration{ID: "fake-1", Port: 8080, CheckURL: "http://127.0.0.1:1/readyz", CheckInterval: 20 * time.Millisecond}
+			reg := Registration{RegisterConfig: RegisterConfig{ID: "fake-1", CheckInterval: 20 * time.Millisecond}, Port: 8080, CheckURL: "http://127.0.0.1:1/readyz"}
 			r, err := NewRegistrar(regClient(t, strings.TrimPrefix(srv.URL, "http://")), reg, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -519,9 +521,13 @@ func TestRegistrarRegistrationRequest(t *testing.T) {
 			srv := httptest.NewServer(fake)
 			t.Cleanup(srv.Close)
 			reg := Registration{
-				ID: "wire-1", Address: "10.0.0.5", Port: 8080, Tags: []string{"edge"},
+				RegisterConfig: RegisterConfig{
+					ID: "wire-1", Address: "10.0.0.5", Tags: []string{"edge"},
+					CheckInterval: tt.interval, DeregisterCriticalAfter: tt.deregister,
+				},
+				Port:     8080,
 				Meta:     map[string]string{"gossip_addr": "10.0.0.5:7946"},
-				CheckURL: "http://10.0.0.5:8081/readyz", CheckInterval: tt.interval, DeregisterCriticalAfter: tt.deregister,
+				CheckURL: "http://10.0.0.5:8081/readyz",
 			}
 			r, err := NewRegistrar(regClient(t, strings.TrimPrefix(srv.URL, "http://")), reg, nil)
 			if err != nil {
@@ -575,7 +581,7 @@ func TestRegistrarRetriesDraining(t *testing.T) {
 	// poll intervals of the fake clock: exactly, rather than over 100ms of a busy machine.
 	synctest.Test(t, func(t *testing.T) {
 		fake.registered = make(chan struct{}) // a channel of the bubble
-		reg := Registration{ID: "retry-1", Port: 8080, CheckURL: "http://127.0.0.1:1/readyz", CheckInterval: 20 * time.Millisecond}
+		reg := Registration{RegisterConfig: RegisterConfig{ID: "retry-1", CheckInterval: 20 * time.Millisecond}, Port: 8080, CheckURL: "http://127.0.0.1:1/readyz"}
 		r, err := NewRegistrar(regMemClient(t, fake), reg, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -613,7 +619,7 @@ func TestRegistrarRegistersAgainAtNextPoll(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fake := &regFakeAgent{registerCode: func(int) int { return http.StatusOK }, registered: make(chan struct{})}
 		const interval = 5 * time.Second
-		reg := Registration{ID: "phoenix-1", Port: 8080, CheckURL: "http://127.0.0.1:1/readyz", CheckInterval: interval}
+		reg := Registration{RegisterConfig: RegisterConfig{ID: "phoenix-1", CheckInterval: interval}, Port: 8080, CheckURL: "http://127.0.0.1:1/readyz"}
 		r, err := NewRegistrar(regMemClient(t, fake), reg, nil)
 		if err != nil {
 			t.Fatal(err)

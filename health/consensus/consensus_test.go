@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -14,10 +15,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/veloflux/veloflux/gossip"
 	"github.com/veloflux/veloflux/health"
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // waitFor polls cond every few milliseconds until it holds, failing the test after within.
@@ -58,8 +60,8 @@ func runUntilCleanup(t *testing.T, name string, fn func(context.Context) error) 
 				if err != nil {
 					t.Errorf("%s: Run() = %v, want nil", name, err)
 				}
-			case <-time.After(5 * time.Second):
-				t.Errorf("%s: Run did not return within 5s of cancel", name)
+			case <-time.After(testutil.Timeout()):
+				t.Errorf("%s: Run did not return within %s of cancel", name, testutil.Timeout())
 			}
 		})
 	}
@@ -249,8 +251,8 @@ func TestConsensusFromStore(t *testing.T) {
 	u := newUnitView(t, "self", DefaultConfig(), clusterCheckConfig(time.Second, 3, 2), members...)
 	id := idProbedBy(t, members, 2, "p1", "p2")
 	u.SetTargets([]health.Target{{ID: id, Pool: "pool", Address: "127.0.0.1:1", Path: "/healthz"}})
-	waitFor(t, 5*time.Second, "member list taken in", func() bool { return clusteredWith(u.View, 4) })
-	if got := testutil.ToFloat64(u.metrics.probed); got != 0 {
+	testutil.Eventually(t, "member list taken in", func() bool { return clusteredWith(u.View, 4) })
+	if got := promtest.ToFloat64(u.metrics.probed); got != 0 {
 		t.Fatalf("this node probes %v backends, want 0 (p1 and p2 do)", got)
 	}
 
@@ -281,7 +283,7 @@ func TestConsensusFromStore(t *testing.T) {
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
 			s.do()
-			waitFor(t, 5*time.Second, fmt.Sprintf("healthy=%t", s.healthy), func() bool { return u.Healthy(id) == s.healthy })
+			testutil.Eventually(t, fmt.Sprintf("healthy=%t", s.healthy), func() bool { return u.Healthy(id) == s.healthy })
 			st := statusFor(t, u.View, id)
 			if st.Healthy != s.healthy || st.Why != s.why {
 				t.Fatalf("status healthy=%t why=%q, want %t %q", st.Healthy, st.Why, s.healthy, s.why)
@@ -290,7 +292,7 @@ func TestConsensusFromStore(t *testing.T) {
 			if !s.healthy {
 				wantDown = 1
 			}
-			if got := testutil.ToFloat64(u.metrics.down); got != wantDown {
+			if got := promtest.ToFloat64(u.metrics.down); got != wantDown {
 				t.Fatalf("down gauge = %v, want %v", got, wantDown)
 			}
 		})
@@ -310,8 +312,8 @@ func TestConsensusFromStore(t *testing.T) {
 			t.Errorf("observer %s/%s = %+v (found %t), want fresh, voting %t", want.node, want.src, o, ok, want.voting)
 		}
 	}
-	waitFor(t, 5*time.Second, "5 received observations counted", func() bool {
-		return testutil.ToFloat64(u.metrics.observations.WithLabelValues(obsReceived)) == 5
+	testutil.Eventually(t, "5 received observations counted", func() bool {
+		return promtest.ToFloat64(u.metrics.observations.WithLabelValues(obsReceived)) == 5
 	})
 }
 
@@ -322,16 +324,16 @@ func TestDownVoteExpires(t *testing.T) {
 	u := newUnitView(t, "self", DefaultConfig(), clusterCheckConfig(time.Second, 3, 2), members...)
 	id := idProbedBy(t, members, 2, "p1", "p2")
 	u.SetTargets([]health.Target{{ID: id, Address: "127.0.0.1:1", Path: "/"}})
-	waitFor(t, 5*time.Second, "member list taken in", func() bool { return clusteredWith(u.View, 3) })
+	testutil.Eventually(t, "member list taken in", func() bool { return clusteredWith(u.View, 3) })
 
 	u.says(t, "p1", id, Observation{Source: SourceActive, Reason: "timeout"}, time.Minute)
 	u.says(t, "p2", id, Observation{Source: SourceActive, Reason: "timeout"}, 300*time.Millisecond)
-	waitFor(t, 5*time.Second, "down", func() bool { return !u.Healthy(id) })
+	testutil.Eventually(t, "down", func() bool { return !u.Healthy(id) })
 	// A refresh before the expiry carries the vote on, though it changes no verdict.
 	u.says(t, "p2", id, Observation{Source: SourceActive, Reason: "timeout"}, 500*time.Millisecond)
 	holds(t, 400*time.Millisecond, "down while p2 refreshes its vote", func() bool { return !u.Healthy(id) })
 	start := time.Now()
-	waitFor(t, 5*time.Second, "up after p2's vote expired", func() bool { return u.Healthy(id) })
+	testutil.Eventually(t, "up after p2's vote expired", func() bool { return u.Healthy(id) })
 	t.Logf("view back up %s after the refreshed vote had 100ms left", time.Since(start).Round(time.Millisecond))
 
 	o, ok := observer(statusFor(t, u.View, id), "p2", SourceActive)
@@ -355,10 +357,10 @@ func TestRefreshFollowsTheChecker(t *testing.T) {
 	hcfg.Timeout, hcfg.MaxInterval = 100*time.Millisecond, 600*time.Millisecond
 	u := newUnitView(t, "self", ccfg, hcfg, "self", "p1")
 	u.SetTargets([]health.Target{{ID: "b", Address: be.addr, Path: "/"}})
-	waitFor(t, 5*time.Second, "member list taken in", func() bool { return clusteredWith(u.View, 2) })
+	testutil.Eventually(t, "member list taken in", func() bool { return clusteredWith(u.View, 2) })
 	key := observationKey(SourceActive, backendKeyPart("b"), "self")
 	ownVote := func() (gossip.Entry, bool) { return u.store.Get(gossip.KindHealth, key) }
-	waitFor(t, 5*time.Second, "own down vote", func() bool {
+	testutil.Eventually(t, "own down vote", func() bool {
 		e, ok := ownVote()
 		if !ok {
 			return false
@@ -388,7 +390,7 @@ func TestInvalidObservationsAreCounted(t *testing.T) {
 	u := newUnitView(t, "self", DefaultConfig(), clusterCheckConfig(time.Second, 3, 2), members...)
 	id := idProbedBy(t, members, 2, "p1", "p2")
 	u.SetTargets([]health.Target{{ID: id, Address: "127.0.0.1:1", Path: "/"}})
-	waitFor(t, 5*time.Second, "member list taken in", func() bool { return clusteredWith(u.View, 3) })
+	testutil.Eventually(t, "member list taken in", func() bool { return clusteredWith(u.View, 3) })
 	part := backendKeyPart(id)
 	now := time.Now()
 	bad := []gossip.Entry{
@@ -411,8 +413,8 @@ func TestInvalidObservationsAreCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	u.says(t, "p1", id, Observation{Source: SourceActive, Reason: "timeout"}, time.Minute)
-	waitFor(t, 5*time.Second, "4 invalid observations counted", func() bool {
-		return testutil.ToFloat64(u.metrics.observations.WithLabelValues(obsInvalid)) == 4
+	testutil.Eventually(t, "4 invalid observations counted", func() bool {
+		return promtest.ToFloat64(u.metrics.observations.WithLabelValues(obsInvalid)) == 4
 	})
 	holds(t, 200*time.Millisecond, "backend healthy (one valid down vote of two)", func() bool { return u.Healthy(id) })
 }
@@ -448,11 +450,11 @@ func TestStandalone(t *testing.T) {
 				self = "local"
 			}
 			c.SetTargets([]health.Target{{ID: "b", Address: be.addr, Path: "/"}, {ID: "unchecked", Address: be.addr}})
-			if got := testutil.ToFloat64(c.metrics.probed); got != 1 {
+			if got := promtest.ToFloat64(c.metrics.probed); got != 1 {
 				t.Fatalf("probed gauge = %v, want 1", got)
 			}
 			be.status.Store(http.StatusServiceUnavailable)
-			waitFor(t, 5*time.Second, "down", func() bool { return !c.Healthy("b") })
+			testutil.Eventually(t, "down", func() bool { return !c.Healthy("b") })
 			st := statusFor(t, c, "b")
 			if !st.Standalone || !slices.Equal(st.Probers, []string{self}) || st.Why != "down by this node's own checks: status 503" {
 				t.Fatalf("status = %+v", st)
@@ -464,7 +466,7 @@ func TestStandalone(t *testing.T) {
 				t.Fatal("an unchecked or unknown backend is not healthy")
 			}
 			be.status.Store(http.StatusOK)
-			waitFor(t, 5*time.Second, "up again", func() bool { return c.Healthy("b") })
+			testutil.Eventually(t, "up again", func() bool { return c.Healthy("b") })
 		})
 	}
 }
@@ -491,17 +493,17 @@ func TestReassignKeepsCheckerState(t *testing.T) {
 	be.status.Store(http.StatusServiceUnavailable)
 	u := newUnitView(t, "self", DefaultConfig(), clusterCheckConfig(100*time.Millisecond, 2, 2), before...)
 	u.SetTargets([]health.Target{{ID: kept, Address: be.addr, Path: "/"}, {ID: moved, Address: be.addr, Path: "/"}})
-	waitFor(t, 5*time.Second, "two members taken in", func() bool { return clusteredWith(u.View, 2) })
-	waitFor(t, 5*time.Second, "both down in the checker", func() bool {
+	testutil.Eventually(t, "two members taken in", func() bool { return clusteredWith(u.View, 2) })
+	testutil.Eventually(t, "both down in the checker", func() bool {
 		return !u.checker.Healthy(kept) && !u.checker.Healthy(moved)
 	})
-	if got := testutil.ToFloat64(u.metrics.probed); got != 2 {
+	if got := promtest.ToFloat64(u.metrics.probed); got != 2 {
 		t.Fatalf("probed = %v before the join, want 2", got)
 	}
 	// The backend keeps failing: a reset state would show healthy for at least Fall intervals.
 	u.members.set(after...)
-	waitFor(t, 5*time.Second, "three members taken in", func() bool { return clusteredWith(u.View, 3) })
-	if got := testutil.ToFloat64(u.metrics.probed); got != 1 {
+	testutil.Eventually(t, "three members taken in", func() bool { return clusteredWith(u.View, 3) })
+	if got := promtest.ToFloat64(u.metrics.probed); got != 1 {
 		t.Fatalf("probed = %v after the join, want 1", got)
 	}
 	if u.checker.Healthy(kept) {
@@ -535,7 +537,7 @@ func (u unitView) settled() bool {
 func (u unitView) reportLocal(t *testing.T, id string, ejected bool, reason string) {
 	t.Helper()
 	u.ReportLocal(id, ejected, reason)
-	waitFor(t, 5*time.Second, "the report applied", u.settled)
+	testutil.Eventually(t, "the report applied", u.settled)
 }
 
 func TestReportLocal(t *testing.T) {
@@ -543,7 +545,7 @@ func TestReportLocal(t *testing.T) {
 	u := newUnitView(t, "self", DefaultConfig(), clusterCheckConfig(time.Second, 3, 2), members...)
 	id := idProbedBy(t, members, 2, "p1", "p2")
 	u.SetTargets([]health.Target{{ID: id, Address: "127.0.0.1:1", Path: "/"}})
-	waitFor(t, 5*time.Second, "member list taken in", func() bool { return clusteredWith(u.View, 3) })
+	testutil.Eventually(t, "member list taken in", func() bool { return clusteredWith(u.View, 3) })
 	key := observationKey(SourcePassive, backendKeyPart(id), "self")
 	passive := func() (Observation, bool) {
 		e, ok := u.store.Get(gossip.KindHealth, key)
@@ -579,7 +581,7 @@ func TestReportLocal(t *testing.T) {
 		t.Fatalf("broadcasts %d then %d, want 1 for one ejection reported twice", sent, got)
 	}
 	holds(t, 100*time.Millisecond, "healthy despite this node's ejection", func() bool { return u.Healthy(id) })
-	waitFor(t, 5*time.Second, "ejection in status", func() bool {
+	testutil.Eventually(t, "ejection in status", func() bool {
 		o, ok := observer(statusFor(t, u.View, id), "self", SourcePassive)
 		return ok && !o.Healthy && !o.Voting && o.Fresh
 	})
@@ -587,12 +589,12 @@ func TestReportLocal(t *testing.T) {
 	if o, _ := passive(); !o.Healthy || o.Reason != "" {
 		t.Fatalf("after reinstatement the passive observation is %+v", o)
 	}
-	if got := testutil.ToFloat64(u.metrics.observations.WithLabelValues(obsSent)); got != 2 {
+	if got := promtest.ToFloat64(u.metrics.observations.WithLabelValues(obsSent)); got != 2 {
 		t.Fatalf("sent = %v, want 2", got)
 	}
 	u.bcast.refuse.Store(true)
 	u.reportLocal(t, id, true, "again")
-	if got := testutil.ToFloat64(u.metrics.observations.WithLabelValues(obsFailed)); got != 1 {
+	if got := promtest.ToFloat64(u.metrics.observations.WithLabelValues(obsFailed)); got != 1 {
 		t.Fatalf("failed = %v, want 1 after a refused broadcast", got)
 	}
 	if o, _ := passive(); o.Reason != "again" {
@@ -609,7 +611,7 @@ func TestReportLocalNeverWaitsForTheView(t *testing.T) {
 	u := newUnitView(t, "self", DefaultConfig(), clusterCheckConfig(time.Second, 3, 2), members...)
 	id := idProbedBy(t, members, 2, "p1", "p2")
 	u.SetTargets([]health.Target{{ID: id, Address: "127.0.0.1:1", Path: "/"}, {ID: "other", Address: "127.0.0.1:2"}})
-	waitFor(t, 5*time.Second, "member list taken in", func() bool { return clusteredWith(u.View, 3) })
+	testutil.Eventually(t, "member list taken in", func() bool { return clusteredWith(u.View, 3) })
 	passive, err := health.NewPassive(nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -636,7 +638,7 @@ func TestReportLocalNeverWaitsForTheView(t *testing.T) {
 		t.Fatal("the backend was not ejected")
 	}
 	key := observationKey(SourcePassive, backendKeyPart(id), "self")
-	waitFor(t, 5*time.Second, "the ejection shared once the View is free", func() bool {
+	testutil.Eventually(t, "the ejection shared once the View is free", func() bool {
 		e, ok := u.store.Get(gossip.KindHealth, key)
 		if !ok {
 			return false
@@ -661,10 +663,10 @@ func TestNewRejects(t *testing.T) {
 		nilChk  bool
 		wantErr string
 	}{
-		{"zero probers", Config{MembershipPoll: time.Second, QueueSize: 1}, Gossip{}, false, "cluster.health.probers"},
-		{"negative ttl", func() Config { c := named; c.ObservationTTL = -1; return c }(), Gossip{}, false, "cluster.health.observation_ttl"},
-		{"no poll", func() Config { c := named; c.MembershipPoll = 0; return c }(), Gossip{}, false, "cluster.health.membership_poll"},
-		{"long name", func() Config { c := named; c.NodeName = strings.Repeat("n", 200); return c }(), Gossip{}, false, "cluster.name"},
+		{"zero probers", Config{MembershipPoll: time.Second, QueueSize: 1}, Gossip{}, false, "probers: must be between 1 and 16, got 0"},
+		{"negative ttl", func() Config { c := named; c.ObservationTTL = -1; return c }(), Gossip{}, false, "observation_ttl: must not be negative"},
+		{"no poll", func() Config { c := named; c.MembershipPoll = 0; return c }(), Gossip{}, false, "membership poll: must be positive"},
+		{"long name", func() Config { c := named; c.NodeName = strings.Repeat("n", 200); return c }(), Gossip{}, false, "node name: 200 bytes"},
 		{"nil checker", named, Gossip{}, true, "nil checker"},
 		{"store without broadcaster", named, Gossip{Store: store, Members: &fakeMembers{}}, false, "broadcaster"},
 		{"store without members", named, Gossip{Store: store, Broadcaster: &countingBroadcaster{}}, false, "member list"},
@@ -697,7 +699,7 @@ func TestRunTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	runUntilCleanup(t, "cluster", c.Run)
-	waitFor(t, time.Second, "running", c.running.Load)
+	testutil.Eventually(t, "running", c.running.Load)
 	if err := c.Run(context.Background()); !errors.Is(err, ErrRunning) {
 		t.Fatalf("second Run = %v, want ErrRunning", err)
 	}
@@ -743,14 +745,15 @@ type clusterBackend struct {
 	status atomic.Int32
 	flap   atomic.Bool // alternate ok, failure per prober, starting with ok
 
-	mu     sync.Mutex
-	srv    *httptest.Server
-	probes map[string]int
+	mu       sync.Mutex
+	srv      *httptest.Server
+	probes   map[string]int
+	arrivals map[string][]time.Time
 }
 
 func newClusterBackend(t *testing.T) *clusterBackend {
 	t.Helper()
-	b := &clusterBackend{probes: map[string]int{}}
+	b := &clusterBackend{probes: map[string]int{}, arrivals: map[string][]time.Time{}}
 	b.status.Store(http.StatusOK)
 	b.srv = httptest.NewServer(b)
 	b.addr = b.srv.Listener.Addr().String()
@@ -766,6 +769,7 @@ func (b *clusterBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b.mu.Lock()
 	node := r.Header.Get("X-Prober")
 	b.probes[node]++
+	b.arrivals[node] = append(b.arrivals[node], time.Now())
 	n := b.probes[node]
 	b.mu.Unlock()
 	if b.flap.Load() && n%2 == 0 {
@@ -775,12 +779,25 @@ func (b *clusterBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(int(b.status.Load()))
 }
 
-// counts returns the probes per node since the last reset and resets them.
-func (b *clusterBackend) counts() map[string]int {
+// snapshot returns the probes per node so far.
+func (b *clusterBackend) snapshot() map[string]int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	out := b.probes
-	b.probes = map[string]int{}
+	return maps.Clone(b.probes)
+}
+
+// minGaps returns, per node, the shortest time between two of its probes' arrivals.
+func (b *clusterBackend) minGaps() map[string]time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := map[string]time.Duration{}
+	for node, ts := range b.arrivals {
+		for i := 1; i < len(ts); i++ {
+			if g, ok := out[node]; !ok || ts[i].Sub(ts[i-1]) < g {
+				out[node] = ts[i].Sub(ts[i-1])
+			}
+		}
+	}
 	return out
 }
 
@@ -800,7 +817,7 @@ func (b *clusterBackend) revive(t *testing.T) {
 		t.Fatal(err)
 	}
 	var err error
-	waitFor(t, 5*time.Second, "the old address to listen again", func() bool {
+	testutil.Eventually(t, "the old address to listen again", func() bool {
 		srv.Listener, err = netListen(b.addr)
 		return err == nil
 	})

@@ -10,13 +10,16 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/veloflux/veloflux/gossip"
 	"github.com/veloflux/veloflux/health"
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // The tests in this file run real memberlist nodes on loopback, each with its own store,
@@ -64,11 +67,11 @@ func proberClient(node, refuse string) *http.Client {
 
 func netListen(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
 
-// waitMemberlistGone waits (bounded) for memberlist's goroutines to end after the nodes
-// stopped: its Shutdown does not wait for a probe in flight, and the package's goleak check
-// must not see them.
+// waitMemberlistGone waits (up to the shared guard) for memberlist's goroutines to end after
+// the nodes stopped: its Shutdown does not wait for a probe in flight, and the package's goleak
+// check must not see them.
 func waitMemberlistGone(t *testing.T) {
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(testutil.Timeout())
 	buf := make([]byte, 1<<20)
 	for {
 		n := runtime.Stack(buf, true)
@@ -76,7 +79,7 @@ func waitMemberlistGone(t *testing.T) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Errorf("memberlist goroutines still running 5s after the nodes stopped")
+			t.Errorf("memberlist goroutines still running %s after the nodes stopped", testutil.Timeout())
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -91,7 +94,7 @@ func startGossipNode(t *testing.T, name string, seeds []string, hcfg health.Conf
 		t.Fatal(err)
 	}
 	gc := gossip.DefaultConfig()
-	gc.Name, gc.BindPort, gc.Seeds = name, 0, seeds
+	gc.Name, gc.BindAddress, gc.Seeds = name, "127.0.0.1:0", seeds
 	node, err := gossip.New(gc, store, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -113,11 +116,7 @@ func startGossipNode(t *testing.T, name string, seeds []string, hcfg health.Conf
 		runUntilCleanup(t, name+" checker", checker.Run),
 		runUntilCleanup(t, name+" view", view.Run),
 	}
-	select {
-	case <-node.Ready():
-	case <-time.After(5 * time.Second):
-		t.Fatalf("%s did not bind", name)
-	}
+	testutil.Receive(t, node.Ready(), name+" to bind")
 	return &gossipNode{name: name, node: node, checker: checker, view: view, stop: func() {
 		for _, s := range slices.Backward(stops) {
 			s()
@@ -140,7 +139,7 @@ func startGossipNodes(t *testing.T, names []string, hcfg health.Config, ccfg Con
 		nodes = append(nodes, n)
 	}
 	for _, n := range nodes {
-		waitFor(t, 15*time.Second, n.name+" clustered with every member", func() bool { return clusteredWith(n.view, len(names)) })
+		testutil.Eventually(t, n.name+" clustered with every member", func() bool { return clusteredWith(n.view, len(names)) })
 	}
 	return nodes
 }
@@ -178,11 +177,11 @@ func votingObservers(t *testing.T, n *gossipNode, id string, healthy bool, want 
 }
 
 // untilAll polls every node until cond holds on all of them and returns how long it took,
-// failing after within.
-func untilAll(t *testing.T, nodes []*gossipNode, within time.Duration, what string, cond func(*gossipNode) bool) time.Duration {
+// failing after the shared guard (testutil.Timeout).
+func untilAll(t *testing.T, nodes []*gossipNode, what string, cond func(*gossipNode) bool) time.Duration {
 	t.Helper()
 	start := time.Now()
-	waitFor(t, within, what, func() bool {
+	testutil.Eventually(t, what, func() bool {
 		for _, n := range nodes {
 			if !cond(n) {
 				return false
@@ -204,12 +203,12 @@ func TestClusterKilledBackendGoesDownEverywhere(t *testing.T) {
 	for _, n := range nodes {
 		n.view.SetTargets([]health.Target{{ID: id, Pool: "web", Address: be.addr, Path: "/healthz"}})
 	}
-	untilAll(t, nodes, 10*time.Second, "two healthy voting observations on every node", func(n *gossipNode) bool {
+	untilAll(t, nodes, "two healthy voting observations on every node", func(n *gossipNode) bool {
 		return votingObservers(t, n, id, true, 2)
 	})
 
 	be.kill()
-	took := untilAll(t, nodes, 10*time.Second, "down on every node", func(n *gossipNode) bool { return !n.view.Healthy(id) })
+	took := untilAll(t, nodes, "down on every node", func(n *gossipNode) bool { return !n.view.Healthy(id) })
 	t.Logf("killed backend down on all 3 nodes after %s (interval %s × fall %d = %s)", took.Round(time.Millisecond), interval, fall, interval*fall)
 	if limit := interval*fall + 3*time.Second; took > limit {
 		t.Errorf("took %s to go down everywhere, more than %s", took, limit)
@@ -222,7 +221,7 @@ func TestClusterKilledBackendGoesDownEverywhere(t *testing.T) {
 	}
 
 	be.revive(t)
-	took = untilAll(t, nodes, 10*time.Second, "up on every node", func(n *gossipNode) bool { return n.view.Healthy(id) })
+	took = untilAll(t, nodes, "up on every node", func(n *gossipNode) bool { return n.view.Healthy(id) })
 	t.Logf("revived backend up on all 3 nodes after %s (rise %d, backoff capped at %s)", took.Round(time.Millisecond), rise, hcfg.MaxInterval)
 	if limit := hcfg.MaxInterval*rise + 3*time.Second; took > limit {
 		t.Errorf("took %s to come back everywhere, more than %s", took, limit)
@@ -230,9 +229,10 @@ func TestClusterKilledBackendGoesDownEverywhere(t *testing.T) {
 }
 
 // TestClusterProbesAreShared: 5 nodes, k=2: each backend is probed by its two assigned nodes
-// only, at their interval, not by all five.
+// only, each at its interval, not by all five. Probes are counted per prober until each
+// assigned prober has made several, so a slow machine only makes the test take longer.
 func TestClusterProbesAreShared(t *testing.T) {
-	const interval = 50 * time.Millisecond
+	const interval, probes = 50 * time.Millisecond, 10
 	names := []string{"n0", "n1", "n2", "n3", "n4"}
 	nodes := startGossipNodes(t, names, clusterCheckConfig(interval, 3, 2), testClusterConfig(), taggedClients(nil))
 	var backends []*clusterBackend
@@ -247,39 +247,31 @@ func TestClusterProbesAreShared(t *testing.T) {
 	}
 	probed := 0.0
 	for _, n := range nodes {
-		probed += testutil.ToFloat64(n.view.metrics.probed)
+		probed += promtest.ToFloat64(n.view.metrics.probed)
 	}
 	if probed != float64(2*len(targets)) {
 		t.Fatalf("the nodes probe %v backends in all, want %d", probed, 2*len(targets))
 	}
 	for i, be := range backends {
-		waitFor(t, 5*time.Second, targets[i].ID+" probed by its two probers", func() bool {
-			b := backends[i]
-			b.mu.Lock()
-			defer b.mu.Unlock()
-			return len(b.probes) == 2
-		})
-		be.counts()
-	}
-
-	const window = 2 * time.Second
-	time.Sleep(window) // the measurement window itself
-	windows := int(window / interval)
-	lo, hi := 2*windows/2, 2*windows+windows/2 // 3 probers would make about 3×windows
-	for i, be := range backends {
-		counts := be.counts()
-		total := 0
-		for _, n := range counts {
-			total += n
-		}
 		want := statusFor(t, nodes[0].view, targets[i].ID).Probers
-		got := slices.Sorted(maps.Keys(counts))
-		t.Logf("%s: %d probes in %s from %v (interval %s: %d per prober at most)", targets[i].ID, total, window, counts, interval, windows)
-		if !slices.Equal(got, want) {
+		if len(want) != 2 {
+			t.Fatalf("%s assigned to %v, want 2 probers", targets[i].ID, want)
+		}
+		testutil.EventuallyWithNote(t, fmt.Sprintf("%s probed %d times by each of %v", targets[i].ID, probes, want), func() (bool, string) {
+			counts := be.snapshot()
+			return counts[want[0]] >= probes && counts[want[1]] >= probes, fmt.Sprint(counts)
+		})
+		counts, gaps := be.snapshot(), be.minGaps()
+		t.Logf("%s: probes %v, shortest gap between one prober's probes %v (interval %s)", targets[i].ID, counts, gaps, interval)
+		if got := slices.Sorted(maps.Keys(counts)); !slices.Equal(got, want) {
 			t.Errorf("%s probed by %v, assigned to %v", targets[i].ID, got, want)
 		}
-		if total < lo || total > hi {
-			t.Errorf("%s got %d probes in %d intervals, want %d..%d (2 probers)", targets[i].ID, total, windows, lo, hi)
+		// A healthy target's next probe starts an interval (plus jitter) after the previous
+		// one ended, so a prober's probes reach the backend at least an interval apart.
+		for node, gap := range gaps {
+			if gap < interval {
+				t.Errorf("%s: %s probed it %s after its previous probe, less than the interval %s", targets[i].ID, node, gap, interval)
+			}
 		}
 	}
 }
@@ -297,7 +289,7 @@ func TestClusterDissenterCannotTakeBackendOut(t *testing.T) {
 	for _, n := range nodes {
 		n.view.SetTargets([]health.Target{{ID: id, Address: be.addr, Path: "/"}})
 	}
-	untilAll(t, nodes, 10*time.Second, "n0's down vote and n1's up vote on every node", func(n *gossipNode) bool {
+	untilAll(t, nodes, "n0's down vote and n1's up vote on every node", func(n *gossipNode) bool {
 		st := statusFor(t, n.view, id)
 		o0, ok0 := observer(st, "n0", SourceActive)
 		o1, ok1 := observer(st, "n1", SourceActive)
@@ -317,61 +309,113 @@ func TestClusterDissenterCannotTakeBackendOut(t *testing.T) {
 }
 
 // TestClusterFlappingBackend: a backend that alternates success and failure for each prober
-// changes the view no faster than rise and fall allow.
+// changes the checkers' verdicts, and so the view, no faster than rise and fall allow. The
+// test follows every probe result through OnResult and stops after a number of probes, not
+// of seconds, so a slow machine only makes it take longer.
 func TestClusterFlappingBackend(t *testing.T) {
-	const interval, window = 50 * time.Millisecond, 3 * time.Second
+	const interval, probes = 50 * time.Millisecond, 16
 	tests := []struct {
 		name       string
 		fall, rise int
-		// allowed bounds the view's transitions given probes per prober in the window.
-		allowed func(probes int) int
-		min     int
+		// changes says whether a result that differs from the previous one changes the
+		// prober's verdict.
+		changes bool
 	}{
 		// Alternation never gives 2 equal results in a row, so no verdict can change.
-		{"rise and fall of 2 hide strict alternation", 2, 2, func(int) int { return 0 }, 0},
-		// Every probe may flip a verdict, so the view may change at most once per probe.
-		{"rise and fall of 1 follow every probe", 1, 1, func(probes int) int { return 2 * probes }, 1},
+		{"rise and fall of 2 hide strict alternation", 2, 2, false},
+		// Every probe flips the verdict, and the view follows.
+		{"rise and fall of 1 follow every probe", 1, 1, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			names := []string{"n0", "n1", "n2"}
-			nodes := startGossipNodes(t, names, clusterCheckConfig(interval, tt.fall, tt.rise), testClusterConfig(), taggedClients(nil))
+			hcfg := clusterCheckConfig(interval, tt.fall, tt.rise)
+			// A probe that timed out would be a failure the backend did not send, and break
+			// the alternation this test is about.
+			hcfg.Timeout = testutil.Timeout()
+			nodes := startGossipNodes(t, names, hcfg, testClusterConfig(), taggedClients(nil))
 			be := newClusterBackend(t)
 			be.flap.Store(true)
 			const id = "flappy"
+			var mu sync.Mutex
+			results := map[string][]health.Result{}
+			for _, n := range nodes {
+				n.checker.OnResult(func(r health.Result) {
+					if r.ID == id {
+						mu.Lock()
+						results[n.name] = append(results[n.name], r)
+						mu.Unlock()
+					}
+				})
+			}
+			// Every view transition on every node, counted by a poller for as long as the
+			// probes below take.
+			var transitions atomic.Int64
+			stop := make(chan struct{})
+			polled := make(chan struct{})
+			go func() {
+				defer close(polled)
+				last := make([]bool, len(nodes))
+				for i := range nodes {
+					last[i] = true // new targets start healthy
+				}
+				for {
+					for i, n := range nodes {
+						if h := n.view.Healthy(id); h != last[i] {
+							transitions.Add(1)
+							last[i] = h
+						}
+					}
+					select {
+					case <-stop:
+						return
+					case <-time.After(time.Millisecond):
+					}
+				}
+			}()
 			for _, n := range nodes {
 				n.view.SetTargets([]health.Target{{ID: id, Address: be.addr, Path: "/"}})
 			}
-			waitFor(t, 5*time.Second, "both probers probing", func() bool {
-				be.mu.Lock()
-				defer be.mu.Unlock()
-				return len(be.probes) == 2
-			})
-			last := make([]bool, len(nodes))
-			for i, n := range nodes {
-				last[i] = n.view.Healthy(id)
+			probers := statusFor(t, nodes[0].view, id).Probers
+			enough := func() (bool, string) {
+				mu.Lock()
+				defer mu.Unlock()
+				return len(results[probers[0]]) >= probes && len(results[probers[1]]) >= probes,
+					fmt.Sprintf("%d and %d results", len(results[probers[0]]), len(results[probers[1]]))
 			}
-			transitions := 0
-			for end := time.Now().Add(window); time.Now().Before(end); time.Sleep(time.Millisecond) {
-				for i, n := range nodes {
-					if h := n.view.Healthy(id); h != last[i] {
-						transitions++
-						last[i] = h
+			testutil.EventuallyWithNote(t, fmt.Sprintf("%d probes by each of %v", probes, probers), enough)
+			if tt.changes {
+				testutil.Eventually(t, "a view to follow the probers down and up", func() bool { return transitions.Load() >= 2 })
+			}
+			close(stop)
+			<-polled
+
+			mu.Lock()
+			defer mu.Unlock()
+			perProber := 0
+			for node, rs := range results {
+				if !slices.Contains(probers, node) {
+					t.Errorf("%s probed the backend; its probers are %v", node, probers)
+				}
+				perProber = max(perProber, len(rs))
+				for i, r := range rs {
+					if wantOK := i%2 == 0; r.OK != wantOK {
+						t.Fatalf("%s: probe %d ok=%t, want %t: the backend did not alternate (%s)", node, i+1, r.OK, wantOK, r.Reason)
+					}
+					// The first result is a success on a target that starts healthy.
+					if wantChange := tt.changes && i > 0; r.Changed != wantChange {
+						t.Errorf("%s: probe %d (ok=%t) changed the verdict: %t, want %t", node, i+1, r.OK, r.Changed, wantChange)
 					}
 				}
 			}
-			perProber := 0
-			for _, c := range be.counts() {
-				perProber = max(perProber, c)
+			// The view of each of the 3 nodes changes only when a prober's verdict does.
+			limit := int64(0)
+			if tt.changes {
+				limit = int64(3 * 2 * perProber)
 			}
-			// Transitions are counted on 3 nodes.
-			limit := 3 * tt.allowed(perProber)
-			t.Logf("%d view transitions over 3 nodes in %s, %d probes per prober, bound %d", transitions, window, perProber, limit)
-			if perProber < int(window/interval)/3 {
-				t.Fatalf("only %d probes per prober in %s: the backend did not flap enough to tell", perProber, window)
-			}
-			if transitions > limit || transitions < tt.min {
-				t.Fatalf("%d view transitions, want %d..%d", transitions, tt.min, limit)
+			t.Logf("%d view transitions over 3 nodes, up to %d probes per prober, bound %d", transitions.Load(), perProber, limit)
+			if got := transitions.Load(); got > limit {
+				t.Errorf("%d view transitions, want at most %d", got, limit)
 			}
 		})
 	}
@@ -394,7 +438,7 @@ func TestClusterProberLeaves(t *testing.T) {
 	for _, n := range nodes {
 		n.view.SetTargets([]health.Target{{ID: id, Address: be.addr, Path: "/"}})
 	}
-	untilAll(t, nodes, 10*time.Second, "down everywhere", func(n *gossipNode) bool { return !n.view.Healthy(id) })
+	untilAll(t, nodes, "down everywhere", func(n *gossipNode) bool { return !n.view.Healthy(id) })
 
 	nodes[0].stop()
 	rest := nodes[1:]
@@ -421,7 +465,7 @@ func TestClusterProberLeaves(t *testing.T) {
 			t.Errorf("%s had the backend up for %s after the prober left, more than %s", n.name, upFor[i], limit)
 		}
 	}
-	untilAll(t, rest, 5*time.Second, "n0's observation expired and not voting", func(n *gossipNode) bool {
+	untilAll(t, rest, "n0's observation expired and not voting", func(n *gossipNode) bool {
 		o, ok := observer(statusFor(t, n.view, id), "n0", SourceActive)
 		return ok && !o.Fresh && !o.Voting
 	})

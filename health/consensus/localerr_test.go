@@ -14,6 +14,7 @@ import (
 
 	"github.com/veloflux/veloflux/gossip"
 	"github.com/veloflux/veloflux/health"
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // emfileDialer is a probe client's DialContext that, once failing is set, fails the way a node
@@ -94,13 +95,13 @@ func TestLocalErrorsPublishNoDownVote(t *testing.T) {
 	runUntilCleanup(t, "view", v.Run)
 	be := newClusterBackend(t)
 	v.SetTargets([]health.Target{{ID: "b", Address: be.addr, Path: "/"}})
-	waitFor(t, 5*time.Second, "member list taken in", func() bool { return clusteredWith(v, 2) })
-	waitFor(t, 5*time.Second, "own healthy vote", func() bool { return votes.Load() > 0 })
+	testutil.Eventually(t, "member list taken in", func() bool { return clusteredWith(v, 2) })
+	testutil.Eventually(t, "own healthy vote", func() bool { return votes.Load() > 0 })
 
 	d.failing.Store(true)
 	base := d.dials.Load()
 	// Probes of one target run one after the other: all but the last of these are judged.
-	waitFor(t, 5*time.Second, "probes failing locally", func() bool { return d.dials.Load() >= base+int64(4*hcfg.Fall)+1 })
+	testutil.Eventually(t, "probes failing locally", func() bool { return d.dials.Load() >= base+int64(4*hcfg.Fall)+1 })
 	if n := downVotes.Load(); n != 0 {
 		t.Fatalf("%d down observations published for local failures", n)
 	}

@@ -3,6 +3,7 @@
 package hostrule
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -95,6 +96,68 @@ func Route(h string) string {
 		return ""
 	}
 	if msg := Name(name); msg != "" {
+		return fmt.Sprintf("invalid host %s: %s", quote(h), msg)
+	}
+	return ""
+}
+
+// HostPort returns why addr is not a usable host:port, or "". Listeners pass minPort 0 (port 0
+// picks a free port, which tests rely on) and allow an empty host (all interfaces).
+func HostPort(addr string, minPort int, hostRequired bool) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			switch ae.Err {
+			case "missing port in address":
+				return "missing port"
+			case "too many colons in address":
+				return "IPv6 addresses must be in brackets, e.g. \"[::1]:8080\""
+			}
+			return ae.Err
+		}
+		return err.Error()
+	}
+	if msg := Port(port, minPort); msg != "" {
+		return msg
+	}
+	switch {
+	case host == "":
+		if hostRequired {
+			return "missing host"
+		}
+	case strings.HasPrefix(addr, "["):
+		if a, err := netip.ParseAddr(host); err != nil || !a.Is6() {
+			return fmt.Sprintf("%s in brackets is not an IPv6 address", quote(host))
+		}
+	default:
+		if a, err := netip.ParseAddr(host); err == nil && a.Is4() {
+			return ""
+		}
+		if msg := Name(host); msg != "" {
+			return fmt.Sprintf("invalid host %s: %s", quote(host), msg)
+		}
+	}
+	return ""
+}
+
+// HostOrIP returns why h is not a bare host name or IP address, or "". Ports and brackets are
+// refused because the value is used where only a host fits (a TLS server name, a registered
+// service address).
+func HostOrIP(h string) string {
+	if _, _, err := net.SplitHostPort(h); err == nil {
+		return fmt.Sprintf("must be a host name or IP address without a port, got %s", quote(h))
+	}
+	if strings.HasPrefix(h, "[") {
+		return fmt.Sprintf("write an IPv6 address without brackets, got %s", quote(h))
+	}
+	if a, err := netip.ParseAddr(h); err == nil {
+		if a.Zone() != "" {
+			return fmt.Sprintf("an address with a zone means nothing to other machines, got %s", quote(h))
+		}
+		return ""
+	}
+	if msg := Name(h); msg != "" {
 		return fmt.Sprintf("invalid host %s: %s", quote(h), msg)
 	}
 	return ""

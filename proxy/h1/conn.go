@@ -178,6 +178,19 @@ func (c *Conn) Rejected(target string) (Rejection, bool) {
 	return Rejection{}, false
 }
 
+// Buffered reports how many bytes of the client's stream the guard holds that no read has
+// handed on yet: the start of a pipelined request, or of one still arriving. A server that
+// waits for the next request on the connection underneath must look here first.
+func (c *Conn) Buffered() int {
+	if c.h2.Load() != nil {
+		return 0
+	}
+	return len(c.buf)
+}
+
+// NetConn returns the connection the guard reads from.
+func (c *Conn) NetConn() net.Conn { return c.Conn }
+
 // CloseWrite half-closes the connection when the one underneath can, so net/http can send a
 // final response (a rejection) and close without a reset that would destroy it in flight.
 func (c *Conn) CloseWrite() error {

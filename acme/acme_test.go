@@ -1,0 +1,287 @@
+package acme
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"github.com/prometheus/client_golang/prometheus"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/goleak"
+
+	"github.com/veloflux/veloflux/internal/pebbletest"
+	"github.com/veloflux/veloflux/internal/testutil"
+)
+
+// node is one Manager behind real listeners: plain HTTP answering HTTP-01 (everything else
+// 404) and TLS with the Manager's TLS config.
+type node struct {
+	mgr     *Manager
+	reg     *prometheus.Registry
+	log     *testutil.LogBuffer
+	httpLn  net.Listener
+	tlsLn   net.Listener
+	tlsAddr string
+}
+
+// listen binds the two listeners of a node on loopback, before Pebble needs their ports.
+func listen(t *testing.T) (httpLn, tlsLn net.Listener) {
+	t.Helper()
+	var err error
+	if httpLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	if tlsLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	return httpLn, tlsLn
+}
+
+func port(ln net.Listener) int { return ln.Addr().(*net.TCPAddr).Port }
+
+// startNode runs a Manager on the listeners until the test ends.
+func startNode(t *testing.T, p *pebbletest.Server, httpLn, tlsLn net.Listener, storage certmagic.Storage, mutate func(*Config)) *node {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Directory, cfg.CARootFile = p.Directory, p.CARootFile
+	cfg.Storage = storage
+	// certmagic remembers, process-wide, the address of the first account it registers without
+	// one ("default"), which Pebble refuses for the next; every test node has its own.
+	cfg.Email = "ops@example.com"
+	cfg.HTTPAddr, cfg.TLSAddr = httpLn.Addr().String(), tlsLn.Addr().String()
+	cfg.RenewCheckInterval = time.Second
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	n := &node{reg: prometheus.NewRegistry(), log: &testutil.LogBuffer{}, httpLn: httpLn, tlsLn: tlsLn, tlsAddr: tlsLn.Addr().String()}
+	mgr, err := New(cfg, n.log.Logger(), n.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.mgr = mgr
+	quiet := log.New(io.Discard, "", 0) // handshakes for names without a certificate fail by design
+	plain := &http.Server{ErrorLog: quiet, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !mgr.HandleHTTPChallenge(w, r) {
+			http.NotFound(w, r)
+		}
+	})}
+	secure := &http.Server{ErrorLog: quiet, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok")) })}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); _ = plain.Serve(httpLn) }()
+	go func() { defer wg.Done(); _ = secure.Serve(tls.NewListener(tlsLn, mgr.TLSConfig())) }()
+	go func() { defer wg.Done(); _ = mgr.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		_ = plain.Close()
+		_ = secure.Close()
+		wg.Wait()
+	})
+	return n
+}
+
+// handshake connects to the node asking for name and verifies the certificate against roots
+// as a browser would; it returns the leaf's serial.
+func (n *node) handshake(name string, roots *x509.CertPool) (string, error) {
+	d := &tls.Dialer{Config: &tls.Config{ServerName: name, RootCAs: roots, NextProtos: []string{"h2", "http/1.1"}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := d.DialContext(ctx, "tcp", n.tlsAddr)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	leaf := c.(*tls.Conn).ConnectionState().PeerCertificates[0]
+	return leaf.SerialNumber.String(), nil
+}
+
+// waitServed waits until the node serves name with a certificate that verifies, and returns
+// its serial.
+func (n *node) waitServed(t *testing.T, name string, roots *x509.CertPool) string {
+	t.Helper()
+	var serial string
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("node log:\n%s", n.log)
+		}
+	})
+	testutil.Eventually(t, "a verified certificate for "+name, func() bool {
+		s, err := n.handshake(name, roots)
+		serial = s
+		return err == nil
+	})
+	return serial
+}
+
+func TestObtainServesRoutedNamesOnly(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		challenge func(*Config)
+	}{
+		{"http-01", func(c *Config) { c.DisableTLSALPNChallenge = true }},
+		{"tls-alpn-01", func(c *Config) { c.DisableHTTPChallenge = true }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			httpLn, tlsLn := listen(t)
+			p := pebbletest.Start(t, pebbletest.Options{HTTPPort: port(httpLn), TLSPort: port(tlsLn)})
+			n := startNode(t, p, httpLn, tlsLn, &certmagic.FileStorage{Path: t.TempDir()}, tt.challenge)
+			n.mgr.SetNames([]string{"shop.example.com", "Blog.Example.com:8443", "*.example.com", "10.0.0.1", ""})
+			roots := p.Roots()
+
+			n.waitServed(t, "shop.example.com", roots)
+			n.waitServed(t, "blog.example.com", roots)
+			if got := p.Orders(); got != 2 {
+				t.Errorf("Pebble saw %d orders, want 2 (one per routed name)", got)
+			}
+			// Pebble logs its HTTP-01 requests only.
+			if got := p.Log.Count("Attempting to validate w/ HTTP"); (got > 0) != (tt.name == "http-01") {
+				t.Errorf("Pebble made %d HTTP-01 validation requests, solving %s", got, tt.name)
+			}
+
+			// A name the routes do not list gets no certificate and starts no order.
+			if _, err := n.handshake("evil.example.com", roots); err == nil {
+				t.Error("handshake for a name that is not routed succeeded")
+			}
+			st := n.mgr.Status()
+			if len(st.Names) != 2 || st.Names[0].Name != "blog.example.com" || st.Names[1].Name != "shop.example.com" {
+				t.Fatalf("Status names = %+v, want blog.example.com and shop.example.com", st.Names)
+			}
+			for _, ns := range st.Names {
+				if ns.State != "valid" || ns.Serial == "" || ns.LastSuccess.IsZero() || ns.FailuresInARow != 0 {
+					t.Errorf("Status of %s = %+v, want a valid certificate obtained by this node", ns.Name, ns)
+				}
+			}
+			if got := p.Orders(); got != 2 {
+				t.Errorf("after a handshake for an unrouted name Pebble saw %d orders, want still 2", got)
+			}
+			if got := promtest.ToFloat64(n.mgr.m.results.WithLabelValues("obtain", "success")); got != 2 {
+				t.Errorf("veloflux_acme_order_results_total{kind=obtain,result=success} = %v, want 2", got)
+			}
+			if got := promtest.ToFloat64(n.mgr.m.orders); got != 2 {
+				t.Errorf("veloflux_acme_orders_total = %v, want 2", got)
+			}
+			if n, err := promtest.GatherAndCount(n.reg, "veloflux_acme_certificate_expiry_timestamp_seconds"); err != nil || n != 2 {
+				t.Errorf("expiry series = %d, %v; want 2", n, err)
+			}
+
+			// Dropping a name stops serving it.
+			n.mgr.SetNames([]string{"shop.example.com"})
+			testutil.Eventually(t, "blog.example.com no longer served", func() bool {
+				_, err := n.handshake("blog.example.com", roots)
+				return err != nil
+			})
+		})
+	}
+}
+
+// TestRenewalWithoutFailedHandshakes: certificates that live 40 s are renewed in the
+// background while a client keeps connecting; every handshake succeeds.
+func TestRenewalWithoutFailedHandshakes(t *testing.T) {
+	httpLn, tlsLn := listen(t)
+	p := pebbletest.Start(t, pebbletest.Options{HTTPPort: port(httpLn), TLSPort: port(tlsLn), Validity: 40 * time.Second})
+	n := startNode(t, p, httpLn, tlsLn, &certmagic.FileStorage{Path: t.TempDir()}, nil)
+	n.mgr.SetNames([]string{"shop.example.com"})
+	roots := p.Roots()
+	first := n.waitServed(t, "shop.example.com", roots)
+
+	var handshakes, failures atomic.Int64
+	var lastErr atomic.Value
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			handshakes.Add(1)
+			if _, err := n.handshake("shop.example.com", roots); err != nil {
+				failures.Add(1)
+				lastErr.Store(err.Error())
+			}
+		}
+	}()
+	took := testutil.Eventually(t, "a renewed certificate", func() bool {
+		s, err := n.handshake("shop.example.com", roots)
+		return err == nil && s != first
+	})
+	close(stop)
+	<-done
+	t.Logf("renewed %v after the first certificate; %d handshakes meanwhile", took.Round(time.Second), handshakes.Load())
+	if f := failures.Load(); f != 0 {
+		t.Errorf("%d of %d handshakes failed during renewal, last: %v", f, handshakes.Load(), lastErr.Load())
+	}
+	if got := promtest.ToFloat64(n.mgr.m.results.WithLabelValues("renew", "success")); got < 1 {
+		t.Errorf("veloflux_acme_order_results_total{kind=renew,result=success} = %v, want >= 1", got)
+	}
+}
+
+func TestEligible(t *testing.T) {
+	for in, want := range map[string]string{
+		"Shop.Example.com":      "shop.example.com",
+		"shop.example.com:8443": "shop.example.com",
+		"shop.example.com.":     "shop.example.com",
+		"*.example.com":         "",
+		"10.0.0.1":              "",
+		"[2001:db8::1]:443":     "",
+		"localhost":             "",
+		"":                      "",
+	} {
+		if got := Eligible(in); got != want {
+			t.Errorf("Eligible(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	base := func() Config {
+		c := DefaultConfig()
+		c.Storage = &certmagic.FileStorage{Path: "/tmp/x"}
+		c.HTTPAddr, c.TLSAddr = "127.0.0.1:80", "127.0.0.1:443"
+		return c
+	}
+	for _, tt := range []struct {
+		name   string
+		mutate func(*Config)
+		want   string
+	}{
+		{"valid", func(*Config) {}, ""},
+		{"http directory", func(c *Config) { c.Directory = "http://acme.test/dir" }, "want an https URL"},
+		{"no storage", func(c *Config) { c.Storage = nil }, "storage: required"},
+		{"no http address", func(c *Config) { c.HTTPAddr = "" }, "HTTP challenge address"},
+		{"no challenge", func(c *Config) { c.DisableHTTPChallenge, c.DisableTLSALPNChallenge = true, true }, "both challenge types are off"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := base()
+			tt.mutate(&c)
+			err := c.Validate()
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("Validate() = %v, want nil", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("Validate() = %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// certmagic keeps, by design, a process-wide rate limiter per ACME account that never stops,
+// and a goroutine per file lock that notices the lock is gone only after its next 5 s sleep.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("github.com/caddyserver/certmagic.(*RingBufferRateLimiter).loop"),
+		goleak.IgnoreAnyFunction("github.com/caddyserver/certmagic.keepLockfileFresh"))
+}

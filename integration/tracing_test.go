@@ -1,0 +1,320 @@
+//go:build integration
+
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/veloflux/veloflux/internal/testutil"
+)
+
+// tool returns the path in env, which make test sets after building or installing the tool
+// with target; without it the test is skipped, except in CI, where it fails.
+func tool(t *testing.T, env, target string) string {
+	t.Helper()
+	bin := os.Getenv(env)
+	if _, err := os.Stat(bin); bin == "" || err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s missing in CI (%q): `make %s` must provide it before the tests", env, bin, target)
+		}
+		t.Skipf("%s not set or missing (%q); run make %s", env, bin, target)
+	}
+	return bin
+}
+
+// startProcess runs bin with args until the test ends, its output kept for a failure.
+func startProcess(t *testing.T, name, bin string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	out := &testutil.LogBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		default:
+			// Stopped by the test: its exit says nothing, so it is not awaited past the guard.
+			testutil.Receive(t, done, name+" to exit")
+		}
+		if t.Failed() {
+			t.Logf("%s output:\n%s", name, out.String())
+		}
+	})
+}
+
+// jaeger is a Jaeger all-in-one on loopback: OTLP receivers and the query API on free ports,
+// spans kept in memory.
+type jaeger struct {
+	otlpGRPC, otlpHTTP, query string
+}
+
+func startJaeger(t *testing.T) *jaeger {
+	t.Helper()
+	bin := tool(t, "VELOFLUX_JAEGER_BIN", "jaeger")
+	p := testutil.FreePorts(t, 4)
+	j := &jaeger{
+		otlpGRPC: fmt.Sprintf("127.0.0.1:%d", p[0]),
+		otlpHTTP: fmt.Sprintf("127.0.0.1:%d", p[1]),
+		query:    fmt.Sprintf("127.0.0.1:%d", p[2]),
+	}
+	cfg := fmt.Sprintf(`service:
+  extensions: [jaeger_storage, jaeger_query]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [jaeger_storage_exporter]
+  telemetry:
+    metrics:
+      level: none
+    logs:
+      level: warn
+extensions:
+  jaeger_storage:
+    backends:
+      mem:
+        memory:
+          max_traces: 10000
+  jaeger_query:
+    storage:
+      traces: mem
+    http:
+      endpoint: %q
+    grpc:
+      endpoint: "127.0.0.1:%d"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: %q
+      http:
+        endpoint: %q
+processors:
+  batch:
+    timeout: 50ms
+exporters:
+  jaeger_storage_exporter:
+    trace_storage: mem
+`, j.query, p[3], j.otlpGRPC, j.otlpHTTP)
+	path := filepath.Join(t.TempDir(), "jaeger.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startProcess(t, "jaeger", bin, "--config", "file:"+path)
+	testutil.Eventually(t, "Jaeger's query API to answer", func() bool {
+		resp, err := http.Get("http://" + j.query + "/api/services")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return j
+}
+
+// jaegerSpan is a span as Jaeger's query API returns it.
+type jaegerSpan struct {
+	TraceID       string `json:"traceID"`
+	SpanID        string `json:"spanID"`
+	OperationName string `json:"operationName"`
+	References    []struct {
+		RefType string `json:"refType"`
+		SpanID  string `json:"spanID"`
+	} `json:"references"`
+	Tags []struct {
+		Key   string `json:"key"`
+		Value any    `json:"value"`
+	} `json:"tags"`
+	ProcessID string `json:"processID"`
+}
+
+func (s jaegerSpan) tag(key string) string {
+	for _, tg := range s.Tags {
+		if tg.Key == key {
+			return fmt.Sprint(tg.Value)
+		}
+	}
+	return ""
+}
+
+func (s jaegerSpan) parent() string {
+	for _, r := range s.References {
+		if r.RefType == "CHILD_OF" {
+			return r.SpanID
+		}
+	}
+	return ""
+}
+
+// trace reads one trace back from the query API; it answers 404 until the trace is stored.
+func (j *jaeger) trace(t *testing.T, traceID string) ([]jaegerSpan, map[string]map[string]any) {
+	t.Helper()
+	resp, err := http.Get("http://" + j.query + "/api/traces/" + traceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, nil
+	}
+	var out struct {
+		Data []struct {
+			Spans     []jaegerSpan `json:"spans"`
+			Processes map[string]struct {
+				ServiceName string `json:"serviceName"`
+				Tags        []struct {
+					Key   string `json:"key"`
+					Value any    `json:"value"`
+				} `json:"tags"`
+			} `json:"processes"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatalf("decode trace %s: %v", traceID, err)
+	}
+	if len(out.Data) == 0 {
+		return nil, nil
+	}
+	procs := map[string]map[string]any{}
+	for id, p := range out.Data[0].Processes {
+		tags := map[string]any{"service.name": p.ServiceName}
+		for _, tg := range p.Tags {
+			tags[tg.Key] = tg.Value
+		}
+		procs[id] = tags
+	}
+	return out.Data[0].Spans, procs
+}
+
+// recordingBackend answers 200 and keeps the traceparent of every request it gets.
+type recordingBackend struct {
+	*httptest.Server
+	mu      sync.Mutex
+	parents []string
+}
+
+func newRecordingBackend(t *testing.T) *recordingBackend {
+	b := &recordingBackend{}
+	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b.mu.Lock()
+		b.parents = append(b.parents, r.Header.Get("Traceparent"))
+		b.mu.Unlock()
+		io.WriteString(w, "ok")
+	}))
+	t.Cleanup(b.Close)
+	return b
+}
+
+func (b *recordingBackend) traceparents() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.parents...)
+}
+
+// TestTracesInJaeger sends a request that fails on a dead backend and is retried on a live
+// one, over each OTLP protocol, and reads the trace back from a real Jaeger: one server span,
+// one attempt span per try under it, and the live backend's received traceparent naming the
+// second attempt.
+func TestTracesInJaeger(t *testing.T) {
+	j := startJaeger(t)
+	for _, tt := range []struct{ protocol, endpoint string }{
+		{"grpc", j.otlpGRPC},
+		{"http", j.otlpHTTP},
+	} {
+		t.Run(tt.protocol, func(t *testing.T) {
+			live := newRecordingBackend(t)
+			dead := testutil.FreeAddr(t) // nothing listens: the dial is refused
+			liveAddr := strings.TrimPrefix(live.URL, "http://")
+			service := "veloflux-it-" + tt.protocol
+			n := startNode(t, configFor(poolWith(dead, liveAddr), `tracing:
+  enabled: true
+  endpoint: "`+tt.endpoint+`"
+  protocol: `+tt.protocol+`
+  insecure: true
+  sample_ratio: 1
+  batch_timeout: 50ms
+  service_name: `+service+`
+`))
+			code, body, _ := get(t, n.url("/api/users?id=7"))
+			if code != http.StatusOK || body != "ok" {
+				t.Fatalf("request answered %d %q, want 200 from the live backend after a retry", code, body)
+			}
+			got := live.traceparents()
+			if len(got) != 1 {
+				t.Fatalf("live backend got %d requests, want 1", len(got))
+			}
+			parts := strings.Split(got[0], "-")
+			if len(parts) != 4 || parts[3] != "01" {
+				t.Fatalf("live backend got traceparent %q, want a sampled W3C one", got[0])
+			}
+			traceID, parentID := parts[1], parts[2]
+
+			var spans []jaegerSpan
+			var procs map[string]map[string]any
+			testutil.Eventually(t, "the trace's three spans in Jaeger", func() bool {
+				spans, procs = j.trace(t, traceID)
+				return len(spans) == 3
+			})
+			var server jaegerSpan
+			var attempts []jaegerSpan
+			for _, s := range spans {
+				switch s.tag("span.kind") {
+				case "server":
+					server = s
+				case "client":
+					attempts = append(attempts, s)
+				}
+			}
+			if server.SpanID == "" || server.parent() != "" || len(attempts) != 2 {
+				t.Fatalf("want a root server span and two client spans, got %+v", spans)
+			}
+			if p := procs[server.ProcessID]; p["service.name"] != service || p["service.version"] == nil {
+				t.Errorf("process of the server span: %v, want service %s with a version", p, service)
+			}
+			if server.OperationName != "GET /" || server.tag("http.route") != "/" || server.tag("http.response.status_code") != "200" ||
+				server.tag("url.path") != "/api/users" || server.tag("veloflux.attempt") != "2" || server.tag("veloflux.backend") != liveAddr {
+				t.Errorf("server span %q: route %q status %q path %q attempts %q backend %q", server.OperationName, server.tag("http.route"),
+					server.tag("http.response.status_code"), server.tag("url.path"), server.tag("veloflux.attempt"), server.tag("veloflux.backend"))
+			}
+			byTry := map[string]jaegerSpan{}
+			for _, a := range attempts {
+				if a.parent() != server.SpanID {
+					t.Errorf("attempt span %s has parent %s, want the server span %s", a.SpanID, a.parent(), server.SpanID)
+				}
+				byTry[a.tag("veloflux.attempt")] = a
+			}
+			first, second := byTry["1"], byTry["2"]
+			if first.tag("veloflux.backend") != dead || first.tag("error.type") != "connect_failed" || first.tag("error") != "true" {
+				t.Errorf("first attempt: backend %q error.type %q error %q, want %s, connect_failed, true",
+					first.tag("veloflux.backend"), first.tag("error.type"), first.tag("error"), dead)
+			}
+			if second.tag("veloflux.backend") != liveAddr || second.tag("http.response.status_code") != "200" {
+				t.Errorf("second attempt: backend %q status %q", second.tag("veloflux.backend"), second.tag("http.response.status_code"))
+			}
+			if second.SpanID != parentID {
+				t.Errorf("the live backend's traceparent names span %s, want the second attempt %s", parentID, second.SpanID)
+			}
+			access := n.logs.Find("access")
+			if len(access) != 1 || access[0]["trace_id"] != traceID || access[0]["span_id"] != server.SpanID {
+				t.Errorf("access log %v, want trace_id %s span_id %s", access, traceID, server.SpanID)
+			}
+		})
+	}
+}

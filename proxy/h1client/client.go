@@ -1,0 +1,474 @@
+package h1client
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// Options tune a Transport. Zero fields take the default named in their comment.
+type Options struct {
+	// DialTimeout bounds a TCP connect. Default 5s.
+	DialTimeout time.Duration
+	// ResponseHeaderTimeout bounds the wait for a response head once the request head is
+	// written. Default 30s.
+	ResponseHeaderTimeout time.Duration
+	// IdleTimeout closes a pooled connection idle this long. Default 90s.
+	IdleTimeout time.Duration
+	// MaxIdlePerHost keeps at most this many idle connections per backend address. Default 64.
+	MaxIdlePerHost int
+}
+
+func (o Options) withDefaults() Options {
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = 5 * time.Second
+	}
+	if o.ResponseHeaderTimeout <= 0 {
+		o.ResponseHeaderTimeout = 30 * time.Second
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 90 * time.Second
+	}
+	if o.MaxIdlePerHost <= 0 {
+		o.MaxIdlePerHost = 64
+	}
+	return o
+}
+
+// bufSize is the read and write buffer of a connection: a response head of a usual size
+// arrives in one read, and a request head is written in one.
+const bufSize = 4 << 10
+
+// Transport is the pool of connections to every backend address it has been asked for.
+type Transport struct {
+	// DialContext opens connections when set (before the first request): tests inject
+	// failures through it. Nil: a net.Dialer with Options.DialTimeout.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	opt    Options
+	dialer net.Dialer
+
+	mu    sync.Mutex
+	idle  map[string][]*conn // by host:port, most recently used last
+	nidle int
+}
+
+// New returns a Transport with opt's settings.
+func New(opt Options) *Transport {
+	opt = opt.withDefaults()
+	return &Transport{
+		opt:    opt,
+		dialer: net.Dialer{Timeout: opt.DialTimeout, KeepAlive: 30 * time.Second},
+		idle:   make(map[string][]*conn),
+	}
+}
+
+// conn is one backend connection. It belongs to one request at a time, or to the idle list.
+type conn struct {
+	t     *Transport
+	addr  string
+	nc    net.Conn
+	br    *bufio.Reader
+	bw    *bufio.Writer
+	timer *time.Timer // closes the connection when it stays idle for IdleTimeout
+	idle  bool        // in the idle list; guarded by t.mu
+	used  bool        // carried a request before the current one
+}
+
+// errClosedIdle marks a reused connection that the backend had closed before it answered.
+var errClosedIdle = errors.New("backend closed an idle connection")
+
+// RoundTrip sends req to req.URL.Host over HTTP/1.1 and returns the response, whose body
+// reads from the connection; the caller must close it.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	addr := req.URL.Host
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		addr = net.JoinHostPort(addr, "80")
+	}
+	ctx := req.Context()
+	body := &countingBody{rc: req.Body}
+	for {
+		c, err := t.get(ctx, addr)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := c.roundTrip(ctx, req, body)
+		if err == nil {
+			return resp, nil
+		}
+		c.close()
+		// A reused connection that the backend closed while it was idle: nothing reached it,
+		// so the request may go again on a new connection.
+		if errors.Is(err, errClosedIdle) && body.n == 0 && ctx.Err() == nil {
+			continue
+		}
+		if errors.Is(err, errClosedIdle) {
+			err = io.ErrUnexpectedEOF
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("backend %s: %w", addr, ctx.Err())
+		}
+		return nil, err
+	}
+}
+
+// get returns an idle connection to addr, or a new one.
+func (t *Transport) get(ctx context.Context, addr string) (*conn, error) {
+	t.mu.Lock()
+	if l := t.idle[addr]; len(l) > 0 {
+		c := l[len(l)-1]
+		l[len(l)-1] = nil
+		t.idle[addr] = l[:len(l)-1]
+		t.nidle--
+		c.idle = false
+		t.mu.Unlock()
+		c.timer.Stop() // if it fired already, its callback finds c no longer idle
+		return c, nil
+	}
+	t.mu.Unlock()
+	dial := t.DialContext
+	if dial == nil {
+		dial = t.dialer.DialContext
+	}
+	nc, err := dial(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c := &conn{t: t, addr: addr, nc: nc, br: bufio.NewReaderSize(nc, bufSize), bw: bufio.NewWriterSize(nc, bufSize)}
+	c.timer = time.AfterFunc(time.Hour, c.expire)
+	c.timer.Stop()
+	return c, nil
+}
+
+// put returns c to the idle list, or closes it when the list is full.
+func (t *Transport) put(c *conn) {
+	c.used = true
+	t.mu.Lock()
+	l := t.idle[c.addr]
+	if len(l) >= t.opt.MaxIdlePerHost {
+		t.mu.Unlock()
+		c.close()
+		return
+	}
+	c.idle = true
+	t.idle[c.addr] = append(l, c)
+	t.nidle++
+	t.mu.Unlock()
+	c.timer.Reset(t.opt.IdleTimeout)
+}
+
+// expire closes c if it is still idle when its timer fires.
+func (c *conn) expire() {
+	t := c.t
+	t.mu.Lock()
+	if !c.idle {
+		t.mu.Unlock()
+		return
+	}
+	l := t.idle[c.addr]
+	for i, x := range l {
+		if x == c {
+			t.idle[c.addr] = append(l[:i], l[i+1:]...)
+			l[len(l)-1] = nil
+			break
+		}
+	}
+	if len(t.idle[c.addr]) == 0 {
+		delete(t.idle, c.addr)
+	}
+	t.nidle--
+	c.idle = false
+	t.mu.Unlock()
+	c.close()
+}
+
+func (c *conn) close() {
+	c.timer.Stop()
+	_ = c.nc.Close()
+}
+
+// CloseIdleConnections closes every idle connection. Connections in use close when their
+// responses end, as usual.
+func (t *Transport) CloseIdleConnections() {
+	t.mu.Lock()
+	var all []*conn
+	for addr, l := range t.idle {
+		for _, c := range l {
+			c.idle = false
+			all = append(all, c)
+		}
+		delete(t.idle, addr)
+	}
+	t.nidle = 0
+	t.mu.Unlock()
+	for _, c := range all {
+		c.close()
+	}
+}
+
+// IdleConns is the number of pooled idle connections over every backend.
+func (t *Transport) IdleConns() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.nidle
+}
+
+// aLongTimeAgo is a deadline in the past: it makes blocked reads and writes return at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+func (c *conn) roundTrip(ctx context.Context, req *http.Request, body *countingBody) (*http.Response, error) {
+	// The context's end interrupts whatever the connection is doing, the body's reads included.
+	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(aLongTimeAgo) })
+	if err := c.writeRequest(req, body); err != nil {
+		stop()
+		return nil, c.classify(err, true)
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.t.opt.ResponseHeaderTimeout))
+	var resp *http.Response
+	for {
+		var err error
+		resp, err = http.ReadResponse(c.br, req)
+		if err != nil {
+			stop()
+			return nil, c.classify(err, c.br.Buffered() == 0)
+		}
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
+		// 1xx interim responses (100 Continue, 103 Early Hints) carry no body.
+	}
+	_ = c.nc.SetReadDeadline(time.Time{})
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		// The connection now belongs to the upgraded protocol; it never returns to the pool.
+		resp.Body = &upgradeBody{c: c, stop: stop}
+		return resp, nil
+	}
+	resp.Body = &respBody{c: c, rc: resp.Body, stop: stop, reuse: !resp.Close && !req.Close}
+	return resp, nil
+}
+
+// classify turns a failure into the error RoundTrip reports. nothing says that no byte of a
+// response arrived: on a reused connection, that is a backend that closed it while idle.
+func (c *conn) classify(err error, nothing bool) error {
+	if c.used && nothing && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isReset(err)) {
+		return errClosedIdle
+	}
+	if errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("backend %s: %w", c.addr, err)
+}
+
+func isReset(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && (op.Op == "read" || op.Op == "write") && !op.Timeout()
+}
+
+// errBadHeader refuses a request whose header could end the head early on the backend.
+var errBadHeader = errors.New("invalid header field in request")
+
+// writeRequest writes req's head and streams its body: with its length when known, chunked
+// otherwise.
+func (c *conn) writeRequest(req *http.Request, body *countingBody) error {
+	w := c.bw
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	if !httpguts.ValidHostHeader(host) {
+		return errBadHeader
+	}
+	w.WriteString(req.Method)
+	w.WriteByte(' ')
+	if req.URL.Opaque != "" {
+		w.WriteString(req.URL.Opaque)
+	} else {
+		p := req.URL.EscapedPath()
+		if p == "" {
+			p = "/"
+		}
+		w.WriteString(p)
+	}
+	if req.URL.ForceQuery || req.URL.RawQuery != "" {
+		w.WriteByte('?')
+		w.WriteString(req.URL.RawQuery)
+	}
+	w.WriteString(" HTTP/1.1\r\nHost: ")
+	w.WriteString(host)
+	w.WriteString("\r\n")
+	for k, vs := range req.Header {
+		switch k {
+		case "Host", "Content-Length", "Transfer-Encoding":
+			continue
+		}
+		if !httpguts.ValidHeaderFieldName(k) {
+			return errBadHeader
+		}
+		for _, v := range vs {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return errBadHeader
+			}
+			w.WriteString(k)
+			w.WriteString(": ")
+			w.WriteString(v)
+			w.WriteString("\r\n")
+		}
+	}
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	chunked := false
+	switch {
+	case hasBody && req.ContentLength > 0:
+		w.WriteString("Content-Length: ")
+		var b [20]byte
+		w.Write(strconv.AppendInt(b[:0], req.ContentLength, 10))
+		w.WriteString("\r\n")
+	case hasBody && req.ContentLength < 0:
+		chunked = true
+		w.WriteString("Transfer-Encoding: chunked\r\n")
+	case req.Method == http.MethodPost || req.Method == http.MethodPut || req.Method == http.MethodPatch:
+		w.WriteString("Content-Length: 0\r\n")
+	}
+	if req.Close {
+		w.WriteString("Connection: close\r\n")
+	}
+	w.WriteString("\r\n")
+	if hasBody && req.ContentLength != 0 {
+		if err := writeBody(w, body, req.ContentLength, chunked); err != nil {
+			return err
+		}
+	}
+	return w.Flush()
+}
+
+// writeBody streams the request body: exactly length bytes, or chunked.
+func writeBody(w *bufio.Writer, body *countingBody, length int64, chunked bool) error {
+	if !chunked {
+		n, err := io.Copy(w, io.LimitReader(body, length))
+		if err == nil && n < length {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	var buf [bufSize]byte
+	for {
+		n, err := body.Read(buf[:])
+		if n > 0 {
+			w.WriteString(strconv.FormatInt(int64(n), 16))
+			w.WriteString("\r\n")
+			w.Write(buf[:n])
+			w.WriteString("\r\n")
+			// A streamed body (a client sending as it goes) reaches the backend as it comes.
+			if ferr := w.Flush(); ferr != nil {
+				return ferr
+			}
+		}
+		if err == io.EOF {
+			_, err = w.WriteString("0\r\n\r\n")
+			return err
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// countingBody counts the request body bytes read, so a failed try knows whether the request
+// can be sent again.
+type countingBody struct {
+	rc io.ReadCloser
+	n  int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.n += int64(n)
+	return n, err
+}
+
+// respBody reads a response body from its connection, and returns the connection to the pool
+// once the body is read to its end.
+type respBody struct {
+	c     *conn
+	rc    io.ReadCloser
+	stop  func() bool
+	reuse bool
+	done  bool
+	err   error
+}
+
+func (b *respBody) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, b.errOr(io.EOF)
+	}
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		b.finish(true)
+		return n, io.EOF
+	}
+	if err != nil {
+		b.err = err
+		if ctxErr := b.ctxErr(); ctxErr != nil {
+			b.err = ctxErr
+		}
+		b.finish(false)
+		return n, b.err
+	}
+	return n, nil
+}
+
+func (b *respBody) errOr(def error) error {
+	if b.err != nil {
+		return b.err
+	}
+	return def
+}
+
+// ctxErr is non-nil when the request's context ended, which stops reads through the deadline.
+func (b *respBody) ctxErr() error {
+	if b.stop() {
+		return nil // not fired: the read failed on its own
+	}
+	return context.Canceled
+}
+
+// finish gives the connection back when the body ended cleanly and nothing interrupted it.
+func (b *respBody) finish(ok bool) {
+	if b.done {
+		return
+	}
+	b.done = true
+	fired := !b.stop()
+	if ok && b.reuse && !fired && b.c.br.Buffered() == 0 {
+		b.c.t.put(b.c)
+		return
+	}
+	b.c.close()
+}
+
+func (b *respBody) Close() error {
+	b.finish(false)
+	return nil
+}
+
+// upgradeBody is the connection of a 101 response, read through its buffer.
+type upgradeBody struct {
+	c    *conn
+	stop func() bool
+	once sync.Once
+}
+
+func (b *upgradeBody) Read(p []byte) (int, error)  { return b.c.br.Read(p) }
+func (b *upgradeBody) Write(p []byte) (int, error) { return b.c.nc.Write(p) }
+func (b *upgradeBody) Close() error {
+	b.once.Do(func() { b.stop(); b.c.close() })
+	return nil
+}

@@ -1,0 +1,20 @@
+// Package h1client is a pooled HTTP/1.1 client for plain-TCP backends, an http.RoundTripper
+// that does on the caller's goroutine what net/http's Transport spreads over three: it writes
+// the request, reads the response head and hands back a body that reads straight from the
+// connection. No goroutine or channel is involved per request or per connection, and bodies of
+// any size stream through in both directions; nothing is buffered whole.
+//
+// A connection goes back to its backend's idle list (last in, first out, at most
+// Options.MaxIdlePerHost) as soon as the response body has been read to its end and the
+// backend did not ask to close; a body closed early closes the connection. A request sent on
+// a reused connection that the backend had closed in the meantime (it read nothing, answered
+// nothing) is sent once more on a new connection when nothing of its body was read yet, as
+// net/http's Transport does. Responses 1xx other than 101 are skipped; a 101 response's body
+// is the connection itself (an io.ReadWriteCloser), as httputil.ReverseProxy expects of an
+// upgrade.
+//
+// Errors keep their kind for the caller's decisions: a failed connect is a *net.OpError whose
+// Op is "dial", a response head that did not arrive within Options.ResponseHeaderTimeout is a
+// net.Error whose Timeout is true, and a request whose context ended wraps the context's
+// error.
+package h1client

@@ -1,0 +1,487 @@
+package h1fast
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/veloflux/veloflux/proxy/h1"
+)
+
+// readBufSize is the buffer a head is read into; a larger head (up to the guard's limit) gets
+// a buffer of its own.
+const readBufSize = 4 << 10
+
+// A connection's state, for parking and for Shutdown.
+const (
+	stActive  int32 = iota // a goroutine serves it
+	stPending              // a goroutine serves it, and the client sent something meanwhile
+	stParked               // idle in the epoll set, no goroutine
+	stWaiting              // idle, its goroutine blocked waiting for the next head
+	stClosed
+)
+
+// conn is one client connection. While idle it holds only this struct and its socket.
+type conn struct {
+	s      *Server
+	nc     net.Conn // the guarded connection
+	gc     *h1.Conn
+	fd     int          // the socket, when the epoll set watches it; -1 otherwise
+	state  atomic.Int32 // stActive...
+	ctx    context.Context
+	cancel context.CancelFunc // ends ctx: the client went away, or the connection closed
+	remote string
+	idleAt atomic.Int64 // unix nanoseconds the connection went idle, for IdleTimeout of parked ones
+}
+
+// newConn prepares a connection accepted by Serve; nil when the server is shutting down.
+func (s *Server) newConn(nc net.Conn) *conn {
+	gc := h1.From(nc)
+	if gc == nil {
+		nc = s.Guard.Wrap(nc)
+		gc = h1.From(nc)
+	}
+	c := &conn{s: s, nc: nc, gc: gc, fd: -1, remote: nc.RemoteAddr().String()}
+	ctx := context.Background()
+	if s.ConnContext != nil {
+		ctx = s.ConnContext(ctx, nc)
+	}
+	c.ctx, c.cancel = context.WithCancel(ctx)
+	if !s.track(c) {
+		c.cancel()
+		_ = nc.Close()
+		return nil
+	}
+	if s.parker != nil {
+		if fd, ok := socketFD(nc); ok && s.parker.watch(fd, c) == nil {
+			c.fd = fd
+		}
+	}
+	return c
+}
+
+// socketFD finds the descriptor under the wrappers of a plain TCP connection. A TLS
+// connection buffers records above its socket, so readable bytes there say nothing.
+func socketFD(nc net.Conn) (int, bool) {
+	for {
+		switch x := nc.(type) {
+		case *tls.Conn:
+			return -1, false
+		case *net.TCPConn:
+			rc, err := x.SyscallConn()
+			if err != nil {
+				return -1, false
+			}
+			fd := -1
+			if err := rc.Control(func(f uintptr) { fd = int(f) }); err != nil {
+				return -1, false
+			}
+			return fd, fd >= 0
+		case interface{ NetConn() net.Conn }:
+			nc = x.NetConn()
+		default:
+			return -1, false
+		}
+	}
+}
+
+// serve runs the connection's requests until it closes, is hijacked or parks.
+func (c *conn) serve() {
+	for {
+		if c.state.Load() == stClosed {
+			return
+		}
+		ex := c.s.reqs.Get().(*exchange)
+		keep, hijacked := c.serveOne(ex)
+		if hijacked {
+			c.detach()
+			ex.release(c.s)
+			return
+		}
+		ex.release(c.s)
+		if !keep {
+			c.close()
+			return
+		}
+		if c.gc.Buffered() > 0 {
+			continue // a pipelined request is already here
+		}
+		if c.park() {
+			return
+		}
+	}
+}
+
+// park hands an idle connection to the epoll set and reports whether it did; false when the
+// client has already sent more, or nothing can watch the socket (the goroutine then waits
+// for the next head itself).
+func (c *conn) park() bool {
+	if c.fd < 0 || c.s.noKeep.Load() {
+		return false
+	}
+	c.idleAt.Store(time.Now().UnixNano())
+	for {
+		if c.state.CompareAndSwap(stActive, stParked) {
+			c.s.parkStats.Parked.Add(1)
+			return true
+		}
+		if !c.state.CompareAndSwap(stPending, stActive) {
+			return false // closed under us
+		}
+		// Something arrived while the request was served: a request body's bytes already
+		// read, or the next request. Look without taking it.
+		if c.s.parker.readable(c.fd) {
+			return false
+		}
+	}
+}
+
+// wake is called by the epoll set when a parked connection becomes readable.
+func (c *conn) wake() {
+	c.s.parkStats.Woken.Add(1)
+	go c.serve()
+}
+
+// detach forgets a hijacked connection: its new owner closes it.
+func (c *conn) detach() {
+	c.state.Store(stClosed)
+	if c.fd >= 0 {
+		c.s.parker.unwatch(c.fd, c)
+	}
+	c.s.untrack(c)
+}
+
+// close ends the connection; only its serving goroutine, or whoever took it out of the
+// parked or waiting state, calls it.
+func (c *conn) close() {
+	c.state.Store(stClosed)
+	c.cancel()
+	if c.fd >= 0 {
+		c.s.parker.unwatch(c.fd, c)
+	}
+	// Let a final response (a rejection) reach the client before the socket goes, rather than
+	// lose it to a reset over unread bytes.
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = c.nc.Close()
+	c.s.untrack(c)
+}
+
+// closeIfIdle closes a parked connection, or interrupts a goroutine waiting for a head.
+func (c *conn) closeIfIdle() {
+	if c.state.CompareAndSwap(stParked, stClosed) {
+		c.state.Store(stActive) // close sets stClosed again; nothing else can take it now
+		c.close()
+		return
+	}
+	if c.state.Load() == stWaiting {
+		_ = c.nc.SetReadDeadline(aLongTimeAgo)
+	}
+}
+
+// abort closes the connection whatever it is doing (Close).
+func (c *conn) abort() {
+	if c.state.CompareAndSwap(stParked, stClosed) {
+		c.state.Store(stActive)
+		c.close()
+		return
+	}
+	c.cancel()
+	_ = c.nc.Close()
+}
+
+// clientGone is called by the epoll set when the client closed its side: a request being
+// served sees its context end.
+func (c *conn) clientGone() {
+	switch c.state.Load() {
+	case stActive, stPending:
+		c.cancel()
+	case stParked:
+		if c.state.CompareAndSwap(stParked, stActive) {
+			go c.serve() // reads the end of stream and closes
+		}
+	}
+}
+
+// dataArrived is called by the epoll set when the client sent bytes.
+func (c *conn) dataArrived() {
+	for {
+		switch st := c.state.Load(); st {
+		case stParked:
+			if c.state.CompareAndSwap(stParked, stActive) {
+				c.wake()
+				return
+			}
+		case stActive:
+			if c.state.CompareAndSwap(stActive, stPending) {
+				return
+			}
+		default:
+			return
+		}
+	}
+}
+
+// errBadRequest ends a connection whose head the guard passed but the URL parser refused.
+var errBadRequest = errors.New("malformed request")
+
+// readHead reads the next request head into ex and fills ex.req; false when the connection
+// ended or timed out before a head.
+func (c *conn) readHead(ex *exchange) (ok bool, err error) {
+	s := c.s
+	ex.buf = s.bufs.Get().(*[readBufSize]byte)[:0]
+	waiting := c.state.Load() != stPending && c.gc.Buffered() == 0
+	if waiting && c.fd < 0 || waiting && s.noKeep.Load() {
+		// Nothing watches this connection while idle: its goroutine waits, under IdleTimeout.
+		c.state.Store(stWaiting)
+		if s.IdleTimeout > 0 {
+			_ = c.nc.SetReadDeadline(time.Now().Add(s.IdleTimeout))
+		} else {
+			_ = c.nc.SetReadDeadline(time.Time{})
+		}
+	} else if s.ReadHeaderTimeout > 0 {
+		_ = c.nc.SetReadDeadline(time.Now().Add(s.ReadHeaderTimeout))
+	}
+	first := true
+	for {
+		if len(ex.buf) == cap(ex.buf) {
+			grown := make([]byte, len(ex.buf), 2*cap(ex.buf))
+			copy(grown, ex.buf)
+			ex.putBuf(s)
+			ex.buf = grown
+		}
+		n, rerr := c.nc.Read(ex.buf[len(ex.buf):cap(ex.buf)])
+		ex.buf = ex.buf[:len(ex.buf)+n]
+		if n > 0 && first {
+			first = false
+			ex.start = time.Now()
+			if !c.state.CompareAndSwap(stWaiting, stActive) && c.state.Load() == stClosed {
+				return false, net.ErrClosed
+			}
+			if s.ReadHeaderTimeout > 0 {
+				_ = c.nc.SetReadDeadline(ex.start.Add(s.ReadHeaderTimeout))
+			}
+		}
+		if i := bytes.Index(ex.buf, crlfcrlf); i >= 0 {
+			if i+4 != len(ex.buf) {
+				// The guard hands on one head at a time; bytes after it would be a body the
+				// framing below does not expect.
+				return false, errBadRequest
+			}
+			break
+		}
+		if rerr != nil {
+			return false, rerr
+		}
+	}
+	if c.state.Load() == stWaiting {
+		c.state.CompareAndSwap(stWaiting, stActive)
+	}
+	return true, ex.parse(c)
+}
+
+var crlfcrlf = []byte("\r\n\r\n")
+
+// serveOne reads one request, runs the handler and finishes the response. keep says the
+// connection may carry another request.
+func (c *conn) serveOne(ex *exchange) (keep, hijacked bool) {
+	s := c.s
+	ok, err := c.readHead(ex)
+	if !ok {
+		return false, false
+	}
+	if err != nil {
+		code := http.StatusBadRequest
+		if err == errExpectation {
+			code = http.StatusExpectationFailed
+		}
+		ex.writeBareError(c, code)
+		return false, false
+	}
+	switch {
+	case s.ReadTimeout > 0:
+		_ = c.nc.SetReadDeadline(ex.start.Add(s.ReadTimeout))
+	case s.ReadHeaderTimeout > 0:
+		_ = c.nc.SetReadDeadline(time.Time{})
+	}
+	ex.w.closeAfter = ex.req.Close || s.noKeep.Load()
+	if !c.run(ex) {
+		return false, false
+	}
+	if ex.w.hijacked {
+		return false, true
+	}
+	ex.w.finish()
+	if ex.w.closeAfter || ex.w.broken {
+		return false, false
+	}
+	return ex.body.discard(), false
+}
+
+// run calls the handler; false when it panicked.
+func (c *conn) run(ex *exchange) (ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			ok = false
+			if v != http.ErrAbortHandler {
+				c.s.Logger.Error("panic serving a request", "client", c.remote, "panic", v)
+			}
+		}
+	}()
+	c.s.Handler.ServeHTTP(&ex.w, ex.req)
+	return true
+}
+
+// parse fills the request from the head in buf: one string for the whole head, and every
+// method, target, key and value a slice of it.
+func (ex *exchange) parse(c *conn) error {
+	head := string(ex.buf[:len(ex.buf)-2])
+	ex.putBuf(c.s)
+	line, rest, _ := strings.Cut(head, "\r\n")
+	method, line, _ := strings.Cut(line, " ")
+	target, proto, _ := strings.Cut(line, " ")
+	major, minor, ok := http.ParseHTTPVersion(proto)
+	if !ok {
+		return errBadRequest
+	}
+	r := ex.newRequest(c)
+	r.Method = internMethod(method)
+	r.Proto, r.ProtoMajor, r.ProtoMinor = proto, major, minor
+	r.RequestURI = target
+	if target == "*" {
+		ex.url = url.URL{Path: "*"}
+		r.URL = &ex.url
+	} else {
+		u, err := url.ParseRequestURI(target)
+		if err != nil {
+			return errBadRequest
+		}
+		r.URL = u
+	}
+	h := ex.header
+	vals := ex.vals[:0]
+	for rest != "" {
+		var l string
+		l, rest, _ = strings.Cut(rest, "\r\n")
+		if l == "" {
+			break
+		}
+		k, v, _ := strings.Cut(l, ":")
+		k = http.CanonicalHeaderKey(k)
+		v = strings.Trim(v, " \t")
+		if prior, ok := h[k]; ok {
+			h[k] = append(prior, v)
+			continue
+		}
+		if len(vals) < cap(vals) {
+			vals = append(vals, v)
+			h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+		} else {
+			h[k] = []string{v}
+		}
+	}
+	r.Header = h
+	r.Host = r.URL.Host
+	if r.Host == "" {
+		r.Host = h.Get("Host")
+	}
+	delete(h, "Host")
+	if !httpguts.ValidHostHeader(r.Host) {
+		return errBadRequest // net/http's server refuses it too
+	}
+	r.Close = closing(major, minor, h)
+	if te := h["Transfer-Encoding"]; len(te) > 0 {
+		// The guard allows nothing but a single "chunked" on HTTP/1.1.
+		delete(h, "Transfer-Encoding")
+		r.TransferEncoding = chunkedTE
+		r.ContentLength = -1
+		ex.body.reset(c, ex, -1)
+		r.Body = &ex.body
+	} else if cl := h["Content-Length"]; len(cl) > 0 {
+		n, err := parseLength(cl[0])
+		if err != nil {
+			return errBadRequest
+		}
+		r.ContentLength = n
+		if n > 0 {
+			ex.body.reset(c, ex, n)
+			r.Body = &ex.body
+		} else {
+			r.Body = http.NoBody
+		}
+	} else {
+		r.Body = http.NoBody
+	}
+	if ev := h["Expect"]; len(ev) > 0 {
+		// As net/http's server: 100-continue is handled here, and any other expectation
+		// cannot be met (417).
+		if len(ev) != 1 || !strings.EqualFold(ev[0], "100-continue") {
+			return errExpectation
+		}
+		if major == 1 && minor >= 1 && r.Body != http.NoBody {
+			ex.body.expect = true
+		}
+		delete(h, "Expect")
+	}
+	return nil
+}
+
+// errExpectation answers an Expect field other than 100-continue.
+var errExpectation = errors.New("unsupported expectation")
+
+var chunkedTE = []string{"chunked"}
+
+func closing(major, minor int, h http.Header) bool {
+	conn := h["Connection"]
+	if major == 1 && minor == 0 {
+		return !httpguts.HeaderValuesContainsToken(conn, "keep-alive")
+	}
+	return httpguts.HeaderValuesContainsToken(conn, "close")
+}
+
+func parseLength(s string) (int64, error) {
+	if s == "" || len(s) > 18 {
+		return 0, errBadRequest
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		d := s[i]
+		if d < '0' || d > '9' {
+			return 0, errBadRequest
+		}
+		n = n*10 + int64(d-'0')
+	}
+	return n, nil
+}
+
+// internMethod returns the constant for a common method, so the head string is not kept
+// alive by it beyond the request.
+func internMethod(m string) string {
+	switch m {
+	case http.MethodGet:
+		return http.MethodGet
+	case http.MethodPost:
+		return http.MethodPost
+	case http.MethodHead:
+		return http.MethodHead
+	case http.MethodPut:
+		return http.MethodPut
+	case http.MethodDelete:
+		return http.MethodDelete
+	case http.MethodOptions:
+		return http.MethodOptions
+	case http.MethodPatch:
+		return http.MethodPatch
+	}
+	return m
+}

@@ -1,0 +1,25 @@
+// Package h1fast serves HTTP/1.1 on connections that an h1.Guard frames, with its own
+// connection loop instead of net/http's server, for the plain listener's hot path.
+//
+// The guard hands on request heads only once they are complete and valid, and never more
+// than one request's bytes per read, so the loop here parses a head it knows to be well
+// formed: one string per head, header keys and values sliced from it, the request, its header
+// map and its response writer taken from a pool and given back when the response is out. The
+// handler is any http.Handler (the proxy's); the writer supports Flush, Hijack (WebSocket
+// upgrades), read and write deadlines through http.ResponseController, trailers and
+// 100-continue.
+//
+// An idle connection holds no goroutine and no buffer. On Linux every connection whose socket
+// can be reached (plain TCP, not TLS) is registered once, edge-triggered, with an epoll
+// instance shared by the server; when a response is out and nothing more is buffered, the
+// connection's goroutine ends and the connection waits in that epoll set until the client
+// sends again, which starts a goroutine for it. The same registration reports a client that
+// closes its connection while its request is being served: the request's context ends, and
+// the proxy records 499 instead of waiting for the backend. Elsewhere, and for connections
+// the epoll set cannot watch, an idle connection waits in a goroutine, as with net/http.
+//
+// Limits: ReadHeaderTimeout bounds each head from its first byte (and a woken connection's
+// wait for the rest of it), ReadTimeout a whole request, IdleTimeout the wait for the next
+// request. Shutdown closes idle connections at once and waits for the others to finish their
+// response.
+package h1fast

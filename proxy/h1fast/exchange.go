@@ -1,0 +1,188 @@
+package h1fast
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"time"
+)
+
+// exchange is everything one request and its response need, pooled by the server and held
+// only while the request is served.
+type exchange struct {
+	buf    []byte // the head being read; backed by a pooled array while it fits
+	start  time.Time
+	req    *http.Request
+	url    url.URL
+	header http.Header
+	vals   []string // backing of single-valued header fields
+	body   body
+	w      response
+	bw     *bufio.Writer
+}
+
+func newExchange() *exchange {
+	ex := &exchange{header: make(http.Header, 16), vals: make([]string, 0, 32)}
+	ex.bw = bufio.NewWriterSize(nil, writeBufSize)
+	ex.w.header = make(http.Header, 16)
+	ex.w.ex = ex
+	return ex
+}
+
+// writeBufSize buffers a response head and a small body for one write.
+const writeBufSize = 4 << 10
+
+// newRequest returns the exchange's request, reset, with the connection's context.
+func (ex *exchange) newRequest(c *conn) *http.Request {
+	r := (&http.Request{}).WithContext(c.ctx)
+	r.RemoteAddr = c.remote
+	ex.req = r
+	ex.bw.Reset(c.nc)
+	ex.w.reset(c, r)
+	return r
+}
+
+// putBuf returns the pooled head buffer.
+func (ex *exchange) putBuf(s *Server) {
+	if ex.buf != nil && cap(ex.buf) == readBufSize {
+		s.bufs.Put((*[readBufSize]byte)(ex.buf[:readBufSize]))
+	}
+	ex.buf = nil
+}
+
+// release returns the exchange to the pool, dropping every reference into the request.
+func (ex *exchange) release(s *Server) {
+	ex.putBuf(s)
+	ex.req = nil
+	ex.url = url.URL{}
+	clear(ex.header)
+	clear(ex.vals[:cap(ex.vals)])
+	ex.body = body{}
+	clear(ex.w.header)
+	ex.w.c, ex.w.req = nil, nil
+	ex.bw.Reset(nil)
+	s.reqs.Put(ex)
+}
+
+// writeBareError answers a head that could not be made into a request, and closes.
+func (ex *exchange) writeBareError(c *conn, code int) {
+	ex.bw.Reset(c.nc)
+	writeStatus(ex.bw, true, code)
+	_, _ = ex.bw.WriteString("Content-Length: 0\r\nConnection: close\r\n\r\n")
+	_ = ex.bw.Flush()
+}
+
+// body is a request body read from the connection through the guard, which has already
+// checked its framing.
+type body struct {
+	c       *conn
+	ex      *exchange
+	left    int64         // bytes still to come of a body with a length
+	chunked io.Reader     // decodes a chunked body; nil for a body with a length
+	expect  bool          // the client waits for 100 Continue before it sends the body
+	eof     bool          // read to its end
+	err     error         // the read error that ended it early
+	closed  bool          // the handler is done with it
+	br      *bufio.Reader // under chunked
+}
+
+func (b *body) reset(c *conn, ex *exchange, length int64) {
+	*b = body{c: c, ex: ex, left: length}
+	if length < 0 {
+		b.br = bufio.NewReaderSize(c.nc, 512)
+		b.chunked = httputil.NewChunkedReader(b.br)
+	}
+}
+
+// errBodyClosed is a read after the handler returned.
+var errBodyClosed = errors.New("http: invalid Read on closed Body")
+
+func (b *body) Read(p []byte) (int, error) {
+	if b.closed {
+		return 0, errBodyClosed
+	}
+	if b.eof {
+		return 0, io.EOF
+	}
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.expect {
+		b.expect = false
+		if !b.ex.w.wroteHeader {
+			_, _ = b.c.nc.Write(continueLine)
+		}
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	var n int
+	var err error
+	if b.chunked != nil {
+		n, err = b.chunked.Read(p)
+		if err == io.EOF {
+			// The chunked reader stops at the last chunk; the trailer section follows, which
+			// the guard has checked. Its fields are not passed on.
+			if err = b.skipTrailer(); err == nil {
+				b.eof = true
+				return n, io.EOF
+			}
+		}
+	} else {
+		n, err = b.c.nc.Read(p[:min(int64(len(p)), b.left)])
+		b.left -= int64(n)
+		if b.left == 0 {
+			b.eof = true
+			return n, io.EOF
+		}
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+	}
+	if err != nil {
+		b.err = err
+	}
+	return n, err
+}
+
+// skipTrailer reads the trailer section up to its empty line.
+func (b *body) skipTrailer() error {
+	for {
+		line, err := b.br.ReadSlice('\n')
+		if err == io.EOF {
+			return io.ErrUnexpectedEOF
+		}
+		if err != nil && err != bufio.ErrBufferFull {
+			return err
+		}
+		if err == nil && len(line) <= 2 {
+			return nil
+		}
+	}
+}
+
+var continueLine = []byte("HTTP/1.1 100 Continue\r\n\r\n")
+
+// Close keeps what is left for discard, which decides whether the connection can go on.
+func (b *body) Close() error { return nil }
+
+// discardLimit is how much of an unread body is read away to keep the connection: beyond it,
+// closing is cheaper, as net/http decides.
+const discardLimit = 256 << 10
+
+// discard reads away what the handler left of the body; false when the connection cannot
+// carry another request.
+func (b *body) discard() bool {
+	if b.c == nil || b.eof {
+		return true
+	}
+	defer func() { b.closed = true }()
+	if b.err != nil || b.expect {
+		return false // broken, or the client never sent it
+	}
+	n, err := io.CopyN(io.Discard, b, discardLimit)
+	return n < discardLimit && err == io.EOF
+}

@@ -1,0 +1,229 @@
+package h1fast
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/veloflux/veloflux/proxy/h1"
+)
+
+// Server serves HTTP/1.1 on the connections of a listener. Its exported fields are read when
+// Serve starts and must not change afterwards.
+type Server struct {
+	// Handler answers every request. Required.
+	Handler http.Handler
+	// Guard frames connections that Accept returns unguarded. Nil: a guard with
+	// h1.DefaultLimits. Connections the listener has already guarded keep their guard.
+	Guard *h1.Guard
+	// ConnContext returns the context of a new connection's requests. Nil: the base context.
+	ConnContext func(ctx context.Context, c net.Conn) context.Context
+	// ReadHeaderTimeout bounds reading a request head once its first byte arrived. 0: none.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request, body included, from its first byte. 0: none.
+	ReadTimeout time.Duration
+	// IdleTimeout closes a connection that waits this long for its next request. 0: none.
+	IdleTimeout time.Duration
+	// Logger receives what goes wrong outside of a request (a handler's panic). Nil: discarded.
+	Logger *slog.Logger
+
+	mu        sync.Mutex
+	lns       map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	parker    *parker
+	startOnce sync.Once
+	startErr  error
+
+	shutdown  atomic.Bool
+	noKeep    atomic.Bool // keep-alives disabled: every response closes its connection
+	reqs      sync.Pool   // *exchange
+	bufs      sync.Pool   // *[readBufSize]byte
+	parkStats ParkStats
+	date      atomic.Pointer[cachedDate]
+}
+
+// ParkStats counts what the idle-connection machinery did, for tests and benchmarks.
+type ParkStats struct {
+	Parked atomic.Int64 // connections handed to the epoll set while idle
+	Woken  atomic.Int64 // parked connections that had something to read
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() *ParkStats { return &s.parkStats }
+
+// ErrServerClosed is what Serve returns after Shutdown or Close: net/http's, so callers that
+// run both servers test for one error.
+var ErrServerClosed = http.ErrServerClosed
+
+// aLongTimeAgo is a deadline in the past: blocked reads return at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+func (s *Server) start() error {
+	s.startOnce.Do(func() {
+		if s.Logger == nil {
+			s.Logger = slog.New(slog.DiscardHandler)
+		}
+		if s.Guard == nil {
+			s.Guard = h1.NewGuard(h1.DefaultLimits(), nil, nil)
+		}
+		s.reqs.New = func() any { return newExchange() }
+		s.bufs.New = func() any { return new([readBufSize]byte) }
+		s.lns = make(map[net.Listener]struct{})
+		s.conns = make(map[*conn]struct{})
+		p, err := newParker(s)
+		if err != nil {
+			s.Logger.Warn("idle connections wait in goroutines: no epoll set", "error", err)
+		}
+		s.parker = p
+	})
+	return s.startErr
+}
+
+// Serve accepts connections from ln until Shutdown or Close, and serves each. It returns
+// ErrServerClosed after either, or the listener's error.
+func (s *Server) Serve(ln net.Listener) error {
+	if err := s.start(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.shutdown.Load() {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return ErrServerClosed
+	}
+	s.lns[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.lns, ln)
+		s.mu.Unlock()
+	}()
+	backoff := 5 * time.Millisecond
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.shutdown.Load() {
+				return ErrServerClosed
+			}
+			var te interface{ Temporary() bool }
+			if errors.As(err, &te) && te.Temporary() {
+				time.Sleep(backoff)
+				backoff = min(2*backoff, time.Second)
+				continue
+			}
+			return err
+		}
+		backoff = 5 * time.Millisecond
+		c := s.newConn(nc)
+		if c == nil {
+			continue
+		}
+		go c.serve()
+	}
+}
+
+// SetKeepAlivesEnabled false makes every later response close its connection and closes the
+// idle ones; true restores keep-alive.
+func (s *Server) SetKeepAlivesEnabled(on bool) {
+	s.noKeep.Store(!on)
+	if !on && s.start() == nil {
+		s.closeIdle()
+	}
+}
+
+// Shutdown stops accepting, closes idle connections, and waits until every other connection
+// has finished its response and closed, or ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if err := s.start(); err != nil {
+		return err
+	}
+	s.shutdown.Store(true)
+	s.noKeep.Store(true)
+	s.closeListeners()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		s.closeIdle()
+		if s.active() == 0 {
+			s.parker.close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// Close stops accepting and closes every connection at once.
+func (s *Server) Close() error {
+	if err := s.start(); err != nil {
+		return err
+	}
+	s.shutdown.Store(true)
+	s.noKeep.Store(true)
+	s.closeListeners()
+	s.mu.Lock()
+	all := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		all = append(all, c)
+	}
+	s.mu.Unlock()
+	for _, c := range all {
+		c.abort()
+	}
+	s.parker.close()
+	return nil
+}
+
+func (s *Server) closeListeners() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ln := range s.lns {
+		_ = ln.Close()
+	}
+}
+
+func (s *Server) active() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// closeIdle closes the connections that wait for a request, parked or in a goroutine.
+func (s *Server) closeIdle() {
+	s.mu.Lock()
+	var idle []*conn
+	for c := range s.conns {
+		switch c.state.Load() {
+		case stParked, stWaiting:
+			idle = append(idle, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range idle {
+		c.closeIfIdle()
+	}
+}
+
+func (s *Server) track(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown.Load() {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}

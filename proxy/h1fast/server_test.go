@@ -1,0 +1,230 @@
+package h1fast
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/veloflux/veloflux/internal/testutil"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// serve runs a Server with h on 127.0.0.1:0 until the test ends.
+func serve(t *testing.T, h http.HandlerFunc) (*Server, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Handler: h}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testutil.Timeout())
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err := <-done; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return s, ln.Addr().String()
+}
+
+func dial(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c, bufio.NewReader(c)
+}
+
+func roundTrip(t *testing.T, c net.Conn, br *bufio.Reader, raw string) (*http.Response, string) {
+	t.Helper()
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.ReadRequest(bufio.NewReader(strings.NewReader(raw)))
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		t.Fatalf("reading the answer to %q: %v", raw, err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading the body: %v", err)
+	}
+	return resp, string(b)
+}
+
+// connOf is the server's only connection.
+func connOf(t *testing.T, s *Server) *conn {
+	t.Helper()
+	var c *conn
+	testutil.Eventually(t, "the server tracks one connection", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for x := range s.conns {
+			c = x
+		}
+		return len(s.conns) == 1
+	})
+	return c
+}
+
+// An idle keep-alive connection is parked: no goroutine serves it until the client sends
+// again, and then it is served as before.
+func TestIdleConnectionParksAndWakes(t *testing.T) {
+	s, addr := serve(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, r.URL.Path) })
+	c, br := dial(t, addr)
+	for i, path := range []string{"/one", "/two", "/three"} {
+		resp, body := roundTrip(t, c, br, "GET "+path+" HTTP/1.1\r\nHost: t\r\n\r\n")
+		if resp.StatusCode != 200 || body != path {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+		}
+		sc := connOf(t, s)
+		testutil.Eventually(t, "the connection parks", func() bool { return sc.state.Load() == stParked })
+		if got := s.Stats().Parked.Load(); got != int64(i+1) {
+			t.Fatalf("after request %d: parked %d times, want %d", i+1, got, i+1)
+		}
+		if got := s.Stats().Woken.Load(); got != int64(i) {
+			t.Fatalf("after request %d: woken %d times, want %d", i+1, got, i)
+		}
+	}
+}
+
+// A client that closes its connection while its request is served ends the request's context.
+func TestClientGoneEndsContext(t *testing.T) {
+	started, ended := make(chan struct{}), make(chan error, 1)
+	_, addr := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		select {
+		case <-r.Context().Done():
+			ended <- r.Context().Err()
+		case <-t.Context().Done():
+			ended <- errors.New("the test ended first")
+		}
+	})
+	c, _ := dial(t, addr)
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Receive(t, started, "the handler starts")
+	_ = c.Close()
+	if err := testutil.Receive(t, ended, "the handler's context ends"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("context ended with %v, want canceled", err)
+	}
+}
+
+// Responses are framed as net/http frames them: a computed length for a short body written
+// by a handler that set none, chunked once it is flushed or long, the handler's length kept,
+// and nothing after the head of HEAD, 204 and 304.
+func TestResponseFraming(t *testing.T) {
+	long := strings.Repeat("x", 3*pendSize)
+	_, addr := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/short":
+			_, _ = io.WriteString(w, "hello")
+		case "/long":
+			_, _ = io.WriteString(w, long)
+		case "/flushed":
+			_, _ = io.WriteString(w, "a")
+			w.(http.Flusher).Flush()
+			_, _ = io.WriteString(w, "b")
+		case "/length":
+			w.Header().Set("Content-Length", "3")
+			_, _ = io.WriteString(w, "abc")
+		case "/nocontent":
+			w.WriteHeader(http.StatusNoContent)
+		case "/trailer":
+			w.Header().Set("Trailer", "X-Sum")
+			w.WriteHeader(200)
+			_, _ = io.WriteString(w, "data")
+			w.Header().Set("X-Sum", "42")
+		}
+	})
+	c, br := dial(t, addr)
+	for _, tc := range []struct {
+		name, method, path string
+		length             int64
+		te                 []string
+		body               string
+		trailer            string
+	}{
+		{"short body gets a length", "GET", "/short", 5, nil, "hello", ""},
+		{"long body is chunked", "GET", "/long", -1, []string{"chunked"}, long, ""},
+		{"flushed body is chunked", "GET", "/flushed", -1, []string{"chunked"}, "ab", ""},
+		{"handler's length is kept", "GET", "/length", 3, nil, "abc", ""},
+		{"HEAD has no body", "HEAD", "/length", 3, nil, "", ""},
+		{"204 has no body", "GET", "/nocontent", 0, nil, "", ""},
+		{"trailers follow a chunked body", "GET", "/trailer", -1, []string{"chunked"}, "data", "42"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := roundTrip(t, c, br, tc.method+" "+tc.path+" HTTP/1.1\r\nHost: t\r\n\r\n")
+			if resp.ContentLength != tc.length || strings.Join(resp.TransferEncoding, ",") != strings.Join(tc.te, ",") || body != tc.body {
+				t.Fatalf("length %d, transfer-encoding %v, %d body bytes; want %d, %v, %d",
+					resp.ContentLength, resp.TransferEncoding, len(body), tc.length, tc.te, len(tc.body))
+			}
+			if got := resp.Trailer.Get("X-Sum"); got != tc.trailer {
+				t.Fatalf("trailer X-Sum %q, want %q", got, tc.trailer)
+			}
+			if resp.Header.Get("Date") == "" {
+				t.Fatal("no Date")
+			}
+		})
+	}
+}
+
+// Shutdown closes parked connections at once and lets a request in flight finish.
+func TestShutdownClosesIdleAndWaitsForActive(t *testing.T) {
+	release := make(chan struct{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-release
+		}
+		_, _ = io.WriteString(w, "done")
+	})}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	addr := ln.Addr().String()
+	idle, idleBR := dial(t, addr)
+	roundTrip(t, idle, idleBR, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+	busy, busyBR := dial(t, addr)
+	if _, err := io.WriteString(busy, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, "both connections are tracked", func() bool { return s.active() == 2 })
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(context.Background()) }()
+	if _, err := idleBR.ReadByte(); err == nil {
+		t.Fatal("the idle connection got bytes instead of being closed")
+	}
+	close(release)
+	resp, err := http.ReadResponse(busyBR, nil)
+	if err != nil {
+		t.Fatalf("request in flight: %v", err)
+	}
+	if !resp.Close {
+		t.Fatal("the last response during shutdown did not close its connection")
+	}
+	if err := testutil.Receive(t, shut, "Shutdown returns"); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := testutil.Receive(t, served, "Serve returns"); !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Serve: %v", err)
+	}
+}

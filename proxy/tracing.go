@@ -1,0 +1,322 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// TraceTrust says whose incoming trace context (traceparent, tracestate, baggage) a request
+// continues; every other request starts a new trace.
+type TraceTrust uint8
+
+const (
+	// TraceTrustTrusted continues the context of peers in Config.TrustedProxies only, so an
+	// outside client can neither force sampling nor choose trace IDs.
+	TraceTrustTrusted TraceTrust = iota
+	// TraceTrustAll continues every client's context.
+	TraceTrustAll
+	// TraceTrustNone continues nobody's.
+	TraceTrustNone
+)
+
+// tracerName is the instrumentation scope of the proxy's spans.
+const tracerName = "github.com/veloflux/veloflux/proxy"
+
+// The proxy's own span attributes, beside the HTTP semantic conventions.
+const (
+	attrRoute         = attribute.Key("veloflux.route")          // host and path prefix of the matched route
+	attrPool          = attribute.Key("veloflux.pool")           // pool of the route
+	attrBackend       = attribute.Key("veloflux.backend")        // backend ID: the last attempt's on the server span
+	attrAttempt       = attribute.Key("veloflux.attempt")        // 1 for the first try, 2 for the first retry...
+	attrRequestID     = attribute.Key("veloflux.request_id")     // X-Request-Id, also in the access log
+	attrRegion        = attribute.Key("veloflux.region")         // region served or redirected to (geo routes)
+	attrRegionReason  = attribute.Key("veloflux.region.reason")  // nearest, failover, sticky or redirect
+	attrClientCountry = attribute.Key("veloflux.client.country") // ISO country of the client (geo routes)
+	attrSticky        = attribute.Key("veloflux.sticky")         // hit, repin or new (sticky pools)
+	attrWebSocket     = attribute.Key("veloflux.websocket")      // true on an upgraded request
+	attrError         = attribute.Key("veloflux.error")          // what the proxy answered or why the attempt failed
+)
+
+// stickyHow is what the sticky-session lookup of a request came to.
+type stickyHow uint8
+
+const (
+	stickyNone  stickyHow = iota // not a sticky pool
+	stickyHit                    // the backend the cookie names was up and used
+	stickyMoved                  // a stored move of the session was followed
+	stickyRepin                  // the session's backend was down, drained or gone: moved, and the move stored
+	stickyNew                    // a new session
+)
+
+func (s stickyHow) String() string {
+	switch s {
+	case stickyHit:
+		return "hit"
+	case stickyMoved:
+		return "moved"
+	case stickyRepin:
+		return "repin"
+	case stickyNew:
+		return "new"
+	}
+	return ""
+}
+
+// tracing is the proxy's tracer, nil when tracing is off: the request path then tests one
+// pointer and allocates nothing more.
+type tracing struct {
+	tracer trace.Tracer
+	prop   propagation.TextMapPropagator
+	trust  TraceTrust
+}
+
+func newTracing(opts Options) *tracing {
+	if opts.TracerProvider == nil {
+		return nil
+	}
+	prop := opts.Propagator
+	if prop == nil {
+		prop = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	}
+	return &tracing{tracer: opts.TracerProvider.Tracer(tracerName), prop: prop, trust: opts.TraceTrust}
+}
+
+// traceHeaders are the request fields trace context travels in. The proxy replaces them
+// on the way to the backend, so what a backend sees is always the attempt's context.
+var traceHeaders = [...]string{"Traceparent", "Tracestate", "Baggage"}
+
+// startRequest starts the server span of a request and keeps it, with its context, in st.
+func (t *tracing) startRequest(st *reqState, r *http.Request) {
+	ctx := r.Context()
+	if t.trust == TraceTrustAll || t.trust == TraceTrustTrusted && st.trusted {
+		ctx = t.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
+	}
+	ctx, span := t.tracer.Start(ctx, spanMethod(r.Method), trace.WithSpanKind(trace.SpanKindServer))
+	st.tctx, st.span = ctx, span
+	if !span.IsRecording() {
+		return
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	attrs := []attribute.KeyValue{
+		semconv.HTTPRequestMethodKey.String(methodAttr(r.Method)),
+		semconv.URLPath(r.URL.Path),
+		semconv.URLScheme(scheme),
+		semconv.ClientAddress(st.client.String()),
+		semconv.NetworkPeerAddress(st.peer.String()),
+		semconv.NetworkProtocolVersion(protocolVersion(r)),
+		semconv.UserAgentOriginal(r.UserAgent()),
+		attrRequestID.String(st.reqID),
+	}
+	if host, port, err := net.SplitHostPort(r.Host); err == nil {
+		attrs = append(attrs, semconv.ServerAddress(host))
+		if n, err := strconv.Atoi(port); err == nil {
+			attrs = append(attrs, semconv.ServerPort(n))
+		}
+	} else if r.Host != "" {
+		attrs = append(attrs, semconv.ServerAddress(r.Host))
+	}
+	if r.URL.RawQuery != "" {
+		attrs = append(attrs, semconv.URLQuery(r.URL.RawQuery))
+	}
+	if st.upgrade {
+		attrs = append(attrs, attrWebSocket.Bool(true))
+	}
+	span.SetAttributes(attrs...)
+}
+
+// endRequest records the outcome of a request on its server span and ends it.
+func (t *tracing) endRequest(st *reqState, r *http.Request, code int) {
+	span := st.span
+	if span.IsRecording() {
+		attrs := []attribute.KeyValue{semconv.HTTPResponseStatusCode(code)}
+		if st.route != nil {
+			prefix := st.route.prefix
+			span.SetName(spanMethod(r.Method) + " " + prefix)
+			attrs = append(attrs, semconv.HTTPRoute(prefix), attrRoute.String(st.route.spec.Host+prefix))
+		}
+		if st.pool != nil {
+			attrs = append(attrs, attrPool.String(st.pool.name))
+		}
+		if st.backend != nil {
+			attrs = append(attrs, attrBackend.String(st.backend.id), attrAttempt.Int(st.ntried))
+		}
+		if st.sticky != stickyNone {
+			attrs = append(attrs, attrSticky.String(st.sticky.String()))
+		}
+		if st.geo {
+			attrs = append(attrs, attrClientCountry.String(countryLabel(st.country)), attrRegion.String(st.servedRegion()))
+			if reason := st.regionReason(); reason != "" {
+				attrs = append(attrs, attrRegionReason.String(reason))
+			}
+		}
+		if st.err != nil {
+			attrs = append(attrs, attrError.String(st.err.Error()))
+		}
+		if code >= 500 {
+			// Server spans are errors on 5xx only: a 4xx is the client's (semantic conventions).
+			attrs = append(attrs, semconv.ErrorTypeKey.String(codeLabel(code)))
+			span.SetStatus(codes.Error, "")
+		}
+		span.SetAttributes(attrs...)
+	}
+	span.End()
+}
+
+// startAttempt starts the client span of one try to st.backend and writes its context into
+// the outbound request's headers, so the backend's work is a child of the attempt.
+func (t *tracing) startAttempt(st *reqState, req *http.Request) trace.Span {
+	ctx, span := t.tracer.Start(st.tctx, spanMethod(req.Method), trace.WithSpanKind(trace.SpanKindClient))
+	h := req.Header
+	for _, k := range traceHeaders {
+		delete(h, k)
+	}
+	t.prop.Inject(ctx, propagation.HeaderCarrier(h))
+	if span.IsRecording() {
+		u := st.backend
+		attrs := []attribute.KeyValue{
+			semconv.HTTPRequestMethodKey.String(methodAttr(req.Method)),
+			attrBackend.String(u.id),
+			attrPool.String(u.pool),
+			attrAttempt.Int(st.ntried),
+			semconv.URLFull(req.URL.String()),
+		}
+		if host, port, err := net.SplitHostPort(u.address); err == nil {
+			attrs = append(attrs, semconv.ServerAddress(host))
+			if n, err := strconv.Atoi(port); err == nil {
+				attrs = append(attrs, semconv.ServerPort(n))
+			}
+		}
+		if r := u.Region(); r != "" {
+			attrs = append(attrs, attrRegion.String(r))
+		}
+		span.SetAttributes(attrs...)
+	}
+	return span
+}
+
+// endAttempt records what one try came to and ends its span.
+func endAttempt(span trace.Span, resp *http.Response, err error) {
+	if span.IsRecording() {
+		switch {
+		case err != nil:
+			span.SetAttributes(semconv.ErrorTypeKey.String(errorType(err)), attrError.String(err.Error()))
+			span.SetStatus(codes.Error, err.Error())
+		default:
+			span.SetAttributes(semconv.HTTPResponseStatusCode(resp.StatusCode))
+			if resp.StatusCode >= 400 {
+				// Client spans are errors on 4xx too: the proxy's request failed.
+				span.SetAttributes(semconv.ErrorTypeKey.String(codeLabel(resp.StatusCode)))
+				span.SetStatus(codes.Error, "")
+			}
+		}
+	}
+	span.End()
+}
+
+// errorType classes an attempt's failure for error.type, a low-cardinality attribute.
+func errorType(err error) string {
+	var op *net.OpError
+	switch {
+	case errors.Is(err, errAtCapacity):
+		return "at_capacity"
+	case errors.Is(err, errNoWebSocket):
+		return "no_websocket"
+	case isTimeout(err):
+		return "timeout"
+	case errors.As(err, &op) && op.Op == "dial":
+		return "connect_failed"
+	}
+	return "connection_failed"
+}
+
+// regionReason says why a geo request went where it did: redirect (307 to another region's
+// host), sticky (its session's backend), nearest (the client's nearest region that had a
+// healthy backend) or failover (another region, after the nearest one's backends failed).
+func (st *reqState) regionReason() string {
+	switch {
+	case st.geoRegion != "":
+		return "redirect"
+	case st.backend == nil:
+		return ""
+	case (st.sticky == stickyHit || st.sticky == stickyMoved) && st.ntried == 1:
+		return "sticky"
+	case st.regionOf(st.backend) == st.nearest:
+		return "nearest"
+	}
+	return "failover"
+}
+
+// logIDs adds the trace and span IDs of the request's span to a log line's attributes.
+func (st *reqState) logIDs(attrs []any) []any {
+	if st.span == nil {
+		return attrs
+	}
+	sc := st.span.SpanContext()
+	if !sc.IsValid() {
+		return attrs
+	}
+	return append(attrs, "trace_id", sc.TraceID().String(), "span_id", sc.SpanID().String())
+}
+
+// exemplarTraceID is the trace ID for the duration histogram's exemplar: only sampled
+// traces, since others cannot be looked up.
+func (st *reqState) exemplarTraceID() string {
+	if st.span == nil {
+		return ""
+	}
+	if sc := st.span.SpanContext(); sc.IsSampled() {
+		return sc.TraceID().String()
+	}
+	return ""
+}
+
+// spanMethod is the method in a span name: a standard one, or HTTP for any other, which the
+// semantic conventions prefer to an unbounded set of names.
+func spanMethod(m string) string {
+	if l := methodLabel(m); l != "OTHER" {
+		return l
+	}
+	return "HTTP"
+}
+
+// methodAttr is http.request.method: a standard method, or _OTHER.
+func methodAttr(m string) string {
+	if l := methodLabel(m); l != "OTHER" {
+		return l
+	}
+	return "_OTHER"
+}
+
+func protocolVersion(r *http.Request) string {
+	switch r.ProtoMajor {
+	case 3:
+		return "3"
+	case 2:
+		return "2"
+	}
+	if r.ProtoMinor == 0 {
+		return "1.0"
+	}
+	return "1.1"
+}
+
+// traceContext is the context a request's outbound work runs in: the server span's when
+// there is one.
+func (st *reqState) traceContext(r *http.Request) context.Context {
+	if st.tctx != nil {
+		return st.tctx
+	}
+	return r.Context()
+}

@@ -1,0 +1,325 @@
+package proxy
+
+import (
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/veloflux/veloflux/discovery"
+	"github.com/veloflux/veloflux/internal/testutil"
+)
+
+// traced returns Options with a tracer provider that records every span in memory.
+func traced(t testing.TB, opts Options) (Options, *tracetest.SpanRecorder) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(t.Context()) })
+	opts.TracerProvider = tp
+	return opts, rec
+}
+
+func attrOf(s sdktrace.ReadOnlySpan, key string) (attribute.Value, bool) {
+	for _, kv := range s.Attributes() {
+		if string(kv.Key) == key {
+			return kv.Value, true
+		}
+	}
+	return attribute.Value{}, false
+}
+
+func attrString(s sdktrace.ReadOnlySpan, key string) string {
+	v, _ := attrOf(s, key)
+	return v.String()
+}
+
+// spansOf waits for the server span of one request (it ends after the response is written)
+// and returns it with its attempt spans in the order they started.
+func spansOf(t *testing.T, rec *tracetest.SpanRecorder) (server sdktrace.ReadOnlySpan, attempts []sdktrace.ReadOnlySpan) {
+	t.Helper()
+	testutil.Eventually(t, "the server span to end", func() bool {
+		for _, s := range rec.Ended() {
+			if s.SpanKind() == trace.SpanKindServer {
+				return true
+			}
+		}
+		return false
+	})
+	for _, s := range rec.Ended() {
+		switch s.SpanKind() {
+		case trace.SpanKindServer:
+			server = s
+		case trace.SpanKindClient:
+			attempts = append(attempts, s)
+		}
+	}
+	for _, a := range attempts {
+		if a.Parent().SpanID() != server.SpanContext().SpanID() || a.SpanContext().TraceID() != server.SpanContext().TraceID() {
+			t.Errorf("attempt span %s is not a child of the server span", a.SpanContext().SpanID())
+		}
+	}
+	return server, attempts
+}
+
+// A retry is two attempt spans under one server span; the backend that answered received the
+// second attempt's context, and the access log names the server span.
+func TestTracingRetrySpanTree(t *testing.T) {
+	good := newBackend(t, "good", nil)
+	logs := &testutil.LogBuffer{}
+	opts, rec := traced(t, Options{AccessLogger: slog.New(slog.NewJSONHandler(logs, nil))})
+	tp := startProxy(t, DefaultConfig(), opts,
+		onePoolSnapshot("round_robin", false, member("dead", deadAddr(t), 1), member("good", good.addr(), 1)))
+
+	r := send(t, newClient(t), http.MethodGet, tp.url+"/api/users?id=7", "app.example.com", nil, "")
+	if r.status != http.StatusOK || r.body != "good" {
+		t.Fatalf("got %d %q, want 200 from good", r.status, r.body)
+	}
+	server, attempts := spansOf(t, rec)
+	t.Run("server span", func(t *testing.T) {
+		want := map[string]string{
+			"http.request.method":       "GET",
+			"http.route":                "/",
+			"http.response.status_code": "200",
+			"url.path":                  "/api/users",
+			"url.query":                 "id=7",
+			"server.address":            "app.example.com",
+			"client.address":            "127.0.0.1",
+			"veloflux.pool":             "web",
+			"veloflux.backend":          "good",
+			"veloflux.attempt":          "2",
+		}
+		for k, v := range want {
+			if got := attrString(server, k); got != v {
+				t.Errorf("%s = %q, want %q", k, got, v)
+			}
+		}
+		if server.Name() != "GET /" {
+			t.Errorf("name %q, want %q", server.Name(), "GET /")
+		}
+		if server.Status().Code == codes.Error {
+			t.Errorf("status %v on a 200", server.Status())
+		}
+	})
+	if len(attempts) != 2 {
+		t.Fatalf("%d attempt spans, want 2", len(attempts))
+	}
+	t.Run("failed attempt", func(t *testing.T) {
+		a := attempts[0]
+		if attrString(a, "veloflux.backend") != "dead" || attrString(a, "veloflux.attempt") != "1" ||
+			attrString(a, "error.type") != "connect_failed" || a.Status().Code != codes.Error {
+			t.Errorf("first attempt: backend %q attempt %q error.type %q status %v; want dead, 1, connect_failed, error",
+				attrString(a, "veloflux.backend"), attrString(a, "veloflux.attempt"), attrString(a, "error.type"), a.Status())
+		}
+	})
+	t.Run("answered attempt", func(t *testing.T) {
+		a := attempts[1]
+		if attrString(a, "veloflux.backend") != "good" || attrString(a, "http.response.status_code") != "200" ||
+			attrString(a, "server.address") != "127.0.0.1" {
+			t.Errorf("second attempt: backend %q status %q server.address %q",
+				attrString(a, "veloflux.backend"), attrString(a, "http.response.status_code"), attrString(a, "server.address"))
+		}
+		tpHeader := good.last(t).Header.Get("Traceparent")
+		want := "00-" + a.SpanContext().TraceID().String() + "-" + a.SpanContext().SpanID().String() + "-01"
+		if tpHeader != want {
+			t.Errorf("backend got traceparent %q, want the answered attempt's %q", tpHeader, want)
+		}
+	})
+	t.Run("access log", func(t *testing.T) {
+		lines := logs.Find("access")
+		if len(lines) != 1 {
+			t.Fatalf("%d access lines", len(lines))
+		}
+		if lines[0]["trace_id"] != server.SpanContext().TraceID().String() || lines[0]["span_id"] != server.SpanContext().SpanID().String() {
+			t.Errorf("access line has trace_id %v span_id %v, want the server span's %s %s", lines[0]["trace_id"], lines[0]["span_id"],
+				server.SpanContext().TraceID(), server.SpanContext().SpanID())
+		}
+	})
+	t.Run("exemplar", func(t *testing.T) {
+		if got := durationExemplar(t, tp.reg); got != server.SpanContext().TraceID().String() {
+			t.Errorf("duration exemplar trace_id %q, want %s", got, server.SpanContext().TraceID())
+		}
+	})
+}
+
+// durationExemplar returns the trace_id of the newest exemplar of the pool web's duration
+// histogram.
+func durationExemplar(t *testing.T, g prometheus.Gatherer) string {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var newest *dto.Exemplar
+	for _, mf := range mfs {
+		if mf.GetName() != "veloflux_request_duration_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, b := range m.GetHistogram().GetBucket() {
+				if e := b.GetExemplar(); e != nil && (newest == nil || e.GetTimestamp().AsTime().After(newest.GetTimestamp().AsTime())) {
+					newest = e
+				}
+			}
+		}
+	}
+	for _, l := range newest.GetLabel() {
+		if l.GetName() == "trace_id" {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
+// Whose trace context is continued, and what the backend receives in its place.
+func TestTracingTrustIncoming(t *testing.T) {
+	const (
+		incomingTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
+		incomingSpan  = "00f067aa0ba902b7"
+	)
+	incoming := http.Header{
+		"Traceparent": {"00-" + incomingTrace + "-" + incomingSpan + "-01"},
+		"Tracestate":  {"vendor=opaque"},
+		"Baggage":     {"tenant=acme"},
+	}
+	trustLoopback := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	tests := []struct {
+		name      string
+		trust     TraceTrust
+		trusted   []netip.Prefix
+		continued bool
+	}{
+		{"trusted peer, trust trusted", TraceTrustTrusted, trustLoopback, true},
+		{"untrusted peer, trust trusted", TraceTrustTrusted, nil, false},
+		{"untrusted peer, trust all", TraceTrustAll, nil, true},
+		{"trusted peer, trust none", TraceTrustNone, trustLoopback, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			be := newBackend(t, "b", nil)
+			cfg := DefaultConfig()
+			cfg.TrustedProxies = tt.trusted
+			opts, rec := traced(t, Options{TraceTrust: tt.trust})
+			tp := startProxy(t, cfg, opts, onePoolSnapshot("round_robin", false, member("b", be.addr(), 1)))
+			if r := send(t, newClient(t), http.MethodGet, tp.url+"/", "", incoming.Clone(), ""); r.status != http.StatusOK {
+				t.Fatalf("status %d", r.status)
+			}
+			server, attempts := spansOf(t, rec)
+			got := be.last(t).Header
+			if tt.continued {
+				if server.SpanContext().TraceID().String() != incomingTrace || server.Parent().SpanID().String() != incomingSpan {
+					t.Errorf("server span in trace %s under %s, want the incoming %s under %s", server.SpanContext().TraceID(),
+						server.Parent().SpanID(), incomingTrace, incomingSpan)
+				}
+				if got.Get("Tracestate") != "vendor=opaque" || got.Get("Baggage") != "tenant=acme" {
+					t.Errorf("backend got tracestate %q baggage %q, want the caller's passed on", got.Get("Tracestate"), got.Get("Baggage"))
+				}
+			} else {
+				if server.SpanContext().TraceID().String() == incomingTrace || server.Parent().IsValid() {
+					t.Errorf("server span continues the client's trace (%s, parent %s)", server.SpanContext().TraceID(), server.Parent().SpanID())
+				}
+				if got.Get("Tracestate") != "" || got.Get("Baggage") != "" {
+					t.Errorf("backend got the untrusted client's tracestate %q baggage %q", got.Get("Tracestate"), got.Get("Baggage"))
+				}
+			}
+			a := attempts[0].SpanContext()
+			if want := "00-" + a.TraceID().String() + "-" + a.SpanID().String() + "-01"; got.Get("Traceparent") != want {
+				t.Errorf("backend got traceparent %q, want %q", got.Get("Traceparent"), want)
+			}
+		})
+	}
+}
+
+// With tracing off the proxy passes the caller's trace headers through as it does any other.
+func TestTracingOffPassesHeaders(t *testing.T) {
+	be := newBackend(t, "b", nil)
+	tp := startProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("b", be.addr(), 1)))
+	const tpHeader = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	send(t, newClient(t), http.MethodGet, tp.url+"/", "", http.Header{"Traceparent": {tpHeader}, "Baggage": {"k=v"}}, "")
+	if got := be.last(t).Header; got.Get("Traceparent") != tpHeader || got.Get("Baggage") != "k=v" {
+		t.Errorf("backend got traceparent %q baggage %q, want them untouched", got.Get("Traceparent"), got.Get("Baggage"))
+	}
+}
+
+// A request refused while draining is a span too, an error with the reason.
+func TestTracingDrainSpan(t *testing.T) {
+	be := newBackend(t, "b", nil)
+	opts, rec := traced(t, Options{})
+	tp := startProxy(t, DefaultConfig(), opts, onePoolSnapshot("round_robin", false, member("b", be.addr(), 1)))
+	tp.Drain()
+	if r := send(t, newClient(t), http.MethodGet, tp.url+"/", "", nil, ""); r.status != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503", r.status)
+	}
+	server, attempts := spansOf(t, rec)
+	if len(attempts) != 0 || attrString(server, "http.response.status_code") != "503" || server.Status().Code != codes.Error ||
+		!strings.Contains(attrString(server, "veloflux.error"), "draining") || attrString(server, "error.type") != "503" {
+		t.Errorf("drain span: %d attempts, status code %q, status %v, veloflux.error %q, error.type %q", len(attempts),
+			attrString(server, "http.response.status_code"), server.Status(), attrString(server, "veloflux.error"), attrString(server, "error.type"))
+	}
+}
+
+// Geo routes say which region served and why; sticky pools say what became of the session.
+func TestTracingRegionAndSticky(t *testing.T) {
+	eu, us := newBackend(t, "eu1", nil), newBackend(t, "us1", nil)
+	snap := func(sticky bool, geo string, euUp bool) *discovery.Snapshot {
+		euAddr := eu.addr()
+		if !euUp {
+			euAddr = deadAddr(t)
+		}
+		e, u := member("eu1", euAddr, 1), member("us1", us.addr(), 1)
+		e.Region, u.Region = "eu", "us"
+		s := onePoolSnapshot("round_robin", sticky, e, u)
+		s.Routes[0].Geo = geo
+		return s
+	}
+	tests := []struct {
+		name              string
+		snap              *discovery.Snapshot
+		client            string
+		redirect          bool
+		wantRegion        string
+		wantReason        string
+		wantSticky        string
+		wantCountry       string
+		secondWithCookies bool
+	}{
+		{"nearest", snap(false, "nearest", true), deClient, false, "eu", "nearest", "", "DE", false},
+		{"failover after the nearest failed", snap(false, "nearest", false), deClient, false, "us", "failover", "", "DE", false},
+		{"redirect", snap(false, "redirect", true), usClient, true, "us", "redirect", "", "US", false},
+		{"new sticky session", snap(true, "nearest", true), deClient, false, "eu", "nearest", "new", "DE", false},
+		{"sticky hit", snap(true, "nearest", true), usClient, false, "us", "sticky", "hit", "US", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts, rec := traced(t, Options{Locator: newFakeLocator()})
+			if tt.redirect {
+				opts.RedirectHosts = map[string]string{"us": "us.example.com"}
+			}
+			tp := startProxy(t, geoConfig(), opts, tt.snap)
+			c := newClient(t)
+			hdr := from(tt.client)
+			if tt.secondWithCookies {
+				first := send(t, c, http.MethodGet, tp.url+"/", "", hdr, "")
+				for _, ck := range first.header["Set-Cookie"] {
+					hdr.Add("Cookie", strings.SplitN(ck, ";", 2)[0])
+				}
+				rec.Reset()
+			}
+			send(t, c, http.MethodGet, tp.url+"/", "", hdr, "")
+			server, _ := spansOf(t, rec)
+			got := [4]string{attrString(server, "veloflux.region"), attrString(server, "veloflux.region.reason"),
+				attrString(server, "veloflux.sticky"), attrString(server, "veloflux.client.country")}
+			if want := [4]string{tt.wantRegion, tt.wantReason, tt.wantSticky, tt.wantCountry}; got != want {
+				t.Errorf("region, reason, sticky, country = %q, want %q", got, want)
+			}
+		})
+	}
+}
