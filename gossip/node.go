@@ -387,6 +387,20 @@ func (n *Node) Broadcast(msg []byte) error {
 	return nil
 }
 
+// MustSpread reports whether the cluster has more members than a session move's writer sends
+// it to, so that the members that learn it must pass it on (see Rebroadcast).
+func (n *Node) MustSpread() bool { return n.numMembers()-1 > fullFanoutMax }
+
+// Spread passes a session move learnt from a peer on through the fan-out alone: to
+// spreadDegree random members, not into the broadcast queue. msg is copied.
+func (n *Node) Spread(msg []byte) {
+	if len(msg) > n.maxMsg {
+		n.metrics.messages.WithLabelValues(dirSent, resultError).Inc()
+		return
+	}
+	n.fan.add(msg)
+}
+
 // urgent tells the messages that must not wait behind session pins: health observations and
 // drains are few and decide where traffic goes, pins are many and only cost stickiness if late.
 // Anything that is not a store entry is urgent too (it is rare by nature).
