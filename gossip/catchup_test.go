@@ -145,6 +145,25 @@ func TestCatchUpExchangesOnlyTheDifference(t *testing.T) {
 	}
 }
 
+// TestLateJoinerCatchesUpBeyondThePushPullCap: a node joins one that holds 5,000 moves, about
+// 330 KB as a full state, with push/pull payloads capped at 1 KiB: the push/pull carries
+// digests only, and the joiner gets every move from the catch-up that follows, over real
+// memberlist nodes.
+func TestLateJoinerCatchesUpBeyondThePushPullCap(t *testing.T) {
+	const n = 5000
+	small := func(c *Config) { c.PushPullMaxBytes = 1024 }
+	a := startStoreNodeWith(t, "a", 100_000, small)
+	for i := range n {
+		// Stored on a alone, not broadcast: only the catch-up can bring them to b.
+		mustMerge(t, a.store, moveAt(i, time.Now(), time.Hour, "a"))
+	}
+	b := startStoreNodeWith(t, "b", 100_000, small, a.LocalAddr())
+	took := testutil.Eventually(t, "b holds every move", func() bool { return b.store.Len(KindSession) == n })
+	sameState(t, a.store, b.store)
+	t.Logf("a joiner got %d moves (%d bytes as a full state) %v after its start, with push/pull capped at 1 KiB",
+		n, len(a.store.FullState(1<<30)), took.Round(time.Millisecond))
+}
+
 // TestCatchUpLeavesOutWhatIsAboutToExpire: entries expiring within the cutoff are not
 // compared, so one node having collected them and another not costs nothing.
 func TestCatchUpLeavesOutWhatIsAboutToExpire(t *testing.T) {

@@ -196,22 +196,27 @@ func sessionEntries(t *testing.T, n *node) string {
 	return ""
 }
 
-// TestClusterPartitionHeals runs three veloflux processes, each in its own network namespace.
-// Node 2 is cut off from the other two (not from clients or backends): the others declare it
-// dead, it keeps serving its clients with the pins it has, sessions are created on both sides,
-// and after the partition heals the states merge with every session on the backend it was first
-// pinned to, on every node.
+// TestClusterPartitionHeals runs five veloflux processes, each in its own network namespace,
+// and cuts node-4 off from the four others (not from clients or backends) for 60 s, past the
+// 30 s after which memberlist forgets the dead. Both sides keep serving every session where it
+// was and take new ones. Meanwhile an operator drains a backend through the majority, which
+// moves that backend's sessions there; the minority, which cannot know, keeps them where they
+// were. After the partition heals, node-4 catches up on the drain and the moves, and every node
+// sends every session to the same backend: the moved ones to their new backend, every other
+// one to the backend it started on.
 func TestClusterPartitionHeals(t *testing.T) {
 	if !inOwnNetns(t) {
 		return
 	}
-	lab := newNetLab(t, 3)
+	const size, minority = 5, 4
+	lab := newNetLab(t, size)
 	var backends []*backend
 	for i := range 5 {
 		backends = append(backends, lab.backend(fmt.Sprintf("b%d", i)))
 	}
 	var nodes []*node
-	for i := range 3 {
+	var all []string
+	for i := range size {
 		seed := ""
 		if i > 0 {
 			seed = lab.ips[0] + ":7946"
@@ -220,63 +225,123 @@ func TestClusterPartitionHeals(t *testing.T) {
 		cfg = strings.ReplaceAll(cfg, "127.0.0.1:0", lab.ips[i]+":0")
 		cfg = strings.Replace(cfg, "cluster:\n", "cluster:\n  reconnect_interval: 1s\n", 1)
 		nodes = append(nodes, startNodeWith(t, lab.exec(i), cfg, labAdmin...))
+		all = append(all, fmt.Sprintf("node-%d", i))
 	}
-	all := []string{"node-0", "node-1", "node-2"}
+	majority, majorityNames := nodes[:minority], all[:minority]
 	for _, n := range nodes {
-		testutil.Eventually(t, "three members alive", func() bool { return sees(t, n, all...) })
+		testutil.Eventually(t, "five members alive", func() bool { return sees(t, n, all...) })
 	}
 
-	// pins maps a session cookie to the backend that first served it.
-	pins := map[string]string{}
+	// want maps a session cookie to the backend every node must send it to.
+	want := map[string]string{}
 	pin := func(n *node, count int) {
 		for range count {
 			_, body, hdr := get(t, n.url("/"))
-			pins[cookiePair(t, hdr)] = body
+			want[cookiePair(t, hdr)] = body
 		}
 	}
-	checkPins := func(when string, on ...*node) {
+	check := func(when string, expect map[string]string, on ...*node) {
 		t.Helper()
 		for _, n := range on {
-			for cookie, want := range pins {
-				if _, body, _ := get(t, n.url("/"), "Cookie", cookie); body != want {
-					t.Errorf("%s: session %s pinned to %s went to %s through %s", when, cookie, want, body, n.proxy)
+			for cookie, be := range expect {
+				if _, body, _ := get(t, n.url("/"), "Cookie", cookie); body != be {
+					t.Errorf("%s: session %s went to %s through %s, want %s", when, cookie, body, n.proxy, be)
 				}
 			}
 		}
 	}
-	pin(nodes[0], 10)
-	checkPins("before the partition", nodes...)
+	pin(nodes[0], 20)
+	check("before the partition", want, nodes...)
 
-	lab.cut(2, 0)
-	lab.cut(2, 1)
-	cutAt := time.Now()
-	detect := testutil.Eventually(t, "the majority declares node-2 dead", func() bool {
-		return sees(t, nodes[0], "node-0", "node-1") && sees(t, nodes[1], "node-0", "node-1")
-	})
-	testutil.Eventually(t, "node-2 sees itself alone", func() bool { return sees(t, nodes[2], "node-2") })
-	if st := memberStates(t, nodes[0]); st["node-2"] != "departed" {
-		t.Errorf("node-0 shows node-2 as %q, want departed", st["node-2"])
+	for i := range minority {
+		lab.cut(minority, i)
 	}
-	t.Logf("partition: node-2 declared dead by the others %v after the cut", detect.Round(time.Millisecond))
+	cutAt := time.Now()
+	detect := testutil.Eventually(t, "the majority declares node-4 dead", func() bool {
+		for _, n := range majority {
+			if !sees(t, n, majorityNames...) {
+				return false
+			}
+		}
+		return true
+	})
+	testutil.Eventually(t, "node-4 sees itself alone", func() bool { return sees(t, nodes[minority], "node-4") })
+	t.Logf("partition: node-4 declared dead by the others %v after the cut", detect.Round(time.Millisecond))
 
 	// Both sides keep serving every existing session where it was, and take new ones.
-	checkPins("during the partition", nodes...)
-	before := len(pins)
-	pin(nodes[2], 5)
-	pin(nodes[0], 5)
-	if len(pins) != before+10 {
-		t.Fatalf("%d sessions, want %d: session IDs collided", len(pins), before+10)
+	check("during the partition", want, nodes...)
+	before := len(want)
+	pin(nodes[minority], 5)
+	pin(nodes[1], 5)
+	if len(want) != before+10 {
+		t.Fatalf("%d sessions, want %d: session IDs collided", len(want), before+10)
 	}
+
+	// The majority drains b0: its sessions move there, and only there.
+	drained := backends[0]
+	req, err := http.NewRequest(http.MethodPost, "http://"+nodes[0].admin+"/admin/backends/drain?backend="+drained.addr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("ops", "pw")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("drain through node-0: %s", resp.Status)
+	}
+	for _, n := range majority {
+		testutil.Eventually(t, "the drain on the majority", func() bool {
+			return metricLine(t, n, `veloflux_gossip_state_entries{kind="drain"}`) == "1"
+		})
+	}
+	moved := map[string]string{} // sessions of the drained backend -> where the majority moved them
+	for cookie, be := range want {
+		if be != "b0" {
+			continue
+		}
+		_, body, _ := get(t, nodes[1].url("/"), "Cookie", cookie)
+		if body == "b0" {
+			t.Fatalf("session %s stayed on the drained backend", cookie)
+		}
+		moved[cookie] = body
+	}
+	if len(moved) == 0 {
+		t.Fatal("no session on b0: nothing to move")
+	}
+	nMoved := fmt.Sprint(len(moved))
+	for _, n := range majority {
+		testutil.Eventually(t, "the moves on the majority", func() bool { return sessionEntries(t, n) == nMoved })
+	}
+	stayed := map[string]string{}
+	for cookie := range moved {
+		stayed[cookie] = "b0"
+	}
+	check("during the partition, on the majority", moved, majority...)
+	check("during the partition, on the minority", stayed, nodes[minority])
 
 	// memberlist stops gossiping to a dead node after 30 s (GossipToTheDeadTime, LAN preset)
 	// and forgets it: from then on only the reconnect loop can bring the two sides together.
-	time.Sleep(time.Until(cutAt.Add(33 * time.Second)))
-	lab.heal(2, 0)
-	lab.heal(2, 1)
+	time.Sleep(time.Until(cutAt.Add(60 * time.Second)))
+	for i := range minority {
+		lab.heal(minority, i)
+	}
 	rejoin := testutil.Eventually(t, "the cluster whole again", func() bool {
-		return sees(t, nodes[0], all...) && sees(t, nodes[1], all...) && sees(t, nodes[2], all...)
+		for _, n := range nodes {
+			if !sees(t, n, all...) {
+				return false
+			}
+		}
+		return true
 	})
-	t.Logf("heal: members whole again after %v", rejoin.Round(time.Millisecond))
+	catchUp := testutil.Eventually(t, "node-4 holds the drain and the moves", func() bool {
+		return sessionEntries(t, nodes[minority]) == nMoved &&
+			metricLine(t, nodes[minority], `veloflux_gossip_state_entries{kind="drain"}`) == "1"
+	})
+	t.Logf("heal after 60 s: members whole again after %v, node-4 caught up on the drain and %d moves %v later",
+		rejoin.Round(time.Millisecond), len(moved), catchUp.Round(time.Millisecond))
 	reconnected := 0
 	for _, n := range nodes {
 		reconnected += len(n.logs.Find("reconnected to cluster members"))
@@ -284,12 +349,17 @@ func TestClusterPartitionHeals(t *testing.T) {
 	if reconnected == 0 {
 		t.Error("no node logged a reconnect: the halves did not find each other through the reconnect loop")
 	}
-	checkPins("after healing", nodes...)
+	for cookie, be := range moved {
+		want[cookie] = be
+	}
+	check("after healing", want, nodes...)
 	for _, n := range nodes {
-		if got := sessionEntries(t, n); got != "0" {
-			t.Errorf("%s holds %s session entries, want 0: no session moved", n.proxy, got)
+		if got := sessionEntries(t, n); got != nMoved {
+			t.Errorf("%s holds %s session entries, want the %s moves", n.proxy, got, nMoved)
 		}
 	}
+	t.Logf("%d sessions (10 created during the partition, %d moved by the drain) on the same backend through all five nodes",
+		len(want), len(moved))
 }
 
 // metricLine returns the value of the first metrics line of n that starts with prefix.
