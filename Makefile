@@ -5,11 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED ?= 0
 
-<<<<<<< HEAD
-.PHONY: all build test unit integration vet lint fmt-check fuzz bench bench-go bench-protocols demo demo-stop image image-check deploy-check shellcheck ca-certs consul geoip h2spec pebble jaeger prometheus netns-tools staticcheck govulncheck vulndb clean
-=======
-.PHONY: all build test unit integration vet lint fmt-check fuzz bench bench-go bench-protocols demo demo-stop image image-check deploy-check shellcheck chromium screenshot ca-certs consul geoip h2spec pebble netns-tools staticcheck govulncheck vulndb clean
->>>>>>> main
+.PHONY: all build test unit integration vet lint fmt-check fuzz bench bench-go bench-protocols demo demo-stop image image-check deploy-check shellcheck skopeo chromium screenshot ca-certs consul geoip h2spec pebble jaeger prometheus netns-tools staticcheck govulncheck vulndb clean
 
 # The Go release everything here is built, tested and scanned with. The module still builds
 # with Go 1.26.8 (go.mod), but 1.27.3 carries the standard-library security fixes govulncheck
@@ -82,11 +78,7 @@ all: build
 build: ## static binary ./veloflux
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/velofluxlb
 
-<<<<<<< HEAD
-test: fmt-check vet lint consul geoip h2spec pebble jaeger prometheus netns-tools quic-tools ca-certs unit integration image-check deploy-check ## everything CI runs
-=======
-test: fmt-check vet lint consul geoip h2spec pebble netns-tools quic-tools chromium ca-certs unit integration image-check deploy-check ## everything CI runs
->>>>>>> main
+test: fmt-check vet lint consul geoip h2spec pebble jaeger prometheus netns-tools quic-tools chromium ca-certs unit integration image-check deploy-check ## everything CI runs
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -138,7 +130,7 @@ image: build ca-certs ## OCI image tarball veloflux-image.tar (docker load -i ve
 	  $(GO) run . -binary $(CURDIR)/$(BIN) -config $(CURDIR)/examples/container.yaml \
 	  -version $(VERSION) -revision "$$(git rev-parse HEAD 2>/dev/null)" -arch "$$($(GO) env GOARCH)" -out $(CURDIR)/$(IMAGE)
 
-image-check: ca-certs staticcheck ## build the image from a fresh binary and check its config, files and size
+image-check: ca-certs staticcheck skopeo ## build the image from a fresh binary and check its config, files and size, and that skopeo reads it
 	cd tools/image && $(GO) mod tidy -diff && $(GO) vet ./... && $(STATICCHECK_BIN) ./... && $(GO) test -count=1 ./...
 
 # The deployment files, read by the loaders of the tools that run them (deploy/check, a module
@@ -148,6 +140,11 @@ image-check: ca-certs staticcheck ## build the image from a fresh binary and che
 deploy-check: consul staticcheck shellcheck ## check docker-compose.yml, deploy/swarm, deploy/nomad and the shell scripts
 	cd deploy/check && $(GO) mod tidy -diff && $(GO) vet ./... && $(STATICCHECK_BIN) ./... && $(GO) test -count=1 ./...
 	shellcheck $$(git ls-files '*.sh') .ci/run
+
+skopeo: ## skopeo, which reads the image tarball as docker load and OCI tools do (apt when missing)
+	@command -v skopeo >/dev/null || { \
+	  echo "installing skopeo"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq skopeo >/dev/null; }
 
 shellcheck: ## shellcheck (apt when missing)
 	@command -v shellcheck >/dev/null || { \

@@ -33,11 +33,6 @@ type Config struct {
 	// Storage keeps certificates, account keys, challenge tokens and locks. Required: a
 	// consulkv.Storage to share them across nodes, or a certmagic.FileStorage.
 	Storage certmagic.Storage
-	// HTTPAddr and TLSAddr are the bound addresses of the listeners that answer HTTP-01 and
-	// TLS-ALPN-01 challenges. Required. certmagic would otherwise bind its own challenge
-	// listeners on :80 and :443; on these addresses it finds them in use and leaves the
-	// challenges to VeloFlux's listeners.
-	HTTPAddr, TLSAddr string
 	// DisableHTTPChallenge and DisableTLSALPNChallenge turn one challenge type off, for a
 	// site whose port 80 (or 443) the CA cannot reach. Default false: both are used.
 	DisableHTTPChallenge, DisableTLSALPNChallenge bool
@@ -66,11 +61,6 @@ func (c Config) Validate() error {
 	if c.Storage == nil {
 		errs = append(errs, errors.New("storage: required"))
 	}
-	for _, a := range []struct{ name, addr string }{{"HTTP", c.HTTPAddr}, {"TLS", c.TLSAddr}} {
-		if _, _, err := net.SplitHostPort(a.addr); err != nil {
-			errs = append(errs, fmt.Errorf("%s challenge address %q: %w", a.name, a.addr, err))
-		}
-	}
 	if c.DisableHTTPChallenge && c.DisableTLSALPNChallenge {
 		errs = append(errs, errors.New("both challenge types are off: no certificate could be obtained"))
 	}
@@ -95,6 +85,8 @@ type Manager struct {
 	state    map[string]*nameState
 	changed  chan struct{} // signals Run that names changed; buffered 1
 	stopOnce sync.Once
+
+	listening bool // SetListeners was called; set before Run, read by Run
 }
 
 // nameState is what Status shows of one name.
@@ -116,21 +108,6 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Manager, err
 	roots, err := trustedRoots(cfg.CARootFile)
 	if err != nil {
 		return nil, err
-	}
-	httpHost, httpPort, _ := net.SplitHostPort(cfg.HTTPAddr)
-	tlsHost, tlsPort, _ := net.SplitHostPort(cfg.TLSAddr)
-	hp, err := strconv.Atoi(httpPort)
-	if err != nil {
-		return nil, fmt.Errorf("acme: HTTP challenge port %q: %w", httpPort, err)
-	}
-	tp, err := strconv.Atoi(tlsPort)
-	if err != nil {
-		return nil, fmt.Errorf("acme: TLS challenge port %q: %w", tlsPort, err)
-	}
-	if httpHost != tlsHost {
-		// certmagic has one ListenHost for both solvers; with different hosts it would find one
-		// of the addresses free and start its own listener there.
-		return nil, fmt.Errorf("acme: the plain (%s) and TLS (%s) listeners must bind the same host for ACME challenges", cfg.HTTPAddr, cfg.TLSAddr)
 	}
 
 	mgr := &Manager{
@@ -158,9 +135,6 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Manager, err
 		TrustedRoots:            roots,
 		DisableHTTPChallenge:    cfg.DisableHTTPChallenge,
 		DisableTLSALPNChallenge: cfg.DisableTLSALPNChallenge,
-		ListenHost:              httpHost,
-		AltHTTPPort:             hp,
-		AltTLSALPNPort:          tp,
 		Logger:                  zl,
 	})
 	mgr.magic.Issuers = []certmagic.Issuer{mgr.issuer}
@@ -169,6 +143,37 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Manager, err
 		return nil, err
 	}
 	return mgr, nil
+}
+
+// SetListeners tells the Manager the bound addresses of the listeners that answer HTTP-01
+// (plain) and TLS-ALPN-01 (TLS) challenges, which must share a host. Call it once, before Run.
+// certmagic would otherwise bind challenge listeners of its own on :80 and :443; on these
+// addresses it finds the ports taken and leaves the challenges to VeloFlux's listeners.
+func (m *Manager) SetListeners(httpAddr, tlsAddr string) error {
+	httpHost, httpPort, err := net.SplitHostPort(httpAddr)
+	if err != nil {
+		return fmt.Errorf("acme: HTTP challenge address: %w", err)
+	}
+	tlsHost, tlsPort, err := net.SplitHostPort(tlsAddr)
+	if err != nil {
+		return fmt.Errorf("acme: TLS challenge address: %w", err)
+	}
+	hp, err := strconv.Atoi(httpPort)
+	if err != nil || hp == 0 {
+		return fmt.Errorf("acme: HTTP challenge address %s: want a bound port", httpAddr)
+	}
+	tp, err := strconv.Atoi(tlsPort)
+	if err != nil || tp == 0 {
+		return fmt.Errorf("acme: TLS challenge address %s: want a bound port", tlsAddr)
+	}
+	if httpHost != tlsHost {
+		// certmagic has one ListenHost for both solvers; with different hosts it would find
+		// one of the addresses free and start its own listener there.
+		return fmt.Errorf("acme: the plain (%s) and TLS (%s) listeners must bind the same host for ACME challenges", httpAddr, tlsAddr)
+	}
+	m.issuer.ListenHost, m.issuer.AltHTTPPort, m.issuer.AltTLSALPNPort = httpHost, hp, tp
+	m.listening = true
+	return nil
 }
 
 // trustedRoots is the system roots plus the certificates of file, nil (the system roots)
@@ -229,6 +234,9 @@ func Eligible(host string) string {
 // certificate cache and returns nil.
 func (m *Manager) Run(ctx context.Context) error {
 	defer m.Close()
+	if !m.listening {
+		return errors.New("acme: Run before SetListeners")
+	}
 	for {
 		m.sync(ctx)
 		select {

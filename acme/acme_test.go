@@ -58,7 +58,6 @@ func startNode(t *testing.T, p *pebbletest.Server, httpLn, tlsLn net.Listener, s
 	// certmagic remembers, process-wide, the address of the first account it registers without
 	// one ("default"), which Pebble refuses for the next; every test node has its own.
 	cfg.Email = "ops@example.com"
-	cfg.HTTPAddr, cfg.TLSAddr = httpLn.Addr().String(), tlsLn.Addr().String()
 	cfg.RenewCheckInterval = time.Second
 	if mutate != nil {
 		mutate(&cfg)
@@ -69,6 +68,9 @@ func startNode(t *testing.T, p *pebbletest.Server, httpLn, tlsLn net.Listener, s
 		t.Fatal(err)
 	}
 	n.mgr = mgr
+	if err := mgr.SetListeners(httpLn.Addr().String(), tlsLn.Addr().String()); err != nil {
+		t.Fatal(err)
+	}
 	quiet := log.New(io.Discard, "", 0) // handshakes for names without a certificate fail by design
 	plain := &http.Server{ErrorLog: quiet, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !mgr.HandleHTTPChallenge(w, r) {
@@ -250,7 +252,6 @@ func TestConfigValidate(t *testing.T) {
 	base := func() Config {
 		c := DefaultConfig()
 		c.Storage = &certmagic.FileStorage{Path: "/tmp/x"}
-		c.HTTPAddr, c.TLSAddr = "127.0.0.1:80", "127.0.0.1:443"
 		return c
 	}
 	for _, tt := range []struct {
@@ -261,7 +262,6 @@ func TestConfigValidate(t *testing.T) {
 		{"valid", func(*Config) {}, ""},
 		{"http directory", func(c *Config) { c.Directory = "http://acme.test/dir" }, "want an https URL"},
 		{"no storage", func(c *Config) { c.Storage = nil }, "storage: required"},
-		{"no http address", func(c *Config) { c.HTTPAddr = "" }, "HTTP challenge address"},
 		{"no challenge", func(c *Config) { c.DisableHTTPChallenge, c.DisableTLSALPNChallenge = true, true }, "both challenge types are off"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -284,4 +284,33 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
 		goleak.IgnoreAnyFunction("github.com/caddyserver/certmagic.(*RingBufferRateLimiter).loop"),
 		goleak.IgnoreAnyFunction("github.com/caddyserver/certmagic.keepLockfileFresh"))
+}
+
+func TestSetListeners(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Storage = &certmagic.FileStorage{Path: t.TempDir()}
+	mgr, err := New(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mgr.Close()
+	if err := mgr.Run(t.Context()); err == nil {
+		t.Error("Run before SetListeners succeeded")
+	}
+	for _, tt := range []struct{ name, http, tls, want string }{
+		{"hosts differ", "127.0.0.1:80", "127.0.0.2:443", "must bind the same host"},
+		{"unbound port", "127.0.0.1:0", "127.0.0.1:443", "want a bound port"},
+		{"no port", "127.0.0.1", "127.0.0.1:443", "HTTP challenge address"},
+		{"bound", "0.0.0.0:80", "0.0.0.0:443", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := mgr.SetListeners(tt.http, tt.tls)
+			if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+				t.Errorf("SetListeners(%s, %s) = %v, want %q", tt.http, tt.tls, err, tt.want)
+			}
+		})
+	}
+	if mgr.issuer.ListenHost != "0.0.0.0" || mgr.issuer.AltHTTPPort != 80 || mgr.issuer.AltTLSALPNPort != 443 {
+		t.Errorf("issuer listens at %s:%d/%d, want 0.0.0.0:80/443", mgr.issuer.ListenHost, mgr.issuer.AltHTTPPort, mgr.issuer.AltTLSALPNPort)
+	}
 }

@@ -22,13 +22,30 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/veloflux/veloflux/internal/fielderr"
 	"github.com/veloflux/veloflux/internal/promreg"
 )
 
-// Pair is one certificate with its chain and its private key, as PEM files.
+// Pair is one certificate with its chain and its private key, as PEM files: an entry of
+// global.tls.certificates in the config file.
 type Pair struct {
-	CertFile string
-	KeyFile  string
+	// CertFile is the PEM certificate with its chain. Required.
+	CertFile string `koanf:"cert_file"`
+	// KeyFile is its PEM private key. Required. A path, not a secret.
+	KeyFile string `koanf:"key_file"`
+}
+
+// Validate reports a missing file name, with paths relative to the entry ("cert_file").
+// Whether the files load is for New and Reload to say.
+func (p Pair) Validate() error {
+	var e fielderr.Errors
+	if p.CertFile == "" {
+		e.Add("cert_file", "required")
+	}
+	if p.KeyFile == "" {
+		e.Add("key_file", "required")
+	}
+	return e.Err()
 }
 
 // Config lists the certificates of a Store.

@@ -7,9 +7,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/veloflux/veloflux/certs"
 	"github.com/veloflux/veloflux/discovery/consul"
 	"github.com/veloflux/veloflux/gossip"
 	"github.com/veloflux/veloflux/health/consensus"
+	"github.com/veloflux/veloflux/proxy"
 	"github.com/veloflux/veloflux/telemetry/tracing"
 )
 
@@ -40,10 +42,10 @@ const (
 // Config is the whole VeloFlux configuration. Values are plain data: Load and Parse return a
 // validated Config, and a Config is never mutated after that, so a reload builds a new one.
 type Config struct {
-	Global    Global    `koanf:"global"`
-	Retry     Retry     `koanf:"retry"`
-	Sticky    Sticky    `koanf:"sticky"`
-	RateLimit RateLimit `koanf:"rate_limit"`
+	Global    Global            `koanf:"global"`
+	Retry     proxy.RetryConfig `koanf:"retry"`
+	Sticky    Sticky            `koanf:"sticky"`
+	RateLimit RateLimit         `koanf:"rate_limit"`
 	// Discovery finds backends in a service catalog. It comes before pools because it is
 	// where pools come from when the file lists none.
 	Discovery Discovery `koanf:"discovery"`
@@ -122,6 +124,11 @@ type TLS struct {
 	// beside the system roots: for Pebble or a private CA. Default "". A path; validation
 	// does not open it.
 	ACMECARoot string `koanf:"acme_ca_root"`
+	// ACMEChallenges are the challenge types used to prove control of a name: http-01
+	// (answered on the plain listener, port 80 for the CA) and tls-alpn-01 (answered on the
+	// TLS listener, port 443). Default both; one of them for a site whose other port the CA
+	// cannot reach.
+	ACMEChallenges []string `koanf:"acme_challenges"`
 	// Storage is where ACME state lives: consul (Consul KV, shared by every node, so a name is
 	// ordered once per cluster) or file (under CertDir, this node's own). Default "" = consul
 	// when discovery.consul.enabled, else file; see Config.ACMEStorage. consul needs
@@ -137,7 +144,7 @@ type TLS struct {
 	// Certificates are more certificates beside CertFile, each chosen for the names it covers
 	// (SNI: exact name, then wildcard); CertFile, or else the first of these, is the default
 	// for other names. Files are reloaded when they change. Default none.
-	Certificates []CertificateFiles `koanf:"certificates"`
+	Certificates []certs.Pair `koanf:"certificates"`
 	// RedirectHTTP answers every request on the plain listener with 308 to the same URL on
 	// https, except ACME HTTP-01 challenges (/.well-known/acme-challenge/). Default false.
 	RedirectHTTP bool `koanf:"redirect_http"`
@@ -152,6 +159,12 @@ const (
 	ACMEStorageConsul = "consul"
 	// ACMEStorageFile keeps ACME state in files under global.tls.cert_dir.
 	ACMEStorageFile = "file"
+)
+
+// ACME challenge types accepted in global.tls.acme_challenges.
+const (
+	ACMEChallengeHTTP01    = "http-01"
+	ACMEChallengeTLSALPN01 = "tls-alpn-01"
 )
 
 // DefaultACMEDirectory is Let's Encrypt's production ACME directory.
@@ -170,19 +183,11 @@ func (c *Config) ACMEStorage() string {
 	}
 }
 
-// CertificateFiles is one certificate with its chain and its key, as PEM files.
-type CertificateFiles struct {
-	// CertFile is the PEM certificate with its chain. Required.
-	CertFile string `koanf:"cert_file"`
-	// KeyFile is its PEM private key. Required. A path, not a secret.
-	KeyFile string `koanf:"key_file"`
-}
-
 // CertificatePairs lists every certificate file pair, CertFile first when set.
-func (t TLS) CertificatePairs() []CertificateFiles {
-	var out []CertificateFiles
+func (t TLS) CertificatePairs() []certs.Pair {
+	var out []certs.Pair
 	if t.CertFile != "" {
-		out = append(out, CertificateFiles{CertFile: t.CertFile, KeyFile: t.KeyFile})
+		out = append(out, certs.Pair{CertFile: t.CertFile, KeyFile: t.KeyFile})
 	}
 	return append(out, t.Certificates...)
 }
@@ -297,15 +302,6 @@ type Limits struct {
 	// MaxConnsPerBackend before it is answered 503 (or tried on another backend). Default 5s,
 	// > 0. Applied on reload.
 	BackendQueueTimeout time.Duration `koanf:"backend_queue_timeout"`
-}
-
-// Retry controls retrying a failed request on another backend.
-type Retry struct {
-	// Attempts is the total number of tries including the first. Default 2, 1..10.
-	Attempts int `koanf:"attempts"`
-	// Timeout: no new attempt starts once this much time has passed since the first began.
-	// Default 10s, > 0.
-	Timeout time.Duration `koanf:"timeout"`
 }
 
 // Sticky configures the session cookie of pools with sticky_sessions.
@@ -603,9 +599,10 @@ func Default() *Config {
 			AccessLog:      true,
 			DrainTimeout:   30 * time.Second,
 			TLS: TLS{
-				CertDir:       "/etc/veloflux/certs",
-				ACMEDirectory: DefaultACMEDirectory,
-				StoragePrefix: "veloflux/acme",
+				CertDir:        "/etc/veloflux/certs",
+				ACMEDirectory:  DefaultACMEDirectory,
+				ACMEChallenges: []string{ACMEChallengeHTTP01, ACMEChallengeTLSALPN01},
+				StoragePrefix:  "veloflux/acme",
 			},
 			HTTP3:         true,
 			HTTP1FastPath: true,
@@ -646,10 +643,7 @@ func Default() *Config {
 				BackendQueueTimeout:    5 * time.Second,
 			},
 		},
-		Retry: Retry{
-			Attempts: 2,
-			Timeout:  10 * time.Second,
-		},
+		Retry: proxy.DefaultConfig().Retry,
 		Sticky: Sticky{
 			CookieName: "vf_session",
 			TTL:        time.Hour,

@@ -197,13 +197,7 @@ func (c *Config) validateTLS(v *validator) {
 	t := &g.TLS
 	files := t.CertFile != "" || t.KeyFile != "" || len(t.Certificates) > 0
 	for i, p := range t.Certificates {
-		path := fmt.Sprintf("global.tls.certificates[%d]", i)
-		if p.CertFile == "" {
-			v.Add(path+".cert_file", "required")
-		}
-		if p.KeyFile == "" {
-			v.Add(path+".key_file", "required")
-		}
+		v.Errors = append(v.Errors, fielderr.Prefix(fielderr.Index("global.tls.certificates", i), p.Validate())...)
 	}
 	v.AtLeast("global.tls.hsts", t.HSTS, 0)
 	if t.RedirectHTTP && g.TLSBindAddress == "" {
@@ -244,6 +238,18 @@ func (c *Config) validateACME(v *validator) {
 	if u, err := url.Parse(t.ACMEDirectory); err != nil || u.Scheme != "https" || u.Host == "" {
 		v.Add("global.tls.acme_directory", "must be an https URL such as %s, got %s", DefaultACMEDirectory, quote(t.ACMEDirectory))
 	}
+	if len(t.ACMEChallenges) == 0 {
+		v.Add("global.tls.acme_challenges", "needs at least one of %s, %s", ACMEChallengeHTTP01, ACMEChallengeTLSALPN01)
+	}
+	seen := map[string]bool{}
+	for i, ch := range t.ACMEChallenges {
+		path := fmt.Sprintf("global.tls.acme_challenges[%d]", i)
+		v.OneOf(path, ch, ACMEChallengeHTTP01, ACMEChallengeTLSALPN01)
+		if seen[ch] {
+			v.Add(path, "duplicate challenge %s", quote(ch))
+		}
+		seen[ch] = true
+	}
 	if t.Storage != "" {
 		v.OneOf("global.tls.storage", t.Storage, ACMEStorageConsul, ACMEStorageFile)
 	}
@@ -271,8 +277,7 @@ func (c *Config) validateACME(v *validator) {
 }
 
 func (c *Config) validateRetry(v *validator) {
-	v.Between("retry.attempts", c.Retry.Attempts, 1, 10)
-	v.Positive("retry.timeout", c.Retry.Timeout)
+	v.Errors = append(v.Errors, fielderr.Prefix("retry", c.Retry.Validate())...)
 }
 
 func (c *Config) validateSticky(v *validator) {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/veloflux/veloflux/certs"
 	"github.com/veloflux/veloflux/discovery/consul"
 )
 
@@ -150,6 +151,19 @@ func TestValidateRejects(t *testing.T) {
 			c.Global.TLS.AutoCert = true
 			c.Global.TLS.ACMEDirectory = "http://acme.example/dir"
 		}, []string{`global.tls.acme_directory: must be an https URL such as https://acme-v02.api.letsencrypt.org/directory, got "http://acme.example/dir"`}},
+		{"acme challenges none", func(c *Config) {
+			c.Global.TLSBindAddress = ":443"
+			c.Global.TLS.AutoCert = true
+			c.Global.TLS.ACMEChallenges = nil
+		}, []string{"global.tls.acme_challenges: needs at least one of http-01, tls-alpn-01"}},
+		{"acme challenges unknown and repeated", func(c *Config) {
+			c.Global.TLSBindAddress = ":443"
+			c.Global.TLS.AutoCert = true
+			c.Global.TLS.ACMEChallenges = []string{"dns-01", "http-01", "http-01"}
+		}, []string{
+			`global.tls.acme_challenges[0]: must be one of http-01, tls-alpn-01; got "dns-01"`,
+			`global.tls.acme_challenges[2]: duplicate challenge "http-01"`,
+		}},
 		{"acme storage unknown", func(c *Config) {
 			c.Global.TLSBindAddress = ":443"
 			c.Global.TLS.AutoCert = true
@@ -206,14 +220,14 @@ func TestValidateRejects(t *testing.T) {
 			[]string{"global.tls_bind_address: needs certificates: set global.tls.cert_file and key_file (or global.tls.certificates), or global.tls.auto_cert"}},
 		{"certificate list entry without files", func(c *Config) {
 			c.Global.TLSBindAddress = ":443"
-			c.Global.TLS.Certificates = []CertificateFiles{{CertFile: "a.pem", KeyFile: "a.key"}, {CertFile: "b.pem"}, {}}
+			c.Global.TLS.Certificates = []certs.Pair{{CertFile: "a.pem", KeyFile: "a.key"}, {CertFile: "b.pem"}, {}}
 		}, []string{
 			"global.tls.certificates[1].key_file: required",
 			"global.tls.certificates[2].cert_file: required",
 			"global.tls.certificates[2].key_file: required",
 		}},
 		{"certificate list without tls listener", func(c *Config) {
-			c.Global.TLS.Certificates = []CertificateFiles{{CertFile: "a.pem", KeyFile: "a.key"}}
+			c.Global.TLS.Certificates = []certs.Pair{{CertFile: "a.pem", KeyFile: "a.key"}}
 		}, []string{"global.tls_bind_address: required when TLS certificates are configured"}},
 		{"hsts negative", func(c *Config) {
 			c.Global.TLSBindAddress = ":443"

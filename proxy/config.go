@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/veloflux/veloflux/internal/fielderr"
 	"github.com/veloflux/veloflux/proxy/ratelimit"
 )
 
@@ -37,12 +38,22 @@ type Config struct {
 	BackendQueueTimeout time.Duration
 }
 
-// RetryConfig bounds retries.
+// RetryConfig bounds retrying a failed request on another backend: the retry section of the
+// config file.
 type RetryConfig struct {
-	// Attempts is the number of tries per request, the first included. Default 2.
-	Attempts int
-	// Timeout is the time after the first try during which another may start. Default 10s.
-	Timeout time.Duration
+	// Attempts is the number of tries per request, the first included. Default 2, 1..10.
+	Attempts int `koanf:"attempts"`
+	// Timeout: no new attempt starts once this much time has passed since the first began.
+	// Default 10s, > 0.
+	Timeout time.Duration `koanf:"timeout"`
+}
+
+// Validate reports every problem at once, with paths relative to the retry section.
+func (r RetryConfig) Validate() error {
+	var e fielderr.Errors
+	e.Between("attempts", r.Attempts, 1, maxAttempts)
+	e.Positive("timeout", r.Timeout)
+	return e.Err()
 }
 
 // maxAttempts caps Attempts so the per-request record of tried backends stays fixed-size.
@@ -116,11 +127,8 @@ func DefaultTransportConfig() TransportConfig {
 // same problems with key paths; this guards programmatic use.
 func (c Config) validate() error {
 	var errs []error
-	if c.Retry.Attempts < 1 || c.Retry.Attempts > maxAttempts {
-		errs = append(errs, fmt.Errorf("retry attempts %d: want 1..%d", c.Retry.Attempts, maxAttempts))
-	}
-	if c.Retry.Timeout <= 0 {
-		errs = append(errs, fmt.Errorf("retry timeout %v: want > 0", c.Retry.Timeout))
+	for _, fe := range fielderr.Prefix("retry", c.Retry.Validate()) {
+		errs = append(errs, fe)
 	}
 	if c.Sticky.CookieName == "" {
 		errs = append(errs, errors.New("sticky cookie name is empty"))

@@ -72,6 +72,10 @@ type ServerConfig struct {
 	// HSTS is the max-age in seconds of the Strict-Transport-Security header added to every
 	// response on the TLS listener; 0 adds none. Default 0.
 	HSTS int
+	// HTTPChallenge answers ACME HTTP-01 challenge requests (/.well-known/acme-challenge/) on
+	// the plain listener, before the redirect to https and the routes; it reports whether it
+	// answered, and a request it leaves is handled as any other. nil: challenges are proxied.
+	HTTPChallenge func(http.ResponseWriter, *http.Request) bool
 	// HTTP1FastPath serves the plain listener's HTTP/1.1 with VeloFlux's own connection loop
 	// (proxy/h1fast) instead of net/http's server: idle connections hold no goroutine and no
 	// buffer, and a request costs less CPU. Ignored with H2C, whose connections need net/http's
@@ -181,12 +185,8 @@ func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
 
 // newFastServer returns the fast-path server of the plain listener.
 func (s *Server) newFastServer() *h1fast.Server {
-	var handler http.Handler = s.proxy
-	if s.cfg.RedirectHTTPS {
-		handler = http.HandlerFunc(s.redirectHTTPS)
-	}
 	return &h1fast.Server{
-		Handler:           handler,
+		Handler:           s.plainHandler(),
 		Guard:             s.guard,
 		ConnContext:       s.connContext,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
@@ -204,11 +204,8 @@ func (s *Server) newHTTPServer(h2 bool) *http.Server {
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	protos.SetUnencryptedHTTP2(h2 || s.cfg.H2C)
-	var handler http.Handler = s.proxy
-	switch {
-	case !h2 && s.cfg.RedirectHTTPS:
-		handler = http.HandlerFunc(s.redirectHTTPS)
-	case h2:
+	handler := s.plainHandler()
+	if h2 {
 		handler = s.tlsHandler()
 	}
 	srv := &http.Server{
@@ -262,6 +259,35 @@ func (s *Server) tlsHandler() http.Handler {
 	})
 }
 
+// plainHandler is the handler of the plain listener: ACME HTTP-01 answers when configured,
+// then the redirect to https when configured, else the proxy.
+func (s *Server) plainHandler() http.Handler {
+	var next http.Handler = s.proxy
+	if s.cfg.RedirectHTTPS {
+		next = http.HandlerFunc(s.redirectHTTPS)
+	}
+	answer := s.cfg.HTTPChallenge
+	if answer == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, acmeChallengePrefix) && !s.rejected(r) && answer(w, r) {
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// rejected reports whether the HTTP/1 guard refused r's head; the proxy then answers with the
+// rejection.
+func (s *Server) rejected(r *http.Request) bool {
+	if ci := connFrom(r.Context()); ci != nil && ci.h1 != nil {
+		_, ok := ci.h1.Rejected(r.RequestURI)
+		return ok
+	}
+	return false
+}
+
 // acmeChallengePrefix is where ACME HTTP-01 challenges are asked for (RFC 8555 section 8.3):
 // they must be answered over plain HTTP.
 const acmeChallengePrefix = "/.well-known/acme-challenge/"
@@ -269,13 +295,7 @@ const acmeChallengePrefix = "/.well-known/acme-challenge/"
 // redirectHTTPS sends a plain-HTTP client to the same URL on the TLS listener with 308, which
 // keeps the method and body. A head the HTTP/1 guard refused still gets its rejection.
 func (s *Server) redirectHTTPS(w http.ResponseWriter, r *http.Request) {
-	if ci := connFrom(r.Context()); ci != nil && ci.h1 != nil {
-		if _, ok := ci.h1.Rejected(r.RequestURI); ok {
-			s.proxy.ServeHTTP(w, r)
-			return
-		}
-	}
-	if strings.HasPrefix(r.URL.Path, acmeChallengePrefix) {
+	if s.rejected(r) || strings.HasPrefix(r.URL.Path, acmeChallengePrefix) {
 		s.proxy.ServeHTTP(w, r)
 		return
 	}

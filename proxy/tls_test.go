@@ -9,6 +9,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -89,6 +91,44 @@ func TestTLSListenerSpeaksHTTP2(t *testing.T) {
 	r.Body.Close()
 	if r.ProtoMajor != 2 {
 		t.Errorf("negotiated %s, want HTTP/2", r.Proto)
+	}
+}
+
+// TestHTTPChallenge: the hook answers HTTP-01 requests on the plain listener before the
+// redirect and the routes; the requests it leaves, and every other path, go on as before.
+func TestHTTPChallenge(t *testing.T) {
+	for _, redirect := range []bool{false, true} {
+		t.Run(fmt.Sprintf("redirect_http=%v", redirect), func(t *testing.T) {
+			be := newBackend(t, "app", nil)
+			p := newProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("app", be.addr(), 1)))
+			cert, _ := selfSigned(t)
+			cfg := testServerConfig()
+			cfg.TLSAddr = "127.0.0.1:0"
+			cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+			cfg.RedirectHTTPS = redirect
+			cfg.HTTPChallenge = func(w http.ResponseWriter, r *http.Request) bool {
+				if r.URL.Path != "/.well-known/acme-challenge/known" {
+					return false
+				}
+				_, _ = io.WriteString(w, "key-authorization")
+				return true
+			}
+			_, plain, _ := runServer(t, cfg, p)
+			c := newClient(t)
+			if r := send(t, c, http.MethodGet, "http://"+plain+"/.well-known/acme-challenge/known", "www.example.com", nil, ""); r.status != http.StatusOK || r.body != "key-authorization" || be.hits() != 0 {
+				t.Fatalf("known challenge: %d %q, backend hits %d; want the hook's answer", r.status, r.body, be.hits())
+			}
+			if r := send(t, c, http.MethodGet, "http://"+plain+"/.well-known/acme-challenge/other", "www.example.com", nil, ""); r.status != http.StatusOK || be.hits() != 1 {
+				t.Fatalf("unknown challenge: %d, backend hits %d; want it proxied", r.status, be.hits())
+			}
+			want := http.StatusOK
+			if redirect {
+				want = http.StatusPermanentRedirect
+			}
+			if r := send(t, c, http.MethodGet, "http://"+plain+"/", "www.example.com", nil, ""); r.status != want {
+				t.Fatalf("other path: %d, want %d", r.status, want)
+			}
+		})
 	}
 }
 

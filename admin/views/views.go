@@ -43,6 +43,9 @@ type Parts struct {
 	// Cluster is the gossip membership. nil: the node runs alone, and the status shows
 	// "cluster": null.
 	Cluster *Cluster
+	// ACME returns the state of the certificates obtained with ACME, shown as "acme". nil:
+	// global.tls.auto_cert is off, and the status shows "acme": null.
+	ACME func() any
 	// Metrics are the node's own metrics, which /admin/stats reads. Required.
 	Metrics prometheus.Gatherer
 	// Sessions are the sticky-session pins the proxy uses: the cluster's shared table with a
@@ -142,7 +145,16 @@ func (c *Controller) Status() any {
 		"consul":           c.consulStatus(),
 		"source_conflicts": c.conflicts(),
 		"cluster":          c.clusterStatus(),
+		"acme":             c.acmeStatus(),
 	}
+}
+
+// acmeStatus is the ACME manager's state, or nil without auto_cert.
+func (c *Controller) acmeStatus() any {
+	if c.p.ACME == nil {
+		return nil
+	}
+	return c.p.ACME()
 }
 
 // clusterStatus lists the gossip members, alive and departed, and the replicated entries by

@@ -162,7 +162,7 @@ func TestStatus(t *testing.T) {
 	want := map[string]any{
 		"version": "v-test", "config_file": "/etc/veloflux/config.yaml", "draining": false,
 		"inflight": 0.0, "table_version": 1.0, "health_targets": 1.0, "health_probed": 1.0,
-		"uptime_seconds": 60.0, "listen_addresses": nil, "consul": nil, "cluster": nil,
+		"uptime_seconds": 60.0, "listen_addresses": nil, "consul": nil, "cluster": nil, "acme": nil,
 		"source_conflicts": []any{`pool "web": static and consul`},
 	}
 	for k, w := range want {
@@ -178,6 +178,16 @@ func TestStatus(t *testing.T) {
 	}
 	if cfg := roundTrip[map[string]any](t, c.Config()); !strings.Contains(mustJSON(t, cfg), `"Token":"REDACTED"`) {
 		t.Errorf("config not redacted: %s", mustJSON(t, cfg))
+	}
+
+	// With auto_cert, "acme" is what the ACME manager reports.
+	n.parts.ACME = func() any { return map[string]any{"names": []string{"shop.example.com"}} }
+	if c, err = New(n.parts); err != nil {
+		t.Fatal(err)
+	}
+	st = roundTrip[map[string]any](t, c.Status())
+	if !jsonEqual(st["acme"], map[string]any{"names": []any{"shop.example.com"}}) {
+		t.Errorf("status[acme] = %v, want the manager's status", st["acme"])
 	}
 }
 

@@ -28,8 +28,7 @@ type cluster struct {
 // newCluster builds the gossip node and replicated store from the cluster section; nothing
 // listens or runs until run starts them.
 func (a *app) newCluster(c *config.Config) (*cluster, error) {
-	k := c.Cluster
-	name := k.Name
+	name := c.Cluster.Name
 	if name == "" {
 		h, err := os.Hostname()
 		if err != nil {
@@ -37,17 +36,11 @@ func (a *app) newCluster(c *config.Config) (*cluster, error) {
 		}
 		name = h
 	}
-	gc := k.Config
-	gc.Name = name
-	if k.JoinConsul {
-		gc.Seeds = append(slices.Clone(gc.Seeds), a.consulPeers(c, name)...)
-		// Nodes started together may all look before any has registered: a node left alone
-		// asks again at every reconnect_interval.
-		gc.FindPeers = func() []string { return a.consulPeers(c, name) }
+	var peers func() []string
+	if c.Cluster.JoinConsul {
+		peers = func() []string { return a.consulPeers(c, name) }
 	}
-	gc.Region, gc.Version = c.Geo.NodeRegion, version
-	sc := k.StoreConfig
-	sc.NodeName = name
+	gc, sc := gossipConfigs(c, name, peers)
 	store, err := gossip.NewStore(sc, gossip.NewClock(nil, 0))
 	if err != nil {
 		return nil, err
@@ -66,6 +59,24 @@ func (a *app) newCluster(c *config.Config) (*cluster, error) {
 		return nil, err
 	}
 	return &cluster{name: name, node: node, store: store, sessions: sessions}, nil
+}
+
+// gossipConfigs completes the cluster section with what the program knows: the node's name,
+// its region and version for the node metadata, and, with join_consul, the peers registered
+// in Consul (findPeers), asked at once and again whenever the node is alone.
+func gossipConfigs(c *config.Config, name string, findPeers func() []string) (gossip.Config, gossip.StoreConfig) {
+	gc := c.Cluster.Config
+	gc.Name = name
+	gc.Region, gc.Version = c.Geo.NodeRegion, version
+	if findPeers != nil {
+		gc.Seeds = append(slices.Clone(gc.Seeds), findPeers()...)
+		// Nodes started together may all look before any has registered: a node left alone
+		// asks again at every reconnect_interval.
+		gc.FindPeers = findPeers
+	}
+	sc := c.Cluster.StoreConfig
+	sc.NodeName = name
+	return gc, sc
 }
 
 // clusterKeys decodes gossip_key and gossip_keys; config validation has checked them already.

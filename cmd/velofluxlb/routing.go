@@ -21,6 +21,8 @@ type routing struct {
 	consensus *consensus.View // hands this node's share of the targets to its checker
 	passive   *health.Passive
 	log       *slog.Logger
+	// onHosts, when set, hears the route hosts of every table applied (the ACME names).
+	onHosts func(hosts []string)
 
 	mu        sync.Mutex
 	cfg       *config.Config
@@ -64,6 +66,9 @@ func (r *routing) applyLocked() error {
 		return err
 	}
 	r.consensus.SetTargets(healthTargets(merged, r.cfg))
+	if r.onHosts != nil {
+		r.onHosts(routeHosts(merged))
+	}
 	// After the checker, so a backend waiting for a probe finds its new check (or none).
 	r.passive.SetPools(passivePools(merged, r.cfg))
 	if !r.geoEnabled && !r.warnedGeo {
@@ -115,7 +120,7 @@ func healthTargets(s *discovery.Snapshot, cfg *config.Config) []health.Target {
 			}
 			t := health.Target{
 				ID: b.ID, Pool: p.Name, Address: b.Address, Path: b.HealthPath,
-				Scheme: b.Scheme, TLSSkipVerify: b.TLSSkipVerify, Region: b.Region,
+				Scheme: b.Scheme, TLSSkipVerify: b.TLSSkipVerify, TLS: b.TLS, Region: b.Region,
 			}
 			if cp, ok := pools[p.Name]; ok {
 				hc, own := cp.HealthCheck, b.HealthCheck // own: the backend's overrides

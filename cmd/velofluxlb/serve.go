@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/veloflux/veloflux/acme"
 	"github.com/veloflux/veloflux/admin"
 	"github.com/veloflux/veloflux/admin/views"
 	"github.com/veloflux/veloflux/certs"
@@ -55,8 +56,11 @@ type app struct {
 	register *registration
 	// geo is nil unless geo.database is set (at start: the database is opened once).
 	geo *geo.Locator
-	// certs serves the TLS listener's certificates; nil without one.
+	// certs serves the TLS listener's certificates from files; nil without a TLS listener or
+	// with auto_cert.
 	certs *certs.Store
+	// acme obtains and serves the TLS listener's certificates with auto_cert; nil without.
+	acme *acme.Manager
 	// cluster is nil unless cluster.enabled.
 	cluster *cluster
 	// drains are the backends operators drained (cluster-wide with a cluster).
@@ -210,14 +214,20 @@ func (a *app) build() error {
 	if err != nil {
 		return err
 	}
+	if a.acme, err = newACME(cfg, a.environ, log.With("component", "acme"), a.reg); err != nil {
+		return err
+	}
 	a.routing = &routing{proxy: a.proxy, consensus: a.consensus, passive: a.passive, log: log.With("component", "discovery"), geoEnabled: a.geo != nil}
+	if a.acme != nil {
+		a.routing.onHosts = a.acme.SetNames
+	}
 	if err := a.routing.setStatic(cfg); err != nil {
 		return err
 	}
 	if a.certs, err = newCertStore(cfg, log.With("component", "tls"), a.reg); err != nil {
 		return err
 	}
-	sc, err := serverConfig(cfg, a.certs)
+	sc, err := serverConfig(cfg, a.certs, a.acme)
 	if err != nil {
 		return err
 	}
@@ -262,6 +272,12 @@ func (a *app) bind() error {
 // other part and is bound last.
 func (a *app) buildAfterBind() error {
 	cfg := a.cfg
+	if a.acme != nil {
+		addrs := a.server.Addrs() // the plain listener, then the TLS listener
+		if err := a.acme.SetListeners(addrs[0].String(), addrs[1].String()); err != nil {
+			return err
+		}
+	}
 	if a.consul != nil && cfg.Discovery.Consul.Register.Enabled {
 		metricsAddr := ""
 		if a.metricsLn != nil {
@@ -310,6 +326,9 @@ func (a *app) adminViews() (*views.Controller, error) {
 		Sessions:        a.sessions,
 		Log:             a.log.With("component", "admin"),
 	}
+	if a.acme != nil {
+		p.ACME = func() any { return a.acme.Status() }
+	}
 	if a.cluster != nil {
 		p.Cluster = &views.Cluster{Name: a.cluster.name, Node: a.cluster.node, Store: a.cluster.store}
 	}
@@ -343,6 +362,9 @@ func (a *app) release() {
 	}
 	if a.geo != nil {
 		_ = a.geo.Run(ended)
+	}
+	if a.acme != nil {
+		a.acme.Close()
 	}
 	if a.tracing != nil {
 		_ = a.tracing.Run(ended)
@@ -390,6 +412,9 @@ func (a *app) parts(hup <-chan os.Signal) []part {
 	}
 	if a.certs != nil {
 		ps = append(ps, part{"certificates", a.certs.Run})
+	}
+	if a.acme != nil {
+		ps = append(ps, part{"acme", a.acme.Run})
 	}
 	if a.cluster != nil {
 		ps = append(ps, part{"gossip", a.cluster.node.Run}, part{"gossip state", a.cluster.store.Run})

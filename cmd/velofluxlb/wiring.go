@@ -8,11 +8,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/veloflux/veloflux/acme"
 	"github.com/veloflux/veloflux/certs"
 	"github.com/veloflux/veloflux/config"
 	"github.com/veloflux/veloflux/discovery"
 	"github.com/veloflux/veloflux/health"
 	"github.com/veloflux/veloflux/health/consensus"
+	"github.com/veloflux/veloflux/internal/backendtls"
 	"github.com/veloflux/veloflux/proxy"
 	"github.com/veloflux/veloflux/proxy/ratelimit"
 )
@@ -20,15 +22,7 @@ import (
 // checkRunnable reports settings that are valid YAML but that this build cannot serve.
 func checkRunnable(c *config.Config) error {
 	t := c.Global.TLS
-	if t.AutoCert {
-		return errors.New("global.tls.auto_cert: ACME certificates are not supported by this version; set global.tls.cert_file and key_file")
-	}
-	for i, p := range c.Pools {
-		if !p.TLS.IsZero() {
-			return fmt.Errorf("pools[%d].tls: backend TLS settings are not supported by this version; use tls_skip_verify", i)
-		}
-	}
-	if c.Global.TLSBindAddress != "" && len(t.CertificatePairs()) == 0 {
+	if c.Global.TLSBindAddress != "" && !t.AutoCert && len(t.CertificatePairs()) == 0 {
 		return errors.New("global.tls_bind_address: needs global.tls.cert_file and global.tls.key_file, or global.tls.certificates")
 	}
 	return checkRegions(c)
@@ -53,7 +47,7 @@ func staticSnapshot(c *config.Config) *discovery.Snapshot {
 			}
 			dp.Backends = append(dp.Backends, discovery.Backend{
 				ID: b.Address, Address: b.Address, Weight: b.Weight, HealthPath: path,
-				Scheme: scheme, TLSSkipVerify: p.TLSSkipVerify, Region: b.Region,
+				Scheme: scheme, TLSSkipVerify: p.TLSSkipVerify || p.TLS.InsecureSkipVerify, TLS: backendTLS(p), Region: b.Region,
 				// The backend's own overrides; healthTargets falls back to the pool's.
 				HealthCheck: discovery.HealthCheck{Method: b.HealthCheck.Method, Host: b.HealthCheck.Host, ExpectStatus: b.HealthCheck.ExpectStatus},
 			})
@@ -63,6 +57,18 @@ func staticSnapshot(c *config.Config) *discovery.Snapshot {
 	for _, r := range c.Routes {
 		s.Routes = append(s.Routes, discovery.Route{Host: r.Host, PathPrefix: r.PathPrefix, StripPrefix: r.StripPrefix, Pool: r.Pool, Geo: r.Geo})
 	}
+	return s
+}
+
+// backendTLS is a pool's tls section as the proxy and the health checks take it; zero when
+// the pool asks for nothing but (perhaps) skipping verification, which TLSSkipVerify says.
+func backendTLS(p config.Pool) backendtls.Settings {
+	t := p.TLS
+	s := backendtls.Settings{CAFile: t.CAFile, ServerName: t.ServerName, CertFile: t.CertFile, KeyFile: t.KeyFile}
+	if s.IsZero() {
+		return s
+	}
+	s.InsecureSkipVerify = p.TLSSkipVerify || t.InsecureSkipVerify
 	return s
 }
 
@@ -128,7 +134,7 @@ func proxyConfig(c *config.Config) proxy.Config {
 	pc := proxy.DefaultConfig()
 	pc.TrustedProxies = c.Global.TrustedProxies
 	pc.AccessLog = c.Global.AccessLog
-	pc.Retry = proxy.RetryConfig{Attempts: c.Retry.Attempts, Timeout: c.Retry.Timeout}
+	pc.Retry = c.Retry
 	pc.MaxConnsPerBackend = c.Global.Limits.MaxConnsPerBackend
 	pc.BackendQueueTimeout = c.Global.Limits.BackendQueueTimeout
 	pc.Sticky = proxy.StickyConfig{
@@ -169,7 +175,9 @@ func transportConfig(c *config.Config) proxy.TransportConfig {
 	}
 }
 
-func serverConfig(c *config.Config, store *certs.Store) (proxy.ServerConfig, error) {
+// serverConfig is the proxy server's configuration; its TLS listener serves the
+// certificates of store (files) or of mgr (ACME, which also answers challenges).
+func serverConfig(c *config.Config, store *certs.Store, mgr *acme.Manager) (proxy.ServerConfig, error) {
 	g := c.Global
 	sc := proxy.ServerConfig{
 		Addr:              g.BindAddress,
@@ -191,10 +199,15 @@ func serverConfig(c *config.Config, store *certs.Store) (proxy.ServerConfig, err
 		H2ConnWindow:           g.Limits.H2ConnWindow,
 	}
 	if g.TLSBindAddress != "" {
-		if store == nil {
+		switch {
+		case mgr != nil:
+			sc.TLSConfig = mgr.TLSConfig()
+			sc.HTTPChallenge = mgr.HandleHTTPChallenge
+		case store != nil:
+			sc.TLSConfig = &tls.Config{GetCertificate: store.GetCertificate, MinVersion: tls.VersionTLS12}
+		default:
 			return sc, errors.New("global.tls_bind_address: no certificates")
 		}
-		sc.TLSConfig = &tls.Config{GetCertificate: store.GetCertificate, MinVersion: tls.VersionTLS12}
 		sc.RedirectHTTPS = g.TLS.RedirectHTTP
 		sc.HSTS = g.TLS.HSTS
 		sc.HTTP3 = g.HTTP3
@@ -204,14 +217,10 @@ func serverConfig(c *config.Config, store *certs.Store) (proxy.ServerConfig, err
 
 // newCertStore loads the certificate files of the TLS listener; nil without one.
 func newCertStore(c *config.Config, log *slog.Logger, reg prometheus.Registerer) (*certs.Store, error) {
-	if c.Global.TLSBindAddress == "" {
+	if c.Global.TLSBindAddress == "" || c.Global.TLS.AutoCert {
 		return nil, nil
 	}
-	var pairs []certs.Pair
-	for _, p := range c.Global.TLS.CertificatePairs() {
-		pairs = append(pairs, certs.Pair{CertFile: p.CertFile, KeyFile: p.KeyFile})
-	}
-	s, err := certs.New(certs.Config{Pairs: pairs}, log, reg)
+	s, err := certs.New(certs.Config{Pairs: c.Global.TLS.CertificatePairs()}, log, reg)
 	if err != nil {
 		return nil, fmt.Errorf("global.tls: %w", err)
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/veloflux/veloflux/config"
+	"github.com/veloflux/veloflux/gossip"
+	"github.com/veloflux/veloflux/internal/backendtls"
 	"github.com/veloflux/veloflux/proxy"
 	"github.com/veloflux/veloflux/proxy/balance"
 )
@@ -137,4 +139,96 @@ pools:
 			t.Fatalf("pool caps %v, want [5 100]", got)
 		}
 	})
+}
+
+// TestBackendTLSWiring: pools[].tls reaches the proxy's backends and the health targets alike;
+// a pool that only skips verification keeps the shared transport (no settings).
+func TestBackendTLSWiring(t *testing.T) {
+	tests := []struct {
+		name string
+		pool config.Pool
+		skip bool
+		want backendtls.Settings
+	}{
+		{"private CA and client certificate",
+			config.Pool{TLS: config.PoolTLS{CAFile: "/ca.pem", ServerName: "api.internal", CertFile: "/c.pem", KeyFile: "/c.key"}},
+			false, backendtls.Settings{CAFile: "/ca.pem", ServerName: "api.internal", CertFile: "/c.pem", KeyFile: "/c.key"}},
+		{"client certificate with tls_skip_verify", config.Pool{TLSSkipVerify: true, TLS: config.PoolTLS{CertFile: "/c.pem", KeyFile: "/c.key"}},
+			true, backendtls.Settings{CertFile: "/c.pem", KeyFile: "/c.key", InsecureSkipVerify: true}},
+		{"tls.insecure_skip_verify alone", config.Pool{TLS: config.PoolTLS{InsecureSkipVerify: true}}, true, backendtls.Settings{}},
+		{"tls_skip_verify alone", config.Pool{TLSSkipVerify: true}, true, backendtls.Settings{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := config.Default()
+			p := tt.pool
+			p.Name, p.Algorithm, p.Protocol = "api", config.AlgorithmRoundRobin, config.ProtocolHTTPS
+			p.HealthCheck.Path = "/health"
+			p.Backends = []config.Backend{{Address: "10.0.0.1:443", Weight: 1}}
+			cfg.Pools = []config.Pool{p}
+			snap := staticSnapshot(cfg)
+			b := snap.Pools[0].Backends[0]
+			if b.TLS != tt.want || b.TLSSkipVerify != tt.skip {
+				t.Errorf("backend TLS = %+v skip %v, want %+v skip %v", b.TLS, b.TLSSkipVerify, tt.want, tt.skip)
+			}
+			targets := healthTargets(snap, cfg)
+			if len(targets) != 1 || targets[0].TLS != tt.want || targets[0].TLSSkipVerify != tt.skip {
+				t.Errorf("health targets = %+v, want one with TLS %+v skip %v", targets, tt.want, tt.skip)
+			}
+		})
+	}
+}
+
+// The fields of the cluster's configs that no key sets are filled by the program: the node's
+// name (in the store too), its region and version, and with join_consul the peers found in
+// Consul, asked at once and kept to ask again. Everything from the file is carried over.
+func TestGossipConfigsFromTheProgram(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+geo: {node_region: eu-west}
+cluster: {enabled: true, label: prod, seeds: ["10.0.0.1:7946"], max_entries_per_kind: 50, tombstone_ttl: 2h}
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked := 0
+	find := func() []string { asked++; return []string{"10.0.0.9:7946"} }
+	tests := []struct {
+		name      string
+		findPeers func() []string
+		seeds     []string
+		asked     int
+	}{
+		{"seeds only", nil, []string{"10.0.0.1:7946"}, 0},
+		{"with peers from Consul", find, []string{"10.0.0.1:7946", "10.0.0.9:7946"}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			asked = 0
+			gc, sc := gossipConfigs(cfg, "node-a", tt.findPeers)
+			if gc.Name != "node-a" || sc.NodeName != "node-a" {
+				t.Errorf("names %q and %q, want node-a for both", gc.Name, sc.NodeName)
+			}
+			if gc.Region != "eu-west" || gc.Version != version {
+				t.Errorf("region %q version %q, want eu-west and %q", gc.Region, gc.Version, version)
+			}
+			if !slices.Equal(gc.Seeds, tt.seeds) || asked != tt.asked {
+				t.Errorf("seeds %v after %d asks, want %v after %d", gc.Seeds, asked, tt.seeds, tt.asked)
+			}
+			if (gc.FindPeers == nil) != (tt.findPeers == nil) {
+				t.Errorf("FindPeers set: %t, want %t", gc.FindPeers != nil, tt.findPeers != nil)
+			}
+			if gc.Label != "prod" || sc.MaxEntriesPerKind != 50 || sc.TombstoneTTL != 2*time.Hour || sc.ExpireInterval != gossip.DefaultStoreConfig().ExpireInterval {
+				t.Errorf("file values not carried over: label %q, store %+v", gc.Label, sc)
+			}
+			if !slices.Equal(cfg.Cluster.Seeds, []string{"10.0.0.1:7946"}) {
+				t.Errorf("the loaded config's seeds changed to %v", cfg.Cluster.Seeds)
+			}
+			if err := gc.Validate(); err != nil {
+				t.Errorf("completed config invalid: %v", err)
+			}
+			if err := sc.Validate(); err != nil {
+				t.Errorf("completed store config invalid: %v", err)
+			}
+		})
+	}
 }

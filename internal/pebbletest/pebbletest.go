@@ -212,17 +212,24 @@ func (s *Server) Orders() int { return s.Log.Count("Added order") }
 // Issued is how many certificates Pebble has issued.
 func (s *Server) Issued() int { return s.Log.Count("Issued certificate serial") }
 
-// SetA makes the DNS server answer host with addr instead of 127.0.0.1.
+// SetA makes the DNS server answer host with addr alone instead of 127.0.0.1.
 func (s *Server) SetA(host, addr string) {
 	s.t.Helper()
-	b, _ := json.Marshal(map[string]any{"host": host, "addresses": []string{addr}})
-	resp, err := http.Post("http://"+s.chall+"/add-a", "application/json", bytes.NewReader(b))
+	// add-a adds to the addresses a host has; clear-a first, so that addr is the only one.
+	s.challtestsrv("clear-a", map[string]any{"host": host})
+	s.challtestsrv("add-a", map[string]any{"host": host, "addresses": []string{addr}})
+}
+
+func (s *Server) challtestsrv(op string, req map[string]any) {
+	s.t.Helper()
+	b, _ := json.Marshal(req)
+	resp, err := http.Post("http://"+s.chall+"/"+op, "application/json", bytes.NewReader(b))
 	if err != nil {
 		s.t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		s.t.Fatalf("pebble-challtestsrv add-a %s: %s", host, resp.Status)
+		s.t.Fatalf("pebble-challtestsrv %s %v: %s", op, req, resp.Status)
 	}
 }
 

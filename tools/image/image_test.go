@@ -48,6 +48,8 @@ func TestImage(t *testing.T) {
 		t.Errorf("image is %d bytes, want under %d", st.Size(), maxImageBytes)
 	}
 
+	skopeoReads(t, out, dir)
+
 	oci := filepath.Join(dir, "oci")
 	untar(t, out, oci)
 	var manifest []struct {
@@ -270,4 +272,30 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// skopeoReads copies the tarball with skopeo (containers/image, the library of podman and
+// CRI-O) as a Docker archive, the way `docker load` reads it, and as an OCI archive: each copy
+// reads every blob and checks its digest, and the tag is the one given.
+func skopeoReads(t *testing.T, tarball, dir string) {
+	t.Helper()
+	skopeo, err := exec.LookPath("skopeo")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("skopeo missing in CI: make image-check installs it")
+		}
+		t.Log("skopeo missing (make image-check installs it): the tarball is read by this test alone")
+		return
+	}
+	for _, src := range []string{"docker-archive:" + tarball, "oci-archive:" + tarball} {
+		dst := filepath.Join(dir, "copy-"+strings.SplitN(src, ":", 2)[0])
+		if out, err := exec.Command(skopeo, "copy", "--quiet", src, "dir:"+dst).CombinedOutput(); err != nil {
+			t.Errorf("skopeo copy %s: %v\n%s", src, err, out)
+		}
+	}
+	// Found by its tag, as `docker load` will name it.
+	out, err := exec.Command(skopeo, "inspect", "--format", "{{.Architecture}}", "docker-archive:"+tarball+":veloflux:test").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "amd64" {
+		t.Errorf("skopeo inspect docker-archive:...:veloflux:test: %v\n%s", err, out)
+	}
 }

@@ -1,0 +1,217 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/veloflux/veloflux/discovery/consul/consultest"
+	"github.com/veloflux/veloflux/internal/pebbletest"
+	"github.com/veloflux/veloflux/internal/testutil"
+)
+
+// acmeNodeConfig is a node on ip with ACME from Pebble, its state in Consul, HTTP-01 only
+// (the tests point a name's DNS at the node that must answer), routing hosts to one backend.
+func acmeNodeConfig(ip string, ports []int, p *pebbletest.Server, agent *consultest.Agent, certDir string, be *backend, hosts ...string) string {
+	var routes strings.Builder
+	for _, h := range hosts {
+		fmt.Fprintf(&routes, "  - {host: %q, pool: web}\n", h)
+	}
+	fmt.Fprintf(&routes, "  - {host: \"\", pool: web}\n")
+	return fmt.Sprintf(`global:
+  bind_address: "%[1]s:%[2]d"
+  tls_bind_address: "%[1]s:%[3]d"
+  metrics_address: "127.0.0.1:0"
+  admin_address: "127.0.0.1:0"
+  drain_timeout: 2s
+  http3: false
+  log_level: debug
+  tls:
+    auto_cert: true
+    acme_email: ops@example.com
+    cert_dir: %[4]q
+    acme_directory: %[5]q
+    acme_ca_root: %[6]q
+    acme_challenges: [http-01]
+    storage: consul
+discovery:
+  consul:
+    enabled: true
+    address: %[7]q
+pools:
+  - name: web
+    backends: [{address: %[8]q}]
+routes:
+%[9]s`, ip, ports[0], ports[1], certDir, p.Directory, p.CARootFile, agent.HTTPAddr, be.addr(), routes.String())
+}
+
+// serial connects to addr asking for name, verifies the certificate against roots as a
+// browser would, and returns its serial.
+func serial(addr, name string, roots *x509.CertPool) (string, error) {
+	d := &tls.Dialer{Config: &tls.Config{ServerName: name, RootCAs: roots}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	return c.(*tls.Conn).ConnectionState().PeerCertificates[0].SerialNumber.String(), nil
+}
+
+func waitSerial(t *testing.T, n *node, name string, roots *x509.CertPool) string {
+	t.Helper()
+	var s string
+	testutil.Eventually(t, name+" served by "+n.tlsListener(), func() bool {
+		var err error
+		s, err = serial(n.tlsListener(), name, roots)
+		return err == nil
+	})
+	return s
+}
+
+// acmeOrders is the node's veloflux_acme_orders_total.
+func acmeOrders(t *testing.T, n *node) int {
+	t.Helper()
+	line := metricLine(t, n, "veloflux_acme_orders_total")
+	v, err := strconv.ParseFloat(line, 64)
+	if err != nil {
+		t.Fatalf("veloflux_acme_orders_total: %q: %v", line, err)
+	}
+	return int(v)
+}
+
+// TestACMECluster: three nodes sharing Consul storage. B routes neither name at first, and
+// the names resolve to B, so B answers the HTTP-01 challenges of orders placed by A or C from
+// the shared tokens. A and C both route the names and order each exactly once between them;
+// both serve the same certificate; B, given the routes by a reload, serves it too without a
+// new order; a name no route lists gets no certificate and no order.
+func TestACMECluster(t *testing.T) {
+	agent := consultest.Start(t, "")
+	ports := testutil.FreePorts(t, 2)
+	p := pebbletest.Start(t, pebbletest.Options{HTTPPort: ports[0], TLSPort: ports[1]})
+	be := newBackend(t, "app", 0)
+	names := []string{"shop.example.com", "blog.example.com"}
+	for _, name := range names {
+		p.SetA(name, "127.0.0.2")
+	}
+	certDir := t.TempDir()
+
+	b := startNode(t, acmeNodeConfig("127.0.0.2", ports, p, agent, certDir, be))
+	a := startNode(t, acmeNodeConfig("127.0.0.1", ports, p, agent, certDir, be, names...))
+	c := startNode(t, acmeNodeConfig("127.0.0.3", ports, p, agent, certDir, be, names...))
+	roots := p.Roots()
+
+	serials := map[string]string{}
+	for _, name := range names {
+		serials[name] = waitSerial(t, a, name, roots)
+		if got := waitSerial(t, c, name, roots); got != serials[name] {
+			t.Errorf("%s: node A serves serial %s, node C %s; want one certificate", name, serials[name], got)
+		}
+	}
+	if got := p.Orders(); got != len(names) {
+		t.Errorf("Pebble saw %d orders for %d names from two nodes, want one per name", got, len(names))
+	}
+	if got := acmeOrders(t, a) + acmeOrders(t, c) + acmeOrders(t, b); got != len(names) {
+		t.Errorf("the nodes placed %d orders, want %d", got, len(names))
+	}
+	// Every validation went to 127.0.0.2, where only B listens.
+	if got := p.Log.Count("Attempting to validate w/ HTTP: http://"); got == 0 {
+		t.Errorf("Pebble made no HTTP-01 request:\n%s", p.Log)
+	}
+
+	// A name no route lists: no certificate, no order.
+	if _, err := serial(a.tlsListener(), "evil.example.com", roots); err == nil {
+		t.Error("a handshake for an unrouted name succeeded")
+	}
+
+	// B gets the routes by a reload and serves the stored certificates, ordering nothing.
+	if err := os.WriteFile(b.cfgPath, []byte(acmeNodeConfig("127.0.0.2", ports, p, agent, certDir, be, names...)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b.signal(syscall.SIGHUP)
+	for _, name := range names {
+		if got := waitSerial(t, b, name, roots); got != serials[name] {
+			t.Errorf("%s: node B serves serial %s after the reload, want %s", name, got, serials[name])
+		}
+	}
+	if got := p.Orders(); got != len(names) {
+		t.Errorf("after B took the routes Pebble saw %d orders, want still %d", got, len(names))
+	}
+	_, body, _ := get(t, "http://"+b.admin+"/admin/status")
+	var status struct {
+		ACME struct {
+			Names []struct{ Name, State, Serial string }
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &status); err != nil {
+		t.Fatalf("/admin/status: %v\n%s", err, body)
+	}
+	if len(status.ACME.Names) != len(names) {
+		t.Fatalf("B's /admin/status acme names = %+v, want %v", status.ACME.Names, names)
+	}
+	for _, ns := range status.ACME.Names {
+		if ns.State != "valid" || ns.Serial == "" {
+			t.Errorf("B's /admin/status shows %+v, want a valid certificate", ns)
+		}
+	}
+}
+
+// TestACMELockHolderKilled: a node killed in the middle of an order, holding the name's lock,
+// does not block the name: another node takes the lock once Consul drops the dead node's
+// session, and obtains the certificate.
+func TestACMELockHolderKilled(t *testing.T) {
+	agent := consultest.Start(t, "")
+	ports := testutil.FreePorts(t, 2)
+	p := pebbletest.Start(t, pebbletest.Options{HTTPPort: ports[0], TLSPort: ports[1]})
+	be := newBackend(t, "app", 0)
+	const name = "shop.example.com"
+
+	// Pebble's validation goes to a listener that accepts and never answers: the order stays
+	// open, and its node holds the lock.
+	hole, err := net.Listen("tcp", "127.0.0.9:"+strconv.Itoa(ports[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hole.Close()
+	held := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := hole.Accept()
+			if err != nil {
+				return
+			}
+			held <- c
+		}
+	}()
+	p.SetA(name, "127.0.0.9")
+	certDir := t.TempDir()
+
+	a := startNode(t, acmeNodeConfig("127.0.0.1", ports, p, agent, certDir, be, name))
+	conn := testutil.Receive(t, held, "Pebble's validation request for A's order")
+	defer conn.Close()
+	c := startNode(t, acmeNodeConfig("127.0.0.3", ports, p, agent, certDir, be, name))
+	p.SetA(name, "127.0.0.3")
+	a.signal(syscall.SIGKILL)
+	_ = a.wait()
+	killed := time.Now()
+
+	roots := p.Roots()
+	waitSerial(t, c, name, roots)
+	took := time.Since(killed)
+	t.Logf("node C served %s %v after the lock holder was killed (lock TTL 10s, Consul invalidates within 2 × TTL)", name, took.Round(100*time.Millisecond))
+	if got := acmeOrders(t, c); got != 1 {
+		t.Errorf("node C placed %d orders, want 1", got)
+	}
+}
