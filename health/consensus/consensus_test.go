@@ -757,10 +757,13 @@ func newClusterBackend(t *testing.T) *clusterBackend {
 	b.status.Store(http.StatusOK)
 	b.srv = httptest.NewServer(b)
 	b.addr = b.srv.Listener.Addr().String()
+	// The server in place at the end (revive replaces it) is closed without holding b.mu:
+	// Close waits for the handlers running, which take it.
 	t.Cleanup(func() {
 		b.mu.Lock()
-		defer b.mu.Unlock()
-		b.srv.Close()
+		srv := b.srv
+		b.mu.Unlock()
+		srv.Close()
 	})
 	return b
 }
