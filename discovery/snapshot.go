@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/veloflux/veloflux/internal/backendtls"
 )
 
 // Backend is one upstream instance as a source saw it. Values are immutable once published.
@@ -29,6 +31,9 @@ type Backend struct {
 	// TLSSkipVerify accepts any certificate from an https backend (self-signed test
 	// setups). It removes the protection TLS gives against a network attacker.
 	TLSSkipVerify bool
+	// TLS is the rest of the client side of TLS towards an https backend (private CA, server
+	// name, client certificate); the zero value is the defaults. Ignored for other schemes.
+	TLS backendtls.Settings
 }
 
 // HealthCheck is how a source asks for one backend to be actively checked. Values are as in

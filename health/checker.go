@@ -19,6 +19,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/veloflux/veloflux/health/statusset"
+	"github.com/veloflux/veloflux/internal/backendtls"
 )
 
 // maxConcurrentProbes bounds the probes in flight per Checker. Probes mostly wait on the
@@ -66,6 +67,9 @@ type Target struct {
 	// (verified TLS unless TLSSkipVerify) or "h2c" (HTTP/2 without TLS).
 	Scheme        string
 	TLSSkipVerify bool
+	// TLS is the pool's client TLS settings for an https target (private CA, server name,
+	// client certificate), so that the probe verifies and presents what proxied requests do.
+	TLS backendtls.Settings
 	// Region is the backend's region ("" = the node's own); with a cluster, the backend is
 	// probed by members of that region.
 	Region string
@@ -202,10 +206,14 @@ type Checker struct {
 	// insecure and h2c probe https backends that skip verification and h2c backends; nil when
 	// the caller gave its own client, which then probes every target.
 	insecure, h2c *http.Client
-	logger        *slog.Logger
-	metrics       *metrics
-	sem           chan struct{} // one slot per probe in flight
-	wake          chan struct{} // tells Run the queue head or interval changed; capacity 1
+	// tlsClients probe https targets with tls settings, one client per distinct settings,
+	// built when first needed; nil when the caller gave its own client.
+	tlsMu      sync.Mutex
+	tlsClients map[backendtls.Settings]*http.Client
+	logger     *slog.Logger
+	metrics    *metrics
+	sem        chan struct{} // one slot per probe in flight
+	wake       chan struct{} // tells Run the queue head or interval changed; capacity 1
 
 	// snap maps target ID to healthy. It is replaced, never modified, so Healthy reads it
 	// without locks on the request path.
@@ -270,15 +278,16 @@ func NewChecker(cfg Config, client *http.Client, logger *slog.Logger, reg promet
 		return nil, err
 	}
 	c := &Checker{
-		client:   client,
-		insecure: insecure,
-		h2c:      h2c,
-		logger:   logger,
-		metrics:  m,
-		sem:      make(chan struct{}, maxConcurrentProbes),
-		wake:     make(chan struct{}, 1),
-		cfg:      cfg,
-		targets:  make(map[string]*target),
+		client:     client,
+		insecure:   insecure,
+		tlsClients: map[backendtls.Settings]*http.Client{},
+		h2c:        h2c,
+		logger:     logger,
+		metrics:    m,
+		sem:        make(chan struct{}, maxConcurrentProbes),
+		wake:       make(chan struct{}, 1),
+		cfg:        cfg,
+		targets:    make(map[string]*target),
 	}
 	c.snap.Store(&map[string]bool{})
 	return c, nil
@@ -555,7 +564,13 @@ func (c *Checker) check(ctx context.Context, t *target) {
 	c.mu.Unlock()
 
 	start := time.Now()
-	reason, local := probe(pctx, c.clientFor(spec), spec, expect)
+	var reason string
+	var local bool
+	if client, err := c.clientFor(spec); err != nil {
+		reason = "tls settings: " + err.Error() // the files did not load: nothing was sent
+	} else {
+		reason, local = probe(pctx, client, spec, expect)
+	}
 	end := time.Now()
 
 	c.mu.Lock()
@@ -673,13 +688,33 @@ func spread(d time.Duration) time.Duration {
 	return rand.N(d)
 }
 
-// clientFor picks the client that speaks t's scheme.
-func (c *Checker) clientFor(t Target) *http.Client {
+// clientFor picks the client that speaks t's scheme, with t's TLS settings.
+func (c *Checker) clientFor(t Target) (*http.Client, error) {
 	switch {
 	case t.Scheme == "h2c" && c.h2c != nil:
-		return c.h2c
+		return c.h2c, nil
+	case t.Scheme == "https" && !t.TLS.IsZero() && c.tlsClients != nil:
+		return c.tlsClient(t.TLS)
 	case t.Scheme == "https" && t.TLSSkipVerify && c.insecure != nil:
-		return c.insecure
+		return c.insecure, nil
 	}
-	return c.client
+	return c.client, nil
+}
+
+// tlsClient returns the client of https targets with settings s, reading its files the first
+// time s is asked for; a failed read is tried again at the next probe.
+func (c *Checker) tlsClient(s backendtls.Settings) (*http.Client, error) {
+	c.tlsMu.Lock()
+	defer c.tlsMu.Unlock()
+	if cl, ok := c.tlsClients[s]; ok {
+		return cl, nil
+	}
+	cfg, err := s.Config()
+	if err != nil {
+		return nil, err
+	}
+	cl := newDefaultClient()
+	cl.Transport.(*http.Transport).TLSClientConfig = cfg
+	c.tlsClients[s] = cl
+	return cl, nil
 }

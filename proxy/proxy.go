@@ -181,7 +181,7 @@ func (p *Proxy) Apply(snap *discovery.Snapshot) error {
 	for _, pl := range old.pools {
 		policies[pl.name] = pl
 	}
-	t, ups, err := buildTable(snap, p.upstreams, policies, p.cfg.MaxConnsPerBackend)
+	t, ups, err := buildTable(snap, p.upstreams, policies, p.cfg.MaxConnsPerBackend, p.transports.forSettings)
 	if err != nil {
 		return err
 	}

@@ -3,9 +3,11 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"sync/atomic"
 
 	"github.com/veloflux/veloflux/discovery"
+	"github.com/veloflux/veloflux/internal/backendtls"
 	"github.com/veloflux/veloflux/proxy/balance"
 )
 
@@ -21,9 +23,13 @@ type upstream struct {
 	pool       string
 	address    string
 	scheme     scheme
-	skipVerify bool                       // https only: accept any certificate
-	region     atomic.Pointer[regionName] // may change with discovery; read by status and geo routing
-	conns      connSlots                  // bounds the requests in flight to it; must not be copied
+	skipVerify bool                // https only: accept any certificate
+	tls        backendtls.Settings // https only: the pool's tls settings
+	// custom is the transport of an https backend with tls settings beyond skipVerify; nil
+	// for the shared transports.
+	custom *http.Transport
+	region atomic.Pointer[regionName] // may change with discovery; read by status and geo routing
+	conns  connSlots                  // bounds the requests in flight to it; must not be copied
 	// maxConns is the pool's discovery.Pool.MaxConnsPerBackend, 0 for Config's. Written and
 	// read under Proxy.mu only: requests read the cap from conns.
 	maxConns int
@@ -70,7 +76,7 @@ var ErrInvalidSnapshot = errors.New("invalid snapshot")
 // policies by pool name when the algorithm is unchanged; maxConns is Config.MaxConnsPerBackend,
 // the cap of backends whose pool sets none. It does not modify prev or policies; the caller
 // commits the returned maps only when it swaps the table in.
-func buildTable(snap *discovery.Snapshot, prev map[string]*upstream, policies map[string]*pool, maxConns int) (*table, map[string]*upstream, error) {
+func buildTable(snap *discovery.Snapshot, prev map[string]*upstream, policies map[string]*pool, maxConns int, tlsTransport func(backendtls.Settings) (*http.Transport, error)) (*table, map[string]*upstream, error) {
 	var problems []error
 	t := &table{routes: append([]discovery.Route(nil), snap.Routes...)}
 	ups := make(map[string]*upstream, len(prev))
@@ -109,9 +115,21 @@ func buildTable(snap *discovery.Snapshot, prev map[string]*upstream, policies ma
 			// Verification only exists for https; ignoring the flag elsewhere keeps a pool-wide
 			// setting from churning the upstreams of its plain backends.
 			skip := sch == schemeHTTPS && b.TLSSkipVerify
+			var ts backendtls.Settings
+			if sch == schemeHTTPS {
+				ts = b.TLS
+			}
 			u, ok := prev[key]
-			if !ok || u.address != b.Address || u.scheme != sch || u.skipVerify != skip {
-				u = &upstream{key: key, id: b.ID, pool: sp.Name, address: b.Address, scheme: sch, skipVerify: skip}
+			if !ok || u.address != b.Address || u.scheme != sch || u.skipVerify != skip || u.tls != ts {
+				u = &upstream{key: key, id: b.ID, pool: sp.Name, address: b.Address, scheme: sch, skipVerify: skip, tls: ts}
+				if !ts.IsZero() {
+					tr, err := tlsTransport(ts)
+					if err != nil {
+						problems = append(problems, fmt.Errorf("pool %q: backend %q: tls: %w", sp.Name, b.ID, err))
+						continue
+					}
+					u.custom = tr
+				}
 				u.lb.Init(b.ID, b.Weight)
 			}
 			ups[key] = u

@@ -4,8 +4,10 @@ import (
 	"crypto/tls"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
+	"github.com/veloflux/veloflux/internal/backendtls"
 	"github.com/veloflux/veloflux/proxy/h1client"
 )
 
@@ -58,6 +60,13 @@ type transports struct {
 	https    *http.Transport     // scheme https, certificates verified against the system roots
 	insecure *http.Transport     // scheme https with TLSSkipVerify
 	h2c      *http.Transport     // scheme h2c
+
+	cfg    TransportConfig
+	dialer *net.Dialer
+	mu     sync.Mutex
+	// custom are the transports of https backends with pool tls settings, one per distinct
+	// settings, their files read when the settings first appear.
+	custom map[backendtls.Settings]*http.Transport
 }
 
 func newTransports(c TransportConfig) *transports {
@@ -72,6 +81,7 @@ func newTransports(c TransportConfig) *transports {
 		})
 	}
 	return &transports{
+		cfg: c, dialer: dialer, custom: map[backendtls.Settings]*http.Transport{},
 		fast: fast,
 		http: newHTTPTransport(c, dialer),
 		// ServerName stays empty in both TLS configs: the transport then uses the host of
@@ -128,11 +138,31 @@ func newH2CTransport(c TransportConfig, dialer *net.Dialer) *http.Transport {
 	return t
 }
 
+// forSettings returns the transport of https backends with the tls settings s, built (and
+// its files read) the first time s is asked for.
+func (ts *transports) forSettings(s backendtls.Settings) (*http.Transport, error) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if t, ok := ts.custom[s]; ok {
+		return t, nil
+	}
+	cfg, err := s.Config()
+	if err != nil {
+		return nil, err
+	}
+	t := newTLSTransport(ts.cfg, ts.dialer, cfg)
+	ts.custom[s] = t
+	return t, nil
+}
+
 // roundTrip sends one try of req to st.backend over the transport of its scheme.
 func (ts *transports) roundTrip(st *reqState, req *http.Request) (*http.Response, error) {
 	u := st.backend
 	switch u.scheme {
 	case schemeHTTPS:
+		if u.custom != nil {
+			return u.custom.RoundTrip(req)
+		}
 		if u.skipVerify {
 			return ts.insecure.RoundTrip(req)
 		}
@@ -161,4 +191,9 @@ func (ts *transports) closeIdle() {
 	ts.https.CloseIdleConnections()
 	ts.insecure.CloseIdleConnections()
 	ts.h2c.CloseIdleConnections()
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	for _, t := range ts.custom {
+		t.CloseIdleConnections()
+	}
 }

@@ -120,7 +120,7 @@ func healthTargets(s *discovery.Snapshot, cfg *config.Config) []health.Target {
 			}
 			t := health.Target{
 				ID: b.ID, Pool: p.Name, Address: b.Address, Path: b.HealthPath,
-				Scheme: b.Scheme, TLSSkipVerify: b.TLSSkipVerify, Region: b.Region,
+				Scheme: b.Scheme, TLSSkipVerify: b.TLSSkipVerify, TLS: b.TLS, Region: b.Region,
 			}
 			if cp, ok := pools[p.Name]; ok {
 				hc, own := cp.HealthCheck, b.HealthCheck // own: the backend's overrides

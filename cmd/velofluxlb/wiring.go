@@ -14,6 +14,7 @@ import (
 	"github.com/veloflux/veloflux/discovery"
 	"github.com/veloflux/veloflux/health"
 	"github.com/veloflux/veloflux/health/consensus"
+	"github.com/veloflux/veloflux/internal/backendtls"
 	"github.com/veloflux/veloflux/proxy"
 	"github.com/veloflux/veloflux/proxy/ratelimit"
 )
@@ -21,11 +22,6 @@ import (
 // checkRunnable reports settings that are valid YAML but that this build cannot serve.
 func checkRunnable(c *config.Config) error {
 	t := c.Global.TLS
-	for i, p := range c.Pools {
-		if !p.TLS.IsZero() {
-			return fmt.Errorf("pools[%d].tls: backend TLS settings are not supported by this version; use tls_skip_verify", i)
-		}
-	}
 	if c.Global.TLSBindAddress != "" && !t.AutoCert && len(t.CertificatePairs()) == 0 {
 		return errors.New("global.tls_bind_address: needs global.tls.cert_file and global.tls.key_file, or global.tls.certificates")
 	}
@@ -51,7 +47,7 @@ func staticSnapshot(c *config.Config) *discovery.Snapshot {
 			}
 			dp.Backends = append(dp.Backends, discovery.Backend{
 				ID: b.Address, Address: b.Address, Weight: b.Weight, HealthPath: path,
-				Scheme: scheme, TLSSkipVerify: p.TLSSkipVerify, Region: b.Region,
+				Scheme: scheme, TLSSkipVerify: p.TLSSkipVerify || p.TLS.InsecureSkipVerify, TLS: backendTLS(p), Region: b.Region,
 				// The backend's own overrides; healthTargets falls back to the pool's.
 				HealthCheck: discovery.HealthCheck{Method: b.HealthCheck.Method, Host: b.HealthCheck.Host, ExpectStatus: b.HealthCheck.ExpectStatus},
 			})
@@ -61,6 +57,18 @@ func staticSnapshot(c *config.Config) *discovery.Snapshot {
 	for _, r := range c.Routes {
 		s.Routes = append(s.Routes, discovery.Route{Host: r.Host, PathPrefix: r.PathPrefix, StripPrefix: r.StripPrefix, Pool: r.Pool, Geo: r.Geo})
 	}
+	return s
+}
+
+// backendTLS is a pool's tls section as the proxy and the health checks take it; zero when
+// the pool asks for nothing but (perhaps) skipping verification, which TLSSkipVerify says.
+func backendTLS(p config.Pool) backendtls.Settings {
+	t := p.TLS
+	s := backendtls.Settings{CAFile: t.CAFile, ServerName: t.ServerName, CertFile: t.CertFile, KeyFile: t.KeyFile}
+	if s.IsZero() {
+		return s
+	}
+	s.InsecureSkipVerify = p.TLSSkipVerify || t.InsecureSkipVerify
 	return s
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/veloflux/veloflux/config"
 	"github.com/veloflux/veloflux/gossip"
+	"github.com/veloflux/veloflux/internal/backendtls"
 	"github.com/veloflux/veloflux/proxy"
 	"github.com/veloflux/veloflux/proxy/balance"
 )
@@ -138,6 +139,44 @@ pools:
 			t.Fatalf("pool caps %v, want [5 100]", got)
 		}
 	})
+}
+
+// TestBackendTLSWiring: pools[].tls reaches the proxy's backends and the health targets alike;
+// a pool that only skips verification keeps the shared transport (no settings).
+func TestBackendTLSWiring(t *testing.T) {
+	tests := []struct {
+		name string
+		pool config.Pool
+		skip bool
+		want backendtls.Settings
+	}{
+		{"private CA and client certificate",
+			config.Pool{TLS: config.PoolTLS{CAFile: "/ca.pem", ServerName: "api.internal", CertFile: "/c.pem", KeyFile: "/c.key"}},
+			false, backendtls.Settings{CAFile: "/ca.pem", ServerName: "api.internal", CertFile: "/c.pem", KeyFile: "/c.key"}},
+		{"client certificate with tls_skip_verify", config.Pool{TLSSkipVerify: true, TLS: config.PoolTLS{CertFile: "/c.pem", KeyFile: "/c.key"}},
+			true, backendtls.Settings{CertFile: "/c.pem", KeyFile: "/c.key", InsecureSkipVerify: true}},
+		{"tls.insecure_skip_verify alone", config.Pool{TLS: config.PoolTLS{InsecureSkipVerify: true}}, true, backendtls.Settings{}},
+		{"tls_skip_verify alone", config.Pool{TLSSkipVerify: true}, true, backendtls.Settings{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := config.Default()
+			p := tt.pool
+			p.Name, p.Algorithm, p.Protocol = "api", config.AlgorithmRoundRobin, config.ProtocolHTTPS
+			p.HealthCheck.Path = "/health"
+			p.Backends = []config.Backend{{Address: "10.0.0.1:443", Weight: 1}}
+			cfg.Pools = []config.Pool{p}
+			snap := staticSnapshot(cfg)
+			b := snap.Pools[0].Backends[0]
+			if b.TLS != tt.want || b.TLSSkipVerify != tt.skip {
+				t.Errorf("backend TLS = %+v skip %v, want %+v skip %v", b.TLS, b.TLSSkipVerify, tt.want, tt.skip)
+			}
+			targets := healthTargets(snap, cfg)
+			if len(targets) != 1 || targets[0].TLS != tt.want || targets[0].TLSSkipVerify != tt.skip {
+				t.Errorf("health targets = %+v, want one with TLS %+v skip %v", targets, tt.want, tt.skip)
+			}
+		})
+	}
 }
 
 // The fields of the cluster's configs that no key sets are filled by the program: the node's
