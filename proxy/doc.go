@@ -1,7 +1,8 @@
 // Package proxy is VeloFlux's data plane: it matches each request to a route, picks a healthy
 // backend of the route's pool (nearest region, sticky session, balancing policy), and
-// forwards the request with one shared httputil.ReverseProxy, retrying safe failures and
-// mapping the rest to 502/503/504. It also owns client identity (trusted proxies), rate
+// forwards the request with one shared httputil.ReverseProxy (or, on the HTTP/1.1 fast path,
+// with forward, which does the same without its copies), retrying safe failures and mapping
+// the rest to 502/503/504. It also owns client identity (trusted proxies), rate
 // limiting, geo redirects, WebSocket pass-through and graceful drain.
 //
 // The package imports only discovery types (and internal/localerr, which tells this node's

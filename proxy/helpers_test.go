@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -145,6 +146,7 @@ func serveTest(t testing.TB, p *Proxy) string {
 	}
 	fs := &h1fast.Server{
 		Handler: p,
+		Logger:  slog.New(slog.NewTextHandler(os.Stderr, nil)),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			return withConn(ctx, &connInfo{h1: h1.From(c)})
 		},

@@ -488,6 +488,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer stop()
 		defer cancel()
 	}
+	if p.transports.fast != nil && !upgrade {
+		p.forward(w, r, ctx)
+		return
+	}
 	p.rp.ServeHTTP(w, r.WithContext(ctx))
 }
 
@@ -570,8 +574,11 @@ func setStickyCookie(w http.ResponseWriter, sc *StickyConfig, value string) {
 // headers (including any named in Connection), so nothing a client lists in Connection can
 // remove the headers set here.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
-	st := stateFrom(pr.In.Context())
-	in, out := pr.In, pr.Out
+	p.shape(stateFrom(pr.In.Context()), pr.In, pr.Out)
+}
+
+// shape is rewrite's work, for the reverse proxy and for forward alike.
+func (p *Proxy) shape(st *reqState, in, out *http.Request) {
 	out.URL.Scheme = st.backend.scheme.urlScheme()
 	out.URL.Host = st.backend.address
 	if st.route.spec.StripPrefix {

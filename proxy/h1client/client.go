@@ -309,6 +309,10 @@ func (c *conn) writeRequest(req *http.Request, body *countingBody) error {
 		switch k {
 		case "Host", "Content-Length", "Transfer-Encoding":
 			continue
+		case "User-Agent":
+			if len(vs) == 1 && vs[0] == "" {
+				continue // set empty to say "none", as with net/http's Transport
+			}
 		}
 		if !httpguts.ValidHeaderFieldName(k) {
 			return errBadHeader

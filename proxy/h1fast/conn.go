@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -334,7 +335,7 @@ func (c *conn) run(ex *exchange) (ok bool) {
 		if v := recover(); v != nil {
 			ok = false
 			if v != http.ErrAbortHandler {
-				c.s.Logger.Error("panic serving a request", "client", c.remote, "panic", v)
+				c.s.Logger.Error("panic serving a request", "client", c.remote, "panic", v, "stack", string(debug.Stack()))
 			}
 		}
 	}()

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Counts the CPU instructions each proxy executes per proxied request, with valgrind's
+# callgrind: a figure that, unlike CPU time, does not move with how busy the machine is. Each
+# proxy runs under callgrind in front of the same two nginx backends (100-byte answers, as in
+# bench/run.sh); instrumentation is switched on after a warm-up, wrk sends keep-alive GETs over
+# CONNS connections for DURATION, and the instructions counted (Ir) are divided by the
+# requests wrk completed. Startup, configuration and the warm-up are not counted; a Go
+# proxy's garbage collector and timers during the run are.
+#
+#   bench/callgrind.sh
+#   PROXIES="veloflux veloflux-nethttp haproxy" DURATION=20s bench/callgrind.sh
+#
+# Needs valgrind, wrk, nginx (and haproxy when listed), which it installs with apt when
+# missing. It listens on 127.0.0.1 only and stops only the processes it started, by PID.
+# The callgrind output files stay in OUT, for callgrind_annotate.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-8}
+SIZE=${SIZE:-100}
+OUT=${OUT:-bench/results/callgrind}
+VF_BIN=${VF_BIN:-./veloflux}
+PORT=${PORT:-38080} B1=${B1:-39101} B2=${B2:-39102}
+read -r -a proxies <<<"${PROXIES:-veloflux veloflux-nethttp haproxy}"
+
+need=()
+command -v valgrind >/dev/null || need+=(valgrind)
+command -v wrk >/dev/null || need+=(wrk)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]} (Debian packages)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+mkdir -p "$OUT"
+[ -x "$VF_BIN" ] || make build BIN="$VF_BIN" >/dev/null
+body=$(head -c "$((SIZE - 1))" /dev/zero | tr '\0' x)
+
+cat > "$work/backend.conf" <<NGINX
+worker_processes 1;
+pid $work/backend.pid;
+error_log $work/backend-error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  keepalive_requests 100000000;
+  server { listen 127.0.0.1:$B1; location / { return 200 "$body\n"; } }
+  server { listen 127.0.0.1:$B2; location / { return 200 "$body\n"; } }
+}
+NGINX
+for variant in veloflux:true veloflux-nethttp:false; do
+  IFS=: read -r name fast <<<"$variant"
+  cat > "$work/$name.yaml" <<YAML
+global:
+  bind_address: "127.0.0.1:$PORT"
+  metrics_address: ""
+  admin_address: ""
+  access_log: false
+  log_level: warn
+  http1_fast_path: $fast
+pools:
+  - name: bench
+    algorithm: round_robin
+    backends:
+      - address: "127.0.0.1:$B1"
+      - address: "127.0.0.1:$B2"
+routes:
+  - pool: bench
+YAML
+done
+cat > "$work/haproxy.cfg" <<HAPROXY
+global
+  nbthread 1
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  option http-keep-alive
+  option forwardfor
+frontend fe
+  bind 127.0.0.1:$PORT
+  default_backend be
+backend be
+  balance roundrobin
+  http-reuse always
+  server b1 127.0.0.1:$B1
+  server b2 127.0.0.1:$B2
+HAPROXY
+
+"$NGINX" -c "$work/backend.conf" -g "daemon off;" 2>"$OUT/backend.err" & pids+=($!)
+
+wait_up() {
+  for _ in $(seq 600); do curl -fsS -o /dev/null "http://127.0.0.1:$1/plain" 2>/dev/null && return 0; sleep 0.1; done
+  echo "nothing answers on port $1" >&2
+  return 1
+}
+wait_up "$B1"
+wait_up "$B2"
+
+printf 'proxy\trequests\tinstructions\tinstructions_per_request\n' > "$OUT/summary.tsv"
+for p in "${proxies[@]}"; do
+  case $p in
+    # Valgrind 3.19 (Debian 12) does not know RDTSCP, which Go's runtime reads the clock with
+    # when the CPU has it, and callgrind trips over the signals of Go's asynchronous
+    # preemption: GODEBUG turns both off (the runtime then uses RDTSC with fences, and
+    # preempts at function calls only). golang.org/x/sys/cpu, which reads GODEBUG too, warns
+    # that it does not know the first name.
+    veloflux*) cmd=("$VF_BIN" -config "$work/$p.yaml") ;;
+    haproxy) cmd=("$HAPROXY" -f "$work/haproxy.cfg" -db) ;;
+    *) echo "unknown proxy $p" >&2; exit 2 ;;
+  esac
+  rm -f "$OUT/$p.out"*
+  GODEBUG=cpu.rdtscp=off,asyncpreemptoff=1 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT/$p.out" "${cmd[@]}" 2>"$OUT/$p.valgrind" &
+  pid=$!
+  pids+=("$pid")
+  wait_up "$PORT"
+  wrk -t1 -c"$CONNS" -d3s "http://127.0.0.1:$PORT/plain" >/dev/null # warm-up: pools, caches
+  callgrind_control -z "$pid" >/dev/null
+  callgrind_control -i on "$pid" >/dev/null
+  out=$(wrk -t1 -c"$CONNS" -d"$DURATION" "http://127.0.0.1:$PORT/plain")
+  callgrind_control -i off "$pid" >/dev/null
+  callgrind_control -d "$p" "$pid" >/dev/null
+  n=$(awk '/requests in/ { print $1 }' <<<"$out")
+  bad=$(awk '/Non-2xx|Socket errors/' <<<"$out")
+  [ -n "$bad" ] && echo "warning: $p: $bad" >&2
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  ir=$(cat "$OUT/$p.out"* | awk '/^(summary|totals):/ { if ($2 > t) t = $2 } END { print t + 0 }')
+  per=$(awk -v ir="$ir" -v n="$n" 'BEGIN { printf "%.0f", ir / n }')
+  printf '%s\t%s\t%s\t%s\n' "$p" "$n" "$ir" "$per" >> "$OUT/summary.tsv"
+  printf '%-16s %8s requests  %14s instructions  %9s per request\n' "$p" "$n" "$ir" "$per"
+done
+echo "wrk -t1 -c$CONNS -d$DURATION after a 3 s warm-up; $SIZE-byte answers; load average $(cut -d' ' -f1-3 /proc/loadavg)"

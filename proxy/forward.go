@@ -1,0 +1,192 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// forward is what httputil.ReverseProxy does for a request that is not an upgrade, without
+// its copies: the outbound header is a shallow copy of the inbound one less hop-by-hop fields
+// (values are shared, never appended to), the response's fields move to the client's header
+// map as they are, and the body is copied through the same pooled buffer. It runs when the
+// HTTP/1.1 fast path is on (TransportConfig.FastHTTP1); upgrades keep the reverse proxy, which
+// owns the copying of a switched connection. rewrite, modifyResponse, retryTransport and
+// handleError are the reverse proxy's own hooks, so both paths shape requests and map errors
+// alike.
+func (p *Proxy) forward(w http.ResponseWriter, in *http.Request, ctx context.Context) {
+	st := stateFrom(ctx)
+	out := in.WithContext(ctx)
+	u := *in.URL
+	out.URL = &u
+	out.RequestURI = ""
+	out.Close = false
+	out.Header = make(http.Header, len(in.Header)+6)
+	copyForwardable(out.Header, in.Header)
+	if in.ContentLength == 0 {
+		out.Body = nil // nothing to send, whatever the server put there
+	}
+	if _, ok := in.Header["User-Agent"]; !ok {
+		out.Header["User-Agent"] = emptyValue // no client default in the backend's logs
+	}
+	p.shape(st, in, out)
+
+	resp, err := retryTransport{p}.RoundTrip(out)
+	if err != nil {
+		p.handleError(w, out, err)
+		return
+	}
+	if err := p.modifyResponse(resp); err != nil {
+		_ = resp.Body.Close()
+		p.handleError(w, out, err)
+		return
+	}
+	removeHopByHop(resp.Header)
+	dst := w.Header()
+	for k, vv := range resp.Header {
+		if prior, ok := dst[k]; ok {
+			dst[k] = append(prior, vv...)
+			continue
+		}
+		dst[k] = vv
+	}
+	announced := len(resp.Trailer)
+	if announced > 0 {
+		keys := make([]string, 0, announced)
+		for k := range resp.Trailer {
+			keys = append(keys, k)
+		}
+		dst["Trailer"] = []string{strings.Join(keys, ", ")}
+	}
+	w.WriteHeader(resp.StatusCode)
+	err = p.copyBody(w, resp)
+	_ = resp.Body.Close()
+	if err != nil {
+		if errors.Is(err, errClientWrite) {
+			return // the client went away; its connection is done for
+		}
+		// The backend broke off mid-body: the client must not take what it got for the
+		// whole answer, and only a closed connection tells it so (as the reverse proxy does).
+		st.err = err
+		panic(http.ErrAbortHandler)
+	}
+	if len(resp.Trailer) == announced {
+		for k, vv := range resp.Trailer {
+			dst[k] = vv
+		}
+	} else {
+		for k, vv := range resp.Trailer {
+			dst[http.TrailerPrefix+k] = vv
+		}
+	}
+}
+
+var emptyValue = []string{""}
+
+// errClientWrite marks a copy that failed writing to the client.
+var errClientWrite = errors.New("writing to the client failed")
+
+// copyBody streams the response body to the client, flushing after every write when the
+// response is streamed (no length, or server-sent events), as the reverse proxy does with
+// FlushInterval 0.
+func (p *Proxy) copyBody(w http.ResponseWriter, resp *http.Response) error {
+	stream := resp.ContentLength == -1
+	if !stream {
+		if ct := resp.Header["Content-Type"]; len(ct) > 0 {
+			mt, _, _ := mime.ParseMediaType(ct[0])
+			stream = mt == "text/event-stream"
+		}
+	}
+	var flush func() error
+	if stream {
+		rc := http.NewResponseController(w)
+		flush = rc.Flush
+	}
+	buf := p.rp.BufferPool.Get()
+	defer p.rp.BufferPool.Put(buf)
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return errClientWrite
+			}
+			if flush != nil {
+				if ferr := flush(); ferr != nil {
+					return errClientWrite
+				}
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			if errors.Is(rerr, context.Canceled) {
+				return errClientWrite // the client's request ended first
+			}
+			return rerr
+		}
+	}
+}
+
+// hopByHop are the fields that describe one connection, not the message (RFC 9110 section
+// 7.6.1), and are not forwarded; with them go the fields that Connection names.
+var hopByHop = [...]string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// copyForwardable copies src's fields to dst, less hop-by-hop ones (keeping "Te: trailers",
+// which gRPC needs) and the forwarding fields that rewrite sets from what it trusts.
+func copyForwardable(dst, src http.Header) {
+	conn := src["Connection"]
+	for k, vv := range src {
+		switch k {
+		case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+			"Trailer", "Transfer-Encoding", "Upgrade",
+			"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
+			continue
+		case "Te":
+			if httpguts.HeaderValuesContainsToken(vv, "trailers") {
+				dst["Te"] = teTrailers
+			}
+			continue
+		}
+		if len(conn) > 0 && listedIn(conn, k) {
+			continue
+		}
+		dst[k] = vv
+	}
+}
+
+var teTrailers = []string{"trailers"}
+
+// listedIn reports whether Connection values conn name field k.
+func listedIn(conn []string, k string) bool {
+	for _, v := range conn {
+		for tok := range strings.SplitSeq(v, ",") {
+			if http.CanonicalHeaderKey(strings.TrimSpace(tok)) == k {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// removeHopByHop deletes a response's hop-by-hop fields and those its Connection names.
+func removeHopByHop(h http.Header) {
+	for _, v := range h["Connection"] {
+		for tok := range strings.SplitSeq(v, ",") {
+			if tok = strings.TrimSpace(tok); tok != "" {
+				delete(h, http.CanonicalHeaderKey(tok))
+			}
+		}
+	}
+	for _, k := range hopByHop {
+		delete(h, k)
+	}
+}
