@@ -231,6 +231,30 @@ func TestRenewalWithoutFailedHandshakes(t *testing.T) {
 	}
 }
 
+// TestFailedRenewalKeepsCertificate: when the CA can no longer validate the name, the renewal
+// fails, the certificate in use keeps being served, and the failure shows in the metrics and
+// the status.
+func TestFailedRenewalKeepsCertificate(t *testing.T) {
+	httpLn, tlsLn := listen(t)
+	p := pebbletest.Start(t, pebbletest.Options{HTTPPort: port(httpLn), TLSPort: port(tlsLn), Validity: 60 * time.Second})
+	n := startNode(t, p, httpLn, tlsLn, &certmagic.FileStorage{Path: t.TempDir()}, func(c *Config) { c.DisableTLSALPNChallenge = true })
+	n.mgr.SetNames([]string{"shop.example.com"})
+	roots := p.Roots()
+	first := n.waitServed(t, "shop.example.com", roots)
+	p.SetA("shop.example.com", "127.0.0.9") // nothing answers the CA there
+
+	testutil.Eventually(t, "a failed renewal", func() bool {
+		return promtest.ToFloat64(n.mgr.m.results.WithLabelValues("renew", "failure")) >= 1
+	})
+	if s, err := n.handshake("shop.example.com", roots); err != nil || s != first {
+		t.Fatalf("after the failed renewal the node serves %q (%v), want the first certificate %s", s, err, first)
+	}
+	st := n.mgr.Status().Names
+	if len(st) != 1 || st[0].State != "valid" || st[0].LastError == "" || st[0].FailuresInARow < 1 {
+		t.Errorf("status = %+v, want the valid certificate with the renewal's error", st)
+	}
+}
+
 func TestEligible(t *testing.T) {
 	for in, want := range map[string]string{
 		"Shop.Example.com":      "shop.example.com",

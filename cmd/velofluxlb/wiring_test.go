@@ -232,3 +232,30 @@ cluster: {enabled: true, label: prod, seeds: ["10.0.0.1:7946"], max_entries_per_
 		})
 	}
 }
+
+// TestSeedACMEConfigRuns: the seed's basic TLS section, auto_cert with acme_email and
+// cert_dir, is valid and runnable.
+func TestSeedACMEConfigRuns(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+global:
+  tls_bind_address: "0.0.0.0:443"
+  tls:
+    auto_cert: true
+    acme_email: ops@example.com
+    cert_dir: /etc/veloflux/certs
+pools:
+  - name: web
+    backends: [{address: "10.0.0.1:8080"}]
+routes:
+  - {host: example.com, pool: web}
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkRunnable(cfg); err != nil {
+		t.Fatalf("checkRunnable: %v", err)
+	}
+	if got := cfg.ACMEStorage(); got != config.ACMEStorageFile {
+		t.Errorf("ACME storage without Consul = %q, want file", got)
+	}
+}
