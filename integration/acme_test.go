@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/consul/api"
+
 	"github.com/veloflux/veloflux/discovery/consul/consultest"
 	"github.com/veloflux/veloflux/internal/pebbletest"
 	"github.com/veloflux/veloflux/internal/testutil"
@@ -149,6 +151,20 @@ func TestACMECluster(t *testing.T) {
 	if got := p.Orders(); got != len(names) {
 		t.Errorf("after B took the routes Pebble saw %d orders, want still %d", got, len(names))
 	}
+	// A host that a Consul service's tags route gets its certificate too, ordered once.
+	p.SetA("api.example.com", "127.0.0.2")
+	register(t, consulClient(t, agent, ""), "api-1", "api", be, api.HealthPassing, "veloflux.enable=true", "veloflux.route=api.example.com")
+	apiSerial := waitSerial(t, a, "api.example.com", roots)
+	for _, n := range []*node{b, c} {
+		if got := waitSerial(t, n, "api.example.com", roots); got != apiSerial {
+			t.Errorf("api.example.com: %s serves serial %s, node A %s", n.tlsListener(), got, apiSerial)
+		}
+	}
+	if got := p.Orders(); got != len(names)+1 {
+		t.Errorf("after a Consul-routed host Pebble saw %d orders, want %d", got, len(names)+1)
+	}
+	names = append(names, "api.example.com")
+
 	_, body, _ := get(t, "http://"+b.admin+"/admin/status")
 	var status struct {
 		ACME struct {
