@@ -51,8 +51,9 @@ type stickyHow uint8
 
 const (
 	stickyNone  stickyHow = iota // not a sticky pool
-	stickyHit                    // the session's pin was up and used
-	stickyRepin                  // the pin was missing or down: the session was pinned again
+	stickyHit                    // the backend the cookie names was up and used
+	stickyMoved                  // a stored move of the session was followed
+	stickyRepin                  // the session's backend was down, drained or gone: moved, and the move stored
 	stickyNew                    // a new session
 )
 
@@ -60,6 +61,8 @@ func (s stickyHow) String() string {
 	switch s {
 	case stickyHit:
 		return "hit"
+	case stickyMoved:
+		return "moved"
 	case stickyRepin:
 		return "repin"
 	case stickyNew:
@@ -247,7 +250,7 @@ func (st *reqState) regionReason() string {
 		return "redirect"
 	case st.backend == nil:
 		return ""
-	case st.sticky == stickyHit && st.ntried == 1:
+	case (st.sticky == stickyHit || st.sticky == stickyMoved) && st.ntried == 1:
 		return "sticky"
 	case st.regionOf(st.backend) == st.nearest:
 		return "nearest"
