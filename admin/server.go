@@ -30,7 +30,7 @@ type Controller interface {
 	// An ID no pool has must return an error wrapping ErrUnknownBackend.
 	DrainBackend(id string, drained bool) error
 	Stats() any    // request and error counts, latency buckets, certificate expiry
-	Sessions() any // sticky-session pins by backend
+	Sessions() any // stored sticky-session moves by backend
 	// PeerHost returns the host (name or IP, no port) of a live cluster member other than
 	// this node, whose admin API listens on the same port as this one. A name that is not
 	// such a member must return an error wrapping ErrUnknownPeer.

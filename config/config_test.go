@@ -107,7 +107,7 @@ func TestDefault(t *testing.T) {
 		{"cluster.join_consul", c.Cluster.JoinConsul, false},
 		{"cluster.queue_size", c.Cluster.QueueSize, 1024},
 		{"cluster.push_pull_max_bytes", c.Cluster.PushPullMaxBytes, 1048576},
-		{"cluster.max_entries_per_kind", c.Cluster.MaxEntriesPerKind, 10000},
+		{"cluster.max_entries_per_kind", c.Cluster.MaxEntriesPerKind, 1_000_000},
 		{"cluster.tombstone_ttl", c.Cluster.TombstoneTTL, time.Hour},
 		{"pools", len(c.Pools), 0},
 		{"routes", len(c.Routes), 0},

@@ -81,10 +81,10 @@ type Config struct {
 	// QueueSize bounds the incoming message queue between memberlist's callbacks and the
 	// State; overflow is dropped and counted. Default 1024 messages, 1..1000000.
 	QueueSize int `koanf:"queue_size"`
-	// PushPullMaxBytes caps the full state sent in one push/pull exchange. Default 1048576
-	// (1 MiB: a full table of 10,000 session pins at about 75 bytes each, with room for health
-	// entries), 1024..16777216. A state larger than this is not sent (counted as an error);
-	// peers still converge through broadcasts.
+	// PushPullMaxBytes caps a push/pull payload, sent or received. Default 1048576 (1 MiB),
+	// 1024..16777216: memberlist refuses states above 20 MiB from its peers. A Reconciler
+	// (Store) sends a digest, a few KiB, and the entries that differ follow over the reliable
+	// stream; a State that sends full states is cut to this size.
 	PushPullMaxBytes int `koanf:"push_pull_max_bytes"`
 	// StoreConfig bounds the replicated store (max_entries_per_kind, tombstone_ttl); its
 	// NodeName is Name, set by the program.

@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -14,7 +15,14 @@ import (
 // state from push/pull (full=true). data is our own copy; memberlist reuses its buffers.
 type inbound struct {
 	full bool
+	sync bool // a catch-up message (syncMarker) for a Reconciler
 	data []byte
+}
+
+// outbound is catch-up replies for one peer, sent by the node's catch-up sender.
+type outbound struct {
+	peer string
+	msgs [][]byte
 }
 
 // delegate implements memberlist.Delegate and memberlist.EventDelegate. memberlist calls these
@@ -31,6 +39,9 @@ type delegate struct {
 	// urgent and bulk are the outgoing queues; every packet is filled from urgent first.
 	urgent, bulk *memberlist.TransmitLimitedQueue
 	incoming     chan inbound
+	// self is this node's name; replies names where a Reconciler's answers go.
+	self         string
+	replies      chan outbound
 	meta         func() []byte
 	maxPushBytes int
 	metrics      *nodeMetrics
@@ -76,8 +87,17 @@ func (d *delegate) NotifyMsg(msg []byte) {
 	if len(msg) == 0 {
 		return
 	}
-	if msg[0] == batchMarker {
+	switch msg[0] {
+	case batchMarker:
 		d.enqueue(inbound{full: true, data: append([]byte(nil), msg[1:]...)})
+		return
+	case entriesMarker:
+		d.metrics.catchup.WithLabelValues(dirReceived, "entries").Add(float64(len(msg)))
+		d.enqueue(inbound{full: true, data: append([]byte(nil), msg[1:]...)})
+		return
+	case syncMarker:
+		d.metrics.catchup.WithLabelValues(dirReceived, catchupPart(msg)).Add(float64(len(msg)))
+		d.enqueue(inbound{sync: true, data: append([]byte(nil), msg...)})
 		return
 	}
 	d.enqueue(inbound{data: append([]byte(nil), msg...)})
@@ -94,9 +114,16 @@ func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
 	return append(out, d.bulk.GetBroadcasts(overhead, limit)...)
 }
 
-// LocalState is our side of a push/pull exchange.
+// LocalState is our side of a push/pull exchange: a digest when the State is a Reconciler,
+// else the full state.
 func (d *delegate) LocalState(join bool) []byte {
-	data := d.state.FullState(d.maxPushBytes)
+	var data []byte
+	if r, ok := d.state.(Reconciler); ok {
+		data = r.Digest(d.self)
+		d.metrics.catchup.WithLabelValues(dirSent, "digest").Add(float64(len(data)))
+	} else {
+		data = d.state.FullState(d.maxPushBytes)
+	}
 	if len(data) > d.maxPushBytes {
 		// The State broke its contract; sending it would make peers refuse the whole exchange.
 		d.metrics.messages.WithLabelValues(dirSent, resultError).Inc()
@@ -113,11 +140,14 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 		return
 	}
 	d.metrics.pushPullBytes.WithLabelValues(dirReceived).Add(float64(len(buf)))
+	if buf[0] == syncMarker {
+		d.metrics.catchup.WithLabelValues(dirReceived, "digest").Add(float64(len(buf)))
+	}
 	if len(buf) > d.maxPushBytes {
 		d.metrics.messages.WithLabelValues(dirReceived, resultError).Inc()
 		return
 	}
-	d.enqueue(inbound{full: true, data: append([]byte(nil), buf...)})
+	d.enqueue(inbound{full: buf[0] != syncMarker, sync: buf[0] == syncMarker, data: append([]byte(nil), buf...)})
 }
 
 func (d *delegate) enqueue(in inbound) {
@@ -137,9 +167,12 @@ func (d *delegate) work(ctx context.Context) {
 			return
 		case in := <-d.incoming:
 			var err error
-			if in.full {
+			switch {
+			case in.sync:
+				err = d.reconcile(in.data)
+			case in.full:
 				err = d.state.MergeFull(in.data)
-			} else {
+			default:
 				err = d.state.MergeDelta(in.data)
 			}
 			if err != nil {
@@ -151,6 +184,44 @@ func (d *delegate) work(ctx context.Context) {
 			d.metrics.messages.WithLabelValues(dirReceived, resultOK).Inc()
 		}
 	}
+}
+
+// reconcile answers a catch-up message and queues the replies for the sender; a full
+// sender queue drops them (counted), and the next push/pull finds the difference again.
+func (d *delegate) reconcile(msg []byte) error {
+	r, ok := d.state.(Reconciler)
+	if !ok {
+		return fmt.Errorf("gossip: catch-up message but the state keeps no digest")
+	}
+	peer, replies, err := r.Reconcile(d.self, msg)
+	if err != nil || len(replies) == 0 {
+		return err
+	}
+	select {
+	case d.replies <- outbound{peer: peer, msgs: replies}:
+	default:
+		d.metrics.messages.WithLabelValues(dirSent, resultDropped).Add(float64(len(replies)))
+	}
+	return nil
+}
+
+// catchupPart names a catch-up message for veloflux_gossip_catchup_bytes_total.
+func catchupPart(msg []byte) string {
+	switch {
+	case len(msg) > 0 && msg[0] == entriesMarker:
+		return "entries"
+	case len(msg) > 1 && msg[1] == syncDigest:
+		return "digest"
+	}
+	return "ranges"
+}
+
+// member returns a copy of the live member named name.
+func (d *delegate) member(name string) (memberlist.Node, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n, ok := d.members[name]
+	return n, ok
 }
 
 // NotifyJoin, NotifyLeave and NotifyUpdate run under memberlist's node lock: they copy the node

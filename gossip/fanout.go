@@ -3,6 +3,8 @@ package gossip
 import (
 	"context"
 	"encoding/binary"
+	"math"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -90,7 +92,34 @@ func (f *fanout) run(ctx context.Context, ml *memberlist.Memberlist, peers func(
 	}
 }
 
+// fullFanoutMax is the largest number of other members to which a session move's writer
+// sends it itself, all of them; beyond it, see spreadDegree.
+const fullFanoutMax = 16
+
+// spreadDegree is how many of n other members a fan-out batch goes to: all of them up to
+// fullFanoutMax, else ln n + 4 (10 of 99). Every member that learns a move from a batch then
+// passes it on once to as many (Rebroadcast), so a member is missed only when none of the
+// about n × degree sends reaches it: with probability about e^-degree each (e^-9 at 100
+// nodes), and the next push/pull repairs that.
+func spreadDegree(n int) int {
+	if n <= fullFanoutMax {
+		return n
+	}
+	return min(n, int(math.Ceil(math.Log(float64(n))))+4)
+}
+
+// pickPeers moves k members of peers chosen at random to its front and returns them.
+func pickPeers[T any](peers []T, k int, intN func(int) int) []T {
+	k = min(k, len(peers))
+	for i := range k {
+		j := i + intN(len(peers)-i)
+		peers[i], peers[j] = peers[j], peers[i]
+	}
+	return peers[:k]
+}
+
 func (f *fanout) send(ml *memberlist.Memberlist, peers []memberlist.Node, b []byte) {
+	peers = pickPeers(peers, spreadDegree(len(peers)), rand.IntN)
 	for i := range peers {
 		if err := ml.SendBestEffort(&peers[i], b); err != nil {
 			f.metrics.messages.WithLabelValues(dirSent, resultError).Inc()

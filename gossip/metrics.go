@@ -32,6 +32,7 @@ type nodeMetrics struct {
 	// is a received message in error.
 	messages      *prometheus.CounterVec
 	pushPullBytes *prometheus.CounterVec
+	catchup       *prometheus.CounterVec
 	members       *membersCollector
 }
 
@@ -45,6 +46,10 @@ func newNodeMetrics(counts func() map[string]int) *nodeMetrics {
 			Name: "veloflux_gossip_pushpull_bytes_total",
 			Help: "Bytes of full state exchanged in push/pull, by direction (sent, received).",
 		}, []string{"direction"}),
+		catchup: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "veloflux_gossip_catchup_bytes_total",
+			Help: "Bytes of digest catch-up by direction (sent, received) and part (digest: the push/pull digests; ranges: bucket sums of slots that differ; entries: the entries of buckets that differ).",
+		}, []string{"direction", "part"}),
 		members: &membersCollector{
 			desc: prometheus.NewDesc("veloflux_gossip_members",
 				"Cluster members as this node sees them, by state (alive; departed: left or dead, still retried).",
@@ -57,12 +62,15 @@ func newNodeMetrics(counts func() map[string]int) *nodeMetrics {
 			m.messages.WithLabelValues(dir, res)
 		}
 		m.pushPullBytes.WithLabelValues(dir)
+		for _, part := range []string{"digest", "ranges", "entries"} {
+			m.catchup.WithLabelValues(dir, part)
+		}
 	}
 	return m
 }
 
 func (m *nodeMetrics) register(reg prometheus.Registerer) error {
-	if err := promreg.Register(reg, m.messages, m.pushPullBytes, m.members); err != nil {
+	if err := promreg.Register(reg, m.messages, m.pushPullBytes, m.catchup, m.members); err != nil {
 		return fmt.Errorf("gossip: register metrics: %w", err)
 	}
 	return nil

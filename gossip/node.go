@@ -60,6 +60,9 @@ const (
 	// memberlist keeps every queued message until it has been sent enough times. The oldest are
 	// dropped first; the State's full-state push/pull repairs what they carried.
 	maxQueuedBroadcasts = 4096
+	// maxQueuedReplies bounds the catch-up answers waiting to be sent (each a few messages of
+	// at most 256 KiB); more are dropped and counted, and the next push/pull asks again.
+	maxQueuedReplies = 16
 )
 
 // Member is one cluster member as this node sees it.
@@ -165,6 +168,8 @@ func New(cfg Config, state State, logger *slog.Logger, reg prometheus.Registerer
 		urgent:       n.urgent,
 		bulk:         n.bulk,
 		incoming:     make(chan inbound, cfg.QueueSize),
+		self:         cfg.Name,
+		replies:      make(chan outbound, maxQueuedReplies),
 		meta:         n.localMeta,
 		maxPushBytes: cfg.PushPullMaxBytes,
 		metrics:      n.metrics,
@@ -232,6 +237,7 @@ func (n *Node) Run(ctx context.Context) error {
 	n.join(ctx, ml)
 	wg.Go(func() { n.reconnect(ctx, ml) })
 	wg.Go(func() { n.fan.run(ctx, ml, n.peers) })
+	wg.Go(func() { n.sendReplies(ctx, ml) })
 	<-ctx.Done()
 
 	var errs []error
@@ -318,6 +324,31 @@ func (n *Node) reconnect(ctx context.Context, ml cluster) {
 	}
 }
 
+// sendReplies sends catch-up answers over memberlist's reliable stream until ctx ends. It runs
+// apart from the merge worker, so a slow peer holds up only other answers, never merging.
+func (n *Node) sendReplies(ctx context.Context, ml *memberlist.Memberlist) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case out := <-n.del.replies:
+			peer, ok := n.del.member(out.peer)
+			if !ok {
+				n.metrics.messages.WithLabelValues(dirSent, resultDropped).Add(float64(len(out.msgs)))
+				continue
+			}
+			for _, msg := range out.msgs {
+				if err := ml.SendReliable(&peer, msg); err != nil {
+					n.metrics.messages.WithLabelValues(dirSent, resultError).Inc()
+					n.logger.Debug("catch-up message not sent", "peer", out.peer, "err", err)
+					break
+				}
+				n.metrics.catchup.WithLabelValues(dirSent, catchupPart(msg)).Add(float64(len(msg)))
+			}
+		}
+	}
+}
+
 // Ready is closed once Run has bound its sockets; LocalAddr is valid from then on.
 func (n *Node) Ready() <-chan struct{} { return n.ready }
 
@@ -354,6 +385,20 @@ func (n *Node) Broadcast(msg []byte) error {
 		n.metrics.messages.WithLabelValues(dirSent, resultDropped).Add(float64(over))
 	}
 	return nil
+}
+
+// MustSpread reports whether the cluster has more members than a session move's writer sends
+// it to, so that the members that learn it must pass it on (see Rebroadcast).
+func (n *Node) MustSpread() bool { return n.numMembers()-1 > fullFanoutMax }
+
+// Spread passes a session move learnt from a peer on through the fan-out alone: to
+// spreadDegree random members, not into the broadcast queue. msg is copied.
+func (n *Node) Spread(msg []byte) {
+	if len(msg) > n.maxMsg {
+		n.metrics.messages.WithLabelValues(dirSent, resultError).Inc()
+		return
+	}
+	n.fan.add(msg)
 }
 
 // urgent tells the messages that must not wait behind session pins: health observations and

@@ -24,11 +24,20 @@ func startStoreNode(t testing.TB, name string, seeds ...string) storeNode {
 // startStoreNodeCap is startStoreNode with room for perKind entries of each kind.
 func startStoreNodeCap(t testing.TB, name string, perKind int, seeds ...string) storeNode {
 	t.Helper()
+	return startStoreNodeWith(t, name, perKind, nil, seeds...)
+}
+
+// startStoreNodeWith is startStoreNodeCap with mutate applied to the node's Config.
+func startStoreNodeWith(t testing.TB, name string, perKind int, mutate func(*Config), seeds ...string) storeNode {
+	t.Helper()
 	st, err := NewStore(StoreConfig{NodeName: name, MaxEntriesPerKind: perKind, TombstoneTTL: time.Hour, ExpireInterval: time.Second}, NewClock(nil, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := testConfig(name, [][]byte{key(7, 32)}, seeds...)
+	if mutate != nil {
+		mutate(&cfg)
+	}
 	n, err := New(cfg, st, nil, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)

@@ -36,8 +36,11 @@ const (
 
 // Sessions is a replicated sticky-session store: it has the method set of proxy.SessionStore
 // (without importing proxy) and keeps pins as KindSession entries whose value is the backend ID.
-// A Put is stored locally and broadcast at once; peers that miss the broadcast get the pin by
-// push/pull. Neither method touches the network synchronously. Safe for concurrent use.
+// The proxy writes only moves (a session whose cookie names a backend that failed or was
+// drained), since a cookie carries its own pin; so the table holds nothing for the sessions of
+// healthy backends. A Put is stored locally and broadcast at once; peers that miss the
+// broadcast get the move by push/pull. Neither method touches the network synchronously. Safe
+// for concurrent use.
 type Sessions struct {
 	store  *Store
 	b      Broadcaster

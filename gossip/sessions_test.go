@@ -3,6 +3,7 @@ package gossip
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -442,3 +443,67 @@ func BenchmarkSessionReplication(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "pins/s")
 }
+
+// TestSessionMoveBytes measures what one stored move costs in memory, written locally through
+// Sessions and received as a broadcast, with realistic keys ("<pool>|<22-character session>")
+// and backend IDs. The figure is what docs/clustering.md quotes per moved session; the test
+// fails above 256 bytes, which would put a table of a million moves beyond a quarter GiB.
+func TestSessionMoveBytes(t *testing.T) {
+	const n = 100000
+	ft := testutil.NewClock(testEpoch)
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	session := func(i int) string { return fmt.Sprintf("web|%022d", i) }
+	expires := ft.Now().Add(time.Hour)
+
+	local := newTestStore(t, "node-a", ft, nil)
+	s, err := NewSessions(local, discard{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	backends := []string{"backend-0", "backend-1", "backend-2", "backend-3"}
+	before := heap()
+	for i := range n {
+		s.Put(session(i), backends[i%len(backends)], expires)
+	}
+	perLocal := float64(heap()-before) / n
+	if local.Len(KindSession) != n {
+		t.Fatalf("stored %d, want %d", local.Len(KindSession), n)
+	}
+	var msgs [][]byte
+	for _, e := range local.Snapshot() {
+		m, err := AppendEntry(nil, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, m)
+	}
+
+	peer := newTestStore(t, "node-b", ft, nil)
+	before = heap()
+	for _, m := range msgs {
+		if err := peer.MergeDelta(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	perReceived := float64(heap()-before) / n
+	runtime.KeepAlive(msgs)
+	if peer.Len(KindSession) != n {
+		t.Fatalf("peer holds %d, want %d", peer.Len(KindSession), n)
+	}
+	t.Logf("one move costs %.0f bytes stored locally, %.0f bytes received (%d moves, %d-byte broadcasts)", perLocal, perReceived, n, len(msgs[0]))
+	for what, b := range map[string]float64{"stored locally": perLocal, "received": perReceived} {
+		if b > 256 {
+			t.Errorf("a move %s costs %.0f bytes, above 256", what, b)
+		}
+	}
+}
+
+// discard is a Broadcaster that sends nothing.
+type discard struct{}
+
+func (discard) Broadcast([]byte) error { return nil }

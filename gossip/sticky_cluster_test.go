@@ -6,6 +6,8 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +18,25 @@ import (
 	"github.com/veloflux/veloflux/proxy"
 )
 
+// downSet is a health view whose down backends a test sets; every node of a test shares one,
+// as if the cluster's health consensus had flipped everywhere at once.
+type downSet struct {
+	down atomic.Pointer[map[string]bool]
+}
+
+func (d *downSet) Healthy(id string) bool {
+	m := d.down.Load()
+	return m == nil || !(*m)[id]
+}
+
+func (d *downSet) setDown(ids ...string) {
+	m := map[string]bool{}
+	for _, id := range ids {
+		m[id] = true
+	}
+	d.down.Store(&m)
+}
+
 // stickyNode is one VeloFlux node in miniature: a real proxy whose session store is this
 // package's Sessions over a real memberlist node.
 type stickyNode struct {
@@ -23,16 +44,16 @@ type stickyNode struct {
 	proxy *proxy.Proxy
 }
 
-func startStickyNode(t *testing.T, name string, snap *discovery.Snapshot, seeds ...string) stickyNode {
+func startStickyNode(t *testing.T, name string, snap *discovery.Snapshot, health proxy.HealthView, seeds ...string) stickyNode {
 	t.Helper()
-	sn := startStoreNode(t, name, seeds...)
+	sn := startStoreNodeCap(t, name, 100_000, seeds...)
 	sessions, err := NewSessions(sn.store, sn.Node, nil, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := proxy.DefaultConfig()
 	cfg.Sticky.Secret = []byte("cluster-secret-cluster-secret-42")
-	p, err := proxy.New(cfg, proxy.Options{Sessions: sessions, Registerer: prometheus.NewRegistry()})
+	p, err := proxy.New(cfg, proxy.Options{Sessions: sessions, Health: health, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,9 +65,8 @@ func startStickyNode(t *testing.T, name string, snap *discovery.Snapshot, seeds 
 }
 
 // serve sends one request through the node's proxy and returns the backend that answered and
-// the session cookie it set, if any.
-func (n stickyNode) serve(t *testing.T, cookie string) (backend, setCookie string) {
-	t.Helper()
+// the session cookie it set, if any. It may run on any goroutine.
+func (n stickyNode) serve(cookie string) (backend, setCookie string, err error) {
 	req := httptest.NewRequest(http.MethodGet, "http://app.example/", nil)
 	if cookie != "" {
 		req.Header.Set("Cookie", cookie)
@@ -54,52 +74,168 @@ func (n stickyNode) serve(t *testing.T, cookie string) (backend, setCookie strin
 	rec := httptest.NewRecorder()
 	n.proxy.ServeHTTP(rec, req)
 	if rec.Code != http.StatusOK {
-		t.Fatalf("%s: status %d: %s", n.store.cfg.NodeName, rec.Code, rec.Body)
+		return "", "", fmt.Errorf("%s: status %d: %s", n.store.cfg.NodeName, rec.Code, rec.Body)
 	}
 	setCookie, _, _ = strings.Cut(rec.Header().Get("Set-Cookie"), ";")
-	return rec.Body.String(), setCookie
+	return rec.Body.String(), setCookie, nil
 }
 
-// TestStickySessionsAcrossCluster: with 3 and with 20 nodes, a session created through one
-// node's proxy is routed to the same backend by the proxy of every other node. It reports how
-// long the pin takes to reach every node (median and max of 10 sessions, each created on a
-// different node).
-func TestStickySessionsAcrossCluster(t *testing.T) {
+func (n stickyNode) mustServe(t *testing.T, cookie string) (backend, setCookie string) {
+	t.Helper()
+	backend, setCookie, err := n.serve(cookie)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return backend, setCookie
+}
+
+// stickySnapshot serves one sticky round-robin pool of n real backends b0..b(n-1), each
+// answering with its name.
+func stickySnapshot(t *testing.T, n int) *discovery.Snapshot {
 	var members []discovery.Backend
-	for i := range 5 {
+	for i := range n {
 		name := fmt.Sprintf("b%d", i)
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, name) }))
 		t.Cleanup(srv.Close)
 		members = append(members, discovery.Backend{ID: name, Address: strings.TrimPrefix(srv.URL, "http://"), Weight: 1})
 	}
-	snap := &discovery.Snapshot{
+	return &discovery.Snapshot{
 		Source: "test",
 		Pools:  []discovery.Pool{{Name: "web", Algorithm: "round_robin", Sticky: true, Backends: members}},
 		Routes: []discovery.Route{{Pool: "web"}},
 	}
+}
+
+// startStickyCluster starts size joined sticky nodes n0..n(size-1) sharing health.
+func startStickyCluster(t *testing.T, size int, snap *discovery.Snapshot, health proxy.HealthView) []stickyNode {
+	t.Helper()
+	nodes := []stickyNode{startStickyNode(t, "n0", snap, health)}
+	names := []string{"n0"}
+	for i := 1; i < size; i++ {
+		nodes = append(nodes, startStickyNode(t, fmt.Sprintf("n%d", i), snap, health, nodes[0].LocalAddr()))
+		names = append(names, fmt.Sprintf("n%d", i))
+	}
+	slices.Sort(names)
+	for _, n := range nodes {
+		testutil.Eventually(t, "full membership", seesMembers(n.Node, names...))
+	}
+	return nodes
+}
+
+// TestStickySessionsNeverMove: a session's next request reaches another node at once, before
+// any gossip could have carried anything, and still lands on the session's backend; with three
+// nodes, first requests arrive on all of them at the same moment and every resulting session is
+// honoured by every node. No store holds a single entry afterwards: healthy sessions cost the
+// cluster nothing.
+func TestStickySessionsNeverMove(t *testing.T) {
+	snap := stickySnapshot(t, 3)
+	t.Run("two-node race", func(t *testing.T) {
+		nodes := startStickyCluster(t, 2, snap, nil)
+		const tries = 1000
+		moves := 0
+		for range tries {
+			first, cookie := nodes[0].mustServe(t, "")
+			if cookie == "" {
+				t.Fatal("no session cookie")
+			}
+			if next, _ := nodes[1].mustServe(t, cookie); next != first {
+				moves++
+			}
+		}
+		for _, n := range nodes {
+			if l := n.store.Len(KindSession); l != 0 {
+				t.Errorf("%s holds %d session entries, want 0", n.store.cfg.NodeName, l)
+			}
+		}
+		if moves != 0 {
+			t.Fatalf("%d of %d sessions moved when their next request reached the other node at once", moves, tries)
+		}
+		t.Logf("0 moves in %d two-node races (request via n0, the next via n1 at once)", tries)
+	})
+	t.Run("three nodes, concurrent first requests", func(t *testing.T) {
+		nodes := startStickyCluster(t, 3, snap, nil)
+		const rounds = 1000
+		var moves, sessions atomic.Int64
+		for range rounds {
+			// Each node gets a first request at the same moment, then each resulting session
+			// is asked through the two other nodes at the same moment.
+			var wg sync.WaitGroup
+			var errs [3]error
+			for i, n := range nodes {
+				wg.Go(func() {
+					first, cookie, err := n.serve("")
+					if err != nil || cookie == "" {
+						errs[i] = fmt.Errorf("first request: %v (cookie %q)", err, cookie)
+						return
+					}
+					sessions.Add(1)
+					var inner sync.WaitGroup
+					for j, m := range nodes {
+						if j == i {
+							continue
+						}
+						inner.Go(func() {
+							next, _, err := m.serve(cookie)
+							if err != nil {
+								errs[i] = err
+							} else if next != first {
+								moves.Add(1)
+							}
+						})
+					}
+					inner.Wait()
+				})
+			}
+			wg.Wait()
+			for _, err := range errs {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for _, n := range nodes {
+			if l := n.store.Len(KindSession); l != 0 {
+				t.Errorf("%s holds %d session entries, want 0", n.store.cfg.NodeName, l)
+			}
+		}
+		if moves.Load() != 0 {
+			t.Fatalf("%d moves among %d sessions created concurrently on three nodes", moves.Load(), sessions.Load())
+		}
+		t.Logf("0 moves among %d sessions created by concurrent first requests on three nodes, each asked through the other two at once", sessions.Load())
+	})
+}
+
+// TestStickyMovesOnFailureAlike: with 3 and with 20 nodes, when a backend fails the sessions
+// pinned to it move, each to the same replacement whichever node is asked, and the move reaches
+// every node's store; when the backend comes back, every node keeps the sessions where they
+// moved, for the cookies signed before the move too. It reports how long a move takes to be on
+// every node (median and max over the moved sessions, each moved through a different node).
+func TestStickyMovesOnFailureAlike(t *testing.T) {
+	snap := stickySnapshot(t, 5)
 	for _, size := range []int{3, 20} {
 		t.Run(fmt.Sprintf("%d nodes", size), func(t *testing.T) {
-			nodes := []stickyNode{startStickyNode(t, "n0", snap)}
-			names := []string{"n0"}
-			for i := 1; i < size; i++ {
-				nodes = append(nodes, startStickyNode(t, fmt.Sprintf("n%d", i), snap, nodes[0].LocalAddr()))
-				names = append(names, fmt.Sprintf("n%d", i))
-			}
-			slices.Sort(names)
-			for _, n := range nodes {
-				testutil.Eventually(t, "full membership", seesMembers(n.Node, names...))
-			}
-			var took []time.Duration
-			for s := range 10 {
-				creator := nodes[(s*7)%size]
-				start := time.Now()
-				backend, cookie := creator.serve(t, "")
-				if cookie == "" {
-					t.Fatal("no session cookie")
+			health := &downSet{}
+			nodes := startStickyCluster(t, size, snap, health)
+			const failed = "b0"
+			var cookies []string // sessions pinned to the backend that fails
+			for i := 0; len(cookies) < 10; i++ {
+				backend, cookie := nodes[i%size].mustServe(t, "")
+				if backend == failed {
+					cookies = append(cookies, cookie)
 				}
-				// Ask the others only once the pin is there: a node asked earlier pins the
-				// session itself, and its newer pin would win everywhere.
-				testutil.Eventually(t, "the pin on every node", func() bool {
+			}
+			health.setDown(failed)
+			var took []time.Duration
+			moved := map[string]string{} // original cookie -> replacement
+			for s, cookie := range cookies {
+				mover := nodes[(s*7)%size]
+				start := time.Now()
+				to, _ := mover.mustServe(t, cookie)
+				if to == failed {
+					t.Fatalf("session stayed on %s after it went down", failed)
+				}
+				moved[cookie] = to
+				testutil.Eventually(t, "the move on every node", func() bool {
 					for _, n := range nodes {
 						if n.store.Len(KindSession) != s+1 {
 							return false
@@ -108,16 +244,30 @@ func TestStickySessionsAcrossCluster(t *testing.T) {
 					return true
 				})
 				took = append(took, time.Since(start))
-				for _, n := range nodes {
-					if got, set := n.serve(t, cookie); got != backend || set != "" {
-						t.Errorf("session created on %s at %s: %s answered from %s (new cookie %q)",
-							creator.store.cfg.NodeName, backend, n.store.cfg.NodeName, got, set)
+			}
+			// Every node, asked at the same moment, sends each moved session to the same place.
+			check := func(when string) {
+				t.Helper()
+				for cookie, want := range moved {
+					got := make([]string, size)
+					var wg sync.WaitGroup
+					for i, n := range nodes {
+						wg.Go(func() { got[i], _, _ = n.serve(cookie) })
+					}
+					wg.Wait()
+					for i, g := range got {
+						if g != want {
+							t.Errorf("%s: %s sent a moved session to %q, want %s", when, nodes[i].store.cfg.NodeName, g, want)
+						}
 					}
 				}
 			}
+			check("while " + failed + " is down")
+			health.setDown()
+			check("after " + failed + " came back")
 			slices.Sort(took)
-			t.Logf("%d nodes: session created through one proxy routed identically by all, pin everywhere after median %v, max %v (10 sessions)",
-				size, took[len(took)/2].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond))
+			t.Logf("%d nodes: each of %d sessions moved to the same replacement on every node; the move everywhere after median %v, max %v",
+				size, len(took), took[len(took)/2].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond))
 		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -133,10 +134,11 @@ type StoreConfig struct {
 	// NodeName is this node's name, written as Entry.Node on local writes. Required, at most
 	// MaxNodeBytes bytes; it must be unique in the cluster (it is the LWW tie-breaker).
 	NodeName string `koanf:"-" json:"-"`
-	// MaxEntriesPerKind caps each kind of shared state (sessions, health), tombstones
-	// included, which bounds memory. Default 10000 entries, 1..10000000: a full-state
-	// push/pull is capped (1 MiB by default), which holds about 14,000 session entries; the
-	// cap keeps one kind from crowding out the others under a flood.
+	// MaxEntriesPerKind caps each kind of shared state (session moves, health), tombstones
+	// included, which bounds memory. Default 1000000 entries, 1..10000000: the session table
+	// holds only sessions that moved off a failed or drained backend (a cookie carries its own
+	// pin), about 230 bytes each; the cap keeps one kind from crowding out the others under a
+	// flood.
 	MaxEntriesPerKind int `koanf:"max_entries_per_kind"`
 	// TombstoneTTL is how long a delete is remembered so that a late copy cannot revive the
 	// entry. Default 1h, > 0: longer than any partition we expect to heal from, so the delete
@@ -150,7 +152,7 @@ type StoreConfig struct {
 
 // DefaultStoreConfig returns the defaults documented on StoreConfig; NodeName stays empty.
 func DefaultStoreConfig() StoreConfig {
-	return StoreConfig{MaxEntriesPerKind: 10000, TombstoneTTL: time.Hour, ExpireInterval: 10 * time.Second}
+	return StoreConfig{MaxEntriesPerKind: 1_000_000, TombstoneTTL: time.Hour, ExpireInterval: 10 * time.Second}
 }
 
 // Validate reports every problem at once; the paths of the file's keys are relative to the
@@ -188,16 +190,80 @@ type StoreStats struct {
 // rule (Merge keeps the greater entry per compareEntries), so replicas that have seen the same
 // entries hold the same state whatever the order, grouping or duplication of deliveries.
 // Safe for concurrent use.
+//
+// Each kind's table is split into shardCount shards by a hash of the key, each under its own
+// lock: a walk over a million entries (expiry, digests, snapshots) holds one shard's lock at a
+// time, never the whole store, and writes to other shards go on meanwhile.
 type Store struct {
 	cfg   StoreConfig
 	clock *Clock
 
-	mu       sync.Mutex
-	tables   [kindMax + 1]map[string]Entry
-	onChange []func(Entry)
+	tables [kindMax + 1]table
+
+	hooksMu  sync.Mutex
+	onChange atomic.Pointer[[]func(Entry)]
+
+	// nodes interns writer names: a million entries written by a few nodes share a few strings.
+	nodesMu sync.Mutex
+	nodes   map[string]string
 
 	full, invalid, drift, truncated atomic.Uint64
 }
+
+// shardCount is the number of shards per kind. 256 keeps a shard of a million-entry table
+// near 4,000 entries (a walk of one under its lock takes well under a millisecond) while
+// costing a few KiB when empty.
+const shardCount = 256
+
+// table is one kind's entries.
+type table struct {
+	n      atomic.Int64 // entries over all shards, tombstones and uncollected expired ones included
+	shards [shardCount]shard
+}
+
+type shard struct {
+	mu sync.Mutex
+	m  map[string]record
+}
+
+// record is an entry as the store keeps it: kind and key are where it is filed, the value is
+// a string (immutable, so readers may share it), and the writer's name is interned.
+type record struct {
+	value   string
+	node    string
+	stamp   Timestamp
+	expires int64
+	deleted bool
+}
+
+func (r record) entry(kind Kind, key string) Entry {
+	e := Entry{Kind: kind, Key: key, Stamp: r.stamp, Node: r.node, Deleted: r.deleted, Expires: r.expires}
+	if r.value != "" {
+		e.Value = []byte(r.value)
+	}
+	return e
+}
+
+func (r record) expiredAt(now int64) bool { return r.expires != 0 && r.expires <= now }
+
+// keyHash is FNV-1a of key, finished with MurmurHash3's 64-bit mix so its top bits, which pick
+// the shard and the catch-up bucket, depend on every byte (FNV alone barely moves them for keys
+// that differ in the last byte). Every node computes it alike: catch-up compares buckets.
+func keyHash(key string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(key); i++ {
+		h ^= uint64(key[i])
+		h *= 1099511628211
+	}
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
+}
+
+func (t *table) shard(key string) *shard { return &t.shards[keyHash(key)>>56] }
 
 // NewStore returns an empty store writing as cfg.NodeName and stamping with clock.
 func NewStore(cfg StoreConfig, clock *Clock) (*Store, error) {
@@ -207,21 +273,54 @@ func NewStore(cfg StoreConfig, clock *Clock) (*Store, error) {
 	if clock == nil {
 		return nil, errors.New("gossip: store needs a clock")
 	}
-	s := &Store{cfg: cfg, clock: clock}
+	s := &Store{cfg: cfg, clock: clock, nodes: map[string]string{cfg.NodeName: cfg.NodeName}}
 	for k := KindSession; k <= kindMax; k++ {
-		s.tables[k] = make(map[string]Entry)
+		for i := range s.tables[k].shards {
+			s.tables[k].shards[i].m = make(map[string]record)
+		}
 	}
 	return s, nil
 }
 
+// intern returns the store's copy of a writer name.
+func (s *Store) intern(node string) string {
+	s.nodesMu.Lock()
+	defer s.nodesMu.Unlock()
+	if n, ok := s.nodes[node]; ok {
+		return n
+	}
+	if len(s.nodes) >= maxInternedNodes {
+		return strings.Clone(node)
+	}
+	node = strings.Clone(node)
+	s.nodes[node] = node
+	return node
+}
+
+// maxInternedNodes bounds the intern table: names beyond it are stored uninterned, so a peer
+// writing under ever new names costs memory per entry, not an unbounded table.
+const maxInternedNodes = 4096
+
 // OnChange registers fn to run after every change the store accepts: local Put and Delete, and
 // remote entries that won a Merge. Expiry is not reported: every node expires entries itself at the
-// same absolute time. fn runs on the writer's goroutine outside the store's lock, so it may read
+// same absolute time. fn runs on the writer's goroutine outside the store's locks, so it may read
 // the store, but it must not block: Merge runs on the gossip receive path. Copy and enqueue.
 func (s *Store) OnChange(fn func(Entry)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.onChange = append(s.onChange, fn)
+	s.hooksMu.Lock()
+	defer s.hooksMu.Unlock()
+	var hooks []func(Entry)
+	if cur := s.onChange.Load(); cur != nil {
+		hooks = append(hooks, *cur...)
+	}
+	hooks = append(hooks, fn)
+	s.onChange.Store(&hooks)
+}
+
+func (s *Store) hooks() []func(Entry) {
+	if h := s.onChange.Load(); h != nil {
+		return *h
+	}
+	return nil
 }
 
 // Put writes value under (kind, key), expiring after ttl (never when ttl <= 0), and returns the
@@ -251,25 +350,37 @@ func (s *Store) Delete(kind Kind, key string) (Entry, error) {
 	return stored, nil
 }
 
-// writeLocal stamps e and stores it. The stamp is taken under the lock so that the Clock, which has
-// observed every merged stamp, makes this write beat whatever the key holds.
+// reserve counts a new key in kind's table, refusing it when the table is full.
+func (s *Store) reserve(t *table) bool {
+	if t.n.Add(1) > int64(s.cfg.MaxEntriesPerKind) {
+		t.n.Add(-1)
+		s.full.Add(1)
+		return false
+	}
+	return true
+}
+
+// writeLocal stamps e and stores it. The stamp is taken under the shard's lock so that the
+// Clock, which has observed every merged stamp, makes this write beat whatever the key holds.
 func (s *Store) writeLocal(e Entry) (Entry, error) {
 	if err := e.validate(); err != nil {
 		s.invalid.Add(1)
 		return Entry{}, err
 	}
-	s.mu.Lock()
-	e.Stamp = s.clock.Now()
-	table := s.tables[e.Kind]
-	if _, exists := table[e.Key]; !exists && len(table) >= s.cfg.MaxEntriesPerKind {
-		s.mu.Unlock()
-		s.full.Add(1)
+	t := &s.tables[e.Kind]
+	sh := t.shard(e.Key)
+	rec := record{value: string(e.Value), node: s.cfg.NodeName, expires: e.Expires, deleted: e.Deleted}
+	key := strings.Clone(e.Key)
+	sh.mu.Lock()
+	if _, exists := sh.m[key]; !exists && !s.reserve(t) {
+		sh.mu.Unlock()
 		return Entry{}, fmt.Errorf("%w: %s holds %d entries", ErrStoreFull, e.Kind, s.cfg.MaxEntriesPerKind)
 	}
-	table[e.Key] = e
-	hooks := s.onChange
-	s.mu.Unlock()
-	notify(hooks, e)
+	rec.stamp = s.clock.Now()
+	sh.m[key] = rec
+	sh.mu.Unlock()
+	e.Stamp = rec.stamp
+	notify(s.hooks(), e)
 	return e.clone(), nil
 }
 
@@ -298,23 +409,26 @@ func (s *Store) Merge(e Entry) (bool, error) {
 	if e.expiredAt(now) {
 		return false, nil
 	}
-	s.mu.Lock()
-	table := s.tables[e.Kind]
-	cur, exists := table[e.Key]
-	if exists && !cur.expiredAt(now) && compareEntries(e, cur) <= 0 {
-		s.mu.Unlock()
+	t := &s.tables[e.Kind]
+	sh := t.shard(e.Key)
+	sh.mu.Lock()
+	cur, exists := sh.m[e.Key]
+	if exists && !cur.expiredAt(now) && compareEntries(e, cur.entry(e.Kind, e.Key)) <= 0 {
+		sh.mu.Unlock()
 		return false, nil
 	}
-	if !exists && len(table) >= s.cfg.MaxEntriesPerKind {
-		s.mu.Unlock()
-		s.full.Add(1)
+	if !exists && !s.reserve(t) {
+		sh.mu.Unlock()
 		return false, fmt.Errorf("gossip: merge %s %q: %w: %d entries", e.Kind, e.Key, ErrStoreFull, s.cfg.MaxEntriesPerKind)
 	}
-	e = e.clone() // the caller's buffer is usually a network packet about to be reused
-	table[e.Key] = e
-	hooks := s.onChange
-	s.mu.Unlock()
-	notify(hooks, e)
+	// Copies: the caller's buffer is usually a network packet about to be reused.
+	key := e.Key
+	if !exists {
+		key = strings.Clone(key)
+	}
+	sh.m[key] = record{value: string(e.Value), node: s.intern(e.Node), stamp: e.Stamp, expires: e.Expires, deleted: e.Deleted}
+	sh.mu.Unlock()
+	notify(s.hooks(), e)
 	return true, nil
 }
 
@@ -324,30 +438,43 @@ func (s *Store) Get(kind Kind, key string) (Entry, bool) {
 		return Entry{}, false
 	}
 	now := s.clock.physical().UnixNano()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.tables[kind][key]
-	if !ok || e.Deleted || e.expiredAt(now) {
+	sh := s.tables[kind].shard(key)
+	sh.mu.Lock()
+	r, ok := sh.m[key]
+	sh.mu.Unlock()
+	if !ok || r.deleted || r.expiredAt(now) {
 		return Entry{}, false
 	}
-	return e.clone(), true
+	return r.entry(kind, key), true
+}
+
+// walk calls fn for each record of kind, one shard at a time under that shard's lock; fn must
+// not call back into the store.
+func (s *Store) walk(kind Kind, fn func(key string, r record)) {
+	t := &s.tables[kind]
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		for k, r := range sh.m {
+			fn(k, r)
+		}
+		sh.mu.Unlock()
+	}
 }
 
 // Range calls fn for each live entry of kind in key order until fn returns false. It iterates over
-// a copy taken under the lock, so fn may call back into the store.
+// a copy, so fn may call back into the store.
 func (s *Store) Range(kind Kind, fn func(Entry) bool) {
 	if !kind.Valid() {
 		return
 	}
 	now := s.clock.physical().UnixNano()
-	s.mu.Lock()
-	live := make([]Entry, 0, len(s.tables[kind]))
-	for _, e := range s.tables[kind] {
-		if !e.Deleted && !e.expiredAt(now) {
-			live = append(live, e.clone())
+	var live []Entry
+	s.walk(kind, func(k string, r record) {
+		if !r.deleted && !r.expiredAt(now) {
+			live = append(live, r.entry(kind, k))
 		}
-	}
-	s.mu.Unlock()
+	})
 	slices.SortFunc(live, func(a, b Entry) int { return cmp.Compare(a.Key, b.Key) })
 	for _, e := range live {
 		if !fn(e) {
@@ -362,25 +489,30 @@ func (s *Store) Len(kind Kind) int {
 	if !kind.Valid() {
 		return 0
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.tables[kind])
+	return int(s.tables[kind].n.Load())
 }
 
 // Expire removes every entry and tombstone whose Expires is at or before now and returns how many
 // it removed. The owner calls it periodically; between calls, expired entries are already hidden
-// from Get, Range and Snapshot.
+// from Get, Range and Snapshot. It holds one shard's lock at a time.
 func (s *Store) Expire(now time.Time) int {
 	n := now.UnixNano()
 	removed := 0
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, table := range s.tables {
-		for k, e := range table {
-			if e.expiredAt(n) {
-				delete(table, k)
-				removed++
+	for k := KindSession; k <= kindMax; k++ {
+		t := &s.tables[k]
+		for i := range t.shards {
+			sh := &t.shards[i]
+			sh.mu.Lock()
+			gone := 0
+			for key, r := range sh.m {
+				if r.expiredAt(n) {
+					delete(sh.m, key)
+					gone++
+				}
 			}
+			sh.mu.Unlock()
+			t.n.Add(int64(-gone))
+			removed += gone
 		}
 	}
 	return removed
@@ -406,16 +538,14 @@ func (s *Store) Run(ctx context.Context) error {
 // and then key. It is what a full-state push/pull sends.
 func (s *Store) Snapshot() []Entry {
 	now := s.clock.physical().UnixNano()
-	s.mu.Lock()
 	var out []Entry
-	for _, table := range s.tables {
-		for _, e := range table {
-			if !e.expiredAt(now) {
-				out = append(out, e.clone())
+	for k := KindSession; k <= kindMax; k++ {
+		s.walk(k, func(key string, r record) {
+			if !r.expiredAt(now) {
+				out = append(out, r.entry(k, key))
 			}
-		}
+		})
 	}
-	s.mu.Unlock()
 	slices.SortFunc(out, func(a, b Entry) int {
 		if a.Kind != b.Kind {
 			return cmp.Compare(b.Kind, a.Kind)

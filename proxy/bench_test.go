@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -220,4 +221,47 @@ func cpuTime(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkTracingHooks measures what tracing adds to one request apart from the rest of the
+// round trip: the server span, the attempt's context written into the backend request and the
+// end of the span, through the real tracer provider at sample_ratio 0.01 and 1.
+func BenchmarkTracingHooks(b *testing.B) {
+	col := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	defer col.Close()
+	for _, ratio := range []float64{0.01, 1} {
+		b.Run(fmt.Sprintf("ratio_%g", ratio), func(b *testing.B) {
+			tc := vftracing.DefaultConfig()
+			tc.Enabled, tc.Protocol, tc.Endpoint, tc.SampleRatio, tc.QueueSize = true, vftracing.ProtocolHTTP, col.URL, ratio, 1<<16
+			prov, err := vftracing.New(b.Context(), tc, vftracing.Options{LookupEnv: func(string) (string, bool) { return "", false }})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- prov.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			p := newProxy(b, DefaultConfig(), Options{TracerProvider: prov.TracerProvider()},
+				onePoolSnapshot("round_robin", false, member("ok", "127.0.0.1:1", 1)))
+			tbl := p.table.Load()
+			rt, pl := tbl.router.match("app.example.com", "/api"), tbl.pools[0]
+			in := httptest.NewRequest(http.MethodGet, "http://app.example.com/api/v1/users?id=7", nil)
+			out := in.Clone(context.Background())
+			b.ReportAllocs()
+			for b.Loop() {
+				st := p.getState()
+				st.reqID, st.route, st.pool, st.backend = "id", rt, pl, pl.backends[0]
+				st.markTried(st.backend)
+				p.tracing.startRequest(st, in)
+				if span := p.tracing.startAttempt(st, out); span != nil {
+					endAttempt(span, &http.Response{StatusCode: http.StatusOK}, nil)
+				}
+				p.tracing.endRequest(st, in, http.StatusOK)
+				p.putState(st)
+			}
+		})
+	}
 }

@@ -3,30 +3,30 @@ package proxy
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzStickyCookie checks that no cookie value a client can send crashes verification, and
 // that only values this signer made are accepted.
 func FuzzStickyCookie(f *testing.F) {
 	signer := newCookieSigner([]byte("0123456789abcdef0123456789abcdef"))
-	_, good := signer.newSession()
+	good := signer.newSession(signer.tag("b0"), time.Unix(1_800_000_000, 0))
 	f.Add(good)
 	f.Add(good[:len(good)-1] + "A")
 	f.Add("")
 	f.Add(strings.Repeat(".", cookieLen))
 	f.Fuzz(func(t *testing.T, value string) {
-		session, ok := signer.verify(value)
+		c, ok := signer.verify(value)
 		if !ok {
 			return
 		}
-		// Only the one value the signer itself makes for this session may pass: anything
-		// else would be a forged MAC or a second spelling of the same session.
-		var raw [sessionBytes]byte
-		if _, err := cookieEncoding.Decode(raw[:], []byte(session)); err != nil {
-			t.Fatalf("accepted session %q does not decode: %v", session, err)
+		// Only the one value the signer itself makes for this session, tag and issue time
+		// may pass: anything else would be a forged MAC or a second spelling of one cookie.
+		if want := signer.sign(c.raw, c.tag, c.issued); value != want {
+			t.Fatalf("accepted %q, but the signed value of its session, tag and issue time is %q", value, want)
 		}
-		if want := signer.sign(raw); value != want {
-			t.Fatalf("accepted %q, but the signed value of its session is %q", value, want)
+		if c.session != value[:sessionLen] {
+			t.Fatalf("session %q is not the first %d characters of %q", c.session, sessionLen, value)
 		}
 	})
 }

@@ -19,6 +19,7 @@ type metrics struct {
 	retries     *prometheus.CounterVec
 	rateLimited prometheus.Counter
 	geoRequests *prometheus.CounterVec
+	sticky      *prometheus.CounterVec
 
 	// Client connection defences, fed by Server.
 	rejections   *prometheus.CounterVec
@@ -52,6 +53,10 @@ func newMetrics(p *Proxy, reg prometheus.Registerer) (*metrics, error) {
 			Name: "veloflux_geo_requests_total",
 			Help: "Requests on geo routes, by client country (unknown when not located) and region served or redirected to (none when no backend was healthy).",
 		}, []string{"country", "region"}),
+		sticky: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "veloflux_sticky_requests_total",
+			Help: "Requests to sticky pools, by pool and outcome: new (no valid cookie: a new session), hit (sent where the cookie says), moved (sent where a stored move says), repin (the session's backend was down, drained or gone: moved and the move stored).",
+		}, []string{"pool", "outcome"}),
 		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "veloflux_client_rejections_total",
 			Help: "Requests and connections refused by a protocol defence, by protocol (http1, http2) and reason.",
@@ -78,7 +83,7 @@ func newMetrics(p *Proxy, reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	if err := promreg.Register(reg,
-		m.requests, m.duration, m.retries, m.rateLimited, m.geoRequests, backendCollector{p},
+		m.requests, m.duration, m.retries, m.rateLimited, m.geoRequests, m.sticky, backendCollector{p},
 		m.rejections, m.acceptErrors, m.clientConns, m.connLimit, m.connsClosed, m.redirects,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "veloflux_draining",

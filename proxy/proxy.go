@@ -508,54 +508,99 @@ func (p *Proxy) pick(st *reqState, w http.ResponseWriter, r *http.Request) *upst
 	return st.ups[st.pool.policy.Pick(st.cands, st.key)]
 }
 
+// pickSticky honours, in order: the session's move in the SessionStore, the backend its
+// cookie names, and otherwise moves the session by rendezvous hashing of its ID over the
+// healthy backends, which every node computes alike. Only that last case writes to the store,
+// so a session whose backend stays up costs the cluster nothing and cannot move, whichever
+// node each of its requests reaches. A move outranks the cookie because cookies signed
+// before it (parallel requests, other tabs) may still name the failed backend after it
+// comes back.
 func (p *Proxy) pickSticky(st *reqState, w http.ResponseWriter, r *http.Request) *upstream {
 	sc := &st.set.cfg.Sticky
+	signer := st.set.signer
 	now := st.start
 	if c, err := r.Cookie(sc.CookieName); err == nil {
-		if session, ok := st.set.signer.verify(c.Value); ok {
-			key := st.pool.name + "|" + session
-			id, exp, pinned := p.sessions.Get(key)
-			if pinned {
-				// A geo route looks for the pin in every region: a session stays in its
-				// region while its backend is up, even when the client's nearest changes.
-				for i, u := range st.ups {
-					if u.id == id {
-						if exp.Sub(now) < sc.TTL/2 {
-							p.sessions.Put(key, id, now.Add(sc.TTL))
-							setStickyCookie(w, sc, c.Value)
-						}
+		if ck, ok := signer.verify(c.Value); ok && now.Before(ck.issued.Add(sc.TTL)) {
+			key := st.pool.name + "|" + ck.session
+			prefer := "" // the region of the backend the session leaves, for geo routes
+			id, exp, moved := p.sessions.Get(key)
+			if moved {
+				if u := st.upByID(id); u != nil {
+					if exp.Sub(now) < sc.TTL/2 {
+						p.sessions.Put(key, id, now.Add(sc.TTL))
+					}
+					p.stickyCookieFor(w, st, ck, u, now)
+					st.sticky = stickyMoved
+					p.metrics.sticky.WithLabelValues(st.pool.name, st.sticky.String()).Inc()
+					return u
+				}
+				prefer = st.pinnedRegion(id)
+			} else {
+				for _, u := range st.ups {
+					if u.tagOf(signer) == ck.tag {
+						p.stickyCookieFor(w, st, ck, u, now)
 						st.sticky = stickyHit
-						return st.ups[i]
+						p.metrics.sticky.WithLabelValues(st.pool.name, st.sticky.String()).Inc()
+						return u
 					}
 				}
+				prefer = st.taggedRegion(signer, ck.tag)
 			}
-			// The pin is missing, its backend is down or gone: every node re-pins the session
-			// to the same backend by hashing its ID over the healthy set. A geo route keeps
-			// the session in the region of its old backend while that region has one up,
-			// else moves it to the client's nearest region with one.
+			// The session's backend is down, drained or gone: every node moves it to the
+			// same backend by hashing its ID over the healthy set. A geo route keeps the
+			// session in the region of its old backend while that region has one up, else
+			// moves it to the client's nearest region with one.
 			if st.geo {
-				prefer := ""
-				if pinned {
-					prefer = st.pinnedRegion(id)
-				}
 				st.narrow(prefer)
 			}
-			u := st.ups[balance.Rendezvous(st.cands, balance.HashString(session))]
+			u := st.ups[balance.Rendezvous(st.cands, balance.HashString(ck.session))]
 			p.sessions.Put(key, u.id, now.Add(sc.TTL))
-			setStickyCookie(w, sc, c.Value)
+			setStickyCookie(w, sc, signer.sign(ck.raw, u.tagOf(signer), now))
 			st.sticky = stickyRepin
+			p.metrics.sticky.WithLabelValues(st.pool.name, st.sticky.String()).Inc()
 			return u
 		}
 	}
-	session, value := st.set.signer.newSession()
 	if st.geo {
 		st.narrow("")
 	}
 	u := st.ups[st.pool.policy.Pick(st.cands, st.key)]
-	p.sessions.Put(st.pool.name+"|"+session, u.id, now.Add(sc.TTL))
-	setStickyCookie(w, sc, value)
+	setStickyCookie(w, sc, signer.newSession(u.tagOf(signer), now))
 	st.sticky = stickyNew
+	p.metrics.sticky.WithLabelValues(st.pool.name, st.sticky.String()).Inc()
 	return u
+}
+
+// stickyCookieFor signs the cookie again when it names another backend than u (the session
+// moved) or has lived more than half its TTL, so a client in use never sees it expire.
+func (p *Proxy) stickyCookieFor(w http.ResponseWriter, st *reqState, ck verifiedCookie, u *upstream, now time.Time) {
+	sc := &st.set.cfg.Sticky
+	tag := u.tagOf(st.set.signer)
+	if tag == ck.tag && now.Sub(ck.issued) < sc.TTL/2 {
+		return
+	}
+	setStickyCookie(w, sc, st.set.signer.sign(ck.raw, tag, now))
+}
+
+// upByID returns the healthy candidate with backend ID id, or nil.
+func (st *reqState) upByID(id string) *upstream {
+	for _, u := range st.ups {
+		if u.id == id {
+			return u
+		}
+	}
+	return nil
+}
+
+// taggedRegion returns the region of the pool's backend with tag, down or not, or "" when the
+// pool has none.
+func (st *reqState) taggedRegion(signer *cookieSigner, tag backendTag) string {
+	for _, u := range st.pool.backends {
+		if u.tagOf(signer) == tag {
+			return st.regionOf(u)
+		}
+	}
+	return ""
 }
 
 func setStickyCookie(w http.ResponseWriter, sc *StickyConfig, value string) {

@@ -107,7 +107,9 @@ func (p *Proxy) attempt(st *reqState, req *http.Request) (*http.Response, error)
 	if err != nil {
 		if st.span != nil {
 			// A try that found no free slot is an attempt too: a retry follows it.
-			endAttempt(p.tracing.startAttempt(st, req), nil, err)
+			if span := p.tracing.startAttempt(st, req); span != nil {
+				endAttempt(span, nil, err)
+			}
 		}
 		if errors.Is(err, errAtCapacity) {
 			p.log.Debug("backend at its connection limit", "request_id", st.reqID, "pool", st.pool.name,

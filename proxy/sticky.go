@@ -5,23 +5,40 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"hash"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
-// A sticky cookie is "<session>.<mac>": session is 16 random bytes and mac the first 16
-// bytes of HMAC-SHA256(secret, session), both base64url without padding. The cookie names
-// no backend: the pin lives in the SessionStore, so a client cannot pick its backend and a
-// pin can move (failover) without rewriting cookies.
+// A sticky cookie is "<session>.<pin>", both base64url without padding. session is 16 random
+// bytes. pin is tag (8) | issued (4) | mac (16): tag is a keyed hash of the backend the session
+// is pinned to, issued the Unix second the cookie was signed, and mac the first 16 bytes of
+// HMAC-SHA256(secret, session | tag | issued). The cookie carries its own pin, so every node
+// that shares the secret honours it at once, with no lookup and no coordination: a session's
+// second request may reach another node a microsecond after the first and still land on the
+// same backend. The tag is keyed so a client learns nothing about backend IDs and cannot pick
+// one. Only moves (the pinned backend failed or was drained) go to the SessionStore.
 const (
 	sessionBytes = 16
+	tagBytes     = 8
+	issuedBytes  = 4
 	macBytes     = 16
+	pinBytes     = tagBytes + issuedBytes + macBytes
 	sessionLen   = 22 // base64.RawURLEncoding.EncodedLen(sessionBytes)
-	cookieLen    = sessionLen + 1 + 22
+	pinLen       = 38 // base64.RawURLEncoding.EncodedLen(pinBytes)
+	cookieLen    = sessionLen + 1 + pinLen
+)
+
+// Domain separation of the two things the secret keys: a cookie MAC and a backend tag can never
+// be confused for each other.
+const (
+	macDomain byte = 'c'
+	tagDomain byte = 'b'
 )
 
 // cookieEncoding is strict so that each session has exactly one valid cookie value.
@@ -31,16 +48,21 @@ var cookieEncoding = base64.RawURLEncoding.Strict()
 type StickyConfig struct {
 	// CookieName is the cookie's name. Default "vf_session".
 	CookieName string
-	// TTL is how long a pin and its cookie live without use. Default 1h.
+	// TTL is how long a session and its cookie live without use. Default 1h. A cookie is
+	// signed again, with a new issue time, when more than half of it has passed.
 	TTL time.Duration
 	// Secure, HTTPOnly and SameSite are the cookie attributes. Defaults false, true, Lax.
 	Secure   bool
 	HTTPOnly bool
 	SameSite http.SameSite
-	// Secret keys the cookie HMAC. Nodes sharing sessions must share it. Required (>= 32
-	// bytes) when any pool is sticky.
+	// Secret keys the cookie HMAC and the backend tags. Nodes sharing sessions must share it.
+	// Required (>= 32 bytes) when any pool is sticky.
 	Secret []byte
 }
+
+// backendTag names a backend in a cookie: the first 8 bytes of HMAC-SHA256(secret, 'b' | ID).
+// Two backends of one pool share a tag with probability 2^-64.
+type backendTag [tagBytes]byte
 
 // cookieSigner signs and verifies session cookies, reusing HMAC states across requests.
 type cookieSigner struct {
@@ -52,58 +74,112 @@ func newCookieSigner(secret []byte) *cookieSigner {
 	return &cookieSigner{macs: sync.Pool{New: func() any { return hmac.New(sha256.New, key) }}}
 }
 
-func (s *cookieSigner) mac(session []byte, out *[sha256.Size]byte) {
+// sum writes HMAC-SHA256(secret, data) to out. data starts with its domain byte.
+func (s *cookieSigner) sum(data []byte, out *[sha256.Size]byte) {
 	h := s.macs.Get().(hash.Hash)
 	h.Reset()
-	h.Write(session)
+	h.Write(data)
 	h.Sum(out[:0])
 	s.macs.Put(h)
 }
 
-// verify returns the session part of a well-formed, correctly signed cookie value. Forged,
-// tampered or malformed values return ok=false: the client simply gets a new session.
-func (s *cookieSigner) verify(value string) (session string, ok bool) {
-	if len(value) != cookieLen || value[sessionLen] != '.' {
-		return "", false
-	}
-	var raw [sessionBytes]byte
-	var gotMAC [macBytes]byte
-	if n, err := cookieEncoding.Decode(raw[:], []byte(value[:sessionLen])); err != nil || n != sessionBytes {
-		return "", false
-	}
-	if n, err := cookieEncoding.Decode(gotMAC[:], []byte(value[sessionLen+1:])); err != nil || n != macBytes {
-		return "", false
-	}
-	var want [sha256.Size]byte
-	s.mac(raw[:], &want)
-	if !hmac.Equal(gotMAC[:], want[:macBytes]) {
-		return "", false
-	}
-	return value[:sessionLen], true
+// tag computes the tag of backend id; the request path reads it cached on the upstream.
+func (s *cookieSigner) tag(id string) backendTag {
+	var sum [sha256.Size]byte
+	s.sum(append([]byte{tagDomain}, id...), &sum)
+	return backendTag(sum[:tagBytes])
 }
 
-// newSession returns a fresh session ID and its signed cookie value.
-func (s *cookieSigner) newSession() (session, value string) {
+// signedPart is what a cookie's MAC covers: macDomain | session | tag | issued.
+type signedPart [1 + sessionBytes + tagBytes + issuedBytes]byte
+
+// verifiedCookie is a cookie that verified.
+type verifiedCookie struct {
+	session string // the session part of the cookie value, its ID in the SessionStore
+	raw     [sessionBytes]byte
+	tag     backendTag
+	issued  time.Time
+}
+
+// verify parses and checks a cookie value. Forged, tampered or malformed values return
+// ok=false: the client simply gets a new session. Expiry is the caller's to judge.
+func (s *cookieSigner) verify(value string) (c verifiedCookie, ok bool) {
+	if len(value) != cookieLen || value[sessionLen] != '.' {
+		return c, false
+	}
+	var signed signedPart
+	var pin [pinBytes]byte
+	if n, err := cookieEncoding.Decode(signed[1:1+sessionBytes], []byte(value[:sessionLen])); err != nil || n != sessionBytes {
+		return c, false
+	}
+	if n, err := cookieEncoding.Decode(pin[:], []byte(value[sessionLen+1:])); err != nil || n != pinBytes {
+		return c, false
+	}
+	signed[0] = macDomain
+	copy(signed[1+sessionBytes:], pin[:tagBytes+issuedBytes])
+	var want [sha256.Size]byte
+	s.sum(signed[:], &want)
+	if !hmac.Equal(pin[tagBytes+issuedBytes:], want[:macBytes]) {
+		return c, false
+	}
+	c.session = value[:sessionLen]
+	copy(c.raw[:], signed[1:])
+	copy(c.tag[:], pin[:tagBytes])
+	c.issued = time.Unix(int64(binary.BigEndian.Uint32(pin[tagBytes:])), 0)
+	return c, true
+}
+
+// newSession returns the cookie value of a fresh session pinned to tag, issued at now.
+func (s *cookieSigner) newSession(tag backendTag, now time.Time) string {
 	var raw [sessionBytes]byte
 	rand.Read(raw[:]) // never fails: crypto/rand crashes the process rather than return an error
-	v := s.sign(raw)
-	return v[:sessionLen], v
+	return s.sign(raw, tag, now)
 }
 
-// sign returns the cookie value of a session.
-func (s *cookieSigner) sign(raw [sessionBytes]byte) string {
+// sign returns the cookie value of session raw pinned to tag, issued at now.
+func (s *cookieSigner) sign(raw [sessionBytes]byte, tag backendTag, now time.Time) string {
+	var signed signedPart
+	signed[0] = macDomain
+	copy(signed[1:], raw[:])
+	copy(signed[1+sessionBytes:], tag[:])
+	binary.BigEndian.PutUint32(signed[1+sessionBytes+tagBytes:], uint32(now.Unix()))
 	var sum [sha256.Size]byte
-	s.mac(raw[:], &sum)
+	s.sum(signed[:], &sum)
+	var pin [pinBytes]byte
+	copy(pin[:], signed[1+sessionBytes:])
+	copy(pin[tagBytes+issuedBytes:], sum[:macBytes])
 	buf := make([]byte, cookieLen)
 	cookieEncoding.Encode(buf, raw[:])
 	buf[sessionLen] = '.'
-	cookieEncoding.Encode(buf[sessionLen+1:], sum[:macBytes])
+	cookieEncoding.Encode(buf[sessionLen+1:], pin[:])
 	return string(buf)
 }
 
-// LocalSessions is an in-process SessionStore with a bounded number of pins: when full,
-// the least recently used pin is dropped (its client is re-pinned by rendezvous hashing,
-// which lands on the same backend while the backend set is unchanged).
+// upstreamTag caches a backend's tag under one signer; a reload with a new secret makes a new
+// signer, and the tag is computed again on first use.
+type upstreamTag struct {
+	signer *cookieSigner
+	tag    backendTag
+}
+
+// tagCache is embedded in upstream.
+type tagCache struct{ p atomic.Pointer[upstreamTag] }
+
+// tagOf returns the tag of u under signer, computing it once per signer.
+func (u *upstream) tagOf(signer *cookieSigner) backendTag {
+	if t := u.tags.p.Load(); t != nil && t.signer == signer {
+		return t.tag
+	}
+	t := &upstreamTag{signer: signer, tag: signer.tag(u.id)}
+	u.tags.p.Store(t)
+	return t.tag
+}
+
+// LocalSessions is an in-process SessionStore with a bounded number of moves (sessions whose
+// cookie names a backend that failed or was drained): when full, the least recently used move
+// is dropped, and its client goes back to the backend its cookie names while that one is up,
+// or is moved again by rendezvous hashing, which picks the same backend while the set of
+// healthy backends is unchanged.
 type LocalSessions struct {
 	mu  sync.Mutex
 	lru *lru.LRU[string, localPin]
@@ -115,7 +191,7 @@ type localPin struct {
 	expires time.Time
 }
 
-// NewLocalSessions returns a store holding at most max pins (default 100000 when max <= 0).
+// NewLocalSessions returns a store holding at most max moves (default 100000 when max <= 0).
 func NewLocalSessions(max int) *LocalSessions {
 	if max <= 0 {
 		max = 100000

@@ -141,16 +141,19 @@ func modifyAt(v string, i int, xor byte) string {
 
 func TestStickyTamperedCookie(t *testing.T) {
 	other := newCookieSigner([]byte("another secret, also 32 bytes ok"))
-	_, forged := other.newSession()
+	forged := other.newSession(other.tag("b0"), time.Now())
 	tests := []struct {
 		name   string
 		tamper func(string) string
 	}{
-		{"flipped MAC character", func(v string) string { return modifyAt(v, sessionLen+1+5, 0x20) }},
+		{"flipped tag character", func(v string) string { return modifyAt(v, sessionLen+1+2, 0x20) }},
+		{"flipped issue time character", func(v string) string { return modifyAt(v, sessionLen+1+12, 0x01) }},
+		{"flipped MAC character", func(v string) string { return modifyAt(v, sessionLen+1+25, 0x20) }},
 		{"flipped session character", func(v string) string { return modifyAt(v, 3, 0x20) }},
 		// The last session character carries 2 data bits and 4 padding bits; a lenient
 		// decoder would accept this as a second spelling, and so a second session.
 		{"padding bits of the last session character", func(v string) string { return modifyAt(v, sessionLen-1, 0x01) }},
+		{"padding bits of the last pin character", func(v string) string { return modifyAt(v, cookieLen-1, 0x01) }},
 		{"truncated", func(v string) string { return v[:len(v)-1] }},
 		{"separator replaced", func(v string) string { return v[:sessionLen] + "_" + v[sessionLen+1:] }},
 		{"signed with another secret", func(string) string { return forged }},
@@ -194,12 +197,18 @@ func rendezvousChoice(session string, ids ...string) string {
 	return ids[balance.Rendezvous(cands, balance.HashString(session))]
 }
 
+// TestStickyFailover: a session whose backend goes down moves to the rendezvous choice over
+// the others, stores that one move, gets its cookie signed again for the new backend, and stays
+// there when the old backend comes back, also for requests that still carry the old cookie.
+// While nothing fails the store holds nothing.
 func TestStickyFailover(t *testing.T) {
 	_, snap := stickyPool(t, "round_robin", 3)
 	health := &downSet{}
-	tp := startProxy(t, stickyConfig(), Options{Health: health}, snap)
+	moves := NewLocalSessions(0)
+	tp := startProxy(t, stickyConfig(), Options{Health: health, Sessions: moves}, snap)
 	c := newClient(t)
 	all := []string{"b0", "b1", "b2"}
+	signer := tp.settings.Load().signer
 
 	first := send(t, c, http.MethodGet, tp.url+"/", "", nil, "")
 	cookie := stickyCookie(first, "vf_session")
@@ -207,6 +216,14 @@ func TestStickyFailover(t *testing.T) {
 		t.Fatalf("no cookie issued")
 	}
 	pinned := first.header.Get("X-Backend")
+	for i := range 5 {
+		if got := send(t, c, http.MethodGet, tp.url+"/", "", withCookie(cookie.Value, "198.51.100.1"), "").header.Get("X-Backend"); got != pinned {
+			t.Fatalf("request %d went to %s, want %s", i, got, pinned)
+		}
+	}
+	if n := moves.Len(); n != 0 {
+		t.Fatalf("store holds %d entries while nothing failed, want 0", n)
+	}
 	var rest []string
 	for _, id := range all {
 		if id != pinned {
@@ -216,24 +233,96 @@ func TestStickyFailover(t *testing.T) {
 	want := rendezvousChoice(cookie.Value[:sessionLen], rest...)
 
 	health.setDown(pinned)
-	for i := 0; i < 5; i++ {
+	var moved *http.Cookie
+	for i := range 5 {
 		r := send(t, c, http.MethodGet, tp.url+"/", "", withCookie(cookie.Value, "198.51.100.1"), "")
 		if got := r.header.Get("X-Backend"); got != want {
 			t.Fatalf("request %d after %s went down reached %s, want rendezvous choice %s", i, pinned, got, want)
 		}
-		if i == 0 {
-			if ck := stickyCookie(r, "vf_session"); ck == nil || ck.Value != cookie.Value {
-				t.Fatalf("failover did not refresh the same session cookie: %v", ck)
-			}
+		ck := stickyCookie(r, "vf_session")
+		if ck == nil || ck.Value[:sessionLen] != cookie.Value[:sessionLen] {
+			t.Fatalf("request %d: the move did not re-sign the same session: %v", i, ck)
 		}
+		v, ok := signer.verify(ck.Value)
+		if !ok || v.tag != signer.tag(want) {
+			t.Fatalf("re-signed cookie %q does not name %s", ck.Value, want)
+		}
+		moved = ck
+	}
+	if n := moves.Len(); n != 1 {
+		t.Fatalf("store holds %d entries after one session moved, want 1", n)
 	}
 
 	health.setDown()
-	for i := 0; i < 5; i++ {
-		r := send(t, c, http.MethodGet, tp.url+"/", "", withCookie(cookie.Value, "198.51.100.1"), "")
-		if got := r.header.Get("X-Backend"); got != want {
-			t.Fatalf("after %s recovered the session went to %s, want it to stay on %s", pinned, got, want)
+	for _, ck := range []*http.Cookie{cookie, moved} {
+		for range 3 {
+			r := send(t, c, http.MethodGet, tp.url+"/", "", withCookie(ck.Value, "198.51.100.1"), "")
+			if got := r.header.Get("X-Backend"); got != want {
+				t.Fatalf("after %s recovered, cookie %q went to %s, want it to stay on %s", pinned, ck.Value, got, want)
+			}
 		}
+	}
+	// Once stored, the move decides for both cookies, the new one too.
+	for outcome, want := range map[string]float64{"new": 1, "hit": 5, "repin": 1, "moved": 4 + 6} {
+		if got := counterValue(t, tp.reg, "veloflux_sticky_requests_total", map[string]string{"pool": "web", "outcome": outcome}); got != want {
+			t.Errorf("veloflux_sticky_requests_total{outcome=%q} = %v, want %v", outcome, got, want)
+		}
+	}
+}
+
+// TestStickyCookieLifetime: a cookie is honoured until its TTL has passed since it was signed,
+// signed again once half of that has passed, and after it a new session starts.
+func TestStickyCookieLifetime(t *testing.T) {
+	_, snap := stickyPool(t, "round_robin", 3)
+	cfg := stickyConfig()
+	tp := startProxy(t, cfg, Options{}, snap)
+	c := newClient(t)
+	signer := tp.settings.Load().signer
+	first := send(t, c, http.MethodGet, tp.url+"/", "", nil, "")
+	orig, ok := signer.verify(stickyCookie(first, "vf_session").Value)
+	if !ok {
+		t.Fatal("issued cookie does not verify")
+	}
+	pinned := first.header.Get("X-Backend")
+	tests := []struct {
+		name      string
+		age       time.Duration
+		wantSame  bool // same session, same backend
+		wantFresh bool // a new cookie is set
+	}{
+		{"young", cfg.Sticky.TTL / 4, true, false},
+		{"past half its TTL", cfg.Sticky.TTL * 3 / 4, true, true},
+		{"expired", cfg.Sticky.TTL + time.Minute, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			value := signer.sign(orig.raw, orig.tag, time.Now().Add(-tt.age))
+			var sameBackend bool
+			// An expired session starts anew wherever the policy puts it, which may be the
+			// old backend: only the session ID tells.
+			r := send(t, c, http.MethodGet, tp.url+"/", "", withCookie(value, "198.51.100.1"), "")
+			sameBackend = r.header.Get("X-Backend") == pinned
+			ck := stickyCookie(r, "vf_session")
+			if (ck != nil) != tt.wantFresh {
+				t.Fatalf("cookie set = %v, want %v", ck != nil, tt.wantFresh)
+			}
+			if tt.wantSame && !sameBackend {
+				t.Fatalf("went to %s, want %s", r.header.Get("X-Backend"), pinned)
+			}
+			if ck == nil {
+				return
+			}
+			got, ok := signer.verify(ck.Value)
+			if !ok {
+				t.Fatalf("new cookie %q does not verify", ck.Value)
+			}
+			if (got.session == orig.session) != tt.wantSame {
+				t.Fatalf("session kept = %v, want %v", got.session == orig.session, tt.wantSame)
+			}
+			if since := time.Since(got.issued); since > time.Minute || since < -time.Second {
+				t.Fatalf("new cookie issued %v ago, want now", since)
+			}
+		})
 	}
 }
 

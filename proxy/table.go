@@ -33,6 +33,7 @@ type upstream struct {
 	// maxConns is the pool's discovery.Pool.MaxConnsPerBackend, 0 for Config's. Written and
 	// read under Proxy.mu only: requests read the cap from conns.
 	maxConns int
+	tags     tagCache // its sticky-cookie tag under the current cookie signer
 }
 
 // connLimit is the cap of a backend whose pool asks for poolMax (0: none) under a proxy whose

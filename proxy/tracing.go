@@ -51,8 +51,9 @@ type stickyHow uint8
 
 const (
 	stickyNone  stickyHow = iota // not a sticky pool
-	stickyHit                    // the session's pin was up and used
-	stickyRepin                  // the pin was missing or down: the session was pinned again
+	stickyHit                    // the backend the cookie names was up and used
+	stickyMoved                  // a stored move of the session was followed
+	stickyRepin                  // the session's backend was down, drained or gone: moved, and the move stored
 	stickyNew                    // a new session
 )
 
@@ -60,6 +61,8 @@ func (s stickyHow) String() string {
 	switch s {
 	case stickyHit:
 		return "hit"
+	case stickyMoved:
+		return "moved"
 	case stickyRepin:
 		return "repin"
 	case stickyNew:
@@ -75,6 +78,13 @@ type tracing struct {
 	prop   propagation.TextMapPropagator
 	trust  TraceTrust
 }
+
+// The start options of the two kinds of span, made once: a variadic call with a fresh
+// option would allocate its slice on every request.
+var (
+	serverSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
+	clientSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
+)
 
 func newTracing(opts Options) *tracing {
 	if opts.TracerProvider == nil {
@@ -97,7 +107,7 @@ func (t *tracing) startRequest(st *reqState, r *http.Request) {
 	if t.trust == TraceTrustAll || t.trust == TraceTrustTrusted && st.trusted {
 		ctx = t.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
 	}
-	ctx, span := t.tracer.Start(ctx, spanMethod(r.Method), trace.WithSpanKind(trace.SpanKindServer))
+	ctx, span := t.tracer.Start(ctx, spanMethod(r.Method), serverSpan...)
 	st.tctx, st.span = ctx, span
 	if !span.IsRecording() {
 		return
@@ -172,34 +182,38 @@ func (t *tracing) endRequest(st *reqState, r *http.Request, code int) {
 }
 
 // startAttempt starts the client span of one try to st.backend and writes its context into
-// the outbound request's headers, so the backend's work is a child of the attempt.
+// the outbound request's headers, so the backend's work is a child of the attempt. A request
+// that is not recorded gets no attempt span, which nobody would see: the backend is handed
+// the server span's context, unsampled, and startAttempt returns nil.
 func (t *tracing) startAttempt(st *reqState, req *http.Request) trace.Span {
-	ctx, span := t.tracer.Start(st.tctx, spanMethod(req.Method), trace.WithSpanKind(trace.SpanKindClient))
 	h := req.Header
 	for _, k := range traceHeaders {
 		delete(h, k)
 	}
-	t.prop.Inject(ctx, propagation.HeaderCarrier(h))
-	if span.IsRecording() {
-		u := st.backend
-		attrs := []attribute.KeyValue{
-			semconv.HTTPRequestMethodKey.String(methodAttr(req.Method)),
-			attrBackend.String(u.id),
-			attrPool.String(u.pool),
-			attrAttempt.Int(st.ntried),
-			semconv.URLFull(req.URL.String()),
-		}
-		if host, port, err := net.SplitHostPort(u.address); err == nil {
-			attrs = append(attrs, semconv.ServerAddress(host))
-			if n, err := strconv.Atoi(port); err == nil {
-				attrs = append(attrs, semconv.ServerPort(n))
-			}
-		}
-		if r := u.Region(); r != "" {
-			attrs = append(attrs, attrRegion.String(r))
-		}
-		span.SetAttributes(attrs...)
+	if !st.span.IsRecording() {
+		t.prop.Inject(st.tctx, headerCarrier(h))
+		return nil
 	}
+	ctx, span := t.tracer.Start(st.tctx, spanMethod(req.Method), clientSpan...)
+	t.prop.Inject(ctx, headerCarrier(h))
+	u := st.backend
+	attrs := []attribute.KeyValue{
+		semconv.HTTPRequestMethodKey.String(methodAttr(req.Method)),
+		attrBackend.String(u.id),
+		attrPool.String(u.pool),
+		attrAttempt.Int(st.ntried),
+		semconv.URLFull(req.URL.String()),
+	}
+	if host, port, err := net.SplitHostPort(u.address); err == nil {
+		attrs = append(attrs, semconv.ServerAddress(host))
+		if n, err := strconv.Atoi(port); err == nil {
+			attrs = append(attrs, semconv.ServerPort(n))
+		}
+	}
+	if r := u.Region(); r != "" {
+		attrs = append(attrs, attrRegion.String(r))
+	}
+	span.SetAttributes(attrs...)
 	return span
 }
 
@@ -221,6 +235,28 @@ func endAttempt(span trace.Span, resp *http.Response, err error) {
 	}
 	span.End()
 }
+
+// headerCarrier is propagation.HeaderCarrier whose Set writes the W3C fields under their
+// canonical names directly: http.Header.Set would allocate the canonical form of the
+// propagator's lower-case key on every request.
+type headerCarrier http.Header
+
+func (c headerCarrier) Get(key string) string { return http.Header(c).Get(key) }
+
+func (c headerCarrier) Set(key, value string) {
+	switch key {
+	case "traceparent":
+		c["Traceparent"] = []string{value}
+	case "tracestate":
+		c["Tracestate"] = []string{value}
+	case "baggage":
+		c["Baggage"] = []string{value}
+	default:
+		http.Header(c).Set(key, value)
+	}
+}
+
+func (c headerCarrier) Keys() []string { return propagation.HeaderCarrier(c).Keys() }
 
 // errorType classes an attempt's failure for error.type, a low-cardinality attribute.
 func errorType(err error) string {
@@ -247,7 +283,7 @@ func (st *reqState) regionReason() string {
 		return "redirect"
 	case st.backend == nil:
 		return ""
-	case st.sticky == stickyHit && st.ntried == 1:
+	case (st.sticky == stickyHit || st.sticky == stickyMoved) && st.ntried == 1:
 		return "sticky"
 	case st.regionOf(st.backend) == st.nearest:
 		return "nearest"

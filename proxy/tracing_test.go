@@ -323,3 +323,30 @@ func TestTracingRegionAndSticky(t *testing.T) {
 		})
 	}
 }
+
+// An unsampled request records nothing, yet the backend continues its trace, unsampled, and
+// the access log names it.
+func TestTracingUnsampled(t *testing.T) {
+	be := newBackend(t, "b", nil)
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()), sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(t.Context()) })
+	logs := &testutil.LogBuffer{}
+	px := startProxy(t, DefaultConfig(), Options{TracerProvider: tp, AccessLogger: slog.New(slog.NewJSONHandler(logs, nil))},
+		onePoolSnapshot("round_robin", false, member("b", be.addr(), 1)))
+	if r := send(t, newClient(t), http.MethodGet, px.url+"/", "", nil, ""); r.status != http.StatusOK {
+		t.Fatalf("status %d", r.status)
+	}
+	testutil.Eventually(t, "the access line", func() bool { return len(logs.Find("access")) == 1 })
+	line := logs.Find("access")[0]
+	want := "00-" + line["trace_id"].(string) + "-" + line["span_id"].(string) + "-00"
+	if got := be.last(t).Header.Get("Traceparent"); got != want {
+		t.Errorf("backend got traceparent %q, want the unsampled server span's %q", got, want)
+	}
+	if n := len(rec.Ended()); n != 0 {
+		t.Errorf("%d spans recorded, want none", n)
+	}
+	if got := durationExemplar(t, px.reg); got != "" {
+		t.Errorf("exemplar %q for an unsampled request", got)
+	}
+}

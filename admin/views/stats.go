@@ -147,7 +147,9 @@ type backendPins struct {
 	Pins    int    `json:"pins"`
 }
 
-// Sessions is GET /admin/sessions: the live sticky-session pins, counted by backend.
+// Sessions is GET /admin/sessions: the stored sticky-session moves, counted by the backend each
+// session moved to. Sessions on the backend they started on are carried by their cookies and
+// stored nowhere, so they are not counted.
 func (c *Controller) Sessions() any {
 	out := sessions{Scope: "node", ByBackend: []backendPins{}}
 	if c.p.Cluster != nil {

@@ -66,8 +66,8 @@ type Parts struct {
 	SetDraining func(draining bool)
 }
 
-// SessionCounter counts the live sticky-session pins of each backend (gossip.Sessions and
-// proxy.LocalSessions have the method).
+// SessionCounter counts the stored sticky-session moves by the backend they moved to
+// (gossip.Sessions and proxy.LocalSessions have the method).
 type SessionCounter interface {
 	ByBackend() map[string]int
 }

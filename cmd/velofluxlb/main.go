@@ -87,7 +87,7 @@ Commands that ask a running node's admin API:
   veloflux members                  cluster members with region, state and version
   veloflux routes                   the routes in use
   veloflux backends                 every backend with its pool, state and why it is out
-  veloflux sessions                 live sticky-session pins by backend
+  veloflux sessions                 sticky sessions moved off a failed or drained backend, by backend
   veloflux drain node               drain the node (it answers 503 and leaves the load balancers)
   veloflux drain backend ID         drain a backend on every node of the cluster
   veloflux undrain [node]           serve again; undrain backend ID brings a backend back

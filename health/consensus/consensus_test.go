@@ -757,8 +757,14 @@ func newClusterBackend(t *testing.T) *clusterBackend {
 	b.status.Store(http.StatusOK)
 	b.srv = httptest.NewServer(b)
 	b.addr = b.srv.Listener.Addr().String()
-	// Close waits for the handlers running, which take b.mu: it must not hold it.
-	t.Cleanup(b.srv.Close)
+	// The server in place at the end (revive replaces it) is closed without holding b.mu:
+	// Close waits for the handlers running, which take it.
+	t.Cleanup(func() {
+		b.mu.Lock()
+		srv := b.srv
+		b.mu.Unlock()
+		srv.Close()
+	})
 	return b
 }
 

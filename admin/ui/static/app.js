@@ -188,7 +188,7 @@ function renderTraffic(stats, sessions) {
     }).join(' / ')],
     ['Since start', stats.requests + ' requests, ' + errs + ' 5xx, ' + stats.retries + ' retries, ' + stats.rate_limited + ' rate-limited'],
     ['In flight', stats.inflight],
-    ['Sticky sessions', sessions.total + ' (' + sessions.scope + ')'],
+    ['Moved sessions', sessions.total + ' (' + sessions.scope + ')'],
   ]);
   state.prev = { view: state.view, stats };
 }
@@ -254,7 +254,7 @@ function renderPools(pools, health, sessions) {
     el('h3', null, p.name + ' ', el('span', { class: 'muted' },
       p.algorithm + (p.sticky_sessions ? ', sticky' : '') + ' · ' + p.healthy_backends + ' of ' + p.backends.length + ' up')),
     el('table', null,
-      el('thead', null, el('tr', null, ['Backend', 'Region', 'Weight', 'Active', 'Verdict', 'Why out', 'Observers', 'Pins', ''].map((h) => el('th', null, h)))),
+      el('thead', null, el('tr', null, ['Backend', 'Region', 'Weight', 'Active', 'Verdict', 'Why out', 'Observers', 'Moved here', ''].map((h) => el('th', null, h)))),
       el('tbody', null, p.backends.map((b) => backendRow(b, byID.get(b.id), pins.get(b.id) || 0)))))));
 }
 
@@ -284,7 +284,7 @@ function backendRow(b, h, pins) {
 }
 
 function renderSessions(sessions) {
-  $('sessions-total').textContent = sessions.total + ' live pins' +
+  $('sessions-total').textContent = sessions.total + ' moved sessions' +
     (sessions.scope === 'cluster' ? ', shared by the cluster' : ', on this node');
   fill($('sessions').tBodies[0], sessions.by_backend.map((b) => el('tr', null, el('td', null, b.backend), el('td', null, b.pins))));
 }
