@@ -10,6 +10,7 @@ import (
 	"github.com/veloflux/veloflux/certs"
 	"github.com/veloflux/veloflux/discovery/consul"
 	"github.com/veloflux/veloflux/gossip"
+	"github.com/veloflux/veloflux/health"
 	"github.com/veloflux/veloflux/health/consensus"
 	"github.com/veloflux/veloflux/proxy"
 	"github.com/veloflux/veloflux/telemetry/tracing"
@@ -102,9 +103,9 @@ type Global struct {
 	// HealthCheck is the default for every pool; pools override it field by field.
 	HealthCheck HealthCheck `koanf:"health_check"`
 	// Passive is the default outlier ejection of every pool; pools override it field by field.
-	Passive  Passive  `koanf:"passive"`
-	Timeouts Timeouts `koanf:"timeouts"`
-	Limits   Limits   `koanf:"limits"`
+	Passive  health.PassiveConfig `koanf:"passive"`
+	Timeouts Timeouts             `koanf:"timeouts"`
+	Limits   Limits               `koanf:"limits"`
 }
 
 // TLS configures certificates for the HTTPS listener.
@@ -227,23 +228,6 @@ type HealthCheck struct {
 	// ExpectStatus lists the statuses that pass, codes and ranges: "200", "200-299,301".
 	// Default "200-399".
 	ExpectStatus string `koanf:"expect_status"`
-}
-
-// Passive is outlier ejection: a backend that fails real requests ConsecutiveFailures times
-// in a row is taken out of traffic for a while.
-type Passive struct {
-	// ConsecutiveFailures is how many failed attempts in a row (5xx responses, connection
-	// failures, timeouts) eject a backend. Default 5, >= 0; 0 turns ejection off.
-	ConsecutiveFailures int `koanf:"consecutive_failures"`
-	// EjectionTime is how long a first ejection lasts; the n-th in a row lasts n times as
-	// long. Default 30s, > 0.
-	EjectionTime time.Duration `koanf:"ejection_time"`
-	// MaxEjectionTime caps one ejection, and after this long without an ejection the count
-	// of ejections in a row starts again. Default 5m, >= EjectionTime.
-	MaxEjectionTime time.Duration `koanf:"max_ejection_time"`
-	// MaxEjectionPercent is the largest share of a pool's backends ejected at once (rounded
-	// down, at least one; never the last one). Default 50, 0..100.
-	MaxEjectionPercent int `koanf:"max_ejection_percent"`
 }
 
 // Timeouts bound client and backend connections.
@@ -416,7 +400,7 @@ type Pool struct {
 	// so consumers never resolve inheritance themselves.
 	HealthCheck PoolHealthCheck `koanf:"health_check"`
 	// Passive is global.passive with this pool's overrides already applied by Load.
-	Passive Passive `koanf:"passive"`
+	Passive health.PassiveConfig `koanf:"passive"`
 	// Backends may be empty: discovery can fill the pool later.
 	Backends []Backend `koanf:"backends"`
 }
@@ -617,12 +601,7 @@ func Default() *Config {
 				Host:         "",
 				ExpectStatus: "200-399",
 			},
-			Passive: Passive{
-				ConsecutiveFailures: 5,
-				EjectionTime:        30 * time.Second,
-				MaxEjectionTime:     5 * time.Minute,
-				MaxEjectionPercent:  50,
-			},
+			Passive: health.DefaultPassiveConfig(),
 			Timeouts: Timeouts{
 				ReadHeader:            10 * time.Second,
 				Read:                  60 * time.Second,

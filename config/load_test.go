@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/veloflux/veloflux/discovery/consul"
+	"github.com/veloflux/veloflux/health"
 )
 
 // minimal is the smallest useful file; cases append to it.
@@ -270,10 +271,10 @@ pools:
   - name: overrides-all
     passive: {consecutive_failures: 7, ejection_time: 1s, max_ejection_time: 2s, max_ejection_percent: 100}
 `
-	global := Passive{ConsecutiveFailures: 3, EjectionTime: 10 * time.Second, MaxEjectionTime: time.Minute, MaxEjectionPercent: 30}
+	global := health.PassiveConfig{ConsecutiveFailures: 3, EjectionTime: 10 * time.Second, MaxEjectionTime: time.Minute, MaxEjectionPercent: 30}
 	off := global
 	off.ConsecutiveFailures = 0
-	all := Passive{ConsecutiveFailures: 7, EjectionTime: time.Second, MaxEjectionTime: 2 * time.Second, MaxEjectionPercent: 100}
+	all := health.PassiveConfig{ConsecutiveFailures: 7, EjectionTime: time.Second, MaxEjectionTime: 2 * time.Second, MaxEjectionPercent: 100}
 	envGlobal := global
 	envGlobal.MaxEjectionPercent, envGlobal.EjectionTime = 10, 20*time.Second
 	envOff := envGlobal
@@ -281,17 +282,17 @@ pools:
 	tests := []struct {
 		name    string
 		environ []string
-		want    []Passive
+		want    []health.PassiveConfig
 	}{
-		{"from file", nil, []Passive{global, off, all}},
+		{"from file", nil, []health.PassiveConfig{global, off, all}},
 		{"environment overrides global before pools inherit", []string{
 			"VFX_GLOBAL__PASSIVE__MAX_EJECTION_PERCENT=10", "VFX_GLOBAL__PASSIVE__EJECTION_TIME=20s",
-		}, []Passive{envGlobal, envOff, all}},
+		}, []health.PassiveConfig{envGlobal, envOff, all}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := mustParse(t, doc, tt.environ...)
-			var got []Passive
+			var got []health.PassiveConfig
 			for _, p := range c.Pools {
 				got = append(got, p.Passive)
 			}
@@ -845,7 +846,7 @@ func TestSeedLoads(t *testing.T) {
 			Interval: 10 * time.Second, Timeout: 5 * time.Second, Retries: 3, Rise: 3, MaxInterval: 30 * time.Second,
 			Type: HealthCheckHTTP, Path: "/health", Method: "HEAD", Host: "www.example.com", ExpectStatus: "200-299,301",
 		}},
-		{"pool passive written in full", c.Pools[0].Passive, Passive{
+		{"pool passive written in full", c.Pools[0].Passive, health.PassiveConfig{
 			ConsecutiveFailures: 3, EjectionTime: 10 * time.Second, MaxEjectionTime: 2 * time.Minute, MaxEjectionPercent: 34,
 		}},
 		{"sticky pool with empty secret", c.Pools[1].StickySessions && c.Sticky.Secret == "", true},

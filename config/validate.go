@@ -110,15 +110,6 @@ func (v *validator) httpCheck(path, method, host, expect string) {
 	}
 }
 
-func (v *validator) passive(path string, p Passive) {
-	v.AtLeast(path+".consecutive_failures", p.ConsecutiveFailures, 0)
-	v.Positive(path+".ejection_time", p.EjectionTime)
-	if p.EjectionTime > 0 && p.MaxEjectionTime < p.EjectionTime {
-		v.Add(path+".max_ejection_time", "must be at least ejection_time (%s), got %s", p.EjectionTime, p.MaxEjectionTime)
-	}
-	v.Between(path+".max_ejection_percent", p.MaxEjectionPercent, 0, 100)
-}
-
 func (c *Config) validateGlobal(v *validator) {
 	g := &c.Global
 	listeners := []struct{ path, addr string }{
@@ -158,7 +149,7 @@ func (c *Config) validateGlobal(v *validator) {
 	}
 	c.validateTLS(v)
 	v.healthCheck("global.health_check", g.HealthCheck)
-	v.passive("global.passive", g.Passive)
+	v.Errors = append(v.Errors, fielderr.Prefix("global.passive", g.Passive.Validate())...)
 
 	t := &g.Timeouts
 	v.Positive("global.timeouts.read_header", t.ReadHeader)
@@ -493,7 +484,7 @@ func (c *Config) validatePools(v *validator) {
 		if tcp && hc.Path != "" {
 			v.Add(path+".health_check.path", "only applies to type http, got type tcp (a tcp check opens a connection and checks every backend)")
 		}
-		v.passive(path+".passive", p.Passive)
+		v.Errors = append(v.Errors, fielderr.Prefix(path+".passive", p.Passive.Validate())...)
 
 		byAddr := make(map[string]int, len(p.Backends))
 		for j := range p.Backends {

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/veloflux/veloflux/internal/attempt"
+	"github.com/veloflux/veloflux/internal/fielderr"
 )
 
 // ErrPassiveRunning is returned by Passive.Run when it is already running.
@@ -54,18 +55,18 @@ const reasonMixed = "mixed"
 // global.passive).
 type PassiveConfig struct {
 	// ConsecutiveFailures is how many failed attempts in a row (5xx, connection failure or
-	// timeout, mixed) eject a backend. Default 5; 0 turns ejection off for the pool.
-	ConsecutiveFailures int
+	// timeout, mixed) eject a backend. Default 5, >= 0; 0 turns ejection off for the pool.
+	ConsecutiveFailures int `koanf:"consecutive_failures"`
 	// EjectionTime is how long the first ejection lasts; the n-th in a row lasts n times as
 	// long, up to MaxEjectionTime. Default 30s, > 0.
-	EjectionTime time.Duration
+	EjectionTime time.Duration `koanf:"ejection_time"`
 	// MaxEjectionTime caps one ejection, and is also the quiet time after which a backend's
 	// count of ejections in a row starts again from 0. Default 5m, >= EjectionTime.
-	MaxEjectionTime time.Duration
+	MaxEjectionTime time.Duration `koanf:"max_ejection_time"`
 	// MaxEjectionPercent is the largest share of the pool's backends that may be ejected at
 	// once, rounded down but at least one; the last backend is never ejected, so passive
 	// checks alone never empty a pool. Default 50, 0..100 (0: never eject).
-	MaxEjectionPercent int
+	MaxEjectionPercent int `koanf:"max_ejection_percent"`
 }
 
 // DefaultPassiveConfig returns the settings used when the config file says nothing.
@@ -78,23 +79,17 @@ func DefaultPassiveConfig() PassiveConfig {
 	}
 }
 
-// Validate returns every problem with c at once, each prefixed with its key under
-// passive (the caller knows whether that is global.passive or a pool's).
+// Validate returns every problem with c at once, with paths relative to the passive section
+// (the caller knows whether that is global.passive or a pool's).
 func (c PassiveConfig) Validate() error {
-	var errs []error
-	if c.ConsecutiveFailures < 0 {
-		errs = append(errs, fmt.Errorf("passive.consecutive_failures: must be >= 0 (0 = off), got %d", c.ConsecutiveFailures))
+	var e fielderr.Errors
+	e.AtLeast("consecutive_failures", c.ConsecutiveFailures, 0)
+	e.Positive("ejection_time", c.EjectionTime)
+	if c.EjectionTime > 0 && c.MaxEjectionTime < c.EjectionTime {
+		e.Add("max_ejection_time", "must be at least ejection_time (%s), got %s", c.EjectionTime, c.MaxEjectionTime)
 	}
-	if c.EjectionTime <= 0 {
-		errs = append(errs, fmt.Errorf("passive.ejection_time: must be positive, got %s", c.EjectionTime))
-	}
-	if c.MaxEjectionTime < c.EjectionTime {
-		errs = append(errs, fmt.Errorf("passive.max_ejection_time: must be at least ejection_time (%s), got %s", c.EjectionTime, c.MaxEjectionTime))
-	}
-	if c.MaxEjectionPercent < 0 || c.MaxEjectionPercent > 100 {
-		errs = append(errs, fmt.Errorf("passive.max_ejection_percent: must be between 0 and 100, got %d", c.MaxEjectionPercent))
-	}
-	return errors.Join(errs...)
+	e.Between("max_ejection_percent", c.MaxEjectionPercent, 0, 100)
+	return e.Err()
 }
 
 // maxEjected is how many of a pool's size backends may be ejected at once under percent:
@@ -440,7 +435,7 @@ func (p *Passive) SetPools(pools []PassivePool) {
 		}
 		cfg := sp.Config
 		if err := cfg.Validate(); err != nil {
-			problems = append(problems, fmt.Sprintf("pool %q: %v", sp.Name, strings.ReplaceAll(err.Error(), "\n", "; ")))
+			problems = append(problems, fmt.Sprintf("pool %q: %v", sp.Name, strings.ReplaceAll(fielderr.Prefix("passive", err).Error(), "\n", "; ")))
 			cfg = DefaultPassiveConfig()
 		}
 		pl := &passivePoolState{name: sp.Name, cfg: cfg}

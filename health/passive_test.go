@@ -141,17 +141,24 @@ func TestPassiveConfigValidate(t *testing.T) {
 	}{
 		{name: "default is valid", mutate: func(*PassiveConfig) {}},
 		{name: "0 failures turns it off", mutate: func(c *PassiveConfig) { c.ConsecutiveFailures = 0 }},
-		{name: "negative failures", mutate: func(c *PassiveConfig) { c.ConsecutiveFailures = -1 }, wantErr: []string{"passive.consecutive_failures: must be >= 0"}},
-		{name: "zero ejection time", mutate: func(c *PassiveConfig) { c.EjectionTime = 0 }, wantErr: []string{"passive.ejection_time: must be positive"}},
-		{name: "max below ejection time", mutate: func(c *PassiveConfig) { c.MaxEjectionTime = time.Second }, wantErr: []string{"passive.max_ejection_time: must be at least ejection_time (30s), got 1s"}},
-		{name: "percent above 100", mutate: func(c *PassiveConfig) { c.MaxEjectionPercent = 101 }, wantErr: []string{"passive.max_ejection_percent: must be between 0 and 100, got 101"}},
-		{name: "negative percent", mutate: func(c *PassiveConfig) { c.MaxEjectionPercent = -5 }, wantErr: []string{"passive.max_ejection_percent"}},
+		{name: "negative failures", mutate: func(c *PassiveConfig) { c.ConsecutiveFailures = -1 }, wantErr: []string{"consecutive_failures: must be >= 0, got -1"}},
+		{name: "zero ejection time", mutate: func(c *PassiveConfig) { c.EjectionTime = 0 }, wantErr: []string{"ejection_time: must be > 0, got 0s"}},
+		{name: "max below ejection time", mutate: func(c *PassiveConfig) { c.MaxEjectionTime = time.Second }, wantErr: []string{"max_ejection_time: must be at least ejection_time (30s), got 1s"}},
+		{name: "percent above 100", mutate: func(c *PassiveConfig) { c.MaxEjectionPercent = 101 }, wantErr: []string{"max_ejection_percent: must be between 0 and 100, got 101"}},
+		{name: "negative percent", mutate: func(c *PassiveConfig) { c.MaxEjectionPercent = -5 }, wantErr: []string{"max_ejection_percent: must be between 0 and 100, got -5"}},
 		{
 			name: "all at once",
 			mutate: func(c *PassiveConfig) {
-				*c = PassiveConfig{ConsecutiveFailures: -1, EjectionTime: -1, MaxEjectionTime: -2, MaxEjectionPercent: 200}
+				*c = PassiveConfig{ConsecutiveFailures: -1, EjectionTime: time.Minute, MaxEjectionTime: time.Second, MaxEjectionPercent: 200}
 			},
-			wantErr: []string{"consecutive_failures", "ejection_time", "max_ejection_time", "max_ejection_percent"},
+			wantErr: []string{"consecutive_failures: must be >= 0", "max_ejection_time: must be at least ejection_time (1m0s), got 1s", "max_ejection_percent: must be between 0 and 100"},
+		},
+		{
+			// max_ejection_time is judged against a valid ejection_time only, so one mistake
+			// gives one message.
+			name:    "bad ejection time alone",
+			mutate:  func(c *PassiveConfig) { c.EjectionTime, c.MaxEjectionTime = -1, -2 },
+			wantErr: []string{"ejection_time: must be > 0, got -1ns"},
 		},
 	}
 	for _, tt := range tests {

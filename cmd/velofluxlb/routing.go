@@ -150,7 +150,7 @@ func healthTargets(s *discovery.Snapshot, cfg *config.Config) []health.Target {
 // passivePools lists every pool for the passive checks, each with its configuration's
 // passive settings (already merged with global.passive); discovered pools use global.passive.
 func passivePools(s *discovery.Snapshot, cfg *config.Config) []health.PassivePool {
-	settings := make(map[string]config.Passive, len(cfg.Pools))
+	settings := make(map[string]health.PassiveConfig, len(cfg.Pools))
 	for _, p := range cfg.Pools {
 		settings[p.Name] = p.Passive
 	}
@@ -160,7 +160,7 @@ func passivePools(s *discovery.Snapshot, cfg *config.Config) []health.PassivePoo
 		if !ok {
 			ps = cfg.Global.Passive
 		}
-		pp := health.PassivePool{Name: p.Name, Config: passiveConfig(ps), Backends: make([]string, 0, len(p.Backends))}
+		pp := health.PassivePool{Name: p.Name, Config: ps, Backends: make([]string, 0, len(p.Backends))}
 		for _, b := range p.Backends {
 			pp.Backends = append(pp.Backends, b.ID)
 		}

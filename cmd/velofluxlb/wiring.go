@@ -82,15 +82,6 @@ func healthConfig(c *config.Config) health.Config {
 	return hc
 }
 
-func passiveConfig(p config.Passive) health.PassiveConfig {
-	return health.PassiveConfig{
-		ConsecutiveFailures: p.ConsecutiveFailures,
-		EjectionTime:        p.EjectionTime,
-		MaxEjectionTime:     p.MaxEjectionTime,
-		MaxEjectionPercent:  p.MaxEjectionPercent,
-	}
-}
-
 // newHealthChecks builds the active checker and the passive checks, wired to each other: an
 // ejected backend whose time is up gets an immediate probe from the checker, and returns at
 // its first successful one. Pools and targets come later, from routing.
