@@ -326,3 +326,28 @@ func processCPU() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkExpire measures a collection of 100,000 expired moves: its CPU time, and that time
+// per shard, which bounds how long the walk holds any one lock (a request or a merge on another
+// shard never waits for it).
+func BenchmarkExpire(b *testing.B) {
+	ft := testutil.NewClock(testEpoch)
+	var cpu time.Duration
+	for range b.N {
+		b.StopTimer()
+		s := newTestStore(b, "a", ft, nil)
+		start := ft.Now().Add(-time.Hour)
+		for i := range 100_000 {
+			mustMerge(b, s, moveAt(i, start, time.Hour+time.Minute, "n1"))
+		}
+		b.StartTimer()
+		before := processCPU()
+		if n := s.Expire(ft.Now().Add(2 * time.Minute)); n != 100_000 {
+			b.Fatalf("expired %d, want 100000", n)
+		}
+		cpu += processCPU() - before
+	}
+	perOp := float64(cpu.Microseconds()) / float64(b.N)
+	b.ReportMetric(perOp/1000, "cpu-ms/op")
+	b.ReportMetric(perOp/shardCount, "cpu-µs/shard")
+}

@@ -306,6 +306,7 @@ type reqState struct {
 	body       *retryBody
 	err        error
 	rw         statusWriter
+	switched   bool // the backend answered 101 Switching Protocols and the connection was handed over
 	sticky     stickyHow
 
 	// Tracing, set only when it is on: the server span and the context holding it.
@@ -389,14 +390,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if st.reqID == "" {
 		st.reqID = newRequestID()
 	}
-	if p.tracing != nil {
-		p.tracing.startRequest(st, r)
-	}
 	w = &st.rw
 
 	upgrade := isUpgrade(r)
 	st.upgrade = upgrade
 	st.protoMajor = r.ProtoMajor
+	if p.tracing != nil {
+		p.tracing.startRequest(st, r)
+	}
 	if ci := connFrom(r.Context()); ci != nil {
 		if r.TLS == nil && ci.tls != nil {
 			r.TLS = ci.tls // HTTP/2 over the TLS listener (see h2Conn); set once, before any use
@@ -667,6 +668,11 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		return err
 	}
 	resp.Header.Set("X-Request-Id", st.reqID)
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		// The reverse proxy writes the 101 on the hijacked connection, past the status
+		// writer: recorded here, so the access log, the metrics and the span say 101.
+		st.switched = true
+	}
 	// An HTTP/2 backend may send a Content-Length along with trailers. HTTP/1.1 carries
 	// trailers only in a chunked body, so the length is dropped and the body streamed.
 	if len(resp.Trailer) > 0 && resp.ContentLength >= 0 {
