@@ -35,7 +35,8 @@ type Options struct {
 	// Passive receives the outcome of every attempt to a backend. Nil: outcomes are not
 	// reported.
 	Passive PassiveHealth
-	// Sessions holds sticky pins. Nil: a LocalSessions of 100000 pins.
+	// Sessions holds sticky-session moves (a cookie carries its first backend). Nil: a
+	// LocalSessions of 100000 moves.
 	Sessions SessionStore
 	// Locator orders regions by distance from each client, for routes with geo routing
 	// (discovery.Route.Geo). Nil: geo routes behave like geo: off.
