@@ -259,3 +259,30 @@ routes:
 		t.Errorf("ACME storage without Consul = %q, want file", got)
 	}
 }
+
+// TestHTTP1FastPathWiring: global.http1_fast_path switches the plain listener's server and the
+// http backends' client together; it is on unless the file turns it off.
+func TestHTTP1FastPathWiring(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		yaml string
+		want bool
+	}{
+		{"default", "global: {bind_address: \"127.0.0.1:0\"}\n", true},
+		{"off", "global: {bind_address: \"127.0.0.1:0\", http1_fast_path: false}\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := config.Parse([]byte(tc.yaml), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc, err := serverConfig(cfg, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sc.HTTP1FastPath != tc.want || transportConfig(cfg).FastHTTP1 != tc.want {
+				t.Fatalf("server fast path %v, transport fast path %v; want both %v", sc.HTTP1FastPath, transportConfig(cfg).FastHTTP1, tc.want)
+			}
+		})
+	}
+}
