@@ -101,6 +101,9 @@ type clusterSection struct {
 	GossipKey   string   `yaml:"gossip_key,omitempty"`
 	GossipKeys  []string `yaml:"gossip_keys,omitempty"`
 	Seeds       []string `yaml:"seeds,omitempty"`
+	JoinConsul  bool     `yaml:"join_consul,omitempty"`
+	// ReconnectInterval is how often a node alone retries its seeds.
+	ReconnectInterval duration `yaml:"reconnect_interval,omitempty"`
 }
 
 type tracingSection struct {
@@ -179,6 +182,12 @@ func webPool(addrs ...string) poolConfig {
 		p.Backends = append(p.Backends, backendConfig{Address: a})
 	}
 	return p
+}
+
+// listenOn puts the node's proxy, metrics and admin listeners on ip, each on a port the
+// kernel picks.
+func (c *testConfig) listenOn(ip string) {
+	c.Global.BindAddress, c.Global.MetricsAddress, c.Global.AdminAddress = ip+":0", ip+":0", ip+":0"
 }
 
 // singlePool is a node on loopback (drain timeout 5s) sending every request to pool, which must
