@@ -5,7 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test unit integration vet lint fmt-check fuzz bench bench-go bench-protocols bench-tracing demo demo-stop image image-check deploy-check shellcheck skopeo chromium screenshot ca-certs consul geoip h2spec pebble jaeger prometheus netns-tools staticcheck govulncheck vulndb clean
+.PHONY: all build test unit integration vet lint fmt-check fuzz bench bench-go bench-callgrind bench-protocols bench-tracing demo demo-stop image image-check deploy-check shellcheck skopeo chromium screenshot ca-certs consul geoip h2spec pebble jaeger prometheus netns-tools staticcheck govulncheck vulndb clean
 
 # The Go release everything here is built, tested and scanned with. The module still builds
 # with Go 1.26.8 (go.mod), but 1.27.3 carries the standard-library security fixes govulncheck
@@ -115,6 +115,9 @@ bench-go: ## micro benchmarks of the request path
 
 bench: build ## VeloFlux vs nginx vs HAProxy on loopback (installs them with apt when missing)
 	bench/run.sh
+
+bench-callgrind: build ## instructions per proxied request under callgrind: VeloFlux on both HTTP/1.1 paths vs HAProxy
+	bench/callgrind.sh
 
 bench-protocols: build ## VeloFlux over HTTP/1.1, HTTP/2 and HTTP/3 on its TLS listener: req/s and CPU per request
 	bench/protocols.sh

@@ -21,7 +21,8 @@ CONNS=${CONNS:-8}
 SIZE=${SIZE:-100}
 OUT=${OUT:-bench/results/callgrind}
 VF_BIN=${VF_BIN:-./veloflux}
-PORT=${PORT:-38080} B1=${B1:-39101} B2=${B2:-39102}
+# Below 32768, outside the ephemeral range where outgoing connections take their ports.
+PORT=${PORT:-21080} B1=${B1:-21101} B2=${B2:-21102}
 read -r -a proxies <<<"${PROXIES:-veloflux veloflux-nethttp haproxy}"
 
 need=()
@@ -128,11 +129,11 @@ for p in "${proxies[@]}"; do
   pids+=("$pid")
   wait_up "$PORT"
   wrk -t1 -c"$CONNS" -d3s "http://127.0.0.1:$PORT/plain" >/dev/null # warm-up: pools, caches
-  callgrind_control -z "$pid" >/dev/null
-  callgrind_control -i on "$pid" >/dev/null
+  callgrind_control -z "$pid" >/dev/null 2>&1
+  callgrind_control -i on "$pid" >/dev/null 2>&1
   out=$(wrk -t1 -c"$CONNS" -d"$DURATION" "http://127.0.0.1:$PORT/plain")
-  callgrind_control -i off "$pid" >/dev/null
-  callgrind_control -d "$p" "$pid" >/dev/null
+  callgrind_control -i off "$pid" >/dev/null 2>&1
+  callgrind_control -d "$p" "$pid" >/dev/null 2>&1
   n=$(awk '/requests in/ { print $1 }' <<<"$out")
   bad=$(awk '/Non-2xx|Socket errors/' <<<"$out")
   [ -n "$bad" ] && echo "warning: $p: $bad" >&2

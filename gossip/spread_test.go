@@ -3,10 +3,13 @@ package gossip
 import (
 	"container/heap"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/memberlist"
 )
 
 // simNet is a simulated network of n nodes, each a real Store with Rebroadcast wired to a
@@ -197,5 +200,198 @@ func TestSpreadScales(t *testing.T) {
 				prev.sendsPerNodePerMove, prev.nodes, r.sendsPerNodePerMove, n)
 		}
 		prev = r
+	}
+}
+
+// gossipSim runs memberlist's gossip loop over simulated nodes, for health observations and
+// drains: each node holds a real Store with Rebroadcast and the node's two real broadcast
+// queues (memberlist.TransmitLimitedQueue, filled by urgent as Node.Broadcast does), and every
+// GossipInterval (200 ms, each node at its own offset) sends a packet to GossipNodes (3)
+// random members with what delegate.GetBroadcasts hands over, as memberlist's gossip loop
+// does. Memberlist's own messages (alive, suspect) are left out.
+type gossipSim struct {
+	t       testing.TB
+	rng     *rand.Rand
+	latency time.Duration
+	loss    float64
+	nodes   []*gossipNode
+	now     time.Duration
+	events  gossipEvents
+	packets int
+	bytes   int
+}
+
+type gossipNode struct {
+	id    int
+	store *Store
+	del   *delegate
+	got   map[string]time.Duration
+}
+
+func (g *gossipNode) Broadcast(msg []byte) error {
+	q := g.del.bulk
+	if urgent(msg) {
+		q = g.del.urgent
+	}
+	q.QueueBroadcast(queuedBroadcast{msg: append([]byte(nil), msg...)})
+	return nil
+}
+
+type gossipEvent struct {
+	at   time.Duration
+	to   int      // the node that ticks, or receives
+	msgs [][]byte // nil: a gossip tick
+}
+
+type gossipEvents []gossipEvent
+
+func (e gossipEvents) Len() int           { return len(e) }
+func (e gossipEvents) Less(i, j int) bool { return e[i].at < e[j].at }
+func (e gossipEvents) Swap(i, j int)      { e[i], e[j] = e[j], e[i] }
+func (e *gossipEvents) Push(x any)        { *e = append(*e, x.(gossipEvent)) }
+func (e *gossipEvents) Pop() any {
+	old := *e
+	x := old[len(old)-1]
+	*e = old[:len(old)-1]
+	return x
+}
+
+const (
+	simGossipInterval = 200 * time.Millisecond // memberlist.DefaultLANConfig
+	simGossipNodes    = 3
+)
+
+func newGossipSim(t testing.TB, n int, latency time.Duration, loss float64, seed uint64) *gossipSim {
+	g := &gossipSim{t: t, rng: rand.New(rand.NewPCG(seed, seed+7)), latency: latency, loss: loss}
+	numNodes := func() int { return n }
+	for i := range n {
+		st, err := NewStore(StoreConfig{NodeName: fmt.Sprintf("n%d", i), MaxEntriesPerKind: 1 << 20,
+			TombstoneTTL: time.Hour, ExpireInterval: time.Hour}, NewClock(nil, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		node := &gossipNode{id: i, store: st, got: map[string]time.Duration{},
+			del: &delegate{
+				urgent: &memberlist.TransmitLimitedQueue{NumNodes: numNodes, RetransmitMult: 4},
+				bulk:   &memberlist.TransmitLimitedQueue{NumNodes: numNodes, RetransmitMult: 4},
+			}}
+		Rebroadcast(st, node, st.cfg.NodeName)
+		st.OnChange(func(e Entry) {
+			if _, ok := node.got[e.Key]; !ok {
+				node.got[e.Key] = g.now
+			}
+		})
+		g.nodes = append(g.nodes, node)
+		heap.Push(&g.events, gossipEvent{at: time.Duration(g.rng.Int64N(int64(simGossipInterval))), to: i})
+	}
+	return g
+}
+
+// runUntil processes events until every node holds key and no queue holds anything, or until
+// limit.
+func (g *gossipSim) runUntil(key string, limit time.Duration) {
+	for g.events.Len() > 0 {
+		ev := heap.Pop(&g.events).(gossipEvent)
+		g.now = ev.at
+		if g.now > limit {
+			return
+		}
+		node := g.nodes[ev.to]
+		if ev.msgs != nil {
+			for _, m := range ev.msgs {
+				if err := node.store.MergeDelta(m); err != nil {
+					g.t.Fatal(err)
+				}
+			}
+			continue
+		}
+		heap.Push(&g.events, gossipEvent{at: g.now + simGossipInterval, to: ev.to})
+		others := make([]int, 0, len(g.nodes)-1)
+		for i := range g.nodes {
+			if i != ev.to {
+				others = append(others, i)
+			}
+		}
+		for _, to := range pickPeers(others, simGossipNodes, g.rng.IntN) {
+			msgs := node.del.GetBroadcasts(2, 1400-broadcastOverhead)
+			if len(msgs) == 0 {
+				continue
+			}
+			g.packets++
+			for _, m := range msgs {
+				g.bytes += len(m)
+			}
+			if g.rng.Float64() >= g.loss {
+				heap.Push(&g.events, gossipEvent{at: g.now + g.latency, to: to, msgs: msgs})
+			}
+		}
+		if g.done(key) {
+			return
+		}
+	}
+}
+
+func (g *gossipSim) done(key string) bool {
+	for _, n := range g.nodes {
+		if _, ok := n.got[key]; !ok || n.del.urgent.NumQueued() > 0 || n.del.bulk.NumQueued() > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// TestHealthSpreadScales simulates 10, 50 and 100 nodes: a health observation, written on one
+// node and broadcast as the health consensus does, reaches every node with p99 under 1 s, and
+// each node sends it in at most RetransmitMult × ceil(log10(N+1)) packets, so the per-node send
+// rate grows with log N. 1% of the packets are lost; a node every copy missed is left to the
+// next push/pull.
+func TestHealthSpreadScales(t *testing.T) {
+	const observations = 50
+	for _, n := range []int{10, 50, 100} {
+		var took []time.Duration
+		missed, packets, bytes := 0, 0, 0
+		for o := range observations {
+			g := newGossipSim(t, n, 500*time.Microsecond, 0.01, uint64(n*1000+o))
+			origin := g.nodes[g.rng.IntN(n)]
+			key := fmt.Sprintf("web/backend-%d|n%d", o, origin.id)
+			e, err := origin.store.Put(KindHealth, key, []byte("down"), time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg, err := AppendEntry(nil, e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = origin.Broadcast(msg)
+			g.runUntil(key, 30*time.Second)
+			for _, node := range g.nodes {
+				if node == origin {
+					continue
+				}
+				if at, ok := node.got[key]; ok {
+					took = append(took, at)
+				} else {
+					missed++
+				}
+			}
+			packets += g.packets
+			bytes += g.bytes
+		}
+		slices.Sort(took)
+		p50, p99, worst := took[len(took)/2], took[min(len(took)-1, len(took)*99/100)], took[len(took)-1]
+		perNode := float64(packets) / float64(n*observations)
+		t.Logf("%3d nodes: an observation reaches a node after p50 %v, p99 %v, max %v; %d of %d receptions missed; each node sends %.1f packets (%.0f bytes) per observation",
+			n, p50.Round(time.Millisecond), p99.Round(time.Millisecond), worst.Round(time.Millisecond), missed, observations*(n-1), perNode,
+			float64(bytes)/float64(n*observations))
+		if p99 >= time.Second {
+			t.Errorf("%d nodes: p99 %v, want under 1 s", n, p99)
+		}
+		// What every copy missed waits for the next push/pull.
+		if float64(missed) > 0.001*float64(observations*(n-1)) {
+			t.Errorf("%d nodes: %d of %d receptions missed, more than 0.1%%", n, missed, observations*(n-1))
+		}
+		if limit := 4 * math.Ceil(math.Log10(float64(n+1))); perNode > limit+1 {
+			t.Errorf("%d nodes: %.1f packets per node per observation, more than the retransmit limit %.0f", n, perNode, limit)
+		}
 	}
 }
