@@ -13,6 +13,7 @@ import (
 	"github.com/veloflux/veloflux/health"
 	"github.com/veloflux/veloflux/health/consensus"
 	"github.com/veloflux/veloflux/proxy"
+	"github.com/veloflux/veloflux/proxy/ratelimit"
 	"github.com/veloflux/veloflux/telemetry/tracing"
 )
 
@@ -340,6 +341,24 @@ type RateLimit struct {
 // EffectiveBurst is Burst, or when 0 one second's worth of requests: ceil(RequestsPerSecond),
 // at least 1.
 func (r RateLimit) EffectiveBurst() int { return effectiveBurst(r.Burst, r.RequestsPerSecond) }
+
+// Limiter is the section as the rate limiter takes it: one conversion, used by cmd and by
+// Validate, which also asks the limiter whether it accepts it. Bursts of 0 are resolved to
+// one second's worth, and exempt rules carry no rate.
+func (r RateLimit) Limiter() ratelimit.Config {
+	lc := ratelimit.Config{RequestsPerSecond: r.RequestsPerSecond, MaxClients: r.MaxClients, IPv6Prefix: r.IPv6Prefix}
+	if r.RequestsPerSecond > 0 {
+		lc.Burst = r.EffectiveBurst()
+	}
+	for _, rule := range r.Rules {
+		lr := ratelimit.Rule{Prefix: rule.CIDR, RequestsPerSecond: rule.RequestsPerSecond, Exempt: rule.Exempt}
+		if !rule.Exempt {
+			lr.Burst = rule.EffectiveBurst()
+		}
+		lc.Rules = append(lc.Rules, lr)
+	}
+	return lc
+}
 
 // RateLimitRule sets the rate for clients inside CIDR.
 type RateLimitRule struct {

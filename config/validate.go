@@ -297,6 +297,7 @@ func (c *Config) validateSticky(v *validator) {
 
 func (c *Config) validateRateLimit(v *validator) {
 	r := &c.RateLimit
+	before := len(v.Errors)
 	v.rate("rate_limit.requests_per_second", r.RequestsPerSecond)
 	v.AtLeast("rate_limit.burst", r.Burst, 0)
 	v.AtLeast("rate_limit.max_clients", r.MaxClients, 1)
@@ -319,6 +320,12 @@ func (c *Config) validateRateLimit(v *validator) {
 			v.Add(path+".requests_per_second", "must be > 0 unless exempt is true")
 		}
 		v.AtLeast(path+".burst", rule.Burst, 0)
+	}
+	// The limiter has rules of its own (an exempt rule takes no rate, a rate of at most one
+	// request per nanosecond, a bucket that refills within 73 years, a bounded table). It is
+	// asked once the file's own rules hold, so that a mistake is reported once.
+	if len(v.Errors) == before {
+		v.Errors = append(v.Errors, fielderr.Prefix("rate_limit", r.Limiter().Validate())...)
 	}
 }
 

@@ -393,6 +393,18 @@ func TestValidateRejects(t *testing.T) {
 			"rate_limit.rules[0].requests_per_second: must be >= 0, got -2",
 			"rate_limit.rules[0].burst: must be >= 0, got -1",
 		}},
+		// What the limiter refuses, the file refuses: a node must start with a file that
+		// validates.
+		{"exempt rule with a rate", func(c *Config) {
+			c.RateLimit.Rules = []RateLimitRule{{CIDR: netip.MustParsePrefix("10.0.0.0/8"), Exempt: true, RequestsPerSecond: 5}}
+		}, []string{"rate_limit.rules[0].exempt: must not be combined with requests_per_second or burst (got 5 and 0)"}},
+		{"rate above one per nanosecond", func(c *Config) { c.RateLimit.RequestsPerSecond = 2e9 },
+			[]string{"rate_limit.requests_per_second: 2e+09 exceeds 1e+09"}},
+		{"bucket refilling in more than 73 years", func(c *Config) {
+			c.RateLimit.Rules = []RateLimitRule{{CIDR: netip.MustParsePrefix("10.0.0.0/8"), RequestsPerSecond: 1e-9, Burst: 10}}
+		}, []string{"rate_limit.rules[0].burst: 10 requests at 1e-09 per second take more than 73 years to refill"}},
+		{"max clients above the table's cap", func(c *Config) { c.RateLimit.MaxClients = 1 << 30 },
+			[]string{"rate_limit.max_clients: 1073741824 out of range [0, 16777216] (0 means 100000)"}},
 
 		// discovery.consul
 		{"consul address empty", func(c *Config) { c.Discovery.Consul.Address = "" },

@@ -197,7 +197,8 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// ByBackend counts the live pins of each backend, as this node's copy of the table has them.
+// ByBackend counts the live moves by the backend each session moved to, as this node's copy of
+// the table has them (sessions that never moved are not stored).
 func (s *Sessions) ByBackend() map[string]int {
 	out := make(map[string]int)
 	s.store.Range(KindSession, func(e Entry) bool {

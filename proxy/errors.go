@@ -139,7 +139,10 @@ func (p *Proxy) writeError(w http.ResponseWriter, st *reqState, status int, msg 
 // finish records metrics and the access log line of a request.
 func (p *Proxy) finish(st *reqState, r *http.Request) {
 	code := st.rw.code
-	if code == 0 {
+	switch {
+	case code == 0 && st.switched:
+		code = http.StatusSwitchingProtocols
+	case code == 0:
 		code = http.StatusOK // the handler wrote nothing: net/http sends 200
 	}
 	poolName := ""

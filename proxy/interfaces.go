@@ -38,8 +38,10 @@ const (
 	OutcomeTimeout        = attempt.Timeout        // a dial or response header timeout
 )
 
-// SessionStore maps sticky session IDs to backend IDs. The local store keeps them in this
-// process; the gossip store shares them across nodes. Get and Put are called on the
+// SessionStore maps sticky session IDs to the backend IDs they moved to. A session's cookie
+// names its first backend, so the proxy writes only moves (its backend was down, drained or
+// gone) and their renewals. The local store keeps them in this process; the gossip store
+// shares them across nodes. Get and Put are called on the
 // request path and must not block on the network.
 type SessionStore interface {
 	// Get returns the backend pinned to session and when the pin expires.

@@ -35,7 +35,8 @@ type Options struct {
 	// Passive receives the outcome of every attempt to a backend. Nil: outcomes are not
 	// reported.
 	Passive PassiveHealth
-	// Sessions holds sticky pins. Nil: a LocalSessions of 100000 pins.
+	// Sessions holds sticky-session moves (a cookie carries its first backend). Nil: a
+	// LocalSessions of 100000 moves.
 	Sessions SessionStore
 	// Locator orders regions by distance from each client, for routes with geo routing
 	// (discovery.Route.Geo). Nil: geo routes behave like geo: off.
@@ -306,6 +307,7 @@ type reqState struct {
 	body       *retryBody
 	err        error
 	rw         statusWriter
+	switched   bool // the backend answered 101 Switching Protocols and the connection was handed over
 	sticky     stickyHow
 
 	// Tracing, set only when it is on: the server span and the context holding it.
@@ -389,14 +391,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if st.reqID == "" {
 		st.reqID = newRequestID()
 	}
-	if p.tracing != nil {
-		p.tracing.startRequest(st, r)
-	}
 	w = &st.rw
 
 	upgrade := isUpgrade(r)
 	st.upgrade = upgrade
 	st.protoMajor = r.ProtoMajor
+	if p.tracing != nil {
+		p.tracing.startRequest(st, r)
+	}
 	if ci := connFrom(r.Context()); ci != nil {
 		if r.TLS == nil && ci.tls != nil {
 			r.TLS = ci.tls // HTTP/2 over the TLS listener (see h2Conn); set once, before any use
@@ -667,6 +669,11 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		return err
 	}
 	resp.Header.Set("X-Request-Id", st.reqID)
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		// The reverse proxy writes the 101 on the hijacked connection, past the status
+		// writer: recorded here, so the access log, the metrics and the span say 101.
+		st.switched = true
+	}
 	// An HTTP/2 backend may send a Content-Length along with trailers. HTTP/1.1 carries
 	// trailers only in a chunked body, so the length is dropped and the body streamed.
 	if len(resp.Trailer) > 0 && resp.ContentLength >= 0 {

@@ -112,8 +112,8 @@ func (p *Proxy) attempt(st *reqState, req *http.Request) (*http.Response, error)
 			}
 		}
 		if errors.Is(err, errAtCapacity) {
-			p.log.Debug("backend at its connection limit", "request_id", st.reqID, "pool", st.pool.name,
-				"backend", st.backend.address, "limit", st.backend.conns.limit())
+			p.log.Debug("backend at its connection limit", st.logIDs([]any{"request_id", st.reqID, "pool", st.pool.name,
+				"backend", st.backend.address, "limit", st.backend.conns.limit()})...)
 		}
 		return nil, err
 	}

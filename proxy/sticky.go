@@ -225,7 +225,7 @@ func (s *LocalSessions) Put(session, backend string, expires time.Time) {
 	s.mu.Unlock()
 }
 
-// ByBackend counts the live pins of each backend.
+// ByBackend counts the live moves by the backend each session moved to.
 func (s *LocalSessions) ByBackend() map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"go.opentelemetry.io/otel/attribute"
@@ -348,5 +349,26 @@ func TestTracingUnsampled(t *testing.T) {
 	}
 	if got := durationExemplar(t, px.reg); got != "" {
 		t.Errorf("exemplar %q for an unsampled request", got)
+	}
+}
+
+// A WebSocket upgrade is a span that lasts as long as the connection: it ends, with status
+// 101, only once the client closes.
+func TestTracingWebSocketSpan(t *testing.T) {
+	be := wsEchoBackend(t)
+	opts, rec := traced(t, Options{})
+	px := startProxy(t, DefaultConfig(), opts, onePoolSnapshot("round_robin", false, member("ws", be.addr(), 1)))
+	c, _ := wsDial(t, strings.TrimPrefix(px.url, "http://"))
+	wsExpect(t, c, "welcome")
+	for _, s := range rec.Ended() {
+		if s.SpanKind() == trace.SpanKindServer {
+			t.Fatalf("server span ended while the WebSocket is open")
+		}
+	}
+	_ = c.Close(websocket.StatusNormalClosure, "")
+	server, attempts := spansOf(t, rec)
+	if attrString(server, "veloflux.websocket") != "true" || attrString(server, "http.response.status_code") != "101" || len(attempts) != 1 {
+		t.Errorf("upgrade span: websocket %q status %q with %d attempts, want true, 101, 1",
+			attrString(server, "veloflux.websocket"), attrString(server, "http.response.status_code"), len(attempts))
 	}
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/veloflux/veloflux/health/consensus"
 	"github.com/veloflux/veloflux/internal/backendtls"
 	"github.com/veloflux/veloflux/proxy"
-	"github.com/veloflux/veloflux/proxy/ratelimit"
 )
 
 // checkRunnable reports settings that are valid YAML but that this build cannot serve.
@@ -136,22 +135,7 @@ func proxyConfig(c *config.Config) proxy.Config {
 		SameSite:   c.Sticky.SameSiteMode(),
 		Secret:     []byte(c.Sticky.Secret),
 	}
-	rl := c.RateLimit
-	pc.RateLimit = ratelimit.Config{
-		RequestsPerSecond: rl.RequestsPerSecond,
-		MaxClients:        rl.MaxClients,
-		IPv6Prefix:        rl.IPv6Prefix,
-	}
-	if rl.RequestsPerSecond > 0 {
-		pc.RateLimit.Burst = rl.EffectiveBurst()
-	}
-	for _, r := range rl.Rules {
-		rule := ratelimit.Rule{Prefix: r.CIDR, RequestsPerSecond: r.RequestsPerSecond, Exempt: r.Exempt}
-		if !r.Exempt {
-			rule.Burst = r.EffectiveBurst()
-		}
-		pc.RateLimit.Rules = append(pc.RateLimit.Rules, rule)
-	}
+	pc.RateLimit = c.RateLimit.Limiter()
 	return pc
 }
 

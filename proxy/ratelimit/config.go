@@ -1,10 +1,11 @@
 package ratelimit
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"net/netip"
+
+	"github.com/veloflux/veloflux/internal/fielderr"
 )
 
 // Rule gives the clients inside Prefix their own rate, or exempts them from limiting.
@@ -62,60 +63,54 @@ func DefaultConfig() Config {
 	return Config{MaxClients: defaultMaxClients, IPv6Prefix: defaultIPv6Prefix}
 }
 
-// Validate reports every problem in c at once, each prefixed with its field path.
+// Validate reports every problem in c at once, with paths relative to the rate_limit section
+// of the config file (a rule's Prefix is its cidr).
 func (c Config) Validate() error {
-	var errs []error
-	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-
-	if err := checkRate("", c.RequestsPerSecond, c.Burst, false); err != nil {
-		errs = append(errs, err)
-	}
+	var e fielderr.Errors
+	checkRate(&e, "", c.RequestsPerSecond, c.Burst, false)
 	if c.MaxClients < 0 || c.MaxClients > maxMaxClients {
-		add("max_clients: %d out of range [0, %d] (0 means %d)", c.MaxClients, maxMaxClients, defaultMaxClients)
+		e.Add("max_clients", "%d out of range [0, %d] (0 means %d)", c.MaxClients, maxMaxClients, defaultMaxClients)
 	}
 	if c.IPv6Prefix < 0 || c.IPv6Prefix > 128 {
-		add("ipv6_prefix: /%d out of range [0, 128] (0 means /%d)", c.IPv6Prefix, defaultIPv6Prefix)
+		e.Add("ipv6_prefix", "/%d out of range [0, 128] (0 means /%d)", c.IPv6Prefix, defaultIPv6Prefix)
 	}
 	for i, r := range c.Rules {
 		path := fmt.Sprintf("rules[%d].", i)
 		switch a := r.Prefix.Addr(); {
 		case !a.IsValid():
-			add("%sprefix: missing", path)
+			e.Add(path+"cidr", "missing")
 		case !r.Prefix.IsValid():
-			add("%sprefix: length out of range for %s (0-32 for IPv4, 0-128 for IPv6)", path, a)
+			e.Add(path+"cidr", "length out of range for %s (0-32 for IPv4, 0-128 for IPv6)", a)
 		}
 		if r.Exempt {
 			if r.RequestsPerSecond != 0 || r.Burst != 0 {
-				add("%sexempt: must not be combined with requests_per_second or burst (got %g and %d)", path, r.RequestsPerSecond, r.Burst)
+				e.Add(path+"exempt", "must not be combined with requests_per_second or burst (got %g and %d)", r.RequestsPerSecond, r.Burst)
 			}
 			continue
 		}
-		if err := checkRate(path, r.RequestsPerSecond, r.Burst, true); err != nil {
-			errs = append(errs, err)
-		}
+		checkRate(&e, path, r.RequestsPerSecond, r.Burst, true)
 	}
-	return errors.Join(errs...)
+	return e.Err()
 }
 
-// checkRate validates a rate and burst pair whose fields are named with the path prefix.
+// checkRate validates a rate and burst pair whose keys are named with the path prefix.
 // required says whether a zero rate is an error (rules) rather than "off" (the default).
-func checkRate(path string, rate float64, burst int, required bool) error {
+func checkRate(e *fielderr.Errors, path string, rate float64, burst int, required bool) {
 	switch {
 	case math.IsNaN(rate) || math.IsInf(rate, 0) || rate < 0:
-		return fmt.Errorf("%srequests_per_second: must be a finite number >= 0, got %g", path, rate)
+		e.Add(path+"requests_per_second", "must be a finite number >= 0, got %g", rate)
 	case rate > maxRate:
-		return fmt.Errorf("%srequests_per_second: %g exceeds %g", path, rate, float64(maxRate))
+		e.Add(path+"requests_per_second", "%g exceeds %g", rate, float64(maxRate))
 	case burst < 0:
-		return fmt.Errorf("%sburst: must be >= 0, got %d", path, burst)
+		e.Add(path+"burst", "must be >= 0, got %d", burst)
 	case rate == 0 && required:
-		return fmt.Errorf("%srequests_per_second: must be > 0 (set exempt to disable limiting)", path)
+		e.Add(path+"requests_per_second", "must be > 0 (set exempt to disable limiting)")
 	case rate == 0:
-		return nil
+	default:
+		if _, err := paramsFor(rate, burst); err != nil {
+			e.Add(path+"burst", "%v", err)
+		}
 	}
-	if _, err := paramsFor(rate, burst); err != nil {
-		return fmt.Errorf("%sburst: %w", path, err)
-	}
-	return nil
 }
 
 // params is a compiled rate: interval is the time one token takes to refill and window the

@@ -35,11 +35,11 @@ func TestNewValidates(t *testing.T) {
 		{"too many max clients", ratelimit.Config{MaxClients: 1 << 30}, []string{"max_clients: 1073741824 out of range [0, 16777216]"}},
 		{"negative IPv6 prefix", ratelimit.Config{IPv6Prefix: -1}, []string{"ipv6_prefix: /-1 out of range [0, 128]"}},
 		{"IPv6 prefix too long", ratelimit.Config{IPv6Prefix: 129}, []string{"ipv6_prefix: /129 out of range"}},
-		{"rule without prefix", ratelimit.Config{Rules: []ratelimit.Rule{{Exempt: true}}}, []string{"rules[0].prefix: missing"}},
+		{"rule without prefix", ratelimit.Config{Rules: []ratelimit.Rule{{Exempt: true}}}, []string{"rules[0].cidr: missing"}},
 		{"rule with IPv4 prefix length over 32", ratelimit.Config{Rules: []ratelimit.Rule{
 			{Prefix: pfx("10.0.0.0/8"), Exempt: true},
 			{Prefix: netip.PrefixFrom(netip.MustParseAddr("10.0.0.0"), 33), Exempt: true},
-		}}, []string{"rules[1].prefix: length out of range for 10.0.0.0"}},
+		}}, []string{"rules[1].cidr: length out of range for 10.0.0.0"}},
 		{"rule without rate", ratelimit.Config{Rules: []ratelimit.Rule{{Prefix: pfx("10.0.0.0/8")}}}, []string{"rules[0].requests_per_second: must be > 0 (set exempt to disable limiting)"}},
 		{"rule with negative rate", ratelimit.Config{Rules: []ratelimit.Rule{{Prefix: pfx("10.0.0.0/8"), RequestsPerSecond: -2}}}, []string{"rules[0].requests_per_second: must be a finite number >= 0, got -2"}},
 		{"rule with negative burst", ratelimit.Config{Rules: []ratelimit.Rule{{Prefix: pfx("10.0.0.0/8"), RequestsPerSecond: 1, Burst: -1}}}, []string{"rules[0].burst: must be >= 0, got -1"}},
@@ -47,7 +47,7 @@ func TestNewValidates(t *testing.T) {
 		{"every problem is reported at once", ratelimit.Config{
 			RequestsPerSecond: -1, MaxClients: -1, IPv6Prefix: 200,
 			Rules: []ratelimit.Rule{{Prefix: pfx("10.0.0.0/8")}, {RequestsPerSecond: 1}},
-		}, []string{"requests_per_second:", "max_clients:", "ipv6_prefix:", "rules[0].requests_per_second:", "rules[1].prefix: missing"}},
+		}, []string{"requests_per_second:", "max_clients:", "ipv6_prefix:", "rules[0].requests_per_second:", "rules[1].cidr: missing"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
