@@ -386,7 +386,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.peer = peerAddr(r.RemoteAddr)
 	st.client, st.trusted = set.trusted.clientIP(st.peer, r.Header["X-Forwarded-For"])
 	if st.trusted {
-		st.reqID = validRequestID(r.Header.Get("X-Request-Id"))
+		st.reqID = validRequestID(firstValue(r.Header, "X-Request-Id"))
 	}
 	if st.reqID == "" {
 		st.reqID = newRequestID()
@@ -435,7 +435,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.writeError(w, st, http.StatusBadRequest, errH2ConnectionField)
 		return
 	}
-	if upgrade && !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+	if upgrade && !strings.EqualFold(firstValue(r.Header, "Upgrade"), "websocket") {
 		p.writeError(w, st, http.StatusBadRequest, errBadUpgrade)
 		return
 	}
@@ -640,20 +640,20 @@ func (p *Proxy) shape(st *reqState, in, out *http.Request) {
 	h := out.Header
 	peer := st.peer.String()
 	if prior := in.Header["X-Forwarded-For"]; st.trusted && len(prior) > 0 {
-		h.Set("X-Forwarded-For", strings.Join(prior, ", ")+", "+peer)
+		h["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + peer}
 	} else {
-		h.Set("X-Forwarded-For", peer)
+		h["X-Forwarded-For"] = []string{peer}
 	}
 	fwdHost := in.Host
 	if st.trusted {
-		if v := in.Header.Get("X-Forwarded-Host"); v != "" {
+		if v := firstValue(in.Header, "X-Forwarded-Host"); v != "" {
 			fwdHost = v
 		}
 	}
-	h.Set("X-Forwarded-Proto", st.proto(in))
-	h.Set("X-Forwarded-Host", fwdHost)
-	h.Set("X-Real-Ip", st.client.String())
-	h.Set("X-Request-Id", st.reqID)
+	h["X-Forwarded-Proto"] = []string{st.proto(in)}
+	h["X-Forwarded-Host"] = []string{fwdHost}
+	h["X-Real-Ip"] = []string{st.client.String()}
+	h["X-Request-Id"] = []string{st.reqID}
 
 	if out.Body != nil && out.Body != http.NoBody {
 		st.body = &retryBody{rc: out.Body}
@@ -668,7 +668,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		// client gets the proxy's answer about its body (handleError), not the backend's.
 		return err
 	}
-	resp.Header.Set("X-Request-Id", st.reqID)
+	resp.Header["X-Request-Id"] = []string{st.reqID}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		// The reverse proxy writes the 101 on the hijacked connection, past the status
 		// writer: recorded here, so the access log, the metrics and the span say 101.
@@ -826,7 +826,16 @@ func hasConnectionFields(h http.Header) bool {
 }
 
 func isUpgrade(r *http.Request) bool {
-	return r.Header.Get("Upgrade") != "" && httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade")
+	return firstValue(r.Header, "Upgrade") != "" && httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade")
+}
+
+// firstValue is h.Get for a key already in canonical form: the request path's fields are
+// named by constants, so the canonicalisation Get repeats on every call is skipped.
+func firstValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // clientKey hashes a client address for affinity policies.
