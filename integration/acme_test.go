@@ -7,11 +7,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"fmt"
 	"net"
 	"os"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -25,37 +23,31 @@ import (
 
 // acmeNodeConfig is a node on ip with ACME from Pebble, its state in Consul, HTTP-01 only
 // (the tests point a name's DNS at the node that must answer), routing hosts to one backend.
-func acmeNodeConfig(ip string, ports []int, p *pebbletest.Server, agent *consultest.Agent, certDir string, be *backend, hosts ...string) string {
-	var routes strings.Builder
+func acmeNodeConfig(ip string, ports []int, p *pebbletest.Server, agent *consultest.Agent, certDir string, be *backend, hosts ...string) testConfig {
+	var routes []routeConfig
 	for _, h := range hosts {
-		fmt.Fprintf(&routes, "  - {host: %q, pool: web}\n", h)
+		routes = append(routes, routeConfig{Host: h, Pool: "web"})
 	}
-	fmt.Fprintf(&routes, "  - {host: \"\", pool: web}\n")
-	return fmt.Sprintf(`global:
-  bind_address: "%[1]s:%[2]d"
-  tls_bind_address: "%[1]s:%[3]d"
-  metrics_address: "127.0.0.1:0"
-  admin_address: "127.0.0.1:0"
-  drain_timeout: 2s
-  http3: false
-  log_level: debug
-  tls:
-    auto_cert: true
-    acme_email: ops@example.com
-    cert_dir: %[4]q
-    acme_directory: %[5]q
-    acme_ca_root: %[6]q
-    acme_challenges: [http-01]
-    storage: consul
-discovery:
-  consul:
-    enabled: true
-    address: %[7]q
-pools:
-  - name: web
-    backends: [{address: %[8]q}]
-routes:
-%[9]s`, ip, ports[0], ports[1], certDir, p.Directory, p.CARootFile, agent.HTTPAddr, be.addr(), routes.String())
+	routes = append(routes, routeConfig{Pool: "web"})
+	return testConfig{
+		Global: globalSection{
+			BindAddress:    net.JoinHostPort(ip, strconv.Itoa(ports[0])),
+			TLSBindAddress: net.JoinHostPort(ip, strconv.Itoa(ports[1])),
+			MetricsAddress: "127.0.0.1:0",
+			AdminAddress:   "127.0.0.1:0",
+			DrainTimeout:   duration(2 * time.Second),
+			HTTP3:          ptr(false),
+			LogLevel:       "debug",
+			TLS: &tlsSection{
+				AutoCert: true, ACMEEmail: "ops@example.com", CertDir: certDir,
+				ACMEDirectory: p.Directory, ACMECARoot: p.CARootFile,
+				ACMEChallenges: []string{"http-01"}, Storage: "consul",
+			},
+		},
+		Discovery: &discoverySection{Consul: consulSection{Enabled: true, Address: agent.HTTPAddr}},
+		Pools:     []poolConfig{webPool(be.addr())},
+		Routes:    routes,
+	}
 }
 
 // serial connects to addr asking for name, verifies the certificate against roots as a
@@ -110,9 +102,9 @@ func TestACMECluster(t *testing.T) {
 	}
 	certDir := t.TempDir()
 
-	b := startNode(t, acmeNodeConfig("127.0.0.2", ports, p, agent, certDir, be))
-	a := startNode(t, acmeNodeConfig("127.0.0.1", ports, p, agent, certDir, be, names...))
-	c := startNode(t, acmeNodeConfig("127.0.0.3", ports, p, agent, certDir, be, names...))
+	b := startNode(t, acmeNodeConfig("127.0.0.2", ports, p, agent, certDir, be).yaml(t))
+	a := startNode(t, acmeNodeConfig("127.0.0.1", ports, p, agent, certDir, be, names...).yaml(t))
+	c := startNode(t, acmeNodeConfig("127.0.0.3", ports, p, agent, certDir, be, names...).yaml(t))
 	roots := p.Roots()
 
 	serials := map[string]string{}
@@ -139,7 +131,7 @@ func TestACMECluster(t *testing.T) {
 	}
 
 	// B gets the routes by a reload and serves the stored certificates, ordering nothing.
-	if err := os.WriteFile(b.cfgPath, []byte(acmeNodeConfig("127.0.0.2", ports, p, agent, certDir, be, names...)), 0o600); err != nil {
+	if err := os.WriteFile(b.cfgPath, []byte(acmeNodeConfig("127.0.0.2", ports, p, agent, certDir, be, names...).yaml(t)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	b.signal(syscall.SIGHUP)
@@ -214,10 +206,10 @@ func TestACMELockHolderKilled(t *testing.T) {
 	p.SetA(name, "127.0.0.9")
 	certDir := t.TempDir()
 
-	a := startNode(t, acmeNodeConfig("127.0.0.1", ports, p, agent, certDir, be, name))
+	a := startNode(t, acmeNodeConfig("127.0.0.1", ports, p, agent, certDir, be, name).yaml(t))
 	conn := testutil.Receive(t, held, "Pebble's validation request for A's order")
 	defer conn.Close()
-	c := startNode(t, acmeNodeConfig("127.0.0.3", ports, p, agent, certDir, be, name))
+	c := startNode(t, acmeNodeConfig("127.0.0.3", ports, p, agent, certDir, be, name).yaml(t))
 	p.SetA(name, "127.0.0.3")
 	a.signal(syscall.SIGKILL)
 	_ = a.wait()

@@ -18,31 +18,25 @@ import (
 	"github.com/veloflux/veloflux/internal/testutil"
 )
 
-func clusterConfig(name, bind, seed string, backends []*backend) string {
-	pool := "  - name: web\n    sticky_sessions: true\n    backends:\n"
-	for _, b := range backends {
-		pool += "      - address: \"" + b.addr() + "\"\n"
+// clusterNode is a cluster member on loopback named name, gossiping on bind and joining
+// through seed (none when empty), with a sticky pool web over backends.
+func clusterNode(name, bind, seed string, backends []*backend) testConfig {
+	pool := webPool(addrsOf(backends)...)
+	pool.StickySessions = true
+	c := testConfig{
+		Global: loopbackGlobal(),
+		Sticky: &stickySection{Secret: "cluster-test-secret-cluster-test-secret-42"},
+		Cluster: &clusterSection{
+			Enabled: true, Name: name, BindAddress: bind,
+			GossipKey: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		},
+		Pools:  []poolConfig{pool},
+		Routes: []routeConfig{{Pool: "web"}},
 	}
-	seeds := "[]"
 	if seed != "" {
-		seeds = "[\"" + seed + "\"]"
+		c.Cluster.Seeds = []string{seed}
 	}
-	return `global:
-  bind_address: "127.0.0.1:0"
-  metrics_address: "127.0.0.1:0"
-  admin_address: "127.0.0.1:0"
-sticky:
-  secret: "cluster-test-secret-cluster-test-secret-42"
-cluster:
-  enabled: true
-  name: ` + name + `
-  bind_address: "` + bind + `"
-  gossip_key: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-  seeds: ` + seeds + `
-pools:
-` + pool + `routes:
-  - pool: web
-`
+	return c
 }
 
 // TestClusterSessionRaceNeverMoves runs two veloflux processes joined by gossip, and 1,000
@@ -55,8 +49,8 @@ func TestClusterSessionRaceNeverMoves(t *testing.T) {
 		backends = append(backends, newBackend(t, fmt.Sprintf("b%d", i), 0))
 	}
 	bindA := testutil.FreeAddr(t)
-	a := startNode(t, clusterConfig("node-a", bindA, "", backends))
-	b := startNode(t, clusterConfig("node-b", testutil.FreeAddr(t), bindA, backends))
+	a := startNode(t, clusterNode("node-a", bindA, "", backends).yaml(t))
+	b := startNode(t, clusterNode("node-b", testutil.FreeAddr(t), bindA, backends).yaml(t))
 	for _, n := range []*node{a, b} {
 		testutil.Eventually(t, "two members", func() bool { return sees(t, n, "node-a", "node-b") })
 	}
@@ -89,19 +83,16 @@ func TestClusterSessionRaceNeverMoves(t *testing.T) {
 func TestClusterJoinsThroughConsul(t *testing.T) {
 	agent := consultest.Start(t, "dc1")
 	be := newBackend(t, "b0", 0)
-	cfg := func(name string) string {
-		c := clusterConfig(name, testutil.FreeAddr(t), "", []*backend{be})
-		c = strings.Replace(c, "  seeds: []\n", "  seeds: []\n  join_consul: true\n", 1)
-		return c + `discovery:
-  consul:
-    enabled: true
-    address: "` + agent.HTTPAddr + `"
-    register:
-      enabled: true
-      id: veloflux-` + name + `
-      check_interval: 1s
-`
+	config := func(name string) testConfig {
+		c := clusterNode(name, testutil.FreeAddr(t), "", []*backend{be})
+		c.Cluster.JoinConsul = true
+		c.Discovery = &discoverySection{Consul: consulSection{
+			Enabled: true, Address: agent.HTTPAddr,
+			Register: &consulRegister{Enabled: true, ID: "veloflux-" + name, CheckInterval: duration(time.Second)},
+		}}
+		return c
 	}
+	cfg := func(name string) string { return config(name).yaml(t) }
 	a := startNode(t, cfg("node-a"))
 	c := consulClient(t, agent, "")
 	testutil.Eventually(t, "node a registered with its gossip address", func() bool {
@@ -119,8 +110,10 @@ func TestClusterJoinsThroughConsul(t *testing.T) {
 	// registered, so only asking Consul again while alone brings them together.
 	agent2 := consultest.Start(t, "dc1")
 	cfg2 := func(name string) string {
-		return strings.Replace(strings.Replace(cfg(name), agent.HTTPAddr, agent2.HTTPAddr, 1),
-			"  join_consul: true\n", "  join_consul: true\n  reconnect_interval: 500ms\n", 1)
+		c := config(name)
+		c.Discovery.Consul.Address = agent2.HTTPAddr
+		c.Cluster.ReconnectInterval = duration(500 * time.Millisecond)
+		return c.yaml(t)
 	}
 	c2 := consulClient(t, agent2, "")
 	// Consul is down while they start, so both start-up lookups find no one.
@@ -221,10 +214,10 @@ func TestClusterPartitionHeals(t *testing.T) {
 		if i > 0 {
 			seed = lab.ips[0] + ":7946"
 		}
-		cfg := clusterConfig(fmt.Sprintf("node-%d", i), lab.ips[i]+":7946", seed, backends)
-		cfg = strings.ReplaceAll(cfg, "127.0.0.1:0", lab.ips[i]+":0")
-		cfg = strings.Replace(cfg, "cluster:\n", "cluster:\n  reconnect_interval: 1s\n", 1)
-		nodes = append(nodes, startNodeWith(t, lab.exec(i), cfg, labAdmin...))
+		cfg := clusterNode(fmt.Sprintf("node-%d", i), lab.ips[i]+":7946", seed, backends)
+		cfg.listenOn(lab.ips[i])
+		cfg.Cluster.ReconnectInterval = duration(time.Second)
+		nodes = append(nodes, startNodeWith(t, lab.exec(i), cfg.yaml(t), labAdmin...))
 		all = append(all, fmt.Sprintf("node-%d", i))
 	}
 	majority, majorityNames := nodes[:minority], all[:minority]
@@ -373,10 +366,10 @@ func metricLine(t *testing.T, n *node, prefix string) string {
 	return ""
 }
 
-// healthChecked adds a fast health check to the sticky pool of a clusterConfig.
-func healthChecked(cfg string) string {
-	const health = "    health_check: {path: /health, interval: 1s, timeout: 1s, retries: 1}\n"
-	return strings.Replace(cfg, "    sticky_sessions: true\n", "    sticky_sessions: true\n"+health, 1)
+// healthChecked adds a fast health check to the sticky pool of a clusterNode.
+func healthChecked(cfg testConfig) testConfig {
+	cfg.Pools[0].HealthCheck = &healthCheck{Path: "/health", Interval: duration(time.Second), Timeout: duration(time.Second), Retries: 1}
+	return cfg
 }
 
 // TestClusterRestartedNodeGetsStateByPushPull: a node killed outright misses the moves made
@@ -391,9 +384,9 @@ func TestClusterRestartedNodeGetsStateByPushPull(t *testing.T) {
 		sw, backends = append(sw, s), append(backends, s.backend)
 	}
 	bindA, bindC := testutil.FreeAddr(t), testutil.FreeAddr(t)
-	a := startNode(t, healthChecked(clusterConfig("node-a", bindA, "", backends)))
-	b := startNode(t, healthChecked(clusterConfig("node-b", testutil.FreeAddr(t), bindA, backends)))
-	cfgC := healthChecked(clusterConfig("node-c", bindC, bindA, backends))
+	a := startNode(t, healthChecked(clusterNode("node-a", bindA, "", backends)).yaml(t))
+	b := startNode(t, healthChecked(clusterNode("node-b", testutil.FreeAddr(t), bindA, backends)).yaml(t))
+	cfgC := healthChecked(clusterNode("node-c", bindC, bindA, backends)).yaml(t)
 	c := startNode(t, cfgC)
 	for _, n := range []*node{a, b, c} {
 		testutil.Eventually(t, "three members", func() bool { return sees(t, n, "node-a", "node-b", "node-c") })
@@ -442,7 +435,9 @@ func TestClusterRepinsIdenticallyAndGossipsIt(t *testing.T) {
 		s := newSwitchable(t, fmt.Sprintf("b%d", i))
 		sw, backends = append(sw, s), append(backends, s.backend)
 	}
-	cfg := func(name, bind, seed string) string { return healthChecked(clusterConfig(name, bind, seed, backends)) }
+	cfg := func(name, bind, seed string) string {
+		return healthChecked(clusterNode(name, bind, seed, backends)).yaml(t)
+	}
 	bindA := testutil.FreeAddr(t)
 	nodes := []*node{startNode(t, cfg("node-a", bindA, ""))}
 	nodes = append(nodes, startNode(t, cfg("node-b", testutil.FreeAddr(t), bindA)), startNode(t, cfg("node-c", testutil.FreeAddr(t), bindA)))
@@ -507,7 +502,7 @@ func TestClusterRepinsIdenticallyAndGossipsIt(t *testing.T) {
 // would, and checks the cluster stays whole and replicating throughout; afterwards a node with
 // only the new key joins and one with only the old key cannot.
 func TestClusterRotatesGossipKeyOnReload(t *testing.T) {
-	const oldKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=" // clusterConfig's key
+	const oldKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=" // clusterNode's key
 	const newKey = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="
 	be := newBackend(t, "b0", 0)
 	// Each step drains one more of these through node-a, a change node-b must receive.
@@ -515,14 +510,16 @@ func TestClusterRotatesGossipKeyOnReload(t *testing.T) {
 	for i := range 3 {
 		spare = append(spare, newBackend(t, fmt.Sprintf("s%d", i), 0))
 	}
-	withKeys := func(cfg, primary string, others ...string) string {
-		keys := `  gossip_key: "` + primary + `"` + "\n  gossip_keys: [" + strings.Join(others, ", ") + "]\n"
-		return strings.Replace(cfg, `  gossip_key: "`+oldKey+`"`+"\n", keys, 1)
+	withKeys := func(cfg testConfig, primary string, others ...string) string {
+		cluster := *cfg.Cluster // cfg shares its sections with the caller's
+		cluster.GossipKey, cluster.GossipKeys = primary, others
+		cfg.Cluster = &cluster
+		return cfg.yaml(t)
 	}
 	bindA, bindB := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	pool := append([]*backend{be}, spare...)
-	cfgA, cfgB := clusterConfig("node-a", bindA, "", pool), clusterConfig("node-b", bindB, bindA, pool)
-	a, b := startNode(t, cfgA), startNode(t, cfgB)
+	cfgA, cfgB := clusterNode("node-a", bindA, "", pool), clusterNode("node-b", bindB, bindA, pool)
+	a, b := startNode(t, cfgA.yaml(t)), startNode(t, cfgB.yaml(t))
 	nodes := []*node{a, b}
 	for _, n := range nodes {
 		testutil.Eventually(t, "two members", func() bool { return sees(t, n, "node-a", "node-b") })
@@ -537,7 +534,7 @@ func TestClusterRotatesGossipKeyOnReload(t *testing.T) {
 	}
 	for i, step := range steps {
 		for j, n := range nodes {
-			cfg := withKeys([]string{cfgA, cfgB}[j], step.primary, step.others...)
+			cfg := withKeys([]testConfig{cfgA, cfgB}[j], step.primary, step.others...)
 			if err := os.WriteFile(n.cfgPath, []byte(cfg), 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -561,9 +558,9 @@ func TestClusterRotatesGossipKeyOnReload(t *testing.T) {
 			}
 		}
 	}
-	c := startNode(t, withKeys(clusterConfig("node-c", testutil.FreeAddr(t), bindA, []*backend{be}), newKey))
+	c := startNode(t, withKeys(clusterNode("node-c", testutil.FreeAddr(t), bindA, []*backend{be}), newKey))
 	testutil.Eventually(t, "node-c joins with the new key", func() bool { return sees(t, c, "node-a", "node-b", "node-c") })
-	d := startNode(t, clusterConfig("node-d", testutil.FreeAddr(t), bindA, []*backend{be}))
+	d := startNode(t, clusterNode("node-d", testutil.FreeAddr(t), bindA, []*backend{be}).yaml(t))
 	// d's joins are refused, and it retries: two refusals show it tried and was turned away.
 	testutil.EventuallyWithNote(t, "node-d's join refused twice, or accepted", func() (bool, string) {
 		refused, joined := len(d.logs.Find("join failed, retrying")), len(d.logs.Find("joined cluster"))
@@ -580,8 +577,8 @@ func TestClusterRotatesGossipKeyOnReload(t *testing.T) {
 func TestClusterDrainsBackendEverywhere(t *testing.T) {
 	b0, b1 := newBackend(t, "b0", 0), newBackend(t, "b1", 0)
 	bindA := testutil.FreeAddr(t)
-	nodes := []*node{startNode(t, clusterConfig("node-a", bindA, "", []*backend{b0, b1}))}
-	nodes = append(nodes, startNode(t, clusterConfig("node-b", testutil.FreeAddr(t), bindA, []*backend{b0, b1})))
+	nodes := []*node{startNode(t, clusterNode("node-a", bindA, "", []*backend{b0, b1}).yaml(t))}
+	nodes = append(nodes, startNode(t, clusterNode("node-b", testutil.FreeAddr(t), bindA, []*backend{b0, b1}).yaml(t)))
 	for _, n := range nodes {
 		testutil.Eventually(t, "two members", func() bool { return sees(t, n, "node-a", "node-b") })
 	}

@@ -21,24 +21,21 @@ import (
 	"github.com/veloflux/veloflux/internal/testutil"
 )
 
-// consulNode starts veloflux with Consul discovery against agent, plus extra YAML under
-// discovery.consul.
-func consulNode(t *testing.T, agent *consultest.Agent, consulExtra string, env ...string) *node {
+// consulNode starts veloflux with Consul discovery against agent, quick to coalesce and back
+// off; set, when not nil, adds to the discovery.consul settings.
+func consulNode(t *testing.T, agent *consultest.Agent, set func(*consulSection), env ...string) *node {
 	t.Helper()
-	cfg := `global:
-  bind_address: "127.0.0.1:0"
-  metrics_address: "127.0.0.1:0"
-  admin_address: "127.0.0.1:0"
-  drain_timeout: 2s
-discovery:
-  consul:
-    enabled: true
-    address: "` + agent.HTTPAddr + `"
-    coalesce: 20ms
-    min_backoff: 100ms
-    max_backoff: 500ms
-` + consulExtra
-	return startNode(t, cfg, env...)
+	cfg := testConfig{Global: loopbackGlobal(), Discovery: &discoverySection{Consul: consulSection{
+		Enabled: true, Address: agent.HTTPAddr,
+		Coalesce:   duration(20 * time.Millisecond),
+		MinBackoff: duration(100 * time.Millisecond),
+		MaxBackoff: duration(500 * time.Millisecond),
+	}}}
+	cfg.Global.DrainTimeout = duration(2 * time.Second)
+	if set != nil {
+		set(&cfg.Discovery.Consul)
+	}
+	return startNode(t, cfg.yaml(t), env...)
 }
 
 func consulClient(t *testing.T, agent *consultest.Agent, dc string) *api.Client {
@@ -79,7 +76,7 @@ func TestConsulDrivesRouting(t *testing.T) {
 	agent := consultest.Start(t, "dc1")
 	c := consulClient(t, agent, "")
 	a, b := newBackend(t, "A", 0), newBackend(t, "B", 0)
-	n := consulNode(t, agent, "")
+	n := consulNode(t, agent, nil)
 
 	// A tagged, passing service receives traffic within a second.
 	start := time.Now()
@@ -157,7 +154,7 @@ func TestConsulTwoDatacenters(t *testing.T) {
 	a, b := newBackend(t, "A", 0), newBackend(t, "B", 0)
 	register(t, consulClient(t, dc1, ""), "web-a", "web", a, api.HealthPassing, "veloflux.enable=true", "veloflux.route=/")
 	register(t, consulClient(t, dc2, ""), "web-b", "web", b, api.HealthPassing, "veloflux.enable=true", "veloflux.route=/")
-	n := consulNode(t, dc1, "    datacenters: [dc2]\n")
+	n := consulNode(t, dc1, func(c *consulSection) { c.Datacenters = []string{"dc2"} })
 
 	testutil.Eventually(t, "both datacenters routed", func() bool {
 		got := bodies(t, n.url("/"), 6)
@@ -191,7 +188,7 @@ func TestConsulTwoDatacenters(t *testing.T) {
 func TestConsulChangeLatency(t *testing.T) {
 	agent := consultest.Start(t, "dc1")
 	c := consulClient(t, agent, "")
-	n := consulNode(t, agent, "")
+	n := consulNode(t, agent, nil)
 	var took []time.Duration
 	for i := 0; i < 20; i++ {
 		b := newBackend(t, fmt.Sprintf("svc%d", i), 0)
@@ -221,7 +218,9 @@ func TestConsulChangeLatency(t *testing.T) {
 func TestConsulSelfRegistration(t *testing.T) {
 	agent := consultest.Start(t, "dc1")
 	c := consulClient(t, agent, "")
-	n := consulNode(t, agent, "    register:\n      enabled: true\n      id: vf-test-1\n      check_interval: 1s\n",
+	n := consulNode(t, agent, func(c *consulSection) {
+		c.Register = &consulRegister{Enabled: true, ID: "vf-test-1", CheckInterval: duration(time.Second)}
+	},
 		"VF_ADMIN_USER=ops", "VF_ADMIN_PASS=pw")
 
 	status := func() string {
@@ -265,7 +264,7 @@ func TestConsulSelfRegistration(t *testing.T) {
 func TestConsulTokenNeverShown(t *testing.T) {
 	const token = "3f1d5c1e-token-never-shown-9a7b"
 	agent := consultest.Start(t, "dc1")
-	n := consulNode(t, agent, "    token: \""+token+"\"\n", "VF_ADMIN_USER=ops", "VF_ADMIN_PASS=pw")
+	n := consulNode(t, agent, func(c *consulSection) { c.Token = token }, "VF_ADMIN_USER=ops", "VF_ADMIN_PASS=pw")
 	agent.Kill() // errors mention the request; none may carry the token
 	testutil.Eventually(t, "the outage in the admin status", func() bool {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+n.admin+"/admin/status", nil)

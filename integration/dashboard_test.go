@@ -79,39 +79,27 @@ func freeAddrOn(t *testing.T, ip string) string {
 	return ln.Addr().String()
 }
 
-func dashboardNodeConfig(name, ip, adminPort, region, gossip, seed string, backends []*backend) string {
-	pool := "  - name: web\n    sticky_sessions: true\n    health_check: {path: /, interval: 1s, timeout: 500ms}\n    backends:\n"
-	for _, b := range backends {
-		pool += "      - address: \"" + b.addr() + "\"\n"
+func dashboardNodeConfig(name, ip, adminPort, region, gossip, seed string, backends []*backend) testConfig {
+	pool := webPool(addrsOf(backends)...)
+	pool.StickySessions = true
+	pool.HealthCheck = &healthCheck{Path: "/", Interval: duration(time.Second), Timeout: duration(500 * time.Millisecond)}
+	cfg := testConfig{
+		Global: globalSection{BindAddress: ip + ":0", MetricsAddress: ip + ":0", AdminAddress: ip + ":" + adminPort},
+		Sticky: &stickySection{Secret: "dashboard-test-secret-dashboard-test-secret"},
+		Geo:    &geoSection{NodeRegion: region},
+		Cluster: &clusterSection{
+			Enabled: true, Name: name, BindAddress: gossip,
+			GossipKey: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		},
+		Pools:  []poolConfig{pool},
+		Routes: []routeConfig{{Host: "shop.example", PathPrefix: "/cart", Pool: "web"}, {Pool: "web"}},
 	}
-	seeds := "[]"
 	if seed != "" {
-		seeds = `["` + seed + `"]`
+		cfg.Cluster.Seeds = []string{seed}
 	}
-	return `global:
-  bind_address: "` + ip + `:0"
-  metrics_address: "` + ip + `:0"
-  admin_address: "` + ip + `:` + adminPort + `"
-sticky:
-  secret: "dashboard-test-secret-dashboard-test-secret"
-geo:
-  node_region: ` + region + `
-cluster:
-  enabled: true
-  name: ` + name + `
-  bind_address: "` + gossip + `"
-  gossip_key: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-  seeds: ` + seeds + `
-pools:
-` + pool + `routes:
-  - host: shop.example
-    path_prefix: /cart
-    pool: web
-  - pool: web
-`
+	return cfg
 }
 
-// adminGet fetches an admin document of a node with the dashboard's credentials.
 func adminGet(t *testing.T, addr, path string, out any) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
@@ -168,8 +156,8 @@ func TestDashboard(t *testing.T) {
 	port := sharedPort(t)
 	gossipA := freeAddrOn(t, "127.0.0.1")
 	env := []string{"VF_ADMIN_USER=" + dashUser, "VF_ADMIN_PASS=" + dashPass}
-	a := startNode(t, dashboardNodeConfig("node-a", "127.0.0.1", port, "eu-west-1", gossipA, "", backends), env...)
-	b := startNode(t, dashboardNodeConfig("node-b", "127.0.0.2", port, "us-east-1", freeAddrOn(t, "127.0.0.2"), gossipA, backends), env...)
+	a := startNode(t, dashboardNodeConfig("node-a", "127.0.0.1", port, "eu-west-1", gossipA, "", backends).yaml(t), env...)
+	b := startNode(t, dashboardNodeConfig("node-b", "127.0.0.2", port, "us-east-1", freeAddrOn(t, "127.0.0.2"), gossipA, backends).yaml(t), env...)
 
 	// Some traffic through both nodes, so that sessions and rates have something to show.
 	stopTraffic := make(chan struct{})

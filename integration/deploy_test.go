@@ -41,8 +41,8 @@ func superviseNode(t *testing.T, dir, name string) *supervised {
 		name: name, cfg: filepath.Join(dir, name+".yaml"), pidFile: filepath.Join(dir, name+".pid"),
 		metrics: testutil.FreeAddr(t), admin: testutil.FreeAddr(t),
 	}
-	writeFile(t, s.cfg, deployNodeConfig(s))
-	writeFile(t, filepath.Join(dir, name+".next.yaml"), deployNodeConfig(s))
+	writeFile(t, s.cfg, deployNodeConfig(t, s))
+	writeFile(t, filepath.Join(dir, name+".next.yaml"), deployNodeConfig(t, s))
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	logs := &testutil.LogBuffer{}
@@ -88,13 +88,9 @@ func superviseNode(t *testing.T, dir, name string) *supervised {
 	return s
 }
 
-func deployNodeConfig(s *supervised) string {
-	return fmt.Sprintf(`global:
-  bind_address: "127.0.0.1:0"
-  metrics_address: %q
-  admin_address: %q
-  drain_timeout: 1s
-`, s.metrics, s.admin)
+func deployNodeConfig(t *testing.T, s *supervised) string {
+	g := globalSection{BindAddress: "127.0.0.1:0", MetricsAddress: s.metrics, AdminAddress: s.admin, DrainTimeout: duration(time.Second)}
+	return testConfig{Global: g}.yaml(t)
 }
 
 func readyz(metrics string) int {
@@ -126,7 +122,7 @@ func TestDeployScript(t *testing.T) {
 		specs = append(specs, n.spec())
 	}
 	// What the node's /readyz said when it was replaced, then the replacement itself.
-	replace := fmt.Sprintf(`curl -s -o /dev/null -w '%%{http_code}\n' http://$(sed -n 's/^  metrics_address: "\(.*\)"/\1/p' %[1]s/{node}.yaml)/readyz >> %[1]s/{node}.readyz-at-replace && cp %[1]s/{node}.next.yaml %[1]s/{node}.yaml && kill -TERM "$(cat %[1]s/{node}.pid)"`, dir)
+	replace := fmt.Sprintf(`curl -s -o /dev/null -w '%%{http_code}\n' http://$(sed -n 's/^  metrics_address: "\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' %[1]s/{node}.yaml)/readyz >> %[1]s/{node}.readyz-at-replace && cp %[1]s/{node}.next.yaml %[1]s/{node}.yaml && kill -TERM "$(cat %[1]s/{node}.pid)"`, dir)
 	run := func() (string, error) {
 		cmd := exec.Command("bash", "scripts/deploy.sh")
 		cmd.Dir = ".."
@@ -163,7 +159,7 @@ func TestDeployScript(t *testing.T) {
 	})
 
 	t.Run("a node that does not become ready stops the rollout", func(t *testing.T) {
-		writeFile(t, filepath.Join(dir, "b.next.yaml"), "global:\n  bind_address: \"not an address\"\n")
+		writeFile(t, filepath.Join(dir, "b.next.yaml"), testConfig{Global: globalSection{BindAddress: "not an address"}}.yaml(t))
 		a, c := nodes[0].currentPID(), nodes[2].currentPID()
 		out, err := run()
 		if err == nil {

@@ -38,12 +38,15 @@ func newHealthBackend(t *testing.T, name string) *healthBackend {
 
 // exhaustionConfig is a node limited to openFiles descriptors (through prlimit), probing three
 // backends every 100 ms.
-func exhaustionConfig(bs []*healthBackend, extra string) string {
-	pool := "  - name: web\n    health_check: { path: /health, interval: 100ms, timeout: 90ms, retries: 2 }\n    backends:\n"
+func exhaustionConfig(bs []*healthBackend) testConfig {
+	pool := webPool()
+	pool.HealthCheck = &healthCheck{Path: "/health", Interval: duration(100 * time.Millisecond), Timeout: duration(90 * time.Millisecond), Retries: 2}
 	for _, b := range bs {
-		pool += "      - address: \"" + strings.TrimPrefix(b.URL, "http://") + "\"\n"
+		pool.Backends = append(pool.Backends, backendConfig{Address: strings.TrimPrefix(b.URL, "http://")})
 	}
-	return configFor(pool, "  access_log: false\n  log_level: debug\n"+extra)
+	cfg := singlePool(pool)
+	cfg.Global.AccessLog, cfg.Global.LogLevel = ptr(false), "debug"
+	return cfg
 }
 
 const openFiles = 256
@@ -117,7 +120,7 @@ func firstTryOK(t *testing.T, addr string) int {
 func TestIdleClientsBeyondOpenFilesLimit(t *testing.T) {
 	requirePrlimit(t)
 	bs := []*healthBackend{newHealthBackend(t, "a"), newHealthBackend(t, "b"), newHealthBackend(t, "c")}
-	n := startNodeWith(t, []string{"prlimit", fmt.Sprintf("--nofile=%d:%d", openFiles, openFiles), "--"}, exhaustionConfig(bs, ""))
+	n := startNodeWith(t, []string{"prlimit", fmt.Sprintf("--nofile=%d:%d", openFiles, openFiles), "--"}, exhaustionConfig(bs).yaml(t))
 	m := newScraper(t, n)
 	probesPass(t, bs, 2)
 	release := holdIdle(t, n.proxy, 2*openFiles)
@@ -146,8 +149,9 @@ func TestIdleClientsBeyondOpenFilesLimit(t *testing.T) {
 func TestOpenFilesExhaustedIsNotABackendFailure(t *testing.T) {
 	requirePrlimit(t)
 	bs := []*healthBackend{newHealthBackend(t, "a"), newHealthBackend(t, "b"), newHealthBackend(t, "c")}
-	n := startNodeWith(t, []string{"prlimit", fmt.Sprintf("--nofile=%d:%d", openFiles, openFiles), "--"},
-		exhaustionConfig(bs, "  limits:\n    max_client_conns: 100000\n"))
+	cfg := exhaustionConfig(bs)
+	cfg.Global.Limits = &limitsSection{MaxClientConns: 100000}
+	n := startNodeWith(t, []string{"prlimit", fmt.Sprintf("--nofile=%d:%d", openFiles, openFiles), "--"}, cfg.yaml(t))
 	m := newScraper(t, n)
 	probesPass(t, bs, 2)
 	release := holdIdle(t, n.proxy, 2*openFiles)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/maxmind/mmdbwriter"
 	"github.com/maxmind/mmdbwriter/mmdbtype"
@@ -41,29 +42,28 @@ type switchable struct {
 	down atomic.Bool
 }
 
-func geoConfig(db, trusted string, eu, us, ap *switchable) string {
-	pool := "  - name: web\n    health_check: {path: /health}\n    backends:\n"
+// geoConfig is a node in eu-central-1 with a pool over one backend in each of three regions,
+// probed every 100 ms, routed to the region nearest the client; trusted, when not empty, is the
+// one peer whose X-Forwarded-For is believed.
+func geoConfig(t *testing.T, db, trusted string, eu, us, ap *switchable) string {
+	pool := poolConfig{Name: "web", HealthCheck: &healthCheck{Path: "/health"}}
 	for _, b := range []struct {
 		s      *switchable
 		region string
 	}{{eu, "eu-central-1"}, {us, "us-east-1"}, {ap, "ap-southeast-1"}} {
-		pool += "      - {address: \"" + b.s.addr() + "\", region: " + b.region + "}\n"
+		pool.Backends = append(pool.Backends, backendConfig{Address: b.s.addr(), Region: b.region})
 	}
-	return `global:
-  bind_address: "127.0.0.1:0"
-  metrics_address: "127.0.0.1:0"
-  admin_address: "127.0.0.1:0"
-  trusted_proxies: [` + trusted + `]
-  health_check: {interval: 100ms, timeout: 80ms, retries: 1}
-geo:
-  database: "` + db + `"
-  node_region: eu-central-1
-  response_header: X-VeloFlux-Region
-pools:
-` + pool + `routes:
-  - pool: web
-    geo: nearest
-`
+	cfg := testConfig{
+		Global: loopbackGlobal(),
+		Geo:    &geoSection{Database: db, NodeRegion: "eu-central-1", ResponseHeader: "X-VeloFlux-Region"},
+		Pools:  []poolConfig{pool},
+		Routes: []routeConfig{{Pool: "web", Geo: "nearest"}},
+	}
+	if trusted != "" {
+		cfg.Global.TrustedProxies = []string{trusted}
+	}
+	cfg.Global.HealthCheck = &healthCheck{Interval: duration(100 * time.Millisecond), Timeout: duration(80 * time.Millisecond), Retries: 1}
+	return cfg.yaml(t)
 }
 
 func newSwitchable(t *testing.T, name string) *switchable {
@@ -89,7 +89,7 @@ func wrapHealth(h http.Handler, down *atomic.Bool) http.Handler {
 func TestGeoNearestRegionWithFailover(t *testing.T) {
 	db := geoDB(t)
 	eu, us, ap := newSwitchable(t, "eu"), newSwitchable(t, "us"), newSwitchable(t, "ap")
-	n := startNode(t, geoConfig(db, "127.0.0.1/32", eu, us, ap))
+	n := startNode(t, geoConfig(t, db, "127.0.0.1/32", eu, us, ap))
 
 	clients := []struct{ ip, want string }{
 		{"80.128.0.1", "eu"}, // Deutsche Telekom, near Frankfurt
@@ -138,7 +138,7 @@ func TestGeoNearestRegionWithFailover(t *testing.T) {
 func TestGeoIgnoresSpoofedHeader(t *testing.T) {
 	db := geoDB(t)
 	eu, us, ap := newSwitchable(t, "eu"), newSwitchable(t, "us"), newSwitchable(t, "ap")
-	n := startNode(t, geoConfig(db, "", eu, us, ap))
+	n := startNode(t, geoConfig(t, db, "", eu, us, ap))
 	for _, spoof := range []string{"8.8.8.8", "13.228.0.1"} {
 		if _, body, _ := get(t, n.url("/"), "X-Forwarded-For", spoof); body != "eu" {
 			t.Errorf("loopback client claiming %s went to %q, want the node's region eu", spoof, body)
@@ -153,7 +153,7 @@ func TestGeoDatabaseHotReload(t *testing.T) {
 	db := filepath.Join(dir, "geo.mmdb")
 	writeDB(t, db, 50.11, 8.68, "DE", "EU") // 198.51.100.0/24 in Frankfurt
 	eu, us, ap := newSwitchable(t, "eu"), newSwitchable(t, "us"), newSwitchable(t, "ap")
-	n := startNode(t, geoConfig(db, "127.0.0.1/32", eu, us, ap))
+	n := startNode(t, geoConfig(t, db, "127.0.0.1/32", eu, us, ap))
 	if _, body, _ := get(t, n.url("/"), "X-Forwarded-For", "198.51.100.7"); body != "eu" {
 		t.Fatalf("before reload: %q, want eu", body)
 	}

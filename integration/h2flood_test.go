@@ -75,8 +75,7 @@ func TestHTTP2RapidResetFlood(t *testing.T) {
 	}))
 	t.Cleanup(be.Close)
 	certFile, keyFile := writeCert(t, t.TempDir())
-	n := startNode(t, configFor(poolWith(strings.TrimPrefix(be.URL, "http://")),
-		"  access_log: false\n  tls_bind_address: \"127.0.0.1:0\"\n  tls:\n    cert_file: "+certFile+"\n    key_file: "+keyFile+"\n"))
+	n := startNode(t, tlsNode(strings.TrimPrefix(be.URL, "http://"), certFile, keyFile).yaml(t))
 	tlsAddr := n.tlsListener()
 
 	c, err := tls.Dial("tcp", tlsAddr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})

@@ -38,8 +38,7 @@ func TestH2Spec(t *testing.T) {
 	t.Cleanup(be.Close)
 	dir := t.TempDir()
 	certFile, keyFile := writeCert(t, dir)
-	n := startNode(t, configFor(poolWith(strings.TrimPrefix(be.URL, "http://")),
-		"  access_log: false\n  tls_bind_address: \"127.0.0.1:0\"\n  tls:\n    cert_file: "+certFile+"\n    key_file: "+keyFile+"\n"))
+	n := startNode(t, tlsNode(strings.TrimPrefix(be.URL, "http://"), certFile, keyFile).yaml(t))
 	tlsAddr := n.tlsListener()
 	host, port, ok := strings.Cut(tlsAddr, ":")
 	if !ok {

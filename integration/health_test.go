@@ -127,14 +127,13 @@ func healthyOnAll(t *testing.T, nodes []*node, addr string, want bool) bool {
 
 // healthClusterConfig is a cluster node whose pool probes /health every interval, with
 // retries (fall) and rise given.
-func healthClusterConfig(name, bind, seed string, interval time.Duration, fall, rise int, backends ...*probed) string {
-	cfg := clusterConfig(name, bind, seed, nil)
-	pool := "    health_check: {path: /health, interval: " + interval.String() + ", timeout: " + (interval * 3 / 4).String() +
-		", retries: " + fmt.Sprint(fall) + ", rise: " + fmt.Sprint(rise) + "}\n    backends:\n"
+func healthClusterConfig(name, bind, seed string, interval time.Duration, fall, rise int, backends ...*probed) testConfig {
+	cfg := clusterNode(name, bind, seed, nil)
+	cfg.Pools[0].HealthCheck = &healthCheck{Path: "/health", Interval: duration(interval), Timeout: duration(interval * 3 / 4), Retries: fall, Rise: rise}
 	for _, p := range backends {
-		pool += "      - address: \"" + p.addr + "\"\n"
+		cfg.Pools[0].Backends = append(cfg.Pools[0].Backends, backendConfig{Address: p.addr})
 	}
-	return strings.Replace(cfg, "    backends:\n", pool, 1)
+	return cfg
 }
 
 // TestHealthConsensusAcrossNodes runs three veloflux processes, each in its own network
@@ -162,8 +161,8 @@ func TestHealthConsensusAcrossNodes(t *testing.T) {
 			seed = lab.ips[0] + ":7946"
 		}
 		cfg := healthClusterConfig(names[i], lab.ips[i]+":7946", seed, interval, fall, rise, b0, b1, b2, b3)
-		cfg = strings.ReplaceAll(cfg, "127.0.0.1:0", lab.ips[i]+":0")
-		nodes = append(nodes, startNodeWith(t, lab.exec(i), cfg, labAdmin...))
+		cfg.listenOn(lab.ips[i])
+		nodes = append(nodes, startNodeWith(t, lab.exec(i), cfg.yaml(t), labAdmin...))
 	}
 	for _, n := range nodes {
 		testutil.Eventually(t, "three members", func() bool { return sees(t, n, names...) })
@@ -277,7 +276,7 @@ func TestHealthProbesAreSharded(t *testing.T) {
 			bind, seed = bind0, ""
 		}
 		names = append(names, name)
-		nodes = append(nodes, startNode(t, healthClusterConfig(name, bind, seed, interval, 3, 2, backends...)))
+		nodes = append(nodes, startNode(t, healthClusterConfig(name, bind, seed, interval, 3, 2, backends...).yaml(t)))
 	}
 	for _, n := range nodes {
 		testutil.Eventually(t, "five members", func() bool { return sees(t, n, names...) })

@@ -39,8 +39,7 @@ func TestHTTP3WithNgtcp2Client(t *testing.T) {
 	t.Cleanup(be.Close)
 	dir := t.TempDir()
 	certFile, keyFile := writeCert(t, dir)
-	n := startNode(t, configFor(poolWith(strings.TrimPrefix(be.URL, "http://")),
-		"  access_log: false\n  tls_bind_address: \"127.0.0.1:0\"\n  tls:\n    cert_file: "+certFile+"\n    key_file: "+keyFile+"\n"))
+	n := startNode(t, tlsNode(strings.TrimPrefix(be.URL, "http://"), certFile, keyFile).yaml(t))
 	addr := n.tlsListener()
 	host, port, _ := strings.Cut(addr, ":")
 	payload := filepath.Join(dir, "payload")

@@ -50,12 +50,9 @@ func TestPrometheusScrapesVeloFlux(t *testing.T) {
 	be := newRecordingBackend(t)
 	// Spans go nowhere (nothing listens there) and are counted as dropped; the exemplars are
 	// made from the sampled spans all the same.
-	n := startNode(t, configFor(poolWith(strings.TrimPrefix(be.URL, "http://")), `tracing:
-  enabled: true
-  endpoint: "`+testutil.FreeAddr(t)+`"
-  insecure: true
-  sample_ratio: 1
-`))
+	nodeCfg := singlePool(webPool(strings.TrimPrefix(be.URL, "http://")))
+	nodeCfg.Tracing = &tracingSection{Enabled: true, Endpoint: testutil.FreeAddr(t), Insecure: true, SampleRatio: 1}
+	n := startNode(t, nodeCfg.yaml(t))
 	const requests = 5
 	for i := 0; i < requests; i++ {
 		if code, _, _ := get(t, n.url("/")); code != http.StatusOK {

@@ -45,42 +45,18 @@ func (b *backend) addr() string { return strings.TrimPrefix(b.URL, "http://") }
 // client never waits forever: a hung proxy fails the test instead of stalling the run.
 var client = &http.Client{Timeout: 10 * time.Second}
 
-func configFor(pools string, extra string) string {
-	return `global:
-  bind_address: "127.0.0.1:0"
-  metrics_address: "127.0.0.1:0"
-  admin_address: "127.0.0.1:0"
-  drain_timeout: 5s
-` + extra + `
-pools:
-` + pools + `
-routes:
-  - pool: web
-`
-}
-
-func poolWith(addrs ...string) string {
-	s := "  - name: web\n    backends:\n"
-	for _, a := range addrs {
-		s += "      - address: \"" + a + "\"\n"
-	}
-	return s
-}
-
 func TestValidateCommand(t *testing.T) {
 	dir := t.TempDir()
 	bad := dir + "/bad.yaml"
-	os.WriteFile(bad, []byte(`global:
-  bind_adress: ":80"
-pools:
-  - name: web
-    backends:
-      - address: "10.0.0.1"
-routes:
-  - pool: nowhere
-`), 0o600)
+	// A misspelt key, an address without a port, a route to a pool that does not exist.
+	badCfg := testConfig{
+		Global: globalSection{Extra: map[string]any{"bind_adress": ":80"}},
+		Pools:  []poolConfig{webPool("10.0.0.1")},
+		Routes: []routeConfig{{Pool: "nowhere"}},
+	}
+	os.WriteFile(bad, []byte(badCfg.yaml(t)), 0o600)
 	good := dir + "/good.yaml"
-	os.WriteFile(good, []byte(configFor(poolWith("127.0.0.1:1"), "")), 0o600)
+	os.WriteFile(good, []byte(singlePool(webPool("127.0.0.1:1")).yaml(t)), 0o600)
 
 	out, err := exec.Command(binary, "validate", "-config", bad).CombinedOutput()
 	var ee *exec.ExitError
@@ -108,13 +84,13 @@ func errorsAs(err error, target **exec.ExitError) bool {
 
 func TestProxyReloadsOnFileChangeAndSIGHUP(t *testing.T) {
 	a, b := newBackend(t, "A", 0), newBackend(t, "B", 0)
-	n := startNode(t, configFor(poolWith(a.addr()), ""))
+	n := startNode(t, singlePool(webPool(a.addr())).yaml(t))
 	if code, body, _ := get(t, n.url("/")); code != 200 || body != "A" {
 		t.Fatalf("before reload: %d %q, want 200 A", code, body)
 	}
 
 	// A changed file is picked up without a signal.
-	if err := os.WriteFile(n.cfgPath, []byte(configFor(poolWith(b.addr()), "")), 0o600); err != nil {
+	if err := os.WriteFile(n.cfgPath, []byte(singlePool(webPool(b.addr())).yaml(t)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, "reload to backend B", func() bool {
@@ -123,7 +99,9 @@ func TestProxyReloadsOnFileChangeAndSIGHUP(t *testing.T) {
 	})
 
 	// A broken file is rejected whole; the running table keeps serving.
-	if err := os.WriteFile(n.cfgPath, []byte(configFor(poolWith(a.addr()), "  bogus_key: 1\n")), 0o600); err != nil {
+	bogus := singlePool(webPool(a.addr()))
+	bogus.Global.Extra = map[string]any{"bogus_key": 1}
+	if err := os.WriteFile(n.cfgPath, []byte(bogus.yaml(t)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, "rejection logged", func() bool { return len(n.logs.Find("configuration rejected; the previous one keeps serving")) > 0 })
@@ -136,7 +114,7 @@ func TestProxyReloadsOnFileChangeAndSIGHUP(t *testing.T) {
 	}
 
 	// SIGHUP reloads too, and says so.
-	if err := os.WriteFile(n.cfgPath, []byte(configFor(poolWith(a.addr()), "")), 0o600); err != nil {
+	if err := os.WriteFile(n.cfgPath, []byte(singlePool(webPool(a.addr())).yaml(t)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	n.signal(syscall.SIGHUP)
@@ -159,7 +137,7 @@ func TestProxyReloadsOnFileChangeAndSIGHUP(t *testing.T) {
 
 func TestSIGTERMLetsInFlightRequestFinish(t *testing.T) {
 	slow := newBackend(t, "slow", 1500*time.Millisecond)
-	n := startNode(t, configFor(poolWith(slow.addr()), ""))
+	n := startNode(t, singlePool(webPool(slow.addr())).yaml(t))
 
 	type result struct {
 		code int
@@ -203,7 +181,7 @@ func TestSIGTERMLetsInFlightRequestFinish(t *testing.T) {
 
 func TestAdminDrainAndUndrain(t *testing.T) {
 	a := newBackend(t, "A", 0)
-	n := startNode(t, configFor(poolWith(a.addr()), ""), "VF_ADMIN_USER=ops", "VF_ADMIN_PASS=s3cret")
+	n := startNode(t, singlePool(webPool(a.addr())).yaml(t), "VF_ADMIN_USER=ops", "VF_ADMIN_PASS=s3cret")
 
 	post := func(path, user, pass string) int {
 		req, _ := http.NewRequest(http.MethodPost, "http://"+n.admin+path, nil)
@@ -249,8 +227,9 @@ func TestAdminDrainAndUndrain(t *testing.T) {
 
 func TestAdminRefusesPublicAddressWithoutCredentials(t *testing.T) {
 	path := t.TempDir() + "/config.yaml"
-	cfg := strings.Replace(configFor(poolWith("127.0.0.1:1"), ""), `admin_address: "127.0.0.1:0"`, `admin_address: "0.0.0.0:0"`, 1)
-	os.WriteFile(path, []byte(cfg), 0o600)
+	cfg := singlePool(webPool("127.0.0.1:1"))
+	cfg.Global.AdminAddress = "0.0.0.0:0"
+	os.WriteFile(path, []byte(cfg.yaml(t)), 0o600)
 	cmd := exec.Command(binary, "-config", path)
 	cmd.Env = cleanEnv()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -266,8 +245,11 @@ func TestAdminRefusesPublicAddressWithoutCredentials(t *testing.T) {
 
 func TestMetricsEndpoint(t *testing.T) {
 	a := newBackend(t, "A", 0)
-	pool := "  - name: web\n    health_check:\n      path: /\n    backends:\n      - address: \"" + a.addr() + "\"\n"
-	n := startNode(t, configFor(pool, "  health_check: {interval: 100ms, timeout: 50ms}\n"))
+	pool := webPool(a.addr())
+	pool.HealthCheck = &healthCheck{Path: "/"}
+	cfg := singlePool(pool)
+	cfg.Global.HealthCheck = &healthCheck{Interval: duration(100 * time.Millisecond), Timeout: duration(50 * time.Millisecond)}
+	n := startNode(t, cfg.yaml(t))
 	for i := 0; i < 3; i++ {
 		if code, _, _ := get(t, n.url("/")); code != 200 {
 			t.Fatalf("request %d: %d", i, code)

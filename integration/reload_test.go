@@ -15,12 +15,12 @@ import (
 
 // stickyConfig is one sticky pool over addrs with a fixed secret, so cookies stay valid
 // across reloads.
-func stickyConfig(addrs ...string) string {
-	pool := "  - name: web\n    sticky_sessions: true\n    backends:\n"
-	for _, a := range addrs {
-		pool += "      - address: \"" + a + "\"\n"
-	}
-	return configFor(pool, "") + "sticky:\n  secret: \"integration-secret-integration-secret-0123\"\n"
+func stickyConfig(t *testing.T, addrs ...string) string {
+	pool := webPool(addrs...)
+	pool.StickySessions = true
+	cfg := singlePool(pool)
+	cfg.Sticky = &stickySection{Secret: "integration-secret-integration-secret-0123"}
+	return cfg.yaml(t)
 }
 
 // TestReloadKeepsPinsAndInFlightRequests adds a backend by reload while sessions are pinned
@@ -29,7 +29,7 @@ func stickyConfig(addrs ...string) string {
 func TestReloadKeepsPinsAndInFlightRequests(t *testing.T) {
 	a, b, c := newBackend(t, "A", 0), newBackend(t, "B", 0), newBackend(t, "C", 0)
 	slow := newBackend(t, "slow", 1200*time.Millisecond)
-	n := startNode(t, stickyConfig(a.addr(), b.addr(), slow.addr()))
+	n := startNode(t, stickyConfig(t, a.addr(), b.addr(), slow.addr()))
 
 	// Pin 30 sessions; keep those that landed on A or B.
 	pins := map[string]string{}
@@ -59,7 +59,7 @@ func TestReloadKeepsPinsAndInFlightRequests(t *testing.T) {
 	}()
 	testutil.Eventually(t, "slow request at the backend", func() bool { return slow.started.Load() == 1 })
 
-	if err := os.WriteFile(n.cfgPath, []byte(stickyConfig(a.addr(), b.addr(), slow.addr(), c.addr())), 0o600); err != nil {
+	if err := os.WriteFile(n.cfgPath, []byte(stickyConfig(t, a.addr(), b.addr(), slow.addr(), c.addr())), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, "reload", func() bool { return len(n.logs.Find("configuration reloaded")) > 0 })

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/veloflux/veloflux/internal/testutil"
 )
@@ -243,15 +244,12 @@ func TestTracesInJaeger(t *testing.T) {
 			dead := testutil.FreeAddr(t) // nothing listens: the dial is refused
 			liveAddr := strings.TrimPrefix(live.URL, "http://")
 			service := "veloflux-it-" + tt.protocol
-			n := startNode(t, configFor(poolWith(dead, liveAddr), `tracing:
-  enabled: true
-  endpoint: "`+tt.endpoint+`"
-  protocol: `+tt.protocol+`
-  insecure: true
-  sample_ratio: 1
-  batch_timeout: 50ms
-  service_name: `+service+`
-`))
+			cfg := singlePool(webPool(dead, liveAddr))
+			cfg.Tracing = &tracingSection{
+				Enabled: true, Endpoint: tt.endpoint, Protocol: tt.protocol, Insecure: true,
+				SampleRatio: 1, BatchTimeout: duration(50 * time.Millisecond), ServiceName: service,
+			}
+			n := startNode(t, cfg.yaml(t))
 			code, body, _ := get(t, n.url("/api/users?id=7"))
 			if code != http.StatusOK || body != "ok" {
 				t.Fatalf("request answered %d %q, want 200 from the live backend after a retry", code, body)
