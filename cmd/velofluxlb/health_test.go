@@ -277,9 +277,11 @@ pools:
 // more traffic, and comes back only through a successful active probe.
 func TestPassiveThroughProxy(t *testing.T) {
 	t.Run("5xx backend ejected, back after a probe succeeds", func(t *testing.T) {
-		bad := newSwitchable(t, http.StatusServiceUnavailable, http.StatusOK)
+		// Its probes fail until the test has checked that it gets no traffic, so it stays
+		// out however long those requests take on a busy machine.
+		bad := newSwitchable(t, http.StatusServiceUnavailable, http.StatusServiceUnavailable)
 		good1, good2 := newSwitchable(t, http.StatusOK, http.StatusOK), newSwitchable(t, http.StatusOK, http.StatusOK)
-		n := startHealthNode(t, poolYAML("150ms", 50, bad.addr(), good1.addr(), good2.addr()))
+		n := startHealthNode(t, poolYAML("50ms", 50, bad.addr(), good1.addr(), good2.addr()))
 		for bad.requests.Load() < 3 {
 			n.get(t)
 		}
@@ -295,7 +297,12 @@ func TestPassiveThroughProxy(t *testing.T) {
 		if got := bad.requests.Load(); got != before {
 			t.Fatalf("the ejected backend got %d more requests", got-before)
 		}
+		waitUntil(t, "a failing probe after the ejection time", func() bool { return bad.probes.Load() >= 1 })
+		if !n.passive.Ejected(bad.addr()) {
+			t.Fatal("the backend came back while its probes fail")
+		}
 		probes := bad.probes.Load()
+		bad.healthStatus.Store(http.StatusOK)
 		waitUntil(t, "the backend back", func() bool { return !n.passive.Ejected(bad.addr()) })
 		if bad.probes.Load() <= probes {
 			t.Fatal("the backend came back without an active probe")
