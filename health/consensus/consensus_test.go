@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -125,12 +126,19 @@ type unitView struct {
 
 func newUnitView(t *testing.T, self string, ccfg Config, hcfg health.Config, members ...string) unitView {
 	t.Helper()
+	return newUnitViewProbing(t, nil, self, ccfg, hcfg, members...)
+}
+
+// newUnitViewProbing is newUnitView with the Checker probing through client (nil: its own
+// default client), e.g. one that serves its probes in memory inside a synctest bubble.
+func newUnitViewProbing(t *testing.T, client *http.Client, self string, ccfg Config, hcfg health.Config, members ...string) unitView {
+	t.Helper()
 	store, err := gossip.NewStore(gossip.StoreConfig{NodeName: self, MaxEntriesPerKind: 100, TombstoneTTL: time.Hour,
 		ExpireInterval: time.Second}, gossip.NewClock(nil, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
-	checker, err := health.NewChecker(hcfg, nil, nil, nil)
+	checker, err := health.NewChecker(hcfg, client, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,70 +326,89 @@ func TestConsensusFromStore(t *testing.T) {
 }
 
 // TestDownVoteExpires: when a prober stops refreshing, its vote expires at the same
-// moment on every node, and the view follows without any other event.
+// moment on every node, and the view follows at that moment without any other event. It runs
+// on synctest's clock, so the moment is exact however busy the machine is.
 func TestDownVoteExpires(t *testing.T) {
-	members := []string{"self", "p1", "p2"}
-	u := newUnitView(t, "self", DefaultConfig(), clusterCheckConfig(time.Second, 3, 2), members...)
-	id := idProbedBy(t, members, 2, "p1", "p2")
-	u.SetTargets([]health.Target{{ID: id, Address: "127.0.0.1:1", Path: "/"}})
-	testutil.Eventually(t, "member list taken in", func() bool { return clusteredWith(u.View, 3) })
+	synctest.Test(t, func(t *testing.T) {
+		members := []string{"self", "p1", "p2"}
+		u := newUnitView(t, "self", DefaultConfig(), clusterCheckConfig(time.Second, 3, 2), members...)
+		id := idProbedBy(t, members, 2, "p1", "p2")
+		u.SetTargets([]health.Target{{ID: id, Address: "127.0.0.1:1", Path: "/"}})
+		testutil.Eventually(t, "member list taken in", func() bool { return clusteredWith(u.View, 3) })
 
-	u.says(t, "p1", id, Observation{Source: SourceActive, Reason: "timeout"}, time.Minute)
-	u.says(t, "p2", id, Observation{Source: SourceActive, Reason: "timeout"}, 300*time.Millisecond)
-	testutil.Eventually(t, "down", func() bool { return !u.Healthy(id) })
-	// A refresh before the expiry carries the vote on, though it changes no verdict.
-	u.says(t, "p2", id, Observation{Source: SourceActive, Reason: "timeout"}, 500*time.Millisecond)
-	holds(t, 400*time.Millisecond, "down while p2 refreshes its vote", func() bool { return !u.Healthy(id) })
-	start := time.Now()
-	testutil.Eventually(t, "up after p2's vote expired", func() bool { return u.Healthy(id) })
-	t.Logf("view back up %s after the refreshed vote had 100ms left", time.Since(start).Round(time.Millisecond))
-
-	o, ok := observer(statusFor(t, u.View, id), "p2", SourceActive)
-	if !ok || o.Fresh || o.Voting {
-		t.Fatalf("p2's expired observation shows as %+v (found %t), want expired and not voting", o, ok)
-	}
+		u.says(t, "p1", id, Observation{Source: SourceActive, Reason: "timeout"}, time.Minute)
+		u.says(t, "p2", id, Observation{Source: SourceActive, Reason: "timeout"}, 300*time.Millisecond)
+		synctest.Wait()
+		if u.Healthy(id) {
+			t.Fatal("up with both probers' votes down")
+		}
+		// A refresh before the expiry carries the vote on, though it changes no verdict.
+		expires := time.Now().Add(500 * time.Millisecond)
+		u.says(t, "p2", id, Observation{Source: SourceActive, Reason: "timeout"}, 500*time.Millisecond)
+		holds(t, 400*time.Millisecond, "down while p2 refreshes its vote", func() bool { return !u.Healthy(id) })
+		// The view recomputes a millisecond past the expiry, when the store has dropped the vote.
+		time.Sleep(time.Until(expires) - time.Millisecond)
+		synctest.Wait()
+		if u.Healthy(id) {
+			t.Fatal("up a millisecond before p2's refreshed vote expires")
+		}
+		time.Sleep(2 * time.Millisecond)
+		synctest.Wait()
+		if !u.Healthy(id) {
+			t.Fatal("still down a millisecond after p2's refreshed vote expired")
+		}
+		o, ok := observer(statusFor(t, u.View, id), "p2", SourceActive)
+		if !ok || o.Fresh || o.Voting {
+			t.Fatalf("p2's expired observation shows as %+v (found %t), want expired and not voting", o, ok)
+		}
+	})
 }
 
 // TestRefreshFollowsTheChecker: this node's vote is rewritten at half its TTL while the
 // Checker keeps probing, so it never lapses, even though a down backend's probes back off and
-// its verdict does not change; once the Checker stops, the vote expires.
+// its verdict does not change; once the Checker stops, the vote expires. It runs on synctest's
+// clock, the probes served in memory, so the bounds hold exactly on a busy machine.
 func TestRefreshFollowsTheChecker(t *testing.T) {
-	const interval = 50 * time.Millisecond
-	ccfg := DefaultConfig()
-	ccfg.ObservationTTL = 400 * time.Millisecond
-	be := newClusterBackend(t)
-	be.status.Store(http.StatusServiceUnavailable)
-	hcfg := clusterCheckConfig(interval, 2, 2)
-	// Backoff spaces the probes of the down backend wider than the TTL itself: results alone
-	// would come too late to refresh the vote.
-	hcfg.Timeout, hcfg.MaxInterval = 100*time.Millisecond, 600*time.Millisecond
-	u := newUnitView(t, "self", ccfg, hcfg, "self", "p1")
-	u.SetTargets([]health.Target{{ID: "b", Address: be.addr, Path: "/"}})
-	testutil.Eventually(t, "member list taken in", func() bool { return clusteredWith(u.View, 2) })
-	key := observationKey(SourceActive, backendKeyPart("b"), "self")
-	ownVote := func() (gossip.Entry, bool) { return u.store.Get(gossip.KindHealth, key) }
-	testutil.Eventually(t, "own down vote", func() bool {
-		e, ok := ownVote()
-		if !ok {
-			return false
+	synctest.Test(t, func(t *testing.T) {
+		const interval = 50 * time.Millisecond
+		ccfg := DefaultConfig()
+		ccfg.ObservationTTL = 400 * time.Millisecond
+		be := &clusterBackend{probes: map[string]int{}, arrivals: map[string][]time.Time{}}
+		be.status.Store(http.StatusServiceUnavailable)
+		hcfg := clusterCheckConfig(interval, 2, 2)
+		// Backoff spaces the probes of the down backend wider than the TTL itself: results
+		// alone would come too late to refresh the vote.
+		hcfg.Timeout, hcfg.MaxInterval = 100*time.Millisecond, 600*time.Millisecond
+		client := &http.Client{Transport: testutil.Transport(be)}
+		u := newUnitViewProbing(t, client, "self", ccfg, hcfg, "self", "p1")
+		u.SetTargets([]health.Target{{ID: "b", Address: "backend.test:80", Path: "/"}})
+		testutil.Eventually(t, "member list taken in", func() bool { return clusteredWith(u.View, 2) })
+		key := observationKey(SourceActive, backendKeyPart("b"), "self")
+		ownVote := func() (gossip.Entry, bool) { return u.store.Get(gossip.KindHealth, key) }
+		testutil.Eventually(t, "own down vote", func() bool {
+			e, ok := ownVote()
+			if !ok {
+				return false
+			}
+			o, err := decodeObservation(e.Value)
+			return err == nil && !o.Healthy
+		})
+		first, _ := ownVote()
+		holds(t, 3*ccfg.ObservationTTL, "own vote fresh while the Checker probes", func() bool { _, ok := ownVote(); return ok })
+		if last, _ := ownVote(); last.Expires <= first.Expires {
+			t.Fatal("the vote was not refreshed")
 		}
-		o, err := decodeObservation(e.Value)
-		return err == nil && !o.Healthy
-	})
-	first, _ := ownVote()
-	holds(t, 3*ccfg.ObservationTTL, "own vote fresh while the Checker probes", func() bool { _, ok := ownVote(); return ok })
-	if last, _ := ownVote(); last.Expires <= first.Expires {
-		t.Fatal("the vote was not refreshed")
-	}
 
-	// The last refresh comes at most a max interval, a timeout and an interval after the stop
-	// (the grace for a slow probe), and the vote lives one TTL after it.
-	u.stopChecker()
-	limit := hcfg.MaxInterval + hcfg.Timeout + hcfg.Interval + ccfg.ObservationTTL + 200*time.Millisecond
-	waitFor(t, limit, "own vote expired after the Checker stopped", func() bool { _, ok := ownVote(); return !ok })
-	waitFor(t, time.Second, "expired vote in status", func() bool {
+		// The last refresh comes at most a max interval, a timeout and an interval after the
+		// stop (the grace for a slow probe), and the vote lives one TTL after it.
+		u.stopChecker()
+		limit := hcfg.MaxInterval + hcfg.Timeout + hcfg.Interval + ccfg.ObservationTTL
+		waitFor(t, limit, "own vote expired after the Checker stopped", func() bool { _, ok := ownVote(); return !ok })
+		synctest.Wait()
 		o, ok := observer(statusFor(t, u.View, "b"), "self", SourceActive)
-		return ok && !o.Fresh && !o.Voting
+		if !ok || o.Fresh || o.Voting {
+			t.Fatalf("own expired vote shows as %+v (found %t), want expired and not voting", o, ok)
+		}
 	})
 }
 
