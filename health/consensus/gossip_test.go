@@ -29,6 +29,7 @@ import (
 type gossipNode struct {
 	name    string
 	node    *gossip.Node
+	store   *gossip.Store
 	checker *health.Checker
 	view    *View
 	stop    func()
@@ -117,7 +118,7 @@ func startGossipNode(t *testing.T, name string, seeds []string, hcfg health.Conf
 		runUntilCleanup(t, name+" view", view.Run),
 	}
 	testutil.Receive(t, node.Ready(), name+" to bind")
-	return &gossipNode{name: name, node: node, checker: checker, view: view, stop: func() {
+	return &gossipNode{name: name, node: node, store: store, checker: checker, view: view, stop: func() {
 		for _, s := range slices.Backward(stops) {
 			s()
 		}
@@ -193,7 +194,9 @@ func untilAll(t *testing.T, nodes []*gossipNode, what string, cond func(*gossipN
 }
 
 // TestClusterKilledBackendGoesDownEverywhere: 3 nodes, k=2. A backend whose listener closes
-// goes down on every node within Fall probes and a gossip round, and comes back after Rise.
+// goes down on every node, with both probers' reasons, and comes back everywhere after Rise.
+// How long each takes is logged, not bounded: on a busy machine a gossip round can take
+// seconds (the Fall and Rise counting itself is the Checker's, tested in package health).
 func TestClusterKilledBackendGoesDownEverywhere(t *testing.T) {
 	const interval, fall, rise = 100 * time.Millisecond, 3, 2
 	hcfg := clusterCheckConfig(interval, fall, rise)
@@ -210,9 +213,6 @@ func TestClusterKilledBackendGoesDownEverywhere(t *testing.T) {
 	be.kill()
 	took := untilAll(t, nodes, "down on every node", func(n *gossipNode) bool { return !n.view.Healthy(id) })
 	t.Logf("killed backend down on all 3 nodes after %s (interval %s × fall %d = %s)", took.Round(time.Millisecond), interval, fall, interval*fall)
-	if limit := interval*fall + 3*time.Second; took > limit {
-		t.Errorf("took %s to go down everywhere, more than %s", took, limit)
-	}
 	for _, n := range nodes {
 		why := statusFor(t, n.view, id).Why
 		if !strings.HasPrefix(why, "2 of 2 probers report down: ") || !strings.Contains(why, "connection refused") {
@@ -223,9 +223,6 @@ func TestClusterKilledBackendGoesDownEverywhere(t *testing.T) {
 	be.revive(t)
 	took = untilAll(t, nodes, "up on every node", func(n *gossipNode) bool { return n.view.Healthy(id) })
 	t.Logf("revived backend up on all 3 nodes after %s (rise %d, backoff capped at %s)", took.Round(time.Millisecond), rise, hcfg.MaxInterval)
-	if limit := hcfg.MaxInterval*rise + 3*time.Second; took > limit {
-		t.Errorf("took %s to come back everywhere, more than %s", took, limit)
-	}
 }
 
 // TestClusterProbesAreShared: 5 nodes, k=2: each backend is probed by its two assigned nodes
@@ -422,10 +419,12 @@ func TestClusterFlappingBackend(t *testing.T) {
 }
 
 // TestClusterProberLeaves: when a prober of a down backend leaves, its share moves to the next
-// member, which votes down at once because it takes the backend over while it is down; the
-// backend stays out of the view (but for the moment the nodes disagree on the member list)
-// instead of coming back for the new prober's Fall probes. The leaver's observation stops
-// voting at once and expires after the TTL.
+// member, which votes down at once because it takes the backend over while it is down: its
+// first vote, and every one after, is down, instead of an up vote for the Fall probes it would
+// need to take the backend down on its own. The backend ends up down on every remaining node
+// with both new probers voting. The leaver's observation stops voting at once and expires
+// after the TTL. Nothing here depends on how fast the machine is: only for the moment the
+// nodes disagree on the member list can a view show the backend up.
 func TestClusterProberLeaves(t *testing.T) {
 	const interval, fall = 100 * time.Millisecond, 10
 	names := []string{"n0", "n1", "n2"}
@@ -440,31 +439,40 @@ func TestClusterProberLeaves(t *testing.T) {
 	}
 	untilAll(t, nodes, "down everywhere", func(n *gossipNode) bool { return !n.view.Healthy(id) })
 
+	// Every vote n2 writes on the backend, in order: it probes it only once n0 is gone.
+	var mu sync.Mutex
+	var votes []Observation
+	n2Key := observationKey(SourceActive, backendKeyPart(id), "n2")
+	nodes[2].store.OnChange(func(e gossip.Entry) {
+		if e.Key != n2Key || e.Node != "n2" || e.Deleted {
+			return
+		}
+		o, err := decodeObservation(e.Value)
+		if err != nil {
+			t.Errorf("n2 wrote an observation it cannot read: %v", err)
+			return
+		}
+		mu.Lock()
+		votes = append(votes, o)
+		mu.Unlock()
+	})
+
 	nodes[0].stop()
 	rest := nodes[1:]
-	// Watch the view for 2 × Fall intervals: without the inherited vote, the backend would be
-	// up for the Fall intervals n2 needs to take it down on its own.
-	upFor := make([]time.Duration, len(rest))
-	prev := time.Now()
-	for end := prev.Add(2 * fall * interval); prev.Before(end); time.Sleep(time.Millisecond) {
-		now := time.Now()
-		for i, n := range rest {
-			if n.view.Healthy(id) {
-				upFor[i] += now.Sub(prev)
-			}
-		}
-		prev = now
-	}
-	for i, n := range rest {
+	untilAll(t, rest, "n1 and n2 the probers, both voting down", func(n *gossipNode) bool {
 		st := statusFor(t, n.view, id)
-		t.Logf("%s: backend up for about %s after n0 left; probers now %v", n.name, upFor[i].Round(time.Millisecond), st.Probers)
-		if !slices.Equal(st.Probers, []string{"n1", "n2"}) || st.Healthy || !votingObservers(t, n, id, false, 2) {
-			t.Errorf("%s: probers %v healthy %t, want n1 and n2 both voting down", n.name, st.Probers, st.Healthy)
-		}
-		if limit := fall * interval / 2; upFor[i] > limit {
-			t.Errorf("%s had the backend up for %s after the prober left, more than %s", n.name, upFor[i], limit)
+		return slices.Equal(st.Probers, []string{"n1", "n2"}) && !st.Healthy && votingObservers(t, n, id, false, 2)
+	})
+	mu.Lock()
+	if len(votes) == 0 || votes[0].Reason != takenOverWhileDown {
+		t.Errorf("n2's first vote after taking the backend over: %+v, want a down vote %q", votes, takenOverWhileDown)
+	}
+	for i, o := range votes {
+		if o.Healthy {
+			t.Errorf("n2's vote %d of %d is up: it took the backend over while down, and it is still down", i+1, len(votes))
 		}
 	}
+	mu.Unlock()
 	untilAll(t, rest, "n0's observation expired and not voting", func(n *gossipNode) bool {
 		o, ok := observer(statusFor(t, n.view, id), "n0", SourceActive)
 		return ok && !o.Fresh && !o.Voting
