@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -187,15 +188,27 @@ func TestObtainServesRoutedNamesOnly(t *testing.T) {
 	}
 }
 
+// renewals counts the names renewalName handed out.
+var renewals atomic.Int64
+
+// renewalName returns a name no other renewal in this test process used. certmagic keeps its
+// renewal backoff process-wide, keyed by name: a renewal that failed on purpose in one test
+// (or in an earlier run under -count) would hold back another test's renewal of that name
+// until its certificate expired.
+func renewalName(label string) string {
+	return fmt.Sprintf("%s-%d.example.com", label, renewals.Add(1))
+}
+
 // TestRenewalWithoutFailedHandshakes: certificates that live 40 s are renewed in the
 // background while a client keeps connecting; every handshake succeeds.
 func TestRenewalWithoutFailedHandshakes(t *testing.T) {
 	httpLn, tlsLn := listen(t)
 	p := pebbletest.Start(t, pebbletest.Options{HTTPPort: port(httpLn), TLSPort: port(tlsLn), Validity: 40 * time.Second})
 	n := startNode(t, p, httpLn, tlsLn, &certmagic.FileStorage{Path: t.TempDir()}, nil)
-	n.mgr.SetNames([]string{"shop.example.com"})
+	name := renewalName("renew")
+	n.mgr.SetNames([]string{name})
 	roots := p.Roots()
-	first := n.waitServed(t, "shop.example.com", roots)
+	first := n.waitServed(t, name, roots)
 
 	var handshakes, failures atomic.Int64
 	var lastErr atomic.Value
@@ -210,14 +223,14 @@ func TestRenewalWithoutFailedHandshakes(t *testing.T) {
 			case <-time.After(50 * time.Millisecond):
 			}
 			handshakes.Add(1)
-			if _, err := n.handshake("shop.example.com", roots); err != nil {
+			if _, err := n.handshake(name, roots); err != nil {
 				failures.Add(1)
 				lastErr.Store(err.Error())
 			}
 		}
 	}()
 	took := testutil.Eventually(t, "a renewed certificate", func() bool {
-		s, err := n.handshake("shop.example.com", roots)
+		s, err := n.handshake(name, roots)
 		return err == nil && s != first
 	})
 	close(stop)
@@ -238,15 +251,16 @@ func TestFailedRenewalKeepsCertificate(t *testing.T) {
 	httpLn, tlsLn := listen(t)
 	p := pebbletest.Start(t, pebbletest.Options{HTTPPort: port(httpLn), TLSPort: port(tlsLn), Validity: 60 * time.Second})
 	n := startNode(t, p, httpLn, tlsLn, &certmagic.FileStorage{Path: t.TempDir()}, func(c *Config) { c.DisableTLSALPNChallenge = true })
-	n.mgr.SetNames([]string{"shop.example.com"})
+	name := renewalName("renew")
+	n.mgr.SetNames([]string{name})
 	roots := p.Roots()
-	first := n.waitServed(t, "shop.example.com", roots)
-	p.SetA("shop.example.com", "127.0.0.9") // nothing answers the CA there
+	first := n.waitServed(t, name, roots)
+	p.SetA(name, "127.0.0.9") // nothing answers the CA there
 
 	testutil.Eventually(t, "a failed renewal", func() bool {
 		return promtest.ToFloat64(n.mgr.m.results.WithLabelValues("renew", "failure")) >= 1
 	})
-	if s, err := n.handshake("shop.example.com", roots); err != nil || s != first {
+	if s, err := n.handshake(name, roots); err != nil || s != first {
 		t.Fatalf("after the failed renewal the node serves %q (%v), want the first certificate %s", s, err, first)
 	}
 	st := n.mgr.Status().Names
