@@ -578,6 +578,31 @@ func TestStoppedNodeForgetsMembers(t *testing.T) {
 	}
 }
 
+// TestStopWithoutConfirmedLeave: a node whose leave message is not sent to its peers within
+// the wait (a busy machine's gossip rounds can take that long) still stops cleanly: Run
+// returns nil and says why in a warning (the peer then finds it gone by probing it, which is
+// memberlist's failure detection and not waited for here).
+func TestStopWithoutConfirmedLeave(t *testing.T) {
+	a := startNode(t, testConfig("a", nil), nil)
+	logs := &testutil.LogBuffer{}
+	b, err := New(testConfig("b", nil, a.LocalAddr()), &recState{}, logs.Logger(), nil)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	b.leaveTimeout = time.Nanosecond // over before any gossip round can send the leave
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	testutil.Eventually(t, "b joins", seesMembers(b, "a", "b"))
+	cancel()
+	if err := testutil.Receive(t, done, "Run to return"); err != nil {
+		t.Fatalf("Run: %v, want nil: a leave not sent in time does not fail the stop", err)
+	}
+	if got := logs.Find("leaving the cluster: the leave message was not sent to peers in time; they will find this node gone by probing it"); len(got) != 1 {
+		t.Errorf("%d warnings about the leave, want 1; log:\n%s", len(got), logs)
+	}
+}
+
 // A departed member is retried: a node that comes back at the same address without any seed
 // of its own (as the far side of a healed partition would) is found again by the reconnect loop.
 func TestReconnectFindsDepartedMemberAgain(t *testing.T) {
