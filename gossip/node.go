@@ -244,14 +244,14 @@ func (n *Node) Run(ctx context.Context) error {
 	wg.Go(func() { n.sendReplies(ctx, ml) })
 	<-ctx.Done()
 
-	// A leave that is not sent in time is no failure of the stop: on a busy machine the gossip
-	// rounds that carry it can take longer than the wait, and peers then find the node gone
-	// by probing it, as after a crash. Failing Run for it would fail the node's whole stop.
-	if err := ml.Leave(n.leaveTimeout); err != nil {
-		n.logger.Warn("leaving the cluster: the leave message was not sent to peers in time; they will find this node gone by probing it",
-			"timeout", n.leaveTimeout, "err", err)
-	}
 	var errs []error
+	if err := ml.Leave(n.leaveTimeout); err != nil {
+		// Not a failure of this node: the peers may be stopping too (a whole cluster shut down
+		// at once) or a busy machine's gossip rounds may take longer than the wait, and those
+		// still up learn of the departure from failure detection instead.
+		n.logger.Warn("the leave message went unacknowledged; the other nodes will notice the departure by probing",
+			"timeout", n.leaveTimeout, "error", err)
+	}
 	if err := ml.Shutdown(); err != nil {
 		errs = append(errs, fmt.Errorf("gossip: shutdown: %w", err))
 	}
