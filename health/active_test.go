@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // collectResults registers an OnResult hook that hands every result of id to the returned
@@ -29,8 +31,8 @@ func nextResult(t *testing.T, ch <-chan Result) Result {
 	select {
 	case r := <-ch:
 		return r
-	case <-time.After(5 * time.Second):
-		t.Fatal("no probe result within 5s")
+	case <-time.After(testutil.Timeout()):
+		t.Fatalf("no probe result within %s", testutil.Timeout())
 		return Result{}
 	}
 }
@@ -116,7 +118,7 @@ func TestCheckerBackoffSlowsProbes(t *testing.T) {
 	c, _, _ := newTestChecker(t, cfg)
 	c.SetTargets([]Target{{ID: "a", Pool: "p", Address: be.addr(), Path: "/"}})
 	run(t, c)
-	eventually(t, 5*time.Second, "a down", func() bool { return !c.Healthy("a") })
+	testutil.Eventually(t, "a down", func() bool { return !c.Healthy("a") })
 	start, before := time.Now(), be.hits.Load()
 	time.Sleep(500 * time.Millisecond) // a rate needs a fixed window
 	got, elapsed := be.hits.Load()-before, time.Since(start)
@@ -199,8 +201,8 @@ func TestCheckerTCPTarget(t *testing.T) {
 		{ID: "closed", Pool: "p", Address: closedAddr(t), Type: TypeTCP},
 	})
 	run(t, c)
-	eventually(t, 5*time.Second, "closed down", func() bool { return !c.Healthy("closed") })
-	eventually(t, 5*time.Second, "raw and http-500 probed 3 times", func() bool {
+	testutil.Eventually(t, "closed down", func() bool { return !c.Healthy("closed") })
+	testutil.Eventually(t, "raw and http-500 probed 3 times", func() bool {
 		return statusOf(t, c, "raw").ConsecutiveSuccesses >= 3 && statusOf(t, c, "http-500").ConsecutiveSuccesses >= 3
 	})
 	if got := statusOf(t, c, "closed").LastError; got != "dial tcp: connection refused" {
@@ -217,7 +219,7 @@ func TestCheckerTCPTarget(t *testing.T) {
 	}
 	// Closing the listener takes the path-less tcp target down: it is checked, not assumed.
 	_ = ln.Close()
-	eventually(t, 5*time.Second, "raw down once its listener is gone", func() bool { return !c.Healthy("raw") })
+	testutil.Eventually(t, "raw down once its listener is gone", func() bool { return !c.Healthy("raw") })
 }
 
 func TestCheckerProbeNow(t *testing.T) {
@@ -273,7 +275,7 @@ func TestSetTargetsNormalizes(t *testing.T) {
 	base := Target{ID: "a", Pool: "p", Address: be.addr(), Path: "/"}
 	c.SetTargets([]Target{base})
 	run(t, c)
-	eventually(t, 5*time.Second, "a down", func() bool { return !c.Healthy("a") })
+	testutil.Eventually(t, "a down", func() bool { return !c.Healthy("a") })
 
 	tests := []struct {
 		name     string
@@ -296,7 +298,7 @@ func TestSetTargetsNormalizes(t *testing.T) {
 			}
 			// Back to the base spec, down again, for the next case.
 			c.SetTargets([]Target{base})
-			eventually(t, 5*time.Second, "a down", func() bool { return !c.Healthy("a") })
+			testutil.Eventually(t, "a down", func() bool { return !c.Healthy("a") })
 		})
 	}
 
@@ -313,6 +315,6 @@ func TestSetTargetsNormalizes(t *testing.T) {
 			}
 		}
 		// Still probed, with the defaults: a GET judged by 200-399, so the 503 takes it down.
-		eventually(t, 5*time.Second, "bad down", func() bool { return !c.Healthy("bad") })
+		testutil.Eventually(t, "bad down", func() bool { return !c.Healthy("bad") })
 	})
 }

@@ -18,7 +18,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // fastConfig probes every 20ms so state changes show within a few hundred milliseconds.
@@ -106,25 +108,13 @@ func run(t *testing.T, c *Checker) (stop func()) {
 				if err != nil {
 					t.Errorf("Run() = %v, want nil", err)
 				}
-			case <-time.After(5 * time.Second):
-				t.Fatal("Run did not return within 5s of cancel")
+			case <-time.After(testutil.Timeout()):
+				t.Fatalf("Run did not return within %s of cancel", testutil.Timeout())
 			}
 		})
 	}
 	t.Cleanup(stop)
 	return stop
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 func statusOf(t *testing.T, c *Checker, id string) TargetStatus {
@@ -182,7 +172,7 @@ func TestCheckerFallAndRise(t *testing.T) {
 	c.SetTargets([]Target{{ID: "a", Pool: "p", Address: be.addr(), Path: "/health"}})
 	run(t, c)
 
-	eventually(t, 5*time.Second, "first successful probe", func() bool {
+	testutil.Eventually(t, "first successful probe", func() bool {
 		return statusOf(t, c, "a").ConsecutiveSuccesses >= 1
 	})
 	if !c.Healthy("a") {
@@ -190,13 +180,13 @@ func TestCheckerFallAndRise(t *testing.T) {
 	}
 
 	be.status.Store(http.StatusInternalServerError)
-	eventually(t, 5*time.Second, "a down", func() bool { return !c.Healthy("a") })
+	testutil.Eventually(t, "a down", func() bool { return !c.Healthy("a") })
 	st := statusOf(t, c, "a")
 	if st.Healthy || st.LastError != "status 500" || st.ConsecutiveFailures < 3 {
 		t.Fatalf("status after going down = %+v, want unhealthy, LastError %q, >= 3 failures", st, "status 500")
 	}
 	// Let more failing probes pass: the change must be logged once, at the third failure.
-	eventually(t, 5*time.Second, "more failures", func() bool {
+	testutil.Eventually(t, "more failures", func() bool {
 		return statusOf(t, c, "a").ConsecutiveFailures >= 6
 	})
 	downs := logs.records(t, "backend down")
@@ -208,8 +198,8 @@ func TestCheckerFallAndRise(t *testing.T) {
 	}
 
 	be.status.Store(http.StatusOK)
-	eventually(t, 5*time.Second, "a up", func() bool { return c.Healthy("a") })
-	eventually(t, 5*time.Second, "more successes", func() bool {
+	testutil.Eventually(t, "a up", func() bool { return c.Healthy("a") })
+	testutil.Eventually(t, "more successes", func() bool {
 		return statusOf(t, c, "a").ConsecutiveSuccesses >= 5
 	})
 	ups := logs.records(t, "backend up")
@@ -228,7 +218,7 @@ func TestCheckerDialFailure(t *testing.T) {
 		t.Fatal("a new target must start healthy")
 	}
 	run(t, c)
-	eventually(t, 5*time.Second, "gone down", func() bool { return !c.Healthy("gone") })
+	testutil.Eventually(t, "gone down", func() bool { return !c.Healthy("gone") })
 	if got := statusOf(t, c, "gone").LastError; got != "dial tcp: connection refused" {
 		t.Fatalf("LastError = %q, want %q", got, "dial tcp: connection refused")
 	}
@@ -245,7 +235,7 @@ func TestCheckerUncheckedTarget(t *testing.T) {
 	run(t, c)
 	// Once the checked target has had more probes than Fall, the unchecked one would have
 	// gone down had it been probed.
-	eventually(t, 5*time.Second, "probes of the checked target", func() bool { return good.hits.Load() >= 6 })
+	testutil.Eventually(t, "probes of the checked target", func() bool { return good.hits.Load() >= 6 })
 
 	if n := broken.hits.Load(); n != 0 {
 		t.Fatalf("target with empty path was probed %d times", n)
@@ -275,8 +265,8 @@ func TestCheckerSetTargets(t *testing.T) {
 	removed := Target{ID: "removed", Pool: "q", Address: down2.addr(), Path: "/"}
 	c.SetTargets([]Target{kept, removed})
 	run(t, c)
-	eventually(t, 5*time.Second, "both down", func() bool { return !c.Healthy("kept") && !c.Healthy("removed") })
-	if n := testutil.CollectAndCount(c.metrics.duration); n != 2 {
+	testutil.Eventually(t, "both down", func() bool { return !c.Healthy("kept") && !c.Healthy("removed") })
+	if n := promtest.CollectAndCount(c.metrics.duration); n != 2 {
 		t.Fatalf("duration series before removal = %d, want 2 (pools p and q)", n)
 	}
 
@@ -313,7 +303,7 @@ func TestCheckerSetTargets(t *testing.T) {
 				t.Fatalf("removed target still has series %s", key)
 			}
 		}
-		if n := testutil.CollectAndCount(c.metrics.duration); n != 1 {
+		if n := promtest.CollectAndCount(c.metrics.duration); n != 1 {
 			t.Fatalf("duration series after removing pool q's only target = %d, want 1", n)
 		}
 	})
@@ -321,7 +311,7 @@ func TestCheckerSetTargets(t *testing.T) {
 		if !c.Healthy("added") {
 			t.Fatal("Healthy(added) = false, want optimistic start")
 		}
-		eventually(t, 5*time.Second, "added probed", func() bool {
+		testutil.Eventually(t, "added probed", func() bool {
 			return statusOf(t, c, "added").ConsecutiveSuccesses >= 3
 		})
 	})
@@ -330,7 +320,7 @@ func TestCheckerSetTargets(t *testing.T) {
 		if n := down2.hits.Load(); n > removedHits+1 {
 			t.Fatalf("removed target probed %d more times", n-removedHits)
 		}
-		if n := testutil.CollectAndCount(c.metrics.checks); n != 2 {
+		if n := promtest.CollectAndCount(c.metrics.checks); n != 2 {
 			t.Fatalf("check series = %d, want 2 (kept failure, added success)", n)
 		}
 	})
@@ -360,14 +350,14 @@ func TestCheckerRemoveCancelsProbe(t *testing.T) {
 	run(t, c)
 	select {
 	case <-inFlight:
-	case <-time.After(30 * time.Second): // a guard against a hang; the event comes first
+	case <-time.After(testutil.Timeout()): // a guard against a hang; the event comes first
 		t.Fatal("no probe reached the backend")
 	}
 
 	c.SetTargets(nil)
 	select {
 	case <-released:
-	case <-time.After(30 * time.Second): // a guard against a hang; the event comes first
+	case <-time.After(testutil.Timeout()): // a guard against a hang; the event comes first
 		t.Fatal("the probe of a removed target was not cancelled")
 	}
 }
@@ -378,7 +368,7 @@ func TestCheckerSetTargetsSpecChange(t *testing.T) {
 	c, _, _ := newTestChecker(t, fastConfig())
 	c.SetTargets([]Target{{ID: "a", Pool: "p", Address: broken.addr(), Path: "/"}})
 	run(t, c)
-	eventually(t, 5*time.Second, "a down", func() bool { return !c.Healthy("a") })
+	testutil.Eventually(t, "a down", func() bool { return !c.Healthy("a") })
 
 	// Same ID, new address: the old verdict is about another socket, so start over.
 	c.SetTargets([]Target{{ID: "a", Pool: "p", Address: fixed.addr(), Path: "/"}})
@@ -388,7 +378,7 @@ func TestCheckerSetTargetsSpecChange(t *testing.T) {
 	if st := statusOf(t, c, "a"); st.Address != fixed.addr() || st.ConsecutiveFailures != 0 {
 		t.Fatalf("status after address change = %+v", st)
 	}
-	eventually(t, 5*time.Second, "new address probed", func() bool { return fixed.hits.Load() >= 1 })
+	testutil.Eventually(t, "new address probed", func() bool { return fixed.hits.Load() >= 1 })
 }
 
 func TestCheckerRunStops(t *testing.T) {
@@ -413,7 +403,7 @@ func TestCheckerRunStops(t *testing.T) {
 	stop := run(t, c)
 	select {
 	case <-inFlight:
-	case <-time.After(5 * time.Second):
+	case <-time.After(testutil.Timeout()):
 		t.Fatal("no probe reached the backend")
 	}
 
@@ -441,7 +431,7 @@ func TestCheckerRunStops(t *testing.T) {
 	t.Run("Run can start again", func(t *testing.T) {
 		before := hits.Load()
 		run(t, c)
-		eventually(t, 5*time.Second, "probe after restart", func() bool { return hits.Load() > before })
+		testutil.Eventually(t, "probe after restart", func() bool { return hits.Load() > before })
 	})
 }
 
@@ -473,7 +463,7 @@ func TestCheckerBoundedConcurrency(t *testing.T) {
 	}
 	c.SetTargets(targets)
 	stop := run(t, c)
-	eventually(t, 10*time.Second, "300 probes", func() bool { return hits.Load() >= 300 })
+	testutil.Eventually(t, "300 probes", func() bool { return hits.Load() >= 300 })
 	stop()
 
 	if p := peak.Load(); p > maxConcurrentProbes || p < maxConcurrentProbes/2 {
@@ -503,7 +493,7 @@ func TestCheckerJitteredStart(t *testing.T) {
 	}
 	c.SetTargets(targets)
 	run(t, c)
-	eventually(t, 5*time.Second, "every target probed once", func() bool {
+	testutil.Eventually(t, "every target probed once", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(first) == n
@@ -536,7 +526,7 @@ func TestCheckerSetConfig(t *testing.T) {
 
 	t.Run("shorter interval pulls probes forward", func(t *testing.T) {
 		c.SetConfig(fastConfig())
-		eventually(t, 5*time.Second, "probes at the new interval", func() bool { return be.hits.Load() >= 3 })
+		testutil.Eventually(t, "probes at the new interval", func() bool { return be.hits.Load() >= 3 })
 	})
 	t.Run("invalid config is ignored", func(t *testing.T) {
 		c.SetConfig(Config{})
@@ -550,14 +540,14 @@ func TestCheckerSetConfig(t *testing.T) {
 			t.Fatalf("got %d error logs for the invalid config, want 1", n)
 		}
 		before := be.hits.Load()
-		eventually(t, 5*time.Second, "probing continues", func() bool { return be.hits.Load() >= before+3 })
+		testutil.Eventually(t, "probing continues", func() bool { return be.hits.Load() >= before+3 })
 	})
 	t.Run("new fall applies", func(t *testing.T) {
 		fall1 := fastConfig()
 		fall1.Fall = 1
 		c.SetConfig(fall1)
 		be.status.Store(http.StatusBadGateway)
-		eventually(t, 5*time.Second, "a down", func() bool { return !c.Healthy("a") })
+		testutil.Eventually(t, "a down", func() bool { return !c.Healthy("a") })
 		downs := logs.records(t, "backend down")
 		if len(downs) != 1 || downs[0]["failures"] != float64(1) {
 			t.Fatalf("down logs = %v, want one at the first failure", downs)
@@ -574,7 +564,7 @@ func TestCheckerMetrics(t *testing.T) {
 		{ID: "bad", Pool: "p", Address: bad.addr(), Path: "/"},
 	})
 	stop := run(t, c)
-	eventually(t, 5*time.Second, "a few probes each", func() bool {
+	testutil.Eventually(t, "a few probes each", func() bool {
 		return statusOf(t, c, "good").ConsecutiveSuccesses >= 3 && statusOf(t, c, "bad").ConsecutiveFailures >= 3
 	})
 	stop()
@@ -677,7 +667,7 @@ func TestCheckerConcurrentUse(t *testing.T) {
 	wg.Wait()
 
 	c.SetTargets(all)
-	eventually(t, 5*time.Second, "bad down", func() bool { return !c.Healthy("bad") })
+	testutil.Eventually(t, "bad down", func() bool { return !c.Healthy("bad") })
 	if !c.Healthy("good") || !c.Healthy("plain") {
 		t.Fatal("healthy targets reported down after concurrent use")
 	}
@@ -733,7 +723,7 @@ func TestOnResultReportsEveryProbeAndTheVerdict(t *testing.T) {
 		select {
 		case r := <-results:
 			got = append(got, r)
-		case <-time.After(5 * time.Second):
+		case <-time.After(testutil.Timeout()):
 			t.Fatalf("got %d results, want 2", len(got))
 		}
 	}

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // Dial modes of localDialer.
@@ -78,7 +80,7 @@ func TestCheckerLocalErrorsAreNoResult(t *testing.T) {
 		// Probes of one target run one after the other, so once this many have dialled, all
 		// but the last have been judged: three times over enough to take a down.
 		const probes = 3*3 + 1
-		eventually(t, 5*time.Second, "probes failing locally", func() bool { return d.dials.Load() >= probes })
+		testutil.Eventually(t, "probes failing locally", func() bool { return d.dials.Load() >= probes })
 		want := float64(probes - 1)
 		if !c.Healthy("a") {
 			t.Fatal("Healthy(a) = false after local failures only")
@@ -117,14 +119,15 @@ func TestCheckerLocalErrorsAreNoResult(t *testing.T) {
 		c, _, _ := newLocalErrChecker(t, cfg, d)
 		c.SetTargets([]Target{{ID: "a", Pool: "p", Address: be.addr(), Path: "/health"}})
 		run(t, c)
-		eventually(t, 5*time.Second, "a down", func() bool { return !c.Healthy("a") })
+		testutil.Eventually(t, "a down", func() bool { return !c.Healthy("a") })
 		// From now on every success is followed by a local failure: a streak that such a
-		// failure broke would never reach rise.
-		before := testutil.ToFloat64(c.metrics.localErrors)
-		be.status.Store(http.StatusOK)
+		// failure broke would never reach rise. The dialer alternates before the backend
+		// answers 200, so no probe in between can succeed without a local failure after it.
 		d.mode.Store(dialAlternate)
-		eventually(t, 5*time.Second, "a up with local failures between its successes", func() bool { return c.Healthy("a") })
-		if got := testutil.ToFloat64(c.metrics.localErrors) - before; got < float64(cfg.Rise-1) {
+		before := promtest.ToFloat64(c.metrics.localErrors)
+		be.status.Store(http.StatusOK)
+		testutil.Eventually(t, "a up with local failures between its successes", func() bool { return c.Healthy("a") })
+		if got := promtest.ToFloat64(c.metrics.localErrors) - before; got < float64(cfg.Rise-1) {
 			t.Fatalf("%v local failures while rising, want >= %d", got, cfg.Rise-1)
 		}
 	})
@@ -134,11 +137,11 @@ func TestCheckerLocalErrorsAreNoResult(t *testing.T) {
 		c, _, _ := newLocalErrChecker(t, fastConfig(), d)
 		c.SetTargets([]Target{{ID: "gone", Pool: "p", Address: closedAddr(t), Path: "/health"}})
 		run(t, c)
-		eventually(t, 5*time.Second, "gone down", func() bool { return !c.Healthy("gone") })
+		testutil.Eventually(t, "gone down", func() bool { return !c.Healthy("gone") })
 		if got := statusOf(t, c, "gone").LastError; got != "dial tcp: connection refused" {
 			t.Fatalf("LastError = %q, want %q", got, "dial tcp: connection refused")
 		}
-		if got := testutil.ToFloat64(c.metrics.localErrors); got != 0 {
+		if got := promtest.ToFloat64(c.metrics.localErrors); got != 0 {
 			t.Fatalf("%v local failures counted for a refused connection, want 0", got)
 		}
 	})

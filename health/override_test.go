@@ -5,6 +5,8 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // maxStarts is the most probes a target with the given interval can start in a window: the
@@ -36,7 +38,7 @@ func TestCheckerIntervalOverride(t *testing.T) {
 	}
 	c.SetTargets(targets)
 	run(t, c)
-	eventually(t, 5*time.Second, "every target probed once", func() bool {
+	testutil.Eventually(t, "every target probed once", func() bool {
 		for _, tc := range cases {
 			if tc.be.hits.Load() == 0 {
 				return false
@@ -91,7 +93,7 @@ func TestCheckerSetConfigKeepsOverrides(t *testing.T) {
 	// Both first probes are due somewhere within a day. The shorter default must pull in
 	// only the target that uses it.
 	c.SetConfig(fastConfig())
-	eventually(t, 5*time.Second, "target without override probed at the new interval", func() bool {
+	testutil.Eventually(t, "target without override probed at the new interval", func() bool {
 		return followsConfig.hits.Load() >= 5
 	})
 	if n := overrides.hits.Load(); n != 0 {
@@ -119,7 +121,7 @@ func TestCheckerFallOverride(t *testing.T) {
 	}
 	c.SetTargets(targets)
 	run(t, c)
-	eventually(t, 5*time.Second, "every target down", func() bool {
+	testutil.Eventually(t, "every target down", func() bool {
 		for _, tc := range cases {
 			if c.Healthy(tc.name) {
 				return false
@@ -172,7 +174,7 @@ func TestCheckerTimeoutOverride(t *testing.T) {
 			c, _, _ := newTestChecker(t, cfg)
 			c.SetTargets([]Target{{ID: "a", Pool: "p", Address: slow.Listener.Addr().String(), Path: "/", Timeout: tt.override}})
 			stop := run(t, c)
-			eventually(t, 5*time.Second, "first probe finished", func() bool { return !statusOf(t, c, "a").LastCheck.IsZero() })
+			testutil.Eventually(t, "first probe finished", func() bool { return !statusOf(t, c, "a").LastCheck.IsZero() })
 			stop()
 			if got := statusOf(t, c, "a").LastError; got != tt.wantErr {
 				t.Fatalf("LastError = %q, want %q", got, tt.wantErr)
@@ -188,14 +190,14 @@ func TestCheckerRetune(t *testing.T) {
 		spec := Target{ID: "a", Pool: "p", Address: be.addr(), Path: "/", Fall: 1000}
 		c.SetTargets([]Target{spec})
 		run(t, c)
-		eventually(t, 5*time.Second, "5 failures", func() bool { return statusOf(t, c, "a").ConsecutiveFailures >= 5 })
+		testutil.Eventually(t, "5 failures", func() bool { return statusOf(t, c, "a").ConsecutiveFailures >= 5 })
 		if !c.Healthy("a") {
 			t.Fatal("Healthy(a) = false with 5 failures and fall 1000")
 		}
 
 		spec.Fall = 2
 		c.SetTargets([]Target{spec})
-		eventually(t, 5*time.Second, "a down", func() bool { return !c.Healthy("a") })
+		testutil.Eventually(t, "a down", func() bool { return !c.Healthy("a") })
 		downs := logs.records(t, "backend down")
 		if len(downs) != 1 {
 			t.Fatalf("down logs = %v, want one", downs)
@@ -214,7 +216,7 @@ func TestCheckerRetune(t *testing.T) {
 		spec := Target{ID: "a", Pool: "p", Address: be.addr(), Path: "/", Fall: 1}
 		c.SetTargets([]Target{spec})
 		run(t, c)
-		eventually(t, 5*time.Second, "a down", func() bool { return !c.Healthy("a") })
+		testutil.Eventually(t, "a down", func() bool { return !c.Healthy("a") })
 		before := statusOf(t, c, "a")
 
 		spec.Interval, spec.Timeout, spec.Fall = 30*time.Millisecond, 500*time.Millisecond, 4
@@ -237,7 +239,7 @@ func TestCheckerRetune(t *testing.T) {
 
 		spec.Interval = 20 * time.Millisecond
 		c.SetTargets([]Target{spec})
-		eventually(t, 5*time.Second, "probes at the new interval", func() bool { return be.hits.Load() >= 3 })
+		testutil.Eventually(t, "probes at the new interval", func() bool { return be.hits.Load() >= 3 })
 	})
 }
 
@@ -251,7 +253,7 @@ func TestCheckerNegativeOverrides(t *testing.T) {
 	run(t, c)
 	// Taken as given, the timeout would fail every probe and the interval would probe in a
 	// busy loop.
-	eventually(t, 5*time.Second, "successful probes", func() bool { return statusOf(t, c, "a").ConsecutiveSuccesses >= 3 })
+	testutil.Eventually(t, "successful probes", func() bool { return statusOf(t, c, "a").ConsecutiveSuccesses >= 3 })
 	recs := logs.records(t, "negative health check overrides, using the checker's values instead")
 	if len(recs) != 1 || recs[0]["ids"] != "a" || recs[0]["level"] != "ERROR" {
 		t.Fatalf("override error logs = %v, want one at ERROR naming a", recs)

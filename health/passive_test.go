@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // fakeProber records ProbeNow calls and answers whether a backend is actively checked.
@@ -102,8 +104,8 @@ func runPassive(t *testing.T, p *Passive) {
 			if err != nil {
 				t.Errorf("Run() = %v, want nil", err)
 			}
-		case <-time.After(5 * time.Second):
-			t.Error("Passive.Run did not return within 5s of cancel")
+		case <-time.After(testutil.Timeout()):
+			t.Errorf("Passive.Run did not return within %s of cancel", testutil.Timeout())
 		}
 	})
 }
@@ -387,7 +389,7 @@ func TestPassiveReturnsWhenTimeIsUp(t *testing.T) {
 		t.Fatal("a not ejected after 2 connection failures")
 	}
 	start := time.Now()
-	eventually(t, 5*time.Second, "a back", func() bool { return !f.p.Ejected("a") })
+	testutil.Eventually(t, "a back", func() bool { return !f.p.Ejected("a") })
 	if took := time.Since(start); took < 40*time.Millisecond {
 		t.Fatalf("a returned after %s, before its 50ms ejection time", took)
 	}
@@ -418,7 +420,7 @@ func TestPassiveEjectionTimeGrowsAndDecays(t *testing.T) {
 		if got := st.Until.Sub(st.Since); got != want {
 			t.Fatalf("ejection %d lasts %s, want %s", st.Ejections, got, want)
 		}
-		eventually(t, 5*time.Second, "a back", func() bool { return !f.p.Ejected("a") })
+		testutil.Eventually(t, "a back", func() bool { return !f.p.Ejected("a") })
 	}
 	ejectAndWait(base)
 	ejectAndWait(2 * base)
@@ -448,7 +450,7 @@ func TestPassiveReturnsThroughProbe(t *testing.T) {
 		}
 	})
 	t.Run("time up asks for a probe and waits", func(t *testing.T) {
-		eventually(t, 5*time.Second, "a probe asked for", func() bool { return prober.callsFor("a") == 1 })
+		testutil.Eventually(t, "a probe asked for", func() bool { return prober.callsFor("a") == 1 })
 		st := passiveStatusOf(t, f.p, "a")
 		if !st.Ejected || !st.AwaitingProbe {
 			t.Fatalf("status after the ejection time = %+v, want ejected and awaiting a probe", st)
@@ -586,7 +588,7 @@ func TestPassiveSetPools(t *testing.T) {
 			t.Fatalf("%s not ejected", id)
 		}
 	}
-	eventually(t, 5*time.Second, "waiting awaits its probe", func() bool { return passiveStatusOf(t, f.p, "waiting").AwaitingProbe })
+	testutil.Eventually(t, "waiting awaits its probe", func() bool { return passiveStatusOf(t, f.p, "waiting").AwaitingProbe })
 	prober.setChecked("waiting", false) // its active check goes away with this reload
 
 	off := cfg
@@ -680,7 +682,7 @@ func slicesIndex(st []PassiveStatus, id string) (int, bool) {
 func TestPassiveRunTwice(t *testing.T) {
 	f := newTestPassive(t, nil)
 	runPassive(t, f.p)
-	eventually(t, 5*time.Second, "Run started", func() bool {
+	testutil.Eventually(t, "Run started", func() bool {
 		f.p.mu.Lock()
 		defer f.p.mu.Unlock()
 		return f.p.running

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // closedAddr returns a 127.0.0.1 address nothing listens on any more.
@@ -181,7 +183,7 @@ func TestProbeTCPHoldsNoConnection(t *testing.T) {
 		if !errors.Is(err, io.EOF) {
 			t.Fatalf("backend read %v after the probe, want EOF (connection closed by the checker)", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(testutil.Timeout()):
 		t.Fatal("backend never saw the connection")
 	}
 }
