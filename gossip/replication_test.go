@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +15,22 @@ import (
 type storeNode struct {
 	*Node
 	store *Store
+	// stop stops the node and checks both Runs returned nil; the test's cleanup calls it too.
+	stop func()
+}
+
+// stopTogether makes the test's cleanup stop the nodes all at once, before their own
+// cleanups would stop them one after the other: each stop waits for its leave message to go
+// out, which takes a few gossip rounds (seconds on a busy machine) and, one node at a time,
+// added up to a minute for a 20-node cluster. Call it after the nodes started.
+func stopTogether(t testing.TB, nodes ...storeNode) {
+	t.Cleanup(func() {
+		var wg sync.WaitGroup
+		for _, n := range nodes {
+			wg.Go(n.stop)
+		}
+		wg.Wait()
+	})
 }
 
 func startStoreNode(t testing.TB, name string, seeds ...string) storeNode {
@@ -47,7 +64,7 @@ func startStoreNodeWith(t testing.TB, name string, perKind int, mutate func(*Con
 	done := make(chan error, 2)
 	go func() { done <- n.Run(ctx) }()
 	go func() { done <- st.Run(ctx) }()
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		cancel()
 		for range 2 {
 			if err := <-done; err != nil {
@@ -55,12 +72,13 @@ func startStoreNodeWith(t testing.TB, name string, perKind int, mutate func(*Con
 			}
 		}
 	})
+	t.Cleanup(stop)
 	select {
 	case <-n.Ready():
 	case <-time.After(testutil.Timeout()):
 		t.Fatalf("%s did not bind", name)
 	}
-	return storeNode{Node: n, store: st}
+	return storeNode{Node: n, store: st, stop: stop}
 }
 
 func (s storeNode) put(t *testing.T, kind Kind, key, value string) {

@@ -53,7 +53,10 @@ func startStickyNode(t *testing.T, name string, snap *discovery.Snapshot, health
 	}
 	cfg := proxy.DefaultConfig()
 	cfg.Sticky.Secret = []byte("cluster-secret-cluster-secret-42")
-	p, err := proxy.New(cfg, proxy.Options{Sessions: sessions, Health: health, Registerer: prometheus.NewRegistry()})
+	// The backends are on loopback: a dial or an answer slower than the defaults (5 s, 30 s)
+	// only means a busy machine, which must not turn into a 504.
+	transport := proxy.TransportConfig{DialTimeout: testutil.Timeout(), ResponseHeaderTimeout: testutil.Timeout()}
+	p, err := proxy.New(cfg, proxy.Options{Sessions: sessions, Health: health, Registerer: prometheus.NewRegistry(), Transport: transport})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,6 +118,11 @@ func startStickyCluster(t *testing.T, size int, snap *discovery.Snapshot, health
 		nodes = append(nodes, startStickyNode(t, fmt.Sprintf("n%d", i), snap, health, nodes[0].LocalAddr()))
 		names = append(names, fmt.Sprintf("n%d", i))
 	}
+	stores := make([]storeNode, len(nodes))
+	for i, n := range nodes {
+		stores[i] = n.storeNode
+	}
+	stopTogether(t, stores...)
 	slices.Sort(names)
 	for _, n := range nodes {
 		testutil.Eventually(t, "full membership", seesMembers(n.Node, names...))
