@@ -151,6 +151,14 @@ func (t *tracing) startRequest(st *reqState, r *http.Request) {
 			ctx = t.sampler.NewTrace(ctx, id)
 		}
 	}
+	t.startServerSpan(st, r, ctx, name)
+}
+
+// startServerSpan starts the server span of a request in ctx and records its attributes. It
+// is apart from startRequest, and startAttemptSpan and endServerSpan from theirs, so that the
+// stack frame the attributes take is only entered for a span: a request goroutine that grew
+// its stack for it would copy the stack on each request.
+func (t *tracing) startServerSpan(st *reqState, r *http.Request, ctx context.Context, name string) {
 	ctx, span := t.tracer.Start(ctx, name, serverSpan...)
 	st.tctx, st.span, st.sc = ctx, span, span.SpanContext()
 	if !span.IsRecording() {
@@ -190,42 +198,48 @@ func (t *tracing) startRequest(st *reqState, r *http.Request) {
 // endRequest records the outcome of a request on its server span and ends it; a request
 // without a span (unsampled) has nothing to end.
 func (t *tracing) endRequest(st *reqState, r *http.Request, code int) {
+	switch {
+	case st.span == nil:
+	case st.span.IsRecording():
+		endServerSpan(st, r, code)
+	default:
+		st.span.End()
+	}
+}
+
+// endServerSpan records the outcome of a request on its recording server span and ends it.
+func endServerSpan(st *reqState, r *http.Request, code int) {
 	span := st.span
-	if span == nil {
-		return
+	attrs := []attribute.KeyValue{semconv.HTTPResponseStatusCode(code)}
+	if st.route != nil {
+		prefix := st.route.prefix
+		span.SetName(spanMethod(r.Method) + " " + prefix)
+		attrs = append(attrs, semconv.HTTPRoute(prefix), attrRoute.String(st.route.spec.Host+prefix))
 	}
-	if span.IsRecording() {
-		attrs := []attribute.KeyValue{semconv.HTTPResponseStatusCode(code)}
-		if st.route != nil {
-			prefix := st.route.prefix
-			span.SetName(spanMethod(r.Method) + " " + prefix)
-			attrs = append(attrs, semconv.HTTPRoute(prefix), attrRoute.String(st.route.spec.Host+prefix))
-		}
-		if st.pool != nil {
-			attrs = append(attrs, attrPool.String(st.pool.name))
-		}
-		if st.backend != nil {
-			attrs = append(attrs, attrBackend.String(st.backend.id), attrAttempt.Int(st.ntried))
-		}
-		if st.sticky != stickyNone {
-			attrs = append(attrs, attrSticky.String(st.sticky.String()))
-		}
-		if st.geo {
-			attrs = append(attrs, attrClientCountry.String(countryLabel(st.country)), attrRegion.String(st.servedRegion()))
-			if reason := st.regionReason(); reason != "" {
-				attrs = append(attrs, attrRegionReason.String(reason))
-			}
-		}
-		if st.err != nil {
-			attrs = append(attrs, attrError.String(st.err.Error()))
-		}
-		if code >= 500 {
-			// Server spans are errors on 5xx only: a 4xx is the client's (semantic conventions).
-			attrs = append(attrs, semconv.ErrorTypeKey.String(codeLabel(code)))
-			span.SetStatus(codes.Error, "")
-		}
-		span.SetAttributes(attrs...)
+	if st.pool != nil {
+		attrs = append(attrs, attrPool.String(st.pool.name))
 	}
+	if st.backend != nil {
+		attrs = append(attrs, attrBackend.String(st.backend.id), attrAttempt.Int(st.ntried))
+	}
+	if st.sticky != stickyNone {
+		attrs = append(attrs, attrSticky.String(st.sticky.String()))
+	}
+	if st.geo {
+		attrs = append(attrs, attrClientCountry.String(countryLabel(st.country)), attrRegion.String(st.servedRegion()))
+		if reason := st.regionReason(); reason != "" {
+			attrs = append(attrs, attrRegionReason.String(reason))
+		}
+	}
+	if st.err != nil {
+		attrs = append(attrs, attrError.String(st.err.Error()))
+	}
+	if code >= 500 {
+		// Server spans are errors on 5xx only: a 4xx is the client's (semantic conventions).
+		attrs = append(attrs, semconv.ErrorTypeKey.String(codeLabel(code)))
+		span.SetStatus(codes.Error, "")
+	}
+	span.SetAttributes(attrs...)
 	span.End()
 }
 
@@ -250,6 +264,13 @@ func (t *tracing) startAttempt(st *reqState, req *http.Request) trace.Span {
 		t.prop.Inject(st.tctx, headerCarrier(h))
 		return nil
 	}
+	return t.startAttemptSpan(st, req)
+}
+
+// startAttemptSpan starts the client span of one try of a recorded request and writes its
+// context into the outbound request's headers.
+func (t *tracing) startAttemptSpan(st *reqState, req *http.Request) trace.Span {
+	h := req.Header
 	ctx, span := t.tracer.Start(st.tctx, spanMethod(req.Method), clientSpan...)
 	t.prop.Inject(ctx, headerCarrier(h))
 	u := st.backend
