@@ -12,6 +12,7 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -191,6 +192,11 @@ func (p *Proxy) Apply(snap *discovery.Snapshot) error {
 	p.upstreams = ups
 	p.applied = snap
 	p.table.Store(t)
+	for _, pl := range old.pools {
+		if !slices.ContainsFunc(t.pools, func(n *pool) bool { return n.name == pl.name }) {
+			p.metrics.forgetPool(pl.name)
+		}
+	}
 	return nil
 }
 
