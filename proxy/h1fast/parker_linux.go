@@ -100,7 +100,8 @@ func (p *parker) readable(fd int) bool {
 	return n > 0 || err == nil // err nil with n 0: end of stream, which the read will report
 }
 
-// sweepEvery is how often parked connections are checked against IdleTimeout.
+// sweepEvery is how often parked connections are checked against IdleTimeout, and idle
+// serving goroutines reaped.
 const sweepEvery = time.Second
 
 func (p *parker) loop() {
@@ -124,9 +125,7 @@ func (p *parker) loop() {
 		}
 	}
 	for {
-		if p.s.IdleTimeout > 0 {
-			_ = p.epf.SetReadDeadline(time.Now().Add(sweepEvery))
-		}
+		_ = p.epf.SetReadDeadline(time.Now().Add(sweepEvery))
 		err := p.rc.Read(drain)
 		switch {
 		case failed != nil:
@@ -134,6 +133,7 @@ func (p *parker) loop() {
 			return
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			p.sweep(time.Now())
+			p.s.reapWorkers()
 		case err != nil:
 			return // closed
 		}
