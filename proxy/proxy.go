@@ -621,6 +621,10 @@ func setStickyCookie(w http.ResponseWriter, sc *StickyConfig, value string) {
 // headers (including any named in Connection), so nothing a client lists in Connection can
 // remove the headers set here.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	// The reverse proxy copied the trailer map before the body was read, when it held names
+	// only; the server fills the values into the inbound one at the body's end, and the
+	// transport reads them from this one then: the same map carries them through.
+	pr.Out.Trailer = pr.In.Trailer
 	p.shape(stateFrom(pr.In.Context()), pr.In, pr.Out)
 }
 
