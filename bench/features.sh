@@ -203,10 +203,14 @@ for v in "${variants[@]}"; do
 done
 sticky_cookie=$(cookie)
 [ -n "$sticky_cookie" ] || { echo "the features variant set no sticky cookie" >&2; exit 1; }
-region=$(curl -fsS -o /dev/null -D - -H "X-Forwarded-For: $CLIENT_IP" -H "Cookie: $sticky_cookie" "http://127.0.0.1:${port[features]}/" | tr -d '\r' | awk 'tolower($1) == "set-cookie:" { print "warning: the cookie was set again" }')
-[ -z "$region" ] || echo "$region" >&2
+# A returning client's cookie is honoured, not replaced: the rounds measure a session's requests.
+again=$(curl -fsS -o /dev/null -D - -H "X-Forwarded-For: $CLIENT_IP" -H "Cookie: $sticky_cookie" "http://127.0.0.1:${port[features]}/" |
+  awk -F': ' 'tolower($1) == "set-cookie" { print }')
+[ -z "$again" ] || echo "warning: the sticky cookie was set again: $again" >&2
 # A scrape every second, as a Prometheus would.
-(while sleep 1; do curl -fsS -o /dev/null "http://127.0.0.1:$METRICS/metrics" || true; done) & pids+=($!)
+(while sleep 1; do curl -s -o /dev/null "http://127.0.0.1:$METRICS/metrics" || true; done) &
+scraper=$!
+pids+=("$scraper")
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
@@ -252,6 +256,9 @@ awk -F'\t' '{ v[$1] = v[$1] " " $2 }
   }' "$rows"
 
 # Instructions per request under callgrind (see bench/callgrind.sh for the GODEBUG settings).
+# No scrapes: callgrind slows requests a hundredfold, so a scrape a second would weigh a
+# hundred times what it does at full speed.
+kill "$scraper" 2>/dev/null || true
 echo
 for v in "${variants[@]}"; do
   GODEBUG=cpu.rdtscp=off,asyncpreemptoff=1 valgrind --tool=callgrind --instr-atstart=no \
