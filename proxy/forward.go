@@ -23,11 +23,22 @@ import (
 func (p *Proxy) forward(w http.ResponseWriter, in *http.Request, ctx context.Context) {
 	st := stateFrom(ctx)
 	out := in.WithContext(ctx)
-	u := *in.URL
-	out.URL = &u
 	out.RequestURI = ""
 	out.Close = false
-	out.Header = make(http.Header, len(in.Header)+6)
+	if st.backend.scheme == schemeHTTP {
+		// The fast client reads the outbound URL and header only while it sends them, and
+		// keeps no goroutine that could look later: both can live in the pooled state.
+		st.outURL = *in.URL
+		out.URL = &st.outURL
+		if st.outHeader == nil {
+			st.outHeader = make(http.Header, len(in.Header)+6)
+		}
+		out.Header = st.outHeader
+	} else {
+		u := *in.URL
+		out.URL = &u
+		out.Header = make(http.Header, len(in.Header)+6)
+	}
 	copyForwardable(out.Header, in.Header)
 	if in.ContentLength == 0 {
 		out.Body = nil // nothing to send, whatever the server put there

@@ -11,14 +11,15 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/net/http/httpguts"
 
@@ -57,13 +58,15 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Transport tunes backend connections. Zero fields: DefaultTransportConfig's values.
 	Transport TransportConfig
-	// TracerProvider makes a server span per request and a client span per backend attempt.
-	// Nil: no spans, and traceparent, tracestate and baggage pass through to backends
-	// untouched.
+	// TracerProvider makes a server span per request and a client span per backend attempt;
+	// trace context comes in and goes to backends as W3C traceparent, tracestate and baggage.
+	// Nil: no spans, and those headers pass through to backends untouched.
 	TracerProvider trace.TracerProvider
-	// Propagator reads incoming trace context (as TraceTrust allows) and writes each attempt's
-	// to the backend. Nil: W3C trace context and baggage.
-	Propagator propagation.TextMapPropagator
+	// TraceSampler takes the TracerProvider's sampling decision for each request before any
+	// span exists, so that an unsampled request costs no span, context or attribute: only
+	// its IDs and the traceparent for the backend. Nil: every request starts a span of the
+	// TracerProvider, which decides.
+	TraceSampler TraceSampler
 	// TraceTrust says whose incoming trace context is continued. Default TraceTrustTrusted.
 	TraceTrust TraceTrust
 }
@@ -190,6 +193,11 @@ func (p *Proxy) Apply(snap *discovery.Snapshot) error {
 	p.upstreams = ups
 	p.applied = snap
 	p.table.Store(t)
+	for _, pl := range old.pools {
+		if !slices.ContainsFunc(t.pools, func(n *pool) bool { return n.name == pl.name }) {
+			p.metrics.forgetPool(pl.name)
+		}
+	}
 	return nil
 }
 
@@ -309,10 +317,22 @@ type reqState struct {
 	rw         statusWriter
 	switched   bool // the backend answered 101 Switching Protocols and the connection was handed over
 	sticky     stickyHow
+	// fwdVals back the values of the forwarding fields shape sets: X-Forwarded-For,
+	// X-Forwarded-Proto, X-Forwarded-Host, X-Real-Ip, X-Request-Id.
+	fwdVals [5]string
+	// The outbound URL and header of forward when the fast client sends them; outHeader is
+	// kept, emptied, from one request to the next.
+	outURL    url.URL
+	outHeader http.Header
 
-	// Tracing, set only when it is on: the server span and the context holding it.
+	// Tracing, set only when it is on. sc names the server span, recorded or not; span and
+	// tctx (the context holding it) exist when the TracerProvider started it, which with a
+	// TraceSampler means only for sampled requests. pctx is the caller's trace context when
+	// it is continued.
+	sc      trace.SpanContext
 	span    trace.Span
 	tctx    context.Context
+	pctx    context.Context
 	nearest string // the client's nearest region with a healthy backend, for recorded spans
 
 	// Geo routing, set only when the route uses it and a Locator is configured.
@@ -361,11 +381,19 @@ func (st *reqState) candidates(h HealthView) {
 
 func (p *Proxy) getState() *reqState { return p.states.Get().(*reqState) }
 
+// maxPooledFields is the largest outbound header kept for the next request.
+const maxPooledFields = 32
+
 func (p *Proxy) putState(st *reqState) {
 	cands, ups := st.cands[:0], st.ups[:0]
 	clear(st.cands[:cap(st.cands)])
 	clear(st.ups[:cap(st.ups)])
-	*st = reqState{cands: cands, ups: ups}
+	hdr := st.outHeader
+	if len(hdr) > maxPooledFields {
+		hdr = nil // a rare large header does not stay in the pool
+	}
+	clear(hdr)
+	*st = reqState{cands: cands, ups: ups, outHeader: hdr}
 	p.states.Put(st)
 }
 
@@ -641,12 +669,15 @@ func (p *Proxy) shape(st *reqState, in, out *http.Request) {
 	}
 	out.Host = in.Host
 
+	// The forwarding fields' values live in the pooled request state: the outbound header is
+	// read only while the attempt sends it, which ends before the state goes back to the pool.
 	h := out.Header
-	peer := st.peer.String()
+	peer := peerString(in.RemoteAddr, st.peer)
+	fv := &st.fwdVals
 	if prior := in.Header["X-Forwarded-For"]; st.trusted && len(prior) > 0 {
-		h["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + peer}
+		fv[0] = strings.Join(prior, ", ") + ", " + peer
 	} else {
-		h["X-Forwarded-For"] = []string{peer}
+		fv[0] = peer
 	}
 	fwdHost := in.Host
 	if st.trusted {
@@ -654,10 +685,19 @@ func (p *Proxy) shape(st *reqState, in, out *http.Request) {
 			fwdHost = v
 		}
 	}
-	h["X-Forwarded-Proto"] = []string{st.proto(in)}
-	h["X-Forwarded-Host"] = []string{fwdHost}
-	h["X-Real-Ip"] = []string{st.client.String()}
-	h["X-Request-Id"] = []string{st.reqID}
+	fv[1] = st.proto(in)
+	fv[2] = fwdHost
+	if st.client == st.peer {
+		fv[3] = peer
+	} else {
+		fv[3] = st.client.String()
+	}
+	fv[4] = st.reqID
+	h["X-Forwarded-For"] = fv[0:1:1]
+	h["X-Forwarded-Proto"] = fv[1:2:2]
+	h["X-Forwarded-Host"] = fv[2:3:3]
+	h["X-Real-Ip"] = fv[3:4:4]
+	h["X-Request-Id"] = fv[4:5:5]
 
 	if out.Body != nil && out.Body != http.NoBody {
 		st.body = &retryBody{rc: out.Body}

@@ -149,7 +149,7 @@ func (c *conn) park() bool {
 // wake is called by the epoll set when a parked connection becomes readable.
 func (c *conn) wake() {
 	c.s.parkStats.Woken.Add(1)
-	go c.serve()
+	c.s.dispatch(c)
 }
 
 // detach forgets a hijacked connection: its new owner closes it.
@@ -209,7 +209,7 @@ func (c *conn) clientGone() {
 		c.cancel()
 	case stParked:
 		if c.state.CompareAndSwap(stParked, stActive) {
-			go c.serve() // reads the end of stream and closes
+			c.s.dispatch(c) // reads the end of stream and closes
 		}
 	}
 }
