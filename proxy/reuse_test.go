@@ -68,20 +68,20 @@ func TestBackendConnectionsReused(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	round()
-	first := accepts.Load()
-	if first > workers {
-		t.Fatalf("%d concurrent requests, %d at a time, opened %d backend connections, want at most %d", workers*perWorker, workers, first, workers)
-	}
-	round()
 	// net/http's Transport gives a connection up when its write loop has not reported the
 	// request written within 50 ms of the response (maxWriteWaitBeforeConnReuse), which a
-	// loaded machine (or the race detector) makes happen now and then; h1client writes the
-	// request on the caller's goroutine, so on the fast path it never does.
+	// loaded machine (or the race detector) makes happen now and then, in either round;
+	// h1client writes the request on the caller's goroutine, so on the fast path it never does.
 	slack := int64(workers)
 	if testFastPath {
 		slack = 0
 	}
+	round()
+	first := accepts.Load()
+	if first > workers+slack {
+		t.Fatalf("%d concurrent requests, %d at a time, opened %d backend connections, want at most %d", workers*perWorker, workers, first, workers+slack)
+	}
+	round()
 	if got := accepts.Load(); got-first > slack {
 		t.Fatalf("a second round of %d requests opened %d more backend connections, want at most %d", workers*perWorker, got-first, slack)
 	}
