@@ -1,8 +1,6 @@
 package config
 
 import (
-	"math"
-	"net/http"
 	"net/netip"
 	"strings"
 	"time"
@@ -44,10 +42,14 @@ const (
 // Config is the whole VeloFlux configuration. Values are plain data: Load and Parse return a
 // validated Config, and a Config is never mutated after that, so a reload builds a new one.
 type Config struct {
-	Global    Global            `koanf:"global"`
-	Retry     proxy.RetryConfig `koanf:"retry"`
-	Sticky    Sticky            `koanf:"sticky"`
-	RateLimit RateLimit         `koanf:"rate_limit"`
+	Global Global            `koanf:"global"`
+	Retry  proxy.RetryConfig `koanf:"retry"`
+	// Sticky shapes the session cookie of pools with sticky_sessions; an empty secret is left
+	// empty, and the proxy generates a key (cmd warns: cookies then do not survive restarts
+	// or work across nodes).
+	Sticky proxy.StickyConfig `koanf:"sticky"`
+	// RateLimit limits requests per client IP.
+	RateLimit ratelimit.Config `koanf:"rate_limit"`
 	// Discovery finds backends in a service catalog. It comes before pools because it is
 	// where pools come from when the file lists none.
 	Discovery Discovery `koanf:"discovery"`
@@ -287,110 +289,6 @@ type Limits struct {
 	// MaxConnsPerBackend before it is answered 503 (or tried on another backend). Default 5s,
 	// > 0. Applied on reload.
 	BackendQueueTimeout time.Duration `koanf:"backend_queue_timeout"`
-}
-
-// Sticky configures the session cookie of pools with sticky_sessions.
-type Sticky struct {
-	// CookieName is the cookie's name, an RFC 6265 token. Default "vf_session".
-	CookieName string `koanf:"cookie_name"`
-	// TTL is the cookie lifetime. Default 1h, > 0.
-	TTL time.Duration `koanf:"ttl"`
-	// Secure sends the cookie over HTTPS only. Default false.
-	Secure bool `koanf:"secure"`
-	// HTTPOnly hides the cookie from scripts. Default true.
-	HTTPOnly bool `koanf:"http_only"`
-	// SameSite is lax, strict or none. Default "lax"; none requires Secure because browsers
-	// drop SameSite=None cookies that are not Secure. Case-insensitive, stored lower-case.
-	SameSite string `koanf:"same_site"`
-	// Secret is the HMAC key that signs the cookie, at least 32 bytes when any pool is sticky.
-	// Default "". Empty is left empty by Load: cmd generates a random key and warns, because
-	// then cookies do not survive restarts or work across nodes.
-	Secret string `koanf:"secret" redact:"true"`
-}
-
-// SameSiteMode returns SameSite as the net/http cookie setting; it assumes a validated Config.
-func (s Sticky) SameSiteMode() http.SameSite {
-	switch s.SameSite {
-	case "strict":
-		return http.SameSiteStrictMode
-	case "none":
-		return http.SameSiteNoneMode
-	default:
-		return http.SameSiteLaxMode
-	}
-}
-
-// RateLimit limits requests per client IP.
-type RateLimit struct {
-	// RequestsPerSecond is the sustained rate per client. Default 0 = off for clients that no
-	// rule matches; >= 0.
-	RequestsPerSecond float64 `koanf:"requests_per_second"`
-	// Burst is the bucket size. Default 0 = one second's worth, see EffectiveBurst; >= 0.
-	Burst int `koanf:"burst"`
-	// MaxClients bounds how many client buckets are tracked, which bounds memory. Default
-	// 100000, > 0.
-	MaxClients int `koanf:"max_clients"`
-	// IPv6Prefix groups IPv6 clients per /N, since one host usually owns a whole /64.
-	// Default 64, 1..128.
-	IPv6Prefix int `koanf:"ipv6_prefix"`
-	// Rules override the rate for client ranges; the first rule whose CIDR contains the
-	// client wins.
-	Rules []RateLimitRule `koanf:"rules"`
-}
-
-// EffectiveBurst is Burst, or when 0 one second's worth of requests: ceil(RequestsPerSecond),
-// at least 1.
-func (r RateLimit) EffectiveBurst() int { return effectiveBurst(r.Burst, r.RequestsPerSecond) }
-
-// Limiter is the section as the rate limiter takes it: one conversion, used by cmd and by
-// Validate, which also asks the limiter whether it accepts it. Bursts of 0 are resolved to
-// one second's worth, and exempt rules carry no rate.
-func (r RateLimit) Limiter() ratelimit.Config {
-	lc := ratelimit.Config{RequestsPerSecond: r.RequestsPerSecond, MaxClients: r.MaxClients, IPv6Prefix: r.IPv6Prefix}
-	if r.RequestsPerSecond > 0 {
-		lc.Burst = r.EffectiveBurst()
-	}
-	for _, rule := range r.Rules {
-		lr := ratelimit.Rule{Prefix: rule.CIDR, RequestsPerSecond: rule.RequestsPerSecond, Exempt: rule.Exempt}
-		if !rule.Exempt {
-			lr.Burst = rule.EffectiveBurst()
-		}
-		lc.Rules = append(lc.Rules, lr)
-	}
-	return lc
-}
-
-// RateLimitRule sets the rate for clients inside CIDR.
-type RateLimitRule struct {
-	// CIDR is the client range. A bare IP in the file is a single-address prefix. Required.
-	CIDR netip.Prefix `koanf:"cidr"`
-	// RequestsPerSecond is the rate for each client in CIDR. > 0 unless Exempt.
-	RequestsPerSecond float64 `koanf:"requests_per_second"`
-	// Burst is the bucket size; 0 = one second's worth, see EffectiveBurst; >= 0.
-	Burst int `koanf:"burst"`
-	// Exempt clients are never limited. Default false.
-	Exempt bool `koanf:"exempt"`
-}
-
-// EffectiveBurst is Burst, or when 0 ceil(RequestsPerSecond), at least 1.
-func (r RateLimitRule) EffectiveBurst() int { return effectiveBurst(r.Burst, r.RequestsPerSecond) }
-
-// maxBurst keeps ceil(rps) representable: a burst beyond it is unlimited in practice.
-const maxBurst = math.MaxInt32
-
-func effectiveBurst(burst int, rps float64) int {
-	if burst > 0 {
-		return burst
-	}
-	b := math.Ceil(rps)
-	switch {
-	case !(b >= 1): // also catches NaN
-		return 1
-	case b > maxBurst:
-		return maxBurst
-	default:
-		return int(b)
-	}
 }
 
 // Pool is a named set of interchangeable backends.
@@ -641,17 +539,9 @@ func Default() *Config {
 				BackendQueueTimeout:    5 * time.Second,
 			},
 		},
-		Retry: proxy.DefaultConfig().Retry,
-		Sticky: Sticky{
-			CookieName: "vf_session",
-			TTL:        time.Hour,
-			HTTPOnly:   true,
-			SameSite:   "lax",
-		},
-		RateLimit: RateLimit{
-			MaxClients: 100000,
-			IPv6Prefix: 64,
-		},
+		Retry:     proxy.DefaultConfig().Retry,
+		Sticky:    proxy.DefaultConfig().Sticky,
+		RateLimit: ratelimit.DefaultConfig(),
 		Discovery: Discovery{Consul: consul.DefaultConfig()},
 		Geo: Geo{
 			CacheSize: 65536,

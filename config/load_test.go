@@ -160,7 +160,7 @@ routes:
 		}},
 		{"same_site lower-cased", c.Sticky.SameSite, "strict"},
 		{"float", c.RateLimit.RequestsPerSecond, 2.5},
-		{"rule bare ip", c.RateLimit.Rules[0].CIDR, netip.MustParsePrefix("10.0.0.7/32")},
+		{"rule bare ip", c.RateLimit.Rules[0].Prefix, netip.MustParsePrefix("10.0.0.7/32")},
 		{"rule exempt", c.RateLimit.Rules[0].Exempt, true},
 		{"consul section", c.Discovery.Consul, consul.Config{
 			Enabled: true, Address: "consul.service:8501", Scheme: "https", TokenFile: "/run/secrets/consul-token",
@@ -753,7 +753,7 @@ global:
 		"global.bind_adress: unknown key",
 		`retry.attempts: expected an integer, got text "many"`,
 		`sticky.same_site: "none" requires sticky.secure: true (browsers drop SameSite=None cookies that are not Secure)`,
-		"rate_limit.requests_per_second: must be >= 0, got -1",
+		"rate_limit.requests_per_second: must be a finite number >= 0, got -1",
 		"pools[0].health_check.timeout: must not exceed interval (10s), got 30s",
 		"pools[0].backends[0].address: missing port",
 		"pools[0].backends[1].weight: must be between 1 and 10000, got 0",

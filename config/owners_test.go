@@ -19,6 +19,8 @@ var owners = map[string]string{
 	"cluster.":                  "github.com/veloflux/veloflux/gossip",
 	"cluster.health.":           "github.com/veloflux/veloflux/health/consensus",
 	"retry.":                    "github.com/veloflux/veloflux/proxy",
+	"sticky.":                   "github.com/veloflux/veloflux/proxy",
+	"rate_limit.":               "github.com/veloflux/veloflux/proxy/ratelimit",
 	"global.passive.":           "github.com/veloflux/veloflux/health",
 	"pools[].passive.":          "github.com/veloflux/veloflux/health",
 	"global.tls.certificates[]": "github.com/veloflux/veloflux/certs",

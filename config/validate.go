@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"maps"
-	"math"
 	"net"
 	"net/mail"
 	"net/netip"
@@ -42,16 +41,6 @@ func (c *Config) Validate() error {
 
 // validator collects problems; its checks beyond fielderr's are the config file's own rules.
 type validator struct{ fielderr.Errors }
-
-// rate checks a requests-per-second value; NaN and infinities can come from YAML (.nan, .inf).
-func (v *validator) rate(path string, r float64) {
-	switch {
-	case math.IsNaN(r) || math.IsInf(r, 0):
-		v.Add(path, "must be a finite number, got %g", r)
-	case r < 0:
-		v.Add(path, "must be >= 0, got %g", r)
-	}
-}
 
 // urlPath checks a health check path; it goes into a request line, so whitespace and control
 // characters would break the request.
@@ -271,62 +260,22 @@ func (c *Config) validateRetry(v *validator) {
 	v.Errors = append(v.Errors, fielderr.Prefix("retry", c.Retry.Validate())...)
 }
 
+// validateSticky checks the sticky section, whose own rules are proxy.StickyConfig's, and the
+// secret's length, which matters only when a pool is sticky.
 func (c *Config) validateSticky(v *validator) {
 	s := &c.Sticky
-	switch {
-	case s.CookieName == "":
-		v.Add("sticky.cookie_name", "required")
-	case strings.IndexFunc(s.CookieName, func(r rune) bool { return !isTokenChar(r) }) >= 0:
-		v.Add("sticky.cookie_name", "invalid cookie name %s: use letters, digits and !#$%%&'*+-.^_`|~ only", quote(s.CookieName))
-	}
-	v.Positive("sticky.ttl", s.TTL)
-	v.OneOf("sticky.same_site", s.SameSite, "lax", "strict", "none")
-	if s.SameSite == "none" && !s.Secure {
-		v.Add("sticky.same_site", "\"none\" requires sticky.secure: true (browsers drop SameSite=None cookies that are not Secure)")
-	}
-	sticky := false
-	for _, p := range c.Pools {
-		sticky = sticky || p.StickySessions
-	}
-	// An empty secret is allowed: cmd generates one. A short one is refused because it
+	v.Errors = append(v.Errors, fielderr.Prefix("sticky", s.Validate())...)
+	sticky := slices.ContainsFunc(c.Pools, func(p Pool) bool { return p.StickySessions })
+	// An empty secret is allowed: the proxy generates one. A short one is refused because it
 	// would make the session cookie forgeable.
 	if sticky && s.Secret != "" && len(s.Secret) < 32 {
 		v.Add("sticky.secret", "must be at least 32 bytes when a pool has sticky_sessions, got %d", len(s.Secret))
 	}
 }
 
+// validateRateLimit checks the rate_limit section, whose rules are ratelimit.Config's.
 func (c *Config) validateRateLimit(v *validator) {
-	r := &c.RateLimit
-	before := len(v.Errors)
-	v.rate("rate_limit.requests_per_second", r.RequestsPerSecond)
-	v.AtLeast("rate_limit.burst", r.Burst, 0)
-	v.AtLeast("rate_limit.max_clients", r.MaxClients, 1)
-	v.Between("rate_limit.ipv6_prefix", r.IPv6Prefix, 1, 128)
-	for i, rule := range r.Rules {
-		path := fmt.Sprintf("rate_limit.rules[%d]", i)
-		if !rule.CIDR.IsValid() {
-			v.Add(path+".cidr", "required")
-		} else {
-			// First match wins, so a rule inside an earlier rule's range can never apply.
-			for j, prev := range r.Rules[:i] {
-				if prev.CIDR.IsValid() && prev.CIDR.Bits() <= rule.CIDR.Bits() && prev.CIDR.Contains(rule.CIDR.Addr()) {
-					v.Add(path+".cidr", "never matches: rules[%d] (%s) comes first and covers %s", j, prev.CIDR, rule.CIDR)
-					break
-				}
-			}
-		}
-		v.rate(path+".requests_per_second", rule.RequestsPerSecond)
-		if !rule.Exempt && rule.RequestsPerSecond == 0 {
-			v.Add(path+".requests_per_second", "must be > 0 unless exempt is true")
-		}
-		v.AtLeast(path+".burst", rule.Burst, 0)
-	}
-	// The limiter has rules of its own (an exempt rule takes no rate, a rate of at most one
-	// request per nanosecond, a bucket that refills within 73 years, a bounded table). It is
-	// asked once the file's own rules hold, so that a mistake is reported once.
-	if len(v.Errors) == before {
-		v.Errors = append(v.Errors, fielderr.Prefix("rate_limit", r.Limiter().Validate())...)
-	}
+	v.Errors = append(v.Errors, fielderr.Prefix("rate_limit", c.RateLimit.Validate())...)
 }
 
 // validateDiscovery checks discovery.consul, whose own rules are consul.Config's, and the

@@ -13,6 +13,7 @@ import (
 
 	"github.com/veloflux/veloflux/certs"
 	"github.com/veloflux/veloflux/discovery/consul"
+	"github.com/veloflux/veloflux/proxy/ratelimit"
 )
 
 // validBase is a small valid config that each validation case breaks in exactly one way.
@@ -356,55 +357,55 @@ func TestValidateRejects(t *testing.T) {
 
 		// rate_limit
 		{"requests_per_second negative", func(c *Config) { c.RateLimit.RequestsPerSecond = -1 },
-			[]string{"rate_limit.requests_per_second: must be >= 0, got -1"}},
+			[]string{"rate_limit.requests_per_second: must be a finite number >= 0, got -1"}},
 		{"requests_per_second NaN", func(c *Config) { c.RateLimit.RequestsPerSecond = math.NaN() },
-			[]string{"rate_limit.requests_per_second: must be a finite number, got NaN"}},
+			[]string{"rate_limit.requests_per_second: must be a finite number >= 0, got NaN"}},
 		{"requests_per_second infinite", func(c *Config) { c.RateLimit.RequestsPerSecond = math.Inf(1) },
-			[]string{"rate_limit.requests_per_second: must be a finite number, got +Inf"}},
+			[]string{"rate_limit.requests_per_second: must be a finite number >= 0, got +Inf"}},
 		{"burst negative", func(c *Config) { c.RateLimit.Burst = -1 },
 			[]string{"rate_limit.burst: must be >= 0, got -1"}},
 		{"max_clients zero", func(c *Config) { c.RateLimit.MaxClients = 0 },
-			[]string{"rate_limit.max_clients: must be >= 1, got 0"}},
+			[]string{"rate_limit.max_clients: must be between 1 and 16777216, got 0"}},
 		{"ipv6_prefix zero", func(c *Config) { c.RateLimit.IPv6Prefix = 0 },
 			[]string{"rate_limit.ipv6_prefix: must be between 1 and 128, got 0"}},
 		{"ipv6_prefix too long", func(c *Config) { c.RateLimit.IPv6Prefix = 129 },
 			[]string{"rate_limit.ipv6_prefix: must be between 1 and 128, got 129"}},
 		{"rule without cidr", func(c *Config) {
-			c.RateLimit.Rules = []RateLimitRule{{RequestsPerSecond: 5}}
+			c.RateLimit.Rules = []ratelimit.Rule{{RequestsPerSecond: 5}}
 		}, []string{"rate_limit.rules[0].cidr: required"}},
 		{"rule shadowed by earlier wider rule", func(c *Config) {
-			c.RateLimit.Rules = []RateLimitRule{
-				{CIDR: netip.MustParsePrefix("10.0.0.0/8"), Exempt: true},
-				{CIDR: netip.MustParsePrefix("10.1.0.0/16"), RequestsPerSecond: 5},
+			c.RateLimit.Rules = []ratelimit.Rule{
+				{Prefix: netip.MustParsePrefix("10.0.0.0/8"), Exempt: true},
+				{Prefix: netip.MustParsePrefix("10.1.0.0/16"), RequestsPerSecond: 5},
 			}
 		}, []string{"rate_limit.rules[1].cidr: never matches: rules[0] (10.0.0.0/8) comes first and covers 10.1.0.0/16"}},
 		{"rule duplicated", func(c *Config) {
-			c.RateLimit.Rules = []RateLimitRule{
-				{CIDR: netip.MustParsePrefix("2001:db8::/32"), RequestsPerSecond: 1},
-				{CIDR: netip.MustParsePrefix("2001:db8::/32"), RequestsPerSecond: 2},
+			c.RateLimit.Rules = []ratelimit.Rule{
+				{Prefix: netip.MustParsePrefix("2001:db8::/32"), RequestsPerSecond: 1},
+				{Prefix: netip.MustParsePrefix("2001:db8::/32"), RequestsPerSecond: 2},
 			}
 		}, []string{"rate_limit.rules[1].cidr: never matches: rules[0] (2001:db8::/32) comes first and covers 2001:db8::/32"}},
 		{"rule without rate and not exempt", func(c *Config) {
-			c.RateLimit.Rules = []RateLimitRule{{CIDR: netip.MustParsePrefix("10.0.0.0/8")}}
-		}, []string{"rate_limit.rules[0].requests_per_second: must be > 0 unless exempt is true"}},
+			c.RateLimit.Rules = []ratelimit.Rule{{Prefix: netip.MustParsePrefix("10.0.0.0/8")}}
+		}, []string{"rate_limit.rules[0].requests_per_second: must be > 0 (set exempt to disable limiting)"}},
 		{"rule negative rate", func(c *Config) {
-			c.RateLimit.Rules = []RateLimitRule{{CIDR: netip.MustParsePrefix("10.0.0.0/8"), RequestsPerSecond: -2, Burst: -1}}
+			c.RateLimit.Rules = []ratelimit.Rule{{Prefix: netip.MustParsePrefix("10.0.0.0/8"), RequestsPerSecond: -2, Burst: -1}}
 		}, []string{
-			"rate_limit.rules[0].requests_per_second: must be >= 0, got -2",
+			"rate_limit.rules[0].requests_per_second: must be a finite number >= 0, got -2",
 			"rate_limit.rules[0].burst: must be >= 0, got -1",
 		}},
 		// What the limiter refuses, the file refuses: a node must start with a file that
 		// validates.
 		{"exempt rule with a rate", func(c *Config) {
-			c.RateLimit.Rules = []RateLimitRule{{CIDR: netip.MustParsePrefix("10.0.0.0/8"), Exempt: true, RequestsPerSecond: 5}}
+			c.RateLimit.Rules = []ratelimit.Rule{{Prefix: netip.MustParsePrefix("10.0.0.0/8"), Exempt: true, RequestsPerSecond: 5}}
 		}, []string{"rate_limit.rules[0].exempt: must not be combined with requests_per_second or burst (got 5 and 0)"}},
 		{"rate above one per nanosecond", func(c *Config) { c.RateLimit.RequestsPerSecond = 2e9 },
 			[]string{"rate_limit.requests_per_second: 2e+09 exceeds 1e+09"}},
 		{"bucket refilling in more than 73 years", func(c *Config) {
-			c.RateLimit.Rules = []RateLimitRule{{CIDR: netip.MustParsePrefix("10.0.0.0/8"), RequestsPerSecond: 1e-9, Burst: 10}}
+			c.RateLimit.Rules = []ratelimit.Rule{{Prefix: netip.MustParsePrefix("10.0.0.0/8"), RequestsPerSecond: 1e-9, Burst: 10}}
 		}, []string{"rate_limit.rules[0].burst: 10 requests at 1e-09 per second take more than 73 years to refill"}},
 		{"max clients above the table's cap", func(c *Config) { c.RateLimit.MaxClients = 1 << 30 },
-			[]string{"rate_limit.max_clients: 1073741824 out of range [0, 16777216] (0 means 100000)"}},
+			[]string{"rate_limit.max_clients: must be between 1 and 16777216, got 1073741824"}},
 
 		// discovery.consul
 		{"consul address empty", func(c *Config) { c.Discovery.Consul.Address = "" },
@@ -885,11 +886,11 @@ func TestValidateAccepts(t *testing.T) {
 		{"same_site strict", func(c *Config) { c.Sticky.SameSite = "strict" }},
 		{"rate limit rules narrow before wide", func(c *Config) {
 			c.RateLimit.RequestsPerSecond = 0.5
-			c.RateLimit.Rules = []RateLimitRule{
-				{CIDR: netip.MustParsePrefix("10.1.0.0/16"), RequestsPerSecond: 5},
-				{CIDR: netip.MustParsePrefix("10.0.0.0/8"), Exempt: true},
-				{CIDR: netip.MustParsePrefix("2001:db8::/32"), RequestsPerSecond: 1, Burst: 10},
-				{CIDR: netip.MustParsePrefix("0.0.0.0/0"), RequestsPerSecond: 100},
+			c.RateLimit.Rules = []ratelimit.Rule{
+				{Prefix: netip.MustParsePrefix("10.1.0.0/16"), RequestsPerSecond: 5},
+				{Prefix: netip.MustParsePrefix("10.0.0.0/8"), Exempt: true},
+				{Prefix: netip.MustParsePrefix("2001:db8::/32"), RequestsPerSecond: 1, Burst: 10},
+				{Prefix: netip.MustParsePrefix("0.0.0.0/0"), RequestsPerSecond: 100},
 			}
 		}},
 		{"backend address forms", func(c *Config) {
@@ -1027,7 +1028,7 @@ func TestValidateReportsAllInSchemaOrder(t *testing.T) {
 		"global.limits.max_header_bytes: must be >= 1, got 0",
 		"retry.attempts: must be between 1 and 10, got 0",
 		"sticky.ttl: must be > 0, got 0s",
-		"rate_limit.max_clients: must be >= 1, got 0",
+		"rate_limit.max_clients: must be between 1 and 16777216, got 0",
 		`discovery.consul.scheme: must be one of http, https; got "ftp"`,
 		"discovery.consul.register.name: required",
 		"geo.cache_size: must be between 1 and 10000000, got -1",

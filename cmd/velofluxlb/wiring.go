@@ -127,15 +127,8 @@ func proxyConfig(c *config.Config) proxy.Config {
 	pc.Retry = c.Retry
 	pc.MaxConnsPerBackend = c.Global.Limits.MaxConnsPerBackend
 	pc.BackendQueueTimeout = c.Global.Limits.BackendQueueTimeout
-	pc.Sticky = proxy.StickyConfig{
-		CookieName: c.Sticky.CookieName,
-		TTL:        c.Sticky.TTL,
-		Secure:     c.Sticky.Secure,
-		HTTPOnly:   c.Sticky.HTTPOnly,
-		SameSite:   c.Sticky.SameSiteMode(),
-		Secret:     []byte(c.Sticky.Secret),
-	}
-	pc.RateLimit = c.RateLimit.Limiter()
+	pc.Sticky = c.Sticky
+	pc.RateLimit = c.RateLimit
 	return pc
 }
 
