@@ -7,6 +7,7 @@ import (
 
 	"github.com/veloflux/veloflux/certs"
 	"github.com/veloflux/veloflux/discovery/consul"
+	"github.com/veloflux/veloflux/geo"
 	"github.com/veloflux/veloflux/gossip"
 	"github.com/veloflux/veloflux/health"
 	"github.com/veloflux/veloflux/health/consensus"
@@ -54,8 +55,9 @@ type Config struct {
 	// where pools come from when the file lists none.
 	Discovery Discovery `koanf:"discovery"`
 	// Geo locates clients by IP address so that routes with geo other than off can prefer
-	// the nearest region. It comes before pools because backends name its regions.
-	Geo Geo `koanf:"geo"`
+	// the nearest region. It comes before pools because backends name its regions. Its keys
+	// and rules are geo.Config's; config adds the rules that tie routes and backends to it.
+	Geo geo.Config `koanf:"geo"`
 	// Cluster joins this node to its peers over gossip, so that sessions and backend health
 	// are shared across nodes. It comes before pools because it is node-wide, like geo.
 	Cluster Cluster `koanf:"cluster"`
@@ -103,8 +105,9 @@ type Global struct {
 	// true. Ignored for the plain listener when H2C is on (the TLS listener and HTTP/3 always
 	// use net/http's servers).
 	HTTP1FastPath bool `koanf:"http1_fast_path"`
-	// HealthCheck is the default for every pool; pools override it field by field.
-	HealthCheck HealthCheck `koanf:"health_check"`
+	// HealthCheck is the default for every pool; pools override it field by field. Its keys
+	// and rules are health.Config's.
+	HealthCheck health.Config `koanf:"health_check"`
 	// Passive is the default outlier ejection of every pool; pools override it field by field.
 	Passive  health.PassiveConfig `koanf:"passive"`
 	Timeouts Timeouts             `koanf:"timeouts"`
@@ -194,43 +197,6 @@ func (t TLS) CertificatePairs() []certs.Pair {
 		out = append(out, certs.Pair{CertFile: t.CertFile, KeyFile: t.KeyFile})
 	}
 	return append(out, t.Certificates...)
-}
-
-// Health check types accepted in health_check.type.
-const (
-	// HealthCheckHTTP sends an HTTP request to the health check path and judges its status.
-	HealthCheckHTTP = "http"
-	// HealthCheckTCP only opens a TCP connection, and checks backends without a path too.
-	HealthCheckTCP = "tcp"
-)
-
-// HealthCheck is how backends are actively probed.
-type HealthCheck struct {
-	// Interval between probes of one backend. Default 10s, > 0.
-	Interval time.Duration `koanf:"interval"`
-	// Timeout of one probe. Default 5s, > 0 and <= Interval so probes never overlap.
-	Timeout time.Duration `koanf:"timeout"`
-	// Retries is the number of consecutive failures before a backend is marked down.
-	// Default 3, >= 1.
-	Retries int `koanf:"retries"`
-	// Rise is the number of consecutive successes before a down backend is up again.
-	// Default 2, >= 1.
-	Rise int `koanf:"rise"`
-	// MaxInterval caps the backoff of a down backend, whose interval doubles with every
-	// failed probe after it went down. Default 60s, >= Interval; equal to it turns backoff
-	// off.
-	MaxInterval time.Duration `koanf:"max_interval"`
-	// Type is http or tcp (the HealthCheck* constants). Default http. Lower-case.
-	Type string `koanf:"type"`
-	// Method is the HTTP method of the probe, an RFC 9110 token such as GET or HEAD.
-	// Default "GET". Case-sensitive, as methods are.
-	Method string `koanf:"method"`
-	// Host is the Host header of the probe, host or host:port. Default "" = the backend's
-	// address.
-	Host string `koanf:"host"`
-	// ExpectStatus lists the statuses that pass, codes and ranges: "200", "200-299,301".
-	// Default "200-399".
-	ExpectStatus string `koanf:"expect_status"`
 }
 
 // Timeouts bound client and backend connections.
@@ -345,32 +311,14 @@ type PoolTLS struct {
 // IsZero reports whether no key of the pool's tls section is set.
 func (t PoolTLS) IsZero() bool { return t == PoolTLS{} }
 
-// PoolHealthCheck is a pool's effective health check.
+// PoolHealthCheck is a pool's effective health check: global.health_check's keys, each one
+// the pool leaves out inherited from there, and the path.
 type PoolHealthCheck struct {
-	// Interval, Timeout, Retries, Rise, MaxInterval and Type default to
-	// global.health_check and follow its rules.
-	Interval    time.Duration `koanf:"interval"`
-	Timeout     time.Duration `koanf:"timeout"`
-	Retries     int           `koanf:"retries"`
-	Rise        int           `koanf:"rise"`
-	MaxInterval time.Duration `koanf:"max_interval"`
-	Type        string        `koanf:"type"`
+	health.Config `koanf:",squash"`
 	// Path is probed with Method. Default "" = no active HTTP check unless a backend sets
 	// its own path. Starts with "/". Only with type http: a tcp check has no path and checks
 	// every backend.
 	Path string `koanf:"path"`
-	// Method, Host and ExpectStatus default to global.health_check and follow its rules.
-	Method       string `koanf:"method"`
-	Host         string `koanf:"host"`
-	ExpectStatus string `koanf:"expect_status"`
-}
-
-// Common returns the pool's settings without its path, in the global section's shape.
-func (h PoolHealthCheck) Common() HealthCheck {
-	return HealthCheck{
-		Interval: h.Interval, Timeout: h.Timeout, Retries: h.Retries, Rise: h.Rise, MaxInterval: h.MaxInterval,
-		Type: h.Type, Method: h.Method, Host: h.Host, ExpectStatus: h.ExpectStatus,
-	}
 }
 
 // Backend is one upstream instance.
@@ -432,52 +380,6 @@ type Discovery struct {
 	Consul consul.Config `koanf:"consul"`
 }
 
-// Geo configures client geolocation. The whole section is read once at startup; the
-// per-route geo mode and per-backend regions are applied on reload.
-//
-// config checks only the syntax of region names. Whether each name (node_region, the map
-// values, backends[].region) is a known region, built in or listed in Regions, is checked by
-// cmd with the geo package at startup and on every reload: config does not import geo, so that
-// validating a file needs no GeoIP code, and the built-in table lives in one place.
-type Geo struct {
-	// Database is the path of a MaxMind GeoLite2/GeoIP2 City or Country .mmdb file. Default
-	// "". Required when any route has geo other than off. Validation does not open it.
-	Database string `koanf:"database"`
-	// NodeRegion is the region this node serves, [a-z0-9._-]+. Default "". Required when any
-	// route has geo other than off.
-	NodeRegion string `koanf:"node_region"`
-	// CacheSize bounds the client-address lookups kept in memory, in entries. Default 65536,
-	// 1..10000000; the cap keeps a typo from reserving gigabytes.
-	CacheSize int `koanf:"cache_size"`
-	// ResponseHeader names a response header that carries the serving region, e.g.
-	// "X-VeloFlux-Region". Default "" = no header. An RFC 9110 token.
-	ResponseHeader string `koanf:"response_header"`
-	// CountryRegions maps ISO 3166-1 alpha-2 codes ("DE", upper-case) to a region name; it
-	// decides before distance does. Default none.
-	CountryRegions map[string]string `koanf:"country_regions"`
-	// ContinentRegions maps continent codes (AF AN AS EU NA OC SA) to a region name, for
-	// countries CountryRegions does not list. Default none.
-	ContinentRegions map[string]string `koanf:"continent_regions"`
-	// Regions are added to the built-in region table; an entry whose name is built in
-	// replaces that region. Names unique. Last in the section, like backends in a pool, so
-	// that its sub-table follows the section's table in the docs.
-	Regions []GeoRegion `koanf:"regions"`
-}
-
-// GeoRegion is one region: where it is, and where redirect routes send its clients.
-type GeoRegion struct {
-	// Name is [a-z0-9._-]+. Required.
-	Name string `koanf:"name"`
-	// Lat is the latitude in degrees, -90..90. Required in the file: 0 is a real place, so a
-	// forgotten coordinate would silently move the region into the Gulf of Guinea.
-	Lat float64 `koanf:"lat"`
-	// Lon is the longitude in degrees, -180..180. Required in the file, as Lat.
-	Lon float64 `koanf:"lon"`
-	// RedirectHost is host[:port] that routes with geo redirect send this region's clients to.
-	// Default "" = this region's clients are proxied, never redirected.
-	RedirectHost string `koanf:"redirect_host"`
-}
-
 // Cluster joins this node to its peers over gossip, so that sessions and backend health are
 // shared across nodes: gossip.Config's keys, then the consensus of shared health checking
 // (docs/health.md). The whole section is read once at startup, except the keys (rotation).
@@ -507,18 +409,8 @@ func Default() *Config {
 			},
 			HTTP3:         true,
 			HTTP1FastPath: true,
-			HealthCheck: HealthCheck{
-				Interval:     10 * time.Second,
-				Timeout:      5 * time.Second,
-				Retries:      3,
-				Rise:         2,
-				MaxInterval:  time.Minute,
-				Type:         HealthCheckHTTP,
-				Method:       "GET",
-				Host:         "",
-				ExpectStatus: "200-399",
-			},
-			Passive: health.DefaultPassiveConfig(),
+			HealthCheck:   health.DefaultConfig(),
+			Passive:       health.DefaultPassiveConfig(),
 			Timeouts: Timeouts{
 				ReadHeader:            10 * time.Second,
 				Read:                  60 * time.Second,
@@ -543,11 +435,9 @@ func Default() *Config {
 		Sticky:    proxy.DefaultConfig().Sticky,
 		RateLimit: ratelimit.DefaultConfig(),
 		Discovery: Discovery{Consul: consul.DefaultConfig()},
-		Geo: Geo{
-			CacheSize: 65536,
-		},
-		Cluster: Cluster{Config: gossip.DefaultConfig(), Health: consensus.DefaultConfig()},
-		Tracing: tracing.DefaultConfig(),
+		Geo:       geo.DefaultConfig(),
+		Cluster:   Cluster{Config: gossip.DefaultConfig(), Health: consensus.DefaultConfig()},
+		Tracing:   tracing.DefaultConfig(),
 	}
 }
 

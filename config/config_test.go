@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/veloflux/veloflux/discovery/consul"
+	"github.com/veloflux/veloflux/geo"
 	"github.com/veloflux/veloflux/gossip"
 	"github.com/veloflux/veloflux/proxy/ratelimit"
 )
@@ -34,7 +35,7 @@ func TestDefault(t *testing.T) {
 		{"global.tls.key_file", c.Global.TLS.KeyFile, ""},
 		{"global.health_check.interval", c.Global.HealthCheck.Interval, 10 * time.Second},
 		{"global.health_check.timeout", c.Global.HealthCheck.Timeout, 5 * time.Second},
-		{"global.health_check.retries", c.Global.HealthCheck.Retries, 3},
+		{"global.health_check.retries", c.Global.HealthCheck.Fall, 3},
 		{"global.timeouts.read_header", c.Global.Timeouts.ReadHeader, 10 * time.Second},
 		{"global.timeouts.read", c.Global.Timeouts.Read, 60 * time.Second},
 		{"global.timeouts.idle", c.Global.Timeouts.Idle, 120 * time.Second},
@@ -93,7 +94,7 @@ func TestDefault(t *testing.T) {
 		{"geo.response_header", c.Geo.ResponseHeader, ""},
 		{"geo.country_regions", c.Geo.CountryRegions, map[string]string(nil)},
 		{"geo.continent_regions", c.Geo.ContinentRegions, map[string]string(nil)},
-		{"geo.regions", c.Geo.Regions, []GeoRegion(nil)},
+		{"geo.regions", c.Geo.Regions, []geo.Region(nil)},
 		{"cluster.enabled", c.Cluster.Enabled, false},
 		{"cluster.name", c.Cluster.Name, ""},
 		{"cluster.bind_address", c.Cluster.BindAddress, "127.0.0.1:7946"},
@@ -182,7 +183,7 @@ func TestRedacted(t *testing.T) {
 	orig.RateLimit.Rules = []ratelimit.Rule{{Prefix: netip.MustParsePrefix("10.0.0.0/8"), Exempt: true}}
 	orig.Geo.CountryRegions = map[string]string{"DE": "eu"}
 	orig.Geo.ContinentRegions = map[string]string{"EU": "eu"}
-	orig.Geo.Regions = []GeoRegion{{Name: "eu", Lat: 50, Lon: 8}}
+	orig.Geo.Regions = []geo.Region{{Name: "eu", Lat: 50, Lon: 8}}
 	orig.Cluster.GossipKey = gossipKey(32)
 	orig.Cluster.GossipKeys = []string{gossipKey(16), gossipKey(24)}
 	orig.Cluster.Seeds = []string{"10.0.0.6:7946"}
@@ -194,7 +195,7 @@ func TestRedacted(t *testing.T) {
 	keep.RateLimit.Rules = []ratelimit.Rule{{Prefix: netip.MustParsePrefix("10.0.0.0/8"), Exempt: true}}
 	keep.Geo.CountryRegions = map[string]string{"DE": "eu"}
 	keep.Geo.ContinentRegions = map[string]string{"EU": "eu"}
-	keep.Geo.Regions = []GeoRegion{{Name: "eu", Lat: 50, Lon: 8}}
+	keep.Geo.Regions = []geo.Region{{Name: "eu", Lat: 50, Lon: 8}}
 	keep.Cluster.GossipKey = orig.Cluster.GossipKey
 	keep.Cluster.GossipKeys = []string{gossipKey(16), gossipKey(24)}
 	keep.Cluster.Seeds = []string{"10.0.0.6:7946"}
@@ -362,7 +363,7 @@ func TestRestartNeeded(t *testing.T) {
 			c.Geo.CountryRegions = map[string]string{"DE": "eu"}
 			c.Geo.ContinentRegions = map[string]string{"EU": "eu"}
 		}, []string{"geo.country_regions", "geo.continent_regions"}},
-		{"geo regions", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "eu", Lat: 50, Lon: 8}} },
+		{"geo regions", func(c *Config) { c.Geo.Regions = []geo.Region{{Name: "eu", Lat: 50, Lon: 8}} },
 			[]string{"geo.regions"}},
 		{"cluster switch", func(c *Config) { c.Cluster.Enabled = true }, []string{"cluster.enabled"}},
 		{"cluster addresses", func(c *Config) {

@@ -227,9 +227,6 @@ routes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := checkRunnable(cfg); err != nil {
-		t.Fatalf("checkRunnable: %v", err)
-	}
 	if got := cfg.ACMEStorage(); got != config.ACMEStorageFile {
 		t.Errorf("ACME storage without Consul = %q, want file", got)
 	}
