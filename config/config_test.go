@@ -325,6 +325,12 @@ func TestRestartNeeded(t *testing.T) {
 		{"drain_timeout", func(c *Config) { c.Global.DrainTimeout = time.Second }, []string{"global.drain_timeout"}},
 		{"tls", func(c *Config) { c.Global.TLS.CertFile, c.Global.TLS.AutoCert = "x", true },
 			[]string{"global.tls.auto_cert", "global.tls.cert_file"}},
+		{"http3", func(c *Config) { c.Global.HTTP3 = !c.Global.HTTP3 }, []string{"global.http3"}},
+		{"h2c", func(c *Config) { c.Global.H2C = !c.Global.H2C }, []string{"global.h2c"}},
+		{"http1_fast_path", func(c *Config) { c.Global.HTTP1FastPath = !c.Global.HTTP1FastPath }, []string{"global.http1_fast_path"}},
+		{"protocol switches together", func(c *Config) {
+			c.Global.HTTP3, c.Global.H2C, c.Global.HTTP1FastPath = !c.Global.HTTP3, !c.Global.H2C, !c.Global.HTTP1FastPath
+		}, []string{"global.http3", "global.h2c", "global.http1_fast_path"}},
 		{"timeouts", func(c *Config) { c.Global.Timeouts.Idle = time.Second }, []string{"global.timeouts.idle"}},
 		{"limits", func(c *Config) { c.Global.Limits.MaxIdleConnsPerBackend = 9 }, []string{"global.limits.max_idle_conns_per_backend"}},
 		{"backend connection cap and queue are live", func(c *Config) {

@@ -13,11 +13,12 @@ func (c *Config) RestartNeeded(next *Config) []string {
 	oldG.Limits.MaxConnsPerBackend, oldG.Limits.BackendQueueTimeout = 0, 0
 	newG.Limits.MaxConnsPerBackend, newG.Limits.BackendQueueTimeout = 0, 0
 	old, nw := reflect.ValueOf(oldG), reflect.ValueOf(newG)
-	// Read only at startup: listeners are bound, and the http.Server and transport that
-	// timeouts, limits and TLS configure are built, once.
+	// Read only at startup: listeners are bound, and the servers and transports that
+	// timeouts, limits, TLS and the protocol switches (HTTP/3's UDP listener, h2c and the
+	// fast path on the plain one) configure are built, once.
 	for _, key := range []string{
 		"bind_address", "tls_bind_address", "metrics_address", "admin_address",
-		"drain_timeout", "tls", "timeouts", "limits", "http1_fast_path",
+		"drain_timeout", "tls", "http3", "h2c", "http1_fast_path", "timeouts", "limits",
 	} {
 		f, _, _ := lookupKey(old.Type(), key)
 		diffPaths(keyPath("global", key), old.FieldByIndex(f.index), nw.FieldByIndex(f.index), &out)

@@ -88,7 +88,11 @@ stop_listed
 echo $$ >"$DEMO_DIR/demo.pid"
 
 cleanup() {
-  trap - EXIT INT TERM
+  # A second Ctrl-C must not cut the cleanup short. (Nor may the first: when it also ends a
+  # foreground child, bash kills itself with it once the trap has run, whatever the trap
+  # says, so the script waits for Ctrl-C in the wait builtin, with no foreground child.)
+  trap '' INT TERM
+  trap - EXIT
   stop_listed
   rm -rf "$DEMO_DIR/consul" "$DEMO_DIR/demo.pid"
 }
@@ -195,6 +199,7 @@ for i in 0 1 2; do
   done
 done
 
+node_pids=()
 for i in 0 1 2; do
   region=${regions[$i]}
   start "veloflux-$region" env VF_ADMIN_USER=admin VF_ADMIN_PASS=demo \
@@ -207,6 +212,7 @@ for i in 0 1 2; do
     VFX_GEO__DATABASE="$GEOIP" VFX_GEO__NODE_REGION="$region" \
     VFX_TRACING__ENDPOINT="127.0.0.1:$jaeger_otlp" \
     "$VELOFLUX" run -config examples/demo.yaml
+  node_pids+=("$last_pid")
 done
 
 p0=$((8000 + off)) p1=$((8001 + off)) p2=$((8002 + off))
@@ -224,7 +230,9 @@ done
 vf=$VELOFLUX
 [ "$vf" != "$root/veloflux" ] || vf=./veloflux
 vf="VF_ADMIN_USER=admin VF_ADMIN_PASS=demo $vf"
-cat <<MSG
+# Built first and printed by a builtin: a Ctrl-C right after the last line must find the
+# script in wait, with no foreground child that the same Ctrl-C ends (see cleanup).
+msg=$(cat <<MSG
 
 VeloFlux demo: Consul on 127.0.0.1:$consul_http, Jaeger on :$jaeger_ui, two backends in each of eu-central, us-east and
 ap-southeast, and one VeloFlux node per region: eu-central on :$p0, us-east on :$p1,
@@ -262,10 +270,8 @@ commands below; the comment after each says what its answer shows. Logs are in $
 
 Ctrl-C here, or make demo-stop from another terminal, ends everything the demo started.
 MSG
+)
+printf '%s\n' "$msg"
 
 # Until Ctrl-C, make demo-stop, or a node exits.
-node_pids=()
-while read -r pid; do
-  if tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q "^$VELOFLUX run"; then node_pids+=("$pid"); fi
-done <"$DEMO_DIR/pids"
 wait "${node_pids[@]}"

@@ -242,7 +242,10 @@ func (n *Node) Run(ctx context.Context) error {
 
 	var errs []error
 	if err := ml.Leave(leaveTimeout); err != nil {
-		errs = append(errs, fmt.Errorf("gossip: leave: %w", err))
+		// Not a failure of this node: the peers may be stopping too (a whole cluster shut down
+		// at once), and those still up learn of the departure from failure detection instead.
+		n.logger.Warn("the leave message went unacknowledged; the other nodes will notice the departure by probing",
+			"timeout", leaveTimeout, "error", err)
 	}
 	if err := ml.Shutdown(); err != nil {
 		errs = append(errs, fmt.Errorf("gossip: shutdown: %w", err))

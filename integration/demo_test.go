@@ -4,6 +4,7 @@ package integration
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -241,5 +242,16 @@ func (d *demo) awaitEnd(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(d.dir, "pids")); !os.IsNotExist(err) {
 		t.Errorf("the demo left its PID list behind: %v", err)
+	}
+	// The nodes stopped at once, each leaving a cluster whose other members were leaving too:
+	// a clean stop for every one of them.
+	for _, region := range []string{"eu-central", "us-east", "ap-southeast"} {
+		b, err := os.ReadFile(filepath.Join(d.dir, "veloflux-"+region+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := bytes.Index(b, []byte("component failed")); i >= 0 {
+			t.Errorf("node %s did not stop cleanly: %s", region, b[i:min(len(b), i+300)])
+		}
 	}
 }

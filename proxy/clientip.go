@@ -75,6 +75,17 @@ func normalizeAddr(a netip.Addr) netip.Addr {
 	return a.Unmap().WithZone("")
 }
 
+// peerString is peer (parsed from remote by peerAddr) as text: for IPv4, the host part of
+// remote itself, which the parser accepted in canonical form, so no string is made.
+func peerString(remote string, peer netip.Addr) string {
+	if peer.Is4() {
+		if i := strings.LastIndexByte(remote, ':'); i > 0 && strings.IndexByte(remote[:i], ':') < 0 {
+			return remote[:i]
+		}
+	}
+	return peer.String()
+}
+
 // peerAddr parses http.Request.RemoteAddr ("ip:port").
 func peerAddr(remote string) netip.Addr {
 	ap, err := netip.ParseAddrPort(remote)

@@ -103,3 +103,19 @@ func splitComma(s string) []string {
 	}
 	return parts
 }
+
+// TestPeerString holds the text of a peer, taken from RemoteAddr where it can be, to what
+// netip.Addr.String says for the parsed address.
+func TestPeerString(t *testing.T) {
+	for _, remote := range []string{
+		"192.0.2.7:443", "127.0.0.1:1", "[::1]:80", "[2001:db8:0:0::1]:8080", "[::ffff:192.0.2.7]:9",
+		"[fe80::1%eth0]:80", "@", "", "192.0.2.7",
+	} {
+		t.Run(remote, func(t *testing.T) {
+			peer := peerAddr(remote)
+			if got, want := peerString(remote, peer), peer.String(); got != want {
+				t.Fatalf("peerString(%q) = %q, want %q", remote, got, want)
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"strings"
@@ -22,11 +23,22 @@ import (
 func (p *Proxy) forward(w http.ResponseWriter, in *http.Request, ctx context.Context) {
 	st := stateFrom(ctx)
 	out := in.WithContext(ctx)
-	u := *in.URL
-	out.URL = &u
 	out.RequestURI = ""
 	out.Close = false
-	out.Header = make(http.Header, len(in.Header)+6)
+	if st.backend.scheme == schemeHTTP {
+		// The fast client reads the outbound URL and header only while it sends them, and
+		// keeps no goroutine that could look later: both can live in the pooled state.
+		st.outURL = *in.URL
+		out.URL = &st.outURL
+		if st.outHeader == nil {
+			st.outHeader = make(http.Header, len(in.Header)+6)
+		}
+		out.Header = st.outHeader
+	} else {
+		u := *in.URL
+		out.URL = &u
+		out.Header = make(http.Header, len(in.Header)+6)
+	}
 	copyForwardable(out.Header, in.Header)
 	if in.ContentLength == 0 {
 		out.Body = nil // nothing to send, whatever the server put there
@@ -87,6 +99,28 @@ func (p *Proxy) forward(w http.ResponseWriter, in *http.Request, ctx context.Con
 }
 
 var emptyValue = []string{""}
+
+// passInterim passes a backend's 1xx response (100 Continue, 103 Early Hints) on to the
+// client before the final one, less its hop-by-hop fields. Fields the proxy has already set
+// for the final response (a sticky cookie, Connection: close) are kept for it, not sent early.
+func passInterim(req *http.Request, code int, header http.Header) error {
+	st := stateFrom(req.Context())
+	if st == nil {
+		return nil
+	}
+	removeHopByHop(header)
+	h := st.rw.Header()
+	var kept http.Header
+	if len(h) > 0 {
+		kept = h.Clone()
+		clear(h)
+	}
+	maps.Copy(h, header)
+	st.rw.WriteHeader(code)
+	clear(h)
+	maps.Copy(h, kept)
+	return nil
+}
 
 // errClientWrite marks a copy that failed writing to the client.
 var errClientWrite = errors.New("writing to the client failed")

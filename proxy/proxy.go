@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"net/url"
 	"reflect"
 	"strings"
 	"sync"
@@ -309,6 +310,13 @@ type reqState struct {
 	rw         statusWriter
 	switched   bool // the backend answered 101 Switching Protocols and the connection was handed over
 	sticky     stickyHow
+	// fwdVals back the values of the forwarding fields shape sets: X-Forwarded-For,
+	// X-Forwarded-Proto, X-Forwarded-Host, X-Real-Ip, X-Request-Id.
+	fwdVals [5]string
+	// The outbound URL and header of forward when the fast client sends them; outHeader is
+	// kept, emptied, from one request to the next.
+	outURL    url.URL
+	outHeader http.Header
 
 	// Tracing, set only when it is on: the server span and the context holding it.
 	span    trace.Span
@@ -361,11 +369,19 @@ func (st *reqState) candidates(h HealthView) {
 
 func (p *Proxy) getState() *reqState { return p.states.Get().(*reqState) }
 
+// maxPooledFields is the largest outbound header kept for the next request.
+const maxPooledFields = 32
+
 func (p *Proxy) putState(st *reqState) {
 	cands, ups := st.cands[:0], st.ups[:0]
 	clear(st.cands[:cap(st.cands)])
 	clear(st.ups[:cap(st.ups)])
-	*st = reqState{cands: cands, ups: ups}
+	hdr := st.outHeader
+	if len(hdr) > maxPooledFields {
+		hdr = nil // a rare large header does not stay in the pool
+	}
+	clear(hdr)
+	*st = reqState{cands: cands, ups: ups, outHeader: hdr}
 	p.states.Put(st)
 }
 
@@ -621,6 +637,10 @@ func setStickyCookie(w http.ResponseWriter, sc *StickyConfig, value string) {
 // headers (including any named in Connection), so nothing a client lists in Connection can
 // remove the headers set here.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	// The reverse proxy copied the trailer map before the body was read, when it held names
+	// only; the server fills the values into the inbound one at the body's end, and the
+	// transport reads them from this one then: the same map carries them through.
+	pr.Out.Trailer = pr.In.Trailer
 	p.shape(stateFrom(pr.In.Context()), pr.In, pr.Out)
 }
 
@@ -637,12 +657,15 @@ func (p *Proxy) shape(st *reqState, in, out *http.Request) {
 	}
 	out.Host = in.Host
 
+	// The forwarding fields' values live in the pooled request state: the outbound header is
+	// read only while the attempt sends it, which ends before the state goes back to the pool.
 	h := out.Header
-	peer := st.peer.String()
+	peer := peerString(in.RemoteAddr, st.peer)
+	fv := &st.fwdVals
 	if prior := in.Header["X-Forwarded-For"]; st.trusted && len(prior) > 0 {
-		h["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + peer}
+		fv[0] = strings.Join(prior, ", ") + ", " + peer
 	} else {
-		h["X-Forwarded-For"] = []string{peer}
+		fv[0] = peer
 	}
 	fwdHost := in.Host
 	if st.trusted {
@@ -650,10 +673,19 @@ func (p *Proxy) shape(st *reqState, in, out *http.Request) {
 			fwdHost = v
 		}
 	}
-	h["X-Forwarded-Proto"] = []string{st.proto(in)}
-	h["X-Forwarded-Host"] = []string{fwdHost}
-	h["X-Real-Ip"] = []string{st.client.String()}
-	h["X-Request-Id"] = []string{st.reqID}
+	fv[1] = st.proto(in)
+	fv[2] = fwdHost
+	if st.client == st.peer {
+		fv[3] = peer
+	} else {
+		fv[3] = st.client.String()
+	}
+	fv[4] = st.reqID
+	h["X-Forwarded-For"] = fv[0:1:1]
+	h["X-Forwarded-Proto"] = fv[1:2:2]
+	h["X-Forwarded-Host"] = fv[2:3:3]
+	h["X-Real-Ip"] = fv[3:4:4]
+	h["X-Request-Id"] = fv[4:5:5]
 
 	if out.Body != nil && out.Body != http.NoBody {
 		st.body = &retryBody{rc: out.Body}

@@ -78,7 +78,9 @@ func newTransports(c TransportConfig) *transports {
 			ResponseHeaderTimeout: c.ResponseHeaderTimeout,
 			IdleTimeout:           c.IdleConnTimeout,
 			MaxIdlePerHost:        c.MaxIdleConnsPerHost,
+			ExpectContinueTimeout: time.Second, // as the net/http transport below
 		})
+		fast.Got1xxResponse = passInterim
 	}
 	return &transports{
 		cfg: c, dialer: dialer, custom: map[backendtls.Settings]*http.Transport{},

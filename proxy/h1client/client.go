@@ -8,7 +8,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +29,9 @@ type Options struct {
 	IdleTimeout time.Duration
 	// MaxIdlePerHost keeps at most this many idle connections per backend address. Default 64.
 	MaxIdlePerHost int
+	// ExpectContinueTimeout is how long a request with "Expect: 100-continue" waits for the
+	// backend's 100 Continue (or its final answer) before its body is sent anyway. Default 1s.
+	ExpectContinueTimeout time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -41,6 +47,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxIdlePerHost <= 0 {
 		o.MaxIdlePerHost = 64
 	}
+	if o.ExpectContinueTimeout <= 0 {
+		o.ExpectContinueTimeout = time.Second
+	}
 	return o
 }
 
@@ -53,6 +62,12 @@ type Transport struct {
 	// DialContext opens connections when set (before the first request): tests inject
 	// failures through it. Nil: a net.Dialer with Options.DialTimeout.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Got1xxResponse receives each interim response but 101 (100 Continue, 103 Early Hints)
+	// before the final one, on the request's goroutine, as net/http's ClientTrace hook of the
+	// same name does; an error ends the request with it. Set before the first request. Nil:
+	// interim responses go to the request context's httptrace.ClientTrace when it has the
+	// hook, and are skipped otherwise.
+	Got1xxResponse func(req *http.Request, code int, header http.Header) error
 
 	opt    Options
 	dialer net.Dialer
@@ -225,16 +240,42 @@ func (t *Transport) IdleConns() int {
 // aLongTimeAgo is a deadline in the past: it makes blocked reads and writes return at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
+// max1xx bounds the interim responses a request waits through, as net/http's Transport does.
+const max1xx = 5
+
 func (c *conn) roundTrip(ctx context.Context, req *http.Request, body *countingBody) (*http.Response, error) {
 	// The context's end interrupts whatever the connection is doing, the body's reads included.
 	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(aLongTimeAgo) })
-	if err := c.writeRequest(req, body); err != nil {
+	hasBody := req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0
+	// With "Expect: 100-continue" the body waits for the backend's go-ahead, so a backend that
+	// refuses the request (401, 413, 417) does so before the client sends it.
+	held := hasBody && expectsContinue(req.Header)
+	if err := c.writeRequest(req, body, !held); err != nil {
 		stop()
 		return nil, c.classify(err, true)
 	}
+	if held {
+		_ = c.nc.SetReadDeadline(time.Now().Add(c.t.opt.ExpectContinueTimeout))
+		if _, err := c.br.Peek(1); err != nil {
+			if !isTimeout(err) || ctx.Err() != nil {
+				stop()
+				return nil, c.classify(err, true)
+			}
+			// The backend stays silent, as one that ignores the expectation does: send it.
+			held = false
+			if err := c.sendBody(req, body); err != nil {
+				stop()
+				return nil, c.classify(err, false)
+			}
+		}
+	}
 	_ = c.nc.SetReadDeadline(time.Now().Add(c.t.opt.ResponseHeaderTimeout))
+	if ctx.Err() != nil { // ended before the deadline was set, which undid its interruption
+		stop()
+		return nil, c.classify(ctx.Err(), false)
+	}
 	var resp *http.Response
-	for {
+	for n1xx := 0; ; n1xx++ {
 		var err error
 		resp, err = http.ReadResponse(c.br, req)
 		if err != nil {
@@ -245,6 +286,21 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, body *countingB
 			break
 		}
 		// 1xx interim responses (100 Continue, 103 Early Hints) carry no body.
+		if n1xx == max1xx {
+			stop()
+			return nil, fmt.Errorf("backend %s: %w", c.addr, errTooMany1xx)
+		}
+		if err := c.t.interim(req, resp); err != nil {
+			stop()
+			return nil, err
+		}
+		if held && resp.StatusCode == http.StatusContinue {
+			held = false
+			if err := c.sendBody(req, body); err != nil {
+				stop()
+				return nil, c.classify(err, false)
+			}
+		}
 	}
 	_ = c.nc.SetReadDeadline(time.Time{})
 	if resp.StatusCode == http.StatusSwitchingProtocols {
@@ -252,8 +308,33 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, body *countingB
 		resp.Body = &upgradeBody{c: c, stop: stop}
 		return resp, nil
 	}
-	resp.Body = &respBody{c: c, rc: resp.Body, stop: stop, reuse: !resp.Close && !req.Close}
+	// A final answer to a request whose body was held back leaves the backend free to read
+	// that body or not: the connection cannot carry another request.
+	resp.Body = &respBody{c: c, rc: resp.Body, stop: stop, reuse: !resp.Close && !req.Close && !held}
 	return resp, nil
+}
+
+var errTooMany1xx = errors.New("too many 1xx interim responses")
+
+// interim hands a 1xx response to whoever asked for them.
+func (t *Transport) interim(req *http.Request, resp *http.Response) error {
+	if t.Got1xxResponse != nil {
+		return t.Got1xxResponse(req, resp.StatusCode, resp.Header)
+	}
+	if tr := httptrace.ContextClientTrace(req.Context()); tr != nil && tr.Got1xxResponse != nil {
+		return tr.Got1xxResponse(resp.StatusCode, textproto.MIMEHeader(resp.Header))
+	}
+	return nil
+}
+
+func expectsContinue(h http.Header) bool {
+	v := h["Expect"]
+	return len(v) == 1 && strings.EqualFold(strings.TrimSpace(v[0]), "100-continue")
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // classify turns a failure into the error RoundTrip reports. nothing says that no byte of a
@@ -276,9 +357,9 @@ func isReset(err error) bool {
 // errBadHeader refuses a request whose header could end the head early on the backend.
 var errBadHeader = errors.New("invalid header field in request")
 
-// writeRequest writes req's head and streams its body: with its length when known, chunked
-// otherwise.
-func (c *conn) writeRequest(req *http.Request, body *countingBody) error {
+// writeRequest writes req's head, and streams its body when withBody says so (sendBody
+// does otherwise, later): with its length when known, chunked otherwise.
+func (c *conn) writeRequest(req *http.Request, body *countingBody, withBody bool) error {
 	w := c.bw
 	host := req.Host
 	if host == "" {
@@ -307,8 +388,8 @@ func (c *conn) writeRequest(req *http.Request, body *countingBody) error {
 	w.WriteString("\r\n")
 	for k, vs := range req.Header {
 		switch k {
-		case "Host", "Content-Length", "Transfer-Encoding":
-			continue
+		case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
+			continue // the framing below owns them
 		case "User-Agent":
 			if len(vs) == 1 && vs[0] == "" {
 				continue // set empty to say "none", as with net/http's Transport
@@ -328,7 +409,6 @@ func (c *conn) writeRequest(req *http.Request, body *countingBody) error {
 		}
 	}
 	hasBody := req.Body != nil && req.Body != http.NoBody
-	chunked := false
 	switch {
 	case hasBody && req.ContentLength > 0:
 		w.WriteString("Content-Length: ")
@@ -336,8 +416,8 @@ func (c *conn) writeRequest(req *http.Request, body *countingBody) error {
 		w.Write(strconv.AppendInt(b[:0], req.ContentLength, 10))
 		w.WriteString("\r\n")
 	case hasBody && req.ContentLength < 0:
-		chunked = true
 		w.WriteString("Transfer-Encoding: chunked\r\n")
+		writeTrailerNames(w, req.Trailer)
 	case req.Method == http.MethodPost || req.Method == http.MethodPut || req.Method == http.MethodPatch:
 		w.WriteString("Content-Length: 0\r\n")
 	}
@@ -345,17 +425,57 @@ func (c *conn) writeRequest(req *http.Request, body *countingBody) error {
 		w.WriteString("Connection: close\r\n")
 	}
 	w.WriteString("\r\n")
-	if hasBody && req.ContentLength != 0 {
-		if err := writeBody(w, body, req.ContentLength, chunked); err != nil {
+	if withBody && hasBody && req.ContentLength != 0 {
+		if err := writeBody(w, body, req.ContentLength, req.Trailer); err != nil {
 			return err
 		}
 	}
 	return w.Flush()
 }
 
-// writeBody streams the request body: exactly length bytes, or chunked.
-func writeBody(w *bufio.Writer, body *countingBody, length int64, chunked bool) error {
-	if !chunked {
+// sendBody streams the body of a request whose head went first.
+func (c *conn) sendBody(req *http.Request, body *countingBody) error {
+	if err := writeBody(c.bw, body, req.ContentLength, req.Trailer); err != nil {
+		return err
+	}
+	return c.bw.Flush()
+}
+
+// writeTrailerNames announces the trailer fields a chunked body ends with, as net/http's
+// Transport does; the values are read once the body has ended.
+func writeTrailerNames(w *bufio.Writer, trailer http.Header) {
+	first := true
+	for k := range trailer {
+		if !trailerAllowed(k) {
+			continue
+		}
+		if first {
+			w.WriteString("Trailer: ")
+			first = false
+		} else {
+			w.WriteString(", ")
+		}
+		w.WriteString(k)
+	}
+	if !first {
+		w.WriteString("\r\n")
+	}
+}
+
+// trailerAllowed refuses the fields that frame or route a message, which a trailer must not
+// carry (RFC 9110 section 6.5.1), and names that could end the section early.
+func trailerAllowed(k string) bool {
+	switch k {
+	case "Content-Length", "Transfer-Encoding", "Trailer", "Host", "Connection", "Te", "Content-Type":
+		return false
+	}
+	return httpguts.ValidHeaderFieldName(k)
+}
+
+// writeBody streams the request body: exactly length bytes, or chunked (length -1) and ended
+// by trailer's fields, read after the body's end as the server that read them fills them in.
+func writeBody(w *bufio.Writer, body *countingBody, length int64, trailer http.Header) error {
+	if length >= 0 {
 		n, err := io.Copy(w, io.LimitReader(body, length))
 		if err == nil && n < length {
 			err = io.ErrUnexpectedEOF
@@ -376,7 +496,21 @@ func writeBody(w *bufio.Writer, body *countingBody, length int64, chunked bool) 
 			}
 		}
 		if err == io.EOF {
-			_, err = w.WriteString("0\r\n\r\n")
+			w.WriteString("0\r\n")
+			for k, vs := range trailer {
+				if !trailerAllowed(k) {
+					continue
+				}
+				for _, v := range vs {
+					if httpguts.ValidHeaderFieldValue(v) {
+						w.WriteString(k)
+						w.WriteString(": ")
+						w.WriteString(v)
+						w.WriteString("\r\n")
+					}
+				}
+			}
+			_, err = w.WriteString("\r\n")
 			return err
 		}
 		if err != nil {

@@ -9,9 +9,14 @@
 // backend did not ask to close; a body closed early closes the connection. A request sent on
 // a reused connection that the backend had closed in the meantime (it read nothing, answered
 // nothing) is sent once more on a new connection when nothing of its body was read yet, as
-// net/http's Transport does. Responses 1xx other than 101 are skipped; a 101 response's body
-// is the connection itself (an io.ReadWriteCloser), as httputil.ReverseProxy expects of an
-// upgrade.
+// net/http's Transport does. Interim responses (1xx other than 101: 100 Continue, 103 Early
+// Hints) go to Transport.Got1xxResponse, or to the request context's httptrace.ClientTrace,
+// before the final one; a request with "Expect: 100-continue" sends its head alone and its
+// body once the backend answers 100, or after Options.ExpectContinueTimeout of silence, and
+// not at all when the backend answers first. The trailer of a chunked request body is
+// announced in the head and sent after the last chunk, with the values the request's Trailer
+// holds by then. A 101 response's body is the connection itself (an io.ReadWriteCloser), as
+// httputil.ReverseProxy expects of an upgrade.
 //
 // Errors keep their kind for the caller's decisions: a failed connect is a *net.OpError whose
 // Op is "dial", a response head that did not arrive within Options.ResponseHeaderTimeout is a

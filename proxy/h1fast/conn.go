@@ -149,7 +149,7 @@ func (c *conn) park() bool {
 // wake is called by the epoll set when a parked connection becomes readable.
 func (c *conn) wake() {
 	c.s.parkStats.Woken.Add(1)
-	go c.serve()
+	c.s.dispatch(c)
 }
 
 // detach forgets a hijacked connection: its new owner closes it.
@@ -209,7 +209,7 @@ func (c *conn) clientGone() {
 		c.cancel()
 	case stParked:
 		if c.state.CompareAndSwap(stParked, stActive) {
-			go c.serve() // reads the end of stream and closes
+			c.s.dispatch(c) // reads the end of stream and closes
 		}
 	}
 }
@@ -408,6 +408,12 @@ func (ex *exchange) parse(c *conn) error {
 		r.ContentLength = -1
 		ex.body.reset(c, ex, -1)
 		r.Body = &ex.body
+		if tr := h["Trailer"]; len(tr) > 0 {
+			if err := announceTrailer(r, tr); err != nil {
+				return err
+			}
+			delete(h, "Trailer")
+		}
 	} else if cl := h["Content-Length"]; len(cl) > 0 {
 		n, err := parseLength(cl[0])
 		if err != nil {
@@ -432,7 +438,34 @@ func (ex *exchange) parse(c *conn) error {
 		if major == 1 && minor >= 1 && r.Body != http.NoBody {
 			ex.body.expect = true
 		}
-		delete(h, "Expect")
+		// The field stays, as with net/http: a proxy passes it on, so that the backend decides
+		// whether the body is welcome.
+	}
+	return nil
+}
+
+// announceTrailer gives a chunked request the Trailer map its head announces, keys without
+// values until the body's end, as net/http's server does; a field that frames the message
+// cannot be a trailer.
+func announceTrailer(r *http.Request, announced []string) error {
+	var bad bool
+	for _, v := range announced {
+		for k := range strings.SplitSeq(v, ",") {
+			k = http.CanonicalHeaderKey(strings.TrimSpace(k))
+			switch k {
+			case "":
+				continue
+			case "Transfer-Encoding", "Trailer", "Content-Length":
+				bad = true
+			}
+			if r.Trailer == nil {
+				r.Trailer = make(http.Header)
+			}
+			r.Trailer[k] = nil
+		}
+	}
+	if bad {
+		return errBadRequest
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httputil"
+	"net/textproto"
 	"net/url"
 	"time"
 )
@@ -125,8 +126,8 @@ func (b *body) Read(p []byte) (int, error) {
 		n, err = b.chunked.Read(p)
 		if err == io.EOF {
 			// The chunked reader stops at the last chunk; the trailer section follows, which
-			// the guard has checked. Its fields are not passed on.
-			if err = b.skipTrailer(); err == nil {
+			// the guard has checked.
+			if err = b.readTrailer(); err == nil {
 				b.eof = true
 				return n, io.EOF
 			}
@@ -148,20 +149,28 @@ func (b *body) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// skipTrailer reads the trailer section up to its empty line.
-func (b *body) skipTrailer() error {
-	for {
-		line, err := b.br.ReadSlice('\n')
-		if err == io.EOF {
-			return io.ErrUnexpectedEOF
-		}
-		if err != nil && err != bufio.ErrBufferFull {
-			return err
-		}
-		if err == nil && len(line) <= 2 {
-			return nil
-		}
+// readTrailer reads the trailer section up to its empty line into the request's Trailer,
+// as net/http's server does: announced fields fill the keys the head named, others are added.
+func (b *body) readTrailer() error {
+	if end, err := b.br.Peek(2); err == nil && string(end) == "\r\n" {
+		_, _ = b.br.Discard(2)
+		return nil
 	}
+	fields, err := textproto.NewReader(b.br).ReadMIMEHeader()
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	r := b.ex.req
+	if r.Trailer == nil {
+		r.Trailer = make(http.Header, len(fields))
+	}
+	for k, vs := range fields {
+		r.Trailer[k] = vs
+	}
+	return nil
 }
 
 var continueLine = []byte("HTTP/1.1 100 Continue\r\n\r\n")

@@ -26,12 +26,12 @@ type seen struct {
 	Close                                bool
 	Body                                 string
 	BodyErr                              bool
+	Trailer                              http.Header // after the body's end
 }
 
 func record(r *http.Request) seen {
 	b, err := io.ReadAll(r.Body)
 	h := r.Header.Clone()
-	delete(h, "Expect") // net/http's server removes it after handling, as the fast path does
 	if len(h) == 0 {
 		h = nil
 	}
@@ -39,6 +39,7 @@ func record(r *http.Request) seen {
 		Method: r.Method, RequestURI: r.RequestURI, URL: r.URL.String(), Proto: r.Proto, Host: r.Host,
 		Major: r.ProtoMajor, Minor: r.ProtoMinor, Header: h, ContentLength: r.ContentLength,
 		TransferEncoding: r.TransferEncoding, Close: r.Close, Body: string(b), BodyErr: err != nil,
+		Trailer: r.Trailer.Clone(),
 	}
 }
 
@@ -93,6 +94,9 @@ var parityCases = []struct{ name, in string }{
 	{"repeated and lower-case fields", "GET / HTTP/1.1\r\nhost: h\r\nx-a: 1\r\nX-A: 2\r\naccept:  text/html \t\r\n\r\n"},
 	{"length body then pipelined GET", "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhelloGET /next HTTP/1.1\r\nHost: h\r\n\r\n"},
 	{"chunked body with trailer", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nX-T: 1\r\n\r\n"},
+	{"chunked body with announced trailers", "POST / HTTP/1.1\r\nHost: h\r\nTrailer: x-sum, X-Other\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Sum: 42\r\nX-Extra: e\r\n\r\n"},
+	{"chunked body with an announced trailer that never comes", "POST / HTTP/1.1\r\nHost: h\r\nTrailer: X-Sum\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"},
+	{"trailer announced without a chunked body", "POST / HTTP/1.1\r\nHost: h\r\nTrailer: X-Sum\r\nContent-Length: 2\r\n\r\nok"},
 	{"HTTP/1.0 without keep-alive", "GET / HTTP/1.0\r\n\r\nGET /never HTTP/1.0\r\n\r\n"},
 	{"HTTP/1.0 keep-alive", "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /two HTTP/1.0\r\nHost: h\r\n\r\n"},
 	{"Connection close", "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\nGET /never HTTP/1.1\r\nHost: h\r\n\r\n"},

@@ -1,7 +1,10 @@
 package h1fast
 
 import (
+	"errors"
+	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -11,13 +14,19 @@ import (
 // added once, edge-triggered, for input and for the client's half-close; events only move
 // the connection's state (conn.dataArrived, conn.clientGone), so no epoll_ctl call is made
 // per request.
+//
+// The set's own descriptor waits in the Go runtime's poller, like any socket: the loop
+// collects events with a non-blocking epoll_wait and parks its goroutine when there are none.
+// A blocking epoll_wait would hold an OS thread in a system call, and with one CPU for the
+// process every wake-up would pass the processor between threads (the runtime's monitor
+// taking it from the blocked thread, the thread taking it back), which cost more than the
+// request it announces.
 type parker struct {
 	s     *Server
-	epfd  int
-	wakeR int // an eventfd that interrupts epoll_wait when the server closes
+	epf   *os.File        // the epoll descriptor, registered with the runtime's poller
+	rc    syscall.RawConn // epf's, through which every use of the descriptor goes
 	mu    sync.Mutex
 	conns map[int]*conn // by descriptor
-	done  chan struct{}
 	once  sync.Once
 }
 
@@ -26,17 +35,22 @@ func newParker(s *Server) (*parker, error) {
 	if err != nil {
 		return nil, err
 	}
-	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	// Non-blocking, so that os.NewFile registers it with the runtime's poller.
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		_ = unix.Close(epfd)
+		return nil, err
+	}
+	p := &parker{s: s, epf: os.NewFile(uintptr(epfd), "epoll"), conns: make(map[int]*conn)}
+	rc, err := p.epf.SyscallConn()
+	if err == nil {
+		// Fails when the runtime's poller did not take the descriptor.
+		err = p.epf.SetReadDeadline(time.Time{})
+	}
 	if err != nil {
-		_ = unix.Close(epfd)
+		_ = p.epf.Close()
 		return nil, err
 	}
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, efd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(efd)}); err != nil {
-		_ = unix.Close(epfd)
-		_ = unix.Close(efd)
-		return nil, err
-	}
-	p := &parker{s: s, epfd: epfd, wakeR: efd, conns: make(map[int]*conn), done: make(chan struct{})}
+	p.rc = rc
 	go p.loop()
 	return p, nil
 }
@@ -46,8 +60,7 @@ func (p *parker) watch(fd int, c *conn) error {
 	p.mu.Lock()
 	p.conns[fd] = c
 	p.mu.Unlock()
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}
-	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	if err := p.ctl(unix.EPOLL_CTL_ADD, fd); err != nil {
 		p.mu.Lock()
 		delete(p.conns, fd)
 		p.mu.Unlock()
@@ -63,7 +76,21 @@ func (p *parker) unwatch(fd int, c *conn) {
 		delete(p.conns, fd)
 	}
 	p.mu.Unlock()
-	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	_ = p.ctl(unix.EPOLL_CTL_DEL, fd)
+}
+
+// ctl changes the set; after close it fails rather than reach a descriptor that may have
+// been reused.
+func (p *parker) ctl(op, fd int) error {
+	var err error
+	cerr := p.rc.Control(func(epfd uintptr) {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}
+		err = unix.EpollCtl(int(epfd), op, fd, &ev)
+	})
+	if cerr != nil {
+		return cerr
+	}
+	return err
 }
 
 // readable tells, without taking anything, whether the socket has bytes to read.
@@ -73,50 +100,60 @@ func (p *parker) readable(fd int) bool {
 	return n > 0 || err == nil // err nil with n 0: end of stream, which the read will report
 }
 
-// sweepEvery is how often parked connections are checked against IdleTimeout.
+// sweepEvery is how often parked connections are checked against IdleTimeout, and idle
+// serving goroutines reaped.
 const sweepEvery = time.Second
 
 func (p *parker) loop() {
-	defer func() {
-		_ = unix.Close(p.epfd)
-		_ = unix.Close(p.wakeR)
-	}()
+	defer p.closeAll()
 	events := make([]unix.EpollEvent, 256)
-	lastSweep := time.Now()
+	var failed error
+	drain := func(fd uintptr) bool {
+		for {
+			n, err := unix.EpollWait(int(fd), events, 0)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				failed = err
+				return true
+			}
+			p.dispatch(events[:n])
+			if n < len(events) {
+				return false // nothing more: wait in the runtime's poller
+			}
+		}
+	}
 	for {
-		n, err := unix.EpollWait(p.epfd, events, int(sweepEvery/time.Millisecond))
-		if err != nil && err != unix.EINTR {
-			p.s.Logger.Error("epoll_wait failed; parked connections are closed", "error", err)
-			p.closeAll()
+		_ = p.epf.SetReadDeadline(time.Now().Add(sweepEvery))
+		err := p.rc.Read(drain)
+		switch {
+		case failed != nil:
+			p.s.Logger.Error("epoll_wait failed; parked connections are closed", "error", failed)
 			return
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			p.sweep(time.Now())
+			p.s.reapWorkers()
+		case err != nil:
+			return // closed
 		}
-		for i := 0; i < n; i++ {
-			ev := events[i]
-			fd := int(ev.Fd)
-			if fd == p.wakeR {
-				select {
-				case <-p.done:
-					p.closeAll()
-					return
-				default:
-				}
-				continue
-			}
-			p.mu.Lock()
-			c := p.conns[fd]
-			p.mu.Unlock()
-			if c == nil {
-				continue
-			}
-			if ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-				c.clientGone()
-			} else {
-				c.dataArrived()
-			}
+	}
+}
+
+// dispatch moves the connections that events name.
+func (p *parker) dispatch(events []unix.EpollEvent) {
+	for i := range events {
+		ev := &events[i]
+		p.mu.Lock()
+		c := p.conns[int(ev.Fd)]
+		p.mu.Unlock()
+		if c == nil {
+			continue
 		}
-		if now := time.Now(); now.Sub(lastSweep) >= sweepEvery {
-			lastSweep = now
-			p.sweep(now)
+		if ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			c.clientGone()
+		} else {
+			c.dataArrived()
 		}
 	}
 }
@@ -159,9 +196,5 @@ func (p *parker) close() {
 	if p == nil {
 		return
 	}
-	p.once.Do(func() {
-		close(p.done)
-		var one = [8]byte{1}
-		_, _ = unix.Write(p.wakeR, one[:])
-	})
+	p.once.Do(func() { _ = p.epf.Close() })
 }

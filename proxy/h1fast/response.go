@@ -66,8 +66,21 @@ func (w *response) WriteHeader(code int) {
 	w.bodyless = w.req.Method == http.MethodHead || code == http.StatusNoContent || code == http.StatusNotModified || code == http.StatusSwitchingProtocols
 }
 
-// writeInterim sends a 1xx head at once.
+// writeInterim sends a 1xx head at once; never to an HTTP/1.0 client, which would take it for
+// the answer (RFC 9110 section 15.2). A 100 Continue sent here is the one the client waits
+// for: reading the body sends no other.
 func (w *response) writeInterim(code int) {
+	if !w.req.ProtoAtLeast(1, 1) {
+		clear(w.header)
+		return
+	}
+	if code == http.StatusContinue {
+		if !w.ex.body.expect {
+			clear(w.header)
+			return // not asked for, or already sent
+		}
+		w.ex.body.expect = false
+	}
 	bw := w.ex.bw
 	writeStatus(bw, w.req.ProtoAtLeast(1, 1), code)
 	w.writeFields(bw, false)

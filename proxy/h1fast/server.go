@@ -39,6 +39,12 @@ type Server struct {
 	startOnce sync.Once
 	startErr  error
 
+	work        chan *conn    // unbuffered: hands a connection to a waiting goroutine
+	stop        chan struct{} // closed when the server stops: waiting goroutines end
+	stopOnce    sync.Once
+	idleWorkers atomic.Int32 // goroutines waiting on work
+	handoffs    atomic.Int64 // connections taken from work since the last reapWorkers
+
 	shutdown  atomic.Bool
 	noKeep    atomic.Bool // keep-alives disabled: every response closes its connection
 	reqs      sync.Pool   // *exchange
@@ -75,6 +81,8 @@ func (s *Server) start() error {
 		s.bufs.New = func() any { return new([readBufSize]byte) }
 		s.lns = make(map[net.Listener]struct{})
 		s.conns = make(map[*conn]struct{})
+		s.work = make(chan *conn)
+		s.stop = make(chan struct{})
 		p, err := newParker(s)
 		if err != nil {
 			s.Logger.Warn("idle connections wait in goroutines: no epoll set", "error", err)
@@ -123,9 +131,64 @@ func (s *Server) Serve(ln net.Listener) error {
 		if c == nil {
 			continue
 		}
-		go c.serve()
+		s.dispatch(c)
 	}
 }
+
+// maxIdleWorkers bounds the goroutines kept waiting for woken connections.
+const maxIdleWorkers = 256
+
+// dispatch serves c on a goroutine: one that waits for work, or a new one. A connection's
+// goroutine ends when the connection parks, and a goroutine that served requests has grown
+// its stack to what serving takes; handing it the next connection rather than starting one
+// spares the runtime a goroutine's creation and the stack's growth, copy by copy, per request.
+func (s *Server) dispatch(c *conn) {
+	select {
+	case s.work <- c:
+	default:
+		go s.worker(c)
+	}
+}
+
+// worker serves c, then the connections dispatch hands it, until reaped or the server stops.
+func (s *Server) worker(c *conn) {
+	for c != nil {
+		c.serve()
+		if s.parker == nil {
+			return // nothing wakes parked connections
+		}
+		if s.idleWorkers.Add(1) > maxIdleWorkers {
+			s.idleWorkers.Add(-1)
+			return // enough goroutines wait already
+		}
+		select {
+		case c = <-s.work:
+		case <-s.stop:
+			c = nil
+		}
+		s.idleWorkers.Add(-1)
+		s.handoffs.Add(1)
+	}
+}
+
+// reapWorkers ends the waiting goroutines when none took a connection since the last call
+// (the epoll set calls it every sweepEvery), so that a burst's goroutines and their stacks do
+// not outlive it.
+func (s *Server) reapWorkers() {
+	if s.handoffs.Swap(0) > 0 {
+		return
+	}
+	for {
+		select {
+		case s.work <- nil:
+		default:
+			return
+		}
+	}
+}
+
+// stopWorkers ends every waiting goroutine, for good.
+func (s *Server) stopWorkers() { s.stopOnce.Do(func() { close(s.stop) }) }
 
 // SetKeepAlivesEnabled false makes every later response close its connection and closes the
 // idle ones; true restores keep-alive.
@@ -151,6 +214,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.closeIdle()
 		if s.active() == 0 {
 			s.parker.close()
+			s.stopWorkers()
 			return nil
 		}
 		select {
@@ -179,6 +243,7 @@ func (s *Server) Close() error {
 		c.abort()
 	}
 	s.parker.close()
+	s.stopWorkers()
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -227,4 +228,61 @@ func TestShutdownClosesIdleAndWaitsForActive(t *testing.T) {
 	if err := testutil.Receive(t, served, "Serve returns"); !errors.Is(err, ErrServerClosed) {
 		t.Fatalf("Serve: %v", err)
 	}
+}
+
+// A handler's 100 Continue is the one a client that expects it gets: reading the body then
+// sends no second one. HTTP/1.0 clients get no interim response at all.
+func TestInterimResponses(t *testing.T) {
+	_, addr := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</a.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.WriteHeader(http.StatusContinue)
+		b, _ := io.ReadAll(r.Body)
+		_, _ = w.Write(b)
+	})
+	t.Run("HTTP/1.1", func(t *testing.T) {
+		c, br := dial(t, addr)
+		if _, err := io.WriteString(c, "PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		var codes []int
+		for {
+			resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodPut})
+			if err != nil {
+				t.Fatal(err)
+			}
+			codes = append(codes, resp.StatusCode)
+			if resp.StatusCode == http.StatusEarlyHints && resp.Header.Get("Link") == "" {
+				t.Fatal("the 103 lost its Link field")
+			}
+			if resp.StatusCode == http.StatusContinue {
+				if _, err := io.WriteString(c, "ok"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if resp.StatusCode >= 200 {
+				b, _ := io.ReadAll(resp.Body)
+				if string(b) != "ok" || resp.Header.Get("Link") != "" {
+					t.Fatalf("final %q with Link %q", b, resp.Header.Get("Link"))
+				}
+				break
+			}
+		}
+		if want := []int{103, 100, 200}; !slices.Equal(codes, want) {
+			t.Fatalf("responses %v, want %v", codes, want)
+		}
+	})
+	t.Run("HTTP/1.0", func(t *testing.T) {
+		c, br := dial(t, addr)
+		if _, err := io.WriteString(c, "PUT / HTTP/1.0\r\nContent-Length: 2\r\n\r\nok"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodPut})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("first response to an HTTP/1.0 client %d, want the final 200", resp.StatusCode)
+		}
+	})
 }
