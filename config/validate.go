@@ -441,10 +441,6 @@ func isPoolNameChar(r rune) bool {
 	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
 }
 
-// isTokenChar reports whether r may appear in an RFC 6265 cookie name (an RFC 2616 token).
-func isTokenChar(r rune) bool {
-	return r > ' ' && r < 0x7f && !strings.ContainsRune(`()<>@,;:\"/[]?={}`, r)
-}
 
 func isSpaceOrControl(r rune) bool {
 	return unicode.IsSpace(r) || unicode.IsControl(r)
