@@ -195,7 +195,7 @@ func (a *app) build() error {
 	}
 	if a.tracing != nil {
 		opts.TracerProvider = a.tracing.TracerProvider()
-		opts.Propagator = tracing.Propagator()
+		opts.TraceSampler = a.tracing.HeadSampler()
 		opts.TraceTrust = traceTrust(cfg.Tracing.TrustIncoming)
 	}
 	if cfg.Geo.Database != "" {
