@@ -52,7 +52,7 @@ func startStickyNode(t *testing.T, name string, snap *discovery.Snapshot, health
 		t.Fatal(err)
 	}
 	cfg := proxy.DefaultConfig()
-	cfg.Sticky.Secret = []byte("cluster-secret-cluster-secret-42")
+	cfg.Sticky.Secret = "cluster-secret-cluster-secret-42"
 	// The backends are on loopback: a dial or an answer slower than the defaults (5 s, 30 s)
 	// only means a busy machine, which must not turn into a 504.
 	transport := proxy.TransportConfig{DialTimeout: testutil.Timeout(), ResponseHeaderTimeout: testutil.Timeout()}

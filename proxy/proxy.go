@@ -235,10 +235,10 @@ func (p *Proxy) Reconfigure(cfg Config) error {
 		key := make([]byte, 32)
 		rand.Read(key)
 		s.signer = newCookieSigner(key)
-	case old != nil && string(old.cfg.Sticky.Secret) == string(cfg.Sticky.Secret):
+	case old != nil && old.cfg.Sticky.Secret == cfg.Sticky.Secret:
 		s.signer = old.signer
 	default:
-		s.signer = newCookieSigner(cfg.Sticky.Secret)
+		s.signer = newCookieSigner([]byte(cfg.Sticky.Secret))
 	}
 	p.cfg = cfg
 	p.settings.Store(s)
@@ -641,7 +641,7 @@ func setStickyCookie(w http.ResponseWriter, sc *StickyConfig, value string) {
 		MaxAge:   int(sc.TTL / time.Second),
 		Secure:   sc.Secure,
 		HttpOnly: sc.HTTPOnly,
-		SameSite: sc.SameSite,
+		SameSite: sc.sameSite(),
 	})
 }
 
