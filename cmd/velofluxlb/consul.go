@@ -63,7 +63,7 @@ type registration struct {
 }
 
 func newRegistration(a *app, proxyAddr, metricsAddr string) (*registration, error) {
-	client, err := consul.NewClient(a.cfg.Discovery.Consul)
+	client, err := consul.NewClient(a.cfg.Discovery.Consul.FromEnv(a.environ))
 	if err != nil {
 		return nil, err
 	}
