@@ -198,11 +198,41 @@ type statusWriter struct {
 	// closeUnless101 closes the connection after any final response but 101 Switching
 	// Protocols (a refused HTTP/1 upgrade).
 	closeUnless101 bool
+	// held are the fields the proxy set for the final response before the backend answered
+	// (a sticky cookie, Connection: close). Both forwarding paths write a backend's 1xx with
+	// what the header map holds and clear it afterwards: held keeps those fields out of the
+	// interim response and puts them back for the final one.
+	held    http.Header
+	interim bool // an interim response went out, clearing the header map
 }
 
 func (w *statusWriter) reset(rw http.ResponseWriter) { *w = statusWriter{ResponseWriter: rw} }
 
+// hold records the fields set so far as the final response's, before the request goes to a
+// backend that may answer 1xx first; nothing is copied when none are set.
+func (w *statusWriter) hold() {
+	if h := w.Header(); len(h) > 0 {
+		w.held = h.Clone()
+	}
+}
+
 func (w *statusWriter) WriteHeader(code int) {
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		h := w.Header()
+		for k := range w.held {
+			delete(h, k)
+		}
+		w.interim = true
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
+	if w.interim && w.held != nil {
+		h := w.Header()
+		for k, vv := range w.held {
+			h[k] = append(vv[:len(vv):len(vv)], h[k]...)
+		}
+		w.held = nil
+	}
 	if w.code == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		w.code = code
 	}
