@@ -9,6 +9,11 @@
 #
 #   bench/callgrind.sh
 #   PROXIES="veloflux veloflux-nethttp haproxy" DURATION=20s bench/callgrind.sh
+#   PROXIES="veloflux veloflux-tracing" TRACE_RATIO=0.01 bench/callgrind.sh
+#
+# veloflux-tracing is veloflux (the HTTP/1.1 fast path) with tracing on at TRACE_RATIO,
+# exporting over OTLP/gRPC to a Jaeger all-in-one (bench/jaeger.yaml, built by make jaeger when
+# missing) outside callgrind: the proxy's share of tracing, exporter included, is counted.
 #
 # Needs valgrind, wrk, nginx (and haproxy when listed), which it installs with apt when
 # missing. It listens on 127.0.0.1 only and stops only the processes it started, by PID.
@@ -23,6 +28,9 @@ OUT=${OUT:-bench/results/callgrind}
 VF_BIN=${VF_BIN:-./veloflux}
 # Below 32768, outside the ephemeral range where outgoing connections take their ports.
 PORT=${PORT:-21080} B1=${B1:-21101} B2=${B2:-21102}
+OTLP=${OTLP:-21111} QUERY=${QUERY:-21112} QUERY_GRPC=${QUERY_GRPC:-21113}
+TRACE_RATIO=${TRACE_RATIO:-0.01}
+JAEGER_BIN=${JAEGER_BIN:-$HOME/.cache/veloflux/jaeger-$(awk '$1 == "github.com/jaegertracing/jaeger" { print $2 }' tools/jaeger/go.mod)}
 read -r -a proxies <<<"${PROXIES:-veloflux veloflux-nethttp haproxy}"
 
 need=()
@@ -61,8 +69,12 @@ http {
   server { listen 127.0.0.1:$B2; location / { return 200 "$body\n"; } }
 }
 NGINX
-for variant in veloflux:true veloflux-nethttp:false; do
-  IFS=: read -r name fast <<<"$variant"
+for variant in veloflux:true:false veloflux-nethttp:false:false veloflux-tracing:true:true; do
+  IFS=: read -r name fast traced <<<"$variant"
+  tracing="tracing: {enabled: false}"
+  if [ "$traced" = true ]; then
+    tracing="tracing: {enabled: true, endpoint: \"127.0.0.1:$OTLP\", insecure: true, sample_ratio: $TRACE_RATIO}"
+  fi
   cat > "$work/$name.yaml" <<YAML
 global:
   bind_address: "127.0.0.1:$PORT"
@@ -71,6 +83,7 @@ global:
   access_log: false
   log_level: warn
   http1_fast_path: $fast
+$tracing
 pools:
   - name: bench
     algorithm: round_robin
@@ -110,7 +123,14 @@ wait_up() {
 }
 wait_up "$B1"
 wait_up "$B2"
+if [[ " ${proxies[*]} " == *" veloflux-tracing "* ]]; then
+  [ -x "$JAEGER_BIN" ] || make jaeger >/dev/null
+  JAEGER_OTLP_PORT=$OTLP JAEGER_QUERY_PORT=$QUERY JAEGER_QUERY_GRPC_PORT=$QUERY_GRPC OTEL_TRACES_EXPORTER=none \
+    "$JAEGER_BIN" --config file:bench/jaeger.yaml >"$OUT/jaeger.out" 2>&1 & pids+=($!)
+  for _ in $(seq 600); do curl -fsS -o /dev/null "http://127.0.0.1:$QUERY/api/services" 2>/dev/null && break; sleep 0.1; done
+fi
 
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 printf 'proxy\trequests\tinstructions\tinstructions_per_request\n' > "$OUT/summary.tsv"
 for p in "${proxies[@]}"; do
   case $p in
@@ -144,4 +164,4 @@ for p in "${proxies[@]}"; do
   printf '%s\t%s\t%s\t%s\n' "$p" "$n" "$ir" "$per" >> "$OUT/summary.tsv"
   printf '%-16s %8s requests  %14s instructions  %9s per request\n' "$p" "$n" "$ir" "$per"
 done
-echo "wrk -t1 -c$CONNS -d$DURATION after a 3 s warm-up; $SIZE-byte answers; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "wrk -t1 -c$CONNS -d$DURATION after a 3 s warm-up; $SIZE-byte answers; veloflux-tracing at sample_ratio $TRACE_RATIO; load average before $load_before, after $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -63,44 +63,6 @@ http {
 }
 NGINX
 
-cat > "$work/jaeger.yaml" <<YAML
-service:
-  extensions: [jaeger_storage, jaeger_query]
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [batch]
-      exporters: [jaeger_storage_exporter]
-  telemetry:
-    metrics:
-      level: none
-    logs:
-      level: warn
-extensions:
-  jaeger_storage:
-    backends:
-      mem:
-        memory:
-          max_traces: 100000
-  jaeger_query:
-    storage:
-      traces: mem
-    http:
-      endpoint: "127.0.0.1:$QUERY"
-    grpc:
-      endpoint: "127.0.0.1:$QUERY_GRPC"
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: "127.0.0.1:$OTLP"
-processors:
-  batch:
-exporters:
-  jaeger_storage_exporter:
-    trace_storage: mem
-YAML
-
 for v in "${variants[@]}"; do
   tracing="tracing: {enabled: false}"
   if [ "$v" != off ]; then
@@ -130,7 +92,8 @@ wait_up() {
 }
 
 taskset -c "$LOAD_CPU" "$NGINX" -c "$work/backend.conf" -g 'daemon off;' 2>"$work/backend.out" & pids+=($!)
-taskset -c "$LOAD_CPU" "$JAEGER_BIN" --config "file:$work/jaeger.yaml" >"$work/jaeger.out" 2>&1 & pids+=($!)
+JAEGER_OTLP_PORT=$OTLP JAEGER_QUERY_PORT=$QUERY JAEGER_QUERY_GRPC_PORT=$QUERY_GRPC OTEL_TRACES_EXPORTER=none \
+  taskset -c "$LOAD_CPU" "$JAEGER_BIN" --config file:bench/jaeger.yaml >"$work/jaeger.out" 2>&1 & pids+=($!)
 wait_up "$B1"
 for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$QUERY/api/services" 2>/dev/null && break; sleep 0.1; done
 

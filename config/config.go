@@ -1,14 +1,13 @@
 package config
 
 import (
-	"math"
-	"net/http"
 	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/veloflux/veloflux/certs"
 	"github.com/veloflux/veloflux/discovery/consul"
+	"github.com/veloflux/veloflux/geo"
 	"github.com/veloflux/veloflux/gossip"
 	"github.com/veloflux/veloflux/health"
 	"github.com/veloflux/veloflux/health/consensus"
@@ -44,16 +43,21 @@ const (
 // Config is the whole VeloFlux configuration. Values are plain data: Load and Parse return a
 // validated Config, and a Config is never mutated after that, so a reload builds a new one.
 type Config struct {
-	Global    Global            `koanf:"global"`
-	Retry     proxy.RetryConfig `koanf:"retry"`
-	Sticky    Sticky            `koanf:"sticky"`
-	RateLimit RateLimit         `koanf:"rate_limit"`
+	Global Global            `koanf:"global"`
+	Retry  proxy.RetryConfig `koanf:"retry"`
+	// Sticky shapes the session cookie of pools with sticky_sessions; an empty secret is left
+	// empty, and the proxy generates a key (cmd warns: cookies then do not survive restarts
+	// or work across nodes).
+	Sticky proxy.StickyConfig `koanf:"sticky"`
+	// RateLimit limits requests per client IP.
+	RateLimit ratelimit.Config `koanf:"rate_limit"`
 	// Discovery finds backends in a service catalog. It comes before pools because it is
 	// where pools come from when the file lists none.
 	Discovery Discovery `koanf:"discovery"`
 	// Geo locates clients by IP address so that routes with geo other than off can prefer
-	// the nearest region. It comes before pools because backends name its regions.
-	Geo Geo `koanf:"geo"`
+	// the nearest region. It comes before pools because backends name its regions. Its keys
+	// and rules are geo.Config's; config adds the rules that tie routes and backends to it.
+	Geo geo.Config `koanf:"geo"`
 	// Cluster joins this node to its peers over gossip, so that sessions and backend health
 	// are shared across nodes. It comes before pools because it is node-wide, like geo.
 	Cluster Cluster `koanf:"cluster"`
@@ -101,8 +105,9 @@ type Global struct {
 	// true. Ignored for the plain listener when H2C is on (the TLS listener and HTTP/3 always
 	// use net/http's servers).
 	HTTP1FastPath bool `koanf:"http1_fast_path"`
-	// HealthCheck is the default for every pool; pools override it field by field.
-	HealthCheck HealthCheck `koanf:"health_check"`
+	// HealthCheck is the default for every pool; pools override it field by field. Its keys
+	// and rules are health.Config's.
+	HealthCheck health.Config `koanf:"health_check"`
 	// Passive is the default outlier ejection of every pool; pools override it field by field.
 	Passive  health.PassiveConfig `koanf:"passive"`
 	Timeouts Timeouts             `koanf:"timeouts"`
@@ -194,43 +199,6 @@ func (t TLS) CertificatePairs() []certs.Pair {
 	return append(out, t.Certificates...)
 }
 
-// Health check types accepted in health_check.type.
-const (
-	// HealthCheckHTTP sends an HTTP request to the health check path and judges its status.
-	HealthCheckHTTP = "http"
-	// HealthCheckTCP only opens a TCP connection, and checks backends without a path too.
-	HealthCheckTCP = "tcp"
-)
-
-// HealthCheck is how backends are actively probed.
-type HealthCheck struct {
-	// Interval between probes of one backend. Default 10s, > 0.
-	Interval time.Duration `koanf:"interval"`
-	// Timeout of one probe. Default 5s, > 0 and <= Interval so probes never overlap.
-	Timeout time.Duration `koanf:"timeout"`
-	// Retries is the number of consecutive failures before a backend is marked down.
-	// Default 3, >= 1.
-	Retries int `koanf:"retries"`
-	// Rise is the number of consecutive successes before a down backend is up again.
-	// Default 2, >= 1.
-	Rise int `koanf:"rise"`
-	// MaxInterval caps the backoff of a down backend, whose interval doubles with every
-	// failed probe after it went down. Default 60s, >= Interval; equal to it turns backoff
-	// off.
-	MaxInterval time.Duration `koanf:"max_interval"`
-	// Type is http or tcp (the HealthCheck* constants). Default http. Lower-case.
-	Type string `koanf:"type"`
-	// Method is the HTTP method of the probe, an RFC 9110 token such as GET or HEAD.
-	// Default "GET". Case-sensitive, as methods are.
-	Method string `koanf:"method"`
-	// Host is the Host header of the probe, host or host:port. Default "" = the backend's
-	// address.
-	Host string `koanf:"host"`
-	// ExpectStatus lists the statuses that pass, codes and ranges: "200", "200-299,301".
-	// Default "200-399".
-	ExpectStatus string `koanf:"expect_status"`
-}
-
 // Timeouts bound client and backend connections.
 type Timeouts struct {
 	// ReadHeader is how long a client has to send request headers. Default 10s, > 0;
@@ -289,110 +257,6 @@ type Limits struct {
 	BackendQueueTimeout time.Duration `koanf:"backend_queue_timeout"`
 }
 
-// Sticky configures the session cookie of pools with sticky_sessions.
-type Sticky struct {
-	// CookieName is the cookie's name, an RFC 6265 token. Default "vf_session".
-	CookieName string `koanf:"cookie_name"`
-	// TTL is the cookie lifetime. Default 1h, > 0.
-	TTL time.Duration `koanf:"ttl"`
-	// Secure sends the cookie over HTTPS only. Default false.
-	Secure bool `koanf:"secure"`
-	// HTTPOnly hides the cookie from scripts. Default true.
-	HTTPOnly bool `koanf:"http_only"`
-	// SameSite is lax, strict or none. Default "lax"; none requires Secure because browsers
-	// drop SameSite=None cookies that are not Secure. Case-insensitive, stored lower-case.
-	SameSite string `koanf:"same_site"`
-	// Secret is the HMAC key that signs the cookie, at least 32 bytes when any pool is sticky.
-	// Default "". Empty is left empty by Load: cmd generates a random key and warns, because
-	// then cookies do not survive restarts or work across nodes.
-	Secret string `koanf:"secret" redact:"true"`
-}
-
-// SameSiteMode returns SameSite as the net/http cookie setting; it assumes a validated Config.
-func (s Sticky) SameSiteMode() http.SameSite {
-	switch s.SameSite {
-	case "strict":
-		return http.SameSiteStrictMode
-	case "none":
-		return http.SameSiteNoneMode
-	default:
-		return http.SameSiteLaxMode
-	}
-}
-
-// RateLimit limits requests per client IP.
-type RateLimit struct {
-	// RequestsPerSecond is the sustained rate per client. Default 0 = off for clients that no
-	// rule matches; >= 0.
-	RequestsPerSecond float64 `koanf:"requests_per_second"`
-	// Burst is the bucket size. Default 0 = one second's worth, see EffectiveBurst; >= 0.
-	Burst int `koanf:"burst"`
-	// MaxClients bounds how many client buckets are tracked, which bounds memory. Default
-	// 100000, > 0.
-	MaxClients int `koanf:"max_clients"`
-	// IPv6Prefix groups IPv6 clients per /N, since one host usually owns a whole /64.
-	// Default 64, 1..128.
-	IPv6Prefix int `koanf:"ipv6_prefix"`
-	// Rules override the rate for client ranges; the first rule whose CIDR contains the
-	// client wins.
-	Rules []RateLimitRule `koanf:"rules"`
-}
-
-// EffectiveBurst is Burst, or when 0 one second's worth of requests: ceil(RequestsPerSecond),
-// at least 1.
-func (r RateLimit) EffectiveBurst() int { return effectiveBurst(r.Burst, r.RequestsPerSecond) }
-
-// Limiter is the section as the rate limiter takes it: one conversion, used by cmd and by
-// Validate, which also asks the limiter whether it accepts it. Bursts of 0 are resolved to
-// one second's worth, and exempt rules carry no rate.
-func (r RateLimit) Limiter() ratelimit.Config {
-	lc := ratelimit.Config{RequestsPerSecond: r.RequestsPerSecond, MaxClients: r.MaxClients, IPv6Prefix: r.IPv6Prefix}
-	if r.RequestsPerSecond > 0 {
-		lc.Burst = r.EffectiveBurst()
-	}
-	for _, rule := range r.Rules {
-		lr := ratelimit.Rule{Prefix: rule.CIDR, RequestsPerSecond: rule.RequestsPerSecond, Exempt: rule.Exempt}
-		if !rule.Exempt {
-			lr.Burst = rule.EffectiveBurst()
-		}
-		lc.Rules = append(lc.Rules, lr)
-	}
-	return lc
-}
-
-// RateLimitRule sets the rate for clients inside CIDR.
-type RateLimitRule struct {
-	// CIDR is the client range. A bare IP in the file is a single-address prefix. Required.
-	CIDR netip.Prefix `koanf:"cidr"`
-	// RequestsPerSecond is the rate for each client in CIDR. > 0 unless Exempt.
-	RequestsPerSecond float64 `koanf:"requests_per_second"`
-	// Burst is the bucket size; 0 = one second's worth, see EffectiveBurst; >= 0.
-	Burst int `koanf:"burst"`
-	// Exempt clients are never limited. Default false.
-	Exempt bool `koanf:"exempt"`
-}
-
-// EffectiveBurst is Burst, or when 0 ceil(RequestsPerSecond), at least 1.
-func (r RateLimitRule) EffectiveBurst() int { return effectiveBurst(r.Burst, r.RequestsPerSecond) }
-
-// maxBurst keeps ceil(rps) representable: a burst beyond it is unlimited in practice.
-const maxBurst = math.MaxInt32
-
-func effectiveBurst(burst int, rps float64) int {
-	if burst > 0 {
-		return burst
-	}
-	b := math.Ceil(rps)
-	switch {
-	case !(b >= 1): // also catches NaN
-		return 1
-	case b > maxBurst:
-		return maxBurst
-	default:
-		return int(b)
-	}
-}
-
 // Pool is a named set of interchangeable backends.
 type Pool struct {
 	// Name identifies the pool for routes; unique, [A-Za-z0-9._-]+. Required.
@@ -447,32 +311,14 @@ type PoolTLS struct {
 // IsZero reports whether no key of the pool's tls section is set.
 func (t PoolTLS) IsZero() bool { return t == PoolTLS{} }
 
-// PoolHealthCheck is a pool's effective health check.
+// PoolHealthCheck is a pool's effective health check: global.health_check's keys, each one
+// the pool leaves out inherited from there, and the path.
 type PoolHealthCheck struct {
-	// Interval, Timeout, Retries, Rise, MaxInterval and Type default to
-	// global.health_check and follow its rules.
-	Interval    time.Duration `koanf:"interval"`
-	Timeout     time.Duration `koanf:"timeout"`
-	Retries     int           `koanf:"retries"`
-	Rise        int           `koanf:"rise"`
-	MaxInterval time.Duration `koanf:"max_interval"`
-	Type        string        `koanf:"type"`
+	health.Config `koanf:",squash"`
 	// Path is probed with Method. Default "" = no active HTTP check unless a backend sets
 	// its own path. Starts with "/". Only with type http: a tcp check has no path and checks
 	// every backend.
 	Path string `koanf:"path"`
-	// Method, Host and ExpectStatus default to global.health_check and follow its rules.
-	Method       string `koanf:"method"`
-	Host         string `koanf:"host"`
-	ExpectStatus string `koanf:"expect_status"`
-}
-
-// Common returns the pool's settings without its path, in the global section's shape.
-func (h PoolHealthCheck) Common() HealthCheck {
-	return HealthCheck{
-		Interval: h.Interval, Timeout: h.Timeout, Retries: h.Retries, Rise: h.Rise, MaxInterval: h.MaxInterval,
-		Type: h.Type, Method: h.Method, Host: h.Host, ExpectStatus: h.ExpectStatus,
-	}
 }
 
 // Backend is one upstream instance.
@@ -534,52 +380,6 @@ type Discovery struct {
 	Consul consul.Config `koanf:"consul"`
 }
 
-// Geo configures client geolocation. The whole section is read once at startup; the
-// per-route geo mode and per-backend regions are applied on reload.
-//
-// config checks only the syntax of region names. Whether each name (node_region, the map
-// values, backends[].region) is a known region, built in or listed in Regions, is checked by
-// cmd with the geo package at startup and on every reload: config does not import geo, so that
-// validating a file needs no GeoIP code, and the built-in table lives in one place.
-type Geo struct {
-	// Database is the path of a MaxMind GeoLite2/GeoIP2 City or Country .mmdb file. Default
-	// "". Required when any route has geo other than off. Validation does not open it.
-	Database string `koanf:"database"`
-	// NodeRegion is the region this node serves, [a-z0-9._-]+. Default "". Required when any
-	// route has geo other than off.
-	NodeRegion string `koanf:"node_region"`
-	// CacheSize bounds the client-address lookups kept in memory, in entries. Default 65536,
-	// 1..10000000; the cap keeps a typo from reserving gigabytes.
-	CacheSize int `koanf:"cache_size"`
-	// ResponseHeader names a response header that carries the serving region, e.g.
-	// "X-VeloFlux-Region". Default "" = no header. An RFC 9110 token.
-	ResponseHeader string `koanf:"response_header"`
-	// CountryRegions maps ISO 3166-1 alpha-2 codes ("DE", upper-case) to a region name; it
-	// decides before distance does. Default none.
-	CountryRegions map[string]string `koanf:"country_regions"`
-	// ContinentRegions maps continent codes (AF AN AS EU NA OC SA) to a region name, for
-	// countries CountryRegions does not list. Default none.
-	ContinentRegions map[string]string `koanf:"continent_regions"`
-	// Regions are added to the built-in region table; an entry whose name is built in
-	// replaces that region. Names unique. Last in the section, like backends in a pool, so
-	// that its sub-table follows the section's table in the docs.
-	Regions []GeoRegion `koanf:"regions"`
-}
-
-// GeoRegion is one region: where it is, and where redirect routes send its clients.
-type GeoRegion struct {
-	// Name is [a-z0-9._-]+. Required.
-	Name string `koanf:"name"`
-	// Lat is the latitude in degrees, -90..90. Required in the file: 0 is a real place, so a
-	// forgotten coordinate would silently move the region into the Gulf of Guinea.
-	Lat float64 `koanf:"lat"`
-	// Lon is the longitude in degrees, -180..180. Required in the file, as Lat.
-	Lon float64 `koanf:"lon"`
-	// RedirectHost is host[:port] that routes with geo redirect send this region's clients to.
-	// Default "" = this region's clients are proxied, never redirected.
-	RedirectHost string `koanf:"redirect_host"`
-}
-
 // Cluster joins this node to its peers over gossip, so that sessions and backend health are
 // shared across nodes: gossip.Config's keys, then the consensus of shared health checking
 // (docs/health.md). The whole section is read once at startup, except the keys (rotation).
@@ -609,18 +409,8 @@ func Default() *Config {
 			},
 			HTTP3:         true,
 			HTTP1FastPath: true,
-			HealthCheck: HealthCheck{
-				Interval:     10 * time.Second,
-				Timeout:      5 * time.Second,
-				Retries:      3,
-				Rise:         2,
-				MaxInterval:  time.Minute,
-				Type:         HealthCheckHTTP,
-				Method:       "GET",
-				Host:         "",
-				ExpectStatus: "200-399",
-			},
-			Passive: health.DefaultPassiveConfig(),
+			HealthCheck:   health.DefaultConfig(),
+			Passive:       health.DefaultPassiveConfig(),
 			Timeouts: Timeouts{
 				ReadHeader:            10 * time.Second,
 				Read:                  60 * time.Second,
@@ -641,23 +431,13 @@ func Default() *Config {
 				BackendQueueTimeout:    5 * time.Second,
 			},
 		},
-		Retry: proxy.DefaultConfig().Retry,
-		Sticky: Sticky{
-			CookieName: "vf_session",
-			TTL:        time.Hour,
-			HTTPOnly:   true,
-			SameSite:   "lax",
-		},
-		RateLimit: RateLimit{
-			MaxClients: 100000,
-			IPv6Prefix: 64,
-		},
+		Retry:     proxy.DefaultConfig().Retry,
+		Sticky:    proxy.DefaultConfig().Sticky,
+		RateLimit: ratelimit.DefaultConfig(),
 		Discovery: Discovery{Consul: consul.DefaultConfig()},
-		Geo: Geo{
-			CacheSize: 65536,
-		},
-		Cluster: Cluster{Config: gossip.DefaultConfig(), Health: consensus.DefaultConfig()},
-		Tracing: tracing.DefaultConfig(),
+		Geo:       geo.DefaultConfig(),
+		Cluster:   Cluster{Config: gossip.DefaultConfig(), Health: consensus.DefaultConfig()},
+		Tracing:   tracing.DefaultConfig(),
 	}
 }
 

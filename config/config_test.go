@@ -1,8 +1,6 @@
 package config
 
 import (
-	"math"
-	"net/http"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -11,7 +9,9 @@ import (
 	"time"
 
 	"github.com/veloflux/veloflux/discovery/consul"
+	"github.com/veloflux/veloflux/geo"
 	"github.com/veloflux/veloflux/gossip"
+	"github.com/veloflux/veloflux/proxy/ratelimit"
 )
 
 func TestDefault(t *testing.T) {
@@ -35,7 +35,7 @@ func TestDefault(t *testing.T) {
 		{"global.tls.key_file", c.Global.TLS.KeyFile, ""},
 		{"global.health_check.interval", c.Global.HealthCheck.Interval, 10 * time.Second},
 		{"global.health_check.timeout", c.Global.HealthCheck.Timeout, 5 * time.Second},
-		{"global.health_check.retries", c.Global.HealthCheck.Retries, 3},
+		{"global.health_check.retries", c.Global.HealthCheck.Fall, 3},
 		{"global.timeouts.read_header", c.Global.Timeouts.ReadHeader, 10 * time.Second},
 		{"global.timeouts.read", c.Global.Timeouts.Read, 60 * time.Second},
 		{"global.timeouts.idle", c.Global.Timeouts.Idle, 120 * time.Second},
@@ -94,7 +94,7 @@ func TestDefault(t *testing.T) {
 		{"geo.response_header", c.Geo.ResponseHeader, ""},
 		{"geo.country_regions", c.Geo.CountryRegions, map[string]string(nil)},
 		{"geo.continent_regions", c.Geo.ContinentRegions, map[string]string(nil)},
-		{"geo.regions", c.Geo.Regions, []GeoRegion(nil)},
+		{"geo.regions", c.Geo.Regions, []geo.Region(nil)},
 		{"cluster.enabled", c.Cluster.Enabled, false},
 		{"cluster.name", c.Cluster.Name, ""},
 		{"cluster.bind_address", c.Cluster.BindAddress, "127.0.0.1:7946"},
@@ -174,56 +174,16 @@ func TestPathFromEnv(t *testing.T) {
 	}
 }
 
-func TestEffectiveBurst(t *testing.T) {
-	tests := []struct {
-		name  string
-		rps   float64
-		burst int
-		want  int
-	}{
-		{"explicit burst", 100, 7, 7},
-		{"one second of whole rate", 50, 0, 50},
-		{"fraction rounds up", 2.5, 0, 3},
-		{"small rate gives one", 0.1, 0, 1},
-		{"zero rate gives one", 0, 0, 1},
-		{"huge rate is capped", 1e300, 0, math.MaxInt32},
-		{"NaN gives one", math.NaN(), 0, 1},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := (RateLimit{RequestsPerSecond: tt.rps, Burst: tt.burst}).EffectiveBurst(); got != tt.want {
-				t.Errorf("RateLimit.EffectiveBurst = %d, want %d", got, tt.want)
-			}
-			if got := (RateLimitRule{RequestsPerSecond: tt.rps, Burst: tt.burst}).EffectiveBurst(); got != tt.want {
-				t.Errorf("RateLimitRule.EffectiveBurst = %d, want %d", got, tt.want)
-			}
-		})
-	}
-}
-
-func TestSameSiteMode(t *testing.T) {
-	for _, tt := range []struct {
-		in   string
-		want http.SameSite
-	}{{"lax", http.SameSiteLaxMode}, {"strict", http.SameSiteStrictMode}, {"none", http.SameSiteNoneMode}} {
-		t.Run(tt.in, func(t *testing.T) {
-			if got := (Sticky{SameSite: tt.in}).SameSiteMode(); got != tt.want {
-				t.Errorf("SameSiteMode() = %v, want %v", got, tt.want)
-			}
-		})
-	}
-}
-
 func TestRedacted(t *testing.T) {
 	orig := validBase()
 	orig.Sticky.Secret = strings.Repeat("s", 32)
 	orig.Discovery.Consul.Token = "6a1253d2-1785-24fd-91c2-f8e78c745511"
 	orig.Discovery.Consul.Datacenters = []string{"dc2"}
 	orig.Global.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
-	orig.RateLimit.Rules = []RateLimitRule{{CIDR: netip.MustParsePrefix("10.0.0.0/8"), Exempt: true}}
+	orig.RateLimit.Rules = []ratelimit.Rule{{Prefix: netip.MustParsePrefix("10.0.0.0/8"), Exempt: true}}
 	orig.Geo.CountryRegions = map[string]string{"DE": "eu"}
 	orig.Geo.ContinentRegions = map[string]string{"EU": "eu"}
-	orig.Geo.Regions = []GeoRegion{{Name: "eu", Lat: 50, Lon: 8}}
+	orig.Geo.Regions = []geo.Region{{Name: "eu", Lat: 50, Lon: 8}}
 	orig.Cluster.GossipKey = gossipKey(32)
 	orig.Cluster.GossipKeys = []string{gossipKey(16), gossipKey(24)}
 	orig.Cluster.Seeds = []string{"10.0.0.6:7946"}
@@ -232,10 +192,10 @@ func TestRedacted(t *testing.T) {
 	keep.Discovery.Consul.Token = orig.Discovery.Consul.Token
 	keep.Discovery.Consul.Datacenters = []string{"dc2"}
 	keep.Global.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
-	keep.RateLimit.Rules = []RateLimitRule{{CIDR: netip.MustParsePrefix("10.0.0.0/8"), Exempt: true}}
+	keep.RateLimit.Rules = []ratelimit.Rule{{Prefix: netip.MustParsePrefix("10.0.0.0/8"), Exempt: true}}
 	keep.Geo.CountryRegions = map[string]string{"DE": "eu"}
 	keep.Geo.ContinentRegions = map[string]string{"EU": "eu"}
-	keep.Geo.Regions = []GeoRegion{{Name: "eu", Lat: 50, Lon: 8}}
+	keep.Geo.Regions = []geo.Region{{Name: "eu", Lat: 50, Lon: 8}}
 	keep.Cluster.GossipKey = orig.Cluster.GossipKey
 	keep.Cluster.GossipKeys = []string{gossipKey(16), gossipKey(24)}
 	keep.Cluster.Seeds = []string{"10.0.0.6:7946"}
@@ -409,7 +369,7 @@ func TestRestartNeeded(t *testing.T) {
 			c.Geo.CountryRegions = map[string]string{"DE": "eu"}
 			c.Geo.ContinentRegions = map[string]string{"EU": "eu"}
 		}, []string{"geo.country_regions", "geo.continent_regions"}},
-		{"geo regions", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "eu", Lat: 50, Lon: 8}} },
+		{"geo regions", func(c *Config) { c.Geo.Regions = []geo.Region{{Name: "eu", Lat: 50, Lon: 8}} },
 			[]string{"geo.regions"}},
 		{"cluster switch", func(c *Config) { c.Cluster.Enabled = true }, []string{"cluster.enabled"}},
 		{"cluster addresses", func(c *Config) {

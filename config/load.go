@@ -263,11 +263,11 @@ func inheritHealthCheck(cfg *Config, explicit map[string]bool) {
 		if cfg.Pools[i].MaxConnsPerBackend == 0 {
 			cfg.Pools[i].MaxConnsPerBackend = cfg.Global.Limits.MaxConnsPerBackend
 		}
-		hc, ps := &cfg.Pools[i].HealthCheck, &cfg.Pools[i].Passive
+		hc, ps := &cfg.Pools[i].HealthCheck.Config, &cfg.Pools[i].Passive
 		p := fmt.Sprintf("pools[%d].health_check.", i)
 		inherit(explicit[p+"interval"], &hc.Interval, g.Interval)
 		inherit(explicit[p+"timeout"], &hc.Timeout, g.Timeout)
-		inherit(explicit[p+"retries"], &hc.Retries, g.Retries)
+		inherit(explicit[p+"retries"], &hc.Fall, g.Fall)
 		inherit(explicit[p+"rise"], &hc.Rise, g.Rise)
 		inherit(explicit[p+"max_interval"], &hc.MaxInterval, g.MaxInterval)
 		inherit(explicit[p+"type"], &hc.Type, g.Type)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/veloflux/veloflux/discovery/consul"
+	"github.com/veloflux/veloflux/geo"
 	"github.com/veloflux/veloflux/health"
 )
 
@@ -160,7 +161,7 @@ routes:
 		}},
 		{"same_site lower-cased", c.Sticky.SameSite, "strict"},
 		{"float", c.RateLimit.RequestsPerSecond, 2.5},
-		{"rule bare ip", c.RateLimit.Rules[0].CIDR, netip.MustParsePrefix("10.0.0.7/32")},
+		{"rule bare ip", c.RateLimit.Rules[0].Prefix, netip.MustParsePrefix("10.0.0.7/32")},
 		{"rule exempt", c.RateLimit.Rules[0].Exempt, true},
 		{"consul section", c.Discovery.Consul, consul.Config{
 			Enabled: true, Address: "consul.service:8501", Scheme: "https", TokenFile: "/run/secrets/consul-token",
@@ -184,12 +185,12 @@ routes:
 		{"route path_prefix", c.Routes[0].PathPrefix, "/api"},
 		{"route strip_prefix", c.Routes[0].StripPrefix, true},
 		// NO and ON are YAML 1.1 booleans; the file is YAML 1.2, where they are text.
-		{"geo section", c.Geo, Geo{
+		{"geo section", c.Geo, geo.Config{
 			Database: "/data/GeoLite2-Country.mmdb", NodeRegion: "eu-central-1", CacheSize: 1000,
 			ResponseHeader:   "X-VeloFlux-Region",
 			CountryRegions:   map[string]string{"DE": "eu-central-1", "NO": "eu-north-1", "ON": "us-east-1"},
 			ContinentRegions: map[string]string{"NA": "us-east-1", "OC": "ap-southeast-2"},
-			Regions: []GeoRegion{
+			Regions: []geo.Region{
 				{Name: "eu-central-1", Lat: 50.11, Lon: 8, RedirectHost: "eu.example.com"},
 				{Name: "us-east-1", Lat: 39.04, Lon: -77.49, RedirectHost: "[2001:db8::1]:8443"},
 				{Name: "ap-southeast-2", Lat: -33.87, Lon: 151.21},
@@ -220,18 +221,18 @@ pools:
   - name: overrides-all
     health_check: {interval: 3s, timeout: 1s, retries: 1, rise: 1, max_interval: 3s, type: tcp, method: GET, host: other.internal, expect_status: "204"}
 `
-	global := HealthCheck{
-		Interval: 20 * time.Second, Timeout: 4 * time.Second, Retries: 5, Rise: 3, MaxInterval: 2 * time.Minute,
-		Type: HealthCheckHTTP, Method: "HEAD", Host: "svc.internal", ExpectStatus: "200",
+	global := health.Config{
+		Interval: 20 * time.Second, Timeout: 4 * time.Second, Fall: 5, Rise: 3, MaxInterval: 2 * time.Minute,
+		Type: health.TypeHTTP, Method: "HEAD", Host: "svc.internal", ExpectStatus: "200",
 	}
 	some := poolHealthCheck(global, "/ready")
 	some.Interval, some.ExpectStatus = 8*time.Second, "200-299,301"
-	all := PoolHealthCheck{
-		Interval: 3 * time.Second, Timeout: time.Second, Retries: 1, Rise: 1, MaxInterval: 3 * time.Second,
-		Type: HealthCheckTCP, Method: "GET", Host: "other.internal", ExpectStatus: "204",
-	}
+	all := PoolHealthCheck{Config: health.Config{
+		Interval: 3 * time.Second, Timeout: time.Second, Fall: 1, Rise: 1, MaxInterval: 3 * time.Second,
+		Type: health.TypeTCP, Method: "GET", Host: "other.internal", ExpectStatus: "204",
+	}}
 	fromEnv := global
-	fromEnv.Retries, fromEnv.Timeout, fromEnv.Type, fromEnv.ExpectStatus = 9, 2*time.Second, HealthCheckTCP, "200-204"
+	fromEnv.Fall, fromEnv.Timeout, fromEnv.Type, fromEnv.ExpectStatus = 9, 2*time.Second, health.TypeTCP, "200-204"
 	someEnv := poolHealthCheck(fromEnv, "/ready")
 	someEnv.Interval, someEnv.ExpectStatus = 8*time.Second, "200-299,301"
 	tests := []struct {
@@ -629,7 +630,7 @@ func TestParseEnv(t *testing.T) {
 			func(c *Config) (any, any) { return c.Global.LogLevel, "warn" }},
 		{"last duplicate wins", "", []string{"VFX_RETRY__ATTEMPTS=3", "VFX_RETRY__ATTEMPTS=5"},
 			func(c *Config) (any, any) { return c.Retry.Attempts, 5 }},
-		{"geo database", "", []string{"VFX_GEO__DATABASE=/data/GeoLite2-City.mmdb"},
+		{"geo database", "", []string{"VFX_GEO__DATABASE=/data/GeoLite2-City.mmdb", "VFX_GEO__NODE_REGION=eu-west-1"},
 			func(c *Config) (any, any) { return c.Geo.Database, "/data/GeoLite2-City.mmdb" }},
 		{"geo cache_size", "", []string{"VFX_GEO__CACHE_SIZE=1000"},
 			func(c *Config) (any, any) { return c.Geo.CacheSize, 1000 }},
@@ -753,7 +754,7 @@ global:
 		"global.bind_adress: unknown key",
 		`retry.attempts: expected an integer, got text "many"`,
 		`sticky.same_site: "none" requires sticky.secure: true (browsers drop SameSite=None cookies that are not Secure)`,
-		"rate_limit.requests_per_second: must be >= 0, got -1",
+		"rate_limit.requests_per_second: must be a finite number >= 0, got -1",
 		"pools[0].health_check.timeout: must not exceed interval (10s), got 30s",
 		"pools[0].backends[0].address: missing port",
 		"pools[0].backends[1].weight: must be between 1 and 10000, got 0",
@@ -842,10 +843,10 @@ func TestSeedLoads(t *testing.T) {
 				return h
 			}()},
 		{"pool passive from global", c.Pools[1].Passive, Default().Global.Passive},
-		{"pool health check written in full", c.Pools[0].HealthCheck, PoolHealthCheck{
-			Interval: 10 * time.Second, Timeout: 5 * time.Second, Retries: 3, Rise: 3, MaxInterval: 30 * time.Second,
-			Type: HealthCheckHTTP, Path: "/health", Method: "HEAD", Host: "www.example.com", ExpectStatus: "200-299,301",
-		}},
+		{"pool health check written in full", c.Pools[0].HealthCheck, PoolHealthCheck{Config: health.Config{
+			Interval: 10 * time.Second, Timeout: 5 * time.Second, Fall: 3, Rise: 3, MaxInterval: 30 * time.Second,
+			Type: health.TypeHTTP, Method: "HEAD", Host: "www.example.com", ExpectStatus: "200-299,301",
+		}, Path: "/health"}},
 		{"pool passive written in full", c.Pools[0].Passive, health.PassiveConfig{
 			ConsecutiveFailures: 3, EjectionTime: 10 * time.Second, MaxEjectionTime: 2 * time.Minute, MaxEjectionPercent: 34,
 		}},
@@ -867,7 +868,7 @@ func TestSeedLoads(t *testing.T) {
 		{"geo continent regions", c.Geo.ContinentRegions, map[string]string{"EU": "eu-central-1", "NA": "us-east-1"}},
 		{"geo regions", len(c.Geo.Regions), 3},
 		{"geo redirect host with port", c.Geo.Regions[1].RedirectHost, "us.example.com:8443"},
-		{"geo region without redirect", c.Geo.Regions[2], GeoRegion{Name: "ap.sydney_1", Lat: -33.87, Lon: 151}},
+		{"geo region without redirect", c.Geo.Regions[2], geo.Region{Name: "ap.sydney_1", Lat: -33.87, Lon: 151}},
 		{"backend regions", []string{c.Pools[0].Backends[0].Region, c.Pools[0].Backends[1].Region}, []string{"", "us-east-1"}},
 		{"route geo written and default", []string{c.Routes[1].Geo, c.Routes[0].Geo}, []string{GeoOff, GeoOff}},
 		{"cluster disabled", c.Cluster.Enabled, false},

@@ -2,18 +2,15 @@ package config
 
 import (
 	"fmt"
-	"maps"
-	"math"
 	"net"
 	"net/mail"
-	"net/netip"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"unicode"
 
-	"github.com/veloflux/veloflux/health/statusset"
+	"github.com/veloflux/veloflux/geo"
+	"github.com/veloflux/veloflux/health"
 	"github.com/veloflux/veloflux/internal/fielderr"
 	"github.com/veloflux/veloflux/internal/hostrule"
 )
@@ -43,16 +40,6 @@ func (c *Config) Validate() error {
 // validator collects problems; its checks beyond fielderr's are the config file's own rules.
 type validator struct{ fielderr.Errors }
 
-// rate checks a requests-per-second value; NaN and infinities can come from YAML (.nan, .inf).
-func (v *validator) rate(path string, r float64) {
-	switch {
-	case math.IsNaN(r) || math.IsInf(r, 0):
-		v.Add(path, "must be a finite number, got %g", r)
-	case r < 0:
-		v.Add(path, "must be >= 0, got %g", r)
-	}
-}
-
 // urlPath checks a health check path; it goes into a request line, so whitespace and control
 // characters would break the request.
 func (v *validator) urlPath(path, p string) {
@@ -62,51 +49,6 @@ func (v *validator) urlPath(path, p string) {
 		v.Add(path, "must start with \"/\", got %s", quote(p))
 	case strings.IndexFunc(p, isSpaceOrControl) >= 0:
 		v.Add(path, "must not contain spaces or control characters, got %s", quote(p))
-	}
-}
-
-func (v *validator) healthCheck(path string, hc HealthCheck) {
-	v.Positive(path+".interval", hc.Interval)
-	v.Positive(path+".timeout", hc.Timeout)
-	if hc.Timeout > 0 && hc.Interval > 0 && hc.Timeout > hc.Interval {
-		v.Add(path+".timeout", "must not exceed interval (%s), got %s", hc.Interval, hc.Timeout)
-	}
-	v.AtLeast(path+".retries", hc.Retries, 1)
-	v.AtLeast(path+".rise", hc.Rise, 1)
-	if hc.Interval > 0 && hc.MaxInterval < hc.Interval {
-		v.Add(path+".max_interval", "must be at least interval (%s), got %s", hc.Interval, hc.MaxInterval)
-	}
-	v.OneOf(path+".type", hc.Type, HealthCheckHTTP, HealthCheckTCP)
-	if hc.Method == "" {
-		v.Add(path+".method", "must be an HTTP method such as GET or HEAD, got %s", quote(hc.Method))
-	}
-	if hc.ExpectStatus == "" {
-		_, err := statusset.Parse("")
-		v.Add(path+".expect_status", "%s", err)
-	}
-	v.httpCheck(path, hc.Method, hc.Host, hc.ExpectStatus)
-}
-
-// httpCheck checks the HTTP probe settings that a pool and a backend can both set; "" is
-// always valid here (the caller decides whether a value is required).
-func (v *validator) httpCheck(path, method, host, expect string) {
-	if method != "" && strings.IndexFunc(method, func(r rune) bool { return !isTokenChar(r) }) >= 0 {
-		v.Add(path+".method", "must be an HTTP method such as GET or HEAD, got %s", quote(method))
-	}
-	if host != "" {
-		// The Host header takes what a route host takes, less the wildcard.
-		msg := hostrule.Route(host)
-		if msg == "" && strings.HasPrefix(host, "*.") {
-			msg = fmt.Sprintf("invalid host %s: a Host header cannot be a wildcard", quote(host))
-		}
-		if msg != "" {
-			v.Add(path+".host", "%s", msg)
-		}
-	}
-	if expect != "" {
-		if _, err := statusset.Parse(expect); err != nil {
-			v.Add(path+".expect_status", "%s", err)
-		}
 	}
 }
 
@@ -148,7 +90,7 @@ func (c *Config) validateGlobal(v *validator) {
 		}
 	}
 	c.validateTLS(v)
-	v.healthCheck("global.health_check", g.HealthCheck)
+	v.Errors = append(v.Errors, fielderr.Prefix("global.health_check", g.HealthCheck.Validate())...)
 	v.Errors = append(v.Errors, fielderr.Prefix("global.passive", g.Passive.Validate())...)
 
 	t := &g.Timeouts
@@ -271,62 +213,22 @@ func (c *Config) validateRetry(v *validator) {
 	v.Errors = append(v.Errors, fielderr.Prefix("retry", c.Retry.Validate())...)
 }
 
+// validateSticky checks the sticky section, whose own rules are proxy.StickyConfig's, and the
+// secret's length, which matters only when a pool is sticky.
 func (c *Config) validateSticky(v *validator) {
 	s := &c.Sticky
-	switch {
-	case s.CookieName == "":
-		v.Add("sticky.cookie_name", "required")
-	case strings.IndexFunc(s.CookieName, func(r rune) bool { return !isTokenChar(r) }) >= 0:
-		v.Add("sticky.cookie_name", "invalid cookie name %s: use letters, digits and !#$%%&'*+-.^_`|~ only", quote(s.CookieName))
-	}
-	v.Positive("sticky.ttl", s.TTL)
-	v.OneOf("sticky.same_site", s.SameSite, "lax", "strict", "none")
-	if s.SameSite == "none" && !s.Secure {
-		v.Add("sticky.same_site", "\"none\" requires sticky.secure: true (browsers drop SameSite=None cookies that are not Secure)")
-	}
-	sticky := false
-	for _, p := range c.Pools {
-		sticky = sticky || p.StickySessions
-	}
-	// An empty secret is allowed: cmd generates one. A short one is refused because it
+	v.Errors = append(v.Errors, fielderr.Prefix("sticky", s.Validate())...)
+	sticky := slices.ContainsFunc(c.Pools, func(p Pool) bool { return p.StickySessions })
+	// An empty secret is allowed: the proxy generates one. A short one is refused because it
 	// would make the session cookie forgeable.
 	if sticky && s.Secret != "" && len(s.Secret) < 32 {
 		v.Add("sticky.secret", "must be at least 32 bytes when a pool has sticky_sessions, got %d", len(s.Secret))
 	}
 }
 
+// validateRateLimit checks the rate_limit section, whose rules are ratelimit.Config's.
 func (c *Config) validateRateLimit(v *validator) {
-	r := &c.RateLimit
-	before := len(v.Errors)
-	v.rate("rate_limit.requests_per_second", r.RequestsPerSecond)
-	v.AtLeast("rate_limit.burst", r.Burst, 0)
-	v.AtLeast("rate_limit.max_clients", r.MaxClients, 1)
-	v.Between("rate_limit.ipv6_prefix", r.IPv6Prefix, 1, 128)
-	for i, rule := range r.Rules {
-		path := fmt.Sprintf("rate_limit.rules[%d]", i)
-		if !rule.CIDR.IsValid() {
-			v.Add(path+".cidr", "required")
-		} else {
-			// First match wins, so a rule inside an earlier rule's range can never apply.
-			for j, prev := range r.Rules[:i] {
-				if prev.CIDR.IsValid() && prev.CIDR.Bits() <= rule.CIDR.Bits() && prev.CIDR.Contains(rule.CIDR.Addr()) {
-					v.Add(path+".cidr", "never matches: rules[%d] (%s) comes first and covers %s", j, prev.CIDR, rule.CIDR)
-					break
-				}
-			}
-		}
-		v.rate(path+".requests_per_second", rule.RequestsPerSecond)
-		if !rule.Exempt && rule.RequestsPerSecond == 0 {
-			v.Add(path+".requests_per_second", "must be > 0 unless exempt is true")
-		}
-		v.AtLeast(path+".burst", rule.Burst, 0)
-	}
-	// The limiter has rules of its own (an exempt rule takes no rate, a rate of at most one
-	// request per nanosecond, a bucket that refills within 73 years, a bounded table). It is
-	// asked once the file's own rules hold, so that a mistake is reported once.
-	if len(v.Errors) == before {
-		v.Errors = append(v.Errors, fielderr.Prefix("rate_limit", r.Limiter().Validate())...)
-	}
+	v.Errors = append(v.Errors, fielderr.Prefix("rate_limit", c.RateLimit.Validate())...)
 }
 
 // validateDiscovery checks discovery.consul, whose own rules are consul.Config's, and the
@@ -341,81 +243,38 @@ func (c *Config) validateDiscovery(v *validator) {
 	}
 }
 
-// Limits of geo values.
-const (
-	maxGeoCacheSize = 10_000_000
-	maxLatitude     = 90
-	maxLongitude    = 180
-)
-
-// continentCodes are the continent codes of MaxMind databases.
-var continentCodes = []string{"AF", "AN", "AS", "EU", "NA", "OC", "SA"}
-
-// validateGeo checks the geo section and the rules that tie routes to it. Region names are
-// checked for spelling only: the geo package knows the built-in names, and cmd resolves every
-// name at startup and on reload.
+// validateGeo checks the geo section, whose own rules are geo.Config's, and the rules that
+// tie routes and backends to it.
 func (c *Config) validateGeo(v *validator) {
 	g := &c.Geo
+	errs := fielderr.Prefix("geo", g.Validate())
 	// The first route that needs geolocation is named, so the message says why the key is
-	// required. An invalid mode is reported at the route alone.
-	firstGeo := -1
-	for i, r := range c.Routes {
-		if r.Geo == GeoNearest || r.Geo == GeoRedirect {
-			firstGeo = i
-			break
-		}
-	}
+	// required (instead of geo.Config's own message, for a node_region missing beside a
+	// database). An invalid mode is reported at the route alone.
+	firstGeo := slices.IndexFunc(c.Routes, func(r Route) bool { return r.Geo == GeoNearest || r.Geo == GeoRedirect })
 	if firstGeo >= 0 {
 		why := fmt.Sprintf("required when a route has geo other than off (routes[%d] has %s)", firstGeo, quote(c.Routes[firstGeo].Geo))
 		if g.Database == "" {
 			v.Add("geo.database", "%s", why)
 		}
 		if g.NodeRegion == "" {
+			errs = slices.DeleteFunc(errs, func(fe FieldError) bool { return fe.Path == "geo.node_region" })
 			v.Add("geo.node_region", "%s", why)
 		}
 	}
-	if g.NodeRegion != "" {
-		v.regionName("geo.node_region", g.NodeRegion)
-	}
-	v.Between("geo.cache_size", g.CacheSize, 1, maxGeoCacheSize)
-	if g.ResponseHeader != "" && strings.IndexFunc(g.ResponseHeader, func(r rune) bool { return !isTokenChar(r) }) >= 0 {
-		v.Add("geo.response_header", "invalid header name %s: use letters, digits and !#$%%&'*+-.^_`|~ only", quote(g.ResponseHeader))
-	}
-
-	byName := make(map[string]int, len(g.Regions))
-	for i, r := range g.Regions {
-		path := fmt.Sprintf("geo.regions[%d]", i)
-		if r.Name == "" {
-			v.Add(path+".name", "required")
-		} else if v.regionName(path+".name", r.Name) {
-			if j, dup := byName[r.Name]; dup {
-				v.Add(path+".name", "duplicate region name %s, also used by regions[%d]", quote(r.Name), j)
-			} else {
-				byName[r.Name] = i
+	v.Errors = append(v.Errors, errs...)
+	// Backends name regions of the geo table; without a database no table is used.
+	for i, p := range c.Pools {
+		for j, b := range p.Backends {
+			path := fmt.Sprintf("pools[%d].backends[%d].region", i, j)
+			switch {
+			case b.Region == "":
+			case !geo.ValidRegionName(b.Region):
+				v.Add(path, "invalid region name %s: use lower-case letters, digits, \".\", \"_\" and \"-\" only", quote(b.Region))
+			case g.Database != "" && !g.Known(b.Region):
+				v.Add(path, "unknown region %s: not built in (see docs/geo-routing.md) and not in geo.regions", quote(b.Region))
 			}
 		}
-		v.coordinate(path+".lat", r.Lat, maxLatitude)
-		v.coordinate(path+".lon", r.Lon, maxLongitude)
-		if r.RedirectHost != "" {
-			if msg := checkRedirectHost(r.RedirectHost); msg != "" {
-				v.Add(path+".redirect_host", "%s", msg)
-			}
-		}
-	}
-
-	for _, code := range slices.Sorted(maps.Keys(g.CountryRegions)) {
-		path := "geo.country_regions[" + strconv.Quote(code) + "]"
-		if !isCountryCode(code) {
-			v.Add(path, "country code must be two upper-case letters (ISO 3166-1 alpha-2, e.g. \"DE\"), got %s", quote(code))
-		}
-		v.mappedRegion(path, g.CountryRegions[code])
-	}
-	for _, code := range slices.Sorted(maps.Keys(g.ContinentRegions)) {
-		path := "geo.continent_regions[" + strconv.Quote(code) + "]"
-		if !slices.Contains(continentCodes, code) {
-			v.Add(path, "continent code must be one of %s, got %s", strings.Join(continentCodes, ", "), quote(code))
-		}
-		v.mappedRegion(path, g.ContinentRegions[code])
 	}
 }
 
@@ -427,31 +286,6 @@ func (c *Config) validateCluster(v *validator) {
 	v.Errors = append(v.Errors, fielderr.Prefix("cluster.health", cl.Health.Validate())...)
 	if cl.JoinConsul && !c.Discovery.Consul.Register.Enabled {
 		v.Add("cluster.join_consul", "requires discovery.consul.register.enabled: true (peers are found through that registration)")
-	}
-}
-
-// regionName checks the spelling of a region name and reports whether it is valid.
-func (v *validator) regionName(path, name string) bool {
-	if strings.IndexFunc(name, func(r rune) bool { return !isRegionNameChar(r) }) >= 0 {
-		v.Add(path, "invalid region name %s: use lower-case letters, digits, \".\", \"_\" and \"-\" only", quote(name))
-		return false
-	}
-	return true
-}
-
-// mappedRegion checks the region a country or continent is sent to.
-func (v *validator) mappedRegion(path, name string) {
-	if name == "" {
-		v.Add(path, "must name a region")
-		return
-	}
-	v.regionName(path, name)
-}
-
-// coordinate checks a latitude or longitude; NaN and infinities can come from YAML (.nan, .inf).
-func (v *validator) coordinate(path string, deg, limit float64) {
-	if !(deg >= -limit && deg <= limit) {
-		v.Add(path, "must be between %g and %g degrees, got %g", -limit, limit, deg)
 	}
 }
 
@@ -485,9 +319,9 @@ func (c *Config) validatePools(v *validator) {
 		v.poolTLS(path+".tls", p)
 		v.AtLeast(path+".max_conns_per_backend", p.MaxConnsPerBackend, 0)
 		hc := &p.HealthCheck
-		v.healthCheck(path+".health_check", hc.Common())
+		v.Errors = append(v.Errors, fielderr.Prefix(path+".health_check", hc.Validate())...)
 		v.urlPath(path+".health_check.path", hc.Path)
-		tcp := hc.Type == HealthCheckTCP
+		tcp := hc.Type == health.TypeTCP
 		if tcp && hc.Path != "" {
 			v.Add(path+".health_check.path", "only applies to type http, got type tcp (a tcp check opens a connection and checks every backend)")
 		}
@@ -509,16 +343,13 @@ func (c *Config) validatePools(v *validator) {
 			v.Between(bpath+".weight", b.Weight, 1, 10000)
 			bh := b.HealthCheck
 			v.urlPath(bpath+".health_check.path", bh.Path)
-			v.httpCheck(bpath+".health_check", bh.Method, bh.Host, bh.ExpectStatus)
+			v.Errors = append(v.Errors, fielderr.Prefix(bpath+".health_check", health.ValidateProbe(bh.Method, bh.Host, bh.ExpectStatus))...)
 			if tcp {
 				for _, kv := range [][2]string{{"path", bh.Path}, {"method", bh.Method}, {"host", bh.Host}, {"expect_status", bh.ExpectStatus}} {
 					if kv[1] != "" {
 						v.Add(bpath+".health_check."+kv[0], "only applies to type http, got the pool's type tcp")
 					}
 				}
-			}
-			if b.Region != "" {
-				v.regionName(bpath+".region", b.Region)
 			}
 		}
 	}
@@ -560,7 +391,7 @@ func (c *Config) validateRoutes(v *validator) {
 	for _, p := range c.Pools {
 		pools[p.Name] = true
 	}
-	redirects := slices.ContainsFunc(c.Geo.Regions, func(r GeoRegion) bool { return r.RedirectHost != "" })
+	redirects := slices.ContainsFunc(c.Geo.Regions, func(r geo.Region) bool { return r.RedirectHost != "" })
 	type routeKey struct{ host, prefix string }
 	seen := make(map[routeKey]int, len(c.Routes))
 	for i := range c.Routes {
@@ -606,69 +437,8 @@ func (c *Config) validateRoutes(v *validator) {
 	}
 }
 
-// checkRedirectHost returns why h cannot be the host of a redirect Location, or "": a host
-// name, an IPv4 address or a bracketed IPv6 address, with an optional port.
-func checkRedirectHost(h string) string {
-	if strings.Contains(h, "://") {
-		return fmt.Sprintf("must be host[:port] without a scheme, got %s", quote(h))
-	}
-	if strings.ContainsAny(h, "/?#") {
-		return fmt.Sprintf("must be host[:port] without a path, got %s", quote(h))
-	}
-	host := h
-	if strings.HasPrefix(h, "[") || strings.Count(h, ":") == 1 {
-		hp, port, err := net.SplitHostPort(h)
-		switch {
-		case err == nil:
-			if msg := hostrule.Port(port, 1); msg != "" {
-				return msg
-			}
-			host = hp
-		case strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]"):
-			host = h[1 : len(h)-1]
-		default:
-			return fmt.Sprintf("invalid host %s", quote(h))
-		}
-		if strings.HasPrefix(h, "[") {
-			if a, err := netip.ParseAddr(host); err != nil || !a.Is6() || a.Zone() != "" {
-				return fmt.Sprintf("%s in brackets is not an IPv6 address", quote(host))
-			}
-			return ""
-		}
-	} else if strings.Contains(h, ":") {
-		return fmt.Sprintf("IPv6 addresses must be in brackets, e.g. \"[2001:db8::1]\", got %s", quote(h))
-	}
-	if host == "" {
-		return "missing host"
-	}
-	if a, err := netip.ParseAddr(host); err == nil && a.Is4() {
-		return ""
-	}
-	if msg := hostrule.Name(host); msg != "" {
-		return fmt.Sprintf("invalid host %s: %s", quote(host), msg)
-	}
-	return ""
-}
-
-// isRegionNameChar reports whether r may appear in a region name: [a-z0-9._-]. Lower-case
-// only, because names are compared exactly and also appear in response headers and metrics.
-func isRegionNameChar(r rune) bool {
-	return r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
-}
-
-// isCountryCode reports whether s has the form of an ISO 3166-1 alpha-2 code, as GeoIP
-// databases report them: two upper-case ASCII letters.
-func isCountryCode(s string) bool {
-	return len(s) == 2 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z'
-}
-
 func isPoolNameChar(r rune) bool {
 	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
-}
-
-// isTokenChar reports whether r may appear in an RFC 6265 cookie name (an RFC 2616 token).
-func isTokenChar(r rune) bool {
-	return r > ' ' && r < 0x7f && !strings.ContainsRune(`()<>@,;:\"/[]?={}`, r)
 }
 
 func isSpaceOrControl(r rune) bool {

@@ -13,6 +13,9 @@ import (
 
 	"github.com/veloflux/veloflux/certs"
 	"github.com/veloflux/veloflux/discovery/consul"
+	"github.com/veloflux/veloflux/geo"
+	"github.com/veloflux/veloflux/health"
+	"github.com/veloflux/veloflux/proxy/ratelimit"
 )
 
 // validBase is a small valid config that each validation case breaks in exactly one way.
@@ -35,18 +38,15 @@ func validBase() *Config {
 
 // poolHealthCheck is g as a pool's resolved health check with path, as Load leaves a pool
 // that writes only its path.
-func poolHealthCheck(g HealthCheck, path string) PoolHealthCheck {
-	return PoolHealthCheck{
-		Interval: g.Interval, Timeout: g.Timeout, Retries: g.Retries, Rise: g.Rise, MaxInterval: g.MaxInterval,
-		Type: g.Type, Path: path, Method: g.Method, Host: g.Host, ExpectStatus: g.ExpectStatus,
-	}
+func poolHealthCheck(g health.Config, path string) PoolHealthCheck {
+	return PoolHealthCheck{Config: g, Path: path}
 }
 
 // withGeo turns geolocation on for validBase's route, with everything it needs.
 func withGeo(c *Config) {
 	c.Geo.Database = "/var/lib/veloflux/GeoLite2-City.mmdb"
 	c.Geo.NodeRegion = "eu-central-1"
-	c.Geo.Regions = []GeoRegion{
+	c.Geo.Regions = []geo.Region{
 		{Name: "eu-central-1", Lat: 50.11, Lon: 8.68, RedirectHost: "eu.example.com"},
 		{Name: "us-east-1", Lat: 39.04, Lon: -77.49},
 	}
@@ -247,7 +247,7 @@ func TestValidateRejects(t *testing.T) {
 			[]string{"global.health_check.timeout: must be > 0, got 0s"}},
 		{"health timeout above interval", func(c *Config) { c.Global.HealthCheck.Timeout = 11 * time.Second },
 			[]string{"global.health_check.timeout: must not exceed interval (10s), got 11s"}},
-		{"health retries zero", func(c *Config) { c.Global.HealthCheck.Retries = 0 },
+		{"health retries zero", func(c *Config) { c.Global.HealthCheck.Fall = 0 },
 			[]string{"global.health_check.retries: must be >= 1, got 0"}},
 		{"health rise zero", func(c *Config) { c.Global.HealthCheck.Rise = 0 },
 			[]string{"global.health_check.rise: must be >= 1, got 0"}},
@@ -356,55 +356,55 @@ func TestValidateRejects(t *testing.T) {
 
 		// rate_limit
 		{"requests_per_second negative", func(c *Config) { c.RateLimit.RequestsPerSecond = -1 },
-			[]string{"rate_limit.requests_per_second: must be >= 0, got -1"}},
+			[]string{"rate_limit.requests_per_second: must be a finite number >= 0, got -1"}},
 		{"requests_per_second NaN", func(c *Config) { c.RateLimit.RequestsPerSecond = math.NaN() },
-			[]string{"rate_limit.requests_per_second: must be a finite number, got NaN"}},
+			[]string{"rate_limit.requests_per_second: must be a finite number >= 0, got NaN"}},
 		{"requests_per_second infinite", func(c *Config) { c.RateLimit.RequestsPerSecond = math.Inf(1) },
-			[]string{"rate_limit.requests_per_second: must be a finite number, got +Inf"}},
+			[]string{"rate_limit.requests_per_second: must be a finite number >= 0, got +Inf"}},
 		{"burst negative", func(c *Config) { c.RateLimit.Burst = -1 },
 			[]string{"rate_limit.burst: must be >= 0, got -1"}},
 		{"max_clients zero", func(c *Config) { c.RateLimit.MaxClients = 0 },
-			[]string{"rate_limit.max_clients: must be >= 1, got 0"}},
+			[]string{"rate_limit.max_clients: must be between 1 and 16777216, got 0"}},
 		{"ipv6_prefix zero", func(c *Config) { c.RateLimit.IPv6Prefix = 0 },
 			[]string{"rate_limit.ipv6_prefix: must be between 1 and 128, got 0"}},
 		{"ipv6_prefix too long", func(c *Config) { c.RateLimit.IPv6Prefix = 129 },
 			[]string{"rate_limit.ipv6_prefix: must be between 1 and 128, got 129"}},
 		{"rule without cidr", func(c *Config) {
-			c.RateLimit.Rules = []RateLimitRule{{RequestsPerSecond: 5}}
+			c.RateLimit.Rules = []ratelimit.Rule{{RequestsPerSecond: 5}}
 		}, []string{"rate_limit.rules[0].cidr: required"}},
 		{"rule shadowed by earlier wider rule", func(c *Config) {
-			c.RateLimit.Rules = []RateLimitRule{
-				{CIDR: netip.MustParsePrefix("10.0.0.0/8"), Exempt: true},
-				{CIDR: netip.MustParsePrefix("10.1.0.0/16"), RequestsPerSecond: 5},
+			c.RateLimit.Rules = []ratelimit.Rule{
+				{Prefix: netip.MustParsePrefix("10.0.0.0/8"), Exempt: true},
+				{Prefix: netip.MustParsePrefix("10.1.0.0/16"), RequestsPerSecond: 5},
 			}
 		}, []string{"rate_limit.rules[1].cidr: never matches: rules[0] (10.0.0.0/8) comes first and covers 10.1.0.0/16"}},
 		{"rule duplicated", func(c *Config) {
-			c.RateLimit.Rules = []RateLimitRule{
-				{CIDR: netip.MustParsePrefix("2001:db8::/32"), RequestsPerSecond: 1},
-				{CIDR: netip.MustParsePrefix("2001:db8::/32"), RequestsPerSecond: 2},
+			c.RateLimit.Rules = []ratelimit.Rule{
+				{Prefix: netip.MustParsePrefix("2001:db8::/32"), RequestsPerSecond: 1},
+				{Prefix: netip.MustParsePrefix("2001:db8::/32"), RequestsPerSecond: 2},
 			}
 		}, []string{"rate_limit.rules[1].cidr: never matches: rules[0] (2001:db8::/32) comes first and covers 2001:db8::/32"}},
 		{"rule without rate and not exempt", func(c *Config) {
-			c.RateLimit.Rules = []RateLimitRule{{CIDR: netip.MustParsePrefix("10.0.0.0/8")}}
-		}, []string{"rate_limit.rules[0].requests_per_second: must be > 0 unless exempt is true"}},
+			c.RateLimit.Rules = []ratelimit.Rule{{Prefix: netip.MustParsePrefix("10.0.0.0/8")}}
+		}, []string{"rate_limit.rules[0].requests_per_second: must be > 0 (set exempt to disable limiting)"}},
 		{"rule negative rate", func(c *Config) {
-			c.RateLimit.Rules = []RateLimitRule{{CIDR: netip.MustParsePrefix("10.0.0.0/8"), RequestsPerSecond: -2, Burst: -1}}
+			c.RateLimit.Rules = []ratelimit.Rule{{Prefix: netip.MustParsePrefix("10.0.0.0/8"), RequestsPerSecond: -2, Burst: -1}}
 		}, []string{
-			"rate_limit.rules[0].requests_per_second: must be >= 0, got -2",
+			"rate_limit.rules[0].requests_per_second: must be a finite number >= 0, got -2",
 			"rate_limit.rules[0].burst: must be >= 0, got -1",
 		}},
 		// What the limiter refuses, the file refuses: a node must start with a file that
 		// validates.
 		{"exempt rule with a rate", func(c *Config) {
-			c.RateLimit.Rules = []RateLimitRule{{CIDR: netip.MustParsePrefix("10.0.0.0/8"), Exempt: true, RequestsPerSecond: 5}}
+			c.RateLimit.Rules = []ratelimit.Rule{{Prefix: netip.MustParsePrefix("10.0.0.0/8"), Exempt: true, RequestsPerSecond: 5}}
 		}, []string{"rate_limit.rules[0].exempt: must not be combined with requests_per_second or burst (got 5 and 0)"}},
 		{"rate above one per nanosecond", func(c *Config) { c.RateLimit.RequestsPerSecond = 2e9 },
 			[]string{"rate_limit.requests_per_second: 2e+09 exceeds 1e+09"}},
 		{"bucket refilling in more than 73 years", func(c *Config) {
-			c.RateLimit.Rules = []RateLimitRule{{CIDR: netip.MustParsePrefix("10.0.0.0/8"), RequestsPerSecond: 1e-9, Burst: 10}}
+			c.RateLimit.Rules = []ratelimit.Rule{{Prefix: netip.MustParsePrefix("10.0.0.0/8"), RequestsPerSecond: 1e-9, Burst: 10}}
 		}, []string{"rate_limit.rules[0].burst: 10 requests at 1e-09 per second take more than 73 years to refill"}},
 		{"max clients above the table's cap", func(c *Config) { c.RateLimit.MaxClients = 1 << 30 },
-			[]string{"rate_limit.max_clients: 1073741824 out of range [0, 16777216] (0 means 100000)"}},
+			[]string{"rate_limit.max_clients: must be between 1 and 16777216, got 1073741824"}},
 
 		// discovery.consul
 		{"consul address empty", func(c *Config) { c.Discovery.Consul.Address = "" },
@@ -527,7 +527,7 @@ func TestValidateRejects(t *testing.T) {
 			[]string{"pools[0].health_check.interval: must be > 0, got 0s"}},
 		{"pool health timeout above interval", func(c *Config) { c.Pools[0].HealthCheck.Interval = 2 * time.Second },
 			[]string{"pools[0].health_check.timeout: must not exceed interval (2s), got 5s"}},
-		{"pool health retries zero", func(c *Config) { c.Pools[0].HealthCheck.Retries = 0 },
+		{"pool health retries zero", func(c *Config) { c.Pools[0].HealthCheck.Fall = 0 },
 			[]string{"pools[0].health_check.retries: must be >= 1, got 0"}},
 		{"pool health path relative", func(c *Config) { c.Pools[0].HealthCheck.Path = "health" },
 			[]string{`pools[0].health_check.path: must start with "/", got "health"`}},
@@ -543,14 +543,14 @@ func TestValidateRejects(t *testing.T) {
 			[]string{`pools[0].health_check.method: must be an HTTP method such as GET or HEAD, got "G\tET"`}},
 		{"pool health expect_status invalid", func(c *Config) { c.Pools[0].HealthCheck.ExpectStatus = "200,,204" },
 			[]string{`pools[0].health_check.expect_status: "200,,204": empty item between commas`}},
-		{"pool tcp check with a path", func(c *Config) { c.Pools[0].HealthCheck.Type = HealthCheckTCP },
+		{"pool tcp check with a path", func(c *Config) { c.Pools[0].HealthCheck.Type = health.TypeTCP },
 			[]string{"pools[0].health_check.path: only applies to type http, got type tcp (a tcp check opens a connection and checks every backend)"}},
 		{"backend path under a tcp pool", func(c *Config) {
-			c.Pools[0].HealthCheck.Type, c.Pools[0].HealthCheck.Path = HealthCheckTCP, ""
+			c.Pools[0].HealthCheck.Type, c.Pools[0].HealthCheck.Path = health.TypeTCP, ""
 			c.Pools[0].Backends[1].HealthCheck.Path = "/h"
 		}, []string{"pools[0].backends[1].health_check.path: only applies to type http, got the pool's type tcp"}},
 		{"backend host and status under a tcp pool", func(c *Config) {
-			c.Pools[0].HealthCheck.Type, c.Pools[0].HealthCheck.Path = HealthCheckTCP, ""
+			c.Pools[0].HealthCheck.Type, c.Pools[0].HealthCheck.Path = health.TypeTCP, ""
 			c.Pools[0].Backends[0].HealthCheck.Host, c.Pools[0].Backends[0].HealthCheck.ExpectStatus = "a.internal", "204"
 		}, []string{
 			"pools[0].backends[0].health_check.host: only applies to type http, got the pool's type tcp",
@@ -661,52 +661,52 @@ func TestValidateRejects(t *testing.T) {
 			[]string{`geo.continent_regions["EU"]: must name a region`}},
 		{"geo continent region invalid", func(c *Config) { c.Geo.ContinentRegions = map[string]string{"EU": "eu/central"} },
 			[]string{`geo.continent_regions["EU"]: invalid region name "eu/central": use lower-case letters, digits, ".", "_" and "-" only`}},
-		{"geo region name empty", func(c *Config) { c.Geo.Regions = []GeoRegion{{Lat: 1, Lon: 1}} },
+		{"geo region name empty", func(c *Config) { c.Geo.Regions = []geo.Region{{Lat: 1, Lon: 1}} },
 			[]string{"geo.regions[0].name: required"}},
-		{"geo region name invalid", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "EU Central", Lat: 1, Lon: 1}} },
+		{"geo region name invalid", func(c *Config) { c.Geo.Regions = []geo.Region{{Name: "EU Central", Lat: 1, Lon: 1}} },
 			[]string{`geo.regions[0].name: invalid region name "EU Central": use lower-case letters, digits, ".", "_" and "-" only`}},
 		{"geo region name duplicate", func(c *Config) {
-			c.Geo.Regions = []GeoRegion{{Name: "eu", Lat: 1}, {Name: "us"}, {Name: "eu", Lon: 2}}
+			c.Geo.Regions = []geo.Region{{Name: "eu", Lat: 1}, {Name: "us"}, {Name: "eu", Lon: 2}}
 		}, []string{`geo.regions[2].name: duplicate region name "eu", also used by regions[0]`}},
-		{"geo latitude above 90", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", Lat: 90.01}} },
+		{"geo latitude above 90", func(c *Config) { c.Geo.Regions = []geo.Region{{Name: "x", Lat: 90.01}} },
 			[]string{"geo.regions[0].lat: must be between -90 and 90 degrees, got 90.01"}},
-		{"geo latitude below -90", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", Lat: -91}} },
+		{"geo latitude below -90", func(c *Config) { c.Geo.Regions = []geo.Region{{Name: "x", Lat: -91}} },
 			[]string{"geo.regions[0].lat: must be between -90 and 90 degrees, got -91"}},
-		{"geo latitude NaN", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", Lat: math.NaN()}} },
+		{"geo latitude NaN", func(c *Config) { c.Geo.Regions = []geo.Region{{Name: "x", Lat: math.NaN()}} },
 			[]string{"geo.regions[0].lat: must be between -90 and 90 degrees, got NaN"}},
-		{"geo longitude above 180", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", Lon: 180.5}} },
+		{"geo longitude above 180", func(c *Config) { c.Geo.Regions = []geo.Region{{Name: "x", Lon: 180.5}} },
 			[]string{"geo.regions[0].lon: must be between -180 and 180 degrees, got 180.5"}},
-		{"geo longitude below -180", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", Lon: -181}} },
+		{"geo longitude below -180", func(c *Config) { c.Geo.Regions = []geo.Region{{Name: "x", Lon: -181}} },
 			[]string{"geo.regions[0].lon: must be between -180 and 180 degrees, got -181"}},
-		{"geo longitude infinite", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", Lon: math.Inf(-1)}} },
+		{"geo longitude infinite", func(c *Config) { c.Geo.Regions = []geo.Region{{Name: "x", Lon: math.Inf(-1)}} },
 			[]string{"geo.regions[0].lon: must be between -180 and 180 degrees, got -Inf"}},
-		{"geo redirect_host with scheme", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", RedirectHost: "https://eu.example.com"}} },
+		{"geo redirect_host with scheme", func(c *Config) { c.Geo.Regions = []geo.Region{{Name: "x", RedirectHost: "https://eu.example.com"}} },
 			[]string{`geo.regions[0].redirect_host: must be host[:port] without a scheme, got "https://eu.example.com"`}},
-		{"geo redirect_host with path", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", RedirectHost: "eu.example.com/app"}} },
+		{"geo redirect_host with path", func(c *Config) { c.Geo.Regions = []geo.Region{{Name: "x", RedirectHost: "eu.example.com/app"}} },
 			[]string{`geo.regions[0].redirect_host: must be host[:port] without a path, got "eu.example.com/app"`}},
-		{"geo redirect_host with query", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", RedirectHost: "eu.example.com?a"}} },
+		{"geo redirect_host with query", func(c *Config) { c.Geo.Regions = []geo.Region{{Name: "x", RedirectHost: "eu.example.com?a"}} },
 			[]string{`geo.regions[0].redirect_host: must be host[:port] without a path, got "eu.example.com?a"`}},
-		{"geo redirect_host port zero", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", RedirectHost: "eu.example.com:0"}} },
+		{"geo redirect_host port zero", func(c *Config) { c.Geo.Regions = []geo.Region{{Name: "x", RedirectHost: "eu.example.com:0"}} },
 			[]string{"geo.regions[0].redirect_host: port 0 out of range 1-65535"}},
-		{"geo redirect_host named port", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", RedirectHost: "eu.example.com:https"}} },
+		{"geo redirect_host named port", func(c *Config) { c.Geo.Regions = []geo.Region{{Name: "x", RedirectHost: "eu.example.com:https"}} },
 			[]string{`geo.regions[0].redirect_host: invalid port "https"`}},
-		{"geo redirect_host empty port", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", RedirectHost: "eu.example.com:"}} },
+		{"geo redirect_host empty port", func(c *Config) { c.Geo.Regions = []geo.Region{{Name: "x", RedirectHost: "eu.example.com:"}} },
 			[]string{`geo.regions[0].redirect_host: invalid port ""`}},
-		{"geo redirect_host port without host", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", RedirectHost: ":443"}} },
+		{"geo redirect_host port without host", func(c *Config) { c.Geo.Regions = []geo.Region{{Name: "x", RedirectHost: ":443"}} },
 			[]string{"geo.regions[0].redirect_host: missing host"}},
-		{"geo redirect_host unbracketed ipv6", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", RedirectHost: "2001:db8::1"}} },
+		{"geo redirect_host unbracketed ipv6", func(c *Config) { c.Geo.Regions = []geo.Region{{Name: "x", RedirectHost: "2001:db8::1"}} },
 			[]string{`geo.regions[0].redirect_host: IPv6 addresses must be in brackets, e.g. "[2001:db8::1]", got "2001:db8::1"`}},
-		{"geo redirect_host bracketed name", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", RedirectHost: "[eu.example.com]:443"}} },
+		{"geo redirect_host bracketed name", func(c *Config) { c.Geo.Regions = []geo.Region{{Name: "x", RedirectHost: "[eu.example.com]:443"}} },
 			[]string{`geo.regions[0].redirect_host: "eu.example.com" in brackets is not an IPv6 address`}},
-		{"geo redirect_host bracketed ipv4", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", RedirectHost: "[10.0.0.1]"}} },
+		{"geo redirect_host bracketed ipv4", func(c *Config) { c.Geo.Regions = []geo.Region{{Name: "x", RedirectHost: "[10.0.0.1]"}} },
 			[]string{`geo.regions[0].redirect_host: "10.0.0.1" in brackets is not an IPv6 address`}},
-		{"geo redirect_host ipv6 with zone", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", RedirectHost: "[fe80::1%eth0]:443"}} },
+		{"geo redirect_host ipv6 with zone", func(c *Config) { c.Geo.Regions = []geo.Region{{Name: "x", RedirectHost: "[fe80::1%eth0]:443"}} },
 			[]string{`geo.regions[0].redirect_host: "fe80::1%eth0" in brackets is not an IPv6 address`}},
-		{"geo redirect_host unclosed bracket", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", RedirectHost: "[2001:db8::1"}} },
+		{"geo redirect_host unclosed bracket", func(c *Config) { c.Geo.Regions = []geo.Region{{Name: "x", RedirectHost: "[2001:db8::1"}} },
 			[]string{`geo.regions[0].redirect_host: invalid host "[2001:db8::1"`}},
-		{"geo redirect_host wildcard", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", RedirectHost: "*.example.com"}} },
+		{"geo redirect_host wildcard", func(c *Config) { c.Geo.Regions = []geo.Region{{Name: "x", RedirectHost: "*.example.com"}} },
 			[]string{`geo.regions[0].redirect_host: invalid host "*.example.com": invalid character '*' (internationalized names must be written in punycode)`}},
-		{"geo redirect_host bad label", func(c *Config) { c.Geo.Regions = []GeoRegion{{Name: "x", RedirectHost: "eu-.example.com:443"}} },
+		{"geo redirect_host bad label", func(c *Config) { c.Geo.Regions = []geo.Region{{Name: "x", RedirectHost: "eu-.example.com:443"}} },
 			[]string{`geo.regions[0].redirect_host: invalid host "eu-.example.com": a label must not start or end with "-"`}},
 
 		// routes
@@ -866,7 +866,7 @@ func TestValidateAccepts(t *testing.T) {
 				c.Pools[len(c.Pools)-1].HealthCheck.ExpectStatus = e
 			}
 		}},
-		{"tcp pool without path", func(c *Config) { c.Pools[0].HealthCheck.Type, c.Pools[0].HealthCheck.Path = HealthCheckTCP, "" }},
+		{"tcp pool without path", func(c *Config) { c.Pools[0].HealthCheck.Type, c.Pools[0].HealthCheck.Path = health.TypeTCP, "" }},
 		{"passive off", func(c *Config) { c.Global.Passive.ConsecutiveFailures, c.Pools[0].Passive.ConsecutiveFailures = 0, 0 }},
 		{"passive percent bounds", func(c *Config) { c.Global.Passive.MaxEjectionPercent, c.Pools[0].Passive.MaxEjectionPercent = 0, 100 }},
 		{"passive max ejection time equal to ejection time", func(c *Config) { c.Global.Passive.MaxEjectionTime = c.Global.Passive.EjectionTime }},
@@ -885,11 +885,11 @@ func TestValidateAccepts(t *testing.T) {
 		{"same_site strict", func(c *Config) { c.Sticky.SameSite = "strict" }},
 		{"rate limit rules narrow before wide", func(c *Config) {
 			c.RateLimit.RequestsPerSecond = 0.5
-			c.RateLimit.Rules = []RateLimitRule{
-				{CIDR: netip.MustParsePrefix("10.1.0.0/16"), RequestsPerSecond: 5},
-				{CIDR: netip.MustParsePrefix("10.0.0.0/8"), Exempt: true},
-				{CIDR: netip.MustParsePrefix("2001:db8::/32"), RequestsPerSecond: 1, Burst: 10},
-				{CIDR: netip.MustParsePrefix("0.0.0.0/0"), RequestsPerSecond: 100},
+			c.RateLimit.Rules = []ratelimit.Rule{
+				{Prefix: netip.MustParsePrefix("10.1.0.0/16"), RequestsPerSecond: 5},
+				{Prefix: netip.MustParsePrefix("10.0.0.0/8"), Exempt: true},
+				{Prefix: netip.MustParsePrefix("2001:db8::/32"), RequestsPerSecond: 1, Burst: 10},
+				{Prefix: netip.MustParsePrefix("0.0.0.0/0"), RequestsPerSecond: 100},
 			}
 		}},
 		{"backend address forms", func(c *Config) {
@@ -948,13 +948,13 @@ func TestValidateAccepts(t *testing.T) {
 		}},
 		{"geo redirect with one redirect_host among regions", func(c *Config) {
 			withGeo(c)
-			c.Geo.Regions = append(c.Geo.Regions, GeoRegion{Name: "ap", Lat: -33.87, Lon: 151.21})
+			c.Geo.Regions = append(c.Geo.Regions, geo.Region{Name: "ap", Lat: -33.87, Lon: 151.21})
 			c.Routes[0].Geo = GeoRedirect
 		}},
 		{"geo section without geo routes needs no database", func(c *Config) {
 			c.Geo.NodeRegion = "eu-central-1"
 			c.Geo.ResponseHeader = "X-VeloFlux-Region"
-			c.Geo.Regions = []GeoRegion{{Name: "eu-central-1", Lat: 50.11, Lon: 8.68, RedirectHost: "eu.example.com"}}
+			c.Geo.Regions = []geo.Region{{Name: "eu-central-1", Lat: 50.11, Lon: 8.68, RedirectHost: "eu.example.com"}}
 			c.Pools[0].Backends[0].Region = "us-east-1"
 		}},
 		{"geo region names with every allowed character", func(c *Config) {
@@ -962,9 +962,10 @@ func TestValidateAccepts(t *testing.T) {
 			c.Geo.NodeRegion = "a.b_c-9"
 			c.Pools[0].Backends[0].Region = "0"
 			c.Geo.CountryRegions = map[string]string{"DE": "a.b_c-9"}
+			c.Geo.Regions = append(c.Geo.Regions, geo.Region{Name: "a.b_c-9"}, geo.Region{Name: "0"})
 		}},
 		{"geo coordinates at their limits", func(c *Config) {
-			c.Geo.Regions = []GeoRegion{
+			c.Geo.Regions = []geo.Region{
 				{Name: "n", Lat: 90, Lon: 180}, {Name: "s", Lat: -90, Lon: -180}, {Name: "zero", Lat: 0, Lon: 0},
 			}
 		}},
@@ -980,7 +981,7 @@ func TestValidateAccepts(t *testing.T) {
 		}},
 		{"geo redirect_host forms", func(c *Config) {
 			for i, h := range []string{"eu.example.com", "EU.Example.com:8443", "10.0.0.1", "10.0.0.1:80", "[2001:db8::1]", "[2001:db8::1]:443", "localhost", "xn--bcher-kva.example"} {
-				c.Geo.Regions = append(c.Geo.Regions, GeoRegion{Name: "r" + strconv.Itoa(i), RedirectHost: h})
+				c.Geo.Regions = append(c.Geo.Regions, geo.Region{Name: "r" + strconv.Itoa(i), RedirectHost: h})
 			}
 		}},
 		{"same host different prefixes", func(c *Config) {
@@ -1015,7 +1016,7 @@ func TestValidateReportsAllInSchemaOrder(t *testing.T) {
 	c.Global.Limits.MaxHeaderBytes = 0
 	c.Global.LogLevel = "loud"
 	c.Global.BindAddress = ""
-	c.Global.HealthCheck.Retries = 0
+	c.Global.HealthCheck.Fall = 0
 	c.Geo.CountryRegions = map[string]string{"de": "eu"}
 	c.Geo.CacheSize = -1
 	c.Cluster.TombstoneTTL = 0
@@ -1027,7 +1028,7 @@ func TestValidateReportsAllInSchemaOrder(t *testing.T) {
 		"global.limits.max_header_bytes: must be >= 1, got 0",
 		"retry.attempts: must be between 1 and 10, got 0",
 		"sticky.ttl: must be > 0, got 0s",
-		"rate_limit.max_clients: must be >= 1, got 0",
+		"rate_limit.max_clients: must be between 1 and 16777216, got 0",
 		`discovery.consul.scheme: must be one of http, https; got "ftp"`,
 		"discovery.consul.register.name: required",
 		"geo.cache_size: must be between 1 and 10000000, got -1",

@@ -44,7 +44,7 @@ func TestDocsExamples(t *testing.T) {
 			if err != nil {
 				t.Fatalf("example %d does not load:\n%v", i, err)
 			}
-			gc := geoConfig(cfg)
+			gc := cfg.Geo
 			if !isComplete {
 				// A snippet shows one part of the section; the rest is filled in here.
 				gc.Database, gc.NodeRegion = "/var/lib/GeoIP/GeoLite2-City.mmdb", "eu-central-1"
@@ -78,20 +78,6 @@ func TestDocsExamples(t *testing.T) {
 	if complete != 2 {
 		t.Errorf("%d complete examples, want 2 (static backends, Consul datacenters)", complete)
 	}
-}
-
-// geoConfig is the mapping cmd makes from the file's geo section.
-func geoConfig(cfg *config.Config) geo.Config {
-	gc := geo.DefaultConfig()
-	gc.Database = cfg.Geo.Database
-	gc.NodeRegion = cfg.Geo.NodeRegion
-	gc.CacheSize = cfg.Geo.CacheSize
-	gc.CountryRegions = cfg.Geo.CountryRegions
-	gc.ContinentRegions = cfg.Geo.ContinentRegions
-	for _, r := range cfg.Geo.Regions {
-		gc.Regions = append(gc.Regions, geo.Region{Name: r.Name, Lat: r.Lat, Lon: r.Lon})
-	}
-	return gc
 }
 
 func usesGeo(cfg *config.Config) bool {

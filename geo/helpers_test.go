@@ -166,7 +166,7 @@ func threeRegions(db string) Config {
 	cfg := DefaultConfig()
 	cfg.Database = db
 	cfg.NodeRegion = "ap"
-	cfg.Regions = []Region{{"eu", 50.11, 8.68}, {"us", 39.04, -77.49}, {"ap", 1.35, 103.82}}
+	cfg.Regions = []Region{{Name: "eu", Lat: 50.11, Lon: 8.68}, {Name: "us", Lat: 39.04, Lon: -77.49}, {Name: "ap", Lat: 1.35, Lon: 103.82}}
 	return cfg
 }
 

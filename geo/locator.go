@@ -16,6 +16,8 @@ import (
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/oschwald/geoip2-golang/v2"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/veloflux/veloflux/internal/fielderr"
 )
 
 // Location is where the database places a client.
@@ -86,7 +88,11 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Locator, 
 	if cfg.CacheSize == 0 {
 		cfg.CacheSize = DefaultCacheSize
 	}
-	if err := cfg.Validate(); err != nil {
+	e := cfg.validate()
+	if cfg.Database == "" {
+		e = append(fielderr.Errors{{Path: "database", Msg: "required"}}, e...)
+	}
+	if err := e.Err(); err != nil {
 		return nil, fmt.Errorf("geo: invalid config: %w", err)
 	}
 	if logger == nil {

@@ -85,7 +85,7 @@ func TestOrderBuiltinRegions(t *testing.T) {
 	})
 	t.Run("a configured region wins a tie with built-ins wherever it is listed", func(t *testing.T) {
 		cfg := cfg
-		cfg.Regions = []Region{{"fra-edge", 50.11, 8.68}}
+		cfg.Regions = []Region{{Name: "fra-edge", Lat: 50.11, Lon: 8.68}}
 		l, _ := newLocator(t, cfg)
 		order, _ := l.Order(netip.MustParseAddr("80.128.1.7"))
 		if want := []string{"fra-edge", "eu-central-1", "europe-west3"}; !slices.Equal(order[:3], want) {
@@ -372,9 +372,9 @@ func TestNewErrors(t *testing.T) {
 		{name: "truncated", path: write("truncated.mmdb", good[:len(good)/2]), wantErr: []string{"truncated.mmdb"}},
 		{name: "ASN database", path: write("asn.mmdb", buildDB(t, "GeoLite2-ASN", v1Epoch, v1Networks())), wantErr: []string{"asn.mmdb", "GeoLite2-ASN"}},
 		{name: "unknown node region", path: write("ok1.mmdb", good), mutate: func(c *Config) { c.NodeRegion = "mars-1" },
-			wantErr: []string{`geo.node_region: unknown region "mars-1"`}},
+			wantErr: []string{`geo: invalid config: node_region: unknown region "mars-1"`}},
 		{name: "unknown override region", path: write("ok2.mmdb", good), mutate: func(c *Config) { c.CountryRegions = map[string]string{"DE": "eu-centrall-1"} },
-			wantErr: []string{`geo.country_regions["DE"]: unknown region "eu-centrall-1"`}},
+			wantErr: []string{`geo: invalid config: country_regions["DE"]: unknown region "eu-centrall-1"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

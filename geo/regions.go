@@ -8,8 +8,18 @@ import (
 // between their coordinates and the client's, so the coordinates should be those of the
 // data-center metro, not of the country.
 type Region struct {
-	Name     string  // e.g. "eu-central-1"; the name backends carry (pools[].backends[].region)
-	Lat, Lon float64 // degrees, WGS84 as in the GeoIP database; south and west are negative
+	// Name is [a-z0-9._-]+, e.g. "eu-central-1": the name backends carry
+	// (pools[].backends[].region). Required.
+	Name string `koanf:"name"`
+	// Lat and Lon are degrees, WGS84 as in the GeoIP database; south and west are negative.
+	// Lat -90..90, Lon -180..180, both required in the file: 0 is a real place, so a
+	// forgotten coordinate would silently move the region into the Gulf of Guinea.
+	Lat float64 `koanf:"lat"`
+	Lon float64 `koanf:"lon"`
+	// RedirectHost is host[:port] that routes with geo redirect send this region's clients
+	// to. Default "" = this region's clients are proxied, never redirected. The proxy uses
+	// it; the Locator does not.
+	RedirectHost string `koanf:"redirect_host"`
 }
 
 // BuiltinRegions returns the regions every Locator knows without configuration: the common
@@ -23,63 +33,63 @@ type Region struct {
 func BuiltinRegions() []Region {
 	return []Region{
 		// AWS
-		{"us-east-1", 39.04, -77.49},       // Ashburn, Virginia
-		{"us-east-2", 39.96, -83.00},       // Columbus, Ohio
-		{"us-west-1", 37.34, -121.89},      // San Jose, California
-		{"us-west-2", 45.84, -119.70},      // Boardman, Oregon
-		{"ca-central-1", 45.50, -73.57},    // Montréal
-		{"sa-east-1", -23.55, -46.63},      // São Paulo
-		{"eu-west-1", 53.35, -6.26},        // Dublin
-		{"eu-west-2", 51.51, -0.13},        // London
-		{"eu-west-3", 48.86, 2.35},         // Paris
-		{"eu-central-1", 50.11, 8.68},      // Frankfurt
-		{"eu-north-1", 59.33, 18.07},       // Stockholm
-		{"eu-south-1", 45.46, 9.19},        // Milan
-		{"ap-northeast-1", 35.68, 139.69},  // Tokyo
-		{"ap-northeast-2", 37.57, 126.98},  // Seoul
-		{"ap-northeast-3", 34.69, 135.50},  // Osaka
-		{"ap-southeast-1", 1.35, 103.82},   // Singapore
-		{"ap-southeast-2", -33.87, 151.21}, // Sydney
-		{"ap-south-1", 19.08, 72.88},       // Mumbai
-		{"me-south-1", 26.23, 50.59},       // Manama, Bahrain
-		{"af-south-1", -33.92, 18.42},      // Cape Town
+		{Name: "us-east-1", Lat: 39.04, Lon: -77.49},       // Ashburn, Virginia
+		{Name: "us-east-2", Lat: 39.96, Lon: -83.00},       // Columbus, Ohio
+		{Name: "us-west-1", Lat: 37.34, Lon: -121.89},      // San Jose, California
+		{Name: "us-west-2", Lat: 45.84, Lon: -119.70},      // Boardman, Oregon
+		{Name: "ca-central-1", Lat: 45.50, Lon: -73.57},    // Montréal
+		{Name: "sa-east-1", Lat: -23.55, Lon: -46.63},      // São Paulo
+		{Name: "eu-west-1", Lat: 53.35, Lon: -6.26},        // Dublin
+		{Name: "eu-west-2", Lat: 51.51, Lon: -0.13},        // London
+		{Name: "eu-west-3", Lat: 48.86, Lon: 2.35},         // Paris
+		{Name: "eu-central-1", Lat: 50.11, Lon: 8.68},      // Frankfurt
+		{Name: "eu-north-1", Lat: 59.33, Lon: 18.07},       // Stockholm
+		{Name: "eu-south-1", Lat: 45.46, Lon: 9.19},        // Milan
+		{Name: "ap-northeast-1", Lat: 35.68, Lon: 139.69},  // Tokyo
+		{Name: "ap-northeast-2", Lat: 37.57, Lon: 126.98},  // Seoul
+		{Name: "ap-northeast-3", Lat: 34.69, Lon: 135.50},  // Osaka
+		{Name: "ap-southeast-1", Lat: 1.35, Lon: 103.82},   // Singapore
+		{Name: "ap-southeast-2", Lat: -33.87, Lon: 151.21}, // Sydney
+		{Name: "ap-south-1", Lat: 19.08, Lon: 72.88},       // Mumbai
+		{Name: "me-south-1", Lat: 26.23, Lon: 50.59},       // Manama, Bahrain
+		{Name: "af-south-1", Lat: -33.92, Lon: 18.42},      // Cape Town
 
 		// GCP
-		{"us-central1", 41.26, -95.86},           // Council Bluffs, Iowa
-		{"us-east1", 33.20, -80.01},              // Moncks Corner, South Carolina
-		{"us-east4", 39.04, -77.49},              // Ashburn, Virginia
-		{"us-west1", 45.59, -121.18},             // The Dalles, Oregon
-		{"europe-west1", 50.45, 3.82},            // Saint-Ghislain, Belgium
-		{"europe-west2", 51.51, -0.13},           // London
-		{"europe-west3", 50.11, 8.68},            // Frankfurt
-		{"europe-west4", 53.44, 6.83},            // Eemshaven, Netherlands
-		{"europe-north1", 60.57, 27.20},          // Hamina, Finland
-		{"asia-east1", 24.05, 120.52},            // Changhua County, Taiwan
-		{"asia-northeast1", 35.68, 139.69},       // Tokyo
-		{"asia-southeast1", 1.34, 103.71},        // Jurong West, Singapore
-		{"australia-southeast1", -33.87, 151.21}, // Sydney
-		{"southamerica-east1", -23.53, -46.79},   // Osasco, São Paulo
+		{Name: "us-central1", Lat: 41.26, Lon: -95.86},           // Council Bluffs, Iowa
+		{Name: "us-east1", Lat: 33.20, Lon: -80.01},              // Moncks Corner, South Carolina
+		{Name: "us-east4", Lat: 39.04, Lon: -77.49},              // Ashburn, Virginia
+		{Name: "us-west1", Lat: 45.59, Lon: -121.18},             // The Dalles, Oregon
+		{Name: "europe-west1", Lat: 50.45, Lon: 3.82},            // Saint-Ghislain, Belgium
+		{Name: "europe-west2", Lat: 51.51, Lon: -0.13},           // London
+		{Name: "europe-west3", Lat: 50.11, Lon: 8.68},            // Frankfurt
+		{Name: "europe-west4", Lat: 53.44, Lon: 6.83},            // Eemshaven, Netherlands
+		{Name: "europe-north1", Lat: 60.57, Lon: 27.20},          // Hamina, Finland
+		{Name: "asia-east1", Lat: 24.05, Lon: 120.52},            // Changhua County, Taiwan
+		{Name: "asia-northeast1", Lat: 35.68, Lon: 139.69},       // Tokyo
+		{Name: "asia-southeast1", Lat: 1.34, Lon: 103.71},        // Jurong West, Singapore
+		{Name: "australia-southeast1", Lat: -33.87, Lon: 151.21}, // Sydney
+		{Name: "southamerica-east1", Lat: -23.53, Lon: -46.79},   // Osasco, São Paulo
 
 		// Azure
-		{"eastus", 36.67, -78.39},         // Boydton, Virginia
-		{"westus2", 47.23, -119.85},       // Quincy, Washington
-		{"westeurope", 52.37, 4.90},       // Amsterdam
-		{"northeurope", 53.35, -6.26},     // Dublin
-		{"southeastasia", 1.35, 103.82},   // Singapore
-		{"japaneast", 35.68, 139.69},      // Tokyo
-		{"australiaeast", -33.87, 151.21}, // Sydney
+		{Name: "eastus", Lat: 36.67, Lon: -78.39},         // Boydton, Virginia
+		{Name: "westus2", Lat: 47.23, Lon: -119.85},       // Quincy, Washington
+		{Name: "westeurope", Lat: 52.37, Lon: 4.90},       // Amsterdam
+		{Name: "northeurope", Lat: 53.35, Lon: -6.26},     // Dublin
+		{Name: "southeastasia", Lat: 1.35, Lon: 103.82},   // Singapore
+		{Name: "japaneast", Lat: 35.68, Lon: 139.69},      // Tokyo
+		{Name: "australiaeast", Lat: -33.87, Lon: 151.21}, // Sydney
 
 		// Generic names, for deployments that name regions by area rather than by provider.
-		{"us-east", 39.04, -77.49},     // Ashburn, Virginia
-		{"us-west", 37.34, -121.89},    // San Jose, California
-		{"eu", 50.11, 8.68},            // Frankfurt
-		{"eu-west", 53.35, -6.26},      // Dublin
-		{"eu-central", 50.11, 8.68},    // Frankfurt
-		{"asia", 22.32, 114.17},        // Hong Kong
-		{"ap-southeast", 1.35, 103.82}, // Singapore
-		{"sa", -23.55, -46.63},         // São Paulo
-		{"af", -26.20, 28.05},          // Johannesburg
-		{"me", 25.20, 55.27},           // Dubai
+		{Name: "us-east", Lat: 39.04, Lon: -77.49},     // Ashburn, Virginia
+		{Name: "us-west", Lat: 37.34, Lon: -121.89},    // San Jose, California
+		{Name: "eu", Lat: 50.11, Lon: 8.68},            // Frankfurt
+		{Name: "eu-west", Lat: 53.35, Lon: -6.26},      // Dublin
+		{Name: "eu-central", Lat: 50.11, Lon: 8.68},    // Frankfurt
+		{Name: "asia", Lat: 22.32, Lon: 114.17},        // Hong Kong
+		{Name: "ap-southeast", Lat: 1.35, Lon: 103.82}, // Singapore
+		{Name: "sa", Lat: -23.55, Lon: -46.63},         // São Paulo
+		{Name: "af", Lat: -26.20, Lon: 28.05},          // Johannesburg
+		{Name: "me", Lat: 25.20, Lon: 55.27},           // Dubai
 	}
 }
 

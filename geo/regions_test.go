@@ -50,7 +50,7 @@ func TestBuiltinRegions(t *testing.T) {
 		t.Errorf("built-in regions = %v, want %v", got, want)
 	}
 	for _, r := range regions {
-		if !validRegionName(r.Name) || r.Lat < -90 || r.Lat > 90 || r.Lon < -180 || r.Lon > 180 {
+		if !ValidRegionName(r.Name) || r.Lat < -90 || r.Lat > 90 || r.Lon < -180 || r.Lon > 180 {
 			t.Errorf("%+v: invalid name or coordinates", r)
 		}
 	}
@@ -90,12 +90,12 @@ func TestBuiltinRegions(t *testing.T) {
 }
 
 func TestRegionTableOverrides(t *testing.T) {
-	table := newRegionTable([]Region{{"eu", 48.86, 2.35}, {"moon-1", 0, 0}})
+	table := newRegionTable([]Region{{Name: "eu", Lat: 48.86, Lon: 2.35}, {Name: "moon-1", Lat: 0, Lon: 0}})
 	builtins := len(BuiltinRegions())
 	if len(table.regions) != builtins+1 {
 		t.Fatalf("%d regions, want the %d built-ins plus one", len(table.regions), builtins)
 	}
-	if i := table.index["eu"]; table.regions[i] != (Region{"eu", 48.86, 2.35}) || !table.configured[i] || i >= builtins {
+	if i := table.index["eu"]; table.regions[i] != (Region{Name: "eu", Lat: 48.86, Lon: 2.35}) || !table.configured[i] || i >= builtins {
 		t.Errorf("eu = %+v (configured %v, position %d): want the override in the built-in's place", table.regions[i], table.configured[i], i)
 	}
 	if i := table.index["moon-1"]; i != builtins || !table.configured[i] {

@@ -52,7 +52,7 @@ func startStickyNode(t *testing.T, name string, snap *discovery.Snapshot, health
 		t.Fatal(err)
 	}
 	cfg := proxy.DefaultConfig()
-	cfg.Sticky.Secret = []byte("cluster-secret-cluster-secret-42")
+	cfg.Sticky.Secret = "cluster-secret-cluster-secret-42"
 	p, err := proxy.New(cfg, proxy.Options{Sessions: sessions, Health: health, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)

@@ -263,7 +263,7 @@ func (c *Checker) OnResult(fn func(Result)) {
 // redirect policy decides whether a 3xx is judged itself or by where it leads. logger nil
 // discards logs. reg nil leaves the metrics unregistered.
 func NewChecker(cfg Config, client *http.Client, logger *slog.Logger, reg prometheus.Registerer) (*Checker, error) {
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.validateRun(); err != nil {
 		return nil, fmt.Errorf("health: invalid config: %w", err)
 	}
 	var insecure, h2c *http.Client
@@ -431,7 +431,7 @@ func (c *Checker) retuneLocked(t *target, spec Target, now time.Time) {
 // last good config stays, so validate it first (Config.Validate) when the reload can still be
 // refused.
 func (c *Checker) SetConfig(cfg Config) {
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.validateRun(); err != nil {
 		c.logger.Error("ignoring invalid health check config, keeping the previous one", "error", err)
 		return
 	}

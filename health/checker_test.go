@@ -603,7 +603,7 @@ func TestCheckerMetrics(t *testing.T) {
 func TestNewChecker(t *testing.T) {
 	t.Run("invalid config", func(t *testing.T) {
 		_, err := NewChecker(Config{}, nil, nil, nil)
-		if err == nil || !strings.Contains(err.Error(), "global.health_check.interval") {
+		if err == nil || !strings.Contains(err.Error(), "interval: must be > 0") {
 			t.Fatalf("NewChecker(Config{}) error = %v, want the config problem", err)
 		}
 	})

@@ -190,7 +190,7 @@ func BenchmarkServeHTTPTracing(b *testing.B) {
 				done := make(chan error, 1)
 				go func() { done <- prov.Run(ctx) }()
 				defer func() { cancel(); <-done }()
-				opts.TracerProvider = prov.TracerProvider()
+				opts.TracerProvider, opts.TraceSampler = prov.TracerProvider(), prov.HeadSampler()
 			}
 			cfg := DefaultConfig()
 			cfg.AccessLog = false
@@ -244,7 +244,7 @@ func BenchmarkTracingHooks(b *testing.B) {
 			done := make(chan error, 1)
 			go func() { done <- prov.Run(ctx) }()
 			defer func() { cancel(); <-done }()
-			p := newProxy(b, DefaultConfig(), Options{TracerProvider: prov.TracerProvider()},
+			p := newProxy(b, DefaultConfig(), Options{TracerProvider: prov.TracerProvider(), TraceSampler: prov.HeadSampler()},
 				onePoolSnapshot("round_robin", false, member("ok", "127.0.0.1:1", 1)))
 			tbl := p.table.Load()
 			rt, pl := tbl.router.match("app.example.com", "/api"), tbl.pools[0]

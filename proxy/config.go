@@ -3,7 +3,6 @@ package proxy
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"time"
 
@@ -87,8 +86,9 @@ func DefaultConfig() Config {
 			CookieName: "vf_session",
 			TTL:        time.Hour,
 			HTTPOnly:   true,
-			SameSite:   http.SameSiteLaxMode,
+			SameSite:   SameSiteLax,
 		},
+		RateLimit:           ratelimit.DefaultConfig(),
 		AccessLog:           true,
 		MaxConnsPerBackend:  1024,
 		BackendQueueTimeout: 5 * time.Second,
@@ -130,11 +130,8 @@ func (c Config) validate() error {
 	for _, fe := range fielderr.Prefix("retry", c.Retry.Validate()) {
 		errs = append(errs, fe)
 	}
-	if c.Sticky.CookieName == "" {
-		errs = append(errs, errors.New("sticky cookie name is empty"))
-	}
-	if c.Sticky.TTL <= 0 {
-		errs = append(errs, fmt.Errorf("sticky ttl %v: want > 0", c.Sticky.TTL))
+	for _, fe := range fielderr.Prefix("sticky", c.Sticky.Validate()) {
+		errs = append(errs, fe)
 	}
 	if c.MaxConnsPerBackend < 0 {
 		errs = append(errs, fmt.Errorf("max conns per backend %d: want >= 0", c.MaxConnsPerBackend))

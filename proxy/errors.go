@@ -158,7 +158,7 @@ func (p *Proxy) finish(st *reqState, r *http.Request) {
 	if st.geo {
 		p.metrics.geoRequests.WithLabelValues(countryLabel(st.country), st.servedRegion()).Inc()
 	}
-	if st.span != nil {
+	if p.tracing != nil {
 		defer p.tracing.endRequest(st, r, code)
 	}
 	if st.set == nil || !st.set.cfg.AccessLog || !p.access.Enabled(r.Context(), slog.LevelInfo) {
@@ -181,10 +181,8 @@ func (p *Proxy) finish(st *reqState, r *http.Request) {
 	if st.err != nil {
 		attrs = append(attrs, slog.String("error", st.err.Error()))
 	}
-	if st.span != nil {
-		if sc := st.span.SpanContext(); sc.IsValid() {
-			attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
-		}
+	if st.sc.IsValid() {
+		attrs = append(attrs, slog.String("trace_id", st.sc.TraceID().String()), slog.String("span_id", st.sc.SpanID().String()))
 	}
 	p.access.LogAttrs(r.Context(), slog.LevelInfo, "access", attrs...)
 }

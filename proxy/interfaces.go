@@ -1,8 +1,11 @@
 package proxy
 
 import (
+	"context"
 	"net/netip"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/veloflux/veloflux/internal/attempt"
 )
@@ -61,6 +64,19 @@ type Locator interface {
 	Order(client netip.Addr) (regions []string, country string)
 	// NodeRegion is the region this node runs in. Backends without a region count as in it.
 	NodeRegion() string
+}
+
+// TraceSampler takes the TracerProvider's sampling decision for a request's server span
+// before the span exists (tracing.HeadSampler of telemetry/tracing, over the provider's own
+// sampler). Both methods are called on the request path and must not block.
+type TraceSampler interface {
+	// Sampled reports whether the TracerProvider records a server span named name in trace
+	// id, under the span context in parent: the caller's, continued, or none
+	// (context.Background()) for a new trace.
+	Sampled(parent context.Context, id trace.TraceID, name string) bool
+	// NewTrace returns ctx carrying id, so that a server span started in it without a
+	// parent is the root of trace id: the trace Sampled decided to record.
+	NewTrace(ctx context.Context, id trace.TraceID) context.Context
 }
 
 // allHealthy is the HealthView used when none is given: every backend is up.

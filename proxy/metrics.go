@@ -3,16 +3,19 @@ package proxy
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/veloflux/veloflux/internal/promreg"
 )
 
 // metrics are the proxy's Prometheus series. Per-backend gauges are produced at scrape time
-// from the current table (backendCollector), so a removed backend's series disappear with it.
+// from the current table (backendCollector), so a removed backend's series disappear with it;
+// per-pool series are deleted when their pool leaves the table (poolSeries).
 type metrics struct {
 	requests    *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
@@ -83,7 +86,7 @@ func newMetrics(p *Proxy, reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	if err := promreg.Register(reg,
-		m.requests, m.duration, m.retries, m.rateLimited, m.geoRequests, m.sticky, backendCollector{p},
+		poolSeries{p: p, vecs: m.byPool()}, m.rateLimited, m.geoRequests, backendCollector{p},
 		m.rejections, m.acceptErrors, m.clientConns, m.connLimit, m.connsClosed, m.redirects,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "veloflux_draining",
@@ -101,6 +104,82 @@ func newMetrics(p *Proxy, reg prometheus.Registerer) (*metrics, error) {
 		return nil, fmt.Errorf("register proxy metrics: %w", err)
 	}
 	return m, nil
+}
+
+// poolVec is a metric vector with a pool label.
+type poolVec interface {
+	prometheus.Collector
+	DeletePartialMatch(prometheus.Labels) int
+}
+
+// byPool returns the vectors with a pool label.
+func (m *metrics) byPool() []poolVec {
+	return []poolVec{m.requests, m.duration, m.retries, m.sticky}
+}
+
+// forgetPool deletes every series of a pool that left the routing table.
+func (m *metrics) forgetPool(name string) {
+	for _, v := range m.byPool() {
+		v.DeletePartialMatch(prometheus.Labels{"pool": name})
+	}
+}
+
+// poolSeries exports the vectors with a pool label for the pools of the table in use, and the
+// empty pool of requests no route matched. Apply deletes a removed pool's series when it swaps
+// the table, but a request still in flight on the old table counts after that and brings them
+// back; a scrape drops and deletes such series again, under the lock Apply takes, so a pool
+// that left the table is never exported.
+type poolSeries struct {
+	p    *Proxy
+	vecs []poolVec
+}
+
+func (c poolSeries) Describe(ch chan<- *prometheus.Desc) {
+	for _, v := range c.vecs {
+		v.Describe(ch)
+	}
+}
+
+func (c poolSeries) Collect(ch chan<- prometheus.Metric) {
+	c.p.mu.Lock()
+	defer c.p.mu.Unlock()
+	live := map[string]bool{"": true}
+	for _, pl := range c.p.table.Load().pools {
+		live[pl.name] = true
+	}
+	for _, v := range c.vecs {
+		all := make(chan prometheus.Metric)
+		go func() {
+			v.Collect(all)
+			close(all)
+		}()
+		var gone []string
+		for m := range all {
+			pool := poolLabel(m)
+			if live[pool] {
+				ch <- m
+			} else if !slices.Contains(gone, pool) {
+				gone = append(gone, pool)
+			}
+		}
+		for _, name := range gone {
+			v.DeletePartialMatch(prometheus.Labels{"pool": name})
+		}
+	}
+}
+
+// poolLabel is the value of m's pool label.
+func poolLabel(m prometheus.Metric) string {
+	var d dto.Metric
+	if err := m.Write(&d); err != nil {
+		return ""
+	}
+	for _, l := range d.GetLabel() {
+		if l.GetName() == "pool" {
+			return l.GetValue()
+		}
+	}
+	return ""
 }
 
 // observe counts a finished request. A traceID (sampled requests only) becomes the exemplar

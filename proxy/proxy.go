@@ -13,13 +13,13 @@ import (
 	"net/netip"
 	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/net/http/httpguts"
 
@@ -58,13 +58,15 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Transport tunes backend connections. Zero fields: DefaultTransportConfig's values.
 	Transport TransportConfig
-	// TracerProvider makes a server span per request and a client span per backend attempt.
-	// Nil: no spans, and traceparent, tracestate and baggage pass through to backends
-	// untouched.
+	// TracerProvider makes a server span per request and a client span per backend attempt;
+	// trace context comes in and goes to backends as W3C traceparent, tracestate and baggage.
+	// Nil: no spans, and those headers pass through to backends untouched.
 	TracerProvider trace.TracerProvider
-	// Propagator reads incoming trace context (as TraceTrust allows) and writes each attempt's
-	// to the backend. Nil: W3C trace context and baggage.
-	Propagator propagation.TextMapPropagator
+	// TraceSampler takes the TracerProvider's sampling decision for each request before any
+	// span exists, so that an unsampled request costs no span, context or attribute: only
+	// its IDs and the traceparent for the backend. Nil: every request starts a span of the
+	// TracerProvider, which decides.
+	TraceSampler TraceSampler
 	// TraceTrust says whose incoming trace context is continued. Default TraceTrustTrusted.
 	TraceTrust TraceTrust
 }
@@ -191,6 +193,11 @@ func (p *Proxy) Apply(snap *discovery.Snapshot) error {
 	p.upstreams = ups
 	p.applied = snap
 	p.table.Store(t)
+	for _, pl := range old.pools {
+		if !slices.ContainsFunc(t.pools, func(n *pool) bool { return n.name == pl.name }) {
+			p.metrics.forgetPool(pl.name)
+		}
+	}
 	return nil
 }
 
@@ -228,10 +235,10 @@ func (p *Proxy) Reconfigure(cfg Config) error {
 		key := make([]byte, 32)
 		rand.Read(key)
 		s.signer = newCookieSigner(key)
-	case old != nil && string(old.cfg.Sticky.Secret) == string(cfg.Sticky.Secret):
+	case old != nil && old.cfg.Sticky.Secret == cfg.Sticky.Secret:
 		s.signer = old.signer
 	default:
-		s.signer = newCookieSigner(cfg.Sticky.Secret)
+		s.signer = newCookieSigner([]byte(cfg.Sticky.Secret))
 	}
 	p.cfg = cfg
 	p.settings.Store(s)
@@ -318,9 +325,14 @@ type reqState struct {
 	outURL    url.URL
 	outHeader http.Header
 
-	// Tracing, set only when it is on: the server span and the context holding it.
+	// Tracing, set only when it is on. sc names the server span, recorded or not; span and
+	// tctx (the context holding it) exist when the TracerProvider started it, which with a
+	// TraceSampler means only for sampled requests. pctx is the caller's trace context when
+	// it is continued.
+	sc      trace.SpanContext
 	span    trace.Span
 	tctx    context.Context
+	pctx    context.Context
 	nearest string // the client's nearest region with a healthy backend, for recorded spans
 
 	// Geo routing, set only when the route uses it and a Locator is configured.
@@ -630,7 +642,7 @@ func setStickyCookie(w http.ResponseWriter, sc *StickyConfig, value string) {
 		MaxAge:   int(sc.TTL / time.Second),
 		Secure:   sc.Secure,
 		HttpOnly: sc.HTTPOnly,
-		SameSite: sc.SameSite,
+		SameSite: sc.sameSite(),
 	})
 }
 

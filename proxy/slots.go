@@ -105,7 +105,7 @@ func (sem *slotSem) release() {
 func (p *Proxy) attempt(st *reqState, req *http.Request) (*http.Response, error) {
 	sem, err := st.backend.conns.acquire(req.Context(), st.set.cfg.BackendQueueTimeout)
 	if err != nil {
-		if st.span != nil {
+		if p.tracing != nil {
 			// A try that found no free slot is an attempt too: a retry follows it.
 			if span := p.tracing.startAttempt(st, req); span != nil {
 				endAttempt(span, nil, err)
@@ -118,7 +118,7 @@ func (p *Proxy) attempt(st *reqState, req *http.Request) (*http.Response, error)
 		return nil, err
 	}
 	var span trace.Span
-	if st.span != nil {
+	if p.tracing != nil {
 		span = p.tracing.startAttempt(st, req)
 	}
 	resp, err := p.transports.roundTrip(st, req)

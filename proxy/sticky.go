@@ -8,11 +8,14 @@ import (
 	"encoding/binary"
 	"hash"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2/simplelru"
+
+	"github.com/veloflux/veloflux/internal/fielderr"
 )
 
 // A sticky cookie is "<session>.<pin>", both base64url without padding. session is 16 random
@@ -44,20 +47,72 @@ const (
 // cookieEncoding is strict so that each session has exactly one valid cookie value.
 var cookieEncoding = base64.RawURLEncoding.Strict()
 
-// StickyConfig says how sticky-session cookies look.
+// StickyConfig says how sticky-session cookies look: the sticky section of the config file.
 type StickyConfig struct {
-	// CookieName is the cookie's name. Default "vf_session".
-	CookieName string
-	// TTL is how long a session and its cookie live without use. Default 1h. A cookie is
+	// CookieName is the cookie's name, an RFC 6265 token. Default "vf_session".
+	CookieName string `koanf:"cookie_name"`
+	// TTL is how long a session and its cookie live without use. Default 1h, > 0. A cookie is
 	// signed again, with a new issue time, when more than half of it has passed.
-	TTL time.Duration
-	// Secure, HTTPOnly and SameSite are the cookie attributes. Defaults false, true, Lax.
-	Secure   bool
-	HTTPOnly bool
-	SameSite http.SameSite
+	TTL time.Duration `koanf:"ttl"`
+	// Secure sends the cookie over HTTPS only. Default false.
+	Secure bool `koanf:"secure"`
+	// HTTPOnly hides the cookie from page scripts. Default true.
+	HTTPOnly bool `koanf:"http_only"`
+	// SameSite is lax, strict or none (lower-case; the config loader lower-cases the file's
+	// value). Default "lax"; none requires Secure, because browsers drop SameSite=None
+	// cookies that are not Secure.
+	SameSite string `koanf:"same_site"`
 	// Secret keys the cookie HMAC and the backend tags. Nodes sharing sessions must share it.
-	// Required (>= 32 bytes) when any pool is sticky.
-	Secret []byte
+	// Default "": the proxy generates a random key, and cookies then die with the process.
+	// At least 32 bytes when any pool is sticky (a rule of the config file, which knows the
+	// pools).
+	Secret string `koanf:"secret" redact:"true"`
+}
+
+// SameSite values of StickyConfig.
+const (
+	SameSiteLax    = "lax"
+	SameSiteStrict = "strict"
+	SameSiteNone   = "none"
+)
+
+// Validate reports every problem at once, with paths relative to the sticky section.
+func (c StickyConfig) Validate() error {
+	var e fielderr.Errors
+	switch {
+	case c.CookieName == "":
+		e.Add("cookie_name", "required")
+	case !isToken(c.CookieName):
+		e.Add("cookie_name", "invalid cookie name %s: use letters, digits and !#$%%&'*+-.^_`|~ only", fielderr.Quote(c.CookieName))
+	}
+	e.Positive("ttl", c.TTL)
+	e.OneOf("same_site", c.SameSite, SameSiteLax, SameSiteStrict, SameSiteNone)
+	if c.SameSite == SameSiteNone && !c.Secure {
+		e.Add("same_site", "\"none\" requires sticky.secure: true (browsers drop SameSite=None cookies that are not Secure)")
+	}
+	return e.Err()
+}
+
+// sameSite is SameSite as net/http's cookie attribute; Validate has refused other values.
+func (c *StickyConfig) sameSite() http.SameSite {
+	switch c.SameSite {
+	case SameSiteStrict:
+		return http.SameSiteStrictMode
+	case SameSiteNone:
+		return http.SameSiteNoneMode
+	default:
+		return http.SameSiteLaxMode
+	}
+}
+
+// isToken reports whether s is an RFC 9110 token, as cookie names must be.
+func isToken(s string) bool {
+	for _, r := range s {
+		if r <= ' ' || r >= 0x7f || strings.ContainsRune(`()<>@,;:\"/[]?={}`, r) {
+			return false
+		}
+	}
+	return true
 }
 
 // backendTag names a backend in a cookie: the first 8 bytes of HMAC-SHA256(secret, 'b' | ID).

@@ -12,7 +12,7 @@ import (
 	"github.com/veloflux/veloflux/proxy/balance"
 )
 
-var testSecret = []byte("0123456789abcdef0123456789abcdef")
+const testSecret = "0123456789abcdef0123456789abcdef"
 
 func stickyConfig() Config {
 	cfg := DefaultConfig()
@@ -56,7 +56,9 @@ func withCookie(value, clientIP string) http.Header {
 
 func TestStickyCookieAttributes(t *testing.T) {
 	custom := stickyConfig()
-	custom.Sticky = StickyConfig{CookieName: "route", TTL: 10 * time.Minute, Secure: true, HTTPOnly: false, SameSite: http.SameSiteStrictMode, Secret: testSecret}
+	custom.Sticky = StickyConfig{CookieName: "route", TTL: 10 * time.Minute, Secure: true, HTTPOnly: false, SameSite: SameSiteStrict, Secret: testSecret}
+	sameSiteNone := stickyConfig()
+	sameSiteNone.Sticky.SameSite, sameSiteNone.Sticky.Secure = SameSiteNone, true
 	tests := []struct {
 		name     string
 		cfg      Config
@@ -66,6 +68,7 @@ func TestStickyCookieAttributes(t *testing.T) {
 	}{
 		{"defaults", stickyConfig(), "vf_session", []string{"Path=/", "Max-Age=3600", "HttpOnly", "SameSite=Lax"}, []string{"Secure"}},
 		{"configured", custom, "route", []string{"Path=/", "Max-Age=600", "Secure", "SameSite=Strict"}, []string{"HttpOnly"}},
+		{"same_site none", sameSiteNone, "vf_session", []string{"Secure", "SameSite=None"}, []string{"SameSite=Lax"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"net"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/veloflux/veloflux/internal/traceid"
 )
 
 // TraceTrust says whose incoming trace context (traceparent, tracestate, baggage) a request
@@ -74,9 +77,10 @@ func (s stickyHow) String() string {
 // tracing is the proxy's tracer, nil when tracing is off: the request path then tests one
 // pointer and allocates nothing more.
 type tracing struct {
-	tracer trace.Tracer
-	prop   propagation.TextMapPropagator
-	trust  TraceTrust
+	tracer  trace.Tracer
+	sampler TraceSampler // nil: the tracer decides, and every request starts a span
+	prop    propagation.TextMapPropagator
+	trust   TraceTrust
 }
 
 // The start options of the two kinds of span, made once: a variadic call with a fresh
@@ -90,25 +94,73 @@ func newTracing(opts Options) *tracing {
 	if opts.TracerProvider == nil {
 		return nil
 	}
-	prop := opts.Propagator
-	if prop == nil {
-		prop = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	return &tracing{
+		tracer:  opts.TracerProvider.Tracer(tracerName),
+		sampler: opts.TraceSampler,
+		prop:    propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+		trust:   opts.TraceTrust,
 	}
-	return &tracing{tracer: opts.TracerProvider.Tracer(tracerName), prop: prop, trust: opts.TraceTrust}
 }
 
 // traceHeaders are the request fields trace context travels in. The proxy replaces them
 // on the way to the backend, so what a backend sees is always the attempt's context.
 var traceHeaders = [...]string{"Traceparent", "Tracestate", "Baggage"}
 
-// startRequest starts the server span of a request and keeps it, with its context, in st.
+// startRequest names the server span of a request in st and, when it is to be recorded (or
+// when the tracer itself decides), starts it with its context.
+//
+// With a TraceSampler an unsampled request gets what the tracer would give it, a valid span
+// context that is not sampled, without a span: random IDs (the caller's trace ID when its
+// context is continued), no context, no attribute. Only the request's traceparent for the
+// backend is written, by startAttempt.
 func (t *tracing) startRequest(st *reqState, r *http.Request) {
-	ctx := r.Context()
 	if t.trust == TraceTrustAll || t.trust == TraceTrustTrusted && st.trusted {
-		ctx = t.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
+		// Extracting from a request without these fields would find nothing.
+		if len(r.Header["Traceparent"]) > 0 || len(r.Header["Baggage"]) > 0 {
+			st.pctx = t.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		}
 	}
-	ctx, span := t.tracer.Start(ctx, spanMethod(r.Method), serverSpan...)
-	st.tctx, st.span = ctx, span
+	name := spanMethod(r.Method)
+	ctx := r.Context()
+	if st.pctx != nil {
+		ctx = st.pctx
+	}
+	if t.sampler != nil {
+		var parent trace.SpanContext
+		decide := context.Background()
+		if st.pctx != nil {
+			parent = trace.SpanContextFromContext(st.pctx)
+			decide = st.pctx
+		}
+		id := parent.TraceID()
+		if !id.IsValid() {
+			id = traceid.NewTraceID()
+		}
+		if !t.sampler.Sampled(decide, id, name) {
+			// What the SDK makes of an unsampled span: the parent's flags less sampled, and
+			// its trace state (every sampler telemetry/tracing builds passes it on).
+			st.sc = trace.NewSpanContext(trace.SpanContextConfig{
+				TraceID:    id,
+				SpanID:     traceid.NewSpanID(),
+				TraceFlags: parent.TraceFlags() &^ trace.FlagsSampled,
+				TraceState: parent.TraceState(),
+			})
+			return
+		}
+		if !parent.TraceID().IsValid() {
+			ctx = t.sampler.NewTrace(ctx, id)
+		}
+	}
+	t.startServerSpan(st, r, ctx, name)
+}
+
+// startServerSpan starts the server span of a request in ctx and records its attributes. It
+// is apart from startRequest, and startAttemptSpan and endServerSpan from theirs, so that the
+// stack frame the attributes take is only entered for a span: a request goroutine that grew
+// its stack for it would copy the stack on each request.
+func (t *tracing) startServerSpan(st *reqState, r *http.Request, ctx context.Context, name string) {
+	ctx, span := t.tracer.Start(ctx, name, serverSpan...)
+	st.tctx, st.span, st.sc = ctx, span, span.SpanContext()
 	if !span.IsRecording() {
 		return
 	}
@@ -143,41 +195,51 @@ func (t *tracing) startRequest(st *reqState, r *http.Request) {
 	span.SetAttributes(attrs...)
 }
 
-// endRequest records the outcome of a request on its server span and ends it.
+// endRequest records the outcome of a request on its server span and ends it; a request
+// without a span (unsampled) has nothing to end.
 func (t *tracing) endRequest(st *reqState, r *http.Request, code int) {
-	span := st.span
-	if span.IsRecording() {
-		attrs := []attribute.KeyValue{semconv.HTTPResponseStatusCode(code)}
-		if st.route != nil {
-			prefix := st.route.prefix
-			span.SetName(spanMethod(r.Method) + " " + prefix)
-			attrs = append(attrs, semconv.HTTPRoute(prefix), attrRoute.String(st.route.spec.Host+prefix))
-		}
-		if st.pool != nil {
-			attrs = append(attrs, attrPool.String(st.pool.name))
-		}
-		if st.backend != nil {
-			attrs = append(attrs, attrBackend.String(st.backend.id), attrAttempt.Int(st.ntried))
-		}
-		if st.sticky != stickyNone {
-			attrs = append(attrs, attrSticky.String(st.sticky.String()))
-		}
-		if st.geo {
-			attrs = append(attrs, attrClientCountry.String(countryLabel(st.country)), attrRegion.String(st.servedRegion()))
-			if reason := st.regionReason(); reason != "" {
-				attrs = append(attrs, attrRegionReason.String(reason))
-			}
-		}
-		if st.err != nil {
-			attrs = append(attrs, attrError.String(st.err.Error()))
-		}
-		if code >= 500 {
-			// Server spans are errors on 5xx only: a 4xx is the client's (semantic conventions).
-			attrs = append(attrs, semconv.ErrorTypeKey.String(codeLabel(code)))
-			span.SetStatus(codes.Error, "")
-		}
-		span.SetAttributes(attrs...)
+	switch {
+	case st.span == nil:
+	case st.span.IsRecording():
+		endServerSpan(st, r, code)
+	default:
+		st.span.End()
 	}
+}
+
+// endServerSpan records the outcome of a request on its recording server span and ends it.
+func endServerSpan(st *reqState, r *http.Request, code int) {
+	span := st.span
+	attrs := []attribute.KeyValue{semconv.HTTPResponseStatusCode(code)}
+	if st.route != nil {
+		prefix := st.route.prefix
+		span.SetName(spanMethod(r.Method) + " " + prefix)
+		attrs = append(attrs, semconv.HTTPRoute(prefix), attrRoute.String(st.route.spec.Host+prefix))
+	}
+	if st.pool != nil {
+		attrs = append(attrs, attrPool.String(st.pool.name))
+	}
+	if st.backend != nil {
+		attrs = append(attrs, attrBackend.String(st.backend.id), attrAttempt.Int(st.ntried))
+	}
+	if st.sticky != stickyNone {
+		attrs = append(attrs, attrSticky.String(st.sticky.String()))
+	}
+	if st.geo {
+		attrs = append(attrs, attrClientCountry.String(countryLabel(st.country)), attrRegion.String(st.servedRegion()))
+		if reason := st.regionReason(); reason != "" {
+			attrs = append(attrs, attrRegionReason.String(reason))
+		}
+	}
+	if st.err != nil {
+		attrs = append(attrs, attrError.String(st.err.Error()))
+	}
+	if code >= 500 {
+		// Server spans are errors on 5xx only: a 4xx is the client's (semantic conventions).
+		attrs = append(attrs, semconv.ErrorTypeKey.String(codeLabel(code)))
+		span.SetStatus(codes.Error, "")
+	}
+	span.SetAttributes(attrs...)
 	span.End()
 }
 
@@ -190,10 +252,25 @@ func (t *tracing) startAttempt(st *reqState, req *http.Request) trace.Span {
 	for _, k := range traceHeaders {
 		delete(h, k)
 	}
-	if !st.span.IsRecording() {
+	switch {
+	case st.span == nil && st.pctx == nil:
+		// A new trace, unsampled: no trace state or baggage to pass on.
+		h["Traceparent"] = []string{traceparent(st.sc)}
+		return nil
+	case st.span == nil:
+		t.prop.Inject(trace.ContextWithSpanContext(st.pctx, st.sc), headerCarrier(h))
+		return nil
+	case !st.span.IsRecording():
 		t.prop.Inject(st.tctx, headerCarrier(h))
 		return nil
 	}
+	return t.startAttemptSpan(st, req)
+}
+
+// startAttemptSpan starts the client span of one try of a recorded request and writes its
+// context into the outbound request's headers.
+func (t *tracing) startAttemptSpan(st *reqState, req *http.Request) trace.Span {
+	h := req.Header
 	ctx, span := t.tracer.Start(st.tctx, spanMethod(req.Method), clientSpan...)
 	t.prop.Inject(ctx, headerCarrier(h))
 	u := st.backend
@@ -215,6 +292,22 @@ func (t *tracing) startAttempt(st *reqState, req *http.Request) trace.Span {
 	}
 	span.SetAttributes(attrs...)
 	return span
+}
+
+// traceparent is the W3C traceparent field of sc, as propagation.TraceContext writes it
+// (version 00, the sampled and random flags only), without the context and the
+// strings.Builder that writing it through the propagator takes.
+func traceparent(sc trace.SpanContext) string {
+	const hexDigits = "0123456789abcdef"
+	var b [55]byte
+	tid, sid := sc.TraceID(), sc.SpanID()
+	b[0], b[1], b[2] = '0', '0', '-'
+	hex.Encode(b[3:35], tid[:])
+	b[35] = '-'
+	hex.Encode(b[36:52], sid[:])
+	flags := sc.TraceFlags() & (trace.FlagsSampled | trace.FlagsRandom)
+	b[52], b[53], b[54] = '-', hexDigits[flags>>4], hexDigits[flags&0xf]
+	return string(b[:])
 }
 
 // endAttempt records what one try came to and ends its span.
@@ -291,26 +384,19 @@ func (st *reqState) regionReason() string {
 	return "failover"
 }
 
-// logIDs adds the trace and span IDs of the request's span to a log line's attributes.
+// logIDs adds the trace and span IDs of the request's server span to a log line's attributes.
 func (st *reqState) logIDs(attrs []any) []any {
-	if st.span == nil {
+	if !st.sc.IsValid() {
 		return attrs
 	}
-	sc := st.span.SpanContext()
-	if !sc.IsValid() {
-		return attrs
-	}
-	return append(attrs, "trace_id", sc.TraceID().String(), "span_id", sc.SpanID().String())
+	return append(attrs, "trace_id", st.sc.TraceID().String(), "span_id", st.sc.SpanID().String())
 }
 
 // exemplarTraceID is the trace ID for the duration histogram's exemplar: only sampled
 // traces, since others cannot be looked up.
 func (st *reqState) exemplarTraceID() string {
-	if st.span == nil {
-		return ""
-	}
-	if sc := st.span.SpanContext(); sc.IsSampled() {
-		return sc.TraceID().String()
+	if st.sc.IsSampled() {
+		return st.sc.TraceID().String()
 	}
 	return ""
 }

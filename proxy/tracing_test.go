@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"testing"
@@ -12,22 +14,44 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/veloflux/veloflux/discovery"
 	"github.com/veloflux/veloflux/internal/testutil"
+	"github.com/veloflux/veloflux/internal/traceid"
+	vftracing "github.com/veloflux/veloflux/telemetry/tracing"
 )
 
-// traced returns Options with a tracer provider that records every span in memory.
+// traced returns Options with a tracer provider that records every span in memory, and its
+// head sampler, as cmd wires them.
 func traced(t testing.TB, opts Options) (Options, *tracetest.SpanRecorder) {
+	return tracedBy(t, opts, sdktrace.AlwaysSample(), true)
+}
+
+// tracedBy returns Options with a tracer provider that samples with s and records the spans
+// in memory. With head, the proxy asks s through a TraceSampler before it starts any span;
+// without, the provider decides for each span the proxy starts.
+func tracedBy(t testing.TB, opts Options, s sdktrace.Sampler, head bool) (Options, *tracetest.SpanRecorder) {
 	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithSpanProcessor(rec))
+	hs := vftracing.NewHeadSampler(s)
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(s), sdktrace.WithIDGenerator(hs.IDGenerator()), sdktrace.WithSpanProcessor(rec))
 	t.Cleanup(func() { _ = tp.Shutdown(t.Context()) })
 	opts.TracerProvider = tp
+	if head {
+		opts.TraceSampler = hs
+	}
 	return opts, rec
 }
+
+// samplingModes are the two ways a sampling decision is taken: ahead of any span by a
+// TraceSampler (as cmd wires the node), or by the tracer provider for every span.
+var samplingModes = []struct {
+	name string
+	head bool
+}{{"head sampler", true}, {"provider decides", false}}
 
 func attrOf(s sdktrace.ReadOnlySpan, key string) (attribute.Value, bool) {
 	for _, kv := range s.Attributes() {
@@ -203,39 +227,41 @@ func TestTracingTrustIncoming(t *testing.T) {
 		{"untrusted peer, trust all", TraceTrustAll, nil, true},
 		{"trusted peer, trust none", TraceTrustNone, trustLoopback, false},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			be := newBackend(t, "b", nil)
-			cfg := DefaultConfig()
-			cfg.TrustedProxies = tt.trusted
-			opts, rec := traced(t, Options{TraceTrust: tt.trust})
-			tp := startProxy(t, cfg, opts, onePoolSnapshot("round_robin", false, member("b", be.addr(), 1)))
-			if r := send(t, newClient(t), http.MethodGet, tp.url+"/", "", incoming.Clone(), ""); r.status != http.StatusOK {
-				t.Fatalf("status %d", r.status)
-			}
-			server, attempts := spansOf(t, rec)
-			got := be.last(t).Header
-			if tt.continued {
-				if server.SpanContext().TraceID().String() != incomingTrace || server.Parent().SpanID().String() != incomingSpan {
-					t.Errorf("server span in trace %s under %s, want the incoming %s under %s", server.SpanContext().TraceID(),
-						server.Parent().SpanID(), incomingTrace, incomingSpan)
+	for _, mode := range samplingModes {
+		for _, tt := range tests {
+			t.Run(mode.name+"/"+tt.name, func(t *testing.T) {
+				be := newBackend(t, "b", nil)
+				cfg := DefaultConfig()
+				cfg.TrustedProxies = tt.trusted
+				opts, rec := tracedBy(t, Options{TraceTrust: tt.trust}, sdktrace.AlwaysSample(), mode.head)
+				tp := startProxy(t, cfg, opts, onePoolSnapshot("round_robin", false, member("b", be.addr(), 1)))
+				if r := send(t, newClient(t), http.MethodGet, tp.url+"/", "", incoming.Clone(), ""); r.status != http.StatusOK {
+					t.Fatalf("status %d", r.status)
 				}
-				if got.Get("Tracestate") != "vendor=opaque" || got.Get("Baggage") != "tenant=acme" {
-					t.Errorf("backend got tracestate %q baggage %q, want the caller's passed on", got.Get("Tracestate"), got.Get("Baggage"))
+				server, attempts := spansOf(t, rec)
+				got := be.last(t).Header
+				if tt.continued {
+					if server.SpanContext().TraceID().String() != incomingTrace || server.Parent().SpanID().String() != incomingSpan {
+						t.Errorf("server span in trace %s under %s, want the incoming %s under %s", server.SpanContext().TraceID(),
+							server.Parent().SpanID(), incomingTrace, incomingSpan)
+					}
+					if got.Get("Tracestate") != "vendor=opaque" || got.Get("Baggage") != "tenant=acme" {
+						t.Errorf("backend got tracestate %q baggage %q, want the caller's passed on", got.Get("Tracestate"), got.Get("Baggage"))
+					}
+				} else {
+					if server.SpanContext().TraceID().String() == incomingTrace || server.Parent().IsValid() {
+						t.Errorf("server span continues the client's trace (%s, parent %s)", server.SpanContext().TraceID(), server.Parent().SpanID())
+					}
+					if got.Get("Tracestate") != "" || got.Get("Baggage") != "" {
+						t.Errorf("backend got the untrusted client's tracestate %q baggage %q", got.Get("Tracestate"), got.Get("Baggage"))
+					}
 				}
-			} else {
-				if server.SpanContext().TraceID().String() == incomingTrace || server.Parent().IsValid() {
-					t.Errorf("server span continues the client's trace (%s, parent %s)", server.SpanContext().TraceID(), server.Parent().SpanID())
+				a := attempts[0].SpanContext()
+				if want := "00-" + a.TraceID().String() + "-" + a.SpanID().String() + "-01"; got.Get("Traceparent") != want {
+					t.Errorf("backend got traceparent %q, want %q", got.Get("Traceparent"), want)
 				}
-				if got.Get("Tracestate") != "" || got.Get("Baggage") != "" {
-					t.Errorf("backend got the untrusted client's tracestate %q baggage %q", got.Get("Tracestate"), got.Get("Baggage"))
-				}
-			}
-			a := attempts[0].SpanContext()
-			if want := "00-" + a.TraceID().String() + "-" + a.SpanID().String() + "-01"; got.Get("Traceparent") != want {
-				t.Errorf("backend got traceparent %q, want %q", got.Get("Traceparent"), want)
-			}
-		})
+			})
+		}
 	}
 }
 
@@ -328,27 +354,176 @@ func TestTracingRegionAndSticky(t *testing.T) {
 // An unsampled request records nothing, yet the backend continues its trace, unsampled, and
 // the access log names it.
 func TestTracingUnsampled(t *testing.T) {
+	for _, mode := range samplingModes {
+		t.Run(mode.name, func(t *testing.T) {
+			be := newBackend(t, "b", nil)
+			logs := &testutil.LogBuffer{}
+			opts, rec := tracedBy(t, Options{AccessLogger: slog.New(slog.NewJSONHandler(logs, nil))}, sdktrace.NeverSample(), mode.head)
+			px := startProxy(t, DefaultConfig(), opts, onePoolSnapshot("round_robin", false, member("b", be.addr(), 1)))
+			if r := send(t, newClient(t), http.MethodGet, px.url+"/", "", nil, ""); r.status != http.StatusOK {
+				t.Fatalf("status %d", r.status)
+			}
+			testutil.Eventually(t, "the access line", func() bool { return len(logs.Find("access")) == 1 })
+			line := logs.Find("access")[0]
+			traceID, _ := line["trace_id"].(string)
+			spanID, _ := line["span_id"].(string)
+			want := "00-" + traceID + "-" + spanID + "-00"
+			if got := be.last(t).Header.Get("Traceparent"); got != want || len(traceID) != 32 || len(spanID) != 16 {
+				t.Errorf("backend got traceparent %q, want the unsampled server span's %q", got, want)
+			}
+			if n := len(rec.Ended()) + len(rec.Started()); n != 0 {
+				t.Errorf("%d spans started or recorded, want none", n)
+			}
+			if got := durationExemplar(t, px.reg); got != "" {
+				t.Errorf("exemplar %q for an unsampled request", got)
+			}
+		})
+	}
+}
+
+// An unsampled caller's trace, continued, stays unsampled: the backend gets the caller's
+// trace ID under a new span ID, with the caller's trace state and baggage, and nothing is
+// recorded.
+func TestTracingContinuedUnsampled(t *testing.T) {
+	const (
+		incomingTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
+		incomingSpan  = "00f067aa0ba902b7"
+	)
+	for _, mode := range samplingModes {
+		t.Run(mode.name, func(t *testing.T) {
+			be := newBackend(t, "b", nil)
+			opts, rec := tracedBy(t, Options{TraceTrust: TraceTrustAll}, sdktrace.ParentBased(sdktrace.AlwaysSample()), mode.head)
+			px := startProxy(t, DefaultConfig(), opts, onePoolSnapshot("round_robin", false, member("b", be.addr(), 1)))
+			hdr := http.Header{
+				"Traceparent": {"00-" + incomingTrace + "-" + incomingSpan + "-00"},
+				"Tracestate":  {"vendor=opaque"},
+				"Baggage":     {"tenant=acme"},
+			}
+			if r := send(t, newClient(t), http.MethodGet, px.url+"/", "", hdr, ""); r.status != http.StatusOK {
+				t.Fatalf("status %d", r.status)
+			}
+			got := be.last(t).Header
+			tp := strings.Split(got.Get("Traceparent"), "-")
+			if len(tp) != 4 || tp[0] != "00" || tp[1] != incomingTrace || tp[2] == incomingSpan || len(tp[2]) != 16 || tp[3] != "00" {
+				t.Errorf("backend got traceparent %q, want 00-%s-<a new span ID>-00", got.Get("Traceparent"), incomingTrace)
+			}
+			if got.Get("Tracestate") != "vendor=opaque" || got.Get("Baggage") != "tenant=acme" {
+				t.Errorf("backend got tracestate %q baggage %q, want the caller's passed on", got.Get("Tracestate"), got.Get("Baggage"))
+			}
+			if n := len(rec.Ended()) + len(rec.Started()); n != 0 {
+				t.Errorf("%d spans started or recorded, want none", n)
+			}
+		})
+	}
+}
+
+// The head sampler keeps the trace ID ratio of sample_ratio: whether a request is sampled
+// follows from its trace ID alone, so a backend sampling by trace ID at the same ratio
+// decides alike. At 0.5 a trace is sampled when the first of the last 8 bytes of its ID is
+// under 0x80. Sampled requests are recorded, with the attempt span as the backend's parent;
+// unsampled ones are not.
+func TestTracingHeadRatio(t *testing.T) {
 	be := newBackend(t, "b", nil)
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()), sdktrace.WithSpanProcessor(rec))
-	t.Cleanup(func() { _ = tp.Shutdown(t.Context()) })
 	logs := &testutil.LogBuffer{}
-	px := startProxy(t, DefaultConfig(), Options{TracerProvider: tp, AccessLogger: slog.New(slog.NewJSONHandler(logs, nil))},
-		onePoolSnapshot("round_robin", false, member("b", be.addr(), 1)))
-	if r := send(t, newClient(t), http.MethodGet, px.url+"/", "", nil, ""); r.status != http.StatusOK {
-		t.Fatalf("status %d", r.status)
+	opts, rec := tracedBy(t, Options{AccessLogger: slog.New(slog.NewJSONHandler(logs, nil))},
+		sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.5)), true)
+	px := startProxy(t, DefaultConfig(), opts, onePoolSnapshot("round_robin", false, member("b", be.addr(), 1)))
+	c := newClient(t)
+	const n = 40
+	for range n {
+		if r := send(t, c, http.MethodGet, px.url+"/", "", nil, ""); r.status != http.StatusOK {
+			t.Fatalf("status %d", r.status)
+		}
 	}
-	testutil.Eventually(t, "the access line", func() bool { return len(logs.Find("access")) == 1 })
-	line := logs.Find("access")[0]
-	want := "00-" + line["trace_id"].(string) + "-" + line["span_id"].(string) + "-00"
-	if got := be.last(t).Header.Get("Traceparent"); got != want {
-		t.Errorf("backend got traceparent %q, want the unsampled server span's %q", got, want)
+	testutil.Eventually(t, "every access line", func() bool { return len(logs.Find("access")) == n })
+	attempts := map[string]string{} // trace ID -> the attempt span's ID, of recorded traces
+	for _, s := range rec.Ended() {
+		if s.SpanKind() == trace.SpanKindClient {
+			attempts[s.SpanContext().TraceID().String()] = s.SpanContext().SpanID().String()
+		}
 	}
-	if n := len(rec.Ended()); n != 0 {
-		t.Errorf("%d spans recorded, want none", n)
+	be.mu.Lock()
+	seen := append([]seenRequest(nil), be.seen...)
+	be.mu.Unlock()
+	var sampled, unsampled int
+	for i, req := range seen {
+		tp := strings.Split(req.Header.Get("Traceparent"), "-")
+		if len(tp) != 4 || len(tp[1]) != 32 {
+			t.Fatalf("request %d: backend got traceparent %q", i, req.Header.Get("Traceparent"))
+		}
+		wantSampled := tp[1][16] < '8'
+		if got := tp[3] == "01"; got != wantSampled {
+			t.Errorf("request %d in trace %s: sampled %v, want %v", i, tp[1], got, wantSampled)
+		}
+		attempt, recorded := attempts[tp[1]]
+		switch {
+		case wantSampled:
+			sampled++
+			if !recorded || attempt != tp[2] {
+				t.Errorf("request %d, sampled: recorded %v with attempt span %s, want recorded under the backend's parent %s", i, recorded, attempt, tp[2])
+			}
+		default:
+			unsampled++
+			if recorded {
+				t.Errorf("request %d, unsampled: recorded", i)
+			}
+		}
 	}
-	if got := durationExemplar(t, px.reg); got != "" {
-		t.Errorf("exemplar %q for an unsampled request", got)
+	// Each case has 2^-40 odds to be missing from 40 random trace IDs.
+	if sampled == 0 || unsampled == 0 || sampled+unsampled != n {
+		t.Errorf("%d sampled and %d unsampled of %d requests, want both kinds", sampled, unsampled, n)
+	}
+	if len(attempts) != sampled {
+		t.Errorf("%d traces recorded, want the %d sampled", len(attempts), sampled)
+	}
+}
+
+// traceparent writes what the W3C propagator writes for the same span context.
+func TestTraceparentAsThePropagator(t *testing.T) {
+	ts, err := trace.ParseTraceState("vendor=opaque")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, flags := range []trace.TraceFlags{0, trace.FlagsSampled, trace.FlagsRandom, 0xff} {
+		sc := trace.NewSpanContext(trace.SpanContextConfig{
+			TraceID: traceid.NewTraceID(), SpanID: traceid.NewSpanID(), TraceFlags: flags, TraceState: ts,
+		})
+		h := http.Header{}
+		propagation.TraceContext{}.Inject(trace.ContextWithSpanContext(context.Background(), sc), propagation.HeaderCarrier(h))
+		if got, want := traceparent(sc), h.Get("Traceparent"); got != want {
+			t.Errorf("flags %02x: traceparent %q, the propagator's %q", byte(flags), got, want)
+		}
+	}
+}
+
+// An unsampled request costs tracing two allocations, the backend's traceparent field and
+// its value slice: no span, no context, no attribute.
+func TestTracingUnsampledAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's instrumentation allocates; counted by the run without -race")
+	}
+	opts, rec := tracedBy(t, Options{}, sdktrace.NeverSample(), true)
+	p := newProxy(t, DefaultConfig(), opts, onePoolSnapshot("round_robin", false, member("ok", "127.0.0.1:1", 1)))
+	tbl := p.table.Load()
+	rt, pl := tbl.router.match("app.example.com", "/api"), tbl.pools[0]
+	in := httptest.NewRequest(http.MethodGet, "http://app.example.com/api/v1/users?id=7", nil)
+	out := in.Clone(context.Background())
+	n := testing.AllocsPerRun(200, func() {
+		st := p.getState()
+		st.reqID, st.route, st.pool, st.backend = "id", rt, pl, pl.backends[0]
+		st.markTried(st.backend)
+		p.tracing.startRequest(st, in)
+		if span := p.tracing.startAttempt(st, out); span != nil {
+			t.Fatal("an attempt span for an unsampled request")
+		}
+		p.tracing.endRequest(st, in, http.StatusOK)
+		p.putState(st)
+	})
+	if n != 2 {
+		t.Errorf("tracing an unsampled request allocates %v times, want 2", n)
+	}
+	if len(rec.Started()) != 0 {
+		t.Errorf("%d spans started", len(rec.Started()))
 	}
 }
 

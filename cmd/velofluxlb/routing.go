@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"log/slog"
 	"slices"
 	"sync"
@@ -110,7 +109,6 @@ func healthTargets(s *discovery.Snapshot, cfg *config.Config) []health.Target {
 	for _, p := range cfg.Pools {
 		pools[p.Name] = p
 	}
-	g := cfg.Global.HealthCheck
 	var out []health.Target
 	seen := make(map[string]bool)
 	for _, p := range s.Pools {
@@ -118,26 +116,26 @@ func healthTargets(s *discovery.Snapshot, cfg *config.Config) []health.Target {
 			if seen[b.ID] {
 				continue
 			}
+			own := b.HealthCheck // the backend's own settings: overrides, or its source's (Consul tags)
 			t := health.Target{
 				ID: b.ID, Pool: p.Name, Address: b.Address, Path: b.HealthPath,
 				Scheme: b.Scheme, TLSSkipVerify: b.TLSSkipVerify, TLS: b.TLS, Region: b.Region,
+				Method: own.Method, Host: own.Host, ExpectStatus: own.ExpectStatus,
 			}
 			if cp, ok := pools[p.Name]; ok {
-				hc, own := cp.HealthCheck, b.HealthCheck // own: the backend's overrides
-				t.Type, t.Method = hc.Type, cmp.Or(own.Method, hc.Method)
-				t.Host, t.ExpectStatus = cmp.Or(own.Host, hc.Host), cmp.Or(own.ExpectStatus, hc.ExpectStatus)
+				hc := cp.HealthCheck.Config // global.health_check with the pool's keys on top
+				t = hc.Fill(t)
 				t.Interval, t.Timeout, t.MaxInterval = hc.Interval, hc.Timeout, hc.MaxInterval
-				t.Fall, t.Rise = hc.Retries, hc.Rise
+				t.Fall, t.Rise = hc.Fall, hc.Rise
 			} else {
 				// Durations and counts left at 0 follow the checker's Config, which is
 				// global.health_check, also across reloads.
-				hc := b.HealthCheck
-				t.Type, t.Method = cmp.Or(hc.Type, g.Type), cmp.Or(hc.Method, g.Method)
-				t.Host, t.ExpectStatus = cmp.Or(hc.Host, g.Host), cmp.Or(hc.ExpectStatus, g.ExpectStatus)
-				t.Interval, t.Timeout, t.MaxInterval = hc.Interval, hc.Timeout, hc.MaxInterval
-				t.Fall, t.Rise = hc.Fall, hc.Rise
+				t.Type = own.Type
+				t = cfg.Global.HealthCheck.Fill(t)
+				t.Interval, t.Timeout, t.MaxInterval = own.Interval, own.Timeout, own.MaxInterval
+				t.Fall, t.Rise = own.Fall, own.Rise
 			}
-			if t.Type != config.HealthCheckTCP && t.Path == "" {
+			if !t.Checked() {
 				continue // not actively checked
 			}
 			seen[b.ID] = true

@@ -100,9 +100,6 @@ func serve(path, readyFile string, environ []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("config %s:\n%w", path, err)
 	}
-	if err := checkRunnable(cfg); err != nil {
-		return err
-	}
 	log, level, err := telemetry.NewLogger(stderr, cfg.Global.LogLevel)
 	if err != nil {
 		return err
@@ -198,11 +195,11 @@ func (a *app) build() error {
 	}
 	if a.tracing != nil {
 		opts.TracerProvider = a.tracing.TracerProvider()
-		opts.Propagator = tracing.Propagator()
+		opts.TraceSampler = a.tracing.HeadSampler()
 		opts.TraceTrust = traceTrust(cfg.Tracing.TrustIncoming)
 	}
 	if cfg.Geo.Database != "" {
-		a.geo, err = geo.New(geoConfig(cfg), log.With("component", "geo"), a.reg)
+		a.geo, err = geo.New(cfg.Geo, log.With("component", "geo"), a.reg)
 		if err != nil {
 			return err
 		}
@@ -538,9 +535,6 @@ func (a *app) applyLocked() error {
 	if err != nil {
 		return err
 	}
-	if err := checkRunnable(cfg); err != nil {
-		return err
-	}
 	if geoUsed(cfg) && a.geo == nil {
 		return errors.New("routes[].geo: geo routing needs geo.database and geo.node_region at start-up; restart to enable it")
 	}
@@ -555,7 +549,7 @@ func (a *app) applyLocked() error {
 	if err := a.proxy.Reconfigure(pc); err != nil {
 		return err
 	}
-	a.checker.SetConfig(healthConfig(cfg))
+	a.checker.SetConfig(cfg.Global.HealthCheck)
 	if a.cluster != nil {
 		// Not fatal: the rest of the reload applies, and the keys in use stay as they were.
 		if changed, err := a.cluster.applyKeys(cfg.Cluster); err != nil {

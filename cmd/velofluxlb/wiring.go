@@ -18,15 +18,6 @@ import (
 	"github.com/veloflux/veloflux/proxy"
 )
 
-// checkRunnable reports settings that are valid YAML but that this build cannot serve.
-func checkRunnable(c *config.Config) error {
-	t := c.Global.TLS
-	if c.Global.TLSBindAddress != "" && !t.AutoCert && len(t.CertificatePairs()) == 0 {
-		return errors.New("global.tls_bind_address: needs global.tls.cert_file and global.tls.key_file, or global.tls.certificates")
-	}
-	return checkRegions(c)
-}
-
 // staticSnapshot turns the configured pools and routes into the static discovery snapshot.
 // A static backend's ID is its address, unique within its pool.
 func staticSnapshot(c *config.Config) *discovery.Snapshot {
@@ -75,21 +66,11 @@ func backendTLS(p config.Pool) backendtls.Settings {
 	return s
 }
 
-func healthConfig(c *config.Config) health.Config {
-	hc := health.DefaultConfig()
-	hc.Interval = c.Global.HealthCheck.Interval
-	hc.Timeout = c.Global.HealthCheck.Timeout
-	hc.Fall = c.Global.HealthCheck.Retries
-	hc.Rise = c.Global.HealthCheck.Rise
-	hc.MaxInterval = c.Global.HealthCheck.MaxInterval
-	return hc
-}
-
 // newHealthChecks builds the active checker and the passive checks, wired to each other: an
 // ejected backend whose time is up gets an immediate probe from the checker, and returns at
 // its first successful one. Pools and targets come later, from routing.
 func newHealthChecks(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*health.Checker, *health.Passive, error) {
-	checker, err := health.NewChecker(healthConfig(cfg), nil, log.With("component", "health"), reg)
+	checker, err := health.NewChecker(cfg.Global.HealthCheck, nil, log.With("component", "health"), reg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -131,15 +112,8 @@ func proxyConfig(c *config.Config) proxy.Config {
 	pc.Retry = c.Retry
 	pc.MaxConnsPerBackend = c.Global.Limits.MaxConnsPerBackend
 	pc.BackendQueueTimeout = c.Global.Limits.BackendQueueTimeout
-	pc.Sticky = proxy.StickyConfig{
-		CookieName: c.Sticky.CookieName,
-		TTL:        c.Sticky.TTL,
-		Secure:     c.Sticky.Secure,
-		HTTPOnly:   c.Sticky.HTTPOnly,
-		SameSite:   c.Sticky.SameSiteMode(),
-		Secret:     []byte(c.Sticky.Secret),
-	}
-	pc.RateLimit = c.RateLimit.Limiter()
+	pc.Sticky = c.Sticky
+	pc.RateLimit = c.RateLimit
 	return pc
 }
 

@@ -13,7 +13,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 
-	"github.com/veloflux/veloflux/config"
+	"github.com/veloflux/veloflux/geo"
 )
 
 // TestNomadJob parses deploy/nomad/veloflux.nomad.hcl with HCL as Nomad does and checks its
@@ -137,7 +137,7 @@ func TestNomadJob(t *testing.T) {
 			}
 			// Datacenter names are not built-in regions: each needs its place.
 			for _, d := range dcs {
-				if !slices.ContainsFunc(cfg.Geo.Regions, func(r config.GeoRegion) bool { return r.Name == d }) {
+				if !slices.ContainsFunc(cfg.Geo.Regions, func(r geo.Region) bool { return r.Name == d }) {
 					t.Errorf("geo.regions %+v lacks the datacenter %s", cfg.Geo.Regions, d)
 				}
 			}

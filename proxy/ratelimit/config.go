@@ -13,37 +13,38 @@ type Rule struct {
 	// Prefix selects clients by address. An IPv4-mapped prefix of /96 or longer
 	// (::ffff:10.0.0.0/104) means the IPv4 prefix it maps (10.0.0.0/8). Other IPv6 prefixes,
 	// ::/0 included, never match IPv4 clients: add an IPv4 rule for those.
-	Prefix netip.Prefix
+	Prefix netip.Prefix `koanf:"cidr"`
 	// RequestsPerSecond is the sustained rate for each client in Prefix (each address for
 	// IPv4, each Config.IPv6Prefix network for IPv6). Required (> 0) unless Exempt. Where
 	// one IPv6 network holds clients of different rules, they share its bucket and each
 	// request is measured against its own rule.
-	RequestsPerSecond float64
-	// Burst is the bucket size in requests. Default ceil(RequestsPerSecond), at least 1.
-	Burst int
+	RequestsPerSecond float64 `koanf:"requests_per_second"`
+	// Burst is the bucket size in requests. Default 0 = ceil(RequestsPerSecond), at least 1.
+	Burst int `koanf:"burst"`
 	// Exempt clients are never limited and never tracked. RequestsPerSecond and Burst must
 	// then be 0, so a rule cannot look rate-limited while it is not.
-	Exempt bool
+	Exempt bool `koanf:"exempt"`
 }
 
-// Config sets the limits. Rules are checked in the given order and the first whose Prefix
+// Config sets the limits: the rate_limit section of the config file. Rules are checked in the given order and the first whose Prefix
 // contains the client wins, so list the most specific prefixes first.
 type Config struct {
 	// RequestsPerSecond is the sustained rate per client that no rule matches.
 	// 0 (the default) disables limiting for those clients.
-	RequestsPerSecond float64
+	RequestsPerSecond float64 `koanf:"requests_per_second"`
 	// Burst is the bucket size in requests: how many a client may send at once after being
-	// idle. Default ceil(RequestsPerSecond), at least 1.
-	Burst int
+	// idle. Default 0 = ceil(RequestsPerSecond), at least 1.
+	Burst int `koanf:"burst"`
 	// MaxClients bounds the buckets tracked at once, and so the memory: 32 bytes each,
-	// allocated in New. Default 100000 (3.2 MB). At most 1<<24.
-	MaxClients int
+	// allocated in New. Default 100000 (3.2 MB), 1..1<<24; New reads 0 as the default.
+	MaxClients int `koanf:"max_clients"`
 	// IPv6Prefix is the prefix length, in bits, of the network that IPv6 clients share one
-	// bucket per. Default 64: ISPs hand a /64 or more to one customer. IPv4 clients are
-	// always limited per address.
-	IPv6Prefix int
-	// Rules override the default rate for the clients they match; see Rule.
-	Rules []Rule
+	// bucket per. Default 64: ISPs hand a /64 or more to one customer. 1..128;
+	// New reads 0 as the default. IPv4 clients are always limited per address.
+	IPv6Prefix int `koanf:"ipv6_prefix"`
+	// Rules override the default rate for the clients they match; see Rule. A rule inside
+	// the range of an earlier one could never match, and is refused.
+	Rules []Rule `koanf:"rules"`
 }
 
 const (
@@ -68,19 +69,24 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	var e fielderr.Errors
 	checkRate(&e, "", c.RequestsPerSecond, c.Burst, false)
-	if c.MaxClients < 0 || c.MaxClients > maxMaxClients {
-		e.Add("max_clients", "%d out of range [0, %d] (0 means %d)", c.MaxClients, maxMaxClients, defaultMaxClients)
-	}
-	if c.IPv6Prefix < 0 || c.IPv6Prefix > 128 {
-		e.Add("ipv6_prefix", "/%d out of range [0, 128] (0 means /%d)", c.IPv6Prefix, defaultIPv6Prefix)
-	}
+	e.Between("max_clients", c.MaxClients, 1, maxMaxClients)
+	e.Between("ipv6_prefix", c.IPv6Prefix, 1, 128)
 	for i, r := range c.Rules {
 		path := fmt.Sprintf("rules[%d].", i)
 		switch a := r.Prefix.Addr(); {
 		case !a.IsValid():
-			e.Add(path+"cidr", "missing")
+			e.Add(path+"cidr", "required")
 		case !r.Prefix.IsValid():
 			e.Add(path+"cidr", "length out of range for %s (0-32 for IPv4, 0-128 for IPv6)", a)
+		default:
+			// First match wins, so a rule inside an earlier rule's range can never apply.
+			p := normalizePrefix(r.Prefix)
+			for j, prev := range c.Rules[:i] {
+				if q := normalizePrefix(prev.Prefix); q.IsValid() && q.Bits() <= p.Bits() && q.Contains(p.Addr()) {
+					e.Add(path+"cidr", "never matches: rules[%d] (%s) comes first and covers %s", j, prev.Prefix, r.Prefix)
+					break
+				}
+			}
 		}
 		if r.Exempt {
 			if r.RequestsPerSecond != 0 || r.Burst != 0 {
@@ -96,17 +102,21 @@ func (c Config) Validate() error {
 // checkRate validates a rate and burst pair whose keys are named with the path prefix.
 // required says whether a zero rate is an error (rules) rather than "off" (the default).
 func checkRate(e *fielderr.Errors, path string, rate float64, burst int, required bool) {
+	rateOK := false
 	switch {
 	case math.IsNaN(rate) || math.IsInf(rate, 0) || rate < 0:
 		e.Add(path+"requests_per_second", "must be a finite number >= 0, got %g", rate)
 	case rate > maxRate:
 		e.Add(path+"requests_per_second", "%g exceeds %g", rate, float64(maxRate))
-	case burst < 0:
-		e.Add(path+"burst", "must be >= 0, got %d", burst)
 	case rate == 0 && required:
 		e.Add(path+"requests_per_second", "must be > 0 (set exempt to disable limiting)")
-	case rate == 0:
 	default:
+		rateOK = true
+	}
+	switch {
+	case burst < 0:
+		e.Add(path+"burst", "must be >= 0, got %d", burst)
+	case rateOK && rate > 0:
 		if _, err := paramsFor(rate, burst); err != nil {
 			e.Add(path+"burst", "%v", err)
 		}

@@ -16,7 +16,7 @@ func TestNewValidates(t *testing.T) {
 		cfg  ratelimit.Config
 		want []string // substrings the error must contain; none means New must succeed
 	}{
-		{"zero config is valid (limiting off)", ratelimit.Config{}, nil},
+		{"zero config is valid (limiting off; New reads 0 as the defaults)", ratelimit.Config{}, nil},
 		{"defaults are valid", ratelimit.DefaultConfig(), nil},
 		{"full config is valid", ratelimit.Config{
 			RequestsPerSecond: 50, Burst: 100, MaxClients: 10, IPv6Prefix: 56,
@@ -31,15 +31,27 @@ func TestNewValidates(t *testing.T) {
 		{"rate above one per nanosecond", ratelimit.Config{RequestsPerSecond: 2e9}, []string{"requests_per_second: 2e+09 exceeds 1e+09"}},
 		{"negative burst", ratelimit.Config{RequestsPerSecond: 1, Burst: -5}, []string{"burst: must be >= 0, got -5"}},
 		{"refill time overflows", ratelimit.Config{RequestsPerSecond: 1e-9, Burst: 10}, []string{"burst: 10 requests at 1e-09 per second take more than 73 years to refill"}},
-		{"negative max clients", ratelimit.Config{MaxClients: -1}, []string{"max_clients: -1 out of range"}},
-		{"too many max clients", ratelimit.Config{MaxClients: 1 << 30}, []string{"max_clients: 1073741824 out of range [0, 16777216]"}},
-		{"negative IPv6 prefix", ratelimit.Config{IPv6Prefix: -1}, []string{"ipv6_prefix: /-1 out of range [0, 128]"}},
-		{"IPv6 prefix too long", ratelimit.Config{IPv6Prefix: 129}, []string{"ipv6_prefix: /129 out of range"}},
-		{"rule without prefix", ratelimit.Config{Rules: []ratelimit.Rule{{Exempt: true}}}, []string{"rules[0].cidr: missing"}},
+		{"negative max clients", ratelimit.Config{MaxClients: -1}, []string{"max_clients: must be between 1 and 16777216, got -1"}},
+		{"too many max clients", ratelimit.Config{MaxClients: 1 << 30}, []string{"max_clients: must be between 1 and 16777216, got 1073741824"}},
+		{"negative IPv6 prefix", ratelimit.Config{IPv6Prefix: -1}, []string{"ipv6_prefix: must be between 1 and 128, got -1"}},
+		{"IPv6 prefix too long", ratelimit.Config{IPv6Prefix: 129}, []string{"ipv6_prefix: must be between 1 and 128, got 129"}},
+		{"rule without prefix", ratelimit.Config{Rules: []ratelimit.Rule{{Exempt: true}}}, []string{"rules[0].cidr: required"}},
 		{"rule with IPv4 prefix length over 32", ratelimit.Config{Rules: []ratelimit.Rule{
 			{Prefix: pfx("10.0.0.0/8"), Exempt: true},
 			{Prefix: netip.PrefixFrom(netip.MustParseAddr("10.0.0.0"), 33), Exempt: true},
 		}}, []string{"rules[1].cidr: length out of range for 10.0.0.0"}},
+		{"rule inside an earlier rule's range", ratelimit.Config{Rules: []ratelimit.Rule{
+			{Prefix: pfx("10.0.0.0/8"), RequestsPerSecond: 1},
+			{Prefix: pfx("10.1.0.0/16"), Exempt: true},
+		}}, []string{"rules[1].cidr: never matches: rules[0] (10.0.0.0/8) comes first and covers 10.1.0.0/16"}},
+		{"IPv4-mapped rule inside an earlier IPv4 rule", ratelimit.Config{Rules: []ratelimit.Rule{
+			{Prefix: pfx("10.0.0.0/8"), Exempt: true},
+			{Prefix: pfx("::ffff:10.1.0.0/112"), Exempt: true},
+		}}, []string{"rules[1].cidr: never matches: rules[0] (10.0.0.0/8)"}},
+		{"rule more general than an earlier one is kept", ratelimit.Config{Rules: []ratelimit.Rule{
+			{Prefix: pfx("10.1.0.0/16"), Exempt: true},
+			{Prefix: pfx("10.0.0.0/8"), RequestsPerSecond: 1},
+		}}, nil},
 		{"rule without rate", ratelimit.Config{Rules: []ratelimit.Rule{{Prefix: pfx("10.0.0.0/8")}}}, []string{"rules[0].requests_per_second: must be > 0 (set exempt to disable limiting)"}},
 		{"rule with negative rate", ratelimit.Config{Rules: []ratelimit.Rule{{Prefix: pfx("10.0.0.0/8"), RequestsPerSecond: -2}}}, []string{"rules[0].requests_per_second: must be a finite number >= 0, got -2"}},
 		{"rule with negative burst", ratelimit.Config{Rules: []ratelimit.Rule{{Prefix: pfx("10.0.0.0/8"), RequestsPerSecond: 1, Burst: -1}}}, []string{"rules[0].burst: must be >= 0, got -1"}},
@@ -47,7 +59,7 @@ func TestNewValidates(t *testing.T) {
 		{"every problem is reported at once", ratelimit.Config{
 			RequestsPerSecond: -1, MaxClients: -1, IPv6Prefix: 200,
 			Rules: []ratelimit.Rule{{Prefix: pfx("10.0.0.0/8")}, {RequestsPerSecond: 1}},
-		}, []string{"requests_per_second:", "max_clients:", "ipv6_prefix:", "rules[0].requests_per_second:", "rules[1].cidr: missing"}},
+		}, []string{"requests_per_second:", "max_clients:", "ipv6_prefix:", "rules[0].requests_per_second:", "rules[1].cidr: required"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"hash/maphash"
@@ -41,8 +42,12 @@ type key struct{ hi, lo uint64 }
 
 const maxShards = 64 // enough that 2 to 64 cores rarely wait on the same lock
 
-// New validates cfg and returns a Limiter with all of its memory allocated.
+// New validates cfg and returns a Limiter with all of its memory allocated. A MaxClients or
+// IPv6Prefix of 0 is read as its default.
 func New(cfg Config) (*Limiter, error) {
+	d := DefaultConfig()
+	cfg.MaxClients = cmp.Or(cfg.MaxClients, d.MaxClients)
+	cfg.IPv6Prefix = cmp.Or(cfg.IPv6Prefix, d.IPv6Prefix)
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("ratelimit: invalid config: %w", err)
 	}
@@ -59,16 +64,9 @@ func New(cfg Config) (*Limiter, error) {
 		l.rules = append(l.rules, rule{prefix: normalizePrefix(r.Prefix), exempt: r.Exempt, p: p})
 	}
 
-	bits := cfg.IPv6Prefix
-	if bits == 0 {
-		bits = defaultIPv6Prefix
-	}
-	l.v6Hi, l.v6Lo = prefixMask(bits)
+	l.v6Hi, l.v6Lo = prefixMask(cfg.IPv6Prefix)
 
 	maxClients := cfg.MaxClients
-	if maxClients == 0 {
-		maxClients = defaultMaxClients
-	}
 	// A power of two of shards, each holding at least one client, so that the sum of the
 	// shard capacities is exactly maxClients.
 	n := 1

@@ -224,9 +224,6 @@ func TestAllowRules(t *testing.T) {
 			{ip: "10.1.0.1", n: 10, allowed: 10},
 			{ip: "10.2.0.1", n: 2, allowed: 1, retry: time.Second},
 		}, 1},
-		{"first match wins: given order is kept", withRules(100, limited("10.0.0.0/8", 1, 1), exempt("10.1.0.0/16")), []step{
-			{ip: "10.1.0.1", n: 2, allowed: 1, retry: time.Second},
-		}, 1},
 		{"first match wins between two rates", withRules(0, limited("10.1.0.0/16", 2, 2), limited("10.0.0.0/8", 1, 1)), []step{
 			{ip: "10.1.0.1", n: 3, allowed: 2, retry: 500 * time.Millisecond},
 			{ip: "10.2.0.1", n: 2, allowed: 1, retry: time.Second},

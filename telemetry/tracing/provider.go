@@ -13,7 +13,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -40,9 +39,10 @@ type Options struct {
 }
 
 // Provider is the tracer provider of one node with its export queue. Build it with New,
-// hand TracerProvider and Propagator to the proxy, and run Run until the node stops.
+// hand TracerProvider and HeadSampler to the proxy, and run Run until the node stops.
 type Provider struct {
 	tp       *sdktrace.TracerProvider
+	head     HeadSampler
 	queue    *queueProcessor
 	exporter sdktrace.SpanExporter
 }
@@ -60,6 +60,10 @@ func New(ctx context.Context, cfg Config, opts Options) (*Provider, error) {
 		opts.LookupEnv = os.LookupEnv
 	}
 	env := envLookup(opts.LookupEnv)
+	sampler, err := newSampler(cfg, env)
+	if err != nil {
+		return nil, err
+	}
 	res, err := newResource(ctx, cfg, opts)
 	if err != nil {
 		return nil, err
@@ -75,21 +79,21 @@ func New(ctx context.Context, cfg Config, opts Options) (*Provider, error) {
 		return nil, err
 	}
 	q.metrics = m
-	tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithSpanProcessor(q)}
-	if _, set := env.get("OTEL_TRACES_SAMPLER"); !set {
-		tpOpts = append(tpOpts, sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(cfg.SampleRatio))))
-	}
-	// Without WithSampler the SDK reads OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG.
-	return &Provider{tp: sdktrace.NewTracerProvider(tpOpts...), queue: q, exporter: exp}, nil
+	head := NewHeadSampler(sampler)
+	tp := sdktrace.NewTracerProvider(
+		sdktrace.WithResource(res),
+		sdktrace.WithSpanProcessor(q),
+		sdktrace.WithSampler(sampler),
+		sdktrace.WithIDGenerator(head.IDGenerator()),
+	)
+	return &Provider{tp: tp, head: head, queue: q, exporter: exp}, nil
 }
 
 // TracerProvider is what the proxy starts spans with.
 func (p *Provider) TracerProvider() trace.TracerProvider { return p.tp }
 
-// Propagator reads and writes W3C traceparent, tracestate and baggage headers.
-func Propagator() propagation.TextMapPropagator {
-	return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
-}
+// HeadSampler takes the TracerProvider's sampling decisions ahead of its spans.
+func (p *Provider) HeadSampler() HeadSampler { return p.head }
 
 // ForceFlush exports every span finished so far; it waits for Run to do it.
 func (p *Provider) ForceFlush(ctx context.Context) error { return p.queue.ForceFlush(ctx) }

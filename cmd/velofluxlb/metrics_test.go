@@ -1,0 +1,103 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/veloflux/veloflux/internal/testutil"
+)
+
+// A reload that removes a pool removes every series that names it or its backends from the
+// node's registry (proxy, active and passive health checks), and the pool that stays keeps
+// its series.
+func TestReloadDeletesSeriesOfRemovedPool(t *testing.T) {
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	t.Cleanup(be.Close)
+	dead := freeAddr(t)
+	pools := func(withB bool) string {
+		s := `global:
+  bind_address: "127.0.0.1:0"
+  metrics_address: ""
+  admin_address: ""
+pools:
+  - name: a
+    sticky_sessions: true
+    health_check: {path: /, interval: 50ms, timeout: 40ms}
+    backends:
+      - address: "` + be.Listener.Addr().String() + `"
+`
+		if withB {
+			s += `  - name: b
+    sticky_sessions: true
+    health_check: {path: /, interval: 50ms, timeout: 40ms}
+    passive: {consecutive_failures: 1}
+    backends:
+      - address: "` + dead + `"
+`
+		}
+		s += "routes:\n  - path_prefix: /a\n    pool: a\n"
+		if withB {
+			s += "  - path_prefix: /b\n    pool: b\n"
+		}
+		return s
+	}
+	n := startNode(t, pools(true))
+	url := "http://" + n.a.server.Addrs()[0].String()
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}
+	t.Cleanup(c.CloseIdleConnections)
+	for _, path := range []string{"/a", "/b"} {
+		resp, err := c.Get(url + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	names := func(series []string) []string {
+		var out []string
+		for _, s := range series {
+			if name, _, _ := strings.Cut(s, "{"); !slices.Contains(out, name) {
+				out = append(out, name)
+			}
+		}
+		return out
+	}
+	want := []string{"veloflux_requests_total", "veloflux_sticky_requests_total", "veloflux_backend_health",
+		"veloflux_health_checks_total", "veloflux_health_check_duration_seconds", "veloflux_health_ejected_backends",
+		"veloflux_health_ejections_skipped_total"} // b's only backend is kept in: its pool is at max_ejection_percent
+	testutil.Eventually(t, "series of pool b from the proxy, the probes and the passive checks", func() bool {
+		got := names(testutil.SeriesWith(t, n.a.reg, "b", "pool"))
+		for _, w := range want {
+			if !slices.Contains(got, w) {
+				return false
+			}
+		}
+		return true
+	})
+	testutil.Eventually(t, "series of pool a from the proxy and the probes", func() bool {
+		got := names(testutil.SeriesWith(t, n.a.reg, "a", "pool"))
+		return slices.Contains(got, "veloflux_requests_total") && slices.Contains(got, "veloflux_health_checks_total")
+	})
+	keptA := names(testutil.SeriesWith(t, n.a.reg, "a", "pool"))
+
+	if err := os.WriteFile(n.a.path, []byte(pools(false)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n.a.reload("test")
+	if _, last := n.a.running(); !last.OK {
+		t.Fatalf("reload: %s", last.Error)
+	}
+	testutil.Eventually(t, "no series naming pool b or its backend", func() bool {
+		return len(testutil.SeriesWith(t, n.a.reg, "b", "pool"))+len(testutil.SeriesWith(t, n.a.reg, dead, "backend")) == 0
+	})
+	// Pool a's probes keep running: its series are all still there.
+	if got := names(testutil.SeriesWith(t, n.a.reg, "a", "pool")); !slices.Equal(got, keptA) {
+		t.Errorf("pool a's series after the reload: %v, want %v", got, keptA)
+	}
+}
