@@ -277,7 +277,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, body *countingB
 	var resp *http.Response
 	for n1xx := 0; ; n1xx++ {
 		var err error
-		resp, err = http.ReadResponse(c.br, req)
+		resp, err = readResponse(c.br, req)
 		if err != nil {
 			stop()
 			return nil, c.classify(err, c.br.Buffered() == 0)

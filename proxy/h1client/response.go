@@ -1,0 +1,176 @@
+package h1client
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net/http"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// readResponse reads a response head from br. The usual answer of a backend, an HTTP/1.1
+// status line and plain fields with one Content-Length, already whole in the buffer, is read
+// here: one string for the head, keys and values sliced from it. Anything else (a chunked or
+// close-delimited body, Connection: close, a 1xx, 204 or 304, an answer to HEAD, a repeated or odd length, a
+// folded line, a field net/textproto would refuse or rewrite) goes to http.ReadResponse,
+// which then reads it from the start: the fast reading consumes nothing unless it accepts
+// the whole head, and what it accepts it reads as http.ReadResponse does
+// (TestReadResponseParity, FuzzReadResponse).
+func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
+	if _, err := br.Peek(1); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	buf, _ := br.Peek(br.Buffered())
+	if resp, n := parseSimpleHead(buf, req); resp != nil {
+		_, _ = br.Discard(n)
+		if lb, ok := resp.Body.(*lengthBody); ok {
+			lb.br = br
+		}
+		return resp, nil
+	}
+	return http.ReadResponse(br, req)
+}
+
+var crlfcrlf = []byte("\r\n\r\n")
+
+// parseSimpleHead reads the response head at the start of buf when it is one readResponse
+// reads itself, and returns the response and the head's length; nil otherwise. The body of
+// the response, when it has one, is a *lengthBody whose reader the caller sets.
+func parseSimpleHead(buf []byte, req *http.Request) (*http.Response, int) {
+	if req.Method == http.MethodHead {
+		return nil, 0
+	}
+	end := bytes.Index(buf, crlfcrlf)
+	if end < 0 || end < 12 || string(buf[:9]) != "HTTP/1.1 " {
+		return nil, 0
+	}
+	code := 0
+	for _, d := range buf[9:12] {
+		if d < '0' || d > '9' {
+			return nil, 0
+		}
+		code = code*10 + int(d-'0')
+	}
+	if code < 200 || code > 599 || code == http.StatusNoContent || code == http.StatusNotModified {
+		return nil, 0
+	}
+	head := string(buf[:end+2]) // every line with its CRLF
+	line, rest, _ := strings.Cut(head, "\r\n")
+	if len(line) > 12 && line[12] != ' ' || !validText(line) {
+		return nil, 0
+	}
+	fields := strings.Count(rest, "\n")
+	sr := &simpleResponse{}
+	resp := &sr.resp
+	resp.Status = line[9:]
+	resp.StatusCode = code
+	resp.Proto, resp.ProtoMajor, resp.ProtoMinor = "HTTP/1.1", 1, 1
+	resp.Request = req
+	h := make(http.Header, fields)
+	vals := make([]string, fields)
+	for rest != "" {
+		var l string
+		l, rest, _ = strings.Cut(rest, "\r\n")
+		k, v, ok := strings.Cut(l, ":")
+		if !ok || !httpguts.ValidHeaderFieldName(k) || !validText(v) {
+			return nil, 0 // also a folded line (it starts with a space) and a bare LF
+		}
+		k = http.CanonicalHeaderKey(k)
+		switch k {
+		case "Transfer-Encoding", "Trailer", "Pragma":
+			return nil, 0 // http.ReadResponse rewrites or interprets these
+		}
+		v = strings.Trim(v, " \t")
+		if prior, ok := h[k]; ok {
+			h[k] = append(prior, v)
+			continue
+		}
+		vals[0] = v
+		h[k], vals = vals[:1:1], vals[1:]
+	}
+	if httpguts.HeaderValuesContainsToken(h["Connection"], "close") {
+		return nil, 0 // http.ReadResponse removes the field and sets Close
+	}
+	cl := h["Content-Length"]
+	if len(cl) != 1 {
+		return nil, 0 // none (the body ends with the connection) or repeated
+	}
+	n, ok := parseLength(cl[0])
+	if !ok {
+		return nil, 0
+	}
+	resp.Header = h
+	resp.ContentLength = n
+	if n == 0 {
+		resp.Body = http.NoBody
+	} else {
+		sr.body.left = n
+		resp.Body = &sr.body
+	}
+	return resp, end + 4
+}
+
+// validText reports whether s holds only what net/textproto accepts in a field value:
+// visible characters, spaces, tabs and obs-text.
+func validText(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// parseLength reads a Content-Length of 1 to 18 digits.
+func parseLength(s string) (int64, bool) {
+	if s == "" || len(s) > 18 {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		d := s[i]
+		if d < '0' || d > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(d-'0')
+	}
+	return n, true
+}
+
+// simpleResponse is the whole of what parseSimpleHead needs beyond the buffer: its result
+// and the body reader, allocated together.
+type simpleResponse struct {
+	resp http.Response
+	body lengthBody
+}
+
+// lengthBody reads a body of a known, positive length from the connection's buffer.
+type lengthBody struct {
+	br   *bufio.Reader
+	left int64
+}
+
+func (b *lengthBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.br.Read(p)
+	b.left -= int64(n)
+	if b.left == 0 {
+		return n, io.EOF
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
+func (b *lengthBody) Close() error { return nil }
