@@ -63,4 +63,3 @@ func TestBackendConnectionsReused(t *testing.T) {
 		t.Fatalf("a second round of %d requests opened %d more backend connections, want at most %d", workers*perWorker, got-first, slack)
 	}
 }
-

@@ -8,7 +8,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
 )
 
 // bigConfig is a node's configuration with pools × perPool backends, one route per pool (by
