@@ -47,7 +47,6 @@ pids=()
 trap cleanup EXIT INT TERM
 
 backend_conf "$work/backend.conf" "$work" "$(head -c 99 /dev/zero | tr '\0' x)" "$B1" "$B2"
-jaeger_conf "$work/jaeger.yaml" "$OTLP" "$QUERY" "$QUERY_GRPC"
 
 cat > "$work/bare.yaml" <<YAML
 global:
@@ -98,7 +97,8 @@ routes:
 YAML
 
 taskset -c "$LOAD_CPU" "$NGINX" -c "$work/backend.conf" -g 'daemon off;' 2>"$work/backend.out" & pids+=($!)
-taskset -c "$LOAD_CPU" "$JAEGER_BIN" --config "file:$work/jaeger.yaml" >"$work/jaeger.out" 2>&1 & pids+=($!)
+JAEGER_OTLP_PORT=$OTLP JAEGER_QUERY_PORT=$QUERY JAEGER_QUERY_GRPC_PORT=$QUERY_GRPC OTEL_TRACES_EXPORTER=none \
+  taskset -c "$LOAD_CPU" "$JAEGER_BIN" --config file:bench/jaeger.yaml >"$work/jaeger.out" 2>&1 & pids+=($!)
 wait_up "$B1"
 wait_up "$B2"
 for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$QUERY/api/services" 2>/dev/null && break; sleep 0.1; done

@@ -33,48 +33,6 @@ $servers}
 NGINX
 }
 
-# jaeger_conf FILE OTLP QUERY QUERY_GRPC writes a Jaeger all-in-one configuration: OTLP/gRPC
-# in on 127.0.0.1:OTLP, traces kept in memory, the query API on QUERY (HTTP) and QUERY_GRPC.
-jaeger_conf() {
-  cat > "$1" <<YAML
-service:
-  extensions: [jaeger_storage, jaeger_query]
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [batch]
-      exporters: [jaeger_storage_exporter]
-  telemetry:
-    metrics:
-      level: none
-    logs:
-      level: warn
-extensions:
-  jaeger_storage:
-    backends:
-      mem:
-        memory:
-          max_traces: 100000
-  jaeger_query:
-    storage:
-      traces: mem
-    http:
-      endpoint: "127.0.0.1:$3"
-    grpc:
-      endpoint: "127.0.0.1:$4"
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: "127.0.0.1:$2"
-processors:
-  batch:
-exporters:
-  jaeger_storage_exporter:
-    trace_storage: mem
-YAML
-}
-
 # wait_up PORT [PATH] waits until 127.0.0.1:PORT answers PATH (default /) with a 2xx, for at
 # most a minute.
 wait_up() {

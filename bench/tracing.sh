@@ -42,7 +42,6 @@ pids=()
 trap cleanup EXIT INT TERM
 
 backend_conf "$work/backend.conf" "$work" ok "$B1"
-jaeger_conf "$work/jaeger.yaml" "$OTLP" "$QUERY" "$QUERY_GRPC"
 
 for v in "${variants[@]}"; do
   tracing="tracing: {enabled: false}"
