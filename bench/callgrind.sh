@@ -20,6 +20,8 @@
 # The callgrind output files stay in OUT, for callgrind_annotate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck disable=SC1091 # bench/lib.sh is checked on its own
+. bench/lib.sh
 
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-8}
@@ -33,42 +35,18 @@ TRACE_RATIO=${TRACE_RATIO:-0.01}
 JAEGER_BIN=${JAEGER_BIN:-$HOME/.cache/veloflux/jaeger-$(awk '$1 == "github.com/jaegertracing/jaeger" { print $2 }' tools/jaeger/go.mod)}
 read -r -a proxies <<<"${PROXIES:-veloflux veloflux-nethttp haproxy}"
 
-need=()
-command -v valgrind >/dev/null || need+=(valgrind)
-command -v wrk >/dev/null || need+=(wrk)
-command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
-command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing ${need[*]} (Debian packages)"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+install_missing valgrind:valgrind wrk:wrk nginx:nginx-light haproxy:haproxy
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 
 work=$(mktemp -d)
 pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
 trap cleanup EXIT INT TERM
 mkdir -p "$OUT"
 [ -x "$VF_BIN" ] || make build BIN="$VF_BIN" >/dev/null
 body=$(head -c "$((SIZE - 1))" /dev/zero | tr '\0' x)
 
-cat > "$work/backend.conf" <<NGINX
-worker_processes 1;
-pid $work/backend.pid;
-error_log $work/backend-error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  keepalive_requests 100000000;
-  server { listen 127.0.0.1:$B1; location / { return 200 "$body\n"; } }
-  server { listen 127.0.0.1:$B2; location / { return 200 "$body\n"; } }
-}
-NGINX
+backend_conf "$work/backend.conf" "$work" "$body" "$B1" "$B2"
 for variant in veloflux:true:false veloflux-nethttp:false:false veloflux-tracing:true:true; do
   IFS=: read -r name fast traced <<<"$variant"
   tracing="tracing: {enabled: false}"
@@ -84,14 +62,7 @@ global:
   log_level: warn
   http1_fast_path: $fast
 $tracing
-pools:
-  - name: bench
-    algorithm: round_robin
-    backends:
-      - address: "127.0.0.1:$B1"
-      - address: "127.0.0.1:$B2"
-routes:
-  - pool: bench
+$(bench_pools "$B1" "$B2")
 YAML
 done
 cat > "$work/haproxy.cfg" <<HAPROXY
@@ -116,13 +87,8 @@ HAPROXY
 
 "$NGINX" -c "$work/backend.conf" -g "daemon off;" 2>"$OUT/backend.err" & pids+=($!)
 
-wait_up() {
-  for _ in $(seq 600); do curl -fsS -o /dev/null "http://127.0.0.1:$1/plain" 2>/dev/null && return 0; sleep 0.1; done
-  echo "nothing answers on port $1" >&2
-  return 1
-}
-wait_up "$B1"
-wait_up "$B2"
+wait_up "$B1" /plain
+wait_up "$B2" /plain
 if [[ " ${proxies[*]} " == *" veloflux-tracing "* ]]; then
   [ -x "$JAEGER_BIN" ] || make jaeger >/dev/null
   JAEGER_OTLP_PORT=$OTLP JAEGER_QUERY_PORT=$QUERY JAEGER_QUERY_GRPC_PORT=$QUERY_GRPC OTEL_TRACES_EXPORTER=none \
@@ -147,7 +113,7 @@ for p in "${proxies[@]}"; do
   GODEBUG=cpu.rdtscp=off,asyncpreemptoff=1 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT/$p.out" "${cmd[@]}" 2>"$OUT/$p.valgrind" &
   pid=$!
   pids+=("$pid")
-  wait_up "$PORT"
+  wait_up "$PORT" /plain
   wrk -t1 -c"$CONNS" -d3s "http://127.0.0.1:$PORT/plain" >/dev/null # warm-up: pools, caches
   callgrind_control -z "$pid" >/dev/null 2>&1
   callgrind_control -i on "$pid" >/dev/null 2>&1

@@ -18,6 +18,8 @@
 # Jaeger (make jaeger). Listens on 127.0.0.1 only; stops only the processes it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck disable=SC1091 # bench/lib.sh is checked on its own
+. bench/lib.sh
 
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-10s}
@@ -34,15 +36,7 @@ B1=19301 B2=19302 OTLP=19303 QUERY=19304 QUERY_GRPC=19305 METRICS=19306
 declare -A port=([bare]=19311 [features]=19312)
 variants=(bare features)
 
-need=()
-command -v wrk >/dev/null || need+=(wrk)
-command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
-command -v valgrind >/dev/null || need+=(valgrind)
-command -v taskset >/dev/null || need+=(util-linux)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing ${need[*]} (Debian packages)"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+install_missing wrk:wrk nginx:nginx-light valgrind:valgrind taskset:util-linux
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$JAEGER_BIN" ] || make jaeger >/dev/null
 [ -s "$GEOIP_DIR/GeoLite2-City.mmdb" ] || make geoip >/dev/null
@@ -50,64 +44,9 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 work=$(mktemp -d)
 pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
 trap cleanup EXIT INT TERM
 
-body=$(head -c 99 /dev/zero | tr '\0' x)
-cat > "$work/backend.conf" <<NGINX
-worker_processes 1;
-pid $work/backend.pid;
-error_log $work/backend-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 100000000;
-  server { listen 127.0.0.1:$B1; location / { return 200 "$body\n"; } }
-  server { listen 127.0.0.1:$B2; location / { return 200 "$body\n"; } }
-}
-NGINX
-
-cat > "$work/jaeger.yaml" <<YAML
-service:
-  extensions: [jaeger_storage, jaeger_query]
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [batch]
-      exporters: [jaeger_storage_exporter]
-  telemetry:
-    metrics:
-      level: none
-    logs:
-      level: warn
-extensions:
-  jaeger_storage:
-    backends:
-      mem:
-        memory:
-          max_traces: 100000
-  jaeger_query:
-    storage:
-      traces: mem
-    http:
-      endpoint: "127.0.0.1:$QUERY"
-    grpc:
-      endpoint: "127.0.0.1:$QUERY_GRPC"
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: "127.0.0.1:$OTLP"
-processors:
-  batch:
-exporters:
-  jaeger_storage_exporter:
-    trace_storage: mem
-YAML
+backend_conf "$work/backend.conf" "$work" "$(head -c 99 /dev/zero | tr '\0' x)" "$B1" "$B2"
 
 cat > "$work/bare.yaml" <<YAML
 global:
@@ -116,14 +55,7 @@ global:
   admin_address: ""
   access_log: false
   log_level: warn
-pools:
-  - name: bench
-    algorithm: round_robin
-    backends:
-      - address: "127.0.0.1:$B1"
-      - address: "127.0.0.1:$B2"
-routes:
-  - pool: bench
+$(bench_pools "$B1" "$B2")
 YAML
 
 # Both backends in the region nearest the client (us-east for 8.8.8.8), so geo routing picks
@@ -164,14 +96,9 @@ routes:
     geo: nearest
 YAML
 
-wait_up() {
-  for _ in $(seq 600); do curl -fsS -o /dev/null "http://127.0.0.1:$1/" 2>/dev/null && return 0; sleep 0.1; done
-  echo "nothing answers on port $1" >&2
-  return 1
-}
-
 taskset -c "$LOAD_CPU" "$NGINX" -c "$work/backend.conf" -g 'daemon off;' 2>"$work/backend.out" & pids+=($!)
-taskset -c "$LOAD_CPU" "$JAEGER_BIN" --config "file:$work/jaeger.yaml" >"$work/jaeger.out" 2>&1 & pids+=($!)
+JAEGER_OTLP_PORT=$OTLP JAEGER_QUERY_PORT=$QUERY JAEGER_QUERY_GRPC_PORT=$QUERY_GRPC OTEL_TRACES_EXPORTER=none \
+  taskset -c "$LOAD_CPU" "$JAEGER_BIN" --config file:bench/jaeger.yaml >"$work/jaeger.out" 2>&1 & pids+=($!)
 wait_up "$B1"
 wait_up "$B2"
 for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$QUERY/api/services" 2>/dev/null && break; sleep 0.1; done
@@ -235,25 +162,7 @@ for v in "${variants[@]}"; do kill "${vf_pid[$v]}"; wait "${vf_pid[$v]}" 2>/dev/
 echo
 echo "medians of $ROUNDS rounds; each VeloFlux alone on CPU $PROXY_CPU; wrk -t1 -c$CONNS -d$DURATION; nginx backends and Jaeger on CPU $LOAD_CPU; $(nproc) cores"
 echo "load average before: $load_before; after: $load_after"
-awk -F'\t' '{ v[$1] = v[$1] " " $2 }
-  function median(s,   a, n, i, j, t) {
-    n = split(s, a, " ")
-    for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
-    return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-  }
-  END {
-    printf "%-9s %12s %10s %14s   %s\n", "variant", "CPU us/req", "x bare", "paired x bare", "per round"
-    bare = median(v["bare"])
-    split(v["bare"], bs, " ")
-    split("bare features", names, " ")
-    for (i = 1; i <= 2; i++) {
-      c = median(v[names[i]])
-      r = ""
-      m = split(v[names[i]], vals, " ")
-      for (j = 1; j <= m; j++) r = r " " vals[j] / bs[j]
-      printf "%-9s %12.2f %10.3f %14.3f  %s\n", names[i], c, c / bare, median(r), v[names[i]]
-    }
-  }' "$rows"
+paired_report bare "${variants[*]}" "$rows"
 
 # Instructions per request under callgrind (see bench/callgrind.sh for the GODEBUG settings).
 # No scrapes: callgrind slows requests a hundredfold, so a scrape a second would weigh a

@@ -12,6 +12,8 @@
 # Everything listens on 127.0.0.1 only; every process started here is stopped by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck disable=SC1091 # bench/lib.sh is checked on its own
+. bench/lib.sh
 
 ROUNDS=${ROUNDS:-3}
 REQUESTS=${REQUESTS:-100000}
@@ -22,11 +24,6 @@ VF_HTTP=18090 VF_TLS=18443 B1=19111 B2=19112
 
 work=$(mktemp -d)
 pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
 trap cleanup EXIT INT TERM
 
 mkdir -p "$OUT"
@@ -51,14 +48,7 @@ global:
   tls:
     cert_file: $work/cert.pem
     key_file: $work/key.pem
-pools:
-  - name: bench
-    algorithm: round_robin
-    backends:
-      - address: "127.0.0.1:$B1"
-      - address: "127.0.0.1:$B2"
-routes:
-  - pool: bench
+$(bench_pools "$B1" "$B2")
 YAML
 
 ./veloflux -config "$work/veloflux.yaml" 2>"$work/veloflux.log" & vf=$!; pids+=("$vf")

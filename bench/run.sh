@@ -29,6 +29,8 @@
 # into the cache), listens on 127.0.0.1 only and stops only the processes it started, by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck disable=SC1091 # bench/lib.sh is checked on its own
+. bench/lib.sh
 
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
@@ -48,15 +50,7 @@ HAPROXY_PORT=${HAPROXY_PORT:-18082} B1=${B1:-19101} B2=${B2:-19102}
 VF_BIN=${VF_BIN:-./veloflux}
 read -r -a proxies <<<"${PROXIES:-veloflux nginx haproxy}"
 
-need=()
-command -v wrk >/dev/null || need+=(wrk)
-command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
-command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
-command -v taskset >/dev/null || need+=(util-linux)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing ${need[*]} (Debian packages)"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+install_missing wrk:wrk nginx:nginx-light haproxy:haproxy taskset:util-linux
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 if [ ! -x "$VEGETA_BIN" ]; then
@@ -71,11 +65,6 @@ fi
 
 work=$(mktemp -d)
 pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
 trap cleanup EXIT INT TERM
 
 mkdir -p "$OUT"
@@ -83,18 +72,7 @@ mkdir -p "$OUT"
 go build -o "$work/idleconns" ./bench/idleconns
 body=$(head -c "$((SIZE - 1))" /dev/zero | tr '\0' x)
 
-cat > "$work/backend.conf" <<NGINX
-worker_processes 1;
-pid $work/backend.pid;
-error_log $work/backend-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 100000000;
-  server { listen 127.0.0.1:$B1; location / { return 200 "$body\n"; } }
-  server { listen 127.0.0.1:$B2; location / { return 200 "$body\n"; } }
-}
-NGINX
+backend_conf "$work/backend.conf" "$work" "$body" "$B1" "$B2"
 
 for variant in veloflux:$VF_PORT:true veloflux-nethttp:$VF_STD_PORT:false; do
 IFS=: read -r name vport fast <<<"$variant"
@@ -106,14 +84,7 @@ global:
   access_log: false
   log_level: warn
   http1_fast_path: $fast
-pools:
-  - name: bench
-    algorithm: round_robin
-    backends:
-      - address: "127.0.0.1:$B1"
-      - address: "127.0.0.1:$B2"
-routes:
-  - pool: bench
+$(bench_pools "$B1" "$B2")
 YAML
 done
 
@@ -166,12 +137,6 @@ taskset -c "$LOAD_CPU" "$NGINX" -c "$work/backend.conf" -g 'daemon off;' 2>"$wor
 declare -A port=([veloflux]=$VF_PORT [veloflux-nethttp]=$VF_STD_PORT [nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT)
 declare -A main_pid=()
 
-wait_up() {
-  for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$1$PATH_" 2>/dev/null && return 0; sleep 0.1; done
-  echo "nothing answers on port $1" >&2
-  return 1
-}
-
 # start runs proxy $1 alone on PROXY_CPU and waits until it answers.
 start() {
   case $1 in
@@ -181,7 +146,7 @@ start() {
   esac
   main_pid[$1]=$!
   pids+=($!)
-  wait_up "${port[$1]}"
+  wait_up "${port[$1]}" "$PATH_"
 }
 
 stop() {
@@ -204,7 +169,7 @@ results="$OUT/$stamp.tsv"
 printf 'round\tproxy\tmetric\tvalue\n' > "$results"
 record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >> "$results"; }
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-wait_up "$B1" && wait_up "$B2"
+wait_up "$B1" "$PATH_" && wait_up "$B2" "$PATH_"
 
 for p in "${proxies[@]}"; do start "$p"; done
 for round in $(seq "$ROUNDS"); do

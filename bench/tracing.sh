@@ -16,6 +16,8 @@
 # on 127.0.0.1 only and stops only the processes it started, by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck disable=SC1091 # bench/lib.sh is checked on its own
+. bench/lib.sh
 
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-10s}
@@ -30,38 +32,16 @@ declare -A ratio=([ratio_0.01]=0.01 [ratio_1]=1)
 read -r -a variants <<<"${VARIANTS:-off ratio_0.01 ratio_1}"
 [ "${variants[0]}" = off ] || { echo "VARIANTS must start with off" >&2; exit 2; }
 
-need=()
-command -v wrk >/dev/null || need+=(wrk)
-command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
-command -v taskset >/dev/null || need+=(util-linux)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing ${need[*]} (Debian packages)"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+install_missing wrk:wrk nginx:nginx-light taskset:util-linux
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$JAEGER_BIN" ] || make jaeger >/dev/null
 [ -x "$VF_BIN" ] || make build BIN="$VF_BIN" >/dev/null
 
 work=$(mktemp -d)
 pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
 trap cleanup EXIT INT TERM
 
-cat > "$work/backend.conf" <<NGINX
-worker_processes 1;
-pid $work/backend.pid;
-error_log $work/backend-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 100000000;
-  server { listen 127.0.0.1:$B1; location / { return 200 "ok\n"; } }
-}
-NGINX
+backend_conf "$work/backend.conf" "$work" ok "$B1"
 
 for v in "${variants[@]}"; do
   tracing="tracing: {enabled: false}"
@@ -84,12 +64,6 @@ routes:
   - pool: bench
 YAML
 done
-
-wait_up() {
-  for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$1/" 2>/dev/null && return 0; sleep 0.1; done
-  echo "nothing answers on port $1" >&2
-  return 1
-}
 
 taskset -c "$LOAD_CPU" "$NGINX" -c "$work/backend.conf" -g 'daemon off;' 2>"$work/backend.out" & pids+=($!)
 JAEGER_OTLP_PORT=$OTLP JAEGER_QUERY_PORT=$QUERY JAEGER_QUERY_GRPC_PORT=$QUERY_GRPC OTEL_TRACES_EXPORTER=none \
@@ -130,22 +104,4 @@ echo
 echo "medians of $ROUNDS rounds; each VeloFlux alone on CPU $PROXY_CPU; wrk -t1 -c$CONNS -d$DURATION; nginx backend and Jaeger on CPU $LOAD_CPU; $(nproc) cores"
 echo "load average before: $load_before; after: $load_after"
 echo "Jaeger services: $spans"
-awk -F'\t' -v order="${variants[*]}" '{ v[$1] = v[$1] " " $2 }
-  function median(s,   a, n, i, j, t) {
-    n = split(s, a, " ")
-    for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
-    return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-  }
-  END {
-    printf "%-11s %12s %10s %14s   %s\n", "tracing", "CPU us/req", "x off", "paired x off", "per round"
-    off = median(v["off"])
-    split(v["off"], offs, " ")
-    n = split(order, names, " ")
-    for (i = 1; i <= n; i++) {
-      c = median(v[names[i]])
-      r = ""
-      m = split(v[names[i]], vals, " ")
-      for (j = 1; j <= m; j++) r = r " " vals[j] / offs[j]
-      printf "%-11s %12.2f %10.3f %14.3f  %s\n", names[i], c, c / off, median(r), v[names[i]]
-    }
-  }' "$rows"
+paired_report off "${variants[*]}" "$rows"

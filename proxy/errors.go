@@ -196,11 +196,61 @@ type statusWriter struct {
 	// closeUnless101 closes the connection after any final response but 101 Switching
 	// Protocols (a refused HTTP/1 upgrade).
 	closeUnless101 bool
+	// held are the fields the proxy set for the final response before the backend answered
+	// (a sticky cookie, Connection: close). Both forwarding paths write a backend's 1xx with
+	// what the header map holds and clear it afterwards: held keeps those fields out of the
+	// interim response and puts them back for the final one. The usual one or two fit in the
+	// array, so holding them allocates nothing; more go to heldMore.
+	held     [4]heldField
+	nheld    int
+	heldMore http.Header
+	interim  bool // an interim response went out, clearing the header map
+}
+
+type heldField struct {
+	key  string
+	vals []string
 }
 
 func (w *statusWriter) reset(rw http.ResponseWriter) { *w = statusWriter{ResponseWriter: rw} }
 
+// hold records the fields set so far as the final response's, before the request goes to a
+// backend that may answer 1xx first.
+func (w *statusWriter) hold() {
+	h := w.Header()
+	if len(h) > len(w.held) {
+		w.heldMore = h.Clone()
+		return
+	}
+	for k, vv := range h {
+		w.held[w.nheld] = heldField{k, vv[:len(vv):len(vv)]}
+		w.nheld++
+	}
+}
+
 func (w *statusWriter) WriteHeader(code int) {
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		h := w.Header()
+		for _, f := range w.held[:w.nheld] {
+			delete(h, f.key)
+		}
+		for k := range w.heldMore {
+			delete(h, k)
+		}
+		w.interim = true
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
+	if w.interim {
+		h := w.Header()
+		for _, f := range w.held[:w.nheld] {
+			h[f.key] = append(f.vals, h[f.key]...)
+		}
+		for k, vv := range w.heldMore {
+			h[k] = append(vv[:len(vv):len(vv)], h[k]...)
+		}
+		w.interim, w.nheld, w.heldMore = false, 0, nil
+	}
 	if w.code == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		w.code = code
 	}

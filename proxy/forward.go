@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"maps"
 	"mime"
 	"net/http"
 	"strings"
@@ -101,8 +100,8 @@ func (p *Proxy) forward(w http.ResponseWriter, in *http.Request, ctx context.Con
 var emptyValue = []string{""}
 
 // passInterim passes a backend's 1xx response (100 Continue, 103 Early Hints) on to the
-// client before the final one, less its hop-by-hop fields. Fields the proxy has already set
-// for the final response (a sticky cookie, Connection: close) are kept for it, not sent early.
+// client before the final one, less its hop-by-hop fields, as the reverse proxy does; the
+// statusWriter keeps the fields set for the final response out of it.
 func passInterim(req *http.Request, code int, header http.Header) error {
 	st := stateFrom(req.Context())
 	if st == nil {
@@ -110,15 +109,11 @@ func passInterim(req *http.Request, code int, header http.Header) error {
 	}
 	removeHopByHop(header)
 	h := st.rw.Header()
-	var kept http.Header
-	if len(h) > 0 {
-		kept = h.Clone()
-		clear(h)
+	for k, vv := range header {
+		h[k] = append(h[k], vv...)
 	}
-	maps.Copy(h, header)
 	st.rw.WriteHeader(code)
 	clear(h)
-	maps.Copy(h, kept)
 	return nil
 }
 

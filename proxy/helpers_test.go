@@ -219,6 +219,33 @@ func newClient(t testing.TB) *http.Client {
 	}
 }
 
+// sendConcurrently sends workers × perWorker requests from workers goroutines at once, each
+// one after another, and fails the test on any error or status but 200.
+func sendConcurrently(t testing.TB, c *http.Client, workers, perWorker int, method, url, host, body string) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for range workers {
+		wg.Go(func() {
+			for range perWorker {
+				r, err := trySend(c, method, url, host, nil, body)
+				if err == nil && r.status != http.StatusOK {
+					err = fmt.Errorf("status %d", r.status)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
 // response is what a test keeps of an answer.
 type response struct {
 	status int

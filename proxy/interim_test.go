@@ -34,7 +34,8 @@ func readResponse(t *testing.T, br *bufio.Reader, method string) *http.Response 
 	return resp
 }
 
-// A backend's 103 Early Hints reaches the client before the final answer, with its fields.
+// A backend's 103 Early Hints reaches the client before the final answer, with its fields,
+// and fields the proxy set for the final answer (the sticky cookie) stay on the final one.
 func TestEarlyHintsPassedOn(t *testing.T) {
 	be := newBackend(t, "hints", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Link", "</app.css>; rel=preload; as=style")
@@ -42,7 +43,7 @@ func TestEarlyHintsPassedOn(t *testing.T) {
 		w.Header().Del("Link")
 		_, _ = io.WriteString(w, "final")
 	})
-	tp := startProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("hints", be.addr(), 1)))
+	tp := startProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", true, member("hints", be.addr(), 1)))
 	c, br := rawConn(t, tp.url)
 	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: app\r\n\r\n"); err != nil {
 		t.Fatal(err)
@@ -51,10 +52,16 @@ func TestEarlyHintsPassedOn(t *testing.T) {
 	if hints.StatusCode != http.StatusEarlyHints || hints.Header.Get("Link") != "</app.css>; rel=preload; as=style" {
 		t.Fatalf("first response %d %v, want 103 with the backend's Link", hints.StatusCode, hints.Header)
 	}
+	if got := hints.Header.Values("Set-Cookie"); len(got) != 0 {
+		t.Fatalf("the 103 carries the final answer's cookie %q", got)
+	}
 	final := readResponse(t, br, http.MethodGet)
 	body, _ := io.ReadAll(final.Body)
 	if final.StatusCode != http.StatusOK || string(body) != "final" {
 		t.Fatalf("final response %d %q, want 200 %q", final.StatusCode, body, "final")
+	}
+	if got := final.Header.Values("Set-Cookie"); len(got) != 1 {
+		t.Fatalf("the final response has cookies %q, want the sticky session's one", got)
 	}
 	if final.Header.Get("Link") != "" {
 		t.Fatalf("the final response carries the 103's Link %q", final.Header.Get("Link"))

@@ -518,6 +518,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer stop()
 		defer cancel()
 	}
+	st.rw.hold()
 	if p.transports.fast != nil && !upgrade {
 		p.forward(w, r, ctx)
 		return

@@ -174,30 +174,7 @@ func TestBalancing(t *testing.T) {
 		c := newClient(t)
 		// Concurrent clients still get the exact split: it depends on the sequence of picks,
 		// not on which request receives which pick.
-		const requests, workers = 400, 8
-		var wg sync.WaitGroup
-		errs := make(chan error, requests)
-		for w := 0; w < workers; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := 0; i < requests/workers; i++ {
-					r, err := trySend(c, http.MethodGet, tp.url+"/", "", nil, "")
-					if err == nil && r.status != http.StatusOK {
-						err = fmt.Errorf("status %d", r.status)
-					}
-					if err != nil {
-						errs <- err
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Fatal(err)
-		}
+		sendConcurrently(t, c, 8, 50, http.MethodGet, tp.url+"/", "", "")
 		if h, l := heavy.hits(), light.hits(); h != 300 || l != 100 {
 			t.Fatalf("heavy %d, light %d: want exactly 300 and 100", h, l)
 		}

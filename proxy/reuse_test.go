@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -45,29 +44,7 @@ func TestBackendConnectionsReused(t *testing.T) {
 		t.Fatalf("100 sequential requests opened %d backend connections, want 1", got)
 	}
 
-	round := func() {
-		var wg sync.WaitGroup
-		errs := make(chan error, workers)
-		for range workers {
-			wg.Go(func() {
-				for range perWorker {
-					r, err := trySend(c, http.MethodPost, tp.url+"/par", "app", nil, "body")
-					if err == nil && r.status != http.StatusOK {
-						err = errStatus(r.status)
-					}
-					if err != nil {
-						errs <- err
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Fatal(err)
-		}
-	}
+	round := func() { sendConcurrently(t, c, workers, perWorker, http.MethodPost, tp.url+"/par", "app", "body") }
 	// net/http's Transport gives a connection up when its write loop has not reported the
 	// request written within 50 ms of the response (maxWriteWaitBeforeConnReuse), which a
 	// loaded machine (or the race detector) makes happen now and then, in either round;
@@ -86,7 +63,3 @@ func TestBackendConnectionsReused(t *testing.T) {
 		t.Fatalf("a second round of %d requests opened %d more backend connections, want at most %d", workers*perWorker, got-first, slack)
 	}
 }
-
-type errStatus int
-
-func (e errStatus) Error() string { return "status " + http.StatusText(int(e)) }

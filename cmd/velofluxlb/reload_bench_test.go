@@ -8,9 +8,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/veloflux/veloflux/config"
-	"github.com/veloflux/veloflux/telemetry"
 )
 
 // bigConfig is a node's configuration with pools × perPool backends, one route per pool (by
@@ -55,22 +52,7 @@ func benchmarkReload(b *testing.B, moved int) {
 	dir := b.TempDir()
 	path := filepath.Join(dir, "config.yaml")
 	files := [2]string{bigConfig(100, 100, moved, 0), bigConfig(100, 100, moved, 1)}
-	if err := os.WriteFile(path, []byte(files[0]), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	cfg, err := config.Load(path, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	log, level, err := telemetry.NewLogger(&syncWriter{}, "warn")
-	if err != nil {
-		b.Fatal(err)
-	}
-	a, err := newApp(path, nil, cfg, log, level)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(a.release)
+	a, _ := appFromFile(b, path, files[0])
 	var worst time.Duration
 	b.ReportAllocs()
 	cpu0 := cpuTime(b)

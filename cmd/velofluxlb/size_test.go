@@ -11,12 +11,11 @@ import (
 	"github.com/veloflux/veloflux/telemetry"
 )
 
-// TestReloadRefusesOversizedConfig: a config file grown past config.MaxFileBytes is refused by
-// the reload, naming the file, and the running configuration stays.
-func TestReloadRefusesOversizedConfig(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "config.yaml")
-	small := "global:\n  bind_address: \"127.0.0.1:0\"\n  metrics_address: \"\"\n  admin_address: \"\"\n"
-	if err := os.WriteFile(path, []byte(small), 0o600); err != nil {
+// appFromFile writes yaml to path and builds a node from it, released when the test ends; it
+// returns the node and the configuration it was built with.
+func appFromFile(t testing.TB, path, yaml string) (*app, *config.Config) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(path, nil)
@@ -32,6 +31,15 @@ func TestReloadRefusesOversizedConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(a.release)
+	return a, cfg
+}
+
+// TestReloadRefusesOversizedConfig: a config file grown past config.MaxFileBytes is refused by
+// the reload, naming the file, and the running configuration stays.
+func TestReloadRefusesOversizedConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	small := "global:\n  bind_address: \"127.0.0.1:0\"\n  metrics_address: \"\"\n  admin_address: \"\"\n"
+	a, cfg := appFromFile(t, path, small)
 	big := small + "#" + strings.Repeat("x", config.MaxFileBytes) + "\n"
 	if err := os.WriteFile(path, []byte(big), 0o600); err != nil {
 		t.Fatal(err)

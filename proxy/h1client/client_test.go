@@ -45,14 +45,20 @@ func newTransport(t *testing.T, o Options) *Transport {
 func get(t *testing.T, tr *Transport, url string) (*http.Response, string) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	return do(t, tr, req)
+}
+
+// do sends req and reads the whole answer; a failure fails the test.
+func do(t *testing.T, tr *Transport, req *http.Request) (*http.Response, string) {
+	t.Helper()
 	resp, err := tr.RoundTrip(req)
 	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}
 	b, err := io.ReadAll(resp.Body)
 	_ = resp.Body.Close()
 	if err != nil {
-		t.Fatalf("GET %s body: %v", url, err)
+		t.Fatalf("%s %s body: %v", req.Method, req.URL, err)
 	}
 	return resp, string(b)
 }

@@ -51,12 +51,7 @@ func TestInterimResponses(t *testing.T) {
 			},
 		})
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
-		resp, err := tr.RoundTrip(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		_ = resp.Body.Close()
+		do(t, tr, req)
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("interim responses %q, want %q", got, want)
 		}
@@ -88,13 +83,8 @@ func TestExpectContinue(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPut, srv.URL+path, body)
 		req.ContentLength = 5
 		req.Header.Set("Expect", "100-continue")
-		resp, err := tr.RoundTrip(req)
-		if err != nil {
-			t.Fatalf("PUT %s: %v", path, err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
-		return resp, string(b), body
+		resp, b := do(t, tr, req)
+		return resp, b, body
 	}
 
 	resp, body, sent := send("/take")
@@ -144,13 +134,7 @@ func TestExpectContinue(t *testing.T) {
 		tr := newTransport(t, Options{ExpectContinueTimeout: time.Millisecond})
 		req, _ := http.NewRequest(http.MethodPut, "http://"+ln.Addr().String(), strings.NewReader("hello"))
 		req.Header.Set("Expect", "100-continue")
-		resp, err := tr.RoundTrip(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
-		if string(b) != "got hello" {
+		if _, b := do(t, tr, req); b != "got hello" {
 			t.Fatalf("body %q", b)
 		}
 		<-done
@@ -181,13 +165,7 @@ func TestRequestTrailers(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, srv.URL, body)
 	req.ContentLength = -1
 	req.Trailer = trailer
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	_ = resp.Body.Close()
-	if string(b) != "hello 42" {
+	if _, b := do(t, tr, req); b != "hello 42" {
 		t.Fatalf("the backend saw %q, want body and trailer %q", b, "hello 42")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,10 +39,17 @@ type conn struct {
 	gc     *h1.Conn
 	fd     int          // the socket, when the epoll set watches it; -1 otherwise
 	state  atomic.Int32 // stActive...
-	ctx    context.Context
-	cancel context.CancelFunc // ends ctx: the client went away, or the connection closed
+	base   context.Context
 	remote string
 	idleAt atomic.Int64 // unix nanoseconds the connection went idle, for IdleTimeout of parked ones
+
+	// A request's context is made when its head has been read and ended when its response
+	// is out, rather than one context living as long as the connection: a cancellable
+	// context that anything has waited on keeps its channel and the map of its children
+	// after they are gone, hundreds of bytes that every idle connection would hold.
+	mu     sync.Mutex
+	cancel context.CancelFunc // ends the current request's context; nil between requests
+	gone   bool               // the client went away or the connection closed: ends every context at once
 }
 
 // newConn prepares a connection accepted by Serve; nil when the server is shutting down.
@@ -51,14 +59,11 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		nc = s.Guard.Wrap(nc)
 		gc = h1.From(nc)
 	}
-	c := &conn{s: s, nc: nc, gc: gc, fd: -1, remote: nc.RemoteAddr().String()}
-	ctx := context.Background()
+	c := &conn{s: s, nc: nc, gc: gc, fd: -1, remote: nc.RemoteAddr().String(), base: context.Background()}
 	if s.ConnContext != nil {
-		ctx = s.ConnContext(ctx, nc)
+		c.base = s.ConnContext(c.base, nc)
 	}
-	c.ctx, c.cancel = context.WithCancel(ctx)
 	if !s.track(c) {
-		c.cancel()
 		_ = nc.Close()
 		return nil
 	}
@@ -68,6 +73,45 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		}
 	}
 	return c
+}
+
+// requestContext returns the context of a new request: ended when the client goes away, the
+// connection closes or the response is out.
+func (c *conn) requestContext() context.Context {
+	ctx, cancel := context.WithCancel(c.base)
+	c.mu.Lock()
+	prev := c.cancel
+	c.cancel = cancel
+	if c.gone {
+		cancel()
+	}
+	c.mu.Unlock()
+	if prev != nil {
+		prev()
+	}
+	return ctx
+}
+
+// endRequest ends the context of the request just served.
+func (c *conn) endRequest() {
+	c.mu.Lock()
+	cancel := c.cancel
+	c.cancel = nil
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
+// goneAway ends the current request's context, and any later one's at once.
+func (c *conn) goneAway() {
+	c.mu.Lock()
+	c.gone = true
+	cancel := c.cancel
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
 }
 
 // socketFD finds the descriptor under the wrappers of a plain TCP connection. A TLS
@@ -103,12 +147,12 @@ func (c *conn) serve() {
 		}
 		ex := c.s.reqs.Get().(*exchange)
 		keep, hijacked := c.serveOne(ex)
+		ex.release(c.s)
+		c.endRequest()
 		if hijacked {
 			c.detach()
-			ex.release(c.s)
 			return
 		}
-		ex.release(c.s)
 		if !keep {
 			c.close()
 			return
@@ -165,7 +209,7 @@ func (c *conn) detach() {
 // parked or waiting state, calls it.
 func (c *conn) close() {
 	c.state.Store(stClosed)
-	c.cancel()
+	c.goneAway()
 	if c.fd >= 0 {
 		c.s.parker.unwatch(c.fd, c)
 	}
@@ -197,7 +241,7 @@ func (c *conn) abort() {
 		c.close()
 		return
 	}
-	c.cancel()
+	c.goneAway()
 	_ = c.nc.Close()
 }
 
@@ -206,7 +250,7 @@ func (c *conn) abort() {
 func (c *conn) clientGone() {
 	switch c.state.Load() {
 	case stActive, stPending:
-		c.cancel()
+		c.goneAway()
 	case stParked:
 		if c.state.CompareAndSwap(stParked, stActive) {
 			c.s.dispatch(c) // reads the end of stream and closes

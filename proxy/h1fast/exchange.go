@@ -38,7 +38,7 @@ const writeBufSize = 4 << 10
 
 // newRequest returns the exchange's request, reset, with the connection's context.
 func (ex *exchange) newRequest(c *conn) *http.Request {
-	r := (&http.Request{}).WithContext(c.ctx)
+	r := (&http.Request{}).WithContext(c.requestContext())
 	r.RemoteAddr = c.remote
 	ex.req = r
 	ex.bw.Reset(c.nc)
