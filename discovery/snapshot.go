@@ -1,7 +1,6 @@
 package discovery
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -97,12 +96,6 @@ func (s *Snapshot) Pool(name string) (*Pool, bool) {
 		}
 	}
 	return nil, false
-}
-
-// Source publishes snapshots until ctx ends. publish must not block for long; a source
-// calls it again whenever its view changes, and never with a nil snapshot.
-type Source interface {
-	Run(ctx context.Context, publish func(*Snapshot)) error
 }
 
 // Conflict reports a pool defined by more than one source; the first source wins.

@@ -19,7 +19,7 @@ import (
 func TestReloadDeletesSeriesOfRemovedPool(t *testing.T) {
 	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
 	t.Cleanup(be.Close)
-	dead := freeAddr(t)
+	dead := testutil.FreeAddr(t)
 	pools := func(withB bool) string {
 		s := `global:
   bind_address: "127.0.0.1:0"

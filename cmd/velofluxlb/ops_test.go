@@ -163,7 +163,7 @@ func TestOpsJSON(t *testing.T) {
 // exit 2, and nothing is printed on stdout.
 func TestOpsErrors(t *testing.T) {
 	_, addr := opsNode(t, false)
-	down := freeAddr(t) // nothing listens there
+	down := testutil.FreeAddr(t) // nothing listens there
 	tests := []struct {
 		name string
 		env  []string

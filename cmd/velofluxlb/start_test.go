@@ -216,18 +216,6 @@ routes:
 	goleak.VerifyNone(t)
 }
 
-// freeAddr returns a loopback address with a port nothing listens on now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // mustRebind binds addr again and lets it go: what a failed start bound must be free.
 func mustRebind(t *testing.T, addr string) {
 	t.Helper()
@@ -265,10 +253,10 @@ func TestStartFailureReleasesEverything(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			mustBeFree := []string{freeAddr(t)}
+			mustBeFree := []string{testutil.FreeAddr(t)}
 			addr := func(a string) string {
 				if a == free {
-					a = freeAddr(t)
+					a = testutil.FreeAddr(t)
 					mustBeFree = append(mustBeFree, a)
 				}
 				return a

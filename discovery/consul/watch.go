@@ -27,7 +27,7 @@ import (
 const requestSlack = 30 * time.Second
 
 // Source watches Consul's catalog in every configured datacenter and publishes a snapshot of
-// the routed services. It implements discovery.Source.
+// the routed services, which cmd merges after the static configuration's (discovery.Merge).
 type Source struct {
 	cfg    Config
 	log    *slog.Logger
@@ -138,7 +138,8 @@ func (s *Source) newStates() []*dcState {
 // failing does not hold the local one back); after that, each change is published once a
 // burst of changes has been quiet for Config.Coalesce (at most 10 × Coalesce after the first
 // change), and never a snapshot equal to the previous one. On errors the last good data of
-// each service is kept, so an outage publishes nothing.
+// each service is kept, so an outage publishes nothing. publish is never given nil and must not
+// block for long.
 func (s *Source) Run(ctx context.Context, publish func(*discovery.Snapshot)) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return errors.New("consul source: Run is already running")
