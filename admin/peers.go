@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -51,8 +52,8 @@ func newPeerClient() *http.Client {
 }
 
 // forward relays r, already authenticated here, to a peer's admin API: the same endpoint
-// under /admin/, the same method and the same credentials, on the port r arrived on. rest is
-// the path after peersPrefix.
+// under /admin/, the same method and the same credentials, on the admin port the peer
+// gossips, or else the port r arrived on. rest is the path after peersPrefix.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, rest string) {
 	node, endpoint, ok := strings.Cut(rest, "/")
 	if !ok || node == "" || endpoint == "" {
@@ -78,7 +79,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, rest string) {
 		s.writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s; allowed: %s", r.Method, r.URL.Path, allow))
 		return
 	}
-	host, err := s.ctrl.PeerHost(node)
+	host, peerPort, err := s.ctrl.PeerAdmin(node)
 	if err != nil {
 		if errors.Is(err, ErrUnknownPeer) {
 			s.writeError(w, http.StatusNotFound, fmt.Sprintf("no live peer %q in the cluster", node))
@@ -87,11 +88,14 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, rest string) {
 		s.writeError(w, http.StatusBadGateway, fmt.Sprintf("peer %q: %v", node, err))
 		return
 	}
-	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	_, port, err := net.SplitHostPort(fmt.Sprint(local))
-	if local == nil || err != nil {
-		s.writeError(w, http.StatusInternalServerError, "cannot tell the admin port this request came in on")
-		return
+	port := strconv.Itoa(peerPort)
+	if peerPort == 0 {
+		local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+		_, port, err = net.SplitHostPort(fmt.Sprint(local))
+		if local == nil || err != nil {
+			s.writeError(w, http.StatusInternalServerError, "cannot tell the admin port this request came in on")
+			return
+		}
 	}
 	addr := net.JoinHostPort(host, port)
 	req, err := http.NewRequestWithContext(r.Context(), r.Method, "http://"+addr+"/admin/"+endpoint, nil)

@@ -53,6 +53,22 @@ func newEnvOn(t *testing.T, cfg Config, ln net.Listener) *testEnv {
 	return env
 }
 
+// TestPeerForwardToGossipedPort: a peer whose admin API listens on another port than this
+// node's (nodes sharing one host) is reached on the port it gossips.
+func TestPeerForwardToGossipedPort(t *testing.T) {
+	a, b := newEnv(t, credsConfig()), newEnv(t, credsConfig())
+	b.ctrl.name = "n2"
+	a.ctrl.peers = map[string]string{"peer": b.http.Listener.Addr().String()}
+	if a.http.Listener.Addr().String() == b.http.Listener.Addr().String() {
+		t.Fatal("both admin servers on one address")
+	}
+	r := do(t, a.http.Client(), http.MethodGet, a.http.URL+"/admin/peers/peer/status", withAuth("admin", "s3cret-pass"))
+	var st map[string]any
+	if err := json.Unmarshal([]byte(r.body), &st); r.status != http.StatusOK || err != nil || st["node"] != "n2" {
+		t.Fatalf("peer status = %d %s, want 200 with node n2", r.status, r.body)
+	}
+}
+
 func TestPeerForward(t *testing.T) {
 	a, b := peerPair(t)
 	auth := withAuth("admin", "s3cret-pass")

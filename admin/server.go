@@ -31,17 +31,18 @@ type Controller interface {
 	DrainBackend(id string, drained bool) error
 	Stats() any    // request and error counts, latency buckets, certificate expiry
 	Sessions() any // stored sticky-session moves by backend
-	// PeerHost returns the host (name or IP, no port) of a live cluster member other than
-	// this node, whose admin API listens on the same port as this one. A name that is not
-	// such a member must return an error wrapping ErrUnknownPeer.
-	PeerHost(node string) (string, error)
+	// PeerAdmin returns the host (name or IP) of a live cluster member other than this node,
+	// and the port of its admin API, 0 when the member does not say (its admin API is then
+	// taken to listen on the same port as this one). A name that is not such a member must
+	// return an error wrapping ErrUnknownPeer.
+	PeerAdmin(node string) (host string, port int, err error)
 }
 
 // ErrUnknownBackend is what Controller.DrainBackend returns for an ID no pool has; the API
 // answers it with 404.
 var ErrUnknownBackend = errors.New("unknown backend")
 
-// ErrUnknownPeer is what Controller.PeerHost returns for a name that is not a live peer; the
+// ErrUnknownPeer is what Controller.PeerAdmin returns for a name that is not a live peer; the
 // API answers it with 404.
 var ErrUnknownPeer = errors.New("unknown peer")
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -29,7 +30,7 @@ type fakeController struct {
 	undrains int
 	// backends are the known backend IDs and whether each is drained.
 	backends map[string]bool
-	// name is the node name Status shows ("n1" when empty); peers are the hosts PeerHost
+	// name is the node name Status shows ("n1" when empty); peers are the "host" or "host:port" PeerAdmin
 	// answers by node name.
 	name  string
 	peers map[string]string
@@ -74,12 +75,18 @@ func (f *fakeController) Sessions() any {
 	return map[string]any{"total": 2}
 }
 
-// PeerHost knows the peers in f.peers; it calls every other name unknown.
-func (f *fakeController) PeerHost(node string) (string, error) {
-	if h, ok := f.peers[node]; ok {
-		return h, nil
+// PeerAdmin knows the peers in f.peers ("host" or "host:port"); it calls every other name
+// unknown.
+func (f *fakeController) PeerAdmin(node string) (string, int, error) {
+	h, ok := f.peers[node]
+	if !ok {
+		return "", 0, fmt.Errorf("peer %q: %w", node, ErrUnknownPeer)
 	}
-	return "", fmt.Errorf("peer %q: %w", node, ErrUnknownPeer)
+	if host, port, err := net.SplitHostPort(h); err == nil {
+		p, err := strconv.Atoi(port)
+		return host, p, err
+	}
+	return h, 0, nil
 }
 func (f *fakeController) Pools() any {
 	return []map[string]any{{"name": "web", "backends": []map[string]any{{"address": "10.0.0.1:80", "healthy": true, "active": 3, "weight": 2}}}}

@@ -242,6 +242,7 @@ commands below; the comment after each says what its answer shows. Logs are in $
 1. The three nodes found each other through Consul and formed one gossip cluster:
   $vf members -addr 127.0.0.1:$a1
   $vf members -addr 127.0.0.1:$a1 | grep -c alive   #=> 3
+  $vf status -addr 127.0.0.1:$a1 -node ap-southeast | grep '^node'   #=> ap-southeast
 
 2. Each node's dashboard: open http://127.0.0.1:$a0/ui/ in a browser (admin, demo). Every
    request is traced: open Jaeger at http://127.0.0.1:$jaeger_ui/ (service veloflux).

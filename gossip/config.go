@@ -106,6 +106,11 @@ type Config struct {
 	// same-region nodes. Default "".
 	Region  string `koanf:"-" json:"-"`
 	Version string `koanf:"-" json:"-"`
+	// AdminPort, when set, returns the port of this node's admin API, gossiped in the node
+	// metadata so that another node's admin API can forward to it (/admin/peers/); 0 gossips
+	// none, and peers then try the port they serve on themselves. Asked when the node starts,
+	// once every listener is bound. Default nil.
+	AdminPort func() int `koanf:"-" json:"-"`
 }
 
 // DefaultConfig returns the defaults documented on each Config field.

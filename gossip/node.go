@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -76,6 +77,8 @@ type Member struct {
 	// died: the State field of the Node it hands over is never set.
 	State    string
 	Draining bool
+	// AdminPort is the port of its admin API, or 0 when it gossips none.
+	AdminPort int
 }
 
 // Node is one member of the VeloFlux gossip cluster. Create it with New, start it with Run.
@@ -91,6 +94,8 @@ type Node struct {
 	del      *delegate
 	maxMsg   int
 	draining atomic.Bool
+	// adminPort is gossiped in the node metadata; set by Run before memberlist starts.
+	adminPort uint16
 
 	// bindAddr, bindPort, advertiseAddr and advertisePort are cfg's addresses split for
 	// memberlist.
@@ -124,7 +129,7 @@ func New(cfg Config, state State, logger *slog.Logger, reg prometheus.Registerer
 	}
 	cfg.Seeds = slices.Clone(cfg.Seeds)
 	cfg.GossipKeys = slices.Clone(cfg.GossipKeys)
-	if meta := encodeMeta(nodeMeta{Region: cfg.Region, Version: cfg.Version, Draining: true}); len(meta) > memberlist.MetaMaxSize {
+	if meta := encodeMeta(nodeMeta{Region: cfg.Region, Version: cfg.Version, Draining: true, AdminPort: math.MaxUint16}); len(meta) > memberlist.MetaMaxSize {
 		return nil, fmt.Errorf("gossip: region and version take %d bytes of node metadata, more than memberlist's %d", len(meta), memberlist.MetaMaxSize)
 	}
 
@@ -217,6 +222,11 @@ func (n *Node) Run(ctx context.Context) error {
 	if n.keyring == nil && !net.ParseIP(n.bindAddr).IsLoopback() {
 		n.logger.Warn("gossip is not encrypted on a non-loopback address: anyone reaching it can read and inject cluster state",
 			"bind_address", n.cfg.BindAddress)
+	}
+	if n.cfg.AdminPort != nil {
+		if p := n.cfg.AdminPort(); p > 0 && p <= math.MaxUint16 {
+			n.adminPort = uint16(p)
+		}
 	}
 	ml, err := memberlist.Create(n.memberlistConfig())
 	if err != nil {
@@ -451,7 +461,7 @@ func memberOf(m memberlist.Node, state string) Member {
 	mem := Member{Name: m.Name, Addr: m.Address(), State: state}
 	// A peer with undecodable metadata is still a member; it just shows no region or version.
 	if meta, err := decodeMeta(m.Meta); err == nil {
-		mem.Region, mem.Version, mem.Draining = meta.Region, meta.Version, meta.Draining
+		mem.Region, mem.Version, mem.Draining, mem.AdminPort = meta.Region, meta.Version, meta.Draining, int(meta.AdminPort)
 	}
 	return mem
 }
@@ -547,7 +557,7 @@ func (n *Node) numMembers() int {
 }
 
 func (n *Node) localMeta() []byte {
-	return encodeMeta(nodeMeta{Region: n.cfg.Region, Version: n.cfg.Version, Draining: n.draining.Load()})
+	return encodeMeta(nodeMeta{Region: n.cfg.Region, Version: n.cfg.Version, Draining: n.draining.Load(), AdminPort: n.adminPort})
 }
 
 // nodeMeta is what we put in memberlist's per-node metadata (512 bytes at most); the node name is
@@ -555,26 +565,37 @@ func (n *Node) localMeta() []byte {
 type nodeMeta struct {
 	Region, Version string
 	Draining        bool
+	AdminPort       uint16 // 0: none
 }
 
 // metaVersion leads the encoding so a later release can change it and old nodes can tell.
 const metaVersion = 1
 
-const metaDraining = 1 << 0
+const (
+	metaDraining  = 1 << 0
+	metaAdminPort = 1 << 1 // an admin port follows the version
+)
 
 // encodeMeta: version byte, flags byte, then region and version as uvarint-length-prefixed
-// strings. Compact because the 512 bytes are shared with nothing else but must fit any region name.
+// strings, then, with the metaAdminPort flag, the admin port as a uvarint. Compact because the
+// 512 bytes are shared with nothing else but must fit any region name.
 func encodeMeta(m nodeMeta) []byte {
-	b := make([]byte, 0, 2+2*binary.MaxVarintLen16+len(m.Region)+len(m.Version))
+	b := make([]byte, 0, 2+3*binary.MaxVarintLen16+len(m.Region)+len(m.Version))
 	var flags byte
 	if m.Draining {
 		flags |= metaDraining
+	}
+	if m.AdminPort != 0 {
+		flags |= metaAdminPort
 	}
 	b = append(b, metaVersion, flags)
 	b = binary.AppendUvarint(b, uint64(len(m.Region)))
 	b = append(b, m.Region...)
 	b = binary.AppendUvarint(b, uint64(len(m.Version)))
 	b = append(b, m.Version...)
+	if m.AdminPort != 0 {
+		b = binary.AppendUvarint(b, uint64(m.AdminPort))
+	}
 	return b
 }
 
@@ -594,6 +615,13 @@ func decodeMeta(b []byte) (nodeMeta, error) {
 	}
 	if m.Version, rest, err = readMetaString(rest); err != nil {
 		return nodeMeta{}, fmt.Errorf("gossip: node metadata version: %w", err)
+	}
+	if b[1]&metaAdminPort != 0 {
+		port, n := binary.Uvarint(rest)
+		if n <= 0 || port == 0 || port > math.MaxUint16 {
+			return nodeMeta{}, errors.New("gossip: node metadata: bad admin port")
+		}
+		m.AdminPort, rest = uint16(port), rest[n:]
 	}
 	if len(rest) != 0 {
 		return nodeMeta{}, fmt.Errorf("gossip: node metadata: %d trailing bytes", len(rest))

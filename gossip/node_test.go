@@ -113,8 +113,12 @@ func testConfig(name string, keys [][]byte, seeds ...string) Config {
 	cfg.Seeds = seeds
 	cfg.Region = "eu-" + name
 	cfg.Version = "v1.2.3"
+	cfg.AdminPort = func() int { return testAdminPort(name) }
 	return cfg
 }
+
+// testAdminPort is the admin port testConfig's nodes gossip.
+func testAdminPort(name string) int { return 9000 + int(name[0]) }
 
 // startNode runs a node on 127.0.0.1 port 0 until the test ends, then checks Run returned nil.
 func startNode(t *testing.T, cfg Config, state *recState) testNode {
@@ -219,7 +223,7 @@ func TestClusterJoinsViaSeeds(t *testing.T) {
 	nodes := startCluster(t, k, "a", "b", "c")
 	for _, n := range nodes {
 		for _, m := range n.Members() {
-			if m.Region != "eu-"+m.Name || m.Version != "v1.2.3" || m.Draining || m.Addr == "" {
+			if m.Region != "eu-"+m.Name || m.Version != "v1.2.3" || m.Draining || m.Addr == "" || m.AdminPort != testAdminPort(m.Name) {
 				t.Errorf("%s sees member %+v: metadata not carried", n.cfg.Name, m)
 			}
 		}
@@ -466,6 +470,8 @@ func TestMetaRoundTrip(t *testing.T) {
 		"empty":    {},
 		"draining": {Region: "eu-west-1", Version: "1.4.0", Draining: true},
 		"long":     {Region: string(bytes.Repeat([]byte("r"), 200)), Version: "v"},
+		"admin":    {Region: "eu", Version: "1", AdminPort: 9000},
+		"max port": {Region: "eu", AdminPort: 65535},
 	}
 	for name, want := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -488,6 +494,10 @@ func TestDecodeMetaRejectsMalformed(t *testing.T) {
 		"region overrun": {metaVersion, 0, 5, 'a'},
 		"bad varint":     {metaVersion, 0, 0xff},
 		"trailing":       append(encodeMeta(nodeMeta{Region: "r"}), 'x'),
+		"port missing":   {metaVersion, metaAdminPort, 0, 0},
+		"port zero":      {metaVersion, metaAdminPort, 0, 0, 0},
+		"port too big":   {metaVersion, metaAdminPort, 0, 0, 0x80, 0x80, 0x04},
+		"after port":     append(encodeMeta(nodeMeta{AdminPort: 80}), 'x'),
 	}
 	for name, b := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -165,11 +165,12 @@ func (c *Controller) Sessions() any {
 	return out
 }
 
-// PeerHost returns the host of the gossip address of node, a live member other than this one.
-func (c *Controller) PeerHost(node string) (string, error) {
+// PeerAdmin returns the host of the gossip address of node, a live member other than this
+// one, and the admin port it gossips (0 when it gossips none).
+func (c *Controller) PeerAdmin(node string) (string, int, error) {
 	cl := c.p.Cluster
 	if cl == nil || node == cl.Name {
-		return "", fmt.Errorf("peer %q: %w", node, admin.ErrUnknownPeer)
+		return "", 0, fmt.Errorf("peer %q: %w", node, admin.ErrUnknownPeer)
 	}
 	for _, m := range cl.Node.Members() {
 		if m.Name != node {
@@ -177,9 +178,9 @@ func (c *Controller) PeerHost(node string) (string, error) {
 		}
 		host, _, err := net.SplitHostPort(m.Addr)
 		if err != nil {
-			return "", fmt.Errorf("peer %q: gossip address %q: %w", node, m.Addr, err)
+			return "", 0, fmt.Errorf("peer %q: gossip address %q: %w", node, m.Addr, err)
 		}
-		return host, nil
+		return host, m.AdminPort, nil
 	}
-	return "", fmt.Errorf("peer %q: %w", node, admin.ErrUnknownPeer)
+	return "", 0, fmt.Errorf("peer %q: %w", node, admin.ErrUnknownPeer)
 }

@@ -108,13 +108,13 @@ func TestSessions(t *testing.T) {
 	}
 }
 
-// TestPeerHostWithoutCluster: a node alone has no peers to forward to.
-func TestPeerHostWithoutCluster(t *testing.T) {
+// TestPeerAdminWithoutCluster: a node alone has no peers to forward to.
+func TestPeerAdminWithoutCluster(t *testing.T) {
 	c, err := New(newTestNode(t).parts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.PeerHost("node-b"); !errors.Is(err, admin.ErrUnknownPeer) {
-		t.Fatalf("PeerHost = %v, want ErrUnknownPeer", err)
+	if _, _, err := c.PeerAdmin("node-b"); !errors.Is(err, admin.ErrUnknownPeer) {
+		t.Fatalf("PeerAdmin = %v, want ErrUnknownPeer", err)
 	}
 }

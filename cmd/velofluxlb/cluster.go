@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"time"
@@ -41,6 +42,7 @@ func (a *app) newCluster(c *config.Config) (*cluster, error) {
 		peers = func() []string { return a.consulPeers(c, name) }
 	}
 	gc, sc := gossipConfigs(c, name, peers)
+	gc.AdminPort = a.adminPort
 	store, err := gossip.NewStore(sc, gossip.NewClock(nil, 0))
 	if err != nil {
 		return nil, err
@@ -59,6 +61,18 @@ func (a *app) newCluster(c *config.Config) (*cluster, error) {
 		return nil, err
 	}
 	return &cluster{name: name, node: node, store: store, sessions: sessions}, nil
+}
+
+// adminPort is the port the admin API is bound to, 0 without one: gossiped so that the other
+// nodes' admin APIs can forward to this one whatever port it has.
+func (a *app) adminPort() int {
+	if a.admin == nil {
+		return 0
+	}
+	if ta, ok := a.admin.Addr().(*net.TCPAddr); ok {
+		return ta.Port
+	}
+	return 0
 }
 
 // gossipConfigs completes the cluster section with what the program knows: the node's name,
