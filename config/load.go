@@ -122,6 +122,9 @@ func Parse(yamlBytes []byte, environ []string) (*Config, error) {
 	if err := d.applyEnv(root, environ); err != nil {
 		return nil, err
 	}
+	if err := d.applyConsulEnv(root, environ); err != nil {
+		return nil, err
+	}
 	inheritHealthCheck(cfg, d.explicit)
 	normalize(cfg)
 
@@ -215,6 +218,81 @@ func (d *decoder) applyEnv(root reflect.Value, environ []string) error {
 		for _, key := range slices.Sorted(maps.Keys(vars)) {
 			ev := vars[key].(envValue)
 			d.applyEnvVar(root, ev.Var, ev.key, ev.Value)
+		}
+	}
+	return nil
+}
+
+// consulVars are the standard Consul client variables and the discovery.consul keys they
+// stand for.
+var consulVars = map[string]string{
+	"CONSUL_HTTP_ADDR":       "discovery.consul.address",
+	"CONSUL_HTTP_SSL":        "discovery.consul.scheme",
+	"CONSUL_HTTP_TOKEN":      "discovery.consul.token",
+	"CONSUL_HTTP_TOKEN_FILE": "discovery.consul.token_file",
+	"CONSUL_CACERT":          "discovery.consul.tls.ca_file",
+	"CONSUL_CLIENT_CERT":     "discovery.consul.tls.cert_file",
+	"CONSUL_CLIENT_KEY":      "discovery.consul.tls.key_file",
+	"CONSUL_TLS_SERVER_NAME": "discovery.consul.tls.server_name",
+	"CONSUL_HTTP_SSL_VERIFY": "discovery.consul.tls.insecure_skip_verify",
+}
+
+// applyConsulEnv applies the standard Consul client variables, the lowest layer above the
+// defaults: each sets its key only when neither the file nor a VFX_ variable wrote it, so
+// that a node configured for one agent is not moved by a variable meant for the Consul
+// command line. CONSUL_HTTP_ADDR may start with http:// or https://, which then also sets the
+// scheme; CONSUL_HTTP_SSL=true (or 1) sets scheme https; CONSUL_HTTP_SSL_VERIFY=false (or 0)
+// sets tls.insecure_skip_verify; the two token variables apply only when the file and VFX_
+// set neither token nor token_file, which exclude each other.
+func (d *decoder) applyConsulEnv(root reflect.Value, environ []string) error {
+	vars, err := env.Provider("", env.Opt{
+		Prefix:      "CONSUL_",
+		EnvironFunc: func() []string { return environ },
+		TransformFunc: func(name, value string) (string, any) {
+			key, ok := consulVars[name]
+			if !ok || value == "" {
+				return "", nil
+			}
+			return key, envValue{Var: name, Value: value, key: key}
+		},
+	}).Read()
+	if err != nil {
+		return fmt.Errorf("read environment: %w", err)
+	}
+	const prefix = "discovery.consul."
+	written := func(key string) bool { return d.explicit[prefix+key] }
+	tokenWritten := written("token") || written("token_file")
+	set := func(key, name, value string) {
+		if !written(key) {
+			d.applyEnvVar(root, name, prefix+key, value)
+		}
+	}
+	for _, key := range slices.Sorted(maps.Keys(vars)) {
+		ev := vars[key].(envValue)
+		switch short := strings.TrimPrefix(key, prefix); short {
+		case "address":
+			v := ev.Value
+			if rest, ok := strings.CutPrefix(v, "https://"); ok {
+				v = rest
+				set("scheme", ev.Var, "https")
+			} else {
+				v = strings.TrimPrefix(v, "http://")
+			}
+			set("address", ev.Var, v)
+		case "scheme":
+			if ev.Value == "true" || ev.Value == "1" {
+				set("scheme", ev.Var, "https")
+			}
+		case "tls.insecure_skip_verify":
+			if ev.Value == "false" || ev.Value == "0" {
+				set(short, ev.Var, "true")
+			}
+		case "token", "token_file":
+			if !tokenWritten {
+				d.applyEnvVar(root, ev.Var, key, ev.Value)
+			}
+		default:
+			set(short, ev.Var, ev.Value)
 		}
 	}
 	return nil

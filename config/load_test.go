@@ -902,3 +902,52 @@ func BenchmarkParseSeed(b *testing.B) {
 		}
 	}
 }
+
+// TestParseConsulEnv: the standard Consul client variables fill the discovery.consul keys
+// that neither the file nor a VFX_ variable wrote.
+func TestParseConsulEnv(t *testing.T) {
+	type want struct {
+		address, scheme, token, tokenFile, ca, cert, key, serverName string
+		skipVerify                                                   bool
+	}
+	d := consul.DefaultConfig()
+	defaults := want{address: d.Address, scheme: d.Scheme}
+	tests := []struct {
+		name    string
+		yaml    string
+		environ []string
+		want    want
+	}{
+		{"none", "", nil, defaults},
+		{"address with https scheme", "", []string{"CONSUL_HTTP_ADDR=https://consul.internal:8501"},
+			want{address: "consul.internal:8501", scheme: "https"}},
+		{"address with http scheme", "", []string{"CONSUL_HTTP_ADDR=http://10.0.0.5:8500"},
+			want{address: "10.0.0.5:8500", scheme: "http"}},
+		{"ssl and every tls variable", "", []string{
+			"CONSUL_HTTP_SSL=true", "CONSUL_CACERT=/ca.pem", "CONSUL_CLIENT_CERT=/c.pem", "CONSUL_CLIENT_KEY=/k.pem",
+			"CONSUL_TLS_SERVER_NAME=consul.internal", "CONSUL_HTTP_SSL_VERIFY=false",
+		}, want{address: d.Address, scheme: "https", ca: "/ca.pem", cert: "/c.pem", key: "/k.pem", serverName: "consul.internal", skipVerify: true}},
+		{"ssl_verify true changes nothing", "", []string{"CONSUL_HTTP_SSL_VERIFY=true", "CONSUL_HTTP_SSL=0"}, defaults},
+		{"token", "", []string{"CONSUL_HTTP_TOKEN=s3cret"}, want{address: d.Address, scheme: d.Scheme, token: "s3cret"}},
+		{"token file", "", []string{"CONSUL_HTTP_TOKEN_FILE=/run/token"}, want{address: d.Address, scheme: d.Scheme, tokenFile: "/run/token"}},
+		{"the file wins", "discovery:\n  consul: {address: \"127.0.0.1:8500\", scheme: http, token_file: /etc/token}\n",
+			[]string{"CONSUL_HTTP_ADDR=https://other:8501", "CONSUL_HTTP_TOKEN=s3cret", "CONSUL_HTTP_SSL=true"},
+			want{address: "127.0.0.1:8500", scheme: "http", tokenFile: "/etc/token"}},
+		{"VFX_ wins", "", []string{"CONSUL_HTTP_ADDR=other:8500", "VFX_DISCOVERY__CONSUL__ADDRESS=mine:8500", "VFX_CONSUL_TOKEN=vfx", "CONSUL_HTTP_TOKEN_FILE=/run/token"},
+			want{address: "mine:8500", scheme: d.Scheme, token: "vfx"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := mustParse(t, tt.yaml, tt.environ...).Discovery.Consul
+			got := want{c.Address, c.Scheme, c.Token, c.TokenFile, c.TLS.CAFile, c.TLS.CertFile, c.TLS.KeyFile, c.TLS.ServerName, c.TLS.InsecureSkipVerify}
+			if got != tt.want {
+				t.Errorf("discovery.consul from %v:\n got  %+v\n want %+v", tt.environ, got, tt.want)
+			}
+		})
+	}
+	// The values are validated like the file's: veloflux validate sees them too.
+	_, err := Parse(nil, []string{"CONSUL_HTTP_ADDR=http://no-port"})
+	if err == nil || !strings.Contains(err.Error(), "discovery.consul.address: missing port") {
+		t.Errorf("CONSUL_HTTP_ADDR without a port: %v, want a problem at discovery.consul.address", err)
+	}
+}

@@ -225,14 +225,15 @@ func cpuTime(b *testing.B) time.Duration {
 
 // BenchmarkTracingHooks measures what tracing adds to one request apart from the rest of the
 // round trip: the server span, the attempt's context written into the backend request and the
-// end of the span, through the real tracer provider at sample_ratio 0.01 and 1.
+// end of the span, through the real tracer provider at sample_ratio 0 (every request
+// unsampled), 0.01 and 1.
 func BenchmarkTracingHooks(b *testing.B) {
 	col := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/x-protobuf")
 	}))
 	defer col.Close()
-	for _, ratio := range []float64{0.01, 1} {
+	for _, ratio := range []float64{0, 0.01, 1} {
 		b.Run(fmt.Sprintf("ratio_%g", ratio), func(b *testing.B) {
 			tc := vftracing.DefaultConfig()
 			tc.Enabled, tc.Protocol, tc.Endpoint, tc.SampleRatio, tc.QueueSize = true, vftracing.ProtocolHTTP, col.URL, ratio, 1<<16

@@ -3,7 +3,6 @@ package proxy
 import (
 	"net/http"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -30,16 +29,7 @@ func TestPoolSeriesLeaveWithThePool(t *testing.T) {
 			t.Fatalf("GET %s: %d", path, r.status)
 		}
 	}
-	names := func(series []string) []string {
-		var out []string
-		for _, s := range series {
-			if n, _, _ := strings.Cut(s, "{"); !slices.Contains(out, n) {
-				out = append(out, n)
-			}
-		}
-		return out
-	}
-	before := names(testutil.SeriesWith(t, px.reg, "b", "pool"))
+	before := testutil.MetricNames(testutil.SeriesWith(t, px.reg, "b", "pool"))
 	for _, want := range []string{"veloflux_requests_total", "veloflux_request_duration_seconds", "veloflux_retries_total",
 		"veloflux_sticky_requests_total", "veloflux_backend_health", "veloflux_active_connections"} {
 		if !slices.Contains(before, want) {

@@ -17,7 +17,7 @@ import (
 
 // newACME builds the ACME manager of a node with global.tls.auto_cert, its state in Consul
 // KV or under cert_dir as Config.ACMEStorage says; nil without auto_cert.
-func newACME(cfg *config.Config, environ []string, log *slog.Logger, reg prometheus.Registerer) (*acme.Manager, error) {
+func newACME(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*acme.Manager, error) {
 	t := cfg.Global.TLS
 	if !t.AutoCert {
 		return nil, nil
@@ -28,7 +28,7 @@ func newACME(cfg *config.Config, environ []string, log *slog.Logger, reg prometh
 	ac.DisableTLSALPNChallenge = !slices.Contains(t.ACMEChallenges, config.ACMEChallengeTLSALPN01)
 	switch cfg.ACMEStorage() {
 	case config.ACMEStorageConsul:
-		client, err := consul.NewClient(cfg.Discovery.Consul.FromEnv(environ))
+		client, err := consul.NewClient(cfg.Discovery.Consul)
 		if err != nil {
 			return nil, err
 		}

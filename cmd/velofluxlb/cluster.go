@@ -141,7 +141,7 @@ const gossipMetaKey = "gossip_addr"
 // start, and again whenever the node finds itself alone. Failures only cost the seeds: they are
 // logged and the node keeps its static seeds.
 func (a *app) consulPeers(c *config.Config, self string) []string {
-	client, err := consul.NewClient(c.Discovery.Consul.FromEnv(a.environ))
+	client, err := consul.NewClient(c.Discovery.Consul)
 	if err != nil {
 		a.log.Warn("cluster.join_consul: no Consul client", "error", err.Error())
 		return nil

@@ -63,7 +63,7 @@ type registration struct {
 }
 
 func newRegistration(a *app, proxyAddr, metricsAddr string) (*registration, error) {
-	client, err := consul.NewClient(a.cfg.Discovery.Consul.FromEnv(a.environ))
+	client, err := consul.NewClient(a.cfg.Discovery.Consul)
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -59,20 +58,11 @@ pools:
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
-	names := func(series []string) []string {
-		var out []string
-		for _, s := range series {
-			if name, _, _ := strings.Cut(s, "{"); !slices.Contains(out, name) {
-				out = append(out, name)
-			}
-		}
-		return out
-	}
 	want := []string{"veloflux_requests_total", "veloflux_sticky_requests_total", "veloflux_backend_health",
 		"veloflux_health_checks_total", "veloflux_health_check_duration_seconds", "veloflux_health_ejected_backends",
 		"veloflux_health_ejections_skipped_total"} // b's only backend is kept in: its pool is at max_ejection_percent
 	testutil.Eventually(t, "series of pool b from the proxy, the probes and the passive checks", func() bool {
-		got := names(testutil.SeriesWith(t, n.a.reg, "b", "pool"))
+		got := testutil.MetricNames(testutil.SeriesWith(t, n.a.reg, "b", "pool"))
 		for _, w := range want {
 			if !slices.Contains(got, w) {
 				return false
@@ -81,10 +71,10 @@ pools:
 		return true
 	})
 	testutil.Eventually(t, "series of pool a from the proxy and the probes", func() bool {
-		got := names(testutil.SeriesWith(t, n.a.reg, "a", "pool"))
+		got := testutil.MetricNames(testutil.SeriesWith(t, n.a.reg, "a", "pool"))
 		return slices.Contains(got, "veloflux_requests_total") && slices.Contains(got, "veloflux_health_checks_total")
 	})
-	keptA := names(testutil.SeriesWith(t, n.a.reg, "a", "pool"))
+	keptA := testutil.MetricNames(testutil.SeriesWith(t, n.a.reg, "a", "pool"))
 
 	if err := os.WriteFile(n.a.path, []byte(pools(false)), 0o600); err != nil {
 		t.Fatal(err)
@@ -97,7 +87,7 @@ pools:
 		return len(testutil.SeriesWith(t, n.a.reg, "b", "pool"))+len(testutil.SeriesWith(t, n.a.reg, dead, "backend")) == 0
 	})
 	// Pool a's probes keep running: its series are all still there.
-	if got := names(testutil.SeriesWith(t, n.a.reg, "a", "pool")); !slices.Equal(got, keptA) {
+	if got := testutil.MetricNames(testutil.SeriesWith(t, n.a.reg, "a", "pool")); !slices.Equal(got, keptA) {
 		t.Errorf("pool a's series after the reload: %v, want %v", got, keptA)
 	}
 }

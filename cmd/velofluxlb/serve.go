@@ -211,7 +211,7 @@ func (a *app) build() error {
 	if err != nil {
 		return err
 	}
-	if a.acme, err = newACME(cfg, a.environ, log.With("component", "acme"), a.reg); err != nil {
+	if a.acme, err = newACME(cfg, log.With("component", "acme"), a.reg); err != nil {
 		return err
 	}
 	a.routing = &routing{proxy: a.proxy, consensus: a.consensus, passive: a.passive, log: log.With("component", "discovery"), geoEnabled: a.geo != nil}
@@ -234,7 +234,7 @@ func (a *app) build() error {
 	}
 	if cfg.Discovery.Consul.Enabled {
 		// Nothing is contacted before it runs; while Consul is down, it retries with backoff.
-		a.consul, err = consul.New(cfg.Discovery.Consul.FromEnv(a.environ), log.With("component", "consul"), a.reg)
+		a.consul, err = consul.New(cfg.Discovery.Consul, log.With("component", "consul"), a.reg)
 		if err != nil {
 			return err
 		}

@@ -15,13 +15,14 @@ import (
 type Config struct {
 	// Enabled turns on the Consul catalog watch. Default false.
 	Enabled bool `koanf:"enabled"`
-	// Address is the agent's HTTP API, host:port. Default "127.0.0.1:8500"; while it is left
-	// at the default, CONSUL_HTTP_ADDR replaces it (FromEnv).
+	// Address is the agent's HTTP API, host:port. Default "127.0.0.1:8500". The config
+	// loader fills it, and the scheme, token and tls keys, from Consul's own variables
+	// (CONSUL_HTTP_ADDR, ...) when neither the file nor VFX_ sets them.
 	Address string `koanf:"address"`
 	// Scheme is http or https. Default http.
 	Scheme string `koanf:"scheme"`
 	// Token is the ACL token. Default "". Secret: redacted in logged copies and never echoed
-	// in error messages. When both it and TokenFile are empty, CONSUL_HTTP_TOKEN is used.
+	// in error messages.
 	Token string `koanf:"token" redact:"true"`
 	// TokenFile is a file holding the token, read at startup. Default "". Not with Token.
 	TokenFile string `koanf:"token_file"`
@@ -114,50 +115,6 @@ func DefaultConfig() Config {
 			DeregisterCriticalAfter: defaultDeregisterCriticalAfter,
 		},
 	}
-}
-
-// FromEnv applies the standard Consul client variables to c where c leaves a field at its
-// default: CONSUL_HTTP_ADDR (with an optional http:// or https:// scheme), CONSUL_HTTP_TOKEN,
-// CONSUL_HTTP_TOKEN_FILE, CONSUL_HTTP_SSL, CONSUL_CACERT, CONSUL_CLIENT_CERT,
-// CONSUL_CLIENT_KEY, CONSUL_TLS_SERVER_NAME and CONSUL_HTTP_SSL_VERIFY. environ is in
-// os.Environ form; values in the file win over the environment.
-func (c Config) FromEnv(environ []string) Config {
-	env := map[string]string{}
-	for _, kv := range environ {
-		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "CONSUL_") {
-			env[k] = v
-		}
-	}
-	d := DefaultConfig()
-	if v := env["CONSUL_HTTP_ADDR"]; v != "" && c.Address == d.Address {
-		switch {
-		case strings.HasPrefix(v, "https://"):
-			c.Scheme, v = "https", strings.TrimPrefix(v, "https://")
-		case strings.HasPrefix(v, "http://"):
-			v = strings.TrimPrefix(v, "http://")
-		}
-		c.Address = v
-	}
-	if v := env["CONSUL_HTTP_SSL"]; (v == "true" || v == "1") && c.Scheme == d.Scheme {
-		c.Scheme = "https"
-	}
-	if c.Token == "" && c.TokenFile == "" {
-		c.Token, c.TokenFile = env["CONSUL_HTTP_TOKEN"], env["CONSUL_HTTP_TOKEN_FILE"]
-	}
-	set := func(dst *string, key string) {
-		if *dst == "" {
-			*dst = env[key]
-		}
-	}
-	set(&c.TLS.CAFile, "CONSUL_CACERT")
-	set(&c.TLS.CertFile, "CONSUL_CLIENT_CERT")
-	set(&c.TLS.KeyFile, "CONSUL_CLIENT_KEY")
-	set(&c.TLS.ServerName, "CONSUL_TLS_SERVER_NAME")
-	if v := env["CONSUL_HTTP_SSL_VERIFY"]; v == "false" || v == "0" {
-		c.TLS.InsecureSkipVerify = true
-	}
-	c.Datacenters = append([]string(nil), c.Datacenters...)
-	return c
 }
 
 // Limits of the section's durations.

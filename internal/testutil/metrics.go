@@ -42,3 +42,14 @@ func SeriesWith(t testing.TB, g prometheus.Gatherer, value string, labels ...str
 	sort.Strings(out)
 	return out
 }
+
+// MetricNames returns the metric names of series as SeriesWith writes them, each once, in order.
+func MetricNames(series []string) []string {
+	var out []string
+	for _, s := range series {
+		if name, _, _ := strings.Cut(s, "{"); len(out) == 0 || out[len(out)-1] != name {
+			out = append(out, name)
+		}
+	}
+	return out
+}

@@ -178,7 +178,7 @@ func (h *head) field(name, value []byte) (Rejection, bool) {
 		h.hosts++
 	case equalFold(name, "content-length"):
 		h.lengths++
-		n, ok := parseLength(value)
+		n, ok := ParseLength(value)
 		if !ok {
 			return rejBadLength, false
 		}
@@ -243,17 +243,18 @@ func (h *head) framing() framing {
 	return frameNone
 }
 
-// parseLength reads a Content-Length: 1 to 18 digits, nothing else (no sign, no list).
-func parseLength(v []byte) (int64, bool) {
+// ParseLength reads a Content-Length: 1 to 18 digits, nothing else (no sign, no list). The
+// fast server and client read lengths with it too, so every reader of a length agrees.
+func ParseLength[T ~string | ~[]byte](v T) (int64, bool) {
 	if len(v) == 0 || len(v) > 18 {
 		return 0, false
 	}
 	var n int64
-	for _, c := range v {
-		if !isDigit(c) {
+	for i := 0; i < len(v); i++ {
+		if !isDigit(v[i]) {
 			return 0, false
 		}
-		n = n*10 + int64(c-'0')
+		n = n*10 + int64(v[i]-'0')
 	}
 	return n, true
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/veloflux/veloflux/proxy/h1"
 )
 
 // readResponse reads a response head from br. The usual answer of a backend, an HTTP/1.1
@@ -100,7 +102,7 @@ func parseSimpleHead(buf []byte, req *http.Request) (*http.Response, int) {
 	if len(cl) != 1 {
 		return nil, 0 // none (the body ends with the connection) or repeated
 	}
-	n, ok := parseLength(cl[0])
+	n, ok := h1.ParseLength(cl[0])
 	if !ok {
 		return nil, 0
 	}
@@ -124,22 +126,6 @@ func validText(s string) bool {
 		}
 	}
 	return true
-}
-
-// parseLength reads a Content-Length of 1 to 18 digits.
-func parseLength(s string) (int64, bool) {
-	if s == "" || len(s) > 18 {
-		return 0, false
-	}
-	var n int64
-	for i := 0; i < len(s); i++ {
-		d := s[i]
-		if d < '0' || d > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(d-'0')
-	}
-	return n, true
 }
 
 // simpleResponse is the whole of what parseSimpleHead needs beyond the buffer: its result

@@ -528,16 +528,9 @@ func closing(major, minor int, h http.Header) bool {
 }
 
 func parseLength(s string) (int64, error) {
-	if s == "" || len(s) > 18 {
+	n, ok := h1.ParseLength(s)
+	if !ok {
 		return 0, errBadRequest
-	}
-	var n int64
-	for i := 0; i < len(s); i++ {
-		d := s[i]
-		if d < '0' || d > '9' {
-			return 0, errBadRequest
-		}
-		n = n*10 + int64(d-'0')
 	}
 	return n, nil
 }

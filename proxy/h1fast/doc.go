@@ -11,9 +11,10 @@
 //
 // An idle connection holds no goroutine and no buffer. On Linux every connection whose socket
 // can be reached (plain TCP, not TLS) is registered once, edge-triggered, with an epoll
-// instance shared by the server; when a response is out and nothing more is buffered, the
-// connection's goroutine ends and the connection waits in that epoll set until the client
-// sends again, which starts a goroutine for it. The same registration reports a client that
+// instance shared by the server (whose own descriptor waits in the Go runtime's poller); when
+// a response is out and nothing more is buffered, the connection's goroutine lets it go and
+// the connection waits in that epoll set until the client sends again, when it is handed to a
+// goroutine that waits for work, or to a new one. The same registration reports a client that
 // closes its connection while its request is being served: the request's context ends, and
 // the proxy records 499 instead of waiting for the backend. Elsewhere, and for connections
 // the epoll set cannot watch, an idle connection waits in a goroutine, as with net/http.
