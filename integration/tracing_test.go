@@ -5,60 +5,15 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/veloflux/veloflux/internal/testutil"
 )
-
-// tool returns the path in env, which make test sets after building or installing the tool
-// with target; without it the test is skipped, except in CI, where it fails.
-func tool(t *testing.T, env, target string) string {
-	t.Helper()
-	bin := os.Getenv(env)
-	if _, err := os.Stat(bin); bin == "" || err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s missing in CI (%q): `make %s` must provide it before the tests", env, bin, target)
-		}
-		t.Skipf("%s not set or missing (%q); run make %s", env, bin, target)
-	}
-	return bin
-}
-
-// startProcess runs bin with args until the test ends, its output kept for a failure.
-func startProcess(t *testing.T, name, bin string, args ...string) {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	out := &testutil.LogBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		default:
-			// Stopped by the test: its exit says nothing, so it is not awaited past the guard.
-			testutil.Receive(t, done, name+" to exit")
-		}
-		if t.Failed() {
-			t.Logf("%s output:\n%s", name, out.String())
-		}
-	})
-}
 
 // jaeger is a Jaeger all-in-one on loopback: OTLP receivers and the query API on free ports,
 // spans kept in memory.
@@ -202,31 +157,6 @@ func (j *jaeger) trace(t *testing.T, traceID string) ([]jaegerSpan, map[string]m
 		procs[id] = tags
 	}
 	return out.Data[0].Spans, procs
-}
-
-// recordingBackend answers 200 and keeps the traceparent of every request it gets.
-type recordingBackend struct {
-	*httptest.Server
-	mu      sync.Mutex
-	parents []string
-}
-
-func newRecordingBackend(t *testing.T) *recordingBackend {
-	b := &recordingBackend{}
-	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b.mu.Lock()
-		b.parents = append(b.parents, r.Header.Get("Traceparent"))
-		b.mu.Unlock()
-		io.WriteString(w, "ok")
-	}))
-	t.Cleanup(b.Close)
-	return b
-}
-
-func (b *recordingBackend) traceparents() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]string(nil), b.parents...)
 }
 
 // TestTracesInJaeger sends a request that fails on a dead backend and is retried on a live
