@@ -414,10 +414,12 @@ func tool(t *testing.T, env, target string) string {
 	return bin
 }
 
-// startProcess runs bin with args until the test ends, its output kept for a failure.
-func startProcess(t *testing.T, name, bin string, args ...string) {
+// startProcess runs bin with args and env added to the test's environment until the test
+// ends, its output kept for a failure.
+func startProcess(t *testing.T, name string, env []string, bin string, args ...string) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	out := &testutil.LogBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -6,8 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,8 +14,9 @@ import (
 	"github.com/veloflux/veloflux/internal/testutil"
 )
 
-// jaeger is a Jaeger all-in-one on loopback: OTLP receivers and the query API on free ports,
-// spans kept in memory.
+// jaeger is a Jaeger all-in-one on loopback, on the configuration the demo and the benchmarks
+// use (tools/jaeger/config.yaml): OTLP receivers and the query API on free ports, spans kept in
+// memory.
 type jaeger struct {
 	otlpGRPC, otlpHTTP, query string
 }
@@ -30,50 +30,12 @@ func startJaeger(t *testing.T) *jaeger {
 		otlpHTTP: fmt.Sprintf("127.0.0.1:%d", p[1]),
 		query:    fmt.Sprintf("127.0.0.1:%d", p[2]),
 	}
-	cfg := fmt.Sprintf(`service:
-  extensions: [jaeger_storage, jaeger_query]
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [batch]
-      exporters: [jaeger_storage_exporter]
-  telemetry:
-    metrics:
-      level: none
-    logs:
-      level: warn
-extensions:
-  jaeger_storage:
-    backends:
-      mem:
-        memory:
-          max_traces: 10000
-  jaeger_query:
-    storage:
-      traces: mem
-    http:
-      endpoint: %q
-    grpc:
-      endpoint: "127.0.0.1:%d"
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: %q
-      http:
-        endpoint: %q
-processors:
-  batch:
-    timeout: 50ms
-exporters:
-  jaeger_storage_exporter:
-    trace_storage: mem
-`, j.query, p[3], j.otlpGRPC, j.otlpHTTP)
-	path := filepath.Join(t.TempDir(), "jaeger.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
+	env := []string{
+		"JAEGER_OTLP_PORT=" + strconv.Itoa(p[0]), "JAEGER_OTLP_HTTP_PORT=" + strconv.Itoa(p[1]),
+		"JAEGER_QUERY_PORT=" + strconv.Itoa(p[2]), "JAEGER_QUERY_GRPC_PORT=" + strconv.Itoa(p[3]),
+		"JAEGER_BATCH_TIMEOUT=50ms", // traces are read back at once
 	}
-	startProcess(t, "jaeger", bin, "--config", "file:"+path)
+	startProcess(t, "jaeger", env, bin, "--config", "file:../tools/jaeger/config.yaml")
 	testutil.Eventually(t, "Jaeger's query API to answer", func() bool {
 		resp, err := http.Get("http://" + j.query + "/api/services")
 		if err != nil {
