@@ -26,7 +26,7 @@ func h3Client(t *testing.T, cfg *tls.Config) *http.Client {
 func TestHTTP3(t *testing.T) {
 	be := newBackend(t, "app", nil)
 	p := newProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("app", be.addr(), 1)))
-	cert, roots := selfSigned(t)
+	cert, roots := serverCert(t)
 	for _, retry := range []int{0, -1} { // the default, and a Retry asked of every client
 		cfg := testServerConfig()
 		cfg.TLSAddr = "127.0.0.1:0"
@@ -77,7 +77,7 @@ func TestHTTP3Drain(t *testing.T) {
 		_, _ = io.WriteString(w, "finished")
 	})
 	p := newProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("slow", be.addr(), 1)))
-	cert, roots := selfSigned(t)
+	cert, roots := serverCert(t)
 	cfg := testServerConfig()
 	cfg.TLSAddr = "127.0.0.1:0"
 	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
