@@ -24,11 +24,11 @@ import (
 )
 
 // demoPorts are the ports examples/demo.sh uses at DEMO_PORT_OFFSET 0: Consul (HTTP, server,
-// LAN and WAN serf), Jaeger (UI, query gRPC, OTLP), the six backends, and each node's proxy,
-// metrics, admin and gossip.
+// LAN and WAN serf), Jaeger (query API and UI, OTLP/gRPC), the six backends, and each node's
+// proxy, metrics, admin and gossip.
 var demoPorts = []int{
 	18500, 18300, 18301, 18302,
-	16686, 16685, 14317,
+	16686, 14317,
 	9101, 9102, 9201, 9202, 9301, 9302,
 	8000, 8001, 8002, 8080, 8081, 8082, 9000, 9001, 9002, 17946, 17947, 17948,
 }
