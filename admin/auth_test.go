@@ -84,7 +84,7 @@ func TestAuthFailureLogged(t *testing.T) {
 	do(t, env.http.Client(), http.MethodGet, env.http.URL+"/admin/pools") // no credentials
 
 	var warns []map[string]any
-	for _, l := range env.logs.lines(t) {
+	for _, l := range env.logs.Records() {
 		if l["level"] == "WARN" {
 			warns = append(warns, l)
 		}
@@ -139,7 +139,7 @@ func TestLockout(t *testing.T) {
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
-			env.clock.Advance(st.advance)
+			env.clock.Add(st.advance)
 			r := do(t, env.http.Client(), http.MethodGet, env.http.URL+"/admin/status", st.creds)
 			if r.status != st.wantStatus {
 				t.Fatalf("status = %d, want %d (body %s)", r.status, st.wantStatus, r.body)

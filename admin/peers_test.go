@@ -7,36 +7,25 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 // peerPair serves two admin servers on one port, a on 127.0.0.1 and b on 127.0.0.2, as two
 // nodes of a cluster serve on the same admin port at their own addresses; a knows b as "peer".
 func peerPair(t *testing.T) (a, b *testEnv) {
 	t.Helper()
-	for range 20 {
-		lnA, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, port, _ := net.SplitHostPort(lnA.Addr().String())
-		lnB, err := net.Listen("tcp", "127.0.0.2:"+port)
-		if err != nil {
-			lnA.Close() // that port is taken on 127.0.0.2: try another
-			continue
-		}
-		a, b = newEnvOn(t, credsConfig(), lnA), newEnvOn(t, credsConfig(), lnB)
-		a.ctrl.peers = map[string]string{"peer": "127.0.0.2"}
-		b.ctrl.name = "n2"
-		return a, b
-	}
-	t.Fatal("no port free on both 127.0.0.1 and 127.0.0.2")
-	return nil, nil
+	lns := testutil.ListenSamePort(t, "127.0.0.1", "127.0.0.2")
+	a, b = newEnvOn(t, credsConfig(), lns[0]), newEnvOn(t, credsConfig(), lns[1])
+	a.ctrl.peers = map[string]string{"peer": "127.0.0.2"}
+	b.ctrl.name = "n2"
+	return a, b
 }
 
 // newEnvOn is newEnv serving on ln.
 func newEnvOn(t *testing.T, cfg Config, ln net.Listener) *testEnv {
 	t.Helper()
-	env := &testEnv{ctrl: &fakeController{}, clock: newFakeClock(), logs: &syncBuffer{}}
+	env := newTestEnv()
 	srv, err := New(cfg, env.ctrl, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 func TestReadEndpoints(t *testing.T) {
@@ -95,7 +97,7 @@ func TestDrainUndrain(t *testing.T) {
 		})
 	}
 	var infos int
-	for _, l := range env.logs.lines(t) {
+	for _, l := range env.logs.Records() {
 		if l["level"] == "INFO" && strings.Contains(l["msg"].(string), "drained via admin API") {
 			infos++
 		}
@@ -321,19 +323,17 @@ func (b *blockingController) Status() any {
 	return b.fakeController.Status()
 }
 
-// waitRefused polls until addr stops accepting connections: the sign Shutdown has begun.
+// waitRefused waits until addr stops accepting connections: the sign Shutdown has begun.
 func waitRefused(t *testing.T, addr string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	testutil.Eventually(t, addr+" to refuse connections", func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
-			return
+			return true
 		}
 		c.Close()
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("%s still accepting connections", addr)
+		return false
+	})
 }
 
 func TestShutdownWaitsForInFlightRequests(t *testing.T) {
@@ -378,14 +378,7 @@ func TestShutdownTimeout(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
 	var addr net.Addr
-	for deadline := time.Now().Add(5 * time.Second); addr == nil && time.Now().Before(deadline); {
-		if addr = srv.Addr(); addr == nil {
-			time.Sleep(time.Millisecond)
-		}
-	}
-	if addr == nil {
-		t.Fatal("Run never bound its address")
-	}
+	testutil.Eventually(t, "Run to bind its address", func() bool { addr = srv.Addr(); return addr != nil })
 
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()

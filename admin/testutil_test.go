@@ -1,21 +1,20 @@
 package admin
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -115,75 +114,19 @@ func (f *fakeController) calls() (drains, undrains int) {
 	return f.drains, f.undrains
 }
 
-// fakeClock is the lockout clock tests step by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// syncBuffer lets the test read logs written from server goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// lines decodes the JSON log lines written so far.
-func (b *syncBuffer) lines(t *testing.T) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(b.String()), "\n") {
-		if l == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("log line %q: %v", l, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
 type testEnv struct {
 	srv   *Server
 	http  *httptest.Server
 	ctrl  *fakeController
-	clock *fakeClock
-	logs  *syncBuffer
+	clock *testutil.Clock // the lockout's clock, stepped by hand
+	logs  *testutil.LogBuffer
 }
 
 // newEnv serves a Server built from cfg on a real 127.0.0.1 listener.
 func newEnv(t *testing.T, cfg Config) *testEnv {
 	t.Helper()
-	env := &testEnv{ctrl: &fakeController{}, clock: newFakeClock(), logs: &syncBuffer{}}
-	logger := slog.New(slog.NewJSONHandler(env.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := New(cfg, env.ctrl, logger)
+	env := newTestEnv()
+	srv, err := New(cfg, env.ctrl, env.logs.Logger())
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -191,6 +134,11 @@ func newEnv(t *testing.T, cfg Config) *testEnv {
 	env.srv = srv
 	env.http = newHTTPTestServer(t, srv)
 	return env
+}
+
+// newTestEnv is a testEnv without its server: a fake controller, a clock and a log buffer.
+func newTestEnv() *testEnv {
+	return &testEnv{ctrl: &fakeController{}, clock: testutil.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)), logs: &testutil.LogBuffer{}}
 }
 
 func credsConfig() Config {

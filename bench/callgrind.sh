@@ -12,8 +12,9 @@
 #   PROXIES="veloflux veloflux-tracing" TRACE_RATIO=0.01 bench/callgrind.sh
 #
 # veloflux-tracing is veloflux (the HTTP/1.1 fast path) with tracing on at TRACE_RATIO,
-# exporting over OTLP/gRPC to a Jaeger all-in-one (bench/jaeger.yaml, built by make jaeger when
-# missing) outside callgrind: the proxy's share of tracing, exporter included, is counted.
+# exporting over OTLP/gRPC to a Jaeger all-in-one (built by make jaeger when missing, on
+# tools/jaeger/config.yaml) outside callgrind: the proxy's share of tracing, exporter
+# included, is counted.
 #
 # Needs valgrind, wrk, nginx (and haproxy when listed), which it installs with apt when
 # missing. It listens on 127.0.0.1 only and stops only the processes it started, by PID.
@@ -92,7 +93,7 @@ wait_up "$B2" /plain
 if [[ " ${proxies[*]} " == *" veloflux-tracing "* ]]; then
   [ -x "$JAEGER_BIN" ] || make jaeger >/dev/null
   JAEGER_OTLP_PORT=$OTLP JAEGER_QUERY_PORT=$QUERY JAEGER_QUERY_GRPC_PORT=$QUERY_GRPC OTEL_TRACES_EXPORTER=none \
-    "$JAEGER_BIN" --config file:bench/jaeger.yaml >"$OUT/jaeger.out" 2>&1 & pids+=($!)
+    "$JAEGER_BIN" --config file:tools/jaeger/config.yaml >"$OUT/jaeger.out" 2>&1 & pids+=($!)
   for _ in $(seq 600); do curl -fsS -o /dev/null "http://127.0.0.1:$QUERY/api/services" 2>/dev/null && break; sleep 0.1; done
 fi
 

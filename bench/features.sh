@@ -98,7 +98,7 @@ YAML
 
 taskset -c "$LOAD_CPU" "$NGINX" -c "$work/backend.conf" -g 'daemon off;' 2>"$work/backend.out" & pids+=($!)
 JAEGER_OTLP_PORT=$OTLP JAEGER_QUERY_PORT=$QUERY JAEGER_QUERY_GRPC_PORT=$QUERY_GRPC OTEL_TRACES_EXPORTER=none \
-  taskset -c "$LOAD_CPU" "$JAEGER_BIN" --config file:bench/jaeger.yaml >"$work/jaeger.out" 2>&1 & pids+=($!)
+  taskset -c "$LOAD_CPU" "$JAEGER_BIN" --config file:tools/jaeger/config.yaml >"$work/jaeger.out" 2>&1 & pids+=($!)
 wait_up "$B1"
 wait_up "$B2"
 for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$QUERY/api/services" 2>/dev/null && break; sleep 0.1; done

@@ -130,46 +130,10 @@ start consul "$CONSUL" agent -dev -node demo -bind 127.0.0.1 -client 127.0.0.1 \
 consul_leader() { [ -n "$(curl -fsS "http://127.0.0.1:$consul_http/v1/status/leader" | tr -d '"')" ]; }
 wait_for "Consul electing itself leader" consul_leader
 
-# Jaeger all-in-one: OTLP over gRPC for the nodes' spans, kept in memory, and its UI.
-cat >"$DEMO_DIR/jaeger.yaml" <<JAEGER
-service:
-  extensions: [jaeger_storage, jaeger_query]
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [batch]
-      exporters: [jaeger_storage_exporter]
-  telemetry:
-    metrics:
-      level: none
-    logs:
-      level: warn
-extensions:
-  jaeger_storage:
-    backends:
-      mem:
-        memory:
-          max_traces: 10000
-  jaeger_query:
-    storage:
-      traces: mem
-    http:
-      endpoint: "127.0.0.1:$jaeger_ui"
-    grpc:
-      endpoint: "127.0.0.1:$((16685 + off))"
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: "127.0.0.1:$jaeger_otlp"
-processors:
-  batch:
-    timeout: 200ms
-exporters:
-  jaeger_storage_exporter:
-    trace_storage: mem
-JAEGER
-start jaeger "$JAEGER" --config "file:$DEMO_DIR/jaeger.yaml"
+# Jaeger all-in-one: OTLP over gRPC for the nodes' spans, kept in memory, and its UI, on the
+# configuration the tests and benchmarks use too.
+export JAEGER_OTLP_PORT=$jaeger_otlp JAEGER_QUERY_PORT=$jaeger_ui
+start jaeger "$JAEGER" --config "file:$root/tools/jaeger/config.yaml"
 wait_for "Jaeger answering" curl -fsS "http://127.0.0.1:$jaeger_ui/api/services"
 
 # register ID NAME PORT TAGS...: a Consul service instance on 127.0.0.1:PORT, checked on /health.

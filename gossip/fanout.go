@@ -97,10 +97,10 @@ func (f *fanout) run(ctx context.Context, ml *memberlist.Memberlist, peers func(
 const fullFanoutMax = 16
 
 // spreadDegree is how many of n other members a fan-out batch goes to: all of them up to
-// fullFanoutMax, else ln n + 4 (10 of 99). Every member that learns a move from a batch then
-// passes it on once to as many (Rebroadcast), so a member is missed only when none of the
-// about n × degree sends reaches it: with probability about e^-degree each (e^-9 at 100
-// nodes), and the next push/pull repairs that.
+// fullFanoutMax, else ⌈ln n⌉ + 4 (9 of 99, 8 of 49). Every member that learns a move from a
+// batch then passes it on once to as many (Rebroadcast), so a member is missed only when none
+// of the about n × degree sends reaches it: with probability about e^-degree each (e^-9 at
+// 100 nodes), and the next push/pull repairs that.
 func spreadDegree(n int) int {
 	if n <= fullFanoutMax {
 		return n

@@ -1,9 +1,7 @@
 package health
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,42 +47,9 @@ func newBackend(t *testing.T, status int) *backend {
 
 func (b *backend) addr() string { return b.srv.Listener.Addr().String() }
 
-// logBuffer collects JSON log lines from concurrent goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// records returns the log records with the given message.
-func (l *logBuffer) records(t *testing.T, msg string) []map[string]any {
+func newTestChecker(t *testing.T, cfg Config) (*Checker, *prometheus.Registry, *testutil.LogBuffer) {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for line := range strings.SplitSeq(strings.TrimSpace(l.buf.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var rec map[string]any
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		if rec["msg"] == msg {
-			out = append(out, rec)
-		}
-	}
-	return out
-}
-
-func newTestChecker(t *testing.T, cfg Config) (*Checker, *prometheus.Registry, *logBuffer) {
-	t.Helper()
-	logs := &logBuffer{}
+	logs := &testutil.LogBuffer{}
 	reg := prometheus.NewRegistry()
 	c, err := NewChecker(cfg, nil, slog.New(slog.NewJSONHandler(logs, nil)), reg)
 	if err != nil {
@@ -189,7 +154,7 @@ func TestCheckerFallAndRise(t *testing.T) {
 	testutil.Eventually(t, "more failures", func() bool {
 		return statusOf(t, c, "a").ConsecutiveFailures >= 6
 	})
-	downs := logs.records(t, "backend down")
+	downs := logs.Find("backend down")
 	if len(downs) != 1 {
 		t.Fatalf("got %d 'backend down' logs, want 1: %v", len(downs), downs)
 	}
@@ -202,7 +167,7 @@ func TestCheckerFallAndRise(t *testing.T) {
 	testutil.Eventually(t, "more successes", func() bool {
 		return statusOf(t, c, "a").ConsecutiveSuccesses >= 5
 	})
-	ups := logs.records(t, "backend up")
+	ups := logs.Find("backend up")
 	if len(ups) != 1 || ups[0]["backend"] != "a" || ups[0]["successes"] != float64(2) {
 		t.Fatalf("up logs = %v, want one for backend a at 2 successes", ups)
 	}
@@ -536,7 +501,7 @@ func TestCheckerSetConfig(t *testing.T) {
 		if got != fastConfig() {
 			t.Fatalf("config after invalid SetConfig = %+v, want the previous %+v", got, fastConfig())
 		}
-		if n := len(logs.records(t, "ignoring invalid health check config, keeping the previous one")); n != 1 {
+		if n := len(logs.Find("ignoring invalid health check config, keeping the previous one")); n != 1 {
 			t.Fatalf("got %d error logs for the invalid config, want 1", n)
 		}
 		before := be.hits.Load()
@@ -548,7 +513,7 @@ func TestCheckerSetConfig(t *testing.T) {
 		c.SetConfig(fall1)
 		be.status.Store(http.StatusBadGateway)
 		testutil.Eventually(t, "a down", func() bool { return !c.Healthy("a") })
-		downs := logs.records(t, "backend down")
+		downs := logs.Find("backend down")
 		if len(downs) != 1 || downs[0]["failures"] != float64(1) {
 			t.Fatalf("down logs = %v, want one at the first failure", downs)
 		}

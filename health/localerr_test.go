@@ -52,9 +52,9 @@ func (d *localDialer) client(t *testing.T) *http.Client {
 	return &http.Client{Transport: tr}
 }
 
-func newLocalErrChecker(t *testing.T, cfg Config, d *localDialer) (*Checker, *prometheus.Registry, *logBuffer) {
+func newLocalErrChecker(t *testing.T, cfg Config, d *localDialer) (*Checker, *prometheus.Registry, *testutil.LogBuffer) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testutil.LogBuffer{}
 	reg := prometheus.NewRegistry()
 	c, err := NewChecker(cfg, d.client(t), slog.New(slog.NewJSONHandler(logs, nil)), reg)
 	if err != nil {
@@ -101,7 +101,7 @@ func TestCheckerLocalErrorsAreNoResult(t *testing.T) {
 		if be.hits.Load() != 0 {
 			t.Fatalf("the backend got %d probes through a dialer that always fails", be.hits.Load())
 		}
-		lines := logs.records(t, "health probe failed for lack of local resources; not counted against the backend")
+		lines := logs.Find("health probe failed for lack of local resources; not counted against the backend")
 		allowed := 1 + int(time.Since(start)/localErrorLogEvery)
 		if len(lines) == 0 || len(lines) > allowed {
 			t.Fatalf("%d warnings for %v local failures in %v, want 1..%d", len(lines), want, time.Since(start), allowed)

@@ -130,7 +130,7 @@ func TestCheckerFallOverride(t *testing.T) {
 		return true
 	})
 
-	downs := logs.records(t, "backend down")
+	downs := logs.Find("backend down")
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var mine []map[string]any
@@ -198,7 +198,7 @@ func TestCheckerRetune(t *testing.T) {
 		spec.Fall = 2
 		c.SetTargets([]Target{spec})
 		testutil.Eventually(t, "a down", func() bool { return !c.Healthy("a") })
-		downs := logs.records(t, "backend down")
+		downs := logs.Find("backend down")
 		if len(downs) != 1 {
 			t.Fatalf("down logs = %v, want one", downs)
 		}
@@ -254,7 +254,7 @@ func TestCheckerNegativeOverrides(t *testing.T) {
 	// Taken as given, the timeout would fail every probe and the interval would probe in a
 	// busy loop.
 	testutil.Eventually(t, "successful probes", func() bool { return statusOf(t, c, "a").ConsecutiveSuccesses >= 3 })
-	recs := logs.records(t, "negative health check overrides, using the checker's values instead")
+	recs := logs.Find("negative health check overrides, using the checker's values instead")
 	if len(recs) != 1 || recs[0]["ids"] != "a" || recs[0]["level"] != "ERROR" {
 		t.Fatalf("override error logs = %v, want one at ERROR naming a", recs)
 	}

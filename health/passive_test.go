@@ -75,13 +75,13 @@ func (l *changeLog) get() []change {
 type passiveFixture struct {
 	p       *Passive
 	reg     *prometheus.Registry
-	logs    *logBuffer
+	logs    *testutil.LogBuffer
 	changes *changeLog
 }
 
 func newTestPassive(t *testing.T, prober Prober) passiveFixture {
 	t.Helper()
-	f := passiveFixture{reg: prometheus.NewRegistry(), logs: &logBuffer{}, changes: &changeLog{}}
+	f := passiveFixture{reg: prometheus.NewRegistry(), logs: &testutil.LogBuffer{}, changes: &changeLog{}}
 	var err error
 	f.p, err = NewPassive(prober, slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), f.reg)
 	if err != nil {
@@ -298,7 +298,7 @@ func TestPassiveEjection(t *testing.T) {
 			if got := f.changes.get(); len(got) != 1 || got[0] != (change{"a", true, tt.wantReason}) {
 				t.Fatalf("OnChange calls = %+v, want one ejection of a", got)
 			}
-			logs := f.logs.records(t, "backend ejected")
+			logs := f.logs.Find("backend ejected")
 			if len(logs) != 1 || logs[0]["backend"] != "a" || logs[0]["reason"] != tt.wantReason || logs[0]["level"] != "INFO" {
 				t.Fatalf("ejection logs = %v", logs)
 			}
@@ -557,14 +557,14 @@ func TestPassiveMaxEjectionPercent(t *testing.T) {
 					t.Fatalf("veloflux_health_ejections_skipped_total = %v, want %s = %v", skipped, k, v)
 				}
 			}
-			if n := len(f.logs.records(t, "backend not ejected: its pool already has as many ejected backends as max_ejection_percent allows")); n != len(tt.failing)-tt.wantEjected {
+			if n := len(f.logs.Find("backend not ejected: its pool already has as many ejected backends as max_ejection_percent allows")); n != len(tt.failing)-tt.wantEjected {
 				t.Fatalf("%d warnings about refused ejections, want one per refused backend", n)
 			}
 			// A refused backend that keeps failing is refused again without a new warning.
 			for _, id := range tt.failing {
 				report(f.p, id, Outcome5xx)
 			}
-			if n := len(f.logs.records(t, "backend not ejected: its pool already has as many ejected backends as max_ejection_percent allows")); n != len(tt.failing)-tt.wantEjected {
+			if n := len(f.logs.Find("backend not ejected: its pool already has as many ejected backends as max_ejection_percent allows")); n != len(tt.failing)-tt.wantEjected {
 				t.Fatalf("%d warnings after more failures, want still one per refused backend", n)
 			}
 		})
@@ -655,7 +655,7 @@ func TestPassiveSetPools(t *testing.T) {
 	t.Run("invalid config is logged and replaced by the default", func(t *testing.T) {
 		// Five backends at the default 50%: kept, still ejected, leaves room for one more.
 		f.p.SetPools([]PassivePool{{Name: "web", Config: PassiveConfig{ConsecutiveFailures: -1}, Backends: []string{"kept", "spare1", "spare2", "spare5", "spare6"}}})
-		recs := f.logs.records(t, "invalid passive check settings")
+		recs := f.logs.Find("invalid passive check settings")
 		if len(recs) != 1 || !strings.Contains(recs[0]["problems"].(string), `pool "web": passive.consecutive_failures`) {
 			t.Fatalf("logs = %v", recs)
 		}

@@ -3,7 +3,6 @@
 package integration
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,27 +16,6 @@ import (
 	"github.com/veloflux/veloflux/discovery/consul/consultest"
 	"github.com/veloflux/veloflux/internal/testutil"
 )
-
-// clusterNode is a cluster member on loopback named name, gossiping on bind and joining
-// through seed (none when empty), with a sticky pool web over backends.
-func clusterNode(name, bind, seed string, backends []*backend) testConfig {
-	pool := webPool(addrsOf(backends)...)
-	pool.StickySessions = true
-	c := testConfig{
-		Global: loopbackGlobal(),
-		Sticky: &stickySection{Secret: "cluster-test-secret-cluster-test-secret-42"},
-		Cluster: &clusterSection{
-			Enabled: true, Name: name, BindAddress: bind,
-			GossipKey: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-		},
-		Pools:  []poolConfig{pool},
-		Routes: []routeConfig{{Pool: "web"}},
-	}
-	if seed != "" {
-		c.Cluster.Seeds = []string{seed}
-	}
-	return c
-}
 
 // TestClusterSessionRaceNeverMoves runs two veloflux processes joined by gossip, and 1,000
 // times creates a session through node a and sends its next request through node b at once:
@@ -140,43 +118,6 @@ func TestClusterJoinsThroughConsul(t *testing.T) {
 // labAdmin are the admin credentials of nodes in a netLab, whose admin API listens beyond
 // loopback; nodes without credentials ignore them.
 var labAdmin = []string{"VF_ADMIN_USER=ops", "VF_ADMIN_PASS=pw"}
-
-// memberStates asks a node's admin API which members it sees, by name.
-func memberStates(t *testing.T, n *node) map[string]string {
-	t.Helper()
-	_, body, _ := get(t, "http://"+n.admin+"/admin/status", "Authorization", "Basic b3BzOnB3") // ops:pw
-	var st struct {
-		Cluster struct {
-			Members []struct{ Name, State string }
-			Entries map[string]int
-		}
-	}
-	if err := json.Unmarshal([]byte(body), &st); err != nil {
-		t.Fatalf("admin status: %v: %s", err, body)
-	}
-	out := map[string]string{}
-	for _, m := range st.Cluster.Members {
-		out[m.Name] = m.State
-	}
-	return out
-}
-
-// sees reports whether n sees exactly the given members alive.
-func sees(t *testing.T, n *node, alive ...string) bool {
-	got := memberStates(t, n)
-	live := 0
-	for _, s := range got {
-		if s == "alive" {
-			live++
-		}
-	}
-	for _, name := range alive {
-		if got[name] != "alive" {
-			return false
-		}
-	}
-	return live == len(alive)
-}
 
 // sessionEntries is the number of replicated session entries a node holds.
 func sessionEntries(t *testing.T, n *node) string {
@@ -353,17 +294,6 @@ func TestClusterPartitionHeals(t *testing.T) {
 	}
 	t.Logf("%d sessions (10 created during the partition, %d moved by the drain) on the same backend through all five nodes",
 		len(want), len(moved))
-}
-
-// metricLine returns the value of the first metrics line of n that starts with prefix.
-func metricLine(t *testing.T, n *node, prefix string) string {
-	_, m, _ := get(t, "http://"+n.metrics+"/metrics")
-	for _, line := range strings.Split(m, "\n") {
-		if rest, ok := strings.CutPrefix(line, prefix+" "); ok {
-			return rest
-		}
-	}
-	return ""
 }
 
 // healthChecked adds a fast health check to the sticky pool of a clusterNode.

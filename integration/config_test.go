@@ -215,3 +215,24 @@ func tlsNode(backend, certFile, keyFile string) testConfig {
 	cfg.Global.TLS = &tlsSection{CertFile: certFile, KeyFile: keyFile}
 	return cfg
 }
+
+// clusterNode is a cluster member on loopback named name, gossiping on bind and joining
+// through seed (none when empty), with a sticky pool web over backends.
+func clusterNode(name, bind, seed string, backends []*backend) testConfig {
+	pool := webPool(addrsOf(backends)...)
+	pool.StickySessions = true
+	c := testConfig{
+		Global: loopbackGlobal(),
+		Sticky: &stickySection{Secret: "cluster-test-secret-cluster-test-secret-42"},
+		Cluster: &clusterSection{
+			Enabled: true, Name: name, BindAddress: bind,
+			GossipKey: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		},
+		Pools:  []poolConfig{pool},
+		Routes: []routeConfig{{Pool: "web"}},
+	}
+	if seed != "" {
+		c.Cluster.Seeds = []string{seed}
+	}
+	return c
+}

@@ -38,29 +38,6 @@ func consulNode(t *testing.T, agent *consultest.Agent, set func(*consulSection),
 	return startNode(t, cfg.yaml(t), env...)
 }
 
-func consulClient(t *testing.T, agent *consultest.Agent, dc string) *api.Client {
-	t.Helper()
-	c, err := api.NewClient(&api.Config{Address: agent.HTTPAddr, Datacenter: dc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-// register adds a service instance for backend b with a TTL check in state status.
-func register(t *testing.T, c *api.Client, id, name string, b *backend, status string, tags ...string) {
-	t.Helper()
-	host, port, _ := net.SplitHostPort(b.addr())
-	p, _ := strconv.Atoi(port)
-	err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{
-		ID: id, Name: name, Address: host, Port: p, Tags: tags,
-		Check: &api.AgentServiceCheck{CheckID: "ttl-" + id, TTL: "10m", Status: status},
-	})
-	if err != nil {
-		t.Fatalf("register %s: %v", id, err)
-	}
-}
-
 // bodies sends n requests to url and counts the bodies.
 func bodies(t *testing.T, url string, n int, hdr ...string) map[string]int {
 	t.Helper()

@@ -5,7 +5,6 @@ package integration
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -45,38 +44,6 @@ func chromiumPath(t *testing.T) string {
 	}
 	t.Skip("no chromium on PATH (`make chromium` installs it)")
 	return ""
-}
-
-// sharedPort returns a TCP port free on both 127.0.0.1 and 127.0.0.2 a moment ago: two
-// nodes of a cluster serve their admin APIs on the same port at their own addresses.
-func sharedPort(t *testing.T) string {
-	t.Helper()
-	for range 50 {
-		a, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, port, _ := net.SplitHostPort(a.Addr().String())
-		b, err := net.Listen("tcp", "127.0.0.2:"+port)
-		a.Close()
-		if err == nil {
-			b.Close()
-			return port
-		}
-	}
-	t.Fatal("no port free on both 127.0.0.1 and 127.0.0.2")
-	return ""
-}
-
-// freeAddrOn is testutil.FreeAddr on another loopback address.
-func freeAddrOn(t *testing.T, ip string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func dashboardNodeConfig(name, ip, adminPort, region, gossip, seed string, backends []*backend) testConfig {
@@ -153,11 +120,11 @@ func TestDashboard(t *testing.T) {
 	for i := range 3 {
 		backends = append(backends, newBackend(t, "b"+string(rune('0'+i)), 0))
 	}
-	port := sharedPort(t)
-	gossipA := freeAddrOn(t, "127.0.0.1")
+	port := testutil.SharedPort(t, "127.0.0.1", "127.0.0.2")
+	gossipA := testutil.FreeAddrOn(t, "127.0.0.1")
 	env := []string{"VF_ADMIN_USER=" + dashUser, "VF_ADMIN_PASS=" + dashPass}
 	a := startNode(t, dashboardNodeConfig("node-a", "127.0.0.1", port, "eu-west-1", gossipA, "", backends).yaml(t), env...)
-	b := startNode(t, dashboardNodeConfig("node-b", "127.0.0.2", port, "us-east-1", freeAddrOn(t, "127.0.0.2"), gossipA, backends).yaml(t), env...)
+	b := startNode(t, dashboardNodeConfig("node-b", "127.0.0.2", port, "us-east-1", testutil.FreeAddrOn(t, "127.0.0.2"), gossipA, backends).yaml(t), env...)
 
 	// Some traffic through both nodes, so that sessions and rates have something to show.
 	stopTraffic := make(chan struct{})

@@ -8,6 +8,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,8 +23,55 @@ import (
 	"github.com/veloflux/veloflux/internal/testutil"
 )
 
-// demoPortOffset moves every port of the demo, so that the test runs beside a `make demo`.
-const demoPortOffset = "10000"
+// demoPorts are the ports examples/demo.sh uses at DEMO_PORT_OFFSET 0: Consul (HTTP, server,
+// LAN and WAN serf), Jaeger (query API and UI, OTLP/gRPC), the six backends, and each node's
+// proxy, metrics, admin and gossip.
+var demoPorts = []int{
+	18500, 18300, 18301, 18302,
+	16686, 14317,
+	9101, 9102, 9201, 9202, 9301, 9302,
+	8000, 8001, 8002, 8080, 8081, 8082, 9000, 9001, 9002, 17946, 17947, 17948,
+}
+
+// demoPortOffset returns a DEMO_PORT_OFFSET at which every port of the demo is free on
+// loopback, TCP and UDP, so that the test runs beside a `make demo` (offset 0) and beside
+// another run of itself (a CI job and a developer's on one machine). Offsets are multiples of
+// 100 from 1,000 to 13,900, which keeps the highest port below the ephemeral range (32768),
+// where the other tests' port-0 listeners live.
+func demoPortOffset(t *testing.T) string {
+	t.Helper()
+	for range 100 {
+		off := 1000 + 100*rand.IntN(130)
+		if demoPortsFree(off) {
+			return strconv.Itoa(off)
+		}
+	}
+	t.Fatal("no DEMO_PORT_OFFSET found at which every demo port is free")
+	return ""
+}
+
+func demoPortsFree(off int) bool {
+	var held []io.Closer
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for _, p := range demoPorts {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p+off))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return false
+		}
+		held = append(held, ln)
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return false
+		}
+		held = append(held, pc)
+	}
+	return true
+}
 
 // TestDemo runs `make demo` headless (examples/demo.sh with this build of VeloFlux), pastes
 // every command it prints, in order, and checks the claim written after each (`#=> ...`):
@@ -144,7 +193,7 @@ func startDemo(t *testing.T) *demo {
 	t.Helper()
 	dir := t.TempDir()
 	d := &demo{dir: dir, exited: make(chan error, 1)}
-	d.env = append(os.Environ(), "VELOFLUX_BIN="+binary, "DEMO_DIR="+dir, "DEMO_PORT_OFFSET="+demoPortOffset)
+	d.env = append(os.Environ(), "VELOFLUX_BIN="+binary, "DEMO_DIR="+dir, "DEMO_PORT_OFFSET="+demoPortOffset(t))
 	d.cmd = exec.Command("bash", "examples/demo.sh")
 	d.cmd.Dir, d.cmd.Env = "..", d.env
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

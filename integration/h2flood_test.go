@@ -4,21 +4,12 @@ package integration
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -29,40 +20,6 @@ import (
 
 	"github.com/veloflux/veloflux/internal/testutil"
 )
-
-// writeCert writes a self-signed certificate for 127.0.0.1 and its key as PEM files in dir.
-func writeCert(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "veloflux integration"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
-}
 
 // TestHTTP2RapidResetFlood opens streams and resets them at once, as fast as one connection
 // allows, up to 100,000 pairs: the node answers with GOAWAY ENHANCE_YOUR_CALM, closes the
@@ -161,7 +118,7 @@ func TestHTTP2RapidResetFlood(t *testing.T) {
 	_, m, _ := get(t, "http://"+n.metrics+"/metrics")
 	// One or both defences may have fired: the guard's rule, or the HTTP/2 server's own queue.
 	if !strings.Contains(m, `veloflux_client_rejections_total{protocol="http2",reason="rapid reset"}`) {
-		t.Fatalf("the closed connection is not counted:\n%s", grepLines(m, "veloflux_client_rejections_total"))
+		t.Fatalf("the closed connection is not counted:\n%s", grep(m, "veloflux_client_rejections_total"))
 	}
 
 	// A well-behaved HTTP/2 client is still served.
@@ -177,14 +134,4 @@ func TestHTTP2RapidResetFlood(t *testing.T) {
 	if resp.StatusCode != 200 || resp.ProtoMajor != 2 {
 		t.Fatalf("a normal HTTP/2 request after the flood: HTTP/%d %d", resp.ProtoMajor, resp.StatusCode)
 	}
-}
-
-func grepLines(s, sub string) string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, sub) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
 }

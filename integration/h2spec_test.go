@@ -47,7 +47,7 @@ func TestH2Spec(t *testing.T) {
 	report := filepath.Join(dir, "h2spec.xml")
 	// -o 10: a case waits this long for a frame that never comes; generous for a busy machine.
 	out, err := exec.Command(bin, "-h", host, "-p", port, "-t", "-k", "-o", "10", "-j", report).CombinedOutput()
-	t.Logf("h2spec: %s", lastLine(string(out)))
+	t.Logf("h2spec: %s", lastLines(string(out), 1))
 	b, rerr := os.ReadFile(report)
 	if rerr != nil {
 		t.Fatalf("h2spec wrote no report (%v): %v\n%s", err, rerr, out)
@@ -82,9 +82,4 @@ func TestH2Spec(t *testing.T) {
 	if total < 145 || passed < total-len(h2specKnownFailures) {
 		t.Errorf("h2spec: %d of %d passed, want at least %d", passed, total, total-len(h2specKnownFailures))
 	}
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
 }

@@ -4,46 +4,20 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/veloflux/veloflux/internal/testutil"
 )
-
-// backend is a real HTTP server that answers with its name; /slow waits for release.
-type backend struct {
-	*httptest.Server
-	name    string
-	started atomic.Int64 // /slow requests received
-}
-
-func newBackend(t *testing.T, name string, slow time.Duration) *backend {
-	b := &backend{name: name}
-	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/slow" {
-			b.started.Add(1)
-			time.Sleep(slow)
-		}
-		fmt.Fprint(w, name)
-	}))
-	t.Cleanup(b.Close)
-	return b
-}
-
-func (b *backend) addr() string { return strings.TrimPrefix(b.URL, "http://") }
-
-// client never waits forever: a hung proxy fails the test instead of stalling the run.
-var client = &http.Client{Timeout: 10 * time.Second}
 
 func TestValidateCommand(t *testing.T) {
 	dir := t.TempDir()
@@ -60,7 +34,7 @@ func TestValidateCommand(t *testing.T) {
 
 	out, err := exec.Command(binary, "validate", "-config", bad).CombinedOutput()
 	var ee *exec.ExitError
-	if err == nil || !errorsAs(err, &ee) || ee.ExitCode() != 1 {
+	if err == nil || !errors.As(err, &ee) || ee.ExitCode() != 1 {
 		t.Fatalf("validate bad config: err=%v, want exit status 1\n%s", err, out)
 	}
 	for _, want := range []string{"global.bind_adress", "pools[0].backends[0].address", "routes[0].pool"} {
@@ -72,14 +46,6 @@ func TestValidateCommand(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "OK") {
 		t.Fatalf("validate good config: %v\n%s", err, out)
 	}
-}
-
-func errorsAs(err error, target **exec.ExitError) bool {
-	e, ok := err.(*exec.ExitError)
-	if ok {
-		*target = e
-	}
-	return ok
 }
 
 func TestProxyReloadsOnFileChangeAndSIGHUP(t *testing.T) {
@@ -284,31 +250,6 @@ func TestMetricsEndpoint(t *testing.T) {
 	for _, k := range []string{"level", "ts", "msg", "method", "url", "client_ip", "status_code", "duration", "request_id"} {
 		if _, ok := access[0][k]; !ok {
 			t.Errorf("access log line lacks %q: %v", k, access[0])
-		}
-	}
-}
-
-func grep(s, substr string) string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, substr) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
-}
-
-// assertMetricsDocumented fails for every veloflux_ metric in a scrape that the metrics
-// reference does not list.
-func assertMetricsDocumented(t *testing.T, scrape string) {
-	t.Helper()
-	doc, err := os.ReadFile("../docs/metrics.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range regexp.MustCompile(`(?m)^# HELP (veloflux_\w+) `).FindAllStringSubmatch(scrape, -1) {
-		if !strings.Contains(string(doc), "`"+m[1]+"`") {
-			t.Errorf("metric %s is not documented in docs/metrics.md", m[1])
 		}
 	}
 }

@@ -4,9 +4,7 @@ package integration
 
 import (
 	"io"
-	"net/http"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -72,13 +70,4 @@ func TestReloadKeepsPinsAndInFlightRequests(t *testing.T) {
 	if got := <-done; got != "200 OK slow" {
 		t.Fatalf("request in flight during the reload: %s, want 200 OK slow", got)
 	}
-}
-
-func cookiePair(t *testing.T, h http.Header) string {
-	t.Helper()
-	sc := h.Get("Set-Cookie")
-	if !strings.HasPrefix(sc, "vf_session=") {
-		t.Fatalf("no session cookie in %v", h)
-	}
-	return strings.SplitN(sc, ";", 2)[0]
 }

@@ -5,63 +5,18 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
+	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/veloflux/veloflux/internal/testutil"
 )
 
-// tool returns the path in env, which make test sets after building or installing the tool
-// with target; without it the test is skipped, except in CI, where it fails.
-func tool(t *testing.T, env, target string) string {
-	t.Helper()
-	bin := os.Getenv(env)
-	if _, err := os.Stat(bin); bin == "" || err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s missing in CI (%q): `make %s` must provide it before the tests", env, bin, target)
-		}
-		t.Skipf("%s not set or missing (%q); run make %s", env, bin, target)
-	}
-	return bin
-}
-
-// startProcess runs bin with args until the test ends, its output kept for a failure.
-func startProcess(t *testing.T, name, bin string, args ...string) {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	out := &testutil.LogBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		default:
-			// Stopped by the test: its exit says nothing, so it is not awaited past the guard.
-			testutil.Receive(t, done, name+" to exit")
-		}
-		if t.Failed() {
-			t.Logf("%s output:\n%s", name, out.String())
-		}
-	})
-}
-
-// jaeger is a Jaeger all-in-one on loopback: OTLP receivers and the query API on free ports,
-// spans kept in memory.
+// jaeger is a Jaeger all-in-one on loopback, on the configuration the demo and the benchmarks
+// use (tools/jaeger/config.yaml): OTLP receivers and the query API on free ports, spans kept in
+// memory.
 type jaeger struct {
 	otlpGRPC, otlpHTTP, query string
 }
@@ -75,50 +30,12 @@ func startJaeger(t *testing.T) *jaeger {
 		otlpHTTP: fmt.Sprintf("127.0.0.1:%d", p[1]),
 		query:    fmt.Sprintf("127.0.0.1:%d", p[2]),
 	}
-	cfg := fmt.Sprintf(`service:
-  extensions: [jaeger_storage, jaeger_query]
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [batch]
-      exporters: [jaeger_storage_exporter]
-  telemetry:
-    metrics:
-      level: none
-    logs:
-      level: warn
-extensions:
-  jaeger_storage:
-    backends:
-      mem:
-        memory:
-          max_traces: 10000
-  jaeger_query:
-    storage:
-      traces: mem
-    http:
-      endpoint: %q
-    grpc:
-      endpoint: "127.0.0.1:%d"
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: %q
-      http:
-        endpoint: %q
-processors:
-  batch:
-    timeout: 50ms
-exporters:
-  jaeger_storage_exporter:
-    trace_storage: mem
-`, j.query, p[3], j.otlpGRPC, j.otlpHTTP)
-	path := filepath.Join(t.TempDir(), "jaeger.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
+	env := []string{
+		"JAEGER_OTLP_PORT=" + strconv.Itoa(p[0]), "JAEGER_OTLP_HTTP_PORT=" + strconv.Itoa(p[1]),
+		"JAEGER_QUERY_PORT=" + strconv.Itoa(p[2]), "JAEGER_QUERY_GRPC_PORT=" + strconv.Itoa(p[3]),
+		"JAEGER_BATCH_TIMEOUT=50ms", // traces are read back at once
 	}
-	startProcess(t, "jaeger", bin, "--config", "file:"+path)
+	startProcess(t, "jaeger", env, bin, "--config", "file:../tools/jaeger/config.yaml")
 	testutil.Eventually(t, "Jaeger's query API to answer", func() bool {
 		resp, err := http.Get("http://" + j.query + "/api/services")
 		if err != nil {
@@ -202,31 +119,6 @@ func (j *jaeger) trace(t *testing.T, traceID string) ([]jaegerSpan, map[string]m
 		procs[id] = tags
 	}
 	return out.Data[0].Spans, procs
-}
-
-// recordingBackend answers 200 and keeps the traceparent of every request it gets.
-type recordingBackend struct {
-	*httptest.Server
-	mu      sync.Mutex
-	parents []string
-}
-
-func newRecordingBackend(t *testing.T) *recordingBackend {
-	b := &recordingBackend{}
-	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b.mu.Lock()
-		b.parents = append(b.parents, r.Header.Get("Traceparent"))
-		b.mu.Unlock()
-		io.WriteString(w, "ok")
-	}))
-	t.Cleanup(b.Close)
-	return b
-}
-
-func (b *recordingBackend) traceparents() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]string(nil), b.parents...)
 }
 
 // TestTracesInJaeger sends a request that fails on a dead backend and is retried on a live

@@ -22,7 +22,7 @@ func TestHTTP2RapidResetGuard(t *testing.T) {
 	be := newBackend(t, "app", nil)
 	reg := prometheus.NewRegistry()
 	p := newProxy(t, DefaultConfig(), Options{Registerer: reg}, onePoolSnapshot("round_robin", false, member("app", be.addr(), 1)))
-	cert, roots := selfSigned(t)
+	cert, roots := serverCert(t)
 	cfg := testServerConfig()
 	cfg.TLSAddr = "127.0.0.1:0"
 	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
@@ -87,7 +87,7 @@ func h2Dial(t *testing.T, addr string, roots *x509.CertPool) *tls.Conn {
 func TestH2ConnectionWithoutPrefaceIsClosed(t *testing.T) {
 	be := newBackend(t, "app", nil)
 	p := newProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("app", be.addr(), 1)))
-	cert, roots := selfSigned(t)
+	cert, roots := serverCert(t)
 	cfg := testServerConfig()
 	cfg.TLSAddr = "127.0.0.1:0"
 	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
@@ -111,7 +111,7 @@ func TestH2ConnectionWithoutPrefaceIsClosed(t *testing.T) {
 func TestH2ConnectionSpecificFieldsRefused(t *testing.T) {
 	be := newBackend(t, "app", nil)
 	p := newProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("app", be.addr(), 1)))
-	cert, roots := selfSigned(t)
+	cert, roots := serverCert(t)
 	cfg := testServerConfig()
 	cfg.TLSAddr = "127.0.0.1:0"
 	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
@@ -156,16 +156,19 @@ func TestH2ConnectionSpecificFieldsRefused(t *testing.T) {
 	}
 }
 
-// The HTTP/2 limits are what the server advertises in its first SETTINGS frame.
+// The HTTP/2 limits are what the server advertises in its first SETTINGS frame, and the
+// connection's window what its first WINDOW_UPDATE on stream 0 opens beyond the protocol's
+// initial 65,535 bytes.
 func TestH2SettingsAdvertised(t *testing.T) {
 	p := newProxy(t, DefaultConfig(), Options{}, nil)
-	cert, roots := selfSigned(t)
+	cert, roots := serverCert(t)
 	cfg := testServerConfig()
 	cfg.TLSAddr = "127.0.0.1:0"
 	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
 	cfg.H2MaxConcurrentStreams = 42
 	cfg.H2MaxFrameSize = 32768
 	cfg.H2StreamWindow = 262144
+	cfg.H2ConnWindow = 2 << 20
 	s, _, _ := runServer(t, cfg, p)
 	_, fr := h2Start(t, s.Addrs()[1].String(), roots)
 	f, err := fr.ReadFrame()
@@ -183,6 +186,18 @@ func TestH2SettingsAdvertised(t *testing.T) {
 	} {
 		if v, ok := sf.Value(id); !ok || v != want {
 			t.Errorf("%v = %d (sent %v), want %d", id, v, ok, want)
+		}
+	}
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("reading frames for the connection's WINDOW_UPDATE: %v", err)
+		}
+		if wu, ok := f.(*http2.WindowUpdateFrame); ok && wu.StreamID == 0 {
+			if want := uint32(2<<20 - 65535); wu.Increment != want {
+				t.Errorf("connection WINDOW_UPDATE +%d, want +%d (h2_conn_window 2 MiB)", wu.Increment, want)
+			}
+			return
 		}
 	}
 }

@@ -2,14 +2,19 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"io"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 
 	"github.com/veloflux/veloflux/internal/testutil"
@@ -23,11 +28,50 @@ func h3Client(t *testing.T, cfg *tls.Config) *http.Client {
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
 }
 
+// retryWatcher is a client's UDP socket that counts the QUIC Retry packets it receives.
+type retryWatcher struct {
+	net.PacketConn
+	retries atomic.Int64
+}
+
+func (w *retryWatcher) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, addr, err := w.PacketConn.ReadFrom(b)
+	// A long header of QUIC version 1 with packet type 3 (RFC 9000 section 17.2.5).
+	if n >= 5 && b[0]&0xc0 == 0xc0 && (b[0]>>4)&3 == 3 && binary.BigEndian.Uint32(b[1:5]) == 1 {
+		w.retries.Add(1)
+	}
+	return n, addr, err
+}
+
+// h3WatchedClient is h3Client on a socket that counts the Retry packets the server sends.
+func h3WatchedClient(t *testing.T, cfg *tls.Config) (*http.Client, *retryWatcher) {
+	t.Helper()
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &retryWatcher{PacketConn: pc}
+	qt := &quic.Transport{Conn: w}
+	tr := &http3.Transport{TLSClientConfig: cfg, Dial: func(ctx context.Context, addr string, tlsCfg *tls.Config, qc *quic.Config) (*quic.Conn, error) {
+		ua, err := net.ResolveUDPAddr("udp", addr)
+		if err != nil {
+			return nil, err
+		}
+		return qt.DialEarly(ctx, ua, tlsCfg, qc)
+	}}
+	t.Cleanup(func() {
+		_ = tr.Close()
+		_ = qt.Close()
+		_ = pc.Close()
+	})
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}, w
+}
+
 func TestHTTP3(t *testing.T) {
 	be := newBackend(t, "app", nil)
 	p := newProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("app", be.addr(), 1)))
-	cert, roots := selfSigned(t)
-	for _, retry := range []int{0, -1} { // the default, and a Retry asked of every client
+	cert, roots := serverCert(t)
+	for _, retry := range []int{0, -1} { // the default (100 a second), and a Retry asked of every client
 		cfg := testServerConfig()
 		cfg.TLSAddr = "127.0.0.1:0"
 		cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
@@ -44,7 +88,7 @@ func TestHTTP3(t *testing.T) {
 			t.Fatalf("Alt-Svc %q, want %q", r.header.Get("Alt-Svc"), want)
 		}
 
-		c := h3Client(t, &tls.Config{RootCAs: roots})
+		c, watch := h3WatchedClient(t, &tls.Config{RootCAs: roots})
 		resp, err := c.Post("https://"+addr+"/upload?x=1", "text/plain", strings.NewReader("hello over quic"))
 		if err != nil {
 			t.Fatalf("retry %d: HTTP/3 POST: %v", retry, err)
@@ -64,33 +108,121 @@ func TestHTTP3(t *testing.T) {
 		if seen.Header.Get("X-Forwarded-Proto") != "https" || seen.Header.Get("X-Forwarded-For") != "127.0.0.1" {
 			t.Fatalf("backend saw X-Forwarded-Proto %q, X-Forwarded-For %q", seen.Header.Get("X-Forwarded-Proto"), seen.Header.Get("X-Forwarded-For"))
 		}
+		// One handshake is far below 100 a second: no Retry then. Asked of every client, at least
+		// one (one per Initial the client sent, which a loaded machine may send again).
+		if got := watch.retries.Load(); (got > 0) != (retry < 0) {
+			t.Fatalf("retry %d: the client received %d Retry packets", retry, got)
+		}
 	}
 }
 
-// A drain lets an HTTP/3 request in flight finish, like the TCP side.
+// handshakeRate asks for address validation once the handshakes of one second pass the limit,
+// and counts afresh the next second.
+func TestHandshakeRate(t *testing.T) {
+	start := time.Unix(1_700_000_000, 0)
+	r := &handshakeRate{limit: 100}
+	for i := range 100 {
+		if r.busy(start.Add(time.Duration(i) * time.Millisecond)) {
+			t.Fatalf("handshake %d of the first second asked for a Retry, limit 100", i+1)
+		}
+	}
+	if !r.busy(start.Add(500 * time.Millisecond)) {
+		t.Fatal("handshake 101 of the first second did not ask for a Retry")
+	}
+	if r.busy(start.Add(time.Second)) {
+		t.Fatal("the first handshake of the next second asked for a Retry")
+	}
+	always := &handshakeRate{limit: -1}
+	if !always.busy(start) {
+		t.Fatal("a negative limit did not ask every client for a Retry")
+	}
+}
+
+// 0-RTT is off: a client that resumes a session from an earlier connection and offers early
+// data gets a full handshake, so no request can be replayed from a captured flight.
+func TestHTTP3No0RTT(t *testing.T) {
+	be := newBackend(t, "app", nil)
+	p := newProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("app", be.addr(), 1)))
+	cert, roots := serverCert(t)
+	cfg := testServerConfig()
+	cfg.TLSAddr = "127.0.0.1:0"
+	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	cfg.HTTP3 = true
+	s, _, _ := runServer(t, cfg, p)
+	addr := s.Addrs()[1].String()
+	tlsCfg := &tls.Config{RootCAs: roots, ClientSessionCache: tls.NewLRUClientSessionCache(4), NextProtos: []string{http3.NextProtoH3}}
+	for i := range 2 {
+		ctx, cancel := context.WithTimeout(context.Background(), testutil.Timeout())
+		conn, err := quic.DialAddrEarly(ctx, addr, tlsCfg, &quic.Config{})
+		cancel()
+		if err != nil {
+			t.Fatalf("connection %d: %v", i+1, err)
+		}
+		// A request completes the handshake and lets the session ticket arrive.
+		req, _ := http.NewRequest(http.MethodGet, "https://"+addr+"/", nil)
+		resp, err := (&http3.Transport{}).NewClientConn(conn).RoundTrip(req)
+		if err != nil {
+			t.Fatalf("connection %d: GET: %v", i+1, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		st := conn.ConnectionState()
+		_ = conn.CloseWithError(0, "")
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("connection %d: status %d", i+1, resp.StatusCode)
+		}
+		if i == 1 && !st.TLS.DidResume {
+			t.Fatal("the second connection did not resume the first one's session; the test proves nothing")
+		}
+		if st.Used0RTT {
+			t.Fatalf("connection %d used 0-RTT", i+1)
+		}
+	}
+}
+
+// A drain sends HTTP/3 GOAWAY, so the client opens no new request on the connection, and lets
+// a request in flight finish, like the TCP side.
 func TestHTTP3Drain(t *testing.T) {
 	release := make(chan struct{})
+	var releaseOnce sync.Once
+	free := func() { releaseOnce.Do(func() { close(release) }) }
 	started := make(chan struct{}, 1)
 	be := newBackend(t, "slow", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/slow" {
+			return
+		}
 		started <- struct{}{}
 		<-release
 		_, _ = io.WriteString(w, "finished")
 	})
+	t.Cleanup(free) // after a failure too, before the backend's Close waits for the handler
 	p := newProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("slow", be.addr(), 1)))
-	cert, roots := selfSigned(t)
+	cert, roots := serverCert(t)
 	cfg := testServerConfig()
 	cfg.TLSAddr = "127.0.0.1:0"
 	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
 	cfg.HTTP3 = true
 	s, _, stop := runServer(t, cfg, p)
-	c := h3Client(t, &tls.Config{RootCAs: roots})
+	addr := s.Addrs()[1].String()
+	ctx, cancel := context.WithTimeout(context.Background(), testutil.Timeout())
+	conn, err := quic.DialAddr(ctx, addr, &tls.Config{RootCAs: roots, NextProtos: []string{http3.NextProtoH3}}, nil)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.CloseWithError(0, "") }()
+	c := (&http3.Transport{}).NewClientConn(conn)
+	get := func(path string) (*http.Response, error) {
+		req, _ := http.NewRequest(http.MethodGet, "https://"+addr+path, nil)
+		return c.RoundTrip(req)
+	}
 	type result struct {
 		body string
 		err  error
 	}
 	done := make(chan result, 1)
 	go func() {
-		resp, err := c.Get("https://" + s.Addrs()[1].String() + "/")
+		resp, err := get("/slow")
 		if err != nil {
 			done <- result{err: err}
 			return
@@ -103,7 +235,18 @@ func TestHTTP3Drain(t *testing.T) {
 	stopped := make(chan error, 1)
 	go func() { stopped <- stop() }()
 	testutil.Eventually(t, "the proxy to drain", p.Draining)
-	close(release)
+	var last error
+	testutil.EventuallyWithNote(t, "a GOAWAY that refuses new requests on the connection", func() (bool, string) {
+		resp, err := get("/")
+		if err == nil {
+			resp.Body.Close()
+			return false, resp.Status
+		}
+		last = err
+		return strings.Contains(err.Error(), "graceful shutdown"), err.Error()
+	})
+	t.Logf("a new request after the drain began: %v", last)
+	free()
 	if r := testutil.Receive(t, done, "the request in flight to finish"); r.err != nil || r.body != "finished" {
 		t.Fatalf("request in flight during the drain: %q, %v", r.body, r.err)
 	}

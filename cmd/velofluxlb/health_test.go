@@ -247,11 +247,6 @@ func (n *healthNode) get(t *testing.T) int {
 	return resp.StatusCode
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	testutil.Eventually(t, what, cond)
-}
-
 // poolYAML is a config with one pool of the given backends behind the default route, probed
 // once an hour (so only the passive checks' ProbeNow brings a probe during a test), ejecting
 // after 3 failures for ejectionTime.
@@ -297,18 +292,18 @@ func TestPassiveThroughProxy(t *testing.T) {
 		if got := bad.requests.Load(); got != before {
 			t.Fatalf("the ejected backend got %d more requests", got-before)
 		}
-		waitUntil(t, "a failing probe after the ejection time", func() bool { return bad.probes.Load() >= 1 })
+		testutil.Eventually(t, "a failing probe after the ejection time", func() bool { return bad.probes.Load() >= 1 })
 		if !n.passive.Ejected(bad.addr()) {
 			t.Fatal("the backend came back while its probes fail")
 		}
 		probes := bad.probes.Load()
 		bad.healthStatus.Store(http.StatusOK)
-		waitUntil(t, "the backend back", func() bool { return !n.passive.Ejected(bad.addr()) })
+		testutil.Eventually(t, "the backend back", func() bool { return !n.passive.Ejected(bad.addr()) })
 		if bad.probes.Load() <= probes {
 			t.Fatal("the backend came back without an active probe")
 		}
 		bad.status.Store(http.StatusOK)
-		waitUntil(t, "traffic to the returned backend", func() bool { n.get(t); return bad.requests.Load() > before })
+		testutil.Eventually(t, "traffic to the returned backend", func() bool { n.get(t); return bad.requests.Load() > before })
 	})
 
 	t.Run("a failing probe keeps the ejected backend out", func(t *testing.T) {
@@ -321,7 +316,7 @@ func TestPassiveThroughProxy(t *testing.T) {
 			}
 			n.get(t)
 		}
-		waitUntil(t, "a probe after the ejection time", func() bool { return bad.probes.Load() >= 1 })
+		testutil.Eventually(t, "a probe after the ejection time", func() bool { return bad.probes.Load() >= 1 })
 		time.Sleep(200 * time.Millisecond) // four ejection times: a timer alone would have returned it
 		st := passiveStatus(t, n.passive, bad.addr())
 		if !st.Ejected || !st.AwaitingProbe {
@@ -382,7 +377,7 @@ func TestAllDownPoolAnswers503(t *testing.T) {
 	}
 	yaml := strings.Replace(poolYAML("10s", 50, dead...), "interval: 1h, timeout: 1s, max_interval: 1h", "interval: 20ms, timeout: 10ms, retries: 1", 1)
 	n := startHealthNode(t, yaml)
-	waitUntil(t, "both backends down", func() bool { return !n.checker.Healthy(dead[0]) && !n.checker.Healthy(dead[1]) })
+	testutil.Eventually(t, "both backends down", func() bool { return !n.checker.Healthy(dead[0]) && !n.checker.Healthy(dead[1]) })
 	start := time.Now()
 	for range 10 {
 		if got := n.get(t); got != http.StatusServiceUnavailable {

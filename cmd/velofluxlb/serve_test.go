@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -50,7 +49,7 @@ routes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncWriter{}
+	logs := &testutil.LogBuffer{}
 	log, level, err := telemetry.NewLogger(logs, "debug")
 	if err != nil {
 		t.Fatal(err)
@@ -107,32 +106,14 @@ routes:
 	}
 }
 
-// syncWriter is a log sink safe for concurrent writers.
-type syncWriter struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
-}
-
 // buildNode writes yaml to a file and builds a node from it, as serve does.
-func buildNode(t *testing.T, yaml string) (*app, *syncWriter, error) {
+func buildNode(t *testing.T, yaml string) (*app, *testutil.LogBuffer, error) {
 	t.Helper()
 	return buildNodeEnv(t, yaml, nil)
 }
 
 // buildNodeEnv is buildNode with environ as the node's environment.
-func buildNodeEnv(t *testing.T, yaml string, environ []string) (*app, *syncWriter, error) {
+func buildNodeEnv(t *testing.T, yaml string, environ []string) (*app, *testutil.LogBuffer, error) {
 	t.Helper()
 	path := t.TempDir() + "/config.yaml"
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
@@ -142,7 +123,7 @@ func buildNodeEnv(t *testing.T, yaml string, environ []string) (*app, *syncWrite
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncWriter{}
+	logs := &testutil.LogBuffer{}
 	log, level, err := telemetry.NewLogger(logs, "debug")
 	if err != nil {
 		t.Fatal(err)

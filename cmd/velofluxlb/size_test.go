@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/veloflux/veloflux/config"
+	"github.com/veloflux/veloflux/internal/testutil"
 	"github.com/veloflux/veloflux/telemetry"
 )
 
@@ -22,7 +23,7 @@ func appFromFile(t testing.TB, path, yaml string) (*app, *config.Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log, level, err := telemetry.NewLogger(&syncWriter{}, "info")
+	log, level, err := telemetry.NewLogger(&testutil.LogBuffer{}, "info")
 	if err != nil {
 		t.Fatal(err)
 	}

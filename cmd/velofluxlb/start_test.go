@@ -21,7 +21,7 @@ import (
 // testNode is a node built by newApp from a YAML file and run by run in the background.
 type testNode struct {
 	a    *app
-	logs *syncWriter
+	logs *testutil.LogBuffer
 	stop context.CancelFunc
 	done chan error
 }

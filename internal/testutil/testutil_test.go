@@ -179,6 +179,42 @@ func TestFreeAddrAndPorts(t *testing.T) {
 	}
 }
 
+func TestFreeAddrOnAndSharedPort(t *testing.T) {
+	ips := []string{"127.0.0.1", "127.0.0.2"}
+	for _, ip := range ips {
+		addr := FreeAddrOn(t, ip)
+		if host, _, _ := net.SplitHostPort(addr); host != ip {
+			t.Fatalf("FreeAddrOn(%s) = %s", ip, addr)
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatalf("FreeAddrOn %s not bindable: %v", addr, err)
+		}
+		ln.Close()
+	}
+
+	lns := ListenSamePort(t, ips...)
+	if len(lns) != len(ips) {
+		t.Fatalf("ListenSamePort gave %d listeners for %d addresses", len(lns), len(ips))
+	}
+	_, port, _ := net.SplitHostPort(lns[0].Addr().String())
+	for i, ln := range lns {
+		if want := net.JoinHostPort(ips[i], port); ln.Addr().String() != want {
+			t.Errorf("listener %d on %s, want %s", i, ln.Addr(), want)
+		}
+		ln.Close()
+	}
+
+	port = SharedPort(t, ips...)
+	for _, ip := range ips {
+		ln, err := net.Listen("tcp", net.JoinHostPort(ip, port))
+		if err != nil {
+			t.Fatalf("SharedPort %s not bindable on %s: %v", port, ip, err)
+		}
+		defer ln.Close()
+	}
+}
+
 func TestClock(t *testing.T) {
 	t0 := time.Unix(1_800_000_000, 0)
 	c := NewClock(t0)
