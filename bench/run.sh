@@ -23,7 +23,8 @@
 # global.http1_fast_path off, served by Go's net/http. VF_BIN is the binary to measure
 # (default ./veloflux, built when missing); VF_PORT, VF_STD_PORT, NGINX_PORT, HAPROXY_PORT, B1
 # and B2 move the ports when another run holds the defaults. HAProxy's maxconn is IDLE+1000,
-# so IDLE must stay below the open-files limit with room for that.
+# as is VeloFlux's max_client_conns (its default, half the open-files limit, is sized for a
+# backend connection beside each client), so IDLE must stay below the open-files limit with room for that.
 #
 # It installs what it lacks (Debian wrk, nginx-light, haproxy; vegeta built from tools/vegeta
 # into the cache), listens on 127.0.0.1 only and stops only the processes it started, by PID.
@@ -84,6 +85,8 @@ global:
   access_log: false
   log_level: warn
   http1_fast_path: $fast
+  limits:
+    max_client_conns: $((IDLE + 1000))
 $(bench_pools "$B1" "$B2")
 YAML
 done

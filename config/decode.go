@@ -20,6 +20,10 @@ type decoder struct {
 	// explicit holds the key paths that a layer set, so that pool health checks inherit
 	// only the global fields the pool did not write.
 	explicit map[string]bool
+	// inBackend is set while a pools[].backends[] entry is decoded. No rule asks which of a
+	// backend's keys were written (its own health_check keys mean "the pool's" when empty),
+	// so their paths are left out of explicit: with 10,000 backends they were most of it.
+	inBackend bool
 }
 
 // envValue is a value read from an environment variable. Environment values are text, so
@@ -48,7 +52,9 @@ func (d *decoder) decode(path string, src any, dst reflect.Value) {
 	if src == nil {
 		return
 	}
-	d.explicit[path] = true
+	if !d.inBackend {
+		d.explicit[path] = true
+	}
 	switch dst.Type() {
 	case reflect.TypeFor[time.Duration]():
 		d.decodeDuration(path, src, dst)
@@ -92,7 +98,8 @@ func (d *decoder) decodeStruct(path string, src any, dst reflect.Value) {
 		d.fail(path, src, "expected a mapping, got %s", describe(src))
 		return
 	}
-	keys := make([]string, 0, len(m))
+	var buf [16]string // a section's keys, without an allocation for most
+	keys := buf[:0]
 	for k := range m {
 		keys = append(keys, k)
 	}
@@ -134,7 +141,9 @@ func (d *decoder) decodeSecret(path string, src any, dst reflect.Value) {
 	default:
 		d.fail(path, nil, "expected a string, got %s (quote the value to make it text; the value is not shown because the key is secret)", kindOf(src))
 	}
-	d.explicit[path] = true
+	if !d.inBackend {
+		d.explicit[path] = true
+	}
 }
 
 // decodeSecretMap decodes a mapping whose values are secrets (tracing.headers) as decodeMap
@@ -215,23 +224,36 @@ func (d *decoder) decodeSlice(path string, src any, dst reflect.Value) {
 		return
 	}
 	out := reflect.MakeSlice(dst.Type(), len(items), len(items))
-	for i, item := range items {
-		p := fmt.Sprintf("%s[%d]", path, i)
-		el := out.Index(i)
-		switch el.Type() {
-		case reflect.TypeFor[Pool]():
-			el.Set(reflect.ValueOf(defaultPool()))
-		case reflect.TypeFor[Backend]():
-			el.Set(reflect.ValueOf(defaultBackend()))
-		case reflect.TypeFor[Route]():
-			el.Set(reflect.ValueOf(defaultRoute()))
+	backends := false
+	switch dst.Type().Elem() {
+	case reflect.TypeFor[Pool]():
+		pools := out.Interface().([]Pool)
+		for i := range pools {
+			pools[i] = defaultPool()
 		}
+	case reflect.TypeFor[Backend]():
+		backends = true
+		bs := out.Interface().([]Backend)
+		for i := range bs {
+			bs[i] = defaultBackend()
+		}
+	case reflect.TypeFor[Route]():
+		routes := out.Interface().([]Route)
+		for i := range routes {
+			routes[i] = defaultRoute()
+		}
+	}
+	prev := d.inBackend
+	d.inBackend = d.inBackend || backends
+	for i, item := range items {
+		p := path + "[" + strconv.Itoa(i) + "]"
 		if item == nil {
 			d.fail(p, nil, "empty list item")
 			continue
 		}
-		d.decode(p, item, el)
+		d.decode(p, item, out.Index(i))
 	}
+	d.inBackend = prev
 	dst.Set(out)
 }
 

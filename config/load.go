@@ -148,21 +148,32 @@ func Parse(yamlBytes []byte, environ []string) (*Config, error) {
 }
 
 // parseYAML decodes the single document in b, the only parse of the file; nil means an empty
-// file. A second document is an error instead of being ignored, since a config silently
+// file. The parser's node tree is turned into the document's value by simpleTree when it can,
+// else by yaml.v3's decoder. A second document is an error instead of being ignored, since a config silently
 // missing half its pools is worse than one that does not load.
 func parseYAML(b []byte) (any, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
-	var doc any
-	if err := dec.Decode(&doc); err != nil {
+	var root yaml.Node
+	if err := dec.Decode(&root); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, nil
 		}
 		return nil, fmt.Errorf("parse YAML: %w", err)
 	}
+	doc, simple := simpleTree(&root)
+	if !simple {
+		doc = nil
+		if err := root.Decode(&doc); err != nil {
+			return nil, fmt.Errorf("parse YAML: %w", err)
+		}
+	}
 	for {
 		var extra any
 		err := dec.Decode(&extra)
 		if errors.Is(err, io.EOF) {
+			if simple {
+				return doc, nil // every mapping's keys are strings already
+			}
 			return loadMapping(doc)
 		}
 		if err != nil {

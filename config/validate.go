@@ -6,6 +6,7 @@ import (
 	"net/mail"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -329,27 +330,42 @@ func (c *Config) validatePools(v *validator) {
 
 		byAddr := make(map[string]int, len(p.Backends))
 		for j := range p.Backends {
-			b := &p.Backends[j]
-			bpath := fmt.Sprintf("%s.backends[%d]", path, j)
-			if b.Address == "" {
-				v.Add(bpath+".address", "required")
-			} else if msg := hostrule.HostPort(b.Address, 1, true); msg != "" {
-				v.Add(bpath+".address", "%s", msg)
-			} else if k, dup := byAddr[strings.ToLower(b.Address)]; dup {
-				v.Add(bpath+".address", "duplicate address %s, also used by backends[%d]", quote(b.Address), k)
-			} else {
-				byAddr[strings.ToLower(b.Address)] = j
-			}
-			v.Between(bpath+".weight", b.Weight, 1, 10000)
-			bh := b.HealthCheck
-			v.urlPath(bpath+".health_check.path", bh.Path)
-			v.Errors = append(v.Errors, fielderr.Prefix(bpath+".health_check", health.ValidateProbe(bh.Method, bh.Host, bh.ExpectStatus))...)
-			if tcp {
-				for _, kv := range [][2]string{{"path", bh.Path}, {"method", bh.Method}, {"host", bh.Host}, {"expect_status", bh.ExpectStatus}} {
-					if kv[1] != "" {
-						v.Add(bpath+".health_check."+kv[0], "only applies to type http, got the pool's type tcp")
-					}
-				}
+			v.backend(path, j, &p.Backends[j], tcp, byAddr)
+		}
+	}
+}
+
+// backend checks pools[].backends[j]. Its path is only built for a problem: a pool of
+// thousands of valid backends costs no string per backend.
+func (v *validator) backend(pool string, j int, b *Backend, tcp bool, byAddr map[string]int) {
+	bpath := func() string { return pool + ".backends[" + strconv.Itoa(j) + "]" }
+	if b.Address == "" {
+		v.Add(bpath()+".address", "required")
+	} else if msg := hostrule.HostPort(b.Address, 1, true); msg != "" {
+		v.Add(bpath()+".address", "%s", msg)
+	} else {
+		key := strings.ToLower(b.Address)
+		if k, dup := byAddr[key]; dup {
+			v.Add(bpath()+".address", "duplicate address %s, also used by backends[%d]", quote(b.Address), k)
+		} else {
+			byAddr[key] = j
+		}
+	}
+	if b.Weight < 1 || b.Weight > 10000 {
+		v.Between(bpath()+".weight", b.Weight, 1, 10000)
+	}
+	bh := b.HealthCheck
+	if bh == (BackendHealthCheck{}) {
+		return
+	}
+	v.urlPath(bpath()+".health_check.path", bh.Path)
+	if errs := health.ValidateProbe(bh.Method, bh.Host, bh.ExpectStatus); len(errs) > 0 {
+		v.Errors = append(v.Errors, fielderr.Prefix(bpath()+".health_check", errs)...)
+	}
+	if tcp {
+		for _, kv := range [][2]string{{"path", bh.Path}, {"method", bh.Method}, {"host", bh.Host}, {"expect_status", bh.ExpectStatus}} {
+			if kv[1] != "" {
+				v.Add(bpath()+".health_check."+kv[0], "only applies to type http, got the pool's type tcp")
 			}
 		}
 	}

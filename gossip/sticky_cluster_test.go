@@ -114,9 +114,14 @@ func startStickyCluster(t *testing.T, size int, snap *discovery.Snapshot, health
 	t.Helper()
 	nodes := []stickyNode{startStickyNode(t, "n0", snap, health)}
 	names := []string{"n0"}
+	// Each node joins every node started before it: the join's push/pull tells both sides of
+	// the other at once, so the membership is whole without waiting for gossip, whose UDP
+	// messages a busy machine may drop, or for the periodic push/pull (30 s apart).
+	seeds := []string{nodes[0].LocalAddr()}
 	for i := 1; i < size; i++ {
-		nodes = append(nodes, startStickyNode(t, fmt.Sprintf("n%d", i), snap, health, nodes[0].LocalAddr()))
+		nodes = append(nodes, startStickyNode(t, fmt.Sprintf("n%d", i), snap, health, seeds...))
 		names = append(names, fmt.Sprintf("n%d", i))
+		seeds = append(seeds, nodes[i].LocalAddr())
 	}
 	stores := make([]storeNode, len(nodes))
 	for i, n := range nodes {

@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -317,4 +319,37 @@ func TestSetTargetsNormalizes(t *testing.T) {
 		// Still probed, with the defaults: a GET judged by 200-399, so the 503 takes it down.
 		testutil.Eventually(t, "bad down", func() bool { return !c.Healthy("bad") })
 	})
+}
+
+// TestResultsInProbeOrder: a target's results reach the OnResult hooks in the order of its
+// probes, even when the hooks of one result are still running as the next probe ends.
+func TestResultsInProbeOrder(t *testing.T) {
+	be := newBackend(t, http.StatusOK)
+	c, _, _ := newTestChecker(t, Config{Interval: 10 * time.Millisecond, Timeout: time.Second, Fall: 1, Rise: 1})
+	release, entered := make(chan struct{}), make(chan struct{})
+	var calls atomic.Int32
+	var mu sync.Mutex
+	var seen []time.Time
+	c.OnResult(func(r Result) {
+		if calls.Add(1) == 1 {
+			close(entered)
+			<-release // the first result's hooks are slow to record it
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, r.At)
+	})
+	c.SetTargets([]Target{{ID: "a", Pool: "p", Address: be.addr(), Path: "/"}})
+	run(t, c)
+	testutil.Receive(t, entered, "the first result in its hook")
+	testutil.Eventually(t, "two more probes finished", func() bool { return be.hits.Load() >= 3 })
+	close(release)
+	testutil.Eventually(t, "three results reported", func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) >= 3 })
+	mu.Lock()
+	defer mu.Unlock()
+	for i := 1; i < len(seen); i++ {
+		if seen[i].Before(seen[i-1]) {
+			t.Fatalf("result %d (finished %s) reported after one of a later probe (finished %s)", i, seen[i].Format(time.StampMicro), seen[i-1].Format(time.StampMicro))
+		}
+	}
 }

@@ -197,6 +197,10 @@ type target struct {
 	index   int                // position in Checker.queue, -1 when not queued
 	removed bool               // dropped by SetTargets; an in-flight result is discarded
 	cancel  context.CancelFunc // cancels the in-flight probe, nil when none
+	// reported is closed once the OnResult hooks of the target's latest result have run: the
+	// next result waits for it, so hooks see one target's results in the order of its probes
+	// even when the goroutine of an earlier one is slow to reach them.
+	reported chan struct{}
 }
 
 // Checker actively probes targets and answers Healthy from an immutable snapshot. All methods
@@ -249,7 +253,8 @@ type Result struct {
 }
 
 // OnResult registers fn to be called after every finished probe, in the probing goroutine and
-// outside the Checker's lock; fn must return quickly. Cancelled probes are not reported, nor
+// outside the Checker's lock, one target's results in the order of its probes; fn must return
+// quickly. Cancelled probes are not reported, nor
 // probes that failed for a reason local to this node (see check): they have no result.
 func (c *Checker) OnResult(fn func(Result)) {
 	c.mu.Lock()
@@ -615,11 +620,17 @@ func (c *Checker) check(ctx context.Context, t *target) {
 	res := Result{ID: t.ID, Pool: t.Pool, OK: reason == "", Reason: reason, Healthy: t.healthy,
 		Changed: changed, At: end, Took: end.Sub(start), Next: t.next}
 	hooks := c.hooks
+	prev, done := t.reported, make(chan struct{})
+	t.reported = done
 	c.mu.Unlock()
 	c.poke()
+	if prev != nil {
+		<-prev
+	}
 	for _, fn := range hooks {
 		fn(res)
 	}
+	close(done)
 }
 
 // noResultLocked ends a probe that failed for a reason local to this node: no file

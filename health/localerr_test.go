@@ -21,7 +21,7 @@ import (
 const (
 	dialReal      = iota // dial the backend
 	dialLocalFail        // fail with EMFILE before any packet leaves, as net reports it
-	dialAlternate        // fail every other dial locally, starting with the second
+	dialAlternate        // fail every other dial locally, starting with the first in this mode
 )
 
 // localDialer is a probe client's DialContext that can fail the way a node out of file
@@ -30,15 +30,19 @@ const (
 type localDialer struct {
 	mode  atomic.Int32
 	dials atomic.Int64
+	// alternated counts the dials in dialAlternate mode alone, so that the first of them
+	// fails whatever was dialed before: a probe dialed earlier may still succeed after the
+	// switch, and a real dial right after it would make two successes in a row.
+	alternated atomic.Int64
 }
 
 func (d *localDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	n := d.dials.Add(1)
+	d.dials.Add(1)
 	switch d.mode.Load() {
 	case dialLocalFail:
 		return nil, &net.OpError{Op: "dial", Net: network, Err: os.NewSyscallError("socket", syscall.EMFILE)}
 	case dialAlternate:
-		if n%2 == 0 {
+		if d.alternated.Add(1)%2 == 1 {
 			return nil, &net.OpError{Op: "dial", Net: network, Err: os.NewSyscallError("socket", syscall.EMFILE)}
 		}
 	}
@@ -122,9 +126,10 @@ func TestCheckerLocalErrorsAreNoResult(t *testing.T) {
 		testutil.Eventually(t, "a down", func() bool { return !c.Healthy("a") })
 		// From now on every success is followed by a local failure: a streak that such a
 		// failure broke would never reach rise. The dialer alternates before the backend
-		// answers 200, so no probe in between can succeed without a local failure after it.
-		d.mode.Store(dialAlternate)
+		// answers 200, starting with a local failure, so no probe can succeed without a local
+		// failure after it, a probe dialed before the switch and answered after it included.
 		before := promtest.ToFloat64(c.metrics.localErrors)
+		d.mode.Store(dialAlternate)
 		be.status.Store(http.StatusOK)
 		testutil.Eventually(t, "a up with local failures between its successes", func() bool { return c.Healthy("a") })
 		if got := promtest.ToFloat64(c.metrics.localErrors) - before; got < float64(cfg.Rise-1) {

@@ -159,6 +159,7 @@ type passiveBackend struct {
 
 	// Guarded by Passive.mu.
 	pools      []*passivePoolState // every pool listing it, in SetPools order
+	prevPools  []*passivePoolState // SetPools' scratch: pools before the last SetPools
 	cfg        PassiveConfig       // the first pool's
 	removed    bool
 	ejections  int       // in a row; see PassiveStatus.Ejections
@@ -196,7 +197,8 @@ type Passive struct {
 	metrics *passiveMetrics
 	wake    chan struct{} // tells Run that an ejection started; capacity 1
 
-	// index maps backend ID to its state for Report; replaced by SetPools only.
+	// index maps backend ID to its state for Report: the backends map of the last SetPools,
+	// which nothing writes after it is stored.
 	index atomic.Pointer[map[string]*passiveBackend]
 	// ejected is the set of ejected backend IDs; replaced at every ejection and return.
 	ejected atomic.Pointer[map[string]bool]
@@ -416,15 +418,6 @@ func (p *Passive) unlockAndNotify(events []passiveEvent) {
 func (p *Passive) SetPools(pools []PassivePool) {
 	now := time.Now()
 	p.mu.Lock()
-	// The (pool, backend) pairs before, so series of a backend that left one pool but stays
-	// in another are deleted too.
-	type pair struct{ pool, id string }
-	before := make(map[pair]bool, len(p.backends))
-	for id, b := range p.backends {
-		for _, pl := range b.pools {
-			before[pair{pl.name, id}] = true
-		}
-	}
 	var problems []string
 	nextPools := make(map[string]*passivePoolState, len(pools))
 	nextBackends := make(map[string]*passiveBackend, len(p.backends))
@@ -446,7 +439,9 @@ func (p *Passive) SetPools(pools []PassivePool) {
 				if b = p.backends[id]; b == nil {
 					b = &passiveBackend{id: id}
 				}
-				b.pools = b.pools[:0]
+				// The pools before stay in prevPools, to tell which series to delete; the
+				// two slices swap, so a steady table allocates none.
+				b.prevPools, b.pools = b.pools, b.prevPools[:0]
 				b.cfg = cfg
 				b.warned = false
 				b.threshold.Store(int64(cfg.ConsecutiveFailures))
@@ -457,22 +452,28 @@ func (p *Passive) SetPools(pools []PassivePool) {
 			}
 			b.pools = append(b.pools, pl)
 			pl.size++
-			delete(before, pair{sp.Name, id})
 		}
 	}
 	var events []passiveEvent
 	for id, b := range p.backends {
 		if _, kept := nextBackends[id]; kept {
+			// Series of a backend that left one pool but stays in another go too.
+			for _, old := range b.prevPools {
+				if !slices.ContainsFunc(b.pools, func(pl *passivePoolState) bool { return pl.name == old.name }) {
+					p.metrics.forget(old.name, id)
+				}
+			}
+			clear(b.prevPools) // no pointers to the old pool states kept alive
 			continue
+		}
+		for _, old := range b.pools {
+			p.metrics.forget(old.name, id)
 		}
 		b.removed = true
 		if !b.ejectedAt.IsZero() {
 			events = append(events, passiveEvent{id, false, "removed"})
 		}
 		b.clearEjection(now)
-	}
-	for gone := range before {
-		p.metrics.forget(gone.pool, gone.id)
 	}
 	for name := range p.pools {
 		if _, kept := nextPools[name]; !kept {
@@ -503,11 +504,9 @@ func (p *Passive) SetPools(pools []PassivePool) {
 	for _, pl := range nextPools {
 		p.metrics.ejected.WithLabelValues(pl.name).Set(float64(pl.ejected))
 	}
-	index := make(map[string]*passiveBackend, len(nextBackends))
-	for id, b := range nextBackends {
-		index[id] = b
-	}
-	p.index.Store(&index)
+	// The map is never written once here (the next SetPools makes a new one), so Report can
+	// read it without a lock.
+	p.index.Store(&nextBackends)
 	p.publishLocked()
 	if len(problems) > 0 {
 		p.logger.Error("invalid passive check settings", "problems", strings.Join(problems, "; "))

@@ -22,7 +22,7 @@ func TestHTTP2RapidResetGuard(t *testing.T) {
 	be := newBackend(t, "app", nil)
 	reg := prometheus.NewRegistry()
 	p := newProxy(t, DefaultConfig(), Options{Registerer: reg}, onePoolSnapshot("round_robin", false, member("app", be.addr(), 1)))
-	cert, roots := selfSigned(t)
+	cert, roots := serverCert(t)
 	cfg := testServerConfig()
 	cfg.TLSAddr = "127.0.0.1:0"
 	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
@@ -87,7 +87,7 @@ func h2Dial(t *testing.T, addr string, roots *x509.CertPool) *tls.Conn {
 func TestH2ConnectionWithoutPrefaceIsClosed(t *testing.T) {
 	be := newBackend(t, "app", nil)
 	p := newProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("app", be.addr(), 1)))
-	cert, roots := selfSigned(t)
+	cert, roots := serverCert(t)
 	cfg := testServerConfig()
 	cfg.TLSAddr = "127.0.0.1:0"
 	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
@@ -111,7 +111,7 @@ func TestH2ConnectionWithoutPrefaceIsClosed(t *testing.T) {
 func TestH2ConnectionSpecificFieldsRefused(t *testing.T) {
 	be := newBackend(t, "app", nil)
 	p := newProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("app", be.addr(), 1)))
-	cert, roots := selfSigned(t)
+	cert, roots := serverCert(t)
 	cfg := testServerConfig()
 	cfg.TLSAddr = "127.0.0.1:0"
 	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
@@ -161,7 +161,7 @@ func TestH2ConnectionSpecificFieldsRefused(t *testing.T) {
 // initial 65,535 bytes.
 func TestH2SettingsAdvertised(t *testing.T) {
 	p := newProxy(t, DefaultConfig(), Options{}, nil)
-	cert, roots := selfSigned(t)
+	cert, roots := serverCert(t)
 	cfg := testServerConfig()
 	cfg.TLSAddr = "127.0.0.1:0"
 	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}

@@ -70,7 +70,7 @@ func h3WatchedClient(t *testing.T, cfg *tls.Config) (*http.Client, *retryWatcher
 func TestHTTP3(t *testing.T) {
 	be := newBackend(t, "app", nil)
 	p := newProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("app", be.addr(), 1)))
-	cert, roots := selfSigned(t)
+	cert, roots := serverCert(t)
 	for _, retry := range []int{0, -1} { // the default (100 a second), and a Retry asked of every client
 		cfg := testServerConfig()
 		cfg.TLSAddr = "127.0.0.1:0"
@@ -143,7 +143,7 @@ func TestHandshakeRate(t *testing.T) {
 func TestHTTP3No0RTT(t *testing.T) {
 	be := newBackend(t, "app", nil)
 	p := newProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("app", be.addr(), 1)))
-	cert, roots := selfSigned(t)
+	cert, roots := serverCert(t)
 	cfg := testServerConfig()
 	cfg.TLSAddr = "127.0.0.1:0"
 	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
@@ -197,7 +197,7 @@ func TestHTTP3Drain(t *testing.T) {
 	})
 	t.Cleanup(free) // after a failure too, before the backend's Close waits for the handler
 	p := newProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("slow", be.addr(), 1)))
-	cert, roots := selfSigned(t)
+	cert, roots := serverCert(t)
 	cfg := testServerConfig()
 	cfg.TLSAddr = "127.0.0.1:0"
 	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}

@@ -64,7 +64,7 @@ func TestMaxRequestsPerConnHTTP1(t *testing.T) {
 func TestMaxRequestsPerConnHTTP2(t *testing.T) {
 	be := newBackend(t, "app", nil)
 	p := newProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("app", be.addr(), 1)))
-	cert, roots := selfSigned(t)
+	cert, roots := serverCert(t)
 	cfg := testServerConfig()
 	cfg.TLSAddr = "127.0.0.1:0"
 	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
@@ -197,7 +197,7 @@ func TestMaxClientConns(t *testing.T) {
 // A server that bound its listeners but never serves gives its ports back on Close.
 func TestServerCloseWithoutServe(t *testing.T) {
 	p := newProxy(t, DefaultConfig(), Options{}, nil)
-	cert, _ := selfSigned(t)
+	cert, _ := serverCert(t)
 	cfg := testServerConfig()
 	cfg.Addr, cfg.TLSAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}

@@ -59,7 +59,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		c, err := l.Listener.Accept()
 		if err == nil {
 			l.open.Inc()
-			return &slotConn{Conn: c, slots: l.slots, open: l.open}, nil
+			return &slotConn{Conn: c, l: l}, nil
 		}
 		select {
 		case <-l.done:
@@ -109,16 +109,15 @@ func retryableAccept(err error) bool {
 // HTTP/2 server, a hijacking WebSocket copy or a failed handshake.
 type slotConn struct {
 	net.Conn
-	slots  chan struct{}
-	open   prometheus.Gauge
+	l      *limitListener // its slots and its gauge; one pointer, as every open connection has one
 	closed atomic.Bool
 }
 
 func (c *slotConn) Close() error {
 	err := c.Conn.Close()
 	if c.closed.CompareAndSwap(false, true) {
-		c.open.Dec()
-		<-c.slots
+		c.l.open.Dec()
+		<-c.l.slots
 	}
 	return err
 }

@@ -41,7 +41,7 @@ var protocolClients = []struct {
 // client TLS configuration that trusts it.
 func serveTLS(t *testing.T, p *Proxy) (string, *tls.Config) {
 	t.Helper()
-	cert, roots := selfSigned(t)
+	cert, roots := serverCert(t)
 	cfg := testServerConfig()
 	cfg.TLSAddr = "127.0.0.1:0"
 	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}

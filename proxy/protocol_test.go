@@ -27,8 +27,8 @@ import (
 // Kinds of protocol test backends.
 const (
 	kindPlain   = "plain"    // HTTP/1.1 over TCP
-	kindTLS     = "tls"      // HTTP/1.1 over TLS (self-signed)
-	kindTLSH2   = "tls-h2"   // HTTP/1.1 and HTTP/2 over TLS (self-signed), h2 offered first
+	kindTLS     = "tls"      // HTTP/1.1 over TLS (a test CA's certificate)
+	kindTLSH2   = "tls-h2"   // HTTP/1.1 and HTTP/2 over TLS (a test CA's certificate), h2 offered first
 	kindH2C     = "h2c"      // HTTP/2 with prior knowledge, and HTTP/1.1, over TCP
 	okBodyReply = "answered" // what a protoBackend without handler answers
 )
@@ -83,7 +83,7 @@ func newProtoBackend(t *testing.T, kind string, h http.HandlerFunc) *protoBacken
 	case kindPlain, kindH2C:
 		b.srv.Start()
 	case kindTLS, kindTLSH2:
-		cert, roots := selfSigned(t) // valid for 127.0.0.1 only
+		cert, roots := serverCert(t) // valid for 127.0.0.1 only
 		b.roots = roots
 		b.srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 		b.srv.EnableHTTP2 = kind == kindTLSH2

@@ -12,7 +12,6 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -177,15 +176,23 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 func (p *Proxy) Apply(snap *discovery.Snapshot) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.applied != nil && reflect.DeepEqual(p.applied.Pools, snap.Pools) && reflect.DeepEqual(p.applied.Routes, snap.Routes) {
-		return nil
+	var specs map[string]*discovery.Pool // the pools of the table in use, as applied
+	if p.applied != nil {
+		if slices.EqualFunc(p.applied.Pools, snap.Pools, func(a, b discovery.Pool) bool { return samePool(&a, &b) }) &&
+			slices.Equal(p.applied.Routes, snap.Routes) {
+			return nil
+		}
+		specs = make(map[string]*discovery.Pool, len(p.applied.Pools))
+		for i := range p.applied.Pools {
+			specs[p.applied.Pools[i].Name] = &p.applied.Pools[i]
+		}
 	}
 	old := p.table.Load()
 	policies := make(map[string]*pool, len(old.pools))
 	for _, pl := range old.pools {
 		policies[pl.name] = pl
 	}
-	t, ups, err := buildTable(snap, p.upstreams, policies, p.cfg.MaxConnsPerBackend, p.transports.forSettings)
+	t, ups, err := buildTable(snap, p.upstreams, policies, specs, p.cfg.MaxConnsPerBackend, p.transports.forSettings)
 	if err != nil {
 		return err
 	}

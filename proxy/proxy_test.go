@@ -433,6 +433,41 @@ func TestApplyKeepsInFlightCount(t *testing.T) {
 	}
 }
 
+// TestApplyReusesUnchangedPools: a new table shares the compiled pools whose definition did
+// not change, and rebuilds the one that did, which then sends to its new backend.
+func TestApplyReusesUnchangedPools(t *testing.T) {
+	a, b, c := newBackend(t, "a", nil), newBackend(t, "b", nil), newBackend(t, "c", nil)
+	snapshot := func(api discovery.Backend) *discovery.Snapshot {
+		return &discovery.Snapshot{
+			Source: "test",
+			Pools: []discovery.Pool{
+				{Name: "web", Backends: []discovery.Backend{member("a", a.addr(), 1)}},
+				{Name: "api", Backends: []discovery.Backend{api}},
+			},
+			Routes: []discovery.Route{{Host: "api.test", Pool: "api"}, {Pool: "web"}},
+		}
+	}
+	tp := startProxy(t, DefaultConfig(), Options{}, snapshot(member("b", b.addr(), 1)))
+	cl := newClient(t)
+	before := tp.table.Load()
+	if err := tp.Apply(snapshot(member("c", c.addr(), 1))); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	after := tp.table.Load()
+	if after.pools[0] != before.pools[0] {
+		t.Error("the unchanged pool web was compiled again")
+	}
+	if after.pools[1] == before.pools[1] {
+		t.Error("the changed pool api kept its old compiled pool")
+	}
+	if r := send(t, cl, http.MethodGet, tp.url+"/", "api.test", nil, ""); r.body != "c" {
+		t.Errorf("api answered %q, want c", r.body)
+	}
+	if r := send(t, cl, http.MethodGet, tp.url+"/", "", nil, ""); r.body != "a" {
+		t.Errorf("web answered %q, want a", r.body)
+	}
+}
+
 func TestApplyRemovesBackendSeries(t *testing.T) {
 	a, b := newBackend(t, "a", nil), newBackend(t, "b", nil)
 	tp := startProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("a", a.addr(), 1), member("b", b.addr(), 1)))

@@ -58,8 +58,11 @@ func TestBackendConnectionsReused(t *testing.T) {
 	if first > workers+slack {
 		t.Fatalf("%d concurrent requests, %d at a time, opened %d backend connections, want at most %d", workers*perWorker, workers, first, workers+slack)
 	}
+	// The first round may not have reached eight requests in flight at once, so the second
+	// may open the connections it did not need; what holds is that the two rounds together
+	// never hold more connections than requests in flight.
 	round()
-	if got := accepts.Load(); got-first > slack {
-		t.Fatalf("a second round of %d requests opened %d more backend connections, want at most %d", workers*perWorker, got-first, slack)
+	if got := accepts.Load(); got > workers+slack {
+		t.Fatalf("two rounds of %d requests, %d at a time, opened %d backend connections (%d in the first), want at most %d", workers*perWorker, workers, got, first, workers+slack)
 	}
 }

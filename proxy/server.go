@@ -176,11 +176,12 @@ type httpServer interface {
 
 // connContext gives every connection's requests the connInfo the proxy's handler reads.
 func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
-	ci := &connInfo{h1: h1.From(c), maxRequests: s.cfg.MaxRequestsPerConn}
+	cc := &connCtx{Context: ctx}
+	cc.ci.h1, cc.ci.maxRequests = h1.From(c), s.cfg.MaxRequestsPerConn
 	if h, ok := c.(*h2Conn); ok {
-		ci.tls = h.state
+		cc.ci.tls = h.state
 	}
-	return withConn(ctx, ci)
+	return cc
 }
 
 // newFastServer returns the fast-path server of the plain listener.
@@ -593,6 +594,20 @@ type connInfo struct {
 }
 
 type connKey struct{}
+
+// connCtx is a connection's base context carrying its connInfo: one allocation, where
+// context.WithValue over a separate connInfo took two, held by every idle connection.
+type connCtx struct {
+	context.Context
+	ci connInfo
+}
+
+func (c *connCtx) Value(key any) any {
+	if key == (connKey{}) {
+		return &c.ci
+	}
+	return c.Context.Value(key)
+}
 
 func withConn(ctx context.Context, ci *connInfo) context.Context {
 	return context.WithValue(ctx, connKey{}, ci)

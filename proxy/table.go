@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync/atomic"
 
 	"github.com/veloflux/veloflux/discovery"
@@ -73,11 +74,17 @@ type table struct {
 // ErrInvalidSnapshot wraps every problem Apply finds in a snapshot.
 var ErrInvalidSnapshot = errors.New("invalid snapshot")
 
+// samePool reports whether a and b compile to the same pool.
+func samePool(a, b *discovery.Pool) bool {
+	return a.Name == b.Name && a.Algorithm == b.Algorithm && a.Sticky == b.Sticky &&
+		a.MaxConnsPerBackend == b.MaxConnsPerBackend && slices.Equal(a.Backends, b.Backends)
+}
+
 // buildTable compiles snap, reusing upstream state from prev (keyed by pool/backend ID) and
 // policies by pool name when the algorithm is unchanged; maxConns is Config.MaxConnsPerBackend,
 // the cap of backends whose pool sets none. It does not modify prev or policies; the caller
 // commits the returned maps only when it swaps the table in.
-func buildTable(snap *discovery.Snapshot, prev map[string]*upstream, policies map[string]*pool, maxConns int, tlsTransport func(backendtls.Settings) (*http.Transport, error)) (*table, map[string]*upstream, error) {
+func buildTable(snap *discovery.Snapshot, prev map[string]*upstream, policies map[string]*pool, specs map[string]*discovery.Pool, maxConns int, tlsTransport func(backendtls.Settings) (*http.Transport, error)) (*table, map[string]*upstream, error) {
 	var problems []error
 	t := &table{routes: append([]discovery.Route(nil), snap.Routes...)}
 	ups := make(map[string]*upstream, len(prev))
@@ -91,6 +98,16 @@ func buildTable(snap *discovery.Snapshot, prev map[string]*upstream, policies ma
 		if algo == "" {
 			algo = "round_robin"
 		}
+		if old, ok := policies[sp.Name]; ok && old.algorithm == algo && specs[sp.Name] != nil && samePool(specs[sp.Name], &sp) {
+			// Unchanged: the compiled pool is immutable, so the new table shares it, and its
+			// upstreams are the ones prev has under their keys.
+			for _, u := range old.backends {
+				ups[u.key] = u
+			}
+			byName[sp.Name] = old
+			t.pools = append(t.pools, old)
+			continue
+		}
 		pl := &pool{name: sp.Name, algorithm: algo, sticky: sp.Sticky}
 		if old, ok := policies[sp.Name]; ok && old.algorithm == algo {
 			pl.policy = old.policy
@@ -102,6 +119,7 @@ func buildTable(snap *discovery.Snapshot, prev map[string]*upstream, policies ma
 			}
 			pl.policy = pol
 		}
+		pl.backends = make([]*upstream, 0, len(sp.Backends))
 		for _, b := range sp.Backends {
 			key := sp.Name + "/" + b.ID
 			if _, dup := ups[key]; dup {
@@ -157,9 +175,10 @@ func buildTable(snap *discovery.Snapshot, prev map[string]*upstream, policies ma
 		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidSnapshot, errors.Join(problems...))
 	}
 	// Shared per-backend values change in place only once the table is known to be good.
-	for _, sp := range snap.Pools {
-		for _, b := range sp.Backends {
-			u := ups[sp.Name+"/"+b.ID]
+	// Without problems, t.pools and their backends are snap's, one for one.
+	for i, sp := range snap.Pools {
+		for j, b := range sp.Backends {
+			u := t.pools[i].backends[j]
 			u.lb.SetWeight(b.Weight)
 			u.maxConns = sp.MaxConnsPerBackend
 			u.conns.setLimit(connLimit(sp.MaxConnsPerBackend, maxConns))

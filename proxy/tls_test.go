@@ -3,48 +3,23 @@ package proxy
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/veloflux/veloflux/internal/testutil"
 )
 
-// selfSigned returns a certificate for 127.0.0.1 and a pool that trusts it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+// serverCert returns a certificate for 127.0.0.1 and a pool that trusts it.
+func serverCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "veloflux test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+	ca := testutil.NewCA(t)
+	return ca.Issue(t, "veloflux test", false, "127.0.0.1"), ca.Pool()
 }
 
 // TestTLSListenerSpeaksHTTP2 serves the proxy on a TLS listener: a client negotiates HTTP/2,
@@ -52,7 +27,7 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 func TestTLSListenerSpeaksHTTP2(t *testing.T) {
 	be := newBackend(t, "app", nil)
 	p := newProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("app", be.addr(), 1)))
-	cert, roots := selfSigned(t)
+	cert, roots := serverCert(t)
 	cfg := DefaultServerConfig()
 	cfg.Addr = ""
 	cfg.TLSAddr = "127.0.0.1:0"
@@ -101,7 +76,7 @@ func TestHTTPChallenge(t *testing.T) {
 		t.Run(fmt.Sprintf("redirect_http=%v", redirect), func(t *testing.T) {
 			be := newBackend(t, "app", nil)
 			p := newProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("app", be.addr(), 1)))
-			cert, _ := selfSigned(t)
+			cert, _ := serverCert(t)
 			cfg := testServerConfig()
 			cfg.TLSAddr = "127.0.0.1:0"
 			cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
@@ -135,7 +110,7 @@ func TestHTTPChallenge(t *testing.T) {
 func TestRedirectHTTPSAndHSTS(t *testing.T) {
 	be := newBackend(t, "app", nil)
 	p := newProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("app", be.addr(), 1)))
-	cert, roots := selfSigned(t)
+	cert, roots := serverCert(t)
 	cfg := testServerConfig()
 	cfg.TLSAddr = "127.0.0.1:0"
 	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}

@@ -679,7 +679,7 @@ func TestRunStopsCleanly(t *testing.T) {
 	goleak.VerifyNone(t, ignore)
 }
 
-// TestMeasurements measures what the lead asked to know: change-to-snapshot latency, and
+// TestMeasurements measures the change-to-snapshot latency and the
 // Consul requests per minute while idle with 50 watched services.
 func TestMeasurements(t *testing.T) {
 	if testing.Short() {

@@ -20,8 +20,9 @@ type Guard struct {
 	onReject  func(Rejection)
 	h2c       func(net.Conn) net.Conn
 	target    string
-	synthetic []byte // the request handed on in place of a rejected head; never written to
-	pool      sync.Pool
+	synthetic []byte    // the request handed on in place of a rejected head; never written to
+	pool      sync.Pool // *[headBufSize]byte
+	readers   sync.Pool // *reader
 }
 
 // headBufSize is the buffer a head is read into first; larger heads grow it, up to the limit.
@@ -44,6 +45,7 @@ func NewGuard(lim Limits, onReject func(Rejection), h2c func(net.Conn) net.Conn)
 	g.target = "/.veloflux-rejected/" + hex.EncodeToString(secret[:])
 	g.synthetic = []byte("GET " + g.target + " HTTP/1.1\r\nHost: rejected.invalid\r\nConnection: close\r\n\r\n")
 	g.pool.New = func() any { return new([headBufSize]byte) }
+	g.readers.New = func() any { return new(reader) }
 	return g
 }
 
@@ -94,24 +96,33 @@ const (
 
 // Conn is a client connection whose request stream is checked as it is read. Reads must come
 // from one goroutine at a time, as net/http's do; Rejected may be called from any.
+//
+// What reading a request takes (the head's buffer and counters, a body's framing) lives in a
+// reader taken from the Guard's pool when the client's next bytes are read and given back
+// when a request has been handed on whole with nothing after it, so that a connection waiting
+// for its next request holds only this struct.
 type Conn struct {
 	net.Conn
 	g *Guard
+	r *reader // nil between requests
 
+	rej    atomic.Pointer[Rejection]
+	h2     atomic.Pointer[net.Conn] // set when the client spoke HTTP/2 with prior knowledge
+	st     state
+	served bool // a request head was handed on
+}
+
+// reader is a connection's reading state while a request is read.
+type reader struct {
 	mem   *[headBufSize]byte // pooled backing of buf, nil when buf is grown or synthetic
 	buf   []byte             // read from the wire, not handed on yet
 	ready int                // buf[:ready] is checked and may be handed on
 	scan  int                // stHead: buf[:scan] is the part of the head already parsed
-	st    state
 	h     head
 	last  bool  // the request being read is the connection's last
 	left  int64 // stLength: body bytes still to come
 	ch    chunker
 	err   error // stFailed
-	heads int   // request heads handed on
-
-	rej atomic.Pointer[Rejection]
-	h2  atomic.Pointer[net.Conn] // set when the client spoke HTTP/2 with prior knowledge
 }
 
 // clientPreface opens every HTTP/2 connection (RFC 9113 section 3.4).
@@ -136,17 +147,17 @@ func (c *Conn) Close() error {
 // startH2C switches the connection to HTTP/2 when h2c is allowed and it opens with the
 // preface: done reports the switch, more that too few bytes arrived to tell.
 func (c *Conn) startH2C() (done, more bool) {
-	if c.g.h2c == nil || c.heads > 0 || c.h.lines > 0 {
+	if c.g.h2c == nil || c.served || c.r.h.lines > 0 {
 		return false, false
 	}
-	n := min(len(c.buf), len(clientPreface))
-	if string(c.buf[:n]) != clientPreface[:n] {
+	n := min(len(c.r.buf), len(clientPreface))
+	if string(c.r.buf[:n]) != clientPreface[:n] {
 		return false, false
 	}
 	if n < len(clientPreface) {
 		return false, true
 	}
-	pending := append([]byte(nil), c.buf...)
+	pending := append([]byte(nil), c.r.buf...)
 	c.release()
 	h := c.g.h2c(&prefixConn{Conn: c.Conn, pre: pending})
 	c.h2.Store(&h)
@@ -182,10 +193,10 @@ func (c *Conn) Rejected(target string) (Rejection, bool) {
 // handed on yet: the start of a pipelined request, or of one still arriving. A server that
 // waits for the next request on the connection underneath must look here first.
 func (c *Conn) Buffered() int {
-	if c.h2.Load() != nil {
+	if c.h2.Load() != nil || c.r == nil {
 		return 0
 	}
-	return len(c.buf)
+	return len(c.r.buf)
 }
 
 // NetConn returns the connection the guard reads from.
@@ -205,12 +216,49 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	if c.r == nil {
+		if c.st == stPass {
+			if h := c.h2.Load(); h != nil {
+				return (*h).Read(p)
+			}
+			return c.Conn.Read(p) // upgraded, nothing buffered: no framing left to keep
+		}
+		c.r = c.g.readers.Get().(*reader)
+	}
+	n, err := c.read(p)
+	c.settle()
+	return n, err
+}
+
+// settle gives the reader back to the pool when nothing is pending: no byte buffered, and
+// the connection between requests (or past framing for good).
+func (c *Conn) settle() {
+	r := c.r
+	if r == nil || len(r.buf) > 0 || r.ready > 0 {
+		return
+	}
+	switch c.st {
+	case stHead:
+		if r.h.lines > 0 {
+			return
+		}
+	case stPass, stDiscard:
+	default:
+		return // in a body, or failed: the reader holds its framing or its error
+	}
+	c.release()
+	*r = reader{}
+	c.r = nil
+	c.g.readers.Put(r)
+}
+
+func (c *Conn) read(p []byte) (int, error) {
 	for {
 		if h := c.h2.Load(); h != nil {
 			return (*h).Read(p)
 		}
-		if c.ready > 0 {
-			n := copy(p, c.buf[:c.ready])
+		if c.r.ready > 0 {
+			n := copy(p, c.r.buf[:c.r.ready])
 			c.consume(n)
 			return n, nil
 		}
@@ -220,45 +268,45 @@ func (c *Conn) Read(p []byte) (int, error) {
 				return 0, err
 			}
 		case stLength:
-			if len(c.buf) > 0 {
-				c.ready = int(min(int64(len(c.buf)), c.left))
-				c.bodyRead(int64(c.ready))
+			if len(c.r.buf) > 0 {
+				c.r.ready = int(min(int64(len(c.r.buf)), c.r.left))
+				c.bodyRead(int64(c.r.ready))
 				continue
 			}
-			n, err := c.Conn.Read(p[:min(int64(len(p)), c.left)])
+			n, err := c.Conn.Read(p[:min(int64(len(p)), c.r.left)])
 			c.bodyRead(int64(n))
 			return n, err
 		case stChunked:
-			if len(c.buf) > 0 {
-				n, done, bad := c.ch.feed(c.buf)
-				c.ready = n
+			if len(c.r.buf) > 0 {
+				n, done, bad := c.r.ch.feed(c.r.buf)
+				c.r.ready = n
 				c.chunkedRead(done, bad)
 				if n == 0 && bad {
-					return 0, c.err
+					return 0, c.r.err
 				}
 				continue
 			}
 			n, err := c.Conn.Read(p)
-			k, done, bad := c.ch.feed(p[:n])
+			k, done, bad := c.r.ch.feed(p[:n])
 			if done && k < n {
 				c.stash(p[k:n]) // the start of the next request
 			}
 			c.chunkedRead(done, bad)
 			if bad && k == 0 {
-				return 0, c.err
+				return 0, c.r.err
 			}
 			if bad {
 				return k, nil
 			}
 			return k, err
 		case stPass:
-			if len(c.buf) > 0 {
-				c.ready = len(c.buf)
+			if len(c.r.buf) > 0 {
+				c.r.ready = len(c.r.buf)
 				continue
 			}
 			return c.Conn.Read(p)
 		case stFailed:
-			return 0, c.err
+			return 0, c.r.err
 		case stDiscard:
 			c.release()
 			for {
@@ -284,33 +332,33 @@ func (c *Conn) readHead() error {
 			continue
 		}
 		for {
-			i := bytes.IndexByte(c.buf[c.scan:], '\n')
+			i := bytes.IndexByte(c.r.buf[c.r.scan:], '\n')
 			if i < 0 {
 				break
 			}
-			end := c.scan + i
-			if end == 0 || c.buf[end-1] != '\r' {
+			end := c.r.scan + i
+			if end == 0 || c.r.buf[end-1] != '\r' {
 				c.reject(rejBareLF)
 				return nil
 			}
-			line := c.buf[c.scan : end-1]
+			line := c.r.buf[c.r.scan : end-1]
 			if bytes.IndexByte(line, '\r') >= 0 {
 				c.reject(rejBareCR)
 				return nil
 			}
-			if c.h.lines == 0 && len(line) == 0 {
+			if c.r.h.lines == 0 && len(line) == 0 {
 				// RFC 9112 section 2.2: an empty line before a request line is ignored.
 				c.consume(end + 1)
 				continue
 			}
-			done, rej, ok := c.h.line(line, c.g.lim.MaxHeaderCount)
+			done, rej, ok := c.r.h.line(line, c.g.lim.MaxHeaderCount)
 			if !ok {
 				c.reject(rej)
 				return nil
 			}
-			c.scan = end + 1
+			c.r.scan = end + 1
 			if done {
-				if c.scan > c.g.lim.MaxHeaderBytes {
+				if c.r.scan > c.g.lim.MaxHeaderBytes {
 					c.reject(rejHeadTooLarge)
 					return nil
 				}
@@ -318,8 +366,8 @@ func (c *Conn) readHead() error {
 				return nil
 			}
 		}
-		if len(c.buf) > c.g.lim.MaxHeaderBytes {
-			if c.h.lines == 0 {
+		if len(c.r.buf) > c.g.lim.MaxHeaderBytes {
+			if c.r.h.lines == 0 {
 				c.reject(rejLineTooLong)
 			} else {
 				c.reject(rejHeadTooLarge)
@@ -334,28 +382,28 @@ func (c *Conn) readHead() error {
 
 // headDone makes a checked head ready and sets up its body.
 func (c *Conn) headDone() {
-	c.heads++
-	c.ready = c.scan
-	c.last = c.h.closing()
+	c.served = true
+	c.r.ready = c.r.scan
+	c.r.last = c.r.h.closing()
 	switch {
-	case c.h.upgrades():
+	case c.r.h.upgrades():
 		c.st = stPass
-	case c.h.framing() == frameChunked:
+	case c.r.h.framing() == frameChunked:
 		c.st = stChunked
-		c.ch.reset(c.g.lim)
-	case c.h.framing() == frameLength:
+		c.r.ch.reset(c.g.lim)
+	case c.r.h.framing() == frameLength:
 		c.st = stLength
-		c.left = c.h.length
+		c.r.left = c.r.h.length
 	default:
 		c.nextRequest()
 	}
-	c.h = head{}
-	c.scan = 0
+	c.r.h = head{}
+	c.r.scan = 0
 }
 
 // nextRequest follows the end of a request: another head, unless it was the last.
 func (c *Conn) nextRequest() {
-	if c.last {
+	if c.r.last {
 		c.st = stDiscard
 		return
 	}
@@ -363,7 +411,7 @@ func (c *Conn) nextRequest() {
 }
 
 func (c *Conn) bodyRead(n int64) {
-	if c.left -= n; c.left == 0 {
+	if c.r.left -= n; c.r.left == 0 {
 		c.nextRequest()
 	}
 }
@@ -373,7 +421,7 @@ func (c *Conn) chunkedRead(done, bad bool) {
 	case done:
 		c.nextRequest()
 	case bad:
-		c.st, c.err = stFailed, ErrMalformedBody
+		c.st, c.r.err = stFailed, ErrMalformedBody
 	}
 }
 
@@ -384,67 +432,67 @@ func (c *Conn) reject(r Rejection) {
 		c.g.onReject(r)
 	}
 	c.release()
-	c.buf = c.g.synthetic
-	c.ready = len(c.buf)
-	c.scan = 0
+	c.r.buf = c.g.synthetic
+	c.r.ready = len(c.r.buf)
+	c.r.scan = 0
 	c.st = stDiscard
 }
 
 // consume drops n handed-on bytes from the front of buf.
 func (c *Conn) consume(n int) {
-	c.buf = c.buf[n:]
-	c.ready = max(c.ready-n, 0)
-	c.scan = max(c.scan-n, 0)
-	if len(c.buf) == 0 {
+	c.r.buf = c.r.buf[n:]
+	c.r.ready = max(c.r.ready-n, 0)
+	c.r.scan = max(c.r.scan-n, 0)
+	if len(c.r.buf) == 0 {
 		c.release()
 	}
 }
 
 // release returns the pooled buffer once nothing in it is pending.
 func (c *Conn) release() {
-	if c.mem != nil {
-		c.g.pool.Put(c.mem)
-		c.mem = nil
+	if c.r.mem != nil {
+		c.g.pool.Put(c.r.mem)
+		c.r.mem = nil
 	}
-	c.buf = nil
+	c.r.buf = nil
 }
 
 // stash keeps b, read past the end of a body, as the start of the next head.
 func (c *Conn) stash(b []byte) {
 	c.release()
-	c.mem = c.g.pool.Get().(*[headBufSize]byte)
+	c.r.mem = c.g.pool.Get().(*[headBufSize]byte)
 	if len(b) <= headBufSize {
-		c.buf = append(c.mem[:0], b...)
+		c.r.buf = append(c.r.mem[:0], b...)
 		return
 	}
-	c.buf = append([]byte(nil), b...)
+	c.r.buf = append([]byte(nil), b...)
 }
 
 // fill reads more of a head into buf, growing it up to one byte past the head limit.
 func (c *Conn) fill() error {
-	if c.buf == nil && c.mem == nil {
-		c.mem = c.g.pool.Get().(*[headBufSize]byte)
-		c.buf = c.mem[:0]
+	if c.r.buf == nil && c.r.mem == nil {
+		c.r.mem = c.g.pool.Get().(*[headBufSize]byte)
+		c.r.buf = c.r.mem[:0]
 	}
-	if len(c.buf) == cap(c.buf) && c.mem != nil && len(c.buf) < headBufSize {
-		c.buf = append(c.mem[:0], c.buf...) // move the partial head to the front (memmove)
+	if len(c.r.buf) == cap(c.r.buf) && c.r.mem != nil && len(c.r.buf) < headBufSize {
+		c.r.buf = append(c.r.mem[:0], c.r.buf...) // move the partial head to the front (memmove)
 	}
-	if len(c.buf) == cap(c.buf) {
+	if len(c.r.buf) == cap(c.r.buf) {
 		limit := c.g.lim.MaxHeaderBytes + 1
-		grown := make([]byte, len(c.buf), min(max(2*cap(c.buf), headBufSize), max(limit, len(c.buf)+1)))
-		copy(grown, c.buf)
-		if c.mem != nil {
-			c.g.pool.Put(c.mem)
-			c.mem = nil
+		grown := make([]byte, len(c.r.buf), min(max(2*cap(c.r.buf), headBufSize), max(limit, len(c.r.buf)+1)))
+		copy(grown, c.r.buf)
+		if c.r.mem != nil {
+			c.g.pool.Put(c.r.mem)
+			c.r.mem = nil
 		}
-		c.buf = grown
+		c.r.buf = grown
 	}
-	n, err := c.Conn.Read(c.buf[len(c.buf):cap(c.buf)])
-	c.buf = c.buf[:len(c.buf)+n]
+	n, err := c.Conn.Read(c.r.buf[len(c.r.buf):cap(c.r.buf)])
+	c.r.buf = c.r.buf[:len(c.r.buf)+n]
 	if n > 0 {
 		return nil // an error comes back on the next read
 	}
-	if len(c.buf) == 0 {
+	if len(c.r.buf) == 0 {
 		c.release()
 	}
 	return err

@@ -337,8 +337,8 @@ func TestIdleConnectionHoldsNoBuffer(t *testing.T) {
 		}
 		out = append(out, p[:n]...)
 	}
-	if c.buf != nil || c.mem != nil {
-		t.Fatalf("after handing on every request the connection holds %d buffered bytes (pooled %v)", len(c.buf), c.mem != nil)
+	if c.r != nil {
+		t.Fatalf("after handing on every request the connection holds its reading state (%d buffered bytes, pooled buffer %v)", len(c.r.buf), c.r.mem != nil)
 	}
 }
 

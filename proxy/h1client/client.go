@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/veloflux/veloflux/proxy/h1"
 )
 
 // Options tune a Transport. Zero fields take the default named in their comment.
@@ -399,7 +401,7 @@ func (c *conn) writeRequest(req *http.Request, body *countingBody, withBody bool
 			return errBadHeader
 		}
 		for _, v := range vs {
-			if !httpguts.ValidHeaderFieldValue(v) {
+			if !h1.ValidFieldValue(v) {
 				return errBadHeader
 			}
 			w.WriteString(k)
@@ -502,7 +504,7 @@ func writeBody(w *bufio.Writer, body *countingBody, length int64, trailer http.H
 					continue
 				}
 				for _, v := range vs {
-					if httpguts.ValidHeaderFieldValue(v) {
+					if h1.ValidFieldValue(v) {
 						w.WriteString(k)
 						w.WriteString(": ")
 						w.WriteString(v)

@@ -35,9 +35,8 @@ const (
 // conn is one client connection. While idle it holds only this struct and its socket.
 type conn struct {
 	s      *Server
-	nc     net.Conn // the guarded connection
-	gc     *h1.Conn
-	fd     int          // the socket, when the epoll set watches it; -1 otherwise
+	nc     net.Conn     // the guarded connection (h1.From finds the guard)
+	fd     int32        // the socket, when the epoll set watches it; -1 otherwise
 	state  atomic.Int32 // stActive...
 	base   context.Context
 	remote string
@@ -54,23 +53,16 @@ type conn struct {
 
 // newConn prepares a connection accepted by Serve; nil when the server is shutting down.
 func (s *Server) newConn(nc net.Conn) *conn {
-	gc := h1.From(nc)
-	if gc == nil {
+	if h1.From(nc) == nil {
 		nc = s.Guard.Wrap(nc)
-		gc = h1.From(nc)
 	}
-	c := &conn{s: s, nc: nc, gc: gc, fd: -1, remote: nc.RemoteAddr().String(), base: context.Background()}
+	c := &conn{s: s, nc: nc, fd: -1, remote: nc.RemoteAddr().String(), base: context.Background()}
 	if s.ConnContext != nil {
 		c.base = s.ConnContext(c.base, nc)
 	}
 	if !s.track(c) {
 		_ = nc.Close()
 		return nil
-	}
-	if s.parker != nil {
-		if fd, ok := socketFD(nc); ok && s.parker.watch(fd, c) == nil {
-			c.fd = fd
-		}
 	}
 	return c
 }
@@ -112,6 +104,14 @@ func (c *conn) goneAway() {
 	if cancel != nil {
 		cancel()
 	}
+}
+
+// buffered reports the bytes of the client's stream the guard holds that no read has handed on.
+func buffered(nc net.Conn) int {
+	if gc := h1.From(nc); gc != nil {
+		return gc.Buffered()
+	}
+	return 0
 }
 
 // socketFD finds the descriptor under the wrappers of a plain TCP connection. A TLS
@@ -157,7 +157,7 @@ func (c *conn) serve() {
 			c.close()
 			return
 		}
-		if c.gc.Buffered() > 0 {
+		if buffered(c.nc) > 0 {
 			continue // a pipelined request is already here
 		}
 		if c.park() {
@@ -184,7 +184,7 @@ func (c *conn) park() bool {
 		}
 		// Something arrived while the request was served: a request body's bytes already
 		// read, or the next request. Look without taking it.
-		if c.s.parker.readable(c.fd) {
+		if c.s.parker.readable(int(c.fd)) {
 			return false
 		}
 	}
@@ -200,7 +200,7 @@ func (c *conn) wake() {
 func (c *conn) detach() {
 	c.state.Store(stClosed)
 	if c.fd >= 0 {
-		c.s.parker.unwatch(c.fd, c)
+		c.s.parker.unwatch(int(c.fd), c)
 	}
 	c.s.untrack(c)
 }
@@ -211,7 +211,7 @@ func (c *conn) close() {
 	c.state.Store(stClosed)
 	c.goneAway()
 	if c.fd >= 0 {
-		c.s.parker.unwatch(c.fd, c)
+		c.s.parker.unwatch(int(c.fd), c)
 	}
 	// Let a final response (a rejection) reach the client before the socket goes, rather than
 	// lose it to a reset over unread bytes.
@@ -285,7 +285,7 @@ var errBadRequest = errors.New("malformed request")
 func (c *conn) readHead(ex *exchange) (ok bool, err error) {
 	s := c.s
 	ex.buf = s.bufs.Get().(*[readBufSize]byte)[:0]
-	waiting := c.state.Load() != stPending && c.gc.Buffered() == 0
+	waiting := c.state.Load() != stPending && buffered(c.nc) == 0
 	if waiting && c.fd < 0 || waiting && s.noKeep.Load() {
 		// Nothing watches this connection while idle: its goroutine waits, under IdleTimeout.
 		c.state.Store(stWaiting)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/veloflux/veloflux/proxy/h1"
 )
 
 // response is the http.ResponseWriter of one request. The head is written lazily: a handler
@@ -271,7 +273,7 @@ func (w *response) writeTrailers(bw *bufio.Writer) {
 		for _, k := range strings.Split(announced, ",") {
 			k = http.CanonicalHeaderKey(strings.TrimSpace(k))
 			for _, v := range w.header[k] {
-				if httpguts.ValidHeaderFieldName(k) && httpguts.ValidHeaderFieldValue(v) {
+				if httpguts.ValidHeaderFieldName(k) && h1.ValidFieldValue(v) {
 					bw.WriteString(k + ": " + v + "\r\n")
 				}
 			}
@@ -280,7 +282,7 @@ func (w *response) writeTrailers(bw *bufio.Writer) {
 	for k, vs := range w.header {
 		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
 			for _, v := range vs {
-				if httpguts.ValidHeaderFieldName(name) && httpguts.ValidHeaderFieldValue(v) {
+				if httpguts.ValidHeaderFieldName(name) && h1.ValidFieldValue(v) {
 					bw.WriteString(name + ": " + v + "\r\n")
 				}
 			}

@@ -34,7 +34,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	lns       map[net.Listener]struct{}
-	conns     map[*conn]struct{}
+	conns     map[*conn]struct{} // open connections the epoll set does not watch
 	parker    *parker
 	startOnce sync.Once
 	startErr  error
@@ -233,13 +233,7 @@ func (s *Server) Close() error {
 	s.shutdown.Store(true)
 	s.noKeep.Store(true)
 	s.closeListeners()
-	s.mu.Lock()
-	all := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		all = append(all, c)
-	}
-	s.mu.Unlock()
-	for _, c := range all {
+	for _, c := range s.open() {
 		c.abort()
 	}
 	s.parker.close()
@@ -258,36 +252,52 @@ func (s *Server) closeListeners() {
 func (s *Server) active() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.conns)
+	return len(s.conns) + s.parker.count()
+}
+
+// open returns every open connection: those the epoll set watches and the others.
+func (s *Server) open() []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	all := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		all = append(all, c)
+	}
+	return s.parker.appendConns(all)
 }
 
 // closeIdle closes the connections that wait for a request, parked or in a goroutine.
 func (s *Server) closeIdle() {
-	s.mu.Lock()
-	var idle []*conn
-	for c := range s.conns {
+	for _, c := range s.open() {
 		switch c.state.Load() {
 		case stParked, stWaiting:
-			idle = append(idle, c)
+			c.closeIfIdle()
 		}
-	}
-	s.mu.Unlock()
-	for _, c := range idle {
-		c.closeIfIdle()
 	}
 }
 
+// track records a new connection, in the epoll set when its socket can be watched; false when
+// the server is shutting down.
 func (s *Server) track(c *conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.shutdown.Load() {
 		return false
 	}
+	if s.parker != nil {
+		if fd, ok := socketFD(c.nc); ok && s.parker.watch(fd, c) == nil {
+			c.fd = int32(fd)
+			return true
+		}
+	}
 	s.conns[c] = struct{}{}
 	return true
 }
 
 func (s *Server) untrack(c *conn) {
+	if c.fd >= 0 {
+		return // the epoll set held it, and unwatch let it go
+	}
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()

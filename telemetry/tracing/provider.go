@@ -60,7 +60,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Provider, error) {
 		opts.LookupEnv = os.LookupEnv
 	}
 	env := envLookup(opts.LookupEnv)
-	sampler, err := newSampler(cfg, env)
+	sampler, root, err := newSampler(cfg, env)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +79,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Provider, error) {
 		return nil, err
 	}
 	q.metrics = m
-	head := NewHeadSampler(sampler)
+	head := newHeadSampler(sampler, root)
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithResource(res),
 		sdktrace.WithSpanProcessor(q),

@@ -2,10 +2,17 @@ package tracing
 
 import (
 	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"testing"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/veloflux/veloflux/internal/traceid"
 )
 
 // The sampler from the file or from OTEL_TRACES_SAMPLER, asked ahead of the span through the
@@ -91,6 +98,49 @@ func TestHeadSamplerDecidesAsTheProvider(t *testing.T) {
 	}
 }
 
+// For a new trace the HeadSampler takes the trace ID ratio test itself; its decisions are
+// those of the sampler it stands for, at every ratio and for every trace ID, the IDs next to
+// the bound included.
+func TestHeadSamplerRootAsTheSampler(t *testing.T) {
+	idAt := func(low uint64) trace.TraceID {
+		id := traceid.NewTraceID()
+		binary.BigEndian.PutUint64(id[8:], low)
+		return id
+	}
+	for _, ratio := range []float64{0, 1e-9, 0.01, 0.25, 0.5, 0.999999, 1} {
+		for _, env := range []map[string]string{
+			nil, // sample_ratio from the file, parent-based
+			{"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": strconv.FormatFloat(ratio, 'g', -1, 64)},
+		} {
+			t.Run(fmt.Sprintf("%g %v", ratio, env), func(t *testing.T) {
+				cfg := httpConfig("127.0.0.1:4318")
+				cfg.SampleRatio = ratio
+				p, err := New(context.Background(), cfg, Options{LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+				if err != nil {
+					t.Fatal(err)
+				}
+				head := p.HeadSampler()
+				if !head.rootKnown {
+					t.Fatal("the provider's HeadSampler does not take the ratio test itself")
+				}
+				bound := uint64(ratio * (1 << 63))
+				ids := []trace.TraceID{idAt(0), idAt(math.MaxUint64), idAt(bound << 1), idAt(bound<<1 - 2), idAt(bound<<1 + 2)}
+				for range 2000 {
+					ids = append(ids, traceid.NewTraceID())
+				}
+				for _, id := range ids {
+					want := head.sampler.ShouldSample(sdktrace.SamplingParameters{
+						ParentContext: context.Background(), TraceID: id, Name: "GET", Kind: trace.SpanKindServer,
+					}).Decision != sdktrace.Drop
+					if got := head.Sampled(context.Background(), id, "GET"); got != want {
+						t.Fatalf("trace %s: Sampled = %v, the sampler says %v", id, got, want)
+					}
+				}
+			})
+		}
+	}
+}
+
 // A sampler the node cannot read stops it, where the SDK would sample everything.
 func TestSamplerEnvironmentRefused(t *testing.T) {
 	tests := []struct {
@@ -100,6 +150,7 @@ func TestSamplerEnvironmentRefused(t *testing.T) {
 		{"argument not a number", "traceidratio", "half", `OTEL_TRACES_SAMPLER_ARG "half"`},
 		{"ratio above 1", "parentbased_traceidratio", "1.5", `OTEL_TRACES_SAMPLER_ARG "1.5"`},
 		{"ratio below 0", "traceidratio", "-0.1", `OTEL_TRACES_SAMPLER_ARG "-0.1"`},
+		{"ratio not a number", "traceidratio", "NaN", `OTEL_TRACES_SAMPLER_ARG "NaN"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
