@@ -187,13 +187,14 @@ func TestResponseFraming(t *testing.T) {
 
 // Shutdown closes parked connections at once and lets a request in flight finish.
 func TestShutdownClosesIdleAndWaitsForActive(t *testing.T) {
-	release := make(chan struct{})
+	release, started := make(chan struct{}), make(chan struct{})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
+			close(started)
 			<-release
 		}
 		_, _ = io.WriteString(w, "done")
@@ -208,6 +209,9 @@ func TestShutdownClosesIdleAndWaitsForActive(t *testing.T) {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, "both connections are tracked", func() bool { return s.active() == 2 })
+	// Until its handler runs, the busy connection may not have read its request yet, and a
+	// connection with no request in flight is idle to Shutdown.
+	testutil.Receive(t, started, "the slow request reaches its handler")
 	shut := make(chan error, 1)
 	go func() { shut <- s.Shutdown(context.Background()) }()
 	if _, err := idleBR.ReadByte(); err == nil {
