@@ -73,10 +73,7 @@ func TestGRPCThroughProxy(t *testing.T) {
 	be := newGRPCBackend(t)
 	snap := onePoolSnapshot("round_robin", false, discovery.Backend{ID: "grpc", Address: be.addr, Scheme: "h2c", Weight: 1})
 	p := newProxy(t, DefaultConfig(), Options{}, snap)
-	cert, roots := serverCert(t)
-	cfg := testServerConfig()
-	cfg.TLSAddr = "127.0.0.1:0"
-	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	cfg, roots := tlsServerConfig(t)
 	s, _, _ := runServer(t, cfg, p)
 
 	conn, err := grpc.NewClient("passthrough:///"+s.Addrs()[1].String(),

@@ -22,10 +22,7 @@ func TestHTTP2RapidResetGuard(t *testing.T) {
 	be := newBackend(t, "app", nil)
 	reg := prometheus.NewRegistry()
 	p := newProxy(t, DefaultConfig(), Options{Registerer: reg}, onePoolSnapshot("round_robin", false, member("app", be.addr(), 1)))
-	cert, roots := serverCert(t)
-	cfg := testServerConfig()
-	cfg.TLSAddr = "127.0.0.1:0"
-	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	cfg, roots := tlsServerConfig(t)
 	cfg.H2Guard = h2guard.Config{MinStreams: 50, PrematureWindow: time.Minute}
 	s, _, _ := runServer(t, cfg, p)
 
@@ -87,10 +84,7 @@ func h2Dial(t *testing.T, addr string, roots *x509.CertPool) *tls.Conn {
 func TestH2ConnectionWithoutPrefaceIsClosed(t *testing.T) {
 	be := newBackend(t, "app", nil)
 	p := newProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("app", be.addr(), 1)))
-	cert, roots := serverCert(t)
-	cfg := testServerConfig()
-	cfg.TLSAddr = "127.0.0.1:0"
-	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	cfg, roots := tlsServerConfig(t)
 	s, _, _ := runServer(t, cfg, p)
 	c := h2Dial(t, s.Addrs()[1].String(), roots)
 	smuggle := "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /SMUGGLED HTTP/1.1\r\nHost: t\r\n\r\n"
@@ -111,10 +105,7 @@ func TestH2ConnectionWithoutPrefaceIsClosed(t *testing.T) {
 func TestH2ConnectionSpecificFieldsRefused(t *testing.T) {
 	be := newBackend(t, "app", nil)
 	p := newProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("app", be.addr(), 1)))
-	cert, roots := serverCert(t)
-	cfg := testServerConfig()
-	cfg.TLSAddr = "127.0.0.1:0"
-	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	cfg, roots := tlsServerConfig(t)
 	s, _, _ := runServer(t, cfg, p)
 	for i, extra := range []hpack.HeaderField{
 		{Name: "connection", Value: "keep-alive"},
@@ -161,10 +152,7 @@ func TestH2ConnectionSpecificFieldsRefused(t *testing.T) {
 // initial 65,535 bytes.
 func TestH2SettingsAdvertised(t *testing.T) {
 	p := newProxy(t, DefaultConfig(), Options{}, nil)
-	cert, roots := serverCert(t)
-	cfg := testServerConfig()
-	cfg.TLSAddr = "127.0.0.1:0"
-	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	cfg, roots := tlsServerConfig(t)
 	cfg.H2MaxConcurrentStreams = 42
 	cfg.H2MaxFrameSize = 32768
 	cfg.H2StreamWindow = 262144

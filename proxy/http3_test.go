@@ -143,10 +143,7 @@ func TestHandshakeRate(t *testing.T) {
 func TestHTTP3No0RTT(t *testing.T) {
 	be := newBackend(t, "app", nil)
 	p := newProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("app", be.addr(), 1)))
-	cert, roots := serverCert(t)
-	cfg := testServerConfig()
-	cfg.TLSAddr = "127.0.0.1:0"
-	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	cfg, roots := tlsServerConfig(t)
 	cfg.HTTP3 = true
 	s, _, _ := runServer(t, cfg, p)
 	addr := s.Addrs()[1].String()
@@ -197,10 +194,7 @@ func TestHTTP3Drain(t *testing.T) {
 	})
 	t.Cleanup(free) // after a failure too, before the backend's Close waits for the handler
 	p := newProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("slow", be.addr(), 1)))
-	cert, roots := serverCert(t)
-	cfg := testServerConfig()
-	cfg.TLSAddr = "127.0.0.1:0"
-	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	cfg, roots := tlsServerConfig(t)
 	cfg.HTTP3 = true
 	s, _, stop := runServer(t, cfg, p)
 	addr := s.Addrs()[1].String()

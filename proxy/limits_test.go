@@ -64,10 +64,7 @@ func TestMaxRequestsPerConnHTTP1(t *testing.T) {
 func TestMaxRequestsPerConnHTTP2(t *testing.T) {
 	be := newBackend(t, "app", nil)
 	p := newProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("app", be.addr(), 1)))
-	cert, roots := serverCert(t)
-	cfg := testServerConfig()
-	cfg.TLSAddr = "127.0.0.1:0"
-	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	cfg, roots := tlsServerConfig(t)
 	cfg.MaxRequestsPerConn = 2
 	s, _, _ := runServer(t, cfg, p)
 

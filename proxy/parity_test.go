@@ -41,10 +41,7 @@ var protocolClients = []struct {
 // client TLS configuration that trusts it.
 func serveTLS(t *testing.T, p *Proxy) (string, *tls.Config) {
 	t.Helper()
-	cert, roots := serverCert(t)
-	cfg := testServerConfig()
-	cfg.TLSAddr = "127.0.0.1:0"
-	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	cfg, roots := tlsServerConfig(t)
 	cfg.HTTP3 = true
 	s, _, _ := runServer(t, cfg, p)
 	return "https://" + s.Addrs()[1].String(), &tls.Config{RootCAs: roots}

@@ -170,10 +170,7 @@ func TestRequestSmugglingWall(t *testing.T) {
 	passive := &failureCounter{}
 	reg := prometheus.NewRegistry()
 	p := newProxy(t, DefaultConfig(), Options{Passive: passive, Registerer: reg}, nil)
-	cert, roots := serverCert(t)
-	cfg := testServerConfig()
-	cfg.TLSAddr = "127.0.0.1:0"
-	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	cfg, roots := tlsServerConfig(t)
 	s, plain, _ := runServer(t, cfg, p)
 	secure := s.Addrs()[1].String()
 	dials := map[string]func() (net.Conn, error){

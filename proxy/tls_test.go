@@ -22,6 +22,17 @@ func serverCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	return ca.Issue(t, "veloflux test", false, "127.0.0.1"), ca.Pool()
 }
 
+// tlsServerConfig is testServerConfig with a TLS listener on a free loopback port, serving a
+// certificate for 127.0.0.1 from a fresh CA; roots trusts that CA.
+func tlsServerConfig(t *testing.T) (ServerConfig, *x509.CertPool) {
+	t.Helper()
+	cert, roots := serverCert(t)
+	cfg := testServerConfig()
+	cfg.TLSAddr = "127.0.0.1:0"
+	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	return cfg, roots
+}
+
 // TestTLSListenerSpeaksHTTP2 serves the proxy on a TLS listener: a client negotiates HTTP/2,
 // and the backend is told the original scheme was https.
 func TestTLSListenerSpeaksHTTP2(t *testing.T) {
@@ -110,10 +121,7 @@ func TestHTTPChallenge(t *testing.T) {
 func TestRedirectHTTPSAndHSTS(t *testing.T) {
 	be := newBackend(t, "app", nil)
 	p := newProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("app", be.addr(), 1)))
-	cert, roots := serverCert(t)
-	cfg := testServerConfig()
-	cfg.TLSAddr = "127.0.0.1:0"
-	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	cfg, roots := tlsServerConfig(t)
 	cfg.RedirectHTTPS = true
 	cfg.HSTS = 31536000
 	s, plain, _ := runServer(t, cfg, p)
