@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/veloflux/veloflux/internal/testutil"
+	"github.com/veloflux/veloflux/internal/testutil/testconfig"
 )
 
 // writeNamedCert writes a self-signed certificate for names with the given serial, replacing
@@ -80,10 +81,10 @@ func TestTLSCertificatesBySNIAndReload(t *testing.T) {
 	wild := [2]string{filepath.Join(dir, "wild.crt"), filepath.Join(dir, "wild.key")}
 	writeNamedCert(t, main[0], main[1], 1, "example.com", "www.example.com")
 	writeNamedCert(t, wild[0], wild[1], 2, "*.example.org")
-	cfg := singlePool(webPool(be.addr()))
+	cfg := singlePool(testconfig.WebPool(be.addr()))
 	cfg.Global.TLSBindAddress = "127.0.0.1:0"
-	cfg.Global.TLS = &tlsSection{CertFile: main[0], KeyFile: main[1], Certificates: []certPair{{CertFile: wild[0], KeyFile: wild[1]}}}
-	n := startNode(t, cfg.yaml(t))
+	cfg.Global.TLS = &testconfig.TLS{CertFile: main[0], KeyFile: main[1], Certificates: []testconfig.CertPair{{CertFile: wild[0], KeyFile: wild[1]}}}
+	n := startNode(t, cfg.YAML(t))
 	addr := n.tlsListener()
 	for name, want := range map[string]int64{"www.example.com": 1, "shop.example.org": 2, "unknown.test": 1} {
 		if got := servedSerial(t, addr, name); got != want {
