@@ -109,6 +109,19 @@ func (n *node) handshake(name string, roots *x509.CertPool) (string, error) {
 	return leaf.SerialNumber.String(), nil
 }
 
+// versionHandshake connects to addr asking for name with a client limited to TLS versions
+// minV..maxV (Go's client needs an explicit minimum below 1.2).
+func versionHandshake(addr, name string, roots *x509.CertPool, alpn []string, minV, maxV uint16) error {
+	d := &tls.Dialer{Config: &tls.Config{ServerName: name, RootCAs: roots, NextProtos: alpn, MinVersion: minV, MaxVersion: maxV}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
 // waitServed waits until the node serves name with a certificate that verifies, and returns
 // its serial.
 func (n *node) waitServed(t *testing.T, name string, roots *x509.CertPool) string {
@@ -150,6 +163,17 @@ func TestObtainServesRoutedNamesOnly(t *testing.T) {
 			// Pebble logs its HTTP-01 requests only.
 			if got := p.Log.Count("Attempting to validate w/ HTTP"); (got > 0) != (tt.name == "http-01") {
 				t.Errorf("Pebble made %d HTTP-01 validation requests, solving %s", got, tt.name)
+			}
+
+			// TLS 1.0 and 1.1 are refused, on the listener's ALPN protocols and on the
+			// TLS-ALPN-01 challenge's alike; TLS 1.2 is served.
+			for _, alpn := range [][]string{{"h2", "http/1.1"}, {"acme-tls/1"}} {
+				if err := versionHandshake(n.tlsAddr, "shop.example.com", roots, alpn, tls.VersionTLS10, tls.VersionTLS11); err == nil || !strings.Contains(err.Error(), "protocol version") {
+					t.Errorf("a TLS 1.0/1.1 client with ALPN %q: %v, want the handshake refused for its version", alpn, err)
+				}
+			}
+			if err := versionHandshake(n.tlsAddr, "shop.example.com", roots, []string{"h2", "http/1.1"}, tls.VersionTLS12, tls.VersionTLS12); err != nil {
+				t.Errorf("a TLS 1.2 client: %v", err)
 			}
 
 			// A name the routes do not list gets no certificate and starts no order.

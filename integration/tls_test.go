@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -13,6 +14,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -117,5 +119,67 @@ func TestTLSCertificatesBySNIAndReload(t *testing.T) {
 	})
 	if !strings.Contains(metricLine(t, n, `veloflux_tls_certificate_expiry_timestamp_seconds{cert_file="`+main[0]+`"}`), "e+09") {
 		t.Fatal("no expiry gauge for the certificate file")
+	}
+}
+
+// TestTLSOldVersionsRefused: the TLS listener refuses clients limited to TLS 1.0 or 1.1 with
+// a protocol_version alert, and serves TLS 1.2. openssl s_client, when installed, is refused
+// too (the Go client is the test; openssl only adds a second implementation).
+func TestTLSOldVersionsRefused(t *testing.T) {
+	be := newBackend(t, "app", 0)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "main.crt"), filepath.Join(dir, "main.key")
+	writeNamedCert(t, certFile, keyFile, 1, "example.com")
+	cfg := singlePool(webPool(be.addr()))
+	cfg.Global.TLSBindAddress = "127.0.0.1:0"
+	cfg.Global.TLS = &tlsSection{CertFile: certFile, KeyFile: keyFile}
+	n := startNode(t, cfg.yaml(t))
+	addr := n.tlsListener()
+
+	dial := func(minV, maxV uint16) error {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, &tls.Config{
+			ServerName: "example.com", InsecureSkipVerify: true, MinVersion: minV, MaxVersion: maxV,
+		})
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
+	for _, tt := range []struct {
+		name     string
+		min, max uint16
+		ok       bool
+	}{
+		{"TLS 1.0", tls.VersionTLS10, tls.VersionTLS10, false},
+		{"TLS 1.1", tls.VersionTLS11, tls.VersionTLS11, false},
+		{"TLS 1.0 to 1.1", tls.VersionTLS10, tls.VersionTLS11, false},
+		{"TLS 1.2", tls.VersionTLS12, tls.VersionTLS12, true},
+		{"TLS 1.3", tls.VersionTLS13, tls.VersionTLS13, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := dial(tt.min, tt.max)
+			switch {
+			case tt.ok && err != nil:
+				t.Errorf("handshake: %v", err)
+			case !tt.ok && (err == nil || !strings.Contains(err.Error(), "protocol version")):
+				t.Errorf("handshake: %v, want it refused with a protocol_version alert", err)
+			}
+		})
+	}
+
+	openssl, err := exec.LookPath("openssl")
+	if err != nil {
+		t.Log("openssl not installed; refused to the Go client only")
+		return
+	}
+	// SECLEVEL=0: OpenSSL 3 itself refuses to offer TLS 1.1 at the default security level,
+	// which would refuse the handshake before VeloFlux saw it.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, openssl, "s_client", "-connect", addr, "-servername", "example.com", "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0")
+	cmd.Stdin = strings.NewReader("")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "alert protocol version") {
+		t.Errorf("openssl s_client -tls1_1: %v, want the server's protocol version alert:\n%s", err, out)
 	}
 }
