@@ -130,10 +130,10 @@ func TestTLSOldVersionsRefused(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "main.crt"), filepath.Join(dir, "main.key")
 	writeNamedCert(t, certFile, keyFile, 1, "example.com")
-	cfg := singlePool(webPool(be.addr()))
+	cfg := singlePool(testconfig.WebPool(be.addr()))
 	cfg.Global.TLSBindAddress = "127.0.0.1:0"
-	cfg.Global.TLS = &tlsSection{CertFile: certFile, KeyFile: keyFile}
-	n := startNode(t, cfg.yaml(t))
+	cfg.Global.TLS = &testconfig.TLS{CertFile: certFile, KeyFile: keyFile}
+	n := startNode(t, cfg.YAML(t))
 	addr := n.tlsListener()
 
 	dial := func(minV, maxV uint16) error {
