@@ -259,10 +259,10 @@ func TestTLSOCSPStapling(t *testing.T) {
 	}
 
 	be := newBackend(t, "app", 0)
-	cfg := singlePool(webPool(be.addr()))
+	cfg := singlePool(testconfig.WebPool(be.addr()))
 	cfg.Global.TLSBindAddress = "127.0.0.1:0"
-	cfg.Global.TLS = &tlsSection{CertFile: certFile, KeyFile: keyFile}
-	n := startNode(t, cfg.yaml(t))
+	cfg.Global.TLS = &testconfig.TLS{CertFile: certFile, KeyFile: keyFile}
+	n := startNode(t, cfg.YAML(t))
 	roots := x509.NewCertPool()
 	roots.AddCert(ca)
 
