@@ -20,33 +20,34 @@ import (
 	"github.com/veloflux/veloflux/discovery/consul/consultest"
 	"github.com/veloflux/veloflux/internal/pebbletest"
 	"github.com/veloflux/veloflux/internal/testutil"
+	"github.com/veloflux/veloflux/internal/testutil/testconfig"
 )
 
 // acmeNodeConfig is a node on ip with ACME from Pebble, its state in Consul, HTTP-01 only
 // (the tests point a name's DNS at the node that must answer), routing hosts to one backend.
-func acmeNodeConfig(ip string, ports []int, p *pebbletest.Server, agent *consultest.Agent, certDir string, be *backend, hosts ...string) testConfig {
-	var routes []routeConfig
+func acmeNodeConfig(ip string, ports []int, p *pebbletest.Server, agent *consultest.Agent, certDir string, be *backend, hosts ...string) testconfig.Config {
+	var routes []testconfig.Route
 	for _, h := range hosts {
-		routes = append(routes, routeConfig{Host: h, Pool: "web"})
+		routes = append(routes, testconfig.Route{Host: h, Pool: "web"})
 	}
-	routes = append(routes, routeConfig{Pool: "web"})
-	return testConfig{
-		Global: globalSection{
+	routes = append(routes, testconfig.Route{Pool: "web"})
+	return testconfig.Config{
+		Global: testconfig.Global{
 			BindAddress:    net.JoinHostPort(ip, strconv.Itoa(ports[0])),
 			TLSBindAddress: net.JoinHostPort(ip, strconv.Itoa(ports[1])),
-			MetricsAddress: "127.0.0.1:0",
-			AdminAddress:   "127.0.0.1:0",
-			DrainTimeout:   duration(2 * time.Second),
-			HTTP3:          ptr(false),
+			MetricsAddress: testconfig.Ptr("127.0.0.1:0"),
+			AdminAddress:   testconfig.Ptr("127.0.0.1:0"),
+			DrainTimeout:   testconfig.Duration(2 * time.Second),
+			HTTP3:          testconfig.Ptr(false),
 			LogLevel:       "debug",
-			TLS: &tlsSection{
+			TLS: &testconfig.TLS{
 				AutoCert: true, ACMEEmail: "ops@example.com", CertDir: certDir,
 				ACMEDirectory: p.Directory, ACMECARoot: p.CARootFile,
 				ACMEChallenges: []string{"http-01"}, Storage: "consul",
 			},
 		},
-		Discovery: &discoverySection{Consul: consulSection{Enabled: true, Address: agent.HTTPAddr}},
-		Pools:     []poolConfig{webPool(be.addr())},
+		Discovery: &testconfig.Discovery{Consul: testconfig.Consul{Enabled: true, Address: agent.HTTPAddr}},
+		Pools:     []testconfig.Pool{testconfig.WebPool(be.addr())},
 		Routes:    routes,
 	}
 }
@@ -103,9 +104,9 @@ func TestACMECluster(t *testing.T) {
 	}
 	certDir := t.TempDir()
 
-	b := startNode(t, acmeNodeConfig("127.0.0.2", ports, p, agent, certDir, be).yaml(t))
-	a := startNode(t, acmeNodeConfig("127.0.0.1", ports, p, agent, certDir, be, names...).yaml(t))
-	c := startNode(t, acmeNodeConfig("127.0.0.3", ports, p, agent, certDir, be, names...).yaml(t))
+	b := startNode(t, acmeNodeConfig("127.0.0.2", ports, p, agent, certDir, be).YAML(t))
+	a := startNode(t, acmeNodeConfig("127.0.0.1", ports, p, agent, certDir, be, names...).YAML(t))
+	c := startNode(t, acmeNodeConfig("127.0.0.3", ports, p, agent, certDir, be, names...).YAML(t))
 	roots := p.Roots()
 
 	serials := map[string]string{}
@@ -132,7 +133,7 @@ func TestACMECluster(t *testing.T) {
 	}
 
 	// B gets the routes by a reload and serves the stored certificates, ordering nothing.
-	if err := os.WriteFile(b.cfgPath, []byte(acmeNodeConfig("127.0.0.2", ports, p, agent, certDir, be, names...).yaml(t)), 0o600); err != nil {
+	if err := os.WriteFile(b.cfgPath, []byte(acmeNodeConfig("127.0.0.2", ports, p, agent, certDir, be, names...).YAML(t)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	b.signal(syscall.SIGHUP)
@@ -207,10 +208,10 @@ func TestACMELockHolderKilled(t *testing.T) {
 	p.SetA(name, "127.0.0.9")
 	certDir := t.TempDir()
 
-	a := startNode(t, acmeNodeConfig("127.0.0.1", ports, p, agent, certDir, be, name).yaml(t))
+	a := startNode(t, acmeNodeConfig("127.0.0.1", ports, p, agent, certDir, be, name).YAML(t))
 	conn := testutil.Receive(t, held, "Pebble's validation request for A's order")
 	defer conn.Close()
-	c := startNode(t, acmeNodeConfig("127.0.0.3", ports, p, agent, certDir, be, name).yaml(t))
+	c := startNode(t, acmeNodeConfig("127.0.0.3", ports, p, agent, certDir, be, name).YAML(t))
 	p.SetA(name, "127.0.0.3")
 	a.signal(syscall.SIGKILL)
 	_ = a.wait()

@@ -27,6 +27,7 @@ import (
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/veloflux/veloflux/internal/testutil"
+	"github.com/veloflux/veloflux/internal/testutil/testconfig"
 )
 
 // writeNamedCert writes a self-signed certificate for names with the given serial, replacing
@@ -87,10 +88,10 @@ func TestTLSCertificatesBySNIAndReload(t *testing.T) {
 	wild := [2]string{filepath.Join(dir, "wild.crt"), filepath.Join(dir, "wild.key")}
 	writeNamedCert(t, main[0], main[1], 1, "example.com", "www.example.com")
 	writeNamedCert(t, wild[0], wild[1], 2, "*.example.org")
-	cfg := singlePool(webPool(be.addr()))
+	cfg := singlePool(testconfig.WebPool(be.addr()))
 	cfg.Global.TLSBindAddress = "127.0.0.1:0"
-	cfg.Global.TLS = &tlsSection{CertFile: main[0], KeyFile: main[1], Certificates: []certPair{{CertFile: wild[0], KeyFile: wild[1]}}}
-	n := startNode(t, cfg.yaml(t))
+	cfg.Global.TLS = &testconfig.TLS{CertFile: main[0], KeyFile: main[1], Certificates: []testconfig.CertPair{{CertFile: wild[0], KeyFile: wild[1]}}}
+	n := startNode(t, cfg.YAML(t))
 	addr := n.tlsListener()
 	for name, want := range map[string]int64{"www.example.com": 1, "shop.example.org": 2, "unknown.test": 1} {
 		if got := servedSerial(t, addr, name); got != want {
@@ -134,10 +135,10 @@ func TestTLSOldVersionsRefused(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "main.crt"), filepath.Join(dir, "main.key")
 	writeNamedCert(t, certFile, keyFile, 1, "example.com")
-	cfg := singlePool(webPool(be.addr()))
+	cfg := singlePool(testconfig.WebPool(be.addr()))
 	cfg.Global.TLSBindAddress = "127.0.0.1:0"
-	cfg.Global.TLS = &tlsSection{CertFile: certFile, KeyFile: keyFile}
-	n := startNode(t, cfg.yaml(t))
+	cfg.Global.TLS = &testconfig.TLS{CertFile: certFile, KeyFile: keyFile}
+	n := startNode(t, cfg.YAML(t))
 	addr := n.tlsListener()
 
 	dial := func(minV, maxV uint16) error {
@@ -258,10 +259,10 @@ func TestTLSOCSPStapling(t *testing.T) {
 	}
 
 	be := newBackend(t, "app", 0)
-	cfg := singlePool(webPool(be.addr()))
+	cfg := singlePool(testconfig.WebPool(be.addr()))
 	cfg.Global.TLSBindAddress = "127.0.0.1:0"
-	cfg.Global.TLS = &tlsSection{CertFile: certFile, KeyFile: keyFile}
-	n := startNode(t, cfg.yaml(t))
+	cfg.Global.TLS = &testconfig.TLS{CertFile: certFile, KeyFile: keyFile}
+	n := startNode(t, cfg.YAML(t))
 	roots := x509.NewCertPool()
 	roots.AddCert(ca)
 

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,6 +19,7 @@ import (
 	"github.com/veloflux/veloflux/discovery"
 	"github.com/veloflux/veloflux/health"
 	"github.com/veloflux/veloflux/internal/testutil"
+	"github.com/veloflux/veloflux/internal/testutil/testconfig"
 	"github.com/veloflux/veloflux/proxy"
 )
 
@@ -247,24 +247,22 @@ func (n *healthNode) get(t *testing.T) int {
 	return resp.StatusCode
 }
 
-// poolYAML is a config with one pool of the given backends behind the default route, probed
+// poolConfig is a config with one pool of the given backends behind the default route, probed
 // once an hour (so only the passive checks' ProbeNow brings a probe during a test), ejecting
 // after 3 failures for ejectionTime.
-func poolYAML(ejectionTime string, percent int, addrs ...string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, `global:
-  health_check: {interval: 1h, timeout: 1s, max_interval: 1h}
-  passive: {consecutive_failures: 3, ejection_time: %s, max_ejection_time: 10s, max_ejection_percent: %d}
-pools:
-  - name: web
-    health_check: {path: /health}
-    backends:
-`, ejectionTime, percent)
-	for _, a := range addrs {
-		fmt.Fprintf(&b, "      - address: %q\n", a)
+func poolConfig(ejectionTime time.Duration, percent int, addrs ...string) testconfig.Config {
+	pool := testconfig.WebPool(addrs...)
+	pool.HealthCheck = &testconfig.HealthCheck{Path: "/health"}
+	return testconfig.Config{
+		Global: testconfig.Global{
+			HealthCheck: &testconfig.HealthCheck{Interval: testconfig.Duration(time.Hour), Timeout: testconfig.Duration(time.Second),
+				MaxInterval: testconfig.Duration(time.Hour)},
+			Passive: &testconfig.Passive{ConsecutiveFailures: 3, EjectionTime: testconfig.Duration(ejectionTime),
+				MaxEjectionTime: testconfig.Duration(10 * time.Second), MaxEjectionPercent: percent},
+		},
+		Pools:  []testconfig.Pool{pool},
+		Routes: []testconfig.Route{{Pool: "web"}},
 	}
-	b.WriteString("routes:\n  - pool: web\n")
-	return b.String()
 }
 
 // TestPassiveThroughProxy drives a real proxy against real backends and checks the passive
@@ -276,7 +274,7 @@ func TestPassiveThroughProxy(t *testing.T) {
 		// out however long those requests take on a busy machine.
 		bad := newSwitchable(t, http.StatusServiceUnavailable, http.StatusServiceUnavailable)
 		good1, good2 := newSwitchable(t, http.StatusOK, http.StatusOK), newSwitchable(t, http.StatusOK, http.StatusOK)
-		n := startHealthNode(t, poolYAML("50ms", 50, bad.addr(), good1.addr(), good2.addr()))
+		n := startHealthNode(t, poolConfig(50*time.Millisecond, 50, bad.addr(), good1.addr(), good2.addr()).YAML(t))
 		for bad.requests.Load() < 3 {
 			n.get(t)
 		}
@@ -309,7 +307,7 @@ func TestPassiveThroughProxy(t *testing.T) {
 	t.Run("a failing probe keeps the ejected backend out", func(t *testing.T) {
 		bad := newSwitchable(t, http.StatusInternalServerError, http.StatusServiceUnavailable)
 		good := newSwitchable(t, http.StatusOK, http.StatusOK)
-		n := startHealthNode(t, poolYAML("50ms", 50, bad.addr(), good.addr()))
+		n := startHealthNode(t, poolConfig(50*time.Millisecond, 50, bad.addr(), good.addr()).YAML(t))
 		for i := 0; !n.passive.Ejected(bad.addr()); i++ {
 			if i == 20 {
 				t.Fatalf("not ejected after %d 5xx answers", bad.requests.Load())
@@ -330,7 +328,7 @@ func TestPassiveThroughProxy(t *testing.T) {
 	t.Run("max_ejection_percent keeps the pool serving", func(t *testing.T) {
 		b1 := newSwitchable(t, http.StatusBadGateway, http.StatusOK)
 		b2 := newSwitchable(t, http.StatusBadGateway, http.StatusOK)
-		n := startHealthNode(t, poolYAML("10s", 100, b1.addr(), b2.addr()))
+		n := startHealthNode(t, poolConfig(10*time.Second, 100, b1.addr(), b2.addr()).YAML(t))
 		for range 30 {
 			n.get(t)
 		}
@@ -351,7 +349,7 @@ func TestPassiveThroughProxy(t *testing.T) {
 
 	t.Run("a pool of one is never emptied by passive checks", func(t *testing.T) {
 		only := newSwitchable(t, http.StatusInternalServerError, http.StatusOK)
-		n := startHealthNode(t, poolYAML("10s", 50, only.addr()))
+		n := startHealthNode(t, poolConfig(10*time.Second, 50, only.addr()).YAML(t))
 		for range 10 {
 			if got := n.get(t); got != http.StatusInternalServerError {
 				t.Fatalf("answer %d, want the backend's own 500", got)
@@ -375,8 +373,10 @@ func TestAllDownPoolAnswers503(t *testing.T) {
 		dead = append(dead, ln.Addr().String())
 		_ = ln.Close()
 	}
-	yaml := strings.Replace(poolYAML("10s", 50, dead...), "interval: 1h, timeout: 1s, max_interval: 1h", "interval: 20ms, timeout: 10ms, retries: 1", 1)
-	n := startHealthNode(t, yaml)
+	cfg := poolConfig(10*time.Second, 50, dead...)
+	cfg.Global.HealthCheck = &testconfig.HealthCheck{Interval: testconfig.Duration(20 * time.Millisecond),
+		Timeout: testconfig.Duration(10 * time.Millisecond), Retries: 1}
+	n := startHealthNode(t, cfg.YAML(t))
 	testutil.Eventually(t, "both backends down", func() bool { return !n.checker.Healthy(dead[0]) && !n.checker.Healthy(dead[1]) })
 	start := time.Now()
 	for range 10 {

@@ -9,6 +9,7 @@ import (
 	"github.com/veloflux/veloflux/config"
 	"github.com/veloflux/veloflux/gossip"
 	"github.com/veloflux/veloflux/internal/backendtls"
+	"github.com/veloflux/veloflux/internal/testutil/testconfig"
 	"github.com/veloflux/veloflux/proxy"
 	"github.com/veloflux/veloflux/proxy/balance"
 )
@@ -236,15 +237,16 @@ routes:
 // http backends' client together; it is on unless the file turns it off.
 func TestHTTP1FastPathWiring(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		yaml string
-		want bool
+		name     string
+		fastPath *bool // nil: not in the file
+		want     bool
 	}{
-		{"default", "global: {bind_address: \"127.0.0.1:0\"}\n", true},
-		{"off", "global: {bind_address: \"127.0.0.1:0\", http1_fast_path: false}\n", false},
+		{"default", nil, true},
+		{"off", testconfig.Ptr(false), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := config.Parse([]byte(tc.yaml), nil)
+			file := testconfig.Config{Global: testconfig.Global{BindAddress: "127.0.0.1:0", HTTP1FastPath: tc.fastPath}}
+			cfg, err := config.Parse([]byte(file.YAML(t)), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
