@@ -52,7 +52,9 @@ type Global struct {
 
 // Limits is global.limits.
 type Limits struct {
-	MaxClientConns int `yaml:"max_client_conns,omitempty"`
+	MaxClientConns      int      `yaml:"max_client_conns,omitempty"`
+	MaxConnsPerBackend  int      `yaml:"max_conns_per_backend,omitempty"`
+	BackendQueueTimeout Duration `yaml:"backend_queue_timeout,omitempty"`
 }
 
 // TLS is global.tls.
@@ -121,8 +123,11 @@ type Cluster struct {
 	GossipKeys  []string `yaml:"gossip_keys,omitempty"`
 	Seeds       []string `yaml:"seeds,omitempty"`
 	JoinConsul  bool     `yaml:"join_consul,omitempty"`
+	Label       string   `yaml:"label,omitempty"`
 	// ReconnectInterval is how often a node alone retries its seeds.
 	ReconnectInterval Duration `yaml:"reconnect_interval,omitempty"`
+	MaxEntriesPerKind int      `yaml:"max_entries_per_kind,omitempty"`
+	TombstoneTTL      Duration `yaml:"tombstone_ttl,omitempty"`
 }
 
 // Tracing is the tracing section.
@@ -138,22 +143,35 @@ type Tracing struct {
 
 // Pool is one of pools.
 type Pool struct {
-	Name           string       `yaml:"name"`
-	Algorithm      string       `yaml:"algorithm,omitempty"`
-	StickySessions bool         `yaml:"sticky_sessions,omitempty"`
-	HealthCheck    *HealthCheck `yaml:"health_check,omitempty"`
-	Passive        *Passive     `yaml:"passive,omitempty"`
-	Backends       []Backend    `yaml:"backends"`
+	Name               string       `yaml:"name"`
+	Algorithm          string       `yaml:"algorithm,omitempty"`
+	StickySessions     bool         `yaml:"sticky_sessions,omitempty"`
+	MaxConnsPerBackend int          `yaml:"max_conns_per_backend,omitempty"`
+	HealthCheck        *HealthCheck `yaml:"health_check,omitempty"`
+	Passive            *Passive     `yaml:"passive,omitempty"`
+	Backends           []Backend    `yaml:"backends"`
 }
 
 // HealthCheck is global.health_check or a pool's health_check; only a pool's has a path.
 type HealthCheck struct {
-	Path        string   `yaml:"path,omitempty"`
-	Interval    Duration `yaml:"interval,omitempty"`
-	Timeout     Duration `yaml:"timeout,omitempty"`
-	Retries     int      `yaml:"retries,omitempty"`
-	Rise        int      `yaml:"rise,omitempty"`
-	MaxInterval Duration `yaml:"max_interval,omitempty"`
+	Type         string   `yaml:"type,omitempty"`
+	Path         string   `yaml:"path,omitempty"`
+	Method       string   `yaml:"method,omitempty"`
+	Host         string   `yaml:"host,omitempty"`
+	ExpectStatus string   `yaml:"expect_status,omitempty"`
+	Interval     Duration `yaml:"interval,omitempty"`
+	Timeout      Duration `yaml:"timeout,omitempty"`
+	Retries      int      `yaml:"retries,omitempty"`
+	Rise         int      `yaml:"rise,omitempty"`
+	MaxInterval  Duration `yaml:"max_interval,omitempty"`
+}
+
+// BackendHealthCheck is a backend's own health_check, overriding its pool's.
+type BackendHealthCheck struct {
+	Path         string `yaml:"path,omitempty"`
+	Method       string `yaml:"method,omitempty"`
+	Host         string `yaml:"host,omitempty"`
+	ExpectStatus string `yaml:"expect_status,omitempty"`
 }
 
 // Passive is global.passive or a pool's passive section.
@@ -166,9 +184,10 @@ type Passive struct {
 
 // Backend is one of a pool's backends.
 type Backend struct {
-	Address string `yaml:"address"`
-	Weight  int    `yaml:"weight,omitempty"`
-	Region  string `yaml:"region,omitempty"`
+	Address     string              `yaml:"address"`
+	Weight      int                 `yaml:"weight,omitempty"`
+	HealthCheck *BackendHealthCheck `yaml:"health_check,omitempty"`
+	Region      string              `yaml:"region,omitempty"`
 }
 
 // Route is one of routes.
