@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/veloflux/veloflux/acme/consulkv"
 	"github.com/veloflux/veloflux/certs"
 	"github.com/veloflux/veloflux/discovery/consul"
 	"github.com/veloflux/veloflux/geo"
@@ -147,9 +148,9 @@ type TLS struct {
 	// when discovery.consul.enabled, else file; see Config.ACMEStorage. consul needs
 	// discovery.consul.enabled.
 	Storage string `koanf:"storage"`
-	// StoragePrefix is the Consul KV folder of ACME state with storage consul. Default
-	// "veloflux/acme"; no leading or trailing "/", no spaces or control characters.
-	StoragePrefix string `koanf:"storage_prefix"`
+	// Config holds the keys of storage consul, storage_prefix and lock_ttl; its keys and
+	// rules are consulkv.Config's.
+	consulkv.Config `koanf:",squash"`
 	// CertFile is a PEM certificate with its chain. Default "". Set together with KeyFile.
 	CertFile string `koanf:"cert_file"`
 	// KeyFile is the PEM private key for CertFile. Default "". It is a path, not a secret.
@@ -411,7 +412,7 @@ func Default() *Config {
 				CertDir:        "/etc/veloflux/certs",
 				ACMEDirectory:  DefaultACMEDirectory,
 				ACMEChallenges: []string{ACMEChallengeHTTP01, ACMEChallengeTLSALPN01},
-				StoragePrefix:  "veloflux/acme",
+				Config:         consulkv.DefaultConfig(),
 			},
 			HTTP3:         true,
 			HTTP1FastPath: true,

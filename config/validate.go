@@ -192,15 +192,7 @@ func (c *Config) validateACME(v *validator) {
 		if !c.Discovery.Consul.Enabled {
 			v.Add("global.tls.storage", "consul needs discovery.consul.enabled: the ACME state lives in that Consul")
 		}
-		p := t.StoragePrefix
-		switch {
-		case p == "":
-			v.Add("global.tls.storage_prefix", "required with storage consul")
-		case strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/"):
-			v.Add("global.tls.storage_prefix", "must not start or end with \"/\", got %s", quote(p))
-		case strings.IndexFunc(p, isSpaceOrControl) >= 0:
-			v.Add("global.tls.storage_prefix", "must not contain spaces or control characters, got %s", quote(p))
-		}
+		v.Errors = append(v.Errors, fielderr.Prefix("global.tls", t.Config.Validate())...)
 	}
 	// Only DNS-01 proves control of every name under a wildcard, and VeloFlux solves
 	// HTTP-01 and TLS-ALPN-01 only.

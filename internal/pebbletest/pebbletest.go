@@ -13,6 +13,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -66,6 +67,12 @@ type Options struct {
 	HTTPPort, TLSPort int
 	// Validity is the lifetime of the certificates Pebble issues. Default 90 days.
 	Validity time.Duration
+	// OCSPResponderURL is named as the OCSP responder in the certificates Pebble issues, which
+	// runs none itself. Default "" = none named.
+	OCSPResponderURL string
+	// KeyAlgorithm is Pebble's for its CA keys: "ecdsa" (default) or "rsa", which a test
+	// needs to get the intermediate's key (Intermediate) from Pebble's management API.
+	KeyAlgorithm string
 }
 
 // Server is a running Pebble with its DNS server.
@@ -95,6 +102,9 @@ func Start(t testing.TB, opts Options) *Server {
 	if opts.Validity == 0 {
 		opts.Validity = 90 * 24 * time.Hour
 	}
+	if opts.KeyAlgorithm == "" {
+		opts.KeyAlgorithm = "ecdsa"
+	}
 	work := t.TempDir()
 	s := &Server{t: t, Log: &testutil.LogBuffer{}}
 	ports := testutil.FreePorts(t, 4)
@@ -119,9 +129,9 @@ func Start(t testing.TB, opts Options) *Server {
 		"privateKey":              filepath.Join(work, "key.pem"),
 		"httpPort":                opts.HTTPPort,
 		"tlsPort":                 opts.TLSPort,
-		"ocspResponderURL":        "",
+		"ocspResponderURL":        opts.OCSPResponderURL,
 		"retryAfter":              map[string]int{"authz": 1, "order": 1},
-		"keyAlgorithm":            "ecdsa",
+		"keyAlgorithm":            opts.KeyAlgorithm,
 		"profiles": map[string]any{"default": map[string]any{
 			"description": "the only profile", "validityPeriod": int64(opts.Validity / time.Second),
 		}},
@@ -204,6 +214,38 @@ func (s *Server) Roots() *x509.CertPool {
 		s.t.Fatalf("Pebble roots: no PEM certificate in %q", b)
 	}
 	return pool
+}
+
+// Intermediate returns the certificate and key of the intermediate that signs the certificates
+// Pebble issues, as an OCSP responder for them needs. Pebble serves the key only with
+// Options.KeyAlgorithm "rsa".
+func (s *Server) Intermediate() (*x509.Certificate, *rsa.PrivateKey) {
+	s.t.Helper()
+	get := func(path, want string) []byte {
+		resp, err := s.APIClient().Get("https://" + s.mgmt + path)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			s.t.Fatalf("Pebble %s: %d %v", path, resp.StatusCode, err)
+		}
+		block, _ := pem.Decode(b)
+		if block == nil || block.Type != want {
+			s.t.Fatalf("Pebble %s: no %s in %q", path, want, b)
+		}
+		return block.Bytes
+	}
+	cert, err := x509.ParseCertificate(get("/intermediates/0", "CERTIFICATE"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	key, err := x509.ParsePKCS1PrivateKey(get("/intermediate-keys/0", "RSA PRIVATE KEY"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return cert, key
 }
 
 // Orders is how many orders Pebble has accepted (its "Added order" log lines).
