@@ -85,6 +85,7 @@ func (c *Config) validateGlobal(v *validator) {
 	}
 	v.OneOf("global.log_level", g.LogLevel, "debug", "info", "warn", "error")
 	v.Positive("global.drain_timeout", g.DrainTimeout)
+	v.AtLeast("global.gc_min_heap", g.GCMinHeap, 0)
 	for i, p := range g.TrustedProxies {
 		if !p.IsValid() {
 			v.Add(fmt.Sprintf("global.trusted_proxies[%d]", i), "invalid prefix")
