@@ -89,7 +89,8 @@ func TestServeDrainsOnCancel(t *testing.T) {
 // connection without an answer once it has read the request.)
 func TestDrainAnswersFreshConnection(t *testing.T) {
 	b := newBackend(t, "app", nil)
-	p := newProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("app", b.addr(), 1)))
+	reg := prometheus.NewRegistry()
+	p := newProxy(t, DefaultConfig(), Options{Registerer: reg}, onePoolSnapshot("round_robin", false, member("app", b.addr(), 1)))
 	scfg := testServerConfig()
 	scfg.HTTP1FastPath = true
 	_, addr, stop := runServer(t, scfg, p)
@@ -98,6 +99,12 @@ func TestDrainAnswersFreshConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	// Until the proxy accepts it, the connection waits in the kernel's queue, which closing
+	// the listener resets.
+	testutil.Eventually(t, "the proxy accepts the connection", func() bool {
+		v, _ := metricValue(t, reg, "veloflux_client_connections", map[string]string{"listener": "http"})
+		return v == 1
+	})
 	stopped := make(chan error, 1)
 	go func() { stopped <- stop() }()
 	testutil.Eventually(t, "the drain starts", p.Draining)
