@@ -47,7 +47,7 @@ pools:
   - name: static-unchecked
     backends: [{address: "10.0.0.4:80"}]
 `)
-	snap, _ := discovery.Merge(staticSnapshot(cfg), &discovery.Snapshot{Source: "consul", Pools: []discovery.Pool{{
+	snap, _ := discovery.Merge(staticSnapshot(cfg, nil), &discovery.Snapshot{Source: "consul", Pools: []discovery.Pool{{
 		Name: "consul-pool",
 		Backends: []discovery.Backend{
 			{ID: "dc1/n1/plain", Address: "10.1.0.1:80", HealthPath: "/ready"},
@@ -60,7 +60,7 @@ pools:
 		},
 	}}})
 	got := map[string]health.Target{}
-	for _, tg := range healthTargets(snap, cfg) {
+	for _, tg := range healthTargets(snap, cfg, nil) {
 		got[tg.ID] = tg
 	}
 	tests := []struct {
@@ -133,7 +133,7 @@ pools:
     passive: {consecutive_failures: 2}
     backends: [{address: "10.0.0.1:80"}, {address: "10.0.0.2:80"}]
 `)
-	snap, _ := discovery.Merge(staticSnapshot(cfg), &discovery.Snapshot{Source: "consul", Pools: []discovery.Pool{
+	snap, _ := discovery.Merge(staticSnapshot(cfg, nil), &discovery.Snapshot{Source: "consul", Pools: []discovery.Pool{
 		{Name: "discovered", Backends: []discovery.Backend{{ID: "dc1/n/a", Address: "10.1.0.1:80"}}},
 	}})
 	got := passivePools(snap, cfg)
