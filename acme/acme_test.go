@@ -2,6 +2,7 @@ package acme
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
+	"golang.org/x/crypto/ocsp"
 
 	"github.com/veloflux/veloflux/internal/pebbletest"
 	"github.com/veloflux/veloflux/internal/testutil"
@@ -109,6 +112,19 @@ func (n *node) handshake(name string, roots *x509.CertPool) (string, error) {
 	return leaf.SerialNumber.String(), nil
 }
 
+// versionHandshake connects to addr asking for name with a client limited to TLS versions
+// minV..maxV (Go's client needs an explicit minimum below 1.2).
+func versionHandshake(addr, name string, roots *x509.CertPool, alpn []string, minV, maxV uint16) error {
+	d := &tls.Dialer{Config: &tls.Config{ServerName: name, RootCAs: roots, NextProtos: alpn, MinVersion: minV, MaxVersion: maxV}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
 // waitServed waits until the node serves name with a certificate that verifies, and returns
 // its serial.
 func (n *node) waitServed(t *testing.T, name string, roots *x509.CertPool) string {
@@ -150,6 +166,17 @@ func TestObtainServesRoutedNamesOnly(t *testing.T) {
 			// Pebble logs its HTTP-01 requests only.
 			if got := p.Log.Count("Attempting to validate w/ HTTP"); (got > 0) != (tt.name == "http-01") {
 				t.Errorf("Pebble made %d HTTP-01 validation requests, solving %s", got, tt.name)
+			}
+
+			// TLS 1.0 and 1.1 are refused, on the listener's ALPN protocols and on the
+			// TLS-ALPN-01 challenge's alike; TLS 1.2 is served.
+			for _, alpn := range [][]string{{"h2", "http/1.1"}, {"acme-tls/1"}} {
+				if err := versionHandshake(n.tlsAddr, "shop.example.com", roots, alpn, tls.VersionTLS10, tls.VersionTLS11); err == nil || !strings.Contains(err.Error(), "protocol version") {
+					t.Errorf("a TLS 1.0/1.1 client with ALPN %q: %v, want the handshake refused for its version", alpn, err)
+				}
+			}
+			if err := versionHandshake(n.tlsAddr, "shop.example.com", roots, []string{"h2", "http/1.1"}, tls.VersionTLS12, tls.VersionTLS12); err != nil {
+				t.Errorf("a TLS 1.2 client: %v", err)
 			}
 
 			// A name the routes do not list gets no certificate and starts no order.
@@ -350,5 +377,100 @@ func TestSetListeners(t *testing.T) {
 	}
 	if mgr.issuer.ListenHost != "0.0.0.0" || mgr.issuer.AltHTTPPort != 80 || mgr.issuer.AltTLSALPNPort != 443 {
 		t.Errorf("issuer listens at %s:%d/%d, want 0.0.0.0:80/443", mgr.issuer.ListenHost, mgr.issuer.AltHTTPPort, mgr.issuer.AltTLSALPNPort)
+	}
+}
+
+// TestOCSPStapled: Pebble names a responder in the certificates it issues, and a real one on
+// 127.0.0.1 answers as Pebble's intermediate: the node serves its ACME certificate with the
+// responder's Good answer for the certificate's serial stapled. A certificate the responder
+// calls revoked is replaced by a new order, whose certificate gets its Good staple.
+func TestOCSPStapled(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		revokeFirst bool
+	}{{"good", false}, {"first certificate revoked", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			var issuer atomic.Pointer[struct {
+				cert *x509.Certificate
+				key  crypto.Signer
+			}]
+			var mu sync.Mutex
+			revoked := "" // the serial answered Revoked
+			responder := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				q, err := ocsp.ParseRequest(body)
+				iss := issuer.Load()
+				if err != nil || iss == nil {
+					http.Error(w, "no request, or no issuer yet", http.StatusBadRequest)
+					return
+				}
+				now := time.Now()
+				tmpl := ocsp.Response{Status: ocsp.Good, SerialNumber: q.SerialNumber, ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour)}
+				mu.Lock()
+				if tt.revokeFirst && revoked == "" {
+					revoked = q.SerialNumber.String()
+				}
+				if q.SerialNumber.String() == revoked {
+					tmpl.Status, tmpl.RevokedAt, tmpl.RevocationReason = ocsp.Revoked, now.Add(-time.Minute), ocsp.KeyCompromise
+				}
+				mu.Unlock()
+				resp, err := ocsp.CreateResponse(iss.cert, iss.cert, tmpl, iss.key)
+				if err != nil {
+					http.Error(w, err.Error(), http.StatusInternalServerError)
+					return
+				}
+				_, _ = w.Write(resp)
+			}))
+			defer responder.Close()
+
+			httpLn, tlsLn := listen(t)
+			p := pebbletest.Start(t, pebbletest.Options{HTTPPort: port(httpLn), TLSPort: port(tlsLn), OCSPResponderURL: responder.URL, KeyAlgorithm: "rsa"})
+			cert, key := p.Intermediate()
+			issuer.Store(&struct {
+				cert *x509.Certificate
+				key  crypto.Signer
+			}{cert, key})
+			n := startNode(t, p, httpLn, tlsLn, &certmagic.FileStorage{Path: t.TempDir()}, func(c *Config) {
+				c.DisableTLSALPNChallenge = true
+				c.OCSPCheckInterval = time.Second
+			})
+			n.mgr.SetNames([]string{"shop.example.com"})
+			roots := p.Roots()
+			n.waitServed(t, "shop.example.com", roots)
+
+			var cs tls.ConnectionState
+			testutil.Eventually(t, "an OCSP staple on the ACME certificate", func() bool {
+				c, err := tls.Dial("tcp", n.tlsAddr, &tls.Config{ServerName: "shop.example.com", RootCAs: roots})
+				if err != nil {
+					t.Fatalf("handshake: %v", err)
+				}
+				defer c.Close()
+				cs = c.ConnectionState()
+				return cs.OCSPResponse != nil
+			})
+			leaf := cs.PeerCertificates[0]
+			if len(leaf.OCSPServer) != 1 || leaf.OCSPServer[0] != responder.URL {
+				t.Fatalf("Pebble's certificate names responders %q, want %s", leaf.OCSPServer, responder.URL)
+			}
+			resp, err := ocsp.ParseResponseForCert(cs.OCSPResponse, leaf, cert)
+			if err != nil {
+				t.Fatalf("the staple is not the responder's answer about the certificate: %v", err)
+			}
+			if resp.Status != ocsp.Good || resp.SerialNumber.Cmp(leaf.SerialNumber) != 0 {
+				t.Errorf("staple: status %d about serial %v, want Good about %v", resp.Status, resp.SerialNumber, leaf.SerialNumber)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			wantOrders := 1
+			if tt.revokeFirst {
+				wantOrders = 2
+				if revoked == "" || revoked == leaf.SerialNumber.String() {
+					t.Errorf("served serial %v with a staple; the revoked one was %q", leaf.SerialNumber, revoked)
+				}
+			}
+			if got := p.Orders(); got != wantOrders {
+				t.Errorf("Pebble saw %d orders, want %d", got, wantOrders)
+			}
+		})
 	}
 }

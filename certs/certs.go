@@ -2,7 +2,8 @@
 // name it asks for (SNI): an exact name first, then a wildcard one label up, then, for a client
 // without SNI, the one for the address it connected to, and last the first certificate listed.
 // Files are checked for changes and reloaded without touching open connections; a file that
-// no longer loads keeps its previous certificate, logged and counted.
+// no longer loads keeps its previous certificate, logged and counted. A certificate whose leaf
+// names an OCSP responder is served with the responder's Good answer stapled (see ocsp.go).
 package certs
 
 import (
@@ -14,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -64,9 +66,11 @@ type Store struct {
 	log *slog.Logger
 	m   metrics
 
-	mu    sync.Mutex // serialises Reload
+	mu    sync.Mutex // serialises Reload and stapling's changes
 	pairs []pairState
 	table atomic.Pointer[table]
+
+	ocspClient *http.Client
 }
 
 type pairState struct {
@@ -74,6 +78,7 @@ type pairState struct {
 	stamp  stamp // of the files last loaded or last reported broken
 	failed stamp // of files that failed once at a poll, reported if they fail again
 	cert   *tls.Certificate
+	ocsp   ocspState
 }
 
 // stamp tells whether a pair's files changed: a digest of their content. Size and
@@ -102,10 +107,10 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Store, error
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{cfg: cfg, log: log, m: newMetrics()}
+	s := &Store{cfg: cfg, log: log, m: newMetrics(), ocspClient: &http.Client{}}
 	var errs []error
 	for _, p := range cfg.Pairs {
-		ps := pairState{Pair: p}
+		ps := pairState{Pair: p, ocsp: newOCSPState()}
 		cert, st, err := load(p)
 		if err != nil {
 			errs = append(errs, err)
@@ -190,7 +195,7 @@ func (s *Store) reloadLocked(all bool) error {
 			ps.stamp = st
 			continue
 		}
-		ps.cert, ps.stamp, changed = cert, st, true
+		ps.cert, ps.stamp, ps.ocsp, changed = cert, st, newOCSPState(), true
 		s.m.reloads.WithLabelValues("success").Inc()
 		s.m.expiry.WithLabelValues(ps.CertFile).Set(float64(cert.Leaf.NotAfter.Unix()))
 		s.log.Info("certificate reloaded", "cert_file", ps.CertFile, "names", strings.Join(cert.Leaf.DNSNames, ","),
@@ -202,10 +207,12 @@ func (s *Store) reloadLocked(all bool) error {
 	return errors.Join(errs...)
 }
 
-// Run checks the files every PollInterval until ctx ends.
+// Run checks the files every PollInterval until ctx ends, and staples OCSP answers to the
+// certificates whose responders are due to be asked.
 func (s *Store) Run(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.PollInterval)
 	defer t.Stop()
+	s.staples(ctx, time.Now())
 	for {
 		select {
 		case <-ctx.Done():
@@ -214,6 +221,7 @@ func (s *Store) Run(ctx context.Context) error {
 			s.mu.Lock()
 			_ = s.reloadLocked(false) // logged and counted there
 			s.mu.Unlock()
+			s.staples(ctx, time.Now())
 		}
 	}
 }
@@ -224,6 +232,11 @@ func (s *Store) publish() {
 	t := &table{exact: make(map[string]*tls.Certificate), wildcard: make(map[string]*tls.Certificate)}
 	for _, ps := range s.pairs {
 		c := ps.cert
+		if ps.ocsp.staple != nil {
+			stapled := *c
+			stapled.OCSPStaple = ps.ocsp.staple
+			c = &stapled
+		}
 		if t.def == nil {
 			t.def = c
 		}

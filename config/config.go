@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/veloflux/veloflux/acme/consulkv"
 	"github.com/veloflux/veloflux/certs"
 	"github.com/veloflux/veloflux/discovery/consul"
 	"github.com/veloflux/veloflux/geo"
@@ -105,6 +106,12 @@ type Global struct {
 	// true. Ignored for the plain listener when H2C is on (the TLS listener and HTTP/3 always
 	// use net/http's servers).
 	HTTP1FastPath bool `koanf:"http1_fast_path"`
+	// GCMinHeap is the heap size, in bytes, below which Go's garbage collector starts no
+	// cycle: while the live heap is under half of it, GOGC is raised after each cycle so that
+	// the next starts at this size, and it is back to its configured value above that. A
+	// process that serves requests with a small live heap then collects a few times less
+	// often, for up to this much more memory. Default 12 MiB, >= 0; 0 leaves GOGC alone.
+	GCMinHeap int `koanf:"gc_min_heap"`
 	// HealthCheck is the default for every pool; pools override it field by field. Its keys
 	// and rules are health.Config's.
 	HealthCheck health.Config `koanf:"health_check"`
@@ -141,9 +148,9 @@ type TLS struct {
 	// when discovery.consul.enabled, else file; see Config.ACMEStorage. consul needs
 	// discovery.consul.enabled.
 	Storage string `koanf:"storage"`
-	// StoragePrefix is the Consul KV folder of ACME state with storage consul. Default
-	// "veloflux/acme"; no leading or trailing "/", no spaces or control characters.
-	StoragePrefix string `koanf:"storage_prefix"`
+	// Config holds the keys of storage consul, storage_prefix and lock_ttl; its keys and
+	// rules are consulkv.Config's.
+	consulkv.Config `koanf:",squash"`
 	// CertFile is a PEM certificate with its chain. Default "". Set together with KeyFile.
 	CertFile string `koanf:"cert_file"`
 	// KeyFile is the PEM private key for CertFile. Default "". It is a path, not a secret.
@@ -405,10 +412,11 @@ func Default() *Config {
 				CertDir:        "/etc/veloflux/certs",
 				ACMEDirectory:  DefaultACMEDirectory,
 				ACMEChallenges: []string{ACMEChallengeHTTP01, ACMEChallengeTLSALPN01},
-				StoragePrefix:  "veloflux/acme",
+				Config:         consulkv.DefaultConfig(),
 			},
 			HTTP3:         true,
 			HTTP1FastPath: true,
+			GCMinHeap:     12 << 20,
 			HealthCheck:   health.DefaultConfig(),
 			Passive:       health.DefaultPassiveConfig(),
 			Timeouts: Timeouts{

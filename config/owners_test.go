@@ -28,6 +28,8 @@ var owners = map[string]string{
 	"pools[].health_check.path": "github.com/veloflux/veloflux/config",
 	"pools[].passive.":          "github.com/veloflux/veloflux/health",
 	"global.tls.certificates[]": "github.com/veloflux/veloflux/certs",
+	"global.tls.storage_prefix": "github.com/veloflux/veloflux/acme/consulkv",
+	"global.tls.lock_ttl":       "github.com/veloflux/veloflux/acme/consulkv",
 	"tracing.":                  "github.com/veloflux/veloflux/telemetry/tracing",
 }
 

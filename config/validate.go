@@ -92,6 +92,7 @@ func (c *Config) validateGlobal(v *validator) {
 	}
 	v.OneOf("global.log_level", g.LogLevel, "debug", "info", "warn", "error")
 	v.Positive("global.drain_timeout", g.DrainTimeout)
+	v.AtLeast("global.gc_min_heap", g.GCMinHeap, 0)
 	for i, p := range g.TrustedProxies {
 		if !p.IsValid() {
 			v.Add(fmt.Sprintf("global.trusted_proxies[%d]", i), "invalid prefix")
@@ -198,15 +199,7 @@ func (c *Config) validateACME(v *validator) {
 		if !c.Discovery.Consul.Enabled {
 			v.Add("global.tls.storage", "consul needs discovery.consul.enabled: the ACME state lives in that Consul")
 		}
-		p := t.StoragePrefix
-		switch {
-		case p == "":
-			v.Add("global.tls.storage_prefix", "required with storage consul")
-		case strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/"):
-			v.Add("global.tls.storage_prefix", "must not start or end with \"/\", got %s", quote(p))
-		case strings.IndexFunc(p, isSpaceOrControl) >= 0:
-			v.Add("global.tls.storage_prefix", "must not contain spaces or control characters, got %s", quote(p))
-		}
+		v.Errors = append(v.Errors, fielderr.Prefix("global.tls", t.Config.Validate())...)
 	}
 	// Only DNS-01 proves control of every name under a wildcard, and VeloFlux solves
 	// HTTP-01 and TLS-ALPN-01 only.

@@ -178,15 +178,21 @@ func TestValidateRejects(t *testing.T) {
 			c.Global.TLSBindAddress = ":443"
 			c.Global.TLS.AutoCert = true
 			c.Discovery.Consul.Enabled = true
-			c.Global.TLS.StoragePrefix = "/veloflux/acme/"
+			c.Global.TLS.Prefix = "/veloflux/acme/"
 		}, []string{`global.tls.storage_prefix: must not start or end with "/", got "/veloflux/acme/"`}},
 		{"acme storage prefix empty", func(c *Config) {
 			c.Global.TLSBindAddress = ":443"
 			c.Global.TLS.AutoCert = true
 			c.Global.TLS.Storage = ACMEStorageConsul
 			c.Discovery.Consul.Enabled = true
-			c.Global.TLS.StoragePrefix = ""
+			c.Global.TLS.Prefix = ""
 		}, []string{"global.tls.storage_prefix: required with storage consul"}},
+		{"acme lock ttl below consul's session minimum", func(c *Config) {
+			c.Global.TLSBindAddress = ":443"
+			c.Global.TLS.AutoCert = true
+			c.Discovery.Consul.Enabled = true
+			c.Global.TLS.LockTTL = 10 * time.Second
+		}, []string{"global.tls.lock_ttl: must be 20s to 48h (the lock's Consul session gets half, and Consul accepts 10s to 24h), got 10s"}},
 		{"acme wildcard route", func(c *Config) {
 			c.Global.TLSBindAddress = ":443"
 			c.Global.TLS.AutoCert = true

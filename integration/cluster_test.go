@@ -15,6 +15,7 @@ import (
 
 	"github.com/veloflux/veloflux/discovery/consul/consultest"
 	"github.com/veloflux/veloflux/internal/testutil"
+	"github.com/veloflux/veloflux/internal/testutil/testconfig"
 )
 
 // TestClusterSessionRaceNeverMoves runs two veloflux processes joined by gossip, and 1,000
@@ -27,8 +28,8 @@ func TestClusterSessionRaceNeverMoves(t *testing.T) {
 		backends = append(backends, newBackend(t, fmt.Sprintf("b%d", i), 0))
 	}
 	bindA := testutil.FreeAddr(t)
-	a := startNode(t, clusterNode("node-a", bindA, "", backends).yaml(t))
-	b := startNode(t, clusterNode("node-b", testutil.FreeAddr(t), bindA, backends).yaml(t))
+	a := startNode(t, clusterNode("node-a", bindA, "", backends).YAML(t))
+	b := startNode(t, clusterNode("node-b", testutil.FreeAddr(t), bindA, backends).YAML(t))
 	for _, n := range []*node{a, b} {
 		testutil.Eventually(t, "two members", func() bool { return sees(t, n, "node-a", "node-b") })
 	}
@@ -61,16 +62,16 @@ func TestClusterSessionRaceNeverMoves(t *testing.T) {
 func TestClusterJoinsThroughConsul(t *testing.T) {
 	agent := consultest.Start(t, "dc1")
 	be := newBackend(t, "b0", 0)
-	config := func(name string) testConfig {
+	config := func(name string) testconfig.Config {
 		c := clusterNode(name, testutil.FreeAddr(t), "", []*backend{be})
 		c.Cluster.JoinConsul = true
-		c.Discovery = &discoverySection{Consul: consulSection{
+		c.Discovery = &testconfig.Discovery{Consul: testconfig.Consul{
 			Enabled: true, Address: agent.HTTPAddr,
-			Register: &consulRegister{Enabled: true, ID: "veloflux-" + name, CheckInterval: duration(time.Second)},
+			Register: &testconfig.ConsulRegister{Enabled: true, ID: "veloflux-" + name, CheckInterval: testconfig.Duration(time.Second)},
 		}}
 		return c
 	}
-	cfg := func(name string) string { return config(name).yaml(t) }
+	cfg := func(name string) string { return config(name).YAML(t) }
 	a := startNode(t, cfg("node-a"))
 	c := consulClient(t, agent, "")
 	testutil.Eventually(t, "node a registered with its gossip address", func() bool {
@@ -90,8 +91,8 @@ func TestClusterJoinsThroughConsul(t *testing.T) {
 	cfg2 := func(name string) string {
 		c := config(name)
 		c.Discovery.Consul.Address = agent2.HTTPAddr
-		c.Cluster.ReconnectInterval = duration(500 * time.Millisecond)
-		return c.yaml(t)
+		c.Cluster.ReconnectInterval = testconfig.Duration(500 * time.Millisecond)
+		return c.YAML(t)
 	}
 	c2 := consulClient(t, agent2, "")
 	// Consul is down while they start, so both start-up lookups find no one.
@@ -156,9 +157,9 @@ func TestClusterPartitionHeals(t *testing.T) {
 			seed = lab.ips[0] + ":7946"
 		}
 		cfg := clusterNode(fmt.Sprintf("node-%d", i), lab.ips[i]+":7946", seed, backends)
-		cfg.listenOn(lab.ips[i])
-		cfg.Cluster.ReconnectInterval = duration(time.Second)
-		nodes = append(nodes, startNodeWith(t, lab.exec(i), cfg.yaml(t), labAdmin...))
+		cfg.ListenOn(lab.ips[i])
+		cfg.Cluster.ReconnectInterval = testconfig.Duration(time.Second)
+		nodes = append(nodes, startNodeWith(t, lab.exec(i), cfg.YAML(t), labAdmin...))
 		all = append(all, fmt.Sprintf("node-%d", i))
 	}
 	majority, majorityNames := nodes[:minority], all[:minority]
@@ -297,8 +298,8 @@ func TestClusterPartitionHeals(t *testing.T) {
 }
 
 // healthChecked adds a fast health check to the sticky pool of a clusterNode.
-func healthChecked(cfg testConfig) testConfig {
-	cfg.Pools[0].HealthCheck = &healthCheck{Path: "/health", Interval: duration(time.Second), Timeout: duration(time.Second), Retries: 1}
+func healthChecked(cfg testconfig.Config) testconfig.Config {
+	cfg.Pools[0].HealthCheck = &testconfig.HealthCheck{Path: "/health", Interval: testconfig.Duration(time.Second), Timeout: testconfig.Duration(time.Second), Retries: 1}
 	return cfg
 }
 
@@ -314,9 +315,9 @@ func TestClusterRestartedNodeGetsStateByPushPull(t *testing.T) {
 		sw, backends = append(sw, s), append(backends, s.backend)
 	}
 	bindA, bindC := testutil.FreeAddr(t), testutil.FreeAddr(t)
-	a := startNode(t, healthChecked(clusterNode("node-a", bindA, "", backends)).yaml(t))
-	b := startNode(t, healthChecked(clusterNode("node-b", testutil.FreeAddr(t), bindA, backends)).yaml(t))
-	cfgC := healthChecked(clusterNode("node-c", bindC, bindA, backends)).yaml(t)
+	a := startNode(t, healthChecked(clusterNode("node-a", bindA, "", backends)).YAML(t))
+	b := startNode(t, healthChecked(clusterNode("node-b", testutil.FreeAddr(t), bindA, backends)).YAML(t))
+	cfgC := healthChecked(clusterNode("node-c", bindC, bindA, backends)).YAML(t)
 	c := startNode(t, cfgC)
 	for _, n := range []*node{a, b, c} {
 		testutil.Eventually(t, "three members", func() bool { return sees(t, n, "node-a", "node-b", "node-c") })
@@ -366,7 +367,7 @@ func TestClusterRepinsIdenticallyAndGossipsIt(t *testing.T) {
 		sw, backends = append(sw, s), append(backends, s.backend)
 	}
 	cfg := func(name, bind, seed string) string {
-		return healthChecked(clusterNode(name, bind, seed, backends)).yaml(t)
+		return healthChecked(clusterNode(name, bind, seed, backends)).YAML(t)
 	}
 	bindA := testutil.FreeAddr(t)
 	nodes := []*node{startNode(t, cfg("node-a", bindA, ""))}
@@ -440,16 +441,16 @@ func TestClusterRotatesGossipKeyOnReload(t *testing.T) {
 	for i := range 3 {
 		spare = append(spare, newBackend(t, fmt.Sprintf("s%d", i), 0))
 	}
-	withKeys := func(cfg testConfig, primary string, others ...string) string {
+	withKeys := func(cfg testconfig.Config, primary string, others ...string) string {
 		cluster := *cfg.Cluster // cfg shares its sections with the caller's
 		cluster.GossipKey, cluster.GossipKeys = primary, others
 		cfg.Cluster = &cluster
-		return cfg.yaml(t)
+		return cfg.YAML(t)
 	}
 	bindA, bindB := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	pool := append([]*backend{be}, spare...)
 	cfgA, cfgB := clusterNode("node-a", bindA, "", pool), clusterNode("node-b", bindB, bindA, pool)
-	a, b := startNode(t, cfgA.yaml(t)), startNode(t, cfgB.yaml(t))
+	a, b := startNode(t, cfgA.YAML(t)), startNode(t, cfgB.YAML(t))
 	nodes := []*node{a, b}
 	for _, n := range nodes {
 		testutil.Eventually(t, "two members", func() bool { return sees(t, n, "node-a", "node-b") })
@@ -464,7 +465,7 @@ func TestClusterRotatesGossipKeyOnReload(t *testing.T) {
 	}
 	for i, step := range steps {
 		for j, n := range nodes {
-			cfg := withKeys([]testConfig{cfgA, cfgB}[j], step.primary, step.others...)
+			cfg := withKeys([]testconfig.Config{cfgA, cfgB}[j], step.primary, step.others...)
 			if err := os.WriteFile(n.cfgPath, []byte(cfg), 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -490,7 +491,7 @@ func TestClusterRotatesGossipKeyOnReload(t *testing.T) {
 	}
 	c := startNode(t, withKeys(clusterNode("node-c", testutil.FreeAddr(t), bindA, []*backend{be}), newKey))
 	testutil.Eventually(t, "node-c joins with the new key", func() bool { return sees(t, c, "node-a", "node-b", "node-c") })
-	d := startNode(t, clusterNode("node-d", testutil.FreeAddr(t), bindA, []*backend{be}).yaml(t))
+	d := startNode(t, clusterNode("node-d", testutil.FreeAddr(t), bindA, []*backend{be}).YAML(t))
 	// d's joins are refused, and it retries: two refusals show it tried and was turned away.
 	testutil.EventuallyWithNote(t, "node-d's join refused twice, or accepted", func() (bool, string) {
 		refused, joined := len(d.logs.Find("join failed, retrying")), len(d.logs.Find("joined cluster"))
@@ -507,8 +508,8 @@ func TestClusterRotatesGossipKeyOnReload(t *testing.T) {
 func TestClusterDrainsBackendEverywhere(t *testing.T) {
 	b0, b1 := newBackend(t, "b0", 0), newBackend(t, "b1", 0)
 	bindA := testutil.FreeAddr(t)
-	nodes := []*node{startNode(t, clusterNode("node-a", bindA, "", []*backend{b0, b1}).yaml(t))}
-	nodes = append(nodes, startNode(t, clusterNode("node-b", testutil.FreeAddr(t), bindA, []*backend{b0, b1}).yaml(t)))
+	nodes := []*node{startNode(t, clusterNode("node-a", bindA, "", []*backend{b0, b1}).YAML(t))}
+	nodes = append(nodes, startNode(t, clusterNode("node-b", testutil.FreeAddr(t), bindA, []*backend{b0, b1}).YAML(t)))
 	for _, n := range nodes {
 		testutil.Eventually(t, "two members", func() bool { return sees(t, n, "node-a", "node-b") })
 	}

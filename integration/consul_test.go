@@ -19,23 +19,24 @@ import (
 
 	"github.com/veloflux/veloflux/discovery/consul/consultest"
 	"github.com/veloflux/veloflux/internal/testutil"
+	"github.com/veloflux/veloflux/internal/testutil/testconfig"
 )
 
 // consulNode starts veloflux with Consul discovery against agent, quick to coalesce and back
 // off; set, when not nil, adds to the discovery.consul settings.
-func consulNode(t *testing.T, agent *consultest.Agent, set func(*consulSection), env ...string) *node {
+func consulNode(t *testing.T, agent *consultest.Agent, set func(*testconfig.Consul), env ...string) *node {
 	t.Helper()
-	cfg := testConfig{Global: loopbackGlobal(), Discovery: &discoverySection{Consul: consulSection{
+	cfg := testconfig.Config{Global: testconfig.Loopback(), Discovery: &testconfig.Discovery{Consul: testconfig.Consul{
 		Enabled: true, Address: agent.HTTPAddr,
-		Coalesce:   duration(20 * time.Millisecond),
-		MinBackoff: duration(100 * time.Millisecond),
-		MaxBackoff: duration(500 * time.Millisecond),
+		Coalesce:   testconfig.Duration(20 * time.Millisecond),
+		MinBackoff: testconfig.Duration(100 * time.Millisecond),
+		MaxBackoff: testconfig.Duration(500 * time.Millisecond),
 	}}}
-	cfg.Global.DrainTimeout = duration(2 * time.Second)
+	cfg.Global.DrainTimeout = testconfig.Duration(2 * time.Second)
 	if set != nil {
 		set(&cfg.Discovery.Consul)
 	}
-	return startNode(t, cfg.yaml(t), env...)
+	return startNode(t, cfg.YAML(t), env...)
 }
 
 // bodies sends n requests to url and counts the bodies.
@@ -131,7 +132,7 @@ func TestConsulTwoDatacenters(t *testing.T) {
 	a, b := newBackend(t, "A", 0), newBackend(t, "B", 0)
 	register(t, consulClient(t, dc1, ""), "web-a", "web", a, api.HealthPassing, "veloflux.enable=true", "veloflux.route=/")
 	register(t, consulClient(t, dc2, ""), "web-b", "web", b, api.HealthPassing, "veloflux.enable=true", "veloflux.route=/")
-	n := consulNode(t, dc1, func(c *consulSection) { c.Datacenters = []string{"dc2"} })
+	n := consulNode(t, dc1, func(c *testconfig.Consul) { c.Datacenters = []string{"dc2"} })
 
 	testutil.Eventually(t, "both datacenters routed", func() bool {
 		got := bodies(t, n.url("/"), 6)
@@ -195,8 +196,8 @@ func TestConsulChangeLatency(t *testing.T) {
 func TestConsulSelfRegistration(t *testing.T) {
 	agent := consultest.Start(t, "dc1")
 	c := consulClient(t, agent, "")
-	n := consulNode(t, agent, func(c *consulSection) {
-		c.Register = &consulRegister{Enabled: true, ID: "vf-test-1", CheckInterval: duration(time.Second)}
+	n := consulNode(t, agent, func(c *testconfig.Consul) {
+		c.Register = &testconfig.ConsulRegister{Enabled: true, ID: "vf-test-1", CheckInterval: testconfig.Duration(time.Second)}
 	},
 		"VF_ADMIN_USER=ops", "VF_ADMIN_PASS=pw")
 
@@ -241,7 +242,7 @@ func TestConsulSelfRegistration(t *testing.T) {
 func TestConsulTokenNeverShown(t *testing.T) {
 	const token = "3f1d5c1e-token-never-shown-9a7b"
 	agent := consultest.Start(t, "dc1")
-	n := consulNode(t, agent, func(c *consulSection) { c.Token = token }, "VF_ADMIN_USER=ops", "VF_ADMIN_PASS=pw")
+	n := consulNode(t, agent, func(c *testconfig.Consul) { c.Token = token }, "VF_ADMIN_USER=ops", "VF_ADMIN_PASS=pw")
 	agent.Kill() // errors mention the request; none may carry the token
 	testutil.Eventually(t, "the outage in the admin status", func() bool {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+n.admin+"/admin/status", nil)

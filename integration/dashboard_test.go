@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/veloflux/veloflux/internal/testutil"
+	"github.com/veloflux/veloflux/internal/testutil/testconfig"
 )
 
 const (
@@ -46,20 +47,20 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
-func dashboardNodeConfig(name, ip, adminPort, region, gossip, seed string, backends []*backend) testConfig {
-	pool := webPool(addrsOf(backends)...)
+func dashboardNodeConfig(name, ip, adminPort, region, gossip, seed string, backends []*backend) testconfig.Config {
+	pool := testconfig.WebPool(addrsOf(backends)...)
 	pool.StickySessions = true
-	pool.HealthCheck = &healthCheck{Path: "/", Interval: duration(time.Second), Timeout: duration(500 * time.Millisecond)}
-	cfg := testConfig{
-		Global: globalSection{BindAddress: ip + ":0", MetricsAddress: ip + ":0", AdminAddress: ip + ":" + adminPort},
-		Sticky: &stickySection{Secret: "dashboard-test-secret-dashboard-test-secret"},
-		Geo:    &geoSection{NodeRegion: region},
-		Cluster: &clusterSection{
+	pool.HealthCheck = &testconfig.HealthCheck{Path: "/", Interval: testconfig.Duration(time.Second), Timeout: testconfig.Duration(500 * time.Millisecond)}
+	cfg := testconfig.Config{
+		Global: testconfig.Global{BindAddress: ip + ":0", MetricsAddress: testconfig.Ptr(ip + ":0"), AdminAddress: testconfig.Ptr(ip + ":" + adminPort)},
+		Sticky: &testconfig.Sticky{Secret: "dashboard-test-secret-dashboard-test-secret"},
+		Geo:    &testconfig.Geo{NodeRegion: region},
+		Cluster: &testconfig.Cluster{
 			Enabled: true, Name: name, BindAddress: gossip,
 			GossipKey: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
 		},
-		Pools:  []poolConfig{pool},
-		Routes: []routeConfig{{Host: "shop.example", PathPrefix: "/cart", Pool: "web"}, {Pool: "web"}},
+		Pools:  []testconfig.Pool{pool},
+		Routes: []testconfig.Route{{Host: "shop.example", PathPrefix: "/cart", Pool: "web"}, {Pool: "web"}},
 	}
 	if seed != "" {
 		cfg.Cluster.Seeds = []string{seed}
@@ -123,8 +124,8 @@ func TestDashboard(t *testing.T) {
 	port := testutil.SharedPort(t, "127.0.0.1", "127.0.0.2")
 	gossipA := testutil.FreeAddrOn(t, "127.0.0.1")
 	env := []string{"VF_ADMIN_USER=" + dashUser, "VF_ADMIN_PASS=" + dashPass}
-	a := startNode(t, dashboardNodeConfig("node-a", "127.0.0.1", port, "eu-west-1", gossipA, "", backends).yaml(t), env...)
-	b := startNode(t, dashboardNodeConfig("node-b", "127.0.0.2", port, "us-east-1", testutil.FreeAddrOn(t, "127.0.0.2"), gossipA, backends).yaml(t), env...)
+	a := startNode(t, dashboardNodeConfig("node-a", "127.0.0.1", port, "eu-west-1", gossipA, "", backends).YAML(t), env...)
+	b := startNode(t, dashboardNodeConfig("node-b", "127.0.0.2", port, "us-east-1", testutil.FreeAddrOn(t, "127.0.0.2"), gossipA, backends).YAML(t), env...)
 
 	// Some traffic through both nodes, so that sessions and rates have something to show.
 	stopTraffic := make(chan struct{})

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/veloflux/veloflux/internal/testutil"
+	"github.com/veloflux/veloflux/internal/testutil/testconfig"
 )
 
 // supervised is a node kept running by a restart loop, as systemd's Restart=always would:
@@ -89,8 +90,8 @@ func superviseNode(t *testing.T, dir, name string) *supervised {
 }
 
 func deployNodeConfig(t *testing.T, s *supervised) string {
-	g := globalSection{BindAddress: "127.0.0.1:0", MetricsAddress: s.metrics, AdminAddress: s.admin, DrainTimeout: duration(time.Second)}
-	return testConfig{Global: g}.yaml(t)
+	g := testconfig.Global{BindAddress: "127.0.0.1:0", MetricsAddress: testconfig.Ptr(s.metrics), AdminAddress: testconfig.Ptr(s.admin), DrainTimeout: testconfig.Duration(time.Second)}
+	return testconfig.Config{Global: g}.YAML(t)
 }
 
 func readyz(metrics string) int {
@@ -159,7 +160,7 @@ func TestDeployScript(t *testing.T) {
 	})
 
 	t.Run("a node that does not become ready stops the rollout", func(t *testing.T) {
-		writeFile(t, filepath.Join(dir, "b.next.yaml"), testConfig{Global: globalSection{BindAddress: "not an address"}}.yaml(t))
+		writeFile(t, filepath.Join(dir, "b.next.yaml"), testconfig.Config{Global: testconfig.Global{BindAddress: "not an address"}}.YAML(t))
 		a, c := nodes[0].currentPID(), nodes[2].currentPID()
 		out, err := run()
 		if err == nil {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/veloflux/veloflux/internal/testutil"
+	"github.com/veloflux/veloflux/internal/testutil/testconfig"
 )
 
 // healthBackend answers /health and / and counts the probes it answered.
@@ -38,14 +39,14 @@ func newHealthBackend(t *testing.T, name string) *healthBackend {
 
 // exhaustionConfig is a node limited to openFiles descriptors (through prlimit), probing three
 // backends every 100 ms.
-func exhaustionConfig(bs []*healthBackend) testConfig {
-	pool := webPool()
-	pool.HealthCheck = &healthCheck{Path: "/health", Interval: duration(100 * time.Millisecond), Timeout: duration(90 * time.Millisecond), Retries: 2}
+func exhaustionConfig(bs []*healthBackend) testconfig.Config {
+	pool := testconfig.WebPool()
+	pool.HealthCheck = &testconfig.HealthCheck{Path: "/health", Interval: testconfig.Duration(100 * time.Millisecond), Timeout: testconfig.Duration(90 * time.Millisecond), Retries: 2}
 	for _, b := range bs {
-		pool.Backends = append(pool.Backends, backendConfig{Address: strings.TrimPrefix(b.URL, "http://")})
+		pool.Backends = append(pool.Backends, testconfig.Backend{Address: strings.TrimPrefix(b.URL, "http://")})
 	}
 	cfg := singlePool(pool)
-	cfg.Global.AccessLog, cfg.Global.LogLevel = ptr(false), "debug"
+	cfg.Global.AccessLog, cfg.Global.LogLevel = testconfig.Ptr(false), "debug"
 	return cfg
 }
 
@@ -120,7 +121,7 @@ func firstTryOK(t *testing.T, addr string) int {
 func TestIdleClientsBeyondOpenFilesLimit(t *testing.T) {
 	requirePrlimit(t)
 	bs := []*healthBackend{newHealthBackend(t, "a"), newHealthBackend(t, "b"), newHealthBackend(t, "c")}
-	n := startNodeWith(t, []string{"prlimit", fmt.Sprintf("--nofile=%d:%d", openFiles, openFiles), "--"}, exhaustionConfig(bs).yaml(t))
+	n := startNodeWith(t, []string{"prlimit", fmt.Sprintf("--nofile=%d:%d", openFiles, openFiles), "--"}, exhaustionConfig(bs).YAML(t))
 	m := newScraper(t, n)
 	probesPass(t, bs, 2)
 	release := holdIdle(t, n.proxy, 2*openFiles)
@@ -150,8 +151,8 @@ func TestOpenFilesExhaustedIsNotABackendFailure(t *testing.T) {
 	requirePrlimit(t)
 	bs := []*healthBackend{newHealthBackend(t, "a"), newHealthBackend(t, "b"), newHealthBackend(t, "c")}
 	cfg := exhaustionConfig(bs)
-	cfg.Global.Limits = &limitsSection{MaxClientConns: 100000}
-	n := startNodeWith(t, []string{"prlimit", fmt.Sprintf("--nofile=%d:%d", openFiles, openFiles), "--"}, cfg.yaml(t))
+	cfg.Global.Limits = &testconfig.Limits{MaxClientConns: 100000}
+	n := startNodeWith(t, []string{"prlimit", fmt.Sprintf("--nofile=%d:%d", openFiles, openFiles), "--"}, cfg.YAML(t))
 	m := newScraper(t, n)
 	probesPass(t, bs, 2)
 	release := holdIdle(t, n.proxy, 2*openFiles)

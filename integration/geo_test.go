@@ -14,30 +14,31 @@ import (
 	"github.com/maxmind/mmdbwriter/mmdbtype"
 
 	"github.com/veloflux/veloflux/internal/testutil"
+	"github.com/veloflux/veloflux/internal/testutil/testconfig"
 )
 
 // geoConfig is a node in eu-central-1 with a pool over one backend in each of three regions,
 // probed every 100 ms, routed to the region nearest the client; trusted, when not empty, is the
 // one peer whose X-Forwarded-For is believed.
 func geoConfig(t *testing.T, db, trusted string, eu, us, ap *switchable) string {
-	pool := poolConfig{Name: "web", HealthCheck: &healthCheck{Path: "/health"}}
+	pool := testconfig.Pool{Name: "web", HealthCheck: &testconfig.HealthCheck{Path: "/health"}}
 	for _, b := range []struct {
 		s      *switchable
 		region string
 	}{{eu, "eu-central-1"}, {us, "us-east-1"}, {ap, "ap-southeast-1"}} {
-		pool.Backends = append(pool.Backends, backendConfig{Address: b.s.addr(), Region: b.region})
+		pool.Backends = append(pool.Backends, testconfig.Backend{Address: b.s.addr(), Region: b.region})
 	}
-	cfg := testConfig{
-		Global: loopbackGlobal(),
-		Geo:    &geoSection{Database: db, NodeRegion: "eu-central-1", ResponseHeader: "X-VeloFlux-Region"},
-		Pools:  []poolConfig{pool},
-		Routes: []routeConfig{{Pool: "web", Geo: "nearest"}},
+	cfg := testconfig.Config{
+		Global: testconfig.Loopback(),
+		Geo:    &testconfig.Geo{Database: db, NodeRegion: "eu-central-1", ResponseHeader: "X-VeloFlux-Region"},
+		Pools:  []testconfig.Pool{pool},
+		Routes: []testconfig.Route{{Pool: "web", Geo: "nearest"}},
 	}
 	if trusted != "" {
 		cfg.Global.TrustedProxies = []string{trusted}
 	}
-	cfg.Global.HealthCheck = &healthCheck{Interval: duration(100 * time.Millisecond), Timeout: duration(80 * time.Millisecond), Retries: 1}
-	return cfg.yaml(t)
+	cfg.Global.HealthCheck = &testconfig.HealthCheck{Interval: testconfig.Duration(100 * time.Millisecond), Timeout: testconfig.Duration(80 * time.Millisecond), Retries: 1}
+	return cfg.YAML(t)
 }
 
 // TestGeoNearestRegionWithFailover sends clients from three continents (their addresses

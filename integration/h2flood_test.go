@@ -32,7 +32,7 @@ func TestHTTP2RapidResetFlood(t *testing.T) {
 	}))
 	t.Cleanup(be.Close)
 	certFile, keyFile := writeCert(t, t.TempDir())
-	n := startNode(t, tlsNode(strings.TrimPrefix(be.URL, "http://"), certFile, keyFile).yaml(t))
+	n := startNode(t, tlsNode(strings.TrimPrefix(be.URL, "http://"), certFile, keyFile).YAML(t))
 	tlsAddr := n.tlsListener()
 
 	c, err := tls.Dial("tcp", tlsAddr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})

@@ -37,7 +37,7 @@ func TestH2Spec(t *testing.T) {
 	t.Cleanup(be.Close)
 	dir := t.TempDir()
 	certFile, keyFile := writeCert(t, dir)
-	n := startNode(t, tlsNode(strings.TrimPrefix(be.URL, "http://"), certFile, keyFile).yaml(t))
+	n := startNode(t, tlsNode(strings.TrimPrefix(be.URL, "http://"), certFile, keyFile).YAML(t))
 	tlsAddr := n.tlsListener()
 	host, port, ok := strings.Cut(tlsAddr, ":")
 	if !ok {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/veloflux/veloflux/internal/testutil"
+	"github.com/veloflux/veloflux/internal/testutil/testconfig"
 )
 
 // probed is a real backend that counts its health probes and can be stopped and started
@@ -127,11 +128,11 @@ func healthyOnAll(t *testing.T, nodes []*node, addr string, want bool) bool {
 
 // healthClusterConfig is a cluster node whose pool probes /health every interval, with
 // retries (fall) and rise given.
-func healthClusterConfig(name, bind, seed string, interval time.Duration, fall, rise int, backends ...*probed) testConfig {
+func healthClusterConfig(name, bind, seed string, interval time.Duration, fall, rise int, backends ...*probed) testconfig.Config {
 	cfg := clusterNode(name, bind, seed, nil)
-	cfg.Pools[0].HealthCheck = &healthCheck{Path: "/health", Interval: duration(interval), Timeout: duration(interval * 3 / 4), Retries: fall, Rise: rise}
+	cfg.Pools[0].HealthCheck = &testconfig.HealthCheck{Path: "/health", Interval: testconfig.Duration(interval), Timeout: testconfig.Duration(interval * 3 / 4), Retries: fall, Rise: rise}
 	for _, p := range backends {
-		cfg.Pools[0].Backends = append(cfg.Pools[0].Backends, backendConfig{Address: p.addr})
+		cfg.Pools[0].Backends = append(cfg.Pools[0].Backends, testconfig.Backend{Address: p.addr})
 	}
 	return cfg
 }
@@ -161,8 +162,8 @@ func TestHealthConsensusAcrossNodes(t *testing.T) {
 			seed = lab.ips[0] + ":7946"
 		}
 		cfg := healthClusterConfig(names[i], lab.ips[i]+":7946", seed, interval, fall, rise, b0, b1, b2, b3)
-		cfg.listenOn(lab.ips[i])
-		nodes = append(nodes, startNodeWith(t, lab.exec(i), cfg.yaml(t), labAdmin...))
+		cfg.ListenOn(lab.ips[i])
+		nodes = append(nodes, startNodeWith(t, lab.exec(i), cfg.YAML(t), labAdmin...))
 	}
 	for _, n := range nodes {
 		testutil.Eventually(t, "three members", func() bool { return sees(t, n, names...) })
@@ -276,7 +277,7 @@ func TestHealthProbesAreSharded(t *testing.T) {
 			bind, seed = bind0, ""
 		}
 		names = append(names, name)
-		nodes = append(nodes, startNode(t, healthClusterConfig(name, bind, seed, interval, 3, 2, backends...).yaml(t)))
+		nodes = append(nodes, startNode(t, healthClusterConfig(name, bind, seed, interval, 3, 2, backends...).YAML(t)))
 	}
 	for _, n := range nodes {
 		testutil.Eventually(t, "five members", func() bool { return sees(t, n, names...) })

@@ -39,7 +39,7 @@ func TestHTTP3WithNgtcp2Client(t *testing.T) {
 	t.Cleanup(be.Close)
 	dir := t.TempDir()
 	certFile, keyFile := writeCert(t, dir)
-	n := startNode(t, tlsNode(strings.TrimPrefix(be.URL, "http://"), certFile, keyFile).yaml(t))
+	n := startNode(t, tlsNode(strings.TrimPrefix(be.URL, "http://"), certFile, keyFile).YAML(t))
 	addr := n.tlsListener()
 	host, port, _ := strings.Cut(addr, ":")
 	payload := filepath.Join(dir, "payload")

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/veloflux/veloflux/internal/testutil"
+	"github.com/veloflux/veloflux/internal/testutil/testconfig"
 )
 
 // promQuery runs a GET against Prometheus' HTTP API and decodes its data field into out;
@@ -50,9 +51,9 @@ func TestPrometheusScrapesVeloFlux(t *testing.T) {
 	be := newRecordingBackend(t)
 	// Spans go nowhere (nothing listens there) and are counted as dropped; the exemplars are
 	// made from the sampled spans all the same.
-	nodeCfg := singlePool(webPool(strings.TrimPrefix(be.URL, "http://")))
-	nodeCfg.Tracing = &tracingSection{Enabled: true, Endpoint: testutil.FreeAddr(t), Insecure: true, SampleRatio: 1}
-	n := startNode(t, nodeCfg.yaml(t))
+	nodeCfg := singlePool(testconfig.WebPool(strings.TrimPrefix(be.URL, "http://")))
+	nodeCfg.Tracing = &testconfig.Tracing{Enabled: true, Endpoint: testutil.FreeAddr(t), Insecure: true, SampleRatio: 1}
+	n := startNode(t, nodeCfg.YAML(t))
 	const requests = 5
 	for i := 0; i < requests; i++ {
 		if code, _, _ := get(t, n.url("/")); code != http.StatusOK {

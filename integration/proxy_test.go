@@ -17,20 +17,21 @@ import (
 	"time"
 
 	"github.com/veloflux/veloflux/internal/testutil"
+	"github.com/veloflux/veloflux/internal/testutil/testconfig"
 )
 
 func TestValidateCommand(t *testing.T) {
 	dir := t.TempDir()
 	bad := dir + "/bad.yaml"
 	// A misspelt key, an address without a port, a route to a pool that does not exist.
-	badCfg := testConfig{
-		Global: globalSection{Extra: map[string]any{"bind_adress": ":80"}},
-		Pools:  []poolConfig{webPool("10.0.0.1")},
-		Routes: []routeConfig{{Pool: "nowhere"}},
+	badCfg := testconfig.Config{
+		Global: testconfig.Global{Extra: map[string]any{"bind_adress": ":80"}},
+		Pools:  []testconfig.Pool{testconfig.WebPool("10.0.0.1")},
+		Routes: []testconfig.Route{{Pool: "nowhere"}},
 	}
-	os.WriteFile(bad, []byte(badCfg.yaml(t)), 0o600)
+	os.WriteFile(bad, []byte(badCfg.YAML(t)), 0o600)
 	good := dir + "/good.yaml"
-	os.WriteFile(good, []byte(singlePool(webPool("127.0.0.1:1")).yaml(t)), 0o600)
+	os.WriteFile(good, []byte(singlePool(testconfig.WebPool("127.0.0.1:1")).YAML(t)), 0o600)
 
 	out, err := exec.Command(binary, "validate", "-config", bad).CombinedOutput()
 	var ee *exec.ExitError
@@ -50,13 +51,13 @@ func TestValidateCommand(t *testing.T) {
 
 func TestProxyReloadsOnFileChangeAndSIGHUP(t *testing.T) {
 	a, b := newBackend(t, "A", 0), newBackend(t, "B", 0)
-	n := startNode(t, singlePool(webPool(a.addr())).yaml(t))
+	n := startNode(t, singlePool(testconfig.WebPool(a.addr())).YAML(t))
 	if code, body, _ := get(t, n.url("/")); code != 200 || body != "A" {
 		t.Fatalf("before reload: %d %q, want 200 A", code, body)
 	}
 
 	// A changed file is picked up without a signal.
-	if err := os.WriteFile(n.cfgPath, []byte(singlePool(webPool(b.addr())).yaml(t)), 0o600); err != nil {
+	if err := os.WriteFile(n.cfgPath, []byte(singlePool(testconfig.WebPool(b.addr())).YAML(t)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, "reload to backend B", func() bool {
@@ -65,9 +66,9 @@ func TestProxyReloadsOnFileChangeAndSIGHUP(t *testing.T) {
 	})
 
 	// A broken file is rejected whole; the running table keeps serving.
-	bogus := singlePool(webPool(a.addr()))
+	bogus := singlePool(testconfig.WebPool(a.addr()))
 	bogus.Global.Extra = map[string]any{"bogus_key": 1}
-	if err := os.WriteFile(n.cfgPath, []byte(bogus.yaml(t)), 0o600); err != nil {
+	if err := os.WriteFile(n.cfgPath, []byte(bogus.YAML(t)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, "rejection logged", func() bool { return len(n.logs.Find("configuration rejected; the previous one keeps serving")) > 0 })
@@ -80,7 +81,7 @@ func TestProxyReloadsOnFileChangeAndSIGHUP(t *testing.T) {
 	}
 
 	// SIGHUP reloads too, and says so.
-	if err := os.WriteFile(n.cfgPath, []byte(singlePool(webPool(a.addr())).yaml(t)), 0o600); err != nil {
+	if err := os.WriteFile(n.cfgPath, []byte(singlePool(testconfig.WebPool(a.addr())).YAML(t)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	n.signal(syscall.SIGHUP)
@@ -103,7 +104,7 @@ func TestProxyReloadsOnFileChangeAndSIGHUP(t *testing.T) {
 
 func TestSIGTERMLetsInFlightRequestFinish(t *testing.T) {
 	slow := newBackend(t, "slow", 1500*time.Millisecond)
-	n := startNode(t, singlePool(webPool(slow.addr())).yaml(t))
+	n := startNode(t, singlePool(testconfig.WebPool(slow.addr())).YAML(t))
 
 	type result struct {
 		code int
@@ -147,7 +148,7 @@ func TestSIGTERMLetsInFlightRequestFinish(t *testing.T) {
 
 func TestAdminDrainAndUndrain(t *testing.T) {
 	a := newBackend(t, "A", 0)
-	n := startNode(t, singlePool(webPool(a.addr())).yaml(t), "VF_ADMIN_USER=ops", "VF_ADMIN_PASS=s3cret")
+	n := startNode(t, singlePool(testconfig.WebPool(a.addr())).YAML(t), "VF_ADMIN_USER=ops", "VF_ADMIN_PASS=s3cret")
 
 	post := func(path, user, pass string) int {
 		req, _ := http.NewRequest(http.MethodPost, "http://"+n.admin+path, nil)
@@ -193,9 +194,9 @@ func TestAdminDrainAndUndrain(t *testing.T) {
 
 func TestAdminRefusesPublicAddressWithoutCredentials(t *testing.T) {
 	path := t.TempDir() + "/config.yaml"
-	cfg := singlePool(webPool("127.0.0.1:1"))
-	cfg.Global.AdminAddress = "0.0.0.0:0"
-	os.WriteFile(path, []byte(cfg.yaml(t)), 0o600)
+	cfg := singlePool(testconfig.WebPool("127.0.0.1:1"))
+	cfg.Global.AdminAddress = testconfig.Ptr("0.0.0.0:0")
+	os.WriteFile(path, []byte(cfg.YAML(t)), 0o600)
 	cmd := exec.Command(binary, "-config", path)
 	cmd.Env = cleanEnv()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -211,11 +212,11 @@ func TestAdminRefusesPublicAddressWithoutCredentials(t *testing.T) {
 
 func TestMetricsEndpoint(t *testing.T) {
 	a := newBackend(t, "A", 0)
-	pool := webPool(a.addr())
-	pool.HealthCheck = &healthCheck{Path: "/"}
+	pool := testconfig.WebPool(a.addr())
+	pool.HealthCheck = &testconfig.HealthCheck{Path: "/"}
 	cfg := singlePool(pool)
-	cfg.Global.HealthCheck = &healthCheck{Interval: duration(100 * time.Millisecond), Timeout: duration(50 * time.Millisecond)}
-	n := startNode(t, cfg.yaml(t))
+	cfg.Global.HealthCheck = &testconfig.HealthCheck{Interval: testconfig.Duration(100 * time.Millisecond), Timeout: testconfig.Duration(50 * time.Millisecond)}
+	n := startNode(t, cfg.YAML(t))
 	for i := 0; i < 3; i++ {
 		if code, _, _ := get(t, n.url("/")); code != 200 {
 			t.Fatalf("request %d: %d", i, code)

@@ -9,16 +9,17 @@ import (
 	"time"
 
 	"github.com/veloflux/veloflux/internal/testutil"
+	"github.com/veloflux/veloflux/internal/testutil/testconfig"
 )
 
 // stickyConfig is one sticky pool over addrs with a fixed secret, so cookies stay valid
 // across reloads.
 func stickyConfig(t *testing.T, addrs ...string) string {
-	pool := webPool(addrs...)
+	pool := testconfig.WebPool(addrs...)
 	pool.StickySessions = true
 	cfg := singlePool(pool)
-	cfg.Sticky = &stickySection{Secret: "integration-secret-integration-secret-0123"}
-	return cfg.yaml(t)
+	cfg.Sticky = &testconfig.Sticky{Secret: "integration-secret-integration-secret-0123"}
+	return cfg.YAML(t)
 }
 
 // TestReloadKeepsPinsAndInFlightRequests adds a backend by reload while sessions are pinned

@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -10,16 +11,23 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ocsp"
+
 	"github.com/veloflux/veloflux/internal/testutil"
+	"github.com/veloflux/veloflux/internal/testutil/testconfig"
 )
 
 // writeNamedCert writes a self-signed certificate for names with the given serial, replacing
@@ -80,10 +88,10 @@ func TestTLSCertificatesBySNIAndReload(t *testing.T) {
 	wild := [2]string{filepath.Join(dir, "wild.crt"), filepath.Join(dir, "wild.key")}
 	writeNamedCert(t, main[0], main[1], 1, "example.com", "www.example.com")
 	writeNamedCert(t, wild[0], wild[1], 2, "*.example.org")
-	cfg := singlePool(webPool(be.addr()))
+	cfg := singlePool(testconfig.WebPool(be.addr()))
 	cfg.Global.TLSBindAddress = "127.0.0.1:0"
-	cfg.Global.TLS = &tlsSection{CertFile: main[0], KeyFile: main[1], Certificates: []certPair{{CertFile: wild[0], KeyFile: wild[1]}}}
-	n := startNode(t, cfg.yaml(t))
+	cfg.Global.TLS = &testconfig.TLS{CertFile: main[0], KeyFile: main[1], Certificates: []testconfig.CertPair{{CertFile: wild[0], KeyFile: wild[1]}}}
+	n := startNode(t, cfg.YAML(t))
 	addr := n.tlsListener()
 	for name, want := range map[string]int64{"www.example.com": 1, "shop.example.org": 2, "unknown.test": 1} {
 		if got := servedSerial(t, addr, name); got != want {
@@ -116,5 +124,164 @@ func TestTLSCertificatesBySNIAndReload(t *testing.T) {
 	})
 	if !strings.Contains(metricLine(t, n, `veloflux_tls_certificate_expiry_timestamp_seconds{cert_file="`+main[0]+`"}`), "e+09") {
 		t.Fatal("no expiry gauge for the certificate file")
+	}
+}
+
+// TestTLSOldVersionsRefused: the TLS listener refuses clients limited to TLS 1.0 or 1.1 with
+// a protocol_version alert, and serves TLS 1.2. openssl s_client, when installed, is refused
+// too (the Go client is the test; openssl only adds a second implementation).
+func TestTLSOldVersionsRefused(t *testing.T) {
+	be := newBackend(t, "app", 0)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "main.crt"), filepath.Join(dir, "main.key")
+	writeNamedCert(t, certFile, keyFile, 1, "example.com")
+	cfg := singlePool(testconfig.WebPool(be.addr()))
+	cfg.Global.TLSBindAddress = "127.0.0.1:0"
+	cfg.Global.TLS = &testconfig.TLS{CertFile: certFile, KeyFile: keyFile}
+	n := startNode(t, cfg.YAML(t))
+	addr := n.tlsListener()
+
+	dial := func(minV, maxV uint16) error {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, &tls.Config{
+			ServerName: "example.com", InsecureSkipVerify: true, MinVersion: minV, MaxVersion: maxV,
+		})
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
+	for _, tt := range []struct {
+		name     string
+		min, max uint16
+		ok       bool
+	}{
+		{"TLS 1.0", tls.VersionTLS10, tls.VersionTLS10, false},
+		{"TLS 1.1", tls.VersionTLS11, tls.VersionTLS11, false},
+		{"TLS 1.0 to 1.1", tls.VersionTLS10, tls.VersionTLS11, false},
+		{"TLS 1.2", tls.VersionTLS12, tls.VersionTLS12, true},
+		{"TLS 1.3", tls.VersionTLS13, tls.VersionTLS13, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := dial(tt.min, tt.max)
+			switch {
+			case tt.ok && err != nil:
+				t.Errorf("handshake: %v", err)
+			case !tt.ok && (err == nil || !strings.Contains(err.Error(), "protocol version")):
+				t.Errorf("handshake: %v, want it refused with a protocol_version alert", err)
+			}
+		})
+	}
+
+	openssl, err := exec.LookPath("openssl")
+	if err != nil {
+		t.Log("openssl not installed; refused to the Go client only")
+		return
+	}
+	// SECLEVEL=0: OpenSSL 3 itself refuses to offer TLS 1.1 at the default security level,
+	// which would refuse the handshake before VeloFlux saw it.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, openssl, "s_client", "-connect", addr, "-servername", "example.com", "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0")
+	cmd.Stdin = strings.NewReader("")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "alert protocol version") {
+		t.Errorf("openssl s_client -tls1_1: %v, want the server's protocol version alert:\n%s", err, out)
+	}
+}
+
+// TestTLSOCSPStapling: a certificate file whose leaf names an OCSP responder (a real one on
+// 127.0.0.1, signing as the CA) is served by a node with the responder's Good answer for its
+// serial stapled.
+func TestTLSOCSPStapling(t *testing.T) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "OCSP test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(48 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	responder := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		q, err := ocsp.ParseRequest(body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		now := time.Now()
+		resp, err := ocsp.CreateResponse(ca, ca, ocsp.Response{Status: ocsp.Good, SerialNumber: q.SerialNumber, ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour)}, caKey)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		_, _ = w.Write(resp)
+	}))
+	defer responder.Close()
+
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leafDER, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+		SerialNumber: big.NewInt(4242), Subject: pkix.Name{CommonName: "example.com"}, DNSNames: []string{"example.com"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		OCSPServer: []string{responder.URL},
+	}, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(leafDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "example.crt"), filepath.Join(dir, "example.key")
+	chain := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})...)
+	if err := os.WriteFile(certFile, chain, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	be := newBackend(t, "app", 0)
+	cfg := singlePool(testconfig.WebPool(be.addr()))
+	cfg.Global.TLSBindAddress = "127.0.0.1:0"
+	cfg.Global.TLS = &testconfig.TLS{CertFile: certFile, KeyFile: keyFile}
+	n := startNode(t, cfg.YAML(t))
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+
+	// The node asks the responder in the background after it starts.
+	var staple []byte
+	testutil.Eventually(t, "a stapled OCSP answer", func() bool {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", n.tlsListener(), &tls.Config{ServerName: "example.com", RootCAs: roots})
+		if err != nil {
+			t.Fatalf("handshake: %v", err)
+		}
+		defer c.Close()
+		staple = c.ConnectionState().OCSPResponse
+		return staple != nil
+	})
+	resp, err := ocsp.ParseResponseForCert(staple, leaf, ca)
+	if err != nil {
+		t.Fatalf("the staple is not the responder's answer about the certificate: %v", err)
+	}
+	if resp.Status != ocsp.Good || resp.SerialNumber.Cmp(leaf.SerialNumber) != 0 {
+		t.Errorf("staple: status %d about serial %v, want Good about %v", resp.Status, resp.SerialNumber, leaf.SerialNumber)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/veloflux/veloflux/internal/testutil"
+	"github.com/veloflux/veloflux/internal/testutil/testconfig"
 )
 
 // jaeger is a Jaeger all-in-one on loopback, on the configuration the demo and the benchmarks
@@ -136,12 +137,12 @@ func TestTracesInJaeger(t *testing.T) {
 			dead := testutil.FreeAddr(t) // nothing listens: the dial is refused
 			liveAddr := strings.TrimPrefix(live.URL, "http://")
 			service := "veloflux-it-" + tt.protocol
-			cfg := singlePool(webPool(dead, liveAddr))
-			cfg.Tracing = &tracingSection{
+			cfg := singlePool(testconfig.WebPool(dead, liveAddr))
+			cfg.Tracing = &testconfig.Tracing{
 				Enabled: true, Endpoint: tt.endpoint, Protocol: tt.protocol, Insecure: true,
-				SampleRatio: 1, BatchTimeout: duration(50 * time.Millisecond), ServiceName: service,
+				SampleRatio: 1, BatchTimeout: testconfig.Duration(50 * time.Millisecond), ServiceName: service,
 			}
-			n := startNode(t, cfg.yaml(t))
+			n := startNode(t, cfg.YAML(t))
 			code, body, _ := get(t, n.url("/api/users?id=7"))
 			if code != http.StatusOK || body != "ok" {
 				t.Fatalf("request answered %d %q, want 200 from the live backend after a retry", code, body)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -150,48 +151,33 @@ func (t *tracing) startRequest(st *reqState, r *http.Request) {
 			ctx = t.sampler.NewTrace(ctx, id)
 		}
 	}
-	t.startServerSpan(st, r, ctx, name)
+	t.startServerSpan(st, ctx, name)
 }
 
-// startServerSpan starts the server span of a request in ctx and records its attributes. It
-// is apart from startRequest, and startAttemptSpan and endServerSpan from theirs, so that the
-// stack frame the attributes take is only entered for a span: a request goroutine that grew
-// its stack for it would copy the stack on each request.
-func (t *tracing) startServerSpan(st *reqState, r *http.Request, ctx context.Context, name string) {
+// startServerSpan starts the server span of a request in ctx. It is apart from startRequest,
+// and startAttemptSpan and endServerSpan from theirs, so that the stack frame a span takes is
+// only entered for a span: a request goroutine that grew its stack for it would copy the
+// stack on each request.
+func (t *tracing) startServerSpan(st *reqState, ctx context.Context, name string) {
 	ctx, span := t.tracer.Start(ctx, name, serverSpan...)
 	st.tctx, st.span, st.sc = ctx, span, span.SpanContext()
-	if !span.IsRecording() {
-		return
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	attrs := []attribute.KeyValue{
-		semconv.HTTPRequestMethodKey.String(methodAttr(r.Method)),
-		semconv.URLPath(r.URL.Path),
-		semconv.URLScheme(scheme),
-		semconv.ClientAddress(st.client.String()),
-		semconv.NetworkPeerAddress(st.peer.String()),
-		semconv.NetworkProtocolVersion(protocolVersion(r)),
-		semconv.UserAgentOriginal(r.UserAgent()),
-		attrRequestID.String(st.reqID),
-	}
-	if host, port, err := net.SplitHostPort(r.Host); err == nil {
-		attrs = append(attrs, semconv.ServerAddress(host))
-		if n, err := strconv.Atoi(port); err == nil {
-			attrs = append(attrs, semconv.ServerPort(n))
-		}
-	} else if r.Host != "" {
-		attrs = append(attrs, semconv.ServerAddress(r.Host))
-	}
-	if r.URL.RawQuery != "" {
-		attrs = append(attrs, semconv.URLQuery(r.URL.RawQuery))
-	}
-	if st.upgrade {
-		attrs = append(attrs, attrWebSocket.Bool(true))
-	}
+}
+
+// A span's attributes are given all at once when it ends, from a pooled array: the SDK then
+// copies them into one slice of the right size, where attributes given at start and at end
+// would take a slice of ours each and grow the span's twice. Nothing reads a span's
+// attributes before it ends (the sampler decides without them, and the processor only takes
+// ended spans).
+const maxSpanAttrs = 24 // the most a server span has: 13 about the request, 11 about its outcome
+
+var spanAttrs = sync.Pool{New: func() any { return new([maxSpanAttrs]attribute.KeyValue) }}
+
+// setSpanAttrs gives attrs to span and clears them, so that the pooled array keeps no
+// strings alive.
+func setSpanAttrs(span trace.Span, buf *[maxSpanAttrs]attribute.KeyValue, attrs []attribute.KeyValue) {
 	span.SetAttributes(attrs...)
+	clear(attrs)
+	spanAttrs.Put(buf)
 }
 
 // endRequest records the outcome of a request on its server span and ends it; a request
@@ -206,10 +192,39 @@ func (t *tracing) endRequest(st *reqState, r *http.Request, code int) {
 	}
 }
 
-// endServerSpan records the outcome of a request on its recording server span and ends it.
+// endServerSpan records a request and its outcome on its recording server span and ends it.
 func endServerSpan(st *reqState, r *http.Request, code int) {
 	span := st.span
-	attrs := []attribute.KeyValue{semconv.HTTPResponseStatusCode(code)}
+	buf := spanAttrs.Get().(*[maxSpanAttrs]attribute.KeyValue)
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	attrs := append(buf[:0],
+		semconv.HTTPRequestMethodKey.String(methodAttr(r.Method)),
+		semconv.URLPath(r.URL.Path),
+		semconv.URLScheme(scheme),
+		semconv.ClientAddress(st.client.String()),
+		semconv.NetworkPeerAddress(st.peer.String()),
+		semconv.NetworkProtocolVersion(protocolVersion(r)),
+		semconv.UserAgentOriginal(r.UserAgent()),
+		attrRequestID.String(st.reqID),
+		semconv.HTTPResponseStatusCode(code),
+	)
+	if host, port, err := net.SplitHostPort(r.Host); err == nil {
+		attrs = append(attrs, semconv.ServerAddress(host))
+		if n, err := strconv.Atoi(port); err == nil {
+			attrs = append(attrs, semconv.ServerPort(n))
+		}
+	} else if r.Host != "" {
+		attrs = append(attrs, semconv.ServerAddress(r.Host))
+	}
+	if r.URL.RawQuery != "" {
+		attrs = append(attrs, semconv.URLQuery(r.URL.RawQuery))
+	}
+	if st.upgrade {
+		attrs = append(attrs, attrWebSocket.Bool(true))
+	}
 	if st.route != nil {
 		prefix := st.route.prefix
 		span.SetName(spanMethod(r.Method) + " " + prefix)
@@ -238,7 +253,7 @@ func endServerSpan(st *reqState, r *http.Request, code int) {
 		attrs = append(attrs, semconv.ErrorTypeKey.String(codeLabel(code)))
 		span.SetStatus(codes.Error, "")
 	}
-	span.SetAttributes(attrs...)
+	setSpanAttrs(span, buf, attrs)
 	span.End()
 }
 
@@ -269,27 +284,8 @@ func (t *tracing) startAttempt(st *reqState, req *http.Request) trace.Span {
 // startAttemptSpan starts the client span of one try of a recorded request and writes its
 // context into the outbound request's headers.
 func (t *tracing) startAttemptSpan(st *reqState, req *http.Request) trace.Span {
-	h := req.Header
 	ctx, span := t.tracer.Start(st.tctx, spanMethod(req.Method), clientSpan...)
-	t.prop.Inject(ctx, headerCarrier(h))
-	u := st.backend
-	attrs := []attribute.KeyValue{
-		semconv.HTTPRequestMethodKey.String(methodAttr(req.Method)),
-		attrBackend.String(u.id),
-		attrPool.String(u.pool),
-		attrAttempt.Int(st.ntried),
-		semconv.URLFull(req.URL.String()),
-	}
-	if host, port, err := net.SplitHostPort(u.address); err == nil {
-		attrs = append(attrs, semconv.ServerAddress(host))
-		if n, err := strconv.Atoi(port); err == nil {
-			attrs = append(attrs, semconv.ServerPort(n))
-		}
-	}
-	if r := u.Region(); r != "" {
-		attrs = append(attrs, attrRegion.String(r))
-	}
-	span.SetAttributes(attrs...)
+	t.prop.Inject(ctx, headerCarrier(req.Header))
 	return span
 }
 
@@ -324,21 +320,40 @@ var hexPairs = func() (t [256][2]byte) {
 	return t
 }()
 
-// endAttempt records what one try came to and ends its span.
-func endAttempt(span trace.Span, resp *http.Response, err error) {
+// endAttempt records one try of req to st.backend and what it came to, and ends its span.
+func endAttempt(st *reqState, req *http.Request, span trace.Span, resp *http.Response, err error) {
 	if span.IsRecording() {
+		buf := spanAttrs.Get().(*[maxSpanAttrs]attribute.KeyValue)
+		u := st.backend
+		attrs := append(buf[:0],
+			semconv.HTTPRequestMethodKey.String(methodAttr(req.Method)),
+			attrBackend.String(u.id),
+			attrPool.String(u.pool),
+			attrAttempt.Int(st.ntried),
+			semconv.URLFull(req.URL.String()),
+		)
+		if host, port, err := net.SplitHostPort(u.address); err == nil {
+			attrs = append(attrs, semconv.ServerAddress(host))
+			if n, err := strconv.Atoi(port); err == nil {
+				attrs = append(attrs, semconv.ServerPort(n))
+			}
+		}
+		if r := u.Region(); r != "" {
+			attrs = append(attrs, attrRegion.String(r))
+		}
 		switch {
 		case err != nil:
-			span.SetAttributes(semconv.ErrorTypeKey.String(errorType(err)), attrError.String(err.Error()))
+			attrs = append(attrs, semconv.ErrorTypeKey.String(errorType(err)), attrError.String(err.Error()))
 			span.SetStatus(codes.Error, err.Error())
 		default:
-			span.SetAttributes(semconv.HTTPResponseStatusCode(resp.StatusCode))
+			attrs = append(attrs, semconv.HTTPResponseStatusCode(resp.StatusCode))
 			if resp.StatusCode >= 400 {
 				// Client spans are errors on 4xx too: the proxy's request failed.
-				span.SetAttributes(semconv.ErrorTypeKey.String(codeLabel(resp.StatusCode)))
+				attrs = append(attrs, semconv.ErrorTypeKey.String(codeLabel(resp.StatusCode)))
 				span.SetStatus(codes.Error, "")
 			}
 		}
+		setSpanAttrs(span, buf, attrs)
 	}
 	span.End()
 }

@@ -2,7 +2,6 @@ package consulkv
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -10,44 +9,69 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/caddyserver/certmagic"
 	"github.com/hashicorp/consul/api"
+
+	"github.com/veloflux/veloflux/internal/fielderr"
 )
 
-// Config says where in Consul the storage lives and how its locks behave.
+// Config says where in Consul the storage lives and how its locks behave. Its keys sit in
+// global.tls beside the other ACME keys.
 type Config struct {
-	// Prefix is the KV folder, without leading or trailing "/". Default "veloflux/acme".
-	Prefix string
-	// LockTTL is the TTL of a lock's session, which the holder renews at half of it. Default
-	// 10s; Consul accepts 10s..24h. A dead holder's lock goes after at most twice this.
-	LockTTL time.Duration
+	// Prefix is the KV folder, without leading or trailing "/", spaces or control characters.
+	// Default "veloflux/acme".
+	Prefix string `koanf:"storage_prefix"`
+	// LockTTL bounds how long a lock outlives its holder: once the holder stops renewing (its
+	// process died, or it lost Consul), the lock is free at most LockTTL later. The lock's
+	// Consul session gets half of it, because Consul invalidates a session up to twice its
+	// TTL after the last renewal. Default 20s; 20s (Consul's 10s minimum session TTL, doubled)
+	// to 48h.
+	LockTTL time.Duration `koanf:"lock_ttl"`
 	// LockWait bounds one blocking query while waiting for a lock, so that a wait also
-	// notices a lock deleted without an index change it could see. Default 5s.
-	LockWait time.Duration
+	// notices a lock deleted without an index change it could see. Default 5s. Not a key.
+	LockWait time.Duration `koanf:"-"`
 }
+
+// Consul's bounds on a session TTL.
+const (
+	minSessionTTL = 10 * time.Second
+	maxSessionTTL = 24 * time.Hour
+)
 
 // DefaultConfig returns the defaults documented on each field.
 func DefaultConfig() Config {
-	return Config{Prefix: "veloflux/acme", LockTTL: 10 * time.Second, LockWait: 5 * time.Second}
+	return Config{Prefix: "veloflux/acme", LockTTL: 2 * minSessionTTL, LockWait: 5 * time.Second}
 }
 
-// Validate reports what is wrong with c.
+// Validate returns every problem at once, with the keys' names as paths.
 func (c Config) Validate() error {
-	var errs []error
-	if c.Prefix == "" || strings.HasPrefix(c.Prefix, "/") || strings.HasSuffix(c.Prefix, "/") {
-		errs = append(errs, fmt.Errorf("prefix %q: want a non-empty KV folder without leading or trailing \"/\"", c.Prefix))
+	var e fielderr.Errors
+	switch p := c.Prefix; {
+	case p == "":
+		e.Add("storage_prefix", "required with storage consul")
+	case strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/"):
+		e.Add("storage_prefix", "must not start or end with \"/\", got %s", fielderr.Quote(p))
+	case strings.IndexFunc(p, isSpaceOrControl) >= 0:
+		e.Add("storage_prefix", "must not contain spaces or control characters, got %s", fielderr.Quote(p))
 	}
-	if c.LockTTL < 10*time.Second || c.LockTTL > 24*time.Hour {
-		errs = append(errs, fmt.Errorf("lock TTL %v: Consul accepts 10s to 24h", c.LockTTL))
+	if c.LockTTL < 2*minSessionTTL || c.LockTTL > 2*maxSessionTTL {
+		e.Add("lock_ttl", "must be 20s to 48h (the lock's Consul session gets half, and Consul accepts 10s to 24h), got %s", c.LockTTL)
 	}
-	if c.LockWait <= 0 {
-		errs = append(errs, fmt.Errorf("lock wait %v: want > 0", c.LockWait))
-	}
-	return errors.Join(errs...)
+	e.Positive("lock_wait", c.LockWait)
+	return e.Err()
 }
 
-// lockDelay is the lock-delay of lock sessions; see the package comment.
+func isSpaceOrControl(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }
+
+// sessionTTL is the TTL of a lock's session: Consul invalidates a session that is not renewed
+// between its TTL and twice its TTL after the last renewal, so half of LockTTL keeps the
+// promise that a dead holder's lock is gone within LockTTL.
+func (c Config) sessionTTL() time.Duration { return c.LockTTL / 2 }
+
+// lockDelay is the lock-delay of lock sessions; see the package comment. It must not be 0,
+// which Consul reads as its default of 15 s.
 const lockDelay = time.Millisecond
 
 // Storage is a certmagic.Storage on Consul KV. It is safe for concurrent use.
@@ -199,7 +223,7 @@ func (s *Storage) Lock(ctx context.Context, name string) error {
 	sessions := s.client.Session()
 	id, _, err := sessions.Create(&api.SessionEntry{
 		Name:      "veloflux acme " + name,
-		TTL:       s.cfg.LockTTL.String(),
+		TTL:       s.cfg.sessionTTL().String(),
 		LockDelay: lockDelay,
 		Behavior:  api.SessionBehaviorDelete,
 	}, s.write(ctx))
@@ -207,13 +231,7 @@ func (s *Storage) Lock(ctx context.Context, name string) error {
 		return fmt.Errorf("consulkv: lock %s: create session: %w", name, err)
 	}
 	l := &heldLock{session: id, stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(l.done)
-		// RenewPeriodic renews at half the TTL and destroys the session when stop closes.
-		if err := sessions.RenewPeriodic(s.cfg.LockTTL.String(), id, nil, l.stop); err != nil {
-			s.log.Warn("ACME lock session ended while held", "lock", name, "error", err)
-		}
-	}()
+	go s.renew(name, l)
 	if err := s.acquire(ctx, name, id); err != nil {
 		close(l.stop)
 		<-l.done
@@ -223,6 +241,55 @@ func (s *Storage) Lock(ctx context.Context, name string) error {
 	s.locks[name] = l
 	s.mu.Unlock()
 	return nil
+}
+
+// renew keeps l's session alive until l.stop closes, then destroys it. It renews every half
+// session TTL, so a holder misses three renewals in a row before Consul may drop its lock, and
+// after a failed renewal it tries again every second.
+func (s *Storage) renew(name string, l *heldLock) {
+	defer close(l.done)
+	sessions := s.client.Session()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-l.stop:
+			cancel() // a renewal in flight ends with the lock
+		case <-ctx.Done():
+		}
+	}()
+	every := s.cfg.sessionTTL() / 2
+	t := time.NewTimer(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			// A background context: the destroy must be sent although the lock's context ended.
+			dctx, dcancel := context.WithTimeout(context.Background(), s.cfg.sessionTTL())
+			_, err := sessions.Destroy(l.session, s.write(dctx))
+			dcancel()
+			if err != nil {
+				// The lock goes when Consul drops the session, within LockTTL.
+				s.log.Warn("ACME lock session not destroyed; Consul drops it within the lock TTL", "lock", name, "error", err)
+			}
+			return
+		case <-t.C:
+		}
+		entry, _, err := sessions.Renew(l.session, s.write(ctx))
+		switch {
+		case err != nil:
+			if ctx.Err() == nil {
+				s.log.Warn("ACME lock session renewal failed; retrying", "lock", name, "error", err)
+			}
+			t.Reset(time.Second)
+		case entry == nil:
+			s.log.Warn("ACME lock session ended while held", "lock", name)
+			<-l.stop
+			return
+		default:
+			t.Reset(every)
+		}
+	}
 }
 
 // acquire loops until session id holds the lock called name.

@@ -1,9 +1,13 @@
 package consulkv
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
+	"os"
+	"os/exec"
 	"slices"
 	"testing"
 	"time"
@@ -15,7 +19,12 @@ import (
 	"github.com/veloflux/veloflux/internal/testutil"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if addr := os.Getenv(holderEnv); addr != "" {
+		os.Exit(runHolder(addr))
+	}
+	goleak.VerifyTestMain(m)
+}
 
 func newStorage(t *testing.T, agent *consultest.Agent, prefix string) *Storage {
 	t.Helper()
@@ -179,33 +188,103 @@ func TestLockExcludes(t *testing.T) {
 	}
 }
 
-// TestDeadHolderLosesLock: a holder that stops renewing (its process died) loses the lock once
-// Consul invalidates its session, at most twice the TTL later.
-func TestDeadHolderLosesLock(t *testing.T) {
+// holderEnv, when set to a Consul address, makes the test binary a lock holder: it takes the
+// lock holderLock, says "locked" on stdout, and holds it until it is killed.
+const (
+	holderEnv  = "CONSULKV_TEST_HOLDER"
+	holderLock = "issue_cert_example.com"
+)
+
+func runHolder(addr string) int {
+	client, err := api.NewClient(&api.Config{Address: addr})
+	if err == nil {
+		var s *Storage
+		if s, err = New(client, DefaultConfig(), nil); err == nil {
+			err = s.Lock(context.Background(), holderLock)
+		}
+	}
+	if err != nil {
+		fmt.Println("error:", err)
+		return 1
+	}
+	fmt.Println("locked")
+	select {}
+}
+
+// takeoverAllowance is what the bound on a takeover allows beyond the lock TTL: Consul's
+// session timer firing and the waiter's blocking query returning and acquiring, on a busy
+// machine. The waiter is woken by the lock key's deletion; it does not poll.
+const takeoverAllowance = time.Second
+
+// TestKilledHolderLosesLock: a node holding a lock keeps it past the lock TTL by renewing its
+// session; once its process is killed, another node takes the lock within the lock TTL.
+func TestKilledHolderLosesLock(t *testing.T) {
 	agent := consultest.Start(t, "")
 	s := newStorage(t, agent, "veloflux/acme")
-	ctx := t.Context()
-	// What a killed node leaves behind: a held lock whose session nobody renews.
-	sess, _, err := s.client.Session().Create(&api.SessionEntry{
-		TTL: s.cfg.LockTTL.String(), LockDelay: lockDelay, Behavior: api.SessionBehaviorDelete,
-	}, nil)
+	ttl := s.cfg.LockTTL
+
+	holder := exec.Command(os.Args[0], "-test.run=^$")
+	holder.Env = append(os.Environ(), holderEnv+"="+agent.HTTPAddr)
+	out, err := holder.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ok, _, err := s.client.KV().Acquire(&api.KVPair{Key: s.lockKey("issue_cert_example.com"), Session: sess}, nil)
-	if err != nil || !ok {
-		t.Fatalf("dead holder's acquire = %v, %v", ok, err)
-	}
-	start := time.Now()
-	if err := s.Lock(ctx, "issue_cert_example.com"); err != nil {
+	holder.Stderr = os.Stderr
+	if err := holder.Start(); err != nil {
 		t.Fatal(err)
 	}
-	took := time.Since(start)
-	t.Logf("lock taken over from a dead holder after %v (TTL %v)", took.Round(100*time.Millisecond), s.cfg.LockTTL)
-	if took < s.cfg.LockTTL/2 {
-		t.Errorf("lock taken after %v, while the dead holder's session (TTL %v) was still valid", took, s.cfg.LockTTL)
+	exited := make(chan struct{})
+	t.Cleanup(func() {
+		_ = holder.Process.Kill()
+		<-exited
+	})
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		_ = holder.Wait()
+		close(exited)
+	}()
+	if line := testutil.Receive(t, lines, "the holder's lock"); line != "locked" {
+		t.Fatalf("holder said %q, want locked", line)
 	}
-	if err := s.Unlock(ctx, "issue_cert_example.com"); err != nil {
+
+	// The session is what Consul enforces: half the lock TTL, and a lock-delay that is not
+	// Consul's default 15 s, which would be added to every takeover.
+	entries, _, err := s.client.Session().List(nil)
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("sessions = %v, %v; want the holder's", entries, err)
+	}
+	if e := entries[0]; e.TTL != (ttl/2).String() || e.LockDelay != lockDelay || e.Behavior != api.SessionBehaviorDelete {
+		t.Errorf("holder's session: TTL %s, lock-delay %v, behavior %s; want %s, %v, delete", e.TTL, e.LockDelay, e.Behavior, ttl/2, lockDelay)
+	}
+
+	// Alive, the holder keeps the lock past the TTL: a session it did not renew would be
+	// gone by then.
+	alive, cancel := context.WithTimeout(t.Context(), ttl+takeoverAllowance)
+	defer cancel()
+	if err := s.Lock(alive, holderLock); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Lock while the holder lives = %v, want it to wait until its deadline", err)
+	}
+
+	// Killed, its renewals stop at once; the bound runs from here.
+	if err := holder.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-exited
+	killed := time.Now()
+	if err := s.Lock(t.Context(), holderLock); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(killed)
+	t.Logf("lock taken over %v after its holder was killed (lock TTL %v, session TTL %v)", took.Round(10*time.Millisecond), ttl, ttl/2)
+	if took > ttl+takeoverAllowance {
+		t.Errorf("lock taken over %v after its holder was killed, want at most the lock TTL %v (+%v)", took, ttl, takeoverAllowance)
+	}
+	if err := s.Unlock(t.Context(), holderLock); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -219,7 +298,10 @@ func TestConfigValidate(t *testing.T) {
 		{"defaults", func(*Config) {}, true},
 		{"empty prefix", func(c *Config) { c.Prefix = "" }, false},
 		{"leading slash", func(c *Config) { c.Prefix = "/veloflux" }, false},
-		{"ttl below Consul's minimum", func(c *Config) { c.LockTTL = 5 * time.Second }, false},
+		{"ttl whose session would be below Consul's minimum", func(c *Config) { c.LockTTL = 19 * time.Second }, false},
+		{"ttl of the shortest session", func(c *Config) { c.LockTTL = 20 * time.Second }, true},
+		{"ttl whose session would be above Consul's maximum", func(c *Config) { c.LockTTL = 49 * time.Hour }, false},
+		{"prefix with a space", func(c *Config) { c.Prefix = "velo flux" }, false},
 		{"no lock wait", func(c *Config) { c.LockWait = 0 }, false},
 	}
 	for _, tt := range tests {

@@ -32,10 +32,8 @@ func newACME(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*
 		if err != nil {
 			return nil, err
 		}
-		kc := consulkv.DefaultConfig()
-		kc.Prefix = t.StoragePrefix
-		if ac.Storage, err = consulkv.New(client, kc, log); err != nil {
-			return nil, fmt.Errorf("global.tls.storage_prefix: %w", err)
+		if ac.Storage, err = consulkv.New(client, t.Config, log); err != nil {
+			return nil, fmt.Errorf("global.tls: %w", err)
 		}
 	default:
 		ac.Storage = &certmagic.FileStorage{Path: t.CertDir}

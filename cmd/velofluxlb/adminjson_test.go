@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"testing"
+	"time"
+
+	"github.com/veloflux/veloflux/internal/testutil/testconfig"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite testdata/admin-*.golden.json from the current admin answers")
@@ -19,40 +22,26 @@ var updateGolden = flag.Bool("update", false, "rewrite testdata/admin-*.golden.j
 // answers every GET endpoint through the real handler, and the answers, with times, ports and
 // paths masked, must equal the files byte for byte.
 func TestAdminJSON(t *testing.T) {
-	const pools = `
-  health_check: {interval: 1h, max_interval: 1h}
-pools:
-  - name: web
-    algorithm: least_conn
-    health_check: {path: /health}
-    backends:
-      - address: "127.0.0.1:1"
-        weight: 3
-      - address: "127.0.0.1:2"
-  - name: api
-    backends:
-      - address: "127.0.0.1:3"
-routes:
-  - host: api.example
-    pool: api
-  - pool: web
-`
+	standalone := testconfig.Config{
+		Global: testconfig.Global{
+			BindAddress: "127.0.0.1:0", MetricsAddress: testconfig.Ptr(""), AdminAddress: testconfig.Ptr("127.0.0.1:0"),
+			HealthCheck: &testconfig.HealthCheck{Interval: testconfig.Duration(time.Hour), MaxInterval: testconfig.Duration(time.Hour)},
+		},
+		Pools: []testconfig.Pool{
+			{Name: "web", Algorithm: "least_conn", HealthCheck: &testconfig.HealthCheck{Path: "/health"},
+				Backends: []testconfig.Backend{{Address: "127.0.0.1:1", Weight: 3}, {Address: "127.0.0.1:2"}}},
+			{Name: "api", Backends: []testconfig.Backend{{Address: "127.0.0.1:3"}}},
+		},
+		Routes: []testconfig.Route{{Host: "api.example", Pool: "api"}, {Pool: "web"}},
+	}
+	cluster := standalone
+	cluster.Cluster = &testconfig.Cluster{Enabled: true, Name: "golden-node", BindAddress: "127.0.0.1:0"}
 	tests := []struct {
 		name string
-		yaml string
+		cfg  testconfig.Config
 	}{
-		{"standalone", `global:
-  bind_address: "127.0.0.1:0"
-  metrics_address: ""
-  admin_address: "127.0.0.1:0"` + pools},
-		{"cluster", `global:
-  bind_address: "127.0.0.1:0"
-  metrics_address: ""
-  admin_address: "127.0.0.1:0"` + pools + `cluster:
-  enabled: true
-  name: golden-node
-  bind_address: "127.0.0.1:0"
-`},
+		{"standalone", standalone},
+		{"cluster", cluster},
 	}
 	mask := []struct{ re, with string }{
 		{`"20\d\d-\d\d-\d\dT[^"]*"`, `"TIME"`},
@@ -62,7 +51,7 @@ routes:
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a, _, err := buildNode(t, tt.yaml)
+			a, _, err := buildNode(t, tt.cfg.YAML(t))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,12 +19,13 @@ import (
 	"github.com/veloflux/veloflux/discovery"
 	"github.com/veloflux/veloflux/health"
 	"github.com/veloflux/veloflux/internal/testutil"
+	"github.com/veloflux/veloflux/internal/testutil/testconfig"
 	"github.com/veloflux/veloflux/proxy"
 )
 
-func mustParseConfig(t *testing.T, yaml string) *config.Config {
+func mustParseConfig(t *testing.T, file testconfig.Config) *config.Config {
 	t.Helper()
-	cfg, err := config.Parse([]byte(yaml), nil)
+	cfg, err := config.Parse([]byte(file.YAML(t)), nil)
 	if err != nil {
 		t.Fatalf("config:\n%v", err)
 	}
@@ -33,20 +33,24 @@ func mustParseConfig(t *testing.T, yaml string) *config.Config {
 }
 
 func TestHealthTargets(t *testing.T) {
-	cfg := mustParseConfig(t, `
-global:
-  health_check: {interval: 20s, timeout: 3s, retries: 4, rise: 3, max_interval: 2m, method: HEAD, host: g.internal, expect_status: "200"}
-pools:
-  - name: static-http
-    health_check: {path: /health, expect_status: "200-299,301", interval: 5s}
-    backends: [{address: "10.0.0.1:80"}, {address: "10.0.0.2:80", health_check: {path: /own}},
-      {address: "10.0.0.5:80", health_check: {method: GET, host: five.internal, expect_status: "204"}}]
-  - name: static-tcp
-    health_check: {type: tcp, retries: 1}
-    backends: [{address: "10.0.0.3:80"}]
-  - name: static-unchecked
-    backends: [{address: "10.0.0.4:80"}]
-`)
+	cfg := mustParseConfig(t, testconfig.Config{
+		Global: testconfig.Global{HealthCheck: &testconfig.HealthCheck{
+			Interval: testconfig.Duration(20 * time.Second), Timeout: testconfig.Duration(3 * time.Second), Retries: 4, Rise: 3,
+			MaxInterval: testconfig.Duration(2 * time.Minute), Method: "HEAD", Host: "g.internal", ExpectStatus: "200",
+		}},
+		Pools: []testconfig.Pool{
+			{Name: "static-http",
+				HealthCheck: &testconfig.HealthCheck{Path: "/health", ExpectStatus: "200-299,301", Interval: testconfig.Duration(5 * time.Second)},
+				Backends: []testconfig.Backend{
+					{Address: "10.0.0.1:80"},
+					{Address: "10.0.0.2:80", HealthCheck: &testconfig.BackendHealthCheck{Path: "/own"}},
+					{Address: "10.0.0.5:80", HealthCheck: &testconfig.BackendHealthCheck{Method: "GET", Host: "five.internal", ExpectStatus: "204"}},
+				}},
+			{Name: "static-tcp", HealthCheck: &testconfig.HealthCheck{Type: "tcp", Retries: 1},
+				Backends: []testconfig.Backend{{Address: "10.0.0.3:80"}}},
+			{Name: "static-unchecked", Backends: []testconfig.Backend{{Address: "10.0.0.4:80"}}},
+		},
+	})
 	snap, _ := discovery.Merge(staticSnapshot(cfg, nil), &discovery.Snapshot{Source: "consul", Pools: []discovery.Pool{{
 		Name: "consul-pool",
 		Backends: []discovery.Backend{
@@ -125,14 +129,12 @@ pools:
 }
 
 func TestPassivePools(t *testing.T) {
-	cfg := mustParseConfig(t, `
-global:
-  passive: {consecutive_failures: 7, ejection_time: 10s, max_ejection_time: 1m, max_ejection_percent: 20}
-pools:
-  - name: static
-    passive: {consecutive_failures: 2}
-    backends: [{address: "10.0.0.1:80"}, {address: "10.0.0.2:80"}]
-`)
+	cfg := mustParseConfig(t, testconfig.Config{
+		Global: testconfig.Global{Passive: &testconfig.Passive{ConsecutiveFailures: 7, EjectionTime: testconfig.Duration(10 * time.Second),
+			MaxEjectionTime: testconfig.Duration(time.Minute), MaxEjectionPercent: 20}},
+		Pools: []testconfig.Pool{{Name: "static", Passive: &testconfig.Passive{ConsecutiveFailures: 2},
+			Backends: []testconfig.Backend{{Address: "10.0.0.1:80"}, {Address: "10.0.0.2:80"}}}},
+	})
 	snap, _ := discovery.Merge(staticSnapshot(cfg, nil), &discovery.Snapshot{Source: "consul", Pools: []discovery.Pool{
 		{Name: "discovered", Backends: []discovery.Backend{{ID: "dc1/n/a", Address: "10.1.0.1:80"}}},
 	}})
@@ -190,9 +192,9 @@ type healthNode struct {
 	client  *http.Client
 }
 
-func startHealthNode(t *testing.T, yaml string) *healthNode {
+func startHealthNode(t *testing.T, file testconfig.Config) *healthNode {
 	t.Helper()
-	cfg := mustParseConfig(t, yaml)
+	cfg := mustParseConfig(t, file)
 	log := slog.New(slog.DiscardHandler)
 	reg := prometheus.NewRegistry()
 	checker, passive, err := newHealthChecks(cfg, log, reg)
@@ -247,24 +249,22 @@ func (n *healthNode) get(t *testing.T) int {
 	return resp.StatusCode
 }
 
-// poolYAML is a config with one pool of the given backends behind the default route, probed
+// poolConfig is a config with one pool of the given backends behind the default route, probed
 // once an hour (so only the passive checks' ProbeNow brings a probe during a test), ejecting
 // after 3 failures for ejectionTime.
-func poolYAML(ejectionTime string, percent int, addrs ...string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, `global:
-  health_check: {interval: 1h, timeout: 1s, max_interval: 1h}
-  passive: {consecutive_failures: 3, ejection_time: %s, max_ejection_time: 10s, max_ejection_percent: %d}
-pools:
-  - name: web
-    health_check: {path: /health}
-    backends:
-`, ejectionTime, percent)
-	for _, a := range addrs {
-		fmt.Fprintf(&b, "      - address: %q\n", a)
+func poolConfig(ejectionTime time.Duration, percent int, addrs ...string) testconfig.Config {
+	pool := testconfig.WebPool(addrs...)
+	pool.HealthCheck = &testconfig.HealthCheck{Path: "/health"}
+	return testconfig.Config{
+		Global: testconfig.Global{
+			HealthCheck: &testconfig.HealthCheck{Interval: testconfig.Duration(time.Hour), Timeout: testconfig.Duration(time.Second),
+				MaxInterval: testconfig.Duration(time.Hour)},
+			Passive: &testconfig.Passive{ConsecutiveFailures: 3, EjectionTime: testconfig.Duration(ejectionTime),
+				MaxEjectionTime: testconfig.Duration(10 * time.Second), MaxEjectionPercent: percent},
+		},
+		Pools:  []testconfig.Pool{pool},
+		Routes: []testconfig.Route{{Pool: "web"}},
 	}
-	b.WriteString("routes:\n  - pool: web\n")
-	return b.String()
 }
 
 // TestPassiveThroughProxy drives a real proxy against real backends and checks the passive
@@ -276,7 +276,7 @@ func TestPassiveThroughProxy(t *testing.T) {
 		// out however long those requests take on a busy machine.
 		bad := newSwitchable(t, http.StatusServiceUnavailable, http.StatusServiceUnavailable)
 		good1, good2 := newSwitchable(t, http.StatusOK, http.StatusOK), newSwitchable(t, http.StatusOK, http.StatusOK)
-		n := startHealthNode(t, poolYAML("50ms", 50, bad.addr(), good1.addr(), good2.addr()))
+		n := startHealthNode(t, poolConfig(50*time.Millisecond, 50, bad.addr(), good1.addr(), good2.addr()))
 		for bad.requests.Load() < 3 {
 			n.get(t)
 		}
@@ -309,7 +309,7 @@ func TestPassiveThroughProxy(t *testing.T) {
 	t.Run("a failing probe keeps the ejected backend out", func(t *testing.T) {
 		bad := newSwitchable(t, http.StatusInternalServerError, http.StatusServiceUnavailable)
 		good := newSwitchable(t, http.StatusOK, http.StatusOK)
-		n := startHealthNode(t, poolYAML("50ms", 50, bad.addr(), good.addr()))
+		n := startHealthNode(t, poolConfig(50*time.Millisecond, 50, bad.addr(), good.addr()))
 		for i := 0; !n.passive.Ejected(bad.addr()); i++ {
 			if i == 20 {
 				t.Fatalf("not ejected after %d 5xx answers", bad.requests.Load())
@@ -330,7 +330,7 @@ func TestPassiveThroughProxy(t *testing.T) {
 	t.Run("max_ejection_percent keeps the pool serving", func(t *testing.T) {
 		b1 := newSwitchable(t, http.StatusBadGateway, http.StatusOK)
 		b2 := newSwitchable(t, http.StatusBadGateway, http.StatusOK)
-		n := startHealthNode(t, poolYAML("10s", 100, b1.addr(), b2.addr()))
+		n := startHealthNode(t, poolConfig(10*time.Second, 100, b1.addr(), b2.addr()))
 		for range 30 {
 			n.get(t)
 		}
@@ -351,7 +351,7 @@ func TestPassiveThroughProxy(t *testing.T) {
 
 	t.Run("a pool of one is never emptied by passive checks", func(t *testing.T) {
 		only := newSwitchable(t, http.StatusInternalServerError, http.StatusOK)
-		n := startHealthNode(t, poolYAML("10s", 50, only.addr()))
+		n := startHealthNode(t, poolConfig(10*time.Second, 50, only.addr()))
 		for range 10 {
 			if got := n.get(t); got != http.StatusInternalServerError {
 				t.Fatalf("answer %d, want the backend's own 500", got)
@@ -375,8 +375,10 @@ func TestAllDownPoolAnswers503(t *testing.T) {
 		dead = append(dead, ln.Addr().String())
 		_ = ln.Close()
 	}
-	yaml := strings.Replace(poolYAML("10s", 50, dead...), "interval: 1h, timeout: 1s, max_interval: 1h", "interval: 20ms, timeout: 10ms, retries: 1", 1)
-	n := startHealthNode(t, yaml)
+	cfg := poolConfig(10*time.Second, 50, dead...)
+	cfg.Global.HealthCheck = &testconfig.HealthCheck{Interval: testconfig.Duration(20 * time.Millisecond),
+		Timeout: testconfig.Duration(10 * time.Millisecond), Retries: 1}
+	n := startHealthNode(t, cfg)
 	testutil.Eventually(t, "both backends down", func() bool { return !n.checker.Healthy(dead[0]) && !n.checker.Healthy(dead[1]) })
 	start := time.Now()
 	for range 10 {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/veloflux/veloflux/internal/testutil"
+	"github.com/veloflux/veloflux/internal/testutil/testconfig"
 )
 
 // A reload that removes a pool removes every series that names it or its backends from the
@@ -19,32 +20,20 @@ func TestReloadDeletesSeriesOfRemovedPool(t *testing.T) {
 	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
 	t.Cleanup(be.Close)
 	dead := testutil.FreeAddr(t)
+	check := &testconfig.HealthCheck{Path: "/", Interval: testconfig.Duration(50 * time.Millisecond), Timeout: testconfig.Duration(40 * time.Millisecond)}
 	pools := func(withB bool) string {
-		s := `global:
-  bind_address: "127.0.0.1:0"
-  metrics_address: ""
-  admin_address: ""
-pools:
-  - name: a
-    sticky_sessions: true
-    health_check: {path: /, interval: 50ms, timeout: 40ms}
-    backends:
-      - address: "` + be.Listener.Addr().String() + `"
-`
-		if withB {
-			s += `  - name: b
-    sticky_sessions: true
-    health_check: {path: /, interval: 50ms, timeout: 40ms}
-    passive: {consecutive_failures: 1}
-    backends:
-      - address: "` + dead + `"
-`
+		c := testconfig.Config{
+			Global: testconfig.Global{BindAddress: "127.0.0.1:0", MetricsAddress: testconfig.Ptr(""), AdminAddress: testconfig.Ptr("")},
+			Pools: []testconfig.Pool{{Name: "a", StickySessions: true, HealthCheck: check,
+				Backends: []testconfig.Backend{{Address: be.Listener.Addr().String()}}}},
+			Routes: []testconfig.Route{{PathPrefix: "/a", Pool: "a"}},
 		}
-		s += "routes:\n  - path_prefix: /a\n    pool: a\n"
 		if withB {
-			s += "  - path_prefix: /b\n    pool: b\n"
+			c.Pools = append(c.Pools, testconfig.Pool{Name: "b", StickySessions: true, HealthCheck: check,
+				Passive: &testconfig.Passive{ConsecutiveFailures: 1}, Backends: []testconfig.Backend{{Address: dead}}})
+			c.Routes = append(c.Routes, testconfig.Route{PathPrefix: "/b", Pool: "b"})
 		}
-		return s
+		return c.YAML(t)
 	}
 	n := startNode(t, pools(true))
 	url := "http://" + n.a.server.Addrs()[0].String()

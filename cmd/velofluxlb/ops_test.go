@@ -9,8 +9,10 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/veloflux/veloflux/internal/testutil"
+	"github.com/veloflux/veloflux/internal/testutil/testconfig"
 )
 
 // opsNode runs a node with admin credentials, a sticky pool of two real backends, and, when
@@ -25,31 +27,21 @@ func opsNode(t *testing.T, cluster bool) (*testNode, string) {
 		t.Cleanup(be.Close)
 		addrs = append(addrs, be.Listener.Addr().String())
 	}
-	yaml := `global:
-  bind_address: "127.0.0.1:0"
-  metrics_address: ""
-  admin_address: "127.0.0.1:0"
-  drain_timeout: 1s
-  health_check: {interval: 1h, max_interval: 1h}
-sticky:
-  secret: "ops-test-secret-ops-test-secret-ops-test-1"
-pools:
-  - name: web
-    sticky_sessions: true
-    backends:
-      - address: "` + addrs[0] + `"
-        weight: 3
-      - address: "` + addrs[1] + `"
-routes:
-  - host: shop.example
-    path_prefix: /cart
-    pool: web
-  - pool: web
-`
-	if cluster {
-		yaml += "cluster:\n  enabled: true\n  name: ops-node\n  bind_address: \"127.0.0.1:0\"\n"
+	cfg := testconfig.Config{
+		Global: testconfig.Global{
+			BindAddress: "127.0.0.1:0", MetricsAddress: testconfig.Ptr(""), AdminAddress: testconfig.Ptr("127.0.0.1:0"),
+			DrainTimeout: testconfig.Duration(time.Second),
+			HealthCheck:  &testconfig.HealthCheck{Interval: testconfig.Duration(time.Hour), MaxInterval: testconfig.Duration(time.Hour)},
+		},
+		Sticky: &testconfig.Sticky{Secret: "ops-test-secret-ops-test-secret-ops-test-1"},
+		Pools: []testconfig.Pool{{Name: "web", StickySessions: true,
+			Backends: []testconfig.Backend{{Address: addrs[0], Weight: 3}, {Address: addrs[1]}}}},
+		Routes: []testconfig.Route{{Host: "shop.example", PathPrefix: "/cart", Pool: "web"}, {Pool: "web"}},
 	}
-	n := startNodeEnv(t, yaml, []string{"VF_ADMIN_USER=ops", "VF_ADMIN_PASS=ops-pass"})
+	if cluster {
+		cfg.Cluster = &testconfig.Cluster{Enabled: true, Name: "ops-node", BindAddress: "127.0.0.1:0"}
+	}
+	n := startNodeEnv(t, cfg.YAML(t), []string{"VF_ADMIN_USER=ops", "VF_ADMIN_PASS=ops-pass"})
 	if cluster {
 		testutil.Receive(t, n.a.cluster.node.Ready(), "gossip node running")
 	}

@@ -7,20 +7,18 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/veloflux/veloflux/internal/testutil"
+	"github.com/veloflux/veloflux/internal/testutil/testconfig"
 )
 
 // TestHealthCommand runs `veloflux health` against a real node, then against a metrics
 // listener that answers 503 and one that is gone: only the first exits 0.
 func TestHealthCommand(t *testing.T) {
 	metrics := testutil.FreeAddr(t)
-	yaml := `global:
-  bind_address: "127.0.0.1:0"
-  metrics_address: "` + metrics + `"
-  admin_address: ""
-  drain_timeout: 1s
-`
+	yaml := testconfig.Config{Global: testconfig.Global{BindAddress: "127.0.0.1:0", MetricsAddress: &metrics,
+		AdminAddress: testconfig.Ptr(""), DrainTimeout: testconfig.Duration(time.Second)}}.YAML(t)
 	path := writeYAML(t, yaml)
 	startNode(t, yaml)
 	testutil.Eventually(t, "veloflux health exits 0 against a ready node", func() bool {
@@ -46,7 +44,7 @@ func TestHealthCommand(t *testing.T) {
 		{"no metrics listener", "", "global.metrics_address is empty"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			path := writeYAML(t, "global:\n  bind_address: \"127.0.0.1:0\"\n  metrics_address: \""+tt.metrics+"\"\n")
+			path := writeYAML(t, testconfig.Config{Global: testconfig.Global{BindAddress: "127.0.0.1:0", MetricsAddress: &tt.metrics}}.YAML(t))
 			var stderr bytes.Buffer
 			if code := runCLI([]string{"health", "-config", path}, nil, &bytes.Buffer{}, &stderr); code != 1 {
 				t.Fatalf("exit %d, want 1; stderr %q", code, stderr.String())

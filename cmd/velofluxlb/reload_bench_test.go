@@ -4,33 +4,34 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/veloflux/veloflux/internal/testutil/testconfig"
 )
 
 // bigConfig is a node's configuration with pools × perPool backends, one route per pool (by
 // host), the port of the first moved backends moved by shift: two shifts give two tables that
 // differ in those backends. No pool has an active health check, so nothing is probed.
-func bigConfig(pools, perPool, moved, shift int) string {
-	var b strings.Builder
-	b.WriteString("global:\n  bind_address: \"127.0.0.1:0\"\n  metrics_address: \"\"\n  admin_address: \"\"\n  access_log: false\n  log_level: warn\npools:\n")
+func bigConfig(pools, perPool, moved, shift int) testconfig.Config {
+	c := testconfig.Config{Global: testconfig.Global{
+		BindAddress: "127.0.0.1:0", MetricsAddress: testconfig.Ptr(""), AdminAddress: testconfig.Ptr(""),
+		AccessLog: testconfig.Ptr(false), LogLevel: "warn",
+	}}
 	for p := range pools {
-		fmt.Fprintf(&b, "  - name: p%d\n    backends:\n", p)
+		pool := testconfig.Pool{Name: fmt.Sprintf("p%d", p)}
 		for i := range perPool {
 			port := 8000 + i/250
 			if p*perPool+i < moved {
 				port += shift
 			}
-			fmt.Fprintf(&b, "      - address: \"10.%d.%d.%d:%d\"\n", p/250, p%250, i%250+1, port)
+			pool.Backends = append(pool.Backends, testconfig.Backend{Address: fmt.Sprintf("10.%d.%d.%d:%d", p/250, p%250, i%250+1, port)})
 		}
+		c.Pools = append(c.Pools, pool)
+		c.Routes = append(c.Routes, testconfig.Route{Host: fmt.Sprintf("p%d.example", p), Pool: pool.Name})
 	}
-	b.WriteString("routes:\n")
-	for p := range pools {
-		fmt.Fprintf(&b, "  - host: \"p%d.example\"\n    pool: p%d\n", p, p)
-	}
-	return b.String()
+	return c
 }
 
 // BenchmarkReload10000Backends is a configuration reload that swaps a table of 10,000
@@ -51,7 +52,7 @@ func BenchmarkReload10000Backends(b *testing.B) {
 func benchmarkReload(b *testing.B, moved int) {
 	dir := b.TempDir()
 	path := filepath.Join(dir, "config.yaml")
-	files := [2]string{bigConfig(100, 100, moved, 0), bigConfig(100, 100, moved, 1)}
+	files := [2]string{bigConfig(100, 100, moved, 0).YAML(b), bigConfig(100, 100, moved, 1).YAML(b)}
 	a, _ := appFromFile(b, path, files[0])
 	var worst time.Duration
 	b.ReportAllocs()

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/veloflux/veloflux/internal/testutil/testconfig"
 )
 
 // TestSecretFiles checks VFX_GOSSIP_KEY_FILE and VFX_STICKY_SECRET_FILE through the command
@@ -20,12 +22,10 @@ func TestSecretFiles(t *testing.T) {
 		}
 		return p
 	}
-	cfg := write("config.yaml", `global:
-  bind_address: "127.0.0.1:0"
-cluster:
-  enabled: true
-  bind_address: "0.0.0.0:7946"
-`)
+	cfg := write("config.yaml", testconfig.Config{
+		Global:  testconfig.Global{BindAddress: "127.0.0.1:0"},
+		Cluster: &testconfig.Cluster{Enabled: true, BindAddress: "0.0.0.0:7946"},
+	}.YAML(t))
 	goodKey := write("gossip-key", "Tn8mrmNZxRPN9PrNJ5pKN2kVtn5pDHqXMrSN/w2ZMak=\n")
 	badKey := write("bad-key", "not-base64!\n")
 	secret := write("sticky", strings.Repeat("s", 40)+"\n")

@@ -29,6 +29,7 @@ import (
 	"github.com/veloflux/veloflux/gossip"
 	"github.com/veloflux/veloflux/health"
 	"github.com/veloflux/veloflux/health/consensus"
+	"github.com/veloflux/veloflux/internal/gcfloor"
 	"github.com/veloflux/veloflux/internal/pace"
 	"github.com/veloflux/veloflux/proxy"
 	"github.com/veloflux/veloflux/telemetry"
@@ -408,11 +409,15 @@ type part struct {
 // parts lists every long-running part but the proxy server, all built by newApp; hup is the
 // SIGHUP channel the config watch reloads on.
 func (a *app) parts(hup <-chan os.Signal) []part {
+	a.mu.Lock()
+	gcMinHeap := a.cfg.Global.GCMinHeap // read at start only, like the listeners
+	a.mu.Unlock()
 	ps := []part{
 		{"health", a.checker.Run},
 		{"health consensus", a.consensus.Run},
 		{"passive health", a.passive.Run},
 		{"config watch", func(ctx context.Context) error { return a.watch(ctx, hup) }},
+		{"gc floor", gcfloor.New(int64(gcMinHeap)).Run},
 	}
 	if a.geo != nil {
 		ps = append(ps, part{"geo", a.geo.Run})

@@ -17,6 +17,7 @@ import (
 
 	"github.com/veloflux/veloflux/config"
 	"github.com/veloflux/veloflux/internal/testutil"
+	"github.com/veloflux/veloflux/internal/testutil/testconfig"
 	"github.com/veloflux/veloflux/telemetry"
 )
 
@@ -29,23 +30,13 @@ func TestAppRunStopsCleanly(t *testing.T) {
 	defer be.Close()
 	addr := strings.TrimPrefix(be.URL, "http://")
 	path := t.TempDir() + "/config.yaml"
-	yaml := `global:
-  bind_address: "127.0.0.1:0"
-  metrics_address: "127.0.0.1:0"
-  admin_address: "127.0.0.1:0"
-  drain_timeout: 2s
-pools:
-  - name: web
-    health_check: {path: /, interval: 50ms, timeout: 40ms}
-    backends:
-      - address: "` + addr + `"
-routes:
-  - pool: web
-`
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+	cfg := testconfig.Config{Global: testconfig.Loopback(), Pools: []testconfig.Pool{testconfig.WebPool(addr)}, Routes: []testconfig.Route{{Pool: "web"}}}
+	cfg.Global.DrainTimeout = testconfig.Duration(2 * time.Second)
+	cfg.Pools[0].HealthCheck = &testconfig.HealthCheck{Path: "/", Interval: testconfig.Duration(50 * time.Millisecond), Timeout: testconfig.Duration(40 * time.Millisecond)}
+	if err := os.WriteFile(path, []byte(cfg.YAML(t)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Load(path, nil)
+	loaded, err := config.Load(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +45,7 @@ routes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := newApp(path, nil, cfg, log, level)
+	a, err := newApp(path, nil, loaded, log, level)
 	if err != nil {
 		t.Fatal(err)
 	}

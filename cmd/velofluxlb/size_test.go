@@ -9,6 +9,7 @@ import (
 
 	"github.com/veloflux/veloflux/config"
 	"github.com/veloflux/veloflux/internal/testutil"
+	"github.com/veloflux/veloflux/internal/testutil/testconfig"
 	"github.com/veloflux/veloflux/telemetry"
 )
 
@@ -39,8 +40,9 @@ func appFromFile(t testing.TB, path, yaml string) (*app, *config.Config) {
 // the reload, naming the file, and the running configuration stays.
 func TestReloadRefusesOversizedConfig(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "config.yaml")
-	small := "global:\n  bind_address: \"127.0.0.1:0\"\n  metrics_address: \"\"\n  admin_address: \"\"\n"
+	small := testconfig.Config{Global: testconfig.Global{BindAddress: "127.0.0.1:0", MetricsAddress: testconfig.Ptr(""), AdminAddress: testconfig.Ptr("")}}.YAML(t)
 	a, cfg := appFromFile(t, path, small)
+	// The same file grown past the cap by a comment line: its size is the point, not its keys.
 	big := small + "#" + strings.Repeat("x", config.MaxFileBytes) + "\n"
 	if err := os.WriteFile(path, []byte(big), 0o600); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/veloflux/veloflux/discovery/consul/consultest"
 	"github.com/veloflux/veloflux/internal/testutil"
+	"github.com/veloflux/veloflux/internal/testutil/testconfig"
 )
 
 // testNode is a node built by newApp from a YAML file and run by run in the background.
@@ -70,17 +71,12 @@ func (n *testNode) shutdown(t *testing.T) error {
 // parts are still being assigned (under -race, such an assignment is reported as a data race).
 func TestAdminWhileConsulStarts(t *testing.T) {
 	agent := consultest.Start(t, "")
-	n := startNode(t, `global:
-  bind_address: "127.0.0.1:0"
-  metrics_address: "127.0.0.1:0"
-  admin_address: "127.0.0.1:0"
-  drain_timeout: 1s
-discovery:
-  consul:
-    enabled: true
-    address: "`+agent.HTTPAddr+`"
-    register: {enabled: true, name: vf-start-test, check_interval: 1s}
-`)
+	cfg := testconfig.Config{Global: testconfig.Loopback(), Discovery: &testconfig.Discovery{Consul: testconfig.Consul{
+		Enabled: true, Address: agent.HTTPAddr,
+		Register: &testconfig.ConsulRegister{Enabled: true, Name: "vf-start-test", CheckInterval: testconfig.Duration(time.Second)},
+	}}}
+	cfg.Global.DrainTimeout = testconfig.Duration(time.Second)
+	n := startNode(t, cfg.YAML(t))
 	adminAddr := n.a.admin.Addr().String() // bound by newApp, before run starts anything
 	c := &http.Client{Timeout: 5 * time.Second}
 	defer c.CloseIdleConnections()
@@ -143,19 +139,11 @@ func TestNodeRunsDrainsAndStops(t *testing.T) {
 		}
 		io.WriteString(w, "hello")
 	}))
-	n := startNode(t, `global:
-  bind_address: "127.0.0.1:0"
-  metrics_address: "127.0.0.1:0"
-  admin_address: "127.0.0.1:0"
-  drain_timeout: 10s
-pools:
-  - name: web
-    health_check: {path: /, interval: 50ms, timeout: 40ms}
-    backends:
-      - address: "`+be.Listener.Addr().String()+`"
-routes:
-  - pool: web
-`)
+	cfg := testconfig.Config{Global: testconfig.Loopback(), Pools: []testconfig.Pool{testconfig.WebPool(be.Listener.Addr().String())},
+		Routes: []testconfig.Route{{Pool: "web"}}}
+	cfg.Global.DrainTimeout = testconfig.Duration(10 * time.Second)
+	cfg.Pools[0].HealthCheck = &testconfig.HealthCheck{Path: "/", Interval: testconfig.Duration(50 * time.Millisecond), Timeout: testconfig.Duration(40 * time.Millisecond)}
+	n := startNode(t, cfg.YAML(t))
 	proxyURL := "http://" + n.a.server.Addrs()[0].String()
 	readyz := "http://" + n.a.metricsLn.Addr().String() + "/readyz"
 	status := "http://" + n.a.admin.Addr().String() + "/admin/status"
@@ -261,21 +249,16 @@ func TestStartFailureReleasesEverything(t *testing.T) {
 				}
 				return a
 			}
-			yaml := `global:
-  bind_address: "` + mustBeFree[0] + `"
-  metrics_address: "` + addr(tt.metrics) + `"
-  admin_address: "` + addr(tt.admin) + `"
-  drain_timeout: 1s
-pools:
-  - name: web
-    backends: [{address: "127.0.0.1:1"}]
-routes:
-  - pool: web
-`
-			if tt.cluster != "" {
-				yaml += "cluster: {enabled: true, name: failing, bind_address: \"" + tt.cluster + "\"}\n"
+			cfg := testconfig.Config{
+				Global: testconfig.Global{BindAddress: mustBeFree[0], MetricsAddress: testconfig.Ptr(addr(tt.metrics)),
+					AdminAddress: testconfig.Ptr(addr(tt.admin)), DrainTimeout: testconfig.Duration(time.Second)},
+				Pools:  []testconfig.Pool{testconfig.WebPool("127.0.0.1:1")},
+				Routes: []testconfig.Route{{Pool: "web"}},
 			}
-			a, logs, err := buildNode(t, yaml)
+			if tt.cluster != "" {
+				cfg.Cluster = &testconfig.Cluster{Enabled: true, Name: "failing", BindAddress: tt.cluster}
+			}
+			a, logs, err := buildNode(t, cfg.YAML(t))
 			if tt.atRun {
 				if err != nil {
 					t.Fatalf("newApp: %v", err)

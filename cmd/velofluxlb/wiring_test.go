@@ -9,6 +9,7 @@ import (
 	"github.com/veloflux/veloflux/config"
 	"github.com/veloflux/veloflux/gossip"
 	"github.com/veloflux/veloflux/internal/backendtls"
+	"github.com/veloflux/veloflux/internal/testutil/testconfig"
 	"github.com/veloflux/veloflux/proxy"
 	"github.com/veloflux/veloflux/proxy/balance"
 )
@@ -92,16 +93,14 @@ func TestConnectionCapWiring(t *testing.T) {
 		}
 	})
 	t.Run("from the file", func(t *testing.T) {
-		cfg, err := config.Parse([]byte(`
-global:
-  limits: {max_conns_per_backend: 100, backend_queue_timeout: 2s}
-pools:
-  - name: own
-    max_conns_per_backend: 5
-    backends: [{address: "10.0.0.1:80"}]
-  - name: inherits
-    backends: [{address: "10.0.0.2:80"}]
-`), nil)
+		file := testconfig.Config{
+			Global: testconfig.Global{Limits: &testconfig.Limits{MaxConnsPerBackend: 100, BackendQueueTimeout: testconfig.Duration(2 * time.Second)}},
+			Pools: []testconfig.Pool{
+				{Name: "own", MaxConnsPerBackend: 5, Backends: []testconfig.Backend{{Address: "10.0.0.1:80"}}},
+				{Name: "inherits", Backends: []testconfig.Backend{{Address: "10.0.0.2:80"}}},
+			},
+		}
+		cfg, err := config.Parse([]byte(file.YAML(t)), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,10 +157,12 @@ func TestBackendTLSWiring(t *testing.T) {
 // name (in the store too), its region and version, and with join_consul the peers found in
 // Consul, asked at once and kept to ask again. Everything from the file is carried over.
 func TestGossipConfigsFromTheProgram(t *testing.T) {
-	cfg, err := config.Parse([]byte(`
-geo: {node_region: eu-west}
-cluster: {enabled: true, label: prod, seeds: ["10.0.0.1:7946"], max_entries_per_kind: 50, tombstone_ttl: 2h}
-`), nil)
+	file := testconfig.Config{
+		Geo: &testconfig.Geo{NodeRegion: "eu-west"},
+		Cluster: &testconfig.Cluster{Enabled: true, Label: "prod", Seeds: []string{"10.0.0.1:7946"}, MaxEntriesPerKind: 50,
+			TombstoneTTL: testconfig.Duration(2 * time.Hour)},
+	}
+	cfg, err := config.Parse([]byte(file.YAML(t)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,19 +212,13 @@ cluster: {enabled: true, label: prod, seeds: ["10.0.0.1:7946"], max_entries_per_
 // TestSeedACMEConfigRuns: the seed's basic TLS section, auto_cert with acme_email and
 // cert_dir, is valid and runnable.
 func TestSeedACMEConfigRuns(t *testing.T) {
-	cfg, err := config.Parse([]byte(`
-global:
-  tls_bind_address: "0.0.0.0:443"
-  tls:
-    auto_cert: true
-    acme_email: ops@example.com
-    cert_dir: /etc/veloflux/certs
-pools:
-  - name: web
-    backends: [{address: "10.0.0.1:8080"}]
-routes:
-  - {host: example.com, pool: web}
-`), nil)
+	file := testconfig.Config{
+		Global: testconfig.Global{TLSBindAddress: "0.0.0.0:443",
+			TLS: &testconfig.TLS{AutoCert: true, ACMEEmail: "ops@example.com", CertDir: "/etc/veloflux/certs"}},
+		Pools:  []testconfig.Pool{testconfig.WebPool("10.0.0.1:8080")},
+		Routes: []testconfig.Route{{Host: "example.com", Pool: "web"}},
+	}
+	cfg, err := config.Parse([]byte(file.YAML(t)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,15 +231,16 @@ routes:
 // http backends' client together; it is on unless the file turns it off.
 func TestHTTP1FastPathWiring(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		yaml string
-		want bool
+		name     string
+		fastPath *bool // nil: not in the file
+		want     bool
 	}{
-		{"default", "global: {bind_address: \"127.0.0.1:0\"}\n", true},
-		{"off", "global: {bind_address: \"127.0.0.1:0\", http1_fast_path: false}\n", false},
+		{"default", nil, true},
+		{"off", testconfig.Ptr(false), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := config.Parse([]byte(tc.yaml), nil)
+			file := testconfig.Config{Global: testconfig.Global{BindAddress: "127.0.0.1:0", HTTP1FastPath: tc.fastPath}}
+			cfg, err := config.Parse([]byte(file.YAML(t)), nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -10,9 +10,11 @@ package pebbletest
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -27,6 +29,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -66,6 +69,12 @@ type Options struct {
 	HTTPPort, TLSPort int
 	// Validity is the lifetime of the certificates Pebble issues. Default 90 days.
 	Validity time.Duration
+	// OCSPResponderURL is named as the OCSP responder in the certificates Pebble issues, which
+	// runs none itself. Default "" = none named.
+	OCSPResponderURL string
+	// KeyAlgorithm is Pebble's for its CA keys: "ecdsa" (default) or "rsa", which a test
+	// needs to get the intermediate's key (Intermediate) from Pebble's management API.
+	KeyAlgorithm string
 }
 
 // Server is a running Pebble with its DNS server.
@@ -95,8 +104,37 @@ func Start(t testing.TB, opts Options) *Server {
 	if opts.Validity == 0 {
 		opts.Validity = 90 * 24 * time.Hour
 	}
+	if opts.KeyAlgorithm == "" {
+		opts.KeyAlgorithm = "ecdsa"
+	}
 	work := t.TempDir()
-	s := &Server{t: t, Log: &testutil.LogBuffer{}}
+	s := &Server{t: t}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("pebble-challtestsrv and Pebble said:\n%s", s.Log.String())
+		}
+	})
+	// The ports are free when picked but released before the programs bind them, so another
+	// process (a Consul agent of a test running beside this one, say) can take one first; the
+	// program that cannot bind exits, and both start again on other ports.
+	const tries = 5
+	for try := 1; ; try++ {
+		if s.start(dir, work, opts) {
+			return s
+		}
+		if try == tries || !strings.Contains(s.Log.String(), "address already in use") {
+			t.Fatalf("pebbletest: pebble-challtestsrv or Pebble exited before it answered (try %d of %d)", try, tries)
+		}
+		t.Logf("pebbletest: a port was taken before its program bound it; starting again on others (try %d)", try)
+	}
+}
+
+// start runs pebble-challtestsrv and Pebble on ports picked now, and reports whether both
+// answer; false means one of them exited first, and s.Log holds what they said.
+func (s *Server) start(dir, work string, opts Options) bool {
+	t := s.t
+	t.Helper()
+	s.Log = &testutil.LogBuffer{}
 	ports := testutil.FreePorts(t, 4)
 	dnsAddr := "127.0.0.1:" + strconv.Itoa(ports[0])
 	s.chall = "127.0.0.1:" + strconv.Itoa(ports[1])
@@ -119,9 +157,9 @@ func Start(t testing.TB, opts Options) *Server {
 		"privateKey":              filepath.Join(work, "key.pem"),
 		"httpPort":                opts.HTTPPort,
 		"tlsPort":                 opts.TLSPort,
-		"ocspResponderURL":        "",
+		"ocspResponderURL":        opts.OCSPResponderURL,
 		"retryAfter":              map[string]int{"authz": 1, "order": 1},
-		"keyAlgorithm":            "ecdsa",
+		"keyAlgorithm":            opts.KeyAlgorithm,
 		"profiles": map[string]any{"default": map[string]any{
 			"description": "the only profile", "validityPeriod": int64(opts.Validity / time.Second),
 		}},
@@ -132,33 +170,66 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	write(t, filepath.Join(work, "pebble-config.json"), b)
 
-	s.run(filepath.Join(dir, "pebble-challtestsrv"), nil,
+	challDone := s.run(filepath.Join(dir, "pebble-challtestsrv"), nil,
 		"-dnsserver", dnsAddr, "-management", s.chall, "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
 		"-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "")
-	s.run(filepath.Join(dir, "pebble"), []string{
+	pebbleDone := s.run(filepath.Join(dir, "pebble"), []string{
 		"PEBBLE_VA_NOSLEEP=1",      // validate at once instead of after up to 15 s
 		"PEBBLE_WFE_NONCEREJECT=0", // no random bad-nonce errors: orders are counted
 		"PEBBLE_AUTHZREUSE=0",      // every order proves control again, as renewals must
 	}, "-config", filepath.Join(work, "pebble-config.json"), "-dnsserver", dnsAddr)
 
-	testutil.Eventually(t, "Pebble and pebble-challtestsrv answer", func() bool {
-		resp, err := s.APIClient().Get(s.Directory)
-		if err != nil {
-			return false
+	// A program's exit ends the wait at once, even a request in flight to a port that some
+	// other process holds and never answers on.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	exited := make(chan struct{})
+	go func() {
+		select {
+		case <-challDone:
+		case <-pebbleDone:
+		case <-ctx.Done():
+			return
 		}
-		resp.Body.Close()
-		c, err := net.Dial("tcp", s.chall)
+		close(exited)
+		cancel()
+	}()
+	up := true
+	testutil.EventuallyWithNote(t, "Pebble and pebble-challtestsrv answer", func() (bool, string) {
+		select {
+		case <-exited:
+			up = false
+			return true, ""
+		default:
+		}
+		// Pebble first proves itself with a handshake under its own certificate; only then is
+		// the directory asked for, since an HTTP client's dial outlives a cancelled request.
+		hs, err := (&tls.Dialer{Config: &tls.Config{RootCAs: s.apiTrust}}).DialContext(ctx, "tcp", listen)
 		if err != nil {
-			return false
+			return false, err.Error()
+		}
+		hs.Close()
+		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", s.chall)
+		if err != nil {
+			return false, err.Error()
 		}
 		c.Close()
-		return resp.StatusCode == http.StatusOK
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.Directory, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := s.APIClient().Do(req)
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, resp.Status
 	})
-	return s
+	return up
 }
 
-// run starts one program, stopped when the test ends.
-func (s *Server) run(bin string, env []string, args ...string) {
+// run starts one program, stopped when the test ends; the channel is closed when it exits.
+func (s *Server) run(bin string, env []string, args ...string) <-chan struct{} {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = s.Log, s.Log
@@ -179,6 +250,7 @@ func (s *Server) run(bin string, env []string, args ...string) {
 			<-done
 		}
 	})
+	return done
 }
 
 // APIClient trusts Pebble's HTTPS certificate.
@@ -204,6 +276,38 @@ func (s *Server) Roots() *x509.CertPool {
 		s.t.Fatalf("Pebble roots: no PEM certificate in %q", b)
 	}
 	return pool
+}
+
+// Intermediate returns the certificate and key of the intermediate that signs the certificates
+// Pebble issues, as an OCSP responder for them needs. Pebble serves the key only with
+// Options.KeyAlgorithm "rsa".
+func (s *Server) Intermediate() (*x509.Certificate, *rsa.PrivateKey) {
+	s.t.Helper()
+	get := func(path, want string) []byte {
+		resp, err := s.APIClient().Get("https://" + s.mgmt + path)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			s.t.Fatalf("Pebble %s: %d %v", path, resp.StatusCode, err)
+		}
+		block, _ := pem.Decode(b)
+		if block == nil || block.Type != want {
+			s.t.Fatalf("Pebble %s: no %s in %q", path, want, b)
+		}
+		return block.Bytes
+	}
+	cert, err := x509.ParseCertificate(get("/intermediates/0", "CERTIFICATE"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	key, err := x509.ParsePKCS1PrivateKey(get("/intermediate-keys/0", "RSA PRIVATE KEY"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return cert, key
 }
 
 // Orders is how many orders Pebble has accepted (its "Added order" log lines).

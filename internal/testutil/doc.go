@@ -10,5 +10,7 @@
 // helpers also work: their sleeps and the guard run on the bubble's fake clock. Transport
 // brings an HTTP client into such a bubble by serving its requests in memory.
 //
+// Its subpackage testconfig writes configuration files from Go values.
+//
 // Only tests import this package.
 package testutil

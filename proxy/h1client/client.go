@@ -370,24 +370,26 @@ func (c *conn) writeRequest(req *http.Request, body *countingBody, withBody bool
 	if !httpguts.ValidHostHeader(host) {
 		return errBadHeader
 	}
-	w.WriteString(req.Method)
-	w.WriteByte(' ')
+	// The head is appended in the writer's free space and handed to it in one Write (a head
+	// larger than that space is appended to a slice of its own).
+	b := append(w.AvailableBuffer(), req.Method...)
+	b = append(b, ' ')
 	if req.URL.Opaque != "" {
-		w.WriteString(req.URL.Opaque)
+		b = append(b, req.URL.Opaque...)
 	} else {
 		p := req.URL.EscapedPath()
 		if p == "" {
 			p = "/"
 		}
-		w.WriteString(p)
+		b = append(b, p...)
 	}
 	if req.URL.ForceQuery || req.URL.RawQuery != "" {
-		w.WriteByte('?')
-		w.WriteString(req.URL.RawQuery)
+		b = append(b, '?')
+		b = append(b, req.URL.RawQuery...)
 	}
-	w.WriteString(" HTTP/1.1\r\nHost: ")
-	w.WriteString(host)
-	w.WriteString("\r\n")
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, host...)
+	b = append(b, "\r\n"...)
 	for k, vs := range req.Header {
 		switch k {
 		case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
@@ -404,29 +406,29 @@ func (c *conn) writeRequest(req *http.Request, body *countingBody, withBody bool
 			if !h1.ValidFieldValue(v) {
 				return errBadHeader
 			}
-			w.WriteString(k)
-			w.WriteString(": ")
-			w.WriteString(v)
-			w.WriteString("\r\n")
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
 		}
 	}
 	hasBody := req.Body != nil && req.Body != http.NoBody
 	switch {
 	case hasBody && req.ContentLength > 0:
-		w.WriteString("Content-Length: ")
-		var b [20]byte
-		w.Write(strconv.AppendInt(b[:0], req.ContentLength, 10))
-		w.WriteString("\r\n")
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, req.ContentLength, 10)
+		b = append(b, "\r\n"...)
 	case hasBody && req.ContentLength < 0:
-		w.WriteString("Transfer-Encoding: chunked\r\n")
-		writeTrailerNames(w, req.Trailer)
+		b = append(b, "Transfer-Encoding: chunked\r\n"...)
+		b = appendTrailerNames(b, req.Trailer)
 	case req.Method == http.MethodPost || req.Method == http.MethodPut || req.Method == http.MethodPatch:
-		w.WriteString("Content-Length: 0\r\n")
+		b = append(b, "Content-Length: 0\r\n"...)
 	}
 	if req.Close {
-		w.WriteString("Connection: close\r\n")
+		b = append(b, "Connection: close\r\n"...)
 	}
-	w.WriteString("\r\n")
+	b = append(b, "\r\n"...)
+	_, _ = w.Write(b)
 	if withBody && hasBody && req.ContentLength != 0 {
 		if err := writeBody(w, body, req.ContentLength, req.Trailer); err != nil {
 			return err
@@ -443,25 +445,26 @@ func (c *conn) sendBody(req *http.Request, body *countingBody) error {
 	return c.bw.Flush()
 }
 
-// writeTrailerNames announces the trailer fields a chunked body ends with, as net/http's
+// appendTrailerNames announces the trailer fields a chunked body ends with, as net/http's
 // Transport does; the values are read once the body has ended.
-func writeTrailerNames(w *bufio.Writer, trailer http.Header) {
+func appendTrailerNames(b []byte, trailer http.Header) []byte {
 	first := true
 	for k := range trailer {
 		if !trailerAllowed(k) {
 			continue
 		}
 		if first {
-			w.WriteString("Trailer: ")
+			b = append(b, "Trailer: "...)
 			first = false
 		} else {
-			w.WriteString(", ")
+			b = append(b, ", "...)
 		}
-		w.WriteString(k)
+		b = append(b, k...)
 	}
 	if !first {
-		w.WriteString("\r\n")
+		b = append(b, "\r\n"...)
 	}
+	return b
 }
 
 // trailerAllowed refuses the fields that frame or route a message, which a trailer must not

@@ -422,8 +422,8 @@ func (ex *exchange) parse(c *conn) error {
 			break
 		}
 		k, v, _ := strings.Cut(l, ":")
-		k = http.CanonicalHeaderKey(k)
-		v = strings.Trim(v, " \t")
+		k = h1.CanonicalKey(k)
+		v = h1.TrimOWS(v)
 		if prior, ok := h[k]; ok {
 			h[k] = append(prior, v)
 			continue
@@ -438,7 +438,9 @@ func (ex *exchange) parse(c *conn) error {
 	r.Header = h
 	r.Host = r.URL.Host
 	if r.Host == "" {
-		r.Host = h.Get("Host")
+		if hv := h["Host"]; len(hv) > 0 {
+			r.Host = hv[0]
+		}
 	}
 	delete(h, "Host")
 	if !httpguts.ValidHostHeader(r.Host) {

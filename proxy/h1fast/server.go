@@ -29,6 +29,13 @@ type Server struct {
 	ReadTimeout time.Duration
 	// IdleTimeout closes a connection that waits this long for its next request. 0: none.
 	IdleTimeout time.Duration
+	// ReturnMemoryEvery is the least time between two returns of freed memory to the system
+	// (debug.FreeOSMemory), each made once a burst of connections is over: when the
+	// goroutines that served it have waited a second without work and are ended, and the
+	// heap holds materially more than it uses. Without it the resident size stays near a
+	// burst's peak while its connections wait parked. 0: never. Linux only (the epoll set
+	// decides when a burst is over).
+	ReturnMemoryEvery time.Duration
 	// Logger receives what goes wrong outside of a request (a handler's panic). Nil: discarded.
 	Logger *slog.Logger
 
@@ -57,6 +64,8 @@ type Server struct {
 type ParkStats struct {
 	Parked atomic.Int64 // connections handed to the epoll set while idle
 	Woken  atomic.Int64 // parked connections that had something to read
+	// MemoryReturns counts the returns of freed memory to the system (ReturnMemoryEvery).
+	MemoryReturns atomic.Int64
 }
 
 // Stats returns the server's counters.
@@ -167,22 +176,25 @@ func (s *Server) worker(c *conn) {
 			c = nil
 		}
 		s.idleWorkers.Add(-1)
-		s.handoffs.Add(1)
+		if c != nil {
+			s.handoffs.Add(1)
+		}
 	}
 }
 
 // reapWorkers ends the waiting goroutines when none took a connection since the last call
 // (the epoll set calls it every sweepEvery), so that a burst's goroutines and their stacks do
-// not outlive it.
-func (s *Server) reapWorkers() {
+// not outlive it. busy says some did take one; reaped, that waiting goroutines were ended.
+func (s *Server) reapWorkers() (busy, reaped bool) {
 	if s.handoffs.Swap(0) > 0 {
-		return
+		return true, false
 	}
 	for {
 		select {
 		case s.work <- nil:
+			reaped = true
 		default:
-			return
+			return false, reaped
 		}
 	}
 }
