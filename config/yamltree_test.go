@@ -26,7 +26,7 @@ func viaTree(b []byte) (v any, simple bool, err error) {
 	if err := yaml.NewDecoder(bytes.NewReader(b)).Decode(&root); err != nil {
 		return nil, false, err
 	}
-	v, simple = simpleTree(&root)
+	v, simple = simpleTree(&root, nil)
 	return v, simple, nil
 }
 
@@ -89,7 +89,7 @@ func TestParseYAMLFallbackErrors(t *testing.T) {
 		if wantErr == nil {
 			t.Fatalf("%q: yaml.v3 accepts it", doc)
 		}
-		_, err := parseYAML([]byte(doc))
+		_, err := parseYAML([]byte(doc), nil)
 		if err == nil || err.Error() != "parse YAML: "+wantErr.Error() {
 			t.Fatalf("%q: got %v, want parse YAML: %v", doc, err, wantErr)
 		}

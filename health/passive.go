@@ -16,6 +16,7 @@ import (
 
 	"github.com/veloflux/veloflux/internal/attempt"
 	"github.com/veloflux/veloflux/internal/fielderr"
+	"github.com/veloflux/veloflux/internal/pace"
 )
 
 // ErrPassiveRunning is returned by Passive.Run when it is already running.
@@ -208,6 +209,7 @@ type Passive struct {
 	pools    map[string]*passivePoolState
 	hooks    []func(id string, ejected bool, reason string)
 	running  bool
+	pace     *pace.Pacer // steps aside between pools in SetPools; nil: never
 
 	// notifyMu is taken before mu is released whenever there are events to hand out, so the
 	// hooks see one backend's changes in the order they happened.
@@ -410,6 +412,15 @@ func (p *Passive) unlockAndNotify(events []passiveEvent) {
 	}
 }
 
+// SetPacer makes SetPools step aside with pc between pools, so that a table of thousands of
+// backends does not hold up the requests; a request that ejects a backend meanwhile waits
+// for SetPools to end. Call it before SetPools and Run.
+func (p *Passive) SetPacer(pc *pace.Pacer) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.pace = pc
+}
+
 // SetPools replaces the pools and their settings. A backend whose ID stays keeps its state,
 // an ejection included, judged from now on by its first pool's new settings; a pool that
 // turns passive checks off (ConsecutiveFailures 0) returns its ejected backends at once, and
@@ -422,6 +433,7 @@ func (p *Passive) SetPools(pools []PassivePool) {
 	nextPools := make(map[string]*passivePoolState, len(pools))
 	nextBackends := make(map[string]*passiveBackend, len(p.backends))
 	for _, sp := range pools {
+		p.pace.Step()
 		if _, dup := nextPools[sp.Name]; dup {
 			problems = append(problems, fmt.Sprintf("pool %q listed twice, keeping the first", sp.Name))
 			continue
