@@ -91,14 +91,21 @@ func New(opt Options) *Transport {
 
 // conn is one backend connection. It belongs to one request at a time, or to the idle list.
 type conn struct {
-	t     *Transport
-	addr  string
-	nc    net.Conn
-	br    *bufio.Reader
-	bw    *bufio.Writer
-	timer *time.Timer // closes the connection when it stays idle for IdleTimeout
-	idle  bool        // in the idle list; guarded by t.mu
-	used  bool        // carried a request before the current one
+	t    *Transport
+	addr string
+	nc   net.Conn
+	br   *bufio.Reader
+	bw   *bufio.Writer
+	// timer closes the connection when it stays idle for IdleTimeout. It is set when the
+	// connection goes idle with no timer pending, and left running while the connection
+	// serves a request: when it fires, it closes the connection only if it has been idle
+	// for IdleTimeout by then, and is set again for the rest otherwise. That spares two
+	// timer updates per request, for a connection that carries one after another.
+	timer   *time.Timer
+	idle    bool  // in the idle list; guarded by t.mu
+	idleAt  int64 // when it last went idle, in unix nanoseconds; guarded by t.mu
+	pending bool  // timer is set; guarded by t.mu
+	used    bool  // carried a request before the current one
 }
 
 // errClosedIdle marks a reused connection that the backend had closed before it answered.
@@ -148,7 +155,6 @@ func (t *Transport) get(ctx context.Context, addr string) (*conn, error) {
 		t.nidle--
 		c.idle = false
 		t.mu.Unlock()
-		c.timer.Stop() // if it fired already, its callback finds c no longer idle
 		return c, nil
 	}
 	t.mu.Unlock()
@@ -177,20 +183,33 @@ func (t *Transport) put(c *conn) {
 		return
 	}
 	c.idle = true
+	c.idleAt = time.Now().UnixNano()
 	t.idle[c.addr] = append(l, c)
 	t.nidle++
+	arm := !c.pending
+	c.pending = true
 	t.mu.Unlock()
-	c.timer.Reset(t.opt.IdleTimeout)
+	if arm {
+		c.timer.Reset(t.opt.IdleTimeout)
+	}
 }
 
-// expire closes c if it is still idle when its timer fires.
+// expire closes c if it has been idle for IdleTimeout when its timer fires, and sets the
+// timer for the rest of that time if it went idle since.
 func (c *conn) expire() {
 	t := c.t
 	t.mu.Lock()
 	if !c.idle {
+		c.pending = false // put sets it again
 		t.mu.Unlock()
 		return
 	}
+	if left := time.Duration(c.idleAt + int64(t.opt.IdleTimeout) - time.Now().UnixNano()); left > 0 {
+		t.mu.Unlock()
+		c.timer.Reset(left)
+		return
+	}
+	c.pending = false
 	l := t.idle[c.addr]
 	for i, x := range l {
 		if x == c {
@@ -304,7 +323,12 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, body *countingB
 			}
 		}
 	}
-	_ = c.nc.SetReadDeadline(time.Time{})
+	// The head's deadline must not cut a body that is still to come off. A body already whole
+	// in the buffer is read without the socket, and the next request sets its own deadline
+	// before it reads: leaving this one spares a timer update per request.
+	if resp.StatusCode == http.StatusSwitchingProtocols || !bodyBuffered(c.br, resp.Body) {
+		_ = c.nc.SetReadDeadline(time.Time{})
+	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		// The connection now belongs to the upgraded protocol; it never returns to the pool.
 		resp.Body = &upgradeBody{c: c, stop: stop}
@@ -317,6 +341,15 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, body *countingB
 }
 
 var errTooMany1xx = errors.New("too many 1xx interim responses")
+
+// bodyBuffered reports whether reading body to its end takes nothing from the socket.
+func bodyBuffered(br *bufio.Reader, body io.ReadCloser) bool {
+	if body == http.NoBody {
+		return true
+	}
+	lb, ok := body.(*lengthBody)
+	return ok && int64(br.Buffered()) >= lb.left
+}
 
 // interim hands a 1xx response to whoever asked for them.
 func (t *Transport) interim(req *http.Request, resp *http.Response) error {
