@@ -14,7 +14,7 @@
 # veloflux-tracing is veloflux (the HTTP/1.1 fast path) with tracing on at TRACE_RATIO,
 # exporting over OTLP/gRPC to a Jaeger all-in-one (built by make jaeger when missing, on
 # tools/jaeger/config.yaml) outside callgrind: the proxy's share of tracing, exporter
-# included, is counted.
+# included, is counted. Its warm-up lasts until its first spans reached Jaeger.
 #
 # Needs valgrind, wrk, nginx (and haproxy when listed), which it installs with apt when
 # missing. It listens on 127.0.0.1 only and stops only the processes it started, by PID.
@@ -116,6 +116,14 @@ for p in "${proxies[@]}"; do
   pids+=("$pid")
   wait_up "$PORT" /plain
   wrk -t1 -c"$CONNS" -d3s "http://127.0.0.1:$PORT/plain" >/dev/null # warm-up: pools, caches
+  if [ "$p" = veloflux-tracing ]; then
+    # The warm-up lasts until the first batch of spans reached Jaeger, so the exporter's
+    # one-time setup (its connection, protobuf's message tables) counts as startup.
+    for _ in $(seq 600); do
+      curl -fsS "http://127.0.0.1:$QUERY/api/services" 2>/dev/null | grep -q '"veloflux"' && break
+      sleep 0.1
+    done
+  fi
   callgrind_control -z "$pid" >/dev/null 2>&1
   callgrind_control -i on "$pid" >/dev/null 2>&1
   out=$(wrk -t1 -c"$CONNS" -d"$DURATION" "http://127.0.0.1:$PORT/plain")

@@ -106,6 +106,12 @@ type Global struct {
 	// true. Ignored for the plain listener when H2C is on (the TLS listener and HTTP/3 always
 	// use net/http's servers).
 	HTTP1FastPath bool `koanf:"http1_fast_path"`
+	// GCMinHeap is the heap size, in bytes, below which Go's garbage collector starts no
+	// cycle: while the live heap is under half of it, GOGC is raised after each cycle so that
+	// the next starts at this size, and it is back to its configured value above that. A
+	// process that serves requests with a small live heap then collects a few times less
+	// often, for up to this much more memory. Default 12 MiB, >= 0; 0 leaves GOGC alone.
+	GCMinHeap int `koanf:"gc_min_heap"`
 	// HealthCheck is the default for every pool; pools override it field by field. Its keys
 	// and rules are health.Config's.
 	HealthCheck health.Config `koanf:"health_check"`
@@ -410,6 +416,7 @@ func Default() *Config {
 			},
 			HTTP3:         true,
 			HTTP1FastPath: true,
+			GCMinHeap:     12 << 20,
 			HealthCheck:   health.DefaultConfig(),
 			Passive:       health.DefaultPassiveConfig(),
 			Timeouts: Timeouts{

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/veloflux/veloflux/internal/pace"
 )
 
 // decoder copies a YAML document (maps, lists and scalars as go.yaml.in/yaml/v3 produces them)
@@ -24,6 +26,7 @@ type decoder struct {
 	// backend's keys were written (its own health_check keys mean "the pool's" when empty),
 	// so their paths are left out of explicit: with 10,000 backends they were most of it.
 	inBackend bool
+	pace      *pace.Pacer // steps aside between list items
 }
 
 // envValue is a value read from an environment variable. Environment values are text, so
@@ -246,6 +249,7 @@ func (d *decoder) decodeSlice(path string, src any, dst reflect.Value) {
 	prev := d.inBackend
 	d.inBackend = d.inBackend || backends
 	for i, item := range items {
+		d.pace.Step()
 		p := path + "[" + strconv.Itoa(i) + "]"
 		if item == nil {
 			d.fail(p, nil, "empty list item")

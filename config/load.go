@@ -16,6 +16,8 @@ import (
 	kmaps "github.com/knadh/koanf/maps"
 	env "github.com/knadh/koanf/providers/env/v2"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/veloflux/veloflux/internal/pace"
 )
 
 const (
@@ -57,7 +59,12 @@ var ErrFileTooLarge = errors.New("config file too large")
 // and validates the result. Invalid content yields an error wrapping Errors; use errors.As to
 // list every problem. A file over MaxFileBytes is refused with ErrFileTooLarge, having read
 // at most MaxFileBytes+1 bytes of it.
-func Load(path string, environ []string) (*Config, error) {
+func Load(path string, environ []string) (*Config, error) { return LoadPaced(path, environ, nil) }
+
+// LoadPaced is Load stepping aside with p every slice of its work (reading the YAML,
+// decoding and validating), for a reload that runs while the node serves; nil p never steps
+// aside.
+func LoadPaced(path string, environ []string, p *pace.Pacer) (*Config, error) {
 	b, err := readFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("config file %s does not exist (set VFX_CONFIG to use another path): %w", path, err)
@@ -68,7 +75,7 @@ func Load(path string, environ []string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config file: %w", err)
 	}
-	cfg, err := Parse(b, environ)
+	cfg, err := parse(b, environ, p)
 	var errs Errors
 	if errors.As(err, &errs) {
 		return nil, fmt.Errorf("config file %s has %d problem(s):\n%w", path, len(errs), err)
@@ -105,13 +112,18 @@ func readFile(path string) ([]byte, error) {
 // Unknown keys, wrong types and invalid values are returned together as Errors; a YAML syntax
 // error is returned alone because nothing after it can be trusted.
 func Parse(yamlBytes []byte, environ []string) (*Config, error) {
-	doc, err := parseYAML(yamlBytes)
+	return parse(yamlBytes, environ, nil)
+}
+
+func parse(yamlBytes []byte, environ []string, p *pace.Pacer) (*Config, error) {
+	doc, err := parseYAML(yamlBytes, p)
 	if err != nil {
 		return nil, err
 	}
 	cfg := Default()
 	root := reflect.ValueOf(cfg).Elem()
 	d := newDecoder()
+	d.pace = p
 	if doc != nil {
 		if _, ok := asMap(doc); ok {
 			d.decode("", doc, root)
@@ -130,7 +142,7 @@ func Parse(yamlBytes []byte, environ []string) (*Config, error) {
 
 	errs := d.errs
 	rules := missingCoordinates(cfg, d.explicit)
-	if verr := cfg.Validate(); verr != nil {
+	if verr := cfg.validate(p); verr != nil {
 		rules = append(rules, verr.(Errors)...)
 	}
 	for _, fe := range rules {
@@ -148,11 +160,19 @@ func Parse(yamlBytes []byte, environ []string) (*Config, error) {
 }
 
 // parseYAML decodes the single document in b, the only parse of the file; nil means an empty
-// file. The parser's node tree is turned into the document's value by simpleTree when it can,
-// else by yaml.v3's decoder. A second document is an error instead of being ignored, since a config silently
+// file. A document that blockTree takes is its value; any other goes through yaml.v3's parser,
+// whose node tree is turned into the document's value by simpleTree when it can, else by
+// yaml.v3's decoder. A second document is an error instead of being ignored, since a config silently
 // missing half its pools is worse than one that does not load.
-func parseYAML(b []byte) (any, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(b))
+func parseYAML(b []byte, p *pace.Pacer) (any, error) {
+	if doc, ok := blockTree(b, p); ok {
+		return doc, nil // one document, every mapping's keys strings
+	}
+	var r io.Reader = bytes.NewReader(b)
+	if p != nil {
+		r = &pacedReader{r: r, pace: p}
+	}
+	dec := yaml.NewDecoder(r)
 	var root yaml.Node
 	if err := dec.Decode(&root); err != nil {
 		if errors.Is(err, io.EOF) {
@@ -160,7 +180,7 @@ func parseYAML(b []byte) (any, error) {
 		}
 		return nil, fmt.Errorf("parse YAML: %w", err)
 	}
-	doc, simple := simpleTree(&root)
+	doc, simple := simpleTree(&root, p)
 	if !simple {
 		doc = nil
 		if err := root.Decode(&doc); err != nil {
@@ -183,6 +203,18 @@ func parseYAML(b []byte) (any, error) {
 			return nil, errors.New("parse YAML: the file has more than one YAML document (a second one starts at a \"---\" line); put everything in one")
 		}
 	}
+}
+
+// pacedReader steps aside before each read: the YAML parser reads its input in pieces of
+// 512 bytes as it goes, so this paces the parse.
+type pacedReader struct {
+	r    io.Reader
+	pace *pace.Pacer
+}
+
+func (r *pacedReader) Read(b []byte) (int, error) {
+	r.pace.Step()
+	return r.r.Read(b)
 }
 
 // loadMapping returns the tree of a document that is a mapping with every nested mapping's

@@ -18,7 +18,7 @@ func (c *Config) RestartNeeded(next *Config) []string {
 	// fast path on the plain one) configure are built, once.
 	for _, key := range []string{
 		"bind_address", "tls_bind_address", "metrics_address", "admin_address",
-		"drain_timeout", "tls", "http3", "h2c", "http1_fast_path", "timeouts", "limits",
+		"drain_timeout", "tls", "http3", "h2c", "http1_fast_path", "gc_min_heap", "timeouts", "limits",
 	} {
 		f, _, _ := lookupKey(old.Type(), key)
 		diffPaths(keyPath("global", key), old.FieldByIndex(f.index), nw.FieldByIndex(f.index), &out)

@@ -14,13 +14,17 @@ import (
 	"github.com/veloflux/veloflux/health"
 	"github.com/veloflux/veloflux/internal/fielderr"
 	"github.com/veloflux/veloflux/internal/hostrule"
+	"github.com/veloflux/veloflux/internal/pace"
 )
 
 // Validate checks every rule of docs/configuration.md and returns all violations as Errors,
 // or nil. It only looks at values: it does not open certificate files or resolve names, so
 // `veloflux validate` gives the same answer on any machine.
-func (c *Config) Validate() error {
-	v := &validator{}
+func (c *Config) Validate() error { return c.validate(nil) }
+
+// validate is Validate stepping aside with p between pools.
+func (c *Config) validate(p *pace.Pacer) error {
+	v := &validator{pace: p}
 	c.validateGlobal(v)
 	c.validateRetry(v)
 	c.validateSticky(v)
@@ -39,7 +43,10 @@ func (c *Config) Validate() error {
 }
 
 // validator collects problems; its checks beyond fielderr's are the config file's own rules.
-type validator struct{ fielderr.Errors }
+type validator struct {
+	fielderr.Errors
+	pace *pace.Pacer
+}
 
 // urlPath checks a health check path; it goes into a request line, so whitespace and control
 // characters would break the request.
@@ -85,6 +92,7 @@ func (c *Config) validateGlobal(v *validator) {
 	}
 	v.OneOf("global.log_level", g.LogLevel, "debug", "info", "warn", "error")
 	v.Positive("global.drain_timeout", g.DrainTimeout)
+	v.AtLeast("global.gc_min_heap", g.GCMinHeap, 0)
 	for i, p := range g.TrustedProxies {
 		if !p.IsValid() {
 			v.Add(fmt.Sprintf("global.trusted_proxies[%d]", i), "invalid prefix")
@@ -290,6 +298,7 @@ func (c *Config) validateTracing(v *validator) {
 func (c *Config) validatePools(v *validator) {
 	byName := make(map[string]int, len(c.Pools))
 	for i := range c.Pools {
+		v.pace.Step()
 		p := &c.Pools[i]
 		path := fmt.Sprintf("pools[%d]", i)
 		switch {

@@ -1,6 +1,10 @@
 package config
 
-import "go.yaml.in/yaml/v3"
+import (
+	"go.yaml.in/yaml/v3"
+
+	"github.com/veloflux/veloflux/internal/pace"
+)
 
 // simpleTree returns the value yaml.v3 decodes n into when given an `any`, with every
 // mapping's keys as strings, for the documents configuration files are made of: mappings
@@ -14,19 +18,20 @@ import "go.yaml.in/yaml/v3"
 // 10,000-backend file's parse; text is most of such a file, and is taken here as the parser
 // left it. Every other scalar is still decoded by yaml.v3 itself, one node at a time, so
 // numbers and booleans read exactly as before (FuzzSimpleTree holds the two paths equal).
-func simpleTree(n *yaml.Node) (any, bool) {
+func simpleTree(n *yaml.Node, p *pace.Pacer) (any, bool) {
 	switch n.Kind {
 	case yaml.DocumentNode:
 		if len(n.Content) != 1 {
 			return nil, false
 		}
-		return simpleTree(n.Content[0])
+		return simpleTree(n.Content[0], p)
 	case yaml.ScalarNode:
 		return simpleScalar(n)
 	case yaml.SequenceNode:
 		out := make([]any, len(n.Content))
 		for i, c := range n.Content {
-			v, ok := simpleTree(c)
+			p.Step()
+			v, ok := simpleTree(c, p)
 			if !ok {
 				return nil, false
 			}
@@ -43,7 +48,7 @@ func simpleTree(n *yaml.Node) (any, bool) {
 			if _, dup := out[k.Value]; dup {
 				return nil, false // yaml.v3 reports it, with both lines
 			}
-			v, ok := simpleTree(n.Content[i+1])
+			v, ok := simpleTree(n.Content[i+1], p)
 			if !ok {
 				return nil, false
 			}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/veloflux/veloflux/internal/attempt"
 	"github.com/veloflux/veloflux/internal/fielderr"
+	"github.com/veloflux/veloflux/internal/pace"
 )
 
 // ErrPassiveRunning is returned by Passive.Run when it is already running.
@@ -171,6 +172,7 @@ type passiveBackend struct {
 	reason     string
 	label      string // failureNames label or reasonMixed
 	warned     bool   // a refused ejection was logged; cleared by SetPools and ejections
+	listed     uint64 // the SetPools call that last listed it (Passive.setPools)
 }
 
 type passivePoolState struct {
@@ -208,6 +210,8 @@ type Passive struct {
 	pools    map[string]*passivePoolState
 	hooks    []func(id string, ejected bool, reason string)
 	running  bool
+	setPools uint64      // SetPools calls so far
+	pace     *pace.Pacer // steps aside between pools in SetPools; nil: never
 
 	// notifyMu is taken before mu is released whenever there are events to hand out, so the
 	// hooks see one backend's changes in the order they happened.
@@ -410,6 +414,15 @@ func (p *Passive) unlockAndNotify(events []passiveEvent) {
 	}
 }
 
+// SetPacer makes SetPools step aside with pc between pools, so that a table of thousands of
+// backends does not hold up the requests; a request that ejects a backend meanwhile waits
+// for SetPools to end. Call it before SetPools and Run.
+func (p *Passive) SetPacer(pc *pace.Pacer) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.pace = pc
+}
+
 // SetPools replaces the pools and their settings. A backend whose ID stays keeps its state,
 // an ejection included, judged from now on by its first pool's new settings; a pool that
 // turns passive checks off (ConsecutiveFailures 0) returns its ejected backends at once, and
@@ -421,7 +434,10 @@ func (p *Passive) SetPools(pools []PassivePool) {
 	var problems []string
 	nextPools := make(map[string]*passivePoolState, len(pools))
 	nextBackends := make(map[string]*passiveBackend, len(p.backends))
+	p.setPools++
+	anyEjected := false
 	for _, sp := range pools {
+		p.pace.Step()
 		if _, dup := nextPools[sp.Name]; dup {
 			problems = append(problems, fmt.Sprintf("pool %q listed twice, keeping the first", sp.Name))
 			continue
@@ -445,7 +461,9 @@ func (p *Passive) SetPools(pools []PassivePool) {
 				b.cfg = cfg
 				b.warned = false
 				b.threshold.Store(int64(cfg.ConsecutiveFailures))
+				b.listed = p.setPools
 				nextBackends[id] = b
+				anyEjected = anyEjected || !b.ejectedAt.IsZero()
 			}
 			if slices.Contains(b.pools, pl) {
 				continue // listed twice in one pool
@@ -456,7 +474,7 @@ func (p *Passive) SetPools(pools []PassivePool) {
 	}
 	var events []passiveEvent
 	for id, b := range p.backends {
-		if _, kept := nextBackends[id]; kept {
+		if b.listed == p.setPools { // in nextBackends
 			// Series of a backend that left one pool but stays in another go too.
 			for _, old := range b.prevPools {
 				if !slices.ContainsFunc(b.pools, func(pl *passivePoolState) bool { return pl.name == old.name }) {
@@ -482,6 +500,9 @@ func (p *Passive) SetPools(pools []PassivePool) {
 	}
 	p.pools, p.backends = nextPools, nextBackends
 	for _, b := range nextBackends {
+		if !anyEjected {
+			break // the usual case: no backend to look at
+		}
 		if b.ejectedAt.IsZero() {
 			continue
 		}
@@ -507,7 +528,9 @@ func (p *Passive) SetPools(pools []PassivePool) {
 	// The map is never written once here (the next SetPools makes a new one), so Report can
 	// read it without a lock.
 	p.index.Store(&nextBackends)
-	p.publishLocked()
+	if anyEjected || len(*p.ejected.Load()) > 0 {
+		p.publishLocked()
+	}
 	if len(problems) > 0 {
 		p.logger.Error("invalid passive check settings", "problems", strings.Join(problems, "; "))
 	}

@@ -258,7 +258,7 @@ func BenchmarkTracingHooks(b *testing.B) {
 				st.markTried(st.backend)
 				p.tracing.startRequest(st, in)
 				if span := p.tracing.startAttempt(st, out); span != nil {
-					endAttempt(span, &http.Response{StatusCode: http.StatusOK}, nil)
+					endAttempt(st, out, span, &http.Response{StatusCode: http.StatusOK}, nil)
 				}
 				p.tracing.endRequest(st, in, http.StatusOK)
 				p.putState(st)

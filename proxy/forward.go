@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/veloflux/veloflux/proxy/h1"
 	"github.com/veloflux/veloflux/proxy/splice"
 )
 
@@ -285,12 +286,36 @@ func listedIn(conn []string, k string) bool {
 func removeHopByHop(h http.Header) {
 	for _, v := range h["Connection"] {
 		for tok := range strings.SplitSeq(v, ",") {
-			if tok = strings.TrimSpace(tok); tok != "" {
-				delete(h, http.CanonicalHeaderKey(tok))
+			switch tok = strings.TrimSpace(tok); {
+			case tok == "":
+			case strings.EqualFold(tok, "keep-alive"):
+				// Among hopByHop; named here by nearly every backend that keeps its connection.
+			case strings.EqualFold(tok, "close"):
+				delete(h, "Close")
+			default:
+				delete(h, h1.CanonicalKey(tok))
 			}
 		}
+	}
+	if len(h) < len(hopByHop) {
+		// Fewer fields than names: looking at each field costs less than a delete per name.
+		for k := range h {
+			if isHopByHop(k) {
+				delete(h, k)
+			}
+		}
+		return
 	}
 	for _, k := range hopByHop {
 		delete(h, k)
 	}
+}
+
+func isHopByHop(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
 }

@@ -3,18 +3,44 @@ package proxy
 import (
 	"bytes"
 	"net"
+	"os"
 	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
 )
 
+// residentBytes is the process's resident size (VmRSS).
+func residentBytes(t testing.TB) uint64 {
+	t.Helper()
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(status)) {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kib, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				t.Fatalf("VmRSS %q: %v", v, err)
+			}
+			return kib << 10
+		}
+	}
+	t.Fatal("no VmRSS in /proc/self/status")
+	return 0
+}
+
 // BenchmarkIdleConnMemory reports what an idle keep-alive client connection of the fast-path
-// server holds in the Go heap: b.N connections each get one answer and then wait, and the
-// live heap after a collection is compared with the heap before they opened. The clients are
-// blocking sockets outside the Go runtime, so nothing on their side is counted; what the
-// kernel keeps per socket is not the proxy's either. bench/run.sh measures the resident size
-// of a whole process, garbage collector headroom and the runtime's poll descriptors included.
+// server holds: b.N connections each get one answer and then wait. heap-B/conn is the live
+// heap after a collection against the heap before they opened; rss-B/conn the process's
+// resident size once freed memory went back to the system, as the server's return after a
+// burst leaves it (h1fast's ReturnMemoryEvery), against the resident size before, which adds
+// the runtime's poll descriptors and the heap's fragmentation. The clients are blocking sockets outside the Go
+// runtime, so nothing on their side is counted; what the kernel keeps per socket is not the
+// proxy's either. bench/idle.sh measures the resident size of a freshly started process.
 //
 //	go test -run '^$' -bench IdleConnMemory -benchtime 5000x ./proxy/
 func BenchmarkIdleConnMemory(b *testing.B) {
@@ -72,6 +98,8 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 		return m.HeapAlloc
 	}
 	before := heap()
+	debug.FreeOSMemory()
+	rssBefore := residentBytes(b)
 	b.ResetTimer()
 	for range b.N {
 		open()
@@ -79,5 +107,10 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 	b.StopTimer()
 	after := heap()
 	b.ReportMetric(float64(after-before)/float64(b.N), "heap-B/conn")
+	// What the server's return of a burst's freed memory (ReturnMemoryEvery) leaves resident;
+	// whether the server makes it depends on how much the burst left since the last
+	// collection, which the collections above have taken.
+	debug.FreeOSMemory()
+	b.ReportMetric(float64(int64(residentBytes(b))-int64(rssBefore))/float64(b.N), "rss-B/conn")
 	b.ReportMetric(0, "ns/op")
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/veloflux/veloflux/discovery"
 	"github.com/veloflux/veloflux/internal/localerr"
+	"github.com/veloflux/veloflux/internal/pace"
 	"github.com/veloflux/veloflux/proxy/balance"
 	"github.com/veloflux/veloflux/proxy/ratelimit"
 )
@@ -68,6 +69,10 @@ type Options struct {
 	TraceSampler TraceSampler
 	// TraceTrust says whose incoming trace context is continued. Default TraceTrustTrusted.
 	TraceTrust TraceTrust
+	// Pacer lets Apply step aside between pools while it builds a table, so that requests
+	// which arrive meanwhile are not held behind a table of thousands of backends. Nil: Apply
+	// never steps aside.
+	Pacer *pace.Pacer
 }
 
 // Proxy is the data plane's http.Handler. Create it with New, feed it routing tables with
@@ -83,6 +88,7 @@ type Proxy struct {
 	rp         *httputil.ReverseProxy
 	metrics    *metrics
 	tracing    *tracing // nil: tracing off
+	pace       *pace.Pacer
 
 	table    atomic.Pointer[table]
 	settings atomic.Pointer[settings]
@@ -143,6 +149,7 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		transports: newTransports(opts.Transport.withDefaults()),
 		upstreams:  make(map[string]*upstream),
 		tracing:    newTracing(opts),
+		pace:       opts.Pacer,
 	}
 	p.states.New = func() any { return new(reqState) }
 	p.rp = &httputil.ReverseProxy{
@@ -192,7 +199,7 @@ func (p *Proxy) Apply(snap *discovery.Snapshot) error {
 	for _, pl := range old.pools {
 		policies[pl.name] = pl
 	}
-	t, ups, err := buildTable(snap, p.upstreams, policies, specs, p.cfg.MaxConnsPerBackend, p.transports.forSettings)
+	t, ups, err := buildTable(snap, p.upstreams, policies, specs, p.cfg.MaxConnsPerBackend, p.transports.forSettings, p.pace)
 	if err != nil {
 		return err
 	}

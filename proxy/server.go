@@ -193,9 +193,14 @@ func (s *Server) newFastServer() *h1fast.Server {
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
+		ReturnMemoryEvery: returnMemoryEvery,
 		Logger:            s.log,
 	}
 }
+
+// returnMemoryEvery bounds how often the fast path returns a burst's freed memory to the
+// system: each return is a forced collection.
+const returnMemoryEvery = 10 * time.Second
 
 // newHTTPServer returns the server of one listener. The TLS listener's server also speaks
 // HTTP/2, in what net/http calls its unencrypted mode: the TLS listener has done the handshake

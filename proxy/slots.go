@@ -108,7 +108,7 @@ func (p *Proxy) attempt(st *reqState, req *http.Request) (*http.Response, error)
 		if p.tracing != nil {
 			// A try that found no free slot is an attempt too: a retry follows it.
 			if span := p.tracing.startAttempt(st, req); span != nil {
-				endAttempt(span, nil, err)
+				endAttempt(st, req, span, nil, err)
 			}
 		}
 		if errors.Is(err, errAtCapacity) {
@@ -123,7 +123,7 @@ func (p *Proxy) attempt(st *reqState, req *http.Request) (*http.Response, error)
 	}
 	resp, err := p.transports.roundTrip(st, req)
 	if span != nil {
-		endAttempt(span, resp, err)
+		endAttempt(st, req, span, resp, err)
 	}
 	if o, ok := outcomeOf(st, req, resp, err); ok {
 		p.passive.Report(st.backend.id, o)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/veloflux/veloflux/discovery"
 	"github.com/veloflux/veloflux/internal/backendtls"
+	"github.com/veloflux/veloflux/internal/pace"
 	"github.com/veloflux/veloflux/proxy/balance"
 )
 
@@ -84,12 +85,13 @@ func samePool(a, b *discovery.Pool) bool {
 // policies by pool name when the algorithm is unchanged; maxConns is Config.MaxConnsPerBackend,
 // the cap of backends whose pool sets none. It does not modify prev or policies; the caller
 // commits the returned maps only when it swaps the table in.
-func buildTable(snap *discovery.Snapshot, prev map[string]*upstream, policies map[string]*pool, specs map[string]*discovery.Pool, maxConns int, tlsTransport func(backendtls.Settings) (*http.Transport, error)) (*table, map[string]*upstream, error) {
+func buildTable(snap *discovery.Snapshot, prev map[string]*upstream, policies map[string]*pool, specs map[string]*discovery.Pool, maxConns int, tlsTransport func(backendtls.Settings) (*http.Transport, error), pc *pace.Pacer) (*table, map[string]*upstream, error) {
 	var problems []error
 	t := &table{routes: append([]discovery.Route(nil), snap.Routes...)}
 	ups := make(map[string]*upstream, len(prev))
 	byName := make(map[string]*pool, len(snap.Pools))
 	for _, sp := range snap.Pools {
+		pc.Step()
 		if _, dup := byName[sp.Name]; dup {
 			problems = append(problems, fmt.Errorf("pool %q defined twice", sp.Name))
 			continue

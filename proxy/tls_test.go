@@ -34,10 +34,11 @@ func tlsServerConfig(t *testing.T) (ServerConfig, *x509.CertPool) {
 }
 
 // TestTLSListenerSpeaksHTTP2 serves the proxy on a TLS listener: a client negotiates HTTP/2,
-// and the backend is told the original scheme was https.
+// and the backend and the request's span are told the original scheme was https.
 func TestTLSListenerSpeaksHTTP2(t *testing.T) {
 	be := newBackend(t, "app", nil)
-	p := newProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("app", be.addr(), 1)))
+	opts, rec := traced(t, Options{})
+	p := newProxy(t, DefaultConfig(), opts, onePoolSnapshot("round_robin", false, member("app", be.addr(), 1)))
 	cert, roots := serverCert(t)
 	cfg := DefaultServerConfig()
 	cfg.Addr = ""
@@ -69,6 +70,10 @@ func TestTLSListenerSpeaksHTTP2(t *testing.T) {
 	}
 	if got := be.last(t).Header.Get("X-Forwarded-Proto"); got != "https" {
 		t.Errorf("X-Forwarded-Proto = %q, want https", got)
+	}
+	server, _ := spansOf(t, rec)
+	if got, v := attrString(server, "url.scheme"), attrString(server, "network.protocol.version"); got != "https" || v != "2" {
+		t.Errorf("server span url.scheme %q, network.protocol.version %q; want https over 2", got, v)
 	}
 	r, err := c.Get("https://" + s.Addrs()[0].String() + "/")
 	if err != nil {

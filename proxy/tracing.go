@@ -2,10 +2,12 @@ package proxy
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -101,10 +103,6 @@ func newTracing(opts Options) *tracing {
 	}
 }
 
-// traceHeaders are the request fields trace context travels in. The proxy replaces them
-// on the way to the backend, so what a backend sees is always the attempt's context.
-var traceHeaders = [...]string{"Traceparent", "Tracestate", "Baggage"}
-
 // startRequest names the server span of a request in st and, when it is to be recorded (or
 // when the tracer itself decides), starts it with its context.
 //
@@ -150,48 +148,33 @@ func (t *tracing) startRequest(st *reqState, r *http.Request) {
 			ctx = t.sampler.NewTrace(ctx, id)
 		}
 	}
-	t.startServerSpan(st, r, ctx, name)
+	t.startServerSpan(st, ctx, name)
 }
 
-// startServerSpan starts the server span of a request in ctx and records its attributes. It
-// is apart from startRequest, and startAttemptSpan and endServerSpan from theirs, so that the
-// stack frame the attributes take is only entered for a span: a request goroutine that grew
-// its stack for it would copy the stack on each request.
-func (t *tracing) startServerSpan(st *reqState, r *http.Request, ctx context.Context, name string) {
+// startServerSpan starts the server span of a request in ctx. It is apart from startRequest,
+// and startAttemptSpan and endServerSpan from theirs, so that the stack frame a span takes is
+// only entered for a span: a request goroutine that grew its stack for it would copy the
+// stack on each request.
+func (t *tracing) startServerSpan(st *reqState, ctx context.Context, name string) {
 	ctx, span := t.tracer.Start(ctx, name, serverSpan...)
 	st.tctx, st.span, st.sc = ctx, span, span.SpanContext()
-	if !span.IsRecording() {
-		return
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	attrs := []attribute.KeyValue{
-		semconv.HTTPRequestMethodKey.String(methodAttr(r.Method)),
-		semconv.URLPath(r.URL.Path),
-		semconv.URLScheme(scheme),
-		semconv.ClientAddress(st.client.String()),
-		semconv.NetworkPeerAddress(st.peer.String()),
-		semconv.NetworkProtocolVersion(protocolVersion(r)),
-		semconv.UserAgentOriginal(r.UserAgent()),
-		attrRequestID.String(st.reqID),
-	}
-	if host, port, err := net.SplitHostPort(r.Host); err == nil {
-		attrs = append(attrs, semconv.ServerAddress(host))
-		if n, err := strconv.Atoi(port); err == nil {
-			attrs = append(attrs, semconv.ServerPort(n))
-		}
-	} else if r.Host != "" {
-		attrs = append(attrs, semconv.ServerAddress(r.Host))
-	}
-	if r.URL.RawQuery != "" {
-		attrs = append(attrs, semconv.URLQuery(r.URL.RawQuery))
-	}
-	if st.upgrade {
-		attrs = append(attrs, attrWebSocket.Bool(true))
-	}
+}
+
+// A span's attributes are given all at once when it ends, from a pooled array: the SDK then
+// copies them into one slice of the right size, where attributes given at start and at end
+// would take a slice of ours each and grow the span's twice. Nothing reads a span's
+// attributes before it ends (the sampler decides without them, and the processor only takes
+// ended spans).
+const maxSpanAttrs = 24 // the most a server span has: 13 about the request, 11 about its outcome
+
+var spanAttrs = sync.Pool{New: func() any { return new([maxSpanAttrs]attribute.KeyValue) }}
+
+// setSpanAttrs gives attrs to span and clears them, so that the pooled array keeps no
+// strings alive.
+func setSpanAttrs(span trace.Span, buf *[maxSpanAttrs]attribute.KeyValue, attrs []attribute.KeyValue) {
 	span.SetAttributes(attrs...)
+	clear(attrs)
+	spanAttrs.Put(buf)
 }
 
 // endRequest records the outcome of a request on its server span and ends it; a request
@@ -206,10 +189,39 @@ func (t *tracing) endRequest(st *reqState, r *http.Request, code int) {
 	}
 }
 
-// endServerSpan records the outcome of a request on its recording server span and ends it.
+// endServerSpan records a request and its outcome on its recording server span and ends it.
 func endServerSpan(st *reqState, r *http.Request, code int) {
 	span := st.span
-	attrs := []attribute.KeyValue{semconv.HTTPResponseStatusCode(code)}
+	buf := spanAttrs.Get().(*[maxSpanAttrs]attribute.KeyValue)
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	attrs := append(buf[:0],
+		semconv.HTTPRequestMethodKey.String(methodAttr(r.Method)),
+		semconv.URLPath(r.URL.Path),
+		semconv.URLScheme(scheme),
+		semconv.ClientAddress(st.client.String()),
+		semconv.NetworkPeerAddress(st.peer.String()),
+		semconv.NetworkProtocolVersion(protocolVersion(r)),
+		semconv.UserAgentOriginal(r.UserAgent()),
+		attrRequestID.String(st.reqID),
+		semconv.HTTPResponseStatusCode(code),
+	)
+	if host, port, err := net.SplitHostPort(r.Host); err == nil {
+		attrs = append(attrs, semconv.ServerAddress(host))
+		if n, err := strconv.Atoi(port); err == nil {
+			attrs = append(attrs, semconv.ServerPort(n))
+		}
+	} else if r.Host != "" {
+		attrs = append(attrs, semconv.ServerAddress(r.Host))
+	}
+	if r.URL.RawQuery != "" {
+		attrs = append(attrs, semconv.URLQuery(r.URL.RawQuery))
+	}
+	if st.upgrade {
+		attrs = append(attrs, attrWebSocket.Bool(true))
+	}
 	if st.route != nil {
 		prefix := st.route.prefix
 		span.SetName(spanMethod(r.Method) + " " + prefix)
@@ -238,24 +250,27 @@ func endServerSpan(st *reqState, r *http.Request, code int) {
 		attrs = append(attrs, semconv.ErrorTypeKey.String(codeLabel(code)))
 		span.SetStatus(codes.Error, "")
 	}
-	span.SetAttributes(attrs...)
+	setSpanAttrs(span, buf, attrs)
 	span.End()
 }
 
 // startAttempt starts the client span of one try to st.backend and writes its context into
-// the outbound request's headers, so the backend's work is a child of the attempt. A request
-// that is not recorded gets no attempt span, which nobody would see: the backend is handed
-// the server span's context, unsampled, and startAttempt returns nil.
+// the outbound request's headers (traceparent, tracestate, baggage, replacing the client's),
+// so the backend's work is a child of the attempt and what it sees is always the attempt's
+// context. A request that is not recorded gets no attempt span, which nobody would see: the
+// backend is handed the server span's context, unsampled, and startAttempt returns nil.
 func (t *tracing) startAttempt(st *reqState, req *http.Request) trace.Span {
 	h := req.Header
-	for _, k := range traceHeaders {
-		delete(h, k)
-	}
-	switch {
-	case st.span == nil && st.pctx == nil:
-		// A new trace, unsampled: no trace state or baggage to pass on.
+	delete(h, "Tracestate")
+	delete(h, "Baggage")
+	if st.span == nil && st.pctx == nil {
+		// A new trace, unsampled: no trace state or baggage to pass on, and the traceparent
+		// replaces any the client sent.
 		h["Traceparent"] = []string{traceparent(st.sc)}
 		return nil
+	}
+	delete(h, "Traceparent")
+	switch {
 	case st.span == nil:
 		t.prop.Inject(trace.ContextWithSpanContext(st.pctx, st.sc), headerCarrier(h))
 		return nil
@@ -269,76 +284,82 @@ func (t *tracing) startAttempt(st *reqState, req *http.Request) trace.Span {
 // startAttemptSpan starts the client span of one try of a recorded request and writes its
 // context into the outbound request's headers.
 func (t *tracing) startAttemptSpan(st *reqState, req *http.Request) trace.Span {
-	h := req.Header
 	ctx, span := t.tracer.Start(st.tctx, spanMethod(req.Method), clientSpan...)
-	t.prop.Inject(ctx, headerCarrier(h))
-	u := st.backend
-	attrs := []attribute.KeyValue{
-		semconv.HTTPRequestMethodKey.String(methodAttr(req.Method)),
-		attrBackend.String(u.id),
-		attrPool.String(u.pool),
-		attrAttempt.Int(st.ntried),
-		semconv.URLFull(req.URL.String()),
-	}
-	if host, port, err := net.SplitHostPort(u.address); err == nil {
-		attrs = append(attrs, semconv.ServerAddress(host))
-		if n, err := strconv.Atoi(port); err == nil {
-			attrs = append(attrs, semconv.ServerPort(n))
-		}
-	}
-	if r := u.Region(); r != "" {
-		attrs = append(attrs, attrRegion.String(r))
-	}
-	span.SetAttributes(attrs...)
+	t.prop.Inject(ctx, headerCarrier(req.Header))
 	return span
 }
 
 // traceparent is the W3C traceparent field of sc, as propagation.TraceContext writes it
 // (version 00, the sampled and random flags only), without the context and the
 // strings.Builder that writing it through the propagator takes. Each byte's two digits come
-// from one table lookup: encoding/hex spends four times the instructions on the 24 bytes.
+// from one table lookup, and four bytes' digits go out in one store: encoding/hex spends
+// about eight times the instructions on the 24 bytes.
 func traceparent(sc trace.SpanContext) string {
 	var b [55]byte
 	tid, sid := sc.TraceID(), sc.SpanID()
 	b[0], b[1], b[2] = '0', '0', '-'
-	for i, v := range tid {
-		d := hexPairs[v]
-		b[3+2*i], b[4+2*i] = d[0], d[1]
-	}
+	binary.LittleEndian.PutUint64(b[3:], hex4(tid[0], tid[1], tid[2], tid[3]))
+	binary.LittleEndian.PutUint64(b[11:], hex4(tid[4], tid[5], tid[6], tid[7]))
+	binary.LittleEndian.PutUint64(b[19:], hex4(tid[8], tid[9], tid[10], tid[11]))
+	binary.LittleEndian.PutUint64(b[27:], hex4(tid[12], tid[13], tid[14], tid[15]))
 	b[35] = '-'
-	for i, v := range sid {
-		d := hexPairs[v]
-		b[36+2*i], b[37+2*i] = d[0], d[1]
-	}
-	flags := hexPairs[sc.TraceFlags()&(trace.FlagsSampled|trace.FlagsRandom)]
-	b[52], b[53], b[54] = '-', flags[0], flags[1]
+	binary.LittleEndian.PutUint64(b[36:], hex4(sid[0], sid[1], sid[2], sid[3]))
+	binary.LittleEndian.PutUint64(b[44:], hex4(sid[4], sid[5], sid[6], sid[7]))
+	b[52] = '-'
+	binary.LittleEndian.PutUint16(b[53:], hexPairs[sc.TraceFlags()&(trace.FlagsSampled|trace.FlagsRandom)])
 	return string(b[:])
 }
 
-// hexPairs holds the two lower-case hex digits of every byte value.
-var hexPairs = func() (t [256][2]byte) {
+// hex4 is the eight hex digits of four bytes, in the order of a little-endian store: one
+// store at a constant offset writes them, without the bounds check of every pair.
+func hex4(a, b, c, d byte) uint64 {
+	return uint64(hexPairs[a]) | uint64(hexPairs[b])<<16 | uint64(hexPairs[c])<<32 | uint64(hexPairs[d])<<48
+}
+
+// hexPairs holds the two lower-case hex digits of every byte value, the first in the low
+// byte.
+var hexPairs = func() (t [256]uint16) {
 	const digits = "0123456789abcdef"
 	for i := range t {
-		t[i] = [2]byte{digits[i>>4], digits[i&0xf]}
+		t[i] = uint16(digits[i>>4]) | uint16(digits[i&0xf])<<8
 	}
 	return t
 }()
 
-// endAttempt records what one try came to and ends its span.
-func endAttempt(span trace.Span, resp *http.Response, err error) {
+// endAttempt records one try of req to st.backend and what it came to, and ends its span.
+func endAttempt(st *reqState, req *http.Request, span trace.Span, resp *http.Response, err error) {
 	if span.IsRecording() {
+		buf := spanAttrs.Get().(*[maxSpanAttrs]attribute.KeyValue)
+		u := st.backend
+		attrs := append(buf[:0],
+			semconv.HTTPRequestMethodKey.String(methodAttr(req.Method)),
+			attrBackend.String(u.id),
+			attrPool.String(u.pool),
+			attrAttempt.Int(st.ntried),
+			semconv.URLFull(req.URL.String()),
+		)
+		if host, port, err := net.SplitHostPort(u.address); err == nil {
+			attrs = append(attrs, semconv.ServerAddress(host))
+			if n, err := strconv.Atoi(port); err == nil {
+				attrs = append(attrs, semconv.ServerPort(n))
+			}
+		}
+		if r := u.Region(); r != "" {
+			attrs = append(attrs, attrRegion.String(r))
+		}
 		switch {
 		case err != nil:
-			span.SetAttributes(semconv.ErrorTypeKey.String(errorType(err)), attrError.String(err.Error()))
+			attrs = append(attrs, semconv.ErrorTypeKey.String(errorType(err)), attrError.String(err.Error()))
 			span.SetStatus(codes.Error, err.Error())
 		default:
-			span.SetAttributes(semconv.HTTPResponseStatusCode(resp.StatusCode))
+			attrs = append(attrs, semconv.HTTPResponseStatusCode(resp.StatusCode))
 			if resp.StatusCode >= 400 {
 				// Client spans are errors on 4xx too: the proxy's request failed.
-				span.SetAttributes(semconv.ErrorTypeKey.String(codeLabel(resp.StatusCode)))
+				attrs = append(attrs, semconv.ErrorTypeKey.String(codeLabel(resp.StatusCode)))
 				span.SetStatus(codes.Error, "")
 			}
 		}
+		setSpanAttrs(span, buf, attrs)
 	}
 	span.End()
 }

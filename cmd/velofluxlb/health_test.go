@@ -51,7 +51,7 @@ func TestHealthTargets(t *testing.T) {
 			{Name: "static-unchecked", Backends: []testconfig.Backend{{Address: "10.0.0.4:80"}}},
 		},
 	})
-	snap, _ := discovery.Merge(staticSnapshot(cfg), &discovery.Snapshot{Source: "consul", Pools: []discovery.Pool{{
+	snap, _ := discovery.Merge(staticSnapshot(cfg, nil), &discovery.Snapshot{Source: "consul", Pools: []discovery.Pool{{
 		Name: "consul-pool",
 		Backends: []discovery.Backend{
 			{ID: "dc1/n1/plain", Address: "10.1.0.1:80", HealthPath: "/ready"},
@@ -64,7 +64,7 @@ func TestHealthTargets(t *testing.T) {
 		},
 	}}})
 	got := map[string]health.Target{}
-	for _, tg := range healthTargets(snap, cfg) {
+	for _, tg := range healthTargets(snap, cfg, nil) {
 		got[tg.ID] = tg
 	}
 	tests := []struct {
@@ -135,7 +135,7 @@ func TestPassivePools(t *testing.T) {
 		Pools: []testconfig.Pool{{Name: "static", Passive: &testconfig.Passive{ConsecutiveFailures: 2},
 			Backends: []testconfig.Backend{{Address: "10.0.0.1:80"}, {Address: "10.0.0.2:80"}}}},
 	})
-	snap, _ := discovery.Merge(staticSnapshot(cfg), &discovery.Snapshot{Source: "consul", Pools: []discovery.Pool{
+	snap, _ := discovery.Merge(staticSnapshot(cfg, nil), &discovery.Snapshot{Source: "consul", Pools: []discovery.Pool{
 		{Name: "discovered", Backends: []discovery.Backend{{ID: "dc1/n/a", Address: "10.1.0.1:80"}}},
 	}})
 	got := passivePools(snap, cfg)

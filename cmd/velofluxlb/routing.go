@@ -9,6 +9,7 @@ import (
 	"github.com/veloflux/veloflux/discovery"
 	"github.com/veloflux/veloflux/health"
 	"github.com/veloflux/veloflux/health/consensus"
+	"github.com/veloflux/veloflux/internal/pace"
 	"github.com/veloflux/veloflux/proxy"
 )
 
@@ -19,6 +20,7 @@ type routing struct {
 	proxy     *proxy.Proxy
 	consensus *consensus.View // hands this node's share of the targets to its checker
 	passive   *health.Passive
+	pace      *pace.Pacer // steps aside between the parts of an update; nil: never
 	log       *slog.Logger
 	// onHosts, when set, hears the route hosts of every table applied (the ACME names).
 	onHosts func(hosts []string)
@@ -39,7 +41,7 @@ func (r *routing) setStatic(cfg *config.Config) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	prevCfg, prevStatic := r.cfg, r.static
-	r.cfg, r.static = cfg, staticSnapshot(cfg)
+	r.cfg, r.static = cfg, staticSnapshot(cfg, r.pace)
 	if err := r.applyLocked(); err != nil {
 		r.cfg, r.static = prevCfg, prevStatic
 		return err
@@ -61,15 +63,22 @@ func (r *routing) setConsul(s *discovery.Snapshot) {
 
 func (r *routing) applyLocked() error {
 	merged, conflicts := discovery.Merge(r.static, r.consul)
+	r.pace.Step()
 	if err := r.proxy.Apply(merged); err != nil {
 		return err
 	}
-	r.consensus.SetTargets(healthTargets(merged, r.cfg))
+	r.pace.Step()
+	targets := healthTargets(merged, r.cfg, r.pace)
+	r.pace.Step()
+	r.consensus.SetTargets(targets)
+	r.pace.Step()
 	if r.onHosts != nil {
 		r.onHosts(routeHosts(merged))
 	}
 	// After the checker, so a backend waiting for a probe finds its new check (or none).
-	r.passive.SetPools(passivePools(merged, r.cfg))
+	pools := passivePools(merged, r.cfg)
+	r.pace.Step()
+	r.passive.SetPools(pools)
 	if !r.geoEnabled && !r.warnedGeo {
 		for _, rt := range merged.Routes {
 			if rt.Geo != "" && rt.Geo != "off" {
@@ -104,7 +113,7 @@ func (r *routing) conflictsNow() []string {
 // merged with global.health_check); a discovered backend's from its source (Consul tags),
 // each setting it leaves out from global.health_check. A backend ID listed in several pools
 // is probed once, with the first pool's settings.
-func healthTargets(s *discovery.Snapshot, cfg *config.Config) []health.Target {
+func healthTargets(s *discovery.Snapshot, cfg *config.Config, pc *pace.Pacer) []health.Target {
 	pools := make(map[string]config.Pool, len(cfg.Pools))
 	for _, p := range cfg.Pools {
 		pools[p.Name] = p
@@ -112,6 +121,7 @@ func healthTargets(s *discovery.Snapshot, cfg *config.Config) []health.Target {
 	var out []health.Target
 	seen := make(map[string]bool)
 	for _, p := range s.Pools {
+		pc.Step()
 		for _, b := range p.Backends {
 			if seen[b.ID] {
 				continue

@@ -29,6 +29,8 @@ import (
 	"github.com/veloflux/veloflux/gossip"
 	"github.com/veloflux/veloflux/health"
 	"github.com/veloflux/veloflux/health/consensus"
+	"github.com/veloflux/veloflux/internal/gcfloor"
+	"github.com/veloflux/veloflux/internal/pace"
 	"github.com/veloflux/veloflux/proxy"
 	"github.com/veloflux/veloflux/telemetry"
 	"github.com/veloflux/veloflux/telemetry/tracing"
@@ -42,6 +44,9 @@ type app struct {
 	level   *slog.LevelVar
 	reg     *prometheus.Registry
 	started time.Time
+	// pace lets reloads and discovery updates step aside for the requests every slice of
+	// their work; closed when the node stops.
+	pace *pace.Pacer
 
 	proxy   *proxy.Proxy
 	server  *proxy.Server
@@ -141,6 +146,9 @@ func newApp(path string, environ []string, cfg *config.Config, log *slog.Logger,
 		}
 	}()
 	a.reg.MustRegister(a.reloads, a.reloadOKTime)
+	if a.pace, err = pace.New(0); err != nil {
+		return nil, err
+	}
 	warnWithoutStickySecret(cfg, log)
 	if err := a.build(); err != nil {
 		return nil, err
@@ -165,6 +173,7 @@ func (a *app) build() error {
 	if err != nil {
 		return err
 	}
+	a.passive.SetPacer(a.pace)
 	local := proxy.NewLocalSessions(0)
 	var sessions proxy.SessionStore = local
 	a.sessions = local
@@ -192,6 +201,7 @@ func (a *app) build() error {
 		AccessLogger: log.With("component", "access"),
 		Registerer:   a.reg,
 		Transport:    transportConfig(cfg),
+		Pacer:        a.pace,
 	}
 	if a.tracing != nil {
 		opts.TracerProvider = a.tracing.TracerProvider()
@@ -214,7 +224,7 @@ func (a *app) build() error {
 	if a.acme, err = newACME(cfg, log.With("component", "acme"), a.reg); err != nil {
 		return err
 	}
-	a.routing = &routing{proxy: a.proxy, consensus: a.consensus, passive: a.passive, log: log.With("component", "discovery"), geoEnabled: a.geo != nil}
+	a.routing = &routing{proxy: a.proxy, consensus: a.consensus, passive: a.passive, pace: a.pace, log: log.With("component", "discovery"), geoEnabled: a.geo != nil}
 	if a.acme != nil {
 		a.routing.onHosts = a.acme.SetNames
 	}
@@ -366,6 +376,7 @@ func (a *app) release() {
 	if a.tracing != nil {
 		_ = a.tracing.Run(ended)
 	}
+	_ = a.pace.Close()
 }
 
 // warnWithoutStickySecret warns when sticky pools run on the proxy's random per-process key:
@@ -398,11 +409,15 @@ type part struct {
 // parts lists every long-running part but the proxy server, all built by newApp; hup is the
 // SIGHUP channel the config watch reloads on.
 func (a *app) parts(hup <-chan os.Signal) []part {
+	a.mu.Lock()
+	gcMinHeap := a.cfg.Global.GCMinHeap // read at start only, like the listeners
+	a.mu.Unlock()
 	ps := []part{
 		{"health", a.checker.Run},
 		{"health consensus", a.consensus.Run},
 		{"passive health", a.passive.Run},
 		{"config watch", func(ctx context.Context) error { return a.watch(ctx, hup) }},
+		{"gc floor", gcfloor.New(int64(gcMinHeap)).Run},
 	}
 	if a.geo != nil {
 		ps = append(ps, part{"geo", a.geo.Run})
@@ -503,6 +518,7 @@ func (a *app) run(ctx context.Context, hup <-chan os.Signal) error {
 	if a.readyFile != "" {
 		_ = os.Remove(a.readyFile) // a stopped node is not ready
 	}
+	_ = a.pace.Close() // every part that paces has stopped
 	a.log.Info("veloflux stopped")
 	mu.Lock()
 	defer mu.Unlock()
@@ -531,7 +547,7 @@ func (a *app) reload(reason string) {
 }
 
 func (a *app) applyLocked() error {
-	cfg, err := config.Load(a.path, a.environ)
+	cfg, err := config.LoadPaced(a.path, a.environ, a.pace)
 	if err != nil {
 		return err
 	}

@@ -15,14 +15,16 @@ import (
 	"github.com/veloflux/veloflux/health"
 	"github.com/veloflux/veloflux/health/consensus"
 	"github.com/veloflux/veloflux/internal/backendtls"
+	"github.com/veloflux/veloflux/internal/pace"
 	"github.com/veloflux/veloflux/proxy"
 )
 
 // staticSnapshot turns the configured pools and routes into the static discovery snapshot.
 // A static backend's ID is its address, unique within its pool.
-func staticSnapshot(c *config.Config) *discovery.Snapshot {
+func staticSnapshot(c *config.Config, pc *pace.Pacer) *discovery.Snapshot {
 	s := &discovery.Snapshot{Source: "static", Pools: make([]discovery.Pool, 0, len(c.Pools)), Routes: make([]discovery.Route, 0, len(c.Routes))}
 	for _, p := range c.Pools {
+		pc.Step()
 		// MaxConnsPerBackend is the pool's effective cap (Load wrote the global one into pools
 		// without their own); Consul pools leave it 0, which means the proxy's global cap.
 		dp := discovery.Pool{Name: p.Name, Algorithm: p.Algorithm, Sticky: p.StickySessions, MaxConnsPerBackend: p.MaxConnsPerBackend}

@@ -30,7 +30,7 @@ func TestWiringFromSeedConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap := staticSnapshot(cfg)
+	snap := staticSnapshot(cfg, nil)
 	if len(snap.Pools) != len(cfg.Pools) || len(snap.Routes) != len(cfg.Routes) {
 		t.Fatalf("snapshot has %d pools %d routes, config %d %d", len(snap.Pools), len(snap.Routes), len(cfg.Pools), len(cfg.Routes))
 	}
@@ -108,7 +108,7 @@ func TestConnectionCapWiring(t *testing.T) {
 		if pc.MaxConnsPerBackend != 100 || pc.BackendQueueTimeout != 2*time.Second {
 			t.Fatalf("proxy config cap %d, queue timeout %s; want 100, 2s", pc.MaxConnsPerBackend, pc.BackendQueueTimeout)
 		}
-		snap := staticSnapshot(cfg)
+		snap := staticSnapshot(cfg, nil)
 		if got := []int{snap.Pools[0].MaxConnsPerBackend, snap.Pools[1].MaxConnsPerBackend}; !slices.Equal(got, []int{5, 100}) {
 			t.Fatalf("pool caps %v, want [5 100]", got)
 		}
@@ -140,12 +140,12 @@ func TestBackendTLSWiring(t *testing.T) {
 			p.HealthCheck.Path = "/health"
 			p.Backends = []config.Backend{{Address: "10.0.0.1:443", Weight: 1}}
 			cfg.Pools = []config.Pool{p}
-			snap := staticSnapshot(cfg)
+			snap := staticSnapshot(cfg, nil)
 			b := snap.Pools[0].Backends[0]
 			if b.TLS != tt.want || b.TLSSkipVerify != tt.skip {
 				t.Errorf("backend TLS = %+v skip %v, want %+v skip %v", b.TLS, b.TLSSkipVerify, tt.want, tt.skip)
 			}
-			targets := healthTargets(snap, cfg)
+			targets := healthTargets(snap, cfg, nil)
 			if len(targets) != 1 || targets[0].TLS != tt.want || targets[0].TLSSkipVerify != tt.skip {
 				t.Errorf("health targets = %+v, want one with TLS %+v skip %v", targets, tt.want, tt.skip)
 			}

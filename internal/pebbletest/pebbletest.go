@@ -10,6 +10,7 @@ package pebbletest
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -28,6 +29,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -106,7 +108,33 @@ func Start(t testing.TB, opts Options) *Server {
 		opts.KeyAlgorithm = "ecdsa"
 	}
 	work := t.TempDir()
-	s := &Server{t: t, Log: &testutil.LogBuffer{}}
+	s := &Server{t: t}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("pebble-challtestsrv and Pebble said:\n%s", s.Log.String())
+		}
+	})
+	// The ports are free when picked but released before the programs bind them, so another
+	// process (a Consul agent of a test running beside this one, say) can take one first; the
+	// program that cannot bind exits, and both start again on other ports.
+	const tries = 5
+	for try := 1; ; try++ {
+		if s.start(dir, work, opts) {
+			return s
+		}
+		if try == tries || !strings.Contains(s.Log.String(), "address already in use") {
+			t.Fatalf("pebbletest: pebble-challtestsrv or Pebble exited before it answered (try %d of %d)", try, tries)
+		}
+		t.Logf("pebbletest: a port was taken before its program bound it; starting again on others (try %d)", try)
+	}
+}
+
+// start runs pebble-challtestsrv and Pebble on ports picked now, and reports whether both
+// answer; false means one of them exited first, and s.Log holds what they said.
+func (s *Server) start(dir, work string, opts Options) bool {
+	t := s.t
+	t.Helper()
+	s.Log = &testutil.LogBuffer{}
 	ports := testutil.FreePorts(t, 4)
 	dnsAddr := "127.0.0.1:" + strconv.Itoa(ports[0])
 	s.chall = "127.0.0.1:" + strconv.Itoa(ports[1])
@@ -142,33 +170,66 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	write(t, filepath.Join(work, "pebble-config.json"), b)
 
-	s.run(filepath.Join(dir, "pebble-challtestsrv"), nil,
+	challDone := s.run(filepath.Join(dir, "pebble-challtestsrv"), nil,
 		"-dnsserver", dnsAddr, "-management", s.chall, "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
 		"-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "")
-	s.run(filepath.Join(dir, "pebble"), []string{
+	pebbleDone := s.run(filepath.Join(dir, "pebble"), []string{
 		"PEBBLE_VA_NOSLEEP=1",      // validate at once instead of after up to 15 s
 		"PEBBLE_WFE_NONCEREJECT=0", // no random bad-nonce errors: orders are counted
 		"PEBBLE_AUTHZREUSE=0",      // every order proves control again, as renewals must
 	}, "-config", filepath.Join(work, "pebble-config.json"), "-dnsserver", dnsAddr)
 
-	testutil.Eventually(t, "Pebble and pebble-challtestsrv answer", func() bool {
-		resp, err := s.APIClient().Get(s.Directory)
-		if err != nil {
-			return false
+	// A program's exit ends the wait at once, even a request in flight to a port that some
+	// other process holds and never answers on.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	exited := make(chan struct{})
+	go func() {
+		select {
+		case <-challDone:
+		case <-pebbleDone:
+		case <-ctx.Done():
+			return
 		}
-		resp.Body.Close()
-		c, err := net.Dial("tcp", s.chall)
+		close(exited)
+		cancel()
+	}()
+	up := true
+	testutil.EventuallyWithNote(t, "Pebble and pebble-challtestsrv answer", func() (bool, string) {
+		select {
+		case <-exited:
+			up = false
+			return true, ""
+		default:
+		}
+		// Pebble first proves itself with a handshake under its own certificate; only then is
+		// the directory asked for, since an HTTP client's dial outlives a cancelled request.
+		hs, err := (&tls.Dialer{Config: &tls.Config{RootCAs: s.apiTrust}}).DialContext(ctx, "tcp", listen)
 		if err != nil {
-			return false
+			return false, err.Error()
+		}
+		hs.Close()
+		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", s.chall)
+		if err != nil {
+			return false, err.Error()
 		}
 		c.Close()
-		return resp.StatusCode == http.StatusOK
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.Directory, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := s.APIClient().Do(req)
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, resp.Status
 	})
-	return s
+	return up
 }
 
-// run starts one program, stopped when the test ends.
-func (s *Server) run(bin string, env []string, args ...string) {
+// run starts one program, stopped when the test ends; the channel is closed when it exits.
+func (s *Server) run(bin string, env []string, args ...string) <-chan struct{} {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = s.Log, s.Log
@@ -189,6 +250,7 @@ func (s *Server) run(bin string, env []string, args ...string) {
 			<-done
 		}
 	})
+	return done
 }
 
 // APIClient trusts Pebble's HTTPS certificate.

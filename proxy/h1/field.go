@@ -1,5 +1,7 @@
 package h1
 
+import "net/textproto"
+
 // ValidFieldValue reports whether v may be sent as a field value: no control byte but tab,
 // no DEL; bytes from 0x80 up pass (obs-text). Its answers are httpguts.ValidHeaderFieldValue's;
 // it tests eight bytes at a time, where that one takes a byte per step, since the fast client
@@ -32,4 +34,31 @@ func validFieldBytes(v string) bool {
 		}
 	}
 	return true
+}
+
+// CanonicalKey is http.CanonicalHeaderKey(k), without its work for a key that is canonical
+// already, as nearly every field of a backend's answer and a client's request is: the
+// fast client and server canonicalise every key they read.
+func CanonicalKey(k string) string {
+	upper := true
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
+			return textproto.CanonicalMIMEHeaderKey(k)
+		}
+		upper = c == '-'
+	}
+	return k
+}
+
+// TrimOWS is strings.Trim(v, " \t"): a field value less the optional white space around it.
+func TrimOWS(v string) string {
+	i, j := 0, len(v)
+	for i < j && (v[i] == ' ' || v[i] == '\t') {
+		i++
+	}
+	for j > i && (v[j-1] == ' ' || v[j-1] == '\t') {
+		j--
+	}
+	return v[i:j]
 }

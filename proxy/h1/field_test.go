@@ -1,6 +1,7 @@
 package h1
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 
@@ -51,4 +52,37 @@ func BenchmarkValidFieldValue(b *testing.B) {
 			httpguts.ValidHeaderFieldValue(tp)
 		}
 	})
+}
+
+var canonicalCases = []string{
+	"", "Content-Length", "content-length", "CONTENT-LENGTH", "Content-length", "X-Request-Id",
+	"x-request-id", "Host", "-", "--a", "a-", "Foo_bar", "foo_bar", "1abc", "Foo Bar", "foo bar",
+	"Ünicode", "\x80abc", "Te", "TE", "Keep-Alive", "keep-alive", "A-B-C", "a-b-c", "ETag",
+}
+
+func TestCanonicalKeyAsNetHTTP(t *testing.T) {
+	for _, k := range canonicalCases {
+		if got, want := CanonicalKey(k), http.CanonicalHeaderKey(k); got != want {
+			t.Errorf("CanonicalKey(%q) = %q, net/http says %q", k, got, want)
+		}
+	}
+}
+
+func FuzzCanonicalKey(f *testing.F) {
+	for _, k := range canonicalCases {
+		f.Add(k)
+	}
+	f.Fuzz(func(t *testing.T, k string) {
+		if got, want := CanonicalKey(k), http.CanonicalHeaderKey(k); got != want {
+			t.Errorf("CanonicalKey(%q) = %q, net/http says %q", k, got, want)
+		}
+	})
+}
+
+func TestTrimOWSAsStringsTrim(t *testing.T) {
+	for _, v := range []string{"", " ", "\t", " \t a b \t ", "a", " a", "a ", "\ta\t", " \r a \n ", "\t\t\t"} {
+		if got, want := TrimOWS(v), strings.Trim(v, " \t"); got != want {
+			t.Errorf("TrimOWS(%q) = %q, want %q", v, got, want)
+		}
+	}
 }

@@ -98,14 +98,21 @@ func New(opt Options) *Transport {
 
 // conn is one backend connection. It belongs to one request at a time, or to the idle list.
 type conn struct {
-	t     *Transport
-	addr  string
-	nc    net.Conn
-	br    *bufio.Reader
-	bw    *bufio.Writer
-	timer *time.Timer // closes the connection when it stays idle for IdleTimeout
-	idle  bool        // in the idle list; guarded by t.mu
-	used  bool        // carried a request before the current one
+	t    *Transport
+	addr string
+	nc   net.Conn
+	br   *bufio.Reader
+	bw   *bufio.Writer
+	// timer closes the connection when it stays idle for IdleTimeout. It is set when the
+	// connection goes idle with no timer pending, and left running while the connection
+	// serves a request: when it fires, it closes the connection only if it has been idle
+	// for IdleTimeout by then, and is set again for the rest otherwise. That spares two
+	// timer updates per request, for a connection that carries one after another.
+	timer   *time.Timer
+	idle    bool  // in the idle list; guarded by t.mu
+	idleAt  int64 // when it last went idle, in unix nanoseconds; guarded by t.mu
+	pending bool  // timer is set; guarded by t.mu
+	used    bool  // carried a request before the current one
 }
 
 // errClosedIdle marks a reused connection that the backend had closed before it answered.
@@ -155,7 +162,6 @@ func (t *Transport) get(ctx context.Context, addr string) (*conn, error) {
 		t.nidle--
 		c.idle = false
 		t.mu.Unlock()
-		c.timer.Stop() // if it fired already, its callback finds c no longer idle
 		return c, nil
 	}
 	t.mu.Unlock()
@@ -184,20 +190,33 @@ func (t *Transport) put(c *conn) {
 		return
 	}
 	c.idle = true
+	c.idleAt = time.Now().UnixNano()
 	t.idle[c.addr] = append(l, c)
 	t.nidle++
+	arm := !c.pending
+	c.pending = true
 	t.mu.Unlock()
-	c.timer.Reset(t.opt.IdleTimeout)
+	if arm {
+		c.timer.Reset(t.opt.IdleTimeout)
+	}
 }
 
-// expire closes c if it is still idle when its timer fires.
+// expire closes c if it has been idle for IdleTimeout when its timer fires, and sets the
+// timer for the rest of that time if it went idle since.
 func (c *conn) expire() {
 	t := c.t
 	t.mu.Lock()
 	if !c.idle {
+		c.pending = false // put sets it again
 		t.mu.Unlock()
 		return
 	}
+	if left := time.Duration(c.idleAt + int64(t.opt.IdleTimeout) - time.Now().UnixNano()); left > 0 {
+		t.mu.Unlock()
+		c.timer.Reset(left)
+		return
+	}
+	c.pending = false
 	l := t.idle[c.addr]
 	for i, x := range l {
 		if x == c {
@@ -316,7 +335,12 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, body *countingB
 			}
 		}
 	}
-	_ = c.nc.SetReadDeadline(time.Time{})
+	// The head's deadline must not cut a body that is still to come off. A body already whole
+	// in the buffer is read without the socket, and the next request sets its own deadline
+	// before it reads: leaving this one spares a timer update per request.
+	if resp.StatusCode == http.StatusSwitchingProtocols || !bodyBuffered(c.br, resp.Body) {
+		_ = c.nc.SetReadDeadline(time.Time{})
+	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		// The connection now belongs to the upgraded protocol; it never returns to the pool.
 		resp.Body = &upgradeBody{c: c, stop: stop}
@@ -329,6 +353,15 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, body *countingB
 }
 
 var errTooMany1xx = errors.New("too many 1xx interim responses")
+
+// bodyBuffered reports whether reading body to its end takes nothing from the socket.
+func bodyBuffered(br *bufio.Reader, body io.ReadCloser) bool {
+	if body == http.NoBody {
+		return true
+	}
+	lb, ok := body.(*lengthBody)
+	return ok && int64(br.Buffered()) >= lb.left
+}
 
 // interim hands a 1xx response to whoever asked for them.
 func (t *Transport) interim(req *http.Request, resp *http.Response) error {
@@ -382,24 +415,26 @@ func (c *conn) writeRequest(req *http.Request, body *countingBody, withBody bool
 	if !httpguts.ValidHostHeader(host) {
 		return errBadHeader
 	}
-	w.WriteString(req.Method)
-	w.WriteByte(' ')
+	// The head is appended in the writer's free space and handed to it in one Write (a head
+	// larger than that space is appended to a slice of its own).
+	b := append(w.AvailableBuffer(), req.Method...)
+	b = append(b, ' ')
 	if req.URL.Opaque != "" {
-		w.WriteString(req.URL.Opaque)
+		b = append(b, req.URL.Opaque...)
 	} else {
 		p := req.URL.EscapedPath()
 		if p == "" {
 			p = "/"
 		}
-		w.WriteString(p)
+		b = append(b, p...)
 	}
 	if req.URL.ForceQuery || req.URL.RawQuery != "" {
-		w.WriteByte('?')
-		w.WriteString(req.URL.RawQuery)
+		b = append(b, '?')
+		b = append(b, req.URL.RawQuery...)
 	}
-	w.WriteString(" HTTP/1.1\r\nHost: ")
-	w.WriteString(host)
-	w.WriteString("\r\n")
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, host...)
+	b = append(b, "\r\n"...)
 	for k, vs := range req.Header {
 		switch k {
 		case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
@@ -416,29 +451,29 @@ func (c *conn) writeRequest(req *http.Request, body *countingBody, withBody bool
 			if !h1.ValidFieldValue(v) {
 				return errBadHeader
 			}
-			w.WriteString(k)
-			w.WriteString(": ")
-			w.WriteString(v)
-			w.WriteString("\r\n")
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
 		}
 	}
 	hasBody := req.Body != nil && req.Body != http.NoBody
 	switch {
 	case hasBody && req.ContentLength > 0:
-		w.WriteString("Content-Length: ")
-		var b [20]byte
-		w.Write(strconv.AppendInt(b[:0], req.ContentLength, 10))
-		w.WriteString("\r\n")
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, req.ContentLength, 10)
+		b = append(b, "\r\n"...)
 	case hasBody && req.ContentLength < 0:
-		w.WriteString("Transfer-Encoding: chunked\r\n")
-		writeTrailerNames(w, req.Trailer)
+		b = append(b, "Transfer-Encoding: chunked\r\n"...)
+		b = appendTrailerNames(b, req.Trailer)
 	case req.Method == http.MethodPost || req.Method == http.MethodPut || req.Method == http.MethodPatch:
-		w.WriteString("Content-Length: 0\r\n")
+		b = append(b, "Content-Length: 0\r\n"...)
 	}
 	if req.Close {
-		w.WriteString("Connection: close\r\n")
+		b = append(b, "Connection: close\r\n"...)
 	}
-	w.WriteString("\r\n")
+	b = append(b, "\r\n"...)
+	_, _ = w.Write(b)
 	if withBody && hasBody && req.ContentLength != 0 {
 		if err := c.writeBody(body, req.ContentLength, req.Trailer); err != nil {
 			return err
@@ -455,25 +490,26 @@ func (c *conn) sendBody(req *http.Request, body *countingBody) error {
 	return c.bw.Flush()
 }
 
-// writeTrailerNames announces the trailer fields a chunked body ends with, as net/http's
+// appendTrailerNames announces the trailer fields a chunked body ends with, as net/http's
 // Transport does; the values are read once the body has ended.
-func writeTrailerNames(w *bufio.Writer, trailer http.Header) {
+func appendTrailerNames(b []byte, trailer http.Header) []byte {
 	first := true
 	for k := range trailer {
 		if !trailerAllowed(k) {
 			continue
 		}
 		if first {
-			w.WriteString("Trailer: ")
+			b = append(b, "Trailer: "...)
 			first = false
 		} else {
-			w.WriteString(", ")
+			b = append(b, ", "...)
 		}
-		w.WriteString(k)
+		b = append(b, k...)
 	}
 	if !first {
-		w.WriteString("\r\n")
+		b = append(b, "\r\n"...)
 	}
+	return b
 }
 
 // trailerAllowed refuses the fields that frame or route a message, which a trailer must not

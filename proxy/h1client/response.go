@@ -82,12 +82,12 @@ func parseSimpleHead(buf []byte, req *http.Request) (*http.Response, int) {
 		if !ok || !httpguts.ValidHeaderFieldName(k) || !validText(v) {
 			return nil, 0 // also a folded line (it starts with a space) and a bare LF
 		}
-		k = http.CanonicalHeaderKey(k)
+		k = h1.CanonicalKey(k)
 		switch k {
 		case "Transfer-Encoding", "Trailer", "Pragma":
 			return nil, 0 // http.ReadResponse rewrites or interprets these
 		}
-		v = strings.Trim(v, " \t")
+		v = h1.TrimOWS(v)
 		if prior, ok := h[k]; ok {
 			h[k] = append(prior, v)
 			continue

@@ -49,7 +49,20 @@ type conn struct {
 	mu     sync.Mutex
 	cancel context.CancelFunc // ends the current request's context; nil between requests
 	gone   bool               // the client went away or the connection closed: ends every context at once
+
+	// fresh is freshNew from accept until the first request's first bytes are read
+	// (freshNo), or until a drain's grace for it is over (freshCut). Until then Shutdown
+	// leaves the connection open: a client that connected just before a drain may be about
+	// to send its request.
+	fresh atomic.Int32
 }
+
+// conn.fresh's values.
+const (
+	freshNo  int32 = iota // a request has been read
+	freshNew              // nothing read yet; idleAt is the time of accept
+	freshCut              // nothing read yet, and a drain's grace is over: the connection closes
+)
 
 // newConn prepares a connection accepted by Serve; nil when the server is shutting down.
 func (s *Server) newConn(nc net.Conn) *conn {
@@ -57,6 +70,8 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		nc = s.Guard.Wrap(nc)
 	}
 	c := &conn{s: s, nc: nc, fd: -1, remote: nc.RemoteAddr().String(), base: context.Background()}
+	c.fresh.Store(freshNew)
+	c.idleAt.Store(time.Now().UnixNano())
 	if s.ConnContext != nil {
 		c.base = s.ConnContext(c.base, nc)
 	}
@@ -224,6 +239,9 @@ func (c *conn) close() {
 
 // closeIfIdle closes a parked connection, or interrupts a goroutine waiting for a head.
 func (c *conn) closeIfIdle() {
+	if c.fresh.Load() != freshNo {
+		return // only cutFresh closes a connection that has not sent a request
+	}
 	if c.state.CompareAndSwap(stParked, stClosed) {
 		c.state.Store(stActive) // close sets stClosed again; nothing else can take it now
 		c.close()
@@ -232,6 +250,22 @@ func (c *conn) closeIfIdle() {
 	if c.state.Load() == stWaiting {
 		_ = c.nc.SetReadDeadline(aLongTimeAgo)
 	}
+}
+
+// cutFresh closes a connection that has sent nothing since it was accepted at least grace
+// before now, and reports whether it did. A connection whose first bytes are read meanwhile
+// is left to finish its request.
+func (c *conn) cutFresh(now time.Time, grace time.Duration) bool {
+	if c.fresh.Load() != freshNew || now.Sub(time.Unix(0, c.idleAt.Load())) < grace {
+		return false
+	}
+	if !c.fresh.CompareAndSwap(freshNew, freshCut) {
+		return false
+	}
+	// Its goroutine waits for the first head (fresh connections are not parked); the read
+	// fails, and the connection closes.
+	_ = c.nc.SetReadDeadline(aLongTimeAgo)
+	return true
 }
 
 // abort closes the connection whatever it is doing (Close).
@@ -297,6 +331,11 @@ func (c *conn) readHead(ex *exchange) (ok bool, err error) {
 	} else if s.ReadHeaderTimeout > 0 {
 		_ = c.nc.SetReadDeadline(time.Now().Add(s.ReadHeaderTimeout))
 	}
+	if c.fresh.Load() == freshCut {
+		// A drain's grace ended before this goroutine started reading: the deadline it
+		// set in the past may have been replaced just now.
+		return false, net.ErrClosed
+	}
 	first := true
 	for {
 		if len(ex.buf) == cap(ex.buf) {
@@ -309,11 +348,16 @@ func (c *conn) readHead(ex *exchange) (ok bool, err error) {
 		ex.buf = ex.buf[:len(ex.buf)+n]
 		if n > 0 && first {
 			first = false
+			if c.fresh.Load() != freshNo && !c.fresh.CompareAndSwap(freshNew, freshNo) {
+				return false, net.ErrClosed // a drain's grace for it ended first
+			}
 			ex.start = time.Now()
 			if !c.state.CompareAndSwap(stWaiting, stActive) && c.state.Load() == stClosed {
 				return false, net.ErrClosed
 			}
-			if s.ReadHeaderTimeout > 0 {
+			// The head's time runs from its first byte: reset it, unless the head is whole
+			// already (as it nearly always is), which spares a timer update per request.
+			if s.ReadHeaderTimeout > 0 && !bytes.HasSuffix(ex.buf, crlfcrlf) {
 				_ = c.nc.SetReadDeadline(ex.start.Add(s.ReadHeaderTimeout))
 			}
 		}
@@ -353,7 +397,10 @@ func (c *conn) serveOne(ex *exchange) (keep, hijacked bool) {
 		ex.writeBareError(c, code)
 		return false, false
 	}
+	// Only a body is read before the next head, whose reading sets its own deadline: a
+	// request without one leaves the head's in place, which spares a timer update.
 	switch {
+	case ex.req.Body == http.NoBody:
 	case s.ReadTimeout > 0:
 		_ = c.nc.SetReadDeadline(ex.start.Add(s.ReadTimeout))
 	case s.ReadHeaderTimeout > 0:
@@ -422,8 +469,8 @@ func (ex *exchange) parse(c *conn) error {
 			break
 		}
 		k, v, _ := strings.Cut(l, ":")
-		k = http.CanonicalHeaderKey(k)
-		v = strings.Trim(v, " \t")
+		k = h1.CanonicalKey(k)
+		v = h1.TrimOWS(v)
 		if prior, ok := h[k]; ok {
 			h[k] = append(prior, v)
 			continue
@@ -438,7 +485,9 @@ func (ex *exchange) parse(c *conn) error {
 	r.Header = h
 	r.Host = r.URL.Host
 	if r.Host == "" {
-		r.Host = h.Get("Host")
+		if hv := h["Host"]; len(hv) > 0 {
+			r.Host = hv[0]
+		}
 	}
 	delete(h, "Host")
 	if !httpguts.ValidHostHeader(r.Host) {

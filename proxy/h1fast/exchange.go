@@ -75,8 +75,9 @@ func (ex *exchange) release(s *Server) {
 // writeBareError answers a head that could not be made into a request, and closes.
 func (ex *exchange) writeBareError(c *conn, code int) {
 	ex.bw.Reset(c.nc)
-	writeStatus(ex.bw, true, code)
-	_, _ = ex.bw.WriteString("Content-Length: 0\r\nConnection: close\r\n\r\n")
+	b := appendStatus(ex.bw.AvailableBuffer(), true, code)
+	b = append(b, "Content-Length: 0\r\nConnection: close\r\n\r\n"...)
+	_, _ = ex.bw.Write(b)
 	_ = ex.bw.Flush()
 }
 

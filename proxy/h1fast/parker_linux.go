@@ -29,6 +29,7 @@ type parker struct {
 	conns []*conn // indexed by descriptor: 8 bytes a slot, where a map took about 60 an entry
 	n     int     // non-nil entries of conns
 	once  sync.Once
+	mem   *memReturner // only the loop uses it
 }
 
 func newParker(s *Server) (*parker, error) {
@@ -41,7 +42,7 @@ func newParker(s *Server) (*parker, error) {
 		_ = unix.Close(epfd)
 		return nil, err
 	}
-	p := &parker{s: s, epf: os.NewFile(uintptr(epfd), "epoll")}
+	p := &parker{s: s, epf: os.NewFile(uintptr(epfd), "epoll"), mem: newMemReturner(s.ReturnMemoryEvery)}
 	rc, err := p.epf.SyscallConn()
 	if err == nil {
 		// Fails when the runtime's poller did not take the descriptor.
@@ -151,6 +152,7 @@ func (p *parker) readable(fd int) bool {
 const sweepEvery = time.Second
 
 func (p *parker) loop() {
+	defer p.mem.wait()
 	defer p.closeAll()
 	events := make([]unix.EpollEvent, 256)
 	var failed error
@@ -178,8 +180,10 @@ func (p *parker) loop() {
 			p.s.Logger.Error("epoll_wait failed; parked connections are closed", "error", failed)
 			return
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			p.sweep(time.Now())
-			p.s.reapWorkers()
+			now := time.Now()
+			p.sweep(now)
+			busy, reaped := p.s.reapWorkers()
+			p.mem.afterSweep(now, busy, reaped, p.returned)
 		case err != nil:
 			return // closed
 		}
@@ -202,17 +206,30 @@ func (p *parker) dispatch(events []unix.EpollEvent) {
 	}
 }
 
-// sweep closes connections parked for longer than IdleTimeout.
+// returned records a return of freed memory to the system.
+func (p *parker) returned(slack uint64, took time.Duration) {
+	p.s.parkStats.MemoryReturns.Add(1)
+	p.s.Logger.Debug("returned freed memory to the system", "slack_bytes", slack, "took", took.String())
+}
+
+// sweep closes connections parked for longer than IdleTimeout. It collects only the expired
+// ones: a copy of the whole table every second would be garbage the size of the table.
 func (p *parker) sweep(now time.Time) {
 	limit := p.s.IdleTimeout
 	if limit <= 0 {
 		return
 	}
 	cutoff := now.Add(-limit).UnixNano()
-	for _, c := range p.appendConns(nil) {
-		if c.state.Load() == stParked && c.idleAt.Load() < cutoff {
-			c.closeIfIdle()
+	var expired []*conn
+	p.mu.Lock()
+	for _, c := range p.conns {
+		if c != nil && c.state.Load() == stParked && c.idleAt.Load() < cutoff {
+			expired = append(expired, c)
 		}
+	}
+	p.mu.Unlock()
+	for _, c := range expired {
+		c.closeIfIdle()
 	}
 }
 

@@ -59,7 +59,8 @@ func (w *response) WriteHeader(code int) {
 	}
 	w.wroteHeader = true
 	w.status = code
-	if cl := w.header.Get("Content-Length"); cl != "" {
+	if cl := w.header["Content-Length"]; len(cl) > 0 && cl[0] != "" {
+		cl := cl[0]
 		if n, err := parseLength(cl); err == nil {
 			w.length = n
 		} else {
@@ -85,9 +86,10 @@ func (w *response) writeInterim(code int) {
 		w.ex.body.expect = false
 	}
 	bw := w.ex.bw
-	writeStatus(bw, w.req.ProtoAtLeast(1, 1), code)
-	w.writeFields(bw, false)
-	bw.WriteString("\r\n")
+	b := appendStatus(bw.AvailableBuffer(), w.req.ProtoAtLeast(1, 1), code)
+	b = w.appendFields(b, false)
+	b = append(b, "\r\n"...)
+	_, _ = bw.Write(b)
 	if bw.Flush() != nil {
 		w.broken = true
 	}
@@ -169,23 +171,26 @@ func (w *response) sendHead(stream bool) {
 	if w.c.s.noKeep.Load() {
 		w.closeAfter = true
 	}
-	writeStatus(bw, is11, w.status)
-	w.writeFields(bw, true)
+	// The head is appended in the writer's free space and handed to it in one Write (a head
+	// larger than that space is appended to a slice of its own).
+	b := appendStatus(bw.AvailableBuffer(), is11, w.status)
+	b = w.appendFields(b, true)
 	switch {
 	case w.closeAfter:
-		bw.WriteString("Connection: close\r\n")
+		b = append(b, "Connection: close\r\n"...)
 	case !w.closeAfter && !is11:
-		bw.WriteString("Connection: keep-alive\r\n")
+		b = append(b, "Connection: keep-alive\r\n"...)
 	}
 	if w.chunked {
-		bw.WriteString("Transfer-Encoding: chunked\r\n")
+		b = append(b, "Transfer-Encoding: chunked\r\n"...)
 	}
 	if _, ok := h["Date"]; !ok {
-		bw.WriteString("Date: ")
-		bw.WriteString(w.c.s.httpDate())
-		bw.WriteString("\r\n")
+		b = append(b, "Date: "...)
+		b = append(b, w.c.s.httpDate()...)
+		b = append(b, "\r\n"...)
 	}
-	bw.WriteString("\r\n")
+	b = append(b, "\r\n"...)
+	_, _ = bw.Write(b)
 	if len(w.pend) > 0 {
 		p := w.pend
 		w.pend = w.pend[:0]
@@ -224,8 +229,8 @@ func (w *response) SplicedOut(n int64, err error) {
 	}
 }
 
-// writeFields writes the header, leaving out the fields the framing owns and trailers.
-func (w *response) writeFields(bw *bufio.Writer, final bool) {
+// appendFields appends the header, leaving out the fields the framing owns and trailers.
+func (w *response) appendFields(b []byte, final bool) []byte {
 	for k, vs := range w.header {
 		switch k {
 		case "Transfer-Encoding", "Trailer":
@@ -241,24 +246,23 @@ func (w *response) writeFields(bw *bufio.Writer, final bool) {
 			continue
 		}
 		for _, v := range vs {
-			bw.WriteString(k)
-			bw.WriteString(": ")
-			if strings.ContainsAny(v, "\r\n") {
+			b = append(b, k...)
+			b = append(b, ": "...)
+			if strings.IndexByte(v, '\r') >= 0 || strings.IndexByte(v, '\n') >= 0 {
 				v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
 			}
-			bw.WriteString(v)
-			bw.WriteString("\r\n")
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
 		}
 	}
 	if final && w.chunked {
-		if tr := w.header["Trailer"]; len(tr) > 0 {
-			for _, v := range tr {
-				bw.WriteString("Trailer: ")
-				bw.WriteString(v)
-				bw.WriteString("\r\n")
-			}
+		for _, v := range w.header["Trailer"] {
+			b = append(b, "Trailer: "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
 		}
 	}
+	return b
 }
 
 // finish completes the response after the handler returned.
@@ -366,21 +370,24 @@ func (w *response) SetWriteDeadline(t time.Time) error { return w.c.nc.SetWriteD
 // EnableFullDuplex is a no-op: reading the body and writing the response interleave freely.
 func (w *response) EnableFullDuplex() error { return nil }
 
-func writeStatus(bw *bufio.Writer, is11 bool, code int) {
+func appendStatus(b []byte, is11 bool, code int) []byte {
 	if is11 {
-		bw.WriteString("HTTP/1.1 ")
+		b = append(b, "HTTP/1.1 "...)
 	} else {
-		bw.WriteString("HTTP/1.0 ")
+		b = append(b, "HTTP/1.0 "...)
 	}
-	var b [8]byte
-	bw.Write(strconv.AppendInt(b[:0], int64(code), 10))
-	bw.WriteByte(' ')
-	text := http.StatusText(code)
-	if text == "" {
-		text = "status code " + strconv.Itoa(code)
+	if code == http.StatusOK {
+		return append(b, "200 OK\r\n"...)
 	}
-	bw.WriteString(text)
-	bw.WriteString("\r\n")
+	b = strconv.AppendInt(b, int64(code), 10)
+	b = append(b, ' ')
+	if text := http.StatusText(code); text != "" {
+		b = append(b, text...)
+	} else {
+		b = append(b, "status code "...)
+		b = strconv.AppendInt(b, int64(code), 10)
+	}
+	return append(b, "\r\n"...)
 }
 
 // httpDate is the Date field's value, formatted at most once a second.

@@ -29,6 +29,19 @@ type Server struct {
 	ReadTimeout time.Duration
 	// IdleTimeout closes a connection that waits this long for its next request. 0: none.
 	IdleTimeout time.Duration
+	// ReturnMemoryEvery is the least time between two returns of freed memory to the system
+	// (debug.FreeOSMemory), each made once a burst of connections is over: when the
+	// goroutines that served it have waited a second without work and are ended, and the
+	// heap holds materially more than it uses. Without it the resident size stays near a
+	// burst's peak while its connections wait parked. 0: never. Linux only (the epoll set
+	// decides when a burst is over).
+	ReturnMemoryEvery time.Duration
+	// NewConnGrace is how long Shutdown leaves open a connection that has sent nothing since
+	// it was accepted, counted from its accept: its client may have connected just before
+	// the drain and be about to send a request, which is then served with Connection:
+	// close. Shutdown's context bounds it too. 0: 5 s, net/http's grace for such
+	// connections.
+	NewConnGrace time.Duration
 	// Logger receives what goes wrong outside of a request (a handler's panic). Nil: discarded.
 	Logger *slog.Logger
 
@@ -57,6 +70,8 @@ type Server struct {
 type ParkStats struct {
 	Parked atomic.Int64 // connections handed to the epoll set while idle
 	Woken  atomic.Int64 // parked connections that had something to read
+	// MemoryReturns counts the returns of freed memory to the system (ReturnMemoryEvery).
+	MemoryReturns atomic.Int64
 }
 
 // Stats returns the server's counters.
@@ -167,22 +182,25 @@ func (s *Server) worker(c *conn) {
 			c = nil
 		}
 		s.idleWorkers.Add(-1)
-		s.handoffs.Add(1)
+		if c != nil {
+			s.handoffs.Add(1)
+		}
 	}
 }
 
 // reapWorkers ends the waiting goroutines when none took a connection since the last call
 // (the epoll set calls it every sweepEvery), so that a burst's goroutines and their stacks do
-// not outlive it.
-func (s *Server) reapWorkers() {
+// not outlive it. busy says some did take one; reaped, that waiting goroutines were ended.
+func (s *Server) reapWorkers() (busy, reaped bool) {
 	if s.handoffs.Swap(0) > 0 {
-		return
+		return true, false
 	}
 	for {
 		select {
 		case s.work <- nil:
+			reaped = true
 		default:
-			return
+			return false, reaped
 		}
 	}
 }
@@ -191,7 +209,8 @@ func (s *Server) reapWorkers() {
 func (s *Server) stopWorkers() { s.stopOnce.Do(func() { close(s.stop) }) }
 
 // SetKeepAlivesEnabled false makes every later response close its connection and closes the
-// idle ones; true restores keep-alive.
+// idle ones (not those that have yet to send their first request: they are served, with
+// Connection: close); true restores keep-alive.
 func (s *Server) SetKeepAlivesEnabled(on bool) {
 	s.noKeep.Store(!on)
 	if !on && s.start() == nil {
@@ -199,8 +218,14 @@ func (s *Server) SetKeepAlivesEnabled(on bool) {
 	}
 }
 
+// defaultNewConnGrace is NewConnGrace's default: net/http's server treats a connection that
+// has not sent its first request within 5 s as idle when it shuts down.
+const defaultNewConnGrace = 5 * time.Second
+
 // Shutdown stops accepting, closes idle connections, and waits until every other connection
-// has finished its response and closed, or ctx ends.
+// has finished its response and closed, or ctx ends. A connection that has not sent its
+// first request is left NewConnGrace from its accept to send it (served with Connection:
+// close) before it is closed.
 func (s *Server) Shutdown(ctx context.Context) error {
 	if err := s.start(); err != nil {
 		return err
@@ -208,10 +233,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdown.Store(true)
 	s.noKeep.Store(true)
 	s.closeListeners()
+	grace := s.NewConnGrace
+	if grace <= 0 {
+		grace = defaultNewConnGrace
+	}
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for {
 		s.closeIdle()
+		s.cutFresh(time.Now(), grace)
 		if s.active() == 0 {
 			s.parker.close()
 			s.stopWorkers()
@@ -266,7 +296,15 @@ func (s *Server) open() []*conn {
 	return s.parker.appendConns(all)
 }
 
-// closeIdle closes the connections that wait for a request, parked or in a goroutine.
+// cutFresh closes the connections that have sent nothing within grace of their accept.
+func (s *Server) cutFresh(now time.Time, grace time.Duration) {
+	for _, c := range s.open() {
+		c.cutFresh(now, grace)
+	}
+}
+
+// closeIdle closes the connections that wait for a request, parked or in a goroutine, once
+// they have served one.
 func (s *Server) closeIdle() {
 	for _, c := range s.open() {
 		switch c.state.Load() {
