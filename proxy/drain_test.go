@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"errors"
 	"io"
 	"net"
@@ -78,6 +79,59 @@ func TestServeDrainsOnCancel(t *testing.T) {
 		}
 	case <-time.After(testutil.Timeout()):
 		t.Fatalf("Serve did not return after the drain")
+	}
+}
+
+// TestDrainAnswersFreshConnection: on the fast path, a client that connected just before the
+// drain and sends its request after it started gets a whole answer (503, draining,
+// Connection: close) rather than a connection closed under it, and the drain then ends.
+// (Go's net/http server, on the TLS listener and with the fast path off, closes such a
+// connection without an answer once it has read the request.)
+func TestDrainAnswersFreshConnection(t *testing.T) {
+	b := newBackend(t, "app", nil)
+	reg := prometheus.NewRegistry()
+	p := newProxy(t, DefaultConfig(), Options{Registerer: reg}, onePoolSnapshot("round_robin", false, member("app", b.addr(), 1)))
+	scfg := testServerConfig()
+	scfg.HTTP1FastPath = true
+	_, addr, stop := runServer(t, scfg, p)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Until the proxy accepts it, the connection waits in the kernel's queue, which closing
+	// the listener resets.
+	testutil.Eventually(t, "the proxy accepts the connection", func() bool {
+		v, _ := metricValue(t, reg, "veloflux_client_connections", map[string]string{"listener": "http"})
+		return v == 1
+	})
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	testutil.Eventually(t, "the drain starts", p.Draining)
+	testutil.Eventually(t, "the listener refuses connections", func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			_ = c.Close()
+		}
+		return err != nil
+	})
+	if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: app.example.com\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("request sent after the drain started: %v, want an answer", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading the answer's body: %v", err)
+	}
+	checkErrorAnswer(t, response{status: resp.StatusCode, header: resp.Header, body: string(body), close: resp.Close}, http.StatusServiceUnavailable, "draining")
+	if !resp.Close {
+		t.Fatal("the answer during the drain did not close the connection")
+	}
+	if err := testutil.Receive(t, stopped, "the drain ends"); err != nil {
+		t.Fatalf("Serve = %v, want nil", err)
 	}
 }
 

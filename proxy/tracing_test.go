@@ -352,7 +352,8 @@ func TestTracingRegionAndSticky(t *testing.T) {
 }
 
 // An unsampled request records nothing, yet the backend continues its trace, unsampled, and
-// the access log names it.
+// the access log names it. The trace context an outside client sent is replaced: its
+// traceparent by the request's, its trace state and baggage dropped.
 func TestTracingUnsampled(t *testing.T) {
 	for _, mode := range samplingModes {
 		t.Run(mode.name, func(t *testing.T) {
@@ -360,8 +361,16 @@ func TestTracingUnsampled(t *testing.T) {
 			logs := &testutil.LogBuffer{}
 			opts, rec := tracedBy(t, Options{AccessLogger: slog.New(slog.NewJSONHandler(logs, nil))}, sdktrace.NeverSample(), mode.head)
 			px := startProxy(t, DefaultConfig(), opts, onePoolSnapshot("round_robin", false, member("b", be.addr(), 1)))
-			if r := send(t, newClient(t), http.MethodGet, px.url+"/", "", nil, ""); r.status != http.StatusOK {
+			outside := http.Header{
+				"Traceparent": {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+				"Tracestate":  {"vendor=opaque"},
+				"Baggage":     {"tenant=acme"},
+			}
+			if r := send(t, newClient(t), http.MethodGet, px.url+"/", "", outside, ""); r.status != http.StatusOK {
 				t.Fatalf("status %d", r.status)
+			}
+			if got := be.last(t).Header; got.Get("Tracestate") != "" || got.Get("Baggage") != "" {
+				t.Errorf("backend got the outside client's tracestate %q baggage %q", got.Get("Tracestate"), got.Get("Baggage"))
 			}
 			testutil.Eventually(t, "the access line", func() bool { return len(logs.Find("access")) == 1 })
 			line := logs.Find("access")[0]

@@ -49,7 +49,20 @@ type conn struct {
 	mu     sync.Mutex
 	cancel context.CancelFunc // ends the current request's context; nil between requests
 	gone   bool               // the client went away or the connection closed: ends every context at once
+
+	// fresh is freshNew from accept until the first request's first bytes are read
+	// (freshNo), or until a drain's grace for it is over (freshCut). Until then Shutdown
+	// leaves the connection open: a client that connected just before a drain may be about
+	// to send its request.
+	fresh atomic.Int32
 }
+
+// conn.fresh's values.
+const (
+	freshNo  int32 = iota // a request has been read
+	freshNew              // nothing read yet; idleAt is the time of accept
+	freshCut              // nothing read yet, and a drain's grace is over: the connection closes
+)
 
 // newConn prepares a connection accepted by Serve; nil when the server is shutting down.
 func (s *Server) newConn(nc net.Conn) *conn {
@@ -57,6 +70,8 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		nc = s.Guard.Wrap(nc)
 	}
 	c := &conn{s: s, nc: nc, fd: -1, remote: nc.RemoteAddr().String(), base: context.Background()}
+	c.fresh.Store(freshNew)
+	c.idleAt.Store(time.Now().UnixNano())
 	if s.ConnContext != nil {
 		c.base = s.ConnContext(c.base, nc)
 	}
@@ -224,6 +239,9 @@ func (c *conn) close() {
 
 // closeIfIdle closes a parked connection, or interrupts a goroutine waiting for a head.
 func (c *conn) closeIfIdle() {
+	if c.fresh.Load() != freshNo {
+		return // only cutFresh closes a connection that has not sent a request
+	}
 	if c.state.CompareAndSwap(stParked, stClosed) {
 		c.state.Store(stActive) // close sets stClosed again; nothing else can take it now
 		c.close()
@@ -232,6 +250,22 @@ func (c *conn) closeIfIdle() {
 	if c.state.Load() == stWaiting {
 		_ = c.nc.SetReadDeadline(aLongTimeAgo)
 	}
+}
+
+// cutFresh closes a connection that has sent nothing since it was accepted at least grace
+// before now, and reports whether it did. A connection whose first bytes are read meanwhile
+// is left to finish its request.
+func (c *conn) cutFresh(now time.Time, grace time.Duration) bool {
+	if c.fresh.Load() != freshNew || now.Sub(time.Unix(0, c.idleAt.Load())) < grace {
+		return false
+	}
+	if !c.fresh.CompareAndSwap(freshNew, freshCut) {
+		return false
+	}
+	// Its goroutine waits for the first head (fresh connections are not parked); the read
+	// fails, and the connection closes.
+	_ = c.nc.SetReadDeadline(aLongTimeAgo)
+	return true
 }
 
 // abort closes the connection whatever it is doing (Close).
@@ -297,6 +331,11 @@ func (c *conn) readHead(ex *exchange) (ok bool, err error) {
 	} else if s.ReadHeaderTimeout > 0 {
 		_ = c.nc.SetReadDeadline(time.Now().Add(s.ReadHeaderTimeout))
 	}
+	if c.fresh.Load() == freshCut {
+		// A drain's grace ended before this goroutine started reading: the deadline it
+		// set in the past may have been replaced just now.
+		return false, net.ErrClosed
+	}
 	first := true
 	for {
 		if len(ex.buf) == cap(ex.buf) {
@@ -309,6 +348,9 @@ func (c *conn) readHead(ex *exchange) (ok bool, err error) {
 		ex.buf = ex.buf[:len(ex.buf)+n]
 		if n > 0 && first {
 			first = false
+			if c.fresh.Load() != freshNo && !c.fresh.CompareAndSwap(freshNew, freshNo) {
+				return false, net.ErrClosed // a drain's grace for it ended first
+			}
 			ex.start = time.Now()
 			if !c.state.CompareAndSwap(stWaiting, stActive) && c.state.Load() == stClosed {
 				return false, net.ErrClosed

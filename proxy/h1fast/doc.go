@@ -22,5 +22,8 @@
 // Limits: ReadHeaderTimeout bounds each head from its first byte (and a woken connection's
 // wait for the rest of it), ReadTimeout a whole request, IdleTimeout the wait for the next
 // request. Shutdown closes idle connections at once and waits for the others to finish their
-// response.
+// response; a connection that has not sent its first request is left NewConnGrace (5 s by
+// default) from its accept to send it, and is then served with Connection: close. Once a
+// burst of connections is over, the memory that served it goes back to the system
+// (ReturnMemoryEvery).
 package h1fast

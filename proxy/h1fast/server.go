@@ -36,6 +36,12 @@ type Server struct {
 	// burst's peak while its connections wait parked. 0: never. Linux only (the epoll set
 	// decides when a burst is over).
 	ReturnMemoryEvery time.Duration
+	// NewConnGrace is how long Shutdown leaves open a connection that has sent nothing since
+	// it was accepted, counted from its accept: its client may have connected just before
+	// the drain and be about to send a request, which is then served with Connection:
+	// close. Shutdown's context bounds it too. 0: 5 s, net/http's grace for such
+	// connections.
+	NewConnGrace time.Duration
 	// Logger receives what goes wrong outside of a request (a handler's panic). Nil: discarded.
 	Logger *slog.Logger
 
@@ -203,7 +209,8 @@ func (s *Server) reapWorkers() (busy, reaped bool) {
 func (s *Server) stopWorkers() { s.stopOnce.Do(func() { close(s.stop) }) }
 
 // SetKeepAlivesEnabled false makes every later response close its connection and closes the
-// idle ones; true restores keep-alive.
+// idle ones (not those that have yet to send their first request: they are served, with
+// Connection: close); true restores keep-alive.
 func (s *Server) SetKeepAlivesEnabled(on bool) {
 	s.noKeep.Store(!on)
 	if !on && s.start() == nil {
@@ -211,8 +218,14 @@ func (s *Server) SetKeepAlivesEnabled(on bool) {
 	}
 }
 
+// defaultNewConnGrace is NewConnGrace's default: net/http's server treats a connection that
+// has not sent its first request within 5 s as idle when it shuts down.
+const defaultNewConnGrace = 5 * time.Second
+
 // Shutdown stops accepting, closes idle connections, and waits until every other connection
-// has finished its response and closed, or ctx ends.
+// has finished its response and closed, or ctx ends. A connection that has not sent its
+// first request is left NewConnGrace from its accept to send it (served with Connection:
+// close) before it is closed.
 func (s *Server) Shutdown(ctx context.Context) error {
 	if err := s.start(); err != nil {
 		return err
@@ -220,10 +233,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdown.Store(true)
 	s.noKeep.Store(true)
 	s.closeListeners()
+	grace := s.NewConnGrace
+	if grace <= 0 {
+		grace = defaultNewConnGrace
+	}
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for {
 		s.closeIdle()
+		s.cutFresh(time.Now(), grace)
 		if s.active() == 0 {
 			s.parker.close()
 			s.stopWorkers()
@@ -278,7 +296,15 @@ func (s *Server) open() []*conn {
 	return s.parker.appendConns(all)
 }
 
-// closeIdle closes the connections that wait for a request, parked or in a goroutine.
+// cutFresh closes the connections that have sent nothing within grace of their accept.
+func (s *Server) cutFresh(now time.Time, grace time.Duration) {
+	for _, c := range s.open() {
+		c.cutFresh(now, grace)
+	}
+}
+
+// closeIdle closes the connections that wait for a request, parked or in a goroutine, once
+// they have served one.
 func (s *Server) closeIdle() {
 	for _, c := range s.open() {
 		switch c.state.Load() {

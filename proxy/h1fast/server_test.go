@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -288,4 +289,103 @@ func TestInterimResponses(t *testing.T) {
 			t.Fatalf("first response to an HTTP/1.0 client %d, want the final 200", resp.StatusCode)
 		}
 	})
+}
+
+// opaqueListener hides its connections' sockets, so the epoll set cannot watch them and each
+// waits for its next head in its goroutine (stWaiting), where a drain can be seen to find it.
+type opaqueListener struct{ net.Listener }
+
+type opaqueConn struct{ net.Conn }
+
+func (l opaqueListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return opaqueConn{c}, nil
+}
+
+// serveDrained runs a Server on an opaqueListener and returns it, its address and a function
+// that starts its drain as the proxy does (keep-alive off, then Shutdown) and returns
+// Shutdown's result on a channel once the listener refuses connections.
+func serveDrained(t *testing.T, s *Server) (addr string, drain func() <-chan error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(opaqueListener{ln}) }()
+	var shut chan error
+	t.Cleanup(func() {
+		if shut == nil {
+			_ = s.Close()
+		}
+		if err := <-served; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return ln.Addr().String(), func() <-chan error {
+		shut = make(chan error, 1)
+		s.SetKeepAlivesEnabled(false)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), testutil.Timeout())
+			defer cancel()
+			shut <- s.Shutdown(ctx)
+		}()
+		testutil.Eventually(t, "the listener closes", func() bool {
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err == nil {
+				_ = c.Close()
+			}
+			return err != nil
+		})
+		return shut
+	}
+}
+
+// A client that connected just before a drain and sends its request after the drain started
+// gets a whole response, which closes the connection, as net/http's server gives it.
+func TestShutdownServesFreshConnection(t *testing.T) {
+	s := &Server{
+		Handler:      http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "done") }),
+		NewConnGrace: time.Hour,
+	}
+	addr, drain := serveDrained(t, s)
+	c, br := dial(t, addr)
+	sc := connOf(t, s)
+	testutil.Eventually(t, "the connection waits for its first request", func() bool { return sc.state.Load() == stWaiting })
+	shut := drain()
+	// Idle connections are closed when keep-alive goes off and on each of Shutdown's rounds;
+	// this one must not be.
+	s.SetKeepAlivesEnabled(false)
+	resp, body := roundTrip(t, c, br, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+	if resp.StatusCode != 200 || body != "done" {
+		t.Fatalf("request sent after the drain started: %d %q, want 200 done", resp.StatusCode, body)
+	}
+	if !resp.Close {
+		t.Fatal("the response during the drain did not close its connection")
+	}
+	if err := testutil.Receive(t, shut, "Shutdown returns"); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
+
+// A connection that sends nothing is closed once NewConnGrace from its accept is over, and
+// Shutdown returns without waiting for its context.
+func TestShutdownClosesSilentFreshConnection(t *testing.T) {
+	s := &Server{
+		Handler:      http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}),
+		NewConnGrace: 50 * time.Millisecond,
+	}
+	addr, drain := serveDrained(t, s)
+	_, br := dial(t, addr)
+	connOf(t, s)
+	shut := drain()
+	if _, err := br.ReadByte(); err == nil {
+		t.Fatal("the silent connection got bytes instead of being closed")
+	}
+	if err := testutil.Receive(t, shut, "Shutdown returns"); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
 }
