@@ -68,6 +68,7 @@ for round in $(seq "$ROUNDS"); do
   pids+=("$vf")
   wait_up "$VF_PORT" "$PATH_"
   before=$(rss_kib "$vf")
+  : >"$work/idle.out"
   taskset -c "$LOAD_CPU" "$work/idleconns" -n "$IDLE" "127.0.0.1:$VF_PORT" "$PATH_" >"$work/idle.out" 2>&1 &
   hold=$!
   for _ in $(seq 1200); do

@@ -160,10 +160,14 @@ func parse(yamlBytes []byte, environ []string, p *pace.Pacer) (*Config, error) {
 }
 
 // parseYAML decodes the single document in b, the only parse of the file; nil means an empty
-// file. The parser's node tree is turned into the document's value by simpleTree when it can,
-// else by yaml.v3's decoder. A second document is an error instead of being ignored, since a config silently
+// file. A document that blockTree takes is its value; any other goes through yaml.v3's parser,
+// whose node tree is turned into the document's value by simpleTree when it can, else by
+// yaml.v3's decoder. A second document is an error instead of being ignored, since a config silently
 // missing half its pools is worse than one that does not load.
 func parseYAML(b []byte, p *pace.Pacer) (any, error) {
+	if doc, ok := blockTree(b, p); ok {
+		return doc, nil // one document, every mapping's keys strings
+	}
 	var r io.Reader = bytes.NewReader(b)
 	if p != nil {
 		r = &pacedReader{r: r, pace: p}

@@ -172,6 +172,7 @@ type passiveBackend struct {
 	reason     string
 	label      string // failureNames label or reasonMixed
 	warned     bool   // a refused ejection was logged; cleared by SetPools and ejections
+	listed     uint64 // the SetPools call that last listed it (Passive.setPools)
 }
 
 type passivePoolState struct {
@@ -209,6 +210,7 @@ type Passive struct {
 	pools    map[string]*passivePoolState
 	hooks    []func(id string, ejected bool, reason string)
 	running  bool
+	setPools uint64      // SetPools calls so far
 	pace     *pace.Pacer // steps aside between pools in SetPools; nil: never
 
 	// notifyMu is taken before mu is released whenever there are events to hand out, so the
@@ -432,6 +434,8 @@ func (p *Passive) SetPools(pools []PassivePool) {
 	var problems []string
 	nextPools := make(map[string]*passivePoolState, len(pools))
 	nextBackends := make(map[string]*passiveBackend, len(p.backends))
+	p.setPools++
+	anyEjected := false
 	for _, sp := range pools {
 		p.pace.Step()
 		if _, dup := nextPools[sp.Name]; dup {
@@ -457,7 +461,9 @@ func (p *Passive) SetPools(pools []PassivePool) {
 				b.cfg = cfg
 				b.warned = false
 				b.threshold.Store(int64(cfg.ConsecutiveFailures))
+				b.listed = p.setPools
 				nextBackends[id] = b
+				anyEjected = anyEjected || !b.ejectedAt.IsZero()
 			}
 			if slices.Contains(b.pools, pl) {
 				continue // listed twice in one pool
@@ -468,7 +474,7 @@ func (p *Passive) SetPools(pools []PassivePool) {
 	}
 	var events []passiveEvent
 	for id, b := range p.backends {
-		if _, kept := nextBackends[id]; kept {
+		if b.listed == p.setPools { // in nextBackends
 			// Series of a backend that left one pool but stays in another go too.
 			for _, old := range b.prevPools {
 				if !slices.ContainsFunc(b.pools, func(pl *passivePoolState) bool { return pl.name == old.name }) {
@@ -494,6 +500,9 @@ func (p *Passive) SetPools(pools []PassivePool) {
 	}
 	p.pools, p.backends = nextPools, nextBackends
 	for _, b := range nextBackends {
+		if !anyEjected {
+			break // the usual case: no backend to look at
+		}
 		if b.ejectedAt.IsZero() {
 			continue
 		}
@@ -519,7 +528,9 @@ func (p *Passive) SetPools(pools []PassivePool) {
 	// The map is never written once here (the next SetPools makes a new one), so Report can
 	// read it without a lock.
 	p.index.Store(&nextBackends)
-	p.publishLocked()
+	if anyEjected || len(*p.ejected.Load()) > 0 {
+		p.publishLocked()
+	}
 	if len(problems) > 0 {
 		p.logger.Error("invalid passive check settings", "problems", strings.Join(problems, "; "))
 	}

@@ -99,8 +99,15 @@ func TestClusterJoinsThroughConsul(t *testing.T) {
 	agent2.Kill()
 	d := startNode(t, cfg2("node-d"))
 	e := startNode(t, cfg2("node-e"))
+	// A node says it started before its gossip member runs: wait for each to list itself.
+	for _, n := range []struct {
+		n    *node
+		name string
+	}{{d, "node-d"}, {e, "node-e"}} {
+		testutil.Eventually(t, n.name+" gossiping", func() bool { return memberStates(t, n.n)[n.name] == "alive" })
+	}
 	if !sees(t, d, "node-d") || !sees(t, e, "node-e") {
-		t.Fatalf("nodes met with Consul down: d sees %v", memberStates(t, d))
+		t.Fatalf("nodes met with Consul down: d sees %v, e sees %v", memberStates(t, d), memberStates(t, e))
 	}
 	agent2.Restart() // same address, empty catalog: the nodes register again
 

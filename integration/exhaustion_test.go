@@ -38,10 +38,14 @@ func newHealthBackend(t *testing.T, name string) *healthBackend {
 }
 
 // exhaustionConfig is a node limited to openFiles descriptors (through prlimit), probing three
-// backends every 100 ms.
+// backends every 500 ms. A probe that fails for want of a descriptor fails at once, whatever its
+// timeout; the timeout and the three failures in a row that take a backend down are there so
+// that a node starved of CPU by the burst of connections, on a busy machine, does not time
+// its probes out and mark a backend down for a reason that is not the one tested (seen with
+// 90 ms and two failures under go test -race -count=3 and two busy loops).
 func exhaustionConfig(bs []*healthBackend) testconfig.Config {
 	pool := testconfig.WebPool()
-	pool.HealthCheck = &testconfig.HealthCheck{Path: "/health", Interval: testconfig.Duration(100 * time.Millisecond), Timeout: testconfig.Duration(90 * time.Millisecond), Retries: 2}
+	pool.HealthCheck = &testconfig.HealthCheck{Path: "/health", Interval: testconfig.Duration(500 * time.Millisecond), Timeout: testconfig.Duration(500 * time.Millisecond), Retries: 3}
 	for _, b := range bs {
 		pool.Backends = append(pool.Backends, testconfig.Backend{Address: strings.TrimPrefix(b.URL, "http://")})
 	}
