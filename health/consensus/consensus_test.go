@@ -806,16 +806,15 @@ func (b *clusterBackend) snapshot() map[string]int {
 	return maps.Clone(b.probes)
 }
 
-// minGaps returns, per node, the shortest time between two of its probes' arrivals.
-func (b *clusterBackend) minGaps() map[string]time.Duration {
+// meanGaps returns, per node with two probes or more, the mean time between its probes'
+// arrivals: the time from its first to its last over the gaps between them.
+func (b *clusterBackend) meanGaps() map[string]time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	out := map[string]time.Duration{}
 	for node, ts := range b.arrivals {
-		for i := 1; i < len(ts); i++ {
-			if g, ok := out[node]; !ok || ts[i].Sub(ts[i-1]) < g {
-				out[node] = ts[i].Sub(ts[i-1])
-			}
+		if len(ts) > 1 {
+			out[node] = ts[len(ts)-1].Sub(ts[0]) / time.Duration(len(ts)-1)
 		}
 	}
 	return out

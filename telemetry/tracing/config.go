@@ -62,7 +62,7 @@ type Config struct {
 	// QueueSize bounds the spans waiting for export; more are dropped and counted. Default
 	// 2048, the OTel SDK's batch queue size, >= 1.
 	QueueSize int `koanf:"queue_size"`
-	// BatchTimeout is the longest a finished span waits for its batch to fill (512 spans)
+	// BatchTimeout is the longest a finished span waits for its batch to fill (64 spans)
 	// before it is sent. Default 5s, > 0.
 	BatchTimeout time.Duration `koanf:"batch_timeout"`
 	// ExportTimeout bounds one export, retries included; its spans are dropped and counted

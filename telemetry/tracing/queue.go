@@ -9,8 +9,11 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
-// maxBatch is the most spans sent in one export: the OTel SDK's default batch size.
-const maxBatch = 512
+// maxBatch is the most spans sent in one export. The OTel SDK's default is 512; fewer spans
+// wait for their batch here, so fewer are live when the garbage collector marks them, for
+// more exports, each of which costs (about 50,000 instructions over gRPC) under 1% of what
+// recording its 64 spans did.
+const maxBatch = 64
 
 // queueProcessor is the span processor between the request path and the exporter. OnEnd,
 // called on the request path when a span ends, only tries a non-blocking send on a bounded

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -85,6 +87,7 @@ type collector struct {
 	srv     *httptest.Server
 	mu      sync.Mutex
 	spans   []string
+	batches []int // spans per export, in the order they arrived
 	service string
 	got     chan struct{}
 	block   chan struct{}
@@ -112,6 +115,7 @@ func newCollector(t *testing.T, blocked bool) *collector {
 			return
 		}
 		c.mu.Lock()
+		n := 0
 		for _, rs := range req.GetResourceSpans() {
 			for _, a := range rs.GetResource().GetAttributes() {
 				if a.GetKey() == "service.name" {
@@ -121,9 +125,11 @@ func newCollector(t *testing.T, blocked bool) *collector {
 			for _, ss := range rs.GetScopeSpans() {
 				for _, s := range ss.GetSpans() {
 					c.spans = append(c.spans, s.GetName())
+					n++
 				}
 			}
 		}
+		c.batches = append(c.batches, n)
 		c.mu.Unlock()
 		w.Header().Set("Content-Type", "application/x-protobuf")
 		b, _ := proto.Marshal(&coltrace.ExportTraceServiceResponse{})
@@ -206,6 +212,29 @@ func TestExportOverHTTP(t *testing.T) {
 }
 
 func noEnv(string) (string, bool) { return "", false }
+
+// Spans leave in batches of at most maxBatch, so that few finished spans are kept alive
+// waiting for their export.
+func TestExportBatches(t *testing.T) {
+	col := newCollector(t, false)
+	p := start(t, httpConfig(col.srv.URL), Options{LookupEnv: noEnv})
+	names := make([]string, 2*maxBatch+22)
+	for i := range names {
+		names[i] = "s" + strconv.Itoa(i)
+	}
+	emit(p, names...)
+	if err := p.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	if len(col.spans) != len(names) {
+		t.Fatalf("collector got %d spans, want %d", len(col.spans), len(names))
+	}
+	if want := []int{maxBatch, maxBatch, 22}; !slices.Equal(col.batches, want) {
+		t.Errorf("spans per export %v, want %v", col.batches, want)
+	}
+}
 
 func TestSampleRatioZeroExportsNothing(t *testing.T) {
 	col := newCollector(t, false)

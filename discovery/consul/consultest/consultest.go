@@ -72,23 +72,28 @@ func Start(t testing.TB, dc string) *Agent {
 	if dc == "" {
 		dc = "dc1"
 	}
-	ports := testutil.FreePorts(t, 4)
-	a := &Agent{
-		t:          t,
-		bin:        Binary(t),
-		dir:        t.TempDir(),
-		Datacenter: dc,
-		Node:       "node-" + dc,
-		ports:      agentPorts{http: ports[0], serfLAN: ports[1], serfWAN: ports[2], server: ports[3]},
-	}
-	a.HTTPAddr = "127.0.0.1:" + strconv.Itoa(a.ports.http)
-	a.SerfWAN = "127.0.0.1:" + strconv.Itoa(a.ports.serfWAN)
+	a := &Agent{t: t, bin: Binary(t), Datacenter: dc, Node: "node-" + dc}
 	t.Cleanup(a.Stop)
-	a.start()
-	return a
+	// The ports are free when picked but released before Consul binds them, so another process
+	// (Pebble, another agent, a test's own listener) can take one first; the agent then exits,
+	// and starts again on other ports.
+	const tries = 5
+	for try := 1; ; try++ {
+		ports := testutil.FreePorts(t, 4)
+		a.ports = agentPorts{http: ports[0], serfLAN: ports[1], serfWAN: ports[2], server: ports[3]}
+		a.HTTPAddr = "127.0.0.1:" + strconv.Itoa(a.ports.http)
+		a.SerfWAN = "127.0.0.1:" + strconv.Itoa(a.ports.serfWAN)
+		a.dir = t.TempDir()
+		if a.start(try < tries) {
+			return a
+		}
+		t.Logf("consultest: a port was taken before Consul bound it; starting again on others (try %d)", try)
+	}
 }
 
-func (a *Agent) start() {
+// start runs the agent on a.ports and waits for its leader. It reports false when the agent
+// exited because a port was taken and retry allows that; any other failure fails the test.
+func (a *Agent) start(retry bool) bool {
 	a.t.Helper()
 	a.mu.Lock()
 	a.out = &bytes.Buffer{}
@@ -113,17 +118,22 @@ func (a *Agent) start() {
 	cmd, done := a.cmd, a.done
 	a.mu.Unlock()
 	go func() { _ = cmd.Wait(); close(done) }()
-	a.waitLeader()
+	return a.waitLeader(retry)
 }
 
-// waitLeader polls the agent until it reports a leader, for at most the tests' shared guard.
-func (a *Agent) waitLeader() {
+// waitLeader polls the agent until it reports a leader, for at most the tests' shared guard,
+// and returns true then. It returns false when the agent exited because a port was taken and
+// retry allows that.
+func (a *Agent) waitLeader(retry bool) bool {
 	a.t.Helper()
 	c := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(testutil.Timeout())
 	for time.Now().Before(deadline) {
 		select {
 		case <-a.done:
+			if retry && strings.Contains(a.Output(), "address already in use") {
+				return false
+			}
 			a.t.Fatalf("consul exited at start:\n%s", a.Output())
 		default:
 		}
@@ -132,12 +142,13 @@ func (a *Agent) waitLeader() {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == 200 && len(strings.Trim(string(b), "\" \n")) > 0 {
-				return
+				return true
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	a.t.Fatalf("consul has no leader after %v:\n%s", testutil.Timeout(), a.Output())
+	return false
 }
 
 // Stop ends the agent (SIGTERM, then SIGKILL after 5 s). Safe to call twice.
@@ -178,7 +189,7 @@ func (a *Agent) Restart() {
 	a.t.Helper()
 	a.Stop()
 	a.dir = a.t.TempDir()
-	a.start()
+	a.start(false)
 }
 
 // JoinWAN joins a to other's datacenter over the WAN pool and waits until both see it.
