@@ -29,6 +29,7 @@ type Pacer struct {
 	slice time.Duration
 	start time.Time    // the monotonic origin of last
 	last  atomic.Int64 // nanoseconds from start to the end of the last step
+	steps atomic.Uint64
 	mu    sync.Mutex
 	w     waker
 }
@@ -60,6 +61,15 @@ func (p *Pacer) Step() {
 	defer p.mu.Unlock()
 	p.w.yield()
 	p.last.Store(int64(time.Since(p.start)))
+	p.steps.Add(1)
+}
+
+// Steps returns how many times Step has stepped aside. Safe on nil (0).
+func (p *Pacer) Steps() uint64 {
+	if p == nil {
+		return 0
+	}
+	return p.steps.Load()
 }
 
 // Close releases the Pacer's descriptors; Step must not be called after it. Safe on nil.

@@ -60,16 +60,18 @@ func TestStepWaitsForItsSlice(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	before := p.last.Load()
 	p.Step()
-	if p.last.Load() != before {
-		t.Fatal("Step stepped aside before its slice was over")
+	if n := p.Steps(); n != 0 {
+		t.Fatalf("Step stepped aside %d times before its slice was over", n)
 	}
 }
 
 func TestNilPacer(t *testing.T) {
 	var p *Pacer
 	p.Step()
+	if p.Steps() != 0 {
+		t.Fatal("a nil Pacer stepped aside")
+	}
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}

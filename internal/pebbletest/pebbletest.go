@@ -115,22 +115,23 @@ func Start(t testing.TB, opts Options) *Server {
 		}
 	})
 	// The ports are free when picked but released before the programs bind them, so another
-	// process (a Consul agent of a test running beside this one, say) can take one first; the
-	// program that cannot bind exits, and both start again on other ports.
+	// process (a Consul agent of a test running beside this one, say) can take one first. Pebble
+	// then exits, and pebble-challtestsrv runs on without its DNS server, so that every
+	// validation fails; either way both start again on other ports.
 	const tries = 5
 	for try := 1; ; try++ {
 		if s.start(dir, work, opts) {
 			return s
 		}
 		if try == tries || !strings.Contains(s.Log.String(), "address already in use") {
-			t.Fatalf("pebbletest: pebble-challtestsrv or Pebble exited before it answered (try %d of %d)", try, tries)
+			t.Fatalf("pebbletest: pebble-challtestsrv or Pebble did not start (try %d of %d)", try, tries)
 		}
 		t.Logf("pebbletest: a port was taken before its program bound it; starting again on others (try %d)", try)
 	}
 }
 
 // start runs pebble-challtestsrv and Pebble on ports picked now, and reports whether both
-// answer; false means one of them exited first, and s.Log holds what they said.
+// answer with every server bound; on false both are stopped, and s.Log holds what they said.
 func (s *Server) start(dir, work string, opts Options) bool {
 	t := s.t
 	t.Helper()
@@ -170,10 +171,10 @@ func (s *Server) start(dir, work string, opts Options) bool {
 	}
 	write(t, filepath.Join(work, "pebble-config.json"), b)
 
-	challDone := s.run(filepath.Join(dir, "pebble-challtestsrv"), nil,
+	chall, challDone := s.run(filepath.Join(dir, "pebble-challtestsrv"), nil,
 		"-dnsserver", dnsAddr, "-management", s.chall, "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
 		"-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "")
-	pebbleDone := s.run(filepath.Join(dir, "pebble"), []string{
+	pebble, pebbleDone := s.run(filepath.Join(dir, "pebble"), []string{
 		"PEBBLE_VA_NOSLEEP=1",      // validate at once instead of after up to 15 s
 		"PEBBLE_WFE_NONCEREJECT=0", // no random bad-nonce errors: orders are counted
 		"PEBBLE_AUTHZREUSE=0",      // every order proves control again, as renewals must
@@ -202,6 +203,10 @@ func (s *Server) start(dir, work string, opts Options) bool {
 			return true, ""
 		default:
 		}
+		if strings.Contains(s.Log.String(), "address already in use") {
+			up = false
+			return true, ""
+		}
 		// Pebble first proves itself with a handshake under its own certificate; only then is
 		// the directory asked for, since an HTTP client's dial outlives a cancelled request.
 		hs, err := (&tls.Dialer{Config: &tls.Config{RootCAs: s.apiTrust}}).DialContext(ctx, "tcp", listen)
@@ -225,11 +230,23 @@ func (s *Server) start(dir, work string, opts Options) bool {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK, resp.Status
 	})
-	return up
+	// pebble-challtestsrv says whether its DNS server bound before it starts its management
+	// server, which answered.
+	if up && !strings.Contains(s.Log.String(), "address already in use") {
+		return true
+	}
+	for _, p := range []struct {
+		cmd  *exec.Cmd
+		done <-chan struct{}
+	}{{chall, challDone}, {pebble, pebbleDone}} {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+	return false
 }
 
 // run starts one program, stopped when the test ends; the channel is closed when it exits.
-func (s *Server) run(bin string, env []string, args ...string) <-chan struct{} {
+func (s *Server) run(bin string, env []string, args ...string) (*exec.Cmd, <-chan struct{}) {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = s.Log, s.Log
@@ -250,7 +267,7 @@ func (s *Server) run(bin string, env []string, args ...string) <-chan struct{} {
 			<-done
 		}
 	})
-	return done
+	return cmd, done
 }
 
 // APIClient trusts Pebble's HTTPS certificate.

@@ -64,7 +64,7 @@ const (
 	freshCut              // nothing read yet, and a drain's grace is over: the connection closes
 )
 
-// newConn prepares a connection accepted by Serve; nil when the server is shutting down.
+// newConn prepares a connection accepted by Serve; nil when the server has stopped.
 func (s *Server) newConn(nc net.Conn) *conn {
 	if h1.From(nc) == nil {
 		nc = s.Guard.Wrap(nc)

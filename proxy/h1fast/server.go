@@ -46,6 +46,7 @@ type Server struct {
 	Logger *slog.Logger
 
 	mu        sync.Mutex
+	stopped   bool // Shutdown found no connection left, or Close ran: track refuses
 	lns       map[net.Listener]struct{}
 	conns     map[*conn]struct{} // open connections the epoll set does not watch
 	parker    *parker
@@ -242,7 +243,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for {
 		s.closeIdle()
 		s.cutFresh(time.Now(), grace)
-		if s.active() == 0 {
+		if s.stopIfQuiet() {
 			s.parker.close()
 			s.stopWorkers()
 			return nil
@@ -263,6 +264,9 @@ func (s *Server) Close() error {
 	s.shutdown.Store(true)
 	s.noKeep.Store(true)
 	s.closeListeners()
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
 	for _, c := range s.open() {
 		c.abort()
 	}
@@ -277,6 +281,16 @@ func (s *Server) closeListeners() {
 	for ln := range s.lns {
 		_ = ln.Close()
 	}
+}
+
+// stopIfQuiet reports whether no connection is left and no Serve still runs (one that does
+// may hold a connection its listener returned before closing), and if so makes track refuse
+// any other.
+func (s *Server) stopIfQuiet() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopped = len(s.lns)+len(s.conns)+s.parker.count() == 0
+	return s.stopped
 }
 
 func (s *Server) active() int {
@@ -315,11 +329,13 @@ func (s *Server) closeIdle() {
 }
 
 // track records a new connection, in the epoll set when its socket can be watched; false when
-// the server is shutting down.
+// the server has stopped. A connection its listener returned after Shutdown started is
+// tracked: its client connected before the listener closed, and it gets NewConnGrace like any
+// other that has yet to send its request.
 func (s *Server) track(c *conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.shutdown.Load() {
+	if s.stopped {
 		return false
 	}
 	if s.parker != nil {

@@ -389,3 +389,57 @@ func TestShutdownClosesSilentFreshConnection(t *testing.T) {
 		t.Fatalf("Shutdown: %v", err)
 	}
 }
+
+// gatedListener hands over each accepted connection only when the test opens its gate, and
+// reports its Close.
+type gatedListener struct {
+	net.Listener
+	gate, closed chan struct{}
+}
+
+func (l *gatedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	<-l.gate
+	return c, nil
+}
+
+func (l *gatedListener) Close() error {
+	err := l.Listener.Close()
+	close(l.closed)
+	return err
+}
+
+// A connection the listener returns after Shutdown closed it (its client connected before)
+// is served like any connection that has yet to send its request.
+func TestShutdownServesConnectionAcceptedDuringIt(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &gatedListener{Listener: inner, gate: make(chan struct{}), closed: make(chan struct{})}
+	s := &Server{
+		Handler:      http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "done") }),
+		NewConnGrace: time.Hour,
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	c, br := dial(t, inner.Addr().String())
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(context.Background()) }()
+	testutil.Receive(t, ln.closed, "Shutdown closes the listener")
+	close(ln.gate)
+	connOf(t, s)
+	resp, body := roundTrip(t, c, br, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+	if resp.StatusCode != 200 || body != "done" || !resp.Close {
+		t.Fatalf("got %d %q, close %v; want 200 done with Connection: close", resp.StatusCode, body, resp.Close)
+	}
+	if err := testutil.Receive(t, shut, "Shutdown returns"); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := testutil.Receive(t, served, "Serve returns"); !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Serve: %v", err)
+	}
+}
