@@ -5,12 +5,15 @@ import (
 	"errors"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"strings"
+	"unicode"
 
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/veloflux/veloflux/proxy/h1"
+	"github.com/veloflux/veloflux/proxy/splice"
 )
 
 // forward is what httputil.ReverseProxy does for a request that is not an upgrade, without
@@ -128,7 +131,7 @@ var errClientWrite = errors.New("writing to the client failed")
 func (p *Proxy) copyBody(w http.ResponseWriter, resp *http.Response) error {
 	stream := resp.ContentLength == -1
 	if !stream {
-		if ct := resp.Header["Content-Type"]; len(ct) > 0 {
+		if ct := resp.Header["Content-Type"]; len(ct) > 0 && mayBeEventStream(ct[0]) {
 			mt, _, _ := mime.ParseMediaType(ct[0])
 			stream = mt == "text/event-stream"
 		}
@@ -138,9 +141,17 @@ func (p *Proxy) copyBody(w http.ResponseWriter, resp *http.Response) error {
 		rc := http.NewResponseController(w)
 		flush = rc.Flush
 	}
+	// A long body with a length may move from the backend's socket to the client's by
+	// kernel copy, once the bytes read with the head have gone through the buffer.
+	trySplice := !stream && resp.ContentLength >= splice.MinLength && splice.Available
 	buf := p.rp.BufferPool.Get()
 	defer p.rp.BufferPool.Put(buf)
-	for {
+	for tries := 0; ; tries++ {
+		if trySplice && tries < 3 {
+			if done, err := spliceBody(w, resp.Body); done {
+				return err
+			}
+		}
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
@@ -162,6 +173,79 @@ func (p *Proxy) copyBody(w http.ResponseWriter, resp *http.Response) error {
 			return rerr
 		}
 	}
+}
+
+// mayBeEventStream is false for a Content-Type that cannot parse as text/event-stream: one
+// that does not start with it, case aside, after white space (mime.ParseMediaType trims it as
+// strings.TrimSpace does). It spares parsing the media type of every other answer.
+func mayBeEventStream(ct string) bool {
+	const es = "text/event-stream"
+	ct = strings.TrimLeftFunc(ct, unicode.IsSpace)
+	return len(ct) >= len(es) && strings.EqualFold(ct[:len(es)], es)
+}
+
+// splicedBody is a response body that the fast client can move by kernel copy.
+type splicedBody interface {
+	SpliceLeft() (left int64, ok bool)
+	SpliceTo(dst *net.TCPConn) (written int64, rerr, werr error)
+}
+
+// splicedWriter is the fast server's response writer, which hands its socket over for the
+// body's bytes.
+type splicedWriter interface {
+	SpliceTarget(n int64) (dst *net.TCPConn, ok bool)
+	SplicedOut(n int64, err error)
+}
+
+// spliceBody moves the rest of the response body from the backend's socket to the client's
+// when both ends allow it; done is false when they do not and nothing was moved. Errors are
+// copyBody's: errClientWrite for the client's side, the backend's read error otherwise.
+func spliceBody(w http.ResponseWriter, body io.Reader) (done bool, err error) {
+	src, ok := body.(splicedBody)
+	if !ok {
+		return false, nil
+	}
+	left, ok := src.SpliceLeft()
+	if !ok {
+		return false, nil
+	}
+	var sw *statusWriter
+	var dst splicedWriter
+	for rw := w; rw != nil && dst == nil; {
+		switch x := rw.(type) {
+		case *statusWriter:
+			sw = x
+		case splicedWriter:
+			dst = x
+		}
+		u, ok := rw.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			break
+		}
+		rw = u.Unwrap()
+	}
+	if dst == nil {
+		return false, nil
+	}
+	sock, ok := dst.SpliceTarget(left)
+	if !ok {
+		return false, nil
+	}
+	n, rerr, werr := src.SpliceTo(sock)
+	dst.SplicedOut(n, werr)
+	if sw != nil {
+		sw.bytes += n
+		if sw.code == 0 {
+			sw.code = http.StatusOK
+		}
+	}
+	switch {
+	case werr != nil:
+		return true, errClientWrite
+	case rerr != nil && errors.Is(rerr, context.Canceled):
+		return true, errClientWrite // the client's request ended first
+	}
+	return true, rerr
 }
 
 // hopByHop are the fields that describe one connection, not the message (RFC 9110 section

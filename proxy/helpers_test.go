@@ -140,6 +140,13 @@ func serveTest(t testing.TB, p *Proxy) string {
 		t.Cleanup(srv.Close)
 		return srv.URL
 	}
+	return serveFast(t, p)
+}
+
+// serveFast serves p with the HTTP/1.1 fast path's server on 127.0.0.1:0, whatever
+// VELOFLUX_TEST_HTTP1 says, and returns its URL.
+func serveFast(t testing.TB, p *Proxy) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)

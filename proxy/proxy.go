@@ -872,6 +872,32 @@ func (b *retryBody) failure() error {
 
 func (b *retryBody) Close() error { return nil }
 
+// spliceSource is a request body whose rest the fast client may move from the client's
+// socket by kernel copy (h1fast's body): see h1client.
+type spliceSource interface {
+	SpliceSource() (src *net.TCPConn, left int64, ok bool)
+	Spliced(n int64, err error)
+}
+
+// SpliceSource passes the fast server body's offer of a kernel copy on.
+func (b *retryBody) SpliceSource() (*net.TCPConn, int64, bool) {
+	if s, ok := b.rc.(spliceSource); ok {
+		return s.SpliceSource()
+	}
+	return nil, 0, false
+}
+
+// Spliced counts the bytes moved and keeps a read failure as the client's, as Read does.
+func (b *retryBody) Spliced(n int64, err error) {
+	if s, ok := b.rc.(spliceSource); ok {
+		s.Spliced(n, err)
+	}
+	b.read.Add(n)
+	if err != nil {
+		b.err.CompareAndSwap(nil, &err)
+	}
+}
+
 // hasConnectionFields reports whether an HTTP/2 request carries a connection-specific field,
 // or TE with anything but "trailers".
 func hasConnectionFields(h http.Header) bool {

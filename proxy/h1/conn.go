@@ -199,6 +199,27 @@ func (c *Conn) Buffered() int {
 	return len(c.r.buf)
 }
 
+// DirectBody reports how many bytes of the body being read are still to come when it has a
+// length and the guard holds none of them: the caller may then read them from the connection
+// underneath (returned) itself, with a kernel copy, and must report what it read with
+// DirectRead. ok is false otherwise (no body, a chunked body, bytes buffered here), and the
+// body is read through Read.
+func (c *Conn) DirectBody() (under net.Conn, left int64, ok bool) {
+	if c.h2.Load() != nil || c.r == nil || c.st != stLength || len(c.r.buf) > 0 || c.r.ready > 0 {
+		return nil, 0, false
+	}
+	return c.Conn, c.r.left, true
+}
+
+// DirectRead accounts n body bytes read from the connection underneath after DirectBody.
+func (c *Conn) DirectRead(n int64) {
+	if c.r == nil || c.st != stLength || n <= 0 {
+		return
+	}
+	c.bodyRead(min(n, c.r.left))
+	c.settle()
+}
+
 // NetConn returns the connection the guard reads from.
 func (c *Conn) NetConn() net.Conn { return c.Conn }
 

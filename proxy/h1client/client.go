@@ -18,6 +18,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/veloflux/veloflux/proxy/h1"
+	"github.com/veloflux/veloflux/proxy/splice"
 )
 
 // Options tune a Transport. Zero fields take the default named in their comment.
@@ -34,6 +35,10 @@ type Options struct {
 	// ExpectContinueTimeout is how long a request with "Expect: 100-continue" waits for the
 	// backend's 100 Continue (or its final answer) before its body is sent anyway. Default 1s.
 	ExpectContinueTimeout time.Duration
+	// NoSplice turns the kernel copy of long bodies off: every body goes through a buffer.
+	// Default false: on Linux, bodies of at least splice.MinLength bytes with a length move
+	// between plain TCP sockets by splice(2).
+	NoSplice bool
 }
 
 func (o Options) withDefaults() Options {
@@ -77,6 +82,8 @@ type Transport struct {
 	mu    sync.Mutex
 	idle  map[string][]*conn // by host:port, most recently used last
 	nidle int
+
+	splice splice.Copier // moves large bodies of known length from socket to socket
 }
 
 // New returns a Transport with opt's settings.
@@ -250,6 +257,11 @@ func (t *Transport) CloseIdleConnections() {
 		c.close()
 	}
 }
+
+// SplicedBytes is the number of body bytes, request and response bodies together, that the
+// kernel moved between the client's and the backend's sockets (splice(2)) rather than a copy
+// through a buffer.
+func (t *Transport) SplicedBytes() int64 { return t.splice.Bytes() }
 
 // IdleConns is the number of pooled idle connections over every backend.
 func (t *Transport) IdleConns() int {
@@ -463,7 +475,7 @@ func (c *conn) writeRequest(req *http.Request, body *countingBody, withBody bool
 	b = append(b, "\r\n"...)
 	_, _ = w.Write(b)
 	if withBody && hasBody && req.ContentLength != 0 {
-		if err := writeBody(w, body, req.ContentLength, req.Trailer); err != nil {
+		if err := c.writeBody(body, req.ContentLength, req.Trailer); err != nil {
 			return err
 		}
 	}
@@ -472,7 +484,7 @@ func (c *conn) writeRequest(req *http.Request, body *countingBody, withBody bool
 
 // sendBody streams the body of a request whose head went first.
 func (c *conn) sendBody(req *http.Request, body *countingBody) error {
-	if err := writeBody(c.bw, body, req.ContentLength, req.Trailer); err != nil {
+	if err := c.writeBody(body, req.ContentLength, req.Trailer); err != nil {
 		return err
 	}
 	return c.bw.Flush()
@@ -512,7 +524,15 @@ func trailerAllowed(k string) bool {
 
 // writeBody streams the request body: exactly length bytes, or chunked (length -1) and ended
 // by trailer's fields, read after the body's end as the server that read them fills them in.
-func writeBody(w *bufio.Writer, body *countingBody, length int64, trailer http.Header) error {
+// A long body with a length moves from the client's socket to the backend's by kernel copy
+// when the body can say where it comes from (SpliceSource).
+func (c *conn) writeBody(body *countingBody, length int64, trailer http.Header) error {
+	w := c.bw
+	if length >= splice.MinLength && splice.Available && !c.t.opt.NoSplice {
+		if done, err := c.spliceBody(body, length); done {
+			return err
+		}
+	}
 	if length >= 0 {
 		n, err := io.Copy(w, io.LimitReader(body, length))
 		if err == nil && n < length {
@@ -555,6 +575,68 @@ func writeBody(w *bufio.Writer, body *countingBody, length int64, trailer http.H
 			return err
 		}
 	}
+}
+
+// spliceBody moves the request body to the backend by kernel copy, after what the client's
+// side holds of it in user space (the start of it, read with the head) went through the
+// buffer; done is false when the body cannot be spliced and nothing of it was read.
+func (c *conn) spliceBody(body *countingBody, length int64) (done bool, err error) {
+	src, ok := body.rc.(spliceSource)
+	if !ok {
+		return false, nil
+	}
+	dst, ok := splice.TCPConn(c.nc)
+	if !ok {
+		return false, nil
+	}
+	var buf [bufSize]byte
+	sent := int64(0)
+	for {
+		sock, left, ok := src.SpliceSource()
+		if ok && left == length-sent {
+			if err := c.bw.Flush(); err != nil {
+				return true, err
+			}
+			n, rerr, werr := c.t.splice.Copy(dst, sock, left)
+			body.n += n
+			src.Spliced(n, rerr)
+			if werr != nil {
+				return true, werr
+			}
+			return true, rerr
+		}
+		if sent >= 4*bufSize || sent == length {
+			// Not to be spliced after all: what was read is sent; the caller's copy does
+			// the rest.
+			if sent == length {
+				return true, nil
+			}
+			n, err := io.Copy(c.bw, io.LimitReader(body, length-sent))
+			if err == nil && n < length-sent {
+				err = io.ErrUnexpectedEOF
+			}
+			return true, err
+		}
+		n, err := body.Read(buf[:min(int64(len(buf)), length-sent)])
+		sent += int64(n)
+		if _, werr := c.bw.Write(buf[:n]); werr != nil {
+			return true, werr
+		}
+		if err == io.EOF && sent < length {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil && err != io.EOF {
+			return true, err
+		}
+	}
+}
+
+// spliceSource is a request body that can say when the rest of it may be moved from a socket
+// by the kernel, and accounts what was moved: the fast server's body, and the proxy's
+// wrappers around it.
+type spliceSource interface {
+	SpliceSource() (src *net.TCPConn, left int64, ok bool)
+	Spliced(n int64, err error)
 }
 
 // countingBody counts the request body bytes read, so a failed try knows whether the request
@@ -633,6 +715,50 @@ func (b *respBody) finish(ok bool) {
 func (b *respBody) Close() error {
 	b.finish(false)
 	return nil
+}
+
+// SpliceLeft returns what is left of a body with a length when none of it is buffered and
+// its connection is plain TCP, so that SpliceTo may move it by kernel copy; ok is false
+// otherwise, and Read goes on as usual (reading what is buffered empties the buffer).
+func (b *respBody) SpliceLeft() (left int64, ok bool) {
+	lb, isLength := b.rc.(*lengthBody)
+	if b.done || !isLength || lb.left <= 0 || b.c.br.Buffered() > 0 || !splice.Available || b.c.t.opt.NoSplice {
+		return 0, false
+	}
+	if _, ok := splice.TCPConn(b.c.nc); !ok {
+		return 0, false
+	}
+	return lb.left, true
+}
+
+// SpliceTo moves the rest of the body (SpliceLeft) from the backend's socket to dst by kernel
+// copy, and reports what reached dst. A failure of the backend's side is rerr (wrapping
+// context.Canceled when the request's context ended, which interrupts the copy as it does
+// Read); one of dst's is werr. The connection goes back to the pool when the whole body
+// passed, and is closed otherwise.
+func (b *respBody) SpliceTo(dst *net.TCPConn) (written int64, rerr, werr error) {
+	left, ok := b.SpliceLeft()
+	if !ok {
+		return 0, errors.New("h1client: body cannot be spliced"), nil
+	}
+	src, _ := splice.TCPConn(b.c.nc)
+	lb := b.rc.(*lengthBody)
+	written, rerr, werr = b.c.t.splice.Copy(dst, src, left)
+	lb.left -= written
+	switch {
+	case werr != nil:
+		b.finish(false)
+	case rerr != nil:
+		b.err = rerr
+		if ctxErr := b.ctxErr(); ctxErr != nil {
+			b.err = ctxErr
+		}
+		b.finish(false)
+		rerr = b.err
+	default:
+		b.finish(true)
+	}
+	return written, rerr, werr
 }
 
 // upgradeBody is the connection of a 101 response, read through its buffer.

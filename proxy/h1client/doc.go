@@ -18,6 +18,14 @@
 // holds by then. A 101 response's body is the connection itself (an io.ReadWriteCloser), as
 // httputil.ReverseProxy expects of an upgrade.
 //
+// On Linux, a body of at least splice.MinLength bytes with a length moves between the
+// client's and the backend's plain TCP sockets by splice(2), after what was read with its
+// head went through the buffer: a request body whose reader offers its socket
+// (SpliceSource, as the fast server's body does), and a response body the caller moves with
+// SpliceTo. Failures keep their side: a backend that breaks off is a read error of the
+// response body, a client that goes away a write error, and the pooled connection is closed
+// unless the whole body passed. Options.NoSplice turns this off.
+//
 // Errors keep their kind for the caller's decisions: a failed connect is a *net.OpError whose
 // Op is "dial", a response head that did not arrive within Options.ResponseHeaderTimeout is a
 // net.Error whose Timeout is true, and a request whose context ended wraps the context's

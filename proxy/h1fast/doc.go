@@ -9,6 +9,13 @@
 // upgrades), read and write deadlines through http.ResponseController, trailers and
 // 100-continue.
 //
+// A request body with a length whose bytes the guard does not hold, and the body of a
+// response with a length, can be handed to a kernel copy (package splice): the body offers
+// the client's socket and the number of bytes left (SpliceSource), the writer sends the head
+// and offers the socket for the bytes after it (SpliceTarget), and whoever copies reports
+// what moved (Spliced, SplicedOut) so that framing, keep-alive and errors stay as with Read
+// and Write.
+//
 // An idle connection holds no goroutine and no buffer. On Linux every connection whose socket
 // can be reached (plain TCP, not TLS) is registered once, edge-triggered, with an epoll
 // instance shared by the server (whose own descriptor waits in the Go runtime's poller); when

@@ -4,11 +4,15 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/textproto"
 	"net/url"
 	"time"
+
+	"github.com/veloflux/veloflux/proxy/h1"
+	"github.com/veloflux/veloflux/proxy/splice"
 )
 
 // exchange is everything one request and its response need, pooled by the server and held
@@ -112,12 +116,7 @@ func (b *body) Read(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
-	if b.expect {
-		b.expect = false
-		if !b.ex.w.wroteHeader {
-			_, _ = b.c.nc.Write(continueLine)
-		}
-	}
+	b.sendContinue()
 	if len(p) == 0 {
 		return 0, nil
 	}
@@ -148,6 +147,56 @@ func (b *body) Read(p []byte) (int, error) {
 		b.err = err
 	}
 	return n, err
+}
+
+// sendContinue tells a client that waits for 100 Continue to send the body, on the first
+// read of it, unless the handler answered first.
+func (b *body) sendContinue() {
+	if b.expect {
+		b.expect = false
+		if !b.ex.w.wroteHeader {
+			_, _ = b.c.nc.Write(continueLine)
+		}
+	}
+}
+
+// SpliceSource returns the client's socket and what is left of a body with a length when
+// none of it is buffered in user space, so that the rest may be moved by the kernel
+// (splice(2)); Spliced must then report what was moved. ok is false otherwise, and Read
+// goes on as usual: a chunked body, bytes the guard read with the head, a TLS connection.
+func (b *body) SpliceSource() (src *net.TCPConn, left int64, ok bool) {
+	if b.closed || b.eof || b.err != nil || b.chunked != nil || b.left <= 0 {
+		return nil, 0, false
+	}
+	gc := h1.From(b.c.nc)
+	if gc == nil {
+		return nil, 0, false
+	}
+	under, gl, ok := gc.DirectBody()
+	if !ok || gl != b.left {
+		return nil, 0, false
+	}
+	if src, ok = splice.TCPConn(under); !ok {
+		return nil, 0, false
+	}
+	b.sendContinue()
+	return src, b.left, true
+}
+
+// Spliced records n body bytes moved from the socket SpliceSource returned, and the read
+// error that stopped the move early.
+func (b *body) Spliced(n int64, err error) {
+	if gc := h1.From(b.c.nc); gc != nil {
+		gc.DirectRead(n)
+	}
+	b.left -= n
+	switch {
+	case b.left <= 0:
+		b.left = 0
+		b.eof = true
+	case err != nil:
+		b.err = err
+	}
 }
 
 // readTrailer reads the trailer section up to its empty line into the request's Trailer,

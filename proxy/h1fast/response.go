@@ -11,6 +11,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/veloflux/veloflux/proxy/h1"
+	"github.com/veloflux/veloflux/proxy/splice"
 )
 
 // response is the http.ResponseWriter of one request. The head is written lazily: a handler
@@ -194,6 +195,37 @@ func (w *response) sendHead(stream bool) {
 		p := w.pend
 		w.pend = w.pend[:0]
 		_, _ = w.writeBody(p)
+	}
+}
+
+// SpliceTarget sends the head and whatever body waits in the buffer, and returns the
+// client's socket for the next n bytes of the body when the response has a length they fit
+// in, so that the kernel may write them (splice(2)); SplicedOut must then report what was
+// written. ok is false otherwise (a chunked or bodyless response, a failed write), and Write
+// goes on as usual.
+func (w *response) SpliceTarget(n int64) (dst *net.TCPConn, ok bool) {
+	if w.hijacked || w.broken || !w.wroteHeader || w.bodyless || w.chunked || w.length < 0 || w.written+n > w.length {
+		return nil, false
+	}
+	if dst, ok = splice.TCPConn(w.c.nc); !ok {
+		return nil, false
+	}
+	if !w.headSent {
+		w.sendHead(false)
+	}
+	if w.ex.bw.Flush() != nil {
+		w.broken = true
+		return nil, false
+	}
+	return dst, true
+}
+
+// SplicedOut records n body bytes written to the socket SpliceTarget returned, and the write
+// error that stopped it early.
+func (w *response) SplicedOut(n int64, err error) {
+	w.written += n
+	if err != nil {
+		w.broken = true
 	}
 }
 
