@@ -46,7 +46,11 @@ type stickyNode struct {
 
 func startStickyNode(t *testing.T, name string, snap *discovery.Snapshot, health proxy.HealthView, seeds ...string) stickyNode {
 	t.Helper()
-	sn := startStoreNodeCap(t, name, 100_000, seeds...)
+	// Memberlist's WAN timings (3 s probe timeout, not the LAN's 500 ms): these tests are about
+	// sessions, not failure detection, and with the LAN's a busy machine starving 20 nodes under
+	// -race got some declared dead, so that the membership never settled (2 of 3 runs under
+	// -race -count=3 with two busy loops).
+	sn := startStoreNodeWith(t, name, 100_000, func(c *Config) { c.Preset = PresetWAN }, seeds...)
 	sessions, err := NewSessions(sn.store, sn.Node, nil, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)

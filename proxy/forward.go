@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"unicode"
 
 	"golang.org/x/net/http/httpguts"
 
@@ -130,7 +131,7 @@ var errClientWrite = errors.New("writing to the client failed")
 func (p *Proxy) copyBody(w http.ResponseWriter, resp *http.Response) error {
 	stream := resp.ContentLength == -1
 	if !stream {
-		if ct := resp.Header["Content-Type"]; len(ct) > 0 {
+		if ct := resp.Header["Content-Type"]; len(ct) > 0 && mayBeEventStream(ct[0]) {
 			mt, _, _ := mime.ParseMediaType(ct[0])
 			stream = mt == "text/event-stream"
 		}
@@ -172,6 +173,15 @@ func (p *Proxy) copyBody(w http.ResponseWriter, resp *http.Response) error {
 			return rerr
 		}
 	}
+}
+
+// mayBeEventStream is false for a Content-Type that cannot parse as text/event-stream: one
+// that does not start with it, case aside, after white space (mime.ParseMediaType trims it as
+// strings.TrimSpace does). It spares parsing the media type of every other answer.
+func mayBeEventStream(ct string) bool {
+	const es = "text/event-stream"
+	ct = strings.TrimLeftFunc(ct, unicode.IsSpace)
+	return len(ct) >= len(es) && strings.EqualFold(ct[:len(es)], es)
 }
 
 // splicedBody is a response body that the fast client can move by kernel copy.

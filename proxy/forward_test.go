@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"maps"
+	"mime"
 	"net/http"
 	"slices"
 	"testing"
@@ -36,4 +37,30 @@ func TestRemoveHopByHop(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The cheap test before parsing a Content-Type never turns away one that parses as an event
+// stream.
+func TestMayBeEventStream(t *testing.T) {
+	for _, ct := range []string{
+		"text/event-stream", "TEXT/Event-Stream", " text/event-stream; charset=utf-8", "\ttext/event-stream ;x=y",
+		"text/html", "text/plain; charset=utf-8", "application/json", "", "text/event", "text/event-streams",
+		"text/event-stream\x00", "x text/event-stream", "\u00a0\v\r\ntext/event-stream",
+	} {
+		mt, _, _ := mime.ParseMediaType(ct)
+		if parsed, cheap := mt == "text/event-stream", mayBeEventStream(ct); parsed && !cheap {
+			t.Errorf("%q parses as text/event-stream, but mayBeEventStream says no", ct)
+		}
+	}
+}
+
+func FuzzMayBeEventStream(f *testing.F) {
+	f.Add("text/event-stream; charset=utf-8")
+	f.Add(" Text/Event-Stream")
+	f.Fuzz(func(t *testing.T, ct string) {
+		mt, _, _ := mime.ParseMediaType(ct)
+		if mt == "text/event-stream" && !mayBeEventStream(ct) {
+			t.Errorf("%q parses as text/event-stream, but mayBeEventStream says no", ct)
+		}
+	})
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/veloflux/veloflux/discovery"
+	"github.com/veloflux/veloflux/internal/pace"
 	"github.com/veloflux/veloflux/internal/testutil"
 	"github.com/veloflux/veloflux/proxy/ratelimit"
 )
@@ -430,6 +431,33 @@ func TestApplyKeepsInFlightCount(t *testing.T) {
 	testutil.Eventually(t, "b's active count to return to 0", func() bool { return activeOf(t, tp.Proxy, "web", "b") == 0 })
 	if a := activeOf(t, tp.Proxy, "web", "c"); a != 0 {
 		t.Fatalf("c active = %d, want 0", a)
+	}
+}
+
+// TestApplyStepsAside: building a table steps aside with the Pacer of Options once per pool,
+// so that a table of thousands of backends does not hold up the requests.
+func TestApplyStepsAside(t *testing.T) {
+	pc, err := pace.New(time.Nanosecond) // steps aside at every call
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	p, err := New(DefaultConfig(), Options{Pacer: pc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	snap := &discovery.Snapshot{Source: "test"}
+	for i := range 50 {
+		name := fmt.Sprintf("p%d", i)
+		snap.Pools = append(snap.Pools, discovery.Pool{Name: name, Backends: []discovery.Backend{member("b", fmt.Sprintf("10.0.0.%d:80", i+1), 1)}})
+		snap.Routes = append(snap.Routes, discovery.Route{Host: name + ".test", Pool: name})
+	}
+	if err := p.Apply(snap); err != nil {
+		t.Fatal(err)
+	}
+	if n := pc.Steps(); n < 50 {
+		t.Fatalf("Apply stepped aside %d times for 50 pools, want at least 50", n)
 	}
 }
 

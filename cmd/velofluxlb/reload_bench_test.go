@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/veloflux/veloflux/internal/pace"
 	"github.com/veloflux/veloflux/internal/testutil/testconfig"
 )
 
@@ -75,6 +76,35 @@ func benchmarkReload(b *testing.B, moved int) {
 	// on a busy machine; the file writes in it are small against the reloads.
 	b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
 	b.ReportMetric(float64(worst.Microseconds())/1000, "worst-ms")
+}
+
+// TestReloadStepsAside: a reload of 10,000 backends (tens of milliseconds of work) steps aside
+// for the requests throughout, not once at its end; the pace package shows that a step serves
+// the requests waiting, and the proxy's tests that its table build steps aside too.
+func TestReloadStepsAside(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	a, _ := appFromFile(t, path, bigConfig(100, 100, 10000, 0).YAML(t))
+	if err := os.WriteFile(path, []byte(bigConfig(100, 100, 10000, 1).YAML(t)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Counting the steps of the node's Pacer would depend on the machine's speed, so the
+	// reload gets one that steps aside at every call: the count is how often it is asked.
+	fine, err := pace.New(time.Nanosecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fine.Close()
+	a.pace, a.routing.pace = fine, fine
+	a.passive.SetPacer(fine)
+	a.reload("test")
+	if !a.lastReload.OK {
+		t.Fatalf("reload failed: %s", a.lastReload.Error)
+	}
+	// Each of the file's 10,200 list items once when read and once when decoded, and each
+	// pool when validated, snapshotted, made health targets and passive pools.
+	if n := fine.Steps(); n < 20400+4*100 {
+		t.Fatalf("the reload stepped aside %d times, want at least 20,800", n)
+	}
 }
 
 // cpuTime is the user and system CPU time of the process so far.

@@ -26,11 +26,13 @@ const DefaultSlice = 500 * time.Microsecond
 // *Pacer never steps aside. Step is safe for concurrent use; while one goroutine steps
 // aside, the others' calls return at once.
 type Pacer struct {
-	slice time.Duration
-	start time.Time    // the monotonic origin of last
-	last  atomic.Int64 // nanoseconds from start to the end of the last step
-	mu    sync.Mutex
-	w     waker
+	slice  time.Duration
+	start  time.Time    // the monotonic origin of last
+	last   atomic.Int64 // nanoseconds from start to the end of the last step
+	steps  atomic.Uint64
+	mu     sync.Mutex
+	w      waker
+	closed bool // guarded by mu
 }
 
 // New returns a Pacer that lets work run for slice (DefaultSlice when 0) between steps
@@ -58,16 +60,34 @@ func (p *Pacer) Step() {
 		return
 	}
 	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
 	p.w.yield()
 	p.last.Store(int64(time.Since(p.start)))
+	p.steps.Add(1)
 }
 
-// Close releases the Pacer's descriptors; Step must not be called after it. Safe on nil.
+// Steps returns how many times Step has stepped aside. Safe on nil (0).
+func (p *Pacer) Steps() uint64 {
+	if p == nil {
+		return 0
+	}
+	return p.steps.Load()
+}
+
+// Close releases the Pacer's descriptors; later calls of Step never step aside, and later
+// calls of Close do nothing (a descriptor closed twice could be another file's by then).
+// Safe on nil.
 func (p *Pacer) Close() error {
 	if p == nil {
 		return nil
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
 	return p.w.close()
 }
