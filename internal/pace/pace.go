@@ -26,12 +26,13 @@ const DefaultSlice = 500 * time.Microsecond
 // *Pacer never steps aside. Step is safe for concurrent use; while one goroutine steps
 // aside, the others' calls return at once.
 type Pacer struct {
-	slice time.Duration
-	start time.Time    // the monotonic origin of last
-	last  atomic.Int64 // nanoseconds from start to the end of the last step
-	steps atomic.Uint64
-	mu    sync.Mutex
-	w     waker
+	slice  time.Duration
+	start  time.Time    // the monotonic origin of last
+	last   atomic.Int64 // nanoseconds from start to the end of the last step
+	steps  atomic.Uint64
+	mu     sync.Mutex
+	w      waker
+	closed bool // guarded by mu
 }
 
 // New returns a Pacer that lets work run for slice (DefaultSlice when 0) between steps
@@ -59,6 +60,9 @@ func (p *Pacer) Step() {
 		return
 	}
 	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
 	p.w.yield()
 	p.last.Store(int64(time.Since(p.start)))
 	p.steps.Add(1)
@@ -72,12 +76,18 @@ func (p *Pacer) Steps() uint64 {
 	return p.steps.Load()
 }
 
-// Close releases the Pacer's descriptors; Step must not be called after it. Safe on nil.
+// Close releases the Pacer's descriptors; later calls of Step never step aside, and later
+// calls of Close do nothing (a descriptor closed twice could be another file's by then).
+// Safe on nil.
 func (p *Pacer) Close() error {
 	if p == nil {
 		return nil
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
 	return p.w.close()
 }

@@ -77,6 +77,34 @@ func TestNilPacer(t *testing.T) {
 	}
 }
 
+// A closed Pacer no longer steps aside, and closing it again does not close descriptors that
+// may belong to other files by then.
+func TestCloseTwice(t *testing.T) {
+	p, err := New(time.Nanosecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe() // may take the numbers the Pacer's pipe had
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p.Step()
+	if p.Steps() != 0 {
+		t.Fatal("a closed Pacer stepped aside")
+	}
+	if _, err := w.Write([]byte{1}); err != nil {
+		t.Fatalf("the second Close closed another file's descriptor: %v", err)
+	}
+}
+
 func BenchmarkStep(b *testing.B) {
 	p, err := New(time.Nanosecond)
 	if err != nil {
