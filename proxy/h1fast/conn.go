@@ -328,8 +328,16 @@ func (c *conn) readHead(ex *exchange) (ok bool, err error) {
 		} else {
 			_ = c.nc.SetReadDeadline(time.Time{})
 		}
-	} else if s.ReadHeaderTimeout > 0 {
-		_ = c.nc.SetReadDeadline(time.Now().Add(s.ReadHeaderTimeout))
+	} else {
+		if waiting {
+			// Woken by the epoll set, whose event may be for bytes this goroutine read before
+			// it parked (a busy machine can deliver an event that late): until a byte comes
+			// the connection is idle, and Shutdown must be able to close it.
+			c.state.Store(stWaiting)
+		}
+		if s.ReadHeaderTimeout > 0 {
+			_ = c.nc.SetReadDeadline(time.Now().Add(s.ReadHeaderTimeout))
+		}
 	}
 	if c.fresh.Load() == freshCut {
 		// A drain's grace ended before this goroutine started reading: the deadline it
