@@ -40,12 +40,15 @@ func geoConfig(db, trusted string, eu, us, ap *switchable) testconfig.Config {
 	return cfg
 }
 
-// withProbes is cfg with its backends probed every 100 ms, for a test that takes one down. A probe
-// that times out on a busy machine takes a healthy backend down too, and its clients to another
-// region, so the tests that do not take one down leave probing off.
+// withProbes is cfg with its backends probed, for a test that takes one down. A probe that times
+// out on a busy machine takes a healthy backend down too, and its clients to another region, so
+// the tests that do not take one down leave probing off, and this one gives a probe a whole
+// second (the interval, the most a timeout may be) and takes two failures in a row to go down:
+// a backend taken down answers its probe with 503 at once, so the failover still comes within
+// about two intervals, while a probe merely starved of CPU no longer takes a healthy backend out.
 func withProbes(cfg testconfig.Config) testconfig.Config {
 	cfg.Pools[0].HealthCheck = &testconfig.HealthCheck{Path: "/health"}
-	cfg.Global.HealthCheck = &testconfig.HealthCheck{Interval: testconfig.Duration(100 * time.Millisecond), Timeout: testconfig.Duration(80 * time.Millisecond), Retries: 1}
+	cfg.Global.HealthCheck = &testconfig.HealthCheck{Interval: testconfig.Duration(time.Second), Timeout: testconfig.Duration(time.Second), Retries: 2}
 	return cfg
 }
 
