@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime/debug"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,42 +15,65 @@ import (
 )
 
 // Once a burst of connections is over and they all wait parked, the server hands the freed
-// memory back to the system (TestMemoryReturnBounded holds how often).
+// memory back to the system (TestMemoryReturnBounded holds how often). The test watches the
+// return itself: the released heap is read just before and just after it.
 func TestBurstEndReturnsMemory(t *testing.T) {
-	// A machine that stalls for a second inside the burst ends the burst there: the server
-	// returns memory before the garbage below exists and not again within ReturnMemoryEvery
-	// (the likely cause of a failure under go test -race -count=3 with two busy loops: nothing
-	// more released after the return). Such a try starts again on a new server.
+	noCollections(t)
+	type seen struct {
+		inBurst       bool
+		before, after uint64 // released heap, bytes
+	}
+	// A machine that stalls for a second between two connections ends the burst there, and
+	// ReturnMemoryEvery (1 h) allows no second return: such a try starts again on a new server.
 	const tries = 5
 	for try := 1; ; try++ {
-		s, addr := memoryServer(t)
+		var inBurst atomic.Bool
+		returns := make(chan seen, 1) // one return per server within the hour
+		s, addr := memoryServer(t, func() {
+			r := seen{inBurst: inBurst.Load(), before: releasedBytes()}
+			debug.FreeOSMemory()
+			r.after = releasedBytes()
+			select {
+			case returns <- r:
+			default:
+				t.Error("a second return within ReturnMemoryEvery")
+			}
+		})
+		// What a real burst leaves behind, made certain: unreachable heap well above the
+		// minimum, which only a collection, forced by the return, frees.
+		garbage(32 << 20)
+		inBurst.Store(true)
 		for range 50 {
 			c, br := dial(t, addr)
 			if resp, body := roundTrip(t, c, br, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"); resp.StatusCode != 200 || body != "ok" {
 				t.Fatalf("%d %q", resp.StatusCode, body)
 			}
 		}
-		// What a real burst leaves behind, made certain: freed heap well above the minimum.
-		garbage(32 << 20)
-		released := releasedBytes()
-		if s.Stats().MemoryReturns.Load() != 0 {
+		inBurst.Store(false)
+		var r seen
+		select {
+		case r = <-returns:
+		case <-time.After(testutil.Timeout()):
+			t.Fatalf("no memory returned within %v of the burst's end", testutil.Timeout())
+		}
+		if r.inBurst {
 			if try == tries {
-				t.Fatalf("memory was returned before the burst ended in all %d tries", tries)
+				t.Fatalf("memory was returned inside the burst in all %d tries", tries)
 			}
-			t.Logf("try %d: memory returned before the burst ended; starting again", try)
+			t.Logf("try %d: memory returned inside the burst (a stall of a second ended it); starting again", try)
 			continue
 		}
-		testutil.Eventually(t, "the burst's memory is returned", func() bool { return s.Stats().MemoryReturns.Load() == 1 })
-		if got := releasedBytes(); got < released+16<<20 {
-			t.Fatalf("released heap %d -> %d bytes after the return, want at least 16 MiB more", released, got)
+		if r.after < r.before+16<<20 {
+			t.Fatalf("the return released %d -> %d bytes of heap, want at least 16 MiB more", r.before, r.after)
 		}
+		testutil.Eventually(t, "the return is counted", func() bool { return s.Stats().MemoryReturns.Load() == 1 })
 		return
 	}
 }
 
-// memoryServer serves "ok" on 127.0.0.1 until the test ends, returning memory at most once an
-// hour.
-func memoryServer(t *testing.T) (*Server, string) {
+// memoryServer serves "ok" on 127.0.0.1 until the test ends, returning memory with free at
+// most once an hour.
+func memoryServer(t *testing.T, free func()) (*Server, string) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -56,6 +81,7 @@ func memoryServer(t *testing.T) (*Server, string) {
 	s := &Server{
 		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }),
 		ReturnMemoryEvery: time.Hour,
+		freeOSMemory:      free,
 	}
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ln) }()

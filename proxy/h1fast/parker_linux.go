@@ -43,6 +43,9 @@ func newParker(s *Server) (*parker, error) {
 		return nil, err
 	}
 	p := &parker{s: s, epf: os.NewFile(uintptr(epfd), "epoll"), mem: newMemReturner(s.ReturnMemoryEvery)}
+	if s.freeOSMemory != nil {
+		p.mem.free = s.freeOSMemory
+	}
 	rc, err := p.epf.SyscallConn()
 	if err == nil {
 		// Fails when the runtime's poller did not take the descriptor.

@@ -64,7 +64,10 @@ type Server struct {
 	reqs      sync.Pool   // *exchange
 	bufs      sync.Pool   // *[readBufSize]byte
 	parkStats ParkStats
-	date      atomic.Pointer[cachedDate]
+	// freeOSMemory returns freed memory to the system. Nil: debug.FreeOSMemory. Tests wrap it
+	// to see when the server returns memory and what the return released.
+	freeOSMemory func()
+	date         atomic.Pointer[cachedDate]
 }
 
 // ParkStats counts what the idle-connection machinery did, for tests and benchmarks.
