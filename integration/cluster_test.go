@@ -139,8 +139,8 @@ func sessionEntries(t *testing.T, n *node) string {
 }
 
 // TestClusterPartitionHeals runs five veloflux processes, each in its own network namespace,
-// and cuts node-4 off from the four others (not from clients or backends) for 60 s, past the
-// 30 s after which memberlist forgets the dead. Both sides keep serving every session where it
+// and cuts node-4 off from the four others (not from clients or backends) for at least 60 s,
+// until 30 s after both sides declared the other dead, when memberlist forgets the dead. Both sides keep serving every session where it
 // was and take new ones. Meanwhile an operator drains a backend through the majority, which
 // moves that backend's sessions there; the minority, which cannot know, keeps them where they
 // were. After the partition heals, node-4 catches up on the drain and the moves, and every node
@@ -207,8 +207,31 @@ func TestClusterPartitionHeals(t *testing.T) {
 		}
 		return true
 	})
+	// node-4 learns more slowly than the majority, and each of its verdicts is its own event: a
+	// node that hears no acks at all stretches its probe interval up to eight times (memberlist's
+	// Lifeguard awareness), probes members it already suspects again in its round, and declares
+	// each dead only after the longest suspicion timeout (24 s, confirmed by nobody). In one run
+	// it suspected node-0 last, 42 s after the cut, and declared it dead at 66 s, past one wait's
+	// guard, so the test waits for one more death at a time, at most one wait per member.
+	othersAlive := func() int {
+		live := 0
+		for name, st := range memberStates(t, nodes[minority]) {
+			if name != "node-4" && st == "alive" {
+				live++
+			}
+		}
+		return live
+	}
+	for range minority {
+		left := othersAlive()
+		if left == 0 {
+			break
+		}
+		testutil.Eventually(t, fmt.Sprintf("node-4 declares one of the %d members it sees alive dead", left), func() bool { return othersAlive() < left })
+	}
 	testutil.Eventually(t, "node-4 sees itself alone", func() bool { return sees(t, nodes[minority], "node-4") })
-	t.Logf("partition: node-4 declared dead by the others %v after the cut", detect.Round(time.Millisecond))
+	aloneAt := time.Now()
+	t.Logf("partition: node-4 declared dead by the others %v after the cut, the others dead on node-4 after %v", detect.Round(time.Millisecond), aloneAt.Sub(cutAt).Round(time.Millisecond))
 
 	// Both sides keep serving every existing session where it was, and take new ones.
 	check("during the partition", want, nodes...)
@@ -266,10 +289,13 @@ func TestClusterPartitionHeals(t *testing.T) {
 
 	// memberlist stops gossiping to a dead node after 30 s (GossipToTheDeadTime, LAN preset)
 	// and forgets it: from then on only the reconnect loop can bring the two sides together.
-	time.Sleep(time.Until(cutAt.Add(60 * time.Second)))
+	// Both sides have forgotten the other 30 s after node-4, the later side, saw itself alone;
+	// the partition lasts at least 60 s.
+	time.Sleep(time.Until(later(cutAt.Add(60*time.Second), aloneAt.Add(30*time.Second))))
 	for i := range minority {
 		lab.heal(minority, i)
 	}
+	healedAfter := time.Since(cutAt)
 	rejoin := testutil.Eventually(t, "the cluster whole again", func() bool {
 		for _, n := range nodes {
 			if !sees(t, n, all...) {
@@ -282,8 +308,8 @@ func TestClusterPartitionHeals(t *testing.T) {
 		return sessionEntries(t, nodes[minority]) == nMoved &&
 			metricLine(t, nodes[minority], `veloflux_gossip_state_entries{kind="drain"}`) == "1"
 	})
-	t.Logf("heal after 60 s: members whole again after %v, node-4 caught up on the drain and %d moves %v later",
-		rejoin.Round(time.Millisecond), len(moved), catchUp.Round(time.Millisecond))
+	t.Logf("heal after %v: members whole again after %v, node-4 caught up on the drain and %d moves %v later",
+		healedAfter.Round(time.Second), rejoin.Round(time.Millisecond), len(moved), catchUp.Round(time.Millisecond))
 	reconnected := 0
 	for _, n := range nodes {
 		reconnected += len(n.logs.Find("reconnected to cluster members"))
@@ -556,4 +582,12 @@ func TestClusterDrainsBackendEverywhere(t *testing.T) {
 		t.Fatalf("undrain: %d %s", code, body)
 	}
 	testutil.Eventually(t, "node-a uses b0 again", func() bool { return servedBy(nodes[0])["b0"] > 0 })
+}
+
+// later is the later of a and b.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
