@@ -11,11 +11,8 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"io"
 	"math/big"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -193,78 +190,15 @@ func TestTLSOldVersionsRefused(t *testing.T) {
 // 127.0.0.1, signing as the CA) is served by a node with the responder's Good answer for its
 // serial stapled.
 func TestTLSOCSPStapling(t *testing.T) {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "OCSP test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(48 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	responder := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		q, err := ocsp.ParseRequest(body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		now := time.Now()
-		resp, err := ocsp.CreateResponse(ca, ca, ocsp.Response{Status: ocsp.Good, SerialNumber: q.SerialNumber, ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour)}, caKey)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		_, _ = w.Write(resp)
-	}))
-	defer responder.Close()
-
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leafDER, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
-		SerialNumber: big.NewInt(4242), Subject: pkix.Name{CommonName: "example.com"}, DNSNames: []string{"example.com"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		OCSPServer: []string{responder.URL},
-	}, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(leafDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "example.crt"), filepath.Join(dir, "example.key")
-	chain := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})...)
-	if err := os.WriteFile(certFile, chain, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	r := testutil.NewOCSPResponder(t)
+	certFile, keyFile, leaf := r.Issue(t, t.TempDir(), "example.com", ocsp.Good)
 
 	be := newBackend(t, "app", 0)
 	cfg := singlePool(testconfig.WebPool(be.addr()))
 	cfg.Global.TLSBindAddress = "127.0.0.1:0"
 	cfg.Global.TLS = &testconfig.TLS{CertFile: certFile, KeyFile: keyFile}
 	n := startNode(t, cfg.YAML(t))
-	roots := x509.NewCertPool()
-	roots.AddCert(ca)
+	roots := r.Roots()
 
 	// The node asks the responder in the background after it starts.
 	var staple []byte
@@ -277,7 +211,7 @@ func TestTLSOCSPStapling(t *testing.T) {
 		staple = c.ConnectionState().OCSPResponse
 		return staple != nil
 	})
-	resp, err := ocsp.ParseResponseForCert(staple, leaf, ca)
+	resp, err := ocsp.ParseResponseForCert(staple, leaf, r.CA)
 	if err != nil {
 		t.Fatalf("the staple is not the responder's answer about the certificate: %v", err)
 	}
