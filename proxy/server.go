@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/veloflux/veloflux/proxy/h1"
@@ -396,12 +397,6 @@ func (s *Server) Listen() error {
 		}
 	}
 	if s.cfg.TLSAddr != "" {
-		ln, err := net.Listen("tcp", s.cfg.TLSAddr)
-		if err != nil {
-			s.closeListeners()
-			return fmt.Errorf("listen %s: %w", s.cfg.TLSAddr, err)
-		}
-		srv := s.newHTTPServer(true)
 		tlsCfg := s.cfg.TLSConfig.Clone()
 		if len(tlsCfg.NextProtos) == 0 {
 			tlsCfg.NextProtos = []string{"h2", "http/1.1"}
@@ -409,20 +404,43 @@ func (s *Server) Listen() error {
 		if tlsCfg.MinVersion == 0 {
 			tlsCfg.MinVersion = tls.VersionTLS12
 		}
+		ln, h, err := s.listenTLS(tlsCfg)
+		if err != nil {
+			s.closeListeners()
+			return err
+		}
+		s.h3 = h
+		srv := s.newHTTPServer(true)
 		ll := newLimitListener(ln, "https", s.slots, alog, s.proxy.metrics.acceptErrors.WithLabelValues("https"), s.proxy.metrics.clientConns.WithLabelValues("https"))
 		s.tls = newTLSListener(ll, tlsCfg, s.cfg.ReadHeaderTimeout, s.wrapTLS, s.log)
 		s.lns = append(s.lns, s.tls)
 		s.servers = append(s.servers, srv)
-		if s.cfg.HTTP3 {
-			h, err := newH3(ln.Addr(), tlsCfg, s.tlsHandler(), s.cfg)
-			if err != nil {
-				s.closeListeners()
-				return err
-			}
-			s.h3 = h
-		}
 	}
 	return nil
+}
+
+// listenTLS binds the TLS listener's TCP socket and, with HTTP/3, the UDP socket of the same
+// port. When the kernel picks the port (port 0), that port may be free for TCP and held by
+// another UDP socket: the pair is then bound again on another port, up to eight times.
+func (s *Server) listenTLS(tlsCfg *tls.Config) (net.Listener, *h3, error) {
+	_, port, _ := net.SplitHostPort(s.cfg.TLSAddr)
+	for try := 1; ; try++ {
+		ln, err := net.Listen("tcp", s.cfg.TLSAddr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("listen %s: %w", s.cfg.TLSAddr, err)
+		}
+		if !s.cfg.HTTP3 {
+			return ln, nil, nil
+		}
+		h, err := newH3(ln.Addr(), tlsCfg, s.tlsHandler(), s.cfg)
+		if err == nil {
+			return ln, h, nil
+		}
+		_ = ln.Close()
+		if port != "0" || !errors.Is(err, syscall.EADDRINUSE) || try == 8 {
+			return nil, nil, err
+		}
+	}
 }
 
 // guardedListener puts the HTTP/1 guard on every accepted plain connection.
