@@ -21,16 +21,27 @@
 # PROXIES picks the proxies and their order (default "veloflux nginx haproxy"; haproxy is the
 # reference of the ratios and must be among them); veloflux-nethttp is VeloFlux with
 # global.http1_fast_path off, served by Go's net/http; veloflux-procs1 is VeloFlux with
-# GOMAXPROCS=1 in its environment, which overrides its own choice of two processors. VF_BIN is the binary to measure
+# GOMAXPROCS=1 in its environment (what Go chooses on one CPU; it tells whether a binary's own
+# choice differs from it). VF_BIN is the binary to measure
 # (default ./veloflux, built when missing); VF_PORT, VF_STD_PORT, VF_P1_PORT, NGINX_PORT, HAPROXY_PORT, B1
 # and B2 move the ports when another run holds the defaults. HAProxy's maxconn is IDLE+1000,
 # as is VeloFlux's max_client_conns (its default, half the open-files limit, is sized for a
 # backend connection beside each client), so IDLE must stay below the open-files limit with room for that.
 #
+# NICE (for example -20) runs the whole benchmark in a session of its own whose scheduler group
+# (the kernel's autogroup) has that nice value: on a machine shared with other work, the
+# proxies, the backends and the load generators then get the CPU before other sessions'
+# processes, and share it among themselves as on a quiet machine. It needs root and
+# kernel.sched_autogroup_enabled; a plain nice does nothing against another session's group.
+#
 # It installs what it lacks (Debian wrk, nginx-light, haproxy; vegeta built from tools/vegeta
 # into the cache), listens on 127.0.0.1 only and stops only the processes it started, by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ -n "${NICE:-}" ] && [ -z "${BENCH_AUTOGROUP:-}" ]; then
+  # shellcheck disable=SC2016 # $$ and $@ are the new session's
+  exec env BENCH_AUTOGROUP="$NICE" setsid -w bash -c 'echo "$BENCH_AUTOGROUP" > /proc/$$/autogroup && exec "$@"' bench bench/run.sh "$@"
+fi
 # shellcheck disable=SC1091 # bench/lib.sh is checked on its own
 . bench/lib.sh
 
@@ -237,7 +248,7 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 echo
 echo "medians of $ROUNDS rounds; proxy alone on CPU $PROXY_CPU; wrk -t1 -c$CONNS -d$DURATION; vegeta $RATE/s over $LAT_CONNS connections for $LAT_DURATION; $IDLE idle connections; $SIZE-byte answers; $(nproc) cores"
-echo "load average before: $load_before; after: $load_after"
+echo "load average before: $load_before; after: $load_after; scheduler group: $(cat /proc/self/autogroup 2>/dev/null || echo none)"
 awk -F'\t' -v order="${proxies[*]}" 'NR > 1 { v[$2, $3] = v[$2, $3] " " $4 }
   function median(s,   a, n, i, j, t) {
     n = split(s, a, " ")
