@@ -108,11 +108,14 @@ type conn struct {
 	// serves a request: when it fires, it closes the connection only if it has been idle
 	// for IdleTimeout by then, and is set again for the rest otherwise. That spares two
 	// timer updates per request, for a connection that carries one after another.
-	timer   *time.Timer
-	idle    bool  // in the idle list; guarded by t.mu
-	idleAt  int64 // when it last went idle, in unix nanoseconds; guarded by t.mu
-	pending bool  // timer is set; guarded by t.mu
-	used    bool  // carried a request before the current one
+	timer *time.Timer
+	// interrupt makes whatever the connection is doing return (a deadline in the past):
+	// made once, for the request context's end to call.
+	interrupt func()
+	idle      bool  // in the idle list; guarded by t.mu
+	idleAt    int64 // when it last went idle, in unix nanoseconds; guarded by t.mu
+	pending   bool  // timer is set; guarded by t.mu
+	used      bool  // carried a request before the current one
 }
 
 // errClosedIdle marks a reused connection that the backend had closed before it answered.
@@ -174,6 +177,7 @@ func (t *Transport) get(ctx context.Context, addr string) (*conn, error) {
 		return nil, err
 	}
 	c := &conn{t: t, addr: addr, nc: nc, br: bufio.NewReaderSize(nc, bufSize), bw: bufio.NewWriterSize(nc, bufSize)}
+	c.interrupt = func() { _ = c.nc.SetDeadline(aLongTimeAgo) }
 	c.timer = time.AfterFunc(time.Hour, c.expire)
 	c.timer.Stop()
 	return c, nil
@@ -278,7 +282,7 @@ const max1xx = 5
 
 func (c *conn) roundTrip(ctx context.Context, req *http.Request, body *countingBody) (*http.Response, error) {
 	// The context's end interrupts whatever the connection is doing, the body's reads included.
-	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(aLongTimeAgo) })
+	stop := AfterFunc(ctx, c.interrupt)
 	hasBody := req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0
 	// With "Expect: 100-continue" the body waits for the backend's go-ahead, so a backend that
 	// refuses the request (401, 413, 417) does so before the client sends it.
