@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/veloflux/veloflux/internal/rawsock"
 )
 
 // DefaultMaxClientConns derives a client connection cap from the process's open-files limit:
@@ -59,7 +61,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		c, err := l.Listener.Accept()
 		if err == nil {
 			l.open.Inc()
-			return &slotConn{Conn: c, l: l}, nil
+			return &slotConn{Conn: rawsock.Wrap(c), l: l}, nil
 		}
 		select {
 		case <-l.done:
