@@ -13,6 +13,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/veloflux/veloflux/proxy/h1"
+	"github.com/veloflux/veloflux/proxy/h1client"
 	"github.com/veloflux/veloflux/proxy/splice"
 )
 
@@ -100,6 +101,9 @@ func (p *Proxy) forward(w http.ResponseWriter, in *http.Request, ctx context.Con
 			dst[http.TrailerPrefix+k] = vv
 		}
 	}
+	// Nothing refers to the response or its header map any more (their values live on in
+	// the client's header): the fast client may reuse them.
+	h1client.Release(resp)
 }
 
 var emptyValue = []string{""}

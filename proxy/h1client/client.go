@@ -312,9 +312,10 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, body *countingB
 		return nil, c.classify(ctx.Err(), false)
 	}
 	var resp *http.Response
+	var head *simpleResponse
 	for n1xx := 0; ; n1xx++ {
 		var err error
-		resp, err = readResponse(c.br, req)
+		resp, head, err = readResponse(c.br, req)
 		if err != nil {
 			stop()
 			return nil, c.classify(err, c.br.Buffered() == 0)
@@ -352,7 +353,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, body *countingB
 	}
 	// A final answer to a request whose body was held back leaves the backend free to read
 	// that body or not: the connection cannot carry another request.
-	resp.Body = &respBody{c: c, rc: resp.Body, stop: stop, reuse: !resp.Close && !req.Close && !held}
+	resp.Body = &respBody{c: c, rc: resp.Body, head: head, stop: stop, reuse: !resp.Close && !req.Close && !held}
 	return resp, nil
 }
 
@@ -661,6 +662,7 @@ func (b *countingBody) Read(p []byte) (int, error) {
 type respBody struct {
 	c     *conn
 	rc    io.ReadCloser
+	head  *simpleResponse // the pooled head resp came from, if any (Release)
 	stop  func() bool
 	reuse bool
 	done  bool
