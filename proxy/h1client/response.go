@@ -162,9 +162,10 @@ func (sr *simpleResponse) put() {
 }
 
 // Release hands the memory of a response this Transport returned back for a later one: the
-// Response itself and its Header map (not the values, which the caller may keep, nor the
-// strings). The caller must be done with both, and with the body, which must have been read
-// to its end or closed. Any other response is left alone.
+// Response itself and the map in its Header field (not the values, which the caller may
+// keep, nor the strings). The caller must be done with both, and with the body, which must
+// have been read to its end or closed; it may have exchanged the map for another it no
+// longer uses. Any other response is left alone.
 func Release(resp *http.Response) {
 	rb, ok := resp.Body.(*respBody)
 	if !ok || rb.head == nil || &rb.head.resp != resp || !rb.done {
@@ -172,6 +173,9 @@ func Release(resp *http.Response) {
 	}
 	sr := rb.head
 	rb.head, rb.rc = nil, nil
+	if resp.Header != nil {
+		sr.header = resp.Header
+	}
 	sr.put()
 }
 
