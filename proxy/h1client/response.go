@@ -77,6 +77,9 @@ func parseSimpleHead(buf []byte, req *http.Request) (sr *simpleResponse, n int) 
 	resp.Request = req
 	h := sr.header
 	vals := make([]string, fields)
+	var cl []string // the Content-Length values, in the map
+	closing := false
+	dup := false
 	for rest != "" {
 		var l string
 		l, rest, _ = strings.Cut(rest, "\r\n")
@@ -86,24 +89,36 @@ func parseSimpleHead(buf []byte, req *http.Request) (sr *simpleResponse, n int) 
 			return nil, 0 // also a folded line (it starts with a space) and a bare LF
 		}
 		k = h1.CanonicalKey(k)
+		v = h1.TrimOWS(v)
 		switch k {
 		case "Transfer-Encoding", "Trailer", "Pragma":
 			sr.put()
 			return nil, 0 // http.ReadResponse rewrites or interprets these
-		}
-		v = h1.TrimOWS(v)
-		if prior, ok := h[k]; ok {
-			h[k] = append(prior, v)
-			continue
+		case "Connection":
+			closing = closing || httpguts.HeaderValuesContainsToken([]string{v}, "close")
 		}
 		vals[0] = v
-		h[k], vals = vals[:1:1], vals[1:]
+		one := vals[:1:1]
+		vals = vals[1:]
+		n := len(h)
+		h[k] = one
+		if len(h) == n {
+			dup = true // the value just replaced an earlier one: gathered again below
+		}
+		if k == "Content-Length" {
+			cl = one
+		}
 	}
-	if httpguts.HeaderValuesContainsToken(h["Connection"], "close") {
+	if dup {
+		// A field repeated: its values, in order, come from the head again. Rare in
+		// answers (Set-Cookie), so the usual one is spared a lookup per field.
+		sr.gather(head[len(line)+2:])
+		cl = h["Content-Length"]
+	}
+	if closing {
 		sr.put()
 		return nil, 0 // http.ReadResponse removes the field and sets Close
 	}
-	cl := h["Content-Length"]
 	if len(cl) != 1 {
 		sr.put()
 		return nil, 0 // none (the body ends with the connection) or repeated
@@ -122,6 +137,20 @@ func parseSimpleHead(buf []byte, req *http.Request) (sr *simpleResponse, n int) 
 		resp.Body = &sr.body
 	}
 	return sr, end + 4
+}
+
+// gather rebuilds sr.header from the fields of head (every line with its CRLF, already
+// checked), repeated fields with all their values in order.
+func (sr *simpleResponse) gather(fields string) {
+	h := sr.header
+	clear(h)
+	for fields != "" {
+		var l string
+		l, fields, _ = strings.Cut(fields, "\r\n")
+		k, v, _ := strings.Cut(l, ":")
+		k = h1.CanonicalKey(k)
+		h[k] = append(h[k], h1.TrimOWS(v))
+	}
 }
 
 // validText reports whether s holds only what net/textproto accepts in a field value:
