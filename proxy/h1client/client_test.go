@@ -264,3 +264,35 @@ func TestReleaseReusesHead(t *testing.T) {
 	}
 	_ = open.Body.Close()
 }
+
+// A connection that carries request after request bounds every response head, the one that
+// keeps the previous head's deadline included.
+func TestResponseHeaderTimeoutOnReusedConnection(t *testing.T) {
+	block := make(chan struct{})
+	defer close(block)
+	srv, conns := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/stall" {
+			select {
+			case <-block:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	})
+	tr := newTransport(t, Options{ResponseHeaderTimeout: 200 * time.Millisecond})
+	for range 3 {
+		if _, body := get(t, tr, srv.URL+"/quick"); body != "ok" {
+			t.Fatalf("quick answer %q", body)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/stall", nil)
+	_, err := tr.RoundTrip(req)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("stalled answer on a reused connection: %v, want a timeout", err)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d connections, want the one reused", n)
+	}
+}
