@@ -133,7 +133,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		addr = net.JoinHostPort(addr, "80")
 	}
 	ctx := req.Context()
-	body := &countingBody{rc: req.Body}
+	var body *countingBody // nil without a body: nothing to count
+	if req.Body != nil && req.Body != http.NoBody {
+		body = &countingBody{rc: req.Body}
+	}
 	for {
 		c, err := t.get(ctx, addr)
 		if err != nil {
@@ -146,7 +149,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		c.close()
 		// A reused connection that the backend closed while it was idle: nothing reached it,
 		// so the request may go again on a new connection.
-		if errors.Is(err, errClosedIdle) && body.n == 0 && ctx.Err() == nil {
+		if errors.Is(err, errClosedIdle) && (body == nil || body.n == 0) && ctx.Err() == nil {
 			continue
 		}
 		if errors.Is(err, errClosedIdle) {
