@@ -26,7 +26,8 @@ type Options struct {
 	// DialTimeout bounds a TCP connect. Default 5s.
 	DialTimeout time.Duration
 	// ResponseHeaderTimeout bounds the wait for a response head once the request head is
-	// written. Default 30s.
+	// written; on a connection that carried another request less than a 32nd of it before,
+	// the bound of that one's head stands, at least 31/32 of it. Default 30s.
 	ResponseHeaderTimeout time.Duration
 	// IdleTimeout closes a pooled connection idle this long. Default 90s.
 	IdleTimeout time.Duration
@@ -114,8 +115,11 @@ type conn struct {
 	interrupt func()
 	idle      bool  // in the idle list; guarded by t.mu
 	idleAt    int64 // when it last went idle, in unix nanoseconds; guarded by t.mu
-	pending   bool  // timer is set; guarded by t.mu
-	used      bool  // carried a request before the current one
+	// headBy is the read deadline in force, in unix nanoseconds, when it was set for a
+	// response head (armHead); 0 when another one is, or none.
+	headBy  int64
+	pending bool // timer is set; guarded by t.mu
+	used    bool // carried a request before the current one
 }
 
 // errClosedIdle marks a reused connection that the backend had closed before it answered.
@@ -293,6 +297,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, body *countingB
 	}
 	if held {
 		_ = c.nc.SetReadDeadline(time.Now().Add(c.t.opt.ExpectContinueTimeout))
+		c.headBy = 0
 		if _, err := c.br.Peek(1); err != nil {
 			if !isTimeout(err) || ctx.Err() != nil {
 				stop()
@@ -306,15 +311,16 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, body *countingB
 			}
 		}
 	}
-	_ = c.nc.SetReadDeadline(time.Now().Add(c.t.opt.ResponseHeaderTimeout))
+	c.armHead()
 	if ctx.Err() != nil { // ended before the deadline was set, which undid its interruption
 		stop()
 		return nil, c.classify(ctx.Err(), false)
 	}
 	var resp *http.Response
+	var head *simpleResponse
 	for n1xx := 0; ; n1xx++ {
 		var err error
-		resp, err = readResponse(c.br, req)
+		resp, head, err = readResponse(c.br, req)
 		if err != nil {
 			stop()
 			return nil, c.classify(err, c.br.Buffered() == 0)
@@ -344,6 +350,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, body *countingB
 	// before it reads: leaving this one spares a timer update per request.
 	if resp.StatusCode == http.StatusSwitchingProtocols || !bodyBuffered(c.br, resp.Body) {
 		_ = c.nc.SetReadDeadline(time.Time{})
+		c.headBy = 0
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		// The connection now belongs to the upgraded protocol; it never returns to the pool.
@@ -352,11 +359,25 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, body *countingB
 	}
 	// A final answer to a request whose body was held back leaves the backend free to read
 	// that body or not: the connection cannot carry another request.
-	resp.Body = &respBody{c: c, rc: resp.Body, stop: stop, reuse: !resp.Close && !req.Close && !held}
+	resp.Body = &respBody{c: c, rc: resp.Body, head: head, stop: stop, reuse: !resp.Close && !req.Close && !held}
 	return resp, nil
 }
 
 var errTooMany1xx = errors.New("too many 1xx interim responses")
+
+// armHead sets the read deadline of a response head, ResponseHeaderTimeout from now, unless
+// the one in force was set for the previous response's head less than a 32nd of that time
+// ago: the head then gets at least 31/32 of ResponseHeaderTimeout, and a connection that
+// carries request after request spares a timer update on each.
+func (c *conn) armHead() {
+	timeout := c.t.opt.ResponseHeaderTimeout
+	by := time.Now().Add(timeout).UnixNano()
+	if c.headBy != 0 && c.headBy >= by-int64(timeout/32) {
+		return
+	}
+	_ = c.nc.SetReadDeadline(time.Unix(0, by))
+	c.headBy = by
+}
 
 // bodyBuffered reports whether reading body to its end takes nothing from the socket.
 func bodyBuffered(br *bufio.Reader, body io.ReadCloser) bool {
@@ -661,6 +682,7 @@ func (b *countingBody) Read(p []byte) (int, error) {
 type respBody struct {
 	c     *conn
 	rc    io.ReadCloser
+	head  *simpleResponse // the pooled head resp came from, if any (Release)
 	stop  func() bool
 	reuse bool
 	done  bool
