@@ -20,9 +20,11 @@ func readBoth(t testing.TB, method, in string) (fast bool) {
 	if len(buf) > bufSize {
 		buf = buf[:bufSize]
 	}
-	if resp, _ := parseSimpleHead(buf, req); resp == nil {
+	sr, _ := parseSimpleHead(buf, req)
+	if sr == nil {
 		return false
 	}
+	sr.put()
 	type result struct {
 		Status                   string
 		StatusCode, Major, Minor int
@@ -50,7 +52,10 @@ func readBoth(t testing.TB, method, in string) (fast bool) {
 			string(b), berr != nil, string(rest),
 		}, nil
 	}
-	got, err := read(readResponse)
+	got, err := read(func(br *bufio.Reader, req *http.Request) (*http.Response, error) {
+		resp, _, err := readResponse(br, req)
+		return resp, err
+	})
 	if err != nil {
 		t.Fatalf("readResponse took the head of %q, then failed: %v", in, err)
 	}
