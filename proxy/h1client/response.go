@@ -40,7 +40,9 @@ func readResponse(br *bufio.Reader, req *http.Request) (resp *http.Response, hea
 	return resp, nil, err
 }
 
-var crlfcrlf = []byte("\r\n\r\n")
+// maxSimpleFields is the most fields a head parseSimpleHead reads may have; one with more
+// goes to http.ReadResponse.
+const maxSimpleFields = 63
 
 // parseSimpleHead reads the response head at the start of buf when it is one readResponse
 // reads itself, and returns the response (sr.resp) and the head's length; nil otherwise. The
@@ -49,8 +51,28 @@ func parseSimpleHead(buf []byte, req *http.Request) (sr *simpleResponse, n int) 
 	if req.Method == http.MethodHead {
 		return nil, 0
 	}
-	end := bytes.Index(buf, crlfcrlf)
-	if end < 0 || end < 12 || string(buf[:9]) != "HTTP/1.1 " {
+	// The head ends at the first empty line. Every line must end with CRLF: a bare LF goes to
+	// http.ReadResponse. Where each field line ends is kept for the second pass.
+	var ends [maxSimpleFields + 1]int // ends[i]: the index of line i's CR
+	lines := 0
+	end := -1 // the index of the empty line
+	for i := 0; ; {
+		j := bytes.IndexByte(buf[i:], '\n')
+		if j < 1 || buf[i+j-1] != '\r' {
+			return nil, 0 // no whole head yet, or a bare LF
+		}
+		if j == 1 {
+			end = i
+			break
+		}
+		if lines == len(ends) {
+			return nil, 0 // more fields than this reading keeps track of
+		}
+		ends[lines] = i + j - 1
+		lines++
+		i += j + 1
+	}
+	if lines == 0 || ends[0] < 12 || string(buf[:9]) != "HTTP/1.1 " {
 		return nil, 0
 	}
 	code := 0
@@ -63,12 +85,11 @@ func parseSimpleHead(buf []byte, req *http.Request) (sr *simpleResponse, n int) 
 	if code < 200 || code > 599 || code == http.StatusNoContent || code == http.StatusNotModified {
 		return nil, 0
 	}
-	head := string(buf[:end+2]) // every line with its CRLF
-	line, rest, _ := strings.Cut(head, "\r\n")
+	head := string(buf[:end]) // every line with its CRLF
+	line := head[:ends[0]]
 	if len(line) > 12 && line[12] != ' ' || !validText(line) {
 		return nil, 0
 	}
-	fields := strings.Count(rest, "\n")
 	sr = simpleResponses.Get().(*simpleResponse)
 	resp := &sr.resp
 	resp.Status = line[9:]
@@ -76,17 +97,16 @@ func parseSimpleHead(buf []byte, req *http.Request) (sr *simpleResponse, n int) 
 	resp.Proto, resp.ProtoMajor, resp.ProtoMinor = "HTTP/1.1", 1, 1
 	resp.Request = req
 	h := sr.header
-	vals := make([]string, fields)
+	vals := make([]string, lines-1)
 	var cl []string // the Content-Length values, in the map
 	closing := false
 	dup := false
-	for rest != "" {
-		var l string
-		l, rest, _ = strings.Cut(rest, "\r\n")
+	for f := 1; f < lines; f++ {
+		l := head[ends[f-1]+2 : ends[f]]
 		k, v, ok := strings.Cut(l, ":")
 		if !ok || !httpguts.ValidHeaderFieldName(k) || !validText(v) {
 			sr.put()
-			return nil, 0 // also a folded line (it starts with a space) and a bare LF
+			return nil, 0 // also a folded line (it starts with a space)
 		}
 		k = h1.CanonicalKey(k)
 		v = h1.TrimOWS(v)
@@ -136,7 +156,7 @@ func parseSimpleHead(buf []byte, req *http.Request) (sr *simpleResponse, n int) 
 		sr.body.left = length
 		resp.Body = &sr.body
 	}
-	return sr, end + 4
+	return sr, end + 2
 }
 
 // gather rebuilds sr.header from the fields of head (every line with its CRLF, already
