@@ -20,16 +20,28 @@
 #
 # PROXIES picks the proxies and their order (default "veloflux nginx haproxy"; haproxy is the
 # reference of the ratios and must be among them); veloflux-nethttp is VeloFlux with
-# global.http1_fast_path off, served by Go's net/http. VF_BIN is the binary to measure
-# (default ./veloflux, built when missing); VF_PORT, VF_STD_PORT, NGINX_PORT, HAPROXY_PORT, B1
+# global.http1_fast_path off, served by Go's net/http; veloflux-procs1 is VeloFlux with
+# GOMAXPROCS=1 in its environment (what Go chooses on one CPU; it tells whether a binary's own
+# choice differs from it). VF_BIN is the binary to measure
+# (default ./veloflux, built when missing); VF_PORT, VF_STD_PORT, VF_P1_PORT, NGINX_PORT, HAPROXY_PORT, B1
 # and B2 move the ports when another run holds the defaults. HAProxy's maxconn is IDLE+1000,
 # as is VeloFlux's max_client_conns (its default, half the open-files limit, is sized for a
 # backend connection beside each client), so IDLE must stay below the open-files limit with room for that.
+#
+# NICE (for example -20) runs the whole benchmark in a session of its own whose scheduler group
+# (the kernel's autogroup) has that nice value: on a machine shared with other work, the
+# proxies, the backends and the load generators then get the CPU before other sessions'
+# processes, and share it among themselves as on a quiet machine. It needs root and
+# kernel.sched_autogroup_enabled; a plain nice does nothing against another session's group.
 #
 # It installs what it lacks (Debian wrk, nginx-light, haproxy; vegeta built from tools/vegeta
 # into the cache), listens on 127.0.0.1 only and stops only the processes it started, by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ -n "${NICE:-}" ] && [ -z "${BENCH_AUTOGROUP:-}" ]; then
+  # shellcheck disable=SC2016 # $$ and $@ are the new session's
+  exec env BENCH_AUTOGROUP="$NICE" setsid -w bash -c 'echo "$BENCH_AUTOGROUP" > /proc/$$/autogroup && exec "$@"' bench bench/run.sh "$@"
+fi
 # shellcheck disable=SC1091 # bench/lib.sh is checked on its own
 . bench/lib.sh
 
@@ -46,7 +58,7 @@ LOAD_CPU=${LOAD_CPU:-1}
 PATH_=/plain
 OUT=${OUT:-bench/results}
 VEGETA_BIN=${VEGETA_BIN:-$HOME/.cache/veloflux/vegeta-$(awk '$1 == "github.com/tsenart/vegeta/v12" { print $2 }' tools/vegeta/go.mod)}
-VF_PORT=${VF_PORT:-18080} VF_STD_PORT=${VF_STD_PORT:-18083} NGINX_PORT=${NGINX_PORT:-18081}
+VF_PORT=${VF_PORT:-18080} VF_STD_PORT=${VF_STD_PORT:-18083} VF_P1_PORT=${VF_P1_PORT:-18084} NGINX_PORT=${NGINX_PORT:-18081}
 HAPROXY_PORT=${HAPROXY_PORT:-18082} B1=${B1:-19101} B2=${B2:-19102}
 VF_BIN=${VF_BIN:-./veloflux}
 read -r -a proxies <<<"${PROXIES:-veloflux nginx haproxy}"
@@ -75,7 +87,7 @@ body=$(head -c "$((SIZE - 1))" /dev/zero | tr '\0' x)
 
 backend_conf "$work/backend.conf" "$work" "$body" "$B1" "$B2"
 
-for variant in veloflux:$VF_PORT:true veloflux-nethttp:$VF_STD_PORT:false; do
+for variant in veloflux:$VF_PORT:true veloflux-nethttp:$VF_STD_PORT:false veloflux-procs1:$VF_P1_PORT:true; do
 IFS=: read -r name vport fast <<<"$variant"
 cat > "$work/$name.yaml" <<YAML
 global:
@@ -137,12 +149,13 @@ HAPROXY
 
 taskset -c "$LOAD_CPU" "$NGINX" -c "$work/backend.conf" -g 'daemon off;' 2>"$work/backend.out" & pids+=($!)
 
-declare -A port=([veloflux]=$VF_PORT [veloflux-nethttp]=$VF_STD_PORT [nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT)
+declare -A port=([veloflux]=$VF_PORT [veloflux-nethttp]=$VF_STD_PORT [veloflux-procs1]=$VF_P1_PORT [nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT)
 declare -A main_pid=()
 
 # start runs proxy $1 alone on PROXY_CPU and waits until it answers.
 start() {
   case $1 in
+    veloflux-procs1) GOMAXPROCS=1 taskset -c "$PROXY_CPU" "$VF_BIN" -config "$work/$1.yaml" 2>>"$work/$1.log" & ;;
     veloflux*) taskset -c "$PROXY_CPU" "$VF_BIN" -config "$work/$1.yaml" 2>>"$work/$1.log" & ;;
     nginx) taskset -c "$PROXY_CPU" "$NGINX" -c "$work/nginx.conf" -g 'daemon off;' 2>>"$work/nginx.out" & ;;
     haproxy) taskset -c "$PROXY_CPU" "$HAPROXY" -f "$work/haproxy.cfg" -db 2>>"$work/haproxy.out" & ;;
@@ -235,7 +248,7 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 echo
 echo "medians of $ROUNDS rounds; proxy alone on CPU $PROXY_CPU; wrk -t1 -c$CONNS -d$DURATION; vegeta $RATE/s over $LAT_CONNS connections for $LAT_DURATION; $IDLE idle connections; $SIZE-byte answers; $(nproc) cores"
-echo "load average before: $load_before; after: $load_after"
+echo "load average before: $load_before; after: $load_after; scheduler group: $(cat /proc/self/autogroup 2>/dev/null || echo none)"
 awk -F'\t' -v order="${proxies[*]}" 'NR > 1 { v[$2, $3] = v[$2, $3] " " $4 }
   function median(s,   a, n, i, j, t) {
     n = split(s, a, " ")

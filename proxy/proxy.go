@@ -26,6 +26,7 @@ import (
 	"github.com/veloflux/veloflux/internal/localerr"
 	"github.com/veloflux/veloflux/internal/pace"
 	"github.com/veloflux/veloflux/proxy/balance"
+	"github.com/veloflux/veloflux/proxy/h1client"
 	"github.com/veloflux/veloflux/proxy/ratelimit"
 )
 
@@ -359,7 +360,30 @@ type reqState struct {
 
 type stateKey struct{}
 
+// stateCtx carries a request's state over the context the request was served in, as
+// context.WithValue would, and passes AfterFunc on to it: the fast client and package context
+// then register with the fast server's request context itself, at a fraction of the cost of
+// a child context (h1client.AfterFunc).
+type stateCtx struct {
+	context.Context
+	st *reqState
+}
+
+func (c *stateCtx) Value(key any) any {
+	if _, ok := key.(stateKey); ok {
+		return c.st
+	}
+	return c.Context.Value(key)
+}
+
+func (c *stateCtx) AfterFunc(f func()) (stop func() bool) {
+	return h1client.AfterFunc(c.Context, f)
+}
+
 func stateFrom(ctx context.Context) *reqState {
+	if c, ok := ctx.(*stateCtx); ok {
+		return c.st
+	}
 	st, _ := ctx.Value(stateKey{}).(*reqState)
 	return st
 }
@@ -520,7 +544,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st.slot.release()
 	}()
 
-	ctx := context.WithValue(st.traceContext(r), stateKey{}, st)
+	var ctx context.Context = &stateCtx{st.traceContext(r), st}
 	if upgrade {
 		// Upgraded connections outlive any read deadline, and a drain must be able to end them.
 		rc := http.NewResponseController(w)

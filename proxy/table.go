@@ -62,6 +62,7 @@ type pool struct {
 	policy    balance.Policy
 	sticky    bool
 	backends  []*upstream
+	series    atomic.Pointer[poolSeriesCache] // metrics.observePool's
 }
 
 // table is the routing table the request path reads through an atomic pointer.

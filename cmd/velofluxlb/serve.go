@@ -105,7 +105,6 @@ func serve(path, readyFile string, environ []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("config %s:\n%w", path, err)
 	}
-	raiseProcs(environ)
 	log, level, err := telemetry.NewLogger(stderr, cfg.Global.LogLevel)
 	if err != nil {
 		return err

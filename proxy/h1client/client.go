@@ -26,7 +26,8 @@ type Options struct {
 	// DialTimeout bounds a TCP connect. Default 5s.
 	DialTimeout time.Duration
 	// ResponseHeaderTimeout bounds the wait for a response head once the request head is
-	// written. Default 30s.
+	// written; on a connection that carried another request less than a 32nd of it before,
+	// the bound of that one's head stands, at least 31/32 of it. Default 30s.
 	ResponseHeaderTimeout time.Duration
 	// IdleTimeout closes a pooled connection idle this long. Default 90s.
 	IdleTimeout time.Duration
@@ -108,11 +109,17 @@ type conn struct {
 	// serves a request: when it fires, it closes the connection only if it has been idle
 	// for IdleTimeout by then, and is set again for the rest otherwise. That spares two
 	// timer updates per request, for a connection that carries one after another.
-	timer   *time.Timer
-	idle    bool  // in the idle list; guarded by t.mu
-	idleAt  int64 // when it last went idle, in unix nanoseconds; guarded by t.mu
-	pending bool  // timer is set; guarded by t.mu
-	used    bool  // carried a request before the current one
+	timer *time.Timer
+	// interrupt makes whatever the connection is doing return (a deadline in the past):
+	// made once, for the request context's end to call.
+	interrupt func()
+	idle      bool  // in the idle list; guarded by t.mu
+	idleAt    int64 // when it last went idle, in unix nanoseconds; guarded by t.mu
+	// headBy is the read deadline in force, in unix nanoseconds, when it was set for a
+	// response head (armHead); 0 when another one is, or none.
+	headBy  int64
+	pending bool // timer is set; guarded by t.mu
+	used    bool // carried a request before the current one
 }
 
 // errClosedIdle marks a reused connection that the backend had closed before it answered.
@@ -174,6 +181,7 @@ func (t *Transport) get(ctx context.Context, addr string) (*conn, error) {
 		return nil, err
 	}
 	c := &conn{t: t, addr: addr, nc: nc, br: bufio.NewReaderSize(nc, bufSize), bw: bufio.NewWriterSize(nc, bufSize)}
+	c.interrupt = func() { _ = c.nc.SetDeadline(aLongTimeAgo) }
 	c.timer = time.AfterFunc(time.Hour, c.expire)
 	c.timer.Stop()
 	return c, nil
@@ -278,7 +286,7 @@ const max1xx = 5
 
 func (c *conn) roundTrip(ctx context.Context, req *http.Request, body *countingBody) (*http.Response, error) {
 	// The context's end interrupts whatever the connection is doing, the body's reads included.
-	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(aLongTimeAgo) })
+	stop := AfterFunc(ctx, c.interrupt)
 	hasBody := req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0
 	// With "Expect: 100-continue" the body waits for the backend's go-ahead, so a backend that
 	// refuses the request (401, 413, 417) does so before the client sends it.
@@ -289,6 +297,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, body *countingB
 	}
 	if held {
 		_ = c.nc.SetReadDeadline(time.Now().Add(c.t.opt.ExpectContinueTimeout))
+		c.headBy = 0
 		if _, err := c.br.Peek(1); err != nil {
 			if !isTimeout(err) || ctx.Err() != nil {
 				stop()
@@ -302,15 +311,16 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, body *countingB
 			}
 		}
 	}
-	_ = c.nc.SetReadDeadline(time.Now().Add(c.t.opt.ResponseHeaderTimeout))
+	c.armHead()
 	if ctx.Err() != nil { // ended before the deadline was set, which undid its interruption
 		stop()
 		return nil, c.classify(ctx.Err(), false)
 	}
 	var resp *http.Response
+	var head *simpleResponse
 	for n1xx := 0; ; n1xx++ {
 		var err error
-		resp, err = readResponse(c.br, req)
+		resp, head, err = readResponse(c.br, req)
 		if err != nil {
 			stop()
 			return nil, c.classify(err, c.br.Buffered() == 0)
@@ -340,6 +350,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, body *countingB
 	// before it reads: leaving this one spares a timer update per request.
 	if resp.StatusCode == http.StatusSwitchingProtocols || !bodyBuffered(c.br, resp.Body) {
 		_ = c.nc.SetReadDeadline(time.Time{})
+		c.headBy = 0
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		// The connection now belongs to the upgraded protocol; it never returns to the pool.
@@ -348,11 +359,25 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, body *countingB
 	}
 	// A final answer to a request whose body was held back leaves the backend free to read
 	// that body or not: the connection cannot carry another request.
-	resp.Body = &respBody{c: c, rc: resp.Body, stop: stop, reuse: !resp.Close && !req.Close && !held}
+	resp.Body = &respBody{c: c, rc: resp.Body, head: head, stop: stop, reuse: !resp.Close && !req.Close && !held}
 	return resp, nil
 }
 
 var errTooMany1xx = errors.New("too many 1xx interim responses")
+
+// armHead sets the read deadline of a response head, ResponseHeaderTimeout from now, unless
+// the one in force was set for the previous response's head less than a 32nd of that time
+// ago: the head then gets at least 31/32 of ResponseHeaderTimeout, and a connection that
+// carries request after request spares a timer update on each.
+func (c *conn) armHead() {
+	timeout := c.t.opt.ResponseHeaderTimeout
+	by := time.Now().Add(timeout).UnixNano()
+	if c.headBy != 0 && c.headBy >= by-int64(timeout/32) {
+		return
+	}
+	_ = c.nc.SetReadDeadline(time.Unix(0, by))
+	c.headBy = by
+}
 
 // bodyBuffered reports whether reading body to its end takes nothing from the socket.
 func bodyBuffered(br *bufio.Reader, body io.ReadCloser) bool {
@@ -657,6 +682,7 @@ func (b *countingBody) Read(p []byte) (int, error) {
 type respBody struct {
 	c     *conn
 	rc    io.ReadCloser
+	head  *simpleResponse // the pooled head resp came from, if any (Release)
 	stop  func() bool
 	reuse bool
 	done  bool

@@ -44,11 +44,11 @@ type conn struct {
 
 	// A request's context is made when its head has been read and ended when its response
 	// is out, rather than one context living as long as the connection: a cancellable
-	// context that anything has waited on keeps its channel and the map of its children
-	// after they are gone, hundreds of bytes that every idle connection would hold.
-	mu     sync.Mutex
-	cancel context.CancelFunc // ends the current request's context; nil between requests
-	gone   bool               // the client went away or the connection closed: ends every context at once
+	// context that anything has waited on keeps its channel and the functions to run at its
+	// end, which every idle connection would otherwise hold.
+	mu   sync.Mutex
+	cur  *reqContext // the current request's context; nil between requests
+	gone bool        // the client went away or the connection closed: ends every context at once
 
 	// fresh is freshNew from accept until the first request's first bytes are read
 	// (freshNo), or until a drain's grace for it is over (freshCut). Until then Shutdown
@@ -85,28 +85,29 @@ func (s *Server) newConn(nc net.Conn) *conn {
 // requestContext returns the context of a new request: ended when the client goes away, the
 // connection closes or the response is out.
 func (c *conn) requestContext() context.Context {
-	ctx, cancel := context.WithCancel(c.base)
+	rc := newReqContext(c.base)
 	c.mu.Lock()
-	prev := c.cancel
-	c.cancel = cancel
-	if c.gone {
-		cancel()
-	}
+	prev := c.cur
+	c.cur = rc
+	gone := c.gone
 	c.mu.Unlock()
-	if prev != nil {
-		prev()
+	if gone {
+		rc.end()
 	}
-	return ctx
+	if prev != nil {
+		prev.end()
+	}
+	return rc
 }
 
 // endRequest ends the context of the request just served.
 func (c *conn) endRequest() {
 	c.mu.Lock()
-	cancel := c.cancel
-	c.cancel = nil
+	rc := c.cur
+	c.cur = nil
 	c.mu.Unlock()
-	if cancel != nil {
-		cancel()
+	if rc != nil {
+		rc.end()
 	}
 }
 
@@ -114,10 +115,10 @@ func (c *conn) endRequest() {
 func (c *conn) goneAway() {
 	c.mu.Lock()
 	c.gone = true
-	cancel := c.cancel
+	rc := c.cur
 	c.mu.Unlock()
-	if cancel != nil {
-		cancel()
+	if rc != nil {
+		rc.end()
 	}
 }
 

@@ -1,6 +1,7 @@
 package h1fast
 
 import (
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
@@ -26,7 +27,7 @@ type memReturner struct {
 }
 
 func newMemReturner(every time.Duration) *memReturner {
-	return &memReturner{every: every, min: returnMin, free: debug.FreeOSMemory, samples: []metrics.Sample{
+	return &memReturner{every: every, min: returnMin, free: freeOSMemory, samples: []metrics.Sample{
 		{Name: "/memory/classes/heap/objects:bytes"},
 		{Name: "/memory/classes/heap/free:bytes"},
 		{Name: "/gc/heap/live:bytes"},
@@ -89,6 +90,16 @@ func (m *memReturner) afterSweep(now time.Time, busy, reaped bool, done func(sla
 		m.free()
 		done(slack, time.Since(start))
 	}()
+}
+
+// freeOSMemory returns a burst's memory: a collection first, which moves the objects the
+// burst left in sync.Pools (exchanges, read buffers, the guard's reading state, buffered
+// writers; about 2 MB after 19,000 connections) to the pools' victim caches, then
+// debug.FreeOSMemory, whose collection drops them and releases their pages with the rest.
+// The pools refill from the next burst's first requests.
+func freeOSMemory() {
+	runtime.GC()
+	debug.FreeOSMemory()
 }
 
 // wait returns once no return is in progress; for the epoll loop's end.

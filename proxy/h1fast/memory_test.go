@@ -102,3 +102,20 @@ func TestMemoryReturnBounded(t *testing.T) {
 		}
 	})
 }
+
+// A return drops what the burst left in the server's pools: an exchange pooled before it is
+// collected by it, not kept in the pool's victim cache until some later collection.
+func TestMemoryReturnEmptiesPools(t *testing.T) {
+	var s Server
+	ex := newExchange()
+	collected := make(chan struct{})
+	runtime.AddCleanup(ex, func(ch chan struct{}) { close(ch) }, collected)
+	s.reqs.Put(ex)
+	ex = nil
+	freeOSMemory()
+	select {
+	case <-collected:
+	case <-time.After(time.Minute): // cleanups run on their own goroutine after the collection
+		t.Fatal("a pooled exchange outlived the return of freed memory")
+	}
+}
