@@ -344,11 +344,18 @@ type reqState struct {
 	// tctx (the context holding it) exist when the TracerProvider started it, which with a
 	// TraceSampler means only for sampled requests. pctx is the caller's trace context when
 	// it is continued.
-	sc      trace.SpanContext
-	span    trace.Span
-	tctx    context.Context
-	pctx    context.Context
-	nearest string // the client's nearest region with a healthy backend, for recorded spans
+	sc   trace.SpanContext
+	span trace.Span
+	tctx context.Context
+	pctx context.Context
+	// tpField is the traceparent field line of an unsampled request in a new trace, which
+	// its attempts hand to their transport (traceFields); zero until startAttempt writes it.
+	// tpHeader says an attempt put it in the outbound header, forwarded that the outbound
+	// header holds none of the client's trace fields (forward left them out).
+	tpField   [traceparentFieldLen]byte
+	tpHeader  bool
+	forwarded bool
+	nearest   string // the client's nearest region with a healthy backend, for recorded spans
 
 	// Geo routing, set only when the route uses it and a Locator is configured.
 	geo       bool
