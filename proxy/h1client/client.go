@@ -141,7 +141,10 @@ func (t *Transport) RoundTripWith(req *http.Request, fields []byte) (*http.Respo
 		addr = net.JoinHostPort(addr, "80")
 	}
 	ctx := req.Context()
-	body := &countingBody{rc: req.Body}
+	var body *countingBody // nil without a body: nothing to count
+	if req.Body != nil && req.Body != http.NoBody {
+		body = &countingBody{rc: req.Body}
+	}
 	for {
 		c, err := t.get(ctx, addr)
 		if err != nil {
@@ -154,7 +157,7 @@ func (t *Transport) RoundTripWith(req *http.Request, fields []byte) (*http.Respo
 		c.close()
 		// A reused connection that the backend closed while it was idle: nothing reached it,
 		// so the request may go again on a new connection.
-		if errors.Is(err, errClosedIdle) && body.n == 0 && ctx.Err() == nil {
+		if errors.Is(err, errClosedIdle) && (body == nil || body.n == 0) && ctx.Err() == nil {
 			continue
 		}
 		if errors.Is(err, errClosedIdle) {
