@@ -44,7 +44,10 @@ func (p *Proxy) forward(w http.ResponseWriter, in *http.Request, ctx context.Con
 		out.URL = &u
 		out.Header = make(http.Header, len(in.Header)+6)
 	}
-	copyForwardable(out.Header, in.Header)
+	// With tracing on, the proxy writes the trace fields of every attempt itself (startAttempt),
+	// so the client's are left out here rather than deleted from the copy.
+	st.forwarded = p.tracing != nil
+	copyForwardable(out.Header, in.Header, st.forwarded)
 	if in.ContentLength == 0 {
 		out.Body = nil // nothing to send, whatever the server put there
 	}
@@ -295,8 +298,9 @@ var hopByHop = [...]string{
 }
 
 // copyForwardable copies src's fields to dst, less hop-by-hop ones (keeping "Te: trailers",
-// which gRPC needs) and the forwarding fields that rewrite sets from what it trusts.
-func copyForwardable(dst, src http.Header) {
+// which gRPC needs), the forwarding fields that rewrite sets from what it trusts, and with
+// noTrace the trace context fields (traceparent, tracestate, baggage).
+func copyForwardable(dst, src http.Header, noTrace bool) {
 	conn := src["Connection"]
 	for k, vv := range src {
 		switch k {
@@ -309,6 +313,10 @@ func copyForwardable(dst, src http.Header) {
 				dst["Te"] = teTrailers
 			}
 			continue
+		case "Traceparent", "Tracestate", "Baggage":
+			if noTrace {
+				continue
+			}
 		}
 		if len(conn) > 0 && listedIn(conn, k) {
 			continue

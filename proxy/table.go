@@ -185,8 +185,12 @@ func buildTable(snap *discovery.Snapshot, prev map[string]*upstream, policies ma
 			u.lb.SetWeight(b.Weight)
 			u.maxConns = sp.MaxConnsPerBackend
 			u.conns.setLimit(connLimit(sp.MaxConnsPerBackend, maxConns))
-			if r := u.region.Load(); r == nil || r.name != b.Region {
-				u.region.Store(newRegionName(b.Region))
+			if u.Region() != b.Region {
+				var r *regionName // nil for no region: most backends have none
+				if b.Region != "" {
+					r = newRegionName(b.Region)
+				}
+				u.region.Store(r)
 			}
 		}
 	}

@@ -128,25 +128,36 @@ var errClosedIdle = errors.New("backend closed an idle connection")
 // RoundTrip sends req to req.URL.Host over HTTP/1.1 and returns the response, whose body
 // reads from the connection; the caller must close it.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.RoundTripWith(req, nil)
+}
+
+// RoundTripWith is RoundTrip with fields written after req's header, as they are: complete
+// field lines, each ending in CRLF, that the caller vouches are valid and that req.Header
+// does not hold too. A field the caller writes on every request (the proxy's traceparent)
+// then needs no header map entry, no allocation and no check of its bytes.
+func (t *Transport) RoundTripWith(req *http.Request, fields []byte) (*http.Response, error) {
 	addr := req.URL.Host
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		addr = net.JoinHostPort(addr, "80")
 	}
 	ctx := req.Context()
-	body := &countingBody{rc: req.Body}
+	var body *countingBody // nil without a body: nothing to count
+	if req.Body != nil && req.Body != http.NoBody {
+		body = &countingBody{rc: req.Body}
+	}
 	for {
 		c, err := t.get(ctx, addr)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := c.roundTrip(ctx, req, body)
+		resp, err := c.roundTrip(ctx, req, body, fields)
 		if err == nil {
 			return resp, nil
 		}
 		c.close()
 		// A reused connection that the backend closed while it was idle: nothing reached it,
 		// so the request may go again on a new connection.
-		if errors.Is(err, errClosedIdle) && body.n == 0 && ctx.Err() == nil {
+		if errors.Is(err, errClosedIdle) && (body == nil || body.n == 0) && ctx.Err() == nil {
 			continue
 		}
 		if errors.Is(err, errClosedIdle) {
@@ -284,14 +295,14 @@ var aLongTimeAgo = time.Unix(1, 0)
 // max1xx bounds the interim responses a request waits through, as net/http's Transport does.
 const max1xx = 5
 
-func (c *conn) roundTrip(ctx context.Context, req *http.Request, body *countingBody) (*http.Response, error) {
+func (c *conn) roundTrip(ctx context.Context, req *http.Request, body *countingBody, fields []byte) (*http.Response, error) {
 	// The context's end interrupts whatever the connection is doing, the body's reads included.
 	stop := AfterFunc(ctx, c.interrupt)
 	hasBody := req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0
 	// With "Expect: 100-continue" the body waits for the backend's go-ahead, so a backend that
 	// refuses the request (401, 413, 417) does so before the client sends it.
 	held := hasBody && expectsContinue(req.Header)
-	if err := c.writeRequest(req, body, !held); err != nil {
+	if err := c.writeRequest(req, fields, body, !held); err != nil {
 		stop()
 		return nil, c.classify(err, true)
 	}
@@ -429,9 +440,10 @@ func isReset(err error) bool {
 // errBadHeader refuses a request whose header could end the head early on the backend.
 var errBadHeader = errors.New("invalid header field in request")
 
-// writeRequest writes req's head, and streams its body when withBody says so (sendBody
-// does otherwise, later): with its length when known, chunked otherwise.
-func (c *conn) writeRequest(req *http.Request, body *countingBody, withBody bool) error {
+// writeRequest writes req's head, with fields after its header, and streams its body when
+// withBody says so (sendBody does otherwise, later): with its length when known, chunked
+// otherwise.
+func (c *conn) writeRequest(req *http.Request, fields []byte, body *countingBody, withBody bool) error {
 	w := c.bw
 	host := req.Host
 	if host == "" {
@@ -482,6 +494,7 @@ func (c *conn) writeRequest(req *http.Request, body *countingBody, withBody bool
 			b = append(b, "\r\n"...)
 		}
 	}
+	b = append(b, fields...)
 	hasBody := req.Body != nil && req.Body != http.NoBody
 	switch {
 	case hasBody && req.ContentLength > 0:

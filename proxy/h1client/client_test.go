@@ -63,6 +63,35 @@ func do(t *testing.T, tr *Transport, req *http.Request) (*http.Response, string)
 	return resp, string(b)
 }
 
+// RoundTripWith's fields reach the backend with the request's own, on a request with a body
+// too, and on the second request of a connection as on the first.
+func TestRoundTripWithFields(t *testing.T) {
+	type seen struct{ traceparent, other, body string }
+	got := make(chan seen, 2)
+	srv, conns := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- seen{r.Header.Get("Traceparent"), r.Header.Get("X-Other"), string(b)}
+	})
+	tr := newTransport(t, Options{})
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+	for i, body := range []string{"", "hello"} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/", strings.NewReader(body))
+		req.Header.Set("X-Other", "o")
+		resp, err := tr.RoundTripWith(req, []byte("Traceparent: "+tp+"\r\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		if s := <-got; s != (seen{tp, "o", body}) {
+			t.Errorf("request %d: backend saw %+v, want traceparent %q, X-Other o, body %q", i, s, tp, body)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
+	}
+}
+
 // At steady state every request goes over the one kept connection.
 func TestReusesConnections(t *testing.T) {
 	srv, conns := backend(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
