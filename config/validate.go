@@ -267,9 +267,11 @@ func (c *Config) validateGeo(v *validator) {
 	// Backends name regions of the geo table; without a database no table is used.
 	for i, p := range c.Pools {
 		for j, b := range p.Backends {
+			if b.Region == "" {
+				continue
+			}
 			path := fmt.Sprintf("pools[%d].backends[%d].region", i, j)
 			switch {
-			case b.Region == "":
 			case !geo.ValidRegionName(b.Region):
 				v.Add(path, "invalid region name %s: use lower-case letters, digits, \".\", \"_\" and \"-\" only", quote(b.Region))
 			case g.Database != "" && !g.Known(b.Region):

@@ -224,9 +224,9 @@ func cpuTime(b *testing.B) time.Duration {
 }
 
 // BenchmarkTracingHooks measures what tracing adds to one request apart from the rest of the
-// round trip: the server span, the attempt's context written into the backend request and the
-// end of the span, through the real tracer provider at sample_ratio 0 (every request
-// unsampled), 0.01 and 1.
+// round trip: the server span, the attempt's context readied for the fast client and the end
+// of the span, through the real tracer provider at sample_ratio 0 (every request unsampled),
+// 0.01 and 1.
 func BenchmarkTracingHooks(b *testing.B) {
 	col := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -254,10 +254,12 @@ func BenchmarkTracingHooks(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				st := p.getState()
-				st.reqID, st.route, st.pool, st.backend = "id", rt, pl, pl.backends[0]
+				st.reqID, st.route, st.pool, st.backend, st.forwarded = "id", rt, pl, pl.backends[0], true
 				st.markTried(st.backend)
 				p.tracing.startRequest(st, in)
-				if span := p.tracing.startAttempt(st, out); span != nil {
+				span := p.tracing.startAttempt(st, out)
+				st.traceFields(out, true)
+				if span != nil {
 					endAttempt(st, out, span, &http.Response{StatusCode: http.StatusOK}, nil)
 				}
 				p.tracing.endRequest(st, in, http.StatusOK)

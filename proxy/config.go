@@ -65,7 +65,8 @@ type TransportConfig struct {
 	// an https backend. Default 5s.
 	DialTimeout time.Duration
 	// ResponseHeaderTimeout bounds the wait for a backend's response headers once the request
-	// is written; past it the client gets 504. Default 30s.
+	// is written; past it the client gets 504 (on the fast client, a connection reused within
+	// a 32nd of it keeps the previous head's bound, at least 31/32 of it). Default 30s.
 	ResponseHeaderTimeout time.Duration
 	// IdleConnTimeout closes pooled backend connections idle this long. Default 90s.
 	IdleConnTimeout time.Duration

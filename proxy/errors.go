@@ -154,7 +154,11 @@ func (p *Proxy) finish(st *reqState, r *http.Request) {
 	if st.refused {
 		method, url, host = "", "", "" // the synthetic request's, not the client's
 	}
-	p.metrics.observe(method, code, poolName, elapsed, st.exemplarTraceID())
+	if st.pool != nil {
+		p.metrics.observePool(method, code, st.pool, elapsed, st.exemplarTraceID())
+	} else {
+		p.metrics.observe(method, code, poolName, elapsed, st.exemplarTraceID())
+	}
 	if st.geo {
 		p.metrics.geoRequests.WithLabelValues(countryLabel(st.country), st.servedRegion()).Inc()
 	}

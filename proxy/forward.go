@@ -13,6 +13,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/veloflux/veloflux/proxy/h1"
+	"github.com/veloflux/veloflux/proxy/h1client"
 	"github.com/veloflux/veloflux/proxy/splice"
 )
 
@@ -43,7 +44,10 @@ func (p *Proxy) forward(w http.ResponseWriter, in *http.Request, ctx context.Con
 		out.URL = &u
 		out.Header = make(http.Header, len(in.Header)+6)
 	}
-	copyForwardable(out.Header, in.Header)
+	// With tracing on, the proxy writes the trace fields of every attempt itself (startAttempt),
+	// so the client's are left out here rather than deleted from the copy.
+	st.forwarded = p.tracing != nil
+	copyForwardable(out.Header, in.Header, st.forwarded)
 	if in.ContentLength == 0 {
 		out.Body = nil // nothing to send, whatever the server put there
 	}
@@ -64,12 +68,24 @@ func (p *Proxy) forward(w http.ResponseWriter, in *http.Request, ctx context.Con
 	}
 	removeHopByHop(resp.Header)
 	dst := w.Header()
-	for k, vv := range resp.Header {
-		if prior, ok := dst[k]; ok {
-			dst[k] = append(prior, vv...)
-			continue
+	var spare http.Header
+	if len(dst) == 0 {
+		// Nothing set for the client yet: the backend's map becomes the client's, and the
+		// client's empty one goes back with the response (h1client.Release).
+		if a := headerAdopter(w); a != nil {
+			if old, ok := a.AdoptHeader(resp.Header); ok {
+				dst, spare = resp.Header, old
+			}
 		}
-		dst[k] = vv
+	}
+	if spare == nil {
+		for k, vv := range resp.Header {
+			if prior, ok := dst[k]; ok {
+				dst[k] = append(prior, vv...)
+				continue
+			}
+			dst[k] = vv
+		}
 	}
 	announced := len(resp.Trailer)
 	if announced > 0 {
@@ -100,9 +116,35 @@ func (p *Proxy) forward(w http.ResponseWriter, in *http.Request, ctx context.Con
 			dst[http.TrailerPrefix+k] = vv
 		}
 	}
+	// Nothing refers to the response any more, nor to its header map unless the client's
+	// header adopted it: the fast client may reuse the response and the map it gets back.
+	if spare != nil {
+		resp.Header = spare
+	}
+	h1client.Release(resp)
 }
 
 var emptyValue = []string{""}
+
+// adoptingWriter is the fast server's response writer, which can take a header map whole.
+type adoptingWriter interface {
+	AdoptHeader(h http.Header) (old http.Header, ok bool)
+}
+
+// headerAdopter finds the adoptingWriter under w's wrappers; nil when there is none.
+func headerAdopter(w http.ResponseWriter) adoptingWriter {
+	for w != nil {
+		if a, ok := w.(adoptingWriter); ok {
+			return a
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return nil
+		}
+		w = u.Unwrap()
+	}
+	return nil
+}
 
 // passInterim passes a backend's 1xx response (100 Continue, 103 Early Hints) on to the
 // client before the final one, less its hop-by-hop fields, as the reverse proxy does; the
@@ -256,8 +298,9 @@ var hopByHop = [...]string{
 }
 
 // copyForwardable copies src's fields to dst, less hop-by-hop ones (keeping "Te: trailers",
-// which gRPC needs) and the forwarding fields that rewrite sets from what it trusts.
-func copyForwardable(dst, src http.Header) {
+// which gRPC needs), the forwarding fields that rewrite sets from what it trusts, and with
+// noTrace the trace context fields (traceparent, tracestate, baggage).
+func copyForwardable(dst, src http.Header, noTrace bool) {
 	conn := src["Connection"]
 	for k, vv := range src {
 		switch k {
@@ -270,6 +313,10 @@ func copyForwardable(dst, src http.Header) {
 				dst["Te"] = teTrailers
 			}
 			continue
+		case "Traceparent", "Tracestate", "Baggage":
+			if noTrace {
+				continue
+			}
 		}
 		if len(conn) > 0 && listedIn(conn, k) {
 			continue

@@ -724,3 +724,22 @@ func TestGeoSelectionDoesNotAllocate(t *testing.T) {
 		t.Fatalf("geo selection allocates %v times per request, want 0", n)
 	}
 }
+
+// A backend's region follows the table: set, changed and removed again by reloads, the same
+// upstream keeps answering with the region in force.
+func TestBackendRegionFollowsReloads(t *testing.T) {
+	withRegion := func(region string) *discovery.Snapshot {
+		b := member("a", "127.0.0.1:1", 1)
+		b.Region = region
+		return onePoolSnapshot("round_robin", false, b)
+	}
+	p := newProxy(t, DefaultConfig(), Options{}, withRegion(""))
+	for _, region := range []string{"eu-west", "us-east", "", "eu-west"} {
+		if err := p.Apply(withRegion(region)); err != nil {
+			t.Fatal(err)
+		}
+		if got := p.table.Load().pools[0].backends[0].Region(); got != region {
+			t.Fatalf("after a reload to region %q the backend's region is %q", region, got)
+		}
+	}
+}

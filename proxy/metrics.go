@@ -185,8 +185,40 @@ func poolLabel(m prometheus.Metric) string {
 // observe counts a finished request. A traceID (sampled requests only) becomes the exemplar
 // of its duration bucket, so a slow bucket on a dashboard links to a trace of it.
 func (m *metrics) observe(method string, code int, pool string, d time.Duration, traceID string) {
-	m.requests.WithLabelValues(methodLabel(method), codeLabel(code), pool).Inc()
-	h := m.duration.WithLabelValues(pool)
+	m.record(m.requests.WithLabelValues(methodLabel(method), codeLabel(code), pool),
+		m.duration.WithLabelValues(pool), d, traceID)
+}
+
+// observePool is observe for a request a pool served, through the series the pool's last
+// request counted in when the method and status are the same (as they nearly always are):
+// finding them by their labels hashes and checks every label value on each request. A
+// request still in flight on a pool that left the table counts in the series it cached,
+// which Apply has deleted, and so does not bring them back.
+func (m *metrics) observePool(method string, code int, pl *pool, d time.Duration, traceID string) {
+	ml := methodLabel(method)
+	o := pl.series.Load()
+	if o == nil || o.method != ml || o.code != code {
+		dur := m.duration.WithLabelValues(pl.name)
+		if o != nil {
+			dur = o.duration
+		}
+		o = &poolSeriesCache{method: ml, code: code,
+			requests: m.requests.WithLabelValues(ml, codeLabel(code), pl.name), duration: dur}
+		pl.series.Store(o)
+	}
+	m.record(o.requests, o.duration, d, traceID)
+}
+
+// poolSeriesCache holds the series a pool's last request counted in.
+type poolSeriesCache struct {
+	method   string // methodLabel's
+	code     int
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+func (m *metrics) record(c prometheus.Counter, h prometheus.Observer, d time.Duration, traceID string) {
+	c.Inc()
 	if traceID != "" {
 		h.(prometheus.ExemplarObserver).ObserveWithExemplar(d.Seconds(), prometheus.Labels{"trace_id": traceID})
 		return

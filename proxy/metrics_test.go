@@ -38,6 +38,12 @@ func TestPoolSeriesLeaveWithThePool(t *testing.T) {
 	}
 	keptBefore := testutil.SeriesWith(t, px.reg, "a", "pool")
 	requestsA := counterValue(t, px.reg, "veloflux_requests_total", map[string]string{"pool": "a"})
+	var oldB *pool
+	for _, pl := range px.table.Load().pools {
+		if pl.name == "b" {
+			oldB = pl
+		}
+	}
 
 	if err := px.Apply(&discovery.Snapshot{Source: "test", Pools: []discovery.Pool{poolA},
 		Routes: []discovery.Route{{PathPrefix: "/a", Pool: "a"}}}); err != nil {
@@ -64,6 +70,8 @@ func TestPoolSeriesLeaveWithThePool(t *testing.T) {
 
 	// What a request that was in flight on the old table records when it ends.
 	px.metrics.observe(http.MethodGet, http.StatusOK, "b", time.Millisecond, "")
+	px.metrics.observePool(http.MethodGet, http.StatusOK, oldB, time.Millisecond, "")
+	px.metrics.observePool(http.MethodPost, http.StatusCreated, oldB, time.Millisecond, "")
 	px.metrics.retries.WithLabelValues("b").Inc()
 	px.metrics.sticky.WithLabelValues("b", "hit").Inc()
 	t.Run("after a late request of the removed pool", check)
@@ -71,5 +79,47 @@ func TestPoolSeriesLeaveWithThePool(t *testing.T) {
 		if n := v.DeletePartialMatch(prometheus.Labels{"pool": "b"}); n != 0 {
 			t.Errorf("the scrape left %d series of pool b in a vector", n)
 		}
+	}
+}
+
+// Each request counts in the series of its own method and status, whichever came before it on
+// the same pool.
+func TestRequestsCountedByMethodAndStatus(t *testing.T) {
+	be := newBackend(t, "be", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/missing" {
+			w.WriteHeader(http.StatusNotFound)
+		}
+	})
+	px := startProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("be", be.addr(), 1)))
+	c := newClient(t)
+	for _, step := range []struct{ method, path string }{
+		{http.MethodGet, "/ok"}, {http.MethodGet, "/ok"}, {http.MethodGet, "/missing"},
+		{http.MethodPost, "/ok"}, {http.MethodGet, "/ok"}, {http.MethodGet, "/missing"},
+	} {
+		send(t, c, step.method, px.url+step.path, "", nil, "")
+	}
+	for _, want := range []struct {
+		method, code string
+		n            float64
+	}{{"GET", "200", 3}, {"GET", "404", 2}, {"POST", "200", 1}} {
+		labels := map[string]string{"method": want.method, "code": want.code}
+		if got := counterValue(t, px.reg, "veloflux_requests_total", labels); got != want.n {
+			t.Errorf("veloflux_requests_total%v = %v, want %v", labels, got, want.n)
+		}
+	}
+	mfs, err := px.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var observed uint64
+	for _, mf := range mfs {
+		if mf.GetName() == "veloflux_request_duration_seconds" {
+			for _, m := range mf.GetMetric() {
+				observed += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	if observed != 6 {
+		t.Errorf("veloflux_request_duration_seconds counted %d requests, want 6", observed)
 	}
 }

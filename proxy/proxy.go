@@ -25,6 +25,7 @@ import (
 	"github.com/veloflux/veloflux/discovery"
 	"github.com/veloflux/veloflux/internal/localerr"
 	"github.com/veloflux/veloflux/internal/pace"
+	"github.com/veloflux/veloflux/internal/traceid"
 	"github.com/veloflux/veloflux/proxy/balance"
 	"github.com/veloflux/veloflux/proxy/h1client"
 	"github.com/veloflux/veloflux/proxy/ratelimit"
@@ -344,11 +345,20 @@ type reqState struct {
 	// tctx (the context holding it) exist when the TracerProvider started it, which with a
 	// TraceSampler means only for sampled requests. pctx is the caller's trace context when
 	// it is continued.
-	sc      trace.SpanContext
-	span    trace.Span
-	tctx    context.Context
-	pctx    context.Context
-	nearest string // the client's nearest region with a healthy backend, for recorded spans
+	sc   trace.SpanContext
+	span trace.Span
+	tctx context.Context
+	pctx context.Context
+	// tpField is the traceparent field line of an unsampled request in a new trace, which
+	// its attempts hand to their transport (traceFields); zero until startAttempt writes it.
+	// tpHeader says an attempt put it in the outbound header, forwarded that the outbound
+	// header holds none of the client's trace fields (forward left them out).
+	// ids draws the IDs of unsampled requests; it stays with the pooled state, seeded once.
+	ids       traceid.Source
+	tpField   [traceparentFieldLen]byte
+	tpHeader  bool
+	forwarded bool
+	nearest   string // the client's nearest region with a healthy backend, for recorded spans
 
 	// Geo routing, set only when the route uses it and a Locator is configured.
 	geo       bool
@@ -431,7 +441,7 @@ func (p *Proxy) putState(st *reqState) {
 		hdr = nil // a rare large header does not stay in the pool
 	}
 	clear(hdr)
-	*st = reqState{cands: cands, ups: ups, outHeader: hdr}
+	*st = reqState{cands: cands, ups: ups, outHeader: hdr, ids: st.ids}
 	p.states.Put(st)
 }
 

@@ -62,6 +62,7 @@ type pool struct {
 	policy    balance.Policy
 	sticky    bool
 	backends  []*upstream
+	series    atomic.Pointer[poolSeriesCache] // metrics.observePool's
 }
 
 // table is the routing table the request path reads through an atomic pointer.
@@ -184,8 +185,12 @@ func buildTable(snap *discovery.Snapshot, prev map[string]*upstream, policies ma
 			u.lb.SetWeight(b.Weight)
 			u.maxConns = sp.MaxConnsPerBackend
 			u.conns.setLimit(connLimit(sp.MaxConnsPerBackend, maxConns))
-			if r := u.region.Load(); r == nil || r.name != b.Region {
-				u.region.Store(newRegionName(b.Region))
+			if u.Region() != b.Region {
+				var r *regionName // nil for no region: most backends have none
+				if b.Region != "" {
+					r = newRegionName(b.Region)
+				}
+				u.region.Store(r)
 			}
 		}
 	}

@@ -14,8 +14,6 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
-
-	"github.com/veloflux/veloflux/internal/traceid"
 )
 
 // TraceTrust says whose incoming trace context (traceparent, tracestate, baggage) a request
@@ -131,14 +129,14 @@ func (t *tracing) startRequest(st *reqState, r *http.Request) {
 		}
 		id := parent.TraceID()
 		if !id.IsValid() {
-			id = traceid.NewTraceID()
+			id = st.ids.TraceID()
 		}
 		if !t.sampler.Sampled(decide, id, name) {
 			// What the SDK makes of an unsampled span: the parent's flags less sampled, and
 			// its trace state (every sampler telemetry/tracing builds passes it on).
 			st.sc = trace.NewSpanContext(trace.SpanContextConfig{
 				TraceID:    id,
-				SpanID:     traceid.NewSpanID(),
+				SpanID:     st.ids.SpanID(),
 				TraceFlags: parent.TraceFlags() &^ trace.FlagsSampled,
 				TraceState: parent.TraceState(),
 			})
@@ -261,15 +259,22 @@ func endServerSpan(st *reqState, r *http.Request, code int) {
 // backend is handed the server span's context, unsampled, and startAttempt returns nil.
 func (t *tracing) startAttempt(st *reqState, req *http.Request) trace.Span {
 	h := req.Header
-	delete(h, "Tracestate")
-	delete(h, "Baggage")
 	if st.span == nil && st.pctx == nil {
-		// A new trace, unsampled: no trace state or baggage to pass on, and the traceparent
-		// replaces any the client sent.
-		h["Traceparent"] = []string{traceparent(st.sc)}
+		// A new trace, unsampled: no trace state or baggage to pass on, and a traceparent
+		// that the transport writes (traceFields), after the client's fields are gone.
+		if !st.forwarded {
+			delete(h, "Traceparent")
+			delete(h, "Tracestate")
+			delete(h, "Baggage")
+		}
+		if st.tpField[0] == 0 {
+			putTraceparentField(&st.tpField, st.sc)
+		}
 		return nil
 	}
 	delete(h, "Traceparent")
+	delete(h, "Tracestate")
+	delete(h, "Baggage")
 	switch {
 	case st.span == nil:
 		t.prop.Inject(trace.ContextWithSpanContext(st.pctx, st.sc), headerCarrier(h))
@@ -289,13 +294,47 @@ func (t *tracing) startAttemptSpan(st *reqState, req *http.Request) trace.Span {
 	return span
 }
 
-// traceparent is the W3C traceparent field of sc, as propagation.TraceContext writes it
-// (version 00, the sampled and random flags only), without the context and the
+// traceFields readies the traceparent startAttempt wrote for an unsampled request in a new
+// trace for one attempt's transport: it returns the field line for the fast client to write
+// after the header (fast), and puts the field in req's header for the others, which have no
+// such way. Without such a traceparent it returns nil and does nothing.
+func (st *reqState) traceFields(req *http.Request, fast bool) []byte {
+	if st.tpField[0] == 0 {
+		return nil
+	}
+	switch {
+	case !fast:
+		req.Header["Traceparent"] = []string{string(st.tpField[len(traceparentName) : len(traceparentName)+traceparentLen])}
+		st.tpHeader = true
+		return nil
+	case st.tpHeader:
+		// An earlier attempt went to a backend of another scheme.
+		delete(req.Header, "Traceparent")
+		st.tpHeader = false
+	}
+	return st.tpField[:]
+}
+
+const (
+	traceparentName     = "Traceparent: "
+	traceparentLen      = 55 // version, trace ID, span ID, flags and the dashes between them
+	traceparentFieldLen = len(traceparentName) + traceparentLen + len("\r\n")
+)
+
+// putTraceparentField writes the traceparent field line of sc into b, as the fast client
+// writes it in a request head.
+func putTraceparentField(b *[traceparentFieldLen]byte, sc trace.SpanContext) {
+	copy(b[:], traceparentName)
+	putTraceparent((*[traceparentLen]byte)(b[len(traceparentName):]), sc)
+	b[traceparentFieldLen-2], b[traceparentFieldLen-1] = '\r', '\n'
+}
+
+// putTraceparent writes the W3C traceparent field of sc into b, as propagation.TraceContext
+// writes it (version 00, the sampled and random flags only), without the context and the
 // strings.Builder that writing it through the propagator takes. Each byte's two digits come
 // from one table lookup, and four bytes' digits go out in one store: encoding/hex spends
 // about eight times the instructions on the 24 bytes.
-func traceparent(sc trace.SpanContext) string {
-	var b [55]byte
+func putTraceparent(b *[traceparentLen]byte, sc trace.SpanContext) {
 	tid, sid := sc.TraceID(), sc.SpanID()
 	b[0], b[1], b[2] = '0', '0', '-'
 	binary.LittleEndian.PutUint64(b[3:], hex4(tid[0], tid[1], tid[2], tid[3]))
@@ -307,7 +346,6 @@ func traceparent(sc trace.SpanContext) string {
 	binary.LittleEndian.PutUint64(b[44:], hex4(sid[4], sid[5], sid[6], sid[7]))
 	b[52] = '-'
 	binary.LittleEndian.PutUint16(b[53:], hexPairs[sc.TraceFlags()&(trace.FlagsSampled|trace.FlagsRandom)])
-	return string(b[:])
 }
 
 // hex4 is the eight hex digits of four bytes, in the order of a little-endian store: one

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -377,8 +378,8 @@ func TestTracingUnsampled(t *testing.T) {
 			traceID, _ := line["trace_id"].(string)
 			spanID, _ := line["span_id"].(string)
 			want := "00-" + traceID + "-" + spanID + "-00"
-			if got := be.last(t).Header.Get("Traceparent"); got != want || len(traceID) != 32 || len(spanID) != 16 {
-				t.Errorf("backend got traceparent %q, want the unsampled server span's %q", got, want)
+			if got := be.last(t).Header["Traceparent"]; len(got) != 1 || got[0] != want || len(traceID) != 32 || len(spanID) != 16 {
+				t.Errorf("backend got traceparent %q, want the unsampled server span's %q alone", got, want)
 			}
 			if n := len(rec.Ended()) + len(rec.Started()); n != 0 {
 				t.Errorf("%d spans started or recorded, want none", n)
@@ -387,6 +388,30 @@ func TestTracingUnsampled(t *testing.T) {
 				t.Errorf("exemplar %q for an unsampled request", got)
 			}
 		})
+	}
+}
+
+// An unsampled request retried from a backend of another scheme (h2c, whose transport takes
+// the traceparent from the header) to a plain http one (where the fast client writes it
+// itself) reaches the second with one traceparent, the same the first was sent.
+func TestTracingUnsampledRetryAcrossSchemes(t *testing.T) {
+	good := newBackend(t, "good", nil)
+	logs := &testutil.LogBuffer{}
+	opts, _ := tracedBy(t, Options{AccessLogger: slog.New(slog.NewJSONHandler(logs, nil))}, sdktrace.NeverSample(), true)
+	dead := discovery.Backend{ID: "dead", Address: deadAddr(t), Scheme: "h2c", Weight: 1}
+	px := startProxy(t, DefaultConfig(), opts, onePoolSnapshot("round_robin", false, dead, member("good", good.addr(), 1)))
+	outside := http.Header{"Traceparent": {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}
+	if r := send(t, newClient(t), http.MethodGet, px.url+"/", "", outside, ""); r.status != http.StatusOK || r.body != "good" {
+		t.Fatalf("got %d %q, want 200 from good", r.status, r.body)
+	}
+	if n := counterValue(t, px.reg, "veloflux_retries_total", map[string]string{"pool": "web"}); n != 1 {
+		t.Fatalf("%v retries, want 1: the h2c backend first, then the http one", n)
+	}
+	testutil.Eventually(t, "the access line", func() bool { return len(logs.Find("access")) == 1 })
+	line := logs.Find("access")[0]
+	want := fmt.Sprintf("00-%v-%v-00", line["trace_id"], line["span_id"])
+	if got := good.last(t).Header["Traceparent"]; len(got) != 1 || got[0] != want {
+		t.Errorf("backend got traceparent %q, want %q alone", got, want)
 	}
 }
 
@@ -487,7 +512,7 @@ func TestTracingHeadRatio(t *testing.T) {
 	}
 }
 
-// traceparent writes what the W3C propagator writes for the same span context.
+// putTraceparentField writes what the W3C propagator writes for the same span context.
 func TestTraceparentAsThePropagator(t *testing.T) {
 	ts, err := trace.ParseTraceState("vendor=opaque")
 	if err != nil {
@@ -499,40 +524,60 @@ func TestTraceparentAsThePropagator(t *testing.T) {
 		})
 		h := http.Header{}
 		propagation.TraceContext{}.Inject(trace.ContextWithSpanContext(context.Background(), sc), propagation.HeaderCarrier(h))
-		if got, want := traceparent(sc), h.Get("Traceparent"); got != want {
-			t.Errorf("flags %02x: traceparent %q, the propagator's %q", byte(flags), got, want)
+		var b [traceparentFieldLen]byte
+		putTraceparentField(&b, sc)
+		if got, want := string(b[:]), "Traceparent: "+h.Get("Traceparent")+"\r\n"; got != want {
+			t.Errorf("flags %02x: field %q, the propagator's %q", byte(flags), got, want)
 		}
 	}
 }
 
-// An unsampled request costs tracing two allocations, the backend's traceparent field and
-// its value slice: no span, no context, no attribute.
+// An unsampled request costs tracing no allocation on the fast client, which writes its
+// traceparent from the request state, and two on the other transports, the header field and
+// its value slice: no span, no context, no attribute either way.
 func TestTracingUnsampledAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector's instrumentation allocates; counted by the run without -race")
 	}
-	opts, rec := tracedBy(t, Options{}, sdktrace.NeverSample(), true)
-	p := newProxy(t, DefaultConfig(), opts, onePoolSnapshot("round_robin", false, member("ok", "127.0.0.1:1", 1)))
-	tbl := p.table.Load()
-	rt, pl := tbl.router.match("app.example.com", "/api"), tbl.pools[0]
-	in := httptest.NewRequest(http.MethodGet, "http://app.example.com/api/v1/users?id=7", nil)
-	out := in.Clone(context.Background())
-	n := testing.AllocsPerRun(200, func() {
-		st := p.getState()
-		st.reqID, st.route, st.pool, st.backend = "id", rt, pl, pl.backends[0]
-		st.markTried(st.backend)
-		p.tracing.startRequest(st, in)
-		if span := p.tracing.startAttempt(st, out); span != nil {
-			t.Fatal("an attempt span for an unsampled request")
-		}
-		p.tracing.endRequest(st, in, http.StatusOK)
-		p.putState(st)
-	})
-	if n != 2 {
-		t.Errorf("tracing an unsampled request allocates %v times, want 2", n)
-	}
-	if len(rec.Started()) != 0 {
-		t.Errorf("%d spans started", len(rec.Started()))
+	for _, tc := range []struct {
+		name string
+		fast bool
+		want float64
+	}{
+		{"fast client", true, 0},
+		{"other transports", false, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts, rec := tracedBy(t, Options{}, sdktrace.NeverSample(), true)
+			p := newProxy(t, DefaultConfig(), opts, onePoolSnapshot("round_robin", false, member("ok", "127.0.0.1:1", 1)))
+			tbl := p.table.Load()
+			rt, pl := tbl.router.match("app.example.com", "/api"), tbl.pools[0]
+			in := httptest.NewRequest(http.MethodGet, "http://app.example.com/api/v1/users?id=7", nil)
+			out := in.Clone(context.Background())
+			var fields []byte
+			n := testing.AllocsPerRun(200, func() {
+				st := p.getState()
+				st.reqID, st.route, st.pool, st.backend, st.forwarded = "id", rt, pl, pl.backends[0], tc.fast
+				st.markTried(st.backend)
+				p.tracing.startRequest(st, in)
+				if span := p.tracing.startAttempt(st, out); span != nil {
+					t.Fatal("an attempt span for an unsampled request")
+				}
+				fields = st.traceFields(out, tc.fast)
+				p.tracing.endRequest(st, in, http.StatusOK)
+				p.putState(st)
+			})
+			if n != tc.want {
+				t.Errorf("tracing an unsampled request allocates %v times, want %v", n, tc.want)
+			}
+			if tp := out.Header.Get("Traceparent"); tc.fast && (len(fields) != traceparentFieldLen || tp != "") ||
+				!tc.fast && (fields != nil || len(tp) != traceparentLen) {
+				t.Errorf("the transport got field line %q and header traceparent %q", fields, tp)
+			}
+			if len(rec.Started()) != 0 {
+				t.Errorf("%d spans started", len(rec.Started()))
+			}
+		})
 	}
 }
 

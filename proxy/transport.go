@@ -160,6 +160,9 @@ func (ts *transports) forSettings(s backendtls.Settings) (*http.Transport, error
 // roundTrip sends one try of req to st.backend over the transport of its scheme.
 func (ts *transports) roundTrip(st *reqState, req *http.Request) (*http.Response, error) {
 	u := st.backend
+	if u.scheme != schemeHTTP || ts.fast == nil {
+		st.traceFields(req, false)
+	}
 	switch u.scheme {
 	case schemeHTTPS:
 		if u.custom != nil {
@@ -179,7 +182,7 @@ func (ts *transports) roundTrip(st *reqState, req *http.Request) (*http.Response
 		return ts.h2c.RoundTrip(req)
 	}
 	if ts.fast != nil {
-		return ts.fast.RoundTrip(req)
+		return ts.fast.RoundTripWith(req, st.traceFields(req, true))
 	}
 	return ts.http.RoundTrip(req)
 }

@@ -27,7 +27,8 @@ type Options struct {
 	// DialTimeout bounds a TCP connect. Default 5s.
 	DialTimeout time.Duration
 	// ResponseHeaderTimeout bounds the wait for a response head once the request head is
-	// written. Default 30s.
+	// written; on a connection that carried another request less than a 32nd of it before,
+	// the bound of that one's head stands, at least 31/32 of it. Default 30s.
 	ResponseHeaderTimeout time.Duration
 	// IdleTimeout closes a pooled connection idle this long. Default 90s.
 	IdleTimeout time.Duration
@@ -115,8 +116,11 @@ type conn struct {
 	interrupt func()
 	idle      bool  // in the idle list; guarded by t.mu
 	idleAt    int64 // when it last went idle, in unix nanoseconds; guarded by t.mu
-	pending   bool  // timer is set; guarded by t.mu
-	used      bool  // carried a request before the current one
+	// headBy is the read deadline in force, in unix nanoseconds, when it was set for a
+	// response head (armHead); 0 when another one is, or none.
+	headBy  int64
+	pending bool // timer is set; guarded by t.mu
+	used    bool // carried a request before the current one
 }
 
 // errClosedIdle marks a reused connection that the backend had closed before it answered.
@@ -125,25 +129,36 @@ var errClosedIdle = errors.New("backend closed an idle connection")
 // RoundTrip sends req to req.URL.Host over HTTP/1.1 and returns the response, whose body
 // reads from the connection; the caller must close it.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.RoundTripWith(req, nil)
+}
+
+// RoundTripWith is RoundTrip with fields written after req's header, as they are: complete
+// field lines, each ending in CRLF, that the caller vouches are valid and that req.Header
+// does not hold too. A field the caller writes on every request (the proxy's traceparent)
+// then needs no header map entry, no allocation and no check of its bytes.
+func (t *Transport) RoundTripWith(req *http.Request, fields []byte) (*http.Response, error) {
 	addr := req.URL.Host
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		addr = net.JoinHostPort(addr, "80")
 	}
 	ctx := req.Context()
-	body := &countingBody{rc: req.Body}
+	var body *countingBody // nil without a body: nothing to count
+	if req.Body != nil && req.Body != http.NoBody {
+		body = &countingBody{rc: req.Body}
+	}
 	for {
 		c, err := t.get(ctx, addr)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := c.roundTrip(ctx, req, body)
+		resp, err := c.roundTrip(ctx, req, body, fields)
 		if err == nil {
 			return resp, nil
 		}
 		c.close()
 		// A reused connection that the backend closed while it was idle: nothing reached it,
 		// so the request may go again on a new connection.
-		if errors.Is(err, errClosedIdle) && body.n == 0 && ctx.Err() == nil {
+		if errors.Is(err, errClosedIdle) && (body == nil || body.n == 0) && ctx.Err() == nil {
 			continue
 		}
 		if errors.Is(err, errClosedIdle) {
@@ -282,19 +297,20 @@ var aLongTimeAgo = time.Unix(1, 0)
 // max1xx bounds the interim responses a request waits through, as net/http's Transport does.
 const max1xx = 5
 
-func (c *conn) roundTrip(ctx context.Context, req *http.Request, body *countingBody) (*http.Response, error) {
+func (c *conn) roundTrip(ctx context.Context, req *http.Request, body *countingBody, fields []byte) (*http.Response, error) {
 	// The context's end interrupts whatever the connection is doing, the body's reads included.
 	stop := AfterFunc(ctx, c.interrupt)
 	hasBody := req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0
 	// With "Expect: 100-continue" the body waits for the backend's go-ahead, so a backend that
 	// refuses the request (401, 413, 417) does so before the client sends it.
 	held := hasBody && expectsContinue(req.Header)
-	if err := c.writeRequest(req, body, !held); err != nil {
+	if err := c.writeRequest(req, fields, body, !held); err != nil {
 		stop()
 		return nil, c.classify(err, true)
 	}
 	if held {
 		_ = c.nc.SetReadDeadline(time.Now().Add(c.t.opt.ExpectContinueTimeout))
+		c.headBy = 0
 		if _, err := c.br.Peek(1); err != nil {
 			if !isTimeout(err) || ctx.Err() != nil {
 				stop()
@@ -308,15 +324,16 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, body *countingB
 			}
 		}
 	}
-	_ = c.nc.SetReadDeadline(time.Now().Add(c.t.opt.ResponseHeaderTimeout))
+	c.armHead()
 	if ctx.Err() != nil { // ended before the deadline was set, which undid its interruption
 		stop()
 		return nil, c.classify(ctx.Err(), false)
 	}
 	var resp *http.Response
+	var head *simpleResponse
 	for n1xx := 0; ; n1xx++ {
 		var err error
-		resp, err = readResponse(c.br, req)
+		resp, head, err = readResponse(c.br, req)
 		if err != nil {
 			stop()
 			return nil, c.classify(err, c.br.Buffered() == 0)
@@ -346,6 +363,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, body *countingB
 	// before it reads: leaving this one spares a timer update per request.
 	if resp.StatusCode == http.StatusSwitchingProtocols || !bodyBuffered(c.br, resp.Body) {
 		_ = c.nc.SetReadDeadline(time.Time{})
+		c.headBy = 0
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		// The connection now belongs to the upgraded protocol; it never returns to the pool.
@@ -354,11 +372,25 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, body *countingB
 	}
 	// A final answer to a request whose body was held back leaves the backend free to read
 	// that body or not: the connection cannot carry another request.
-	resp.Body = &respBody{c: c, rc: resp.Body, stop: stop, reuse: !resp.Close && !req.Close && !held}
+	resp.Body = &respBody{c: c, rc: resp.Body, head: head, stop: stop, reuse: !resp.Close && !req.Close && !held}
 	return resp, nil
 }
 
 var errTooMany1xx = errors.New("too many 1xx interim responses")
+
+// armHead sets the read deadline of a response head, ResponseHeaderTimeout from now, unless
+// the one in force was set for the previous response's head less than a 32nd of that time
+// ago: the head then gets at least 31/32 of ResponseHeaderTimeout, and a connection that
+// carries request after request spares a timer update on each.
+func (c *conn) armHead() {
+	timeout := c.t.opt.ResponseHeaderTimeout
+	by := time.Now().Add(timeout).UnixNano()
+	if c.headBy != 0 && c.headBy >= by-int64(timeout/32) {
+		return
+	}
+	_ = c.nc.SetReadDeadline(time.Unix(0, by))
+	c.headBy = by
+}
 
 // bodyBuffered reports whether reading body to its end takes nothing from the socket.
 func bodyBuffered(br *bufio.Reader, body io.ReadCloser) bool {
@@ -410,9 +442,10 @@ func isReset(err error) bool {
 // errBadHeader refuses a request whose header could end the head early on the backend.
 var errBadHeader = errors.New("invalid header field in request")
 
-// writeRequest writes req's head, and streams its body when withBody says so (sendBody
-// does otherwise, later): with its length when known, chunked otherwise.
-func (c *conn) writeRequest(req *http.Request, body *countingBody, withBody bool) error {
+// writeRequest writes req's head, with fields after its header, and streams its body when
+// withBody says so (sendBody does otherwise, later): with its length when known, chunked
+// otherwise.
+func (c *conn) writeRequest(req *http.Request, fields []byte, body *countingBody, withBody bool) error {
 	w := c.bw
 	host := req.Host
 	if host == "" {
@@ -463,6 +496,7 @@ func (c *conn) writeRequest(req *http.Request, body *countingBody, withBody bool
 			b = append(b, "\r\n"...)
 		}
 	}
+	b = append(b, fields...)
 	hasBody := req.Body != nil && req.Body != http.NoBody
 	switch {
 	case hasBody && req.ContentLength > 0:
@@ -663,6 +697,7 @@ func (b *countingBody) Read(p []byte) (int, error) {
 type respBody struct {
 	c     *conn
 	rc    io.ReadCloser
+	head  *simpleResponse // the pooled head resp came from, if any (Release)
 	stop  func() bool
 	reuse bool
 	done  bool

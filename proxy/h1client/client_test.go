@@ -63,6 +63,35 @@ func do(t *testing.T, tr *Transport, req *http.Request) (*http.Response, string)
 	return resp, string(b)
 }
 
+// RoundTripWith's fields reach the backend with the request's own, on a request with a body
+// too, and on the second request of a connection as on the first.
+func TestRoundTripWithFields(t *testing.T) {
+	type seen struct{ traceparent, other, body string }
+	got := make(chan seen, 2)
+	srv, conns := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- seen{r.Header.Get("Traceparent"), r.Header.Get("X-Other"), string(b)}
+	})
+	tr := newTransport(t, Options{})
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+	for i, body := range []string{"", "hello"} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/", strings.NewReader(body))
+		req.Header.Set("X-Other", "o")
+		resp, err := tr.RoundTripWith(req, []byte("Traceparent: "+tp+"\r\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		if s := <-got; s != (seen{tp, "o", body}) {
+			t.Errorf("request %d: backend saw %+v, want traceparent %q, X-Other o, body %q", i, s, tp, body)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
+	}
+}
+
 // At steady state every request goes over the one kept connection.
 func TestReusesConnections(t *testing.T) {
 	srv, conns := backend(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
@@ -224,5 +253,75 @@ func TestUpgradeBodyIsTheConnection(t *testing.T) {
 	buf := make([]byte, 4)
 	if _, err := io.ReadFull(rw, buf); err != nil || string(buf) != "ping" {
 		t.Fatalf("echo: %q, %v", buf, err)
+	}
+}
+
+// Release hands a finished response's head back for the next response, which reads its own
+// fields into it; values the caller kept from the first stay as they were. A response whose
+// body is still being read is not taken.
+func TestReleaseReusesHead(t *testing.T) {
+	srv, _ := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Path", r.URL.Path)
+		_, _ = io.WriteString(w, r.URL.Path)
+	})
+	tr := newTransport(t, Options{})
+	first, body := get(t, tr, srv.URL+"/first")
+	kept := first.Header["X-Path"]
+	if body != "/first" || kept[0] != "/first" {
+		t.Fatalf("first answer %q, X-Path %q", body, kept)
+	}
+	Release(first)
+	if first.Header != nil || first.StatusCode != 0 {
+		t.Fatal("a released response was not handed back")
+	}
+	second, body := get(t, tr, srv.URL+"/second")
+	if body != "/second" || second.Header.Get("X-Path") != "/second" || len(second.Header["X-Path"]) != 1 {
+		t.Fatalf("second answer %q, header %v", body, second.Header)
+	}
+	if kept[0] != "/first" {
+		t.Fatalf("a value kept from the first answer became %q", kept[0])
+	}
+
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/third", nil)
+	open, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	Release(open) // its body is unread: nothing happens
+	if b, _ := io.ReadAll(open.Body); string(b) != "/third" || open.Header.Get("X-Path") != "/third" {
+		t.Fatalf("unread response after Release: body %q, header %v", b, open.Header)
+	}
+	_ = open.Body.Close()
+}
+
+// A connection that carries request after request bounds every response head, the one that
+// keeps the previous head's deadline included.
+func TestResponseHeaderTimeoutOnReusedConnection(t *testing.T) {
+	block := make(chan struct{})
+	defer close(block)
+	srv, conns := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/stall" {
+			select {
+			case <-block:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	})
+	tr := newTransport(t, Options{ResponseHeaderTimeout: 200 * time.Millisecond})
+	for range 3 {
+		if _, body := get(t, tr, srv.URL+"/quick"); body != "ok" {
+			t.Fatalf("quick answer %q", body)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/stall", nil)
+	_, err := tr.RoundTrip(req)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("stalled answer on a reused connection: %v, want a timeout", err)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d connections, want the one reused", n)
 	}
 }

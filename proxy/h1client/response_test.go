@@ -20,9 +20,11 @@ func readBoth(t testing.TB, method, in string) (fast bool) {
 	if len(buf) > bufSize {
 		buf = buf[:bufSize]
 	}
-	if resp, _ := parseSimpleHead(buf, req); resp == nil {
+	sr, _ := parseSimpleHead(buf, req)
+	if sr == nil {
 		return false
 	}
+	sr.put()
 	type result struct {
 		Status                   string
 		StatusCode, Major, Minor int
@@ -50,7 +52,10 @@ func readBoth(t testing.TB, method, in string) (fast bool) {
 			string(b), berr != nil, string(rest),
 		}, nil
 	}
-	got, err := read(readResponse)
+	got, err := read(func(br *bufio.Reader, req *http.Request) (*http.Response, error) {
+		resp, _, err := readResponse(br, req)
+		return resp, err
+	})
 	if err != nil {
 		t.Fatalf("readResponse took the head of %q, then failed: %v", in, err)
 	}
@@ -96,6 +101,9 @@ func TestReadResponseParity(t *testing.T) {
 		{"pragma", "GET", "HTTP/1.1 200 OK\r\nPragma: no-cache\r\nContent-Length: 2\r\n\r\nok", false},
 		{"trailer announced", "GET", "HTTP/1.1 200 OK\r\nTrailer: X-Sum\r\nContent-Length: 2\r\n\r\nok", false},
 		{"head not whole yet", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n", false},
+		{"bare LF after a field", "GET", "HTTP/1.1 200 OK\r\nX-A: 1\nContent-Length: 2\r\n\r\nok", false},
+		{"as many fields as it reads", "GET", "HTTP/1.1 200 OK\r\n" + strings.Repeat("X-A: 1\r\n", maxSimpleFields-1) + "Content-Length: 2\r\n\r\nok", true},
+		{"more fields", "GET", "HTTP/1.1 200 OK\r\n" + strings.Repeat("X-A: 1\r\n", maxSimpleFields) + "Content-Length: 2\r\n\r\nok", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -390,6 +390,44 @@ func (c *conn) readHead(ex *exchange) (ok bool, err error) {
 
 var crlfcrlf = []byte("\r\n\r\n")
 
+// originForm fills u from a request target of the usual form, a path of characters that
+// need no escaping and an optional query, as url.ParseRequestURI would (Path as written, no
+// RawPath), and reports whether it did; any other target is left to url.ParseRequestURI.
+// It spares the URL's allocation and most of the parse.
+func originForm(target string, u *url.URL) bool {
+	if target == "" || target[0] != '/' {
+		return false
+	}
+	path, query, hasQuery := strings.Cut(target, "?")
+	for i := 0; i < len(path); i++ {
+		if !pathChar[path[i]] {
+			return false
+		}
+	}
+	for i := 0; i < len(query); i++ {
+		if c := query[i]; c <= ' ' || c == 0x7f || c == '#' {
+			return false
+		}
+	}
+	*u = url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
+	return true
+}
+
+// pathChar holds the bytes url.URL keeps in a path as they are: letters, digits and
+// "-_.~$&+,/:;=@".
+var pathChar = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "-_.~$&+,/:;=@" {
+		t[c] = true
+	}
+	return t
+}()
+
 // serveOne reads one request, runs the handler and finishes the response. keep says the
 // connection may carry another request.
 func (c *conn) serveOne(ex *exchange) (keep, hijacked bool) {
@@ -461,6 +499,8 @@ func (ex *exchange) parse(c *conn) error {
 	r.RequestURI = target
 	if target == "*" {
 		ex.url = url.URL{Path: "*"}
+		r.URL = &ex.url
+	} else if originForm(target, &ex.url) {
 		r.URL = &ex.url
 	} else {
 		u, err := url.ParseRequestURI(target)

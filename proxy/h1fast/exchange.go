@@ -37,6 +37,9 @@ func newExchange() *exchange {
 	return ex
 }
 
+// maxPooledFields is the largest response header map kept for the next request.
+const maxPooledFields = 32
+
 // writeBufSize buffers a response head and a small body for one write.
 const writeBufSize = 4 << 10
 
@@ -66,7 +69,11 @@ func (ex *exchange) release(s *Server) {
 	clear(ex.header)
 	clear(ex.vals[:cap(ex.vals)])
 	ex.body = body{}
-	clear(ex.w.header)
+	if len(ex.w.header) > maxPooledFields {
+		ex.w.header = make(http.Header, 16) // an adopted large map does not stay in the pool
+	} else {
+		clear(ex.w.header)
+	}
 	ex.w.c, ex.w.req = nil, nil
 	ex.bw.Reset(nil)
 	s.reqs.Put(ex)

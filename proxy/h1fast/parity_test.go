@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -160,3 +161,25 @@ func (c *memConn) RemoteAddr() net.Addr             { return &net.TCPAddr{IP: ne
 func (c *memConn) SetDeadline(time.Time) error      { return nil }
 func (c *memConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *memConn) SetWriteDeadline(time.Time) error { return nil }
+
+// FuzzOriginForm holds the fast reading of a request target to url.ParseRequestURI's, for
+// every target it takes.
+func FuzzOriginForm(f *testing.F) {
+	for _, s := range []string{"/", "/api/v1/users?id=7", "/a?", "/a?b?c", "//x/y", "/a%20b", "/caf\xc3\xa9", "/a b",
+		"/a#f", "/$&+,:;=@-_.~", "/a?x=%zz", "*", "http://h/a", "/a!'()*", "/a?\x7f"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, target string) {
+		var got url.URL
+		if !originForm(target, &got) {
+			return
+		}
+		want, err := url.ParseRequestURI(target)
+		if err != nil {
+			t.Fatalf("%q: taken, but url.ParseRequestURI refuses it: %v", target, err)
+		}
+		if !reflect.DeepEqual(&got, want) {
+			t.Fatalf("%q:\nfast    %#v\nnet/url %#v", target, got, *want)
+		}
+	})
+}

@@ -49,6 +49,18 @@ func (w *response) reset(c *conn, r *http.Request) {
 
 func (w *response) Header() http.Header { return w.header }
 
+// AdoptHeader makes h the response's header map in place of the current one, which it
+// returns for the caller to reuse, when nothing has been set or written yet: a proxy that
+// passes a backend's fields on then spares copying them one by one. ok is false, and
+// nothing changes, otherwise.
+func (w *response) AdoptHeader(h http.Header) (old http.Header, ok bool) {
+	if w.wroteHeader || w.headSent || w.hijacked || len(w.header) > 0 || h == nil {
+		return nil, false
+	}
+	old, w.header = w.header, h
+	return old, true
+}
+
 func (w *response) WriteHeader(code int) {
 	if w.hijacked || w.wroteHeader {
 		return

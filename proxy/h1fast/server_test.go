@@ -443,3 +443,47 @@ func TestShutdownServesConnectionAcceptedDuringIt(t *testing.T) {
 		t.Fatalf("Serve: %v", err)
 	}
 }
+
+// A header map adopted whole is the response's: its fields go out, and the writer's own map
+// comes back empty. A writer that has a field set already, or has written, keeps its own.
+func TestAdoptHeader(t *testing.T) {
+	type adopter interface {
+		AdoptHeader(http.Header) (http.Header, bool)
+	}
+	_, addr := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		a := w.(adopter)
+		if r.URL.Path == "/set" {
+			w.Header().Set("X-Own", "1")
+		}
+		old, ok := a.AdoptHeader(http.Header{"X-Adopted": {"yes"}, "Content-Length": {"2"}})
+		switch {
+		case ok && len(old) != 0:
+			t.Errorf("the map given back holds %v", old)
+		case ok != (r.URL.Path == "/empty"):
+			t.Errorf("%s: adopted %v", r.URL.Path, ok)
+		}
+		_, _ = io.WriteString(w, "ok")
+		if _, again := a.AdoptHeader(http.Header{"X-Late": {"1"}}); again {
+			t.Error("a map was adopted after the body was written")
+		}
+	})
+	c, br := dial(t, addr)
+	for _, tc := range []struct{ path, has, lacks string }{
+		{"/empty", "X-Adopted: yes", "X-Own"},
+		{"/set", "X-Own: 1", "X-Adopted"},
+	} {
+		if _, err := io.WriteString(c, "GET "+tc.path+" HTTP/1.1\r\nHost: t\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		var head strings.Builder
+		_ = resp.Header.Write(&head)
+		if string(body) != "ok" || !strings.Contains(head.String(), tc.has) || strings.Contains(head.String(), tc.lacks) {
+			t.Errorf("%s: body %q, head %q; want %q and no %s", tc.path, body, head.String(), tc.has, tc.lacks)
+		}
+	}
+}

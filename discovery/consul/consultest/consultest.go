@@ -108,8 +108,7 @@ func (a *Agent) start(retry bool) bool {
 		"-data-dir", a.dir,
 	)
 	a.cmd.Stdout, a.cmd.Stderr = a.out, a.out
-	// If the test binary dies (a timeout panic skips cleanups), the agent dies with it.
-	a.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	dieWithParent(a.cmd)
 	if err := a.cmd.Start(); err != nil {
 		a.mu.Unlock()
 		a.t.Fatalf("start consul: %v", err)
