@@ -25,6 +25,7 @@ import (
 	"github.com/veloflux/veloflux/discovery"
 	"github.com/veloflux/veloflux/internal/localerr"
 	"github.com/veloflux/veloflux/internal/pace"
+	"github.com/veloflux/veloflux/internal/traceid"
 	"github.com/veloflux/veloflux/proxy/balance"
 	"github.com/veloflux/veloflux/proxy/h1client"
 	"github.com/veloflux/veloflux/proxy/ratelimit"
@@ -356,6 +357,8 @@ type reqState struct {
 	// its attempts hand to their transport (traceFields); zero until startAttempt writes it.
 	// tpHeader says an attempt put it in the outbound header, forwarded that the outbound
 	// header holds none of the client's trace fields (forward left them out).
+	// ids draws the IDs of unsampled requests; it stays with the pooled state, seeded once.
+	ids       traceid.Source
 	tpField   [traceparentFieldLen]byte
 	tpHeader  bool
 	forwarded bool
@@ -442,7 +445,7 @@ func (p *Proxy) putState(st *reqState) {
 		hdr = nil // a rare large header does not stay in the pool
 	}
 	clear(hdr)
-	*st = reqState{cands: cands, ups: ups, outHeader: hdr}
+	*st = reqState{cands: cands, ups: ups, outHeader: hdr, ids: st.ids}
 	p.states.Put(st)
 }
 

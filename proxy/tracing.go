@@ -14,8 +14,6 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
-
-	"github.com/veloflux/veloflux/internal/traceid"
 )
 
 // TraceTrust says whose incoming trace context (traceparent, tracestate, baggage) a request
@@ -131,14 +129,14 @@ func (t *tracing) startRequest(st *reqState, r *http.Request) {
 		}
 		id := parent.TraceID()
 		if !id.IsValid() {
-			id = traceid.NewTraceID()
+			id = st.ids.TraceID()
 		}
 		if !t.sampler.Sampled(decide, id, name) {
 			// What the SDK makes of an unsampled span: the parent's flags less sampled, and
 			// its trace state (every sampler telemetry/tracing builds passes it on).
 			st.sc = trace.NewSpanContext(trace.SpanContextConfig{
 				TraceID:    id,
-				SpanID:     traceid.NewSpanID(),
+				SpanID:     st.ids.SpanID(),
 				TraceFlags: parent.TraceFlags() &^ trace.FlagsSampled,
 				TraceState: parent.TraceState(),
 			})

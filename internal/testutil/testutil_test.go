@@ -74,6 +74,45 @@ func TestEventually(t *testing.T) {
 	})
 }
 
+func TestCounting(t *testing.T) {
+	t.Run("waits past the guard while the count grows", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			start := time.Now()
+			// One event every half guard: ten of them take five guards in all.
+			count := func() (int, string) { n := int(time.Since(start) / (Timeout() / 2)); return n, fmt.Sprint(n) }
+			r := &fatalRecorder{}
+			var took time.Duration
+			r.run(func(tb testing.TB) { took = Counting(tb, "ten events", 10, count) })
+			if r.msg != "" {
+				t.Fatalf("failed: %s", r.msg)
+			}
+			if want := 5 * Timeout(); took < want || took > want+20*time.Millisecond {
+				t.Errorf("took %v, want %v give or take one poll", took, want)
+			}
+		})
+	})
+	t.Run("fails a guard after the count stopped, naming what and the last note", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			start := time.Now()
+			// Three events a second apart, then none.
+			count := func() (int, string) {
+				n := min(int(time.Since(start)/time.Second), 3)
+				return n, fmt.Sprintf("%d probes", n)
+			}
+			r := &fatalRecorder{}
+			r.run(func(tb testing.TB) { Counting(tb, "ten probes", 10, count) })
+			if waited, want := time.Since(start), 3*time.Second+Timeout(); waited < want || waited > want+time.Second {
+				t.Errorf("gave up after %v, want a guard (%v) after the last event at 3s", waited, Timeout())
+			}
+			for _, want := range []string{"waiting for ten probes", "stuck at 3 of 10", "last seen: 3 probes"} {
+				if !strings.Contains(r.msg, want) {
+					t.Errorf("failure %q does not contain %q", r.msg, want)
+				}
+			}
+		})
+	})
+}
+
 func TestReceive(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ch := make(chan int, 1)

@@ -76,6 +76,30 @@ func EventuallyWithNote(t testing.TB, what string, cond func() (ok bool, note st
 	}
 }
 
+// Counting waits until count reaches want, failing the test with what when count has not grown
+// for Timeout: for a wait on many events (probes, requests) each of which should come within
+// the guard, while all of them together may take longer than it on a busy machine. count must
+// not decrease; the wait is bounded by want × Timeout. It returns how long the wait took.
+func Counting(t testing.TB, what string, want int, count func() (n int, note string)) time.Duration {
+	t.Helper()
+	start := time.Now()
+	best, since := -1, start
+	pause := time.Millisecond
+	for {
+		n, note := count()
+		if n >= want {
+			return time.Since(start)
+		}
+		if n > best {
+			best, since, pause = n, time.Now(), time.Millisecond
+		} else if stalled := time.Since(since); stalled > Timeout() {
+			t.Fatalf("waiting for %s: stuck at %d of %d for %v; last seen: %s", what, n, want, stalled.Round(time.Millisecond), note)
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, 20*time.Millisecond)
+	}
+}
+
 // Receive waits for a value on ch and returns it, failing the test with what after Timeout.
 // A closed channel counts as received (the zero value is returned).
 func Receive[T any](t testing.TB, ch <-chan T, what string) T {
