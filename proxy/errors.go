@@ -35,7 +35,8 @@ var (
 	errOverloaded        = errors.New("this node is out of resources; retry")
 )
 
-// statusClientClosed records requests whose client went away before the answer (nginx's 499).
+// statusClientClosed records requests whose client went away before the whole answer was
+// sent (nginx's 499), whatever status went out with the head.
 const statusClientClosed = 499
 
 // handleError is the reverse proxy's ErrorHandler: it maps a transport failure to 502
@@ -145,6 +146,15 @@ func (p *Proxy) finish(st *reqState, r *http.Request) {
 	case code == 0:
 		code = http.StatusOK // the handler wrote nothing: net/http sends 200
 	}
+	if code != statusClientClosed && !st.switched &&
+		(st.clientGone || st.rw.failed || st.respBody.canceled && r.Context().Err() != nil) {
+		// The head went out, the body did not: the client did not get the answer, and a 200
+		// in the log would say it did. The status sent stays in the error field.
+		if st.err == nil {
+			st.err = errors.New("the client went away during the response body; status " + strconv.Itoa(code) + " was sent")
+		}
+		code = statusClientClosed
+	}
 	poolName := ""
 	if st.pool != nil {
 		poolName = st.pool.name
@@ -209,6 +219,7 @@ type statusWriter struct {
 	nheld    int
 	heldMore http.Header
 	interim  bool // an interim response went out, clearing the header map
+	failed   bool // a write or flush to the client failed
 }
 
 type heldField struct {
@@ -270,7 +281,25 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	}
 	n, err := w.ResponseWriter.Write(b)
 	w.bytes += int64(n)
+	if err != nil {
+		w.failed = true
+	}
 	return n, err
+}
+
+// FlushError is what http.ResponseController's Flush calls first; a failure is noted as
+// Write's are. Every server the proxy runs under has FlushError on its writer.
+func (w *statusWriter) FlushError() error {
+	var err error
+	if f, ok := w.ResponseWriter.(interface{ FlushError() error }); ok {
+		err = f.FlushError()
+	} else {
+		err = http.NewResponseController(w.ResponseWriter).Flush()
+	}
+	if err != nil {
+		w.failed = true
+	}
+	return err
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

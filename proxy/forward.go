@@ -100,7 +100,8 @@ func (p *Proxy) forward(w http.ResponseWriter, in *http.Request, ctx context.Con
 	_ = resp.Body.Close()
 	if err != nil {
 		if errors.Is(err, errClientWrite) {
-			return // the client went away; its connection is done for
+			st.clientGone = true // finish records 499; the connection is done for
+			return
 		}
 		// The backend broke off mid-body: the client must not take what it got for the
 		// whole answer, and only a closed connection tells it so (as the reverse proxy does).

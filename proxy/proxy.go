@@ -164,7 +164,7 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		BufferPool:     newBufferPool(),
 		ErrorLog:       slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
 		ErrorHandler:   p.handleError,
-		ModifyResponse: p.modifyResponse,
+		ModifyResponse: p.modifyRPResponse,
 	}
 	p.newUpgradeEpoch()
 	p.table.Store(&table{router: newRouter(nil)})
@@ -332,6 +332,10 @@ type reqState struct {
 	err        error
 	rw         statusWriter
 	switched   bool // the backend answered 101 Switching Protocols and the connection was handed over
+	// clientGone: the client went away while the response body was copied to it (forward's
+	// copy failed on the client's side).
+	clientGone bool
+	respBody   watchedBody // the reverse proxy's response body, wrapped by modifyRPResponse
 	sticky     stickyHow
 	// fwdVals back the values of the forwarding fields shape sets: X-Forwarded-For,
 	// X-Forwarded-Proto, X-Forwarded-Host, X-Real-Ip, X-Request-Id.
@@ -780,6 +784,35 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		p.setGeoHeader(st, resp)
 	}
 	return nil
+}
+
+// modifyRPResponse is modifyResponse for the reverse proxy, which tells no one why a body
+// copy failed: the body it copies notes a read ended by the request's cancellation, which
+// finish takes for a client gone mid-body when the client's own context has ended.
+func (p *Proxy) modifyRPResponse(resp *http.Response) error {
+	if err := p.modifyResponse(resp); err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols { // the reverse proxy writes to a 101's body
+		st := stateFrom(resp.Request.Context())
+		st.respBody = watchedBody{ReadCloser: resp.Body}
+		resp.Body = &st.respBody
+	}
+	return nil
+}
+
+// watchedBody notes a read that ended because the request's context was cancelled.
+type watchedBody struct {
+	io.ReadCloser
+	canceled bool
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && errors.Is(err, context.Canceled) {
+		b.canceled = true
+	}
+	return n, err
 }
 
 // retryTransport sends each try over the transport of the chosen backend's scheme and, when
