@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/veloflux/veloflux/internal/rawsock"
 )
 
 // limitListener holds one slot of a shared semaphore per open client connection: at the cap
@@ -46,7 +48,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		c, err := l.Listener.Accept()
 		if err == nil {
 			l.open.Inc()
-			return &slotConn{Conn: c, l: l}, nil
+			return &slotConn{Conn: rawsock.Wrap(c), l: l}, nil
 		}
 		select {
 		case <-l.done:

@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/veloflux/veloflux/internal/rawsock"
 	"github.com/veloflux/veloflux/proxy/h1"
 	"github.com/veloflux/veloflux/proxy/splice"
 )
@@ -191,6 +192,7 @@ func (t *Transport) get(ctx context.Context, addr string) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	nc = rawsock.Wrap(nc)
 	c := &conn{t: t, addr: addr, nc: nc, br: bufio.NewReaderSize(nc, bufSize), bw: bufio.NewWriterSize(nc, bufSize)}
 	c.interrupt = func() { _ = c.nc.SetDeadline(aLongTimeAgo) }
 	c.timer = time.AfterFunc(time.Hour, c.expire)

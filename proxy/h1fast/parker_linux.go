@@ -6,6 +6,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -161,7 +162,7 @@ func (p *parker) loop() {
 	var failed error
 	drain := func(fd uintptr) bool {
 		for {
-			n, err := unix.EpollWait(int(fd), events, 0)
+			n, err := epollPoll(int(fd), events)
 			if err == unix.EINTR {
 				continue
 			}
@@ -249,4 +250,20 @@ func (p *parker) close() {
 		return
 	}
 	p.once.Do(func() { _ = p.epf.Close() })
+}
+
+// epollPoll collects the set's ready events without waiting, as a raw system call: one that
+// cannot block need not tell the runtime, whose monitor thread it would otherwise wake when
+// every processor was idle (see internal/rawsock).
+func epollPoll(epfd int, events []unix.EpollEvent) (int, error) {
+	for {
+		r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+		switch e {
+		case 0:
+			return int(r), nil
+		case unix.EINTR:
+			continue
+		}
+		return 0, e
+	}
 }
