@@ -123,7 +123,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Store, error
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	if err := promreg.Register(reg, s.m.reloads, s.m.expiry); err != nil {
+	if err := promreg.Register(reg, s.m.reloads, s.m.expiry, s.m.stapled, s.m.nextUpdate, s.m.ocspFailures); err != nil {
 		return nil, fmt.Errorf("certs: register metrics: %w", err)
 	}
 	s.publish()
@@ -196,6 +196,7 @@ func (s *Store) reloadLocked(all bool) error {
 			continue
 		}
 		ps.cert, ps.stamp, ps.ocsp, changed = cert, st, newOCSPState(), true
+		s.m.setStaple(ps.CertFile, nil) // the new certificate's own check comes
 		s.m.reloads.WithLabelValues("success").Inc()
 		s.m.expiry.WithLabelValues(ps.CertFile).Set(float64(cert.Leaf.NotAfter.Unix()))
 		s.log.Info("certificate reloaded", "cert_file", ps.CertFile, "names", strings.Join(cert.Leaf.DNSNames, ","),
@@ -311,6 +312,10 @@ func sameLeaf(a, b *tls.Certificate) bool {
 type metrics struct {
 	reloads *prometheus.CounterVec
 	expiry  *prometheus.GaugeVec
+	// Stapling, by certificate file, for the files whose certificate names a responder.
+	stapled      *prometheus.GaugeVec
+	nextUpdate   *prometheus.GaugeVec
+	ocspFailures *prometheus.CounterVec
 }
 
 func newMetrics() metrics {
@@ -324,6 +329,18 @@ func newMetrics() metrics {
 			Help: "Unix time at which the certificate in use from each certificate file expires.",
 		}, []string{"cert_file"}),
 	}
+	m.stapled = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "veloflux_tls_ocsp_stapled",
+		Help: "1 while the certificate from each certificate file is served with an OCSP staple, else 0; only files whose certificate names a responder.",
+	}, []string{"cert_file"})
+	m.nextUpdate = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "veloflux_tls_ocsp_next_update_timestamp_seconds",
+		Help: "Unix time of the NextUpdate of the OCSP answer stapled to each certificate file's certificate, after which it is no longer stapled; 0 when none is stapled or the answer gives none.",
+	}, []string{"cert_file"})
+	m.ocspFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "veloflux_tls_ocsp_failures_total",
+		Help: "OCSP asks that brought no answer to staple, by certificate file and reason (unreachable, http_status, invalid_answer, revoked, unknown).",
+	}, []string{"cert_file", "reason"})
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("failure")
 	return m

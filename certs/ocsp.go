@@ -66,6 +66,7 @@ func (s *Store) staples(ctx context.Context, now time.Time) {
 		if ps.ocsp.staple != nil && !ps.ocsp.nextUpdate.IsZero() && now.After(ps.ocsp.nextUpdate) {
 			// A stale answer would tell a client nothing it could trust.
 			ps.ocsp.staple, changed = nil, true
+			s.m.setStaple(ps.CertFile, nil)
 			s.log.Warn("OCSP staple expired and not refreshed; serving without one", "cert_file", ps.CertFile)
 		}
 		if !ps.ocsp.due.IsZero() && now.Before(ps.ocsp.due) {
@@ -100,12 +101,20 @@ func (s *Store) staples(ctx context.Context, now time.Time) {
 		st := &ps.ocsp
 		switch {
 		case err != nil:
+			reason := "invalid_answer"
+			var f *ocspFailure
+			if errors.As(err, &f) {
+				reason = f.reason
+			}
+			s.m.ocspFailures.WithLabelValues(ps.CertFile, reason).Inc()
 			st.due = time.Now().Add(ocspRetry)
 			if !st.failing {
 				s.log.Warn("OCSP: no answer to staple; retrying every minute", "cert_file", ps.CertFile, "responder", d.url, "error", err.Error())
 			}
 			st.failing = true
 		case resp.Status != ocsp.Good:
+			s.m.ocspFailures.WithLabelValues(ps.CertFile, ocspStatus(resp)).Inc()
+			s.m.setStaple(ps.CertFile, nil)
 			st.due, st.failing = time.Now().Add(ocspRetry), false
 			if st.status != resp.Status {
 				s.log.Error("OCSP: the responder does not say Good; serving the certificate without a staple",
@@ -123,6 +132,7 @@ func (s *Store) staples(ctx context.Context, now time.Time) {
 			} else {
 				st.due = resp.ThisUpdate.Add(resp.NextUpdate.Sub(resp.ThisUpdate) / 2)
 			}
+			s.m.setStaple(ps.CertFile, resp)
 			s.log.Info("OCSP staple updated", "cert_file", ps.CertFile, "next_update", resp.NextUpdate.UTC().Format(time.RFC3339))
 			s.publish()
 		}
@@ -146,11 +156,11 @@ func (s *Store) askOCSP(ctx context.Context, d ocspTarget) ([]byte, *ocsp.Respon
 	hr.Header.Set("Content-Type", "application/ocsp-request")
 	res, err := s.ocspClient.Do(hr)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, &ocspFailure{"unreachable", err}
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
-		return nil, nil, fmt.Errorf("OCSP responder answered %s", res.Status)
+		return nil, nil, &ocspFailure{"http_status", fmt.Errorf("OCSP responder answered %s", res.Status)}
 	}
 	raw, err := io.ReadAll(io.LimitReader(res.Body, ocspMaxResponse))
 	if err != nil {
@@ -171,6 +181,16 @@ func (s *Store) askOCSP(ctx context.Context, d ocspTarget) ([]byte, *ocsp.Respon
 	return raw, resp, nil
 }
 
+// ocspFailure is a failed ask with the reason label of veloflux_tls_ocsp_failures_total;
+// any other error of askOCSP is an answer that does not hold (invalid_answer).
+type ocspFailure struct {
+	reason string
+	err    error
+}
+
+func (f *ocspFailure) Error() string { return f.err.Error() }
+func (f *ocspFailure) Unwrap() error { return f.err }
+
 func ocspStatus(r *ocsp.Response) string {
 	switch r.Status {
 	case ocsp.Good:
@@ -180,4 +200,19 @@ func ocspStatus(r *ocsp.Response) string {
 	default:
 		return "unknown"
 	}
+}
+
+// setStaple records the answer stapled to certFile's certificate; nil for none.
+func (m metrics) setStaple(certFile string, resp *ocsp.Response) {
+	if resp == nil {
+		m.stapled.WithLabelValues(certFile).Set(0)
+		m.nextUpdate.WithLabelValues(certFile).Set(0)
+		return
+	}
+	m.stapled.WithLabelValues(certFile).Set(1)
+	next := 0.0
+	if !resp.NextUpdate.IsZero() {
+		next = float64(resp.NextUpdate.Unix())
+	}
+	m.nextUpdate.WithLabelValues(certFile).Set(next)
 }

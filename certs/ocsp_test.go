@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/veloflux/veloflux/internal/testutil"
@@ -28,7 +29,8 @@ func stapled(t *testing.T, addr, name string, roots *x509.CertPool) []byte {
 
 // TestOCSPStapling: a certificate file whose leaf names an OCSP responder is served with the
 // responder's Good answer for its serial; one the responder calls revoked is served without a
-// staple, and the revocation is logged.
+// staple, and the revocation is logged and counted; the metrics say which file is stapled
+// and until when.
 func TestOCSPStapling(t *testing.T) {
 	r := testutil.NewOCSPResponder(t)
 	dir := t.TempDir()
@@ -38,7 +40,8 @@ func TestOCSPStapling(t *testing.T) {
 	plainPair, _ := writePair(t, dir, "plain", "plain.example.com") // no responder, no issuer
 
 	logs := &testutil.LogBuffer{}
-	st, err := New(Config{Pairs: []Pair{goodPair, revokedPair, plainPair}}, logs.Logger(), nil)
+	reg := prometheus.NewRegistry()
+	st, err := New(Config{Pairs: []Pair{goodPair, revokedPair, plainPair}}, logs.Logger(), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,9 +88,25 @@ func TestOCSPStapling(t *testing.T) {
 		t.Errorf("staple: status %d for serial %v, want Good (%d) for %v", resp.Status, resp.SerialNumber, ocsp.Good, good.SerialNumber)
 	}
 
+	if got := gaugeOf(t, reg, "veloflux_tls_ocsp_stapled", goodCert, ""); got != 1 {
+		t.Errorf("veloflux_tls_ocsp_stapled for the good certificate = %v, want 1", got)
+	}
+	if got, want := gaugeOf(t, reg, "veloflux_tls_ocsp_next_update_timestamp_seconds", goodCert, ""), float64(resp.NextUpdate.Unix()); resp.NextUpdate.IsZero() || got != want {
+		t.Errorf("veloflux_tls_ocsp_next_update_timestamp_seconds = %v, want the staple's NextUpdate %v", got, want)
+	}
+
 	testutil.Eventually(t, "the revocation logged", func() bool {
 		return len(logs.Find("OCSP: the responder does not say Good; serving the certificate without a staple")) > 0
 	})
+	if got := gaugeOf(t, reg, "veloflux_tls_ocsp_failures_total", revokedCert, "revoked"); got < 1 {
+		t.Errorf("veloflux_tls_ocsp_failures_total{reason=\"revoked\"} = %v, want at least 1", got)
+	}
+	if got := gaugeOf(t, reg, "veloflux_tls_ocsp_stapled", revokedCert, ""); got != 0 {
+		t.Errorf("veloflux_tls_ocsp_stapled for the revoked certificate = %v, want 0", got)
+	}
+	if got := gaugeOf(t, reg, "veloflux_tls_ocsp_failures_total", goodCert, ""); got > 0 {
+		t.Errorf("veloflux_tls_ocsp_failures_total for the good certificate = %v, want none", got)
+	}
 	if got := stapled(t, addr, "revoked.example.com", roots); got != nil {
 		t.Errorf("a revoked certificate was served with a staple (%d bytes)", len(got))
 	}
@@ -97,4 +116,34 @@ func TestOCSPStapling(t *testing.T) {
 	if got := stapled(t, addr, "plain.example.com", nil); got != nil {
 		t.Errorf("a certificate without a responder was served with a staple")
 	}
+}
+
+// gaugeOf sums the values of name's series for certFile (and reason, unless ""); -1 when there
+// is none.
+func gaugeOf(t *testing.T, reg *prometheus.Registry, name, certFile, reason string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, found := 0.0, false
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "cert_file" && l.GetValue() != certFile || l.GetName() == "reason" && reason != "" && l.GetValue() != reason {
+					continue series
+				}
+			}
+			found = true
+			sum += m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+	}
+	if !found {
+		return -1
+	}
+	return sum
 }

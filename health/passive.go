@@ -210,8 +210,8 @@ type Passive struct {
 	pools    map[string]*passivePoolState
 	hooks    []func(id string, ejected bool, reason string)
 	running  bool
-	setPools uint64      // SetPools calls so far
-	pace     *pace.Pacer // steps aside between pools in SetPools; nil: never
+	setPools uint64  // SetPools calls so far
+	pace     stepper // steps aside between pools in SetPools, holding no lock; a nil *pace.Pacer never does
 
 	// notifyMu is taken before mu is released whenever there are events to hand out, so the
 	// hooks see one backend's changes in the order they happened.
@@ -414,13 +414,19 @@ func (p *Passive) unlockAndNotify(events []passiveEvent) {
 	}
 }
 
+// stepper is what SetPools needs of a *pace.Pacer.
+type stepper interface{ Step() }
+
 // SetPacer makes SetPools step aside with pc between pools, so that a table of thousands of
-// backends does not hold up the requests; a request that ejects a backend meanwhile waits
-// for SetPools to end. Call it before SetPools and Run.
-func (p *Passive) SetPacer(pc *pace.Pacer) {
+// backends does not hold up the requests. It steps aside while it reads the new pools, before
+// it takes the lock, so a request that ejects a backend meanwhile does not wait for it. Call
+// it before SetPools and Run.
+func (p *Passive) SetPacer(pc *pace.Pacer) { p.setStepper(pc) }
+
+func (p *Passive) setStepper(s stepper) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.pace = pc
+	p.pace = s
 }
 
 // SetPools replaces the pools and their settings. A backend whose ID stays keeps its state,
@@ -429,15 +435,19 @@ func (p *Passive) SetPacer(pc *pace.Pacer) {
 // removed backends are forgotten along with their metric series. An invalid pool Config is
 // logged and replaced by DefaultPassiveConfig; of duplicate pool names the first wins.
 func (p *Passive) SetPools(pools []PassivePool) {
-	now := time.Now()
+	// First, holding no lock and stepping aside between pools, read the new pools: their
+	// settings, and the pools of every backend in the order SetPools lists them, all in
+	// plan.refs. Only the swap into the backends' state below holds the lock.
 	p.mu.Lock()
+	step := p.pace
+	p.mu.Unlock()
 	var problems []string
 	nextPools := make(map[string]*passivePoolState, len(pools))
-	nextBackends := make(map[string]*passiveBackend, len(p.backends))
-	p.setPools++
-	anyEjected := false
+	plan := poolPlan{index: make(map[string]int, len(*p.index.Load()))}
 	for _, sp := range pools {
-		p.pace.Step()
+		if step != nil {
+			step.Step()
+		}
 		if _, dup := nextPools[sp.Name]; dup {
 			problems = append(problems, fmt.Sprintf("pool %q listed twice, keeping the first", sp.Name))
 			continue
@@ -450,27 +460,36 @@ func (p *Passive) SetPools(pools []PassivePool) {
 		pl := &passivePoolState{name: sp.Name, cfg: cfg}
 		nextPools[sp.Name] = pl
 		for _, id := range sp.Backends {
-			b := nextBackends[id]
-			if b == nil {
-				if b = p.backends[id]; b == nil {
-					b = &passiveBackend{id: id}
-				}
-				// The pools before stay in prevPools, to tell which series to delete; the
-				// two slices swap, so a steady table allocates none.
-				b.prevPools, b.pools = b.pools, b.prevPools[:0]
-				b.cfg = cfg
-				b.warned = false
-				b.threshold.Store(int64(cfg.ConsecutiveFailures))
-				b.listed = p.setPools
-				nextBackends[id] = b
-				anyEjected = anyEjected || !b.ejectedAt.IsZero()
+			if plan.add(id, pl) {
+				pl.size++
 			}
-			if slices.Contains(b.pools, pl) {
-				continue // listed twice in one pool
-			}
-			b.pools = append(b.pools, pl)
-			pl.size++
 		}
+	}
+	plan.fill(pools, nextPools)
+	if len(problems) > 0 {
+		p.logger.Error("invalid passive check settings", "problems", strings.Join(problems, "; "))
+	}
+
+	now := time.Now()
+	p.mu.Lock()
+	nextBackends := make(map[string]*passiveBackend, len(plan.backends))
+	p.setPools++
+	anyEjected := false
+	for i := range plan.backends {
+		e := &plan.backends[i]
+		b := p.backends[e.id]
+		if b == nil {
+			b = &passiveBackend{id: e.id}
+		}
+		// The pools before stay in prevPools, to tell which series to delete; the two
+		// slices swap, so a steady table allocates none.
+		b.prevPools, b.pools = b.pools, append(b.prevPools[:0], plan.refs[e.first:e.first+e.n]...)
+		b.cfg = e.judge.cfg
+		b.warned = false
+		b.threshold.Store(int64(b.cfg.ConsecutiveFailures))
+		b.listed = p.setPools
+		nextBackends[e.id] = b
+		anyEjected = anyEjected || !b.ejectedAt.IsZero()
 	}
 	var events []passiveEvent
 	for id, b := range p.backends {
@@ -531,11 +550,69 @@ func (p *Passive) SetPools(pools []PassivePool) {
 	if anyEjected || len(*p.ejected.Load()) > 0 {
 		p.publishLocked()
 	}
-	if len(problems) > 0 {
-		p.logger.Error("invalid passive check settings", "problems", strings.Join(problems, "; "))
-	}
 	p.unlockAndNotify(events)
 	p.poke()
+}
+
+// poolPlan is what SetPools reads from its pools before it takes the lock: each backend
+// listed, in order, with its pools in refs[first:first+n], the first of them judging it.
+type poolPlan struct {
+	backends []plannedBackend
+	index    map[string]int // backend ID to its place in backends
+	refs     []*passivePoolState
+}
+
+type plannedBackend struct {
+	id       string
+	first, n int
+	judge    *passivePoolState // its first pool, whose settings judge it
+	last     *passivePoolState // the last pool that listed it, to skip an ID listed twice in one
+	filled   int
+}
+
+// add counts pl as one of id's pools; false when id is listed in pl already.
+func (pp *poolPlan) add(id string, pl *passivePoolState) bool {
+	i, ok := pp.index[id]
+	if !ok {
+		pp.index[id] = len(pp.backends)
+		pp.backends = append(pp.backends, plannedBackend{id: id, judge: pl, last: pl, n: 1})
+		return true
+	}
+	e := &pp.backends[i]
+	if e.last == pl {
+		return false
+	}
+	e.last = pl
+	e.n++
+	return true
+}
+
+// fill lays out every backend's pools in refs, walking the pools again in the same order.
+func (pp *poolPlan) fill(pools []PassivePool, states map[string]*passivePoolState) {
+	total := 0
+	for i := range pp.backends {
+		pp.backends[i].first = total
+		pp.backends[i].last = nil
+		total += pp.backends[i].n
+	}
+	pp.refs = make([]*passivePoolState, total)
+	seen := make(map[*passivePoolState]bool, len(states))
+	for _, sp := range pools {
+		pl := states[sp.Name]
+		if seen[pl] {
+			continue // a duplicate name: the first pool of that name was kept
+		}
+		seen[pl] = true
+		for _, id := range sp.Backends {
+			e := &pp.backends[pp.index[id]]
+			if e.last == pl {
+				continue
+			}
+			e.last = pl
+			pp.refs[e.first+e.filled] = pl
+			e.filled++
+		}
+	}
 }
 
 // Status returns every backend's passive state sorted by ID.

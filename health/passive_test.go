@@ -811,3 +811,59 @@ func BenchmarkPassiveReport(b *testing.B) {
 		})
 	})
 }
+
+// blockingStepper stands in for the Pacer: its first Step tells the test that SetPools is
+// pacing and waits until the test lets it go on.
+type blockingStepper struct {
+	once    sync.Once
+	pacing  chan struct{}
+	release chan struct{}
+}
+
+func (s *blockingStepper) Step() {
+	s.once.Do(func() {
+		close(s.pacing)
+		<-s.release
+	})
+}
+
+// A request whose failure ejects a backend while SetPools steps aside (a reload of a large
+// table) is not held up by it: SetPools holds the lock only to swap in what it built.
+func TestPassiveReportDuringPacedSetPools(t *testing.T) {
+	f := newTestPassive(t, nil)
+	cfg := passiveConfig(2, time.Hour, time.Hour, 50)
+	f.p.SetPools(onePool(cfg, "a", "b", "c", "d"))
+
+	st := &blockingStepper{pacing: make(chan struct{}), release: make(chan struct{})}
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { close(st.release) }) }
+	t.Cleanup(release)
+	f.p.setStepper(st)
+	setDone := make(chan struct{})
+	go func() {
+		defer close(setDone)
+		f.p.SetPools(onePool(cfg, "a", "b", "c", "d", "e"))
+	}()
+	testutil.Receive(t, st.pacing, "SetPools to step aside")
+
+	reported := make(chan struct{})
+	go func() {
+		defer close(reported)
+		report(f.p, "a", Outcome5xx, Outcome5xx)
+	}()
+	testutil.Receive(t, reported, "the ejecting report to return while SetPools steps aside")
+	if !f.p.Ejected("a") {
+		t.Fatal("a is not ejected after two 5xx responses")
+	}
+	release()
+	testutil.Receive(t, setDone, "SetPools to end")
+	if s := passiveStatusOf(t, f.p, "a"); !s.Ejected || s.Pool != "web" {
+		t.Fatalf("after SetPools, a is %+v, want still ejected in web", s)
+	}
+	if got := passiveStatusOf(t, f.p, "e"); got.Ejected {
+		t.Fatalf("e is %+v, want not ejected", got)
+	}
+	if g := counterSeries(t, f.reg, "veloflux_health_ejected_backends"); g["pool=web"] != 1 {
+		t.Fatalf("veloflux_health_ejected_backends = %v, want pool=web 1", g)
+	}
+}
