@@ -292,3 +292,75 @@ func TestH2CPlainListener(t *testing.T) {
 		t.Fatalf("backend hits %d, want 2", be.hits())
 	}
 }
+
+// With HTTP/3 on a kernel-chosen port, a TCP port whose UDP side another socket holds is given
+// up: the TLS listener binds TCP and UDP again on another port and serves HTTP/3 there.
+func TestHTTP3PortTakenOnUDP(t *testing.T) {
+	// A port free on TCP whose UDP side this test holds; the kernel picks the UDP one, and
+	// another socket may hold its TCP side, so a few tries.
+	var held net.PacketConn
+	var taken net.Listener
+	for try := 0; try < 20 && taken == nil; try++ {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ln, err := net.Listen("tcp", pc.LocalAddr().String()); err == nil {
+			held, taken = pc, ln
+			break
+		}
+		_ = pc.Close()
+	}
+	if taken == nil {
+		t.Fatal("no port free on TCP for a UDP port this test holds, in 20 tries")
+	}
+	t.Cleanup(func() { _ = held.Close() })
+	takenPort := taken.Addr().(*net.TCPAddr).Port
+
+	be := newBackend(t, "app", nil)
+	p := newProxy(t, DefaultConfig(), Options{}, onePoolSnapshot("round_robin", false, member("app", be.addr(), 1)))
+	cfg, roots := tlsServerConfig(t)
+	cfg.Addr = ""
+	cfg.HTTP3 = true
+	s, err := NewServer(cfg, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var binds atomic.Int64
+	s.listenTCP = func(network, address string) (net.Listener, error) {
+		if binds.Add(1) == 1 {
+			return taken, nil // as if the kernel had chosen this port
+		}
+		return net.Listen(network, address)
+	}
+	if err := s.Listen(); err != nil {
+		t.Fatalf("Listen: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := testutil.Receive(t, done, "Serve to return"); err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+
+	addr := s.Addrs()[0].String()
+	if got := s.Addrs()[0].(*net.TCPAddr).Port; got == takenPort || binds.Load() < 2 {
+		t.Fatalf("TLS listener on port %d after %d binds, want another port than %d, whose UDP side is held", got, binds.Load(), takenPort)
+	}
+	if c, err := net.Dial("tcp", taken.Addr().String()); err == nil {
+		_ = c.Close()
+		t.Fatalf("the TCP listener on the given-up port %d is still open", takenPort)
+	}
+	resp, err := h3Client(t, &tls.Config{RootCAs: roots}).Get("https://" + addr + "/")
+	if err != nil {
+		t.Fatalf("HTTP/3 GET on %s: %v", addr, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 3 || resp.StatusCode != 200 || string(body) != "app" {
+		t.Fatalf("%s %d %q, want HTTP/3 200 app", resp.Proto, resp.StatusCode, body)
+	}
+}

@@ -114,6 +114,9 @@ type Server struct {
 	lns     []net.Listener
 	tls     *tlsListener // nil without a TLS listener
 	h3      *h3          // nil without HTTP/3
+	// listenTCP binds the TLS listener's TCP socket; nil is net.Listen. The tests hand it a
+	// port whose UDP side they hold.
+	listenTCP func(network, address string) (net.Listener, error)
 
 	mu         sync.Mutex
 	drainTimer *time.Timer
@@ -424,8 +427,12 @@ func (s *Server) Listen() error {
 // another UDP socket: the pair is then bound again on another port, up to eight times.
 func (s *Server) listenTLS(tlsCfg *tls.Config) (net.Listener, *h3, error) {
 	_, port, _ := net.SplitHostPort(s.cfg.TLSAddr)
+	listen := s.listenTCP
+	if listen == nil {
+		listen = net.Listen
+	}
 	for try := 1; ; try++ {
-		ln, err := net.Listen("tcp", s.cfg.TLSAddr)
+		ln, err := listen("tcp", s.cfg.TLSAddr)
 		if err != nil {
 			return nil, nil, fmt.Errorf("listen %s: %w", s.cfg.TLSAddr, err)
 		}
