@@ -111,6 +111,10 @@ type Config struct {
 	// none, and peers then try the port they serve on themselves. Asked when the node starts,
 	// once every listener is bound. Default nil.
 	AdminPort func() int `koanf:"-" json:"-"`
+
+	// tune, when set, adjusts memberlist's configuration after the preset: the package's
+	// tests shorten the push/pull interval with it.
+	tune func(*memberlist.Config)
 }
 
 // DefaultConfig returns the defaults documented on each Config field.

@@ -213,6 +213,9 @@ func (n *Node) memberlistConfig() *memberlist.Config {
 	mc.Events = n.del
 	mc.LogOutput = nil
 	mc.Logger = log.New(logWriter{n.logger}, "", 0)
+	if n.cfg.tune != nil {
+		n.cfg.tune(mc)
+	}
 	return mc
 }
 
